@@ -1,0 +1,1 @@
+"""The ``tickpath`` command line: a thin shell over the library API."""

@@ -1,0 +1,57 @@
+"""Running async work from the CLI: uvloop when present, and SIGINT/SIGTERM turned into
+cancellation of the main task so every ``finally`` (flush sinks, destroy infrastructure, stop
+child servers) runs before the process exits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from tickpath.errors import InterruptedRunError
+
+T = TypeVar("T")
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()  # type: ignore[no-any-return]
+    except ImportError:  # pragma: no cover - uvloop is a Linux dependency
+        return asyncio.new_event_loop()
+
+
+def run(coro: Coroutine[Any, Any, T], *, handle_signals: bool = True) -> T:
+    """Run ``coro`` to completion; a signal cancels it and raises :class:`InterruptedRunError`."""
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    task = loop.create_task(coro)
+    received: list[int] = []
+
+    def _on_signal(signum: int) -> None:
+        received.append(signum)
+        task.cancel()
+
+    if handle_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, _on_signal, sig)
+    try:
+        return loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        if received:
+            name = signal.Signals(received[0]).name
+            raise InterruptedRunError(f"stopped by {name}; cleanup finished") from None
+        raise
+    finally:
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        asyncio.set_event_loop(None)
