@@ -53,7 +53,7 @@ def test_malformed_capture_is_a_clear_error(tmp_path: Path) -> None:
     """A broken header or line names the file and line; a missing file is a ConfigError."""
     bad = tmp_path / "bad.ws.txt"
     bad.write_text("no header here\n")
-    with pytest.raises(ConfigError, match="bad.ws.txt:1"):
+    with pytest.raises(ConfigError, match=r"bad\.ws\.txt:1"):
         read_ws_capture(bad)
     bad.write_text("wss://x <-> 1\nnot-a-number: {}\n")
     with pytest.raises(ConfigError, match=":2"):
