@@ -1,0 +1,153 @@
+"""Normalized market-data events: the one schema every sink, the bus and ``dq`` share.
+
+Wire formats are Binance's business (``venues/binance``); these types are tickpath's own. Prices and
+quantities stay the exchange's decimal strings, exactly as sent, so no float rounding can creep in.
+
+Ordering and identity:
+- ``session`` names one feed run (a short random id); ``seq`` is contiguous per stream, where a
+  stream is ``(session, venue, channel, symbol)``, starting at 1. The event key
+  ``(session, venue, channel, symbol, seq)`` identifies an event everywhere (bus message ids,
+  ingest de-duplication).
+- Channel ``l2`` carries deltas, snapshots and resets in one sequence, so a consumer rebuilds a book
+  by applying them in ``seq`` order: a reset means "discard your book", a snapshot replaces it.
+- Times: ``event_time_ms`` (Binance ``E``) and ``transaction_time_ms`` (``T``) are the exchange's
+  clock in milliseconds (None where the venue does not send one); ``receipt_ns`` is this machine's
+  wall clock in nanoseconds, taken when the frame arrived.
+
+Full reference: ``docs/schema.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Venue = Literal["spot", "futures"]
+Channel = Literal["trades", "ticker", "l2"]
+Side = Literal["buy", "sell"]
+Level = tuple[str, str]  # (price, quantity), decimal strings as the exchange sent them
+
+CHANNELS: tuple[Channel, ...] = ("trades", "ticker", "l2")
+SCHEMA_VERSION = 1
+
+
+class Trade(msgspec.Struct, frozen=True, tag="trade", kw_only=True):
+    """One trade (``@trade``) or aggregated trade (``@aggTrade``); side is the taker's side."""
+
+    session: str
+    venue: Venue
+    symbol: str
+    seq: int
+    event_time_ms: int | None
+    transaction_time_ms: int | None  # Binance ``T``: trade time
+    receipt_ns: int
+    trade_id: int  # ``t`` for @trade, ``a`` (aggregate id) for @aggTrade
+    first_trade_id: int | None = None  # ``f`` of an aggTrade
+    last_trade_id: int | None = None  # ``l`` of an aggTrade
+    price: str
+    qty: str
+    side: Side
+
+    channel: Channel = "trades"
+
+
+class Ticker(msgspec.Struct, frozen=True, tag="ticker", kw_only=True):
+    """Best bid and offer (``@bookTicker``)."""
+
+    session: str
+    venue: Venue
+    symbol: str
+    seq: int
+    event_time_ms: int | None  # spot bookTicker has no ``E``
+    transaction_time_ms: int | None
+    receipt_ns: int
+    update_id: int
+    bid_price: str
+    bid_qty: str
+    ask_price: str
+    ask_qty: str
+
+    channel: Channel = "ticker"
+
+
+class BookDelta(msgspec.Struct, frozen=True, tag="delta", kw_only=True):
+    """Changed levels of an order book; quantity ``"0"`` removes the level.
+
+    ``first_update_id``/``final_update_id``/``prev_final_update_id`` are Binance's ``U``/``u``/``pu``
+    (``pu`` is None on spot). In top-N mode (``depth`` set) the levels are the changes inside the top
+    N, including inserts and deletes of levels entering or leaving the window, and the upstream
+    ``U``/``u`` range still rides along so an upstream gap stays detectable.
+    """
+
+    session: str
+    venue: Venue
+    symbol: str
+    seq: int
+    event_time_ms: int | None
+    transaction_time_ms: int | None
+    receipt_ns: int
+    first_update_id: int
+    final_update_id: int
+    prev_final_update_id: int | None
+    bids: list[Level]
+    asks: list[Level]
+    depth: int | None = None
+
+    channel: Channel = "l2"
+
+
+class BookSnapshot(msgspec.Struct, frozen=True, tag="snapshot", kw_only=True):
+    """A whole book (or its top ``depth`` levels) as of ``last_update_id``: replaces any prior book."""
+
+    session: str
+    venue: Venue
+    symbol: str
+    seq: int
+    event_time_ms: int | None
+    transaction_time_ms: int | None
+    receipt_ns: int
+    last_update_id: int
+    bids: list[Level]
+    asks: list[Level]
+    depth: int | None = None
+
+    channel: Channel = "l2"
+
+
+class BookReset(msgspec.Struct, frozen=True, tag="reset", kw_only=True):
+    """The book for this symbol is no longer valid (gap, crossed book, reconnect); a snapshot follows."""
+
+    session: str
+    venue: Venue
+    symbol: str
+    seq: int
+    event_time_ms: int | None
+    transaction_time_ms: int | None
+    receipt_ns: int
+    reason: str
+    last_good_update_id: int | None = None
+
+    channel: Channel = "l2"
+
+
+Event = Trade | Ticker | BookDelta | BookSnapshot | BookReset
+EVENT_TYPES: tuple[type[Event], ...] = (Trade, Ticker, BookDelta, BookSnapshot, BookReset)
+
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+
+
+def encode_event(event: Event) -> bytes:
+    """JSON bytes with a ``type`` tag; the wire form on every bus."""
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes | str) -> Event:
+    """Inverse of :func:`encode_event`; raises ``msgspec.ValidationError``/``DecodeError`` on bad input."""
+    return _decoder.decode(data)
+
+
+def event_key(event: Event) -> str:
+    """The identity of an event everywhere: ``session.venue.channel.symbol.seq``."""
+    return f"{event.session}.{event.venue}.{event.channel}.{event.symbol}.{event.seq}"
