@@ -20,7 +20,8 @@ def test_round_trip_keeps_decimal_strings_exact() -> None:
 def test_delta_round_trip_and_key() -> None:
     """A delta keeps its levels and update ids; its key names the stream and sequence."""
     d = BookDelta(session="s1", venue="spot", symbol="ETHBTC", seq=3, event_time_ms=10,
-                  transaction_time_ms=None, receipt_ns=11, first_update_id=100, final_update_id=105, prev_final_update_id=None,
+                  transaction_time_ms=None, receipt_ns=11, first_update_id=100, final_update_id=105,
+                  prev_final_update_id=None,
                   bids=[("0.05", "0")], asks=[("0.06", "2.5")])
     assert decode_event(encode_event(d)) == d
     assert event_key(d) == "s1.spot.l2.ETHBTC.3"
