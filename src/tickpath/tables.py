@@ -1,0 +1,144 @@
+"""The storage schema: one table per channel, the same columns in DuckDB, Parquet and BigQuery.
+
+Sinks (DuckDB, Parquet), ``tickpath ingest`` and ``tickpath dq`` all take the table layout from here,
+so a check written once runs on whatever store the data landed in.
+
+- ``trades``, ``tickers``: one row per event.
+- ``l2``: deltas, snapshots and resets of the order books in one table with a ``kind`` column, in
+  ``seq`` order per ``(session, venue, symbol)``; levels are lists of ``{price, qty}`` strings.
+- ``feed_sessions``: one row per feed run and venue: what was subscribed (so ``dq`` knows each
+  stream's expected cadence), and the clock-offset estimate the feed took at start (so latency can
+  be corrected), with its error bound.
+
+``publish_ns`` (when a bus sink published the event) and ``ingest_ns`` (when ``ingest`` committed
+it) are null for events written directly by the feed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from tickpath.events import BookDelta, BookReset, BookSnapshot, Channel, Event, Ticker, Trade
+
+LEVEL = pa.struct([("price", pa.string()), ("qty", pa.string())])
+
+_COMMON: list[tuple[str, pa.DataType]] = [
+    ("session", pa.string()),
+    ("venue", pa.string()),
+    ("symbol", pa.string()),
+    ("seq", pa.int64()),
+    ("event_time_ms", pa.int64()),
+    ("transaction_time_ms", pa.int64()),
+    ("receipt_ns", pa.int64()),
+]
+_TAIL: list[tuple[str, pa.DataType]] = [("publish_ns", pa.int64()), ("ingest_ns", pa.int64())]
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "trades": pa.schema(_COMMON + [
+        ("trade_id", pa.int64()),
+        ("first_trade_id", pa.int64()),
+        ("last_trade_id", pa.int64()),
+        ("price", pa.string()),
+        ("qty", pa.string()),
+        ("side", pa.string()),
+    ] + _TAIL),
+    "tickers": pa.schema(_COMMON + [
+        ("update_id", pa.int64()),
+        ("bid_price", pa.string()),
+        ("bid_qty", pa.string()),
+        ("ask_price", pa.string()),
+        ("ask_qty", pa.string()),
+    ] + _TAIL),
+    "l2": pa.schema(_COMMON + [
+        ("kind", pa.string()),  # delta | snapshot | reset
+        ("first_update_id", pa.int64()),  # U (delta)
+        ("final_update_id", pa.int64()),  # u (delta), lastUpdateId (snapshot)
+        ("prev_final_update_id", pa.int64()),  # pu (futures delta)
+        ("depth", pa.int32()),  # top-N window, null = full book
+        ("bids", pa.list_(LEVEL)),
+        ("asks", pa.list_(LEVEL)),
+        ("reason", pa.string()),  # reset
+        ("last_good_update_id", pa.int64()),  # reset
+    ] + _TAIL),
+    "feed_sessions": pa.schema([
+        ("session", pa.string()),
+        ("venue", pa.string()),
+        ("started_ns", pa.int64()),
+        ("ended_ns", pa.int64()),
+        ("symbols", pa.list_(pa.string())),
+        ("channels", pa.list_(pa.string())),
+        ("streams", pa.list_(pa.string())),  # exact Binance stream names, e.g. btcusdt@depth@100ms
+        ("depth", pa.int32()),
+        ("clock_offset_ns", pa.int64()),  # exchange clock minus local clock; null if not measured
+        ("clock_offset_bound_ns", pa.int64()),  # +/- error bound of that estimate
+    ]),
+}
+
+CHANNEL_TABLE: dict[Channel, str] = {"trades": "trades", "ticker": "tickers", "l2": "l2"}
+EVENT_TABLES = ("trades", "tickers", "l2")
+
+
+def table_for(event: Event) -> str:
+    return CHANNEL_TABLE[event.channel]
+
+
+def _levels(levels: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"price": p, "qty": q} for p, q in levels]
+
+
+def event_row(event: Event, *, publish_ns: int | None = None, ingest_ns: int | None = None) -> dict[str, Any]:
+    """The row of ``event`` in its table, as a dict keyed by column name."""
+    row: dict[str, Any] = {
+        "session": event.session, "venue": event.venue, "symbol": event.symbol, "seq": event.seq,
+        "event_time_ms": event.event_time_ms, "transaction_time_ms": event.transaction_time_ms,
+        "receipt_ns": event.receipt_ns, "publish_ns": publish_ns, "ingest_ns": ingest_ns,
+    }
+    if isinstance(event, Trade):
+        row.update(trade_id=event.trade_id, first_trade_id=event.first_trade_id,
+                   last_trade_id=event.last_trade_id, price=event.price, qty=event.qty, side=event.side)
+    elif isinstance(event, Ticker):
+        row.update(update_id=event.update_id, bid_price=event.bid_price, bid_qty=event.bid_qty,
+                   ask_price=event.ask_price, ask_qty=event.ask_qty)
+    elif isinstance(event, BookDelta):
+        row.update(kind="delta", first_update_id=event.first_update_id,
+                   final_update_id=event.final_update_id, prev_final_update_id=event.prev_final_update_id,
+                   depth=event.depth, bids=_levels(event.bids), asks=_levels(event.asks),
+                   reason=None, last_good_update_id=None)
+    elif isinstance(event, BookSnapshot):
+        row.update(kind="snapshot", first_update_id=None, final_update_id=event.last_update_id,
+                   prev_final_update_id=None, depth=event.depth, bids=_levels(event.bids),
+                   asks=_levels(event.asks), reason=None, last_good_update_id=None)
+    else:
+        assert isinstance(event, BookReset)
+        row.update(kind="reset", first_update_id=None, final_update_id=None, prev_final_update_id=None,
+                   depth=None, bids=[], asks=[], reason=event.reason,
+                   last_good_update_id=event.last_good_update_id)
+    return row
+
+
+def to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows (from :func:`event_row`) of one table as an Arrow table with the canonical schema."""
+    return pa.Table.from_pylist(rows, schema=SCHEMAS[table])
+
+
+def duckdb_ddl(table: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for DuckDB, derived from the Arrow schema."""
+    cols = ", ".join(f'"{f.name}" {_duck_type(f.type)}' for f in SCHEMAS[table])
+    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t):
+        return "VARCHAR"
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_int32(t):
+        return "INTEGER"
+    if pa.types.is_list(t):
+        return f"{_duck_type(t.value_type)}[]"
+    if pa.types.is_struct(t):
+        inner = ", ".join(f"{f.name} {_duck_type(f.type)}" for f in t)
+        return f"STRUCT({inner})"
+    raise TypeError(f"no DuckDB type for {t}")  # pragma: no cover - schema is fixed above
