@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite drives for real: nats-server (Debian), traceroute
-# and mtr (probe path method). Terraform is checked, never downloaded from outside the registries.
+# and mtr (probe path method), chromium (the report is tested in a real headless browser). Terraform is checked, never downloaded from outside the registries.
 # Runs apt only when root; otherwise it reports what is missing and the tests that need it skip.
 set -uo pipefail
 need=()
 command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 command -v traceroute >/dev/null 2>&1 || need+=(traceroute)
 command -v mtr >/dev/null 2>&1 || need+=(mtr-tiny)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing with apt: ${need[*]}"

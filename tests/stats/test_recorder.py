@@ -84,3 +84,16 @@ def test_empty_summary_and_unit_errors() -> None:
     assert "Value" in rec.hgrm_text()
     with pytest.raises(ConfigError):
         rec.summary().to_dict("fortnights")
+
+
+def test_spectrum_is_monotonic_and_reaches_max() -> None:
+    """The percentile spectrum is non-decreasing and ends at the recorded maximum."""
+    from tickpath.stats import spectrum
+
+    rec = LatencyRecorder()
+    rec.record_many(range(1_000, 10_000_000, 997))
+    pts = spectrum(rec, max_nines=4)
+    values = [v for _, v in pts]
+    assert values == sorted(values)
+    assert pts[-1][0] == 100.0 and values[-1] == rec.summary().max_ns
+    assert spectrum(LatencyRecorder()) == []

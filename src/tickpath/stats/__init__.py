@@ -9,6 +9,15 @@ from tickpath.stats.recorder import (
     LatencyRecorder,
     LatencySummary,
     merge_encoded,
+    spectrum,
+    spectrum_percentiles,
 )
 
-__all__ = ["SUMMARY_PERCENTILES", "LatencyRecorder", "LatencySummary", "merge_encoded"]
+__all__ = [
+    "SUMMARY_PERCENTILES",
+    "LatencyRecorder",
+    "LatencySummary",
+    "merge_encoded",
+    "spectrum",
+    "spectrum_percentiles",
+]

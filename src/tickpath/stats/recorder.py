@@ -183,3 +183,21 @@ def merge_encoded(encoded: Iterable[str], name: str = "merged") -> LatencyRecord
     for e in encoded:
         total.merge(LatencyRecorder.decode(e))
     return total
+
+
+def spectrum_percentiles(max_nines: int = 5) -> list[float]:
+    """Percentiles for a percentile-spectrum plot: dense near 0, then 90, 99, ... up to ``max_nines``."""
+    ps: list[float] = [0.0, 10.0, 25.0, 50.0, 75.0]
+    for n in range(1, max_nines + 1):
+        base = 100.0 - 10.0 ** (2 - n)  # 90, 99, 99.9, ...
+        step = 10.0 ** (2 - n) / 5
+        ps.extend(round(base + i * step, 6) for i in range(5))
+    ps.append(100.0)
+    return sorted(set(ps))
+
+
+def spectrum(recorder: LatencyRecorder, max_nines: int = 5) -> list[tuple[float, int]]:
+    """``(percentile, value_ns)`` pairs of a recorder for a percentile-spectrum plot."""
+    if not recorder.count:
+        return []
+    return [(p, recorder.percentile(p)) for p in spectrum_percentiles(max_nines)]

@@ -1,0 +1,244 @@
+"""One renderer per kind of result. Each takes the collection and returns zero or more sections.
+
+Renderers read result documents defensively (``.get`` with defaults): a field a newer or older
+writer left out shows as blank, it does not break the page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tickpath.errors import TickpathError
+from tickpath.report import plots
+from tickpath.report.collect import Artifact, Collection, Problem
+from tickpath.report.html import Image, Raw, Section, esc, table, verdict
+from tickpath.stats import LatencyRecorder, spectrum
+
+PCT_KEYS = ("p50", "p90", "p99", "p999", "p9999", "max", "mean")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def _spectrum_us(encoded: str | None) -> list[tuple[float, float]]:
+    if not encoded:
+        return []
+    try:
+        rec = LatencyRecorder.decode(encoded)
+    except TickpathError:
+        return []
+    return [(p, v / 1e3) for p, v in spectrum(rec)]
+
+
+def _summary_row(name: str, s: Mapping[str, Any]) -> list[Any]:
+    return [name, s.get("count"), s.get("losses"), *[s.get(k) for k in PCT_KEYS]]
+
+
+SUMMARY_HEAD = ["", "count", "losses", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"]
+
+
+def problem_from(where: str, exc: Exception) -> Problem:
+    return Problem(Path(where), f"could not render: {type(exc).__name__}: {exc}")
+
+
+def problems_section(problems: Iterable[Problem]) -> Section:
+    s = Section("problems", "Problems")
+    s.add('<p class="note">These files could not be used; everything else was rendered.</p>')
+    s.add(table(["file", "problem"], [[str(p.path), p.message] for p in problems], left=2))
+    return s
+
+
+# -- probe ----------------------------------------------------------------------------------
+def _probe_methods(doc: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    methods = doc.get("methods") or {}
+    return {k: v for k, v in methods.items() if isinstance(v, Mapping)}
+
+
+def _method_summary(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for key in ("summary", "corrected", "overall"):
+        val = body.get(key)
+        if isinstance(val, Mapping) and "p50" in val:
+            return val
+    return None
+
+
+def render_probe(found: Collection) -> list[Section]:
+    out = []
+    for art in found.of("probe"):
+        doc = art.data
+        target = doc.get("target") or {}
+        title = f"Probe: {target.get('host') or target.get('base_url') or art.path.parent.name}"
+        s = Section(f"probe-{_slug(str(art.path))}", title)
+        host = doc.get("host") or {}
+        s.add(f'<p class="kv">from <code>{esc(host.get("hostname", "?"))}</code> · '
+              f'file <code>{esc(art.path)}</code> · all figures in µs</p>')
+        rows, spectra, ip_rows = [], [], []
+        for name, body in _probe_methods(doc).items():
+            summ = _method_summary(body)
+            if summ is not None:
+                rows.append(_summary_row(name, summ))
+            pts = _spectrum_us(body.get("histogram"))
+            if pts:
+                spectra.append((name, pts))
+            per_ip = body.get("per_ip") or {}
+            if isinstance(per_ip, Mapping):
+                for ip, ipbody in per_ip.items():
+                    isumm = _method_summary(ipbody) if isinstance(ipbody, Mapping) else None
+                    if isumm is None and isinstance(ipbody, Mapping) and "p50" in ipbody:
+                        isumm = ipbody
+                    if isumm is not None:
+                        ip_rows.append(_summary_row(f"{name} {ip}", isumm))
+        s.add("<h3>Per method</h3>" + table(SUMMARY_HEAD, rows))
+        if ip_rows:
+            s.add("<h3>Per IP</h3>" + table(SUMMARY_HEAD, ip_rows))
+        if spectra:
+            s.add_image(Image(f"{s.anchor}-spectrum.png", f"{title} percentile spectrum",
+                              plots.percentile_spectrum(f"{title}: latency by percentile", spectra)))
+        _probe_clock(doc, s)
+        _probe_path(doc, s)
+        errors = doc.get("errors") or []
+        if errors:
+            s.add("<h3>Errors</h3>" + table(["error"], [[str(e)] for e in errors]))
+        out.append(s)
+    return out
+
+
+def _probe_clock(doc: Mapping[str, Any], s: Section) -> None:
+    clock = doc.get("clock")
+    if isinstance(clock, Mapping) and clock:
+        rows = [[k, str(v)] for k, v in clock.items() if not isinstance(v, (dict, list))]
+        if rows:
+            s.add("<h3>Clocks</h3>" + table(["", "value"], rows, left=2))
+
+
+def _probe_path(doc: Mapping[str, Any], s: Section) -> None:
+    path = (_probe_methods(doc).get("path") or {})
+    hops = path.get("hops") or []
+    if not hops:
+        for tool in ("mtr", "traceroute"):
+            sub = path.get(tool)
+            if isinstance(sub, Mapping) and sub.get("hops"):
+                hops = sub["hops"]
+                break
+    if hops:
+        keys = [k for k in ("hop", "host", "ip", "loss_pct", "avg_ms", "best_ms", "worst_ms", "rtt_ms")
+                if any(isinstance(h, Mapping) and k in h for h in hops)]
+        s.add("<h3>Path</h3>" + table(keys, [[h.get(k) for k in keys] for h in hops if isinstance(h, Mapping)],
+                                       left=3))
+
+
+# -- sweep ----------------------------------------------------------------------------------
+def render_sweep(found: Collection) -> list[Section]:
+    out = []
+    summaries = {a.path.parent: a for a in found.of("sweep")}
+    for art in found.of("sweep_csv"):
+        rows: list[dict[str, str]] = art.data
+        summary = summaries.get(art.path.parent)
+        winner = (summary.data.get("winner") if summary else None) or next(
+            (r.get("candidate") for r in rows if r.get("rank") == "1"), None)
+        s = Section(f"sweep-{_slug(str(art.path.parent))}", "Sweep: candidates ranked")
+        if summary is not None:
+            why = summary.data.get("why") or summary.data.get("explanation") or ""
+            s.add(f'<p class="kv">winner <b>{esc(winner)}</b> · metric <code>'
+                  f'{esc(summary.data.get("metric", ""))}</code></p><p>{esc(why)}</p>')
+        head = list(rows[0].keys())
+        win_idx = {i for i, r in enumerate(rows) if winner and r.get("candidate") == winner}
+        s.add(table(head, [[r.get(h, "") for h in head] for r in rows], left=min(2, len(head)),
+                    highlight_rows=win_idx))
+        spectra = []
+        for probe in found.of("probe"):
+            if art.path.parent in probe.path.parents:
+                name = probe.data.get("candidate") or probe.path.parent.name
+                ranked = _probe_methods(probe.data)
+                metric_method = str(summary.data.get("metric", "ws.p99")).split(".")[0] if summary else "ws"
+                body = ranked.get(metric_method) or next(iter(ranked.values()), {})
+                pts = _spectrum_us(body.get("histogram"))
+                if pts:
+                    spectra.append((str(name), pts))
+        if spectra:
+            s.add_image(Image(f"{s.anchor}-spectrum.png", "sweep latency distribution per candidate",
+                              plots.percentile_spectrum("Latency distribution per candidate", spectra,
+                                                        highlight=winner)))
+        out.append(s)
+    return out
+
+
+# -- dq -------------------------------------------------------------------------------------
+def render_dq(found: Collection) -> list[Section]:
+    out = []
+    for art in found.of("dq"):
+        doc = art.data
+        s = Section(f"dq-{_slug(str(art.path))}", "Data quality")
+        checks = doc.get("checks") or []
+        ok = doc.get("ok")
+        s.add(f'<p class="kv">overall {verdict(ok if isinstance(ok, bool) else None)} · '
+              f'window {esc(doc.get("since", ""))} … {esc(doc.get("until", ""))}</p>')
+        rows = []
+        for c in checks:
+            if not isinstance(c, Mapping):
+                continue
+            status = c.get("status") or c.get("verdict")
+            passed = c.get("ok") if isinstance(c.get("ok"), bool) else (status == "pass" if status else None)
+            figures = c.get("figures") or c.get("summary") or {}
+            fig_text = ", ".join(f"{k}={v}" for k, v in figures.items()) if isinstance(figures, Mapping) else str(
+                figures)
+            rows.append([c.get("name", "?"), c.get("scope", ""), verdict(passed, str(status or "")),
+                         Raw(esc(fig_text[:400])), Raw(esc(str(c.get("detail") or c.get("message") or "")[:400]))])
+        s.add(table(["check", "scope", "verdict", "figures", "detail"], rows, left=5))
+        out.append(s)
+    return out
+
+
+# -- busbench -------------------------------------------------------------------------------
+def _bus_runs(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    runs = doc.get("runs")
+    if isinstance(runs, list):
+        return [r for r in runs if isinstance(r, Mapping)]
+    return [doc] if "latency_from_intended" in doc else []
+
+
+def render_busbench(found: Collection) -> list[Section]:
+    out = []
+    for art in found.of("busbench"):
+        runs = _bus_runs(art.data)
+        if not runs:
+            continue
+        s = Section(f"busbench-{_slug(str(art.path))}", "Bus latency (NATS)")
+        first = runs[0]
+        s.add(f'<p class="kv">publish on <code>{esc(first.get("pub"))}</code>, receive on '
+              f'<code>{esc(first.get("sub"))}</code> · clock: {esc(first.get("clock", ""))} · µs</p>')
+        head = ["size", "rate", "achieved", "lost", "from", "p50", "p90", "p99", "p99.9", "p99.99", "max"]
+        rows = []
+        spectra = []
+        for r in runs:
+            for key, label in (("latency_from_intended", "intended"), ("latency_from_actual", "actual")):
+                lat = r.get(key) or {}
+                rows.append([r.get("size"), r.get("target_rate"), r.get("achieved_rate"), r.get("lost"), label,
+                             lat.get("p50"), lat.get("p90"), lat.get("p99"), lat.get("p99.9"),
+                             lat.get("p99.99"), lat.get("p100", lat.get("max"))])
+                pts = _spectrum_us(lat.get("histogram"))
+                if pts:
+                    spectra.append((f"{r.get('size')}B @{r.get('target_rate'):g}/s {label}", pts))
+        s.add(table(head, rows, left=0))
+        if spectra:
+            s.add_image(Image(f"{s.anchor}-spectrum.png", "busbench percentile spectrum",
+                              plots.percentile_spectrum("NATS end-to-end latency by percentile", spectra)))
+        out.append(s)
+    return out
+
+
+# -- feed -----------------------------------------------------------------------------------
+def render_feed(found: Collection) -> list[Section]:
+    from tickpath.report.feedplots import feed_section
+
+    return [feed_section(a) for a in found.of("feed_db")]
+
+
+RENDERERS: tuple[Callable[[Collection], list[Section]], ...] = (
+    render_sweep, render_probe, render_feed, render_dq, render_busbench,
+)
+_ = Artifact  # re-exported type used by renderer signatures in feedplots
