@@ -1,0 +1,205 @@
+"""Feed engine benchmarks: (b) the whole hot path into the DuckDB sink, (c) end to end over WebSocket.
+
+Stream: the shared USD-M futures capture, replayed once to sync the books from its real snapshots,
+then its depth frames repeated with update ids shifted so the ``pu`` chain stays valid (the builder
+is shared with ``bench_feed_core``); the bookTicker/aggTrade frames of the capture ride along
+unchanged in the mixed variant.
+
+(b) In process: every frame goes through ``FeedEngine.on_frame`` (decode, de-duplicate, BookSync,
+book, normalize, pipeline) and the pipeline's DuckDB sink (Arrow batches, inserts in a worker
+thread) until ``close()`` has committed everything. CPU time is ``time.process_time()`` of the whole
+process (all threads); target 150,000 messages per CPU-second.
+
+(c) Over WebSocket: the stream is written as a capture file and served by ``tickpath sim --replay``
+in a separate process. Throughput: ``--speed 0`` (as fast as the feed reads), messages per wall
+second from first to last frame; target 50,000/s. Latency: frames scheduled open-loop at 10,000/s by
+the simulator (send time = the capture's receipt time), and for every frame the feed's added latency
+from frame receipt (``receive()`` returned) to the events entering the pipeline, on the monotonic
+clock, recorded in an HdrHistogram; the first second is discarded as warm-up; target p99 <= 100 us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.bench_feed_core import SHARED, _repeated_stream, _warm_normalizer
+from tickpath.feed import Feed, FeedConfig
+from tickpath.feed.engine import FeedEngine
+from tickpath.feed.pipeline import Pipeline
+from tickpath.sinks.duckdb import DuckDBSink
+from tickpath.stats import LatencyRecorder
+from tickpath.venues.binance.capture import read_ws_capture
+
+TARGET_B = 150_000
+TARGET_C_RATE = 50_000
+TARGET_C_P99_US = 100.0
+MESSAGES_B = 200_000
+MESSAGES_C = 300_000
+LATENCY_RATE = 10_000
+LATENCY_SECONDS = 6.0
+WARMUP_S = 1.0
+SYMBOLS = ("AKROUSDT", "CTKUSDT", "KEEPUSDT", "SUSHIUSDT")
+
+
+class _Conn:
+    conn_id = "bench"
+
+
+def _stream(count: int, depth_only: bool) -> tuple[Any, list[str]]:
+    norm, frames, snaps = _warm_normalizer()
+    return norm, [b.decode() for b in _repeated_stream(frames, norm, snaps, count, depth_only)]
+
+
+async def _in_process(depth_only: bool, tmp: Path) -> dict[str, Any]:
+    norm, stream = _stream(MESSAGES_B, depth_only)
+    sink = DuckDBSink(tmp / f"b-{depth_only}.duckdb")
+    pipeline = Pipeline([sink], batch_size=5000, queue_batches=8, flush_interval_s=0.5)
+    await pipeline.start()
+    eng = FeedEngine("futures", SYMBOLS, pipeline, session="bench", latency_sample_every=1 << 30)
+    eng.normalizer = norm
+    eng.books = norm.books
+    conn = _Conn()
+    wall, mono = time.time_ns, time.monotonic_ns
+    c0 = time.process_time()
+    w0 = time.perf_counter()
+    on_frame = eng.on_frame
+    for i, text in enumerate(stream):
+        w = on_frame(text, wall(), mono(), conn)
+        if w is not None:
+            await w
+        if i % 2000 == 0:
+            await asyncio.sleep(0)  # let the sink worker take batches, as the event loop would
+    await pipeline.close()
+    cpu = time.process_time() - c0
+    elapsed = time.perf_counter() - w0
+    books = eng.book_totals()
+    return {"messages": len(stream), "events": pipeline.stats.emitted, "rows_written": sink.stats.written,
+            "cpu_s": round(cpu, 3), "wall_s": round(elapsed, 3), "msgs_per_cpu_s": round(len(stream) / cpu),
+            "resyncs": books["resyncs"], "gaps": books["gaps"]}
+
+
+def _write_capture(tmp: Path, count: int, rate: float | None) -> tuple[Path, int]:
+    """The warm-up capture followed by ``count`` continuation frames, timed at ``rate``/s (None: as is)."""
+    cap = read_ws_capture(SHARED / "usdm_futures.ws.txt")
+    _, stream = _stream(count, depth_only=False)
+    path = tmp / f"long-{count}-{rate}.ws.txt"
+    t = cap.frames[-1].receipt
+    step = 1.0 / rate if rate else 1e-6
+    subscribed = 0
+    with path.open("w") as fh:
+        fh.write(f"{cap.url} <-> {cap.opened_at}\n")
+        for f in cap.frames:
+            fh.write(f"{f.receipt}: {f.text}\n")
+            subscribed += "@kline" not in f.text[:40]
+        t += 0.2  # the books sync from the recorded snapshots before the long stream starts
+        for text in stream:
+            t += step
+            fh.write(f"{t:.6f}: {text}\n")
+            subscribed += "@kline" not in text[:40]
+    return path, subscribed
+
+
+def _start_sim(capture: Path, speed: float) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    cmd = [sys.executable, "-m", "tickpath.cli.main", "sim", "--venue", "futures", "--replay", str(capture),
+           "--replay-http", str(SHARED / "usdm_futures.http.txt"), "--speed", str(speed), "--json"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        raise RuntimeError("tickpath sim did not start")
+    return proc, json.loads(line)["endpoints"][0]
+
+
+async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latency: bool) -> dict[str, Any]:
+    proc, ep = _start_sim(capture, speed)
+    try:
+        cfg = FeedConfig(venue="futures", symbols=SYMBOLS, base_url=ep["ws_url"], rest_url=ep["rest_url"],
+                         sinks=(f"duckdb:{tmp}/c-{speed}.duckdb",), clock_samples=0, stale_after_s=60.0)
+        feed = Feed(cfg, latency_sample_every=1)
+        task = asyncio.create_task(feed.run())
+        first_t = last_t = 0.0
+        first_n = 0
+        warm_reset = False
+        while True:
+            await asyncio.sleep(0.02)
+            if task.done():
+                break
+            eng = feed.engine
+            if eng is None:
+                continue
+            n = eng.stats.frames
+            now = time.perf_counter()
+            if n and not first_t:
+                first_t, first_n = now, n
+            if latency and not warm_reset and first_t and now - first_t >= WARMUP_S:
+                eng.drain_latency()
+                eng.enqueue_latency = LatencyRecorder("receipt_to_enqueue")  # warm-up discarded
+                warm_reset = True
+            if n >= expected:
+                last_t = now
+                break
+            if first_t and now - first_t > 120:
+                break
+        feed.stop()
+        summary = await task
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert feed.engine is not None
+    frames = feed.engine.stats.frames
+    elapsed = (last_t or time.perf_counter()) - first_t
+    lat = feed.engine.enqueue_latency.summary()
+    return {"frames": frames, "expected": expected, "events": summary.emitted,
+            "written": summary.sinks["duckdb"]["written"], "wall_s": round(elapsed, 3),
+            "msgs_per_s": round((frames - first_n) / elapsed) if elapsed > 0 else 0,
+            "gaps": summary.gaps, "resyncs": summary.resyncs,
+            "receipt_to_enqueue_us": lat.to_dict("us")}
+
+
+async def _run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        b_depth = await _in_process(True, tmp)
+        b_mix = await _in_process(False, tmp)
+        print(f"(b) depth-only into DuckDB: {b_depth['msgs_per_cpu_s']:,} msgs/CPU-s "
+              f"({b_depth['messages']:,} msgs, {b_depth['cpu_s']} CPU-s, gaps {b_depth['gaps']}) "
+              f"target {TARGET_B:,}")
+        print(f"    capture mix into DuckDB: {b_mix['msgs_per_cpu_s']:,} msgs/CPU-s")
+        cap_fast, n_fast = _write_capture(tmp, MESSAGES_C, None)
+        c_rate = await _over_ws(cap_fast, n_fast, 0.0, tmp, latency=False)
+        print(f"(c) over WebSocket, as fast as read: {c_rate['msgs_per_s']:,} msgs/s "
+              f"({c_rate['frames']:,} frames, gaps {c_rate['gaps']}) target {TARGET_C_RATE:,}")
+        cap_lat, n_lat = _write_capture(tmp, int(LATENCY_RATE * LATENCY_SECONDS), LATENCY_RATE)
+        c_lat = await _over_ws(cap_lat, n_lat, 1.0, tmp, latency=True)
+        lat = c_lat["receipt_to_enqueue_us"]
+        print(f"(c) at {LATENCY_RATE:,} msgs/s: receipt->enqueue p50 {lat['p50']} us, p99 {lat['p99']} us, "
+              f"p99.9 {lat['p999']} us, max {lat['max']} us ({lat['count']:,} samples after "
+              f"{WARMUP_S:g} s warm-up, monotonic clock) target p99 <= {TARGET_C_P99_US:g} us")
+    ok = (b_depth["msgs_per_cpu_s"] >= TARGET_B and c_rate["msgs_per_s"] >= TARGET_C_RATE
+          and lat["p99"] <= TARGET_C_P99_US and b_depth["gaps"] == 0 and c_rate["gaps"] == 0)
+    return {"b_duckdb_depth": b_depth, "b_duckdb_mix": b_mix, "c_throughput": c_rate, "c_latency": c_lat,
+            "target": {"b_msgs_per_cpu_s": TARGET_B, "c_msgs_per_s": TARGET_C_RATE,
+                       "c_p99_us": TARGET_C_P99_US}, "ok": ok}
+
+
+def main() -> dict[str, Any]:
+    try:
+        import uvloop
+
+        return uvloop.run(_run())  # type: ignore[no-any-return]
+    except ImportError:  # pragma: no cover
+        return asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))

@@ -1,0 +1,288 @@
+"""One benchmark run: publish on server A, receive on server B, one monotonic clock.
+
+Design, and why:
+
+* One I/O thread drives both connections with blocking-free ``select``: it waits for the
+  subscriber's socket with a timeout that ends at the next intended send time, so receiving and
+  pacing share one loop and never contend for the GIL. ``select`` takes a microsecond timeout and
+  the thread asks for 1 ns timer slack, so sends leave within microseconds of their schedule;
+  event-loop timers (uvloop and asyncio alike) only have millisecond resolution. The event loop
+  just supervises (progress, cancellation).
+* Open loop: message ``i`` has the intended send time ``t0 + i / rate`` written into its payload
+  together with ``i``. When the publisher falls behind (a pause, a slow write) it sends every
+  overdue message at once, so the delay shows up in the latency from the intended time; the
+  latency from the actual send time is reported too, and the difference is the coordinated
+  omission a closed-loop tool would hide.
+* Interest first: the subscriber's SUB must cross the route from B to A before the first
+  measured message, so probes are published on A until one arrives at B.
+* Bounded end: after the last send the run waits at most ``drain_timeout`` for stragglers, then
+  counts what is missing as lost. A broken subscriber connection ends the wait at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import secrets
+import select
+import ssl
+import struct
+import threading
+import time
+from array import array
+from collections.abc import Callable, Iterable
+from itertools import chain, repeat
+
+from tickpath.busbench.config import BenchConfig
+from tickpath.busbench.netns import in_namespace
+from tickpath.busbench.results import BenchResult, RunCounters, analyse, due_until
+from tickpath.busbench.tls import client_context
+from tickpath.busbench.wire import CRLF, HEADER, PROBE_SEQ, MsgParser, NatsConn, pub_header, redact
+from tickpath.errors import ConnectionFailedError, TickpathError
+from tickpath.logs import log_event
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, int], None]  # (sent, received, total)
+PR_SET_TIMERSLACK = 29
+PROBE_INTERVAL_NS = 20_000_000
+
+
+def _tight_timer_slack() -> None:
+    """Ask Linux for 1 ns timer slack on this thread (default 50 µs) so waits end on time."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
+
+
+class _Run:
+    """State of one run, owned by its I/O thread (the event loop only reads counters)."""
+
+    def __init__(self, cfg: BenchConfig, subject: str) -> None:
+        self.cfg = cfg
+        self.subject = subject.encode()
+        self.total = cfg.total
+        self.sent_ns = array("q", bytes(8 * self.total))
+        self.recv_ns = array("q", bytes(8 * self.total))
+        self.counters = RunCounters()
+        # Intended send times relative to t0, computed before the run (ns, integer).
+        interval = cfg.interval_ns
+        self.offsets = array("q", (int(seq * interval) for seq in range(self.total)))
+        self.sent = 0
+        self.t0 = 0
+        self.stop = threading.Event()
+        self.done = threading.Event()
+        self.pub_error: str | None = None
+        self.sub_error: str | None = None
+        self.fatal: BaseException | None = None
+
+    # -- subscriber ------------------------------------------------------------------------
+    def on_frames(self, frames: Iterable[tuple[int, int]], recv_ns: int) -> None:
+        """Account a chunk's messages: first receipt wins, duplicates and reordering counted."""
+        c = self.counters
+        recv = self.recv_ns
+        total = self.total
+        received, dups, reordered, max_seq = 0, 0, 0, c.max_seq
+        for seq, _intended in frames:
+            if seq >= total:
+                if seq == PROBE_SEQ:
+                    c.probes += 1
+                else:
+                    c.unexpected += 1
+            elif recv[seq]:
+                dups += 1
+            else:
+                recv[seq] = recv_ns
+                received += 1
+                if seq < max_seq:
+                    reordered += 1
+                else:
+                    max_seq = seq
+        c.received += received
+        c.duplicates += dups
+        c.reordered += reordered
+        c.max_seq = max_seq
+
+    def io_loop(self, pub: NatsConn, sub: NatsConn) -> None:
+        """Thread body: probe for interest, then the schedule, then the bounded drain."""
+        _tight_timer_slack()
+        try:
+            self._io(pub, sub)
+        except (OSError, TickpathError) as exc:
+            self.fatal = exc
+        finally:
+            self.done.set()
+
+    def _io(self, pub: NatsConn, sub: NatsConn) -> None:
+        cfg = self.cfg
+        ss, ps = sub.sock, pub.sock
+        assert ss is not None and ps is not None
+        ss.setblocking(False)
+        parser = MsgParser(self.on_frames, sub.send)
+        parser.expect(self.subject, cfg.size)
+        mono = time.monotonic_ns
+        if sub.leftover:
+            parser.feed(sub.leftover, mono())
+        is_tls = isinstance(ss, ssl.SSLSocket)
+        sub_alive = True
+
+        def receive(timeout: float) -> None:
+            """Wait up to ``timeout`` s for the subscriber (and answer the publisher's PINGs)."""
+            nonlocal sub_alive
+            if is_tls and sub_alive and ss.pending() > 0:  # type: ignore[attr-defined]
+                readable = [ss]  # decrypted bytes already buffered: select would not see them
+            else:
+                readable = select.select([ss, ps] if sub_alive else [ps], [], [], max(timeout, 0.0))[0]
+            if ps in readable:
+                pub.answer_pings()
+            if sub_alive and ss in readable:
+                try:
+                    data = ss.recv(1 << 18)
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    return
+                except OSError as exc:
+                    data, self.sub_error = b"", f"subscriber connection to {sub.addr} broke: {exc}"
+                if not data:
+                    sub_alive = False
+                    self.sub_error = self.sub_error or f"subscriber connection to {sub.addr} closed by the server"
+                    return
+                parser.feed(data, mono())
+
+        # 1. interest: probes on A until one arrives at B
+        probe = pub_header(self.subject, cfg.size) + HEADER.pack(PROBE_SEQ, 0) + \
+            bytes(cfg.size - HEADER.size) + CRLF
+        deadline = mono() + int(cfg.interest_timeout * 1e9)
+        next_probe = 0
+        while self.counters.probes == 0:
+            if self.stop.is_set():
+                return
+            now = mono()
+            if not sub_alive or now > deadline:
+                raise ConnectionFailedError(
+                    self.sub_error or f"interest from {redact(cfg.sub_url)} did not reach "
+                    f"{redact(cfg.pub_url)} within {cfg.interest_timeout:g} s: are the servers routed?")
+            if now >= next_probe:
+                pub.send(probe)
+                next_probe = now + PROBE_INTERVAL_NS
+            receive((next_probe - now) / 1e9)
+
+        # 2. the open-loop schedule; 5 ms ahead so the first send is not already late
+        interval = cfg.interval_ns
+        total = self.total
+        offsets = self.offsets
+        header = pub_header(self.subject, cfg.size)
+        batch = bytearray(cfg.max_batch * (len(header) + cfg.size + 2))
+        # One struct per batch length packs k whole frames in C: header, seq, intended time, zero
+        # filler, CRLF (pad bytes are written as zeros, which is the filler we want).
+        layouts: dict[int, struct.Struct] = {}
+        frame_fmt = f"{len(header)}sQq{cfg.size - HEADER.size}x2s"
+        sent_ns = self.sent_ns
+        pause_seq = cfg.warmup_count + cfg.pause_at if cfg.pause_at is not None else -1
+        paused_until = 0
+        self.t0 = t0 = mono() + 5_000_000
+        add_t0 = t0.__add__
+        i = 0
+        while i < total and not self.stop.is_set():
+            now = mono()
+            if i == pause_seq:
+                # A stalled publisher: nothing is sent, but receiving goes on.
+                pause_seq, paused_until = -1, now + int(cfg.pause_ms * 1e6)
+            if now < paused_until:
+                receive((paused_until - now) / 1e9)
+                continue
+            due = due_until(t0, now, interval, total)
+            if due <= i:
+                receive((t0 + offsets[i] - now) / 1e9)
+                continue
+            end = min(due, i + cfg.max_batch)
+            if 0 <= pause_seq - i < end - i:
+                end = pause_seq  # the stall begins inside this batch
+            k = end - i
+            layout = layouts.get(k)
+            if layout is None:
+                layout = layouts[k] = struct.Struct("<" + frame_fmt * k)
+            layout.pack_into(batch, 0, *chain.from_iterable(
+                zip(repeat(header, k), range(i, end), map(add_t0, offsets[i:end]), repeat(CRLF, k), strict=True)))
+            ts = mono()
+            try:
+                pub.send(memoryview(batch)[: layout.size])
+            except TickpathError as exc:
+                self.pub_error = str(exc)
+                break
+            sent_ns[i:end] = array("q", (ts,)) * k
+            i = end
+            self.sent = i
+            if due > end or k > 1:
+                receive(0)  # catching up: still drain the subscriber between batches
+
+        # 3. bounded drain
+        deadline = mono() + int(cfg.drain_timeout * 1e9)
+        while sub_alive and self.counters.received < self.sent and not self.stop.is_set():
+            now = mono()
+            if now > deadline:
+                break
+            receive(min(0.05, (deadline - now) / 1e9))
+
+
+def _connect(url: str, cfg: BenchConfig, name: str) -> NatsConn:
+    ctx = None
+    if cfg.tls is not None:
+        ctx = client_context(cfg.tls.ca, cfg.tls.cert, cfg.tls.key, verify_host=cfg.tls.verify_host)
+    conn = NatsConn(url, ssl_context=ctx, credentials=cfg.credentials, name=name)
+    conn.connect()
+    return conn
+
+
+async def run(cfg: BenchConfig, *, progress: Progress | None = None) -> BenchResult:
+    """Run one benchmark and return its figures (losses included; never raises for losses)."""
+    subject = cfg.subject or f"tickpath.busbench.{secrets.token_hex(6)}"
+    run_ = _Run(cfg, subject)
+    pub = sub = None
+    thread = None
+    try:
+        sub = await in_namespace(cfg.netns, lambda: _connect(cfg.sub_url, cfg, "busbench-sub"))
+        pub = await in_namespace(cfg.netns, lambda: _connect(cfg.pub_url, cfg, "busbench-pub"))
+        rtt_sub = await asyncio.to_thread(sub.rtt_ns, 5)
+        rtt_pub = await asyncio.to_thread(pub.rtt_ns, 5)
+        await asyncio.to_thread(sub.subscribe, subject)
+        thread = threading.Thread(target=run_.io_loop, args=(pub, sub), name="busbench-io", daemon=True)
+        thread.start()
+        log_event(log, logging.INFO, "busbench_started", pub=redact(cfg.pub_url), sub=redact(cfg.sub_url),
+                  size=cfg.size, rate=cfg.rate, total=run_.total)
+        while not run_.done.is_set():
+            if progress:
+                progress(run_.sent, run_.counters.received, run_.total)
+            await asyncio.sleep(0.1)
+        if progress:
+            progress(run_.sent, run_.counters.received, run_.total)
+    finally:
+        run_.stop.set()
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 5.0)
+        for conn in (pub, sub):
+            if conn is not None:
+                with contextlib.suppress(OSError):
+                    conn.close()
+    if run_.fatal is not None:
+        if isinstance(run_.fatal, TickpathError):
+            raise run_.fatal
+        raise ConnectionFailedError(f"busbench I/O failed: {run_.fatal}") from run_.fatal
+    figures = analyse(t0=run_.t0, interval_ns=cfg.interval_ns, warmup=cfg.warmup_count,
+                      sent_ns=run_.sent_ns, recv_ns=run_.recv_ns, keep_samples=cfg.keep_samples)
+    errors = [e for e in (run_.pub_error, run_.sub_error) if e]
+    c = run_.counters
+    achieved = figures["achieved_rate"]
+    result = BenchResult(
+        size=cfg.size, rate=cfg.rate, pub=redact(cfg.pub_url), sub=redact(cfg.sub_url), subject=subject,
+        warmup=cfg.warmup_count, measured=figures["measured"], sent=figures["sent"],
+        received=figures["received"], lost=figures["lost"], warmup_lost=figures["warmup_lost"],
+        unsent=figures["unsent"], duplicates=c.duplicates, reordered=c.reordered,
+        achieved_rate=achieved, sustained=achieved >= cfg.min_rate_ratio * cfg.rate,
+        duration_s=figures["duration_s"], intended=figures["intended"], actual=figures["actual"],
+        send_lag=figures["send_lag"], rtt_pub_ns=rtt_pub, rtt_sub_ns=rtt_sub,
+        tls=cfg.tls is not None or (pub is not None and pub.addr.tls), errors=errors, samples=figures["samples"],
+    )
+    log_event(log, logging.INFO, "busbench_finished", lost=result.lost, achieved_rate=round(achieved),
+              p50_us=result.intended.percentile(50) / 1e3)
+    return result

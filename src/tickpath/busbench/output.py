@@ -1,0 +1,162 @@
+"""What a run leaves behind: a text report, JSON, ``.hgrm`` files, raw samples and a PNG.
+
+File names per run: ``<stem>.json``, ``<stem>.intended.hgrm`` (coordinated-omission-free),
+``<stem>.actual.hgrm`` (from the actual send time), and with samples ``<stem>.samples.csv``. A
+matrix adds ``matrix.json`` and ``spectrum.png``. Stems read ``s256-r1000`` (size, rate).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tickpath.busbench.results import CLOCK_NOTE, TABLE_PERCENTILES, BenchResult
+from tickpath.errors import ConfigError
+from tickpath.stats import LatencyRecorder
+
+
+def stem(result: BenchResult) -> str:
+    return f"s{result.size}-r{result.rate:g}"
+
+
+def _us(ns: float) -> str:
+    return f"{ns / 1e3:,.1f}"
+
+
+def report_text(r: BenchResult) -> str:
+    """The human report: percentile table, rates, bandwidth, min/median/max, RTTs, losses."""
+    lines = [
+        f"busbench {r.pub} -> {r.sub}  size {r.size} B  target {r.rate:,.0f} msg/s"
+        f"{'  TLS' if r.tls else ''}",
+        f"clock: {CLOCK_NOTE}",
+        "",
+        f"{'percentile':>12}  {'from intended µs':>17}  {'from actual µs':>15}",
+    ]
+    for p in TABLE_PERCENTILES:
+        lines.append(f"{p:>12g}  {_us(r.intended.percentile(p)):>17}  {_us(r.actual.percentile(p)):>15}")
+    si, sa = r.intended.summary(), r.actual.summary()
+    lines += [
+        "",
+        f"min/median/max (intended): {_us(si.min_ns)} / {_us(si.p50_ns)} / {_us(si.max_ns)} µs",
+        f"min/median/max (actual):   {_us(sa.min_ns)} / {_us(sa.p50_ns)} / {_us(sa.max_ns)} µs",
+        f"achieved rate: {r.achieved_rate:,.1f} msg/s ({100 * r.achieved_rate / r.rate:.2f}% of target)"
+        f"{'' if r.sustained else '  -- TARGET RATE NOT SUSTAINED'}",
+        f"bandwidth: {r.bandwidth_bytes_per_s / 1e6:,.3f} MB/s payload",
+        f"send lag p50/p99/max: {_us(r.send_lag.percentile(50))} / {_us(r.send_lag.percentile(99))} / "
+        f"{_us(r.send_lag.percentile(100))} µs",
+        f"RTT pub server: {_rtt(r.rtt_pub_ns)}   RTT sub server: {_rtt(r.rtt_sub_ns)}",
+        f"messages: warm-up {r.warmup:,}, measured {r.measured:,}, sent {r.sent:,}, received {r.received:,}, "
+        f"lost {r.lost:,}, warm-up lost {r.warmup_lost:,}, unsent {r.unsent:,}, "
+        f"duplicated {r.duplicates:,}, reordered {r.reordered:,}",
+    ]
+    lines += [f"error: {e}" for e in r.errors]
+    return "\n".join(lines)
+
+
+def _rtt(v: Sequence[int]) -> str:
+    if not v:
+        return "n/a"
+    return f"{_us(min(v))}/{_us(statistics.median(v))}/{_us(max(v))} µs (min/median/max)"
+
+
+def write_run(r: BenchResult, outdir: str | Path, *, samples: bool = False) -> dict[str, Path]:
+    """Write JSON, both ``.hgrm`` files and, if asked and kept, the raw samples CSV."""
+    d = Path(outdir)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output directory {d}: {exc}") from exc
+    s = stem(r)
+    paths = {"json": d / f"{s}.json", "intended_hgrm": d / f"{s}.intended.hgrm",
+             "actual_hgrm": d / f"{s}.actual.hgrm"}
+    paths["json"].write_text(json.dumps(r.to_dict(), indent=2), encoding="utf-8")
+    r.intended.write_hgrm(paths["intended_hgrm"])
+    r.actual.write_hgrm(paths["actual_hgrm"])
+    if samples and r.samples is not None:
+        paths["samples"] = d / f"{s}.samples.csv"
+        with paths["samples"].open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["seq", "intended_ns", "sent_ns", "received_ns", "latency_intended_ns",
+                        "latency_actual_ns"])
+            for seq, want, sent, recv in r.samples:
+                w.writerow([seq, want, sent, recv, recv - want, recv - sent])
+    return paths
+
+
+def matrix_summary(results: Sequence[BenchResult]) -> list[dict[str, Any]]:
+    """One row per run with the headline figures (µs)."""
+    rows = []
+    for r in results:
+        rows.append({
+            "size": r.size, "rate": r.rate, "achieved_rate": round(r.achieved_rate, 1),
+            "sustained": r.sustained, "lost": r.lost,
+            "p50_intended_us": round(r.intended.percentile(50) / 1e3, 1),
+            "p99_intended_us": round(r.intended.percentile(99) / 1e3, 1),
+            "p50_actual_us": round(r.actual.percentile(50) / 1e3, 1),
+            "p99_actual_us": round(r.actual.percentile(99) / 1e3, 1),
+            "max_intended_us": round(r.intended.percentile(100) / 1e3, 1),
+        })
+    return rows
+
+
+def matrix_text(results: Sequence[BenchResult]) -> str:
+    head = (f"{'size':>6} {'rate':>8} {'achieved':>10} {'p50 int':>9} {'p99 int':>10} {'p50 act':>9} "
+            f"{'p99 act':>10} {'lost':>6}")
+    out = [head]
+    for row in matrix_summary(results):
+        out.append(f"{row['size']:>6} {row['rate']:>8g} {row['achieved_rate']:>10,.0f}"
+                   f"{'' if row['sustained'] else '!'} {row['p50_intended_us']:>9,.1f} "
+                   f"{row['p99_intended_us']:>10,.1f} {row['p50_actual_us']:>9,.1f} "
+                   f"{row['p99_actual_us']:>10,.1f} {row['lost']:>6}")
+    out.append("µs; 'int' = from intended send time, 'act' = from actual send time; '!' = rate not sustained")
+    return "\n".join(out)
+
+
+def spectrum_points(rec: LatencyRecorder, max_nines: int = 5, steps_per_nine: int = 8) -> list[tuple[float, float]]:
+    """(1/(1-p), latency µs) pairs from p=0 to ``max_nines`` nines, for a log-x spectrum plot."""
+    pts: list[tuple[float, float]] = []
+    if not rec.count:
+        return pts
+    for k in range(max_nines * steps_per_nine + 1):
+        x = 10 ** (k / steps_per_nine)  # 1/(1-p)
+        p = 100.0 * (1.0 - 1.0 / x)
+        pts.append((x, rec.percentile(p) / 1e3))
+    return pts
+
+
+def plot_spectrum(results: Sequence[BenchResult], path: str | Path, *, title: str = "") -> Path:
+    """Percentile spectrum PNG: x is 1/(1-p) on a log scale, y is latency (µs, log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 6), dpi=110)
+    for r in results:
+        pts = spectrum_points(r.intended)
+        if not pts:
+            continue
+        xs, ys = zip(*pts, strict=True)
+        (line,) = ax.plot(xs, ys, label=f"{r.size} B @ {r.rate:,.0f}/s")
+        apts = spectrum_points(r.actual)
+        if apts:
+            axs, ays = zip(*apts, strict=True)
+            ax.plot(axs, ays, linestyle=":", color=line.get_color(), linewidth=1)
+    ticks = [1, 2, 10, 100, 1_000, 10_000, 100_000]
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(["0%", "50%", "90%", "99%", "99.9%", "99.99%", "99.999%"])
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("latency (µs)")
+    ax.set_title(title or "busbench latency by percentile (solid: from intended send, dotted: from actual)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    out = Path(path)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -1,0 +1,163 @@
+"""Turning one run's raw timestamps into figures: latencies, losses, rates.
+
+The hot paths only store integers (one send and one receipt time per sequence number); all
+arithmetic and every HdrHistogram record happens here, after the run, so measuring does not
+slow down what is measured. Pure functions of arrays, tested without a server.
+"""
+
+from __future__ import annotations
+
+import statistics
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+from tickpath.stats import LatencyRecorder
+
+# The issue's table: the original tool's percentiles, up to the maximum.
+TABLE_PERCENTILES: tuple[float, ...] = (10.0, 50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999, 100.0)
+CLOCK_NOTE = "CLOCK_MONOTONIC of one process (publisher and subscriber share it)"
+
+
+def intended_ns(t0: int, seq: int, interval_ns: float) -> int:
+    """Intended send time of message ``seq`` on an open-loop schedule starting at ``t0``."""
+    return t0 + int(seq * interval_ns)
+
+
+def due_until(t0: int, now: int, interval_ns: float, total: int) -> int:
+    """How many messages (from seq 0) are due at ``now``: those whose intended time <= now."""
+    if now < t0:
+        return 0
+    return min(total, int((now - t0) / interval_ns) + 1)
+
+
+@dataclass
+class RunCounters:
+    """What the receiver counts while the run is going (mutated by one thread)."""
+
+    received: int = 0
+    duplicates: int = 0
+    reordered: int = 0
+    unexpected: int = 0
+    probes: int = 0
+    max_seq: int = -1
+
+
+@dataclass
+class BenchResult:
+    """Every figure of one run. Latency recorders hold nanoseconds."""
+
+    size: int
+    rate: float
+    pub: str
+    sub: str
+    subject: str
+    warmup: int
+    measured: int
+    sent: int
+    received: int
+    lost: int
+    warmup_lost: int
+    unsent: int
+    duplicates: int
+    reordered: int
+    achieved_rate: float
+    sustained: bool
+    duration_s: float
+    intended: LatencyRecorder
+    actual: LatencyRecorder
+    send_lag: LatencyRecorder
+    rtt_pub_ns: list[int]
+    rtt_sub_ns: list[int]
+    tls: bool = False
+    errors: list[str] = field(default_factory=list)
+    samples: list[tuple[int, int, int, int]] | None = None  # (seq, intended, actual, receipt)
+
+    @property
+    def bandwidth_bytes_per_s(self) -> float:
+        return self.achieved_rate * self.size
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.warmup_lost == 0 and self.unsent == 0 and not self.errors
+
+    def to_dict(self, unit: str = "us") -> dict[str, Any]:
+        """JSON-ready figures (latencies in ``unit``), encoded histograms included."""
+        scale = {"ns": 1.0, "us": 1e3, "ms": 1e6}[unit]
+
+        def table(rec: LatencyRecorder) -> dict[str, float]:
+            return {f"p{p:g}": round(rec.percentile(p) / scale, 3) for p in TABLE_PERCENTILES}
+
+        def rtt(v: list[int]) -> dict[str, float]:
+            if not v:
+                return {}
+            return {"min": round(min(v) / scale, 3), "median": round(statistics.median(v) / scale, 3),
+                    "max": round(max(v) / scale, 3)}
+
+        return {
+            "unit": unit, "clock": CLOCK_NOTE,
+            "pub": self.pub, "sub": self.sub, "subject": self.subject, "tls": self.tls,
+            "size": self.size, "target_rate": self.rate, "achieved_rate": round(self.achieved_rate, 1),
+            "rate_ratio": round(self.achieved_rate / self.rate, 5) if self.rate else 0.0,
+            "sustained": self.sustained,
+            "bandwidth_bytes_per_s": round(self.bandwidth_bytes_per_s, 1),
+            "duration_s": round(self.duration_s, 4),
+            "warmup": self.warmup, "measured": self.measured, "sent": self.sent,
+            "received": self.received, "lost": self.lost, "warmup_lost": self.warmup_lost,
+            "unsent": self.unsent, "duplicates": self.duplicates, "reordered": self.reordered,
+            "ok": self.ok, "errors": list(self.errors),
+            "latency_from_intended": {**table(self.intended), **self.intended.to_dict(unit)},
+            "latency_from_actual": {**table(self.actual), **self.actual.to_dict(unit)},
+            "send_lag": self.send_lag.summary().to_dict(unit),
+            "rtt_pub": rtt(self.rtt_pub_ns), "rtt_sub": rtt(self.rtt_sub_ns),
+        }
+
+
+def analyse(*, t0: int, interval_ns: float, warmup: int, sent_ns: array[int], recv_ns: array[int],
+            keep_samples: bool = False) -> dict[str, Any]:
+    """Latency recorders, losses and the achieved rate from the per-sequence timestamps.
+
+    A zero in ``sent_ns`` means never sent, a zero in ``recv_ns`` never received. Messages
+    before ``warmup`` are counted for losses only. The achieved rate divides the measured
+    messages by the time from the first measured intended send to the last actual send (plus
+    one interval), so a publisher that keeps up scores exactly the target rate.
+    """
+    total = len(sent_ns)
+    intended = LatencyRecorder("from intended send time")
+    actual = LatencyRecorder("from actual send time")
+    lag = LatencyRecorder("send lag (actual - intended)")
+    lost = warmup_lost = unsent = 0
+    samples: list[tuple[int, int, int, int]] | None = [] if keep_samples else None
+    last_sent = 0
+    for seq in range(total):
+        s = sent_ns[seq]
+        if s == 0:
+            if seq >= warmup:
+                unsent += 1
+            continue
+        r = recv_ns[seq]
+        if seq < warmup:
+            if r == 0:
+                warmup_lost += 1
+            continue
+        last_sent = max(last_sent, s)
+        want = intended_ns(t0, seq, interval_ns)
+        lag.record(max(s - want, 1))
+        if r == 0:
+            lost += 1
+            continue
+        intended.record(r - want)
+        actual.record(r - s)
+        if samples is not None:
+            samples.append((seq, want, s, r))
+    intended.record_loss(lost)
+    actual.record_loss(lost)
+    measured = total - warmup
+    sent = measured - unsent
+    start = intended_ns(t0, warmup, interval_ns)
+    span = (last_sent - start + interval_ns) if last_sent else 0.0
+    achieved = sent / (span / 1e9) if span > 0 else 0.0
+    return {"intended": intended, "actual": actual, "send_lag": lag, "lost": lost,
+            "warmup_lost": warmup_lost, "unsent": unsent, "sent": sent, "measured": measured,
+            "achieved_rate": achieved, "duration_s": span / 1e9, "samples": samples,
+            "received": sent - lost}

@@ -1,0 +1,283 @@
+"""A minimal blocking NATS core-protocol client for the benchmark's hot paths.
+
+Why not nats-py here: its publish path goes through a pending buffer and a flusher task, and its
+delivery path through a per-subscription queue and task, which together cost more than the
+microseconds being measured. This client speaks just what the benchmark needs (INFO, CONNECT,
+PING/PONG, SUB, PUB, MSG, +OK/-ERR) over a plain or TLS socket, one connection per thread, with
+``TCP_NODELAY``. Everything protocol-level is here; pacing and accounting live in ``client.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from tickpath.errors import ConfigError, ConnectionClosedError, ConnectionFailedError, HandshakeError
+
+CRLF = b"\r\n"
+# Payload header: sequence number and intended send time (monotonic ns) in the first 16 bytes.
+HEADER = struct.Struct("<Qq")
+MIN_PAYLOAD = HEADER.size
+PROBE_SEQ = 0xFFFF_FFFF_FFFF_FFFF  # marks interest probes, never a measured message
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    """A parsed ``nats://[user:pass@]host:port`` URL (``tls://`` asks for TLS)."""
+
+    host: str
+    port: int
+    tls: bool
+    user: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> ServerAddress:
+        parts = urlsplit(url if "://" in url else f"nats://{url}")
+        if parts.scheme not in ("nats", "tls"):
+            raise ConfigError(f"unsupported URL scheme in {parts.scheme}://...: use nats:// or tls://")
+        if not parts.hostname:
+            raise ConfigError(f"no host in NATS URL {redact(url)!r}")
+        try:
+            port = parts.port or 4222
+        except ValueError as exc:
+            raise ConfigError(f"bad port in NATS URL {redact(url)!r}") from exc
+        return cls(parts.hostname, port, parts.scheme == "tls",
+                   unquote(parts.username) if parts.username else None,
+                   unquote(parts.password) if parts.password else None)
+
+    def __str__(self) -> str:
+        return f"{'tls' if self.tls else 'nats'}://{self.host}:{self.port}"
+
+
+def redact(url: str) -> str:
+    """The URL with any user info removed, safe for logs and result files."""
+    parts = urlsplit(url if "://" in url else f"nats://{url}")
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ":?"
+    return f"{parts.scheme}://{host}{port}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Client authentication: user/password or token (URL user info wins when present)."""
+
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+
+    def __repr__(self) -> str:  # never print secrets by accident
+        return f"Credentials(user={self.user!r}, password={'***' if self.password else None}, token=***)"
+
+
+def pub_header(subject: bytes, size: int) -> bytes:
+    return b"PUB " + subject + b" " + str(size).encode() + CRLF
+
+
+class NatsConn:
+    """One blocking NATS connection: handshake, RTT, SUB, raw writes and reads."""
+
+    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None = None,
+                 credentials: Credentials | None = None, name: str = "tickpath-busbench",
+                 timeout: float = 5.0) -> None:
+        self.addr = ServerAddress.parse(url)
+        self._ssl = ssl_context
+        self._creds = credentials or Credentials()
+        self._name = name
+        self._timeout = timeout
+        self.sock: socket.socket | None = None
+        self.info: dict[str, object] = {}
+        self.leftover = b""  # bytes read past the handshake, for the receiver's parser
+
+    # -- setup -----------------------------------------------------------------------------
+    def connect(self) -> None:
+        a = self.addr
+        try:
+            raw = socket.create_connection((a.host, a.port), timeout=self._timeout)
+        except OSError as exc:
+            raise ConnectionFailedError(f"cannot connect to {a}: {exc}") from exc
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = raw
+        line = self._read_line()
+        if not line.startswith(b"INFO "):
+            raise HandshakeError(f"{a} is not a NATS server (first line {line[:40]!r})")
+        self.info = json.loads(line[5:])
+        want_tls = a.tls or self._ssl is not None or bool(self.info.get("tls_required"))
+        if want_tls:
+            ctx = self._ssl or ssl.create_default_context()
+            try:
+                self.sock = ctx.wrap_socket(raw, server_hostname=a.host)
+            except (ssl.SSLError, OSError) as exc:
+                raise HandshakeError(f"TLS handshake with {a} failed: {exc}") from exc
+        opts: dict[str, object] = {"verbose": False, "pedantic": False, "tls_required": want_tls,
+                                   "name": self._name, "lang": "python-raw", "version": "0.1",
+                                   "protocol": 1, "echo": True}
+        user = a.user or self._creds.user
+        password = a.password if a.user else self._creds.password
+        if user:
+            opts["user"], opts["pass"] = user, password or ""
+        elif self._creds.token:
+            opts["auth_token"] = self._creds.token
+        self.send(b"CONNECT " + json.dumps(opts).encode() + CRLF + b"PING" + CRLF)
+        self._expect_pong()
+
+    def _read_line(self) -> bytes:
+        assert self.sock is not None
+        while CRLF not in self.leftover:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError as exc:
+                raise ConnectionClosedError(f"{self.addr}: read failed during setup: {exc}") from exc
+            if not chunk:
+                raise ConnectionClosedError(f"{self.addr} closed the connection during setup")
+            self.leftover += chunk
+        line, _, self.leftover = self.leftover.partition(CRLF)
+        return line
+
+    def _expect_pong(self) -> None:
+        while True:
+            line = self._read_line()
+            if line == b"PONG":
+                return
+            if line.startswith(b"-ERR"):
+                msg = line[5:].decode(errors="replace").strip("' ")
+                if "authoriz" in msg.lower():
+                    raise HandshakeError(f"{self.addr} refused the credentials: {msg}")
+                raise HandshakeError(f"{self.addr} answered {msg}")
+            if line == b"PING":
+                self.send(b"PONG" + CRLF)
+            # INFO updates and +OK are fine to skip during setup
+
+    def rtt_ns(self, samples: int = 5) -> list[int]:
+        """Round trips of PING/PONG on this connection, in ns (call before the hot path)."""
+        out = []
+        for _ in range(samples):
+            t = time.monotonic_ns()
+            self.send(b"PING" + CRLF)
+            self._expect_pong()
+            out.append(time.monotonic_ns() - t)
+        return out
+
+    def subscribe(self, subject: str, sid: int = 1) -> None:
+        """SUB and wait for the server to have processed it (a PING/PONG behind it)."""
+        self.send(f"SUB {subject} {sid}".encode() + CRLF + b"PING" + CRLF)
+        self._expect_pong()
+
+    # -- hot path --------------------------------------------------------------------------
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        assert self.sock is not None
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise ConnectionClosedError(f"{self.addr}: write failed: {exc}") from exc
+
+    def answer_pings(self) -> None:
+        """Non-blocking: read whatever the server sent (a publisher ignores all but PING/-ERR)."""
+        assert self.sock is not None
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        if not readable:
+            return
+        try:
+            chunk = self.sock.recv(65536)
+        except ssl.SSLWantReadError:
+            return
+        except OSError as exc:
+            raise ConnectionClosedError(f"{self.addr}: read failed: {exc}") from exc
+        if not chunk:
+            raise ConnectionClosedError(f"{self.addr} closed the connection")
+        self.leftover += chunk
+        while CRLF in self.leftover:
+            line, _, self.leftover = self.leftover.partition(CRLF)
+            if line == b"PING":
+                self.send(b"PONG" + CRLF)
+            elif line.startswith(b"-ERR"):
+                raise ConnectionClosedError(f"{self.addr} answered {line[5:].decode(errors='replace')}")
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            finally:
+                self.sock = None
+
+
+class MsgParser:
+    """Incremental parser of a subscriber's stream.
+
+    ``on_frames(pairs, recv_ns)`` receives an iterable of ``(seq, intended_ns)``: one receipt
+    timestamp per read, since every message in one chunk reached us together. When the expected
+    frame layout is known (``expect(subject, size)``), whole runs of frames are decoded by one
+    ``struct.iter_unpack`` in C, which is what keeps 100,000 msg/s affordable in Python; anything
+    else (control lines, other layouts) goes through the line-by-line path. PING is answered and
+    PONG counted here so the subscriber never stalls the server.
+    """
+
+    def __init__(self, on_frames: Callable[[Iterable[tuple[int, int]], int], None],
+                 reply: Callable[[bytes], None]) -> None:
+        self._on_frames = on_frames
+        self._reply = reply
+        self._buf = bytearray()
+        self._prefix = b""
+        self._flen = 0
+        self._frame: struct.Struct | None = None
+        self.pongs = 0
+        self.errors: list[str] = []
+
+    def expect(self, subject: bytes, size: int, sid: int = 1) -> None:
+        """Enable the bulk path for ``MSG <subject> <sid> <size>`` frames."""
+        self._prefix = b"MSG " + subject + b" " + str(sid).encode() + b" " + str(size).encode() + CRLF
+        hl = len(self._prefix)
+        self._flen = hl + size + 2
+        self._frame = struct.Struct(f"<{hl}xQq{size - HEADER.size + 2}x")
+
+    def feed(self, data: bytes, recv_ns: int) -> None:
+        buf = self._buf
+        buf += data
+        pos = 0
+        n = len(buf)
+        if self._frame is not None and buf.startswith(self._prefix):
+            k = n // self._flen
+            end = k * self._flen
+            # Every frame start must hold the prefix; a control line in between would shift
+            # the later ones, which the last-start and count checks catch.
+            if k and buf.startswith(self._prefix, end - self._flen) and buf.count(self._prefix, 0, end) == k:
+                self._on_frames(self._frame.iter_unpack(buf[:end]), recv_ns)
+                pos = end
+        single: list[tuple[int, int]] = []
+        unpack = HEADER.unpack_from
+        while True:
+            eol = buf.find(CRLF, pos)
+            if eol < 0:
+                break
+            if buf.startswith(b"MSG ", pos):
+                # MSG <subject> <sid> [reply-to] <#bytes>
+                size = int(buf[buf.rfind(b" ", pos, eol) + 1:eol])
+                start = eol + 2
+                end = start + size
+                if end + 2 > n:
+                    break  # the payload has not fully arrived yet
+                if size >= MIN_PAYLOAD:
+                    single.append(unpack(buf, start))
+                pos = end + 2
+                continue
+            line = bytes(buf[pos:eol])
+            pos = eol + 2
+            if line == b"PING":
+                self._reply(b"PONG" + CRLF)
+            elif line == b"PONG":
+                self.pongs += 1
+            elif line.startswith(b"-ERR"):
+                self.errors.append(line[5:].decode(errors="replace"))
+        if single:
+            self._on_frames(single, recv_ns)
+        del buf[:pos]

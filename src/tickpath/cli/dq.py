@@ -1,0 +1,155 @@
+"""``tickpath dq``: prove the data is good, on the DuckDB store or on BigQuery."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from tickpath.clock import SystemClock
+from tickpath.dq.checks import CHECKS, Thresholds
+from tickpath.dq.duckdb_runner import DuckDBEngine
+from tickpath.dq.run import DqConfig, check_names, render_sql, run_dq
+from tickpath.errors import CheckFailedError, ConfigError
+
+DEFAULT_DB = "./data/ticks.duckdb"
+
+EPILOG = """\
+checks (all by default, pick with --check):
+  latency       receipt minus exchange time per message (not per level): count, mean, p50, p99,
+                p99.9, max per venue/symbol/channel; clock-offset corrected where the feed measured it
+  sequence      Binance's own rules (futures pu == previous u, spot U == previous u + 1, the first
+                event after a snapshot straddles it), tickpath's contiguous seq; gaps, resets and
+                resyncs with their time ranges; top-N filtering is not a gap
+  freshness     longest silence per stream and session, and how far L2 trails trades/tickers,
+                judged against the subscribed cadence (a quiet market is not a stall)
+  integrity     crossed/locked books, non-positive prices or quantities, duplicate trade ids,
+                timestamps going backwards
+  completeness  depth messages per minute against the active cadence slots (@depth@100ms owes one
+                message per 100 ms in which the book changed) and against the cadence's maximum
+
+The window is local receipt time; on BigQuery it also prunes event_date partitions (never a full scan).
+Times: ISO 8601 (2026-11-22T15:00:00Z), Unix seconds, or an age like 30m, 2h, 1d.
+
+examples:
+  tickpath dq                                  last hour of ./data/ticks.duckdb
+  tickpath dq --since 6h --junit dq.xml        CI: JUnit XML, exit 9 when a check fails
+  tickpath dq --bigquery my-proj.tickpath --since 2026-11-21 --until 2026-11-22
+  tickpath dq --bigquery my-proj.tickpath --print-sql --check sequence
+
+exit codes: 0 all passed, 9 a check failed its threshold, 2 bad arguments or no data in the window
+"""
+
+_AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(text: str, now_ns: int) -> int:
+    """ISO 8601, Unix seconds, or an age (``30m``) before ``now_ns``; returns Unix nanoseconds."""
+    t = text.strip()
+    m = _AGE_RE.match(t)
+    if m:
+        return now_ns - int(float(m.group(1)) * _UNIT_S[m.group(2)] * 1e9)
+    try:
+        return int(float(t) * 1e9)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"cannot read time {text!r}: use ISO 8601, Unix seconds or an age like 30m") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1e9)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("dq", help="check data quality on DuckDB or BigQuery",
+                       description="Run the data-quality checks over a time window and judge them "
+                                   "against thresholds.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--db", default=DEFAULT_DB, help=f"DuckDB store written by the feed (default {DEFAULT_DB})")
+    src.add_argument("--bigquery", metavar="PROJECT.DATASET", help="run on BigQuery instead")
+    p.add_argument("--since", help="window start (default: --until minus 1h)")
+    p.add_argument("--until", help="window end (default: now)")
+    p.add_argument("--check", action="append", choices=list(CHECKS), help="run only this check (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--junit", metavar="PATH", help="also write JUnit XML for CI")
+    p.add_argument("--print-sql", action="store_true", help="print the SQL each check runs and exit")
+    th = Thresholds()
+    p.add_argument("--p99-ms", type=float, default=th.latency_p99_ms, help="latency p99 limit (default %(default)s)")
+    p.add_argument("--p999-ms", type=float, default=None, help="latency p99.9 limit (default none)")
+    p.add_argument("--max-gaps", type=int, default=th.max_gaps, help="sequence gaps allowed (default 0)")
+    p.add_argument("--max-resets", type=int, default=th.max_resets, help="book resets allowed (default 0)")
+    p.add_argument("--max-session-silence", type=float, default=th.max_session_silence_s, metavar="SECONDS",
+                   help="longest time a whole feed session may be silent (default %(default)s)")
+    p.add_argument("--l2-lag-cadences", type=float, default=th.l2_lag_cadences,
+                   help="L2 may trail trades by this many cadences (default %(default)s, floor 3 s)")
+    p.add_argument("--min-completeness", type=float, default=th.min_completeness_ratio,
+                   help="depth messages per active cadence slot, per minute (default %(default)s)")
+    p.add_argument("--max-bytes-billed", type=int, default=None, help="BigQuery per-query byte cap")
+    p.set_defaults(func=main)
+
+
+def build_config(args: argparse.Namespace, now_ns: int) -> DqConfig:
+    until = parse_time(args.until, now_ns) if args.until else now_ns
+    since = parse_time(args.since, now_ns) if args.since else None
+    for name in ("p99_ms", "max_session_silence", "l2_lag_cadences", "min_completeness"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
+    th = Thresholds(latency_p99_ms=args.p99_ms, latency_p999_ms=args.p999_ms, max_gaps=args.max_gaps,
+                    max_resets=args.max_resets, max_session_silence_s=args.max_session_silence,
+                    l2_lag_cadences=args.l2_lag_cadences, min_completeness_ratio=args.min_completeness)
+    checks = check_names(args.check) if args.check else tuple(CHECKS)
+    return DqConfig(since_ns=since, until_ns=until, checks=checks, thresholds=th)
+
+
+def main(args: argparse.Namespace) -> int:
+    clock = SystemClock()
+    config = build_config(args, clock.wall_ns())
+    if args.bigquery:
+        from tickpath.dq.bigquery import BigQueryEngine, parse_dataset
+
+        project, ds = parse_dataset(args.bigquery)
+        if args.print_sql:
+            return _print_sql(config, "bigquery", f"{project}.{ds}")
+        kw = {} if args.max_bytes_billed is None else {"max_bytes_billed": args.max_bytes_billed}
+        engine: BigQueryEngine | DuckDBEngine = BigQueryEngine(args.bigquery, **kw)
+    else:
+        if args.print_sql:
+            return _print_sql(config, "duckdb", None)
+        engine = DuckDBEngine(Path(args.db))
+    err = Console(stderr=True)
+    quiet = args.json or not err.is_terminal
+    with err.status("running checks") as status:
+        def progress(name: str) -> None:
+            if not quiet:
+                status.update(f"running check {name} on {engine.name}")
+
+        report = run_dq(config, engine, clock=clock, progress=progress)
+    if args.junit:
+        from tickpath.dq.report import to_junit
+
+        try:
+            Path(args.junit).write_text(to_junit(report), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.junit}: {exc.strerror}") from exc
+    from tickpath.dq.report import print_report, to_json
+
+    if args.json:
+        sys.stdout.write(to_json(report) + "\n")
+    else:
+        print_report(report, Console())
+    return 0 if report.ok else CheckFailedError.exit_code
+
+
+def _print_sql(config: DqConfig, dialect: str, dataset: str | None) -> int:
+    for name, sql in render_sql(config, dialect, dataset).items():  # type: ignore[arg-type]
+        sys.stdout.write(f"-- check: {name}\n{sql};\n\n")
+    return 0
+

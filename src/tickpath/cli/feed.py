@@ -1,0 +1,137 @@
+"""``tickpath feed``: Binance market data with books in exact sync, into DuckDB (thin shell over
+:mod:`tickpath.feed`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tickpath.errors import ConfigError, InterruptedRunError
+from tickpath.feed.config import DEFAULT_SINK, FeedConfig, parse_channels, parse_symbols
+from tickpath.feed.run import Feed, FeedSummary
+from tickpath.runtime import run as run_async
+
+DESCRIPTION = """\
+Ingest Binance spot or USD-M futures market data: order books kept in exact sync by Binance's
+documented rules (snapshot + diff stream; any break resyncs that symbol only and publishes an explicit
+reset), trades and best bid/offer, normalized (docs/schema.md) and written to one or more sinks.
+With no --sink it writes a DuckDB file under ./data/, so it works with no server at all.
+"""
+
+EPILOG = """\
+sinks (--sink, repeatable; all receive every event):
+  duckdb:PATH            DuckDB file, one table per channel (default: duckdb:./data/ticks.duckdb)
+  parquet:DIR            Parquet files partitioned DIR/venue=/channel=/date=
+  jsonl:-  | jsonl:PATH  one JSON event per line to stdout or a file
+  nats://HOST:PORT/...   NATS JetStream        pubsub://PROJECT/TOPIC   Google Pub/Sub
+
+examples:
+  tickpath feed --venue futures --symbols BTCUSDT,ETHUSDT
+  tickpath feed --venue spot --symbols BTCUSDT --channels l2 --depth 20 --sink jsonl:- | jq .
+  tickpath feed --venue futures --symbols BTCUSDT --sink duckdb:ticks.duckdb --sink parquet:lake \\
+                --metrics-port 9108 --record captures/ --duration 3600
+  tickpath sim --venue futures --json &    # then point the feed at the simulator:
+  tickpath feed --venue futures --symbols BTCUSDT --base-url ws://127.0.0.1:PORT --rest-url http://127.0.0.1:PORT
+
+Stop with Ctrl-C (or SIGTERM): every sink is flushed before exit. The exit summary (--json for
+machines) gives events accepted/written/dropped per sink, resyncs, gaps, reconnects, malformed frames.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("feed", help="ingest Binance market data with exact order books",
+                              description=DESCRIPTION, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("what")
+    g.add_argument("--venue", required=True, choices=("spot", "futures"), help="spot or USD-M futures")
+    g.add_argument("--symbols", required=True, help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
+    g.add_argument("--channels", default="l2,trades,ticker",
+                   help="any of l2 (order book), trades, ticker (best bid/offer) (default: all three)")
+    g.add_argument("--depth", type=int, default=None, metavar="N",
+                   help="publish only the top N levels per side (inserts/deletes as levels enter/leave)")
+    g.add_argument("--trade-stream", choices=("aggTrade", "trade"), default="aggTrade",
+                   help="Binance trade stream to read (default: aggTrade)")
+    g.add_argument("--snapshot-limit", type=int, default=None,
+                   help="levels per REST snapshot (default: spot 5000, futures 1000)")
+    g = p.add_argument_group("where")
+    g.add_argument("--sink", action="append", default=None, metavar="URL",
+                   help=f"where events go; repeat for several (default: {DEFAULT_SINK})")
+    g.add_argument("--base-url", default=None, help="WebSocket base URL (default: the venue's production host)")
+    g.add_argument("--rest-url", default=None, help="REST base URL (default: the venue's production host)")
+    g.add_argument("--record", type=Path, default=None, metavar="DIR",
+                   help="also write raw frames and snapshots in the capture format (replayable by sim)")
+    g = p.add_argument_group("how long, and watching it")
+    g.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    g.add_argument("--metrics-port", type=int, default=None, metavar="P",
+                   help="serve Prometheus /metrics on 127.0.0.1:P (0 = any free port)")
+    g.add_argument("--metrics-host", default="127.0.0.1", help="address for /metrics (default: 127.0.0.1)")
+    g.add_argument("--status", action=argparse.BooleanOptionalAction, default=None,
+                   help="live status line on stderr (default: on when stderr is a terminal and not --json)")
+    g.add_argument("--json", action="store_true", help="print the exit summary as one JSON object")
+    g = p.add_argument_group("connection tuning")
+    g.add_argument("--streams-per-connection", type=int, default=None,
+                   help="streams per WebSocket (default: the venue's limit, 1024 spot / 200 futures)")
+    g.add_argument("--subscribe", action="store_true",
+                   help="subscribe with SUBSCRIBE messages instead of listing streams in the URL")
+    g.add_argument("--stale-after", type=float, default=30.0, metavar="S",
+                   help="reconnect a connection silent for S seconds (default: 30)")
+    g.add_argument("--rollover-after", type=float, default=None, metavar="S",
+                   help="open a replacement connection after S seconds (default: 95%% of 24 h)")
+    p.set_defaults(func=main)
+
+
+def build_config(args: argparse.Namespace) -> FeedConfig:
+    """The frozen FeedConfig from parsed arguments (raises ConfigError on bad values)."""
+    status = args.status if args.status is not None else (sys.stderr.isatty() and not args.json)
+    return FeedConfig(
+        venue=args.venue, symbols=parse_symbols(args.symbols), channels=parse_channels(args.channels),
+        depth=args.depth, sinks=tuple(args.sink or (DEFAULT_SINK,)), base_url=args.base_url,
+        rest_url=args.rest_url, duration_s=args.duration, record_dir=args.record,
+        metrics_port=args.metrics_port, metrics_host=args.metrics_host, snapshot_limit=args.snapshot_limit,
+        trade_stream=args.trade_stream, streams_per_connection=args.streams_per_connection,
+        subscribe=args.subscribe, stale_after_s=args.stale_after, rollover_after_s=args.rollover_after,
+        status=status)
+
+
+def _print_summary(s: FeedSummary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(stderr=True)
+    secs = max((s.ended_ns - s.started_ns) / 1e9, 1e-9)
+    con.print(f"[bold]feed {s.venue}[/] session {s.session}: {s.emitted:,} events in {secs:,.1f} s "
+              f"over {s.connections} connection(s); books: resyncs {s.resyncs}, gaps {s.gaps}; "
+              f"reconnects {s.reconnects}, rollovers {s.rollovers}, malformed frames {s.malformed}")
+    t = Table("sink", "accepted", "written", "dropped", "errors")
+    for name, st in s.sinks.items():
+        t.add_row(name, f"{st['accepted']:,}", f"{st['written']:,}", f"{st['dropped']:,}", f"{st['errors']:,}")
+    con.print(t)
+    lat = s.latency.get("receipt_to_enqueue")
+    if lat and lat.get("count"):
+        con.print(f"frame receipt to enqueue: p50 {lat['p50']} us, p99 {lat['p99']} us, max {lat['max']} us "
+                  f"({lat['count']:,} samples, monotonic clock)")
+
+
+def main(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    if args.json and any(u.strip() in ("jsonl:-", "jsonl") for u in config.sinks):
+        raise ConfigError("--json and --sink jsonl:- both write to stdout; send JSON lines to a file")
+    feed = Feed(config)
+    try:
+        summary = run_async(feed.run())
+    except InterruptedRunError:
+        # Stopped by a signal: the feed already flushed every sink; report what it did, then exit 130.
+        _report(feed.summary(), as_json=args.json)
+        raise
+    _report(summary, as_json=args.json)
+    return 1 if summary.dropped else 0
+
+
+def _report(summary: FeedSummary, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary.to_dict(), default=str), flush=True)
+    else:
+        _print_summary(summary)

@@ -1,0 +1,111 @@
+"""``tickpath ingest``: load a NATS JetStream stream into DuckDB or Parquet, exactly once (thin shell
+over :mod:`tickpath.ingest`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tickpath.errors import InterruptedRunError
+from tickpath.ingest import IngestConfig, IngestResult, run_ingest
+from tickpath.runtime import run as run_async
+
+DESCRIPTION = """\
+Consume the events `tickpath feed --sink nats://...` published and commit them into DuckDB or
+Parquet. The JetStream consumer is durable: each batch is committed first and acknowledged after,
+and rows are de-duplicated on the event key (session, venue, channel, symbol, seq), so a crash,
+a restart or a re-delivery never loses or duplicates an event. Rows get publish_ns (when the feed
+published) and ingest_ns (when this commit happened) next to event_time_ms and receipt_ns.
+"""
+
+EPILOG = """\
+source (--from): nats://HOST:PORT[,HOST:PORT...][?stream=TICKPATH&durable=tickpath-ingest&prefix=tickpath]
+target (--to):   duckdb:PATH | parquet:DIR
+
+examples:
+  tickpath ingest --from nats://127.0.0.1:4222 --to duckdb:./data/bus.duckdb
+  tickpath ingest --from 'nats://n1:4222,n2:4222,n3:4222?stream=MD' --to parquet:lake --idle-exit 10
+  tickpath ingest --from nats://127.0.0.1:4222 --to duckdb:x.duckdb --max-messages 1000000 --json
+
+Stop with Ctrl-C: the batch being committed finishes and is acknowledged first. Run one ingest per
+durable name. The summary gives messages, rows inserted, duplicates skipped, rejected messages and
+publish->ingest / receipt->ingest latency percentiles (wall clocks of the two hosts, sampled per batch).
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("ingest", help="load a NATS JetStream stream into DuckDB/Parquet, exactly once",
+                              description=DESCRIPTION, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--from", dest="source", required=True, metavar="URL", help="nats://... JetStream source")
+    p.add_argument("--to", dest="target", required=True, metavar="TARGET", help="duckdb:PATH or parquet:DIR")
+    p.add_argument("--batch", type=int, default=5000, help="messages per fetch and commit (default: 5000)")
+    p.add_argument("--fetch-timeout", type=float, default=1.0, metavar="S",
+                   help="how long one fetch waits for messages when the stream is idle (default: 1)")
+    p.add_argument("--ack-wait", type=float, default=30.0, metavar="S",
+                   help="re-delivery delay of unacknowledged messages, for a new consumer (default: 30)")
+    p.add_argument("--idle-exit", type=float, default=None, metavar="S",
+                   help="exit after S seconds without messages (default: run until stopped)")
+    p.add_argument("--max-messages", type=int, default=None, metavar="N", help="exit after N messages")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="live progress on stderr (default: on when stderr is a terminal and not --json)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=main)
+
+
+def _print_summary(res: IngestResult) -> None:
+    d = res.as_dict()
+    print(f"ingest into {d['target']}: {d['messages']} messages, {d['inserted']} rows inserted, "
+          f"{d['duplicates']} duplicates skipped, {d['rejected']} rejected, "
+          f"{d['messages_per_s']:.0f} msg/s")
+    for name in ("publish_to_ingest", "receipt_to_ingest"):
+        s = d["latency"][name]
+        if s["count"]:
+            print(f"  {name:<18} p50 {s['p50']:.0f} us  p99 {s['p99']:.0f} us  max {s['max']:.0f} us "
+                  f"(n={s['count']}, sampled)")
+    print(f"  clocks: {d['latency']['clock']}")
+
+
+def main(args: argparse.Namespace) -> int:
+    config = IngestConfig(source=args.source, target=args.target, batch=args.batch,
+                          fetch_timeout_s=args.fetch_timeout, ack_wait_s=args.ack_wait,
+                          idle_exit_s=args.idle_exit, max_messages=args.max_messages)
+    config.nats()  # validate the URL before connecting
+    show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.json)
+    result: list[IngestResult] = []
+
+    async def go() -> IngestResult:
+        def keep(r: IngestResult) -> None:
+            result[:] = [r]  # so an interrupted run can still print what it committed
+
+        if not show:
+            return await run_ingest(config, progress=keep)
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as bar:
+            task = bar.add_task("ingest: waiting for messages", total=None)
+
+            def progress(r: IngestResult) -> None:
+                keep(r)
+                bar.update(task, description=f"ingest: {r.messages} messages, {r.inserted} inserted, "
+                                             f"{r.duplicates} duplicates")
+
+            return await run_ingest(config, progress=progress)
+
+    try:
+        res = run_async(go())
+    except InterruptedRunError:
+        if result:
+            _emit(result[0], args.json)
+        raise
+    _emit(res, args.json)
+    return 0
+
+
+def _emit(res: IngestResult, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(res.as_dict()))
+    else:
+        _print_summary(res)

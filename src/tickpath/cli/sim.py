@@ -1,0 +1,167 @@
+"""``tickpath sim``: run the Binance-compatible simulator until Ctrl-C (thin shell over tickpath.sim)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tickpath.errors import ConfigError
+from tickpath.runtime import run
+from tickpath.sim import FaultPlan, ReplayConfig, SimConfig, Simulator, parse_zones
+
+DESCRIPTION = """\
+Serve Binance's public market data (spot and USD-M futures) on loopback: WebSocket raw
+(/ws/<stream>) and combined (/stream?streams=a/b) paths with live SUBSCRIBE, REST depth/time/
+ping/exchangeInfo with request weights, from a seeded simulated market or a recorded capture.
+Each zone is a listener of its own with its own one-way latency; every venue gets one port per zone.
+"""
+
+EPILOG = """\
+zones (--zones):
+  NAME:DELAYms[±JITTERms][,spike=PROBxMSms] joined by ';'   ('+-' or '~' may replace '±')
+    "a:5ms"                      zone a, 5 ms one-way delay on every frame and REST answer
+    "a:5ms±0.5ms;b:1ms"          two zones; a has exponential jitter with mean 0.5 ms
+    "far:80ms+-2ms,spike=0.01x50ms"  1% of messages get 50 ms more
+
+examples:
+  tickpath sim                                        both venues, BTCUSDT+ETHUSDT, one zone, free ports
+  tickpath sim --venue futures --symbols BTCUSDT --rate 1000 --zones "a:5ms;b:1ms" --json
+  tickpath sim --clock-offset-ms 250 --port 9000      exchange clock 250 ms ahead; ports 9000, 9001, ...
+  tickpath sim --replay ../shared/data/binance/spot.ws.txt --replay-http ../shared/data/binance/spot.http.txt \\
+               --speed 10 --venue spot
+  tickpath sim --gap-every 5 --drop-every 30 --snapshot-delay-ms 800   faults on a schedule
+
+Clients connect to the printed ws_url + "/ws/btcusdt@depth@100ms" or + "/stream?streams=...", and
+rest_url + "/api/v3/depth?symbol=BTCUSDT&limit=1000" (spot) or "/fapi/v1/depth?..." (futures).
+--json prints one JSON line with every endpoint, then nothing else, for scripts.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("sim", help="Binance-compatible exchange simulator on loopback",
+                              description=DESCRIPTION, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("market")
+    g.add_argument("--venue", default="spot,futures", help="venues to serve, comma-separated (default: both)")
+    g.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="upper-case symbols (default: BTCUSDT,ETHUSDT)")
+    g.add_argument("--rate", type=float, default=100.0,
+                   help="book updates per second per symbol (default: 100)")
+    g.add_argument("--seed", type=int, default=1, help="market seed; same seed, same books (default: 1)")
+    g.add_argument("--clock-offset-ms", type=float, default=0.0,
+                   help="exchange clock minus true clock, applied to E/T and serverTime (default: 0)")
+    g = p.add_argument_group("listeners")
+    g.add_argument("--zones", default="local:0ms", help="named listeners with latency (see below)")
+    g.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    g.add_argument("--port", type=int, default=0, help="first port; 0 = free ports (default: 0)")
+    g.add_argument("--tls", action="store_true", help="serve wss:// and https:// with a generated self-signed "
+                                                       "certificate (its path is printed as cafile)")
+    g = p.add_argument_group("limits (default: Binance's documented values)")
+    g.add_argument("--ping-interval", type=float, help="seconds between server pings (spot 20, futures 180)")
+    g.add_argument("--pong-timeout", type=float, help="seconds without pong before disconnect (spot 60, futures 600)")
+    g.add_argument("--max-lifetime", type=float, help="connection lifetime in seconds (default 86400)")
+    g.add_argument("--weight-budget", type=int, help="REST weight per minute per IP (spot 6000, futures 2400)")
+    g = p.add_argument_group("replay")
+    g.add_argument("--replay", action="append", default=[], metavar="CAPTURE.ws.txt",
+                   help="serve this capture instead of the simulated market of its venue (repeatable)")
+    g.add_argument("--replay-http", action="append", default=[], metavar="CAPTURE.http.txt",
+                   help="recorded REST snapshots, paired with --replay in order")
+    g.add_argument("--speed", type=float, default=1.0, help="replay speed factor; 0 = as fast as possible")
+    g = p.add_argument_group("faults on a schedule (seconds between occurrences)")
+    for flag, what in (("drop", "cut every WebSocket connection"), ("gap", "skip a depth event (a gap)"),
+                       ("dup", "send a depth event twice"), ("reorder", "swap two depth events"),
+                       ("malformed", "send one invalid-JSON frame per connection"),
+                       ("truncate", "send one truncated frame per connection"),
+                       ("stall", "hold a symbol's frames for --stall-for seconds"),
+                       ("snapshot-fail", "answer the next depth request with HTTP 500"),
+                       ("rate-limit", "answer every REST request 429 for --rate-limit-for seconds")):
+        g.add_argument(f"--{flag}-every", type=float, metavar="S", help=what)
+    g.add_argument("--stall-for", type=float, default=2.0, metavar="S", help="stall length (default: 2)")
+    g.add_argument("--rate-limit-for", type=float, default=5.0, metavar="S", help="429 period (default: 5)")
+    g.add_argument("--snapshot-delay-ms", type=float, default=0.0, help="extra delay of every depth answer")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--json", action="store_true", help="print the endpoints as one JSON line (for machines)")
+    p.set_defaults(func=main)
+
+
+def build_config(args: argparse.Namespace) -> tuple[SimConfig, FaultPlan]:
+    """The frozen configuration and fault plan from parsed arguments; bad values are ConfigError."""
+    venues = tuple(v.strip().lower() for v in args.venue.split(",") if v.strip())
+    symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
+    if len(args.replay_http) > len(args.replay):
+        raise ConfigError("--replay-http needs a --replay capture to go with it")
+    replay = tuple(ReplayConfig(Path(ws), Path(args.replay_http[i]) if i < len(args.replay_http) else None,
+                                speed=args.speed) for i, ws in enumerate(args.replay))
+    for rc in replay:
+        for path in (rc.ws_path, rc.http_path):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"capture {path} does not exist")
+    cfg = SimConfig(venues=venues, symbols=symbols, seed=args.seed, rate=args.rate, zones=parse_zones(args.zones),
+                    clock_offset_ms=args.clock_offset_ms, tls=args.tls, host=args.host, port=args.port,
+                    ping_interval_s=args.ping_interval, pong_timeout_s=args.pong_timeout,
+                    max_lifetime_s=args.max_lifetime, weight_budget=args.weight_budget, replay=replay)
+    plan = FaultPlan(drop_every_s=args.drop_every, gap_every_s=args.gap_every, duplicate_every_s=args.dup_every,
+                     reorder_every_s=args.reorder_every, malformed_every_s=args.malformed_every,
+                     truncated_every_s=args.truncate_every, stall_every_s=args.stall_every, stall_s=args.stall_for,
+                     snapshot_delay_s=args.snapshot_delay_ms / 1000.0,
+                     snapshot_fail_every_s=args.snapshot_fail_every, rate_limit_every_s=args.rate_limit_every,
+                     rate_limit_s=args.rate_limit_for)
+    return cfg, plan
+
+
+async def serve(cfg: SimConfig, plan: FaultPlan, *, as_json: bool, duration: float | None) -> int:
+    async with Simulator(cfg, fault_plan=plan) as sim:
+        eps = [e.as_dict() for e in sim.endpoints()]
+        if as_json:
+            print(json.dumps({"endpoints": eps, "seed": cfg.seed, "clock_offset_ms": cfg.clock_offset_ms}),
+                  flush=True)
+        else:
+            _print_table(sim)
+        await _wait(sim, duration, live=not as_json and sys.stderr.isatty())
+    return 0
+
+
+def _print_table(sim: Simulator) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="tickpath sim: listening (Ctrl-C to stop)")
+    for col in ("venue", "zone", "ws_url", "rest_url", "latency"):
+        table.add_column(col)
+    for e in sim.endpoints():
+        lat = e.latency
+        desc = f"{lat.delay_ms:g}ms" + (f"±{lat.jitter_ms:g}ms" if lat.jitter_ms else "")
+        table.add_row(e.venue + (" (replay)" if e.replay_path else ""), e.zone, e.ws_url, e.rest_url, desc)
+    console = Console()
+    console.print(table)
+    if sim.tls is not None:
+        console.print(f"TLS certificate (trust it as CA): {sim.tls.cafile}")
+    for e in sim.endpoints():
+        if e.replay_path:
+            console.print(f"replay of {e.venue}: connect to {e.ws_url}{e.replay_path}")
+
+
+async def _wait(sim: Simulator, duration: float | None, *, live: bool) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + duration if duration else None
+    if not live:
+        await asyncio.sleep(duration) if duration else await asyncio.Event().wait()
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    with console.status("") as status:
+        while end is None or loop.time() < end:
+            st = sim.stats()
+            events = sum(v["events"] for v in st["venues"].values())
+            frames = sum(v["frames_sent"] for v in st["venues"].values()) + sum(st["replay_frames_sent"].values())
+            status.update(f"events {events:,}  frames sent {frames:,}  connections {st['connections']}")
+            await asyncio.sleep(0.5)
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg, plan = build_config(args)
+    return run(serve(cfg, plan, as_json=args.json, duration=args.duration))

@@ -1,0 +1,177 @@
+"""``tickpath sweep plan|run|status|cleanup``: a thin shell over :mod:`tickpath.sweep`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tickpath.runtime import run
+from tickpath.sweep import cleanup_sweep, describe, list_sweeps, load_config, run_sweep, sweep_status
+from tickpath.sweep.orchestrator import CandidateState
+
+HELP = """\
+Launch probe machines in several availability zones at once, measure the exchange from each,
+rank them by a latency metric, keep the winners and destroy the rest.
+
+  tickpath sweep plan  sweep.toml        candidates, expected cost, what will be created (creates nothing)
+  tickpath sweep run   sweep.toml        apply all candidates, rank, destroy losers early, write results/
+  tickpath sweep status  --sweep-id ID   what a sweep still holds
+  tickpath sweep cleanup --sweep-id ID   destroy everything of a sweep (after kill -9, or to drop winners)
+
+Ctrl-C or SIGTERM during `run` destroys everything not kept before exiting. The config format is in
+docs/sweep.md; examples/sweep-local.toml runs offline against the simulator.
+"""
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    if args.state_dir:
+        return Path(args.state_dir)
+    if args.config:
+        return load_config(args.config).state_dir
+    return Path(".tickpath/sweeps")
+
+
+def _emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    plan = describe(cfg)
+    if args.json:
+        _emit_json(plan)
+        return 0 if plan["within_budget"] else 2
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"sweep {cfg.name}: {len(plan['candidates'])} candidates ({cfg.provider}, {cfg.region})")
+    for col in ("candidate", "AZ ID", "instance type", "instances", "USD/h"):
+        table.add_column(col)
+    for c in plan["candidates"]:
+        table.add_row(c["name"], c["az_id"], c["instance_type"], str(c["instances"]), f"{c['usd_per_hour']:.4f}")
+    console.print(table)
+    console.print(f"metric [bold]{cfg.metric.text}[/] (lower is better), keep {cfg.keep}, "
+                  f"TTL {cfg.ttl_minutes:g} min, result timeout {cfg.timeout_s:g} s")
+    ok = plan["within_budget"]
+    console.print(f"expected cost (upper bound) [bold]${plan['expected_cost_usd']:.2f}[/] of "
+                  f"${cfg.max_cost_usd:.2f} ceiling: " + ("[green]within budget[/]" if ok else "[red]OVER BUDGET[/]"))
+    console.print("will create, shared: " + "; ".join(plan["resources"]["shared"]))
+    console.print("will create, per candidate: " + "; ".join(plan["resources"]["per_candidate"]))
+    console.print(f"probe on each machine: {' '.join(plan['candidates'][0]['probe'])}" if plan["candidates"] else "")
+    console.print("[dim]nothing was created[/]")
+    return 0 if ok else 2
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    cfg = load_config(args.config)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    t0 = time.monotonic()
+    styles = {"failed": "red", "destroyed": "dim", "kept": "green bold", "reported": "cyan",
+              "destroy_failed": "red bold"}
+
+    def progress(status: str, st: CandidateState) -> None:
+        if args.quiet:
+            return
+        detail = ""
+        if status == "reported":
+            detail = f"score {st.score:.1f} µs ({st.explain})"
+        elif status in ("failed", "destroy_failed"):
+            detail = st.error or ""
+        style = styles.get(status, "")
+        err.print(f"[{time.monotonic() - t0:7.1f}s] {st.name:<28} [{style}]{status}[/{style}] {detail}"
+                  if style else f"[{time.monotonic() - t0:7.1f}s] {st.name:<28} {status} {detail}")
+
+    def started(sid: str) -> None:
+        err.print(f"sweep [bold]{sid}[/] started; state in {cfg.state_dir / sid}\n"
+                  f"if this process is killed, run: tickpath sweep cleanup --sweep-id {sid} "
+                  f"--state-dir {cfg.state_dir}")
+
+    result = run(run_sweep(cfg, config_path=str(Path(args.config).resolve()), terraform=args.terraform,
+                           sweep_id=args.sweep_id, progress=progress, on_start=started,
+                           preflight=not args.skip_preflight))
+    from tickpath.sweep.results import summary
+
+    doc = summary(cfg, result.outcome)
+    doc["results_dir"] = str(result.results_dir)
+    if args.json:
+        _emit_json(doc)
+    else:
+        err.print(f"[bold green]winner: {doc['winner']}[/]  {doc['why']}")
+        err.print(f"kept: {', '.join(result.outcome.winners) or 'none'}; results in {result.results_dir}")
+    return 0 if doc["winner"] else 9
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    state_dir = _state_dir(args)
+    if not args.sweep_id:
+        ids = list_sweeps(state_dir)
+        docs = [sweep_status(state_dir, i) for i in ids]
+        if args.json:
+            _emit_json(docs)
+        else:
+            for d in docs:
+                print(f"{d['sweep_id']:<44} {'LIVE' if d['live'] else 'clean'}")
+            if not docs:
+                print(f"no sweeps under {state_dir}")
+        return 0
+    doc = sweep_status(state_dir, args.sweep_id)
+    if args.json:
+        _emit_json(doc)
+        return 0
+    print(f"sweep {doc['sweep_id']} ({doc['provider']}): {'LIVE resources remain' if doc['live'] else 'nothing left'}")
+    for name, c in doc["candidates"].items():
+        res = ", ".join(c["resources"]) or "-"
+        print(f"  {name:<28} {c['status']:<15} resources: {res}")
+    if doc.get("agent_pids"):
+        print(f"  agent processes still running: {doc['agent_pids']}")
+    return 0
+
+
+def _cmd_cleanup(args: argparse.Namespace) -> int:
+    doc = run(cleanup_sweep(_state_dir(args), args.sweep_id))
+    if args.json:
+        _emit_json(doc)
+    else:
+        print(f"sweep {doc['sweep_id']}: destroyed {len(doc['destroyed'])} candidate root(s); "
+              f"tag search removed {len(doc['tag_search_removed'])} leftover(s)")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("sweep", help="find the lowest-latency placement across zones",
+                              description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="sweep_command", metavar="ACTION", required=True)
+
+    plan = sub.add_parser("plan", help="show candidates, expected cost and resources; creates nothing")
+    plan.add_argument("config", help="sweep TOML file (see examples/sweep-aws.toml)")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.set_defaults(func=_cmd_plan)
+
+    r = sub.add_parser("run", help="run the sweep: apply all, rank, destroy losers, keep winners",
+                       description="Apply every candidate at once, show results as they arrive, destroy each "
+                                   "loser as soon as it cannot win, keep the winners and write "
+                                   "results/<timestamp>/. Ctrl-C destroys everything not kept.")
+    r.add_argument("config", help="sweep TOML file")
+    r.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    r.add_argument("--terraform", help="path of the terraform binary (default: from PATH)")
+    r.add_argument("--sweep-id", help="use this id instead of a generated one")
+    r.add_argument("--skip-preflight", action="store_true",
+                   help="aws: skip the credential/AZ/instance-type checks made before creating anything")
+    r.add_argument("-q", "--quiet", action="store_true", help="no per-candidate progress lines")
+    r.set_defaults(func=_cmd_run)
+
+    for name, fn, text in (("status", _cmd_status, "what a sweep still holds (all sweeps without --sweep-id)"),
+                           ("cleanup", _cmd_cleanup, "destroy everything of a sweep, then search by its tag")):
+        s = sub.add_parser(name, help=text, description=text)
+        s.add_argument("--sweep-id", required=name == "cleanup", help="the id printed when the sweep started")
+        s.add_argument("--state-dir", help="where sweeps are recorded (default: the config's, or .tickpath/sweeps)")
+        s.add_argument("--config", help="sweep TOML file, to find its state_dir")
+        s.add_argument("--json", action="store_true", help="print JSON")
+        s.set_defaults(func=fn)

@@ -1,0 +1,318 @@
+"""The five data-quality checks: each is its SQL (in :mod:`tickpath.dq.sql`) plus a judge that turns
+the query's rows into a verdict against :class:`Thresholds`.
+
+Judging in Python keeps the SQL threshold-free, so DuckDB and BigQuery run the very same text, and
+lets the judges use what only tickpath knows: each stream's cadence from the subscribed Binance
+stream names (parsed by :mod:`tickpath.venues.binance.streams`), and the HdrHistogram recorder that
+every latency figure in tickpath goes through.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from tickpath.dq.sql import COMPLETENESS, FRESHNESS, INTEGRITY, LATENCY, SEQUENCE, Window
+from tickpath.errors import UnknownSymbolError
+from tickpath.stats import LatencyRecorder
+from tickpath.stats.recorder import HIGHEST_NS, LOWEST_NS, SIGNIFICANT_DIGITS
+from tickpath.venues.binance.streams import parse_stream
+
+Row = Mapping[str, Any]
+StreamKey = tuple[str, str, str]  # (session, venue, symbol)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What "good" means; every figure a check judges has its limit here."""
+
+    latency_p99_ms: float = 1000.0
+    latency_p999_ms: float | None = None
+    latency_max_negative_ratio: float = 0.001  # messages received before they were sent
+    max_gaps: int = 0  # update-id gaps, bad resyncs, seq gaps/duplicates
+    max_resets: int = 0  # book resets the feed had to make (other than for crossed books)
+    l2_lag_cadences: float = 10.0  # L2 may trail trades/tickers by this many cadences ...
+    l2_lag_floor_ms: float = 3000.0  # ... but never less than this
+    max_session_silence_s: float = 30.0  # nothing at all from a feed session for this long
+    max_integrity_issues: int = 0
+    min_completeness_ratio: float = 0.5  # depth messages per active cadence slot, per minute
+    max_over_delivery: float = 1.5  # depth messages per minute over 60 s / cadence
+    min_active_slots: int = 10  # minutes with fewer active slots are too quiet to judge
+
+
+@dataclass
+class Context:
+    """What the judges know besides the rows: the window and what each session subscribed."""
+
+    window: Window
+    depth_cadence_ms: dict[StreamKey, int] = field(default_factory=dict)
+    subscribed: set[tuple[str, str, str, str]] = field(default_factory=set)  # + channel
+
+    @classmethod
+    def from_sessions(cls, window: Window, sessions: Iterable[Row]) -> Context:
+        ctx = cls(window)
+        channel_of = {"depth": "l2", "trade": "trades", "aggTrade": "trades", "bookTicker": "ticker"}
+        for s in sessions:
+            for name in s.get("streams") or []:
+                try:
+                    stream = parse_stream(str(name), s["venue"])
+                except UnknownSymbolError:
+                    continue  # a stream dq does not store (kline) or a malformed name: no cadence
+                symbol = stream.symbol_upper
+                channel = channel_of.get(stream.kind)
+                if channel is None:
+                    continue
+                ctx.subscribed.add((s["session"], s["venue"], symbol, channel))
+                if stream.kind == "depth" and stream.speed_ms is not None:
+                    ctx.depth_cadence_ms[(s["session"], s["venue"], symbol)] = stream.speed_ms
+        return ctx
+
+
+@dataclass
+class CheckResult:
+    """The verdict of one check: ``metrics`` are its figures (table rows), ``findings`` the defects."""
+
+    name: str
+    title: str
+    ok: bool
+    summary: str
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "ok": self.ok, "summary": self.summary,
+                "counts": self.counts, "metrics": self.metrics, "findings": self.findings}
+
+
+Judge = Callable[[list[dict[str, Any]], Context, Thresholds], CheckResult]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    title: str
+    template: str
+    judge: Judge
+
+
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else round(ns / 1e6, 3)
+
+
+# --- latency --------------------------------------------------------------------------------------
+
+def judge_latency(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> CheckResult:
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["venue"], r["symbol"], r["channel"])].append(r)
+    metrics: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+    for (venue, symbol, channel), grp in sorted(groups.items()):
+        hist = HdrHistogram(LOWEST_NS, HIGHEST_NS, SIGNIFICANT_DIGITS)
+        n = negative = clamped = 0
+        sum_v = sum_raw = 0.0
+        max_v: int | None = None
+        for r in grp:
+            count = int(r["n"])
+            n += count
+            sum_v += float(r["sum_v"])
+            sum_raw += float(r["sum_raw"])
+            max_v = int(r["max_v"]) if max_v is None else max(max_v, int(r["max_v"]))
+            bucket = int(r["bucket_ns"])
+            if bucket < 0:
+                negative += count
+            if bucket < LOWEST_NS:
+                clamped += count  # zero or negative: recorded as 1 ns and counted, like the recorder does
+            hist.record_value(min(max(bucket, LOWEST_NS), HIGHEST_NS), count)
+        rec = LatencyRecorder.decode(hist.encode().decode("ascii"), f"{venue}/{symbol}/{channel}")
+        rec.clamped = clamped
+        s = rec.summary()
+        bases = {r["basis"] for r in grp}
+        clock = "corrected" if bases == {"corrected"} else "raw" if bases == {"raw"} else "mixed"
+        row = {"venue": venue, "symbol": symbol, "channel": channel, "clock": clock, "count": n,
+               "mean_ms": _ms(sum_v / n), "p50_ms": _ms(s.p50_ns), "p99_ms": _ms(s.p99_ns),
+               "p999_ms": _ms(s.p999_ns), "max_ms": _ms(max_v), "negative": negative,
+               "raw_mean_ms": _ms(sum_raw / n)}
+        metrics.append(row)
+        problems = []
+        if s.p99_ns / 1e6 > th.latency_p99_ms:
+            problems.append(f"p99 {row['p99_ms']} ms > {th.latency_p99_ms} ms")
+        if th.latency_p999_ms is not None and s.p999_ns / 1e6 > th.latency_p999_ms:
+            problems.append(f"p99.9 {row['p999_ms']} ms > {th.latency_p999_ms} ms")
+        if negative / n > th.latency_max_negative_ratio:
+            problems.append(f"{negative} of {n} messages received before their event time "
+                            f"(clock {clock}); clock offset not measured or wrong")
+        if problems:
+            findings.append({"issue": "latency", "venue": venue, "symbol": symbol, "channel": channel,
+                             "detail": "; ".join(problems)})
+    ok = not findings
+    total = sum(m["count"] for m in metrics)
+    summary = (f"{total} messages in {len(metrics)} streams" +
+               ("" if ok else f"; {len(findings)} over threshold"))
+    return CheckResult("latency", "Latency (receipt - exchange time, per message)", ok, summary, metrics,
+                       findings, {"streams": len(metrics), "failing": len(findings)})
+
+
+# --- sequence -------------------------------------------------------------------------------------
+
+GAP_ISSUES = ("gap", "bad_resync", "no_snapshot", "seq_gap", "seq_duplicate")
+_CROSSED_WORDS = ("cross", "lock")
+
+
+def _is_crossed_reset(row: Row) -> bool:
+    return any(w in str(row.get("reason") or "").lower() for w in _CROSSED_WORDS)
+
+
+def _totals(rows: list[dict[str, Any]], keep: Callable[[Row], bool] = lambda r: True) -> dict[str, int]:
+    """Exact totals per issue: each (issue, stream) group carries its total on every returned row."""
+    seen: dict[tuple[Any, ...], int] = {}
+    for r in rows:
+        if keep(r):
+            seen[(r["issue"], r["session"], r["venue"], r["symbol"], r["channel"])] = int(r["total"])
+    out: dict[str, int] = defaultdict(int)
+    for key, total in seen.items():
+        out[key[0]] += total
+    return dict(out)
+
+
+def judge_sequence(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> CheckResult:
+    # A reset for a crossed book is the integrity check's finding; counting it here too would make
+    # one defect fail two checks.
+    rows = [r for r in rows if not (r["issue"] == "reset" and _is_crossed_reset(r))]
+    counts = _totals(rows)
+    gaps = sum(counts.get(k, 0) for k in GAP_ISSUES)
+    resets = counts.get("reset", 0)
+    findings = []
+    for r in rows:
+        f = {"issue": r["issue"], "session": r["session"], "venue": r["venue"], "symbol": r["symbol"],
+             "channel": r["channel"], "seq": r["seq"], "from_ns": r["p_receipt"], "to_ns": r["receipt_ns"]}
+        if r["issue"] == "reset":
+            f.update(to_ns=r["n_receipt"], detail=f"reason {r['reason']}; resynced by the next snapshot")
+        elif r["issue"] == "resync":
+            f.update(detail="snapshot after reset")
+        elif r["issue"] in ("seq_gap", "seq_duplicate"):
+            f.update(detail=f"seq {r['p_seq']} -> {r['seq']}")
+        else:
+            f.update(detail=f"U={r['fu']} u={r['lu']} pu={r['pu']} previous u={r['p_lu']}")
+        findings.append(f)
+    ok = gaps <= th.max_gaps and resets <= th.max_resets
+    parts = [f"{gaps} gaps", f"{resets} resets", f"{counts.get('resync', 0)} resyncs"]
+    return CheckResult("sequence", "Sequence continuity (Binance U/u/pu, tickpath seq)", ok, ", ".join(parts),
+                       [], findings, {**counts, "gaps": gaps, "resets": resets})
+
+
+# --- freshness ------------------------------------------------------------------------------------
+
+def judge_freshness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> CheckResult:
+    metrics: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+    for r in rows:
+        silent = (int(r["silent_to"]) - int(r["silent_from"])) / 1e9
+        key = (r["session"], r["venue"], r["symbol"])
+        limit: float | None = None
+        if r["kind"] == "session":
+            limit = th.max_session_silence_s
+        elif r["kind"] == "lag":
+            cadence = ctx.depth_cadence_ms.get(key)
+            if cadence is None and (r["session"], r["venue"], r["symbol"], "l2") not in ctx.subscribed:
+                has_l2 = any(x["kind"] == "stream" and x["channel"] == "l2" and
+                             (x["session"], x["venue"], x["symbol"]) == key for x in rows)
+                if not has_l2:
+                    continue  # no depth stream for this symbol: nothing to lag
+            limit = max(th.l2_lag_cadences * (cadence or 100), th.l2_lag_floor_ms) / 1e3
+        m = {"kind": r["kind"], "session": r["session"], "venue": r["venue"], "symbol": r["symbol"],
+             "channel": r["channel"], "longest_s": round(silent, 3), "limit_s": limit,
+             "from_ns": int(r["silent_from"]), "to_ns": int(r["silent_to"])}
+        metrics.append(m)
+        if limit is not None and silent > limit:
+            what = ("L2 trailed trades/tickers" if r["kind"] == "lag" else "the whole session was silent")
+            findings.append({"issue": "stall" if r["kind"] == "lag" else "session_silence", **m,
+                             "detail": f"{what} for {silent:.3f} s > {limit} s"})
+    seen = {(m["session"], m["venue"], m["symbol"], m["channel"]) for m in metrics if m["kind"] == "stream"}
+    for sub in sorted(ctx.subscribed - seen):
+        # A subscribed stream with no message in the window: a quiet market or a dead stream; the
+        # lag and session figures judge which, this row just makes it visible.
+        metrics.append({"kind": "stream", "session": sub[0], "venue": sub[1], "symbol": sub[2],
+                        "channel": sub[3], "longest_s": round(ctx.window.seconds, 3), "limit_s": None,
+                        "from_ns": ctx.window.since_ns, "to_ns": ctx.window.until_ns})
+    ok = not findings
+    summary = f"{len(findings)} stalls" if findings else "no stream fell behind its cadence"
+    return CheckResult("freshness", "Freshness and alignment (silences, L2 lag behind trades)", ok, summary,
+                       metrics, findings, {"stalls": len(findings)})
+
+
+# --- integrity ------------------------------------------------------------------------------------
+
+def judge_integrity(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> CheckResult:
+    counts = _totals(rows)
+    total = sum(counts.values())
+    findings = [{"issue": r["issue"], "session": r["session"], "venue": r["venue"], "symbol": r["symbol"],
+                 "channel": r["channel"], "seq": r["seq"], "at_ns": r["receipt_ns"], "detail": r["detail"]}
+                for r in rows]
+    ok = total <= th.max_integrity_issues
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) if counts else "no defects"
+    return CheckResult("integrity", "Book integrity (crossed, non-positive, duplicates, time order)", ok,
+                       summary, [], findings, counts)
+
+
+# --- completeness ---------------------------------------------------------------------------------
+
+_SLOT_COLUMNS = {100: "a100", 250: "a250", 500: "a500", 1000: "a1000"}
+
+
+def judge_completeness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> CheckResult:
+    per: dict[StreamKey, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        per[(r["session"], r["venue"], r["symbol"])].append(r)
+    metrics: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+    for key, minutes in sorted(per.items()):
+        cadence = ctx.depth_cadence_ms.get(key)
+        col = _SLOT_COLUMNS.get(cadence or -1)
+        worst: float | None = None
+        bad = 0
+        for m in minutes:
+            l2 = int(m["l2"])
+            if col is not None and int(m[col]) >= th.min_active_slots:
+                ratio = l2 / int(m[col])
+                worst = ratio if worst is None else min(worst, ratio)
+                if ratio < th.min_completeness_ratio:
+                    bad += 1
+                    findings.append({"issue": "thin_depth", "session": key[0], "venue": key[1],
+                                     "symbol": key[2], "minute_ns": int(m["minute"]) * 60_000_000_000,
+                                     "detail": f"{l2} depth messages for {m[col]} active {cadence} ms slots"})
+            if cadence and l2 > th.max_over_delivery * 60_000 / cadence:
+                bad += 1
+                findings.append({"issue": "over_delivery", "session": key[0], "venue": key[1],
+                                 "symbol": key[2], "minute_ns": int(m["minute"]) * 60_000_000_000,
+                                 "detail": f"{l2} depth messages in a minute; @{cadence}ms allows "
+                                           f"{60_000 // cadence}"})
+        n = len(minutes)
+        metrics.append({"session": key[0], "venue": key[1], "symbol": key[2], "minutes": n,
+                        "cadence_ms": cadence,
+                        "l2_per_min": round(sum(int(m["l2"]) for m in minutes) / n, 1),
+                        "trades_per_min": round(sum(int(m["trades"]) for m in minutes) / n, 1),
+                        "ticker_per_min": round(sum(int(m["ticker"]) for m in minutes) / n, 1),
+                        "expected_l2_max_per_min": 60_000 // cadence if cadence else None,
+                        "worst_ratio": None if worst is None else round(worst, 3), "bad_minutes": bad})
+    ok = not findings
+    summary = (f"{len(metrics)} symbols, {sum(m['minutes'] for m in metrics)} symbol-minutes"
+               + ("" if ok else f"; {len(findings)} minutes off cadence"))
+    return CheckResult("completeness", "Completeness (messages per minute vs subscribed cadence)", ok, summary,
+                       metrics, findings, {"bad_minutes": len(findings)})
+
+
+CHECKS: dict[str, Check] = {
+    c.name: c for c in (
+        Check("latency", "Latency", LATENCY, judge_latency),
+        Check("sequence", "Sequence continuity", SEQUENCE, judge_sequence),
+        Check("freshness", "Freshness and alignment", FRESHNESS, judge_freshness),
+        Check("integrity", "Book integrity", INTEGRITY, judge_integrity),
+        Check("completeness", "Completeness", COMPLETENESS, judge_completeness),
+    )
+}

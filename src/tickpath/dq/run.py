@@ -1,0 +1,118 @@
+"""Running the checks: one window, one engine (DuckDB or BigQuery), one report.
+
+Each check's SQL is composed for the engine's dialect (:mod:`tickpath.dq.sql`), run, and judged
+(:mod:`tickpath.dq.checks`). The sessions overlapping the window are read first: they tell the
+judges each stream's cadence and the feed's clock offset.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tickpath.clock import Clock, SystemClock
+from tickpath.dq.checks import CHECKS, CheckResult, Context, Thresholds
+from tickpath.dq.sql import EXTENT, SESSIONS, Dialect, Window, body, compose
+from tickpath.errors import ConfigError
+from tickpath.logs import log_event
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOOKBACK_S = 3600.0
+
+
+class Engine(Protocol):
+    """Where the tables live: runs one query of its dialect and returns rows as dicts."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dialect(self) -> Dialect: ...
+    @property
+    def dataset(self) -> str | None: ...
+
+    def query(self, sql: str) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class DqConfig:
+    since_ns: int | None = None  # default: until minus one hour
+    until_ns: int | None = None  # default: now
+    checks: tuple[str, ...] = tuple(CHECKS)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    require_data: bool = True  # an empty window is an error, not a pass
+
+    def window(self, clock: Clock) -> Window:
+        until = self.until_ns if self.until_ns is not None else clock.wall_ns()
+        since = self.since_ns if self.since_ns is not None else until - int(DEFAULT_LOOKBACK_S * 1e9)
+        return Window(since, until)
+
+
+@dataclass
+class DqReport:
+    engine: str
+    window: Window
+    results: list[CheckResult]
+    rows_in_window: dict[str, int]
+    elapsed_s: float
+    sql: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "engine": self.engine,
+            "window": {"since_ns": self.window.since_ns, "until_ns": self.window.until_ns,
+                       "text": self.window.describe(), "clock": "local receipt time (receipt_ns), UTC"},
+            "rows_in_window": self.rows_in_window, "elapsed_s": round(self.elapsed_s, 3),
+            "checks": [r.to_dict() for r in self.results],
+        }
+
+
+def check_names(names: Sequence[str]) -> tuple[str, ...]:
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown:
+        raise ConfigError(f"unknown check {', '.join(unknown)}; checks are {', '.join(CHECKS)}")
+    return tuple(names)
+
+
+def render_sql(config: DqConfig, engine_dialect: Dialect, dataset: str | None,
+               clock: Clock | None = None) -> dict[str, str]:
+    """The exact SQL each check runs on the given dialect (``--print-sql``)."""
+    window = config.window(clock or SystemClock())
+    return {name: compose(body(CHECKS[name].template, window), window, engine_dialect, dataset)
+            for name in check_names(config.checks)}
+
+
+def run_dq(config: DqConfig, engine: Engine, *, clock: Clock | None = None,
+           progress: Callable[[str], None] | None = None) -> DqReport:
+    """Run the configured checks on ``engine`` over the window and judge them."""
+    clock = clock or SystemClock()
+    window = config.window(clock)
+    names = check_names(config.checks)
+    started = time.perf_counter()
+
+    def q(template: str) -> list[dict[str, Any]]:
+        return engine.query(compose(body(template, window), window, engine.dialect, engine.dataset))
+
+    extent = {r["channel"]: int(r["n"]) for r in q(EXTENT)}
+    if config.require_data and not any(extent.values()):
+        raise ConfigError(f"no trades, tickers or l2 rows received in {window.describe()} in {engine.name}; "
+                          "widen --since/--until")
+    ctx = Context.from_sessions(window, q(SESSIONS))
+    results = []
+    for name in names:
+        if progress:
+            progress(name)
+        t0 = time.perf_counter()
+        check = CHECKS[name]
+        result = check.judge(q(check.template), ctx, config.thresholds)
+        log_event(log, logging.INFO, "dq_check", check=name, ok=result.ok,
+                  seconds=round(time.perf_counter() - t0, 3))
+        results.append(result)
+    return DqReport(engine.name, window, results, extent, time.perf_counter() - started)

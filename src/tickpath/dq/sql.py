@@ -1,0 +1,429 @@
+"""The SQL of every check, written once in DuckDB's dialect, and its composition into a runnable query.
+
+Each check body reads only the window CTEs ``w_trades``, ``w_tickers``, ``w_l2`` and ``w_sessions``;
+:func:`compose` prepends them, bounded to ``[since_ns, until_ns)`` on ``receipt_ns`` (the one time
+every row has). For BigQuery the same text is transpiled with sqlglot and every window CTE also
+carries a partition filter on ``event_date`` (one day of slack each side, because the partition is
+derived from the exchange's event time and the window from the local receipt time), so no query
+ever scans a whole table.
+
+The queries return measurements and bounded lists of findings; thresholds are applied in Python
+(:mod:`tickpath.dq.checks`), so the same SQL serves any threshold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+import sqlglot
+
+from tickpath.errors import ConfigError
+
+Dialect = Literal["duckdb", "bigquery"]
+
+# Columns each window CTE selects: only what some check reads, which is what BigQuery bills.
+WINDOW_COLUMNS: dict[str, tuple[str, ...]] = {
+    "trades": ("session", "venue", "symbol", "seq", "event_time_ms", "receipt_ns", "trade_id", "price",
+               "qty"),
+    "tickers": ("session", "venue", "symbol", "seq", "event_time_ms", "receipt_ns", "bid_price",
+                "bid_qty", "ask_price", "ask_qty"),
+    "l2": ("session", "venue", "symbol", "seq", "event_time_ms", "receipt_ns", "kind", "first_update_id",
+           "final_update_id", "prev_final_update_id", "bids", "asks", "reason"),
+}
+SESSION_COLUMNS = ("session", "venue", "started_ns", "ended_ns", "streams", "clock_offset_ns",
+                   "clock_offset_bound_ns")
+TABLE_NAMES = ("trades", "tickers", "l2", "feed_sessions")
+
+# Findings per kind returned by a query; totals are always exact (counted by a window function).
+FINDINGS_PER_KIND = 50
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open window ``[since_ns, until_ns)`` of local receipt time, in Unix nanoseconds."""
+
+    since_ns: int
+    until_ns: int
+
+    def __post_init__(self) -> None:
+        if self.until_ns <= self.since_ns:
+            raise ConfigError(f"empty window: --until ({_iso(self.until_ns)}) must be after --since "
+                              f"({_iso(self.since_ns)})")
+
+    @property
+    def seconds(self) -> float:
+        return (self.until_ns - self.since_ns) / 1e9
+
+    def dates(self) -> tuple[dt.date, dt.date]:
+        """The ``event_date`` partitions that can hold rows of this window (one day of slack)."""
+        first = dt.datetime.fromtimestamp(self.since_ns / 1e9, dt.UTC).date() - dt.timedelta(days=1)
+        last = dt.datetime.fromtimestamp(self.until_ns / 1e9, dt.UTC).date() + dt.timedelta(days=1)
+        return first, last
+
+    def describe(self) -> str:
+        return f"{_iso(self.since_ns)} .. {_iso(self.until_ns)}"
+
+
+def _iso(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _table_ref(table: str, dialect: Dialect, dataset: str | None) -> str:
+    if dialect == "bigquery":
+        if not dataset:
+            raise ConfigError("BigQuery needs a dataset as PROJECT.DATASET")
+        project, _, ds = dataset.partition(".")
+        return f'"{project}"."{ds}"."{table}"'
+    return f'"{table}"'
+
+
+def window_ctes(window: Window, dialect: Dialect, dataset: str | None = None) -> str:
+    """The ``w_*`` CTEs: each source table bounded to the window (plus partitions on BigQuery)."""
+    parts = []
+    part_filter = ""
+    sessions_part = ""
+    if dialect == "bigquery":
+        first, last = window.dates()
+        part_filter = f" AND event_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
+        sessions_part = f" AND event_date <= DATE '{last.isoformat()}'"
+    for table, cols in WINDOW_COLUMNS.items():
+        parts.append(
+            f"w_{table} AS (SELECT {', '.join(cols)} FROM {_table_ref(table, dialect, dataset)} "
+            f"WHERE receipt_ns >= {window.since_ns} AND receipt_ns < {window.until_ns}{part_filter})"
+        )
+    parts.append(
+        f"w_sessions AS (SELECT {', '.join(SESSION_COLUMNS)} FROM {_table_ref('feed_sessions', dialect, dataset)} "
+        f"WHERE started_ns < {window.until_ns} AND (ended_ns IS NULL OR ended_ns >= {window.since_ns})"
+        f"{sessions_part})"
+    )
+    return ",\n".join(parts)
+
+
+def compose(body: str, window: Window, dialect: Dialect = "duckdb", dataset: str | None = None) -> str:
+    """A runnable query: the window CTEs, then ``body`` (``name AS (...), ... SELECT ...``)."""
+    sql = f"WITH {window_ctes(window, dialect, dataset)},\n{body}"
+    if dialect == "duckdb":
+        return sql
+    try:
+        return sqlglot.transpile(sql, read="duckdb", write="bigquery", pretty=True)[0]
+    except sqlglot.errors.SqlglotError as exc:  # a bug in a check definition, not user input
+        raise ConfigError(f"cannot generate BigQuery SQL: {exc}") from exc
+
+
+def to_duckdb(bigquery_sql: str) -> str:
+    """BigQuery SQL back to DuckDB's dialect (used to prove both dialects compute the same)."""
+    return sqlglot.transpile(bigquery_sql, read="bigquery", write="duckdb")[0]
+
+
+# --- the checks' bodies ---------------------------------------------------------------------------
+
+# Latency per message (one row per trade, ticker or delta, never per price level), bucketed to three
+# significant digits so the result is a small histogram the HdrHistogram recorder takes exactly.
+# ``corr`` adds the session's clock offset (exchange minus local); a value below -tolerance
+# (1 ms of event-time resolution plus the offset's error bound) is impossible and counted apart.
+LATENCY = """
+ev AS (
+  SELECT session, venue, symbol, 'trades' AS channel, event_time_ms, receipt_ns FROM w_trades
+  WHERE event_time_ms IS NOT NULL
+  UNION ALL
+  SELECT session, venue, symbol, 'ticker' AS channel, event_time_ms, receipt_ns FROM w_tickers
+  WHERE event_time_ms IS NOT NULL
+  UNION ALL
+  SELECT session, venue, symbol, 'l2' AS channel, event_time_ms, receipt_ns FROM w_l2
+  WHERE kind = 'delta' AND event_time_ms IS NOT NULL
+),
+lat AS (
+  SELECT e.venue, e.symbol, e.channel,
+    CASE WHEN s.clock_offset_ns IS NULL THEN 'raw' ELSE 'corrected' END AS basis,
+    e.receipt_ns - e.event_time_ms * 1000000 + COALESCE(s.clock_offset_ns, 0) AS v,
+    1000000 + COALESCE(s.clock_offset_bound_ns, 0) AS tol,
+    e.receipt_ns - e.event_time_ms * 1000000 AS raw_v
+  FROM ev AS e
+  LEFT JOIN (SELECT session, venue, MAX(clock_offset_ns) AS clock_offset_ns,
+               MAX(clock_offset_bound_ns) AS clock_offset_bound_ns
+             FROM w_sessions GROUP BY session, venue) AS s
+    ON s.session = e.session AND s.venue = e.venue
+),
+b AS (
+  SELECT venue, symbol, channel, basis,
+    CASE WHEN v < -tol THEN -1 WHEN v < 1 THEN 0
+      ELSE CAST(FLOOR(v / POWER(10, GREATEST(FLOOR(LOG10(v)) - 2, 0)))
+                * POWER(10, GREATEST(FLOOR(LOG10(v)) - 2, 0)) AS BIGINT) END AS bucket_ns,
+    raw_v, v
+  FROM lat
+)
+SELECT venue, symbol, channel, basis, bucket_ns, COUNT(*) AS n, SUM(CAST(v AS DOUBLE)) AS sum_v,
+  MIN(v) AS min_v, MAX(v) AS max_v, SUM(CAST(raw_v AS DOUBLE)) AS sum_raw
+FROM b
+GROUP BY venue, symbol, channel, basis, bucket_ns
+ORDER BY venue, symbol, channel, basis, bucket_ns
+"""
+
+# Continuity of Binance's update ids per (session, venue, symbol) in seq order, restarting at each
+# snapshot (whose successor obeys the first-event rule) and reset; plus tickpath's own seq, which must
+# be contiguous per (session, venue, channel, symbol). Top-N deltas (depth set) carry the upstream
+# U/u range with the updates that changed nothing visible folded in (see venues/binance/sync.py), so
+# the same rules hold for them: filtering leaves no hole, and a real upstream gap still shows.
+SEQUENCE = """
+l AS (
+  SELECT session, venue, symbol, seq, kind, receipt_ns, reason,
+    first_update_id AS fu, final_update_id AS lu, prev_final_update_id AS pu,
+    LAG(seq) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_seq,
+    LAG(kind) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_kind,
+    LAG(final_update_id) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_lu,
+    LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt,
+    LEAD(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS n_receipt
+  FROM w_l2
+),
+c AS (
+  SELECT session, venue, symbol, 'l2' AS channel, seq, receipt_ns, p_receipt, n_receipt, reason,
+    fu, lu, pu, p_lu, p_seq,
+    CASE
+      WHEN p_seq IS NOT NULL AND seq = p_seq THEN 'seq_duplicate'
+      WHEN p_seq IS NOT NULL AND seq > p_seq + 1 THEN 'seq_gap'
+      WHEN kind = 'reset' THEN 'reset'
+      WHEN kind = 'delta' AND p_kind = 'delta' AND venue = 'futures' AND pu <> p_lu THEN 'gap'
+      WHEN kind = 'delta' AND p_kind = 'delta' AND venue <> 'futures' AND fu <> p_lu + 1 THEN 'gap'
+      WHEN kind = 'delta' AND p_kind = 'snapshot' AND venue = 'futures'
+        AND NOT (fu <= p_lu AND lu >= p_lu) THEN 'bad_resync'
+      WHEN kind = 'delta' AND p_kind = 'snapshot' AND venue <> 'futures'
+        AND NOT (fu <= p_lu + 1 AND lu >= p_lu + 1) THEN 'bad_resync'
+      WHEN kind = 'delta' AND p_kind = 'reset' THEN 'no_snapshot'
+      WHEN kind = 'snapshot' AND p_kind = 'reset' THEN 'resync'
+      ELSE NULL END AS issue
+  FROM l
+),
+o AS (
+  SELECT session, venue, symbol, channel, seq, receipt_ns,
+    LAG(seq) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_seq,
+    LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
+  FROM (SELECT session, venue, symbol, 'trades' AS channel, seq, receipt_ns FROM w_trades) AS t
+  UNION ALL
+  SELECT session, venue, symbol, channel, seq, receipt_ns,
+    LAG(seq) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_seq,
+    LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
+  FROM (SELECT session, venue, symbol, 'ticker' AS channel, seq, receipt_ns FROM w_tickers) AS k
+),
+f AS (
+  SELECT issue, session, venue, symbol, channel, seq, receipt_ns, p_receipt, n_receipt, reason,
+    fu, lu, pu, p_lu, p_seq FROM c WHERE issue IS NOT NULL
+  UNION ALL
+  SELECT CASE WHEN seq = p_seq THEN 'seq_duplicate' ELSE 'seq_gap' END AS issue, session, venue, symbol,
+    channel, seq, receipt_ns, p_receipt, CAST(NULL AS BIGINT) AS n_receipt, CAST(NULL AS VARCHAR) AS reason,
+    CAST(NULL AS BIGINT) AS fu, CAST(NULL AS BIGINT) AS lu, CAST(NULL AS BIGINT) AS pu,
+    CAST(NULL AS BIGINT) AS p_lu, p_seq
+  FROM o WHERE p_seq IS NOT NULL AND seq <> p_seq + 1
+)
+SELECT issue, session, venue, symbol, channel, seq, receipt_ns, p_receipt, n_receipt, reason, fu, lu, pu,
+  p_lu, p_seq, COUNT(*) OVER (PARTITION BY issue, session, venue, symbol, channel) AS total
+FROM f
+QUALIFY ROW_NUMBER() OVER (PARTITION BY issue, session, venue, symbol, channel ORDER BY receipt_ns, seq)
+  <= {limit}
+ORDER BY issue, session, venue, symbol, channel, receipt_ns, seq
+"""
+
+# Freshness: the longest silence of each stream (leading and trailing edges included, up to the
+# window or the session's end), the longest silence of a whole session, and how long L2 lagged
+# behind trades/tickers: events are grouped by the running count of L2 messages, so a group is
+# "the time after one L2 message", and its lag is from its first trade/ticker to the next L2 message.
+FRESHNESS = """
+ev AS (
+  SELECT session, venue, symbol, 'trades' AS channel, receipt_ns FROM w_trades
+  UNION ALL SELECT session, venue, symbol, 'ticker' AS channel, receipt_ns FROM w_tickers
+  UNION ALL SELECT session, venue, symbol, 'l2' AS channel, receipt_ns FROM w_l2
+),
+ends AS (
+  SELECT session, venue, MAX(GREATEST(started_ns, {since})) AS start_ns,
+    MIN(LEAST(COALESCE(ended_ns, {until}), {until})) AS end_ns
+  FROM w_sessions GROUP BY session, venue
+),
+st AS (
+  SELECT e.session, e.venue, e.symbol, e.channel, e.receipt_ns,
+    COALESCE(LAG(e.receipt_ns) OVER (PARTITION BY e.session, e.venue, e.symbol, e.channel
+                                     ORDER BY e.receipt_ns), x.start_ns, {since}) AS p_receipt
+  FROM ev AS e LEFT JOIN ends AS x ON x.session = e.session AND x.venue = e.venue
+),
+tails AS (
+  SELECT e.session, e.venue, e.symbol, e.channel, GREATEST(COALESCE(MAX(x.end_ns), {until}),
+    MAX(e.receipt_ns)) AS receipt_ns, MAX(e.receipt_ns) AS p_receipt
+  FROM ev AS e LEFT JOIN ends AS x ON x.session = e.session AND x.venue = e.venue
+  GROUP BY e.session, e.venue, e.symbol, e.channel
+),
+sil AS (
+  SELECT session, venue, symbol, channel, p_receipt AS silent_from, receipt_ns AS silent_to
+  FROM (SELECT * FROM st UNION ALL SELECT * FROM tails) AS u
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY session, venue, symbol, channel
+                             ORDER BY receipt_ns - p_receipt DESC, p_receipt) = 1
+),
+ss AS (
+  SELECT session, venue, receipt_ns,
+    LAG(receipt_ns) OVER (PARTITION BY session, venue ORDER BY receipt_ns) AS p_receipt
+  FROM ev
+),
+ssil AS (
+  SELECT session, venue, '*' AS symbol, '*' AS channel, p_receipt AS silent_from, receipt_ns AS silent_to
+  FROM ss WHERE p_receipt IS NOT NULL
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY session, venue ORDER BY receipt_ns - p_receipt DESC, p_receipt) = 1
+),
+g AS (
+  SELECT session, venue, symbol, channel, receipt_ns,
+    SUM(CASE WHEN channel = 'l2' THEN 1 ELSE 0 END) OVER (
+      PARTITION BY session, venue, symbol ORDER BY receipt_ns NULLS FIRST, channel NULLS FIRST
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS grp
+  FROM ev
+),
+gg AS (
+  SELECT session, venue, symbol, grp,
+    MIN(CASE WHEN channel <> 'l2' THEN receipt_ns END) AS first_active,
+    MIN(CASE WHEN channel = 'l2' THEN receipt_ns END) AS l2_at
+  FROM g GROUP BY session, venue, symbol, grp
+),
+lag_ AS (
+  SELECT gg.session, gg.venue, gg.symbol, gg.first_active AS silent_from,
+    COALESCE(LEAD(gg.l2_at) OVER (PARTITION BY gg.session, gg.venue, gg.symbol ORDER BY gg.grp),
+             GREATEST(x.end_ns, gg.first_active), {until}) AS silent_to
+  FROM gg LEFT JOIN ends AS x ON x.session = gg.session AND x.venue = gg.venue
+),
+lagmax AS (
+  SELECT session, venue, symbol, 'l2_lag' AS channel, silent_from, silent_to FROM lag_
+  WHERE silent_from IS NOT NULL
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY session, venue, symbol
+                             ORDER BY silent_to - silent_from DESC, silent_from) = 1
+)
+SELECT 'stream' AS kind, session, venue, symbol, channel, silent_from, silent_to FROM sil
+UNION ALL SELECT 'session' AS kind, session, venue, symbol, channel, silent_from, silent_to FROM ssil
+UNION ALL SELECT 'lag' AS kind, session, venue, symbol, channel, silent_from, silent_to FROM lagmax
+ORDER BY kind, session, venue, symbol, channel
+"""
+
+# Book integrity: crossed/locked top of book (tickers, snapshots, and the levels one delta sets),
+# non-positive prices or quantities (a delta's "0" is a deletion, so only negative is wrong there),
+# duplicate trade ids within a feed run, and times going backwards in seq order.
+INTEGRITY = """
+lv AS (
+  SELECT r.session, r.venue, r.symbol, r.seq, r.receipt_ns, r.kind, 'bid' AS side,
+    TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
+  FROM w_l2 AS r CROSS JOIN UNNEST(r.bids) AS t(x) WHERE r.kind IN ('delta', 'snapshot')
+  UNION ALL
+  SELECT r.session, r.venue, r.symbol, r.seq, r.receipt_ns, r.kind, 'ask' AS side,
+    TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
+  FROM w_l2 AS r CROSS JOIN UNNEST(r.asks) AS t(x) WHERE r.kind IN ('delta', 'snapshot')
+),
+top AS (
+  SELECT session, venue, symbol, seq, MIN(receipt_ns) AS receipt_ns,
+    MAX(CASE WHEN side = 'bid' AND qty > 0 THEN price END) AS bid,
+    MIN(CASE WHEN side = 'ask' AND qty > 0 THEN price END) AS ask,
+    SUM(CASE WHEN price IS NULL OR price <= 0 OR qty IS NULL OR qty < 0
+             OR (kind = 'snapshot' AND qty = 0) THEN 1 ELSE 0 END) AS bad_levels
+  FROM lv GROUP BY session, venue, symbol, seq
+),
+f AS (
+  SELECT CASE WHEN bid > ask THEN 'crossed' ELSE 'locked' END AS issue, session, venue, symbol,
+    'l2' AS channel, seq, receipt_ns, CAST(bid AS VARCHAR) || ' / ' || CAST(ask AS VARCHAR) AS detail
+  FROM top WHERE bid >= ask
+  UNION ALL
+  SELECT 'non_positive' AS issue, session, venue, symbol, 'l2' AS channel, seq, receipt_ns,
+    CAST(bad_levels AS VARCHAR) || ' bad levels' AS detail FROM top WHERE bad_levels > 0
+  UNION ALL
+  SELECT CASE WHEN TRY_CAST(bid_price AS DOUBLE) > TRY_CAST(ask_price AS DOUBLE) THEN 'crossed'
+    ELSE 'locked' END AS issue, session, venue, symbol, 'ticker' AS channel, seq, receipt_ns,
+    bid_price || ' / ' || ask_price AS detail
+  FROM w_tickers
+  WHERE TRY_CAST(bid_qty AS DOUBLE) > 0 AND TRY_CAST(ask_qty AS DOUBLE) > 0
+    AND TRY_CAST(bid_price AS DOUBLE) >= TRY_CAST(ask_price AS DOUBLE)
+  UNION ALL
+  SELECT 'non_positive' AS issue, session, venue, symbol, 'ticker' AS channel, seq, receipt_ns,
+    bid_price || ' x ' || bid_qty || ' / ' || ask_price || ' x ' || ask_qty AS detail
+  FROM w_tickers
+  WHERE COALESCE(TRY_CAST(bid_price AS DOUBLE), -1) < 0 OR COALESCE(TRY_CAST(ask_price AS DOUBLE), -1) < 0
+    OR COALESCE(TRY_CAST(bid_qty AS DOUBLE), -1) < 0 OR COALESCE(TRY_CAST(ask_qty AS DOUBLE), -1) < 0
+  UNION ALL
+  SELECT 'non_positive' AS issue, session, venue, symbol, 'trades' AS channel, seq, receipt_ns,
+    price || ' x ' || qty AS detail
+  FROM w_trades
+  WHERE COALESCE(TRY_CAST(price AS DOUBLE), 0) <= 0 OR COALESCE(TRY_CAST(qty AS DOUBLE), 0) <= 0
+  UNION ALL
+  SELECT 'crossed' AS issue, session, venue, symbol, 'l2' AS channel, seq, receipt_ns,
+    'feed reset: ' || reason AS detail
+  FROM w_l2 WHERE kind = 'reset' AND (LOWER(reason) LIKE '%cross%' OR LOWER(reason) LIKE '%lock%')
+  UNION ALL
+  SELECT 'duplicate_trade_id' AS issue, session, venue, symbol, 'trades' AS channel, seq, receipt_ns,
+    'trade id ' || CAST(trade_id AS VARCHAR) AS detail
+  FROM w_trades
+  QUALIFY COUNT(*) OVER (PARTITION BY session, venue, symbol, trade_id) > 1
+  UNION ALL
+  SELECT 'time_backwards' AS issue, session, venue, symbol, channel, seq, receipt_ns, detail
+  FROM (
+    SELECT session, venue, symbol, channel, seq, receipt_ns,
+      CASE WHEN event_time_ms < p_event THEN 'event time ' || CAST(event_time_ms AS VARCHAR) || ' after '
+        || CAST(p_event AS VARCHAR) ELSE 'receipt went back ' || CAST(p_receipt - receipt_ns AS VARCHAR)
+        || ' ns' END AS detail,
+      (event_time_ms < p_event OR receipt_ns < p_receipt) AS back
+    FROM (
+      SELECT session, venue, symbol, channel, seq, receipt_ns, event_time_ms,
+        LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol, channel ORDER BY seq) AS p_event,
+        LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol, channel ORDER BY seq) AS p_receipt
+      FROM (
+        SELECT session, venue, symbol, 'trades' AS channel, seq, receipt_ns, event_time_ms FROM w_trades
+        UNION ALL
+        SELECT session, venue, symbol, 'ticker' AS channel, seq, receipt_ns, event_time_ms FROM w_tickers
+        UNION ALL
+        SELECT session, venue, symbol, 'l2' AS channel, seq, receipt_ns, event_time_ms FROM w_l2
+        WHERE kind = 'delta'
+      ) AS a
+    ) AS b
+  ) AS c
+  WHERE back
+)
+SELECT issue, session, venue, symbol, channel, seq, receipt_ns, detail,
+  COUNT(*) OVER (PARTITION BY issue, session, venue, symbol, channel) AS total
+FROM f
+QUALIFY ROW_NUMBER() OVER (PARTITION BY issue, session, venue, symbol, channel ORDER BY receipt_ns, seq)
+  <= {limit}
+ORDER BY issue, session, venue, symbol, channel, receipt_ns, seq
+"""
+
+# Completeness per minute of receipt time: messages per channel, and how many cadence slots
+# (100/250/500/1000 ms) saw trades or ticker changes; every such slot changed the book, so the depth
+# stream owes at least one message for it. Python picks the slot width of the subscribed stream.
+COMPLETENESS = """
+ev AS (
+  SELECT session, venue, symbol, 'trades' AS channel, receipt_ns FROM w_trades
+  UNION ALL SELECT session, venue, symbol, 'ticker' AS channel, receipt_ns FROM w_tickers
+  UNION ALL SELECT session, venue, symbol, 'l2' AS channel, receipt_ns FROM w_l2 WHERE kind = 'delta'
+)
+SELECT session, venue, symbol, CAST(FLOOR(receipt_ns / 60000000000) AS BIGINT) AS minute,
+  SUM(CASE WHEN channel = 'l2' THEN 1 ELSE 0 END) AS l2,
+  SUM(CASE WHEN channel = 'trades' THEN 1 ELSE 0 END) AS trades,
+  SUM(CASE WHEN channel = 'ticker' THEN 1 ELSE 0 END) AS ticker,
+  COUNT(DISTINCT CASE WHEN channel <> 'l2' THEN CAST(FLOOR(receipt_ns / 100000000) AS BIGINT) END) AS a100,
+  COUNT(DISTINCT CASE WHEN channel <> 'l2' THEN CAST(FLOOR(receipt_ns / 250000000) AS BIGINT) END) AS a250,
+  COUNT(DISTINCT CASE WHEN channel <> 'l2' THEN CAST(FLOOR(receipt_ns / 500000000) AS BIGINT) END) AS a500,
+  COUNT(DISTINCT CASE WHEN channel <> 'l2' THEN CAST(FLOOR(receipt_ns / 1000000000) AS BIGINT) END) AS a1000
+FROM ev
+GROUP BY session, venue, symbol, minute
+ORDER BY session, venue, symbol, minute
+"""
+
+SESSIONS = """
+x AS (SELECT 1 AS one)
+SELECT session, venue, started_ns, ended_ns, streams, clock_offset_ns, clock_offset_bound_ns
+FROM w_sessions ORDER BY session, venue
+"""
+
+EXTENT = """
+ev AS (
+  SELECT 'trades' AS channel, receipt_ns FROM w_trades
+  UNION ALL SELECT 'ticker' AS channel, receipt_ns FROM w_tickers
+  UNION ALL SELECT 'l2' AS channel, receipt_ns FROM w_l2
+)
+SELECT channel, COUNT(*) AS n, MIN(receipt_ns) AS first_ns, MAX(receipt_ns) AS last_ns
+FROM ev GROUP BY channel ORDER BY channel
+"""
+
+
+def body(template: str, window: Window) -> str:
+    """Fill a body template's window bounds and finding limit (integers only, never user text)."""
+    return template.format(since=int(window.since_ns), until=int(window.until_ns), limit=FINDINGS_PER_KIND)

@@ -1,0 +1,7 @@
+"""``tickpath feed``: Binance market data with books in exact sync, into DuckDB, Parquet, JSON lines
+or a bus. ``await run(FeedConfig(...))``; see ``docs/schema.md`` for what lands where."""
+
+from tickpath.feed.config import FeedConfig
+from tickpath.feed.run import Feed, FeedSummary, run
+
+__all__ = ["Feed", "FeedConfig", "FeedSummary", "run"]

@@ -1,0 +1,154 @@
+"""The frozen configuration of one feed run (one venue), validated when built.
+
+The CLI builds it from arguments; tests and other programs build it directly. Every bad value is a
+:class:`ConfigError` naming the value and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tickpath.errors import ConfigError, UnknownSymbolError
+from tickpath.events import CHANNELS, Channel, Venue
+from tickpath.venues.binance.endpoints import VENUES, endpoints, validate_depth_limit
+from tickpath.venues.binance.streams import DEPTH_SPEEDS_MS, depth_stream
+
+DEFAULT_SINK = "duckdb:./data/ticks.duckdb"
+# The snapshot depth Binance's sync guide uses per venue: spot up to 5000, USD-M futures up to 1000.
+DEFAULT_SNAPSHOT_LIMIT: dict[str, int] = {"spot": 5000, "futures": 1000}
+_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """Everything ``tickpath feed`` needs for one venue."""
+
+    venue: Venue
+    symbols: tuple[str, ...]
+    channels: tuple[Channel, ...] = CHANNELS
+    depth: int | None = None  # top-N window; None = full book
+    sinks: tuple[str, ...] = (DEFAULT_SINK,)
+    base_url: str | None = None  # WebSocket base (default: the venue's production host)
+    rest_url: str | None = None  # REST base
+    duration_s: float | None = None  # None = until stopped
+    record_dir: Path | None = None
+    metrics_port: int | None = None  # 0 = any free port
+    metrics_host: str = "127.0.0.1"
+    snapshot_limit: int | None = None  # None = DEFAULT_SNAPSHOT_LIMIT[venue]
+    depth_speed_ms: int = 100
+    trade_stream: str = "aggTrade"  # or "trade"
+    streams_per_connection: int | None = None  # None = the venue's documented maximum
+    subscribe: bool = False  # SUBSCRIBE messages instead of streams in the URL
+    stale_after_s: float = 30.0
+    rollover_after_s: float | None = None  # None = 95 % of the venue's 24 h connection lifetime
+    rollover_overlap_s: float = 2.0
+    reconnect_base_s: float = 0.1
+    reconnect_max_s: float = 30.0
+    batch_size: int = 2000
+    flush_interval_s: float = 0.1
+    queue_batches: int = 32
+    clock_samples: int = 10
+    status: bool = False  # live terminal status line
+
+    def __post_init__(self) -> None:
+        if self.venue not in VENUES:
+            raise UnknownSymbolError(f"unknown venue {self.venue!r}: use spot or futures")
+        if not self.symbols:
+            raise ConfigError("no symbols given: pass --symbols BTCUSDT,ETHUSDT")
+        for s in self.symbols:
+            if not _SYMBOL_RE.match(s):
+                raise UnknownSymbolError(f"invalid symbol {s!r}: symbols are letters and digits, e.g. BTCUSDT")
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ConfigError(f"a symbol is listed twice in {','.join(self.symbols)}")
+        if not self.channels:
+            raise ConfigError("no channels given: use any of l2, trades, ticker")
+        for c in self.channels:
+            if c not in CHANNELS:
+                raise ConfigError(f"unknown channel {c!r}: use l2, trades, ticker")
+        if self.depth is not None and not 1 <= self.depth <= 5000:
+            raise ConfigError(f"--depth {self.depth} must be between 1 and 5000")
+        if not self.sinks:
+            raise ConfigError("at least one sink is needed")
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise ConfigError(f"duration {self.duration_s} must be positive")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics port {self.metrics_port} out of range 0..65535")
+        try:
+            validate_depth_limit(self.venue, self.effective_snapshot_limit)
+        except ValueError as exc:
+            raise ConfigError(f"snapshot limit: {exc}") from None
+        if self.depth_speed_ms not in DEPTH_SPEEDS_MS[self.venue]:
+            speeds = ", ".join(str(s) for s in DEPTH_SPEEDS_MS[self.venue])
+            raise ConfigError(f"{self.venue} depth speed must be one of {speeds} ms")
+        if self.trade_stream not in ("aggTrade", "trade"):
+            raise ConfigError(f"trade stream {self.trade_stream!r}: use aggTrade or trade")
+        cap = endpoints(self.venue).max_streams_per_connection
+        if self.streams_per_connection is not None and not 1 <= self.streams_per_connection <= cap:
+            raise ConfigError(f"streams per connection must be 1..{cap} on {self.venue}")
+        for name in ("stale_after_s", "rollover_overlap_s", "reconnect_base_s", "reconnect_max_s",
+                     "flush_interval_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+        if self.rollover_after_s is not None and self.rollover_after_s <= self.rollover_overlap_s:
+            raise ConfigError("rollover_after_s must be longer than the rollover overlap")
+        if self.batch_size < 1 or self.queue_batches < 1:
+            raise ConfigError("batch size and queue length must be at least 1")
+
+    @property
+    def effective_snapshot_limit(self) -> int:
+        return self.snapshot_limit if self.snapshot_limit is not None else DEFAULT_SNAPSHOT_LIMIT[self.venue]
+
+    @property
+    def effective_streams_per_connection(self) -> int:
+        return self.streams_per_connection or endpoints(self.venue).max_streams_per_connection
+
+    @property
+    def effective_rollover_after_s(self) -> float:
+        if self.rollover_after_s is not None:
+            return self.rollover_after_s
+        return endpoints(self.venue).max_lifetime_s * 0.95
+
+    @property
+    def ws_base(self) -> str:
+        return (self.base_url or endpoints(self.venue).ws_base).rstrip("/")
+
+    @property
+    def rest_base(self) -> str:
+        return (self.rest_url or endpoints(self.venue).rest_base).rstrip("/")
+
+    def streams_for(self, symbol: str) -> list[str]:
+        """Binance stream names of ``symbol`` for the configured channels."""
+        low = symbol.lower()
+        out: list[str] = []
+        if "l2" in self.channels:
+            out.append(str(depth_stream(low, self.depth_speed_ms, self.venue)))
+        if "trades" in self.channels:
+            out.append(f"{low}@{self.trade_stream}")
+        if "ticker" in self.channels:
+            out.append(f"{low}@bookTicker")
+        return out
+
+    def streams_by_symbol(self) -> dict[str, list[str]]:
+        return {s: self.streams_for(s) for s in self.symbols}
+
+
+def parse_symbols(text: str) -> tuple[str, ...]:
+    """``"btcusdt, ETHUSDT"`` -> ``("BTCUSDT", "ETHUSDT")``."""
+    return tuple(s.strip().upper() for s in text.split(",") if s.strip())
+
+
+def parse_channels(text: str) -> tuple[Channel, ...]:
+    """``"l2,trades"`` -> ``("l2", "trades")``; aliases ``book``/``depth`` = l2, ``bbo`` = ticker."""
+    aliases = {"book": "l2", "depth": "l2", "trade": "trades", "bbo": "ticker", "tickers": "ticker"}
+    out: list[Channel] = []
+    for raw in text.split(","):
+        name = aliases.get(raw.strip().lower(), raw.strip().lower())
+        if not name:
+            continue
+        if name not in CHANNELS:
+            raise ConfigError(f"unknown channel {raw.strip()!r}: use l2, trades, ticker")
+        if name not in out:
+            out.append(name)  # type: ignore[arg-type]
+    return tuple(out)

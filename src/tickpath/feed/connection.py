@@ -1,0 +1,207 @@
+"""One WebSocket connection to a Binance stream endpoint, kept alive.
+
+- Frames are handed to ``on_frame`` with the receipt time read the moment ``receive()`` returns
+  (wall clock for the event, monotonic for latency), before any parsing.
+- Pings from the venue are answered by aiohttp (``autoping``) as soon as they are read.
+- A watchdog closes a connection that delivered no frame for ``stale_after_s`` (a silent TCP
+  connection looks alive for minutes otherwise); the read loop then reconnects.
+- Reconnects back off exponentially with "equal jitter" (half fixed, half random) so a fleet of
+  clients does not reconnect in lock-step; the backoff resets after a connection that lived long.
+- ``subscribe=True`` opens ``/stream`` and subscribes with ``SUBSCRIBE`` messages, paced under the
+  venue's incoming-message limit; otherwise the streams go in the combined-stream URL.
+
+The connection knows nothing about Binance payloads: bytes in, callbacks out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from tickpath.clock import DEFAULT_CLOCK, Clock
+from tickpath.logs import log_event
+
+log = logging.getLogger(__name__)
+
+# on_frame(text, receipt_wall_ns, receipt_mono_ns, connection) -> None, or an awaitable when the
+# feed needs the reader to wait (back-pressure).
+FrameHandler = Callable[[str, int, int, "FeedConnection"], Awaitable[None] | None]
+EventHandler = Callable[["FeedConnection"], None]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential reconnect backoff with equal jitter."""
+
+    base_s: float = 0.1
+    max_s: float = 30.0
+    reset_after_s: float = 60.0  # a connection that lived this long resets the attempt counter
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        cap = min(self.max_s, self.base_s * 2.0 ** max(0, attempt - 1))
+        return cap / 2 + rng.uniform(0, cap / 2)
+
+
+class FeedConnection:
+    """Reads one combined stream; reconnects until :meth:`stop`."""
+
+    def __init__(self, conn_id: str, base_url: str, streams: list[str], on_frame: FrameHandler, *,
+                 clock: Clock = DEFAULT_CLOCK, session: aiohttp.ClientSession | None = None,
+                 stale_after_s: float = 30.0, backoff: Backoff = Backoff(),
+                 subscribe: bool = False, max_messages_per_s: int = 5, streams_per_subscribe: int = 100,
+                 on_open: EventHandler | None = None, on_close: EventHandler | None = None,
+                 seed: int | None = None) -> None:
+        self.conn_id = conn_id
+        self.base_url = base_url.rstrip("/")
+        self.streams = list(streams)
+        self.on_frame = on_frame
+        self.clock = clock
+        self._session = session
+        self._own_session = session is None
+        self.stale_after_s = stale_after_s
+        self.backoff = backoff
+        self.subscribe = subscribe
+        self.max_messages_per_s = max(1, max_messages_per_s)
+        self.streams_per_subscribe = max(1, streams_per_subscribe)
+        self.on_open = on_open
+        self.on_close = on_close
+        self._rng = random.Random(seed)
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._stopping = False
+        self.connected = asyncio.Event()
+        self.first_frame = asyncio.Event()
+        # counters (read by metrics and the summary)
+        self.frames = 0
+        self.connects = 0
+        self.reconnects = 0
+        self.stale_closes = 0
+        self.connect_failures = 0
+        self.opened_mono_ns = 0
+        self.last_frame_mono_ns = 0
+        self.last_error = ""
+
+    @property
+    def url(self) -> str:
+        if self.subscribe:
+            return f"{self.base_url}/stream"
+        return f"{self.base_url}/stream?streams=" + "/".join(self.streams)
+
+    @property
+    def is_open(self) -> bool:
+        return self._ws is not None and not self._ws.closed
+
+    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        # max_msg_size=0: snapshots-in-stream and big depth frames must never be refused.
+        return await self._session.ws_connect(self.url, autoping=True, max_msg_size=0, compress=0)
+
+    async def _send_subscriptions(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        gap_ns = int(1e9 / self.max_messages_per_s) + 1_000_000
+        for i in range(0, len(self.streams), self.streams_per_subscribe):
+            chunk = self.streams[i:i + self.streams_per_subscribe]
+            await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": chunk, "id": i + 1}))
+            await self.clock.sleep_until_ns(self.clock.monotonic_ns() + gap_ns)
+
+    async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        period_ns = max(int(self.stale_after_s * 1e9 / 4), 10_000_000)
+        limit_ns = int(self.stale_after_s * 1e9)
+        while not ws.closed:
+            await self.clock.sleep_until_ns(self.clock.monotonic_ns() + period_ns)
+            if self.clock.monotonic_ns() - self.last_frame_mono_ns > limit_ns and not ws.closed:
+                self.stale_closes += 1
+                log_event(log, logging.WARNING, "connection_stale", conn=self.conn_id,
+                          silent_s=round((self.clock.monotonic_ns() - self.last_frame_mono_ns) / 1e9, 2))
+                await ws.close()
+                return
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        clock = self.clock
+        on_frame = self.on_frame
+        wall_ns, mono_ns = clock.wall_ns, clock.monotonic_ns
+        text_t, bin_t = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
+        while True:
+            msg = await ws.receive()
+            mono = mono_ns()
+            wall = wall_ns()
+            if msg.type is text_t:
+                data = msg.data
+            elif msg.type is bin_t:
+                data = msg.data.decode("utf-8", "replace")
+            else:
+                if msg.type is aiohttp.WSMsgType.ERROR:
+                    self.last_error = str(ws.exception() or "websocket error")
+                return  # CLOSE / CLOSING / CLOSED
+            self.frames += 1
+            self.last_frame_mono_ns = mono
+            if not self.first_frame.is_set():
+                self.first_frame.set()
+            wait = on_frame(data, wall, mono, self)
+            if wait is not None:
+                await wait
+
+    async def run(self) -> None:
+        """Connect, read, reconnect with backoff; returns after :meth:`stop`."""
+        attempt = 0
+        try:
+            while not self._stopping:
+                try:
+                    ws = await self._connect()
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    self.connect_failures += 1
+                    self.last_error = str(exc) or type(exc).__name__
+                    attempt += 1
+                    delay = self.backoff.delay(attempt, self._rng)
+                    log_event(log, logging.WARNING, "connect_failed", conn=self.conn_id,
+                              error=self.last_error, retry_in_s=round(delay, 3))
+                    await self.clock.sleep_until_ns(self.clock.monotonic_ns() + int(delay * 1e9))
+                    continue
+                self._ws = ws
+                self.connects += 1
+                if self.connects > 1:
+                    self.reconnects += 1
+                self.opened_mono_ns = self.last_frame_mono_ns = self.clock.monotonic_ns()
+                self.connected.set()
+                if self.on_open is not None:
+                    self.on_open(self)
+                watchdog = asyncio.create_task(self._watchdog(ws))
+                try:
+                    if self.subscribe:
+                        await self._send_subscriptions(ws)
+                    await self._read(ws)
+                except (aiohttp.ClientError, OSError) as exc:
+                    self.last_error = str(exc) or type(exc).__name__
+                finally:
+                    watchdog.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watchdog
+                    await ws.close()
+                    self._ws = None
+                    self.connected.clear()
+                    if self.on_close is not None:
+                        self.on_close(self)
+                if self._stopping:
+                    break
+                lived_s = (self.clock.monotonic_ns() - self.opened_mono_ns) / 1e9
+                attempt = 1 if lived_s >= self.backoff.reset_after_s else attempt + 1
+                delay = self.backoff.delay(attempt, self._rng)
+                log_event(log, logging.WARNING, "connection_lost", conn=self.conn_id,
+                          lived_s=round(lived_s, 2), error=self.last_error or "closed by peer",
+                          retry_in_s=round(delay, 3))
+                await self.clock.sleep_until_ns(self.clock.monotonic_ns() + int(delay * 1e9))
+        finally:
+            if self._own_session and self._session is not None:
+                await self._session.close()
+
+    async def stop(self) -> None:
+        """Close the socket and end :meth:`run` (no reconnect)."""
+        self._stopping = True
+        if self._ws is not None:
+            await self._ws.close()

@@ -1,0 +1,151 @@
+"""Prometheus ``/metrics`` for a running feed (``--metrics-port``).
+
+The hot path only increments plain integers; a custom collector reads them when Prometheus
+scrapes, so exporting costs nothing per message. Served by aiohttp on the feed's own event loop
+(no extra thread reading counters while they change).
+
+Exported (all prefixed ``tickpath_feed_``): ``frames_total{venue,kind}``, ``events_total{venue,channel}``,
+``malformed_total{venue,reason}``, ``resyncs_total``, ``gaps_total``, ``duplicates_total``,
+``reconnects_total``, ``stale_closes_total``, ``rollovers_total``, ``snapshots_total{result}``,
+``queue_depth{queue}``, ``sink_events_total{sink,state}``, ``backpressure_waits_total``, and the histogram
+``receipt_minus_event_seconds`` (frame receipt minus the exchange event time, corrected by the
+clock offset measured at start).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from tickpath.feed.run import Feed
+
+# Bucket bounds (seconds) of the receipt-minus-event histogram: 100 us to 10 s.
+BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+             5.0, 10.0)
+
+
+class FeedCollector(Collector):
+    """Reads the feed's counters at scrape time."""
+
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+
+    def collect(self) -> Iterator[Any]:
+        f = self.feed
+        venue = f.config.venue
+        eng = f.engine
+        p = "tickpath_feed_"
+        if eng is None:
+            return
+        s = eng.stats
+        frames = CounterMetricFamily(p + "frames", "WebSocket frames received, by kind", labels=["venue", "kind"])
+        for kind, n in (("depth", s.depth), ("trade", s.trades), ("ticker", s.tickers), ("kline", s.klines),
+                        ("control", s.control), ("malformed", s.malformed_total)):
+            frames.add_metric([venue, kind], n)
+        yield frames
+        events = CounterMetricFamily(p + "events", "Normalized events published, by channel",
+                                     labels=["venue", "channel"])
+        for ch, n in f.pipeline.stats.by_channel.items():
+            events.add_metric([venue, ch], n)
+        yield events
+        bad = CounterMetricFamily(p + "malformed", "Frames rejected, by reason", labels=["venue", "reason"])
+        for reason, n in s.malformed.items():
+            bad.add_metric([venue, reason], n)
+        yield bad
+        books = eng.book_totals()
+        for name, key, doc in (("resyncs", "resyncs", "Book resets after a published book"),
+                               ("gaps", "gaps", "Sequence breaks detected"),
+                               ("crossed", "crossed", "Updates that left a book crossed")):
+            c = CounterMetricFamily(p + name, doc, labels=["venue"])
+            c.add_metric([venue], books.get(key, 0))
+            yield c
+        dup = CounterMetricFamily(p + "duplicates", "Events seen twice and ignored", labels=["venue"])
+        dup.add_metric([venue], s.duplicates + books.get("duplicates", 0))
+        yield dup
+        conns = f.connections()
+        for name, value, doc in (
+                ("reconnects", sum(c.reconnects for c in conns), "Unplanned reconnects"),
+                ("stale_closes", sum(c.stale_closes for c in conns), "Connections closed as stale"),
+                ("rollovers", sum(r.rollovers for r in f.runners), "Planned connection rollovers")):
+            c = CounterMetricFamily(p + name, doc, labels=["venue"])
+            c.add_metric([venue], value)
+            yield c
+        if f.fetcher is not None:
+            st = f.fetcher.stats
+            snap = CounterMetricFamily(p + "snapshots", "REST depth snapshots", labels=["venue", "result"])
+            snap.add_metric([venue, "fetched"], st.fetched)
+            snap.add_metric([venue, "rate_limited"], st.rate_limited)
+            snap.add_metric([venue, "error"], st.errors)
+            yield snap
+        depth = GaugeMetricFamily(p + "queue_depth", "Items waiting per queue", labels=["queue"])
+        for q, n in f.pipeline.queue_depths().items():
+            depth.add_metric([q], n)
+        yield depth
+        sinks = CounterMetricFamily(p + "sink_events", "Events per sink and state", labels=["sink", "state"])
+        for name, st2 in f.pipeline.sink_stats().items():
+            for state in ("accepted", "written", "dropped", "errors"):
+                sinks.add_metric([name, state], st2.get(state, 0))
+        yield sinks
+        bp = CounterMetricFamily(p + "backpressure_waits", "Times the feed waited for a sink", labels=["venue"])
+        bp.add_metric([venue], f.pipeline.stats.backpressure_waits)
+        yield bp
+        eng.drain_latency()
+        yield _histogram(p + "receipt_minus_event_seconds",
+                         "Frame receipt minus exchange event time (clock-offset corrected)", eng)
+
+
+def _histogram(name: str, doc: str, eng: Any) -> HistogramMetricFamily:
+    rec = eng.event_latency
+    hist = rec._hist  # the recorder's HdrHistogram, read at scrape time only
+    bounds_ns = [int(b * 1e9) for b in BUCKETS_S]
+    cumulative = [0] * len(bounds_ns)
+    for item in hist.get_recorded_iterator():
+        v, c = item.value_iterated_to, item.count_at_value_iterated_to
+        for i, b in enumerate(bounds_ns):
+            if v <= b:
+                cumulative[i] += c
+    total = rec.count
+    buckets = [(repr(b), float(n)) for b, n in zip(BUCKETS_S, cumulative, strict=True)]
+    buckets.append(("+Inf", float(total)))
+    total_s = float(hist.get_mean_value() * total / 1e9) if total else 0.0
+    h = HistogramMetricFamily(name, doc, labels=["venue"])
+    h.add_metric([eng.venue], buckets, sum_value=total_s)
+    return h
+
+
+class MetricsServer:
+    """``GET /metrics`` on ``host:port`` (port 0 = any free port; see :attr:`port`)."""
+
+    def __init__(self, feed: Feed, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(FeedCollector(feed))
+        self.host = host
+        self.requested_port = port
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.requested_port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,204 @@
+"""From normalized events to every sink, through bounded queues.
+
+The feed appends events to one current batch (synchronous, cheap: no await per message). A batch is
+handed off when it is full or ``flush_interval_s`` old, as the same list to every sink's bounded queue
+(``queue_batches`` batches). Each sink has its own writer task. When a sink's queue is full the hand-off
+awaits, the feed's readers stop reading (``emit`` returns an awaitable), TCP pushes back on the venue,
+and memory stays bounded: a slow sink slows the feed, it never grows memory and never silently loses
+data. Waits are counted (``backpressure_waits``, ``backpressure_ns``).
+
+A sink whose ``write`` raises is counted (``errors``) and its batch counted as dropped for that sink
+only, with a log line, so one broken sink does not stop the others; the exit summary reports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tickpath.clock import DEFAULT_CLOCK, Clock
+from tickpath.errors import TickpathError
+from tickpath.events import Event
+from tickpath.logs import log_event
+from tickpath.sinks.base import Sink
+
+log = logging.getLogger(__name__)
+
+_STOP: list[Event] = []  # sentinel batch (identity-compared)
+
+
+@dataclass
+class PipelineStats:
+    emitted: int = 0
+    batches: int = 0
+    backpressure_waits: int = 0
+    backpressure_ns: int = 0
+    by_channel: dict[str, int] = field(default_factory=lambda: {"trades": 0, "ticker": 0, "l2": 0})
+
+
+class _SinkWorker:
+    def __init__(self, sink: Sink, queue_batches: int, flush_every_s: float, clock: Clock) -> None:
+        self.sink = sink
+        self.queue: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=queue_batches)
+        self.flush_every_ns = int(flush_every_s * 1e9)
+        self.clock = clock
+        self.task: asyncio.Task[None] | None = None
+        self.failed_batches = 0
+
+    async def run(self) -> None:
+        sink, queue, clock = self.sink, self.queue, self.clock
+        last_flush = clock.monotonic_ns()
+        while True:
+            batch = await queue.get()
+            if batch is _STOP:
+                return
+            try:
+                await sink.write(batch)
+                now = clock.monotonic_ns()
+                if now - last_flush >= self.flush_every_ns:
+                    last_flush = now
+                    await sink.flush()
+            except TickpathError as exc:
+                self.failed_batches += 1
+                sink.stats.errors += 1
+                # write() counted the batch as accepted; whatever it could not keep is dropped, loudly.
+                lost = max(0, sink.stats.accepted - sink.stats.written - sink.stats.dropped
+                           - _buffered(sink))
+                sink.stats.dropped += lost
+                log_event(log, logging.ERROR, "sink_write_failed", sink=sink.name, error=exc, dropped=lost)
+
+
+def _buffered(sink: Sink) -> int:
+    buf = getattr(sink, "_buf", None)
+    return len(buf) if isinstance(buf, list) else 0
+
+
+class Pipeline:
+    """Batches events and feeds them to every sink with back-pressure."""
+
+    def __init__(self, sinks: Sequence[Sink], *, batch_size: int = 2000, flush_interval_s: float = 0.1,
+                 queue_batches: int = 32, sink_flush_every_s: float = 1.0,
+                 clock: Clock = DEFAULT_CLOCK) -> None:
+        self.sinks = list(sinks)
+        self.batch_size = max(1, batch_size)
+        self.flush_interval_s = flush_interval_s
+        self.clock = clock
+        self.stats = PipelineStats()
+        self._workers = [_SinkWorker(s, queue_batches, sink_flush_every_s, clock) for s in self.sinks]
+        self._batch: list[Event] = []
+        self._ticker: asyncio.Task[None] | None = None
+        self._handoff_lock = asyncio.Lock()
+        self._pending: asyncio.Future[None] | None = None
+        self.closed = False
+
+    async def start(self) -> None:
+        for s in self.sinks:
+            await s.start()
+        for w in self._workers:
+            w.task = asyncio.create_task(w.run(), name=f"sink-{w.sink.name}")
+        self._ticker = asyncio.create_task(self._tick(), name="pipeline-ticker")
+
+    def queue_depths(self) -> dict[str, int]:
+        """Batches waiting per sink (plus the current open batch under ``"batch"``)."""
+        out = {f"{i}:{w.sink.name}": w.queue.qsize() for i, w in enumerate(self._workers)}
+        out["batch"] = len(self._batch)
+        return out
+
+    def emit(self, events: list[Event]) -> asyncio.Future[None] | None:
+        """Add events; returns an awaitable when the caller must wait for room (back-pressure)."""
+        if not events:
+            return None
+        by = self.stats.by_channel
+        for e in events:
+            by[e.channel] += 1
+        self.stats.emitted += len(events)
+        self._batch.extend(events)
+        if len(self._batch) >= self.batch_size:
+            return self._handoff_now()
+        return None
+
+    def _handoff_now(self) -> asyncio.Future[None] | None:
+        batch, self._batch = self._batch, []
+        self.stats.batches += 1
+        waiting = self._pending is not None and not self._pending.done()
+        if not waiting and not any(w.queue.full() for w in self._workers):
+            for w in self._workers:
+                w.queue.put_nowait(batch)
+            return None
+        # FIFO: asyncio.Lock wakes waiters in order, so batches keep their order across waits.
+        self._pending = asyncio.ensure_future(self._handoff_wait(batch))
+        # Shielded: a reader cancelled while waiting (shutdown) must not cancel the hand-off itself,
+        # or an accepted batch would be lost; close() awaits it.
+        return asyncio.shield(self._pending)
+
+    async def _handoff_wait(self, batch: list[Event]) -> None:
+        start = self.clock.monotonic_ns()
+        self.stats.backpressure_waits += 1
+        async with self._handoff_lock:
+            for w in self._workers:
+                await w.queue.put(batch)
+        self.stats.backpressure_ns += self.clock.monotonic_ns() - start
+
+    async def _tick(self) -> None:
+        period = int(self.flush_interval_s * 1e9)
+        while True:
+            await self.clock.sleep_until_ns(self.clock.monotonic_ns() + period)
+            if self._batch:
+                fut = self._handoff_now()
+                if fut is not None:
+                    await fut
+
+    async def drain(self) -> None:
+        """Hand off the open batch (awaiting room)."""
+        if self._batch:
+            fut = self._handoff_now()
+            if fut is not None:
+                await fut
+        if self._pending is not None:
+            await self._pending
+
+    async def close(self) -> None:
+        """Hand off everything, let every sink write it, then flush and close every sink."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._pending is not None:
+            await self._pending
+        await self.drain()
+        async with self._handoff_lock:
+            for w in self._workers:
+                await w.queue.put(_STOP)
+        for w in self._workers:
+            if w.task is not None:
+                await w.task
+        errors: list[str] = []
+        for s in self.sinks:
+            try:
+                await s.close()
+            except TickpathError as exc:
+                errors.append(f"{s.name}: {exc}")
+                lost = max(0, s.stats.accepted - s.stats.written - s.stats.dropped)
+                s.stats.dropped += lost
+                log_event(log, logging.ERROR, "sink_close_failed", sink=s.name, error=exc, dropped=lost)
+        if errors:
+            log_event(log, logging.ERROR, "sinks_failed", errors="; ".join(errors))
+
+    async def write_session(self, row: dict[str, Any]) -> None:
+        """Give the ``feed_sessions`` row to every sink that stores tables."""
+        for s in self.sinks:
+            fn = getattr(s, "write_session", None)
+            if fn is not None:
+                await fn(row)
+
+    def sink_stats(self) -> dict[str, dict[str, int]]:
+        names = [s.name for s in self.sinks]
+        return {(s.name if names.count(s.name) == 1 else f"{s.name}#{i}"): s.stats.as_dict()
+                for i, s in enumerate(self.sinks)}

@@ -1,0 +1,173 @@
+"""Probe configuration: which methods, which endpoints, how many samples, at what rate.
+
+The venue's documented hosts, ports and paths are looked up in one place (:func:`venue_defaults`);
+``--host``, ``--rest-url`` and ``--ws-url`` override them, which is how tests point the probe at the
+simulator on loopback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from tickpath.errors import ConfigError
+from tickpath.venues.binance.endpoints import endpoints
+
+METHODS: tuple[str, ...] = ("dns", "tcp", "tls", "rest", "ws", "stream", "path")
+
+
+@dataclass(frozen=True)
+class VenueDefaults:
+    """Where a venue's public market data lives (documented endpoints)."""
+
+    rest_url: str
+    ws_url: str
+    ping_path: str
+    time_path: str
+    # Streams sampled by the ``stream`` method, as (label, stream name template); ``{s}`` is the
+    # lower-case symbol. Labels are what the report groups one-way latency by.
+    streams: tuple[tuple[str, str], ...]
+
+
+# Which streams the probe measures is probe policy; the venue facts come from endpoints.py.
+_STREAMS: dict[str, tuple[tuple[str, str], ...]] = {
+    "spot": (("trade", "{s}@trade"), ("aggTrade", "{s}@aggTrade"), ("depth", "{s}@depth@100ms")),
+    "futures": (("aggTrade", "{s}@aggTrade"), ("bookTicker", "{s}@bookTicker"), ("depth", "{s}@depth@100ms")),
+}
+
+
+def venue_defaults(venue: str) -> VenueDefaults:
+    """The documented endpoints of ``venue`` (``spot`` or ``futures``)."""
+    if venue not in _STREAMS:
+        raise ConfigError(f"unknown venue {venue!r}: use spot or futures")
+    ep = endpoints(venue)
+    return VenueDefaults(
+        rest_url=ep.rest_base,
+        ws_url=ep.ws_base,
+        ping_path=ep.ping_path,
+        time_path=ep.time_path,
+        streams=_STREAMS[venue],
+    )
+
+
+def parse_methods(text: str) -> tuple[str, ...]:
+    """``"tcp,ws"`` or ``"full"`` -> ordered tuple of method names; unknown names are an error."""
+    names = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
+    if not names:
+        raise ConfigError("no probe method given: use one or more of " + ", ".join(METHODS) + " or full")
+    if "full" in names:
+        return METHODS
+    bad = [n for n in names if n not in METHODS]
+    if bad:
+        raise ConfigError(f"unknown probe method(s) {', '.join(bad)}: choose from {', '.join(METHODS)} or full")
+    return tuple(m for m in METHODS if m in names)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A parsed URL: scheme, host, port and whether TLS is used."""
+
+    scheme: str
+    host: str
+    port: int
+    tls: bool
+    path: str = ""
+
+    @classmethod
+    def parse(cls, url: str, *, kind: str) -> Endpoint:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        allowed = {"rest": ("http", "https"), "ws": ("ws", "wss")}[kind]
+        if scheme not in allowed or not parts.hostname:
+            raise ConfigError(f"bad {kind} URL {url!r}: expected {allowed[0]}://host[:port] or {allowed[1]}://...")
+        tls = scheme in ("https", "wss")
+        try:
+            port = parts.port or (443 if tls else 80)
+        except ValueError as exc:
+            raise ConfigError(f"bad port in {kind} URL {url!r}") from exc
+        return cls(scheme, parts.hostname, port, tls, parts.path.rstrip("/"))
+
+    def with_host(self, host: str) -> Endpoint:
+        return Endpoint(self.scheme, host, self.port, self.tls, self.path)
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Everything one probe run needs. Times in seconds unless named otherwise."""
+
+    venue: str = "futures"
+    methods: tuple[str, ...] = METHODS
+    host: str | None = None  # overrides the host of both URLs (keeps scheme/port)
+    rest_url: str | None = None
+    ws_url: str | None = None
+    symbol: str = "BTCUSDT"
+    samples: int = 1000
+    duration: float | None = None  # if set, samples = rate * duration
+    rate: float = 50.0  # intended samples per second, per method
+    warmup: int = 10  # leading samples discarded per method
+    timeout: float = 2.0  # per sample
+    stream_duration: float | None = None  # defaults to samples / rate, capped
+    offset_samples: int = 30
+    dns_samples: int = 5
+    max_ips: int = 8
+    tcp_ports: tuple[int, ...] = ()  # extra ports; the venue's REST and WS ports are always probed
+    verify_tls: bool = True
+    ca_file: str | None = None
+    path_max_hops: int = 30
+    path_queries: int = 3
+    path_timeout: float = 60.0
+    imds: bool = True
+    imds_url: str = "http://169.254.169.254"
+    imds_timeout: float = 0.3
+    chrony: bool = True
+    sys_root: str = "/"
+    progress: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        venue_defaults(self.venue)
+        if self.rate <= 0:
+            raise ConfigError(f"--rate must be positive, got {self.rate}")
+        if self.samples <= 0 and not self.duration:
+            raise ConfigError(f"--samples must be positive, got {self.samples}")
+        if self.duration is not None and self.duration <= 0:
+            raise ConfigError(f"--duration must be positive, got {self.duration}")
+        if self.warmup < 0:
+            raise ConfigError(f"--warmup cannot be negative, got {self.warmup}")
+        if self.timeout <= 0:
+            raise ConfigError(f"--timeout must be positive, got {self.timeout}")
+        if not self.symbol.isalnum():
+            raise ConfigError(f"bad symbol {self.symbol!r}: letters and digits only, e.g. BTCUSDT")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise ConfigError(f"unknown probe method(s): {', '.join(bad)}")
+        self.rest_endpoint()
+        self.ws_endpoint()
+
+    @property
+    def sample_count(self) -> int:
+        """Measured samples per method (warm-up comes on top)."""
+        if self.duration:
+            return max(1, int(self.rate * self.duration))
+        return self.samples
+
+    @property
+    def stream_seconds(self) -> float:
+        if self.stream_duration is not None:
+            return self.stream_duration
+        return min(60.0, max(2.0, self.sample_count / self.rate))
+
+    def defaults(self) -> VenueDefaults:
+        return venue_defaults(self.venue)
+
+    def rest_endpoint(self) -> Endpoint:
+        ep = Endpoint.parse(self.rest_url or self.defaults().rest_url, kind="rest")
+        return ep.with_host(self.host) if self.host else ep
+
+    def ws_endpoint(self) -> Endpoint:
+        ep = Endpoint.parse(self.ws_url or self.defaults().ws_url, kind="ws")
+        return ep.with_host(self.host) if self.host else ep
+
+    def stream_names(self) -> tuple[tuple[str, str], ...]:
+        s = self.symbol.lower()
+        return tuple((label, tpl.format(s=s)) for label, tpl in self.defaults().streams)

@@ -1,0 +1,195 @@
+"""Output of a probe run: a terminal table, JSON, CSV, ``.hgrm`` files and encoded histograms.
+
+The JSON schema (``tickpath.probe/1``) is documented in ``docs/probe.md``; the CSV has one row per
+method and target with the same summary fields, for spreadsheets; ``.hgrm`` files are
+HdrHistogram's percentile text, one per histogram, for plotting; the encoded histograms inside
+the JSON merge losslessly across machines with :func:`tickpath.stats.merge_encoded`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tickpath.errors import SinkError
+from tickpath.probe.runner import ProbeResult
+
+CSV_FIELDS = (
+    "method",
+    "target",
+    "count",
+    "losses",
+    "loss_ratio",
+    "min",
+    "p50",
+    "p90",
+    "p99",
+    "p999",
+    "p9999",
+    "max",
+    "mean",
+    "unit",
+)
+
+
+def csv_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def add(method: str, target: str, summary: dict[str, Any]) -> None:
+        rows.append({"method": method, "target": target, **{k: summary.get(k) for k in CSV_FIELDS[2:]}})
+
+    for method, body in data["methods"].items():
+        if "summary" in body:
+            add(method, "all", body["summary"])
+        for target, per in body.get("per_ip", {}).items():
+            add(method, target, per["summary"])
+        if method == "stream":
+            for label, fields in body.get("per_type", {}).items():
+                for fld, series in fields.items():
+                    add(method, f"{label}.{fld}.raw", series["raw"])
+                    if "corrected" in series:
+                        add(method, f"{label}.{fld}.corrected", series["corrected"])
+    return rows
+
+
+def to_csv(data: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(csv_rows(data))
+    return buf.getvalue()
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+
+
+def write_outputs(
+    result: ProbeResult,
+    *,
+    json_path: str | None = None,
+    csv_path: str | None = None,
+    hgrm_dir: str | None = None,
+) -> list[str]:
+    """Write the requested files; returns their paths. Each file is written whole or not at all."""
+    written: list[str] = []
+    data = result.to_dict()
+    try:
+        if json_path:
+            _atomic_write(Path(json_path), result.to_json() + "\n")
+            written.append(json_path)
+        if csv_path:
+            _atomic_write(Path(csv_path), to_csv(data))
+            written.append(csv_path)
+        if hgrm_dir:
+            d = Path(hgrm_dir)
+            d.mkdir(parents=True, exist_ok=True)
+            for name, rec in result.recorders().items():
+                if rec.count:
+                    p = d / f"{_safe(name)}.hgrm"
+                    rec.write_hgrm(p, "us")
+                    written.append(str(p))
+    except OSError as exc:
+        raise SinkError(f"cannot write probe results: {exc}") from exc
+    return written
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.1f}"
+    return str(v)
+
+
+def render_table(result: ProbeResult, console: Console) -> None:
+    """The human summary: one row per method (and per IP), then stream types, clock and errors."""
+    data = result.to_dict()
+    t = data["target"]
+    console.print(f"[bold]tickpath probe[/] {t.get('venue')} rest={t.get('rest_url')} ws={t.get('ws_url')}")
+    for host, edge in t.get("edge", {}).items():
+        if edge:
+            console.print(f"[yellow]note[/] {host}: {edge['note']} (via {edge['via']})")
+    table = Table(title="round trips and connects (µs, from each sample's intended time)")
+    for col in ("method", "target", "p50", "p90", "p99", "p99.9", "max", "count", "losses"):
+        table.add_column(col, justify="left" if col in ("method", "target") else "right")
+    for method, body in data["methods"].items():
+        if "summary" not in body or method == "stream":
+            continue
+        rows = [("all", body["summary"])] + [(k, v["summary"]) for k, v in body.get("per_ip", {}).items()]
+        if len(rows) == 2:
+            rows = rows[1:]  # one target: the per-IP row says it all
+        for target, s in rows:
+            table.add_row(
+                method,
+                target,
+                _fmt(s["p50"]),
+                _fmt(s["p90"]),
+                _fmt(s["p99"]),
+                _fmt(s["p999"]),
+                _fmt(s["max"]),
+                str(s["count"]),
+                str(s["losses"]),
+            )
+    console.print(table)
+    off = data["clock"].get("offset")
+    if off:
+        console.print(
+            f"clock offset (exchange − local): {off['offset_us']:,.1f} µs ± {off['bound_us']:,.1f} µs "
+            f"(min RTT {off['min_rtt_us']:,.1f} µs, {off['used_samples']}/{off['samples']} samples)"
+        )
+    stream = data["methods"].get("stream")
+    if stream and stream.get("per_type"):
+        st = Table(title="one-way stream latency (µs, receipt − exchange event time)")
+        for col in ("type", "field", "raw p50", "corrected p50", "corrected p99", "± bound", "count"):
+            st.add_column(col, justify="left" if col in ("type", "field") else "right")
+        for label, fields in stream["per_type"].items():
+            for fld, s in fields.items():
+                corr = s.get("corrected", {})
+                st.add_row(
+                    label,
+                    fld,
+                    _fmt(s.get("raw_median_signed")),
+                    _fmt(s.get("corrected_median_signed")),
+                    _fmt(corr.get("p99")),
+                    _fmt(s.get("bound_us")),
+                    str(s["count"]),
+                )
+        console.print(st)
+        console.print(f"[dim]{stream['note']}[/]")
+    chrony = data["clock"].get("chrony", {})
+    if chrony.get("available"):
+        console.print(
+            f"local clock: chrony source {chrony.get('source')} stratum {chrony.get('stratum')} "
+            f"offset {chrony.get('system_offset_s', 0) * 1e6:,.1f} µs"
+        )
+    else:
+        console.print(f"local clock: {chrony.get('note', 'unknown')}")
+    console.print(f"PTP hardware clock: {'present' if data['clock'].get('ptp_hardware_clock') else 'absent'}")
+    path = data["methods"].get("path")
+    if path:
+        for tool in ("traceroute", "mtr"):
+            info = path.get(tool, {})
+            if not info.get("available"):
+                console.print(f"[yellow]{tool}[/]: {info.get('note')}")
+            elif "hops" in info:
+                console.print(f"{tool}: {len(info['hops'])} hop(s) to {path['destination']}")
+    for method, body in data["methods"].items():
+        if isinstance(body, dict) and body.get("note"):
+            console.print(f"[dim]{method}: {body['note']}[/]")
+    for err in data["errors"]:
+        where = f" {err['target']}" if err.get("target") else ""
+        console.print(f"[red]error[/] {err['method']}{where}: {err['message']}")

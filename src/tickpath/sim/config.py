@@ -1,0 +1,164 @@
+"""Frozen configuration of the simulator: venues, symbols, market rate, zones, limits, replay, TLS."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tickpath.errors import ConfigError, UnknownSymbolError
+from tickpath.venues.binance.endpoints import VENUES, Venue, endpoints
+
+
+@dataclass(frozen=True)
+class LatencyProfile:
+    """One-way delay model of a zone, applied to every frame and to each direction of a REST call.
+
+    A message's delay is ``delay_ms + jitter + spike``: ``jitter`` is drawn from ``jitter_dist``
+    ("exponential": mean ``jitter_ms``; "uniform": 0..2*``jitter_ms``; "normal": N(0, ``jitter_ms``)
+    clipped so the total is never negative), and with probability ``spike_prob`` ``spike_ms`` is added.
+    """
+
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    spike_prob: float = 0.0
+    spike_ms: float = 0.0
+    jitter_dist: str = "exponential"
+
+    def __post_init__(self) -> None:
+        if self.delay_ms < 0 or self.jitter_ms < 0 or self.spike_ms < 0:
+            raise ConfigError("latency delay, jitter and spike must not be negative")
+        if not 0.0 <= self.spike_prob <= 1.0:
+            raise ConfigError(f"spike probability {self.spike_prob} is not between 0 and 1")
+        if self.jitter_dist not in ("exponential", "uniform", "normal"):
+            raise ConfigError(f"unknown jitter distribution {self.jitter_dist!r}; "
+                              "use exponential, uniform or normal")
+
+    @property
+    def is_zero(self) -> bool:
+        return self.delay_ms == 0 and self.jitter_ms == 0 and (self.spike_prob == 0 or self.spike_ms == 0)
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    """A named listener location with its own latency profile."""
+
+    name: str
+    latency: LatencyProfile = field(default_factory=LatencyProfile)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", self.name):
+            raise ConfigError(f"zone name {self.name!r} must be 1-40 letters, digits, '_', '.', '-'")
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Serve a recorded capture instead of the simulated market on the capture's venue.
+
+    ``speed`` scales recorded timing (10 = ten times faster); ``speed=0`` sends as fast as possible.
+    """
+
+    ws_path: Path
+    http_path: Path | None = None
+    speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.speed < 0:
+            raise ConfigError(f"replay speed {self.speed} must be >= 0 (0 = as fast as possible)")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything a :class:`~tickpath.sim.Simulator` needs. ``None`` limits mean Binance's documented values."""
+
+    venues: tuple[str, ...] = ("spot", "futures")
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    seed: int = 1
+    rate: float = 100.0  # market updates per second per symbol; 0 = only when stepped by hand
+    zones: tuple[ZoneConfig, ...] = (ZoneConfig("local"),)
+    clock_offset_ms: float = 0.0  # exchange clock minus true clock
+    tls: bool = False
+    host: str = "127.0.0.1"
+    port: int = 0  # base port; listeners take port, port+1, ...; 0 = free ports
+    ping_interval_s: float | None = None
+    pong_timeout_s: float | None = None
+    max_lifetime_s: float | None = None
+    max_streams_per_connection: int | None = None
+    max_incoming_messages_per_s: int | None = None
+    weight_budget: int | None = None  # REST request weight per minute per client IP
+    ban_after_429: int = 5  # requests answered 429 in one window before a 418 ban
+    ban_s: float = 120.0  # first 418 ban length (Binance: 2 minutes, escalating)
+    book_levels: int = 1200  # target levels per side
+    history_updates: int = 200_000  # update ids kept for ground truth
+    replay: tuple[ReplayConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.venues:
+            raise ConfigError("at least one venue is needed (spot, futures)")
+        for v in self.venues:
+            if v not in VENUES:
+                endpoints(v)  # raises the clear unknown-venue error (aliases are not stored)
+                raise UnknownSymbolError(f"unknown venue {v!r}; known venues: spot, futures")
+        if len(set(self.venues)) != len(self.venues):
+            raise ConfigError(f"venue listed twice in {self.venues}")
+        if not self.symbols and not self.replay:
+            raise ConfigError("at least one symbol is needed")
+        for s in self.symbols:
+            if not re.fullmatch(r"[A-Z0-9]{2,30}", s):
+                raise UnknownSymbolError(f"unknown symbol {s!r}: symbols are upper case, e.g. BTCUSDT")
+        if self.rate < 0:
+            raise ConfigError(f"rate {self.rate} must be >= 0")
+        if not self.zones:
+            raise ConfigError("at least one zone is needed")
+        names = [z.name for z in self.zones]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"zone names must be unique, got {names}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} out of range")
+        for name in ("ping_interval_s", "pong_timeout_s", "max_lifetime_s"):
+            val = getattr(self, name)
+            if val is not None and val <= 0:
+                raise ConfigError(f"{name} must be positive, got {val}")
+        if self.weight_budget is not None and self.weight_budget < 1:
+            raise ConfigError("weight budget must be at least 1")
+        if self.book_levels < 20:
+            raise ConfigError("book_levels must be at least 20")
+
+    @property
+    def venue_list(self) -> tuple[Venue, ...]:
+        return tuple(v for v in VENUES if v in self.venues)
+
+    def zone(self, name: str) -> ZoneConfig:
+        for z in self.zones:
+            if z.name == name:
+                return z
+        raise ConfigError(f"unknown zone {name!r}; zones: {', '.join(z.name for z in self.zones)}")
+
+
+_ZONE_RE = re.compile(
+    r"^(?P<name>[A-Za-z0-9_.-]+):(?P<delay>\d+(?:\.\d+)?)ms"
+    r"(?:(?:±|\+-|~)(?P<jitter>\d+(?:\.\d+)?)ms)?"
+    r"(?:,spike=(?P<sp>0?\.\d+|[01])x(?P<sms>\d+(?:\.\d+)?)ms)?$"
+)
+
+
+def parse_zones(spec: str) -> tuple[ZoneConfig, ...]:
+    """Parse the CLI zone syntax: ``name:DELAYms[±JITTERms][,spike=PxMSms]`` joined by ``;`` or ``,``.
+
+    Examples: ``"a:5ms"``, ``"a:5ms±0.5ms;b:1ms"``, ``"tokyo:2ms+-0.3ms,spike=0.01x40ms"``
+    (``+-`` or ``~`` may replace ``±``).
+    """
+    out: list[ZoneConfig] = []
+    # "," separates zones unless it starts a spike clause
+    items = [p for p in re.split(r";|,(?!spike=)", spec) if p.strip()]
+    for item in items:
+        m = _ZONE_RE.match(item.strip())
+        if not m:
+            raise ConfigError(f"bad zone {item!r}: expected NAME:DELAYms[±JITTERms][,spike=PROBxMSms], "
+                              "e.g. a:5ms±0.5ms")
+        out.append(ZoneConfig(m["name"], LatencyProfile(
+            delay_ms=float(m["delay"]), jitter_ms=float(m["jitter"] or 0.0),
+            spike_prob=float(m["sp"] or 0.0), spike_ms=float(m["sms"] or 0.0))))
+    if not out:
+        raise ConfigError("no zone given")
+    return tuple(out)

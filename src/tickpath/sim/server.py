@@ -1,0 +1,254 @@
+"""The simulator: one aiohttp listener per zone and venue, all fed by one market per venue.
+
+::
+
+    async with Simulator(SimConfig(venues=("futures",), symbols=("BTCUSDT",))) as sim:
+        ep = sim.endpoint("futures")              # ws_url / rest_url of zone "local"
+        ...                                       # connect to ep.ws_url + "/ws/btcusdt@depth@100ms"
+        book = sim.ground_truth("futures", "BTCUSDT", update_id)
+        sim.faults.gap("futures", "BTCUSDT")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import shutil
+import ssl
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from tickpath.clock import DEFAULT_CLOCK, Clock
+from tickpath.errors import ConfigError
+from tickpath.logs import log_event
+from tickpath.sim import tls as tls_mod
+from tickpath.sim.config import LatencyProfile, SimConfig
+from tickpath.sim.context import CTX, Limits, ListenerContext
+from tickpath.sim.faults import FaultPlan, Faults, FaultState, run_plan
+from tickpath.sim.hub import Hub
+from tickpath.sim.market import BookSnapshot, SymbolMarket, spec_for
+from tickpath.sim.replay import ReplaySource
+from tickpath.sim.rest import WeightLedger, add_routes
+from tickpath.sim.ws import WsConnection, handle_ws
+from tickpath.venues.binance.endpoints import Venue, endpoints
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one zone serves one venue. ``ws_url``/``rest_url`` are bases without a path."""
+
+    venue: str
+    zone: str
+    host: str
+    port: int
+    ws_url: str
+    rest_url: str
+    tls: bool
+    cafile: str | None
+    latency: LatencyProfile
+    replay_path: str | None = None  # for a replayed venue: the recorded path+query
+
+    def raw_url(self, stream: str) -> str:
+        return f"{self.ws_url}/ws/{stream}"
+
+    def combined_url(self, streams: list[str] | tuple[str, ...]) -> str:
+        return f"{self.ws_url}/stream?streams={'/'.join(streams)}"
+
+    def depth_url(self, symbol: str, limit: int | None = None) -> str:
+        path = endpoints(self.venue).depth_path
+        return f"{self.rest_url}{path}?symbol={symbol}" + (f"&limit={limit}" if limit is not None else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"venue": self.venue, "zone": self.zone, "ws_url": self.ws_url, "rest_url": self.rest_url,
+                "port": self.port, "tls": self.tls, "cafile": self.cafile,
+                "latency": {"delay_ms": self.latency.delay_ms, "jitter_ms": self.latency.jitter_ms,
+                            "spike_prob": self.latency.spike_prob, "spike_ms": self.latency.spike_ms},
+                **({"replay_path": self.replay_path} if self.replay_path else {})}
+
+
+class Simulator:
+    """Binance-compatible market-data simulator; an async context manager."""
+
+    def __init__(self, config: SimConfig, *, clock: Clock = DEFAULT_CLOCK,
+                 fault_plan: FaultPlan | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.fault_plan = fault_plan
+        self.hubs: dict[str, Hub] = {}
+        self.replays: dict[str, ReplaySource] = {}
+        self._fault_state = FaultState()
+        self._conns: dict[tuple[str, str], set[WsConnection]] = {}
+        self.faults = Faults(self.hubs, self._conns, self._fault_state)
+        self._runners: list[web.AppRunner] = []
+        self._endpoints: dict[tuple[str, str], Endpoint] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.tls: tls_mod.TlsMaterial | None = None
+        self._started = False
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        for rc in cfg.replay:
+            src = ReplaySource(rc)
+            if src.venue not in cfg.venues:
+                raise ConfigError(f"capture {rc.ws_path} is {src.venue} data but venues are {cfg.venues}")
+            if src.venue in self.replays:
+                raise ConfigError(f"two captures for venue {src.venue}; replay one per venue")
+            self.replays[src.venue] = src
+        offset_ns = int(cfg.clock_offset_ms * 1_000_000)
+        for venue in cfg.venue_list:
+            if venue in self.replays:
+                continue
+            markets = {s: SymbolMarket(venue, spec_for(venue, s), cfg.seed, levels=cfg.book_levels,
+                                       history=cfg.history_updates) for s in cfg.symbols}
+            self.hubs[venue] = Hub(venue, markets, self.clock, rate=cfg.rate, clock_offset_ms=cfg.clock_offset_ms)
+        if cfg.tls:
+            self.tls = tls_mod.generate(cfg.host)
+        ssl_ctx = self.tls.server_context() if self.tls else None
+        ledgers = {v: WeightLedger(cfg.weight_budget or endpoints(v).weight_budget_per_minute,
+                                   cfg.ban_after_429, cfg.ban_s) for v in cfg.venue_list}
+        try:
+            index = 0
+            for zone in cfg.zones:
+                for venue in cfg.venue_list:
+                    ep = endpoints(venue)
+                    ctx = ListenerContext(config=cfg, ep=ep, zone=zone, clock=self.clock,
+                                          limits=Limits.of(ep, cfg), hub=self.hubs.get(venue),
+                                          replay=self.replays.get(venue), weights=ledgers[venue],
+                                          faults=self._fault_state, offset_ns=offset_ns)
+                    self._conns[(venue, zone.name)] = ctx.connections
+                    port = await self._listen(ctx, ssl_ctx, cfg.port + index if cfg.port else 0)
+                    index += 1
+                    scheme_ws, scheme_http = ("wss", "https") if ssl_ctx else ("ws", "http")
+                    replay = self.replays.get(venue)
+                    self._endpoints[(venue, zone.name)] = Endpoint(
+                        venue=venue, zone=zone.name, host=cfg.host, port=port,
+                        ws_url=f"{scheme_ws}://{cfg.host}:{port}", rest_url=f"{scheme_http}://{cfg.host}:{port}",
+                        tls=ssl_ctx is not None, cafile=str(self.tls.cafile) if self.tls else None,
+                        latency=zone.latency, replay_path=replay.recorded_path if replay else None)
+        except BaseException:
+            await self.stop()
+            raise
+        loop = asyncio.get_running_loop()
+        for hub in self.hubs.values():
+            self._tasks.append(loop.create_task(hub.run()))
+        if self.fault_plan is not None and not self.fault_plan.empty:
+            targets = [(v, s) for v, h in self.hubs.items() for s in h.markets]
+            self._tasks.append(loop.create_task(run_plan(self.fault_plan, self.faults, targets)))
+        self._started = True
+        log_event(log, logging.INFO, "sim_started", venues=",".join(cfg.venue_list),
+                  zones=",".join(z.name for z in cfg.zones), listeners=len(self._endpoints))
+
+    async def _listen(self, ctx: ListenerContext, ssl_ctx: ssl.SSLContext | None, port: int) -> int:
+        app = web.Application()
+        app[CTX] = ctx
+        app.router.add_get("/ws", handle_ws)
+        app.router.add_get("/ws/{tail:.*}", handle_ws)
+        app.router.add_get("/stream", handle_ws)
+        add_routes(app, ctx)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, self.config.host, port, ssl_context=ssl_ctx, reuse_address=False)
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {self.config.host} is already in use; "
+                                  "pick another --port or 0 for free ports") from exc
+            raise ConfigError(f"cannot listen on {self.config.host}:{port}: {exc.strerror}") from exc
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        for conns in self._conns.values():
+            for c in list(conns):
+                c.abort()
+        for r in self._runners:
+            with contextlib.suppress(Exception):
+                await r.cleanup()
+        self._runners.clear()
+        if self.tls is not None:
+            shutil.rmtree(self.tls.directory, ignore_errors=True)
+        self._started = False
+
+    # ---- API --------------------------------------------------------------------------------------
+    def endpoint(self, venue: str, zone: str | None = None) -> Endpoint:
+        """The listener of ``venue`` in ``zone`` (default: the first zone)."""
+        z = zone or self.config.zones[0].name
+        try:
+            return self._endpoints[(venue, z)]
+        except KeyError:
+            self.config.zone(z)
+            endpoints(venue)
+            raise ConfigError(f"venue {venue!r} is not served by this simulator "
+                              f"(venues: {', '.join(self.config.venue_list)})") from None
+
+    def endpoints(self) -> list[Endpoint]:
+        return list(self._endpoints.values())
+
+    def _market(self, venue: str, symbol: str) -> SymbolMarket:
+        hub = self.hubs.get(venue)
+        if hub is None:
+            raise ConfigError(f"venue {venue!r} has no simulated market (not served, or replayed)")
+        m = hub.markets.get(symbol)
+        if m is None:
+            raise ConfigError(f"symbol {symbol!r} is not simulated on {venue}; symbols: {', '.join(hub.markets)}")
+        return m
+
+    def ground_truth(self, venue: str, symbol: str, update_id: int | None = None) -> BookSnapshot:
+        """The exact full book of ``symbol`` after ``update_id`` (default: the latest)."""
+        m = self._market(venue, symbol)
+        return m.snapshot(None, update_id) if update_id is not None else m.snapshot(None, m.last_uid)
+
+    def last_update_id(self, venue: str, symbol: str) -> int:
+        return self._market(venue, symbol).last_uid
+
+    def step(self, venue: str, symbol: str, n: int = 1) -> int:
+        """Advance the market by ``n`` update ids now (useful with ``rate=0``); returns the last id."""
+        hub = self.hubs[venue]
+        self._market(venue, symbol)
+        uid = 0
+        for _ in range(n):
+            uid = hub.step(symbol)
+        hub.flush()
+        return uid
+
+    def connections(self, venue: str | None = None, zone: str | None = None) -> int:
+        """Open WebSocket connections (optionally of one venue/zone)."""
+        return sum(len(c) for (v, z), c in self._conns.items() if venue in (None, v) and zone in (None, z))
+
+    def stats(self) -> dict[str, Any]:
+        return {"venues": {v: {"events": h.events, "frames_sent": h.frames_sent} for v, h in self.hubs.items()},
+                "replay_frames_sent": {v: r.frames_sent for v, r in self.replays.items()},
+                "connections": self.connections()}
+
+    def exchange_ms(self) -> int:
+        return (self.clock.wall_ns() + int(self.config.clock_offset_ms * 1_000_000)) // 1_000_000
+
+    @property
+    def venues(self) -> tuple[Venue, ...]:
+        return self.config.venue_list

@@ -1,0 +1,202 @@
+"""DuckDB sink: the default, so ``tickpath feed`` works with no server at all.
+
+Events are buffered per batch and inserted through Arrow, one table per channel (``trades``,
+``tickers``, ``l2``) plus ``feed_sessions``, with the layout from :mod:`tickpath.tables`. Inserts run
+in a worker thread so the event loop keeps reading while DuckDB writes; ``write`` awaits the insert
+when the buffer is full, which is how a slow disk applies back-pressure to the feed.
+
+:func:`arrow_tables` (events to one Arrow table per storage table, column by column, without a dict
+per row) is shared with the Parquet sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from tickpath.errors import SinkError
+from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade
+from tickpath.sinks.base import Sink
+from tickpath.tables import EVENT_TABLES, SCHEMAS, duckdb_ddl
+
+DEFAULT_PATH = "./data/ticks.duckdb"
+
+_COMMON = ("session", "venue", "symbol", "seq", "event_time_ms", "transaction_time_ms", "receipt_ns")
+
+
+def _col(events: Sequence[Any], name: str) -> list[Any]:
+    return [getattr(e, name) for e in events]
+
+
+def _trades(evs: Sequence[Trade]) -> dict[str, list[Any]]:
+    return {n: _col(evs, n) for n in ("trade_id", "first_trade_id", "last_trade_id", "price", "qty", "side")}
+
+
+def _tickers(evs: Sequence[Ticker]) -> dict[str, list[Any]]:
+    return {n: _col(evs, n) for n in ("update_id", "bid_price", "bid_qty", "ask_price", "ask_qty")}
+
+
+def _l2(evs: Sequence[BookDelta | BookSnapshot | BookReset]) -> dict[str, list[Any]]:
+    cols: dict[str, list[Any]] = {n: [] for n in (
+        "kind", "first_update_id", "final_update_id", "prev_final_update_id", "depth", "bids", "asks",
+        "reason", "last_good_update_id")}
+    kind, first, final, prev = cols["kind"], cols["first_update_id"], cols["final_update_id"], \
+        cols["prev_final_update_id"]
+    depth, bids, asks, reason, good = cols["depth"], cols["bids"], cols["asks"], cols["reason"], \
+        cols["last_good_update_id"]
+    for e in evs:
+        if isinstance(e, BookDelta):
+            kind.append("delta")
+            first.append(e.first_update_id)
+            final.append(e.final_update_id)
+            prev.append(e.prev_final_update_id)
+            depth.append(e.depth)
+            bids.append(e.bids)
+            asks.append(e.asks)
+            reason.append(None)
+            good.append(None)
+        elif isinstance(e, BookSnapshot):
+            kind.append("snapshot")
+            first.append(None)
+            final.append(e.last_update_id)
+            prev.append(None)
+            depth.append(e.depth)
+            bids.append(e.bids)
+            asks.append(e.asks)
+            reason.append(None)
+            good.append(None)
+        else:
+            kind.append("reset")
+            first.append(None)
+            final.append(None)
+            prev.append(None)
+            depth.append(None)
+            bids.append([])
+            asks.append([])
+            reason.append(e.reason)
+            good.append(e.last_good_update_id)
+    return cols
+
+
+_SPECIFIC: dict[str, Callable[[Any], dict[str, list[Any]]]] = {
+    "trades": _trades, "tickers": _tickers, "l2": _l2,
+}
+
+
+def split_by_table(events: Sequence[Event]) -> dict[str, list[Event]]:
+    """Events grouped by their storage table, order kept within each table."""
+    out: dict[str, list[Event]] = {}
+    for e in events:
+        table = "tickers" if e.channel == "ticker" else e.channel
+        lst = out.get(table)
+        if lst is None:
+            out[table] = lst = []
+        lst.append(e)
+    return out
+
+
+def arrow_table(table: str, events: Sequence[Event], *, publish_ns: int | None = None,
+                ingest_ns: int | None = None) -> pa.Table:
+    """Events of one storage table as an Arrow table with the canonical schema."""
+    cols = {n: _col(events, n) for n in _COMMON}
+    cols.update(_SPECIFIC[table](events))
+    n = len(events)
+    cols["publish_ns"] = [publish_ns] * n
+    cols["ingest_ns"] = [ingest_ns] * n
+    schema = SCHEMAS[table]
+    return pa.Table.from_arrays([pa.array(cols[f.name], type=f.type) for f in schema], schema=schema)
+
+
+def arrow_tables(events: Sequence[Event]) -> dict[str, pa.Table]:
+    """Events as one Arrow table per storage table (``trades``, ``tickers``, ``l2``)."""
+    return {t: arrow_table(t, evs) for t, evs in split_by_table(events).items()}
+
+
+class DuckDBSink(Sink):
+    """Writes events into a DuckDB file (``duckdb:PATH``; default ``./data/ticks.duckdb``)."""
+
+    name = "duckdb"
+
+    def __init__(self, path: str | Path = DEFAULT_PATH, *, batch_rows: int = 20_000) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.batch_rows = max(1, batch_rows)
+        self._buf: list[Event] = []
+        self._sessions: list[dict[str, Any]] = []
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        try:
+            if str(self.path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(str(self.path))
+            for t in (*EVENT_TABLES, "feed_sessions"):
+                self._con.execute(duckdb_ddl(t))
+        except (OSError, duckdb.Error) as exc:
+            raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        self.stats.accepted += len(batch)
+        self._buf.extend(batch)
+        if len(self._buf) >= self.batch_rows:
+            await self.flush()
+
+    async def write_session(self, row: dict[str, Any]) -> None:
+        """Record one ``feed_sessions`` row (written at the next flush)."""
+        self._sessions.append(row)
+
+    def _insert(self, events: list[Event], sessions: list[dict[str, Any]]) -> None:
+        con = self._con
+        assert con is not None
+        con.execute("BEGIN")
+        try:
+            for table, arrow in arrow_tables(events).items():
+                con.register("_batch", arrow)
+                con.execute(f"INSERT INTO {table} SELECT * FROM _batch")
+                con.unregister("_batch")
+            if sessions:
+                arrow = pa.Table.from_pylist(sessions, schema=SCHEMAS["feed_sessions"])
+                con.register("_batch", arrow)
+                con.execute("INSERT INTO feed_sessions SELECT * FROM _batch")
+                con.unregister("_batch")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if self._con is None or (not self._buf and not self._sessions):
+                return
+            events, self._buf = self._buf, []
+            sessions, self._sessions = self._sessions, []
+            try:
+                await asyncio.to_thread(self._insert, events, sessions)
+            except (duckdb.Error, pa.ArrowException) as exc:
+                self.stats.errors += 1
+                # Keep what was accepted: put it back so a later flush (or close) can retry it.
+                self._buf[:0] = events
+                self._sessions[:0] = sessions
+                raise SinkError(f"DuckDB insert into {self.path} failed: {exc}") from exc
+            self.stats.written += len(events)
+
+    def flush_sync(self) -> None:
+        """Flush on the calling thread (benchmarks measure CPU without the thread hop)."""
+        events, self._buf = self._buf, []
+        sessions, self._sessions = self._sessions, []
+        self._insert(events, sessions)
+        self.stats.written += len(events)
+
+    async def close(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            if self._con is not None:
+                self._con.close()
+                self._con = None

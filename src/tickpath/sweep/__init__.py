@@ -1,0 +1,20 @@
+"""``tickpath sweep``: find the lowest-latency placement, keep the winners, leave nothing behind.
+
+Configured by a TOML file (:func:`load_config`); ``plan`` (:func:`describe`) creates nothing;
+:func:`run_sweep` applies every candidate at once with Terraform, ranks their probe results by a
+metric such as ``ws.p99`` and destroys losers as soon as they cannot win; :func:`cleanup_sweep`
+recovers from a killed orchestrator. See ``docs/sweep.md``.
+"""
+
+from tickpath.sweep.config import SweepConfig, load_config, parse_config
+from tickpath.sweep.orchestrator import CandidateState, Orchestrator, SweepOutcome
+from tickpath.sweep.plan import Candidate, candidates, describe, expected_cost
+from tickpath.sweep.ranking import Metric, parse_metric
+from tickpath.sweep.runner import SweepRun, cleanup_sweep, list_sweeps, run_sweep, sweep_status
+from tickpath.sweep.store import DirectoryStore, ResultStore, S3Store
+
+__all__ = [
+    "Candidate", "CandidateState", "DirectoryStore", "Metric", "Orchestrator", "ResultStore", "S3Store",
+    "SweepConfig", "SweepOutcome", "SweepRun", "candidates", "cleanup_sweep", "describe", "expected_cost",
+    "list_sweeps", "load_config", "parse_config", "parse_metric", "run_sweep", "sweep_status",
+]

@@ -1,0 +1,268 @@
+"""The sweep itself: apply every candidate at once, collect results, destroy losers early, keep winners.
+
+Lifecycle of a candidate::
+
+    pending -> applying -> running -> reported -> (destroying -> destroyed) | kept
+                   \\-> failed (apply error, probe error, or no result before the timeout) -> destroyed
+
+A reported candidate is destroyed as soon as ``keep`` others are strictly ahead of it (it can never
+be a winner, see :func:`~tickpath.sweep.ranking.doomed`); a failed one at once. Whatever ends the
+run, a result, an error, Ctrl-C or SIGTERM, the ``finally`` path destroys everything not kept, and
+shields that teardown from further cancellation so a second Ctrl-C cannot strand an instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tickpath.clock import DEFAULT_CLOCK, Clock
+from tickpath.errors import InfraError, TickpathError
+from tickpath.logs import log_event
+from tickpath.sweep.config import SweepConfig
+from tickpath.sweep.plan import Candidate
+from tickpath.sweep.provision import Provisioner
+from tickpath.sweep.ranking import doomed, extract_figures, rank
+
+log = logging.getLogger("tickpath.sweep")
+
+FINAL = ("destroyed", "kept", "destroy_failed")
+ProgressFn = Callable[[str, "CandidateState"], None]
+
+
+@dataclass
+class CandidateState:
+    """Everything known about one candidate; timestamps are this machine's monotonic clock (ns)."""
+
+    candidate: Candidate
+    status: str = "pending"
+    error: str | None = None
+    failed: bool = False
+    figures: dict[str, float] = field(default_factory=dict)
+    score: float | None = None
+    explain: str = ""
+    result: dict[str, Any] | None = None
+    applied_ns: int | None = None
+    result_ns: int | None = None
+    destroy_started_ns: int | None = None
+    destroyed_ns: int | None = None
+    reported_unix: float | None = None  # the agent's own wall-clock stamp of finishing
+
+    @property
+    def name(self) -> str:
+        return self.candidate.name
+
+    def to_dict(self) -> dict[str, Any]:
+        def s(ns: int | None) -> float | None:
+            return None if ns is None else round(ns / 1e9, 3)
+
+        return {
+            "name": self.name, "az_id": self.candidate.az_id, "instance_type": self.candidate.instance_type,
+            "status": self.status, "failed": self.failed, "error": self.error, "score_us": self.score,
+            "explain": self.explain, "figures_us": self.figures,
+            "applied_s": s(self.applied_ns), "result_s": s(self.result_ns),
+            "destroy_started_s": s(self.destroy_started_ns), "destroyed_s": s(self.destroyed_ns),
+            "reported_unix": self.reported_unix,
+        }
+
+
+@dataclass
+class SweepOutcome:
+    """What ``run`` returns: every candidate's state, the ranking, the winners kept."""
+
+    sweep_id: str
+    states: dict[str, CandidateState]
+    ranking: list[str]
+    winners: list[str]
+    started_ns: int
+    finished_ns: int
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.finished_ns - self.started_ns) / 1e9
+
+
+class Orchestrator:
+    """Runs one sweep with a :class:`Provisioner` (Terraform in production, a fake in unit tests)."""
+
+    def __init__(self, cfg: SweepConfig, sweep_id: str, provisioner: Provisioner, *,
+                 clock: Clock = DEFAULT_CLOCK, progress: ProgressFn | None = None,
+                 on_change: Callable[[dict[str, CandidateState]], None] | None = None,
+                 candidates: list[Candidate]) -> None:
+        self.cfg = cfg
+        self.sweep_id = sweep_id
+        self.prov = provisioner
+        self.clock = clock
+        self._progress = progress
+        self._on_change = on_change
+        self.states = {c.name: CandidateState(c) for c in candidates}
+        self.kept: set[str] = set()
+        self._applies: dict[str, asyncio.Task[None]] = {}
+        self._destroys: dict[str, asyncio.Task[None]] = {}
+        self._sem = asyncio.Semaphore(cfg.max_parallel)
+
+    # -- events ------------------------------------------------------------------------------
+    def _set(self, st: CandidateState, status: str, **fields: Any) -> None:
+        st.status = status
+        for k, v in fields.items():
+            setattr(st, k, v)
+        log_event(log, logging.INFO, f"candidate_{status}", sweep=self.sweep_id, candidate=st.name,
+                  **({"error": st.error} if status == "failed" else {}))
+        if self._progress:
+            self._progress(status, st)
+        if self._on_change:
+            self._on_change(self.states)
+
+    def _fail(self, st: CandidateState, reason: str) -> None:
+        self._set(st, "failed", failed=True, error=reason)
+        self._start_destroy(st)
+
+    # -- apply / destroy ---------------------------------------------------------------------
+    async def _apply(self, st: CandidateState) -> None:
+        async with self._sem:
+            self._set(st, "applying")
+            try:
+                await self.prov.apply(st.candidate)
+            except TickpathError as exc:
+                self._fail(st, f"apply failed: {exc}")
+                return
+        if st.status == "applying":
+            self._set(st, "running", applied_ns=self.clock.monotonic_ns())
+
+    def _start_destroy(self, st: CandidateState) -> None:
+        if st.name in self._destroys or st.name in self.kept:
+            return
+        self._destroys[st.name] = asyncio.create_task(self._destroy(st), name=f"destroy-{st.name}")
+
+    async def _destroy(self, st: CandidateState) -> None:
+        apply_task = self._applies.get(st.name)
+        if apply_task is not None and not apply_task.done():
+            # A timeout can fire while Terraform is still applying: stop it, then destroy.
+            apply_task.cancel()
+            await asyncio.gather(apply_task, return_exceptions=True)
+        failed_before = st.status == "failed"
+        st.destroy_started_ns = self.clock.monotonic_ns()
+        if not failed_before:
+            self._set(st, "destroying")
+        try:
+            await self.prov.destroy(st.candidate)
+        except TickpathError as exc:
+            self._set(st, "destroy_failed", error=f"{st.error + '; ' if st.error else ''}destroy failed: {exc}")
+            return
+        self._set(st, "destroyed", destroyed_ns=self.clock.monotonic_ns())
+
+    # -- results -----------------------------------------------------------------------------
+    def _take_result(self, st: CandidateState, body: bytes) -> None:
+        now = self.clock.monotonic_ns()
+        try:
+            doc = json.loads(body)
+        except json.JSONDecodeError:
+            self._fail(st, "result is not JSON")
+            return
+        st.result = doc if isinstance(doc, dict) else None
+        st.result_ns = now
+        if not isinstance(doc, dict):
+            self._fail(st, "result is not a JSON object")
+            return
+        st.reported_unix = doc.get("finished_unix") if isinstance(doc.get("finished_unix"), (int, float)) else None
+        if doc.get("status") != "ok" or not isinstance(doc.get("probe"), dict):
+            self._fail(st, f"probe failed: {doc.get('error') or 'no probe document'}")
+            return
+        try:
+            st.figures = extract_figures(doc["probe"])
+            score = self.cfg.metric.evaluate(st.figures)
+        except TickpathError as exc:
+            self._fail(st, f"unusable probe result: {exc}")
+            return
+        for method in sorted({t.method for t in self.cfg.metric.terms}):
+            loss = st.figures.get(f"{method}.loss_ratio", 0.0)
+            if loss > self.cfg.max_loss_ratio:
+                # Percentiles of the samples that came back flatter a lossy path: never rank it.
+                self._fail(st, f"{method} lost {loss:.1%} of samples (limit {self.cfg.max_loss_ratio:.1%})")
+                return
+        st.score = score
+        st.explain = self.cfg.metric.explain(st.figures)
+        self._set(st, "reported")
+
+    def _scores(self) -> dict[str, float]:
+        return {n: s.score for n, s in self.states.items() if s.score is not None and not s.failed}
+
+    async def _collect(self) -> None:
+        interval_ns = int(self.cfg.poll_interval_s * 1e9)
+        timeout_ns = int(self.cfg.timeout_s * 1e9)
+        while True:
+            waiting = [s for s in self.states.values() if s.status in ("pending", "applying", "running")]
+            if not waiting:
+                return
+            ready = await asyncio.to_thread(self.prov.store.ready, self.sweep_id)
+            for st in waiting:
+                if st.status == "running" and st.name in ready:
+                    body = await asyncio.to_thread(self.prov.store.get, self.sweep_id, st.name)
+                    self._take_result(st, body)
+            for name in doomed(self._scores(), self.cfg.keep):
+                st = self.states[name]
+                if st.status == "reported":
+                    self._start_destroy(st)
+            now = self.clock.monotonic_ns()
+            for st in waiting:
+                if st.status == "running" and st.applied_ns is not None and now - st.applied_ns > timeout_ns:
+                    self._fail(st, f"no result within {self.cfg.timeout_s:g} s of start")
+            if any(s.status in ("pending", "applying", "running") for s in self.states.values()):
+                await self.clock.sleep_until_ns(now + interval_ns)
+
+    # -- the run -----------------------------------------------------------------------------
+    async def run(self) -> SweepOutcome:
+        """Run the sweep; on any exit path, nothing but the winners is left."""
+        started = self.clock.monotonic_ns()
+        try:
+            await self.prov.prepare()
+            for st in self.states.values():
+                self._applies[st.name] = asyncio.create_task(self._apply(st), name=f"apply-{st.name}")
+            await self._collect()
+            order = rank(self._scores())
+            winners = order[: self.cfg.keep]
+            for name in winners:
+                self.kept.add(name)
+                self._set(self.states[name], "kept")
+            for st in self.states.values():
+                if st.name not in self.kept:
+                    self._start_destroy(st)
+            await asyncio.gather(*self._destroys.values())
+            await self.prov.finish(keep_shared=bool(self.kept))
+        except BaseException:
+            await self._shielded(self._teardown())
+            raise
+        stuck = [s.name for s in self.states.values() if s.status == "destroy_failed"]
+        if stuck:
+            raise InfraError(f"could not destroy {', '.join(stuck)}; run `tickpath sweep cleanup "
+                             f"--sweep-id {self.sweep_id}`")
+        return SweepOutcome(self.sweep_id, self.states, order, winners, started, self.clock.monotonic_ns())
+
+    async def _teardown(self) -> None:
+        """Stop applies in flight, then destroy every candidate not kept, in parallel."""
+        for task in self._applies.values():
+            task.cancel()
+        await asyncio.gather(*self._applies.values(), return_exceptions=True)
+        for st in self.states.values():
+            if st.name not in self.kept and st.status not in FINAL:
+                self._start_destroy(st)
+        await asyncio.gather(*self._destroys.values(), return_exceptions=True)
+        try:
+            await self.prov.finish(keep_shared=bool(self.kept))
+        except TickpathError as exc:
+            log_event(log, logging.ERROR, "shared_destroy_failed", sweep=self.sweep_id, error=exc)
+
+    @staticmethod
+    async def _shielded(coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                continue  # a second signal must not abandon the teardown
+            except Exception:
+                return

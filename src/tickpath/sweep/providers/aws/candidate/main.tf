@@ -1,0 +1,235 @@
+# tickpath sweep, provider "aws", one candidate: a subnet in the availability zone chosen by its
+# zone ID (names like ap-northeast-1a map to different physical zones in each account), a
+# placement group, and probe instances that run `tickpath probe`, upload the JSON and power off.
+# Instances require IMDSv2, accept no inbound traffic (SSM for access), terminate when they shut
+# down, and shut themselves down at the TTL even if nobody ever destroys them.
+
+terraform {
+  required_version = ">= 1.4.0"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.60"
+    }
+  }
+}
+
+variable "region" {
+  type = string
+}
+
+variable "sweep_id" {
+  type = string
+}
+
+variable "candidate" {
+  type = string
+}
+
+variable "index" {
+  type        = number
+  description = "Candidate number: picks this candidate's /24 inside the sweep VPC."
+}
+
+variable "az_id" {
+  type        = string
+  description = "Availability zone ID, e.g. apne1-az4."
+}
+
+variable "instance_type" {
+  type = string
+}
+
+variable "instance_count" {
+  type    = number
+  default = 1
+}
+
+variable "placement_strategy" {
+  type    = string
+  default = "cluster"
+  validation {
+    condition     = contains(["cluster", "spread", "partition", "none"], var.placement_strategy)
+    error_message = "placement_strategy must be cluster, spread, partition or none."
+  }
+}
+
+variable "market" {
+  type    = string
+  default = "on-demand"
+  validation {
+    condition     = contains(["spot", "on-demand"], var.market)
+    error_message = "market must be spot or on-demand."
+  }
+}
+
+variable "ttl_minutes" {
+  type = number
+}
+
+variable "probe_cmdline" {
+  type        = string
+  description = "Shell-quoted arguments after `tickpath` that run the probe and print JSON."
+}
+
+variable "tickpath_install" {
+  type        = string
+  description = "pip requirement that installs tickpath on the instance."
+}
+
+variable "power_off_after_upload" {
+  type    = bool
+  default = true
+}
+
+variable "results_bucket" {
+  type = string
+}
+
+variable "instance_profile" {
+  type = string
+}
+
+variable "vpc_id" {
+  type = string
+}
+
+variable "vpc_cidr" {
+  type = string
+}
+
+variable "route_table_id" {
+  type = string
+}
+
+variable "tags" {
+  type = map(string)
+}
+
+provider "aws" {
+  region = var.region
+  default_tags {
+    tags = var.tags
+  }
+}
+
+data "aws_availability_zones" "chosen" {
+  state = "available"
+  filter {
+    name   = "zone-id"
+    values = [var.az_id]
+  }
+}
+
+data "aws_ec2_instance_type" "chosen" {
+  instance_type = var.instance_type
+}
+
+locals {
+  arch = contains(data.aws_ec2_instance_type.chosen.supported_architectures, "arm64") ? "arm64" : "x86_64"
+}
+
+data "aws_ssm_parameter" "al2023" {
+  name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-${local.arch}"
+}
+
+resource "aws_subnet" "probe" {
+  vpc_id                  = var.vpc_id
+  cidr_block              = cidrsubnet(var.vpc_cidr, 8, var.index)
+  availability_zone       = one(data.aws_availability_zones.chosen.names)
+  map_public_ip_on_launch = true
+  tags                    = merge(var.tags, { Name = "tickpath-${var.candidate}" })
+
+  lifecycle {
+    precondition {
+      condition     = length(data.aws_availability_zones.chosen.names) == 1
+      error_message = "Availability zone ID ${var.az_id} is not available in ${var.region}."
+    }
+  }
+}
+
+resource "aws_route_table_association" "probe" {
+  subnet_id      = aws_subnet.probe.id
+  route_table_id = var.route_table_id
+}
+
+resource "aws_security_group" "probe" {
+  name        = "tickpath-${var.sweep_id}-${var.index}"
+  description = "tickpath probe: egress only, access through SSM"
+  vpc_id      = var.vpc_id
+  # No ingress block at all: nothing can connect in.
+  egress {
+    description = "probe traffic to the exchange, package installs, S3 upload"
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+  tags = merge(var.tags, { Name = "tickpath-${var.candidate}" })
+}
+
+resource "aws_placement_group" "probe" {
+  count    = var.placement_strategy == "none" ? 0 : 1
+  name     = "tickpath-${var.sweep_id}-${var.index}"
+  strategy = var.placement_strategy
+  tags     = var.tags
+}
+
+resource "aws_instance" "probe" {
+  count                                = var.instance_count
+  ami                                  = data.aws_ssm_parameter.al2023.value
+  instance_type                        = var.instance_type
+  subnet_id                            = aws_subnet.probe.id
+  vpc_security_group_ids               = [aws_security_group.probe.id]
+  iam_instance_profile                 = var.instance_profile
+  placement_group                      = var.placement_strategy == "none" ? null : aws_placement_group.probe[0].name
+  instance_initiated_shutdown_behavior = "terminate"
+  user_data_replace_on_change          = true
+
+  user_data = templatefile("${path.module}/user_data.sh", {
+    sweep_id        = var.sweep_id
+    candidate       = var.candidate
+    instance_index  = count.index
+    bucket          = var.results_bucket
+    region          = var.region
+    ttl_minutes     = var.ttl_minutes
+    probe_cmdline   = var.probe_cmdline
+    install         = var.tickpath_install
+    power_off_after = var.power_off_after_upload
+  })
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
+  }
+
+  dynamic "instance_market_options" {
+    for_each = var.market == "spot" ? [1] : []
+    content {
+      market_type = "spot"
+      spot_options {
+        spot_instance_type             = "one-time"
+        instance_interruption_behavior = "terminate"
+      }
+    }
+  }
+
+  root_block_device {
+    encrypted   = true
+    volume_size = 16
+    volume_type = "gp3"
+  }
+
+  tags        = merge(var.tags, { Name = "tickpath-${var.candidate}-${count.index}" })
+  volume_tags = var.tags
+}
+
+output "instance_ids" {
+  value = aws_instance.probe[*].id
+}
+
+output "availability_zone" {
+  value = aws_subnet.probe.availability_zone
+}

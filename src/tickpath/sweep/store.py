@@ -1,0 +1,126 @@
+"""Where candidates' results arrive: one small interface, a directory for ``local``, S3 for ``aws``.
+
+A result is one JSON document per candidate under ``results/<sweep-id>/<candidate>.json``, the
+only prefix a probe machine's role may write. Writers make each object appear atomically (S3 puts
+are atomic; the directory store renames a temporary file), so a reader never sees half a result.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Protocol
+
+from tickpath.errors import ConfigError, InfraError
+
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def result_key(sweep_id: str, candidate: str) -> str:
+    """The object key of one candidate's result."""
+    for label, value in (("sweep id", sweep_id), ("candidate", candidate)):
+        if not _SAFE.match(value):
+            raise ConfigError(f"{label} {value!r} may hold only letters, digits, '.', '_' and '-'")
+    return f"results/{sweep_id}/{candidate}.json"
+
+
+class ResultStore(Protocol):
+    """Read side used by the orchestrator; ``put`` is what an agent or boot script does."""
+
+    def ready(self, sweep_id: str) -> set[str]:
+        """Names of candidates whose result has arrived."""
+        ...
+
+    def get(self, sweep_id: str, candidate: str) -> bytes:
+        """The raw result document of one candidate."""
+        ...
+
+    def put(self, sweep_id: str, candidate: str, body: bytes) -> None:
+        """Store one candidate's result (atomically)."""
+        ...
+
+
+class DirectoryStore:
+    """Results as files under ``root/results/<sweep-id>/``: the ``local`` provider's bucket."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _dir(self, sweep_id: str) -> Path:
+        return self.root / Path(result_key(sweep_id, "x")).parent
+
+    def ready(self, sweep_id: str) -> set[str]:
+        d = self._dir(sweep_id)
+        try:
+            names = os.listdir(d)
+        except FileNotFoundError:
+            return set()
+        return {n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")}
+
+    def get(self, sweep_id: str, candidate: str) -> bytes:
+        path = self.root / result_key(sweep_id, candidate)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise InfraError(f"result of {candidate} unreadable at {path}: {exc}") from exc
+
+    def put(self, sweep_id: str, candidate: str, body: bytes) -> None:
+        path = self.root / result_key(sweep_id, candidate)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(body)
+        os.replace(tmp, path)  # atomic: the orchestrator sees all of it or nothing
+
+
+class S3Store:
+    """Results in an S3 bucket (the ``aws`` provider): list and get under ``results/<sweep-id>/``."""
+
+    def __init__(self, bucket: str, *, client: Any = None, region: str | None = None,
+                 endpoint_url: str | None = None, page_size: int = 1000) -> None:
+        self.bucket = bucket
+        self.page_size = page_size
+        if client is None:
+            try:
+                import boto3
+            except ImportError as exc:  # pragma: no cover - boto3 is in the aws extra
+                raise ConfigError("the S3 result store needs boto3: pip install 'tickpath[aws]'") from exc
+            client = boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
+        self._s3 = client
+
+    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            raise InfraError(f"S3 {what} on bucket {self.bucket!r} failed ({code}): {exc}") from exc
+        except BotoCoreError as exc:
+            raise InfraError(f"S3 {what} on bucket {self.bucket!r} failed: {exc}") from exc
+
+    def ready(self, sweep_id: str) -> set[str]:
+        prefix = str(Path(result_key(sweep_id, "x")).parent) + "/"
+        names: set[str] = set()
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call("list", self._s3.list_objects_v2, **kwargs)
+            for obj in page.get("Contents", []):
+                name = obj["Key"][len(prefix):]
+                if name.endswith(".json") and "/" not in name:
+                    names.add(name[:-5])
+            if not page.get("IsTruncated"):
+                return names
+            token = page.get("NextContinuationToken")
+
+    def get(self, sweep_id: str, candidate: str) -> bytes:
+        resp = self._call("get", self._s3.get_object, Bucket=self.bucket, Key=result_key(sweep_id, candidate))
+        body: bytes = resp["Body"].read()
+        return body
+
+    def put(self, sweep_id: str, candidate: str, body: bytes) -> None:
+        self._call("put", self._s3.put_object, Bucket=self.bucket, Key=result_key(sweep_id, candidate),
+                   Body=body, ContentType="application/json")

@@ -1,0 +1,121 @@
+"""Frames in, wire types out: the one place Binance's WebSocket and REST payloads are decoded.
+
+:func:`decode_frame` accepts both the combined-stream envelope (``{"stream": ..., "data": ...}``,
+used by ``/stream?streams=``) and a raw payload (``/ws/<stream>``). The envelope is decoded first with
+``data`` left as raw bytes; the stream name then picks the typed decoder, so each frame is validated
+in two C-level msgspec passes and never becomes a dict.
+
+Bad input never escapes as a dependency error: malformed JSON, a frame that violates the schema,
+and an event type this feed does not know each raise :class:`ParseError` with a ``reason`` the
+engine counts by, and a short ``sample`` it may log (rate-limited). None of them is fatal.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from tickpath.errors import ExchangeError
+from tickpath.venues.binance.schemas import (
+    AggTrade,
+    BookTicker,
+    ControlReply,
+    DepthSnapshot,
+    DepthUpdate,
+    Envelope,
+    Kline,
+    RawTrade,
+    WireMessage,
+)
+
+ParseReason = Literal["malformed_json", "schema", "unknown_event"]
+SAMPLE_CHARS = 160
+
+
+class ParseError(ExchangeError):
+    """A frame or REST body that could not be decoded; ``reason`` says which way it was bad."""
+
+    def __init__(self, message: str, *, reason: ParseReason, sample: str = "") -> None:
+        super().__init__(message)
+        self.reason: ParseReason = reason
+        self.sample = sample
+
+
+_envelope = msgspec.json.Decoder(Envelope)
+_snapshot = msgspec.json.Decoder(DepthSnapshot)
+_control = msgspec.json.Decoder(ControlReply)
+# One decoder per stream kind; a kind absent here is an unknown event.
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    "depth": msgspec.json.Decoder(DepthUpdate),
+    "aggTrade": msgspec.json.Decoder(AggTrade),
+    "trade": msgspec.json.Decoder(RawTrade),
+    "bookTicker": msgspec.json.Decoder(BookTicker),
+    "kline": msgspec.json.Decoder(Kline),
+}
+# The ``e`` of a raw payload -> stream kind.
+_EVENT_KIND = {"depthUpdate": "depth", "aggTrade": "aggTrade", "trade": "trade", "bookTicker": "bookTicker",
+               "kline": "kline"}
+_kind_cache: dict[str, str] = {}
+_KIND_CACHE_MAX = 16384  # stream names are few; the cap only guards against a hostile peer
+
+
+def stream_kind(stream_name: str) -> str:
+    """The kind of a stream name: ``btcusdt@depth@100ms`` -> ``depth``, ``x@kline_1m`` -> ``kline``.
+
+    Kinds: ``depth``, ``trade``, ``aggTrade``, ``bookTicker``, ``kline``; anything else is returned
+    as spelled (e.g. ``markPrice``) and is an unknown event to :func:`decode_frame`.
+    """
+    kind = _kind_cache.get(stream_name)
+    if kind is None:
+        _, _, rest = stream_name.partition("@")
+        kind = rest.partition("@")[0]
+        if kind.startswith("kline_"):
+            kind = "kline"
+        if len(_kind_cache) < _KIND_CACHE_MAX:
+            _kind_cache[stream_name] = kind
+    return kind
+
+
+def _sample(raw: bytes | str) -> str:
+    text = raw if isinstance(raw, str) else raw[: SAMPLE_CHARS * 4].decode("utf-8", "replace")
+    return text[:SAMPLE_CHARS]
+
+
+def decode_frame(raw: bytes | str) -> WireMessage:
+    """Decode one WebSocket text frame into its wire type; raises :class:`ParseError` on bad input."""
+    try:
+        env = _envelope.decode(raw)
+    except msgspec.DecodeError as exc:
+        reason: ParseReason = "schema" if isinstance(exc, msgspec.ValidationError) else "malformed_json"
+        raise ParseError(f"undecodable frame: {exc}", reason=reason, sample=_sample(raw)) from None
+    payload: bytes | str | msgspec.Raw
+    if env.stream is not None and env.data:
+        kind = stream_kind(env.stream)
+        payload = env.data
+    elif env.e is not None:
+        kind = _EVENT_KIND.get(env.e, env.e)
+        payload = raw
+    elif env.id is not None:
+        return _decode_with(_control, raw, raw)  # type: ignore[no-any-return]
+    else:
+        kind = "bookTicker"  # a raw spot bookTicker is the one payload without ``e``
+        payload = raw
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        raise ParseError(f"unknown event kind {kind!r}", reason="unknown_event", sample=_sample(raw))
+    return _decode_with(decoder, payload, raw)  # type: ignore[no-any-return]
+
+
+def _decode_with(decoder: msgspec.json.Decoder[Any], payload: Any, raw: bytes | str) -> Any:
+    try:
+        return decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise ParseError(f"frame violates the schema: {exc}", reason="schema", sample=_sample(raw)) from None
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"undecodable frame: {exc}", reason="malformed_json", sample=_sample(raw)) from None
+
+
+def decode_snapshot(body: bytes | str) -> DepthSnapshot:
+    """Decode a REST depth snapshot body; raises :class:`ParseError` on bad input."""
+    return _decode_with(_snapshot, body, body)  # type: ignore[no-any-return]

@@ -1,0 +1,114 @@
+"""Binance market-data wire types, as frozen ``msgspec.Struct``s that keep Binance's field names.
+
+Decoding straight into these structs with msgspec is the hot path: one C-level pass validates the
+shape (types, required fields) and builds the object, with no intermediate dicts. Prices and
+quantities stay ``str``, exactly as Binance sent them.
+
+Field reference (checked against the real captures in ``../shared/data/binance``):
+
+* ``depthUpdate`` (``<symbol>@depth[@speed]``), spot: ``e E s U u b a``; USD-M futures adds ``T``
+  (transaction time) and ``pu`` (the previous event's ``u``).
+  https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#diff-depth-stream
+  https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Diff-Book-Depth-Streams
+* ``aggTrade``: ``e E s a p q f l T m`` (spot also ``M``, ignored). ``m`` true means the buyer was the
+  maker, so the taker sold.
+* ``trade``: ``e E s t p q T m`` (older spot payloads also carry ``b``/``a`` order ids, ignored).
+* ``bookTicker``: spot ``u s b B a A`` (no ``e``, no times); futures ``e u E T s b B a A``.
+* ``kline``: valid but not normalized by the feed; decoded only far enough to be recognised.
+* REST ``GET /api/v3/depth`` and ``GET /fapi/v1/depth``: ``lastUpdateId bids asks`` (futures also
+  ``E`` and ``T``).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+Level = tuple[str, str]  # (price, quantity) decimal strings, verbatim
+
+
+class DepthUpdate(msgspec.Struct, frozen=True, tag_field="e", tag="depthUpdate"):
+    """One diff-depth event: set each level's quantity; ``"0"`` removes the level."""
+
+    E: int  # event time, ms
+    s: str  # symbol, upper case
+    U: int  # first update id in this event
+    u: int  # final update id in this event
+    b: list[Level]
+    a: list[Level]
+    T: int | None = None  # futures: transaction time, ms
+    pu: int | None = None  # futures: the previous event's final update id
+
+
+class AggTrade(msgspec.Struct, frozen=True, tag_field="e", tag="aggTrade"):
+    """An aggregated trade: fills of one taker order at one price."""
+
+    E: int
+    s: str
+    a: int  # aggregate trade id
+    p: str
+    q: str
+    f: int  # first trade id
+    l: int  # last trade id  # noqa: E741 - Binance's field name
+    T: int  # trade time
+    m: bool  # buyer is the maker
+
+
+class RawTrade(msgspec.Struct, frozen=True, tag_field="e", tag="trade"):
+    """One trade (``@trade``)."""
+
+    E: int
+    s: str
+    t: int  # trade id
+    p: str
+    q: str
+    T: int
+    m: bool
+
+
+class BookTicker(msgspec.Struct, frozen=True):
+    """Best bid/offer. Spot sends no ``e``/``E``/``T``; futures sends all three (``e`` is ignored)."""
+
+    u: int  # order book update id
+    s: str
+    b: str  # best bid price
+    B: str  # best bid quantity
+    a: str  # best ask price
+    A: str  # best ask quantity
+    E: int | None = None
+    T: int | None = None
+
+
+class Kline(msgspec.Struct, frozen=True, tag_field="e", tag="kline"):
+    """A candlestick update: recognised and counted, not normalized."""
+
+    E: int
+    s: str
+
+
+class ControlReply(msgspec.Struct, frozen=True):
+    """Reply to a SUBSCRIBE/UNSUBSCRIBE/LIST request: ``{"result": ..., "id": ...}``."""
+
+    id: int | str | None = None
+    result: msgspec.Raw = msgspec.Raw()
+
+
+class DepthSnapshot(msgspec.Struct, frozen=True):
+    """REST depth snapshot: the whole book as of ``lastUpdateId``."""
+
+    lastUpdateId: int
+    bids: list[Level]
+    asks: list[Level]
+    E: int | None = None  # futures only
+    T: int | None = None  # futures only
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """The combined-stream envelope; ``data`` stays raw until its stream name says what it is."""
+
+    stream: str | None = None
+    data: msgspec.Raw = msgspec.Raw()  # empty (falsy) when absent
+    e: str | None = None  # set when the frame is a raw (non-envelope) event payload
+    id: int | str | None = None  # set on control replies
+
+
+WireMessage = DepthUpdate | AggTrade | RawTrade | BookTicker | Kline | ControlReply

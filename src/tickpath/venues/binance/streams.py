@@ -1,0 +1,117 @@
+"""Binance stream names: parse, format and validate them per venue.
+
+A stream name is ``<symbol>@<kind>[@<speed>]`` with a lower-case symbol, e.g. ``btcusdt@depth@100ms``,
+``btcusdt@aggTrade``, ``btcusdt@bookTicker``. Which depth speeds exist differs per venue:
+
+* spot (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams):
+  ``@depth`` (1000 ms) and ``@depth@100ms``.
+* USD-M futures (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams):
+  ``@depth`` (250 ms), ``@depth@500ms``, ``@depth@100ms``, and the real-time ``@depth@0ms``;
+  ``@depth@250ms`` is accepted as the explicit spelling of the default.
+
+Pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from tickpath.errors import UnknownSymbolError
+from tickpath.venues.binance.endpoints import Venue, endpoints
+
+StreamKind = Literal["depth", "trade", "aggTrade", "bookTicker", "kline"]
+
+# Default (suffix-less) depth speed and the accepted explicit speeds, in milliseconds.
+DEPTH_DEFAULT_MS: dict[Venue, int] = {"spot": 1000, "futures": 250}
+DEPTH_SPEEDS_MS: dict[Venue, tuple[int, ...]] = {"spot": (1000, 100), "futures": (250, 500, 100, 0)}
+KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d",
+                   "1w", "1M")
+
+_SYMBOL_RE = re.compile(r"^[a-z0-9]{2,30}$")
+_SPEED_RE = re.compile(r"^(\d{1,4})ms$")
+
+
+@dataclass(frozen=True)
+class StreamName:
+    """One parsed stream: ``symbol`` is lower case; ``speed_ms`` is set for depth streams only."""
+
+    symbol: str
+    kind: StreamKind
+    speed_ms: int | None = None
+    interval: str | None = None  # kline only
+    explicit_speed: bool = False  # whether the name spelled the speed (keeps format() faithful)
+
+    @property
+    def symbol_upper(self) -> str:
+        return self.symbol.upper()
+
+    def __str__(self) -> str:
+        return format_stream(self)
+
+
+def format_stream(s: StreamName) -> str:
+    """The wire spelling of ``s`` (the inverse of :func:`parse_stream`)."""
+    if s.kind == "depth":
+        return f"{s.symbol}@depth@{s.speed_ms}ms" if s.explicit_speed else f"{s.symbol}@depth"
+    if s.kind == "kline":
+        return f"{s.symbol}@kline_{s.interval}"
+    return f"{s.symbol}@{s.kind}"
+
+
+def depth_stream(symbol: str, speed_ms: int | None, venue: Venue) -> StreamName:
+    """A depth stream for ``symbol`` at ``speed_ms`` (None = the venue's default speed)."""
+    if speed_ms is None:
+        return StreamName(symbol.lower(), "depth", DEPTH_DEFAULT_MS[venue])
+    if speed_ms not in DEPTH_SPEEDS_MS[venue]:
+        raise UnknownSymbolError(f"{venue} has no {speed_ms}ms depth stream; speeds: "
+                                 f"{', '.join(f'{v}ms' for v in DEPTH_SPEEDS_MS[venue])}")
+    return StreamName(symbol.lower(), "depth", speed_ms, explicit_speed=True)
+
+
+def parse_stream(name: str, venue: Venue) -> StreamName:
+    """Parse and validate ``name`` for ``venue``; an unknown shape is an :class:`UnknownSymbolError`.
+
+    Symbols must be lower case, as Binance requires for stream names.
+    """
+    endpoints(venue)  # validates the venue
+    parts = name.split("@")
+    if len(parts) < 2 or not _SYMBOL_RE.match(parts[0]):
+        raise UnknownSymbolError(f"invalid stream name {name!r}: expected '<lower-case symbol>@<stream>'")
+    symbol, kind = parts[0], parts[1]
+    rest = parts[2:]
+    if kind == "depth":
+        if not rest:
+            return StreamName(symbol, "depth", DEPTH_DEFAULT_MS[venue])
+        m = _SPEED_RE.match(rest[0]) if len(rest) == 1 else None
+        if not m or int(m.group(1)) not in DEPTH_SPEEDS_MS[venue]:
+            speeds = ", ".join(f"@depth@{v}ms" for v in DEPTH_SPEEDS_MS[venue])
+            raise UnknownSymbolError(f"invalid stream name {name!r}: {venue} depth streams are @depth, {speeds}")
+        return StreamName(symbol, "depth", int(m.group(1)), explicit_speed=True)
+    if rest:
+        raise UnknownSymbolError(f"invalid stream name {name!r}: unexpected suffix '@{'@'.join(rest)}'")
+    if kind in ("trade", "aggTrade", "bookTicker"):
+        return StreamName(symbol, kind)  # type: ignore[arg-type]
+    if kind.startswith("kline_") and kind[len("kline_"):] in KLINE_INTERVALS:
+        return StreamName(symbol, "kline", interval=kind[len("kline_"):])
+    raise UnknownSymbolError(
+        f"invalid stream name {name!r}: known streams are @depth[@<speed>], @trade, @aggTrade, "
+        "@bookTicker, @kline_<interval>"
+    )
+
+
+def parse_streams(names: str | list[str], venue: Venue) -> list[StreamName]:
+    """Parse a ``/``-separated list (the combined-stream query) or a list of names."""
+    items = [n for n in names.split("/") if n] if isinstance(names, str) else list(names)
+    return [parse_stream(n, venue) for n in items]
+
+
+def combined_path(streams: list[StreamName] | list[str]) -> str:
+    """The combined-stream path for ``streams``: ``/stream?streams=a/b/c``."""
+    return "/stream?streams=" + "/".join(str(s) for s in streams)
+
+
+def raw_path(stream: StreamName | str) -> str:
+    """The raw-stream path for one stream: ``/ws/<stream>``."""
+    return f"/ws/{stream}"

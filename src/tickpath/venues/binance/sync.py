@@ -1,0 +1,274 @@
+"""Keeping one symbol's order book in exact sync with Binance, by Binance's documented rules.
+
+Spot (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#how-to-manage-a-local-order-book-correctly):
+buffer the diff events; fetch a snapshot (``limit=5000`` by default); if the snapshot is older than
+the first buffered event (``lastUpdateId + 1 < U``) fetch again; drop events with
+``u <= lastUpdateId``; the first applied event has ``U <= lastUpdateId + 1 <= u``; after that each
+event's ``U`` is the previous ``u + 1``.
+
+USD-M futures (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/How-to-manage-a-local-order-book-correctly):
+drop events with ``u < lastUpdateId``; the first applied event has ``U <= lastUpdateId <= u``;
+after that each event's ``pu`` is the previous event's ``u``.
+
+Anything else is a break. A break (or a crossed book after an update, or a level that cannot be
+parsed) discards this symbol's book, emits a :class:`~tickpath.events.BookReset` so consumers know,
+and sets :attr:`BookSync.needs_snapshot`; the event that revealed the gap is kept as the first of the
+new buffer. Other symbols are untouched: there is one ``BookSync`` per (venue, symbol).
+
+An event whose ``u`` is at or below the last applied ``u`` was already applied (a duplicate, or the
+overlap of a connection rollover): it is counted and ignored, which keeps the book exact.
+
+Output is the ``l2`` channel of that symbol: a snapshot, then deltas, with resets between syncs, in
+one contiguous ``seq``. In top-N mode (``depth=N``) the deltas carry only the changes inside the top
+N (see :mod:`tickpath.book.topn`) and updates that change nothing visible are folded into the next
+delta's ``U``/``u`` range, so that range stays contiguous and an upstream gap stays detectable.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass
+
+from tickpath.book.orderbook import InvalidLevelError, OrderBook
+from tickpath.book.topn import TopNWindow
+from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Venue
+from tickpath.venues.binance.schemas import DepthSnapshot, DepthUpdate
+
+DEFAULT_MAX_BUFFER = 10_000
+
+
+@dataclass
+class SyncStats:
+    """What happened to one symbol's book; the engine exports these as metrics."""
+
+    snapshots: int = 0  # snapshots accepted
+    refetches: int = 0  # snapshots rejected (older than the first buffered event, bad, crossed)
+    ignored_snapshots: int = 0  # snapshots that arrived while already in sync
+    resyncs: int = 0  # resets emitted after the book had been published
+    gaps: int = 0  # sequence breaks (U / pu mismatch, or a snapshot that cannot be bridged)
+    duplicates: int = 0  # events at or below the last applied update id, ignored
+    dropped_before_sync: int = 0  # events older than the snapshot, dropped as the rules require
+    buffer_overflow: int = 0  # buffered events discarded because the buffer was full
+    crossed: int = 0  # updates (or snapshots) that left bid >= ask
+    invalid: int = 0  # events or snapshots with a level that is not a valid decimal
+    deltas: int = 0  # delta events emitted
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class BookSync:
+    """The sync state machine and book of one (venue, symbol); owns that symbol's ``l2`` seq."""
+
+    def __init__(self, venue: Venue, symbol: str, *, session: str, depth: int | None = None,
+                 max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+        if venue not in ("spot", "futures"):
+            raise ValueError(f"unknown venue {venue!r}")
+        self.venue: Venue = venue
+        self.symbol = symbol
+        self.session = session
+        self.depth = depth
+        self.max_buffer = max_buffer
+        self.book = OrderBook()
+        self.stats = SyncStats()
+        self.needs_snapshot = True
+        self.synced = False  # a snapshot has been published and the book is valid
+        self.last_update_id: int | None = None  # u of the last applied event (lastUpdateId after a snapshot)
+        self._awaiting_first = False  # snapshot published; the first-event rule is still to be met
+        self._buffer: deque[tuple[DepthUpdate, int]] = deque()
+        self._futures = venue == "futures"
+        self._window = TopNWindow(depth) if depth is not None else None
+        self._pending: tuple[int, int | None] | None = None  # top-N: (U, pu) of folded updates
+        self._seq = 0
+
+    @property
+    def seq(self) -> int:
+        """The seq of the last emitted event (0 before any)."""
+        return self._seq
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def first_buffered_update_id(self) -> int | None:
+        """``U`` of the oldest buffered event: a snapshot must reach at least this far."""
+        return self._buffer[0][0].U if self._buffer else None
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def on_depth(self, msg: DepthUpdate, receipt_ns: int) -> list[Event]:
+        """Feed one diff event: buffered before sync, applied when live; returns what to publish."""
+        out: list[Event] = []
+        if self.synced:
+            self._live(msg, receipt_ns, out)
+        else:
+            self._buffer_msg(msg, receipt_ns)
+        return out
+
+    def on_snapshot(self, snap: DepthSnapshot, receipt_ns: int) -> list[Event]:
+        """Apply a REST snapshot if it can be bridged to the buffered events, then replay them.
+
+        Returns nothing and leaves :attr:`needs_snapshot` set when the snapshot is older than the
+        first buffered event (fetch again), invalid, or crossed.
+        """
+        out: list[Event] = []
+        if not self.needs_snapshot:
+            self.stats.ignored_snapshots += 1
+            return out
+        last = snap.lastUpdateId
+        futures = self._futures
+        kept: list[tuple[DepthUpdate, int]] = []
+        for item in self._buffer:
+            m = item[0]
+            if (m.u < last) if futures else (m.u <= last):
+                self.stats.dropped_before_sync += 1
+            else:
+                kept.append(item)
+        self._buffer = deque(kept)
+        first_id = kept[0][0].U if kept else None
+        if first_id is not None and first_id > (last if futures else last + 1):
+            self.stats.refetches += 1  # snapshot older than the first buffered event
+            return out
+        try:
+            self.book.load(snap.bids, snap.asks)
+        except InvalidLevelError:
+            self.stats.invalid += 1
+            self.stats.refetches += 1
+            self.book.clear()
+            return out
+        if self.book.is_crossed():
+            self.stats.crossed += 1
+            self.stats.refetches += 1
+            self.book.clear()
+            return out
+        self.stats.snapshots += 1
+        self.needs_snapshot = False
+        self.synced = True
+        self._awaiting_first = True
+        self.last_update_id = last
+        self._pending = None
+        if self._window is not None:
+            bids, asks = self._window.reset(self.book)
+        else:
+            bids, asks = self.book.top()
+        self._seq += 1
+        out.append(BookSnapshot(
+            session=self.session, venue=self.venue, symbol=self.symbol, seq=self._seq,
+            event_time_ms=snap.E, transaction_time_ms=snap.T, receipt_ns=receipt_ns,
+            last_update_id=last, bids=bids, asks=asks, depth=self.depth))
+        self._buffer = deque()
+        for m, r in kept:
+            if self.synced:
+                self._live(m, r, out)
+            else:
+                self._buffer_msg(m, r)
+        return out
+
+    def reset(self, reason: str, receipt_ns: int) -> list[Event]:
+        """Discard the book on the engine's behalf (e.g. a reconnect lost events); emits a reset if
+        a book had been published, and asks for a new snapshot."""
+        out: list[Event] = []
+        if self.synced:
+            self._reset(reason, receipt_ns, None, None, out)
+        else:
+            self._buffer.clear()
+            self.needs_snapshot = True
+        return out
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _buffer_msg(self, msg: DepthUpdate, receipt_ns: int) -> None:
+        buf = self._buffer
+        if len(buf) >= self.max_buffer:
+            buf.popleft()
+            self.stats.buffer_overflow += 1
+        buf.append((msg, receipt_ns))
+
+    def _reset(self, reason: str, receipt_ns: int, event_time_ms: int | None,
+               transaction_time_ms: int | None, out: list[Event]) -> None:
+        self._seq += 1
+        out.append(BookReset(
+            session=self.session, venue=self.venue, symbol=self.symbol, seq=self._seq,
+            event_time_ms=event_time_ms, transaction_time_ms=transaction_time_ms, receipt_ns=receipt_ns,
+            reason=reason, last_good_update_id=self.last_update_id))
+        self.stats.resyncs += 1
+        self.book.clear()
+        if self._window is not None:
+            self._window.clear()
+        self._pending = None
+        self._buffer.clear()
+        self.synced = False
+        self._awaiting_first = False
+        self.needs_snapshot = True
+
+    def _live(self, msg: DepthUpdate, receipt_ns: int, out: list[Event]) -> None:
+        last = self.last_update_id
+        assert last is not None
+        u = msg.u
+        first_id = msg.U
+        if self._awaiting_first:
+            if self._futures:
+                if u < last:
+                    self.stats.dropped_before_sync += 1
+                    return
+                bridged = first_id <= last
+            else:
+                if u <= last:
+                    self.stats.dropped_before_sync += 1
+                    return
+                bridged = first_id <= last + 1
+            if not bridged:  # the snapshot turned out older than the stream: start over
+                self.stats.gaps += 1
+                self._reset("snapshot_too_old", receipt_ns, msg.E, msg.T, out)
+                self._buffer_msg(msg, receipt_ns)
+                return
+        elif u <= last:
+            self.stats.duplicates += 1
+            return
+        elif (msg.pu != last) if self._futures else (first_id != last + 1):
+            self.stats.gaps += 1
+            self._reset("gap", receipt_ns, msg.E, msg.T, out)
+            self._buffer_msg(msg, receipt_ns)
+            return
+        book = self.book
+        try:
+            book.apply(msg.b, msg.a)
+        except InvalidLevelError:
+            # The event is lost, so everything after it would be a gap: resync now.
+            self.stats.invalid += 1
+            self._reset("invalid_update", receipt_ns, msg.E, msg.T, out)
+            return
+        self._awaiting_first = False
+        self.last_update_id = u
+        if book.is_crossed():
+            self.stats.crossed += 1
+            self._reset("crossed", receipt_ns, msg.E, msg.T, out)
+            return
+        window = self._window
+        if window is None:
+            self._seq += 1
+            self.stats.deltas += 1
+            out.append(BookDelta(
+                session=self.session, venue=self.venue, symbol=self.symbol, seq=self._seq,
+                event_time_ms=msg.E, transaction_time_ms=msg.T, receipt_ns=receipt_ns,
+                first_update_id=first_id, final_update_id=u, prev_final_update_id=msg.pu,
+                bids=msg.b, asks=msg.a))
+            return
+        pending = self._pending
+        if pending is None:
+            pending = (first_id, msg.pu)
+        bids, asks = window.diff(book)
+        if not bids and not asks:
+            self._pending = pending  # nothing visible changed: fold into the next delta's range
+            return
+        self._pending = None
+        self._seq += 1
+        self.stats.deltas += 1
+        out.append(BookDelta(
+            session=self.session, venue=self.venue, symbol=self.symbol, seq=self._seq,
+            event_time_ms=msg.E, transaction_time_ms=msg.T, receipt_ns=receipt_ns,
+            first_update_id=pending[0], final_update_id=u, prev_final_update_id=pending[1],
+            bids=bids, asks=asks, depth=self.depth))
+
+    def stats_dict(self) -> dict[str, int]:
+        return self.stats.as_dict()

@@ -1,0 +1,164 @@
+"""Integration tests of busbench against a real local NATS cluster: formats parse, TLS works, a
+killed server B is reported as loss within the bounded wait, a paused publisher shows up only in
+the coordinated-omission-free figures, and the CLI maps it all to exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tickpath.busbench import client, output
+from tickpath.busbench.config import BenchConfig, MatrixConfig
+from tickpath.busbench.local import LocalConfig, local_cluster, run_local
+from tickpath.busbench.netns import available as netns_unavailable
+from tickpath.cli.main import main as cli_main
+from tickpath.natsserver import NatsCluster
+
+pytestmark = pytest.mark.integration
+PLACEHOLDER = BenchConfig("nats://127.0.0.1:1", "nats://127.0.0.1:2")
+
+
+async def _wait_for_client(monitor_url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"{monitor_url}/connz", timeout=1).read())
+        if json.loads(body).get("num_connections", 0) >= 1:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the CLI never connected to server B")
+
+
+def _parse_hgrm(path: Path) -> tuple[list[tuple[float, float]], int]:
+    rows, total = [], -1
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) in (3, 4) and parts[0][0].isdigit():
+            rows.append((float(parts[0]), float(parts[1])))
+        if line.startswith("#[Max"):
+            total = round(float(line.split("TotalCount")[1].strip(" =]")))
+    return rows, total
+
+
+async def test_run_writes_parseable_formats(nats_binary: str, tmp_path: Path) -> None:
+    """A clean run loses nothing and its JSON, .hgrm and samples CSV parse and agree."""
+    cfg = dataclasses.replace(PLACEHOLDER, rate=2000, count=600, warmup=0.1, keep_samples=True)
+    results = await run_local(LocalConfig(binary=nats_binary), cfg)
+    (r,) = results
+    assert r.ok and r.lost == 0 and r.received == 600 and r.duplicates == 0
+    assert r.rtt_pub_ns and r.rtt_sub_ns
+    paths = output.write_run(r, tmp_path, samples=True)
+    doc = json.loads(paths["json"].read_text())
+    assert doc["received"] == 600 and doc["lost"] == 0
+    assert set(doc["latency_from_intended"]) >= {"p10", "p50", "p99.999", "p100", "histogram"}
+    assert doc["latency_from_intended"]["p50"] >= doc["latency_from_actual"]["p10"]
+    rows, total = _parse_hgrm(paths["intended_hgrm"])
+    assert total == 600 and rows[-1][1] == 1.0
+    assert [v for v, _ in rows] == sorted(v for v, _ in rows)
+    lines = paths["samples"].read_text().splitlines()
+    assert len(lines) == 601 and lines[0].startswith("seq,intended_ns")
+    text = output.report_text(r)
+    for needle in ("99.999", "achieved rate", "RTT pub server", "bandwidth", "min/median/max"):
+        assert needle in text
+
+
+async def test_tls_and_auth_mode(nats_binary: str) -> None:
+    """With per-run TLS (client certificates verified) and a password, the benchmark runs clean."""
+    async with local_cluster(LocalConfig(tls=True, auth=True, binary=nats_binary)) as (cluster, settings):
+        assert all(u.startswith("tls://") for u in cluster.client_urls)
+        cfg = dataclasses.replace(PLACEHOLDER, count=300, rate=1000, warmup=0.05, **settings)  # type: ignore[arg-type]
+        r = await client.run(cfg)
+    assert r.ok and r.tls and r.received == 300
+
+
+async def test_killing_server_b_reports_loss_within_bounded_wait(nats_binary: str) -> None:
+    """SIGKILL of server B mid-run: the run ends within its bounds, counts losses and is not ok."""
+    async with NatsCluster(2, binary=nats_binary) as c:
+        cfg = BenchConfig(c.client_urls[0], c.client_urls[1], rate=1000, duration=2.0, warmup=0.1,
+                          drain_timeout=1.0)
+        t = time.monotonic()
+        task = asyncio.create_task(client.run(cfg))
+        await asyncio.sleep(0.8)
+        await c.kill(1)
+        r = await asyncio.wait_for(task, timeout=10)
+        elapsed = time.monotonic() - t
+    assert not r.ok
+    assert r.lost > 500  # about 1.3 s of a 2 s run at 1,000/s went nowhere
+    assert any("closed" in e or "broke" in e for e in r.errors)
+    assert elapsed < 2.1 + 1.0 + 2.0  # schedule + drain + setup slack: never a hang
+
+
+async def test_paused_publisher_shows_in_intended_latency_only(nats_binary: str) -> None:
+    """A 150 ms publisher stall lifts the intended-time maximum past 150 ms, not the actual-time one."""
+    async with NatsCluster(2, binary=nats_binary) as c:
+        cfg = BenchConfig(c.client_urls[0], c.client_urls[1], rate=1000, count=600, warmup=0.05,
+                          pause_at=200, pause_ms=150)
+        r = await client.run(cfg)
+    assert r.ok
+    assert r.intended.percentile(100) >= 145_000_000
+    assert r.actual.percentile(100) < 75_000_000
+    # about 150 messages were due during the stall: all of them are late from the intended time
+    late = r.intended.count - r.intended.count * (100 - 20) / 100
+    assert r.intended.percentile(80) > 1_000_000 or late > 0
+    assert r.send_lag.percentile(100) >= 140_000_000
+
+
+async def test_matrix_writes_spectrum_png(nats_binary: str, tmp_path: Path) -> None:
+    """A 2x2 matrix runs every size and rate and draws a PNG percentile spectrum."""
+    base = dataclasses.replace(PLACEHOLDER, count=200, warmup=0.05)
+    results = await run_local(LocalConfig(binary=nats_binary),
+                              MatrixConfig(base, sizes=(16, 512), rates=(500, 2000)))
+    assert [(r.size, r.rate) for r in results] == [(16, 500), (16, 2000), (512, 500), (512, 2000)]
+    png = output.plot_spectrum(results, tmp_path / "spectrum.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = output.matrix_summary(results)
+    assert all(row["lost"] == 0 for row in rows)
+
+
+def test_cli_exit_codes(nats_binary: str, tmp_path: Path) -> None:
+    """CLI: a clean local run exits 0 with JSON; bad input exits 2 with one line, no traceback."""
+    proc = subprocess.run([".venv/bin/tickpath", "busbench", "local", "--count", "200", "--warmup", "0",
+                           "--json", "--out", str(tmp_path)], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["runs"][0]["received"] == 200 and len(doc["files"]) == 3
+    assert cli_main(["busbench", "run", "--pub", "nats://127.0.0.1:1", "--sub", "nats://h:2",
+                     "--size", "8"]) == 2
+
+
+async def test_cli_exits_nonzero_when_server_b_dies(nats_binary: str) -> None:
+    """The CLI prints the figures and exits 9 when server B dies mid-run and messages are lost."""
+    async with NatsCluster(2, binary=nats_binary) as c:
+        proc = await asyncio.create_subprocess_exec(
+            ".venv/bin/tickpath", "busbench", "run", "--pub", c.client_urls[0], "--sub", c.client_urls[1],
+            "--duration", "1.5", "--warmup", "0", "--drain-timeout", "0.5", "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[2])
+        await _wait_for_client(c.monitor_urls[1])  # the CLI is connected to B and running
+        await asyncio.sleep(0.3)
+        await c.kill(1)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=20)
+    assert proc.returncode == 9, err.decode()
+    doc = json.loads(out)
+    assert doc["runs"][0]["lost"] > 0
+    assert b"lost" in err and b"Traceback" not in err
+
+
+@pytest.mark.skipif(netns_unavailable() is not None, reason=f"{netns_unavailable()}")
+async def test_network_namespaces_run_and_clean_up(nats_binary: str) -> None:
+    """As root: servers and client in their own namespaces over veth; namespaces removed after."""
+    async with local_cluster(LocalConfig(netns=True, binary=nats_binary)) as (cluster, settings):
+        assert cluster.client_urls[0].startswith("nats://10.213.")
+        ns = str(settings["netns"])
+        cfg = dataclasses.replace(PLACEHOLDER, count=300, warmup=0.05, **settings)  # type: ignore[arg-type]
+        r = await client.run(cfg)
+    assert r.ok and r.received == 300
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert ns not in listing and ns[:-2] not in listing
