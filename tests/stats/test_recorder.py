@@ -97,3 +97,17 @@ def test_spectrum_is_monotonic_and_reaches_max() -> None:
     assert values == sorted(values)
     assert pts[-1][0] == 100.0 and values[-1] == rec.summary().max_ns
     assert spectrum(LatencyRecorder()) == []
+
+
+def test_vectorised_percentiles_match_hdrhistogram() -> None:
+    """The one-pass percentiles equal hdrh's own per-percentile walk, and decoded means stay close."""
+    import random
+
+    rng = random.Random(7)
+    rec = LatencyRecorder()
+    rec.record_many(int(rng.lognormvariate(11, 1.5)) + 1 for _ in range(20_000))
+    for p in (0.0, 1.0, 50.0, 90.0, 99.0, 99.9, 99.99, 100.0):
+        assert rec.percentile(p) == rec._hist.get_value_at_percentile(p)
+    decoded = LatencyRecorder.decode(rec.encode())
+    assert decoded.mean() == pytest.approx(rec._hist.get_mean_value(), rel=1e-9)
+    assert decoded.mean() == pytest.approx(rec.mean(), rel=1e-3)
