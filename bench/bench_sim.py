@@ -27,7 +27,7 @@ SECONDS = 4.0
 def _start_sim(rate: float) -> tuple[subprocess.Popen[str], str]:
     cmd = [sys.executable, "-m", "tickpath.cli.main", "sim", "--venue", "futures", "--symbols", "BTCUSDT",
            "--rate", str(rate), "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:

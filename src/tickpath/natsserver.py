@@ -40,7 +40,7 @@ from tickpath.logs import log_event
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NatsCluster", "NatsNode", "find_nats_server", "free_port"]
+__all__ = ["NatsCluster", "NatsNode", "find_nats_server", "free_port", "render_config"]
 
 
 def find_nats_server(binary: str | None = None) -> str:
@@ -62,6 +62,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def _free_ports(hosts: Sequence[str], per_host: int) -> list[tuple[int, ...]]:
+    """``per_host`` distinct free ports per host: all sockets stay bound until every port is
+    chosen, so the kernel cannot hand the same port out twice."""
+    held: list[socket.socket] = []
+    try:
+        out = []
+        for host in hosts:
+            row = []
+            for _ in range(per_host):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                held.append(s)
+                s.bind((host, 0))
+                row.append(int(s.getsockname()[1]))
+            out.append(tuple(row))
+        return out
+    finally:
+        for s in held:
+            s.close()
+
+
 @dataclass
 class NatsNode:
     """One server of the cluster: its ports, files and process."""
@@ -79,10 +99,6 @@ class NatsNode:
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
-
-
-def _q(value: str | Path) -> str:
-    return json.dumps(str(value))  # NATS config accepts JSON-style quoted strings
 
 
 class NatsCluster:
@@ -178,11 +194,9 @@ class NatsCluster:
             self.workdir = Path(tempfile.mkdtemp(prefix="tickpath-nats-"))
         self._binary = binary
         self.nodes = []
+        ports = [self._ports] * self.n if self._ports else _free_ports(self._hosts, 3)
         for i in range(self.n):
-            if self._ports:
-                cp, rp, hp = self._ports
-            else:
-                cp, rp, hp = (free_port(self._hosts[i]) for _ in range(3))
+            cp, rp, hp = ports[i]
             self.nodes.append(NatsNode(i, self._hosts[i], cp, rp, hp, self.workdir / f"node{i}.conf",
                                        self.workdir / f"node{i}.log", self._prefixes[i]))
         for nd in self.nodes:
@@ -298,38 +312,61 @@ class NatsCluster:
                 p.send_signal(signal.SIGKILL)
             await p.wait()
 
-    def _tls_block(self, verify: bool) -> str:
-        t = self.tls
-        return (f"  tls {{\n    cert_file: {_q(t.cert)}\n    key_file: {_q(t.key)}\n"
-                f"    ca_file: {_q(t.ca)}\n    verify: {str(verify).lower()}\n    timeout: 5\n  }}\n")
-
     def _config_text(self, nd: NatsNode) -> str:
-        out = [f"server_name: {_q(f'{self.cluster_name}-n{nd.index}')}",
-               f"listen: {_q(f'{nd.host}:{nd.client_port}')}",
-               f"http: {_q(f'{self._http_listen_host(nd)}:{nd.http_port}')}",
-               "max_payload: 8MB", "write_deadline: \"10s\"", "ping_interval: \"30s\""]
-        if self.tls is not None:
-            out.append(self._tls_block(self.verify_clients).replace("  tls", "tls", 1))
-        if self.token:
-            out.append(f"authorization {{\n  token: {_q(self.token)}\n}}")
-        elif self.user:
-            out.append(f"authorization {{\n  user: {_q(self.user)}\n  password: {_q(self.password or '')}\n}}")
-        if self.n > 1:
-            routes = ", ".join(
-                _q(f"nats-route://{self._route_user}:{self._route_password}@{o.host}:{o.route_port}")
-                for o in self.nodes if o.index != nd.index)
-            cluster = [f"cluster {{\n  name: {_q(self.cluster_name)}",
-                       f"  listen: {_q(f'{nd.host}:{nd.route_port}')}",
-                       f"  authorization {{\n    user: {_q(self._route_user)}\n"
-                       f"    password: {_q(self._route_password)}\n  }}",
-                       f"  routes: [{routes}]"]
-            if self.tls is not None:
-                cluster.append(self._tls_block(True).rstrip("\n"))
-            out.append("\n".join(cluster) + "\n}")
-        if self.jetstream:
-            store = self.workdir / f"js{nd.index}"
-            out.append(f"jetstream {{\n  store_dir: {_q(store)}\n  max_mem: 256MB\n  max_file: 2GB\n}}")
-        return "\n".join(out) + "\n"
+        tls_files = (self.tls.cert, self.tls.key, self.tls.ca) if self.tls is not None else None
+        return render_config(
+            name=f"{self.cluster_name}-n{nd.index}", host=nd.host, client_port=nd.client_port,
+            http_host=nd.host, http_port=nd.http_port, route_port=nd.route_port,
+            routes=[(o.host, o.route_port) for o in self.nodes if o.index != nd.index],
+            cluster_name=self.cluster_name, tls_files=tls_files, verify_clients=self.verify_clients,
+            user=self.user, password=self.password, token=self.token,
+            route_user=self._route_user, route_password=self._route_password,
+            jetstream_dir=self.workdir / f"js{nd.index}" if self.jetstream else None)
 
-    def _http_listen_host(self, nd: NatsNode) -> str:
-        return nd.host
+
+def render_config(
+    *, name: str, host: str, client_port: int, route_port: int, routes: Sequence[tuple[str, int]],
+    http_host: str = "127.0.0.1", http_port: int | None = None, cluster_name: str = "tickpath",
+    tls_files: tuple[str | Path, str | Path, str | Path] | None = None, verify_clients: bool = False,
+    user: str | None = None, password: str | None = None, token: str | None = None,
+    route_user: str = "route", route_password: str | None = None,
+    jetstream_dir: str | Path | None = None,
+) -> str:
+    """The text of one server's config file (also used for remote servers by ``busbench remote``).
+
+    ``tls_files`` is (cert, key, ca) as paths on the machine that runs the server; it secures
+    client connections and, with mutual verification, routes. ``routes`` lists the other servers'
+    (host, route port); route credentials protect the cluster port.
+    """
+    def q(value: str | Path) -> str:
+        return json.dumps(str(value))  # NATS config accepts JSON-style quoted strings
+
+    def tls_block(indent: str, verify: bool) -> list[str]:
+        assert tls_files is not None
+        cert, key, ca = tls_files
+        return [f"{indent}tls {{", f"{indent}  cert_file: {q(cert)}", f"{indent}  key_file: {q(key)}",
+                f"{indent}  ca_file: {q(ca)}", f"{indent}  verify: {str(verify).lower()}",
+                f"{indent}  timeout: 5", f"{indent}}}"]
+
+    out = [f"server_name: {q(name)}", f"listen: {q(f'{host}:{client_port}')}",
+           "max_payload: 8MB", 'write_deadline: "10s"', 'ping_interval: "30s"']
+    if http_port is not None:
+        out.append(f"http: {q(f'{http_host}:{http_port}')}")
+    if tls_files is not None:
+        out += tls_block("", verify_clients)
+    if token:
+        out += ["authorization {", f"  token: {q(token)}", "}"]
+    elif user:
+        out += ["authorization {", f"  user: {q(user)}", f"  password: {q(password or '')}", "}"]
+    if routes:
+        rp = route_password or ""
+        urls = ", ".join(q(f"nats-route://{route_user}:{rp}@{h}:{p}") for h, p in routes)
+        out += ["cluster {", f"  name: {q(cluster_name)}", f"  listen: {q(f'{host}:{route_port}')}",
+                "  authorization {", f"    user: {q(route_user)}", f"    password: {q(rp)}", "  }",
+                f"  routes: [{urls}]"]
+        if tls_files is not None:
+            out += tls_block("  ", True)
+        out.append("}")
+    if jetstream_dir is not None:
+        out += ["jetstream {", f"  store_dir: {q(jetstream_dir)}", "  max_mem: 256MB", "  max_file: 2GB", "}"]
+    return "\n".join(out) + "\n"

@@ -106,3 +106,23 @@ def test_book_matches_dict_model(ops: list[tuple[bool, str, str]]) -> None:
     bids, asks = ob.top()
     assert [(Decimal(p), q) for p, q in bids] == sorted(model[True].items(), reverse=True)
     assert [(Decimal(p), q) for p, q in asks] == sorted(model[False].items())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.tuples(prices, qtys), max_size=8), st.lists(st.tuples(prices, qtys),
+                                                                                   max_size=8)), max_size=40))
+def test_multi_level_updates_apply_in_order(updates: list[tuple[list[tuple[str, str]],
+                                                              list[tuple[str, str]]]]) -> None:
+    """Updates of several levels (a price may repeat within one) apply level by level, in order."""
+    ob = OrderBook()
+    model: list[dict[Decimal, str]] = [{}, {}]
+    for bids, asks in updates:
+        ob.apply(bids, asks)
+        for side, levels in ((0, bids), (1, asks)):
+            for p, q in levels:
+                if Decimal(q) == 0:
+                    model[side].pop(Decimal(p), None)
+                else:
+                    model[side][Decimal(p)] = q
+    assert {Decimal(p): q for p, q in ob.bids.top()} == model[0]
+    assert {Decimal(p): q for p, q in ob.asks.top()} == model[1]

@@ -41,7 +41,7 @@ def consume(book: dict[str, Side], e: Event) -> None:
         apply(book["a"], e.asks)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     n=st.integers(1, 6),
     venue=st.sampled_from(["spot", "futures"]),
@@ -108,3 +108,18 @@ def test_window_diff_emits_insert_and_delete_of_levels_crossing_the_edge() -> No
     assert w.diff(ob) == ([], [])  # outside the window: nothing visible
     ob.apply([("11", "6")], [])
     assert w.diff(ob) == ([("11", "6")], [])
+
+
+def test_depth_below_one_is_a_config_error() -> None:
+    """A top-N depth of 0 is refused with a ConfigError (exit code 2 at the CLI), for BookSync too."""
+    import pytest
+
+    from tickpath.errors import ConfigError
+    from tickpath.venues.binance.sync import BookSync
+
+    with pytest.raises(ConfigError, match="at least 1"):
+        TopNWindow(0)
+    with pytest.raises(ConfigError):
+        BookSync("spot", "X", session="s", depth=0)
+    with pytest.raises(ConfigError, match="unknown venue"):
+        BookSync("options", "X", session="s")  # type: ignore[arg-type]

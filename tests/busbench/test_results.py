@@ -65,3 +65,26 @@ def test_stalled_publisher_shows_only_in_intended_latency() -> None:
     assert f["intended"].percentile(100) >= 100 * MS
     assert f["actual"].percentile(100) < 100_000
     assert f["send_lag"].percentile(100) >= 99 * MS
+
+
+def test_bulk_recording_matches_value_by_value_recording() -> None:
+    """The fast path (round to sub-bucket, count duplicates) gives the very same histogram."""
+    import random
+
+    import numpy as np
+
+    from tickpath.busbench.results import _record_all
+    from tickpath.stats import LatencyRecorder
+
+    rng = random.Random(8)
+    values = [rng.randint(1, 3_000) for _ in range(2_000)] + \
+        [int(rng.lognormvariate(12, 2)) + 1 for _ in range(20_000)] + [2_047, 2_048, 2_049, 4_095, 4_096]
+    one_by_one = LatencyRecorder()
+    for v in values:
+        one_by_one.record(v)
+    bulk = LatencyRecorder()
+    _record_all(bulk, np.array(values, dtype=np.int64))
+    assert bulk.count == one_by_one.count == len(values)
+    for p in (0, 10, 50, 90, 99, 99.9, 99.99, 100):
+        assert bulk.percentile(p) == one_by_one.percentile(p), p
+    assert LatencyRecorder.decode(bulk.encode()).percentile(99) == one_by_one.percentile(99)

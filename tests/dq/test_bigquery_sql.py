@@ -99,7 +99,7 @@ def test_dataset_must_be_project_dot_dataset() -> None:
     """--bigquery takes PROJECT.DATASET; anything else is a ConfigError with an example."""
     assert parse_dataset("tick-proj.market") == ("tick-proj", "market")
     for bad in ("market", "a.b", "Tick-Proj.market", "tick-proj.mar-ket"):
-        with pytest.raises(ConfigError, match="PROJECT.DATASET"):
+        with pytest.raises(ConfigError, match=r"PROJECT\.DATASET"):
             parse_dataset(bad)
 
 

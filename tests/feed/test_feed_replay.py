@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from tickpath.feed import Feed
+from tickpath.feed.status import status_text
 from tickpath.sim import ReplayConfig, SimConfig, Simulator
 from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
 
@@ -118,6 +119,8 @@ async def test_record_writes_a_replayable_capture_and_metrics_are_served(tmp_pat
             await asyncio.sleep(0.05)
         await scrape_then(feed)
         assert_books_match_truth(feed, sim)
+        line = status_text(feed, 10.0, 20.0).plain
+        assert "books 1/1 synced" in line and "resyncs 0" in line
         summary = await task
     text = scraped["text"]
     assert 'tickpath_feed_frames_total{kind="depth",venue="futures"}' in text

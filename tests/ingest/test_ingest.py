@@ -13,12 +13,12 @@ import nats
 import pyarrow as pa
 import pytest
 
+from tests.ingest.support import make_events, nats_cluster
 from tickpath.errors import ConfigError
 from tickpath.events import Event, event_key
 from tickpath.ingest import IngestConfig, run_ingest
 from tickpath.ingest.store import DuckDBStore, ParquetStore
 from tickpath.sinks.nats import NatsSink
-from tests.ingest.support import make_events, nats_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +54,15 @@ def _assert_exactly_once(db: Path, events: list[Event]) -> None:
 
 async def test_every_published_event_lands_once_with_latency_columns(tmp_path: Path) -> None:
     """All events arrive in their tables with publish_ns and ingest_ns filled and ordered."""
-    events = make_events(900)
+    events = make_events(450)
     db = tmp_path / "ticks.duckdb"
     async with nats_cluster() as c:
         await _publish(c.client_urls[0], events, tmp_path / "spool")
-        res = await run_ingest(IngestConfig(c.client_urls[0], f"duckdb:{db}", batch=250, idle_exit_s=0.5))
+        res = await run_ingest(IngestConfig(c.client_urls[0], f"duckdb:{db}", batch=250, idle_exit_s=0.5,
+                                            fetch_timeout_s=0.2))
     _assert_exactly_once(db, events)
-    assert (res.messages, res.inserted, res.duplicates, res.rejected) == (900, 900, 0, 0)
-    assert res.per_table == {"trades": 300, "tickers": 300, "l2": 300}
+    assert (res.messages, res.inserted, res.duplicates, res.rejected) == (450, 450, 0, 0)
+    assert res.per_table == {"trades": 150, "tickers": 150, "l2": 150}
     con = duckdb.connect(str(db), read_only=True)
     bad = con.execute("SELECT count(*) FROM trades WHERE publish_ns IS NULL OR ingest_ns IS NULL "
                       "OR ingest_ns < publish_ns OR event_time_ms IS NULL OR receipt_ns IS NULL").fetchone()
@@ -87,7 +88,7 @@ async def test_crash_between_commit_and_ack_neither_loses_nor_duplicates(tmp_pat
     async with nats_cluster() as c:
         url = c.client_urls[0]
         await _publish(url, events, tmp_path / "spool")
-        cfg = IngestConfig(url, f"duckdb:{db}", batch=100, ack_wait_s=1.0, idle_exit_s=2.5)
+        cfg = IngestConfig(url, f"duckdb:{db}", batch=100, ack_wait_s=1.0, idle_exit_s=1.6, fetch_timeout_s=0.2)
         with pytest.raises(RuntimeError, match="simulated crash"):
             await run_ingest(cfg, store=_CrashAfterCommit(db))
         res = await run_ingest(cfg)
@@ -103,7 +104,7 @@ async def test_restarted_ingest_resumes_where_it_stopped(tmp_path: Path) -> None
         url = c.client_urls[0]
         await _publish(url, events, tmp_path / "spool")
         first = await run_ingest(IngestConfig(url, f"duckdb:{db}", batch=100, max_messages=250))
-        second = await run_ingest(IngestConfig(url, f"duckdb:{db}", batch=100, idle_exit_s=0.5))
+        second = await run_ingest(IngestConfig(url, f"duckdb:{db}", batch=100, idle_exit_s=0.5, fetch_timeout_s=0.2))
     assert first.messages == 250 and second.messages == 350 and second.duplicates == 0
     _assert_exactly_once(db, events)
 
@@ -120,7 +121,7 @@ async def test_nats_killed_and_restarted_mid_stream_loses_and_duplicates_nothing
         async def outage() -> None:
             await asyncio.sleep(0.05)
             await c.kill(0)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.6)
             await c.restart(0)
 
         chaos = asyncio.create_task(outage())
@@ -129,7 +130,7 @@ async def test_nats_killed_and_restarted_mid_stream_loses_and_duplicates_nothing
             await asyncio.sleep(0.002)
         await chaos
         await sink.close()
-        res = await run_ingest(IngestConfig(url, f"duckdb:{db}", batch=500, idle_exit_s=0.5))
+        res = await run_ingest(IngestConfig(url, f"duckdb:{db}", batch=500, idle_exit_s=0.5, fetch_timeout_s=0.2))
     assert sink.stats.dropped == 0 and sink.stats.extra["spool_pending"] == 0
     assert sink.stats.extra["spooled"] > 0 or sink.stats.extra["retried"] > 0
     _assert_exactly_once(db, events)
@@ -149,7 +150,7 @@ async def test_cluster_node_killed_mid_stream_with_replicas_3(tmp_path: Path) ->
         async def outage() -> None:
             await asyncio.sleep(0.05)
             await c.kill(0)  # the sink's first server: it has to fail over
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.6)
             await c.restart(0)
 
         chaos = asyncio.create_task(outage())
@@ -161,7 +162,8 @@ async def test_cluster_node_killed_mid_stream_with_replicas_3(tmp_path: Path) ->
         nc = await nats.connect(servers=c.client_urls)
         info = await nc.jetstream().stream_info("TICKPATH")
         await nc.close()
-        res = await run_ingest(IngestConfig(f"nats://{url}", f"duckdb:{db}", batch=500, idle_exit_s=1.0))
+        res = await run_ingest(IngestConfig(f"nats://{url}", f"duckdb:{db}", batch=500, idle_exit_s=0.5,
+                                            fetch_timeout_s=0.2))
     assert info.config.num_replicas == 3
     assert sink.stats.dropped == 0 and sink.stats.extra["spool_pending"] == 0
     _assert_exactly_once(db, events)
@@ -174,7 +176,8 @@ async def test_ingest_into_parquet(tmp_path: Path) -> None:
     out = tmp_path / "pq"
     async with nats_cluster() as c:
         await _publish(c.client_urls[0], events, tmp_path / "spool")
-        res = await run_ingest(IngestConfig(c.client_urls[0], f"parquet:{out}", batch=100, idle_exit_s=0.5))
+        res = await run_ingest(IngestConfig(c.client_urls[0], f"parquet:{out}", batch=100, idle_exit_s=0.5,
+                                            fetch_timeout_s=0.2))
     store = ParquetStore(out)
     assert sum(store.count(t) for t in ("trades", "tickers", "l2")) == 300 == res.inserted
     assert not list(out.rglob("*.tmp"))
@@ -191,7 +194,7 @@ async def test_undecodable_messages_are_counted_and_do_not_block(tmp_path: Path)
         await nc.jetstream().publish("tickpath.spot.trades.BTCUSDT", b"not an event")
         await nc.close()
         await _publish(url, events[15:], tmp_path / "s2")
-        res = await run_ingest(IngestConfig(url, f"duckdb:{db}", idle_exit_s=0.5))
+        res = await run_ingest(IngestConfig(url, f"duckdb:{db}", idle_exit_s=0.5, fetch_timeout_s=0.2))
     assert res.rejected == 1 and res.inserted == 30
     _assert_exactly_once(db, events)
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from tests.ingest.support import make_events
 from tickpath.errors import ConfigError
 from tickpath.ingest.store import DuckDBStore, ParquetStore, Store, open_store
 from tickpath.sinks.duckdb import arrow_tables
-from tests.ingest.support import make_events
 
 
 def _batches(events: list) -> dict[str, pa.Table]:  # type: ignore[type-arg]

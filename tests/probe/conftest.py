@@ -31,6 +31,7 @@ class LocalVenue:
     ws_refuse: bool = False
     time_status: int = 200
     stall_s: float = 0.0  # one REST ping answer held this long (then reset to 0)
+    silent: bool = False  # streams accepted but no market data sent
     requests: dict[str, int] = field(default_factory=dict)
 
 
@@ -64,7 +65,7 @@ def make_app(state: LocalVenue) -> web.Application:
                     await sock.send_bytes(orjson.dumps({"stream": name, "data": data}))
                 await asyncio.sleep(0.01)
 
-        task = asyncio.create_task(pump()) if streams else None
+        task = asyncio.create_task(pump()) if streams and not state.silent else None
         try:
             async for msg in sock:
                 if msg.type == WSMsgType.CLOSE:

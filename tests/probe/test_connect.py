@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.probe.conftest import Cert
 from tickpath.errors import ResolutionError
 from tickpath.probe import ProbeConfig, run_probe
 from tickpath.probe.dns import detect_edge, resolve
-from tests.probe.conftest import Cert
 
 
 async def test_tls_handshake_is_measured_per_ip_with_sni(tls_server: int, self_signed: Cert) -> None:
@@ -50,13 +50,14 @@ async def test_dns_resolves_literal_and_localhost() -> None:
     """An IP literal resolves to itself; localhost gives at least one loopback address."""
     r = await resolve("127.0.0.1", 2)
     assert r.ips == ("127.0.0.1",) and len(r.samples_ns) == 2 and r.edge is None
-    r = await resolve("localhost")
+    r = await resolve("localhost", reverse=1)
     assert set(r.ips) & {"127.0.0.1", "::1"}
+    assert list(r.ptr) == [r.ips[0]]
 
 
 async def test_dns_failure_is_a_resolution_error() -> None:
     """A name that does not exist raises ResolutionError naming it."""
-    with pytest.raises(ResolutionError, match="no-such-host.invalid"):
+    with pytest.raises(ResolutionError, match=r"no-such-host\.invalid"):
         await resolve("no-such-host.invalid")
 
 
@@ -66,6 +67,7 @@ async def test_dns_failure_is_a_resolution_error() -> None:
     (["www.example.com", "e1.a.akamaiedge.net"], "Akamai"),
     (["origin.example.com"], None),
     (["notcloudfront.net.example.com"], None),
+    (["api.binance.com", "server-13-225-1-2.nrt57.r.cloudfront.net"], "AWS CloudFront"),
 ])
 def test_edge_detection_from_cname_chain(chain: list[str], provider: str | None) -> None:
     """A CNAME into a CDN or accelerator is flagged with its provider; an origin is not."""

@@ -74,3 +74,19 @@ async def test_real_mtr_to_loopback() -> None:
     if "error" in r:
         pytest.skip(f"mtr cannot run here: {r['error']}")
     assert r["hops"][0]["host"] == "127.0.0.1" and r["hops"][0]["loss_pct"] == 0.0
+
+
+@pytest.mark.integration
+async def test_path_method_in_a_probe_run() -> None:
+    """run_probe's path method reports traceroute and mtr hops (or a note) for the target IP."""
+    from tickpath.probe import ProbeConfig, run_probe
+
+    if shutil.which("traceroute") is None:
+        pytest.skip("traceroute is not installed (apt-get install traceroute)")
+    cfg = ProbeConfig(methods=("path",), rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1",
+                      path_max_hops=3, path_queries=1, imds=False, chrony=False)
+    result = await run_probe(cfg)
+    path = result.to_dict()["methods"]["path"]
+    assert path["destination"] == "127.0.0.1"
+    assert path["traceroute"]["hops"][0]["addresses"] == ["127.0.0.1"]
+    assert path["mtr"]["available"] is False or "hops" in path["mtr"] or "error" in path["mtr"]

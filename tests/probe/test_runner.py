@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from tickpath.probe import SCHEMA, ProbeConfig, run_probe
 from tests.probe.conftest import LocalVenue
+from tickpath.probe import SCHEMA, ProbeConfig, run_probe
 
 
 def _cfg(v: LocalVenue, methods: tuple[str, ...], **kw: object) -> ProbeConfig:
@@ -95,7 +95,24 @@ async def test_server_stall_is_visible_at_the_tail(local_venue: LocalVenue) -> N
     local_venue.stall_s = 0.3
     result = await run_probe(_cfg(local_venue, ("rest",), venue="spot", samples=60, rate=50.0, warmup=0,
                                   timeout=2.0))
-    s = result.stats["rest"].overall.latency.summary()
+    s = result.stats["rest"].overall.summary()
     assert s.count == 60 and s.losses == 0
     assert s.max_ns >= 290_000_000 and s.p999_ns >= 290_000_000
     assert s.p50_ns < 100_000_000  # the schedule did not wait for the stalled answer
+
+
+async def test_silent_stream_is_an_exchange_error(local_venue: LocalVenue) -> None:
+    """A stream that delivers no events is reported (exit 5), not a silent empty result."""
+    local_venue.silent = True
+    result = await run_probe(_cfg(local_venue, ("stream",), stream_duration=0.3))
+    errors = result.to_dict()["errors"]
+    assert result.exit_code == 5 and errors[0]["method"] == "stream" and "no market data" in errors[0]["message"]
+
+
+async def test_tls_without_addresses_is_an_error_not_a_skip() -> None:
+    """TLS endpoints whose host does not resolve give a tls error, not 'skipped: no TLS'."""
+    cfg = ProbeConfig(methods=("tls",), host="no-such-host.invalid", samples=2, warmup=0, imds=False, chrony=False)
+    result = await run_probe(cfg)
+    data = result.to_dict()
+    assert any(e["method"] == "tls" and e["error"] == "ResolutionError" for e in data["errors"])
+    assert "tls" not in data["methods"] or "note" not in data["methods"]["tls"]

@@ -49,7 +49,7 @@ async def test_warmup_samples_are_discarded() -> None:
     assert seen == list(range(13))
     assert stats.overall.latency.count == 10
     assert stats.warmup_discarded == 3
-    assert stats.overall.latency.summary().max_ns < 2 * MS
+    assert stats.overall.summary().max_ns < 2 * MS
 
 
 async def test_losses_and_timeouts_are_counted_per_target() -> None:
@@ -71,7 +71,7 @@ async def test_losses_and_timeouts_are_counted_per_target() -> None:
     assert per["bad"].latency.losses == 3 and per["bad"].errors == {"ConnectionFailedError": 3}
     assert per["slow"].latency.losses == 3 and per["slow"].errors == {"timeout": 3}
     assert stats.overall.latency.losses == 6
-    assert stats.overall.latency.summary().loss_ratio == 6 / 9
+    assert stats.overall.summary().loss_ratio == 6 / 9
 
 
 async def test_samples_round_robin_over_targets() -> None:
@@ -104,3 +104,20 @@ async def test_summary_dict_carries_histogram_and_per_ip() -> None:
     assert 249 <= d["summary"]["p50"] <= 251
     assert set(d["per_ip"]) == {"1.2.3.4:443"}
     assert isinstance(d["histogram"], str) and d["warmup_discarded"] == 1
+
+
+def test_fast_summary_matches_the_recorder_summary() -> None:
+    """summarize() gives the recorder's percentiles and count, and the exact mean of the values."""
+    from tickpath.probe.schedule import summarize
+    from tickpath.stats import LatencyRecorder
+
+    rec = LatencyRecorder()
+    values = [1_000 * (i % 97 + 1) + 13 * i for i in range(2_000)]
+    rec.record_many(values)
+    rec.record_loss(3)
+    fast, full = summarize(rec, sum(values)), rec.summary()
+    assert (fast.count, fast.losses, fast.p50_ns, fast.p99_ns, fast.p9999_ns, fast.max_ns) == \
+        (full.count, full.losses, full.p50_ns, full.p99_ns, full.p9999_ns, full.max_ns)
+    assert fast.mean_ns == sum(values) / len(values)
+    assert abs(fast.mean_ns - full.mean_ns) / full.mean_ns < 0.001
+    assert abs(fast.min_ns - full.min_ns) <= full.min_ns // 1000 + 1

@@ -26,14 +26,17 @@ def _probe(ep: object, methods: tuple[str, ...], **kw: object) -> ProbeConfig:
 async def test_rtt_methods_recover_twice_the_one_way_delay() -> None:
     """With 10 ms one way, REST and WS round trips sit at 20 ms (plus timer slack), TCP at loopback speed."""
     async with Simulator(_sim(10.0)) as sim:
-        result = await run_probe(_probe(sim.endpoint("futures", zone="z"), ("tcp", "rest", "ws")))
+        result = await run_probe(_probe(sim.endpoint("futures", zone="z"), ("tcp", "rest", "ws"), samples=20))
     assert result.errors == []
     for method in ("rest", "ws"):
-        s = result.stats[method].overall.latency.summary()
-        assert s.count == 30 and s.losses == 0, method
-        assert 20 * MS <= s.p50_ns <= 26 * MS, (method, s.p50_ns)
+        s = result.stats[method].overall.summary()
+        assert s.count == 20 and s.losses == 0, method
+        # Nothing can beat two one-way delays, and the fastest sample sits right at them; the
+        # median's upper bound leaves room for timer slack on a loaded shared machine.
+        assert 20 * MS - 100_000 <= s.min_ns <= 25 * MS, (method, s.min_ns)
+        assert 20 * MS <= s.p50_ns <= 40 * MS, (method, s.p50_ns)
     # The zone delays application frames only; a TCP handshake is the kernel's and stays fast.
-    assert result.stats["tcp"].overall.latency.summary().p50_ns < 10 * MS
+    assert result.stats["tcp"].overall.summary().p50_ns < 10 * MS
 
 
 async def test_corrected_stream_latency_recovers_one_way_delay_within_bound() -> None:
@@ -58,10 +61,10 @@ async def test_spikes_show_at_the_tail_and_timeouts_are_losses() -> None:
         result = await run_probe(_probe(sim.endpoint("futures", zone="z"), ("ws",), samples=80, rate=40.0,
                                         timeout=0.3))
     ws = result.stats["ws"].overall
-    s = ws.latency.summary()
+    s = ws.summary()
     assert s.losses >= 1 and ws.errors.get("timeout", 0) == s.losses
     assert s.count + s.losses == 80
-    assert s.p50_ns < 10 * MS
+    assert s.p50_ns < 100 * MS  # most pings are not behind a 400 ms spike
     # Pings queued behind a spiked frame on the same connection answer late: the tail shows it.
     assert s.max_ns >= 50 * MS
     assert result.to_dict()["methods"]["ws"]["summary"]["loss_ratio"] > 0

@@ -64,7 +64,7 @@ class ClientBook:
         elif self.venue == "futures":
             assert ev["pu"] == self.prev_u, f"gap: pu {ev['pu']} != previous u {self.prev_u}"
         else:
-            assert first == self.prev_u + 1, f"gap: U {first} != previous u + 1 ({self.prev_u} + 1)"
+            assert first == (self.prev_u or 0) + 1, f"gap: U {first} != previous u + 1 ({self.prev_u} + 1)"
         for side, book in (("b", self.bids), ("a", self.asks)):
             for p, q in ev[side]:
                 if Decimal(q) == 0:

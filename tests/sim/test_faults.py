@@ -9,6 +9,7 @@ import time
 import aiohttp
 import pytest
 import websockets
+from websockets.asyncio.client import ClientConnection
 
 from tickpath.sim import Simulator
 
@@ -17,7 +18,7 @@ from .helpers import recv_json, small_config, ws_connect
 SYM = "BTCUSDT"
 
 
-async def _futures_0ms(sim: Simulator) -> websockets.asyncio.client.ClientConnection:
+async def _futures_0ms(sim: Simulator) -> ClientConnection:
     ws = await ws_connect(sim.endpoint("futures").raw_url("btcusdt@depth@0ms"))
     await asyncio.sleep(0.05)  # the subscription is registered before we step the market
     return ws

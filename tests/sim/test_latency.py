@@ -42,7 +42,7 @@ async def test_zone_delay_measured_on_frames_and_rest() -> None:
                         await r.read()
                     rtts[ep.zone].append((time.perf_counter() - t0) * 1000)
         diff = statistics.median(rtts["a"]) - statistics.median(rtts["b"])
-        assert 72.0 <= diff <= 100.0, rtts
+        assert 72.0 <= diff <= 110.0, rtts
 
 
 async def test_jitter_and_spikes_keep_frame_order() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import websockets
+from websockets.asyncio.client import ClientConnection
 
 from tickpath.errors import ConfigError
 from tickpath.sim import ReplayConfig, SimConfig, Simulator
@@ -19,7 +20,7 @@ from .helpers import ws_connect
 CAPTURES = [("spot", "spot"), ("futures", "usdm_futures")]
 
 
-async def _read_all(ws: websockets.asyncio.client.ClientConnection, n: int) -> list[str]:
+async def _read_all(ws: ClientConnection, n: int) -> list[str]:
     out = []
     for _ in range(n):
         msg = await asyncio.wait_for(ws.recv(), 5)
@@ -76,3 +77,33 @@ async def test_replay_rejects_streams_not_recorded(shared_captures: Path) -> Non
     with pytest.raises(ConfigError, match="futures"):
         async with Simulator(bad):
             pass
+
+
+@pytest.mark.parametrize(("venue", "stem"), CAPTURES)
+async def test_client_syncs_against_replay_like_the_recorder(shared_captures: Path, venue: str, stem: str) -> None:
+    """Snapshot from the replayed REST plus replayed diffs sync every symbol by Binance's rules, with no gap."""
+    import json
+
+    from .helpers import ClientBook
+
+    ws_path, http_path = shared_captures / f"{stem}.ws.txt", shared_captures / f"{stem}.http.txt"
+    cap = read_ws_capture(ws_path)
+    cfg = SimConfig(venues=(venue,), symbols=(), replay=(ReplayConfig(ws_path, http_path, speed=0.0),))
+    async with Simulator(cfg) as sim:
+        ep = sim.endpoint(venue)
+        books: dict[str, ClientBook] = {}
+        async with aiohttp.ClientSession() as http:
+            for rec in read_http_capture(http_path):
+                async with http.get(ep.rest_url + rec.path, params=rec.params) as r:
+                    books[rec.params["symbol"]] = ClientBook(venue, json.loads(await r.read()))
+        ws = await ws_connect(ep.ws_url + ep.replay_path, max_size=None)  # type: ignore[operator]
+        frames = await _read_all(ws, len(cap.frames))
+        await ws.close()
+    applied = dict.fromkeys(books, 0)
+    for text in frames:
+        msg = json.loads(text)
+        data = msg["data"]
+        if data.get("e") == "depthUpdate" and books[data["s"]].apply(data):
+            applied[data["s"]] += 1
+    assert all(book.synced for book in books.values())
+    assert min(applied.values()) > 0

@@ -19,11 +19,10 @@ from .helpers import small_config
 async def test_depth_limits_and_fields(venue: str, limit: int | None, levels: int) -> None:
     """Depth returns the documented default/limit levels, sorted, with lastUpdateId (futures also E, T)."""
     async with Simulator(small_config(venues=(venue,), book_levels=1200)) as sim, \
-            aiohttp.ClientSession() as http:
-        async with http.get(sim.endpoint(venue).depth_url("BTCUSDT", limit)) as r:
-            assert r.status == 200
-            body = await r.json()
-            used = int(r.headers["x-mbx-used-weight-1m"])
+            aiohttp.ClientSession() as http, http.get(sim.endpoint(venue).depth_url("BTCUSDT", limit)) as r:
+        assert r.status == 200
+        body = await r.json()
+        used = int(r.headers["x-mbx-used-weight-1m"])
     assert list(body) == (["lastUpdateId", "E", "T", "bids", "asks"] if venue == "futures"
                           else ["lastUpdateId", "bids", "asks"])
     assert len(body["bids"]) == levels and len(body["asks"]) == levels
@@ -87,10 +86,9 @@ async def test_time_ping_and_clock_offset() -> None:
 async def test_exchange_info_lists_simulated_symbols() -> None:
     """exchangeInfo lists the simulated symbols with tick and step sizes matching the wire decimals."""
     async with Simulator(small_config(venues=("spot",), symbols=("BTCUSDT", "ETHUSDT"))) as sim, \
-            aiohttp.ClientSession() as http:
-        async with http.get(sim.endpoint("spot").rest_url + "/api/v3/exchangeInfo") as r:
-            info = await r.json()
-            assert r.headers["x-mbx-used-weight-1m"] == "20"
+            aiohttp.ClientSession() as http, http.get(sim.endpoint("spot").rest_url + "/api/v3/exchangeInfo") as r:
+        info = await r.json()
+        assert r.headers["x-mbx-used-weight-1m"] == "20"
     assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "ETHUSDT"]
     btc = info["symbols"][0]
     assert btc["baseAsset"] == "BTC" and btc["quoteAsset"] == "USDT"

@@ -12,10 +12,10 @@ from pathlib import Path
 import nats
 import pytest
 
+from tests.ingest.support import make_events, nats_cluster
 from tickpath.errors import ConfigError
 from tickpath.events import decode_event, event_key
 from tickpath.sinks.nats import PUBLISH_NS_HEADER, NatsSink, NatsSinkConfig
-from tests.ingest.support import make_events, nats_cluster
 
 FAST = {"ack_timeout_s": 0.5, "backpressure_s": 0.3, "close_timeout_s": 10.0}
 
@@ -136,10 +136,13 @@ async def test_outage_spools_then_drains_in_order_after_restart(tmp_path: Path) 
         await c.kill(0)
         for i in range(200, 600, 50):
             await sink.write(events[i:i + 50])
+        # The feed flushes every second: during an outage that must not stall (acks time out to the spool).
+        await asyncio.wait_for(sink.flush(), 3)
+        assert sink.stats.extra["inflight"] == 0
         assert sink.stats.extra["spooled"] > 0
         assert sink.stats.extra["spool_pending"] > 0
         await c.restart(0)
-        await asyncio.wait_for(sink.flush(), 20)
+        await asyncio.wait_for(sink.drain(), 20)
         await sink.close()
         stored = await _stream_msgs(c.client_urls[0])
     keys = [m.headers["Nats-Msg-Id"] for m in stored]
@@ -164,15 +167,22 @@ async def test_full_spool_drops_loudly_and_counts(tmp_path: Path, caplog: pytest
                                  max_inflight=20, ack_timeout_s=0.3, backpressure_s=0.2, close_timeout_s=0.5)
         await sink.start()
         await c.kill(0)
-        with caplog.at_level(logging.ERROR, logger="tickpath.sinks.nats"):
-            for i in range(0, 3000, 500):
-                await sink.write(events[i:i + 500])
-            await sink.close()
+        logger = logging.getLogger("tickpath.sinks.nats")
+        logger.addHandler(caplog.handler)  # the CLI's configure() stops propagation to the root logger
+        try:
+            with caplog.at_level(logging.ERROR, logger="tickpath.sinks.nats"):
+                for i in range(0, 3000, 500):
+                    await sink.write(events[i:i + 500])
+                await sink.close()
+        finally:
+            logger.removeHandler(caplog.handler)
     st = sink.stats
     assert st.dropped > 0
     assert st.extra["spooled"] + st.dropped + st.extra["published"] >= 3000 - 20
     assert st.extra["spool_pending"] > 0  # what fit stays on disk for the next run
-    assert any("nats_spool_full_dropping" in r.getMessage() for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("nats_spool_full_dropping" in m for m in messages)
+    assert any(f"nats_sink_dropped dropped={st.dropped}" in m for m in messages)
 
 
 @pytest.mark.integration

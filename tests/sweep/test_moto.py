@@ -8,13 +8,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
-from botocore.config import Config
 import pytest
+from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from tickpath.errors import InfraError
+from tickpath.errors import ConfigError, InfraError
 from tickpath.sweep.cleanup import AwsTagCleaner
+from tickpath.sweep.config import SweepConfig, parse_config
 from tickpath.sweep.plan import TAG_SWEEP_ID
+from tickpath.sweep.runner import aws_preflight
 from tickpath.sweep.store import S3Store
 
 pytestmark = pytest.mark.integration
@@ -142,3 +144,37 @@ def test_tag_cleanup_removes_tagged_and_never_touches_untagged(client: Callable[
 def test_tag_cleanup_is_idempotent_when_nothing_is_left(client: Callable[[str], Any]) -> None:
     """Running the cleanup for a sweep with nothing left deletes nothing and does not fail."""
     assert AwsTagCleaner("sweep-nothing-here", region=REGION, client_factory=client, waiter_delay_s=1).run() == []
+
+
+def _aws_cfg(az_ids: list[str], types: list[str]) -> SweepConfig:
+    return parse_config({"sweep": {"name": "pf", "provider": "aws", "region": REGION, "az_ids": az_ids,
+                                   "instance_types": types, "ttl_minutes": 30},
+                         "probe": {"methods": ["ws"], "duration_s": 60}})
+
+
+def test_preflight_rejects_unknown_zone_ids_and_types_before_creating_anything(client: Callable[[str], Any]) -> None:
+    """Preflight names an AZ ID the region lacks and an instance type not offered; a good plan passes."""
+    zones = client("ec2").describe_availability_zones()["AvailabilityZones"]
+    good = zones[0]["ZoneId"]
+    with pytest.raises(ConfigError, match="apne1-az9"):
+        aws_preflight(_aws_cfg([good, "apne1-az9"], ["c6in.xlarge"]), client)
+    with pytest.raises(ConfigError, match="not offered"):
+        aws_preflight(_aws_cfg([good], ["c6in.xlarge", "zz9.huge"]), client)
+    aws_preflight(_aws_cfg([good], ["t3.micro"]), client)
+
+
+def test_preflight_reports_rejected_credentials_as_config_error(moto_url: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no credentials at all, preflight is a ConfigError telling how to provide them."""
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    session = boto3.session.Session()
+
+    def factory(service: str) -> Any:
+        return session.client(service, region_name=REGION, endpoint_url=moto_url)
+
+    with pytest.raises(ConfigError, match="no AWS credentials"):
+        aws_preflight(_aws_cfg(["apne1-az1"], ["t3.micro"]), factory)

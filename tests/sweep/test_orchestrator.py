@@ -89,7 +89,7 @@ async def test_apply_failure_is_destroyed_and_others_continue(tmp_path: Path) ->
 
 async def test_lossy_candidate_fails_instead_of_ranking_on_survivors(tmp_path: Path) -> None:
     """A zone with the best percentiles but 20% lost samples is failed, not crowned."""
-    orch, prov, store = _setup(tmp_path, ["a", "b"], result_timeout_s=100)
+    orch, _prov, store = _setup(tmp_path, ["a", "b"], result_timeout_s=100)
     store.script = {"a": (1 * S, ok_result(probe_doc(100, ws_loss=0.2))),
                     "b": (2 * S, ok_result(probe_doc(900)))}
     out = await orch.run()
@@ -99,7 +99,7 @@ async def test_lossy_candidate_fails_instead_of_ranking_on_survivors(tmp_path: P
 
 async def test_weighted_metric_ranks_by_the_mix(tmp_path: Path) -> None:
     """0.5*ws.p99 + 0.5*tcp.p50 can prefer a zone whose ws.p99 alone is worse."""
-    orch, prov, store = _setup(tmp_path, ["a", "b"], metric="0.5*ws.p99 + 0.5*tcp.p50", result_timeout_s=100)
+    orch, _prov, store = _setup(tmp_path, ["a", "b"], metric="0.5*ws.p99 + 0.5*tcp.p50", result_timeout_s=100)
     store.script = {"a": (1 * S, ok_result(probe_doc(500, tcp_p50_us=2000))),
                     "b": (1 * S, ok_result(probe_doc(600, tcp_p50_us=100)))}
     out = await orch.run()

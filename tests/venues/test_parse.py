@@ -9,7 +9,7 @@ import pytest
 
 from tickpath.errors import TickpathError
 from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
-from tickpath.venues.binance.parse import ParseError, decode_frame, decode_snapshot, stream_kind
+from tickpath.venues.binance.parse import ParseError, _decode_general, decode_frame, decode_snapshot, stream_kind
 from tickpath.venues.binance.schemas import (
     AggTrade,
     BookTicker,
@@ -114,11 +114,20 @@ def test_snapshot_decodes_and_rejects_garbage() -> None:
 
 
 def test_every_shared_capture_frame_decodes(shared_captures: Path) -> None:
-    """Every frame and snapshot of both real captures decodes without a ParseError."""
+    """Every frame and snapshot of both real captures decodes, identically on every decoding path."""
     for name in ("usdm_futures", "spot"):
         cap = read_ws_capture(shared_captures / f"{name}.ws.txt")
         kinds = {type(decode_frame(f.text)).__name__ for f in cap.frames}
         assert kinds == {"DepthUpdate", "AggTrade", "BookTicker", "Kline"}
+        for f in cap.frames:  # the one-pass fast path agrees with the general path, str or bytes
+            assert decode_frame(f.text) == decode_frame(f.text.encode()) == _decode_general(f.text)
         for rec in read_http_capture(shared_captures / f"{name}.http.txt"):
             snap = decode_snapshot(rec.body)
             assert snap.lastUpdateId == json.loads(rec.body)["lastUpdateId"] and snap.bids
+
+
+def test_envelope_in_any_key_order_and_raw_payloads_decode_alike() -> None:
+    """An envelope with "data" before "stream", and the bare payload, decode to the same message."""
+    data = json.loads(FUT_DEPTH)["data"]
+    reordered = json.dumps({"data": data, "stream": "sushiusdt@depth@100ms"})
+    assert decode_frame(reordered) == decode_frame(FUT_DEPTH) == decode_frame(json.dumps(data))

@@ -231,3 +231,18 @@ def test_top_n_mode_folds_invisible_updates_into_the_next_range() -> None:
     assert isinstance(d, BookDelta) and d.seq == 2 and d.depth == 1
     assert (d.first_update_id, d.final_update_id, d.prev_final_update_id) == (9, 14, 8)
     assert d.asks == [("101", "0"), ("102", "2")] and d.bids == []
+
+
+def test_classify_predicts_on_depth_without_applying() -> None:
+    """classify() says next/duplicate/ahead/waiting exactly as on_depth would treat the event."""
+    bs = BookSync("futures", "BTCUSDT", session="s")
+    assert bs.classify(fut_ev(10, 12, 9)) == "waiting"
+    bs.on_snapshot(snap(10), 1)
+    assert bs.classify(fut_ev(1, 9, 0)) == "duplicate"  # older than the snapshot
+    assert bs.classify(fut_ev(11, 12, 10)) == "ahead"  # futures first event needs U <= L
+    assert bs.classify(fut_ev(10, 12, 9)) == "next"
+    bs.on_depth(fut_ev(10, 12, 9), 2)
+    assert bs.classify(fut_ev(10, 12, 9)) == "duplicate"
+    assert bs.classify(fut_ev(15, 16, 14)) == "ahead"
+    assert bs.classify(fut_ev(13, 16, 12)) == "next"
+    assert bs.last_update_id == 12 and bs.stats.deltas == 1  # nothing applied by classify

@@ -1,8 +1,9 @@
 """A price-level order book that keeps the exchange's decimal strings and sorts by exact price.
 
 Each side is a dict ``rank -> (price, qty)`` plus an ascending list of ranks kept sorted with
-``bisect``: the best level is ``ranks[0]`` and the best N levels are a slice. The rank is the price as
-a float (negated for bids, so both sides sort best-first ascending).
+``bisect``. The rank is the price as a float, negated for asks, so on both sides the best level is
+the *last* element: most updates land near the best price, and inserting or deleting near the end of
+a list moves few pointers. The best N levels are a reversed slice.
 
 Why a float key is exact here: a decimal string with at most 15 significant digits round-trips
 through an IEEE-754 double, so ``float`` is injective and order-preserving on such prices, and two
@@ -13,7 +14,8 @@ what the book stores and exports, so no rounding ever reaches a consumer.
 Snapshots (and :meth:`OrderBook.apply_atomic`) are validated in full before any level changes; the
 hot-path :meth:`OrderBook.apply` validates as it goes, and its caller discards the book on error.
 Only inserting a new price or removing one touches the sorted list (a C-level ``memmove``); changing
-the quantity of an existing price is one dict store.
+the quantity of an existing price (most updates on real streams) is one dict store, and a price
+string seen before is not parsed again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ Level = tuple[str, str]  # (price, qty) as the exchange spelled them
 MAX_SIGNIFICANT_DIGITS = 15
 _MAX_PLAIN_LEN = MAX_SIGNIFICANT_DIGITS + 1  # digits plus a decimal point: always exact
 _INF = float("inf")
+RANK_CACHE_SIZE = 256  # per side: ~25 kB, so 300 books x 2 sides stay around 15 MB
 
 
 class InvalidLevelError(TickpathError):
@@ -62,12 +65,15 @@ def _prepare(levels: Sequence[Level], sign: float) -> list[tuple[float, Level, b
 class BookSide:
     """One side of the book, best level first."""
 
-    __slots__ = ("levels", "ranks", "sign")
+    __slots__ = ("_rank_of", "levels", "ranks", "sign")
 
     def __init__(self, sign: float) -> None:
-        self.sign = sign  # -1.0 for bids (higher price ranks first), +1.0 for asks
+        self.sign = sign  # +1.0 for bids (highest price last), -1.0 for asks (lowest price last)
         self.levels: dict[float, Level] = {}
         self.ranks: list[float] = []
+        # Price string -> rank, so a recently seen price costs one dict lookup instead of a parse
+        # and validation; at most RANK_CACHE_SIZE entries.
+        self._rank_of: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self.ranks)
@@ -97,35 +103,54 @@ class BookSide:
         """Validate and apply in one pass (the hot path): see :meth:`OrderBook.apply`."""
         levels = self.levels
         ranks = self.ranks
-        sign = self.sign
+        cache = self._rank_of
         for lvl in updates:
             p, q = lvl
+            r = cache.get(p)
+            if r is None:
+                r = self._rank(p, lvl)
             try:
-                r = float(p)
                 fq = float(q)
-            except (ValueError, TypeError):
-                raise InvalidLevelError(f"level {lvl!r} is not a pair of decimal strings") from None
-            if not (0.0 < r < _INF and 0.0 <= fq < _INF):
-                raise InvalidLevelError(f"level {lvl!r}: price must be positive and quantity non-negative")
-            if len(p) > _MAX_PLAIN_LEN:
-                _check_price(p)
-            r *= sign
-            if fq == 0.0:
-                if levels.pop(r, None) is not None:
-                    del ranks[bisect_left(ranks, r)]
-            else:
+            except ValueError:
+                raise InvalidLevelError(f"level {lvl!r}: quantity is not a decimal") from None
+            if 0.0 < fq < _INF:
                 if r not in levels:
                     insort(ranks, r)
                 levels[r] = lvl
+            elif fq == 0.0:
+                if levels.pop(r, None) is not None:
+                    del ranks[bisect_left(ranks, r)]
+            else:
+                raise InvalidLevelError(f"level {lvl!r}: quantity must be a non-negative decimal")
+
+    def _rank(self, p: str, lvl: Level) -> float:
+        """Validate a price string seen for the first time and remember its rank."""
+        try:
+            r = float(p)
+        except ValueError:
+            raise InvalidLevelError(f"level {lvl!r}: price is not a decimal") from None
+        if not 0.0 < r < _INF:
+            raise InvalidLevelError(f"level {lvl!r}: price must be a positive decimal")
+        if len(p) > _MAX_PLAIN_LEN:
+            _check_price(p)
+        cache = self._rank_of
+        if len(cache) >= RANK_CACHE_SIZE:
+            cache.clear()  # prices drift; updates cluster near the touch, which refills it at once
+        r *= self.sign
+        cache[p] = r
+        return r
 
     def best(self) -> Level | None:
-        return self.levels[self.ranks[0]] if self.ranks else None
+        return self.levels[self.ranks[-1]] if self.ranks else None
 
     def top(self, n: int | None = None) -> list[Level]:
         """The best ``n`` levels (all when None), best first, as the exchange's strings."""
         levels = self.levels
-        ranks = self.ranks if n is None else self.ranks[:n]
-        return [levels[r] for r in ranks]
+        return [levels[r] for r in self.top_ranks(n)]
+
+    def top_ranks(self, n: int | None = None) -> list[float]:
+        """Ranks of the best ``n`` levels (all when None), best first."""
+        return self.ranks[::-1] if n is None else self.ranks[: -n - 1 : -1]
 
     def get(self, price: str) -> str | None:
         """Quantity at ``price`` (any spelling of the same decimal), or None."""
@@ -139,8 +164,8 @@ class OrderBook:
     __slots__ = ("asks", "bids")
 
     def __init__(self) -> None:
-        self.bids = BookSide(-1.0)
-        self.asks = BookSide(1.0)
+        self.bids = BookSide(1.0)
+        self.asks = BookSide(-1.0)
 
     def clear(self) -> None:
         self.bids.clear()
@@ -148,8 +173,8 @@ class OrderBook:
 
     def load(self, bids: Sequence[Level], asks: Sequence[Level]) -> None:
         """Replace the whole book; validated first, so a bad snapshot leaves the book as it was."""
-        pb = _prepare(bids, -1.0)
-        pa = _prepare(asks, 1.0)
+        pb = _prepare(bids, 1.0)
+        pa = _prepare(asks, -1.0)
         self.bids.load_prepared(pb)
         self.asks.load_prepared(pa)
 
@@ -166,8 +191,8 @@ class OrderBook:
 
     def apply_atomic(self, bids: Sequence[Level], asks: Sequence[Level]) -> None:
         """Like :meth:`apply`, but validates every level first: on error nothing has changed."""
-        pb = _prepare(bids, -1.0)
-        pa = _prepare(asks, 1.0)
+        pb = _prepare(bids, 1.0)
+        pa = _prepare(asks, -1.0)
         self.bids.apply_prepared(pb)
         self.asks.apply_prepared(pa)
 
@@ -175,7 +200,7 @@ class OrderBook:
         """Best bid at or above best ask: impossible in a consistent book."""
         b = self.bids.ranks
         a = self.asks.ranks
-        return bool(b) and bool(a) and -b[0] >= a[0]
+        return bool(b) and bool(a) and b[-1] >= -a[-1]
 
     def best_bid(self) -> Level | None:
         return self.bids.best()

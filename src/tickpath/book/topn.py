@@ -14,6 +14,7 @@ The comparison is O(N) per side, independent of the book's size.
 from __future__ import annotations
 
 from tickpath.book.orderbook import BookSide, Level, OrderBook
+from tickpath.errors import ConfigError
 
 ZERO = "0"
 
@@ -25,7 +26,7 @@ class TopNWindow:
 
     def __init__(self, n: int) -> None:
         if n < 1:
-            raise ValueError("top-N depth must be at least 1")
+            raise ConfigError(f"top-N depth must be at least 1, got {n}")
         self.n = n
         self._bids: dict[float, Level] = {}
         self._asks: dict[float, Level] = {}
@@ -42,7 +43,7 @@ class TopNWindow:
 
     def _window(self, side: BookSide) -> dict[float, Level]:
         levels = side.levels
-        return {r: levels[r] for r in side.ranks[: self.n]}
+        return {r: levels[r] for r in side.top_ranks(self.n)}
 
     def diff(self, book: OrderBook) -> tuple[list[Level], list[Level]]:
         """Changes since the last call (or reset) that turn the old window into the current one."""
@@ -52,7 +53,7 @@ class TopNWindow:
 
     def _diff_side(self, old: dict[float, Level], side: BookSide) -> tuple[list[Level], dict[float, Level]]:
         levels = side.levels
-        ranks = side.ranks[: self.n]
+        ranks = side.top_ranks(self.n)
         # Fast path: same prices with identical level objects means nothing visible changed.
         if len(ranks) == len(old):
             for r in ranks:

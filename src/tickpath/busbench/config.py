@@ -45,6 +45,8 @@ class BenchConfig:
     tls: TlsOptions | None = None
     credentials: Credentials = field(default_factory=Credentials)
     max_batch: int = 256
+    spin_us: float = 0.0  # busy-poll this long before each send and while awaiting its echo
+    lead_us: float = 60.0  # wake this early before each send and poll until it is due
     keep_samples: bool = False
     min_rate_ratio: float = 0.99
     # Fault injection that demonstrates coordinated omission: the publisher stalls for
@@ -74,6 +76,8 @@ class BenchConfig:
             raise ConfigError("more than 50 million messages in one run: shorten the duration or rate")
         if not 0 < self.min_rate_ratio <= 1:
             raise ConfigError("min_rate_ratio must be in (0, 1]")
+        if not (0 <= self.spin_us <= 1e6 and 0 <= self.lead_us <= 1e6):
+            raise ConfigError("spin_us and lead_us must be between 0 and 1,000,000 microseconds")
         if self.max_batch < 1:
             raise ConfigError("max_batch must be at least 1")
 

@@ -81,10 +81,11 @@ async def local_cluster(local: LocalConfig) -> AsyncIterator[tuple[NatsCluster, 
 
 
 async def run_local(local: LocalConfig, bench: BenchConfig | MatrixConfig, *,
-                    progress: RunProgress | None = None) -> list[BenchResult]:
+                    progress: RunProgress | None = None,
+                    on_result: Callable[[BenchResult], None] | None = None) -> list[BenchResult]:
     """Run one benchmark or a matrix against a fresh local cluster; returns every result."""
     async with local_cluster(local) as (_cluster, settings):
-        return await run_many(_configs(bench, settings), progress=progress)
+        return await run_many(_configs(bench, settings), progress=progress, on_result=on_result)
 
 
 def _configs(bench: BenchConfig | MatrixConfig, settings: dict[str, object]) -> list[BenchConfig]:
@@ -99,8 +100,13 @@ def expand(bench: BenchConfig | MatrixConfig) -> list[BenchConfig]:
     return _configs(bench, {})
 
 
-async def run_many(configs: Sequence[BenchConfig], *, progress: RunProgress | None = None) -> list[BenchResult]:
-    """Run configurations one after another (never in parallel: they would disturb each other)."""
+async def run_many(configs: Sequence[BenchConfig], *, progress: RunProgress | None = None,
+                   on_result: Callable[[BenchResult], None] | None = None) -> list[BenchResult]:
+    """Run configurations one after another (never in parallel: they would disturb each other).
+
+    ``on_result`` sees each result as soon as its run ends, so a caller can save it before a
+    later run of a matrix fails or is interrupted.
+    """
     results = []
     for cfg in configs:
         label = f"{cfg.size} B @ {cfg.rate:,.0f}/s"
@@ -109,5 +115,8 @@ async def run_many(configs: Sequence[BenchConfig], *, progress: RunProgress | No
             if progress:
                 progress(label, sent, received, total)
 
-        results.append(await client.run(cfg, progress=cb))
+        result = await client.run(cfg, progress=cb)
+        results.append(result)
+        if on_result:
+            on_result(result)
     return results

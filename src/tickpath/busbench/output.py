@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tickpath.busbench.results import CLOCK_NOTE, TABLE_PERCENTILES, BenchResult
+from tickpath.busbench.results import CLOCK_NOTE, TABLE_PERCENTILES, BenchResult, percentiles_ns
 from tickpath.errors import ConfigError
 from tickpath.stats import LatencyRecorder
 
@@ -36,8 +36,9 @@ def report_text(r: BenchResult) -> str:
         "",
         f"{'percentile':>12}  {'from intended µs':>17}  {'from actual µs':>15}",
     ]
+    pi, pa = percentiles_ns(r.intended, TABLE_PERCENTILES), percentiles_ns(r.actual, TABLE_PERCENTILES)
     for p in TABLE_PERCENTILES:
-        lines.append(f"{p:>12g}  {_us(r.intended.percentile(p)):>17}  {_us(r.actual.percentile(p)):>15}")
+        lines.append(f"{p:>12g}  {_us(pi[p]):>17}  {_us(pa[p]):>15}")
     si, sa = r.intended.summary(), r.actual.summary()
     lines += [
         "",
@@ -118,14 +119,12 @@ def matrix_text(results: Sequence[BenchResult]) -> str:
 
 def spectrum_points(rec: LatencyRecorder, max_nines: int = 5, steps_per_nine: int = 8) -> list[tuple[float, float]]:
     """(1/(1-p), latency µs) pairs from p=0 to ``max_nines`` nines, for a log-x spectrum plot."""
-    pts: list[tuple[float, float]] = []
     if not rec.count:
-        return pts
-    for k in range(max_nines * steps_per_nine + 1):
-        x = 10 ** (k / steps_per_nine)  # 1/(1-p)
-        p = 100.0 * (1.0 - 1.0 / x)
-        pts.append((x, rec.percentile(p) / 1e3))
-    return pts
+        return []
+    xs = [10 ** (k / steps_per_nine) for k in range(max_nines * steps_per_nine + 1)]  # 1/(1-p)
+    ps = [100.0 * (1.0 - 1.0 / x) for x in xs]
+    values = percentiles_ns(rec, ps)
+    return [(x, values[p] / 1e3) for x, p in zip(xs, ps, strict=True)]
 
 
 def plot_spectrum(results: Sequence[BenchResult], path: str | Path, *, title: str = "") -> Path:

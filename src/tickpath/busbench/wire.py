@@ -9,6 +9,7 @@ PING/PONG, SUB, PUB, MSG, +OK/-ERR) over a plain or TLS socket, one connection p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import socket
@@ -204,8 +205,11 @@ class NatsConn:
                 raise ConnectionClosedError(f"{self.addr} answered {line[5:].decode(errors='replace')}")
 
     def close(self) -> None:
+        """Shut down (which wakes a thread blocked in send or recv), then close."""
         if self.sock is not None:
             try:
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
                 self.sock.close()
             finally:
                 self.sock = None

@@ -60,6 +60,12 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="seconds to wait for stragglers after the last send; the rest is lost (default 2)")
     g.add_argument("--interest-timeout", type=float, default=5.0,
                    help="seconds to wait for the subscription to cross the route (default 5)")
+    g.add_argument("--spin-us", type=float, default=0.0,
+                   help="busy-poll this many µs around each send instead of sleeping: lower latency on an "
+                        "idle dedicated machine, worse on a shared one (default 0)")
+    g.add_argument("--lead-us", type=float, default=60.0,
+                   help="wake up to this many µs (at most a quarter of the interval) before each send "
+                        "and poll until it is due: timer wake-ups run late on VMs (default 60)")
     g.add_argument("--pause-at", type=int, metavar="N",
                    help="stall the publisher before measured message N (shows coordinated omission)")
     g.add_argument("--pause-ms", type=float, default=0.0, help="length of that stall in ms")
@@ -102,6 +108,25 @@ def register(subparsers: Any) -> None:
     loc.add_argument("--nats-server", metavar="PATH", help="nats-server binary (default: from PATH)")
     _common(loc)
     loc.set_defaults(func=cmd_local)
+    rem = sub.add_parser(
+        "remote", help="provision server A, server B and a client with Terraform, measure, destroy",
+        description=DESCRIPTION + """
+remote: applies terraform/aws (three instances in one placement group) or terraform/baremetal
+(three machines you already have), generates TLS material and credentials for the run, starts
+the servers, runs the client there, downloads its results into --out and destroys everything,
+also after errors and Ctrl-C. Example:
+
+  tickpath busbench remote --provider aws --var region=eu-west-1 --var availability_zone=eu-west-1a \\
+      --var operator_cidr=203.0.113.7/32 --var instance_type_client=c6in.2xlarge --matrix --out res/
+""", formatter_class=argparse.RawDescriptionHelpFormatter)
+    rem.add_argument("--provider", choices=("aws", "baremetal"), required=True, help="which Terraform module")
+    rem.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
+                     help="a Terraform variable (VALUE may be JSON, e.g. the bare-metal hosts object)")
+    rem.add_argument("--vars-file", type=Path, help="JSON file of Terraform variables")
+    rem.add_argument("--ssh-key", type=Path, help="private key for the machines (bare metal)")
+    rem.add_argument("--terraform", default="terraform", help="terraform binary (default: from PATH)")
+    _common(rem)
+    rem.set_defaults(func=cmd_remote)
 
 
 def _bench_config(args: argparse.Namespace, pub: str, sub: str) -> Any:
@@ -124,7 +149,8 @@ def _bench_config(args: argparse.Namespace, pub: str, sub: str) -> Any:
     base = BenchConfig(pub, sub, size=args.size[0], rate=args.rate[0], duration=args.duration,
                        count=args.count, warmup=args.warmup, drain_timeout=args.drain_timeout,
                        interest_timeout=args.interest_timeout, tls=tls, credentials=creds,
-                       keep_samples=args.samples, pause_at=args.pause_at, pause_ms=args.pause_ms)
+                       keep_samples=args.samples, pause_at=args.pause_at, pause_ms=args.pause_ms,
+                       spin_us=args.spin_us, lead_us=args.lead_us)
     if args.matrix:
         return MatrixConfig(base, DEFAULT_SIZES, DEFAULT_RATES)
     if len(args.size) > 1 or len(args.rate) > 1:
@@ -145,9 +171,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tickpath.busbench.local import expand, run_many
 
     cfg = _bench_config(args, args.pub, args.sub)
+    saver = _Saver(args)
     with _Progress(args.json) as prog:
-        results = runtime.run(run_many(expand(cfg), progress=prog.update))
-    return _finish(args, results)
+        results = runtime.run(run_many(expand(cfg), progress=prog.update, on_result=saver))
+    return _finish(args, results, saver)
 
 
 def cmd_local(args: argparse.Namespace) -> int:
@@ -156,21 +183,68 @@ def cmd_local(args: argparse.Namespace) -> int:
     local = LocalConfig(servers=args.servers, tls=args.tls, auth=args.auth, netns=args.netns,
                         binary=args.nats_server)
     cfg = _bench_config(args, "nats://127.0.0.1:4222", "nats://127.0.0.1:4223")  # replaced by the cluster's
+    saver = _Saver(args)
     with _Progress(args.json) as prog:
-        results = runtime.run(run_local(local, cfg, progress=prog.update))
-    return _finish(args, results)
+        results = runtime.run(run_local(local, cfg, progress=prog.update, on_result=saver))
+    return _finish(args, results, saver)
 
 
-def _finish(args: argparse.Namespace, results: Sequence[Any]) -> int:
+def cmd_remote(args: argparse.Namespace) -> int:
+    from tickpath.busbench.remote import RemoteConfig, Triangle
+
+    if args.json:
+        raise ConfigError("remote writes its results into --out; --json is not available here")
+    variables: dict[str, Any] = {}
+    if args.vars_file:
+        try:
+            variables.update(json.loads(args.vars_file.read_text()))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read --vars-file {args.vars_file}: {exc}") from exc
+    for item in args.var:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--var expects KEY=VALUE, not {item!r}")
+        try:
+            variables[key] = json.loads(value)
+        except ValueError:
+            variables[key] = value
+    cfg = RemoteConfig(args.provider, variables, out=args.out or Path("busbench-remote"),
+                       ssh_key=args.ssh_key, terraform=args.terraform)
+    bench = _bench_config(args, "nats://server-a:4222", "nats://server-b:4222")
+    out = runtime.run(Triangle(cfg, bench).run())
+    status = out / "exit-status"
+    code = int(status.read_text().strip() or 1) if status.exists() else 1
+    print(f"results downloaded to {out} (client exit status {code}); all machines destroyed")
+    return code
+
+
+class _Saver:
+    """Writes each run's files as soon as it ends (a later failure or Ctrl-C loses nothing)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.out: Path | None = args.out
+        self.samples: bool = args.samples
+        self.written: list[str] = []
+        if self.out is not None:  # fail before measuring, not after
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create output directory {self.out}: {exc}") from exc
+
+    def __call__(self, result: Any) -> None:
+        from tickpath.busbench import output
+
+        if self.out is not None:
+            self.written += [str(p) for p in output.write_run(result, self.out, samples=self.samples).values()]
+
+
+def _finish(args: argparse.Namespace, results: Sequence[Any], saver: _Saver) -> int:
     from tickpath.busbench import output
 
-    written: list[str] = []
-    if args.out:
-        for r in results:
-            written += [str(p) for p in output.write_run(r, args.out, samples=args.samples).values()]
-        if len(results) > 1:
-            (args.out / "matrix.json").write_text(json.dumps(output.matrix_summary(results), indent=2))
-            written.append(str(output.plot_spectrum(results, args.out / "spectrum.png")))
+    written = saver.written
+    if args.out and len(results) > 1:
+        (args.out / "matrix.json").write_text(json.dumps(output.matrix_summary(results), indent=2))
+        written += [str(args.out / "matrix.json"), str(output.plot_spectrum(results, args.out / "spectrum.png"))]
     if args.json:
         doc: dict[str, Any] = {"runs": [r.to_dict() for r in results], "files": written}
         if len(results) > 1:

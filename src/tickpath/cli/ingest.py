@@ -46,6 +46,8 @@ def register(subparsers: Any) -> None:
                    help="how long one fetch waits for messages when the stream is idle (default: 1)")
     p.add_argument("--ack-wait", type=float, default=30.0, metavar="S",
                    help="re-delivery delay of unacknowledged messages, for a new consumer (default: 30)")
+    p.add_argument("--connect-timeout", type=float, default=5.0, metavar="S",
+                   help="give up connecting to NATS after about S seconds (default: 5)")
     p.add_argument("--idle-exit", type=float, default=None, metavar="S",
                    help="exit after S seconds without messages (default: run until stopped)")
     p.add_argument("--max-messages", type=int, default=None, metavar="N", help="exit after N messages")
@@ -71,7 +73,8 @@ def _print_summary(res: IngestResult) -> None:
 def main(args: argparse.Namespace) -> int:
     config = IngestConfig(source=args.source, target=args.target, batch=args.batch,
                           fetch_timeout_s=args.fetch_timeout, ack_wait_s=args.ack_wait,
-                          idle_exit_s=args.idle_exit, max_messages=args.max_messages)
+                          idle_exit_s=args.idle_exit, max_messages=args.max_messages,
+                          connect_timeout_s=args.connect_timeout)
     config.nats()  # validate the URL before connecting
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.json)
     result: list[IngestResult] = []

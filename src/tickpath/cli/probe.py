@@ -69,34 +69,22 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--ws-url", metavar="URL", help="WebSocket base URL, e.g. wss://fstream.binance.com")
     p.add_argument("--symbol", default="BTCUSDT", help="symbol for streams (default: BTCUSDT)")
+    p.add_argument("--samples", "-n", type=int, default=1000, help="measured samples per method (default 1000)")
     p.add_argument(
-        "--samples", "-n", type=int, default=1000, help="measured samples per method (default 1000)"
+        "--duration",
+        type=float,
+        help="total seconds instead of --samples, shared by tcp/tls/rest/ws/stream (path comes on top)",
     )
-    p.add_argument(
-        "--duration", type=float, help="seconds per method instead of --samples (samples = rate x duration)"
-    )
-    p.add_argument(
-        "--rate", type=float, default=50.0, help="intended samples per second per method (default 50)"
-    )
+    p.add_argument("--rate", type=float, default=50.0, help="intended samples per second per method (default 50)")
     p.add_argument("--warmup", type=int, default=10, help="leading samples discarded per method (default 10)")
-    p.add_argument(
-        "--timeout", type=float, default=2.0, help="seconds before a sample counts as lost (default 2)"
-    )
-    p.add_argument(
-        "--stream-seconds", type=float, help="how long to listen for stream latency (default samples/rate)"
-    )
-    p.add_argument(
-        "--offset-samples", type=int, default=30, help="server-time round trips for the clock offset"
-    )
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds before a sample counts as lost (default 2)")
+    p.add_argument("--stream-seconds", type=float, help="how long to listen for stream latency (default samples/rate)")
+    p.add_argument("--offset-samples", type=int, default=30, help="server-time round trips for the clock offset")
     p.add_argument("--max-ips", type=int, default=8, help="probe at most this many resolved IPs per host")
-    p.add_argument(
-        "--port", type=int, action="append", default=[], help="extra TCP port to probe (repeatable)"
-    )
+    p.add_argument("--port", type=int, action="append", default=[], help="extra TCP port to probe (repeatable)")
     p.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     p.add_argument("--ca-file", help="CA bundle for TLS verification")
-    p.add_argument(
-        "--json", action="store_true", help="print the JSON result (schema tickpath.probe/1) on stdout"
-    )
+    p.add_argument("--json", action="store_true", help="print the JSON result (schema tickpath.probe/1) on stdout")
     p.add_argument("--output", "-o", metavar="FILE", help="also write the JSON result to FILE")
     p.add_argument("--csv", metavar="FILE", help="write one CSV row per method and target")
     p.add_argument("--hgrm-dir", metavar="DIR", help="write one .hgrm percentile file per histogram")

@@ -217,6 +217,9 @@ def judge_freshness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) ->
         limit: float | None = None
         if r["kind"] == "session":
             limit = th.max_session_silence_s
+        elif r["kind"] == "held":
+            cadence = ctx.depth_cadence_ms.get(key) if r["channel"] == "l2" else None
+            limit = max(th.l2_lag_cadences * (cadence or 100), th.l2_lag_floor_ms) / 1e3
         elif r["kind"] == "lag":
             cadence = ctx.depth_cadence_ms.get(key)
             if cadence is None and (r["session"], r["venue"], r["symbol"], "l2") not in ctx.subscribed:
@@ -230,8 +233,12 @@ def judge_freshness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) ->
              "from_ns": int(r["silent_from"]), "to_ns": int(r["silent_to"])}
         metrics.append(m)
         if limit is not None and silent > limit:
-            what = ("L2 trailed trades/tickers" if r["kind"] == "lag" else "the whole session was silent")
-            findings.append({"issue": "stall" if r["kind"] == "lag" else "session_silence", **m,
+            what, issue = {
+                "lag": ("L2 trailed trades/tickers", "stall"),
+                "held": ("messages were held back (receipt gap beyond the exchange's own time gap)", "held_back"),
+                "session": ("the whole session was silent", "session_silence"),
+            }[r["kind"]]
+            findings.append({"issue": issue, **m,
                              "detail": f"{what} for {silent:.3f} s > {limit} s"})
     seen = {(m["session"], m["venue"], m["symbol"], m["channel"]) for m in metrics if m["kind"] == "stream"}
     for sub in sorted(ctx.subscribed - seen):
@@ -296,8 +303,7 @@ def judge_completeness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds)
         metrics.append({"session": key[0], "venue": key[1], "symbol": key[2], "minutes": n,
                         "cadence_ms": cadence,
                         "l2_per_min": round(sum(int(m["l2"]) for m in minutes) / n, 1),
-                        "trades_per_min": round(sum(int(m["trades"]) for m in minutes) / n, 1),
-                        "ticker_per_min": round(sum(int(m["ticker"]) for m in minutes) / n, 1),
+                        "trades_tickers_per_min": round(sum(int(m["other"]) for m in minutes) / n, 1),
                         "expected_l2_max_per_min": 60_000 // cadence if cadence else None,
                         "worst_ratio": None if worst is None else round(worst, 3), "bad_minutes": bad})
     ok = not findings

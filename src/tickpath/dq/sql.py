@@ -163,9 +163,11 @@ ORDER BY venue, symbol, channel, basis, bucket_ns
 
 # Continuity of Binance's update ids per (session, venue, symbol) in seq order, restarting at each
 # snapshot (whose successor obeys the first-event rule) and reset; plus tickpath's own seq, which must
-# be contiguous per (session, venue, channel, symbol). Top-N deltas (depth set) carry the upstream
-# U/u range with the updates that changed nothing visible folded in (see venues/binance/sync.py), so
-# the same rules hold for them: filtering leaves no hole, and a real upstream gap still shows.
+# be contiguous per (session, venue, channel, symbol): trades and tickers are first counted per
+# stream (count, distinct, min, max), and only a stream that fails that is ordered to locate its
+# holes. Top-N deltas (depth set) carry the upstream U/u range with the updates that changed nothing
+# visible folded in (see venues/binance/sync.py), so the same rules hold for them: filtering leaves
+# no hole, and a real upstream gap still shows.
 SEQUENCE = """
 l AS (
   SELECT session, venue, symbol, seq, kind, receipt_ns, reason,
@@ -195,16 +197,20 @@ c AS (
       ELSE NULL END AS issue
   FROM l
 ),
+ot AS (
+  SELECT session, venue, symbol, 'trades' AS channel, seq, receipt_ns FROM w_trades
+  UNION ALL SELECT session, venue, symbol, 'ticker' AS channel, seq, receipt_ns FROM w_tickers
+),
+broken AS (
+  SELECT session, venue, symbol, channel FROM ot GROUP BY session, venue, symbol, channel
+  HAVING COUNT(*) <> MAX(seq) - MIN(seq) + 1 OR COUNT(DISTINCT seq) <> COUNT(*)
+),
 o AS (
-  SELECT session, venue, symbol, channel, seq, receipt_ns,
-    LAG(seq) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_seq,
-    LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
-  FROM (SELECT session, venue, symbol, 'trades' AS channel, seq, receipt_ns FROM w_trades) AS t
-  UNION ALL
-  SELECT session, venue, symbol, channel, seq, receipt_ns,
-    LAG(seq) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_seq,
-    LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
-  FROM (SELECT session, venue, symbol, 'ticker' AS channel, seq, receipt_ns FROM w_tickers) AS k
+  SELECT t.session, t.venue, t.symbol, t.channel, t.seq, t.receipt_ns,
+    LAG(t.seq) OVER (PARTITION BY t.session, t.venue, t.symbol, t.channel ORDER BY t.seq) AS p_seq,
+    LAG(t.receipt_ns) OVER (PARTITION BY t.session, t.venue, t.symbol, t.channel ORDER BY t.seq) AS p_receipt
+  FROM ot AS t JOIN broken AS b
+    ON b.session = t.session AND b.venue = t.venue AND b.symbol = t.symbol AND b.channel = t.channel
 ),
 f AS (
   SELECT issue, session, venue, symbol, channel, seq, receipt_ns, p_receipt, n_receipt, reason,
@@ -225,14 +231,18 @@ ORDER BY issue, session, venue, symbol, channel, receipt_ns, seq
 """
 
 # Freshness: the longest silence of each stream (leading and trailing edges included, up to the
-# window or the session's end), the longest silence of a whole session, and how long L2 lagged
-# behind trades/tickers: events are grouped by the running count of L2 messages, so a group is
-# "the time after one L2 message", and its lag is from its first trade/ticker to the next L2 message.
+# window or the session's end), the longest silence of a whole session, the longest silence the
+# exchange's own clock does not explain ('held': receipt gap minus event-time gap between two
+# consecutive messages, which is how a held-back stream shows and a quiet market does not, whatever
+# the clock offset), and how long L2 lagged behind trades/tickers: events are grouped by the running
+# count of L2 messages, so a group is "the time after one L2 message", and its lag is from its first
+# trade/ticker to the next L2 message.
 FRESHNESS = """
 ev AS (
-  SELECT session, venue, symbol, 'trades' AS channel, receipt_ns FROM w_trades
-  UNION ALL SELECT session, venue, symbol, 'ticker' AS channel, receipt_ns FROM w_tickers
-  UNION ALL SELECT session, venue, symbol, 'l2' AS channel, receipt_ns FROM w_l2
+  SELECT session, venue, symbol, 'trades' AS channel, receipt_ns, event_time_ms FROM w_trades
+  UNION ALL SELECT session, venue, symbol, 'ticker' AS channel, receipt_ns, event_time_ms FROM w_tickers
+  UNION ALL SELECT session, venue, symbol, 'l2' AS channel, receipt_ns,
+    CASE WHEN kind = 'delta' THEN event_time_ms END AS event_time_ms FROM w_l2
 ),
 ends AS (
   SELECT session, venue, MAX(GREATEST(started_ns, {since})) AS start_ns,
@@ -240,32 +250,52 @@ ends AS (
   FROM w_sessions GROUP BY session, venue
 ),
 st AS (
-  SELECT e.session, e.venue, e.symbol, e.channel, e.receipt_ns,
-    COALESCE(LAG(e.receipt_ns) OVER (PARTITION BY e.session, e.venue, e.symbol, e.channel
-                                     ORDER BY e.receipt_ns), x.start_ns, {since}) AS p_receipt
-  FROM ev AS e LEFT JOIN ends AS x ON x.session = e.session AND x.venue = e.venue
-),
-tails AS (
-  SELECT e.session, e.venue, e.symbol, e.channel, GREATEST(COALESCE(MAX(x.end_ns), {until}),
-    MAX(e.receipt_ns)) AS receipt_ns, MAX(e.receipt_ns) AS p_receipt
-  FROM ev AS e LEFT JOIN ends AS x ON x.session = e.session AND x.venue = e.venue
-  GROUP BY e.session, e.venue, e.symbol, e.channel
-),
-sil AS (
-  SELECT session, venue, symbol, channel, p_receipt AS silent_from, receipt_ns AS silent_to
-  FROM (SELECT * FROM st UNION ALL SELECT * FROM tails) AS u
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY session, venue, symbol, channel
-                             ORDER BY receipt_ns - p_receipt DESC, p_receipt) = 1
-),
-ss AS (
-  SELECT session, venue, receipt_ns,
-    LAG(receipt_ns) OVER (PARTITION BY session, venue ORDER BY receipt_ns) AS p_receipt
+  SELECT session, venue, symbol, channel, receipt_ns, event_time_ms,
+    LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol, channel ORDER BY receipt_ns) AS p_receipt,
+    LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol, channel ORDER BY receipt_ns) AS p_event
   FROM ev
 ),
+edges AS (
+  SELECT s.session, s.venue, s.symbol, s.channel, MIN(s.receipt_ns) AS first_ns, MAX(s.receipt_ns) AS last_ns,
+    MAX(COALESCE(x.start_ns, {since})) AS start_ns, MAX(COALESCE(x.end_ns, {until})) AS end_ns
+  FROM st AS s LEFT JOIN ends AS x ON x.session = s.session AND x.venue = s.venue
+  GROUP BY s.session, s.venue, s.symbol, s.channel
+),
+gaps AS (
+  SELECT session, venue, symbol, channel, p_receipt AS silent_from, receipt_ns - p_receipt AS gap
+  FROM st WHERE p_receipt IS NOT NULL
+  UNION ALL
+  SELECT session, venue, symbol, channel, LEAST(start_ns, first_ns) AS silent_from,
+    first_ns - LEAST(start_ns, first_ns) AS gap FROM edges
+  UNION ALL
+  SELECT session, venue, symbol, channel, last_ns AS silent_from, GREATEST(end_ns, last_ns) - last_ns AS gap
+  FROM edges
+),
+sil AS (
+  SELECT session, venue, symbol, channel, ARG_MAX(silent_from, gap) AS silent_from,
+    ARG_MAX(silent_from, gap) + MAX(gap) AS silent_to
+  FROM gaps GROUP BY session, venue, symbol, channel
+),
+held AS (
+  SELECT session, venue, symbol, channel, ARG_MAX(p_receipt, excess) AS silent_from,
+    ARG_MAX(p_receipt, excess) + MAX(excess) AS silent_to
+  FROM (SELECT session, venue, symbol, channel, p_receipt,
+          receipt_ns - p_receipt - (event_time_ms - p_event) * 1000000 AS excess
+        FROM st WHERE p_event IS NOT NULL AND event_time_ms IS NOT NULL) AS h
+  GROUP BY session, venue, symbol, channel
+),
+ticks AS (
+  SELECT DISTINCT session, venue, CAST(FLOOR(receipt_ns / 100000000) AS BIGINT) AS tick FROM ev
+  UNION ALL SELECT session, venue, CAST(FLOOR(start_ns / 100000000) AS BIGINT) AS tick FROM ends
+  UNION ALL SELECT session, venue, CAST(FLOOR(end_ns / 100000000) AS BIGINT) AS tick FROM ends
+),
 ssil AS (
-  SELECT session, venue, '*' AS symbol, '*' AS channel, p_receipt AS silent_from, receipt_ns AS silent_to
-  FROM ss WHERE p_receipt IS NOT NULL
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY session, venue ORDER BY receipt_ns - p_receipt DESC, p_receipt) = 1
+  SELECT session, venue, '*' AS symbol, '*' AS channel, ARG_MAX(p_tick, tick - p_tick) * 100000000 AS silent_from,
+    ARG_MAX(tick, tick - p_tick) * 100000000 AS silent_to
+  FROM (SELECT session, venue, tick, LAG(tick) OVER (PARTITION BY session, venue ORDER BY tick) AS p_tick
+        FROM ticks) AS t
+  WHERE p_tick IS NOT NULL
+  GROUP BY session, venue
 ),
 g AS (
   SELECT session, venue, symbol, channel, receipt_ns,
@@ -287,18 +317,20 @@ lag_ AS (
   FROM gg LEFT JOIN ends AS x ON x.session = gg.session AND x.venue = gg.venue
 ),
 lagmax AS (
-  SELECT session, venue, symbol, 'l2_lag' AS channel, silent_from, silent_to FROM lag_
-  WHERE silent_from IS NOT NULL
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY session, venue, symbol
-                             ORDER BY silent_to - silent_from DESC, silent_from) = 1
+  SELECT session, venue, symbol, 'l2_lag' AS channel, ARG_MAX(silent_from, silent_to - silent_from) AS silent_from,
+    ARG_MAX(silent_from, silent_to - silent_from) + MAX(silent_to - silent_from) AS silent_to
+  FROM lag_ WHERE silent_from IS NOT NULL
+  GROUP BY session, venue, symbol
 )
 SELECT 'stream' AS kind, session, venue, symbol, channel, silent_from, silent_to FROM sil
+UNION ALL SELECT 'held' AS kind, session, venue, symbol, channel, silent_from, silent_to FROM held
 UNION ALL SELECT 'session' AS kind, session, venue, symbol, channel, silent_from, silent_to FROM ssil
 UNION ALL SELECT 'lag' AS kind, session, venue, symbol, channel, silent_from, silent_to FROM lagmax
 ORDER BY kind, session, venue, symbol, channel
 """
 
-# Book integrity: crossed/locked top of book (tickers, snapshots, and the levels one delta sets),
+# Book integrity: crossed/locked top of book (tickers, snapshots, and feed resets for crossed books;
+# a crossing made by deltas is caught by the feed's book, which resets with reason 'crossed'),
 # non-positive prices or quantities (a delta's "0" is a deletion, so only negative is wrong there),
 # duplicate trade ids within a feed run, and times going backwards in seq order.
 INTEGRITY = """
@@ -314,10 +346,8 @@ lv AS (
 top AS (
   SELECT session, venue, symbol, seq, MIN(receipt_ns) AS receipt_ns,
     MAX(CASE WHEN side = 'bid' AND qty > 0 THEN price END) AS bid,
-    MIN(CASE WHEN side = 'ask' AND qty > 0 THEN price END) AS ask,
-    SUM(CASE WHEN price IS NULL OR price <= 0 OR qty IS NULL OR qty < 0
-             OR (kind = 'snapshot' AND qty = 0) THEN 1 ELSE 0 END) AS bad_levels
-  FROM lv GROUP BY session, venue, symbol, seq
+    MIN(CASE WHEN side = 'ask' AND qty > 0 THEN price END) AS ask
+  FROM lv WHERE kind = 'snapshot' GROUP BY session, venue, symbol, seq
 ),
 f AS (
   SELECT CASE WHEN bid > ask THEN 'crossed' ELSE 'locked' END AS issue, session, venue, symbol,
@@ -325,7 +355,10 @@ f AS (
   FROM top WHERE bid >= ask
   UNION ALL
   SELECT 'non_positive' AS issue, session, venue, symbol, 'l2' AS channel, seq, receipt_ns,
-    CAST(bad_levels AS VARCHAR) || ' bad levels' AS detail FROM top WHERE bad_levels > 0
+    kind || ' ' || side || ' ' || COALESCE(CAST(price AS VARCHAR), '?') || ' x ' || COALESCE(CAST(qty AS VARCHAR), '?')
+      AS detail
+  FROM lv
+  WHERE price IS NULL OR price <= 0 OR qty IS NULL OR qty < 0 OR (kind = 'snapshot' AND qty = 0)
   UNION ALL
   SELECT CASE WHEN TRY_CAST(bid_price AS DOUBLE) > TRY_CAST(ask_price AS DOUBLE) THEN 'crossed'
     ELSE 'locked' END AS issue, session, venue, symbol, 'ticker' AS channel, seq, receipt_ns,
@@ -349,10 +382,11 @@ f AS (
     'feed reset: ' || reason AS detail
   FROM w_l2 WHERE kind = 'reset' AND (LOWER(reason) LIKE '%cross%' OR LOWER(reason) LIKE '%lock%')
   UNION ALL
-  SELECT 'duplicate_trade_id' AS issue, session, venue, symbol, 'trades' AS channel, seq, receipt_ns,
-    'trade id ' || CAST(trade_id AS VARCHAR) AS detail
+  SELECT 'duplicate_trade_id' AS issue, session, venue, symbol, 'trades' AS channel, MAX(seq) AS seq,
+    MAX(receipt_ns) AS receipt_ns,
+    'trade id ' || CAST(trade_id AS VARCHAR) || ' x' || CAST(COUNT(*) AS VARCHAR) AS detail
   FROM w_trades
-  QUALIFY COUNT(*) OVER (PARTITION BY session, venue, symbol, trade_id) > 1
+  GROUP BY session, venue, symbol, trade_id HAVING COUNT(*) > 1
   UNION ALL
   SELECT 'time_backwards' AS issue, session, venue, symbol, channel, seq, receipt_ns, detail
   FROM (
@@ -385,24 +419,28 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY issue, session, venue, symbol, channel O
 ORDER BY issue, session, venue, symbol, channel, receipt_ns, seq
 """
 
-# Completeness per minute of receipt time: messages per channel, and how many cadence slots
-# (100/250/500/1000 ms) saw trades or ticker changes; every such slot changed the book, so the depth
-# stream owes at least one message for it. Python picks the slot width of the subscribed stream.
+# Completeness per minute of receipt time: depth and other messages, and how many cadence slots
+# (100/250/500/1000 ms, derived from 100 ms slots aggregated first) saw trades or ticker changes;
+# every such slot changed the book, so the depth stream owes at least one message for it. Python
+# picks the slot width of the subscribed stream.
 COMPLETENESS = """
 ev AS (
-  SELECT session, venue, symbol, 'trades' AS channel, receipt_ns FROM w_trades
-  UNION ALL SELECT session, venue, symbol, 'ticker' AS channel, receipt_ns FROM w_tickers
-  UNION ALL SELECT session, venue, symbol, 'l2' AS channel, receipt_ns FROM w_l2 WHERE kind = 'delta'
+  SELECT session, venue, symbol, 0 AS is_l2, receipt_ns FROM w_trades
+  UNION ALL SELECT session, venue, symbol, 0 AS is_l2, receipt_ns FROM w_tickers
+  UNION ALL SELECT session, venue, symbol, 1 AS is_l2, receipt_ns FROM w_l2 WHERE kind = 'delta'
+),
+slots AS (
+  SELECT session, venue, symbol, CAST(FLOOR(receipt_ns / 100000000) AS BIGINT) AS slot,
+    SUM(is_l2) AS l2, COUNT(*) - SUM(is_l2) AS other
+  FROM ev GROUP BY session, venue, symbol, slot
 )
-SELECT session, venue, symbol, CAST(FLOOR(receipt_ns / 60000000000) AS BIGINT) AS minute,
-  SUM(CASE WHEN channel = 'l2' THEN 1 ELSE 0 END) AS l2,
-  SUM(CASE WHEN channel = 'trades' THEN 1 ELSE 0 END) AS trades,
-  SUM(CASE WHEN channel = 'ticker' THEN 1 ELSE 0 END) AS ticker,
-  COUNT(DISTINCT CASE WHEN channel <> 'l2' THEN CAST(FLOOR(receipt_ns / 100000000) AS BIGINT) END) AS a100,
-  COUNT(DISTINCT CASE WHEN channel <> 'l2' THEN CAST(FLOOR(receipt_ns / 250000000) AS BIGINT) END) AS a250,
-  COUNT(DISTINCT CASE WHEN channel <> 'l2' THEN CAST(FLOOR(receipt_ns / 500000000) AS BIGINT) END) AS a500,
-  COUNT(DISTINCT CASE WHEN channel <> 'l2' THEN CAST(FLOOR(receipt_ns / 1000000000) AS BIGINT) END) AS a1000
-FROM ev
+SELECT session, venue, symbol, CAST(FLOOR(slot / 600) AS BIGINT) AS minute,
+  SUM(l2) AS l2, SUM(other) AS other,
+  COUNT(DISTINCT CASE WHEN other > 0 THEN slot END) AS a100,
+  COUNT(DISTINCT CASE WHEN other > 0 THEN CAST(FLOOR(slot * 100 / 250) AS BIGINT) END) AS a250,
+  COUNT(DISTINCT CASE WHEN other > 0 THEN CAST(FLOOR(slot / 5) AS BIGINT) END) AS a500,
+  COUNT(DISTINCT CASE WHEN other > 0 THEN CAST(FLOOR(slot / 10) AS BIGINT) END) AS a1000
+FROM slots
 GROUP BY session, venue, symbol, minute
 ORDER BY session, venue, symbol, minute
 """

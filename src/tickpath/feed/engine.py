@@ -24,7 +24,7 @@ import logging
 from array import array
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.events import Event, Venue
@@ -129,7 +129,7 @@ class FeedEngine:
         events: list[Event]
         event_ms: int | None
         if t is DepthUpdate:
-            assert isinstance(msg, DepthUpdate)
+            msg = cast(DepthUpdate, msg)
             stats.depth += 1
             bs = self.books.get(msg.s)
             if bs is None:
@@ -140,9 +140,9 @@ class FeedEngine:
                 self.snapshots.request(msg.s)
             event_ms = msg.E
         elif t is AggTrade or t is RawTrade:
-            assert isinstance(msg, AggTrade | RawTrade)
+            msg = cast(AggTrade | RawTrade, msg)
             stats.trades += 1
-            tid = msg.a if isinstance(msg, AggTrade) else msg.t
+            tid = msg.a if t is AggTrade else msg.t  # type: ignore[union-attr]
             if tid <= self._last_trade.get(msg.s, -1):
                 stats.duplicates += 1
                 return None
@@ -150,7 +150,7 @@ class FeedEngine:
             events = [self.normalizer.trade(msg, wall_ns)]
             event_ms = msg.E
         elif t is BookTicker:
-            assert isinstance(msg, BookTicker)
+            msg = cast(BookTicker, msg)
             stats.tickers += 1
             if msg.u <= self._last_ticker.get(msg.s, -1):
                 stats.duplicates += 1

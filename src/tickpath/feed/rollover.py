@@ -81,6 +81,8 @@ class ShardRunner:
     def _closed(self, conn: FeedConnection) -> None:
         if conn in self._retiring:
             return  # a planned rollover close: the replacement already carries the streams
+        if any(c is not conn and c.is_open and c.first_frame.is_set() for c in self._tasks):
+            return  # closed during a rollover overlap: the other connection already delivers everything
         log_event(log, logging.WARNING, "shard_connection_lost", conn=conn.conn_id,
                   symbols=",".join(self.shard.symbols))
         if self.on_lost is not None:

@@ -7,13 +7,14 @@ simulator on loopback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from tickpath.errors import ConfigError
 from tickpath.venues.binance.endpoints import endpoints
 
 METHODS: tuple[str, ...] = ("dns", "tcp", "tls", "rest", "ws", "stream", "path")
+TIMED_METHODS: tuple[str, ...] = ("tcp", "tls", "rest", "ws", "stream")
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class ProbeConfig:
     ws_url: str | None = None
     symbol: str = "BTCUSDT"
     samples: int = 1000
-    duration: float | None = None  # if set, samples = rate * duration
+    duration: float | None = None  # total seconds, shared by the timed methods (instead of samples)
     rate: float = 50.0  # intended samples per second, per method
     warmup: int = 10  # leading samples discarded per method
     timeout: float = 2.0  # per sample
@@ -121,8 +122,6 @@ class ProbeConfig:
     imds_timeout: float = 0.3
     chrony: bool = True
     sys_root: str = "/"
-    progress: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         venue_defaults(self.venue)
@@ -145,16 +144,35 @@ class ProbeConfig:
         self.ws_endpoint()
 
     @property
-    def sample_count(self) -> int:
-        """Measured samples per method (warm-up comes on top)."""
-        if self.duration:
-            return max(1, int(self.rate * self.duration))
+    def timed_methods(self) -> tuple[str, ...]:
+        """The chosen methods that take samples over time (``--duration`` is shared among them)."""
+        return tuple(m for m in self.methods if m in TIMED_METHODS)
+
+    @property
+    def method_seconds(self) -> float | None:
+        """With ``--duration``: the seconds each timed method gets (the total is ``duration``)."""
+        if not self.duration:
+            return None
+        return self.duration / max(1, len(self.timed_methods))
+
+    def count_at(self, rate: float) -> int:
+        """Measured samples for a method sampled at ``rate``: ``--samples``, or its share of ``--duration``."""
+        seconds = self.method_seconds
+        if seconds is not None:
+            return max(1, int(rate * seconds))
         return self.samples
+
+    @property
+    def sample_count(self) -> int:
+        """Measured samples per method at ``--rate`` (warm-up comes on top)."""
+        return self.count_at(self.rate)
 
     @property
     def stream_seconds(self) -> float:
         if self.stream_duration is not None:
             return self.stream_duration
+        if self.method_seconds is not None:
+            return self.method_seconds
         return min(60.0, max(2.0, self.sample_count / self.rate))
 
     def defaults(self) -> VenueDefaults:

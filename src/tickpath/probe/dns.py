@@ -54,6 +54,7 @@ class DnsResult:
     answer: DnsAnswer | None
     samples_ns: list[int] = field(default_factory=list)
     edge: dict[str, str] | None = None
+    ptr: dict[str, str | None] = field(default_factory=dict)  # reverse names of the addresses
 
     @property
     def ips(self) -> tuple[str, ...]:
@@ -71,6 +72,7 @@ class DnsResult:
             "aaaa": list(a.ipv6) if a else [],
             "first_resolve_us": round(self.samples_ns[0] / 1e3, 3) if self.samples_ns else None,
             "edge": self.edge,
+            "ptr": dict(self.ptr),
         }
 
 
@@ -122,8 +124,19 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-async def resolve(host: str, samples: int = 1) -> DnsResult:
-    """Resolve ``host`` ``samples`` times in a worker thread (the call blocks), timing each."""
+def _reverse_blocking(ip: str) -> str | None:
+    try:
+        return socket.gethostbyaddr(ip)[0]
+    except OSError:
+        return None
+
+
+async def resolve(host: str, samples: int = 1, *, reverse: int = 0, reverse_timeout: float = 1.0) -> DnsResult:
+    """Resolve ``host`` ``samples`` times in a worker thread (the call blocks), timing each.
+
+    With ``reverse`` > 0 the first that many addresses are also looked up in reverse: an edge
+    without a CNAME (CloudFront by A record, an accelerator's anycast IPs) often names itself there.
+    """
     loop = asyncio.get_running_loop()
     result = DnsResult(host, None)
     for _ in range(max(1, samples)):
@@ -132,5 +145,11 @@ async def resolve(host: str, samples: int = 1) -> DnsResult:
         if result.answer is None:
             result.answer = answer
     assert result.answer is not None
-    result.edge = detect_edge(result.answer.cname_chain)
+    for ip in result.ips[:reverse]:
+        try:
+            result.ptr[ip] = await asyncio.wait_for(loop.run_in_executor(None, _reverse_blocking, ip), reverse_timeout)
+        except TimeoutError:
+            result.ptr[ip] = None
+    names = list(result.answer.cname_chain) + [n for n in result.ptr.values() if n]
+    result.edge = detect_edge(names)
     return result

@@ -133,6 +133,9 @@ def render_table(result: ProbeResult, console: Console) -> None:
         if len(rows) == 2:
             rows = rows[1:]  # one target: the per-IP row says it all
         for target, s in rows:
+            if not s["count"]:
+                table.add_row(method, target, "-", "-", "-", "-", "-", "0", str(s["losses"]))
+                continue
             table.add_row(
                 method,
                 target,
@@ -188,7 +191,7 @@ def render_table(result: ProbeResult, console: Console) -> None:
             elif "hops" in info:
                 console.print(f"{tool}: {len(info['hops'])} hop(s) to {path['destination']}")
     for method, body in data["methods"].items():
-        if isinstance(body, dict) and body.get("note"):
+        if isinstance(body, dict) and body.get("note") and method != "stream":
             console.print(f"[dim]{method}: {body['note']}[/]")
     for err in data["errors"]:
         where = f" {err['target']}" if err.get("target") else ""

@@ -71,6 +71,7 @@ class ProbeResult:
     path: dict[str, Any] | None = None
     notes: dict[str, str] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    _dict: dict[str, Any] | None = field(default=None, repr=False)
 
     def add_error(self, method: str, exc: BaseException, target: str | None = None) -> None:
         code = exc.exit_code if isinstance(exc, TickpathError) else 4
@@ -83,6 +84,7 @@ class ProbeResult:
         if target is not None:
             entry["target"] = target
         self.errors.append(entry)
+        self._dict = None
         log_event(log, logging.INFO, "probe_method_failed", method=method, error=type(exc).__name__)
 
     @property
@@ -90,31 +92,43 @@ class ProbeResult:
         return int(self.errors[0]["exit_code"]) if self.errors else 0
 
     def recorders(self) -> dict[str, LatencyRecorder]:
-        """Every histogram by name (``tcp``, ``tcp.1.2.3.4:443``, ``stream.depth.E``...), for .hgrm files."""
+        """The histograms worth a ``.hgrm`` file, by name: each method (``tcp``), each target when a
+        method has several (``tcp.1.2.3.4:443``), the stream headline and each stream type's E
+        latency (``stream.depth.E``, corrected when an offset is known). Every histogram is also in
+        the JSON, encoded."""
         out: dict[str, LatencyRecorder] = {}
         for method, st in self.stats.items():
             out[method] = st.overall.latency
-            for name, ts in st.per_target.items():
-                out[f"{method}.{name}"] = ts.latency
+            if len(st.per_target) > 1:
+                for name, ts in st.per_target.items():
+                    out[f"{method}.{name}"] = ts.latency
         if self.stream is not None:
             out["stream"] = self.stream.headline(self.offset)
             for (label, fld), series in self.stream.series.items():
-                raw, corrected = series.recorders(self.offset)
-                out[f"stream.{label}.{fld}.raw"] = raw
-                if corrected is not None:
-                    out[f"stream.{label}.{fld}.corrected"] = corrected
+                if fld == "E":
+                    raw, corrected = series.recorders(self.offset)
+                    out[f"stream.{label}.E"] = corrected if corrected is not None else raw
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """The result in schema ``tickpath.probe/1`` (computed once the run has finished, then kept)."""
+        if self._dict is not None:
+            return self._dict
+        data = self._build()
+        if self.finished:
+            self._dict = data
+        return data
+
+    def _build(self) -> dict[str, Any]:
         methods: dict[str, Any] = {}
         for name, st in self.stats.items():
             methods[name] = st.to_dict()
         if "dns" in methods:
             methods["dns"]["hosts"] = {h: r.to_dict() for h, r in self.dns.items()}
         if self.stream is not None:
-            headline = self.stream.headline(self.offset)
+            headline, summary = self.stream.headline_summary(self.offset)
             methods["stream"] = {
-                "summary": headline.summary().to_dict(),
+                "summary": summary,
                 "histogram": headline.encode(),
                 "corrected": self.offset is not None,
                 **self.stream.to_dict(self.offset),
@@ -173,7 +187,7 @@ class _Runner:
         return OpenLoopSchedule(
             self.clock,
             rate=rate or self.c.rate,
-            count=self.c.sample_count,
+            count=self.c.count_at(rate or self.c.rate),
             warmup=self.c.warmup,
             timeout=self.c.timeout,
         )
@@ -181,7 +195,7 @@ class _Runner:
     async def _sampled(self, method: str, targets: list[str], op: SampleOp, rate: float | None = None) -> MethodStats:
         stats = MethodStats.new(method, targets)
         self.result.stats[method] = stats
-        total = self.c.sample_count
+        total = self.c.count_at(rate or self.c.rate)
 
         def tick(done: int) -> None:
             if self.progress is not None:
@@ -252,7 +266,7 @@ class _Runner:
         ips: dict[str, list[str]] = {"rest": [], "ws": []}
         for host in sorted(set(hosts.values())):
             try:
-                res = await resolve(host, samples)
+                res = await resolve(host, samples, reverse=c.max_ips if "dns" in c.methods else 0)
             except TickpathError as exc:
                 dns_stats.loss(host, type(exc).__name__, str(exc))
                 r.add_error("dns", exc, host)
@@ -286,16 +300,17 @@ class _Runner:
         by_name: dict[str, list[str]] = {}
         for role, ep in (("rest", self.rest), ("ws", self.ws)):
             if ep.tls:
+                host_targets = by_name.setdefault(ep.host, [])
                 for ip in ips[role]:
                     t = target_name(ip, ep.port)
-                    if t not in by_name.setdefault(ep.host, []):
-                        by_name[ep.host].append(t)
+                    if t not in host_targets:
+                        host_targets.append(t)
         if not by_name:
             self.result.notes["tls"] = "skipped: neither endpoint uses TLS (http:// and ws:// URLs)"
             return
         if not any(by_name.values()):
             raise _no_address("tls")
-        # One SNI per host name; when REST and WS hosts differ, the second host's IPs follow the first's.
+        # Each target is greeted with the SNI of the host name it was resolved for.
         host = next(iter(by_name))
         targets = [t for ts in by_name.values() for t in ts]
         names = {t: h for h, ts in by_name.items() for t in ts}
@@ -371,6 +386,16 @@ class _Runner:
         self.result.stream = await capture_stream(
             self.clock, pool, ips["ws"][0], self.c.stream_names(), self.c.stream_seconds
         )
+        if not self.result.stream.series and not self.result.stream.error:
+            self.result.errors.append(
+                {
+                    "method": "stream",
+                    "error": "ExchangeError",
+                    "exit_code": 5,
+                    "message": f"no market data with event times arrived in {self.c.stream_seconds:g} s "
+                    f"({self.result.stream.messages} messages); is {self.c.symbol} traded on {self.c.venue}?",
+                }
+            )
         if self.result.stream.error:
             self.result.errors.append(
                 {

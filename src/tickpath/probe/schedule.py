@@ -21,7 +21,7 @@ from typing import Any
 
 from tickpath.clock import Clock, SystemClock
 from tickpath.errors import TickpathError
-from tickpath.stats import LatencyRecorder
+from tickpath.stats import SUMMARY_PERCENTILES, LatencyRecorder, LatencySummary
 
 # How far ahead of the first intended time the schedule starts, so sample 0 is not late by setup.
 _LEAD_NS = 1_000_000
@@ -42,6 +42,31 @@ async def wait_until(clock: Clock, deadline_ns: int) -> None:
         await asyncio.sleep(0)
 
 
+def summarize(rec: LatencyRecorder, total_ns: float) -> LatencySummary:
+    """``rec.summary()`` with the mean taken from a running sum instead of a histogram walk.
+
+    The percentiles, min and max still come from the HdrHistogram; only the mean, which the
+    histogram library computes by iterating every bucket in pure Python (~0.2 s per histogram),
+    is replaced by the exact arithmetic mean of the recorded values.
+    """
+    if not rec.count:
+        return rec.summary()
+    p = [rec.percentile(x) for x in SUMMARY_PERCENTILES]
+    return LatencySummary(
+        count=rec.count,
+        losses=rec.losses,
+        min_ns=rec.percentile(0.0),
+        mean_ns=total_ns / rec.count,
+        p50_ns=p[0],
+        p90_ns=p[1],
+        p99_ns=p[2],
+        p999_ns=p[3],
+        p9999_ns=p[4],
+        max_ns=rec.percentile(100.0),
+        clamped=rec.clamped,
+    )
+
+
 @dataclass
 class TargetStats:
     """Latency from intended time, service time and losses of one target (one IP)."""
@@ -51,6 +76,10 @@ class TargetStats:
     service: LatencyRecorder
     errors: dict[str, int] = field(default_factory=dict)
     last_error: str | None = None
+    total_ns: int = 0  # sum of recorded latencies, for the mean
+
+    def summary(self) -> LatencySummary:
+        return summarize(self.latency, self.total_ns)
 
     @classmethod
     def new(cls, name: str) -> TargetStats:
@@ -81,6 +110,7 @@ class MethodStats:
         for ts in (self.overall, self.per_target[target]):
             ts.latency.record(latency_ns)
             ts.service.record(service_ns)
+            ts.total_ns += latency_ns
 
     def loss(self, target: str, kind: str, message: str) -> None:
         self.overall.loss(kind, f"{target}: {message}")
@@ -88,9 +118,16 @@ class MethodStats:
 
     def to_dict(self, unit: str = "us") -> dict[str, Any]:
         def one(ts: TargetStats) -> dict[str, Any]:
+            # Service time: only the two figures a reader compares (each summary walks the whole
+            # histogram in pure Python, which is slow on wide ranges).
+            scale = {"ns": 1.0, "us": 1e3, "ms": 1e6}[unit]
             return {
-                "summary": ts.latency.summary().to_dict(unit),
-                "service": ts.service.summary().to_dict(unit),
+                "summary": ts.summary().to_dict(unit),
+                "service": {
+                    "p50": round(ts.service.percentile(50) / scale, 3),
+                    "p99": round(ts.service.percentile(99) / scale, 3),
+                    "unit": unit,
+                },
                 "histogram": ts.latency.encode(),
                 "errors": dict(ts.errors),
                 "last_error": ts.last_error,

@@ -22,6 +22,7 @@ import orjson
 from tickpath.clock import Clock
 from tickpath.probe.clock_offset import HALF_MS, MS, OffsetEstimate
 from tickpath.probe.connect import ConnectionPool, ws_setup
+from tickpath.probe.schedule import summarize
 from tickpath.stats import LatencyRecorder
 
 RESOLUTION_NOTE = (
@@ -51,12 +52,13 @@ class StreamSeries:
         raw, corrected = self.recorders(offset)
         out: dict[str, Any] = {
             "count": len(self.raw_ns),
-            "raw": raw.summary().to_dict(unit),
+            "raw": summarize(raw, sum(self.raw_ns)).to_dict(unit),
             "raw_median_signed": round(statistics.median(self.raw_ns) / 1e3, 3) if self.raw_ns else None,
             "raw_histogram": raw.encode(),
         }
         if corrected is not None and offset is not None:
-            out["corrected"] = corrected.summary().to_dict(unit)
+            shifted = sum(self.raw_ns) + offset.offset_ns * len(self.raw_ns)
+            out["corrected"] = summarize(corrected, shifted).to_dict(unit)
             out["corrected_median_signed"] = (
                 round((statistics.median(self.raw_ns) + offset.offset_ns) / 1e3, 3) if self.raw_ns else None
             )
@@ -126,12 +128,21 @@ class StreamResult:
 
     def headline(self, offset: OffsetEstimate | None) -> LatencyRecorder:
         """All E-based latencies in one recorder (corrected when an offset is known)."""
+        return self._headline(offset)[0]
+
+    def _headline(self, offset: OffsetEstimate | None) -> tuple[LatencyRecorder, int]:
         rec = LatencyRecorder("stream")
         shift = offset.offset_ns if offset else 0
+        total = 0
         for (_label, fld), series in self.series.items():
             if fld == "E":
                 rec.record_many(v + shift for v in series.raw_ns)
-        return rec
+                total += sum(series.raw_ns) + shift * len(series.raw_ns)
+        return rec, total
+
+    def headline_summary(self, offset: OffsetEstimate | None) -> tuple[LatencyRecorder, dict[str, Any]]:
+        rec, total = self._headline(offset)
+        return rec, summarize(rec, total).to_dict()
 
 
 async def capture_stream(

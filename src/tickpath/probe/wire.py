@@ -19,6 +19,7 @@ import ssl
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from tickpath.clock import Clock
 from tickpath.errors import ConnectionClosedError, ConnectionFailedError, ExchangeError, HandshakeError
@@ -78,8 +79,8 @@ class WireProtocol(asyncio.Protocol):
 
     # -- asyncio callbacks --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but offer the same API.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None:

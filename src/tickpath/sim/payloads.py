@@ -67,7 +67,7 @@ def trade(venue: Venue, symbol: str, trade_id: int, price: str, qty: str, e_ms: 
 
 
 def depth_snapshot(venue: Venue, last_update_id: int, bids: list[tuple[str, str]],
-                   asks: list[tuple[str, str]], e_ms: int, t_ms: int) -> bytes:
+                   asks: list[tuple[str, str]], e_ms: int = 0, t_ms: int = 0) -> bytes:
     if venue == "futures":
         return orjson.dumps({"lastUpdateId": last_update_id, "E": e_ms, "T": t_ms, "bids": bids, "asks": asks})
     return orjson.dumps({"lastUpdateId": last_update_id, "bids": bids, "asks": asks})

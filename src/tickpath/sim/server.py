@@ -73,6 +73,13 @@ class Endpoint:
                 **({"replay_path": self.replay_path} if self.replay_path else {})}
 
 
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A background task that dies is a bug: say so loudly instead of going silent."""
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.error("sim background task %s crashed: %r", task.get_coro(), exc, exc_info=exc)
+
+
 class Simulator:
     """Binance-compatible market-data simulator; an async context manager."""
 
@@ -150,6 +157,8 @@ class Simulator:
         if self.fault_plan is not None and not self.fault_plan.empty:
             targets = [(v, s) for v, h in self.hubs.items() for s in h.markets]
             self._tasks.append(loop.create_task(run_plan(self.fault_plan, self.faults, targets)))
+        for t in self._tasks:
+            t.add_done_callback(_report_crash)
         self._started = True
         log_event(log, logging.INFO, "sim_started", venues=",".join(cfg.venue_list),
                   zones=",".join(z.name for z in cfg.zones), listeners=len(self._endpoints))

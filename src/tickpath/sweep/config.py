@@ -77,6 +77,7 @@ class SweepConfig:
     # local
     local_zones: tuple[LocalZone, ...] = ()
     probe_command: tuple[str, ...] = ()
+    simulator_zones: str | None = None  # "a:1ms;b:5ms": the sweep runs `tickpath sim` for its duration
 
     @property
     def timeout_s(self) -> float:
@@ -187,8 +188,16 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
 
     local_zones: tuple[LocalZone, ...] = ()
     probe_command: tuple[str, ...] = ()
+    simulator: str | None = None
     if provider == "local":
-        zones_raw = _take(local_t, "zones", list, "local", required=True)
+        simulator = _take(local_t, "simulator", str, "local", None)
+        zones_raw = _take(local_t, "zones", list, "local", [] if simulator else None, required=not simulator)
+        if simulator and zones_raw:
+            raise ConfigError("[local] takes either zones (endpoints you run) or simulator (the sweep runs one), "
+                              "not both")
+        if simulator:
+            zones_raw = [{"id": _sim_zone_name(part), "rest_url": "", "ws_url": ""}
+                         for part in simulator.split(";") if part.strip()]
         zones = []
         for i, z in enumerate(zones_raw):
             if not isinstance(z, dict):
@@ -274,5 +283,12 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
         result_timeout_s=float(timeout) if timeout is not None else None, poll_interval_s=poll,
         max_parallel=max_parallel, state_dir=state_dir, results_dir=results_dir,
         prices_usd_per_hour=prices, tickpath_install=install, results_expiry_days=expiry,
-        local_zones=local_zones, probe_command=probe_command,
+        local_zones=local_zones, probe_command=probe_command, simulator_zones=simulator,
     )
+
+
+def _sim_zone_name(part: str) -> str:
+    name = part.split(":", 1)[0].strip()
+    if ":" not in part or not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name):
+        raise ConfigError(f"local.simulator zone {part.strip()!r} must look like NAME:DELAYms, e.g. fast:1ms")
+    return name

@@ -31,6 +31,7 @@ from tickpath.sweep.ranking import doomed, extract_figures, rank
 log = logging.getLogger("tickpath.sweep")
 
 FINAL = ("destroyed", "kept", "destroy_failed")
+MAX_STORE_ERRORS = 5  # consecutive failed polls of the result store before the sweep gives up
 ProgressFn = Callable[[str, "CandidateState"], None]
 
 
@@ -176,7 +177,11 @@ class Orchestrator:
             st.figures = extract_figures(doc["probe"])
             score = self.cfg.metric.evaluate(st.figures)
         except TickpathError as exc:
-            self._fail(st, f"unusable probe result: {exc}")
+            errors = doc["probe"].get("errors")
+            why = ""
+            if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+                why = f" (probe: {errors[0].get('method', '?')}: {errors[0].get('message', '?')})"
+            self._fail(st, f"unusable probe result: {exc}{why}")
             return
         for method in sorted({t.method for t in self.cfg.metric.terms}):
             loss = st.figures.get(f"{method}.loss_ratio", 0.0)
@@ -194,15 +199,25 @@ class Orchestrator:
     async def _collect(self) -> None:
         interval_ns = int(self.cfg.poll_interval_s * 1e9)
         timeout_ns = int(self.cfg.timeout_s * 1e9)
+        store_errors = 0
         while True:
             waiting = [s for s in self.states.values() if s.status in ("pending", "applying", "running")]
             if not waiting:
                 return
-            ready = await asyncio.to_thread(self.prov.store.ready, self.sweep_id)
-            for st in waiting:
-                if st.status == "running" and st.name in ready:
-                    body = await asyncio.to_thread(self.prov.store.get, self.sweep_id, st.name)
-                    self._take_result(st, body)
+            try:
+                ready = await asyncio.to_thread(self.prov.store.ready, self.sweep_id)
+                for st in waiting:
+                    if st.status == "running" and st.name in ready:
+                        body = await asyncio.to_thread(self.prov.store.get, self.sweep_id, st.name)
+                        self._take_result(st, body)
+                store_errors = 0
+            except TickpathError as exc:
+                # A throttled or briefly unreachable store must not end a sweep; a dead one must.
+                store_errors += 1
+                log_event(log, logging.WARNING, "result_store_error", sweep=self.sweep_id, error=exc,
+                          consecutive=store_errors)
+                if store_errors >= MAX_STORE_ERRORS:
+                    raise
             for name in doomed(self._scores(), self.cfg.keep):
                 st = self.states[name]
                 if st.status == "reported":

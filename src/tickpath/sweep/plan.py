@@ -112,7 +112,9 @@ def check_cost(cfg: SweepConfig) -> float:
 def resources(cfg: SweepConfig) -> dict[str, list[str]]:
     """What ``run`` will create, shared and per candidate (the modules' resources, by address)."""
     if cfg.provider == "local":
-        return {"shared": [f"results directory {cfg.state_dir}/<sweep-id>/store"],
+        sim = [f"a `tickpath sim` process serving zones {cfg.simulator_zones} (for the sweep's duration)"]
+        shared = [f"results directory {cfg.state_dir}/<sweep-id>/store", *(sim if cfg.simulator_zones else [])]
+        return {"shared": shared,
                 "per_candidate": ["terraform_data.agent (a probe agent process on this machine)"]}
     per = [
         "aws_subnet.probe (in the AZ ID, in the sweep VPC)",
@@ -143,4 +145,5 @@ def describe(cfg: SweepConfig) -> dict[str, Any]:
                         "probe": ["tickpath", *probe_argv(cfg, c)]} for c in cands],
         "expected_cost_usd": round(cost, 4), "max_cost_usd": cfg.max_cost_usd,
         "within_budget": cost <= cfg.max_cost_usd, "resources": resources(cfg),
+        "simulator": cfg.simulator_zones,
     }

@@ -156,7 +156,7 @@ class TerraformProvisioner:
     def _probe_command(self, c: Candidate) -> list[str]:
         """The real ``tickpath probe``, or ``[local] probe_command`` with {placeholders} filled in."""
         if not self.cfg.probe_command:
-            return [self.python, "-m", "tickpath.cli.main", *probe_argv(self.cfg, c)]
+            return [self.python, "-m", "tickpath.sweep.probe_cli", *probe_argv(self.cfg, c)]
         zone = self.cfg.zone(c.az_id)
         values = {"python": self.python, "candidate": c.name, "az_id": c.az_id,
                   "rest_url": zone.rest_url if zone else "", "ws_url": zone.ws_url if zone else "",

@@ -3,7 +3,8 @@
 ``latency_results.csv`` has one row per candidate; failed candidates are marked, have no rank and are
 never named best. ``summary.json``/``summary.md`` name the winner and say why: its metric value, the
 figures that make it up, and the margin to the runner-up. Histograms are the probe's own encoded
-HdrHistograms written as ``.hgrm`` via :mod:`tickpath.stats`.
+HdrHistograms (``.hdr``, every method and address of every candidate) and, for the winners, the
+percentile distributions (``.hgrm``) of the methods the metric ranks on, via :mod:`tickpath.stats`.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def write_results(cfg: SweepConfig, outcome: SweepOutcome, out_root: Path | None
         n += 1
     (out / "candidates").mkdir(parents=True)
     rank_of = {name: i + 1 for i, name in enumerate(outcome.ranking)}
+    ranked_methods = {f"methods.{t.method}" for t in cfg.metric.terms}
     figure_keys = sorted({k for s in outcome.states.values() for k in s.figures} | set(CSV_FIGURES))
     with (out / "latency_results.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -92,11 +94,17 @@ def write_results(cfg: SweepConfig, outcome: SweepOutcome, out_root: Path | None
             {"state": st.to_dict(), "result": st.result}, indent=2, default=str))
         probe = (st.result or {}).get("probe")
         for where, encoded in _histograms(probe):
-            try:
-                rec = LatencyRecorder.decode(encoded, f"{name}:{where}")
-            except TickpathError:
-                continue  # a corrupt histogram must not lose the rest of the results
-            rec.write_hgrm(cdir / f"{_safe(name)}.{_safe(where)}.hgrm")
+            # Every histogram in its lossless encoded form (one line; HdrHistogram tools and
+            # tickpath.stats.merge_encoded read it). Percentile text (.hgrm) is rendered only for
+            # the winners' histograms of the ranked methods: rendering costs seconds of CPU each.
+            base = cdir / f"{_safe(name)}.{_safe(where)}"
+            base.with_name(base.name + ".hdr").write_text(encoded + "\n", encoding="ascii")
+            if name in outcome.winners and where in ranked_methods:
+                try:
+                    rec = LatencyRecorder.decode(encoded, f"{name}:{where}")
+                except TickpathError:
+                    continue  # a corrupt histogram must not lose the rest of the results
+                rec.write_hgrm(base.with_name(base.name + ".hgrm"))
     doc = summary(cfg, outcome)
     doc["candidates"] = {n: s.to_dict() for n, s in outcome.states.items()}
     (out / "summary.json").write_text(json.dumps(doc, indent=2, default=str))

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
-from collections.abc import Callable
+import sys
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, InfraError, TickpathError
 from tickpath.logs import log_event
 from tickpath.sweep.cleanup import AwsTagCleaner, local_agents, stop_local_agents
-from tickpath.sweep.config import SweepConfig
+from tickpath.sweep.config import LocalZone, SweepConfig
 from tickpath.sweep.orchestrator import CandidateState, Orchestrator, ProgressFn, SweepOutcome
 from tickpath.sweep.plan import candidates, check_cost, new_sweep_id, validate_sweep_id
 from tickpath.sweep.provision import (
@@ -70,6 +73,7 @@ def aws_preflight(cfg: SweepConfig, client_factory: Callable[[str], Any] | None 
         missing = [f"{t} in {a}" for a in cfg.az_ids for t in cfg.instance_types if (a, t) not in offered]
         if missing:
             raise ConfigError(f"instance types not offered: {', '.join(missing)}")
+        _check_vcpu_quota(cfg, ec2, factory, ClientError)
     except NoCredentialsError as exc:
         raise ConfigError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
     except ClientError as exc:
@@ -81,12 +85,69 @@ def aws_preflight(cfg: SweepConfig, client_factory: Callable[[str], Any] | None 
         raise InfraError(f"AWS preflight failed: {exc}") from exc
 
 
+# Service Quotas codes of the vCPU limits standard instance families (A, C, D, H, I, M, R, T, Z) count against.
+_VCPU_QUOTA = {"on-demand": "L-1216C47A", "spot": "L-34B43A08"}
+
+
+def _check_vcpu_quota(cfg: SweepConfig, ec2: Any, factory: Callable[[str], Any],
+                      client_error: type[Exception]) -> None:
+    """Refuse a sweep whose vCPUs exceed the account's regional limit (usage by others is not known)."""
+    if not all(t[:1] in "acdhimrtz" for t in cfg.instance_types):
+        return  # other families (P, G, X, ...) have their own quotas; let the apply report them
+    try:
+        types = ec2.describe_instance_types(InstanceTypes=list(cfg.instance_types))["InstanceTypes"]
+        vcpus = {t["InstanceType"]: int(t["VCpuInfo"]["DefaultVCpus"]) for t in types}
+        quota = factory("service-quotas").get_service_quota(ServiceCode="ec2", QuotaCode=_VCPU_QUOTA[cfg.market])
+        limit = float(quota["Quota"]["Value"])
+    except client_error as exc:  # e.g. no servicequotas permission: the apply will still report a limit
+        log_event(log, logging.WARNING, "vcpu_quota_unchecked", error=exc)
+        return
+    need = sum(vcpus.get(t, 0) for t in cfg.instance_types) * len(cfg.az_ids) * cfg.instances_per_candidate
+    if need > limit:
+        raise ConfigError(f"the sweep needs {need} {cfg.market} vCPUs at once but the account's limit in "
+                          f"{cfg.region} is {limit:g}; request a quota increase or sweep fewer candidates")
+
+
 def _status_writer(d: Path, sweep_id: str) -> Callable[[dict[str, CandidateState]], None]:
     def write(states: dict[str, CandidateState]) -> None:
         with contextlib.suppress(OSError):
             write_json(d / "status.json", {"sweep_id": sweep_id,
                                            "candidates": {n: s.to_dict() for n, s in states.items()}})
     return write
+
+
+@contextlib.asynccontextmanager
+async def simulator_for(cfg: SweepConfig) -> AsyncIterator[SweepConfig]:
+    """With ``[local] simulator``, run ``tickpath sim`` for the sweep and point the zones at it."""
+    if not cfg.simulator_zones:
+        yield cfg
+        return
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tickpath.cli.main", "sim", "--venue", cfg.probe.venue, "--symbols", cfg.probe.symbol,
+        "--rate", "20", "--zones", cfg.simulator_zones, "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            endpoints = json.loads(line)["endpoints"]
+        except (TimeoutError, ValueError, KeyError) as exc:
+            err = b""
+            if proc.returncode is not None and proc.stderr is not None:
+                err = await proc.stderr.read()
+            raise ConfigError(f"the simulator for [local] simulator did not start: "
+                              f"{err.decode(errors='replace').strip() or exc}") from exc
+        by_zone = {e["zone"]: e for e in endpoints if e["venue"] == cfg.probe.venue}
+        zones = tuple(LocalZone(z.id, by_zone[z.id]["rest_url"], by_zone[z.id]["ws_url"]) for z in cfg.local_zones)
+        log_event(log, logging.INFO, "simulator_started", pid=proc.pid, zones=len(zones))
+        yield dataclasses.replace(cfg, local_zones=zones)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
 
 
 async def run_sweep(cfg: SweepConfig, *, config_path: str | None = None, terraform: str | None = None,
@@ -103,10 +164,11 @@ async def run_sweep(cfg: SweepConfig, *, config_path: str | None = None, terrafo
     if on_start:
         on_start(sid)
     log_event(log, logging.INFO, "sweep_started", sweep=sid, candidates=len(candidates(cfg)), dir=d)
-    prov = TerraformProvisioner(cfg, sid, terraform=binary)
-    orch = Orchestrator(cfg, sid, prov, clock=clock, progress=progress, candidates=candidates(cfg),
-                        on_change=_status_writer(d, sid))
-    outcome = await orch.run()
+    async with simulator_for(cfg) as cfg:
+        prov = TerraformProvisioner(cfg, sid, terraform=binary)
+        orch = Orchestrator(cfg, sid, prov, clock=clock, progress=progress, candidates=candidates(cfg),
+                            on_change=_status_writer(d, sid))
+        outcome = await orch.run()
     out = write_results(cfg, outcome)
     write_json(d / "result.json", {"results_dir": str(out), "winners": outcome.winners})
     return SweepRun(outcome, out)
@@ -118,8 +180,6 @@ def sweep_status(state_dir: Path, sweep_id: str) -> dict[str, Any]:
     manifest = read_manifest(d)
     status: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
-        import json
-
         status = json.loads((d / "status.json").read_text()).get("candidates", {})
     cands = {}
     for c in manifest["candidates"]:
@@ -166,10 +226,27 @@ async def cleanup_sweep(state_dir: Path, sweep_id: str, *,
         cleaner = AwsTagCleaner(sweep_id, region=manifest["region"], client_factory=aws_client_factory)
         swept = await asyncio.to_thread(cleaner.run)
     left = [r.name for r in roots if state_resources(r)]
+    _mark_cleaned(d, {r.name for r in roots} - set(left))
     log_event(log, logging.INFO, "sweep_cleaned", sweep=sweep_id, destroyed=len(destroyed), swept=len(swept))
     if errors or left:
         raise InfraError(f"cleanup of {sweep_id} incomplete: {'; '.join(errors) or ', '.join(left)}")
     return {"sweep_id": sweep_id, "destroyed": destroyed, "tag_search_removed": swept}
+
+
+def _mark_cleaned(d: Path, gone: set[str]) -> None:
+    """Record in status.json that cleanup removed these candidates (status reads it)."""
+    path = d / "status.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    for name, cand in doc.get("candidates", {}).items():
+        if name in gone and cand.get("status") not in ("destroyed",):
+            cand["status"] = "destroyed"
+            cand["error"] = (cand.get("error") or "") + " (destroyed by cleanup)" if cand.get("error") else \
+                "destroyed by cleanup"
+    with contextlib.suppress(OSError):
+        write_json(path, doc)
 
 
 def list_sweeps(state_dir: Path) -> list[str]:

@@ -60,6 +60,23 @@ _kind_cache: dict[str, str] = {}
 _KIND_CACHE_MAX = 16384  # stream names are few; the cap only guards against a hostile peer
 
 
+def _data_of(kind_type: Any) -> msgspec.json.Decoder[Any]:
+    """A decoder of ``{"stream": ..., "data": <kind_type>}`` that reads only ``data``: one pass."""
+    envelope = msgspec.defstruct(f"{kind_type.__name__}Envelope", [("data", kind_type)], frozen=True)
+    return msgspec.json.Decoder(envelope)
+
+
+_ENVELOPED: dict[str, msgspec.json.Decoder[Any]] = {
+    "depth": _data_of(DepthUpdate), "aggTrade": _data_of(AggTrade), "trade": _data_of(RawTrade),
+    "bookTicker": _data_of(BookTicker), "kline": _data_of(Kline),
+}
+# Stream name as it appears at the start of a frame (bytes or str) -> one-pass decoder (None: unknown).
+_by_prefix: dict[bytes | str, msgspec.json.Decoder[Any] | None] = {}
+_PREFIX_B = b'{"stream":"'
+_PREFIX_S = '{"stream":"'
+_PREFIX_LEN = len(_PREFIX_B)
+
+
 def stream_kind(stream_name: str) -> str:
     """The kind of a stream name: ``btcusdt@depth@100ms`` -> ``depth``, ``x@kline_1m`` -> ``kline``.
 
@@ -83,7 +100,27 @@ def _sample(raw: bytes | str) -> str:
 
 
 def decode_frame(raw: bytes | str) -> WireMessage:
-    """Decode one WebSocket text frame into its wire type; raises :class:`ParseError` on bad input."""
+    """Decode one WebSocket text frame into its wire type; raises :class:`ParseError` on bad input.
+
+    Fast path: a combined-stream frame starting ``{"stream":"<name>"`` (as Binance and the simulator
+    send them) is decoded in one pass by a decoder picked from the stream name. Anything else takes
+    the general path (envelope first, then the payload).
+    """
+    if raw.startswith(_PREFIX_B if type(raw) is bytes else _PREFIX_S):  # type: ignore[arg-type]
+        name = raw[_PREFIX_LEN:raw.find(b'"' if type(raw) is bytes else '"', _PREFIX_LEN)]  # type: ignore[arg-type]
+        try:
+            dec = _by_prefix[name]
+        except KeyError:
+            text = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+            dec = _ENVELOPED.get(stream_kind(text))
+            if len(_by_prefix) < _KIND_CACHE_MAX:
+                _by_prefix[name] = dec
+        if dec is not None:
+            return _decode_with(dec, raw, raw).data  # type: ignore[no-any-return]
+    return _decode_general(raw)
+
+
+def _decode_general(raw: bytes | str) -> WireMessage:
     try:
         env = _envelope.decode(raw)
     except msgspec.DecodeError as exc:

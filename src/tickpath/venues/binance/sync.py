@@ -28,9 +28,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 from tickpath.book.orderbook import InvalidLevelError, OrderBook
 from tickpath.book.topn import TopNWindow
+from tickpath.errors import ConfigError
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Venue
 from tickpath.venues.binance.schemas import DepthSnapshot, DepthUpdate
 
@@ -63,7 +65,7 @@ class BookSync:
     def __init__(self, venue: Venue, symbol: str, *, session: str, depth: int | None = None,
                  max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         if venue not in ("spot", "futures"):
-            raise ValueError(f"unknown venue {venue!r}")
+            raise ConfigError(f"unknown venue {venue!r}; known venues: spot, futures")
         self.venue: Venue = venue
         self.symbol = symbol
         self.session = session
@@ -78,6 +80,7 @@ class BookSync:
         self._buffer: deque[tuple[DepthUpdate, int]] = deque()
         self._futures = venue == "futures"
         self._window = TopNWindow(depth) if depth is not None else None
+        self._plain = depth is None  # full-depth mode: deltas are the exchange's levels as sent
         self._pending: tuple[int, int | None] | None = None  # top-N: (U, pu) of folded updates
         self._seq = 0
 
@@ -94,10 +97,52 @@ class BookSync:
         """``U`` of the oldest buffered event: a snapshot must reach at least this far."""
         return self._buffer[0][0].U if self._buffer else None
 
+    def classify(self, msg: DepthUpdate) -> Literal["next", "duplicate", "ahead", "waiting"]:
+        """What :meth:`on_depth` would make of ``msg``, without applying it.
+
+        ``next`` continues the live book, ``duplicate`` was already applied, ``ahead`` would be a gap
+        (events are missing before it), ``waiting`` means no book is live yet (it would be buffered).
+        During a connection rollover the engine can feed the new connection's events only once they
+        are ``next`` or ``duplicate``, so a new connection that runs ahead of the old one never
+        looks like a gap.
+        """
+        last = self.last_update_id
+        if not self.synced or last is None:
+            return "waiting"
+        first_id = msg.U
+        if self._awaiting_first:
+            if (msg.u < last) if self._futures else (msg.u <= last):
+                return "duplicate"
+            return "next" if first_id <= (last if self._futures else last + 1) else "ahead"
+        if msg.u <= last:
+            return "duplicate"
+        return "next" if ((msg.pu == last) if self._futures else (first_id == last + 1)) else "ahead"
+
     # -- input -----------------------------------------------------------------------------------
 
     def on_depth(self, msg: DepthUpdate, receipt_ns: int) -> list[Event]:
         """Feed one diff event: buffered before sync, applied when live; returns what to publish."""
+        # Fast path: the steady state of a full-depth book (live, contiguous, valid, not crossed).
+        # Any other case, or any surprise on the way, goes through _live, which handles them all.
+        last = self.last_update_id
+        first_id = msg.U
+        if self._plain and self.synced and not self._awaiting_first and last is not None and msg.u > last \
+                and ((msg.pu == last) if self._futures else (first_id == last + 1)):
+            book = self.book
+            try:
+                book.apply(msg.b, msg.a)
+            except InvalidLevelError:
+                pass  # _live re-applies and takes the resync path (the book is discarded anyway)
+            else:
+                if not book.is_crossed():
+                    self.last_update_id = msg.u
+                    self._seq = seq = self._seq + 1
+                    self.stats.deltas += 1
+                    return [BookDelta(
+                        session=self.session, venue=self.venue, symbol=self.symbol, seq=seq,
+                        event_time_ms=msg.E, transaction_time_ms=msg.T, receipt_ns=receipt_ns,
+                        first_update_id=first_id, final_update_id=msg.u, prev_final_update_id=msg.pu,
+                        bids=msg.b, asks=msg.a)]
         out: list[Event] = []
         if self.synced:
             self._live(msg, receipt_ns, out)

@@ -1,0 +1,36 @@
+"""The sweep stand-in used when Terraform is missing: real probes against the simulator's zones."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from tickpath.demo import DemoConfig, DemoProgress
+from tickpath.demo.run import sim_config, terraform_available
+from tickpath.demo.steps import probe_zones_step
+from tickpath.sim import Simulator
+
+
+def test_missing_terraform_is_detected_with_the_reason(tmp_path: Path) -> None:
+    """A terraform path that is not there means the in-process stand-in, and the summary says why."""
+    reason = terraform_available(DemoConfig.quick(results_dir=tmp_path, terraform=str(tmp_path / "nope")))
+    assert reason is not None and "terraform" in reason and "from this process" in reason
+
+
+async def test_in_process_probes_name_the_fastest_zone_and_write_sweep_results(tmp_path: Path) -> None:
+    """Without Terraform the zones are still ranked by ws p50: frankfurt wins, CSV and documents written."""
+    cfg = DemoConfig.quick(results_dir=tmp_path)
+    with DemoProgress(live=False) as ui:
+        async with Simulator(sim_config(cfg)) as sim, ui.step("sweep", "probing", 5.0) as st:
+            res = await probe_zones_step(cfg, sim, tmp_path / "sweep", st)
+    assert res.winner == "frankfurt" == res.expected_fastest
+    assert [r["name"] for r in res.ranking] == ["frankfurt", "virginia", "tokyo"]
+    rows = list(csv.DictReader((res.results_dir / "latency_results.csv").open()))
+    assert [r["candidate"] for r in rows] == ["frankfurt", "virginia", "tokyo"]
+    assert rows[0]["kept"] == "yes" and float(rows[0]["ws.p50_us"]) < float(rows[1]["ws.p50_us"])
+    doc = json.loads((res.results_dir / "sweep.json").read_text())
+    assert doc["schema"] == "tickpath.sweep/1" and doc["winner"] == "frankfurt"
+    for zone in ("frankfurt", "virginia", "tokyo"):
+        probe = json.loads((res.results_dir / "probes" / zone / "probe.json").read_text())
+        assert probe["schema"] == "tickpath.probe/1" and probe["methods"]["ws"]["summary"]["count"] > 0
