@@ -111,7 +111,7 @@ def _start_sim(capture: Path, speed: float) -> tuple[subprocess.Popen[str], dict
     cmd = [sys.executable, "-m", "tickpath.cli.main", "sim", "--venue", "futures", "--replay", str(capture),
            "--replay-http", str(SHARED / "usdm_futures.http.txt"), "--speed", str(speed), "--json"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:

@@ -75,6 +75,17 @@ async def test_tls_and_auth_are_enforced(tmp_path: Path) -> None:
 
 
 @needs_nats
+async def test_token_auth() -> None:
+    """A token-protected node refuses a wrong token and accepts the right one."""
+    async with NatsCluster(n=1, token="t0ken") as c:
+        with pytest.raises(HandshakeError):
+            NatsConn(c.client_urls[0], credentials=Credentials(token="nope")).connect()
+        ok = NatsConn(c.client_urls[0], credentials=Credentials(token="t0ken"))
+        ok.connect()
+        ok.close()
+
+
+@needs_nats
 async def test_jetstream_stream_accepts_messages() -> None:
     """jetstream=True gives each node a store dir; a stream can be created and written."""
     async with NatsCluster(n=1, jetstream=True) as c:

@@ -75,8 +75,8 @@ async def test_every_published_event_lands_once_with_latency_columns(tmp_path: P
 class _CrashAfterCommit(DuckDBStore):
     """Commits the first batch, then dies before ``ingest`` can acknowledge it."""
 
-    def commit(self, batches: dict[str, pa.Table]) -> dict[str, int]:
-        out = super().commit(batches)
+    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False) -> dict[str, int]:
+        out = super().commit(batches, unique=unique)
         raise RuntimeError("simulated crash between commit and ack")
         return out  # pragma: no cover
 
@@ -168,6 +168,20 @@ async def test_cluster_node_killed_mid_stream_with_replicas_3(tmp_path: Path) ->
     assert sink.stats.dropped == 0 and sink.stats.extra["spool_pending"] == 0
     _assert_exactly_once(db, events)
     assert res.inserted == 3000
+
+
+async def test_duplicates_stored_in_the_stream_are_written_once(tmp_path: Path) -> None:
+    """Events the stream holds twice (re-sent after the duplicate window) land once, counted as duplicates."""
+    events = make_events(150)
+    db = tmp_path / "ticks.duckdb"
+    async with nats_cluster() as c:
+        url = c.client_urls[0]
+        await _publish(url, events, tmp_path / "s1", duplicate_window_s=0.1)
+        await asyncio.sleep(0.3)
+        await _publish(url, events[:90], tmp_path / "s2", duplicate_window_s=0.1)
+        res = await run_ingest(IngestConfig(url, f"duckdb:{db}", batch=1000, idle_exit_s=0.5, fetch_timeout_s=0.2))
+    assert res.messages == 240 and res.inserted == 150 and res.duplicates == 90
+    _assert_exactly_once(db, events)
 
 
 async def test_ingest_into_parquet(tmp_path: Path) -> None:

@@ -50,10 +50,10 @@ async def test_json_summary_reports_counts_and_latency(tmp_path: Path) -> None:
     assert d["latency"]["publish_to_ingest"]["count"] > 0
 
 
-@pytest.mark.integration
-async def test_unreachable_server_exits_4() -> None:
+def test_unreachable_server_exits_4(capsys: pytest.CaptureFixture[str]) -> None:
     """No NATS at the address: exit code 4 (connection failed) and a one-line error, no traceback."""
-    rc, _out, err = await _cli("--from", "nats://127.0.0.1:1?stream=X", "--to", "duckdb::memory:",
-                               "--connect-timeout", "1")
+    rc = main(["ingest", "--from", "nats://127.0.0.1:1?stream=X", "--to", "duckdb::memory:",
+               "--connect-timeout", "1"])
+    err = capsys.readouterr().err
     assert rc == 4
     assert "cannot connect to NATS" in err and "Traceback" not in err

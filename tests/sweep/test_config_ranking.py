@@ -95,11 +95,14 @@ def test_missing_and_invalid_files_are_config_errors(tmp_path: Path) -> None:
 
 def test_probe_argv_points_local_zones_at_their_endpoints(tmp_path: Path) -> None:
     """A local candidate probes its own zone's URLs; an aws one probes the configured host."""
-    cfg = load_config(EXAMPLES / "sweep-local.toml")
-    c = candidates(cfg)[0]
-    argv = probe_argv(cfg, c)
-    zone = cfg.zone(c.az_id)
-    assert zone is not None and argv[argv.index("--ws-url") + 1] == zone.ws_url and argv[-1] == "--json"
+    cfg = parse_config({"sweep": {"name": "l", "provider": "local", "ttl_minutes": 5},
+                        "probe": {"methods": ["ws"], "duration_s": 1},
+                        "local": {"zones": [{"id": "a", "rest_url": "http://127.0.0.1:5001", "ws_url": "ws://127.0.0.1:5001"},
+                                            {"id": "b", "rest_url": "http://127.0.0.1:5002", "ws_url": "ws://127.0.0.1:5002"}]}},
+                       base_dir=tmp_path)
+    argv = probe_argv(cfg, candidates(cfg)[1])
+    assert argv[argv.index("--ws-url") + 1] == "ws://127.0.0.1:5002" and argv[-1] == "--json"
+    assert argv[argv.index("--rest-url") + 1] == "http://127.0.0.1:5002"
     raw = _aws()
     raw["probe"] = {"methods": ["tcp", "ws"], "host": "fstream.binance.com", "duration_s": 60}
     aws = parse_config(raw)

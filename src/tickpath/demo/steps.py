@@ -50,6 +50,37 @@ async def shielded(aw: Awaitable[T]) -> T:
     return task.result()
 
 
+def cancel_requested() -> bool:
+    """Whether this task has been asked to stop, even if a library swallowed the CancelledError.
+
+    Python 3.11's ``asyncio.wait_for`` returns the result instead of raising when the awaited thing
+    finishes at the moment the cancel arrives; loops that call such code check this after each call.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def settle(tasks: list[asyncio.Task[Any]], timeout_s: float = 30.0) -> list[str]:
+    """Cancel ``tasks`` and wait until all are done, re-cancelling any that swallowed the cancel.
+
+    Returns the names of tasks still running at ``timeout_s`` (logged; never waits forever).
+    """
+    deadline = time.monotonic() + timeout_s
+    pending = [t for t in tasks if not t.done()]
+    while pending and time.monotonic() < deadline:
+        for t in pending:
+            t.cancel()
+        await asyncio.wait(pending, timeout=1.0)
+        pending = [t for t in pending if not t.done()]
+    for t in tasks:
+        if t.done() and not t.cancelled():
+            t.exception()  # retrieved: an error during teardown must not be reported as "never retrieved"
+    names = [t.get_name() for t in pending]
+    if names:
+        log_event(log, logging.ERROR, "demo_teardown_timeout", tasks=",".join(names))
+    return names
+
+
 def write_json(path: Path, doc: Mapping[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -256,6 +287,8 @@ async def _ingest_until_done(source: str, target: str, feeds_done: asyncio.Event
     config = IngestConfig(source=source, target=target, idle_exit_s=1.5, fetch_timeout_s=0.5)
     while True:
         res = await run_ingest(config)
+        if cancel_requested():
+            raise asyncio.CancelledError
         total["runs"] += 1
         for k in ("messages", "inserted", "duplicates", "rejected"):
             total[k] += getattr(res, k)
@@ -323,11 +356,10 @@ async def feed_step(cfg: DemoConfig, sim: Simulator, zone: str, out: Path, step:
             result.ingest = await asyncio.wait_for(ingest[0], timeout=60)
             write_json(out / "ingest.json", result.ingest)
     finally:
-        # On error or Ctrl-C: each feed flushes its sinks as it is cancelled; wait for that.
-        pending = [watcher, *runs, *ingest]
-        for t in pending:
-            t.cancel()
-        await shielded(asyncio.gather(*pending, return_exceptions=True))
+        # On error or Ctrl-C: each feed flushes its sinks as it stops; wait for that, bounded.
+        for f in feeds:
+            f.stop()
+        await shielded(settle([watcher, *runs, *ingest]))
     log_event(log, logging.INFO, "demo_feed_done", zone=zone, venues=len(feeds))
     return result
 

@@ -234,9 +234,12 @@ ORDER BY issue, session, venue, symbol, channel, receipt_ns, seq
 # window or the session's end), the longest silence of a whole session, the longest silence the
 # exchange's own clock does not explain ('held': receipt gap minus event-time gap between two
 # consecutive messages, which is how a held-back stream shows and a quiet market does not, whatever
-# the clock offset), and how long L2 lagged behind trades/tickers: events are grouped by the running
-# count of L2 messages, so a group is "the time after one L2 message", and its lag is from its first
-# trade/ticker to the next L2 message.
+# the clock offset), and how long L2 lagged behind trades/tickers. Events are first folded into
+# one-second ticks per stream (first/last receipt and event time), so the ordered passes run over
+# ticks rather than messages: gaps across ticks are exact, gaps inside one second are not looked at
+# (every limit is several seconds). The L2 lag groups ticks by the running count of ticks with L2, so
+# a group is "the time after an L2 message", and its lag runs from its first trade/ticker to the next
+# L2 message (at most a second short).
 FRESHNESS = """
 ev AS (
   SELECT session, venue, symbol, 'trades' AS channel, receipt_ns, event_time_ms FROM w_trades
@@ -249,14 +252,21 @@ ends AS (
     MIN(LEAST(COALESCE(ended_ns, {until}), {until})) AS end_ns
   FROM w_sessions GROUP BY session, venue
 ),
+tk AS (
+  SELECT session, venue, symbol, channel, CAST(FLOOR(receipt_ns / 1000000000) AS BIGINT) AS tick,
+    MIN(receipt_ns) AS first_ns, MAX(receipt_ns) AS last_ns,
+    ARG_MIN(event_time_ms, receipt_ns) AS first_event, ARG_MAX(event_time_ms, receipt_ns) AS last_event
+  FROM ev GROUP BY session, venue, symbol, channel, tick
+),
 st AS (
-  SELECT session, venue, symbol, channel, receipt_ns, event_time_ms,
-    LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol, channel ORDER BY receipt_ns) AS p_receipt,
-    LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol, channel ORDER BY receipt_ns) AS p_event
-  FROM ev
+  SELECT session, venue, symbol, channel, first_ns AS receipt_ns, first_event AS event_time_ms,
+    LAG(last_ns) OVER (PARTITION BY session, venue, symbol, channel ORDER BY tick) AS p_receipt,
+    LAG(last_event) OVER (PARTITION BY session, venue, symbol, channel ORDER BY tick) AS p_event,
+    last_ns
+  FROM tk
 ),
 edges AS (
-  SELECT s.session, s.venue, s.symbol, s.channel, MIN(s.receipt_ns) AS first_ns, MAX(s.receipt_ns) AS last_ns,
+  SELECT s.session, s.venue, s.symbol, s.channel, MIN(s.receipt_ns) AS first_ns, MAX(s.last_ns) AS last_ns,
     MAX(COALESCE(x.start_ns, {since})) AS start_ns, MAX(COALESCE(x.end_ns, {until})) AS end_ns
   FROM st AS s LEFT JOIN ends AS x ON x.session = s.session AND x.venue = s.venue
   GROUP BY s.session, s.venue, s.symbol, s.channel
@@ -285,29 +295,38 @@ held AS (
   GROUP BY session, venue, symbol, channel
 ),
 ticks AS (
-  SELECT DISTINCT session, venue, CAST(FLOOR(receipt_ns / 100000000) AS BIGINT) AS tick FROM ev
-  UNION ALL SELECT session, venue, CAST(FLOOR(start_ns / 100000000) AS BIGINT) AS tick FROM ends
-  UNION ALL SELECT session, venue, CAST(FLOOR(end_ns / 100000000) AS BIGINT) AS tick FROM ends
+  SELECT DISTINCT session, venue, tick FROM tk
+  UNION ALL SELECT session, venue, CAST(FLOOR(start_ns / 1000000000) AS BIGINT) AS tick FROM ends
+  UNION ALL SELECT session, venue, CAST(FLOOR(end_ns / 1000000000) AS BIGINT) AS tick FROM ends
 ),
 ssil AS (
-  SELECT session, venue, '*' AS symbol, '*' AS channel, ARG_MAX(p_tick, tick - p_tick) * 100000000 AS silent_from,
-    ARG_MAX(tick, tick - p_tick) * 100000000 AS silent_to
+  SELECT session, venue, '*' AS symbol, '*' AS channel,
+    (ARG_MAX(p_tick, tick - p_tick) + 1) * 1000000000 AS silent_from,
+    ARG_MAX(tick, tick - p_tick) * 1000000000 AS silent_to
   FROM (SELECT session, venue, tick, LAG(tick) OVER (PARTITION BY session, venue ORDER BY tick) AS p_tick
         FROM ticks) AS t
   WHERE p_tick IS NOT NULL
   GROUP BY session, venue
 ),
+sy AS (
+  SELECT session, venue, symbol, tick,
+    MIN(CASE WHEN channel = 'l2' THEN first_ns END) AS first_l2,
+    MAX(CASE WHEN channel = 'l2' THEN last_ns END) AS last_l2,
+    MIN(CASE WHEN channel <> 'l2' THEN first_ns END) AS first_other,
+    MAX(CASE WHEN channel <> 'l2' THEN last_ns END) AS last_other
+  FROM tk GROUP BY session, venue, symbol, tick
+),
 g AS (
-  SELECT session, venue, symbol, channel, receipt_ns,
-    SUM(CASE WHEN channel = 'l2' THEN 1 ELSE 0 END) OVER (
-      PARTITION BY session, venue, symbol ORDER BY receipt_ns NULLS FIRST, channel NULLS FIRST
-      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS grp
-  FROM ev
+  SELECT session, venue, symbol, tick, first_l2, last_l2, first_other, last_other,
+    SUM(CASE WHEN first_l2 IS NOT NULL THEN 1 ELSE 0 END) OVER (
+      PARTITION BY session, venue, symbol ORDER BY tick ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS grp
+  FROM sy
 ),
 gg AS (
   SELECT session, venue, symbol, grp,
-    MIN(CASE WHEN channel <> 'l2' THEN receipt_ns END) AS first_active,
-    MIN(CASE WHEN channel = 'l2' THEN receipt_ns END) AS l2_at
+    MIN(CASE WHEN first_l2 IS NULL THEN first_other WHEN last_other > last_l2 THEN last_other END)
+      AS first_active,
+    MIN(first_l2) AS l2_at
   FROM g GROUP BY session, venue, symbol, grp
 ),
 lag_ AS (

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -225,11 +226,21 @@ def _decode_all(msgs: list[tuple[bytes, bytes, bytes | None]], result: IngestRes
 
 def _rows(msgs: list[tuple[bytes, bytes, bytes | None]], result: IngestResult
           ) -> tuple[dict[str, pa.Table], list[int], list[int]]:
-    """Decode messages into one Arrow table per storage table; publish_ns from the header."""
+    """Decode messages into one Arrow table per storage table; publish_ns from the header.
+
+    Repeats of an event key inside the batch (a stream can hold a message twice when a retry came
+    after the server's duplicate window) are dropped here, first one kept, and counted as duplicates.
+    """
     by_table: dict[str, tuple[list[Event], list[int | None]]] = {}
+    seen: set[tuple[str, str, str, str, int]] = set()
     for m, ev in zip(msgs, _decode_all(msgs, result), strict=True):
         if ev is None:
             continue
+        key = (ev.session, ev.venue, ev.channel, ev.symbol, ev.seq)
+        if key in seen:
+            result.duplicates += 1
+            continue
+        seen.add(key)
         table = _TABLE_OF[ev.channel]
         group = by_table.get(table)
         if group is None:
@@ -351,7 +362,7 @@ async def _commit_and_ack(msgs: list[tuple[bytes, bytes, bytes | None]], store: 
     tables, pubs, receipts = _rows(msgs, result)
     ingest_ns = clock.wall_ns()
     # If this raises, nothing is acknowledged and the server re-delivers the batch after ack_wait.
-    inserted = await asyncio.to_thread(store.commit, _stamp(tables, ingest_ns))
+    inserted = await asyncio.to_thread(functools.partial(store.commit, _stamp(tables, ingest_ns), unique=True))
     n_rows = sum(t.num_rows for t in tables.values())
     new = sum(inserted.values())
     result.messages += len(msgs)

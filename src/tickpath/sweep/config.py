@@ -183,8 +183,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
     poll = float(_take(sweep, "poll_interval_s", (int, float), "sweep", 0.25 if provider == "local" else 5.0))
     max_parallel = _take(sweep, "max_parallel", int, "sweep", 32)
     base = base_dir or Path.cwd()
-    state_dir = base / _take(sweep, "state_dir", str, "sweep", ".tickpath/sweeps")
-    results_dir = base / _take(sweep, "results_dir", str, "sweep", "results")
+    state_dir = (base / _take(sweep, "state_dir", str, "sweep", ".tickpath/sweeps")).resolve()
+    results_dir = (base / _take(sweep, "results_dir", str, "sweep", "results")).resolve()
 
     local_zones: tuple[LocalZone, ...] = ()
     probe_command: tuple[str, ...] = ()

@@ -77,7 +77,9 @@ def probe_argv(cfg: SweepConfig, candidate: Candidate) -> list[str]:
             "--samples", str(p.samples), "--duration", f"{p.duration_s:g}", "--rate", f"{p.rate:g}", "--quiet"]
     zone = cfg.zone(candidate.az_id)
     if zone is not None:
-        argv += ["--rest-url", zone.rest_url, "--ws-url", zone.ws_url, "--no-imds"]
+        # Before a sweep-run simulator has started, its zones' URLs are not known yet.
+        argv += ["--rest-url", zone.rest_url or f"<{zone.id} REST URL>", "--ws-url",
+                 zone.ws_url or f"<{zone.id} WS URL>", "--no-imds"]
     elif p.host:
         argv += ["--host", p.host]
     return [*argv, "--json"]

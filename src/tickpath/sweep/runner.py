@@ -125,6 +125,8 @@ async def simulator_for(cfg: SweepConfig) -> AsyncIterator[SweepConfig]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tickpath.cli.main", "sim", "--venue", cfg.probe.venue, "--symbols", cfg.probe.symbol,
         "--rate", "20", "--zones", cfg.simulator_zones, "--json",
+        # Like every other part of a sweep, it stops itself at the TTL even if we are killed.
+        "--duration", f"{cfg.ttl_minutes * 60:g}",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
     try:
         assert proc.stdout is not None
