@@ -76,6 +76,8 @@ def test_every_step_left_its_artifacts(demo: tuple[DemoSummary, set[int]]) -> No
             con.close()
         assert n > 0 and n == s.feed.venues[venue]["events"]
         assert s.feed.venues[venue]["gaps"] == 0
+        # The simulator's exchange clock runs 37 ms ahead; the feed measures that from server time.
+        assert 20.0 < s.feed.venues[venue]["clock_offset_ms"] < 55.0
         doc = json.loads((root / "dq" / f"{venue}.json").read_text())
         assert doc["schema"] == "tickpath.dq/1" and len(doc["checks"]) == len(s.dq[venue]["checks"]) >= 5
         assert "<testsuite" in (root / "dq" / f"{venue}.junit.xml").read_text()
@@ -131,23 +133,44 @@ def _wait_for_agents(results: Path, proc: subprocess.Popen[str], timeout: float 
     pytest.fail("probe agents did not start in time")
 
 
-def test_ctrl_c_stops_cleanly_with_nothing_left(tmp_path: Path) -> None:
-    """SIGINT while the agents measure: exit 130, agents and Terraform state gone, simulator closed."""
+def _wait_for_feed(results: Path, proc: subprocess.Popen[str], timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"demo exited early: {proc.communicate()}")
+        try:
+            if json.loads((results / "demo.json").read_text()).get("sweep"):
+                time.sleep(2.0)  # the feed (and, with nats-server, ingest) is now running
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail("the feed step did not start in time")
+
+
+@pytest.mark.parametrize("phase", ["sweep", "feed"])
+def test_ctrl_c_stops_cleanly_with_nothing_left(tmp_path: Path, phase: str) -> None:
+    """SIGINT while probe agents measure, or while feed + JetStream + ingest run: exit 130, nothing left."""
     _require_terraform()
     results = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "tickpath.cli.main", "demo", "--quick", "--results",
-                             str(results)], cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "tickpath.cli.main", "demo", "--quick", "--feed-seconds", "30",
+                             "--results", str(results)], cwd=tmp_path, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src"), "COLUMNS": "160"})
-    sweep_id = _wait_for_agents(results, proc)
+    if phase == "sweep":
+        _wait_for_agents(results, proc)
+    else:
+        _wait_for_feed(results, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err or "cleanup finished" in err
     assert "Traceback" not in err
+    sweep_id = next(p.name for p in (results / "sweep" / ".state").iterdir())
     assert local_agents(sweep_id) == []
     for root in (results / "sweep" / ".state" / sweep_id / "candidates").iterdir():
         assert state_resources(root) == [], root
-    assert processes_mentioning(str(results)) == []
+    assert processes_mentioning(str(results)) == []  # agents, terraform, nats-server (its config is in there)
     ports = json.loads((results / "demo.json").read_text())["sim_ports"]
     assert not any(listening(p) for venues in ports.values() for p in venues.values())

@@ -82,6 +82,8 @@ def _print_summary(s: Any) -> None:
         con.print(f"[bold]where should my server live?[/] [green]{s.sweep.winner}[/]: {s.sweep.why}")
     if s.feed:
         parts = [f"{v}: {d['events']:,} events, {d['gaps']} gaps, {d['resyncs']} resyncs"
+                 + (f", exchange clock offset measured {d['clock_offset_ms']:+.1f} ms"
+                    if d.get("clock_offset_ms") is not None else "")
                  for v, d in s.feed.venues.items()]
         con.print(f"[bold]how do I get the data there?[/] feed from {s.feed.zone}: " + "; ".join(parts))
         if s.feed.ingest:

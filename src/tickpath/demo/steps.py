@@ -266,11 +266,12 @@ class FeedStepResult:
 
 def _feed_brief(summary: Any) -> dict[str, Any]:
     lat = summary.latency.get("receipt_minus_event") or {}
+    offset = summary.clock_offset or {}
     return {"events": summary.emitted, "by_channel": summary.events, "gaps": summary.gaps,
             "resyncs": summary.resyncs, "reconnects": summary.reconnects, "dropped": summary.dropped,
             "malformed": summary.malformed,
-            "clock_offset_ms": round(summary.clock_offset["offset_ns"] / 1e6, 2)
-            if summary.clock_offset and "offset_ns" in summary.clock_offset else None,
+            # exchange clock minus ours, measured by the feed from the server-time endpoint
+            "clock_offset_ms": round(float(offset["offset_us"]) / 1e3, 2) if "offset_us" in offset else None,
             "receipt_minus_event_ms": {k: lat.get(k) for k in ("p50", "p99", "max", "count") if k in lat}}
 
 

@@ -285,7 +285,7 @@ def judge_completeness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds)
         bad = 0
         for m in minutes:
             l2 = int(m["l2"])
-            if col is not None and int(m[col]) >= th.min_active_slots:
+            if col is not None and m.get(col) is not None and int(m[col]) >= th.min_active_slots:
                 ratio = l2 / int(m[col])
                 worst = ratio if worst is None else min(worst, ratio)
                 if ratio < th.min_completeness_ratio:

@@ -97,14 +97,17 @@ def run_dq(config: DqConfig, engine: Engine, *, clock: Clock | None = None,
     names = check_names(config.checks)
     started = time.perf_counter()
 
+    cadences: list[int] | None = None
+
     def q(template: str) -> list[dict[str, Any]]:
-        return engine.query(compose(body(template, window), window, engine.dialect, engine.dataset))
+        return engine.query(compose(body(template, window, cadences), window, engine.dialect, engine.dataset))
 
     extent = {r["channel"]: int(r["n"]) for r in q(EXTENT)}
     if config.require_data and not any(extent.values()):
         raise ConfigError(f"no trades, tickers or l2 rows received in {window.describe()} in {engine.name}; "
                           "widen --since/--until")
     ctx = Context.from_sessions(window, q(SESSIONS))
+    cadences = sorted(set(ctx.depth_cadence_ms.values())) or None
     results = []
     for name in names:
         if progress:

@@ -14,6 +14,7 @@ The queries return measurements and bounded lists of findings; thresholds are ap
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -362,11 +363,20 @@ lv AS (
     TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
   FROM w_l2 AS r CROSS JOIN UNNEST(r.asks) AS t(x) WHERE r.kind IN ('delta', 'snapshot')
 ),
+snap AS (
+  SELECT r.session, r.venue, r.symbol, r.seq, r.receipt_ns, 'bid' AS side,
+    TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
+  FROM w_l2 AS r CROSS JOIN UNNEST(r.bids) AS t(x) WHERE r.kind = 'snapshot'
+  UNION ALL
+  SELECT r.session, r.venue, r.symbol, r.seq, r.receipt_ns, 'ask' AS side,
+    TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
+  FROM w_l2 AS r CROSS JOIN UNNEST(r.asks) AS t(x) WHERE r.kind = 'snapshot'
+),
 top AS (
   SELECT session, venue, symbol, seq, MIN(receipt_ns) AS receipt_ns,
     MAX(CASE WHEN side = 'bid' AND qty > 0 THEN price END) AS bid,
     MIN(CASE WHEN side = 'ask' AND qty > 0 THEN price END) AS ask
-  FROM lv WHERE kind = 'snapshot' GROUP BY session, venue, symbol, seq
+  FROM snap GROUP BY session, venue, symbol, seq
 ),
 f AS (
   SELECT CASE WHEN bid > ask THEN 'crossed' ELSE 'locked' END AS issue, session, venue, symbol,
@@ -455,10 +465,7 @@ slots AS (
 )
 SELECT session, venue, symbol, CAST(FLOOR(slot / 600) AS BIGINT) AS minute,
   SUM(l2) AS l2, SUM(other) AS other,
-  COUNT(DISTINCT CASE WHEN other > 0 THEN slot END) AS a100,
-  COUNT(DISTINCT CASE WHEN other > 0 THEN CAST(FLOOR(slot * 100 / 250) AS BIGINT) END) AS a250,
-  COUNT(DISTINCT CASE WHEN other > 0 THEN CAST(FLOOR(slot / 5) AS BIGINT) END) AS a500,
-  COUNT(DISTINCT CASE WHEN other > 0 THEN CAST(FLOOR(slot / 10) AS BIGINT) END) AS a1000
+  {slot_columns}
 FROM slots
 GROUP BY session, venue, symbol, minute
 ORDER BY session, venue, symbol, minute
@@ -481,6 +488,18 @@ FROM ev GROUP BY channel ORDER BY channel
 """
 
 
-def body(template: str, window: Window) -> str:
-    """Fill a body template's window bounds and finding limit (integers only, never user text)."""
-    return template.format(since=int(window.since_ns), until=int(window.until_ns), limit=FINDINGS_PER_KIND)
+SLOT_COLUMNS = {
+    100: "SUM(CASE WHEN other > 0 THEN 1 ELSE 0 END) AS a100",
+    250: "COUNT(DISTINCT CASE WHEN other > 0 THEN CAST(FLOOR(slot * 100 / 250) AS BIGINT) END) AS a250",
+    500: "COUNT(DISTINCT CASE WHEN other > 0 THEN CAST(FLOOR(slot / 5) AS BIGINT) END) AS a500",
+    1000: "COUNT(DISTINCT CASE WHEN other > 0 THEN CAST(FLOOR(slot / 10) AS BIGINT) END) AS a1000",
+}
+
+
+def body(template: str, window: Window, cadences_ms: Iterable[int] | None = None) -> str:
+    """Fill a body template's window bounds, finding limit and the cadence-slot columns completeness
+    needs (those of the subscribed depth speeds; all when unknown). Integers only, never user text."""
+    wanted = sorted(set(cadences_ms) & set(SLOT_COLUMNS)) if cadences_ms is not None else sorted(SLOT_COLUMNS)
+    columns = ",\n  ".join(SLOT_COLUMNS[c] for c in wanted or [100])
+    return template.format(since=int(window.since_ns), until=int(window.until_ns), limit=FINDINGS_PER_KIND,
+                           slot_columns=columns)

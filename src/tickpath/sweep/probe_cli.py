@@ -1,9 +1,9 @@
 """``python -m tickpath.sweep.probe_cli ARGS``: exactly ``tickpath probe ARGS``, loading only the probe.
 
-A probe agent starts one of these per candidate, many at once; the full CLI imports every
-subcommand (simulator, feed, sinks), which costs each agent a second or more of CPU before it
-measures anything. This registers the real ``probe`` subcommand alone and maps errors to exit codes
-the way ``tickpath.cli.main`` does.
+Local probe agents run this (in their own process, :func:`main`), one per candidate and many at
+once; the full CLI imports every subcommand (simulator, feed, sinks), which would cost each agent a
+second or more of CPU before it measures anything. This registers the real ``probe`` subcommand
+alone and maps errors to exit codes the way ``tickpath.cli.main`` does.
 """
 
 from __future__ import annotations

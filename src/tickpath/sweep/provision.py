@@ -137,8 +137,11 @@ class TerraformProvisioner:
         cfg = self.cfg
         if cfg.provider == "local":
             run_dir = self.dir / "run" / c.name
-            spec = {"store_dir": str(self.dir / "store"), "ttl_s": cfg.ttl_minutes * 60,
-                    "probe_argv": self._probe_command(c)}
+            spec: dict[str, Any] = {"store_dir": str(self.dir / "store"), "ttl_s": cfg.ttl_minutes * 60}
+            if cfg.probe_command:
+                spec["probe_argv"] = self._probe_command(c)
+            else:  # the real `tickpath probe`, run inside the agent
+                spec["probe_args"] = probe_argv(cfg, c)
             return {"sweep_id": self.sweep_id, "candidate": c.name, "python": self.python,
                     "agent_spec": json.dumps(spec), "run_dir": str(run_dir), "tags": tags(cfg, self.sweep_id, c)}
         out = self._shared_outputs
@@ -154,9 +157,7 @@ class TerraformProvisioner:
         }
 
     def _probe_command(self, c: Candidate) -> list[str]:
-        """The real ``tickpath probe``, or ``[local] probe_command`` with {placeholders} filled in."""
-        if not self.cfg.probe_command:
-            return [self.python, "-m", "tickpath.sweep.probe_cli", *probe_argv(self.cfg, c)]
+        """``[local] probe_command`` with its {placeholders} filled in."""
         zone = self.cfg.zone(c.az_id)
         values = {"python": self.python, "candidate": c.name, "az_id": c.az_id,
                   "rest_url": zone.rest_url if zone else "", "ws_url": zone.ws_url if zone else "",
