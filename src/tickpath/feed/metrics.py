@@ -89,8 +89,11 @@ class FeedCollector(Collector):
         yield depth
         sinks = CounterMetricFamily(p + "sink_events", "Events per sink and state", labels=["sink", "state"])
         for name, st2 in f.pipeline.sink_stats().items():
-            for state in ("accepted", "written", "dropped", "errors"):
-                sinks.add_metric([name, state], st2.get(state, 0))
+            # every counter the sink keeps: accepted/written/dropped/errors, and for bus sinks
+            # published/retried/spooled/spool_pending too
+            for state, n in st2.items():
+                if isinstance(n, int | float) and not isinstance(n, bool):
+                    sinks.add_metric([name, state], n)
         yield sinks
         bp = CounterMetricFamily(p + "backpressure_waits", "Times the feed waited for a sink", labels=["venue"])
         bp.add_metric([venue], f.pipeline.stats.backpressure_waits)
@@ -113,7 +116,7 @@ def _histogram(name: str, doc: str, eng: Any) -> HistogramMetricFamily:
     total = rec.count
     buckets = [(repr(b), float(n)) for b, n in zip(BUCKETS_S, cumulative, strict=True)]
     buckets.append(("+Inf", float(total)))
-    total_s = float(hist.get_mean_value() * total / 1e9) if total else 0.0
+    total_s = float(rec.mean() * total / 1e9) if total else 0.0
     h = HistogramMetricFamily(name, doc, labels=["venue"])
     h.add_metric([eng.venue], buckets, sum_value=total_s)
     return h
