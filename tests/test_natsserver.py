@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 from pathlib import Path
 
 import nats
@@ -129,3 +130,35 @@ async def test_cancellation_tears_down() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert all(not nd.running for nd in c.nodes)
+
+
+@needs_nats
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) not installed")
+async def test_servers_die_with_a_killed_owner(tmp_path: Path) -> None:
+    """When the owning process is SIGKILLed (no cleanup runs), its servers still go away."""
+    script = (
+        "import asyncio\nfrom tickpath.natsserver import NatsCluster\n"
+        "async def main():\n    async with NatsCluster(2) as c:\n"
+        "        print(' '.join(str(nd.process.pid) for nd in c.nodes), flush=True)\n"
+        "        await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n")
+    owner = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE)
+    assert owner.stdout is not None
+    line = await asyncio.wait_for(owner.stdout.readline(), timeout=30)
+    pids = [int(p) for p in line.split()]
+    assert len(pids) == 2
+    owner.kill()
+    await owner.wait()
+    for _ in range(100):
+        if not any(_alive(p) for p in pids):
+            break
+        await asyncio.sleep(0.05)
+    assert not any(_alive(p) for p in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

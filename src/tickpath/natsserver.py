@@ -11,7 +11,7 @@ Every node gets free ports (client, route, HTTP monitor), a generated config fil
 work directory, and its own log file. Readiness means the monitor answers ``/healthz`` and
 ``/routez`` lists a route to every other node, so a client that connects afterwards sees a
 fully meshed cluster. Optional: JetStream (store dir per node), TLS for clients and routes
-(:class:`tickpath.busbench.tls.TlsFiles`), user/password or token auth for clients (routes always
+(:class:`tickpath.busbench.tls.TlsFiles`), user/password, token or NKey auth for clients (routes always
 get their own generated credentials), and per-node listen hosts and command prefixes, which is
 how ``busbench local --netns`` runs each server inside its own network namespace.
 """
@@ -60,6 +60,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _die_with_parent_prefix() -> tuple[str, ...]:
+    """``setpriv --pdeathsig SIGTERM`` (util-linux) when available: the server gets SIGTERM when
+    the process that started it dies, so a SIGKILLed owner (whose cleanup cannot run) leaves no
+    orphaned servers. A wrapper rather than ``preexec_fn``, which is unsafe with threads."""
+    setpriv = shutil.which("setpriv")
+    return (setpriv, "--pdeathsig", "SIGTERM", "--") if setpriv else ()
 
 
 def _free_ports(hosts: Sequence[str], per_host: int) -> list[tuple[int, ...]]:
@@ -114,6 +122,7 @@ class NatsCluster:
         user: str | None = None,
         password: str | None = None,
         token: str | None = None,
+        nkeys: Sequence[str] | None = None,
         hosts: Sequence[str] | None = None,
         prefixes: Sequence[Sequence[str]] | None = None,
         ports: tuple[int, int, int] | None = None,
@@ -142,6 +151,9 @@ class NatsCluster:
         self.tls = tls
         self.verify_clients = verify_clients
         self.user, self.password, self.token = user, password, token
+        self.nkeys = list(nkeys or [])
+        if self.nkeys and token:
+            raise ConfigError("NKey users and a token cannot be combined")
         self.cluster_name = cluster_name
         self.ready_timeout = ready_timeout
         self._binary = binary
@@ -290,7 +302,7 @@ class NatsCluster:
         logfile = open(nd.log, "ab")  # noqa: SIM115 - handed to the child, closed right after
         try:
             nd.process = await asyncio.create_subprocess_exec(
-                *nd.prefix, self._binary, "-c", str(nd.config),
+                *_die_with_parent_prefix(), *nd.prefix, self._binary, "-c", str(nd.config),
                 stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile,
                 start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop the servers
             )
@@ -319,7 +331,7 @@ class NatsCluster:
             http_host=nd.host, http_port=nd.http_port, route_port=nd.route_port,
             routes=[(o.host, o.route_port) for o in self.nodes if o.index != nd.index],
             cluster_name=self.cluster_name, tls_files=tls_files, verify_clients=self.verify_clients,
-            user=self.user, password=self.password, token=self.token,
+            user=self.user, password=self.password, token=self.token, nkeys=self.nkeys,
             route_user=self._route_user, route_password=self._route_password,
             jetstream_dir=self.workdir / f"js{nd.index}" if self.jetstream else None)
 
@@ -329,7 +341,7 @@ def render_config(
     http_host: str = "127.0.0.1", http_port: int | None = None, cluster_name: str = "tickpath",
     tls_files: tuple[str | Path, str | Path, str | Path] | None = None, verify_clients: bool = False,
     user: str | None = None, password: str | None = None, token: str | None = None,
-    route_user: str = "route", route_password: str | None = None,
+    nkeys: Sequence[str] = (), route_user: str = "route", route_password: str | None = None,
     jetstream_dir: str | Path | None = None,
 ) -> str:
     """The text of one server's config file (also used for remote servers by ``busbench remote``).
@@ -356,6 +368,11 @@ def render_config(
         out += tls_block("", verify_clients)
     if token:
         out += ["authorization {", f"  token: {q(token)}", "}"]
+    elif nkeys:  # NKey users (public keys), plus the password user if there is one
+        users = [f"    {{ nkey: {q(k)} }}" for k in nkeys]
+        if user:
+            users.append(f"    {{ user: {q(user)}, password: {q(password or '')} }}")
+        out += ["authorization {", "  users: [", *users, "  ]", "}"]
     elif user:
         out += ["authorization {", f"  user: {q(user)}", f"  password: {q(password or '')}", "}"]
     if routes:

@@ -34,3 +34,12 @@ async def test_in_process_probes_name_the_fastest_zone_and_write_sweep_results(t
     for zone in ("frankfurt", "virginia", "tokyo"):
         probe = json.loads((res.results_dir / "probes" / zone / "probe.json").read_text())
         assert probe["schema"] == "tickpath.probe/1" and probe["methods"]["ws"]["summary"]["count"] > 0
+
+
+def test_missing_nats_server_means_the_bus_steps_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    """No nats-server (or --no-nats): the demo goes on without the bus and says why."""
+    from tickpath.demo.run import nats_available
+
+    reason = nats_available(DemoConfig.quick(results_dir=tmp_path, nats_server=str(tmp_path / "nope")))
+    assert reason is not None and "nats-server" in reason and "without the bus" in reason
+    assert nats_available(DemoConfig.quick(results_dir=tmp_path, nats=False)) == "skipped on request (--no-nats)"

@@ -74,7 +74,7 @@ class FakeProvisioner:
         self.fail_apply = fail_apply or set()
         self.apply_blocks = apply_blocks
         self.prepared = False
-        self.finished_keep_shared: bool | None = None
+        self.finished_kept: set[str] | None = None
 
     async def prepare(self) -> None:
         self.prepared = True
@@ -94,5 +94,5 @@ class FakeProvisioner:
         self.live.discard(candidate.name)
         self.destroyed_at[candidate.name] = self.clock.monotonic_ns()
 
-    async def finish(self, *, keep_shared: bool) -> None:
-        self.finished_keep_shared = keep_shared
+    async def finish(self, *, kept: set[str]) -> None:
+        self.finished_kept = kept

@@ -40,7 +40,7 @@ async def test_loser_destroyed_when_its_result_arrives_not_at_the_end(tmp_path: 
     assert prov.destroyed_at["c"] >= 30 * S
     assert prov.live == {"a"}
     assert orch.states["a"].status == "kept"
-    assert prov.finished_keep_shared is True
+    assert prov.finished_kept == {"a"}
 
 
 async def test_a_candidate_that_could_still_win_is_not_destroyed_early(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from tickpath.busbench import nkeys
 from tickpath.errors import ConfigError, ConnectionClosedError, ConnectionFailedError, HandshakeError
 
 CRLF = b"\r\n"
@@ -71,14 +72,18 @@ def redact(url: str) -> str:
 
 @dataclass(frozen=True)
 class Credentials:
-    """Client authentication: user/password or token (URL user info wins when present)."""
+    """Client authentication: user/password, token, an NKey seed file or a ``.creds`` file
+    (URL user info wins over user/password when present)."""
 
     user: str | None = None
     password: str | None = None
     token: str | None = None
+    nkey_seed_file: str | None = None
+    creds_file: str | None = None
 
     def __repr__(self) -> str:  # never print secrets by accident
-        return f"Credentials(user={self.user!r}, password={'***' if self.password else None}, token=***)"
+        return (f"Credentials(user={self.user!r}, password={'***' if self.password else None}, token=***, "
+                f"nkey_seed_file={self.nkey_seed_file!r}, creds_file={self.creds_file!r})")
 
 
 def pub_header(subject: bytes, size: int) -> bytes:
@@ -125,7 +130,18 @@ class NatsConn:
                                    "protocol": 1, "echo": True}
         user = a.user or self._creds.user
         password = a.password if a.user else self._creds.password
-        if user:
+        if self._creds.creds_file or self._creds.nkey_seed_file:
+            nonce = self.info.get("nonce")
+            if not isinstance(nonce, str):
+                raise HandshakeError(f"{a} sent no nonce: it is not configured for NKey/JWT authentication")
+            if self._creds.creds_file:
+                jwt, key = nkeys.read_creds(self._creds.creds_file)
+                opts["jwt"] = jwt
+            else:
+                key = nkeys.read_seed(str(self._creds.nkey_seed_file))
+                opts["nkey"] = key.public
+            opts["sig"] = key.sign_nonce(nonce)
+        elif user:
             opts["user"], opts["pass"] = user, password or ""
         elif self._creds.token:
             opts["auth_token"] = self._creds.token

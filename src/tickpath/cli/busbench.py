@@ -85,6 +85,8 @@ def _client_auth(p: argparse.ArgumentParser) -> None:
     a.add_argument("--user", help="user name (or put user:pass in the URL)")
     a.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
     a.add_argument("--token-env", metavar="VAR", help="environment variable holding an auth token")
+    a.add_argument("--nkey-seed", type=Path, metavar="FILE", help="file holding a user NKey seed (SU...)")
+    a.add_argument("--creds", type=Path, metavar="FILE", help="NATS .creds file (user JWT + NKey seed)")
 
 
 def register(subparsers: Any) -> None:
@@ -144,8 +146,13 @@ def _bench_config(args: argparse.Namespace, pub: str, sub: str) -> Any:
     tls = None
     if getattr(args, "tls_ca", None) or getattr(args, "tls_cert", None):
         tls = TlsOptions(args.tls_ca, args.tls_cert, args.tls_key, not args.no_verify_host)
+    seed, creds_file = getattr(args, "nkey_seed", None), getattr(args, "creds", None)
+    for f in (seed, creds_file):
+        if f is not None and not f.is_file():
+            raise ConfigError(f"credentials file not found: {f}")
     creds = Credentials(getattr(args, "user", None), _env(getattr(args, "password_env", None)),
-                        _env(getattr(args, "token_env", None)))
+                        _env(getattr(args, "token_env", None)), str(seed) if seed else None,
+                        str(creds_file) if creds_file else None)
     base = BenchConfig(pub, sub, size=args.size[0], rate=args.rate[0], duration=args.duration,
                        count=args.count, warmup=args.warmup, drain_timeout=args.drain_timeout,
                        interest_timeout=args.interest_timeout, tls=tls, credentials=creds,

@@ -184,6 +184,7 @@ async def run_demo(config: DemoConfig, *, progress: DemoProgress | None = None) 
             st.note(f"checking {db.name}")
             summary.dq[venue] = await asyncio.to_thread(steps.dq_one, db, since, until, root / "dq", venue)
     summary.step_seconds["dq"] = st.elapsed_s
+    steps.write_json(root / SUMMARY_FILE, summary.to_dict())
     for venue, d in summary.dq.items():
         verdicts = ", ".join(f"{n} {'PASS' if c['ok'] else 'FAIL'}" for n, c in d["checks"].items())
         ui.say(f"dq {venue}: {verdicts}")

@@ -142,8 +142,9 @@ async def sweep_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Step) -> 
     from tickpath.sweep.orchestrator import CandidateState
 
     out.mkdir(parents=True, exist_ok=True)
-    scfg = parse_config(sweep_document(cfg, sim, out), base_dir=out)
-    (out / "sweep.toml.json").write_text(json.dumps(sweep_document(cfg, sim, out), indent=2), encoding="utf-8")
+    plan = sweep_document(cfg, sim, out)
+    scfg = parse_config(plan, base_dir=out)
+    write_json(out / "sweep-plan.json", plan)  # the sweep's TOML document, as JSON
     started: list[str] = []
     status: dict[str, str] = {z.name: "pending" for z in cfg.zones}
 
@@ -320,7 +321,7 @@ async def feed_step(cfg: DemoConfig, sim: Simulator, zone: str, out: Path, step:
         result.databases[venue] = db
         sinks = [f"duckdb:{db}"]
         if nats_url is not None and venue == "futures":
-            sinks.append(f"{nats_url}?stream={stream}&spool={out / 'nats-spool'}")
+            sinks.append(f"{nats_url}?stream={stream}&spool={out / '.nats' / 'spool'}")
         feeds.append(Feed(FeedConfig(venue=venue, symbols=cfg.symbols, sinks=tuple(sinks),  # type: ignore[arg-type]
                                      base_url=ep.ws_url, rest_url=ep.rest_url, duration_s=cfg.feed_s)))
     done = asyncio.Event()

@@ -363,20 +363,11 @@ lv AS (
     TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
   FROM w_l2 AS r CROSS JOIN UNNEST(r.asks) AS t(x) WHERE r.kind IN ('delta', 'snapshot')
 ),
-snap AS (
-  SELECT r.session, r.venue, r.symbol, r.seq, r.receipt_ns, 'bid' AS side,
-    TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
-  FROM w_l2 AS r CROSS JOIN UNNEST(r.bids) AS t(x) WHERE r.kind = 'snapshot'
-  UNION ALL
-  SELECT r.session, r.venue, r.symbol, r.seq, r.receipt_ns, 'ask' AS side,
-    TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
-  FROM w_l2 AS r CROSS JOIN UNNEST(r.asks) AS t(x) WHERE r.kind = 'snapshot'
-),
 top AS (
   SELECT session, venue, symbol, seq, MIN(receipt_ns) AS receipt_ns,
     MAX(CASE WHEN side = 'bid' AND qty > 0 THEN price END) AS bid,
     MIN(CASE WHEN side = 'ask' AND qty > 0 THEN price END) AS ask
-  FROM snap GROUP BY session, venue, symbol, seq
+  FROM lv WHERE kind = 'snapshot' GROUP BY session, venue, symbol, seq
 ),
 f AS (
   SELECT CASE WHEN bid > ask THEN 'crossed' ELSE 'locked' END AS issue, session, venue, symbol,

@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,11 @@ AGENT_MODULE = "tickpath.sweep.agent"  # not imported from there: `python -m` mu
 
 
 # -- local -------------------------------------------------------------------------------------
-def local_agents(sweep_id: str, proc_root: Path = Path("/proc")) -> list[int]:
-    """Pids of live (non-zombie) probe agents of this sweep, found by their command line."""
+def local_agents(sweep_id: str, proc_root: Path = Path("/proc"), *, keep: Collection[str] = ()) -> list[int]:
+    """Pids of live (non-zombie) probe agents of this sweep, found by their command line.
+
+    Agents of candidates in ``keep`` (the winners) are left out.
+    """
     found = []
     for entry in proc_root.iterdir():
         if not entry.name.isdigit():
@@ -41,21 +44,22 @@ def local_agents(sweep_id: str, proc_root: Path = Path("/proc")) -> list[int]:
         state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
         if state == "Z" or AGENT_MODULE not in args:
             continue
-        if any(a == "--sweep-id" and i + 1 < len(args) and args[i + 1] == sweep_id for i, a in enumerate(args)):
+        flags = {a: args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--sweep-id", "--candidate")}
+        if flags.get("--sweep-id") == sweep_id and flags.get("--candidate") not in keep:
             found.append(int(entry.name))
     return sorted(found)
 
 
-def stop_local_agents(sweep_id: str, *, grace_s: float = 5.0) -> list[int]:
-    """Stop every agent of this sweep (and its probe: each agent leads its process group)."""
-    pids = local_agents(sweep_id)
+def stop_local_agents(sweep_id: str, *, keep: Collection[str] = (), grace_s: float = 5.0) -> list[int]:
+    """Stop every agent of this sweep but the kept ones (each leads its process group, probe included)."""
+    pids = local_agents(sweep_id, keep=keep)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while local_agents(sweep_id) and time.monotonic() < deadline:
+    while local_agents(sweep_id, keep=keep) and time.monotonic() < deadline:
         time.sleep(0.1)
-    for pid in local_agents(sweep_id):
+    for pid in local_agents(sweep_id, keep=keep):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     if pids:

@@ -247,7 +247,7 @@ class Orchestrator:
                 if st.name not in self.kept:
                     self._start_destroy(st)
             await asyncio.gather(*self._destroys.values())
-            await self.prov.finish(keep_shared=bool(self.kept))
+            await self.prov.finish(kept=set(self.kept))
         except BaseException:
             await self._shielded(self._teardown())
             raise
@@ -267,7 +267,7 @@ class Orchestrator:
                 self._start_destroy(st)
         await asyncio.gather(*self._destroys.values(), return_exceptions=True)
         try:
-            await self.prov.finish(keep_shared=bool(self.kept))
+            await self.prov.finish(kept=set(self.kept))
         except TickpathError as exc:
             log_event(log, logging.ERROR, "shared_destroy_failed", sweep=self.sweep_id, error=exc)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tickpath.errors import ConfigError
+from tickpath.sweep.cleanup import stop_local_agents
 from tickpath.sweep.config import SweepConfig
 from tickpath.sweep.plan import Candidate, candidates, probe_argv, tags
 from tickpath.sweep.store import DirectoryStore, ResultStore, S3Store
@@ -89,7 +90,7 @@ class Provisioner(Protocol):
 
     def exists(self, candidate: Candidate) -> bool: ...
 
-    async def finish(self, *, keep_shared: bool) -> None: ...
+    async def finish(self, *, kept: set[str]) -> None: ...
 
 
 class TerraformProvisioner:
@@ -189,9 +190,16 @@ class TerraformProvisioner:
         if root.exists() and state_resources(root):
             await self._tf(root).destroy()
 
-    async def finish(self, *, keep_shared: bool) -> None:
+    async def finish(self, *, kept: set[str]) -> None:
+        """After the candidates: drop shared resources no winner needs; locally, the tag sweep.
+
+        An apply interrupted between its provisioner starting an agent and Terraform saving state
+        leaves an agent no state knows about; the search by sweep id finds it (winners excepted).
+        """
+        if self.cfg.provider == "local":
+            await asyncio.to_thread(stop_local_agents, self.sweep_id, keep=kept)
         shared = self.dir / "shared"
-        if not keep_shared and shared.exists() and state_resources(shared):
+        if not kept and shared.exists() and state_resources(shared):
             await self._tf(shared).destroy()
 
 
