@@ -37,7 +37,8 @@ def run(coro: Coroutine[Any, Any, T], *, handle_signals: bool = True) -> T:
 
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            # not on the main thread (uvloop raises ValueError, asyncio RuntimeError): no handlers
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, _on_signal, sig)
     try:
         return loop.run_until_complete(task)

@@ -81,17 +81,18 @@ class LatencyRecorder:
         self._sum: int | None = 0
 
     # -- recording -------------------------------------------------------------------------
-    def record(self, value_ns: int | float) -> None:
+    def record(self, value_ns: int | float, count: int = 1) -> None:
+        """Record ``value_ns`` (``count`` times); out-of-range values are clamped and counted."""
         v = int(value_ns)
         if v < LOWEST_NS:
-            self.clamped += 1
+            self.clamped += count
             v = LOWEST_NS
         elif v > self._highest:
-            self.clamped += 1
+            self.clamped += count
             v = self._highest
-        self._hist.record_value(v)
+        self._hist.record_value(v, count)
         if self._sum is not None:
-            self._sum += v
+            self._sum += v * count
 
     def record_many(self, values_ns: Iterable[int | float]) -> None:
         for v in values_ns:
