@@ -107,7 +107,7 @@ class BenchResult:
                     "max": round(max(v) / scale, 3)}
 
         return {
-            "unit": unit, "clock": CLOCK_NOTE,
+            "schema": "tickpath.busbench/1", "unit": unit, "clock": CLOCK_NOTE,
             "pub": self.pub, "sub": self.sub, "subject": self.subject, "tls": self.tls,
             "size": self.size, "target_rate": self.rate, "achieved_rate": round(self.achieved_rate, 1),
             "rate_ratio": round(self.achieved_rate / self.rate, 5) if self.rate else 0.0,

@@ -116,19 +116,28 @@ def _probe_clock(doc: Mapping[str, Any], s: Section) -> None:
 
 
 def _probe_path(doc: Mapping[str, Any], s: Section) -> None:
-    path = (_probe_methods(doc).get("path") or {})
-    hops = path.get("hops") or []
-    if not hops:
-        for tool in ("mtr", "traceroute"):
-            sub = path.get(tool)
-            if isinstance(sub, Mapping) and sub.get("hops"):
-                hops = sub["hops"]
-                break
-    if hops:
-        keys = [k for k in ("hop", "host", "ip", "loss_pct", "avg_ms", "best_ms", "worst_ms", "rtt_ms")
-                if any(isinstance(h, Mapping) and k in h for h in hops)]
-        s.add("<h3>Path</h3>" + table(keys, [[h.get(k) for k in keys] for h in hops if isinstance(h, Mapping)],
-                                       left=3))
+    path = _probe_methods(doc).get("path") or {}
+    for tool in ("mtr", "traceroute"):
+        sub = path.get(tool)
+        if not isinstance(sub, Mapping):
+            continue
+        if not sub.get("available", True):
+            s.add(f'<p class="note">{esc(tool)}: {esc(sub.get("note") or sub.get("error") or "not installed")}</p>')
+            continue
+        hops = [h for h in sub.get("hops") or [] if isinstance(h, Mapping)]
+        if not hops:
+            continue
+        rows = []
+        for h in hops:
+            addrs = h.get("addresses") or ([h["host"]] if h.get("host") else [])
+            rtts = h.get("rtts_ms") or []
+            best = min(rtts) if rtts else h.get("best_ms")
+            avg = sum(rtts) / len(rtts) if rtts else h.get("avg_ms")
+            worst = max(rtts) if rtts else h.get("worst_ms")
+            loss = h.get("loss_pct", h.get("lost"))
+            rows.append([h.get("hop"), ", ".join(map(str, addrs)) or "*", loss, best, avg, worst])
+        s.add(f"<h3>Path ({esc(tool)} to {esc(path.get('destination', ''))})</h3>"
+              + table(["hop", "address", "loss", "best ms", "avg ms", "worst ms"], rows, left=2))
 
 
 # -- sweep ----------------------------------------------------------------------------------
@@ -202,27 +211,34 @@ def _bus_runs(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def render_busbench(found: Collection) -> list[Section]:
-    out = []
+    """One section per directory of busbench runs: the table of both latencies and one spectrum."""
+    by_dir: dict[Path, list[Mapping[str, Any]]] = {}
     for art in found.of("busbench"):
-        runs = _bus_runs(art.data)
+        by_dir.setdefault(art.path.parent, []).extend(_bus_runs(art.data))
+    out = []
+    for directory, runs in sorted(by_dir.items()):
         if not runs:
             continue
-        s = Section(f"busbench-{_slug(str(art.path))}", "Bus latency (NATS)")
+        runs.sort(key=lambda r: (r.get("size") or 0, r.get("target_rate") or 0))
+        s = Section(f"busbench-{_slug(str(directory))}", "Bus latency (NATS)")
         first = runs[0]
         s.add(f'<p class="kv">publish on <code>{esc(first.get("pub"))}</code>, receive on '
-              f'<code>{esc(first.get("sub"))}</code> · clock: {esc(first.get("clock", ""))} · µs</p>')
-        head = ["size", "rate", "achieved", "lost", "from", "p50", "p90", "p99", "p99.9", "p99.99", "max"]
+              f'<code>{esc(first.get("sub"))}</code> · clock: {esc(first.get("clock", ""))} · µs. '
+              "“intended” counts from the scheduled send time (no coordinated omission), "
+              "“actual” from when the message was really sent.</p>")
+        head = ["size (B)", "rate (/s)", "achieved (/s)", "lost", "from", "p50", "p90", "p99", "p99.9", "p99.99",
+                "max"]
         rows = []
         spectra = []
         for r in runs:
             for key, label in (("latency_from_intended", "intended"), ("latency_from_actual", "actual")):
                 lat = r.get(key) or {}
-                rows.append([r.get("size"), r.get("target_rate"), r.get("achieved_rate"), r.get("lost"), label,
-                             lat.get("p50"), lat.get("p90"), lat.get("p99"), lat.get("p99.9"),
+                rows.append([r.get("size"), r.get("target_rate"), r.get("achieved_rate"), r.get("lost"),
+                             Raw(esc(label)), lat.get("p50"), lat.get("p90"), lat.get("p99"), lat.get("p99.9"),
                              lat.get("p99.99"), lat.get("p100", lat.get("max"))])
                 pts = _spectrum_us(lat.get("histogram"))
                 if pts:
-                    spectra.append((f"{r.get('size')}B @{r.get('target_rate'):g}/s {label}", pts))
+                    spectra.append((f"{r.get('size')} B @ {r.get('target_rate') or 0:g}/s, {label}", pts))
         s.add(table(head, rows, left=0))
         if spectra:
             s.add_image(Image(f"{s.anchor}-spectrum.png", "busbench percentile spectrum",
