@@ -36,7 +36,8 @@ def fmt_num(value: Any, digits: int = 1) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:,.{digits}f}"
+        # small figures (e.g. hop RTTs in ms) keep three decimals so they do not print as 0.0
+        return f"{value:,.{3 if abs(value) < 10 else digits}f}"
     return esc(value)
 
 

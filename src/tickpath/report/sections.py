@@ -177,27 +177,34 @@ def render_sweep(found: Collection) -> list[Section]:
 
 
 # -- dq -------------------------------------------------------------------------------------
+def _kv_text(values: Any, limit: int = 400) -> str:
+    if isinstance(values, Mapping):
+        return ", ".join(f"{k}={v}" for k, v in values.items())[:limit]
+    return "" if values is None else str(values)[:limit]
+
+
 def render_dq(found: Collection) -> list[Section]:
     out = []
     for art in found.of("dq"):
         doc = art.data
         s = Section(f"dq-{_slug(str(art.path))}", "Data quality")
-        checks = doc.get("checks") or []
         ok = doc.get("ok")
-        s.add(f'<p class="kv">overall {verdict(ok if isinstance(ok, bool) else None)} · '
-              f'window {esc(doc.get("since", ""))} … {esc(doc.get("until", ""))}</p>')
+        window = doc.get("window") or {}
+        wtext = window.get("text", "") if isinstance(window, Mapping) else str(window)
+        s.add(f'<p class="kv">overall {verdict(ok if isinstance(ok, bool) else None)} · window {esc(wtext)}'
+              f' · rows {esc(doc.get("rows_in_window", ""))}</p>')
         rows = []
-        for c in checks:
+        for c in doc.get("checks") or []:
             if not isinstance(c, Mapping):
                 continue
-            status = c.get("status") or c.get("verdict")
-            passed = c.get("ok") if isinstance(c.get("ok"), bool) else (status == "pass" if status else None)
-            figures = c.get("figures") or c.get("summary") or {}
-            fig_text = ", ".join(f"{k}={v}" for k, v in figures.items()) if isinstance(figures, Mapping) else str(
-                figures)
-            rows.append([c.get("name", "?"), c.get("scope", ""), verdict(passed, str(status or "")),
-                         Raw(esc(fig_text[:400])), Raw(esc(str(c.get("detail") or c.get("message") or "")[:400]))])
-        s.add(table(["check", "scope", "verdict", "figures", "detail"], rows, left=5))
+            passed = c.get("ok") if isinstance(c.get("ok"), bool) else None
+            findings = [f for f in c.get("findings") or [] if isinstance(f, Mapping)]
+            shown = "; ".join(_kv_text(f, 160) for f in findings[:3])
+            if len(findings) > 3:
+                shown += f"; … {len(findings) - 3} more"
+            rows.append([Raw(esc(c.get("title") or c.get("name", "?"))), verdict(passed),
+                         Raw(esc(c.get("summary", ""))), Raw(esc(_kv_text(c.get("metrics")))), Raw(esc(shown))])
+        s.add(table(["check", "verdict", "summary", "figures", "findings"], rows, left=5))
         out.append(s)
     return out
 
