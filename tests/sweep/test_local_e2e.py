@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tickpath.sweep.cleanup import local_agents
-from tickpath.sweep.runner import cleanup_sweep, sweep_status
+from tickpath.sweep.config import load_config
+from tickpath.sweep.runner import cleanup_sweep, run_sweep, sweep_status
 from tickpath.sweep.terraform import state_resources
 
 from .conftest import SimZone
@@ -149,3 +150,36 @@ def test_kill9_then_cleanup_leaves_nothing(tmp_path: Path, sim_zones: dict[str, 
     assert clean.returncode == 0, clean.stderr
     _assert_nothing_left(sweep_dir)
     assert sweep_status(tmp_path / "state", sweep_dir.name)["live"] is False
+
+
+def test_silent_candidate_is_timed_out_failed_and_its_agent_stopped(tmp_path: Path, terraform_bin: str) -> None:
+    """With real Terraform, a probe that never reports is failed at result_timeout_s and its agent destroyed."""
+    stub = Path(__file__).with_name("stub_probe.py")
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(f"""
+[sweep]
+name = "hang"
+provider = "local"
+ttl_minutes = 5
+result_timeout_s = 3
+poll_interval_s = 0.1
+state_dir = "state"
+results_dir = "results"
+[probe]
+methods = ["tcp", "ws"]
+duration_s = 1
+[local]
+zones = [{{ id = "ok", rest_url = "http://127.0.0.1:1", ws_url = "ws://127.0.0.1:1" }},
+         {{ id = "silent", rest_url = "http://127.0.0.1:1", ws_url = "ws://127.0.0.1:1" }}]
+probe_command = ["{{python}}", "{stub}", "{{az_id}}", "0.2", "ok=2,silent=hang"]
+""")
+    result = asyncio.run(run_sweep(load_config(cfg)))
+    states = result.outcome.states
+    assert states["silent"].failed and "no result within 3 s" in (states["silent"].error or "")
+    assert states["silent"].status == "destroyed"
+    assert result.outcome.winners == ["ok"]
+    sweep_dir = _sweep_dir(tmp_path)
+    assert local_agents(sweep_dir.name, keep={"ok"}) == []
+    assert state_resources(sweep_dir / "candidates" / "silent") == []
+    asyncio.run(cleanup_sweep(tmp_path / "state", sweep_dir.name))
+    _assert_nothing_left(sweep_dir)

@@ -14,12 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
 from tickpath.dq.sql import COMPLETENESS, FRESHNESS, INTEGRITY, LATENCY, SEQUENCE, Window
 from tickpath.errors import UnknownSymbolError
 from tickpath.stats import LatencyRecorder
-from tickpath.stats.recorder import HIGHEST_NS, LOWEST_NS, SIGNIFICANT_DIGITS
 from tickpath.venues.binance.streams import parse_stream
 
 Row = Mapping[str, Any]
@@ -113,8 +110,8 @@ def judge_latency(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> C
     metrics: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
     for (venue, symbol, channel), grp in sorted(groups.items()):
-        hist = HdrHistogram(LOWEST_NS, HIGHEST_NS, SIGNIFICANT_DIGITS)
-        n = negative = clamped = 0
+        rec = LatencyRecorder(f"{venue}/{symbol}/{channel}")
+        n = negative = 0
         sum_v = sum_raw = 0.0
         max_v: int | None = None
         for r in grp:
@@ -126,11 +123,8 @@ def judge_latency(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> C
             bucket = int(r["bucket_ns"])
             if bucket < 0:
                 negative += count
-            if bucket < LOWEST_NS:
-                clamped += count  # zero or negative: recorded as 1 ns and counted, like the recorder does
-            hist.record_value(min(max(bucket, LOWEST_NS), HIGHEST_NS), count)
-        rec = LatencyRecorder.decode(hist.encode().decode("ascii"), f"{venue}/{symbol}/{channel}")
-        rec.clamped = clamped
+            # zero or negative values are clamped to 1 ns and counted by the recorder itself
+            rec.record(bucket, count)
         s = rec.summary()
         bases = {r["basis"] for r in grp}
         clock = "corrected" if bases == {"corrected"} else "raw" if bases == {"raw"} else "mixed"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from itertools import accumulate, chain
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import pyarrow as pa
 from tickpath.errors import SinkError
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade
 from tickpath.sinks.base import Sink
-from tickpath.tables import EVENT_TABLES, LEVEL, SCHEMAS, duckdb_ddl
+from tickpath.tables import EVENT_TABLES, SCHEMAS, duckdb_ddl
 
 DEFAULT_PATH = "./data/ticks.duckdb"
 
@@ -32,7 +31,7 @@ _COMMON = ("session", "venue", "symbol", "seq", "event_time_ms", "transaction_ti
 
 
 def _col(events: Sequence[Any], name: str) -> list[Any]:
-    return list(map(attrgetter(name), events))  # C-level loop: no Python frame per row
+    return list(map(attrgetter(name), events))  # a C-level loop: no Python frame step per row
 
 
 def _trades(evs: Sequence[Trade]) -> dict[str, list[Any]]:
@@ -43,14 +42,14 @@ def _tickers(evs: Sequence[Ticker]) -> dict[str, list[Any]]:
     return {n: _col(evs, n) for n in ("update_id", "bid_price", "bid_qty", "ask_price", "ask_qty")}
 
 
-def _l2(evs: Sequence[BookDelta | BookSnapshot | BookReset]) -> dict[str, Any]:
-    if all(type(e) is BookDelta for e in evs):  # the steady state: every column by a C-level map
+def _l2(evs: Sequence[BookDelta | BookSnapshot | BookReset]) -> dict[str, list[Any]]:
+    if all(type(e) is BookDelta for e in evs):  # the steady state: each column in one C-level pass
         n = len(evs)
         return {"kind": ["delta"] * n, "first_update_id": _col(evs, "first_update_id"),
                 "final_update_id": _col(evs, "final_update_id"),
                 "prev_final_update_id": _col(evs, "prev_final_update_id"), "depth": _col(evs, "depth"),
-                "bids": _levels_array(_col(evs, "bids")), "asks": _levels_array(_col(evs, "asks")),
-                "reason": [None] * n, "last_good_update_id": [None] * n}
+                "bids": _col(evs, "bids"), "asks": _col(evs, "asks"), "reason": [None] * n,
+                "last_good_update_id": [None] * n}
     cols: dict[str, list[Any]] = {n: [] for n in (
         "kind", "first_update_id", "final_update_id", "prev_final_update_id", "depth", "bids", "asks",
         "reason", "last_good_update_id")}
@@ -89,32 +88,10 @@ def _l2(evs: Sequence[BookDelta | BookSnapshot | BookReset]) -> dict[str, Any]:
             asks.append([])
             reason.append(e.reason)
             good.append(e.last_good_update_id)
-    cols["bids"] = _levels_array(cols["bids"])
-    cols["asks"] = _levels_array(cols["asks"])
     return cols
 
 
-_LEVEL_FIELDS = list(LEVEL)
-
-
-def _levels_array(rows: list[list[tuple[str, str]]]) -> pa.Array:
-    """``list<struct<price, qty>>`` built from flat price and qty columns plus offsets.
-
-    Converting the nested Python lists directly makes Arrow inspect every tuple as a struct; one
-    C-level transpose (``zip(*levels)``) and two flat string arrays are several times cheaper.
-    """
-    flat = list(chain.from_iterable(rows))
-    offsets = pa.array(list(accumulate(map(len, rows), initial=0)), type=pa.int32())
-    if flat:
-        prices, qtys = zip(*flat, strict=True)
-    else:
-        prices = qtys = ()
-    values = pa.StructArray.from_arrays([pa.array(prices, type=pa.string()), pa.array(qtys, type=pa.string())],
-                                        fields=_LEVEL_FIELDS)
-    return pa.ListArray.from_arrays(offsets, values)
-
-
-_SPECIFIC: dict[str, Callable[[Any], dict[str, Any]]] = {
+_SPECIFIC: dict[str, Callable[[Any], dict[str, list[Any]]]] = {
     "trades": _trades, "tickers": _tickers, "l2": _l2,
 }
 
@@ -134,14 +111,13 @@ def split_by_table(events: Sequence[Event]) -> dict[str, list[Event]]:
 def arrow_table(table: str, events: Sequence[Event], *, publish_ns: int | None = None,
                 ingest_ns: int | None = None) -> pa.Table:
     """Events of one storage table as an Arrow table with the canonical schema."""
-    cols: dict[str, Any] = {n: _col(events, n) for n in _COMMON}
+    cols = {n: _col(events, n) for n in _COMMON}
     cols.update(_SPECIFIC[table](events))
     n = len(events)
     cols["publish_ns"] = [publish_ns] * n
     cols["ingest_ns"] = [ingest_ns] * n
     schema = SCHEMAS[table]
-    arrays = [c if isinstance(c := cols[f.name], pa.Array) else pa.array(c, type=f.type) for f in schema]
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays([pa.array(cols[f.name], type=f.type) for f in schema], schema=schema)
 
 
 def arrow_tables(events: Sequence[Event]) -> dict[str, pa.Table]:

@@ -116,7 +116,10 @@ def decode_frame(raw: bytes | str) -> WireMessage:
             if len(_by_prefix) < _KIND_CACHE_MAX:
                 _by_prefix[name] = dec
         if dec is not None:
-            return _decode_with(dec, raw, raw).data  # type: ignore[no-any-return]
+            try:  # _decode_with inlined: one Python call fewer per frame on the hot path
+                return dec.decode(raw).data  # type: ignore[no-any-return]
+            except msgspec.DecodeError:
+                return _decode_with(dec, raw, raw)  # type: ignore[no-any-return]  # raises ParseError
     return _decode_general(raw)
 
 

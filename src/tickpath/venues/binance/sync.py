@@ -129,12 +129,21 @@ class BookSync:
         if self._plain and self.synced and not self._awaiting_first and last is not None and msg.u > last \
                 and ((msg.pu == last) if self._futures else (first_id == last + 1)):
             book = self.book
+            bids = book.bids
+            asks = book.asks
             try:
-                book.apply(msg.b, msg.a)
+                # OrderBook.apply and is_crossed inlined: two calls fewer per message, and an empty
+                # side (about one in eight) costs nothing.
+                if msg.b:
+                    bids.apply(msg.b)
+                if msg.a:
+                    asks.apply(msg.a)
             except InvalidLevelError:
                 pass  # _live re-applies and takes the resync path (the book is discarded anyway)
             else:
-                if not book.is_crossed():
+                b = bids.ranks
+                a = asks.ranks
+                if not (b and a and b[-1] >= -a[-1]):
                     self.last_update_id = msg.u
                     self._seq = seq = self._seq + 1
                     self.stats.deltas += 1
