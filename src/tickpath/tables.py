@@ -16,6 +16,7 @@ it) are null for events written directly by the feed.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -142,3 +143,16 @@ def _duck_type(t: pa.DataType) -> str:
         inner = ", ".join(f"{f.name} {_duck_type(f.type)}" for f in t)
         return f"STRUCT({inner})"
     raise TypeError(f"no DuckDB type for {t}")  # pragma: no cover - schema is fixed above
+
+
+def event_date(event: Event) -> str:
+    """The BigQuery partition date (UTC) of an event: its exchange event time, else its receipt time."""
+    ms = event.event_time_ms if event.event_time_ms is not None else event.receipt_ns // 1_000_000
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).date().isoformat()
+
+
+def bigquery_row(event: Event, *, publish_ns: int | None = None) -> dict[str, Any]:
+    """The row a BigQuery subscription writes: the table's columns plus the ``event_date`` partition."""
+    row = event_row(event, publish_ns=publish_ns)
+    row["event_date"] = event_date(event)
+    return row

@@ -60,7 +60,7 @@ async def test_every_event_arrives_with_attributes_on_its_topic(server: Publishe
                                                                 serializer: str) -> None:
     """Each event is one message on crypto.binance.<channel> with venue/symbol/channel/sequence."""
     events = make_events(90)
-    sink = _sink(server, serializer=serializer, max_latency_ms=10)
+    sink = _sink(server, serializer=serializer, max_latency_ms=10, format="event")
     await sink.start()
     await sink.write(events)
     await sink.close()
@@ -118,7 +118,7 @@ async def test_flow_control_bounds_outstanding_messages_under_a_slow_server(serv
 async def test_failed_publishes_are_retried_and_counted(server: PublisherServer) -> None:
     """Requests the server rejects are published again; every event still arrives exactly once."""
     server.fail_next = 2
-    sink = _sink(server, max_messages=10, max_latency_ms=5)
+    sink = _sink(server, max_messages=10, max_latency_ms=5, format="event")
     await sink.start()
     events = make_events(60)
     await sink.write(events)
@@ -149,3 +149,28 @@ async def test_close_waits_for_every_outstanding_publish(server: PublisherServer
     assert len(server.messages) < 120  # still in flight when close() is called
     await sink.close()
     assert len(server.messages) == 120 and sink.stats.extra["outstanding"] == 0
+
+
+@pytest.mark.parametrize("serializer", ["msgspec", "orjson"])
+async def test_row_format_is_what_the_bigquery_subscriptions_write(server: PublisherServer,
+                                                                   serializer: str) -> None:
+    """By default a message is the event's table row plus event_date, exactly the BigQuery table's columns."""
+    import orjson
+
+    from tickpath.gcp.plan import table_schema
+    from tickpath.tables import CHANNEL_TABLE, bigquery_row
+
+    events = make_events(30)
+    sink = _sink(server, serializer=serializer, max_latency_ms=10)
+    await sink.start()
+    await sink.write(events)
+    await sink.close()
+    rows = {(r["session"], r["venue"], r["symbol"], r["seq"], m.topic.rsplit(".", 1)[1]): (r, m)
+            for m in server.messages for r in [orjson.loads(m.data)]}
+    assert len(rows) == 30
+    for e in events:
+        row, m = rows[(e.session, e.venue, e.symbol, e.seq, e.channel)]
+        assert row["publish_ns"] == int(m.attributes["publish_ns"])
+        assert row == bigquery_row(e, publish_ns=row["publish_ns"])
+        columns = [c["name"] for c in table_schema(CHANNEL_TABLE[e.channel])]
+        assert sorted(row) == sorted(columns)

@@ -1,8 +1,12 @@
 """Google Pub/Sub sink: ``--sink pubsub://PROJECT/TOPIC-PREFIX?ordering=1&max_messages=2500...``.
 
 Events go to topic ``<prefix>.<channel>`` (default prefix ``crypto.binance``, so
-``crypto.binance.trades``, ``crypto.binance.ticker``, ``crypto.binance.l2``) as the same JSON as every
-other sink (:func:`tickpath.events.encode_event`, or orjson with ``serializer=orjson``), with
+``crypto.binance.trades``, ``crypto.binance.ticker``, ``crypto.binance.l2``). With ``format=row`` (the
+default) each message is the event's table row (:func:`tickpath.tables.bigquery_row`: the same columns
+as DuckDB and Parquet plus ``event_date``), which is what the BigQuery subscriptions that
+``tickpath gcp setup`` creates write straight into the tables; ``format=event`` sends the tagged event
+JSON of every bus (:func:`tickpath.events.encode_event`). Either is serialised with msgspec or orjson
+(``serializer=``), same bytes. Messages carry
 attributes ``venue``, ``symbol``, ``channel``, ``sequence``, ``publish_ns`` and, with ``ordering=1``,
 the ordering key ``<venue>.<symbol>``.
 
@@ -38,6 +42,7 @@ from tickpath.errors import ConfigError, SinkError
 from tickpath.events import Event, encode_event
 from tickpath.logs import log_event
 from tickpath.sinks.base import Sink
+from tickpath.tables import bigquery_row
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,7 @@ class PubSubSinkConfig:
     flow_bytes: int = 64 * 1024 * 1024  # ... and bytes
     ordering: bool = False  # ordering key per venue.symbol
     serializer: str = "msgspec"  # msgspec | orjson (same JSON either way)
+    format: str = "row"  # row: BigQuery table row (+ event_date); event: tagged event JSON
     max_retries: int = 5
     endpoint: str = ""  # plaintext gRPC HOST:PORT (emulator, tests)
     close_timeout_s: float = 60.0
@@ -74,6 +80,8 @@ class PubSubSinkConfig:
             raise ConfigError("flow control needs at least 1 message and one batch worth of bytes")
         if self.serializer not in ("msgspec", "orjson"):
             raise ConfigError(f"serializer must be msgspec or orjson, not {self.serializer!r}")
+        if self.format not in ("row", "event"):
+            raise ConfigError(f"format must be row or event, not {self.format!r}")
         if self.max_retries < 0:
             raise ConfigError("max_retries cannot be negative")
 
@@ -118,6 +126,23 @@ def _orjson_encode(event: Event) -> bytes:
     return orjson.dumps(msgspec.to_builtins(event))
 
 
+_json = msgspec.json.Encoder()
+
+
+def _row_encoder(serializer: str) -> Callable[[Event, int], bytes]:
+    dumps: Callable[[Any], bytes] = orjson.dumps if serializer == "orjson" else _json.encode
+
+    def encode(event: Event, publish_ns: int) -> bytes:
+        return dumps(bigquery_row(event, publish_ns=publish_ns))
+
+    return encode
+
+
+def _event_encoder(serializer: str) -> Callable[[Event, int], bytes]:
+    enc = encode_event if serializer == "msgspec" else _orjson_encode
+    return lambda event, _publish_ns: enc(event)
+
+
 # One message: (topic, data, ordering key, attributes, attempt)
 _Msg = tuple[str, bytes, str, dict[str, str], int]
 
@@ -134,7 +159,7 @@ class PubSubSink(Sink):
         self.clock = clock
         self._client_factory = client_factory
         self._client: Any = None
-        self._encode: Callable[[Event], bytes] = encode_event if config.serializer == "msgspec" else _orjson_encode
+        self._encode = (_row_encoder if config.format == "row" else _event_encoder)(config.serializer)
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
         self._outstanding = 0
@@ -195,14 +220,15 @@ class PubSubSink(Sink):
         if self._client is None:
             raise SinkError("Pub/Sub sink used before start()")
         self.stats.accepted += len(batch)
-        pub_ns = str(self.clock.wall_ns())
+        now_ns = self.clock.wall_ns()
+        pub_ns = str(now_ns)
         ordering = self.config.ordering
         msgs: list[_Msg] = []
         for e in batch:
             attrs = {"venue": e.venue, "symbol": e.symbol, "channel": e.channel, "sequence": str(e.seq),
                      "publish_ns": pub_ns}
-            msgs.append((self.topic_for(e.channel), self._encode(e), f"{e.venue}.{e.symbol}" if ordering else "",
-                         attrs, 0))
+            key = f"{e.venue}.{e.symbol}" if ordering else ""
+            msgs.append((self.topic_for(e.channel), self._encode(e, now_ns), key, attrs, 0))
         await asyncio.to_thread(self._publish_all, msgs)
 
     def _publish_all(self, msgs: list[_Msg]) -> None:
