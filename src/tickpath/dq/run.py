@@ -66,7 +66,7 @@ class DqReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "engine": self.engine,
+            "schema": "tickpath.dq/1", "ok": self.ok, "engine": self.engine,
             "window": {"since_ns": self.window.since_ns, "until_ns": self.window.until_ns,
                        "text": self.window.describe(), "clock": "local receipt time (receipt_ns), UTC"},
             "rows_in_window": self.rows_in_window, "elapsed_s": round(self.elapsed_s, 3),
