@@ -80,17 +80,21 @@ def results_dir(tmp_path: Path) -> Path:
     root = tmp_path / "results"
     sweep = root / "sweep"
     sweep.mkdir(parents=True)
-    rows = [("1", "frankfurt", "ok", "2100.0"), ("2", "virginia", "ok", "5200.0"), ("", "tokyo", "failed", "")]
+    rows = [("1", "frankfurt", "local", "reported", "no", "yes", "2100.0", ""),
+            ("2", "virginia", "local", "destroyed", "no", "no", "5200.0", ""),
+            ("", "tokyo", "local", "failed", "yes", "no", "", "no result within 60 s")]
     with (sweep / "latency_results.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["rank", "candidate", "status", "ws.p99_us"])
+        w.writerow(["rank", "candidate", "az_id", "status", "failed", "kept", "score_us", "error"])
         w.writerows(rows)
     (sweep / "summary.json").write_text(json.dumps({
         "schema": "tickpath.sweep/1", "winner": "frankfurt", "metric": "ws.p99",
         "why": "frankfurt has the lowest ws.p99 (2100 µs) of 2 candidates that reported"}))
+    (sweep / "candidates").mkdir()
     for name, base in (("frankfurt", 1000.0), ("virginia", 2500.0)):
-        (sweep / name).mkdir()
-        (sweep / name / "probe.json").write_text(json.dumps(_probe_doc(name, base)))
+        (sweep / "candidates" / f"{name}.json").write_text(json.dumps(
+            {"state": {"name": name, "status": "reported"}, "result": {"probe": _probe_doc(name, base)}}))
+    (sweep / "candidates" / "tokyo.json").write_text(json.dumps({"state": {"name": "tokyo"}, "result": None}))
     (root / "probe").mkdir()
     (root / "probe" / "probe.json").write_text(json.dumps(_probe_doc("local", 50.0)))
     (root / "feed").mkdir()

@@ -34,8 +34,8 @@ def _series(con: duckdb.DuckDBPyConnection, tables: list[str], t0: int) -> tuple
     return rates, lat, counts
 
 
-def feed_section(art: Artifact) -> Section:
-    s = Section(f"feed-{art.path.stem}", f"Feed: {art.path.name}")
+def feed_section(art: Artifact, slug: str, name: str) -> Section:
+    s = Section(f"feed-{slug}", f"Feed: {name}")
     con = duckdb.connect(str(art.path), read_only=True)
     try:
         tables = [t for t in _TABLES if t in art.data]

@@ -20,6 +20,14 @@ from tickpath.stats import LatencyRecorder, spectrum
 PCT_KEYS = ("p50", "p90", "p99", "p999", "p9999", "max", "mean")
 
 
+def _rel(found: Collection, path: Path) -> str:
+    """A path relative to the results root, for anchors and PNG names that stay short and stable."""
+    try:
+        return str(path.relative_to(found.root)) or "root"
+    except ValueError:
+        return path.name
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
@@ -72,7 +80,7 @@ def render_probe(found: Collection) -> list[Section]:
         doc = art.data
         target = doc.get("target") or {}
         title = f"Probe: {target.get('host') or target.get('base_url') or art.path.parent.name}"
-        s = Section(f"probe-{_slug(str(art.path))}", title)
+        s = Section(f"probe-{_slug(_rel(found, art.path))}", title)
         host = doc.get("host") or {}
         s.add(f'<p class="kv">from <code>{esc(host.get("hostname", "?"))}</code> · '
               f'file <code>{esc(art.path)}</code> · all figures in µs</p>')
@@ -149,7 +157,7 @@ def render_sweep(found: Collection) -> list[Section]:
         summary = summaries.get(art.path.parent)
         winner = (summary.data.get("winner") if summary else None) or next(
             (r.get("candidate") for r in rows if r.get("rank") == "1"), None)
-        s = Section(f"sweep-{_slug(str(art.path.parent))}", "Sweep: candidates ranked")
+        s = Section(f"sweep-{_slug(_rel(found, art.path.parent))}", "Sweep: candidates ranked")
         if summary is not None:
             why = summary.data.get("why") or summary.data.get("explanation") or ""
             s.add(f'<p class="kv">winner <b>{esc(winner)}</b> · metric <code>'
@@ -158,21 +166,36 @@ def render_sweep(found: Collection) -> list[Section]:
         win_idx = {i for i, r in enumerate(rows) if winner and r.get("candidate") == winner}
         s.add(table(head, [[r.get(h, "") for h in head] for r in rows], left=min(2, len(head)),
                     highlight_rows=win_idx))
-        spectra = []
-        for probe in found.of("probe"):
-            if art.path.parent in probe.path.parents:
-                name = probe.data.get("candidate") or probe.path.parent.name
-                ranked = _probe_methods(probe.data)
-                metric_method = str(summary.data.get("metric", "ws.p99")).split(".")[0] if summary else "ws"
-                body = ranked.get(metric_method) or next(iter(ranked.values()), {})
-                pts = _spectrum_us(body.get("histogram"))
-                if pts:
-                    spectra.append((str(name), pts))
+        metric = str(summary.data.get("metric", "")) if summary else ""
+        m = re.search(r"([a-z_]+)\.p", metric)
+        spectra = _candidate_spectra(art.path.parent, m.group(1) if m else "ws", found)
         if spectra:
             s.add_image(Image(f"{s.anchor}-spectrum.png", "sweep latency distribution per candidate",
                               plots.percentile_spectrum("Latency distribution per candidate", spectra,
                                                         highlight=winner)))
         out.append(s)
+    return out
+
+
+def _candidate_spectra(sweep_dir: Path, method: str, found: Collection) -> list[tuple[str, list[tuple[float, float]]]]:
+    """Latency spectra of the ranked method, from each candidate's probe result in ``candidates/*.json``."""
+    import json
+
+    out = []
+    for path in sorted((sweep_dir / "candidates").glob("*.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            found.problems.append(Problem(path, f"unreadable candidate result: {exc}"))
+            continue
+        probe = (doc.get("result") or {}).get("probe") if isinstance(doc, Mapping) else None
+        if not isinstance(probe, Mapping):
+            continue
+        body = _probe_methods(probe).get(method) or {}
+        pts = _spectrum_us(body.get("histogram"))
+        name = (doc.get("state") or {}).get("name") or path.stem
+        if pts:
+            out.append((str(name), pts))
     return out
 
 
@@ -187,7 +210,7 @@ def render_dq(found: Collection) -> list[Section]:
     out = []
     for art in found.of("dq"):
         doc = art.data
-        s = Section(f"dq-{_slug(str(art.path))}", "Data quality")
+        s = Section(f"dq-{_slug(_rel(found, art.path))}", "Data quality")
         ok = doc.get("ok")
         window = doc.get("window") or {}
         wtext = window.get("text", "") if isinstance(window, Mapping) else str(window)
@@ -227,7 +250,7 @@ def render_busbench(found: Collection) -> list[Section]:
         if not runs:
             continue
         runs.sort(key=lambda r: (r.get("size") or 0, r.get("target_rate") or 0))
-        s = Section(f"busbench-{_slug(str(directory))}", "Bus latency (NATS)")
+        s = Section(f"busbench-{_slug(_rel(found, directory))}", "Bus latency (NATS)")
         first = runs[0]
         s.add(f'<p class="kv">publish on <code>{esc(first.get("pub"))}</code>, receive on '
               f'<code>{esc(first.get("sub"))}</code> · clock: {esc(first.get("clock", ""))} · µs. '
@@ -258,7 +281,7 @@ def render_busbench(found: Collection) -> list[Section]:
 def render_feed(found: Collection) -> list[Section]:
     from tickpath.report.feedplots import feed_section
 
-    return [feed_section(a) for a in found.of("feed_db")]
+    return [feed_section(a, _slug(_rel(found, a.path)), _rel(found, a.path)) for a in found.of("feed_db")]
 
 
 RENDERERS: tuple[Callable[[Collection], list[Section]], ...] = (

@@ -44,7 +44,7 @@ def summary(cfg: SweepConfig, outcome: SweepOutcome) -> dict[str, Any]:
     ranked = [states[n] for n in outcome.ranking]
     failed = sorted(n for n, s in states.items() if s.failed)
     doc: dict[str, Any] = {
-        "sweep_id": outcome.sweep_id, "provider": cfg.provider, "region": cfg.region,
+        "schema": "tickpath.sweep/1", "sweep_id": outcome.sweep_id, "provider": cfg.provider, "region": cfg.region,
         "metric": cfg.metric.text, "lower_is_better": True, "unit": "us",
         "elapsed_s": round(outcome.elapsed_s, 3), "kept": outcome.winners, "failed": failed,
         "ranking": [{"rank": i + 1, "name": s.name, "score_us": s.score, "explain": s.explain}
