@@ -103,7 +103,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(doc)
     else:
-        err.print(f"[bold green]winner: {doc['winner']}[/]  {doc['why']}")
+        if doc["winner"]:
+            err.print(f"[bold green]winner: {doc['winner']}[/]  {doc['why']}")
+        else:
+            err.print(f"[bold red]no winner[/]: {doc['why']} ({', '.join(doc['failed'])})")
         err.print(f"kept: {', '.join(result.outcome.winners) or 'none'}; results in {result.results_dir}")
     return 0 if doc["winner"] else 9
 

