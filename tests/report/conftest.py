@@ -99,6 +99,11 @@ def results_dir(tmp_path: Path) -> Path:
     (root / "probe" / "probe.json").write_text(json.dumps(_probe_doc("local", 50.0)))
     (root / "feed").mkdir()
     _feed_db(root / "feed" / "ticks.duckdb")
+    (root / "feed" / "futures.summary.json").write_text(json.dumps({
+        "schema": "tickpath.feed/1", "session": "s1", "venue": "futures", "events": {"l2": 300, "trades": 299},
+        "resyncs": 1, "gaps": 1, "reconnects": 0, "malformed": 2,
+        "clock_offset": {"offset_us": 37012.5, "bound_us": 850.0},
+        "sinks": {"duckdb": {"written": 600, "dropped": 0}}}))
     (root / "dq").mkdir()
     (root / "dq" / "dq.json").write_text(json.dumps({
         "schema": "tickpath.dq/1", "ok": False, "window": {"text": "last 5 minutes"},

@@ -29,6 +29,7 @@ def test_every_section_is_rendered_with_plots(results_dir: Path) -> None:
     assert any(p.name.startswith("sweep-") for p in res.png_paths)
     assert "Sequence continuity" in html and "FAIL" in html
     assert "resets/resyncs: 1, of them gaps: 1" in html
+    assert "Feed runs" in html and "+37.0 ± 0.8 ms" in html and "duckdb: 600 written, 0 dropped" in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "<script" not in html
 
 

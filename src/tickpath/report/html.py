@@ -21,6 +21,7 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:right}
 th{background:#f6f8fa} td.l,th.l{text-align:left} tr.win td{background:#dafbe1;font-weight:600}
 .pass{color:#1a7f37;font-weight:600} .fail{color:#cf222e;font-weight:600} .warn{color:#9a6700;font-weight:600}
+.scroll{overflow-x:auto;max-width:100%}
 img{max-width:100%;height:auto;border:1px solid #eaeef2;margin:6px 0}
 .note{color:#57606a;font-size:13px} .kv{font-size:14px} code{background:#f6f8fa;padding:1px 4px;border-radius:4px}
 """
@@ -69,7 +70,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, left: int = 
           highlight_rows: set[int] | None = None) -> str:
     """An HTML table; the first ``left`` columns are left-aligned (names), the rest numbers."""
     hl = highlight_rows or set()
-    out = ["<table><tr>"]
+    out = ['<div class="scroll"><table><tr>']
     out += [f'<th class="{"l" if i < left else ""}">{esc(h)}</th>' for i, h in enumerate(headers)]
     out.append("</tr>")
     for r, row in enumerate(rows):
@@ -79,7 +80,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, left: int = 
             text = cell if isinstance(cell, Raw) else fmt_num(cell)
             out.append(f"<td{cls}>{text}</td>")
         out.append("</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     return "".join(out)
 
 

@@ -162,7 +162,8 @@ def render_sweep(found: Collection) -> list[Section]:
             why = summary.data.get("why") or summary.data.get("explanation") or ""
             s.add(f'<p class="kv">winner <b>{esc(winner)}</b> · metric <code>'
                   f'{esc(summary.data.get("metric", ""))}</code></p><p>{esc(why)}</p>')
-        head = list(rows[0].keys())
+        # columns empty for every candidate (methods this sweep did not measure) only add width
+        head = [h for h in rows[0] if any((r.get(h) or "").strip() for r in rows)]
         win_idx = {i for i, r in enumerate(rows) if winner and r.get("candidate") == winner}
         s.add(table(head, [[r.get(h, "") for h in head] for r in rows], left=min(2, len(head)),
                     highlight_rows=win_idx))
@@ -210,7 +211,7 @@ def render_dq(found: Collection) -> list[Section]:
     out = []
     for art in found.of("dq"):
         doc = art.data
-        s = Section(f"dq-{_slug(_rel(found, art.path))}", "Data quality")
+        s = Section(f"dq-{_slug(_rel(found, art.path))}", f"Data quality: {_rel(found, art.path)}")
         ok = doc.get("ok")
         window = doc.get("window") or {}
         wtext = window.get("text", "") if isinstance(window, Mapping) else str(window)
@@ -278,6 +279,31 @@ def render_busbench(found: Collection) -> list[Section]:
 
 
 # -- feed -----------------------------------------------------------------------------------
+def render_feed_runs(found: Collection) -> list[Section]:
+    """Feed exit summaries (``tickpath.feed/1``): what each run took in, resynced and delivered."""
+    runs = [a for a in found.of("feed")]
+    if not runs:
+        return []
+    s = Section("feed-runs", "Feed runs")
+    rows = []
+    for art in runs:
+        d = art.data
+        events = d.get("events") or {}
+        off = d.get("clock_offset") or {}
+        offset = (f"{off.get('offset_us', 0) / 1e3:+.1f} ± {off.get('bound_us', 0) / 1e3:.1f} ms"
+                  if isinstance(off, Mapping) and off.get("offset_us") is not None else "not measured")
+        sinks = d.get("sinks") or {}
+        sink_text = "; ".join(f"{n}: {v.get('written', 0)} written, {v.get('dropped', 0)} dropped"
+                              for n, v in sinks.items() if isinstance(v, Mapping))
+        rows.append([Raw(esc(d.get("venue", "?"))), Raw(esc(d.get("session", ""))),
+                     ", ".join(f"{k} {v}" for k, v in events.items()) if isinstance(events, Mapping) else "",
+                     d.get("resyncs"), d.get("gaps"), d.get("reconnects"), d.get("malformed"),
+                     Raw(esc(offset)), Raw(esc(sink_text))])
+    s.add(table(["venue", "session", "events", "resyncs", "gaps", "reconnects", "malformed",
+                 "exchange clock offset", "sinks"], rows, left=3))
+    return [s]
+
+
 def render_feed(found: Collection) -> list[Section]:
     from tickpath.report.feedplots import feed_section
 
@@ -285,6 +311,6 @@ def render_feed(found: Collection) -> list[Section]:
 
 
 RENDERERS: tuple[Callable[[Collection], list[Section]], ...] = (
-    render_sweep, render_probe, render_feed, render_dq, render_busbench,
+    render_sweep, render_probe, render_feed_runs, render_feed, render_dq, render_busbench,
 )
 _ = Artifact  # re-exported type used by renderer signatures in feedplots
