@@ -8,10 +8,18 @@ from the first write until every message is acknowledged by the server. Phase 2 
 until every message is committed and acknowledged. Both on uvloop, as the CLI runs them.
 Targets (issue 5): at least 100,000 messages per second each. Wall clock on a shared machine with
 nats-server on the same cores, so figures are noisy.
+
+Phase 0 measures the server's own ceiling on this machine at this moment, so the Python figures
+can be read against it: the same number of pre-rendered ``HPUB`` frames (same headers, similar
+payload) written on a bare socket with at most 8,192 unacknowledged, into a second stream of the
+same server, then pulled back in batches of 10,000 and acknowledged with one ack-all per batch.
+Its client does almost no work per message, so its rate is what nats-server (sharing the cores)
+allows.
 """
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -49,6 +57,82 @@ def _events(n: int) -> list[Event]:
     return out
 
 
+_RAW_PAYLOAD = (b'{"type":"trade","session":"bench","venue":"futures","symbol":"BTCUSDT","seq":1,'
+                b'"event_time_ms":1700000000000,"transaction_time_ms":1700000000000,'
+                b'"receipt_ns":1700000000000000000,"trade_id":1,"first_trade_id":null,"last_trade_id":null,'
+                b'"price":"64000.10","qty":"0.005","side":"buy","channel":"trades"}')
+
+
+_ACK_MARK = b"MSG _RAWACK."
+
+
+async def _server_ceiling(url: str, n: int, window: int = 8192) -> tuple[float, float]:
+    """Publish and pull rates (msg/s) of a client that does almost nothing per message."""
+    import nats
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(name="RAWCEILING", subjects=["rawceiling.>"], storage="file")
+    await js.add_consumer("RAWCEILING", ConsumerConfig(durable_name="raw", ack_policy=AckPolicy.ALL,
+                                                       max_ack_pending=100_000))
+    await nc.close()
+    host, port = url.removeprefix("nats://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    await reader.readline()  # INFO
+    writer.write(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true,'
+                 b'"protocol":1}\r\nSUB _RAWACK.* 1\r\nSUB _RAWPULL.* 2\r\nPING\r\n')
+    while not (await reader.readline()).startswith(b"PONG"):
+        pass
+    frames = []
+    for i in range(n):
+        hdr = b"NATS/1.0\r\nNats-Msg-Id: raw.%d\r\nTickpath-Publish-Ns: 1700000000000000000\r\n\r\n" % i
+        frames.append(b"HPUB rawceiling.x _RAWACK.%d %d %d\r\n%s%s\r\n" % (
+            i, len(hdr), len(hdr) + len(_RAW_PAYLOAD), hdr, _RAW_PAYLOAD))
+    acked, sent, tail = 0, 0, b""
+    t0 = time.perf_counter()
+    while acked < n:
+        if sent < n and sent - acked < window:
+            k = min(window - (sent - acked), n - sent, 2048)
+            writer.write(b"".join(frames[sent:sent + k]))
+            sent += k
+            continue
+        data = tail + await reader.read(1 << 20)
+        acked += data.count(_ACK_MARK)
+        tail = data[1 - len(_ACK_MARK):]  # too short to hold a counted marker; completes a cut one
+    publish = n / (time.perf_counter() - t0)
+    got, buf = 0, b""
+    t0 = time.perf_counter()
+    while got < n:
+        want = min(10_000, n - got)
+        body = b'{"batch":%d}' % want
+        writer.write(b"PUB $JS.API.CONSUMER.MSG.NEXT.RAWCEILING.raw _RAWPULL.1 %d\r\n%s\r\n" % (len(body), body))
+        last, k = b"", 0
+        while k < want:
+            chunk = await reader.read(1 << 20)
+            if not chunk:
+                raise ConnectionError("nats-server closed the connection")
+            buf += chunk
+            pos = 0
+            while (eol := buf.find(b"\r\n", pos)) >= 0:
+                args = buf[pos:eol].split()
+                if args and args[0] in (b"MSG", b"HMSG"):
+                    end = eol + 2 + int(args[-1]) + 2
+                    if end > len(buf):
+                        break
+                    if len(args) == (6 if args[0] == b"HMSG" else 5):  # op subject sid reply [hdr] total
+                        last, k = args[3], k + 1
+                    pos = end
+                else:
+                    pos = eol + 2
+            buf = buf[pos:]
+        got += k
+        writer.write(b"PUB %s 4\r\n+ACK\r\n" % last)
+    pull = n / (time.perf_counter() - t0)
+    writer.close()
+    return publish, pull
+
+
 async def _bench(n: int) -> dict[str, Any]:
     events = _events(n)
     work = Path(tempfile.mkdtemp(prefix="tickpath-bench-bus-"))
@@ -66,6 +150,7 @@ async def _bench(n: int) -> dict[str, Any]:
         c0 = time.process_time()
         res = await run_ingest(IngestConfig(url, f"duckdb:{work / 'bus.duckdb'}", batch=10_000, max_messages=n))
         ingest_cpu = time.process_time() - c0
+        raw_publish, raw_pull = await asyncio.wait_for(_server_ceiling(url, n), 300)
     publish_rate = n / publish_s
     ingest_rate = n / res.elapsed_s
     lat = res.publish_to_ingest.summary().to_dict("ms")
@@ -83,6 +168,7 @@ async def _bench(n: int) -> dict[str, Any]:
         # rate would be with a core to itself, since the shared machine's wall clock is noisy.
         "publish_cpu_s": round(publish_cpu, 3), "publish_msg_per_cpu_s": round(n / publish_cpu),
         "ingest_cpu_s": round(ingest_cpu, 3), "ingest_msg_per_cpu_s": round(n / ingest_cpu),
+        "server_ceiling_publish_msg_s": round(raw_publish), "server_ceiling_pull_msg_s": round(raw_pull),
         "stream": "replicas 1, file storage, one local nats-server on loopback",
         "target": {"publish_msg_s": TARGET_MSG_S, "ingest_msg_s": TARGET_MSG_S},
         "ok": publish_rate >= TARGET_MSG_S and ingest_rate >= TARGET_MSG_S
@@ -97,6 +183,8 @@ def main() -> dict[str, Any]:
           f"dropped {figures['dropped']}); {figures['publish_msg_per_cpu_s']:,} msg per CPU second")
     print(f"JetStream -> ingest -> DuckDB: {figures['ingest_msg_s']:,} msg/s ({figures['ingested_rows']:,} rows "
           f"in {figures['ingest_s']} s); {figures['ingest_msg_per_cpu_s']:,} msg per CPU second")
+    print(f"nats-server ceiling here and now (bare client, pre-rendered frames): publish "
+          f"{figures['server_ceiling_publish_msg_s']:,} msg/s, pull {figures['server_ceiling_pull_msg_s']:,} msg/s")
     print(f"target {TARGET_MSG_S:,.0f} msg/s each: {'met' if figures['ok'] else 'MISSED'}")
     return figures
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_feed_core import SHARED, _repeated_stream, _warm_normalizer
+from bench.bench_feed_core import SHARED, _calibration_ns, _repeated_stream, _warm_normalizer
 from tickpath.feed import Feed, FeedConfig
 from tickpath.feed.engine import FeedEngine
 from tickpath.feed.pipeline import Pipeline
@@ -167,6 +167,8 @@ async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latenc
 
 
 async def _run() -> dict[str, Any]:
+    calib = _calibration_ns()
+    print(f"machine: {calib} CPU-ns per plain loop iteration (compare machines by this figure)")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         b_depth = await _in_process(True, tmp)
@@ -187,7 +189,8 @@ async def _run() -> dict[str, Any]:
               f"{WARMUP_S:g} s warm-up, monotonic clock) target p99 <= {TARGET_C_P99_US:g} us")
     ok = (b_depth["msgs_per_cpu_s"] >= TARGET_B and c_rate["msgs_per_s"] >= TARGET_C_RATE
           and lat["p99"] <= TARGET_C_P99_US and b_depth["gaps"] == 0 and c_rate["gaps"] == 0)
-    return {"b_duckdb_depth": b_depth, "b_duckdb_mix": b_mix, "c_throughput": c_rate, "c_latency": c_lat,
+    return {"calibration_ns_per_loop_iteration": calib,
+            "b_duckdb_depth": b_depth, "b_duckdb_mix": b_mix, "c_throughput": c_rate, "c_latency": c_lat,
             "target": {"b_msgs_per_cpu_s": TARGET_B, "c_msgs_per_s": TARGET_C_RATE,
                        "c_p99_us": TARGET_C_P99_US}, "ok": ok}
 

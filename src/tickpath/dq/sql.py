@@ -85,17 +85,20 @@ def window_ctes(window: Window, dialect: Dialect, dataset: str | None = None) ->
     parts = []
     part_filter = ""
     sessions_part = ""
+    # DuckDB materialises a CTE that is read more than once; these are plain bounded scans (cheap,
+    # pruned by row-group min/max on receipt_ns), and materialising w_l2 copies every level list.
+    hint = "NOT MATERIALIZED " if dialect == "duckdb" else ""
     if dialect == "bigquery":
         first, last = window.dates()
         part_filter = f" AND event_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
         sessions_part = f" AND event_date <= DATE '{last.isoformat()}'"
     for table, cols in WINDOW_COLUMNS.items():
         parts.append(
-            f"w_{table} AS (SELECT {', '.join(cols)} FROM {_table_ref(table, dialect, dataset)} "
+            f"w_{table} AS {hint}(SELECT {', '.join(cols)} FROM {_table_ref(table, dialect, dataset)} "
             f"WHERE receipt_ns >= {window.since_ns} AND receipt_ns < {window.until_ns}{part_filter})"
         )
     parts.append(
-        f"w_sessions AS (SELECT {', '.join(SESSION_COLUMNS)} FROM {_table_ref('feed_sessions', dialect, dataset)} "
+        f"w_sessions AS {hint}(SELECT {', '.join(SESSION_COLUMNS)} FROM {_table_ref('feed_sessions', dialect, dataset)} "
         f"WHERE started_ns < {window.until_ns} AND (ended_ns IS NULL OR ended_ns >= {window.since_ns})"
         f"{sessions_part})"
     )
@@ -165,8 +168,9 @@ ORDER BY venue, symbol, channel, basis, bucket_ns
 # Continuity of Binance's update ids per (session, venue, symbol) in seq order, restarting at each
 # snapshot (whose successor obeys the first-event rule) and reset; plus tickpath's own seq, which must
 # be contiguous per (session, venue, channel, symbol): trades and tickers are first counted per
-# stream (count, distinct, min, max), and only a stream that fails that is ordered to locate its
-# holes. Top-N deltas (depth set) carry the upstream U/u range with the updates that changed nothing
+# stream (count, min, max, and distinct values counted as bits of 60-seq blocks, which needs a
+# hash table of blocks rather than of every seq), and only a stream that fails that is ordered to
+# locate its holes. Top-N deltas (depth set) carry the upstream U/u range with the updates that changed nothing
 # visible folded in (see venues/binance/sync.py), so the same rules hold for them: filtering leaves
 # no hole, and a real upstream gap still shows.
 SEQUENCE = """
@@ -202,9 +206,14 @@ ot AS (
   SELECT session, venue, symbol, 'trades' AS channel, seq, receipt_ns FROM w_trades
   UNION ALL SELECT session, venue, symbol, 'ticker' AS channel, seq, receipt_ns FROM w_tickers
 ),
+blk AS (
+  SELECT session, venue, symbol, channel, COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi,
+    COALESCE(BIT_COUNT(BIT_OR(CAST(1 AS BIGINT) << ABS(seq % 60))), 0) AS uniq
+  FROM ot GROUP BY session, venue, symbol, channel, seq // 60
+),
 broken AS (
-  SELECT session, venue, symbol, channel FROM ot GROUP BY session, venue, symbol, channel
-  HAVING COUNT(*) <> MAX(seq) - MIN(seq) + 1 OR COUNT(DISTINCT seq) <> COUNT(*)
+  SELECT session, venue, symbol, channel FROM blk GROUP BY session, venue, symbol, channel
+  HAVING SUM(n) <> MAX(hi) - MIN(lo) + 1 OR SUM(uniq) <> SUM(n)
 ),
 o AS (
   SELECT t.session, t.venue, t.symbol, t.channel, t.seq, t.receipt_ns,
@@ -353,21 +362,79 @@ ORDER BY kind, session, venue, symbol, channel
 # a crossing made by deltas is caught by the feed's book, which resets with reason 'crossed'),
 # non-positive prices or quantities (a delta's "0" is a deletion, so only negative is wrong there),
 # duplicate trade ids within a feed run, and times going backwards in seq order.
+#
+# Cost notes (these decide the shape, not the result): DuckDB runs a lateral UNNEST whose output is
+# filtered as a dependent join that hashes every list (minutes on 10 M rows), but an UNNEST that is
+# only aggregated as a plain scan; so one aggregate over the levels yields each snapshot's top of
+# book and each stream's count of bad levels, and only streams with one are unnested again to list
+# them. Duplicate trade ids are probed per block of 60 ids (count
+# against distinct ids, kept as bits) and grouped per id only in blocks that have one. Each table is
+# ordered on its own for the time check (one union of all three sorts as a single, larger job).
 INTEGRITY = """
+lvs AS (
+  SELECT session, venue, symbol, snap_seq, MIN(receipt_ns) AS receipt_ns,
+    MAX(CASE WHEN side = 'bid' AND qty > 0 THEN price END) AS bid,
+    MIN(CASE WHEN side = 'ask' AND qty > 0 THEN price END) AS ask,
+    SUM(CASE WHEN price IS NULL OR price <= 0 OR qty IS NULL OR qty < 0 OR (kind = 'snapshot' AND qty = 0)
+      THEN 1 ELSE 0 END) AS bad
+  FROM (
+    SELECT r.session, r.venue, r.symbol, r.kind, r.receipt_ns, 'bid' AS side,
+      CASE WHEN r.kind = 'snapshot' THEN r.seq END AS snap_seq,
+      TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
+    FROM w_l2 AS r CROSS JOIN UNNEST(r.bids) AS t(x) WHERE r.kind IN ('delta', 'snapshot')
+    UNION ALL
+    SELECT r.session, r.venue, r.symbol, r.kind, r.receipt_ns, 'ask' AS side,
+      CASE WHEN r.kind = 'snapshot' THEN r.seq END AS snap_seq,
+      TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
+    FROM w_l2 AS r CROSS JOIN UNNEST(r.asks) AS t(x) WHERE r.kind IN ('delta', 'snapshot')
+  ) AS a
+  GROUP BY session, venue, symbol, snap_seq
+),
+top AS (
+  SELECT session, venue, symbol, snap_seq AS seq, receipt_ns, bid, ask FROM lvs WHERE snap_seq IS NOT NULL
+),
+lb AS (
+  SELECT r.session, r.venue, r.symbol, r.seq, r.receipt_ns, r.kind, r.bids, r.asks
+  FROM w_l2 AS r
+  JOIN (SELECT session, venue, symbol FROM lvs GROUP BY session, venue, symbol HAVING SUM(bad) > 0) AS b
+    ON b.session = r.session AND b.venue = r.venue AND b.symbol = r.symbol
+  WHERE r.kind IN ('delta', 'snapshot')
+),
 lv AS (
   SELECT r.session, r.venue, r.symbol, r.seq, r.receipt_ns, r.kind, 'bid' AS side,
     TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
-  FROM w_l2 AS r CROSS JOIN UNNEST(r.bids) AS t(x) WHERE r.kind IN ('delta', 'snapshot')
+  FROM lb AS r CROSS JOIN UNNEST(r.bids) AS t(x)
   UNION ALL
   SELECT r.session, r.venue, r.symbol, r.seq, r.receipt_ns, r.kind, 'ask' AS side,
     TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
-  FROM w_l2 AS r CROSS JOIN UNNEST(r.asks) AS t(x) WHERE r.kind IN ('delta', 'snapshot')
+  FROM lb AS r CROSS JOIN UNNEST(r.asks) AS t(x)
 ),
-top AS (
-  SELECT session, venue, symbol, seq, MIN(receipt_ns) AS receipt_ns,
-    MAX(CASE WHEN side = 'bid' AND qty > 0 THEN price END) AS bid,
-    MIN(CASE WHEN side = 'ask' AND qty > 0 THEN price END) AS ask
-  FROM lv WHERE kind = 'snapshot' GROUP BY session, venue, symbol, seq
+tid AS (
+  SELECT session, venue, symbol, trade_id // 60 AS blk FROM w_trades
+  GROUP BY session, venue, symbol, trade_id // 60
+  HAVING COUNT(*) <> COALESCE(BIT_COUNT(BIT_OR(CAST(1 AS BIGINT) << ABS(trade_id % 60))), 0)
+),
+back AS (
+  SELECT session, venue, symbol, 'trades' AS channel, seq, receipt_ns, event_time_ms, p_event, p_receipt
+  FROM (SELECT session, venue, symbol, seq, receipt_ns, event_time_ms,
+          LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_event,
+          LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
+        FROM w_trades) AS a
+  WHERE event_time_ms < p_event OR receipt_ns < p_receipt
+  UNION ALL
+  SELECT session, venue, symbol, 'ticker' AS channel, seq, receipt_ns, event_time_ms, p_event, p_receipt
+  FROM (SELECT session, venue, symbol, seq, receipt_ns, event_time_ms,
+          LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_event,
+          LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
+        FROM w_tickers) AS a
+  WHERE event_time_ms < p_event OR receipt_ns < p_receipt
+  UNION ALL
+  SELECT session, venue, symbol, 'l2' AS channel, seq, receipt_ns, event_time_ms, p_event, p_receipt
+  FROM (SELECT session, venue, symbol, seq, receipt_ns, event_time_ms,
+          LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_event,
+          LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
+        FROM w_l2 WHERE kind = 'delta') AS a
+  WHERE event_time_ms < p_event OR receipt_ns < p_receipt
 ),
 f AS (
   SELECT CASE WHEN bid > ask THEN 'crossed' ELSE 'locked' END AS issue, session, venue, symbol,
@@ -402,34 +469,19 @@ f AS (
     'feed reset: ' || reason AS detail
   FROM w_l2 WHERE kind = 'reset' AND (LOWER(reason) LIKE '%cross%' OR LOWER(reason) LIKE '%lock%')
   UNION ALL
-  SELECT 'duplicate_trade_id' AS issue, session, venue, symbol, 'trades' AS channel, MAX(seq) AS seq,
-    MAX(receipt_ns) AS receipt_ns,
-    'trade id ' || CAST(trade_id AS VARCHAR) || ' x' || CAST(COUNT(*) AS VARCHAR) AS detail
-  FROM w_trades
-  GROUP BY session, venue, symbol, trade_id HAVING COUNT(*) > 1
+  SELECT 'duplicate_trade_id' AS issue, t.session, t.venue, t.symbol, 'trades' AS channel, MAX(t.seq) AS seq,
+    MAX(t.receipt_ns) AS receipt_ns,
+    'trade id ' || CAST(t.trade_id AS VARCHAR) || ' x' || CAST(COUNT(*) AS VARCHAR) AS detail
+  FROM w_trades AS t JOIN tid AS d
+    ON d.session = t.session AND d.venue = t.venue AND d.symbol = t.symbol
+      AND d.blk IS NOT DISTINCT FROM t.trade_id // 60
+  GROUP BY t.session, t.venue, t.symbol, t.trade_id HAVING COUNT(*) > 1
   UNION ALL
-  SELECT 'time_backwards' AS issue, session, venue, symbol, channel, seq, receipt_ns, detail
-  FROM (
-    SELECT session, venue, symbol, channel, seq, receipt_ns,
-      CASE WHEN event_time_ms < p_event THEN 'event time ' || CAST(event_time_ms AS VARCHAR) || ' after '
-        || CAST(p_event AS VARCHAR) ELSE 'receipt went back ' || CAST(p_receipt - receipt_ns AS VARCHAR)
-        || ' ns' END AS detail,
-      (event_time_ms < p_event OR receipt_ns < p_receipt) AS back
-    FROM (
-      SELECT session, venue, symbol, channel, seq, receipt_ns, event_time_ms,
-        LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol, channel ORDER BY seq) AS p_event,
-        LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol, channel ORDER BY seq) AS p_receipt
-      FROM (
-        SELECT session, venue, symbol, 'trades' AS channel, seq, receipt_ns, event_time_ms FROM w_trades
-        UNION ALL
-        SELECT session, venue, symbol, 'ticker' AS channel, seq, receipt_ns, event_time_ms FROM w_tickers
-        UNION ALL
-        SELECT session, venue, symbol, 'l2' AS channel, seq, receipt_ns, event_time_ms FROM w_l2
-        WHERE kind = 'delta'
-      ) AS a
-    ) AS b
-  ) AS c
-  WHERE back
+  SELECT 'time_backwards' AS issue, session, venue, symbol, channel, seq, receipt_ns,
+    CASE WHEN event_time_ms < p_event THEN 'event time ' || CAST(event_time_ms AS VARCHAR) || ' after '
+      || CAST(p_event AS VARCHAR) ELSE 'receipt went back ' || CAST(p_receipt - receipt_ns AS VARCHAR)
+      || ' ns' END AS detail
+  FROM back
 )
 SELECT issue, session, venue, symbol, channel, seq, receipt_ns, detail,
   COUNT(*) OVER (PARTITION BY issue, session, venue, symbol, channel) AS total
@@ -440,24 +492,33 @@ ORDER BY issue, session, venue, symbol, channel, receipt_ns, seq
 """
 
 # Completeness per minute of receipt time: depth and other messages, and how many cadence slots
-# (100/250/500/1000 ms, derived from 100 ms slots aggregated first) saw trades or ticker changes;
-# every such slot changed the book, so the depth stream owes at least one message for it. Python
-# picks the slot width of the subscribed stream.
+# (100/250/500/1000 ms, derived from 100 ms slots) saw trades or ticker changes; every such slot
+# changed the book, so the depth stream owes at least one message for it. Python picks the slot
+# width of the subscribed stream. The active slots are kept as bits: each minute is cut into ten
+# 6-second words (60 slots of 100 ms; 6 s is a whole number of every cadence), a word ORs in one bit
+# per active slot at each cadence, and a minute's count is the sum of its words' set bits. So the
+# only hash table has one entry per (stream, word) instead of one per 100 ms slot.
 COMPLETENESS = """
 ev AS (
   SELECT session, venue, symbol, 0 AS is_l2, receipt_ns FROM w_trades
   UNION ALL SELECT session, venue, symbol, 0 AS is_l2, receipt_ns FROM w_tickers
   UNION ALL SELECT session, venue, symbol, 1 AS is_l2, receipt_ns FROM w_l2 WHERE kind = 'delta'
 ),
-slots AS (
-  SELECT session, venue, symbol, CAST(FLOOR(receipt_ns / 100000000) AS BIGINT) AS slot,
-    SUM(is_l2) AS l2, COUNT(*) - SUM(is_l2) AS other
-  FROM ev GROUP BY session, venue, symbol, slot
+sl AS (
+  SELECT session, venue, symbol, is_l2, minute, CAST(FLOOR((slot - minute * 600) / 60) AS BIGINT) AS word,
+    slot - minute * 600 - CAST(FLOOR((slot - minute * 600) / 60) AS BIGINT) * 60 AS pos
+  FROM (SELECT session, venue, symbol, is_l2, slot, CAST(FLOOR(slot / 600) AS BIGINT) AS minute
+        FROM (SELECT session, venue, symbol, is_l2, CAST(FLOOR(receipt_ns / 100000000) AS BIGINT) AS slot
+              FROM ev) AS a) AS b
+),
+words AS (
+  SELECT session, venue, symbol, minute, word, SUM(is_l2) AS l2, COUNT(*) - SUM(is_l2) AS other,
+    {word_columns}
+  FROM sl GROUP BY session, venue, symbol, minute, word
 )
-SELECT session, venue, symbol, CAST(FLOOR(slot / 600) AS BIGINT) AS minute,
-  SUM(l2) AS l2, SUM(other) AS other,
+SELECT session, venue, symbol, minute, SUM(l2) AS l2, SUM(other) AS other,
   {slot_columns}
-FROM slots
+FROM words
 GROUP BY session, venue, symbol, minute
 ORDER BY session, venue, symbol, minute
 """
@@ -479,12 +540,13 @@ FROM ev GROUP BY channel ORDER BY channel
 """
 
 
-SLOT_COLUMNS = {
-    100: "SUM(CASE WHEN other > 0 THEN 1 ELSE 0 END) AS a100",
-    250: "COUNT(DISTINCT CASE WHEN other > 0 THEN CAST(FLOOR(slot * 100 / 250) AS BIGINT) END) AS a250",
-    500: "COUNT(DISTINCT CASE WHEN other > 0 THEN CAST(FLOOR(slot / 5) AS BIGINT) END) AS a500",
-    1000: "COUNT(DISTINCT CASE WHEN other > 0 THEN CAST(FLOOR(slot / 10) AS BIGINT) END) AS a1000",
+# Per cadence: the OR of one bit per active slot within a 6-second word (pos is the 100 ms slot in
+# the word, 0..59; a 250 ms slot is two and a half of those), then the minute's count of set bits.
+WORD_COLUMNS = {
+    c: f"BIT_OR(CASE WHEN is_l2 = 0 THEN CAST(1 AS BIGINT) << CAST(FLOOR(pos * 100 / {c}) AS BIGINT) END) AS b{c}"
+    for c in (100, 250, 500, 1000)
 }
+SLOT_COLUMNS = {c: f"COALESCE(SUM(BIT_COUNT(b{c})), 0) AS a{c}" for c in (100, 250, 500, 1000)}
 
 
 def body(template: str, window: Window, cadences_ms: Iterable[int] | None = None) -> str:
@@ -492,5 +554,6 @@ def body(template: str, window: Window, cadences_ms: Iterable[int] | None = None
     needs (those of the subscribed depth speeds; all when unknown). Integers only, never user text."""
     wanted = sorted(set(cadences_ms) & set(SLOT_COLUMNS)) if cadences_ms is not None else sorted(SLOT_COLUMNS)
     columns = ",\n  ".join(SLOT_COLUMNS[c] for c in wanted or [100])
+    words = ",\n    ".join(WORD_COLUMNS[c] for c in wanted or [100])
     return template.format(since=int(window.since_ns), until=int(window.until_ns), limit=FINDINGS_PER_KIND,
-                           slot_columns=columns)
+                           slot_columns=columns, word_columns=words)

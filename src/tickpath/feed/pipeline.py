@@ -73,6 +73,9 @@ class _SinkWorker:
 
 
 def _buffered(sink: Sink) -> int:
+    n = getattr(sink, "buffered", None)  # sinks that keep accepted rows in more than one form
+    if isinstance(n, int):
+        return n
     buf = getattr(sink, "_buf", None)
     return len(buf) if isinstance(buf, list) else 0
 

@@ -1,11 +1,11 @@
 """``tickpath ingest``: a durable JetStream consumer that loads the bus into DuckDB or Parquet.
 
 The loop is fetch, decode, commit, acknowledge, in that order. The consumer is durable (its position
-lives in the server, so a restart resumes where the last acknowledged batch ended) with ack policy
-*all*: one ack for the highest stream sequence of a batch covers the whole batch, and it is sent only
-after :meth:`~tickpath.ingest.store.Store.commit` returned. A crash before the ack re-delivers the
-batch; the store's de-duplication on the event key makes that a no-op, so nothing is lost and
-nothing is written twice. One ``ingest`` process per durable name (ack-all assumes one reader).
+lives in the server, so a restart resumes where the last acknowledged batch ended) with explicit
+acks: every message of a batch is acknowledged, in one write, only after
+:meth:`~tickpath.ingest.store.Store.commit` returned. A crash before the ack re-delivers the batch;
+the store's de-duplication on the event key makes that a no-op, so nothing is lost and nothing is
+written twice. One ``ingest`` process per durable name.
 
 Latency columns: ``event_time_ms`` (exchange), ``receipt_ns`` (feed), ``publish_ns`` (the
 ``Tickpath-Publish-Ns`` header the NATS sink sets) and ``ingest_ns`` (this process's wall clock just
@@ -26,25 +26,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import msgspec
 import orjson
-import pyarrow as pa
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, ConnectionFailedError
-from tickpath.events import Event, decode_event
+from tickpath.ingest.columns import decode_batch, stamp_ingest_ns
 from tickpath.ingest.store import Store, open_store
 from tickpath.logs import log_event
-from tickpath.sinks.duckdb import arrow_table
-from tickpath.sinks.nats import connect
+from tickpath.sinks.nats import connect, set_direct_handler
 from tickpath.stats import LatencyRecorder
 
 log = logging.getLogger(__name__)
 
 __all__ = ["IngestConfig", "IngestResult", "run_ingest"]
 
-PUBLISH_NS_HEADER = "Tickpath-Publish-Ns"  # set by tickpath.sinks.nats
-_PUB_HDR = f"\r\n{PUBLISH_NS_HEADER}: ".encode()
 LATENCY_SAMPLES_PER_BATCH = 512
 
 
@@ -121,15 +116,19 @@ class IngestResult:
         }
 
 
+_Delivery = tuple[bytes, bytes, bytes | None]  # (ack subject, payload, raw headers)
+
+
 class _Puller:
     """Pull requests to a durable consumer, with replies taken straight from the protocol parser.
 
     nats-py's ``fetch`` builds a ``Msg``, parses every header line and passes each message through a
     queue, which caps ingest far below 100k msg/s. Here each pull request gets its own reply subject
-    under one inbox; deliveries for it are collected as ``(ack subject, data, raw headers)`` and a
-    status (404 no messages, 408 expired, 409) ends it. Deliveries that arrive late (after a client
-    timeout) join the next batch; acks are explicit, so each message is acknowledged only after the
-    batch that holds it was committed.
+    under one inbox; deliveries are collected as ``(ack subject, data, raw headers)`` by a direct
+    parser handler, and a status (404 no messages, 408 expired, 409) ends a request. Every delivery
+    lands in exactly one batch, in delivery order: one that arrives late (after a client timeout, or
+    between requests) is kept for the next batch rather than dropped and redelivered after
+    ``ack_wait``.
     """
 
     def __init__(self, nc: Any, stream: str, durable: str) -> None:
@@ -138,45 +137,39 @@ class _Puller:
         self._inbox = ""
         self._req = 0
         self._want = 0
-        self._buf: list[tuple[bytes, bytes, bytes | None]] = []
+        self._buf: list[_Delivery] = []
         self._done = asyncio.Event()
 
     async def start(self) -> None:
         self._inbox = self._nc.new_inbox() + "."
         plen = len(self._inbox)
         sub = await self._nc.subscribe(self._inbox + "*")
-        sid = sub._id
-        original = self._nc._process_msg
 
-        async def process_msg(msg_sid: int, subject: bytes, reply: bytes, data: bytes,
-                              headers: bytes | None) -> None:
-            if msg_sid != sid:
-                await original(msg_sid, subject, reply, data, headers)
-                return
+        def on_message(subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
             if not reply:  # a status for one of our requests (its subject is the request inbox)
                 if (headers and headers.startswith(b"NATS/1.0 ") and headers[9:12] != b"100"
                         and subject[plen:] == str(self._req).encode()):
                     self._done.set()  # 404 no messages / 408 expired / 409: the request is over
                 return
-            # Deliveries carry the original subject; with explicit acks, one that arrives after its
-            # request was given up is simply committed and acknowledged with the next batch.
             self._buf.append((reply, data, headers))
             if len(self._buf) >= self._want:
                 self._done.set()
 
-        self._nc._process_msg = process_msg
+        set_direct_handler(self._nc, sub._id, on_message)
 
-    async def fetch(self, batch: int, timeout: float) -> list[tuple[bytes, bytes, bytes | None]]:
+    async def fetch(self, batch: int, timeout: float) -> list[_Delivery]:
         """What is available now (no wait); if nothing, wait up to ``timeout`` for up to ``batch``."""
+        if self._buf:  # late deliveries of an earlier request come first
+            msgs, self._buf = self._buf, []
+            return msgs
         msgs = await self._request(batch, {"batch": batch, "no_wait": True}, 5.0)
         if msgs:
             return msgs
         return await self._request(batch, {"batch": batch, "expires": int(timeout * 1e9)}, timeout + 5.0)
 
-    async def _request(self, batch: int, body: dict[str, Any], client_timeout: float
-                       ) -> list[tuple[bytes, bytes, bytes | None]]:
+    async def _request(self, batch: int, body: dict[str, Any], client_timeout: float) -> list[_Delivery]:
         self._req += 1
-        self._want, self._buf = batch, []
+        self._want = batch
         self._done = asyncio.Event()
         await self._nc.publish(self._subject, orjson.dumps(body), reply=f"{self._inbox}{self._req}")
         try:
@@ -187,97 +180,21 @@ class _Puller:
         self._req += 1  # a late status of this request must not end the next one
         return msgs
 
-    def ack_all(self, msgs: list[tuple[bytes, bytes, bytes | None]]) -> None:
-        """Queue one ``+ACK`` per message (explicit acks) in a single write."""
+    def ack(self, msgs: list[_Delivery]) -> None:
+        """Queue one ``+ACK`` per message of a committed batch (sent by :meth:`flush`) in one write.
+
+        Explicit acks, not ack policy *all* (one ack for the batch's highest sequence): under ack-all
+        a restarted ``ingest`` acknowledging its first batch would also acknowledge older messages
+        that the crashed process had received but never committed, before they are redelivered.
+        The frames are cheap bytes formatting here; the server handles 10k acks in one read.
+        """
+        data = b"".join([b"PUB %s 4\r\n+ACK\r\n" % m[0] for m in msgs])
         nc = self._nc
-        frames = [b"PUB %s 4\r\n+ACK\r\n" % m[0] for m in msgs]
-        nc._pending.extend(frames)
-        nc._pending_data_size += sum(len(f) for f in frames)
+        nc._pending.append(data)
+        nc._pending_data_size += len(data)
 
     async def flush(self) -> None:
         await self._nc._flush_pending()
-
-
-_batch_decoder: msgspec.json.Decoder[list[Event]] = msgspec.json.Decoder(list[Event])
-_TABLE_OF = {"trades": "trades", "ticker": "tickers", "l2": "l2"}
-
-
-def _decode_all(msgs: list[tuple[bytes, bytes, bytes | None]], result: IngestResult) -> list[Event | None]:
-    """Decode every payload; None for one that is not an event (counted as rejected).
-
-    The fast path decodes the whole batch as one JSON array (one call instead of thousands); any
-    problem, including a payload that is not exactly one JSON value, falls back to one by one.
-    """
-    try:
-        events: list[Event | None] = list(_batch_decoder.decode(b"[" + b",".join(m[1] for m in msgs) + b"]"))
-        if len(events) == len(msgs):
-            return events
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        pass
-    out: list[Event | None] = []
-    for m in msgs:
-        try:
-            out.append(decode_event(m[1]))
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            result.rejected += 1
-            out.append(None)
-    return out
-
-
-def _rows(msgs: list[tuple[bytes, bytes, bytes | None]], result: IngestResult
-          ) -> tuple[dict[str, pa.Table], list[int], list[int]]:
-    """Decode messages into one Arrow table per storage table; publish_ns from the header.
-
-    Repeats of an event key inside the batch (a stream can hold a message twice when a retry came
-    after the server's duplicate window) are dropped here, first one kept, and counted as duplicates.
-    """
-    by_table: dict[str, tuple[list[Event], list[int | None]]] = {}
-    seen: set[tuple[str, str, str, str, int]] = set()
-    for m, ev in zip(msgs, _decode_all(msgs, result), strict=True):
-        if ev is None:
-            continue
-        key = (ev.session, ev.venue, ev.channel, ev.symbol, ev.seq)
-        if key in seen:
-            result.duplicates += 1
-            continue
-        seen.add(key)
-        table = _TABLE_OF[ev.channel]
-        group = by_table.get(table)
-        if group is None:
-            group = by_table[table] = ([], [])
-        group[0].append(ev)
-        group[1].append(_publish_ns(m[2]))
-    tables: dict[str, pa.Table] = {}
-    pubs: list[int] = []
-    receipts: list[int] = []
-    for table, (evs, pub) in by_table.items():
-        t = arrow_table(table, evs)
-        col = t.schema.get_field_index("publish_ns")
-        tables[table] = t.set_column(col, "publish_ns", pa.array(pub, pa.int64()))
-        pubs.extend(p for p in pub if p is not None)
-        receipts.extend(e.receipt_ns for e in evs)
-    return tables, pubs, receipts
-
-
-def _publish_ns(hdr: bytes | None) -> int | None:
-    if not hdr:
-        return None
-    i = hdr.find(_PUB_HDR)
-    if i < 0:
-        return None
-    j = hdr.find(b"\r\n", i + 2)
-    try:
-        return int(hdr[i + len(_PUB_HDR):j])
-    except ValueError:
-        return None
-
-
-def _stamp(tables: dict[str, pa.Table], ingest_ns: int) -> dict[str, pa.Table]:
-    out = {}
-    for name, t in tables.items():
-        col = t.schema.get_field_index("ingest_ns")
-        out[name] = t.set_column(col, "ingest_ns", pa.array([ingest_ns] * t.num_rows, pa.int64()))
-    return out
 
 
 async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, store: Store | None = None,
@@ -359,10 +276,13 @@ async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, stor
 
 async def _commit_and_ack(msgs: list[tuple[bytes, bytes, bytes | None]], store: Store,
                           result: IngestResult, clock: Clock, puller: _Puller) -> None:
-    tables, pubs, receipts = _rows(msgs, result)
+    batch = decode_batch([m[1] for m in msgs], [m[2] for m in msgs])
+    result.rejected += batch.rejected
+    result.duplicates += batch.duplicates
     ingest_ns = clock.wall_ns()
+    tables = stamp_ingest_ns(batch.tables, ingest_ns)
     # If this raises, nothing is acknowledged and the server re-delivers the batch after ack_wait.
-    inserted = await asyncio.to_thread(functools.partial(store.commit, _stamp(tables, ingest_ns), unique=True))
+    inserted = await asyncio.to_thread(functools.partial(store.commit, tables, unique=True))
     n_rows = sum(t.num_rows for t in tables.values())
     new = sum(inserted.values())
     result.messages += len(msgs)
@@ -372,9 +292,8 @@ async def _commit_and_ack(msgs: list[tuple[bytes, bytes, bytes | None]], store: 
     for t, k in inserted.items():
         result.per_table[t] = result.per_table.get(t, 0) + k
     # HdrHistogram recording is ~10 us per value in Python: record an evenly spaced sample.
-    for values, rec in ((pubs, result.publish_to_ingest), (receipts, result.receipt_to_ingest)):
-        step = max(1, len(values) // LATENCY_SAMPLES_PER_BATCH)
-        for v in values[::step]:
+    for column, rec in (("publish_ns", result.publish_to_ingest), ("receipt_ns", result.receipt_to_ingest)):
+        for v in batch.sample(column, LATENCY_SAMPLES_PER_BATCH):
             rec.record(ingest_ns - v)
-    puller.ack_all(msgs)
+    puller.ack(msgs)
     await puller.flush()

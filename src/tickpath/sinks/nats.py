@@ -29,7 +29,7 @@ import logging
 import struct
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -43,11 +43,14 @@ from tickpath.sinks.spool import Spool
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PUBLISH_NS_HEADER", "NatsSink", "NatsSinkConfig", "connect", "subject_for"]
+__all__ = ["PUBLISH_NS_HEADER", "NatsSink", "NatsSinkConfig", "connect", "set_direct_handler", "subject_for"]
 
 PUBLISH_NS_HEADER = "Tickpath-Publish-Ns"
 MSG_ID_HEADER = "Nats-Msg-Id"
 _REC = struct.Struct(">HH")
+# HPUB <subject> <reply> <header bytes> <total bytes>, the header block, the payload.
+_FRAME = b"HPUB %s %s%d %d %d\r\nNATS/1.0\r\nNats-Msg-Id: %s\r\nTickpath-Publish-Ns: %d\r\n\r\n%s\r\n"
+_HDR_FIXED = b"NATS/1.0\r\nNats-Msg-Id: \r\nTickpath-Publish-Ns: \r\n\r\n"
 
 
 def subject_for(prefix: str, event: Event) -> str:
@@ -135,51 +138,69 @@ def _coerce(key: str, typ: Any, value: Any) -> Any:
     return str(value)
 
 
+# A direct handler takes (subject, reply, payload, raw headers or None) of one MSG/HMSG, synchronously.
+DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
+
+
 def _fast_parser_class() -> Any:
     """A nats-py protocol parser with a fast path for ``MSG``/``HMSG`` (built lazily: nats is optional).
 
     nats-py matches two regular expressions and fills a dict per message; at 100k messages per second
     (JetStream acks for the sink, deliveries for ingest) that is a large share of the CPU. Complete
-    ``MSG``/``HMSG`` frames are split with ``find``/``split`` here and handed to the same
-    ``_process_msg``; anything else (PING, INFO, -ERR, a frame not fully received yet) goes to
-    nats-py's own parser, so protocol handling stays theirs.
+    ``MSG``/``HMSG`` frames are split with ``find``/``split`` here. A subscription with a direct
+    handler (:func:`set_direct_handler`) gets its messages by a plain function call, with no ``Msg``,
+    coroutine or queue per message; the others go to the same ``_process_msg`` as before. Anything
+    else (PING, INFO, -ERR, a frame not fully received yet) goes to nats-py's own parser, so protocol
+    handling stays theirs.
     """
     from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
     class FastParser(Parser):  # type: ignore[misc]
+        direct: dict[int, DirectHandler]
+
         async def parse(self, data: bytes = b"") -> None:
             if self.state != AWAITING_CONTROL_LINE:
                 await super().parse(data)
                 return
             buf = self.buf
             buf.extend(data)
-            n, pos, other = len(buf), 0, False
+            # One immutable copy per read; every frame below is sliced from it once.
+            view = bytes(buf)
+            n, pos, other = len(view), 0, False
             process = self.nc._process_msg
+            direct = self.__dict__.get("direct") or {}
             try:
                 while pos < n:
-                    if buf.startswith(b"MSG ", pos):
+                    if view.startswith(b"MSG ", pos):
                         start, has_hdr = pos + 4, False
-                    elif buf.startswith(b"HMSG ", pos):
+                    elif view.startswith(b"HMSG ", pos):
                         start, has_hdr = pos + 5, True
                     else:
                         other = True
                         break
-                    eol = buf.find(b"\r\n", start)
+                    eol = view.find(b"\r\n", start)
                     if eol < 0:
                         break
-                    args = bytes(buf[start:eol]).split()
-                    total = int(args[-1])
-                    end = eol + 2 + total
+                    args = view[start:eol].split()
+                    end = eol + 2 + int(args[-1])
                     if end + 2 > n:
                         break  # payload not complete yet
-                    hlen = int(args[-2]) if has_hdr else 0
-                    reply = args[2] if len(args) == (5 if has_hdr else 4) else b""
-                    body = bytes(buf[eol + 2:end])
-                    pos = end + 2
+                    body = eol + 2
+                    sid = int(args[1])
                     if has_hdr:
-                        await process(int(args[1]), args[0], reply, body[hlen:], body[:hlen])
+                        reply = args[2] if len(args) == 5 else b""
+                        split = body + int(args[-2])
+                        hdr: bytes | None = view[body:split]
+                        body = split
                     else:
-                        await process(int(args[1]), args[0], reply, body, None)
+                        reply = args[2] if len(args) == 4 else b""
+                        hdr = None
+                    pos = end + 2
+                    handler = direct.get(sid)
+                    if handler is not None:
+                        handler(args[0], reply, view[body:end], hdr)
+                    else:
+                        await process(sid, args[0], reply, view[body:end], hdr)
             finally:
                 if pos:
                     del buf[:pos]
@@ -187,6 +208,29 @@ def _fast_parser_class() -> Any:
                 await super().parse(b"")
 
     return FastParser
+
+
+def set_direct_handler(nc: Any, sid: int, handler: DirectHandler) -> None:
+    """Deliver subscription ``sid``'s messages to ``handler`` straight from the protocol parser.
+
+    The fast parser installed by :func:`connect` looks the handler up per frame. ``_process_msg`` is
+    wrapped as well: frames that nats-py's own parser handles (those that follow a PING or INFO in
+    the same read, or all of them on a nats-py version we do not know) must reach the handler too,
+    never the subscription's unread queue.
+    """
+    direct = nc._ps.__dict__.get("direct")
+    if isinstance(direct, dict):
+        direct[sid] = handler
+    original = nc._process_msg
+
+    async def process_msg(msg_sid: int, subject: bytes, reply: bytes, data: bytes,
+                          headers: bytes | None) -> None:
+        if msg_sid == sid:
+            handler(subject, reply, data, headers)
+            return
+        await original(msg_sid, subject, reply, data, headers)
+
+    nc._process_msg = process_msg
 
 
 async def connect(servers: Sequence[str], *, timeout_s: float = 5.0, **options: Any) -> Any:
@@ -208,6 +252,7 @@ async def connect(servers: Sequence[str], *, timeout_s: float = 5.0, **options: 
     if type(nc._ps).__name__ == "Parser":  # the nats-py version we know (2.16, pinned)
         fast = _fast_parser_class()(nc)
         fast.__dict__.update(nc._ps.__dict__)  # carry over any partly received frame
+        fast.direct = {}
         nc._ps = fast
     return nc
 
@@ -452,23 +497,31 @@ class NatsSink(Sink):
         inbox = self._inbox
         pending = self._pending
         limit = self._buffer_limit
-        frames = nc._pending
+        frames: list[bytes] = []
         self._idle.clear()
         self._no_pending.clear()
         size = 0
         n = 0
+        # The header block is rendered inside the frame; only the msg id's length varies.
+        inbox_b = inbox.encode()
+        hdr_base = len(_HDR_FIXED) + len(b"%d" % pub_ns)
+        connected = nc.is_connected  # no await below: it cannot change during the loop
+        rid = self._next_id
         for m in msgs:
-            if not nc.is_connected and nc._pending_data_size + size > limit:
+            if not connected and nc._pending_data_size + size > limit:
                 break  # disconnected and the reconnect buffer is full: the caller spools the rest
-            rid = self._next_id = self._next_id + 1
-            hdr = b"NATS/1.0\r\nNats-Msg-Id: %s\r\nTickpath-Publish-Ns: %d\r\n\r\n" % (m[1].encode(), pub_ns)
+            rid += 1
+            key = m[1].encode()
             data = m[2]
-            frame = b"HPUB %s %s%d %d %d\r\n%s%s\r\n" % (
-                m[0].encode(), inbox.encode(), rid, len(hdr), len(hdr) + len(data), hdr, data)
+            hlen = hdr_base + len(key)
+            frame = _FRAME % (m[0].encode(), inbox_b, rid, hlen, hlen + len(data), key, pub_ns, data)
             frames.append(frame)
             size += len(frame)
             pending[rid] = (m, now, batch)
             n += 1
+        self._next_id = rid
+        if frames:  # one buffer for the transport instead of one small write per message
+            nc._pending.append(b"".join(frames))
         nc._pending_data_size += size
         nc.stats["out_msgs"] += n
         if n:
@@ -508,19 +561,10 @@ class NatsSink(Sink):
         """Settle acks straight from the protocol parser instead of via a Msg, a queue and a task.
 
         nats-py builds a ``Msg``, queues it and awaits a callback for each reply; at 100k acks/s that
-        is most of the sink's CPU. Acks for our inbox subscription are handled inline here and
-        every other message takes nats-py's normal path.
+        is most of the sink's CPU. Acks for our inbox subscription are handled inline and every
+        other message takes nats-py's normal path.
         """
-        original = self._nc._process_msg
-
-        async def process_msg(msg_sid: int, subject: bytes, reply: bytes, data: bytes,
-                              headers: bytes | None) -> None:
-            if msg_sid == sid:
-                self._ack(subject, data, headers)
-                return
-            await original(msg_sid, subject, reply, data, headers)
-
-        self._nc._process_msg = process_msg
+        set_direct_handler(self._nc, sid, lambda subject, _reply, data, headers: self._ack(subject, data, headers))
 
     def _ack(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
         try:
