@@ -34,6 +34,7 @@ from bench.bench_feed_core import SHARED, _calibration_ns, _repeated_stream, _wa
 from tickpath.feed import Feed, FeedConfig
 from tickpath.feed.engine import FeedEngine
 from tickpath.feed.pipeline import Pipeline
+from tickpath.runtime import streaming_gc
 from tickpath.sinks.duckdb import DuckDBSink
 from tickpath.stats import LatencyRecorder
 from tickpath.venues.binance.capture import read_ws_capture
@@ -199,9 +200,11 @@ def main() -> dict[str, Any]:
     try:
         import uvloop
 
-        return uvloop.run(_run())  # type: ignore[no-any-return]
+        with streaming_gc():  # as `tickpath feed` runs
+            return uvloop.run(_run())  # type: ignore[no-any-return]
     except ImportError:  # pragma: no cover
-        return asyncio.run(_run())
+        with streaming_gc():
+            return asyncio.run(_run())
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 from tickpath.errors import InterruptedRunError
@@ -56,3 +57,23 @@ def run(coro: Coroutine[Any, Any, T], *, handle_signals: bool = True) -> T:
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         asyncio.set_event_loop(None)
+
+
+@contextlib.contextmanager
+def streaming_gc(gen0_threshold: int = 10_000) -> Iterator[None]:
+    """Garbage-collector settings for long streaming commands (feed, ingest); the CLI opts in.
+
+    Everything allocated at start-up (modules, configs, connections) is frozen out of the collector,
+    and generation 0 runs every ``gen0_threshold`` allocations instead of 700: a stream allocates
+    millions of short-lived, acyclic objects, and default settings spent a third of the feed's CPU
+    re-scanning survivors. Settings are restored on exit.
+    """
+    old = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(gen0_threshold, old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()

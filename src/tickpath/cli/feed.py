@@ -13,6 +13,7 @@ from tickpath.errors import ConfigError, InterruptedRunError
 from tickpath.feed.config import DEFAULT_SINK, FeedConfig, parse_channels, parse_symbols
 from tickpath.feed.run import Feed, FeedSummary
 from tickpath.runtime import run as run_async
+from tickpath.runtime import streaming_gc
 
 DESCRIPTION = """\
 Ingest Binance spot or USD-M futures market data: order books kept in exact sync by Binance's
@@ -121,7 +122,8 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--json and --sink jsonl:- both write to stdout; send JSON lines to a file")
     feed = Feed(config)
     try:
-        summary = run_async(feed.run())
+        with streaming_gc():
+            summary = run_async(feed.run())
     except InterruptedRunError:
         # Stopped by a signal: the feed already flushed every sink; report what it did, then exit 130.
         _report(feed.summary(), as_json=args.json)
