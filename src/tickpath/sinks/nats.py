@@ -555,7 +555,7 @@ class NatsSink(Sink):
     async def _on_ack(self, msg: Any) -> None:
         """Subscription callback path (used only if the fast path below is unavailable)."""
         hdr = b"NATS/1.0 503" if msg.headers and msg.headers.get("Status") == "503" else None
-        self._ack(msg.subject.encode(), msg.data, hdr)
+        self._ack(msg.subject.encode(), b"", msg.data, hdr)
 
     def _install_fast_acks(self, sid: int) -> None:
         """Settle acks straight from the protocol parser instead of via a Msg, a queue and a task.
@@ -564,9 +564,9 @@ class NatsSink(Sink):
         is most of the sink's CPU. Acks for our inbox subscription are handled inline and every
         other message takes nats-py's normal path.
         """
-        set_direct_handler(self._nc, sid, lambda subject, _reply, data, headers: self._ack(subject, data, headers))
+        set_direct_handler(self._nc, sid, self._ack)
 
-    def _ack(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
+    def _ack(self, subject: bytes, _reply: bytes, data: bytes, headers: bytes | None) -> None:
         try:
             rid = int(subject[self._inbox_len:])
         except ValueError:
