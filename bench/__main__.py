@@ -2,7 +2,7 @@
 
 Each benchmark module has ``main() -> dict``: it prints its own human-readable lines and returns a
 dict of figures (with ``target`` and ``ok`` entries where the issue names a target). The collected
-figures are written to ``bench/last-run.json`` for docs/performance.md.
+figures are merged into ``bench/last-run.json`` (one entry per benchmark) for docs/performance.md.
 """
 
 from __future__ import annotations
@@ -32,7 +32,14 @@ def main(argv: list[str]) -> int:
         results[mod_name] = figures
         if isinstance(figures, dict) and figures.get("ok") is False:
             failed.append(mod_name)
-    (HERE / "last-run.json").write_text(json.dumps(results, indent=2, default=str))
+    # Merge into the previous file so running one benchmark keeps the others' latest figures.
+    out = HERE / "last-run.json"
+    try:
+        merged = json.loads(out.read_text())
+    except (OSError, ValueError):
+        merged = {}
+    merged.update(results)
+    out.write_text(json.dumps(merged, indent=2, default=str))
     print(f"figures written to {HERE / 'last-run.json'}")
     if failed:
         print(f"targets missed: {', '.join(failed)}")
