@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tickpath.errors import ConfigError, InterruptedRunError
+from tickpath.errors import ConfigError, ConnectionFailedError, InterruptedRunError
 from tickpath.feed.config import DEFAULT_SINK, FeedConfig, parse_channels, parse_symbols
 from tickpath.feed.run import Feed, FeedSummary
 from tickpath.runtime import run as run_async
@@ -129,6 +129,11 @@ def main(args: argparse.Namespace) -> int:
         _report(feed.summary(), as_json=args.json)
         raise
     _report(summary, as_json=args.json)
+    if summary.connects == 0 and summary.connect_failures:
+        # A service keeps retrying; a run that ended without ever connecting is a failure to say.
+        raise ConnectionFailedError(
+            f"never connected to {config.ws_base} ({summary.connect_failures} attempts; last "
+            f"error: {summary.last_error}); nothing was received")
     return 1 if summary.dropped else 0
 
 

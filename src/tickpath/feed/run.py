@@ -69,6 +69,9 @@ class FeedSummary:
     engine: dict[str, Any] = field(default_factory=dict)
     metrics_port: int | None = None
     record_files: list[str] = field(default_factory=list)
+    connects: int = 0  # successful WebSocket connections, over all shards
+    connect_failures: int = 0
+    last_error: str = ""
 
     @property
     def dropped(self) -> int:
@@ -281,7 +284,9 @@ class Feed:
             clock_offset=self.offset.to_dict() if self.offset is not None else None,
             latency=latency, engine=eng.summary() if eng is not None else {},
             metrics_port=self.metrics.port if self.metrics is not None else None,
-            record_files=[str(p) for p in self.recorder.files] if self.recorder is not None else [])
+            record_files=[str(p) for p in self.recorder.files] if self.recorder is not None else [],
+            connects=sum(c.connects for c in conns), connect_failures=sum(c.connect_failures for c in conns),
+            last_error=next((c.last_error for c in conns if c.last_error), ""))
 
 
 async def run(config: FeedConfig, *, clock: Clock = DEFAULT_CLOCK, sinks: list[Sink] | None = None) -> FeedSummary:
