@@ -50,16 +50,6 @@ async def shielded(aw: Awaitable[T]) -> T:
     return task.result()
 
 
-def cancel_requested() -> bool:
-    """Whether this task has been asked to stop, even if a library swallowed the CancelledError.
-
-    Python 3.11's ``asyncio.wait_for`` returns the result instead of raising when the awaited thing
-    finishes at the moment the cancel arrives; loops that call such code check this after each call.
-    """
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
 async def settle(tasks: list[asyncio.Task[Any]], timeout_s: float = 30.0) -> list[str]:
     """Cancel ``tasks`` and wait until all are done, re-cancelling any that swallowed the cancel.
 
@@ -288,9 +278,7 @@ async def _ingest_until_done(source: str, target: str, feeds_done: asyncio.Event
     latency: Any = None
     config = IngestConfig(source=source, target=target, idle_exit_s=1.5, fetch_timeout_s=0.5)
     while True:
-        res = await run_ingest(config)
-        if cancel_requested():
-            raise asyncio.CancelledError
+        res = await run_ingest(config)  # raises CancelledError when this task is cancelled
         total["runs"] += 1
         for k in ("messages", "inserted", "duplicates", "rejected"):
             total[k] += getattr(res, k)

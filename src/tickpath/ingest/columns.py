@@ -6,15 +6,14 @@ table per storage table. Doing that per row in Python (a dict or a ``getattr`` p
 insert together. Here:
 
 - the payloads are validated and decoded by msgspec in one call for the whole batch;
-- each table's columns come from one ``operator.attrgetter`` tuple per event, converted and
-  transposed by Arrow in one pass (a struct array, flattened), so no Python loop runs per field;
+- each table is built column-wise by :func:`tickpath.tables.events_to_arrow` (one attrgetter tuple
+  per event, converted and transposed by Arrow in one pass), the builder the DuckDB sink uses too;
 - ``publish_ns`` is cut out of the raw header blocks with two ``find`` each (no header parsing);
 - repeats of an event key inside the batch are found with one set; the per-event fallback only
   runs when there is one.
 
-The result is the same as :func:`tickpath.sinks.duckdb.arrow_table` plus the latency columns (the
-storage schema comes from :mod:`tickpath.tables`). This could move next to the DuckDB sink's builder
-once both settle; it lives here so the ingest path does not depend on that module's internals.
+The result is what :func:`tickpath.tables.event_row` defines for each event, with ``publish_ns``
+from the headers and ``ingest_ns`` left null until the commit stamps it.
 """
 
 from __future__ import annotations
@@ -27,25 +26,14 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from tickpath.events import BookDelta, BookSnapshot, Event, decode_event
-from tickpath.tables import SCHEMAS
+from tickpath.events import Channel, Event, decode_event
+from tickpath.natsproto import PUBLISH_NS_HEADER  # set by the NATS sink
+from tickpath.tables import CHANNEL_TABLE, events_to_arrow
 
 __all__ = ["Decoded", "decode_batch", "publish_ns_array", "stamp_ingest_ns"]
 
-PUBLISH_NS_HEADER = "Tickpath-Publish-Ns"  # set by tickpath.sinks.nats
 _PUB_HDR = f"\r\n{PUBLISH_NS_HEADER}: ".encode()
 
-_COMMON = ("session", "venue", "symbol", "seq", "event_time_ms", "transaction_time_ms", "receipt_ns")
-_TABLE_OF = {"trades": "trades", "ticker": "tickers", "l2": "l2"}
-# Fields read straight off the event for each table (the rest of the schema is filled below).
-_FIELDS: dict[str, tuple[str, ...]] = {
-    "trades": (*_COMMON, "trade_id", "first_trade_id", "last_trade_id", "price", "qty", "side"),
-    "tickers": (*_COMMON, "update_id", "bid_price", "bid_qty", "ask_price", "ask_qty"),
-    "l2": (*_COMMON, "first_update_id", "final_update_id", "prev_final_update_id", "depth", "bids", "asks"),
-}
-_GET = {t: attrgetter(*names) for t, names in _FIELDS.items()}
-_ROW_TYPE = {t: pa.struct([SCHEMAS[t].field(n) for n in names]) for t, names in _FIELDS.items()}
-_GET_COMMON = attrgetter(*_COMMON)
 _KEY = attrgetter("session", "venue", "channel", "symbol", "seq")
 _INT64_MAX = 2**63 - 1
 
@@ -116,82 +104,6 @@ def publish_ns_array(headers: Sequence[bytes | None]) -> pa.Array:
     return pa.array(out, pa.int64())
 
 
-def _columns(table: str, events: Sequence[Any]) -> dict[str, Any]:
-    """Column values of one table's events (``publish_ns``/``ingest_ns`` are added by the caller)."""
-    if table == "l2" and not all(type(e) is BookDelta for e in events):
-        return _l2_mixed(events)
-    # One tuple per event, converted and transposed by Arrow in one pass (a struct array, flattened).
-    rows = pa.array(list(map(_GET[table], events)), type=_ROW_TYPE[table])
-    cols: dict[str, Any] = dict(zip(_FIELDS[table], rows.flatten(), strict=True))
-    if table == "l2":  # all deltas, the common case
-        cols["kind"] = pa.repeat(pa.scalar("delta", pa.string()), len(events))
-    return cols
-
-
-def _l2_mixed(events: Sequence[Any]) -> dict[str, Any]:
-    """l2 columns when snapshots or resets are present (rare): the kind-specific ones per event."""
-    cols: dict[str, Any] = dict(zip(_COMMON, map(list, zip(*map(_GET_COMMON, events), strict=True)), strict=True))
-    kind: list[str] = []
-    first: list[int | None] = []
-    final: list[int | None] = []
-    prev: list[int | None] = []
-    depth: list[int | None] = []
-    bids: list[Any] = []
-    asks: list[Any] = []
-    reason: list[str | None] = []
-    good: list[int | None] = []
-    for e in events:
-        if isinstance(e, BookDelta):
-            kind.append("delta")
-            first.append(e.first_update_id)
-            final.append(e.final_update_id)
-            prev.append(e.prev_final_update_id)
-            depth.append(e.depth)
-            bids.append(e.bids)
-            asks.append(e.asks)
-            reason.append(None)
-            good.append(None)
-        elif isinstance(e, BookSnapshot):
-            kind.append("snapshot")
-            first.append(None)
-            final.append(e.last_update_id)
-            prev.append(None)
-            depth.append(e.depth)
-            bids.append(e.bids)
-            asks.append(e.asks)
-            reason.append(None)
-            good.append(None)
-        else:
-            kind.append("reset")
-            first.append(None)
-            final.append(None)
-            prev.append(None)
-            depth.append(None)
-            bids.append([])
-            asks.append([])
-            reason.append(e.reason)
-            good.append(e.last_good_update_id)
-    cols.update(kind=kind, first_update_id=first, final_update_id=final, prev_final_update_id=prev,
-                depth=depth, bids=bids, asks=asks, reason=reason, last_good_update_id=good)
-    return cols
-
-
-def _table(table: str, events: Sequence[Any], publish_ns: pa.Array) -> pa.Table:
-    cols = _columns(table, events)
-    cols["publish_ns"] = publish_ns
-    n = len(events)
-    arrays = []
-    for f in SCHEMAS[table]:
-        v = cols.get(f.name)
-        if v is None:  # ingest_ns (stamped at commit), and columns this kind of row does not have
-            arrays.append(pa.nulls(n, f.type))
-        elif isinstance(v, pa.Array):
-            arrays.append(v if v.type == f.type else v.cast(f.type))
-        else:
-            arrays.append(pa.array(v, type=f.type))
-    return pa.Table.from_arrays(arrays, schema=SCHEMAS[table])
-
-
 def decode_batch(payloads: Sequence[bytes], headers: Sequence[bytes | None]) -> Decoded:
     """Decode a fetched batch into one Arrow table per storage table (``ingest_ns`` left null)."""
     events, rejected = _decode_events(payloads)
@@ -199,7 +111,7 @@ def decode_batch(payloads: Sequence[bytes], headers: Sequence[bytes | None]) -> 
     keys = [None if e is None else _KEY(e) for e in events] if rejected else list(map(_KEY, events))
     kept = len(keys) - rejected
     unique = len(set(keys)) - (1 if rejected else 0) == kept  # the common case: no repeats at all
-    by_table: dict[str, tuple[list[Any], list[int]]] = {}
+    by_table: dict[Channel, tuple[list[Any], list[int]]] = {}
     duplicates = 0
     seen: set[Any] = set()
     for i, ev in enumerate(events):
@@ -216,7 +128,8 @@ def decode_batch(payloads: Sequence[bytes], headers: Sequence[bytes | None]) -> 
             group = by_table[ev.channel] = ([], [])
         group[0].append(ev)
         group[1].append(i)
-    tables = {_TABLE_OF[channel]: _table(_TABLE_OF[channel], evs, pub_all.take(pa.array(idx, pa.int64())))
+    tables = {CHANNEL_TABLE[channel]: events_to_arrow(CHANNEL_TABLE[channel], evs,
+                                                      publish_ns=pub_all.take(pa.array(idx, pa.int64())))
               for channel, (evs, idx) in by_table.items()}
     return Decoded(tables, rejected, duplicates)
 

@@ -17,7 +17,6 @@ include those clocks' offset (values below zero are clamped and counted by the r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -29,11 +28,11 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
-from tickpath.errors import ConfigError, ConnectionFailedError
+from tickpath.errors import ConfigError
 from tickpath.ingest.columns import decode_batch, stamp_ingest_ns
 from tickpath.ingest.store import Store, open_store
 from tickpath.logs import log_event
-from tickpath.sinks.nats import connect, set_direct_handler
+from tickpath.natsproto import ack_frames, connect, flush_frames, queue_frames, set_direct_handler
 from tickpath.stats import LatencyRecorder
 
 log = logging.getLogger(__name__)
@@ -172,8 +171,11 @@ class _Puller:
         self._want = batch
         self._done = asyncio.Event()
         await self._nc.publish(self._subject, orjson.dumps(body), reply=f"{self._inbox}{self._req}")
+        # Not ``asyncio.wait_for``: in Python 3.11 it returns the result when the result and a cancel
+        # arrive together, so a Ctrl-C would be swallowed. ``asyncio.timeout`` lets the cancel through.
         try:
-            await asyncio.wait_for(self._done.wait(), client_timeout)
+            async with asyncio.timeout(client_timeout):
+                await self._done.wait()
         except TimeoutError:
             log_event(log, logging.WARNING, "ingest_pull_timeout", got=len(self._buf))
         msgs, self._buf = self._buf, []
@@ -188,13 +190,10 @@ class _Puller:
         that the crashed process had received but never committed, before they are redelivered.
         The frames are cheap bytes formatting here; the server handles 10k acks in one read.
         """
-        data = b"".join([b"PUB %s 4\r\n+ACK\r\n" % m[0] for m in msgs])
-        nc = self._nc
-        nc._pending.append(data)
-        nc._pending_data_size += len(data)
+        queue_frames(self._nc, ack_frames([m[0] for m in msgs]))
 
     async def flush(self) -> None:
-        await self._nc._flush_pending()
+        await flush_frames(self._nc)
 
 
 async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, store: Store | None = None,
@@ -205,11 +204,21 @@ async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, stor
     from nats.js.errors import NotFoundError
 
     servers, opts = config.nats()
+    # Cancels this task has already been through (and its caller handled) are not a stop request.
+    task = asyncio.current_task()
+    cancels_before = task.cancelling() if task is not None else 0
+
+    def stop_if_cancelled() -> None:
+        # nats-py's requests (stream/consumer info) use ``asyncio.wait_for``, which in Python 3.11 can
+        # swallow a cancel that lands together with the reply: honour it after each awaited call.
+        if task is not None and task.cancelling() > cancels_before:
+            raise asyncio.CancelledError
+
     store = store or open_store(config.target)
     result = IngestResult(target=store.target)
     try:
         nc = await connect(servers, timeout_s=config.connect_timeout_s)
-    except ConnectionFailedError:
+    except BaseException:  # a connection failure, or a cancel while connecting
         store.close()
         raise
     started = time.monotonic()
@@ -238,6 +247,7 @@ async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, stor
         committing: asyncio.Task[None] | None = None
         try:
             while config.max_messages is None or fetched < config.max_messages:
+                stop_if_cancelled()
                 want = config.batch
                 if config.max_messages is not None:
                     want = min(want, config.max_messages - fetched)
@@ -247,6 +257,7 @@ async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, stor
                     log_event(log, logging.WARNING, "ingest_fetch_failed", error=repr(exc))
                     await asyncio.sleep(0.25)
                     msgs = []
+                stop_if_cancelled()  # the fetched batch is not committed, so it is redelivered
                 if not msgs:
                     if config.idle_exit_s is not None and time.monotonic() - last_msg >= config.idle_exit_s:
                         break
@@ -259,19 +270,44 @@ async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, stor
                 if progress is not None:
                     progress(result)
         finally:
+            result.active_s = last_msg - started
             if committing is not None:  # finish (or fail) the last commit before the store closes
-                await asyncio.wait([committing])
+                await _despite_cancel(committing)
                 if not committing.cancelled() and committing.exception() is not None:
                     raise committing.exception()  # type: ignore[misc]
-            result.active_s = last_msg - started
     finally:
         result.elapsed_s = time.monotonic() - started
-        with contextlib.suppress(Exception):
-            await nc.close()
-        store.close()
+        try:
+            # close() writes the acks still queued; a repeated Ctrl-C must not cut that short.
+            closing = asyncio.ensure_future(nc.close())
+            await _despite_cancel(closing, timeout_s=config.connect_timeout_s)
+            if closing.done() and not closing.cancelled():
+                closing.exception()  # a failed close after the work is done is not an error
+        finally:
+            store.close()
     log_event(log, logging.INFO, "ingest_finished", messages=result.messages, inserted=result.inserted,
               duplicates=result.duplicates, rejected=result.rejected)
     return result
+
+
+async def _despite_cancel(fut: asyncio.Future[Any], timeout_s: float | None = None) -> None:
+    """Wait for ``fut`` (at most ``timeout_s``) even through cancels, then re-raise the cancel.
+
+    Teardown work (the last commit and its acks) must finish before the store closes, however many
+    times the caller is cancelled meanwhile; the cancel still ends the run afterwards.
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    cancelled = False
+    while not fut.done():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        try:
+            await asyncio.wait([fut], timeout=left)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 async def _commit_and_ack(msgs: list[tuple[bytes, bytes, bytes | None]], store: Store,

@@ -5,15 +5,14 @@ Events are buffered per batch and inserted through Arrow, one table per channel 
 in a worker thread so the event loop keeps reading while DuckDB writes; ``write`` awaits the insert
 when the buffer is full, which is how a slow disk applies back-pressure to the feed.
 
-:func:`arrow_tables` (events to one Arrow table per storage table, column by column, without a dict
-per row) is shared with the Parquet sink.
+:func:`arrow_tables` (events to one Arrow table per storage table, built column-wise by
+:func:`tickpath.tables.events_to_arrow`, the builder ``ingest`` uses too) is shared with the Parquet sink.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from operator import attrgetter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,79 +20,11 @@ import duckdb
 import pyarrow as pa
 
 from tickpath.errors import SinkError
-from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade
+from tickpath.events import Event
 from tickpath.sinks.base import Sink
-from tickpath.tables import EVENT_TABLES, SCHEMAS, duckdb_ddl
+from tickpath.tables import EVENT_TABLES, SCHEMAS, duckdb_ddl, events_to_arrow
 
 DEFAULT_PATH = "./data/ticks.duckdb"
-
-_COMMON = ("session", "venue", "symbol", "seq", "event_time_ms", "transaction_time_ms", "receipt_ns")
-
-
-def _col(events: Sequence[Any], name: str) -> list[Any]:
-    return list(map(attrgetter(name), events))  # a C-level loop: no Python frame step per row
-
-
-def _trades(evs: Sequence[Trade]) -> dict[str, list[Any]]:
-    return {n: _col(evs, n) for n in ("trade_id", "first_trade_id", "last_trade_id", "price", "qty", "side")}
-
-
-def _tickers(evs: Sequence[Ticker]) -> dict[str, list[Any]]:
-    return {n: _col(evs, n) for n in ("update_id", "bid_price", "bid_qty", "ask_price", "ask_qty")}
-
-
-def _l2(evs: Sequence[BookDelta | BookSnapshot | BookReset]) -> dict[str, list[Any]]:
-    if all(type(e) is BookDelta for e in evs):  # the steady state: each column in one C-level pass
-        n = len(evs)
-        return {"kind": ["delta"] * n, "first_update_id": _col(evs, "first_update_id"),
-                "final_update_id": _col(evs, "final_update_id"),
-                "prev_final_update_id": _col(evs, "prev_final_update_id"), "depth": _col(evs, "depth"),
-                "bids": _col(evs, "bids"), "asks": _col(evs, "asks"), "reason": [None] * n,
-                "last_good_update_id": [None] * n}
-    cols: dict[str, list[Any]] = {n: [] for n in (
-        "kind", "first_update_id", "final_update_id", "prev_final_update_id", "depth", "bids", "asks",
-        "reason", "last_good_update_id")}
-    kind, first, final, prev = cols["kind"], cols["first_update_id"], cols["final_update_id"], \
-        cols["prev_final_update_id"]
-    depth, bids, asks, reason, good = cols["depth"], cols["bids"], cols["asks"], cols["reason"], \
-        cols["last_good_update_id"]
-    for e in evs:
-        if isinstance(e, BookDelta):
-            kind.append("delta")
-            first.append(e.first_update_id)
-            final.append(e.final_update_id)
-            prev.append(e.prev_final_update_id)
-            depth.append(e.depth)
-            bids.append(e.bids)
-            asks.append(e.asks)
-            reason.append(None)
-            good.append(None)
-        elif isinstance(e, BookSnapshot):
-            kind.append("snapshot")
-            first.append(None)
-            final.append(e.last_update_id)
-            prev.append(None)
-            depth.append(e.depth)
-            bids.append(e.bids)
-            asks.append(e.asks)
-            reason.append(None)
-            good.append(None)
-        else:
-            kind.append("reset")
-            first.append(None)
-            final.append(None)
-            prev.append(None)
-            depth.append(None)
-            bids.append([])
-            asks.append([])
-            reason.append(e.reason)
-            good.append(e.last_good_update_id)
-    return cols
-
-
-_SPECIFIC: dict[str, Callable[[Any], dict[str, list[Any]]]] = {
-    "trades": _trades, "tickers": _tickers, "l2": _l2,
-}
 
 
 def split_by_table(events: Sequence[Event]) -> dict[str, list[Event]]:
@@ -111,13 +42,7 @@ def split_by_table(events: Sequence[Event]) -> dict[str, list[Event]]:
 def arrow_table(table: str, events: Sequence[Event], *, publish_ns: int | None = None,
                 ingest_ns: int | None = None) -> pa.Table:
     """Events of one storage table as an Arrow table with the canonical schema."""
-    cols = {n: _col(events, n) for n in _COMMON}
-    cols.update(_SPECIFIC[table](events))
-    n = len(events)
-    cols["publish_ns"] = [publish_ns] * n
-    cols["ingest_ns"] = [ingest_ns] * n
-    schema = SCHEMAS[table]
-    return pa.Table.from_arrays([pa.array(cols[f.name], type=f.type) for f in schema], schema=schema)
+    return events_to_arrow(table, events, publish_ns=publish_ns, ingest_ns=ingest_ns)
 
 
 def arrow_tables(events: Sequence[Event]) -> dict[str, pa.Table]:

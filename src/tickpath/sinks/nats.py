@@ -29,23 +29,33 @@ import logging
 import struct
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
-from tickpath.errors import ConfigError, ConnectionFailedError, SinkError
+from tickpath.errors import ConfigError, SinkError
 from tickpath.events import Event, encode_event, event_key
 from tickpath.logs import log_event
+from tickpath.natsproto import (
+    PUBLISH_NS_HEADER,
+    buffered_bytes,
+    connect,
+    flush_frames,
+    install_fast_parser,
+    queue_frames,
+    set_direct_handler,
+)
 from tickpath.sinks.base import Sink
 from tickpath.sinks.spool import Spool
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PUBLISH_NS_HEADER", "NatsSink", "NatsSinkConfig", "connect", "set_direct_handler", "subject_for"]
+# connect, install_fast_parser and set_direct_handler live in tickpath.natsproto (re-exported here).
+__all__ = ["PUBLISH_NS_HEADER", "NatsSink", "NatsSinkConfig", "connect", "install_fast_parser", "set_direct_handler",
+           "subject_for"]
 
-PUBLISH_NS_HEADER = "Tickpath-Publish-Ns"
 MSG_ID_HEADER = "Nats-Msg-Id"
 _REC = struct.Struct(">HH")
 # HPUB <subject> <reply> <header bytes> <total bytes>, the header block, the payload.
@@ -136,125 +146,6 @@ def _coerce(key: str, typ: Any, value: Any) -> Any:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"NATS sink option {key}={value!r} is not a number") from exc
     return str(value)
-
-
-# A direct handler takes (subject, reply, payload, raw headers or None) of one MSG/HMSG, synchronously.
-DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
-
-
-def _fast_parser_class() -> Any:
-    """A nats-py protocol parser with a fast path for ``MSG``/``HMSG`` (built lazily: nats is optional).
-
-    nats-py matches two regular expressions and fills a dict per message; at 100k messages per second
-    (JetStream acks for the sink, deliveries for ingest) that is a large share of the CPU. Complete
-    ``MSG``/``HMSG`` frames are split with ``find``/``split`` here. A subscription with a direct
-    handler (:func:`set_direct_handler`) gets its messages by a plain function call, with no ``Msg``,
-    coroutine or queue per message; the others go to the same ``_process_msg`` as before. Anything
-    else (PING, INFO, -ERR, a frame not fully received yet) goes to nats-py's own parser, so protocol
-    handling stays theirs.
-    """
-    from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
-
-    class FastParser(Parser):  # type: ignore[misc]
-        direct: dict[int, DirectHandler]
-
-        async def parse(self, data: bytes = b"") -> None:
-            if self.state != AWAITING_CONTROL_LINE:
-                await super().parse(data)
-                return
-            buf = self.buf
-            buf.extend(data)
-            # One immutable copy per read; every frame below is sliced from it once.
-            view = bytes(buf)
-            n, pos, other = len(view), 0, False
-            process = self.nc._process_msg
-            direct = self.__dict__.get("direct") or {}
-            try:
-                while pos < n:
-                    if view.startswith(b"MSG ", pos):
-                        start, has_hdr = pos + 4, False
-                    elif view.startswith(b"HMSG ", pos):
-                        start, has_hdr = pos + 5, True
-                    else:
-                        other = True
-                        break
-                    eol = view.find(b"\r\n", start)
-                    if eol < 0:
-                        break
-                    args = view[start:eol].split()
-                    end = eol + 2 + int(args[-1])
-                    if end + 2 > n:
-                        break  # payload not complete yet
-                    body = eol + 2
-                    sid = int(args[1])
-                    if has_hdr:
-                        reply = args[2] if len(args) == 5 else b""
-                        split = body + int(args[-2])
-                        hdr: bytes | None = view[body:split]
-                        body = split
-                    else:
-                        reply = args[2] if len(args) == 4 else b""
-                        hdr = None
-                    pos = end + 2
-                    handler = direct.get(sid)
-                    if handler is not None:
-                        handler(args[0], reply, view[body:end], hdr)
-                    else:
-                        await process(sid, args[0], reply, view[body:end], hdr)
-            finally:
-                if pos:
-                    del buf[:pos]
-            if other and buf is self.buf:
-                await super().parse(b"")
-
-    return FastParser
-
-
-def set_direct_handler(nc: Any, sid: int, handler: DirectHandler) -> None:
-    """Deliver subscription ``sid``'s messages to ``handler`` straight from the protocol parser.
-
-    The fast parser installed by :func:`connect` looks the handler up per frame. ``_process_msg`` is
-    wrapped as well: frames that nats-py's own parser handles (those that follow a PING or INFO in
-    the same read, or all of them on a nats-py version we do not know) must reach the handler too,
-    never the subscription's unread queue.
-    """
-    direct = nc._ps.__dict__.get("direct")
-    if isinstance(direct, dict):
-        direct[sid] = handler
-    original = nc._process_msg
-
-    async def process_msg(msg_sid: int, subject: bytes, reply: bytes, data: bytes,
-                          headers: bytes | None) -> None:
-        if msg_sid == sid:
-            handler(subject, reply, data, headers)
-            return
-        await original(msg_sid, subject, reply, data, headers)
-
-    nc._process_msg = process_msg
-
-
-async def connect(servers: Sequence[str], *, timeout_s: float = 5.0, **options: Any) -> Any:
-    """Connect to NATS: a few quick attempts at start (so a wrong address fails in seconds, with
-    :class:`ConnectionFailedError`), then reconnect forever once the link has been up."""
-    import nats
-
-    async def _quiet(exc: Exception) -> None:  # nats-py prints tracebacks by default
-        log_event(log, logging.DEBUG, "nats_client_error", error=repr(exc))
-
-    options.setdefault("error_cb", _quiet)
-    attempts = max(1, int(timeout_s))
-    try:
-        nc = await nats.connect(servers=list(servers), connect_timeout=timeout_s, allow_reconnect=True,
-                                max_reconnect_attempts=attempts, reconnect_time_wait=0.25, **options)
-    except Exception as exc:
-        raise ConnectionFailedError(f"cannot connect to NATS at {', '.join(servers)}: {exc}") from exc
-    nc.options["max_reconnect_attempts"] = -1
-    if type(nc._ps).__name__ == "Parser":  # the nats-py version we know (2.16, pinned)
-        fast = _fast_parser_class()(nc)
-        fast.__dict__.update(nc._ps.__dict__)  # carry over any partly received frame
-        fast.direct = {}
-        nc._ps = fast
-    return nc
 
 
 class _Batch:
@@ -506,9 +397,10 @@ class NatsSink(Sink):
         inbox_b = inbox.encode()
         hdr_base = len(_HDR_FIXED) + len(b"%d" % pub_ns)
         connected = nc.is_connected  # no await below: it cannot change during the loop
+        buffered = buffered_bytes(nc)
         rid = self._next_id
         for m in msgs:
-            if not connected and nc._pending_data_size + size > limit:
+            if not connected and buffered + size > limit:
                 break  # disconnected and the reconnect buffer is full: the caller spools the rest
             rid += 1
             key = m[1].encode()
@@ -521,12 +413,10 @@ class NatsSink(Sink):
             n += 1
         self._next_id = rid
         if frames:  # one buffer for the transport instead of one small write per message
-            nc._pending.append(b"".join(frames))
-        nc._pending_data_size += size
-        nc.stats["out_msgs"] += n
+            queue_frames(nc, b"".join(frames), n)
         if n:
             try:
-                await nc._flush_pending()
+                await flush_frames(nc)
             except Exception as exc:  # the link broke under us: the acks will time out and retry
                 log_event(log, logging.DEBUG, "nats_flush_failed", error=repr(exc))
         self.stats.extra["inflight"] = len(pending)

@@ -1,0 +1,187 @@
+"""The raw NATS protocol client bits tickpath uses on its hot paths, in one place.
+
+Both the JetStream sink (:mod:`tickpath.sinks.nats`: HPUB frames out, acks in) and ``tickpath
+ingest`` (:mod:`tickpath.ingest.consumer`: pull deliveries in, ``+ACK`` frames out) go around parts
+of nats-py that cost a future, a regex or a ``Msg`` per message, which caps them far below 100k
+msg/s:
+
+- :func:`connect` connects with nats-py and installs a fast ``MSG``/``HMSG`` parser;
+- :func:`set_direct_handler` hands one subscription's frames to a plain function, straight from the
+  parser (no ``Msg``, queue or task per message);
+- :func:`queue_frames` / :func:`flush_frames` put pre-rendered protocol frames on the client's write
+  buffer, so nats-py's flusher writes them and its reconnect logic replays them like ``publish``;
+- :func:`ack_frames` renders the ``+ACK`` replies of a batch of JetStream deliveries.
+
+Everything else (PING/PONG, INFO, errors, reconnects, subscriptions) stays nats-py's. These touch
+private attributes of the nats-py version pinned in ``pyproject.toml`` (2.x); the fast parser is
+only installed when the client's parser is the one we know.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from tickpath.errors import ConnectionFailedError
+from tickpath.logs import log_event
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PUBLISH_NS_HEADER", "DirectHandler", "ack_frames", "buffered_bytes", "connect", "flush_frames",
+           "install_fast_parser", "queue_frames", "set_direct_handler"]
+
+# Wall-clock ns when the sink sent a message; ``ingest`` stores it as ``publish_ns``.
+PUBLISH_NS_HEADER = "Tickpath-Publish-Ns"
+
+# A direct handler takes (subject, reply, payload, raw headers or None) of one MSG/HMSG, synchronously.
+DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
+
+
+def _fast_parser_class() -> Any:
+    """A nats-py protocol parser with a fast path for ``MSG``/``HMSG`` (built lazily: nats is optional).
+
+    nats-py matches two regular expressions and fills a dict per message; at 100k messages per second
+    (JetStream acks for the sink, deliveries for ingest) that is a large share of the CPU. Complete
+    ``MSG``/``HMSG`` frames are split with ``find``/``split`` here. A subscription with a direct
+    handler (:func:`set_direct_handler`) gets its messages by a plain function call, with no ``Msg``,
+    coroutine or queue per message; the others go to the same ``_process_msg`` as before. Anything
+    else (PING, INFO, -ERR, a frame not fully received yet) goes to nats-py's own parser, so protocol
+    handling stays theirs.
+    """
+    from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
+
+    class FastParser(Parser):  # type: ignore[misc]
+        direct: dict[int, DirectHandler]
+
+        async def parse(self, data: bytes = b"") -> None:
+            if self.state != AWAITING_CONTROL_LINE:
+                await super().parse(data)
+                return
+            buf = self.buf
+            buf.extend(data)
+            # One immutable copy per read; every frame below is sliced from it once.
+            view = bytes(buf)
+            n, pos, other = len(view), 0, False
+            process = self.nc._process_msg
+            direct = self.__dict__.get("direct") or {}
+            try:
+                while pos < n:
+                    if view.startswith(b"MSG ", pos):
+                        start, has_hdr = pos + 4, False
+                    elif view.startswith(b"HMSG ", pos):
+                        start, has_hdr = pos + 5, True
+                    else:
+                        other = True
+                        break
+                    eol = view.find(b"\r\n", start)
+                    if eol < 0:
+                        break
+                    args = view[start:eol].split()
+                    end = eol + 2 + int(args[-1])
+                    if end + 2 > n:
+                        break  # payload not complete yet
+                    body = eol + 2
+                    sid = int(args[1])
+                    if has_hdr:
+                        reply = args[2] if len(args) == 5 else b""
+                        split = body + int(args[-2])
+                        hdr: bytes | None = view[body:split]
+                        body = split
+                    else:
+                        reply = args[2] if len(args) == 4 else b""
+                        hdr = None
+                    pos = end + 2
+                    handler = direct.get(sid)
+                    if handler is not None:
+                        handler(args[0], reply, view[body:end], hdr)
+                    else:
+                        await process(sid, args[0], reply, view[body:end], hdr)
+            finally:
+                if pos:
+                    del buf[:pos]
+            if other and buf is self.buf:
+                await super().parse(b"")
+
+    return FastParser
+
+
+def set_direct_handler(nc: Any, sid: int, handler: DirectHandler) -> None:
+    """Deliver subscription ``sid``'s messages to ``handler`` straight from the protocol parser.
+
+    The fast parser installed by :func:`connect` looks the handler up per frame. ``_process_msg`` is
+    wrapped as well: frames that nats-py's own parser handles (those that follow a PING or INFO in
+    the same read, or all of them on a nats-py version we do not know) must reach the handler too,
+    never the subscription's unread queue.
+    """
+    direct = nc._ps.__dict__.get("direct")
+    if isinstance(direct, dict):
+        direct[sid] = handler
+    original = nc._process_msg
+
+    async def process_msg(msg_sid: int, subject: bytes, reply: bytes, data: bytes,
+                          headers: bytes | None) -> None:
+        if msg_sid == sid:
+            handler(subject, reply, data, headers)
+            return
+        await original(msg_sid, subject, reply, data, headers)
+
+    nc._process_msg = process_msg
+
+
+async def connect(servers: Sequence[str], *, timeout_s: float = 5.0, **options: Any) -> Any:
+    """Connect to NATS: a few quick attempts at start (so a wrong address fails in seconds, with
+    :class:`ConnectionFailedError`), then reconnect forever once the link has been up."""
+    import nats
+
+    async def _quiet(exc: Exception) -> None:  # nats-py prints tracebacks by default
+        log_event(log, logging.DEBUG, "nats_client_error", error=repr(exc))
+
+    options.setdefault("error_cb", _quiet)
+    attempts = max(1, int(timeout_s))
+    try:
+        nc = await nats.connect(servers=list(servers), connect_timeout=timeout_s, allow_reconnect=True,
+                                max_reconnect_attempts=attempts, reconnect_time_wait=0.25, **options)
+    except Exception as exc:
+        raise ConnectionFailedError(f"cannot connect to NATS at {', '.join(servers)}: {exc}") from exc
+    nc.options["max_reconnect_attempts"] = -1
+    install_fast_parser(nc)
+    return nc
+
+
+def install_fast_parser(nc: Any) -> bool:
+    """Swap ``nc``'s protocol parser for the fast one; False (left alone) on an unknown nats-py."""
+    if type(nc._ps).__name__ != "Parser":  # the nats-py version we know (2.16, pinned)
+        return False
+    fast = _fast_parser_class()(nc)
+    fast.__dict__.update(nc._ps.__dict__)  # carry over any partly received frame
+    fast.direct = {}
+    nc._ps = fast
+    return True
+
+
+def queue_frames(nc: Any, data: bytes, messages: int = 0) -> None:
+    """Append pre-rendered protocol frames to ``nc``'s write buffer (written by its flusher).
+
+    The buffer is the one ``publish`` uses, so the frames are sent in order with everything else
+    and replayed after a reconnect; ``messages`` is added to the client's ``out_msgs`` counter.
+    """
+    nc._pending.append(data)
+    nc._pending_data_size += len(data)
+    if messages:
+        nc.stats["out_msgs"] += messages
+
+
+def buffered_bytes(nc: Any) -> int:
+    """Bytes waiting in ``nc``'s write buffer (grows while disconnected)."""
+    return int(nc._pending_data_size)
+
+
+async def flush_frames(nc: Any) -> None:
+    """Wake ``nc``'s flusher to write the queued frames (does not wait for the server)."""
+    await nc._flush_pending()
+
+
+def ack_frames(replies: Iterable[bytes]) -> bytes:
+    """``+ACK`` frames for JetStream deliveries, given their reply (ack) subjects, as one buffer."""
+    return b"".join([b"PUB %s 4\r\n+ACK\r\n" % r for r in replies])
