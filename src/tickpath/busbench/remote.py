@@ -19,7 +19,6 @@ accept-new`` against a known-hosts file private to the run, and batch mode (neve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -35,9 +34,10 @@ from typing import Any, Protocol
 
 from tickpath.busbench import tls
 from tickpath.busbench.config import BenchConfig, MatrixConfig
-from tickpath.errors import ConfigError, InfraError, TickpathError, ToolMissingError
+from tickpath.errors import ConfigError, InfraError, TickpathError
 from tickpath.logs import log_event
 from tickpath.natsserver import render_config
+from tickpath.procs import run_command
 
 log = logging.getLogger(__name__)
 MODULES = Path(__file__).resolve().parent / "terraform"
@@ -56,24 +56,11 @@ class Runner(Protocol):
 
 async def subprocess_runner(argv: Sequence[str], *, cwd: Path | None = None, timeout: float = 600.0) -> str:
     """The real runner: a child process, its stderr in the error message when it fails."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    except FileNotFoundError as exc:
-        raise ToolMissingError(f"{argv[0]} not found: {exc}") from exc
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except (TimeoutError, asyncio.CancelledError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
-    if proc.returncode != 0:
-        tail = err.decode(errors="replace").strip().splitlines()[-5:]
-        raise InfraError(f"{Path(argv[0]).name} {' '.join(argv[1:3])} failed ({proc.returncode}): "
-                         + " | ".join(tail))
-    return out.decode(errors="replace")
+    done = await run_command(argv, timeout=timeout, cwd=cwd)
+    if done.code != 0:
+        tail = done.err.strip().splitlines()[-5:]
+        raise InfraError(f"{Path(argv[0]).name} {' '.join(argv[1:3])} failed ({done.code}): " + " | ".join(tail))
+    return done.out
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ from typing import Any
 
 import aiohttp
 
+from tickpath.errors import ToolMissingError
+from tickpath.procs import run_command
+
 _CHRONY_FIELDS = (
     ("reference_id", str),
     ("source", str),
@@ -57,19 +60,13 @@ async def chrony_tracking(timeout: float = 2.0) -> dict[str, Any]:
     if exe is None:
         return {"available": False, "note": "chronyc not installed: local clock discipline unknown"}
     try:
-        proc = await asyncio.create_subprocess_exec(
-            exe, "-c", "tracking", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except (OSError, TimeoutError) as exc:
-        return {"available": False, "note": f"chronyc tracking failed: {exc}"}
-    if proc.returncode:
-        return {
-            "available": False,
-            "note": f"chronyc tracking failed: {err.decode(errors='replace').strip()}",
-        }
+        done = await run_command([exe, "-c", "tracking"], timeout=timeout)
+    except (OSError, TimeoutError, ToolMissingError) as exc:
+        return {"available": False, "note": f"chronyc tracking failed: {exc or 'timed out'}"}
+    if done.code:
+        return {"available": False, "note": f"chronyc tracking failed: {done.err.strip()}"}
     try:
-        return {"available": True, **parse_chrony_tracking(out.decode())}
+        return {"available": True, **parse_chrony_tracking(done.out)}
     except ValueError as exc:
         return {"available": False, "note": str(exc)}
 

@@ -7,13 +7,13 @@ would add a reverse lookup per hop.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 import shutil
 from typing import Any
 
 import orjson
+
+from tickpath.procs import run_command
 
 _FLOAT = re.compile(r"^\d+(?:\.\d+)?$")
 
@@ -80,18 +80,6 @@ def parse_mtr_json(text: str) -> list[dict[str, Any]]:
     return hops
 
 
-async def _run(argv: list[str], timeout: float) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except (TimeoutError, asyncio.CancelledError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
-    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
-
-
 async def run_traceroute(
     host: str,
     *,
@@ -110,17 +98,17 @@ async def run_traceroute(
         }
     argv = [exe, "-n", "-q", str(queries), "-w", f"{wait:g}", "-m", str(max_hops), host]
     try:
-        code, out, err = await _run(argv, timeout)
+        done = await run_command(argv, timeout=timeout)
     except TimeoutError:
         return {"tool": tool, "available": True, "error": f"{tool} did not finish within {timeout:g} s"}
     result: dict[str, Any] = {
         "tool": tool,
         "available": True,
         "command": argv[1:],
-        "hops": parse_traceroute(out),
+        "hops": parse_traceroute(done.out),
     }
-    if code != 0:
-        result["error"] = f"{tool} exited {code}: {err.strip()[:300]}"
+    if done.code != 0:
+        result["error"] = f"{tool} exited {done.code}: {done.err.strip()[:300]}"
     return result
 
 
@@ -136,15 +124,15 @@ async def run_mtr(
         }
     argv = [exe, "--json", "-n", "-c", str(cycles), "-i", "0.2", "-G", "1", "-m", str(max_hops), host]
     try:
-        code, out, err = await _run(argv, timeout)
+        done = await run_command(argv, timeout=timeout)
     except TimeoutError:
         return {"tool": tool, "available": True, "error": f"{tool} did not finish within {timeout:g} s"}
     result: dict[str, Any] = {"tool": tool, "available": True, "command": argv[1:]}
-    if code != 0:
-        result["error"] = f"{tool} exited {code}: {err.strip()[:300]}"
+    if done.code != 0:
+        result["error"] = f"{tool} exited {done.code}: {done.err.strip()[:300]}"
         return result
     try:
-        result["hops"] = parse_mtr_json(out)
+        result["hops"] = parse_mtr_json(done.out)
     except ValueError as exc:
         result["error"] = str(exc)
     return result
