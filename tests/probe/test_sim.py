@@ -35,8 +35,10 @@ async def test_rtt_methods_recover_twice_the_one_way_delay() -> None:
         # median's upper bound leaves room for timer slack on a loaded shared machine.
         assert 20 * MS - 100_000 <= s.min_ns <= 25 * MS, (method, s.min_ns)
         assert 20 * MS <= s.p50_ns <= 40 * MS, (method, s.p50_ns)
-    # The zone delays application frames only; a TCP handshake is the kernel's and stays fast.
-    assert result.stats["tcp"].overall.summary().p50_ns < 10 * MS
+    # The zone delays application frames only; a TCP handshake is the kernel's and stays fast. A
+    # delayed handshake could never take under 20 ms, so the fastest one proves it; the median is not
+    # used because a collector pause late in a long test session lifts every sample queued behind it.
+    assert result.stats["tcp"].overall.summary().min_ns < 10 * MS
 
 
 async def test_corrected_stream_latency_recovers_one_way_delay_within_bound() -> None:
