@@ -18,8 +18,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from tickpath.errors import ToolMissingError
 from tickpath.procs import run_command
 
@@ -93,6 +91,8 @@ def clocksource(root: str | Path = "/") -> str | None:
 
 async def ec2_metadata(base_url: str = "http://169.254.169.254", timeout: float = 0.3) -> dict[str, str] | None:
     """Instance id, type, AZ and AZ ID via IMDSv2, or None when not on EC2 (or IMDS is off)."""
+    import aiohttp  # only here: it is the probe's heaviest import, and sweep agents start twelve at once
+
     t = aiohttp.ClientTimeout(total=timeout * 4, connect=timeout, sock_read=timeout)
     try:
         async with aiohttp.ClientSession(timeout=t) as session:
