@@ -112,11 +112,11 @@ async def test_paused_publisher_shows_in_intended_latency_only(nats_binary: str)
     assert r.ok
     assert r.intended.percentile(100) >= 145_000_000
     # ~100 of the 600 messages were due more than 50 ms before the stall ended: above p85 from the
-    # intended time. From the actual send time none of them is late; p99 rather than the maximum,
-    # so that a scheduler hiccup of this shared machine hitting one or two in-flight messages
-    # cannot pass for the stall.
+    # intended time. From the actual send time none of them is late, so p90 stays near the route's
+    # latency; p90 rather than the maximum or p99, because the messages in flight when the client
+    # (one thread for both ends) pauses, or when this VM stalls, arrive late from any clock.
     assert r.intended.percentile(85) > 50_000_000
-    assert r.actual.percentile(99) < 50_000_000
+    assert r.actual.percentile(90) < 20_000_000
     # about 150 messages were due during the stall: all of them are late from the intended time
     late = r.intended.count - r.intended.count * (100 - 20) / 100
     assert r.intended.percentile(80) > 1_000_000 or late > 0
