@@ -66,14 +66,17 @@ def _split_receipt(line: str, sep: str, lineno: int, path: Path | str) -> tuple[
         raise ConfigError(f"{path}:{lineno}: receipt time {head[:30]!r} is not a number") from None
 
 
+def _open(p: Path) -> IO[str]:
+    try:
+        return p.open("r", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read capture {p}: {exc.strerror}") from exc
+
+
 def read_ws_capture(path: str | Path) -> WsCapture:
     """Read a ``*.ws.txt`` capture; a malformed line is a :class:`ConfigError` naming it."""
     p = Path(path)
-    try:
-        fh = p.open("r", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read capture {p}: {exc.strerror}") from exc
-    with fh:
+    with _open(p) as fh:
         first = fh.readline().rstrip("\n")
         url, found, opened = first.partition(" <-> ")
         if not found:
@@ -93,11 +96,7 @@ def read_ws_capture(path: str | Path) -> WsCapture:
 
 def iter_http_capture(path: str | Path) -> Iterator[HttpRecord]:
     p = Path(path)
-    try:
-        fh = p.open("r", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read capture {p}: {exc.strerror}") from exc
-    with fh:
+    with _open(p) as fh:
         for lineno, raw in enumerate(fh, start=1):
             line = raw.rstrip("\n")
             if not line:
