@@ -163,11 +163,36 @@ async def test_cluster_node_killed_mid_stream_with_replicas_3(tmp_path: Path) ->
         info = await nc.jetstream().stream_info("TICKPATH")
         await nc.close()
         res = await run_ingest(IngestConfig(f"nats://{url}", f"duckdb:{db}", batch=500, idle_exit_s=0.5,
-                                            fetch_timeout_s=0.2))
+                                            fetch_timeout_s=0.2, ack_wait_s=2.0))
     assert info.config.num_replicas == 3
     assert sink.stats.dropped == 0 and sink.stats.extra["spool_pending"] == 0
+    # Told apart: what the stream holds (publish side) and what ingest stored (consume side).
+    assert info.state.messages == 3000, sink.stats
     _assert_exactly_once(db, events)
     assert res.inserted == 3000
+
+
+async def test_idle_exit_waits_for_deliveries_lost_in_flight(tmp_path: Path) -> None:
+    """Messages delivered but never acknowledged (a reply lost in a failover) are not left behind by idle exit."""
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    events = make_events(150)
+    db = tmp_path / "ticks.duckdb"
+    async with nats_cluster() as c:
+        url = c.client_urls[0]
+        await _publish(url, events, tmp_path / "spool")
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        await js.add_consumer("TICKPATH", ConsumerConfig(
+            durable_name="tickpath-ingest", ack_policy=AckPolicy.EXPLICIT, filter_subject="tickpath.>",
+            ack_wait=1.5, max_ack_pending=50_000))
+        lost = await js.pull_subscribe_bind("tickpath-ingest", "TICKPATH")
+        taken = await lost.fetch(20, timeout=2)  # delivered to a client that never acknowledges them
+        await nc.close()
+        res = await run_ingest(IngestConfig(url, f"duckdb:{db}", batch=1000, idle_exit_s=0.3, fetch_timeout_s=0.2))
+    assert len(taken) == 20
+    assert res.inserted == 150
+    _assert_exactly_once(db, events)
 
 
 async def test_duplicates_stored_in_the_stream_are_written_once(tmp_path: Path) -> None:

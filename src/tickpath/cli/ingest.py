@@ -49,7 +49,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--connect-timeout", type=float, default=5.0, metavar="S",
                    help="give up connecting to NATS after about S seconds (default: 5)")
     p.add_argument("--idle-exit", type=float, default=None, metavar="S",
-                   help="exit after S seconds without messages (default: run until stopped)")
+                   help="exit once S seconds pass without messages and the consumer has nothing "
+                        "left to deliver or re-deliver (default: run until stopped)")
     p.add_argument("--max-messages", type=int, default=None, metavar="N", help="exit after N messages")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="live progress on stderr (default: on when stderr is a terminal and not --json)")

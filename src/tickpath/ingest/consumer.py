@@ -260,7 +260,11 @@ async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, stor
                 stop_if_cancelled()  # the fetched batch is not committed, so it is redelivered
                 if not msgs:
                     if config.idle_exit_s is not None and time.monotonic() - last_msg >= config.idle_exit_s:
-                        break
+                        if committing is not None:
+                            await asyncio.shield(committing)  # its acks are flushed before we ask
+                        if await _drained(js, opts["stream"], opts["durable"], stop_if_cancelled):
+                            break
+                        last_msg = time.monotonic()  # outstanding deliveries: wait for them (ack_wait)
                     continue
                 last_msg = time.monotonic()
                 fetched += len(msgs)
@@ -288,6 +292,27 @@ async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, stor
     log_event(log, logging.INFO, "ingest_finished", messages=result.messages, inserted=result.inserted,
               duplicates=result.duplicates, rejected=result.rejected)
     return result
+
+
+async def _drained(js: Any, stream: str, durable: str, stop_if_cancelled: Callable[[], None]) -> bool:
+    """Whether the consumer has nothing left: no undelivered and no unacknowledged messages.
+
+    A quiet spell alone is not the end of the stream: deliveries lost in flight (a node failing
+    over, a pull reply cut off) stay unacknowledged on the server and come back after ``ack_wait``.
+    Idle exit waits for them instead of leaving them behind.
+    """
+    try:
+        info = await js.consumer_info(stream, durable)
+    except Exception as exc:  # a cluster in mid-election: not drained as far as we can tell
+        log_event(log, logging.WARNING, "ingest_consumer_info_failed", error=repr(exc))
+        return False
+    finally:
+        stop_if_cancelled()
+    if info.num_pending == 0 and info.num_ack_pending == 0:
+        return True
+    log_event(log, logging.INFO, "ingest_waiting_for_outstanding", pending=info.num_pending,
+              ack_pending=info.num_ack_pending)
+    return False
 
 
 async def _despite_cancel(fut: asyncio.Future[Any], timeout_s: float | None = None) -> None:
