@@ -15,10 +15,22 @@ from tickpath.cli.defaults import apply_defaults, load_config_file
 from tickpath.errors import ConfigError, TickpathError
 from tickpath.logs import configure
 
-# Order is the order shown in --help. A module that does not exist yet is simply not offered.
-SUBCOMMANDS = (
-    "demo", "sim", "probe", "tune", "sweep", "feed", "ingest", "dq", "gcp", "busbench", "report",
-)
+# Order is the order shown in --help, with each command's one-line summary (the same text its module
+# registers; a test keeps the two equal). Only the command being run is imported: the others pull in
+# aiohttp, DuckDB, pyarrow... and ``tickpath --help`` would take a second and a half.
+SUBCOMMANDS: dict[str, str] = {
+    "demo": "run everything against the simulator and write a report",
+    "sim": "Binance-compatible exchange simulator on loopback",
+    "probe": "measure every hop to an exchange (DNS, TCP, TLS, REST, WS, stream, path)",
+    "tune": "show, apply or revert the Linux settings that lower latency on EC2",
+    "sweep": "find the lowest-latency placement across zones",
+    "feed": "ingest Binance market data with exact order books",
+    "ingest": "load a NATS JetStream stream into DuckDB/Parquet, exactly once",
+    "dq": "check data quality on DuckDB or BigQuery",
+    "gcp": "set up or clear Pub/Sub + BigQuery for the feed",
+    "busbench": "end-to-end latency through a NATS cluster",
+    "report": "turn a results directory into one self-contained HTML report",
+}
 
 DESCRIPTION = """\
 tickpath answers three questions for low-latency crypto market-data infrastructure:
@@ -32,7 +44,9 @@ report turns any results directory into one HTML file.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, *, light: bool = False) -> argparse.ArgumentParser:
+    """The whole parser; with ``only``, just that command's module is loaded (the others are listed
+    by their summaries); with ``light``, none is (enough for ``--help`` and ``--version``)."""
     parser = argparse.ArgumentParser(
         prog="tickpath", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -42,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TOML file of option defaults, one [command] table each (also $TICKPATH_CONFIG); "
                              "any option can also come from $TICKPATH_<COMMAND>_<OPTION>")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    for name, summary in SUBCOMMANDS.items():
+        if light or (only is not None and name != only):
+            sub.add_parser(name, help=summary)
+            continue
         try:
             module = importlib.import_module(f"tickpath.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -51,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     return parser
+
+
+def _global_options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, str | None]:
+    """The global options, and the subcommand named after them (if any)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    pre.add_argument("-v", "--verbose", action="count", default=0)
+    known, rest = pre.parse_known_args(argv)
+    return known, next((a for a in rest if not a.startswith("-")), None)
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser | None:
@@ -63,28 +89,26 @@ def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.Argume
 
 def _apply_service_defaults(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
     """Options from --config / $TICKPATH_CONFIG and $TICKPATH_<COMMAND>_<OPTION> become defaults."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config", default=os.environ.get("TICKPATH_CONFIG"))
-    pre.add_argument("-v", "--verbose", action="count", default=0)
-    known, rest = pre.parse_known_args(argv)
-    command = next((a for a in rest if not a.startswith("-")), None)
+    known, command = _global_options(argv)
+    config = known.config or os.environ.get("TICKPATH_CONFIG")
     if command is None:
         return
     sub = _subparser(parser, command)
     if sub is None:
         return
     table: dict[str, object] = {}
-    if known.config:
-        doc = load_config_file(known.config)
+    if config:
+        doc = load_config_file(config)
         section = doc.get(command, {})
         if not isinstance(section, dict):
-            raise ConfigError(f"config file {known.config}: [{command}] must be a table")
+            raise ConfigError(f"config file {config}: [{command}] must be a table")
         table = section
     apply_defaults(sub, command, table)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    _, command = _global_options(argv)
+    parser = build_parser(command) if command in SUBCOMMANDS else build_parser(light=True)
     try:
         _apply_service_defaults(parser, argv)
     except TickpathError as exc:
