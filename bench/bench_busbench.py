@@ -6,6 +6,10 @@ reference client measured ~113/554 µs and 157 µs on this machine class). Laten
 judged on the latency from the intended send time (coordinated-omission-free, the stricter
 figure); the latency from the actual send time is reported next to it. Skips (ok=None) when
 nats-server is not installed.
+
+The cluster and client use what ``tickpath busbench local`` uses by default: GOMAXPROCS of each
+server = cores / servers, and the client's wait mode by rate (busy-polling up to 5,000 msg/s);
+both are printed and returned with the figures.
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ import shutil
 from typing import Any
 
 from tickpath import runtime
-from tickpath.busbench import client
 from tickpath.busbench.config import BenchConfig
+from tickpath.busbench.local import LocalConfig, local_cluster, run_many
 from tickpath.busbench.results import BenchResult
-from tickpath.natsserver import NatsCluster
 
 RUNS = ((1_000, 10.0), (10_000, 5.0), (100_000, 3.0))  # (rate, measured seconds)
 RATE_TARGETS = {1_000: 0.995, 10_000: 0.995, 100_000: 0.99}
@@ -25,13 +28,11 @@ LATENCY_TARGETS_US = {(1_000, 50): 120.0, (1_000, 99): 600.0, (10_000, 50): 170.
 
 
 async def _measure() -> list[BenchResult]:
-    results = []
-    async with NatsCluster(2) as cluster:
-        for rate, seconds in RUNS:
-            cfg = BenchConfig(cluster.client_urls[0], cluster.client_urls[1], size=256, rate=rate,
-                              duration=seconds, warmup=1.0)
-            results.append(await client.run(cfg))
-    return results
+    local = LocalConfig()
+    async with local_cluster(local) as (cluster, _settings):
+        configs = [BenchConfig(cluster.client_urls[0], cluster.client_urls[1], size=256, rate=rate,
+                               duration=seconds, warmup=1.0) for rate, seconds in RUNS]
+        return await run_many(configs, servers=local.server_settings())
 
 
 def main() -> dict[str, Any]:
@@ -39,12 +40,13 @@ def main() -> dict[str, Any]:
         print("busbench: nats-server not installed, skipped")
         return {"skipped": "nats-server not installed", "ok": None}
     results = runtime.run(_measure(), handle_signals=False)
-    figures: dict[str, Any] = {"clock": "CLOCK_MONOTONIC, one process", "size": 256, "runs": {}}
+    figures: dict[str, Any] = {"clock": "CLOCK_MONOTONIC, one process", "size": 256,
+                               "servers": results[0].servers if results else None, "runs": {}}
     ok = True
     targets: dict[str, Any] = {}
     for r in results:
         rate = int(r.rate)
-        row = {
+        row: dict[str, Any] = {
             "achieved_rate": round(r.achieved_rate, 1),
             "rate_ratio": round(r.achieved_rate / r.rate, 5),
             "lost": r.lost,
@@ -54,6 +56,7 @@ def main() -> dict[str, Any]:
             "p99_actual_us": round(r.actual.percentile(99) / 1e3, 1),
             "max_intended_us": round(r.intended.percentile(100) / 1e3, 1),
             "send_lag_p99_us": round(r.send_lag.percentile(99) / 1e3, 1),
+            "wait_mode": r.wait_mode,
         }
         figures["runs"][str(rate)] = row
         want = RATE_TARGETS[rate]
@@ -65,7 +68,8 @@ def main() -> dict[str, Any]:
                 ok &= row[f"p{p}_intended_us"] <= limit
         print(f"busbench 256 B @ {rate:>7,}/s: achieved {row['rate_ratio']:.2%}, lost {r.lost}, "
               f"p50/p99 from intended {row['p50_intended_us']}/{row['p99_intended_us']} µs, "
-              f"from actual {row['p50_actual_us']}/{row['p99_actual_us']} µs")
+              f"from actual {row['p50_actual_us']}/{row['p99_actual_us']} µs; client {r.wait_mode}, "
+              f"servers {r.servers}")
     figures["target"] = targets
     figures["ok"] = ok
     return figures

@@ -12,6 +12,10 @@ from tickpath.errors import ConfigError
 # What the original test ran: four sizes at three rates.
 DEFAULT_SIZES = (256, 512, 1024, 4096)
 DEFAULT_RATES = (1_000, 10_000, 100_000)
+# Busy-polling is the default up to this rate. Measured on 2 cores: at 1k msg/s it cuts p50 by
+# 30-50% (idle CPUs wake slowly); at 10k msg/s the CPUs never idle long, p50 was no better and
+# p99 worse in 2 of 3 runs, as the spinning core is missed by the servers (docs/busbench.md).
+BUSY_POLL_MAX_RATE = 5_000.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class BenchConfig:
     max_batch: int = 256
     spin_us: float = 0.0  # busy-poll this long before each send and while awaiting its echo
     lead_us: float = 60.0  # wake this early before each send and poll until it is due
+    # Wait mode: True polls the sockets without ever sleeping (one core at 100% for the run),
+    # False sleeps in select between sends, None picks busy-polling up to BUSY_POLL_MAX_RATE.
+    busy_poll: bool | None = None
     keep_samples: bool = False
     min_rate_ratio: float = 0.99
     # Fault injection that demonstrates coordinated omission: the publisher stalls for
@@ -80,6 +87,16 @@ class BenchConfig:
             raise ConfigError("spin_us and lead_us must be between 0 and 1,000,000 microseconds")
         if self.max_batch < 1:
             raise ConfigError("max_batch must be at least 1")
+
+    @property
+    def busy(self) -> bool:
+        """Whether this run busy-polls (the resolved ``busy_poll``)."""
+        return self.busy_poll if self.busy_poll is not None else self.rate <= BUSY_POLL_MAX_RATE
+
+    @property
+    def wait_mode(self) -> str:
+        """How the client waits between sends, as stated in results: busy-poll or sleep."""
+        return "busy-poll" if self.busy else "sleep"
 
     @property
     def measured(self) -> int:

@@ -18,6 +18,15 @@ from tickpath.busbench.results import CLOCK_NOTE, TABLE_PERCENTILES, BenchResult
 from tickpath.errors import ConfigError
 from tickpath.stats import LatencyRecorder
 
+WAIT_NOTES = {
+    "busy-poll": "busy-poll (never sleeps: one core at 100% for the run)",
+    "sleep": "sleep (select with µs timeouts between sends)",
+}
+
+
+def _servers(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in settings.items())
+
 
 def stem(result: BenchResult) -> str:
     return f"s{result.size}-r{result.rate:g}"
@@ -33,6 +42,8 @@ def report_text(r: BenchResult) -> str:
         f"busbench {r.pub} -> {r.sub}  size {r.size} B  target {r.rate:,.0f} msg/s"
         f"{'  TLS' if r.tls else ''}",
         f"clock: {CLOCK_NOTE}",
+        f"client wait: {WAIT_NOTES.get(r.wait_mode, r.wait_mode)}",
+        *([f"servers: {_servers(r.servers)}"] if r.servers else []),
         "",
         f"{'percentile':>12}  {'from intended µs':>17}  {'from actual µs':>15}",
     ]
@@ -94,7 +105,7 @@ def matrix_summary(results: Sequence[BenchResult]) -> list[dict[str, Any]]:
     for r in results:
         rows.append({
             "size": r.size, "rate": r.rate, "achieved_rate": round(r.achieved_rate, 1),
-            "sustained": r.sustained, "lost": r.lost,
+            "sustained": r.sustained, "lost": r.lost, "wait_mode": r.wait_mode,
             "p50_intended_us": round(r.intended.percentile(50) / 1e3, 1),
             "p99_intended_us": round(r.intended.percentile(99) / 1e3, 1),
             "p50_actual_us": round(r.actual.percentile(50) / 1e3, 1),
@@ -106,13 +117,13 @@ def matrix_summary(results: Sequence[BenchResult]) -> list[dict[str, Any]]:
 
 def matrix_text(results: Sequence[BenchResult]) -> str:
     head = (f"{'size':>6} {'rate':>8} {'achieved':>10} {'p50 int':>9} {'p99 int':>10} {'p50 act':>9} "
-            f"{'p99 act':>10} {'lost':>6}")
+            f"{'p99 act':>10} {'lost':>6} {'wait':>9}")
     out = [head]
     for row in matrix_summary(results):
         out.append(f"{row['size']:>6} {row['rate']:>8g} {row['achieved_rate']:>10,.0f}"
                    f"{'' if row['sustained'] else '!'} {row['p50_intended_us']:>9,.1f} "
                    f"{row['p99_intended_us']:>10,.1f} {row['p50_actual_us']:>9,.1f} "
-                   f"{row['p99_actual_us']:>10,.1f} {row['lost']:>6}")
+                   f"{row['p99_actual_us']:>10,.1f} {row['lost']:>6} {row['wait_mode']:>9}")
     out.append("µs; 'int' = from intended send time, 'act' = from actual send time; '!' = rate not sustained")
     return "\n".join(out)
 

@@ -95,6 +95,8 @@ def bench_argv(cfg: BenchConfig | MatrixConfig) -> list[str]:
     argv += ["--count", str(base.count)] if base.count is not None else ["--duration", f"{base.duration:g}"]
     if base.keep_samples:
         argv.append("--samples")
+    if base.busy_poll is not None:
+        argv.append("--busy-poll" if base.busy_poll else "--no-busy-poll")
     return argv
 
 

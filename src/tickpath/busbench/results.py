@@ -52,6 +52,7 @@ class RunCounters:
     unexpected: int = 0
     probes: int = 0
     max_seq: int = -1
+    sleeps: int = 0  # timed waits between sends (always 0 when busy-polling)
 
 
 @dataclass
@@ -83,6 +84,10 @@ class BenchResult:
     tls: bool = False
     errors: list[str] = field(default_factory=list)
     samples: list[tuple[int, int, int, int]] | None = None  # (seq, intended, actual, receipt)
+    wait_mode: str = "sleep"  # "busy-poll": the client spun one core for the whole run
+    sleeps: int = 0  # timed waits between sends: 0 when busy-polling
+    # Settings of servers this process started (busbench local), e.g. GOMAXPROCS; None otherwise.
+    servers: dict[str, Any] | None = None
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
@@ -109,6 +114,7 @@ class BenchResult:
         return {
             "schema": "tickpath.busbench/1", "unit": unit, "clock": CLOCK_NOTE,
             "pub": self.pub, "sub": self.sub, "subject": self.subject, "tls": self.tls,
+            "wait_mode": self.wait_mode, "client_sleeps": self.sleeps, "servers": self.servers,
             "size": self.size, "target_rate": self.rate, "achieved_rate": round(self.achieved_rate, 1),
             "rate_ratio": round(self.achieved_rate / self.rate, 5) if self.rate else 0.0,
             "sustained": self.sustained,

@@ -260,7 +260,8 @@ class MsgParser:
         self._flen = hl + size + 2
         self._frame = struct.Struct(f"<{hl}xQq{size - HEADER.size + 2}x")
 
-    def feed(self, data: bytes, recv_ns: int) -> None:
+    def feed(self, data: bytes | bytearray | memoryview, recv_ns: int) -> None:
+        """Parse ``data`` (copied at once: the caller may reuse its buffer), received at ``recv_ns``."""
         buf = self._buf
         buf += data
         pos = 0
