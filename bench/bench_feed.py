@@ -15,12 +15,16 @@ in a separate process. Throughput: ``--speed 0`` (as fast as the feed reads), me
 second from first to last frame; target 50,000/s. Latency: frames scheduled open-loop at 10,000/s by
 the simulator (send time = the capture's receipt time), and for every frame the feed's added latency
 from frame receipt (``receive()`` returned) to the events entering the pipeline, on the monotonic
-clock, recorded in an HdrHistogram; the first second is discarded as warm-up; target p99 <= 100 us.
+clock, recorded in an HdrHistogram; the capture that syncs the books (replayed 20x faster) and the
+first second at 10,000/s are discarded as warm-up; target p99 <= 100 us. Each (c) run also reports
+the CPU seconds of the feed process and of the simulator process over the measured window, which
+shows which of the two bounds the rate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -30,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import tickpath
 from bench.bench_feed_core import SHARED, _calibration_ns, _repeated_stream, _warm_normalizer
 from tickpath.feed import Feed, FeedConfig
 from tickpath.feed.engine import FeedEngine
@@ -47,6 +52,7 @@ MESSAGES_C = 300_000
 LATENCY_RATE = 10_000
 LATENCY_SECONDS = 6.0
 WARMUP_S = 1.0
+WARM_SQUEEZE = 0.05  # the warm-up capture's recorded times, scaled (latency run only)
 SYMBOLS = ("AKROUSDT", "CTKUSDT", "KEEPUSDT", "SUSHIUSDT")
 
 
@@ -87,31 +93,50 @@ async def _in_process(depth_only: bool, tmp: Path) -> dict[str, Any]:
             "resyncs": books["resyncs"], "gaps": books["gaps"]}
 
 
-def _write_capture(tmp: Path, count: int, rate: float | None) -> tuple[Path, int]:
-    """The warm-up capture followed by ``count`` continuation frames, timed at ``rate``/s (None: as is)."""
+def _write_capture(tmp: Path, count: int, rate: float | None) -> tuple[Path, int, int]:
+    """The warm-up capture followed by ``count`` continuation frames, timed at ``rate``/s (None: as is).
+
+    Returns the file, the number of frames the feed will receive (klines are not subscribed) and how
+    many of them belong to the warm-up capture. With a ``rate``, the capture's 30 recorded seconds
+    are replayed 20x faster (still in order, with the recorded snapshots): they only sync the books,
+    and at their recorded pace they were 30 s of a ~50 frames/s trickle inside the latency window.
+    """
     cap = read_ws_capture(SHARED / "usdm_futures.ws.txt")
     _, stream = _stream(count, depth_only=False)
     path = tmp / f"long-{count}-{rate}.ws.txt"
-    t = cap.frames[-1].receipt
+    t0 = cap.frames[0].receipt
+    squeeze = WARM_SQUEEZE if rate else 1.0
+    t = t0 + (cap.frames[-1].receipt - t0) * squeeze
     step = 1.0 / rate if rate else 1e-6
     subscribed = 0
     with path.open("w") as fh:
         fh.write(f"{cap.url} <-> {cap.opened_at}\n")
         for f in cap.frames:
-            fh.write(f"{f.receipt}: {f.text}\n")
+            fh.write(f"{t0 + (f.receipt - t0) * squeeze:.6f}: {f.text}\n")
             subscribed += "@kline" not in f.text[:40]
+        warm = subscribed
         t += 0.2  # the books sync from the recorded snapshots before the long stream starts
         for text in stream:
             t += step
             fh.write(f"{t:.6f}: {text}\n")
             subscribed += "@kline" not in text[:40]
-    return path, subscribed
+    return path, subscribed, warm
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of another process so far, from ``/proc`` (Linux); NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def _start_sim(capture: Path, speed: float) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     cmd = [sys.executable, "-m", "tickpath.cli.main", "sim", "--venue", "futures", "--replay", str(capture),
            "--replay-http", str(SHARED / "usdm_futures.http.txt"), "--speed", str(speed), "--json"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    # The simulator runs the same tickpath as this process (an A/B run may import another tree).
+    env = {**os.environ, "PYTHONPATH": str(Path(tickpath.__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -121,7 +146,11 @@ def _start_sim(capture: Path, speed: float) -> tuple[subprocess.Popen[str], dict
     return proc, json.loads(line)["endpoints"][0]
 
 
-async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latency: bool) -> dict[str, Any]:
+async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latency: bool,
+                   warm_frames: int = 0) -> dict[str, Any]:
+    # A feed starts with a clean heap: collect what the earlier runs in this process left, so that
+    # collecting it does not land inside this run's measurement.
+    gc.collect()
     proc, ep = _start_sim(capture, speed)
     try:
         cfg = FeedConfig(venue="futures", symbols=SYMBOLS, base_url=ep["ws_url"], rest_url=ep["rest_url"],
@@ -130,6 +159,8 @@ async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latenc
         task = asyncio.create_task(feed.run())
         first_t = last_t = 0.0
         first_n = 0
+        # CPU of each process over the measured window: which one bounds the rate.
+        feed_cpu0 = feed_cpu1 = sim_cpu0 = sim_cpu1 = 0.0
         warm_reset = False
         while True:
             await asyncio.sleep(0.02)
@@ -142,12 +173,15 @@ async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latenc
             now = time.perf_counter()
             if n and not first_t:
                 first_t, first_n = now, n
-            if latency and not warm_reset and first_t and now - first_t >= WARMUP_S:
+                feed_cpu0, sim_cpu0 = time.process_time(), _proc_cpu_s(proc.pid)
+            # Warm-up discarded: the capture that syncs the books, then the first second at the rate.
+            if latency and not warm_reset and n >= warm_frames + WARMUP_S * LATENCY_RATE:
                 eng.drain_latency()
                 eng.enqueue_latency = LatencyRecorder("receipt_to_enqueue")  # warm-up discarded
                 warm_reset = True
             if n >= expected:
                 last_t = now
+                feed_cpu1, sim_cpu1 = time.process_time(), _proc_cpu_s(proc.pid)
                 break
             if first_t and now - first_t > 120:
                 break
@@ -164,6 +198,7 @@ async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latenc
             "written": summary.sinks["duckdb"]["written"], "wall_s": round(elapsed, 3),
             "msgs_per_s": round((frames - first_n) / elapsed) if elapsed > 0 else 0,
             "gaps": summary.gaps, "resyncs": summary.resyncs,
+            "feed_cpu_s": round(feed_cpu1 - feed_cpu0, 3), "sim_cpu_s": round(sim_cpu1 - sim_cpu0, 3),
             "receipt_to_enqueue_us": lat.to_dict("us")}
 
 
@@ -178,12 +213,13 @@ async def _run() -> dict[str, Any]:
               f"({b_depth['messages']:,} msgs, {b_depth['cpu_s']} CPU-s, gaps {b_depth['gaps']}) "
               f"target {TARGET_B:,}")
         print(f"    capture mix into DuckDB: {b_mix['msgs_per_cpu_s']:,} msgs/CPU-s")
-        cap_fast, n_fast = _write_capture(tmp, MESSAGES_C, None)
+        cap_fast, n_fast, _ = _write_capture(tmp, MESSAGES_C, None)
         c_rate = await _over_ws(cap_fast, n_fast, 0.0, tmp, latency=False)
         print(f"(c) over WebSocket, as fast as read: {c_rate['msgs_per_s']:,} msgs/s "
-              f"({c_rate['frames']:,} frames, gaps {c_rate['gaps']}) target {TARGET_C_RATE:,}")
-        cap_lat, n_lat = _write_capture(tmp, int(LATENCY_RATE * LATENCY_SECONDS), LATENCY_RATE)
-        c_lat = await _over_ws(cap_lat, n_lat, 1.0, tmp, latency=True)
+              f"({c_rate['frames']:,} frames, gaps {c_rate['gaps']}) target {TARGET_C_RATE:,}; "
+              f"CPU over {c_rate['wall_s']} s: feed {c_rate['feed_cpu_s']} s, simulator {c_rate['sim_cpu_s']} s")
+        cap_lat, n_lat, n_warm = _write_capture(tmp, int(LATENCY_RATE * LATENCY_SECONDS), LATENCY_RATE)
+        c_lat = await _over_ws(cap_lat, n_lat, 1.0, tmp, latency=True, warm_frames=n_warm)
         lat = c_lat["receipt_to_enqueue_us"]
         print(f"(c) at {LATENCY_RATE:,} msgs/s: receipt->enqueue p50 {lat['p50']} us, p99 {lat['p99']} us, "
               f"p99.9 {lat['p999']} us, max {lat['max']} us ({lat['count']:,} samples after "

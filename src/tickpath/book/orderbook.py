@@ -106,8 +106,11 @@ class BookSide:
         cache = self._rank_of
         for lvl in updates:
             p, q = lvl
-            r = cache.get(p)
-            if r is None:
+            try:
+                # A subscript in a try costs less than .get() plus a None test (no method call);
+                # a miss (a price not seen lately, well under 1 % on real streams) raises once.
+                r = cache[p]
+            except KeyError:
                 r = self._rank(p, lvl)
             try:
                 fq = float(q)

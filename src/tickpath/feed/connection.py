@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
+from tickpath.feed.latency import clock_readers
 from tickpath.logs import log_event
 
 log = logging.getLogger(__name__)
@@ -123,12 +124,13 @@ class FeedConnection:
                 return
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        clock = self.clock
         on_frame = self.on_frame
-        wall_ns, mono_ns = clock.wall_ns, clock.monotonic_ns
+        wall_ns, mono_ns = clock_readers(self.clock)
         text_t, bin_t = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
+        receive = ws.receive
+        first: asyncio.Event | None = self.first_frame
         while True:
-            msg = await ws.receive()
+            msg = await receive()
             mono = mono_ns()
             wall = wall_ns()
             if msg.type is text_t:
@@ -141,8 +143,9 @@ class FeedConnection:
                 return  # CLOSE / CLOSING / CLOSED
             self.frames += 1
             self.last_frame_mono_ns = mono
-            if not self.first_frame.is_set():
-                self.first_frame.set()
+            if first is not None:
+                first.set()
+                first = None  # set once per connection: no method call per frame after that
             wait = on_frame(data, wall, mono, self)
             if wait is not None:
                 await wait
