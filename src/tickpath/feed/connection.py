@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
-from tickpath.feed.latency import clock_readers
+from tickpath.feed.clocks import clock_readers
 from tickpath.logs import log_event
 
 log = logging.getLogger(__name__)

@@ -29,10 +29,9 @@ from typing import Any, Protocol
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.events import Event, Venue
-from tickpath.feed.latency import clock_readers, record_samples
+from tickpath.feed.clocks import clock_readers
 from tickpath.logs import log_event
 from tickpath.stats import LatencyRecorder
-from tickpath.stats.recorder import HIGHEST_NS
 from tickpath.venues.binance.normalize import Normalizer
 from tickpath.venues.binance.parse import ParseError, decode_frame, decode_snapshot
 from tickpath.venues.binance.schemas import (
@@ -230,13 +229,13 @@ class FeedEngine:
 
     def drain_latency(self) -> None:
         """Move buffered latency samples into the histograms (off the per-message path, in bulk:
-        see :mod:`tickpath.feed.latency`)."""
+        one numpy pass each instead of ~3 µs of hdrh per sample)."""
         if self._lat_enqueue:
             samples, self._lat_enqueue = self._lat_enqueue, array("q")
-            record_samples(self.enqueue_latency, samples, HIGHEST_NS)
+            self.enqueue_latency.record_array(samples)
         if self._lat_event:
             samples, self._lat_event = self._lat_event, array("q")
-            record_samples(self.event_latency, samples, HIGHEST_NS)
+            self.event_latency.record_array(samples)
 
     def book_totals(self) -> dict[str, int]:
         """Sync counters summed over every symbol (resyncs, gaps, duplicates, ...)."""

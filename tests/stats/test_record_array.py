@@ -1,14 +1,13 @@
-"""Bulk recording of the feed's latency samples gives exactly what one-by-one recording gives."""
+"""``record_array`` (numpy, one pass) gives exactly what recording values one by one gives."""
 
 from __future__ import annotations
 
 from array import array
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickpath.feed.engine import FeedEngine
-from tickpath.feed.latency import record_samples
 from tickpath.stats import LatencyRecorder
 from tickpath.stats.recorder import HIGHEST_NS
 
@@ -17,14 +16,15 @@ def _state(rec: LatencyRecorder) -> tuple[object, ...]:
     """Everything a recorder can report: counters, total, min, max, exact mean, clamped."""
     h = rec._hist
     counts = [h.get_count_at_index(i) for i in range(h.counts_len)]
-    return (counts, rec.count, rec.summary(), rec.mean(), rec.clamped, rec.encode() == rec.encode())
+    return (counts, rec.count, h.get_min_value(), h.get_max_value(), rec.summary(), rec.mean(), rec.clamped,
+            rec.encode())
 
 
 def _both(samples: list[int]) -> tuple[LatencyRecorder, LatencyRecorder]:
     one = LatencyRecorder("one")
     one.record_many(samples)
     bulk = LatencyRecorder("bulk")
-    record_samples(bulk, array("q", samples), HIGHEST_NS)
+    bulk.record_array(array("q", samples))
     return one, bulk
 
 
@@ -53,20 +53,23 @@ def test_bulk_recording_of_a_realistic_second() -> None:
     assert bulk.mean() == one.mean() and bulk.clamped == one.clamped == 3
 
 
-class _Sink:
-    def emit(self, events: list[object]) -> None:
-        return None
+def test_float_values_truncate_like_record() -> None:
+    """Float latencies (e.g. from a float clock) land in the same counters as ``record(int(v))``."""
+    values = [0.5, 1.9, 2047.999, 123_456.7, -3.2]
+    one = LatencyRecorder()
+    for v in values:
+        one.record(v)
+    bulk = LatencyRecorder()
+    bulk.record_array(np.array(values))
+    assert _state(bulk) == _state(one)
 
 
-def test_engine_drain_moves_every_sample_once() -> None:
-    """drain_latency empties the sample buffers into the histograms, leaving nothing to record twice."""
-    eng = FeedEngine("futures", ("BTCUSDT",), _Sink(), session="t")  # type: ignore[arg-type]
-    eng._lat_enqueue.extend(range(1_000, 101_000, 7))
-    eng._lat_event.extend([-3, 5, 2_000_000] * 40)
-    expected_enq = LatencyRecorder()
-    expected_enq.record_many(range(1_000, 101_000, 7))
-    eng.drain_latency()
-    eng.drain_latency()
-    assert not eng._lat_enqueue and not eng._lat_event
-    assert eng.enqueue_latency.summary() == expected_enq.summary()
-    assert eng.event_latency.count == 120 and eng.event_latency.clamped == 40  # the -3s
+def test_recording_adds_to_what_is_already_there() -> None:
+    """Mixing per-value and bulk recording keeps one consistent histogram (min, max, sum)."""
+    one = LatencyRecorder()
+    bulk = LatencyRecorder()
+    for rec in (one, bulk):
+        rec.record(50_000)
+    one.record_many([10, 90_000_000])
+    bulk.record_array([10, 90_000_000])
+    assert _state(bulk) == _state(one)
