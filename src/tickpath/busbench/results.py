@@ -131,33 +131,6 @@ class BenchResult:
         }
 
 
-def _record_all(rec: LatencyRecorder, values: Any) -> None:
-    """Record an int64 numpy array of ns values, fast and exactly.
-
-    Recording one value at a time costs microseconds in the pure-Python HdrHistogram, i.e.
-    seconds for a 100k msg/s run. Each value is first rounded down to the lowest value of its
-    HdrHistogram sub-bucket (which is what the histogram stores anyway: 3 significant digits
-    means 2,048 sub-buckets, so for v >= 2,048 the bucket width is 2^(bit_length(v) - 11)),
-    then identical values are counted in C and recorded once with their count. The histogram
-    is identical to recording every value.
-    """
-    import numpy as np
-
-    if values.size == 0:
-        return
-    v = np.maximum(values, 1)
-    clamped = int(np.count_nonzero(values < 1))
-    # frexp's exponent is the exact bit length for integers below 2**53 (all latencies here).
-    shift = np.maximum(np.frexp(v.astype(np.float64))[1].astype(np.int64) - 11, 0)
-    q = (v >> shift) << shift
-    uniq, counts = np.unique(q, return_counts=True)
-    # LatencyRecorder.record() takes one value; counts go straight to its histogram.
-    hist = rec._hist
-    for value, count in zip(uniq.tolist(), counts.tolist(), strict=True):
-        hist.record_value(value, count)
-    rec.clamped += clamped
-
-
 def analyse(*, t0: int, interval_ns: float, warmup: int, sent_ns: array[int], recv_ns: array[int],
             keep_samples: bool = False) -> dict[str, Any]:
     """Latency recorders, losses and the achieved rate from the per-sequence timestamps.
@@ -188,9 +161,9 @@ def analyse(*, t0: int, interval_ns: float, warmup: int, sent_ns: array[int], re
     intended = LatencyRecorder("from intended send time")
     actual = LatencyRecorder("from actual send time")
     lag = LatencyRecorder("send lag (actual - intended)")
-    _record_all(lag, np.maximum(sent_a[m_sent] - want_a[m_sent], 1))
-    _record_all(intended, recv_a[m_ok] - want_a[m_ok])
-    _record_all(actual, recv_a[m_ok] - sent_a[m_ok])
+    lag.record_array(np.maximum(sent_a[m_sent] - want_a[m_sent], 1))
+    intended.record_array(recv_a[m_ok] - want_a[m_ok])
+    actual.record_array(recv_a[m_ok] - sent_a[m_ok])
     intended.record_loss(lost)
     actual.record_loss(lost)
     samples: list[tuple[int, int, int, int]] | None = None
