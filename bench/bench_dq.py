@@ -64,6 +64,7 @@ def _generate(con: duckdb.DuckDBPyConnection) -> None:
 
 def main() -> dict[str, Any]:
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")  # its redraws would interleave with the figures
     t0 = time.perf_counter()
     _generate(con)
     gen_s = time.perf_counter() - t0

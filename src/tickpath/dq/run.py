@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tickpath.clock import Clock, SystemClock
 from tickpath.dq.checks import CHECKS, CheckResult, Context, Thresholds
-from tickpath.dq.sql import EXTENT, SESSIONS, Dialect, Window, body, compose
+from tickpath.dq.sql import EXTENT, L2_PASS, L2_PASS_TABLE, SESSIONS, Dialect, Window, body, compose
 from tickpath.errors import ConfigError
 from tickpath.logs import log_event
 
@@ -83,10 +83,38 @@ def check_names(names: Sequence[str]) -> tuple[str, ...]:
 
 def render_sql(config: DqConfig, engine_dialect: Dialect, dataset: str | None,
                clock: Clock | None = None) -> dict[str, str]:
-    """The exact SQL each check runs on the given dialect (``--print-sql``)."""
+    """The SQL each check runs on the given dialect (``--print-sql``), self-contained: when sequence and
+    integrity run together on DuckDB they share one ordered l2 pass (:data:`L2_PASS`) instead."""
     window = config.window(clock or SystemClock())
-    return {name: compose(body(CHECKS[name].template, window), window, engine_dialect, dataset)
+    return {name: compose(body(CHECKS[name].template, window, dialect=engine_dialect), window, engine_dialect,
+                          dataset)
             for name in check_names(config.checks)}
+
+
+# Checks that read the shared ordered l2 pass when they run together on DuckDB.
+_L2_PASS_CHECKS = frozenset({"sequence", "integrity"})
+
+
+def check_rows(engine: Engine, window: Window, names: Sequence[str], cadences: Sequence[int] | None,
+               ) -> Generator[tuple[str, list[dict[str, Any]]], None, None]:
+    """Each named check's raw rows, in order, as the check's query returns them (before judging).
+
+    On DuckDB, when sequence and integrity both run, their l2 ordering is one shared pass stored in
+    a temp table first (:data:`L2_PASS`), dropped when the iteration ends; the rows are the same."""
+    l2_pass = engine.dialect == "duckdb" and set(names) >= _L2_PASS_CHECKS
+    stored = False
+    try:
+        for name in names:
+            shared = l2_pass and name in _L2_PASS_CHECKS
+            if shared and not stored:
+                engine.query(f"CREATE OR REPLACE TEMP TABLE {L2_PASS_TABLE} AS "
+                             + compose(body(L2_PASS, window, dialect="duckdb"), window, "duckdb"))
+                stored = True
+            text = body(CHECKS[name].template, window, cadences, dialect=engine.dialect, l2_pass=shared)
+            yield name, engine.query(compose(text, window, engine.dialect, engine.dataset))
+    finally:
+        if stored:
+            engine.query(f"DROP TABLE IF EXISTS {L2_PASS_TABLE}")
 
 
 def run_dq(config: DqConfig, engine: Engine, *, clock: Clock | None = None,
@@ -97,10 +125,9 @@ def run_dq(config: DqConfig, engine: Engine, *, clock: Clock | None = None,
     names = check_names(config.checks)
     started = time.perf_counter()
 
-    cadences: list[int] | None = None
-
     def q(template: str) -> list[dict[str, Any]]:
-        return engine.query(compose(body(template, window, cadences), window, engine.dialect, engine.dataset))
+        return engine.query(compose(body(template, window, dialect=engine.dialect), window, engine.dialect,
+                                    engine.dataset))
 
     extent = {r["channel"]: int(r["n"]) for r in q(EXTENT)}
     if config.require_data and not any(extent.values()):
@@ -109,13 +136,20 @@ def run_dq(config: DqConfig, engine: Engine, *, clock: Clock | None = None,
     ctx = Context.from_sessions(window, q(SESSIONS))
     cadences = sorted(set(ctx.depth_cadence_ms.values())) or None
     results = []
-    for name in names:
-        if progress:
-            progress(name)
-        t0 = time.perf_counter()
-        check = CHECKS[name]
-        result = check.judge(q(check.template), ctx, config.thresholds)
-        log_event(log, logging.INFO, "dq_check", check=name, ok=result.ok,
-                  seconds=round(time.perf_counter() - t0, 3))
-        results.append(result)
+    if progress:
+        progress(names[0])
+    t0 = time.perf_counter()
+    rows = check_rows(engine, window, names, cadences)
+    try:
+        for i, (name, found) in enumerate(rows):
+            result = CHECKS[name].judge(found, ctx, config.thresholds)
+            log_event(log, logging.INFO, "dq_check", check=name, ok=result.ok,
+                      seconds=round(time.perf_counter() - t0, 3))
+            results.append(result)
+            if i + 1 < len(names):
+                if progress:
+                    progress(names[i + 1])
+                t0 = time.perf_counter()
+    finally:
+        rows.close()  # drops the shared pass even when a judge raised
     return DqReport(engine.name, window, results, extent, time.perf_counter() - started)

@@ -179,35 +179,14 @@ ORDER BY venue, symbol, channel, basis, bucket_ns
 # visible folded in (see venues/binance/sync.py), so the same rules hold for them: filtering leaves
 # no hole, and a real upstream gap still shows.
 SEQUENCE = """
-l AS (
-  SELECT session, venue, symbol, seq, kind, receipt_ns, reason,
-    first_update_id AS fu, final_update_id AS lu, prev_final_update_id AS pu,
-    LAG(seq) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_seq,
-    LAG(kind) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_kind,
-    LAG(final_update_id) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_lu,
-    LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt,
-    LEAD(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS n_receipt
-  FROM w_l2
-),
+{l2_ordered},
 c AS (
   SELECT session, venue, symbol, 'l2' AS channel, seq, receipt_ns, p_receipt, n_receipt, reason,
     fu, lu, pu, p_lu, p_seq,
-    CASE
-      WHEN p_seq IS NOT NULL AND seq = p_seq THEN 'seq_duplicate'
-      WHEN p_seq IS NOT NULL AND seq > p_seq + 1 THEN 'seq_gap'
-      WHEN kind = 'reset' THEN 'reset'
-      WHEN kind = 'delta' AND p_kind = 'delta' AND venue = 'futures' AND pu <> p_lu THEN 'gap'
-      WHEN kind = 'delta' AND p_kind = 'delta' AND venue <> 'futures' AND fu <> p_lu + 1 THEN 'gap'
-      WHEN kind = 'delta' AND p_kind = 'snapshot' AND venue = 'futures'
-        AND NOT (fu <= p_lu AND lu >= p_lu) THEN 'bad_resync'
-      WHEN kind = 'delta' AND p_kind = 'snapshot' AND venue <> 'futures'
-        AND NOT (fu <= p_lu + 1 AND lu >= p_lu + 1) THEN 'bad_resync'
-      WHEN kind = 'delta' AND p_kind = 'reset' THEN 'no_snapshot'
-      WHEN kind = 'snapshot' AND p_kind = 'reset' THEN 'resync'
-      ELSE NULL END AS issue
+    {l2_issue} AS issue
   FROM l
 ),
-ot AS (
+ot AS {not_materialized}(
   SELECT session, venue, symbol, 'trades' AS channel, seq, receipt_ns FROM w_trades
   UNION ALL SELECT session, venue, symbol, 'ticker' AS channel, seq, receipt_ns FROM w_tickers
 ),
@@ -244,6 +223,34 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY issue, session, venue, symbol, channel O
   <= {limit}
 ORDER BY issue, session, venue, symbol, channel, receipt_ns, seq
 """
+
+# The l2 rows of each (session, venue, symbol) in seq order with what the rules compare: the previous
+# row's seq, kind and final update id (``l`` in SEQUENCE).
+SEQUENCE_L2_ORDERED = """l AS (
+  SELECT session, venue, symbol, seq, kind, receipt_ns, reason,
+    first_update_id AS fu, final_update_id AS lu, prev_final_update_id AS pu,
+    LAG(seq) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_seq,
+    LAG(kind) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_kind,
+    LAG(final_update_id) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_lu,
+    LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt,
+    LEAD(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS n_receipt
+  FROM w_l2
+)"""
+
+# What is wrong with one l2 row given its predecessor (NULL: nothing).
+SEQUENCE_L2_ISSUE = """CASE
+      WHEN p_seq IS NOT NULL AND seq = p_seq THEN 'seq_duplicate'
+      WHEN p_seq IS NOT NULL AND seq > p_seq + 1 THEN 'seq_gap'
+      WHEN kind = 'reset' THEN 'reset'
+      WHEN kind = 'delta' AND p_kind = 'delta' AND venue = 'futures' AND pu <> p_lu THEN 'gap'
+      WHEN kind = 'delta' AND p_kind = 'delta' AND venue <> 'futures' AND fu <> p_lu + 1 THEN 'gap'
+      WHEN kind = 'delta' AND p_kind = 'snapshot' AND venue = 'futures'
+        AND NOT (fu <= p_lu AND lu >= p_lu) THEN 'bad_resync'
+      WHEN kind = 'delta' AND p_kind = 'snapshot' AND venue <> 'futures'
+        AND NOT (fu <= p_lu + 1 AND lu >= p_lu + 1) THEN 'bad_resync'
+      WHEN kind = 'delta' AND p_kind = 'reset' THEN 'no_snapshot'
+      WHEN kind = 'snapshot' AND p_kind = 'reset' THEN 'resync'
+      ELSE NULL END"""
 
 # Freshness: the longest silence of each stream (leading and trailing edges included, up to the
 # window or the session's end), the longest silence of a whole session, the longest silence the
@@ -434,12 +441,7 @@ back AS (
         FROM w_tickers) AS a
   WHERE event_time_ms < p_event OR receipt_ns < p_receipt
   UNION ALL
-  SELECT session, venue, symbol, 'l2' AS channel, seq, receipt_ns, event_time_ms, p_event, p_receipt
-  FROM (SELECT session, venue, symbol, seq, receipt_ns, event_time_ms,
-          LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_event,
-          LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
-        FROM w_l2 WHERE kind = 'delta') AS a
-  WHERE event_time_ms < p_event OR receipt_ns < p_receipt
+  {l2_back}
 ),
 f AS (
   SELECT CASE WHEN bid > ask THEN 'crossed' ELSE 'locked' END AS issue, session, venue, symbol,
@@ -495,6 +497,62 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY issue, session, venue, symbol, channel O
   <= {limit}
 ORDER BY issue, session, venue, symbol, channel, receipt_ns, seq
 """
+
+# Deltas whose event or receipt time is before the previous delta's, in seq order (``back``).
+INTEGRITY_L2_BACK = """SELECT session, venue, symbol, 'l2' AS channel, seq, receipt_ns, event_time_ms, p_event,
+    p_receipt
+  FROM (SELECT session, venue, symbol, seq, receipt_ns, event_time_ms,
+          LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_event,
+          LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
+        FROM w_l2 WHERE kind = 'delta') AS a
+  WHERE event_time_ms < p_event OR receipt_ns < p_receipt"""
+
+# --- DuckDB: one ordered l2 pass shared by sequence and integrity ---------------------------------
+#
+# Both checks walk l2 in seq order per (session, venue, symbol): sequence over every row, integrity's
+# time check over deltas only. When both run on DuckDB, the runner stores from one window pass the
+# rows either check needs in a temp table (a handful on good data), and each check reads that
+# instead of sorting l2 itself; BigQuery keeps one self-contained query per check.
+#
+# Integrity compares a delta with the previous *delta*. The pass keeps the previous row's times; when
+# that row is not a delta, the previous delta is the one before the run of other rows (snapshots,
+# resets) in between. So the pass also keeps every non-delta row (rare: resyncs), the first row of
+# each run carries the delta before it, and the check finds it on the small table (LAG IGNORE NULLS
+# over 4 M rows would cost as much as the sort). ``p_receipt IS NULL`` means "no previous row":
+# receipt_ns is never NULL inside the window. Ties in seq (duplicates) are ordered arbitrarily here,
+# as in the per-check windows.
+L2_PASS_TABLE = "__tickpath_dq_l2_pass"
+L2_PASS = """
+p AS (
+  SELECT session, venue, symbol, seq, kind, receipt_ns, event_time_ms, reason,
+    first_update_id AS fu, final_update_id AS lu, prev_final_update_id AS pu,
+    LAG(seq) OVER w AS p_seq, LAG(kind) OVER w AS p_kind, LAG(final_update_id) OVER w AS p_lu,
+    LAG(receipt_ns) OVER w AS p_receipt, LEAD(receipt_ns) OVER w AS n_receipt,
+    LAG(event_time_ms) OVER w AS p_event
+  FROM w_l2
+  WINDOW w AS (PARTITION BY session, venue, symbol ORDER BY seq)
+)
+SELECT * FROM p
+WHERE {l2_issue} IS NOT NULL
+  OR kind IS DISTINCT FROM 'delta'
+  OR p_kind IS DISTINCT FROM 'delta'
+  OR event_time_ms < p_event OR receipt_ns < p_receipt
+"""
+SEQUENCE_L2_FROM_PASS = f"""l AS (
+  SELECT session, venue, symbol, seq, kind, receipt_ns, reason, fu, lu, pu, p_seq, p_kind, p_lu, p_receipt,
+    n_receipt
+  FROM {L2_PASS_TABLE}
+)"""
+INTEGRITY_L2_BACK_FROM_PASS = f"""SELECT session, venue, symbol, 'l2' AS channel, seq, receipt_ns, event_time_ms,
+    pd.e AS p_event, pd.r AS p_receipt
+  FROM (SELECT session, venue, symbol, seq, kind, receipt_ns, event_time_ms,
+          CASE WHEN p_kind = 'delta' THEN struct_pack(e := p_event, r := p_receipt)
+            ELSE LAG(CASE WHEN kind IS DISTINCT FROM 'delta' AND (p_receipt IS NULL OR p_kind = 'delta')
+                       THEN struct_pack(e := CASE WHEN p_kind = 'delta' THEN p_event END,
+                                        r := CASE WHEN p_kind = 'delta' THEN p_receipt END) END
+                     IGNORE NULLS) OVER (PARTITION BY session, venue, symbol ORDER BY seq) END AS pd
+        FROM {L2_PASS_TABLE}) AS a
+  WHERE kind = 'delta' AND (event_time_ms < pd.e OR receipt_ns < pd.r)"""
 
 # Completeness per minute of receipt time: depth and other messages, and how many cadence slots
 # (100/250/500/1000 ms, derived from 100 ms slots) saw trades or ticker changes; every such slot
@@ -559,11 +617,24 @@ INT_BUCKETS = "\n      ".join(
 SLOT_COLUMNS = {c: f"COALESCE(SUM(BIT_COUNT(b{c})), 0) AS a{c}" for c in (100, 250, 500, 1000)}
 
 
-def body(template: str, window: Window, cadences_ms: Iterable[int] | None = None) -> str:
+def body(template: str, window: Window, cadences_ms: Iterable[int] | None = None, *,
+         dialect: Dialect = "bigquery", l2_pass: bool = False) -> str:
     """Fill a body template's window bounds, finding limit and the cadence-slot columns completeness
-    needs (those of the subscribed depth speeds; all when unknown). Integers only, never user text."""
+    needs (those of the subscribed depth speeds; all when unknown). Integers only, never user text.
+
+    ``dialect="duckdb"`` adds DuckDB's materialisation hints (same rows); ``l2_pass`` reads the shared
+    ordered l2 pass (:data:`L2_PASS`) that the caller has stored in :data:`L2_PASS_TABLE`. The default
+    is the portable text that BigQuery runs."""
     wanted = sorted(set(cadences_ms) & set(SLOT_COLUMNS)) if cadences_ms is not None else sorted(SLOT_COLUMNS)
     columns = ",\n  ".join(SLOT_COLUMNS[c] for c in wanted or [100])
     words = ",\n    ".join(WORD_COLUMNS[c] for c in wanted or [100])
-    return template.format(since=int(window.since_ns), until=int(window.until_ns), limit=FINDINGS_PER_KIND,
-                           slot_columns=columns, word_columns=words, int_buckets=INT_BUCKETS)
+    duckdb = dialect == "duckdb"
+    return template.format(
+        since=int(window.since_ns), until=int(window.until_ns), limit=FINDINGS_PER_KIND,
+        slot_columns=columns, word_columns=words, int_buckets=INT_BUCKETS,
+        l2_issue=SEQUENCE_L2_ISSUE,
+        l2_ordered=SEQUENCE_L2_FROM_PASS if l2_pass else SEQUENCE_L2_ORDERED,
+        l2_back=INTEGRITY_L2_BACK_FROM_PASS if l2_pass else INTEGRITY_L2_BACK,
+        # DuckDB would materialise a CTE read twice (a copy of 6 M rows); BigQuery has no such hint.
+        not_materialized="NOT MATERIALIZED " if duckdb else "",
+    )

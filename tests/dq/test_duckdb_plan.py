@@ -1,0 +1,88 @@
+"""DuckDB's own plan (list lambdas, one ordered l2 pass shared by sequence and integrity) returns
+exactly the rows of the portable per-check SQL, on clean data and on every kind of defect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pytest
+
+from tests.dq.market import WINDOW, Defects, make_store
+from tickpath.dq.checks import CHECKS
+from tickpath.dq.duckdb_runner import DuckDBEngine
+from tickpath.dq.run import check_rows
+from tickpath.dq.sql import L2_PASS_TABLE, Window, body, compose
+
+W = Window(*WINDOW)
+SHARED = ("sequence", "integrity")
+
+
+def _portable(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[Any, ...]]:
+    """The check's self-contained SQL as BigQuery gets it (before transpiling), run on DuckDB."""
+    cur = con.execute(compose(body(CHECKS[name].template, W, [100], dialect="bigquery"), W, "duckdb"))
+    return sorted(cur.fetchall(), key=repr)
+
+
+def _planned(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
+    return {name: sorted((tuple(r.values()) for r in rows), key=repr)
+            for name, rows in check_rows(DuckDBEngine(connection=con), W, SHARED, [100])}
+
+
+def _seed_l2_defects(con: duckdb.DuckDBPyConnection) -> None:
+    """Defects no Defects switch makes: bad levels, a crossed snapshot, time going backwards, a
+    duplicate seq, a delta without event time, empty and NULL level lists."""
+    delta = "SELECT seq FROM l2 WHERE kind = 'delta' AND symbol = 'BTCUSDT' ORDER BY seq LIMIT 1 OFFSET {}"
+    at = [con.execute(delta.format(k)).fetchone()[0] for k in (10, 20, 30, 40, 50, 60, 70)]  # type: ignore[index]
+    con.execute(f"UPDATE l2 SET bids = [{{'price': '-1', 'qty': '2'}}, {{'price': 'x', 'qty': '1'}}] "
+                f"WHERE symbol = 'BTCUSDT' AND seq = {at[0]}")
+    con.execute(f"UPDATE l2 SET asks = [{{'price': '101', 'qty': '-0.5'}}, NULL] "
+                f"WHERE symbol = 'BTCUSDT' AND seq = {at[1]}")
+    con.execute(f"UPDATE l2 SET event_time_ms = event_time_ms - 5000 WHERE symbol = 'BTCUSDT' AND seq = {at[2]}")
+    con.execute(f"UPDATE l2 SET receipt_ns = receipt_ns - 9000000000 WHERE symbol = 'BTCUSDT' AND seq = {at[3]}")
+    con.execute(f"UPDATE l2 SET event_time_ms = NULL WHERE symbol = 'BTCUSDT' AND seq = {at[4]}")
+    con.execute(f"UPDATE l2 SET bids = [], asks = NULL WHERE symbol = 'BTCUSDT' AND seq = {at[5]}")
+    con.execute(f"INSERT INTO l2 SELECT * FROM l2 WHERE symbol = 'BTCUSDT' AND seq = {at[6]}")
+    con.execute("UPDATE l2 SET bids = [{'price': '101', 'qty': '1'}, {'price': '99', 'qty': '0'}] "
+                "WHERE kind = 'snapshot' AND symbol = 'ETHBTC' AND seq > 1")
+    # After a reset and its snapshot, the next delta is compared with the delta before the reset.
+    for symbol, column, back in (("BTCUSDT", "event_time_ms", 1), ("ETHBTC", "receipt_ns", 1_000)):
+        reset, = con.execute(f"SELECT min(seq) FROM l2 WHERE kind = 'reset' AND symbol = '{symbol}'").fetchone()  # type: ignore[misc]
+        before, = con.execute(f"SELECT max(seq) FROM l2 WHERE kind = 'delta' AND symbol = '{symbol}' "  # type: ignore[misc]
+                              f"AND seq < {reset}").fetchone()
+        after, = con.execute(f"SELECT min(seq) FROM l2 WHERE kind = 'delta' AND symbol = '{symbol}' "  # type: ignore[misc]
+                             f"AND seq > {reset}").fetchone()
+        con.execute(f"UPDATE l2 SET {column} = (SELECT {column} - {back} FROM l2 WHERE symbol = '{symbol}' "
+                    f"AND seq = {before}) WHERE symbol = '{symbol}' AND seq = {after}")
+    # A stream whose first row in the window is a delta: nothing before it to compare with.
+    con.execute("DELETE FROM l2 WHERE symbol = 'ETHBTC' AND seq = 1")
+
+
+@pytest.mark.parametrize("defects", [
+    Defects(), Defects(gap_at_s=10, crossed_at_s=20, duplicate_trade_at_s=45, reset_at_s=55),
+    Defects(top_n=10, gap_at_s=30), Defects(lost_trade_row_at_s=30), None,
+], ids=["clean", "mixed", "top-n-gap", "lost-row", "seeded-l2"])
+def test_duckdb_plan_returns_the_portable_rows(defects: Defects | None) -> None:
+    """Sequence and integrity rows from the shared l2 pass equal those of the per-check SQL."""
+    con = make_store(":memory:", defects=defects or Defects(reset_at_s=30))
+    if defects is None:
+        _seed_l2_defects(con)
+    planned = _planned(con)
+    for name in SHARED:
+        assert planned[name] == _portable(con, name), name
+    if defects is None:  # the seeded rows were really found, so the comparison had something to compare
+        issues = {r[0] for r in planned["integrity"]} | {r[0] for r in planned["sequence"]}
+        assert {"non_positive", "crossed", "time_backwards", "seq_duplicate", "reset"} <= issues
+        backwards = {(r[3], r[5]) for r in planned["integrity"] if r[0] == "time_backwards" and r[4] == "l2"}
+        assert len(backwards) >= 4 and {"BTCUSDT", "ETHBTC"} <= {symbol for symbol, _ in backwards}
+
+
+def test_shared_pass_is_dropped_afterwards() -> None:
+    """The temp table of the shared pass does not outlive the run, even when iteration stops early."""
+    con = make_store(":memory:")
+    rows = check_rows(DuckDBEngine(connection=con), W, SHARED, [100])
+    next(rows)
+    assert con.execute(f"SELECT count(*) FROM {L2_PASS_TABLE}").fetchone() is not None
+    rows.close()
+    with pytest.raises(duckdb.CatalogException):
+        con.execute(f"SELECT count(*) FROM {L2_PASS_TABLE}")
