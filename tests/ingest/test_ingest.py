@@ -69,7 +69,7 @@ async def test_every_published_event_lands_once_with_latency_columns(tmp_path: P
     con.close()
     assert bad == (0,)
     lat = res.as_dict()["latency"]
-    assert lat["publish_to_ingest"]["count"] > 0 and lat["publish_to_ingest"]["p50"] > 0
+    assert lat["publish_to_ingest"]["count"] == 450 and lat["publish_to_ingest"]["p50"] > 0
 
 
 class _CrashAfterCommit(DuckDBStore):

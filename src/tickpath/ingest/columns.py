@@ -34,6 +34,7 @@ from operator import attrgetter
 from typing import Any
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -71,15 +72,12 @@ class Decoded:
     rejected: int  # payloads that are not events
     duplicates: int  # repeats of an event key inside the batch (first one kept)
 
-    def sample(self, column: str, at_most: int) -> list[int]:
-        """Every k-th non-null value of ``column`` over the tables (in order), about ``at_most`` of them.
-
-        Only the sample is converted to Python ints; the full columns stay in Arrow.
-        """
+    def column_values(self, column: str) -> np.ndarray:
+        """Every non-null value of an int64 ``column`` over the tables, as one numpy array."""
         chunks = [c for t in self.tables.values() for c in t.column(column).drop_null().chunks]
-        values = pa.concat_arrays(chunks) if chunks else pa.array([], pa.int64())
-        step = max(1, len(values) // at_most)
-        return values.take(pa.array(range(0, len(values), step), pa.int64())).to_pylist()  # type: ignore[no-any-return]
+        if not chunks:
+            return np.zeros(0, dtype=np.int64)
+        return np.asarray(pa.concat_arrays(chunks).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _decode_events(payloads: Sequence[bytes]) -> tuple[list[Event | None], int]:

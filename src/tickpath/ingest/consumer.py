@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["IngestConfig", "IngestResult", "run_ingest"]
 
-LATENCY_SAMPLES_PER_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -424,9 +423,8 @@ async def _commit_and_ack(msgs: list[tuple[bytes, bytes, bytes | None]], store: 
     result.batches += 1
     for t, k in inserted.items():
         result.per_table[t] = result.per_table.get(t, 0) + k
-    # HdrHistogram recording is ~10 us per value in Python: record an evenly spaced sample.
+    # Every row's latency, in one numpy pass per histogram (``record_array``: ~0.1 us per value).
     for column, rec in (("publish_ns", result.publish_to_ingest), ("receipt_ns", result.receipt_to_ingest)):
-        for v in batch.sample(column, LATENCY_SAMPLES_PER_BATCH):
-            rec.record(ingest_ns - v)
+        rec.record_array(ingest_ns - batch.column_values(column))
     puller.ack(msgs)
     await puller.flush()
