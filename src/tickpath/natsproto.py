@@ -8,6 +8,8 @@ msg/s:
 - :func:`connect` connects with nats-py and installs a fast ``MSG``/``HMSG`` parser;
 - :func:`set_direct_handler` hands one subscription's frames to a plain function, straight from the
   parser (no ``Msg``, queue or task per message);
+- :func:`install_delivery_parser` collects back-to-back JetStream deliveries of one subscription in
+  bulk, with no call per frame;
 - :func:`queue_frames` / :func:`flush_frames` put pre-rendered protocol frames on the client's write
   buffer, so nats-py's flusher writes them and its reconnect logic replays them like ``publish``;
 - :func:`ack_frames` renders the ``+ACK`` replies of a batch of JetStream deliveries.
@@ -29,7 +31,7 @@ from tickpath.logs import log_event
 log = logging.getLogger(__name__)
 
 __all__ = ["PUBLISH_NS_HEADER", "DirectHandler", "ack_frames", "buffered_bytes", "connect", "flush_frames",
-           "install_fast_parser", "queue_frames", "set_direct_handler"]
+           "install_delivery_parser", "install_fast_parser", "queue_frames", "set_direct_handler"]
 
 # Wall-clock ns when the sink sent a message; ``ingest`` stores it as ``publish_ns``.
 PUBLISH_NS_HEADER = "Tickpath-Publish-Ns"
@@ -157,6 +159,68 @@ def install_fast_parser(nc: Any) -> bool:
     fast.__dict__.update(nc._ps.__dict__)  # carry over any partly received frame
     fast.direct = {}
     nc._ps = fast
+    return True
+
+
+def install_delivery_parser(nc: Any, sid: int, deliveries: list[tuple[bytes, bytes, bytes | None]],
+                            on_read: Callable[[], None]) -> bool:
+    """Collect subscription ``sid``'s deliveries in bulk: ``(reply, payload, raw headers)`` appended
+    to ``deliveries``, then ``on_read()`` once per read that added any.
+
+    The fast parser (:func:`install_fast_parser`) still splits each frame with several Python steps
+    and calls a handler per frame: about 4 us per delivery here, a fifth of ``tickpath ingest``'s
+    CPU. A pull reply is almost nothing but deliveries of one subscription, back to back, so this
+    loop splits each control line (``HMSG <subject> <sid> <reply> <header bytes> <total bytes>``), slices
+    header and payload once and appends the delivery, with no call per frame; the batch-size check
+    runs once per read. (A compiled regex per control line was slower: ~100 bytes of ack subject
+    through Python's regex engine cost more than ``find`` and ``split``.) The first frame it does
+    not know (a status, a PING, another subscription, an incomplete frame) ends the loop and the
+    rest of the read goes to the parser it extends, which hands our frames to the direct handler as
+    before. False (nothing changed) when that parser is not tickpath's.
+    """
+    from nats.protocol.parser import AWAITING_CONTROL_LINE
+
+    base = type(nc._ps)
+    if base.__name__ != "FastParser":
+        return False
+    sid_bytes = str(sid).encode()
+
+    class DeliveryParser(base):  # type: ignore[misc, valid-type]
+        async def parse(self, data: bytes = b"") -> None:
+            if self.state != AWAITING_CONTROL_LINE or not data:
+                await super().parse(data)
+                return
+            buf = self.buf
+            buf.extend(data)
+            view = bytes(buf)
+            n, pos = len(view), 0
+            find = view.find
+            append = deliveries.append
+            while view.startswith(b"HMSG ", pos):
+                eol = find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                # subject, sid, reply, header bytes, total bytes. A status (404, 408) has no reply:
+                # nats-server writes it with an empty token (two spaces), which stays here as b"".
+                args = view[pos + 5:eol].split(b" ")
+                if len(args) != 5 or not args[2] or args[1] != sid_bytes:
+                    break
+                body = eol + 2
+                end = body + int(args[4])
+                if end + 2 > n:
+                    break  # payload not complete yet
+                split = body + int(args[3])
+                append((args[2], view[split:end], view[body:split]))
+                pos = end + 2
+            if pos:
+                del buf[:pos]
+                on_read()
+            if buf:
+                await super().parse(b"")
+
+    parser = DeliveryParser(nc)
+    parser.__dict__.update(nc._ps.__dict__)  # partly received frames and the direct handlers
+    nc._ps = parser
     return True
 
 

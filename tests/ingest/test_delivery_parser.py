@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tickpath.ingest.consumer import _install_delivery_parser, _Puller
-from tickpath.natsproto import install_fast_parser, set_direct_handler
+from tickpath.ingest.consumer import _Puller
+from tickpath.natsproto import install_delivery_parser, install_fast_parser, set_direct_handler
 
 pytest.importorskip("nats")
 
@@ -77,7 +77,7 @@ def _puller() -> tuple[_Client, _Puller, list[bytes]]:
         puller._buf.append((reply, data, headers))
 
     set_direct_handler(nc, SID, on_message)
-    assert _install_delivery_parser(nc, SID, puller)
+    assert install_delivery_parser(nc, SID, puller._buf, puller._delivered)
     return nc, puller, statuses
 
 

@@ -32,7 +32,14 @@ from tickpath.errors import ConfigError
 from tickpath.ingest.columns import decode_batch, stamp_ingest_ns
 from tickpath.ingest.store import Store, open_store
 from tickpath.logs import log_event
-from tickpath.natsproto import ack_frames, connect, flush_frames, queue_frames, set_direct_handler
+from tickpath.natsproto import (
+    ack_frames,
+    connect,
+    flush_frames,
+    install_delivery_parser,
+    queue_frames,
+    set_direct_handler,
+)
 from tickpath.stats import LatencyRecorder
 
 log = logging.getLogger(__name__)
@@ -117,74 +124,13 @@ class IngestResult:
 _Delivery = tuple[bytes, bytes, bytes | None]  # (ack subject, payload, raw headers)
 
 
-
-def _install_delivery_parser(nc: Any, sid: int, puller: _Puller) -> bool:
-    """Collect this subscription's deliveries in bulk, straight into ``puller``'s buffer.
-
-    tickpath's fast parser (:mod:`tickpath.natsproto`) still splits each frame with several Python
-    steps and calls a handler per frame: about 4 us per delivery here, a fifth of ``ingest``'s CPU.
-    A pull reply is almost nothing but deliveries of one subscription, back to back, so this loop
-    splits each control line (``HMSG <subject> <sid> <reply> <header bytes> <total bytes>``), slices
-    header and payload once and appends the delivery, with no call per frame; the batch-size check
-    runs once per read. (A compiled regex per control line was slower: ~100 bytes of ack subject
-    through Python's regex engine cost more than ``find`` and ``split``.) The first frame it does
-    not know (a status, a PING, another subscription, an incomplete frame) ends the loop and the
-    rest of the read goes to the parser it extends, which hands our frames to the direct handler as
-    before. False (nothing changed) when that parser is not tickpath's.
-    """
-    from nats.protocol.parser import AWAITING_CONTROL_LINE
-
-    base = type(nc._ps)
-    if base.__name__ != "FastParser":
-        return False
-    sid_bytes = str(sid).encode()
-
-    class DeliveryParser(base):  # type: ignore[misc, valid-type]
-        async def parse(self, data: bytes = b"") -> None:
-            if self.state != AWAITING_CONTROL_LINE or not data:
-                await super().parse(data)
-                return
-            buf = self.buf
-            buf.extend(data)
-            view = bytes(buf)
-            n, pos = len(view), 0
-            find = view.find
-            append = puller._buf.append
-            while view.startswith(b"HMSG ", pos):
-                eol = find(b"\r\n", pos)
-                if eol < 0:
-                    break
-                # subject, sid, reply, header bytes, total bytes. A status (404, 408) has no reply:
-                # nats-server writes it with an empty token (two spaces), which stays here as b"".
-                args = view[pos + 5:eol].split(b" ")
-                if len(args) != 5 or not args[2] or args[1] != sid_bytes:
-                    break
-                body = eol + 2
-                end = body + int(args[4])
-                if end + 2 > n:
-                    break  # payload not complete yet
-                split = body + int(args[3])
-                append((args[2], view[split:end], view[body:split]))
-                pos = end + 2
-            if pos:
-                del buf[:pos]
-                puller._delivered()
-            if buf:
-                await super().parse(b"")
-
-    parser = DeliveryParser(nc)
-    parser.__dict__.update(nc._ps.__dict__)  # partly received frames and the direct handlers
-    nc._ps = parser
-    return True
-
-
 class _Puller:
     """Pull requests to a durable consumer, with replies taken straight from the protocol parser.
 
     nats-py's ``fetch`` builds a ``Msg``, parses every header line and passes each message through a
     queue, which caps ingest far below 100k msg/s. Here each pull request gets its own reply subject
     under one inbox; deliveries are collected as ``(ack subject, data, raw headers)`` by the bulk
-    delivery parser (:func:`_install_delivery_parser`) or, for frames it leaves to the fast parser,
+    delivery parser (:func:`tickpath.natsproto.install_delivery_parser`) or, for frames it leaves to the fast parser,
     a direct handler, and a status (404 no messages, 408 expired, 409) ends a request. Every delivery
     lands in exactly one batch, in delivery order: one that arrives late (after a client timeout, or
     between requests) is kept for the next batch rather than dropped and redelivered after
@@ -215,7 +161,7 @@ class _Puller:
             self._delivered()
 
         set_direct_handler(self._nc, sub._id, on_message)
-        _install_delivery_parser(self._nc, sub._id, self)
+        install_delivery_parser(self._nc, sub._id, self._buf, self._delivered)
 
     def _delivered(self) -> None:
         if len(self._buf) >= self._want:
