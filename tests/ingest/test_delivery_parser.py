@@ -7,7 +7,6 @@ protocol as nats-server sends it (a status has an empty reply token, i.e. two sp
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import pytest
 
@@ -16,38 +15,10 @@ from tickpath.natsproto import install_delivery_parser, install_fast_parser, set
 
 pytest.importorskip("nats")
 
-from nats.protocol.parser import Parser
+from tests.support.natsclient import RecordingClient
 
 SID = 5
 OTHER_SID = 9
-
-
-class _Client:
-    """The callbacks nats-py's parser calls on its client, recording each call."""
-
-    def __init__(self) -> None:
-        self.queued: list[tuple[int, bytes, bytes, bytes, bytes | None]] = []
-        self.pings = 0
-        self._ps: Any = Parser(self)
-
-    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes,
-                           headers: bytes | None) -> None:
-        self.queued.append((sid, subject, reply, data, headers))
-
-    async def _process_ping(self) -> None:
-        self.pings += 1
-
-    async def _process_pong(self) -> None:  # pragma: no cover - not sent here
-        pass
-
-    async def _process_info(self, info: dict[str, Any]) -> None:  # pragma: no cover
-        pass
-
-    async def _process_err(self, err: str) -> None:  # pragma: no cover
-        pass
-
-    async def _process_op_err(self, err: Exception) -> None:  # pragma: no cover
-        pass
 
 
 def _delivery(i: int, sid: int = SID) -> bytes:
@@ -62,8 +33,8 @@ def _status(request: int, code: bytes = b"408 Request Timeout") -> bytes:
     return b"HMSG _INBOX.x.%d %d  %d %d\r\n%s\r\n" % (request, SID, len(hdr), len(hdr), hdr)
 
 
-def _puller() -> tuple[_Client, _Puller, list[bytes]]:
-    nc = _Client()
+def _puller() -> tuple[RecordingClient, _Puller, list[bytes]]:
+    nc = RecordingClient()
     assert install_fast_parser(nc)
     puller = _Puller(nc, "TICKPATH", "tickpath-ingest")
     puller._inbox = "_INBOX.x."
@@ -81,7 +52,7 @@ def _puller() -> tuple[_Client, _Puller, list[bytes]]:
     return nc, puller, statuses
 
 
-async def _feed(nc: _Client, data: bytes, cuts: list[int]) -> None:
+async def _feed(nc: RecordingClient, data: bytes, cuts: list[int]) -> None:
     for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True):
         await nc._ps.parse(data[a:b])
 

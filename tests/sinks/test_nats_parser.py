@@ -7,7 +7,6 @@ are the wire protocol as nats-server sends it.
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import pytest
 
@@ -15,46 +14,15 @@ from tickpath.natsproto import install_fast_parser, set_direct_handler
 
 pytest.importorskip("nats")
 
-from nats.protocol.parser import Parser
+from tests.support.natsclient import RecordingClient
 
 DIRECT_SID = 7
 OTHER_SID = 9
 _Frame = tuple[bytes, bytes, bytes, bytes | None]  # subject, reply, payload, raw headers
 
 
-class _RecordingClient:
-    """The callbacks nats-py's parser calls on its client, recording each call."""
-
-    def __init__(self) -> None:
-        self.queued: list[tuple[int, bytes, bytes, bytes, bytes | None]] = []  # the normal Msg path
-        self.pings = 0
-        self.pongs = 0
-        self.infos: list[dict[str, Any]] = []
-        self.errors: list[str] = []
-        self._ps: Any = Parser(self)
-
-    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes,
-                           headers: bytes | None) -> None:
-        self.queued.append((sid, subject, reply, data, headers))
-
-    async def _process_ping(self) -> None:
-        self.pings += 1
-
-    async def _process_pong(self) -> None:
-        self.pongs += 1
-
-    async def _process_info(self, info: dict[str, Any]) -> None:
-        self.infos.append(info)
-
-    async def _process_err(self, err: str) -> None:
-        self.errors.append(err)
-
-    async def _process_op_err(self, err: Exception) -> None:
-        self.errors.append(repr(err))
-
-
-def _client() -> tuple[_RecordingClient, list[_Frame]]:
-    nc = _RecordingClient()
+def _client() -> tuple[RecordingClient, list[_Frame]]:
+    nc = RecordingClient()
     assert install_fast_parser(nc), "the pinned nats-py parser was not recognised"
     delivered: list[_Frame] = []
     set_direct_handler(nc, DIRECT_SID, lambda s, r, d, h: delivered.append((s, r, d, h)))
