@@ -427,19 +427,9 @@ tid AS (
   HAVING COUNT(*) <> COALESCE(BIT_COUNT(BIT_OR(CAST(1 AS BIGINT) << ABS(trade_id % 60))), 0)
 ),
 back AS (
-  SELECT session, venue, symbol, 'trades' AS channel, seq, receipt_ns, event_time_ms, p_event, p_receipt
-  FROM (SELECT session, venue, symbol, seq, receipt_ns, event_time_ms,
-          LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_event,
-          LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
-        FROM w_trades) AS a
-  WHERE event_time_ms < p_event OR receipt_ns < p_receipt
+  {trades_back}
   UNION ALL
-  SELECT session, venue, symbol, 'ticker' AS channel, seq, receipt_ns, event_time_ms, p_event, p_receipt
-  FROM (SELECT session, venue, symbol, seq, receipt_ns, event_time_ms,
-          LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_event,
-          LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
-        FROM w_tickers) AS a
-  WHERE event_time_ms < p_event OR receipt_ns < p_receipt
+  {tickers_back}
   UNION ALL
   {l2_back}
 ),
@@ -498,14 +488,23 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY issue, session, venue, symbol, channel O
 ORDER BY issue, session, venue, symbol, channel, receipt_ns, seq
 """
 
-# Deltas whose event or receipt time is before the previous delta's, in seq order (``back``).
-INTEGRITY_L2_BACK = """SELECT session, venue, symbol, 'l2' AS channel, seq, receipt_ns, event_time_ms, p_event,
+
+
+def _times_back(table: str, channel: str, only: str = "") -> str:
+    """Integrity's ``back`` rows of one table: event or receipt time before the previous row's, in seq
+    order (``only`` narrows the rows compared, e.g. l2 deltas with the previous delta)."""
+    return f"""SELECT session, venue, symbol, '{channel}' AS channel, seq, receipt_ns, event_time_ms, p_event,
     p_receipt
   FROM (SELECT session, venue, symbol, seq, receipt_ns, event_time_ms,
           LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_event,
           LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
-        FROM w_l2 WHERE kind = 'delta') AS a
+        FROM {table}{only}) AS a
   WHERE event_time_ms < p_event OR receipt_ns < p_receipt"""
+
+
+INTEGRITY_TRADES_BACK = _times_back("w_trades", "trades")
+INTEGRITY_TICKERS_BACK = _times_back("w_tickers", "ticker")
+INTEGRITY_L2_BACK = _times_back("w_l2", "l2", " WHERE kind = 'delta'")
 
 # --- DuckDB: one ordered l2 pass shared by sequence and integrity ---------------------------------
 #
@@ -634,6 +633,7 @@ def body(template: str, window: Window, cadences_ms: Iterable[int] | None = None
         slot_columns=columns, word_columns=words, int_buckets=INT_BUCKETS,
         l2_issue=SEQUENCE_L2_ISSUE,
         l2_ordered=SEQUENCE_L2_FROM_PASS if l2_pass else SEQUENCE_L2_ORDERED,
+        trades_back=INTEGRITY_TRADES_BACK, tickers_back=INTEGRITY_TICKERS_BACK,
         l2_back=INTEGRITY_L2_BACK_FROM_PASS if l2_pass else INTEGRITY_L2_BACK,
         # DuckDB would materialise a CTE read twice (a copy of 6 M rows); BigQuery has no such hint.
         not_materialized="NOT MATERIALIZED " if duckdb else "",
