@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from tickpath.cli import busbench as cli
-from tickpath.errors import TickpathError
+from tickpath.cli.main import run_command
 from tickpath.logs import configure
 
 
@@ -25,14 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "busbench")  # ``python -m tickpath.busbench run ...`` reads naturally
     args = parser.parse_args(argv)
     configure(args.verbose)
-    try:
-        return int(args.func(args) or 0)
-    except TickpathError as exc:
-        print(f"busbench: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("busbench: interrupted", file=sys.stderr)
-        return 130
+    return run_command(args, "busbench")
 
 
 if __name__ == "__main__":

@@ -119,13 +119,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    return run_command(args, f"tickpath {args.command}")
+
+
+def run_command(args: argparse.Namespace, label: str) -> int:
+    """Run a parsed command: its exit code, or a one-line error and the error's exit code (130 on
+    Ctrl-C), never a traceback for an error tickpath knows."""
     try:
         return int(args.func(args) or 0)
     except TickpathError as exc:
-        print(f"tickpath {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{label}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"tickpath {args.command}: interrupted", file=sys.stderr)
+        print(f"{label}: interrupted", file=sys.stderr)
         return 130
 
 
