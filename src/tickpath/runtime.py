@@ -77,3 +77,16 @@ def streaming_gc(gen0_threshold: int = 10_000) -> Iterator[None]:
     finally:
         gc.set_threshold(*old)
         gc.unfreeze()
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic collector off for a short burst of acyclic, short-lived allocations (decoding a
+    batch), so it does not scan them dozens of times; its previous state is restored."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

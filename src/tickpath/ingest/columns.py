@@ -26,9 +26,7 @@ from the headers and ``ingest_ns`` left null until the commit stamps it.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -40,6 +38,7 @@ import pyarrow.compute as pc
 
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Channel, Event, Ticker, Trade, decode_event
 from tickpath.natsproto import PUBLISH_NS_HEADER  # set by the NATS sink
+from tickpath.runtime import gc_paused
 from tickpath.tables import CHANNEL_TABLE, events_to_arrow
 
 __all__ = ["Decoded", "decode_batch", "publish_ns_array", "stamp_ingest_ns"]
@@ -149,21 +148,9 @@ def publish_ns_array(headers: Sequence[bytes | None]) -> pa.Array:
     return out
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic collector off while a batch is decoded: its objects are acyclic and short-lived."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def decode_batch(payloads: Sequence[bytes], headers: Sequence[bytes | None]) -> Decoded:
     """Decode a fetched batch into one Arrow table per storage table (``ingest_ns`` left null)."""
-    with _gc_paused():
+    with gc_paused():
         pub_all = publish_ns_array(headers)
         fast = _decode_grouped(payloads, pub_all)
         return fast if fast is not None else _decode_general(payloads, pub_all)
