@@ -14,7 +14,7 @@ trades by trade id and tickers by update id here, so every event is published on
 Latency figures are honest and cheap on the hot path: the receipt-to-enqueue time and the
 receipt-minus-event time of one frame in every ``latency_sample_every`` are appended to arrays and
 moved into HdrHistograms (:class:`~tickpath.stats.LatencyRecorder`) by :meth:`drain_latency`, off the
-per-message path and in bulk (:mod:`tickpath.feed.latency`: recording them one by one cost as much
+per-message path and in bulk (:meth:`~tickpath.stats.LatencyRecorder.record_array`: one by one cost as much
 event-loop time per frame as decoding it). Sampling every k-th frame does not bias percentiles (it
 does not depend on the value), and the rate is stated in the summary.
 """
