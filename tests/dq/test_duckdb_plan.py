@@ -1,5 +1,6 @@
-"""DuckDB's own plan (list lambdas, one ordered l2 pass shared by sequence and integrity) returns
-exactly the rows of the portable per-check SQL, on clean data and on every kind of defect."""
+"""DuckDB's own plan (one ordered l2 pass shared by sequence and integrity, streams keyed by a hash
+once no two share one) returns exactly the rows of the portable per-check SQL, on clean data and on
+every kind of defect; with colliding keys the runner keys on the strings instead."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import duckdb
 import pytest
 
 from tests.dq.market import WINDOW, Defects, make_store
+from tickpath.dq import sql
 from tickpath.dq.checks import CHECKS
 from tickpath.dq.duckdb_runner import DuckDBEngine
-from tickpath.dq.run import check_rows
-from tickpath.dq.sql import L2_PASS_TABLE, Window, body, compose
+from tickpath.dq.run import DqConfig, check_rows, run_dq
+from tickpath.dq.sql import L2_PASS_TABLE, STREAM_EXTENT, Window, body, compose, stream_keys_unique
 
 W = Window(*WINDOW)
 SHARED = ("sequence", "integrity")
+ALL = tuple(CHECKS)
 
 
 def _portable(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[Any, ...]]:
@@ -24,9 +27,13 @@ def _portable(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[Any, ...]
     return sorted(cur.fetchall(), key=repr)
 
 
-def _planned(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
+def _planned(con: duckdb.DuckDBPyConnection, keyed: bool) -> dict[str, list[tuple[Any, ...]]]:
     return {name: sorted((tuple(r.values()) for r in rows), key=repr)
-            for name, rows in check_rows(DuckDBEngine(connection=con), W, SHARED, [100])}
+            for name, rows in check_rows(DuckDBEngine(connection=con), W, ALL, [100], keyed=keyed)}
+
+
+def _streams(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    return DuckDBEngine(connection=con).query(compose(body(STREAM_EXTENT, W, dialect="duckdb"), W, "duckdb"))
 
 
 def _seed_l2_defects(con: duckdb.DuckDBPyConnection) -> None:
@@ -63,13 +70,17 @@ def _seed_l2_defects(con: duckdb.DuckDBPyConnection) -> None:
     Defects(top_n=10, gap_at_s=30), Defects(lost_trade_row_at_s=30), None,
 ], ids=["clean", "mixed", "top-n-gap", "lost-row", "seeded-l2"])
 def test_duckdb_plan_returns_the_portable_rows(defects: Defects | None) -> None:
-    """Sequence and integrity rows from the shared l2 pass equal those of the per-check SQL."""
+    """Every check's rows from DuckDB's plan (shared l2 pass; hashed or string stream keys) equal
+    those of the per-check SQL."""
     con = make_store(":memory:", defects=defects or Defects(reset_at_s=30))
     if defects is None:
         _seed_l2_defects(con)
-    planned = _planned(con)
-    for name in SHARED:
-        assert planned[name] == _portable(con, name), name
+    assert stream_keys_unique(_streams(con))
+    for keyed in (True, False):
+        planned = _planned(con, keyed)
+        for name in ALL:
+            assert planned[name] == _portable(con, name), (name, keyed)
+    planned = _planned(con, True)
     if defects is None:  # the seeded rows were really found, so the comparison had something to compare
         issues = {r[0] for r in planned["integrity"]} | {r[0] for r in planned["sequence"]}
         assert {"non_positive", "crossed", "time_backwards", "seq_duplicate", "reset"} <= issues
@@ -86,3 +97,26 @@ def test_shared_pass_is_dropped_afterwards() -> None:
     rows.close()
     with pytest.raises(duckdb.CatalogException):
         con.execute(f"SELECT count(*) FROM {L2_PASS_TABLE}")
+
+
+def test_colliding_stream_keys_fall_back_to_the_strings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a key that two streams share, the proof fails and dq keys on the strings: its report
+    equals the one keyed by the real hash; keying on the colliding key would have merged the streams."""
+    con = make_store(":memory:", defects=Defects(gap_at_s=10, lost_trade_row_at_s=30, reset_at_s=50))
+    config = DqConfig(since_ns=W.since_ns, until_ns=W.until_ns)
+    expected = run_dq(config, DuckDBEngine(connection=con)).to_dict()
+    monkeypatch.setattr(sql, "STREAM_KEY", "hash(session)")  # BTCUSDT and ETHBTC share one session
+    streams = _streams(con)
+    assert len({r["sk"] for r in streams}) == 1 and len({r["symbol"] for r in streams}) == 2
+    assert not stream_keys_unique(streams)
+    got = run_dq(config, DuckDBEngine(connection=con)).to_dict()
+    assert got["checks"] == expected["checks"] and got["rows_in_window"] == expected["rows_in_window"]
+    assert _planned(con, True)["sequence"] != _portable(con, "sequence")  # what the proof prevents
+
+
+def test_stream_keys_unique_needs_one_stream_per_key() -> None:
+    """The proof holds for distinct keys (a stream listed once per channel) and fails on a shared key."""
+    a = {"session": "s", "venue": "spot", "symbol": "A", "sk": 1}
+    b = {"session": "s", "venue": "spot", "symbol": "B", "sk": 2}
+    assert stream_keys_unique([a, b, dict(a)])
+    assert not stream_keys_unique([a, {**b, "sk": 1}])

@@ -15,7 +15,18 @@ from typing import Any, Protocol
 
 from tickpath.clock import Clock, SystemClock
 from tickpath.dq.checks import CHECKS, CheckResult, Context, Thresholds
-from tickpath.dq.sql import EXTENT, L2_PASS, L2_PASS_TABLE, SESSIONS, Dialect, Window, body, compose
+from tickpath.dq.sql import (
+    EXTENT,
+    L2_PASS,
+    L2_PASS_TABLE,
+    SESSIONS,
+    STREAM_EXTENT,
+    Dialect,
+    Window,
+    body,
+    compose,
+    stream_keys_unique,
+)
 from tickpath.errors import ConfigError
 from tickpath.logs import log_event
 
@@ -96,11 +107,13 @@ _L2_PASS_CHECKS = frozenset({"sequence", "integrity"})
 
 
 def check_rows(engine: Engine, window: Window, names: Sequence[str], cadences: Sequence[int] | None,
-               ) -> Generator[tuple[str, list[dict[str, Any]]], None, None]:
+               *, keyed: bool = False) -> Generator[tuple[str, list[dict[str, Any]]], None, None]:
     """Each named check's raw rows, in order, as the check's query returns them (before judging).
 
     On DuckDB, when sequence and integrity both run, their l2 ordering is one shared pass stored in
-    a temp table first (:data:`L2_PASS`), dropped when the iteration ends; the rows are the same."""
+    a temp table first (:data:`L2_PASS`), dropped when the iteration ends; ``keyed`` (DuckDB, once
+    :func:`~tickpath.dq.sql.stream_keys_unique` holds) sorts and groups streams on their hashed key.
+    The rows are the same either way."""
     l2_pass = engine.dialect == "duckdb" and set(names) >= _L2_PASS_CHECKS
     stored = False
     try:
@@ -108,9 +121,10 @@ def check_rows(engine: Engine, window: Window, names: Sequence[str], cadences: S
             shared = l2_pass and name in _L2_PASS_CHECKS
             if shared and not stored:
                 engine.query(f"CREATE OR REPLACE TEMP TABLE {L2_PASS_TABLE} AS "
-                             + compose(body(L2_PASS, window, dialect="duckdb"), window, "duckdb"))
+                             + compose(body(L2_PASS, window, dialect="duckdb", keyed=keyed), window, "duckdb"))
                 stored = True
-            text = body(CHECKS[name].template, window, cadences, dialect=engine.dialect, l2_pass=shared)
+            text = body(CHECKS[name].template, window, cadences, dialect=engine.dialect, l2_pass=shared,
+                        keyed=keyed)
             yield name, engine.query(compose(text, window, engine.dialect, engine.dataset))
     finally:
         if stored:
@@ -129,7 +143,15 @@ def run_dq(config: DqConfig, engine: Engine, *, clock: Clock | None = None,
         return engine.query(compose(body(template, window, dialect=engine.dialect), window, engine.dialect,
                                     engine.dataset))
 
-    extent = {r["channel"]: int(r["n"]) for r in q(EXTENT)}
+    keyed = False
+    if engine.dialect == "duckdb":
+        streams = q(STREAM_EXTENT)
+        extent: dict[str, int] = {}
+        for r in streams:
+            extent[r["channel"]] = extent.get(r["channel"], 0) + int(r["n"])
+        keyed = stream_keys_unique(streams)
+    else:
+        extent = {r["channel"]: int(r["n"]) for r in q(EXTENT)}
     if config.require_data and not any(extent.values()):
         raise ConfigError(f"no trades, tickers or l2 rows received in {window.describe()} in {engine.name}; "
                           "widen --since/--until")
@@ -139,7 +161,7 @@ def run_dq(config: DqConfig, engine: Engine, *, clock: Clock | None = None,
     if progress:
         progress(names[0])
     t0 = time.perf_counter()
-    rows = check_rows(engine, window, names, cadences)
+    rows = check_rows(engine, window, names, cadences, keyed=keyed)
     try:
         for i, (name, found) in enumerate(rows):
             result = CHECKS[name].judge(found, ctx, config.thresholds)

@@ -14,9 +14,9 @@ The queries return measurements and bounded lists of findings; thresholds are ap
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import sqlglot
 
@@ -39,6 +39,16 @@ TABLE_NAMES = ("trades", "tickers", "l2", "feed_sessions")
 
 # Findings per kind returned by a query; totals are always exact (counted by a window function).
 FINDINGS_PER_KIND = 50
+
+# On DuckDB every window CTE also carries ``sk``, a 64-bit hash of (session, venue, symbol). Sorting on
+# one integer costs a fraction of sorting on three strings (the l2 pass: 2.0 s -> 0.7 s over 4 M rows),
+# but a hash can collide, and a collision would merge two streams and could hide a gap. So the runner
+# first lists the streams in the window with their keys (STREAM_EXTENT) and uses ``sk`` only when no two
+# streams share one (:func:`stream_keys_unique`); otherwise the checks key on the strings. Hash
+# groupings over all messages (freshness's ticks, completeness's words) stay on the strings: hashing
+# every row costs there what it saves.
+STREAM_KEY = "hash(session, venue, symbol)"
+STRING_KEYS = "session, venue, symbol"
 
 
 @dataclass(frozen=True)
@@ -93,8 +103,10 @@ def window_ctes(window: Window, dialect: Dialect, dataset: str | None = None) ->
         part_filter = f" AND event_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
         sessions_part = f" AND event_date <= DATE '{last.isoformat()}'"
     for table, cols in WINDOW_COLUMNS.items():
+        # DuckDB: the hashed stream key (STREAM_KEY) and, on l2, the row id the shared pass joins back on.
+        extra = (f", {STREAM_KEY} AS sk" + (", rowid AS rid" if table == "l2" else "")) if dialect == "duckdb" else ""
         parts.append(
-            f"w_{table} AS {hint}(SELECT {', '.join(cols)} FROM {_table_ref(table, dialect, dataset)} "
+            f"w_{table} AS {hint}(SELECT {', '.join(cols)}{extra} FROM {_table_ref(table, dialect, dataset)} "
             f"WHERE receipt_ns >= {window.since_ns} AND receipt_ns < {window.until_ns}{part_filter})"
         )
     parts.append(
@@ -187,13 +199,13 @@ c AS (
   FROM l
 ),
 ot AS {not_materialized}(
-  SELECT session, venue, symbol, 'trades' AS channel, seq, receipt_ns FROM w_trades
-  UNION ALL SELECT session, venue, symbol, 'ticker' AS channel, seq, receipt_ns FROM w_tickers
+  SELECT session, venue, symbol, {sk_col}'trades' AS channel, seq, receipt_ns FROM w_trades
+  UNION ALL SELECT session, venue, symbol, {sk_col}'ticker' AS channel, seq, receipt_ns FROM w_tickers
 ),
 blk AS (
-  SELECT session, venue, symbol, channel, COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi,
+  SELECT {stream_select}, channel, COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi,
     COALESCE(BIT_COUNT(BIT_OR(CAST(1 AS BIGINT) << ABS(seq % 60))), 0) AS uniq
-  FROM ot GROUP BY session, venue, symbol, channel, seq // 60
+  FROM ot GROUP BY {stream_group}, channel, seq // 60
 ),
 broken AS (
   SELECT session, venue, symbol, channel FROM blk GROUP BY session, venue, symbol, channel
@@ -282,8 +294,8 @@ tk AS (
 ),
 st AS (
   SELECT session, venue, symbol, channel, first_ns AS receipt_ns, first_event AS event_time_ms,
-    LAG(last_ns) OVER (PARTITION BY session, venue, symbol, channel ORDER BY tick) AS p_receipt,
-    LAG(last_event) OVER (PARTITION BY session, venue, symbol, channel ORDER BY tick) AS p_event,
+    LAG(last_ns) OVER (PARTITION BY {part_of}, channel ORDER BY tick) AS p_receipt,
+    LAG(last_event) OVER (PARTITION BY {part_of}, channel ORDER BY tick) AS p_event,
     last_ns
   FROM tk
 ),
@@ -341,7 +353,7 @@ sy AS (
 g AS (
   SELECT session, venue, symbol, tick, first_l2, last_l2, first_other, last_other,
     SUM(CASE WHEN first_l2 IS NOT NULL THEN 1 ELSE 0 END) OVER (
-      PARTITION BY session, venue, symbol ORDER BY tick ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS grp
+      PARTITION BY {part_of} ORDER BY tick ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS grp
   FROM sy
 ),
 gg AS (
@@ -384,23 +396,23 @@ ORDER BY kind, session, venue, symbol, channel
 # ordered on its own for the time check (one union of all three sorts as a single, larger job).
 INTEGRITY = """
 lvs AS (
-  SELECT session, venue, symbol, snap_seq, MIN(receipt_ns) AS receipt_ns,
+  SELECT {stream_select}, snap_seq, MIN(receipt_ns) AS receipt_ns,
     MAX(CASE WHEN side = 'bid' AND qty > 0 THEN price END) AS bid,
     MIN(CASE WHEN side = 'ask' AND qty > 0 THEN price END) AS ask,
     SUM(CASE WHEN price IS NULL OR price <= 0 OR qty IS NULL OR qty < 0 OR (kind = 'snapshot' AND qty = 0)
       THEN 1 ELSE 0 END) AS bad
   FROM (
-    SELECT r.session, r.venue, r.symbol, r.kind, r.receipt_ns, 'bid' AS side,
+    SELECT r.session, r.venue, r.symbol, {r_sk_col}r.kind, r.receipt_ns, 'bid' AS side,
       CASE WHEN r.kind = 'snapshot' THEN r.seq END AS snap_seq,
       TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
     FROM w_l2 AS r CROSS JOIN UNNEST(r.bids) AS t(x) WHERE r.kind IN ('delta', 'snapshot')
     UNION ALL
-    SELECT r.session, r.venue, r.symbol, r.kind, r.receipt_ns, 'ask' AS side,
+    SELECT r.session, r.venue, r.symbol, {r_sk_col}r.kind, r.receipt_ns, 'ask' AS side,
       CASE WHEN r.kind = 'snapshot' THEN r.seq END AS snap_seq,
       TRY_CAST(x.price AS DOUBLE) AS price, TRY_CAST(x.qty AS DOUBLE) AS qty
     FROM w_l2 AS r CROSS JOIN UNNEST(r.asks) AS t(x) WHERE r.kind IN ('delta', 'snapshot')
   ) AS a
-  GROUP BY session, venue, symbol, snap_seq
+  GROUP BY {stream_group}, snap_seq
 ),
 top AS (
   SELECT session, venue, symbol, snap_seq AS seq, receipt_ns, bid, ask FROM lvs WHERE snap_seq IS NOT NULL
@@ -422,8 +434,8 @@ lv AS (
   FROM lb AS r CROSS JOIN UNNEST(r.asks) AS t(x)
 ),
 tid AS (
-  SELECT session, venue, symbol, trade_id // 60 AS blk FROM w_trades
-  GROUP BY session, venue, symbol, trade_id // 60
+  SELECT {stream_select}, trade_id // 60 AS blk FROM w_trades
+  GROUP BY {stream_group}, trade_id // 60
   HAVING COUNT(*) <> COALESCE(BIT_COUNT(BIT_OR(CAST(1 AS BIGINT) << ABS(trade_id % 60))), 0)
 ),
 back AS (
@@ -490,21 +502,17 @@ ORDER BY issue, session, venue, symbol, channel, receipt_ns, seq
 
 
 
-def _times_back(table: str, channel: str, only: str = "") -> str:
+def _times_back(table: str, channel: str, only: str = "", part: str = STRING_KEYS) -> str:
     """Integrity's ``back`` rows of one table: event or receipt time before the previous row's, in seq
-    order (``only`` narrows the rows compared, e.g. l2 deltas with the previous delta)."""
+    order (``only`` narrows the rows compared, e.g. l2 deltas with the previous delta; ``part`` is the
+    stream key to partition by)."""
     return f"""SELECT session, venue, symbol, '{channel}' AS channel, seq, receipt_ns, event_time_ms, p_event,
     p_receipt
   FROM (SELECT session, venue, symbol, seq, receipt_ns, event_time_ms,
-          LAG(event_time_ms) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_event,
-          LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY seq) AS p_receipt
+          LAG(event_time_ms) OVER (PARTITION BY {part} ORDER BY seq) AS p_event,
+          LAG(receipt_ns) OVER (PARTITION BY {part} ORDER BY seq) AS p_receipt
         FROM {table}{only}) AS a
   WHERE event_time_ms < p_event OR receipt_ns < p_receipt"""
-
-
-INTEGRITY_TRADES_BACK = _times_back("w_trades", "trades")
-INTEGRITY_TICKERS_BACK = _times_back("w_tickers", "ticker")
-INTEGRITY_L2_BACK = _times_back("w_l2", "l2", " WHERE kind = 'delta'")
 
 # --- DuckDB: one ordered l2 pass shared by sequence and integrity ---------------------------------
 #
@@ -519,23 +527,29 @@ INTEGRITY_L2_BACK = _times_back("w_l2", "l2", " WHERE kind = 'delta'")
 # each run carries the delta before it, and the check finds it on the small table (LAG IGNORE NULLS
 # over 4 M rows would cost as much as the sort). ``p_receipt IS NULL`` means "no previous row":
 # receipt_ns is never NULL inside the window. Ties in seq (duplicates) are ordered arbitrarily here,
-# as in the per-check windows.
+# as in the per-check windows. The sort carries no strings but ``venue`` (the rules differ by venue):
+# the few rows kept get their session, symbol and reason back by row id.
 L2_PASS_TABLE = "__tickpath_dq_l2_pass"
 L2_PASS = """
 p AS (
-  SELECT session, venue, symbol, seq, kind, receipt_ns, event_time_ms, reason,
+  SELECT rid, venue, seq, kind, receipt_ns, event_time_ms,
     first_update_id AS fu, final_update_id AS lu, prev_final_update_id AS pu,
     LAG(seq) OVER w AS p_seq, LAG(kind) OVER w AS p_kind, LAG(final_update_id) OVER w AS p_lu,
     LAG(receipt_ns) OVER w AS p_receipt, LEAD(receipt_ns) OVER w AS n_receipt,
     LAG(event_time_ms) OVER w AS p_event
   FROM w_l2
-  WINDOW w AS (PARTITION BY session, venue, symbol ORDER BY seq)
+  WINDOW w AS (PARTITION BY {part} ORDER BY seq)
+),
+k AS (
+  SELECT * FROM p
+  WHERE {l2_issue} IS NOT NULL
+    OR kind IS DISTINCT FROM 'delta'
+    OR p_kind IS DISTINCT FROM 'delta'
+    OR event_time_ms < p_event OR receipt_ns < p_receipt
 )
-SELECT * FROM p
-WHERE {l2_issue} IS NOT NULL
-  OR kind IS DISTINCT FROM 'delta'
-  OR p_kind IS DISTINCT FROM 'delta'
-  OR event_time_ms < p_event OR receipt_ns < p_receipt
+SELECT r.session, r.venue, r.symbol, k.seq, k.kind, k.receipt_ns, k.event_time_ms, r.reason, k.fu, k.lu, k.pu,
+  k.p_seq, k.p_kind, k.p_lu, k.p_receipt, k.n_receipt, k.p_event
+FROM k JOIN w_l2 AS r ON r.rid = k.rid
 """
 SEQUENCE_L2_FROM_PASS = f"""l AS (
   SELECT session, venue, symbol, seq, kind, receipt_ns, reason, fu, lu, pu, p_seq, p_kind, p_lu, p_receipt,
@@ -601,6 +615,29 @@ SELECT channel, COUNT(*) AS n, MIN(receipt_ns) AS first_ns, MAX(receipt_ns) AS l
 FROM ev GROUP BY channel ORDER BY channel
 """
 
+# DuckDB's EXTENT: the same counts per stream, with each stream's hashed key (hashed once per stream,
+# after grouping, so it costs nothing per row) for :func:`stream_keys_unique`.
+STREAM_EXTENT = """
+ev AS (
+  SELECT 'trades' AS channel, session, venue, symbol FROM w_trades
+  UNION ALL SELECT 'ticker' AS channel, session, venue, symbol FROM w_tickers
+  UNION ALL SELECT 'l2' AS channel, session, venue, symbol FROM w_l2
+)
+SELECT channel, session, venue, symbol, {stream_key} AS sk, COUNT(*) AS n
+FROM ev GROUP BY channel, session, venue, symbol ORDER BY channel, session, venue, symbol
+"""
+
+
+def stream_keys_unique(streams: Iterable[Mapping[str, Any]]) -> bool:
+    """True when no two distinct (session, venue, symbol) share a hashed key ``sk`` (STREAM_EXTENT rows):
+    then keying the checks on ``sk`` gives exactly the rows keying on the strings gives."""
+    owner: dict[Any, tuple[Any, Any, Any]] = {}
+    for r in streams:
+        key = (r["session"], r["venue"], r["symbol"])
+        if owner.setdefault(r["sk"], key) != key:
+            return False
+    return True
+
 
 # Per cadence: the OR of one bit per active slot within a 6-second word (pos is the 100 ms slot in
 # the word, 0..59; a 250 ms slot is two and a half of those), then the minute's count of set bits.
@@ -617,24 +654,38 @@ SLOT_COLUMNS = {c: f"COALESCE(SUM(BIT_COUNT(b{c})), 0) AS a{c}" for c in (100, 2
 
 
 def body(template: str, window: Window, cadences_ms: Iterable[int] | None = None, *,
-         dialect: Dialect = "bigquery", l2_pass: bool = False) -> str:
+         dialect: Dialect = "bigquery", l2_pass: bool = False, keyed: bool = False) -> str:
     """Fill a body template's window bounds, finding limit and the cadence-slot columns completeness
     needs (those of the subscribed depth speeds; all when unknown). Integers only, never user text.
 
     ``dialect="duckdb"`` adds DuckDB's materialisation hints (same rows); ``l2_pass`` reads the shared
-    ordered l2 pass (:data:`L2_PASS`) that the caller has stored in :data:`L2_PASS_TABLE`. The default
-    is the portable text that BigQuery runs."""
+    ordered l2 pass (:data:`L2_PASS`) that the caller has stored in :data:`L2_PASS_TABLE`; ``keyed``
+    (DuckDB only, once :func:`stream_keys_unique` has proved it safe) sorts and groups streams on the
+    hashed key ``sk`` instead of the three strings. The default is the portable text that BigQuery runs."""
     wanted = sorted(set(cadences_ms) & set(SLOT_COLUMNS)) if cadences_ms is not None else sorted(SLOT_COLUMNS)
     columns = ",\n  ".join(SLOT_COLUMNS[c] for c in wanted or [100])
     words = ",\n    ".join(WORD_COLUMNS[c] for c in wanted or [100])
     duckdb = dialect == "duckdb"
+    if keyed and not duckdb:
+        raise ConfigError("the hashed stream key exists only on DuckDB")
+    # The stream key. ``part``: what windows over the w_* rows partition by and groupings group by;
+    # ``stream_select``: what such a grouping selects (the strings ride along as FIRST, one per key as
+    # the proof guarantees); ``part_of``: the partition of windows over rows already folded by the
+    # strings (hashing there costs a hash per folded row, not per message); ``sk_col``: carries sk.
+    strings = f"sk, {', '.join(f'FIRST({c}) AS {c}' for c in ('session', 'venue', 'symbol'))}"
+    part = "sk" if keyed else STRING_KEYS
     return template.format(
+        part=part, stream_group=part, stream_select=strings if keyed else STRING_KEYS,
+        part_of=STREAM_KEY if keyed else STRING_KEYS, stream_key=STREAM_KEY,
+        sk_col="sk, " if keyed else "", r_sk_col="r.sk, " if keyed else "",
         since=int(window.since_ns), until=int(window.until_ns), limit=FINDINGS_PER_KIND,
         slot_columns=columns, word_columns=words, int_buckets=INT_BUCKETS,
         l2_issue=SEQUENCE_L2_ISSUE,
         l2_ordered=SEQUENCE_L2_FROM_PASS if l2_pass else SEQUENCE_L2_ORDERED,
-        trades_back=INTEGRITY_TRADES_BACK, tickers_back=INTEGRITY_TICKERS_BACK,
-        l2_back=INTEGRITY_L2_BACK_FROM_PASS if l2_pass else INTEGRITY_L2_BACK,
+        trades_back=_times_back("w_trades", "trades", part=part),
+        tickers_back=_times_back("w_tickers", "ticker", part=part),
+        l2_back=INTEGRITY_L2_BACK_FROM_PASS if l2_pass
+        else _times_back("w_l2", "l2", " WHERE kind = 'delta'", part),
         # DuckDB would materialise a CTE read twice (a copy of 6 M rows); BigQuery has no such hint.
         not_materialized="NOT MATERIALIZED " if duckdb else "",
     )
