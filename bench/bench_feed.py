@@ -19,6 +19,10 @@ clock, recorded in an HdrHistogram; the capture that syncs the books (replayed 2
 first second at 10,000/s are discarded as warm-up; target p99 <= 100 us. Each (c) run also reports
 the CPU seconds of the feed process and of the simulator process over the measured window, which
 shows which of the two bounds the rate.
+
+``BENCH_FEED_PARTS`` (environment, comma-separated, default ``b,c_rate,c_latency``) runs only the
+named parts, e.g. ``BENCH_FEED_PARTS=c_rate,c_latency python -m bench feed`` for (c) alone; a part
+not run is reported as ``null`` and not counted in ``ok``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,17 @@ LATENCY_SECONDS = 6.0
 WARMUP_S = 1.0
 WARM_SQUEEZE = 0.05  # the warm-up capture's recorded times, scaled (latency run only)
 SYMBOLS = ("AKROUSDT", "CTKUSDT", "KEEPUSDT", "SUSHIUSDT")
+PARTS = ("b", "c_rate", "c_latency")
+
+
+def _parts() -> set[str]:
+    raw = os.environ.get("BENCH_FEED_PARTS", "")
+    chosen = {p.strip() for p in raw.split(",") if p.strip()} or set(PARTS)
+    unknown = chosen - set(PARTS)
+    if unknown:
+        raise SystemExit(f"BENCH_FEED_PARTS: unknown part(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(PARTS)}")
+    return chosen
 
 
 class _Conn:
@@ -203,30 +218,38 @@ async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latenc
 
 
 async def _run() -> dict[str, Any]:
+    parts = _parts()
     calib = _calibration_ns()
     print(f"machine: {calib} CPU-ns per plain loop iteration (compare machines by this figure)")
+    b_depth = b_mix = c_rate = c_lat = None
+    ok = True
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        b_depth = await _in_process(True, tmp)
-        b_mix = await _in_process(False, tmp)
-        print(f"(b) depth-only into DuckDB: {b_depth['msgs_per_cpu_s']:,} msgs/CPU-s "
-              f"({b_depth['messages']:,} msgs, {b_depth['cpu_s']} CPU-s, gaps {b_depth['gaps']}) "
-              f"target {TARGET_B:,}")
-        print(f"    capture mix into DuckDB: {b_mix['msgs_per_cpu_s']:,} msgs/CPU-s")
-        cap_fast, n_fast, _ = _write_capture(tmp, MESSAGES_C, None)
-        c_rate = await _over_ws(cap_fast, n_fast, 0.0, tmp, latency=False)
-        print(f"(c) over WebSocket, as fast as read: {c_rate['msgs_per_s']:,} msgs/s "
-              f"({c_rate['frames']:,} frames, gaps {c_rate['gaps']}) target {TARGET_C_RATE:,}; "
-              f"CPU over {c_rate['wall_s']} s: feed {c_rate['feed_cpu_s']} s, simulator {c_rate['sim_cpu_s']} s")
-        cap_lat, n_lat, n_warm = _write_capture(tmp, int(LATENCY_RATE * LATENCY_SECONDS), LATENCY_RATE)
-        c_lat = await _over_ws(cap_lat, n_lat, 1.0, tmp, latency=True, warm_frames=n_warm)
-        lat = c_lat["receipt_to_enqueue_us"]
-        print(f"(c) at {LATENCY_RATE:,} msgs/s: receipt->enqueue p50 {lat['p50']} us, p99 {lat['p99']} us, "
-              f"p99.9 {lat['p999']} us, max {lat['max']} us ({lat['count']:,} samples after "
-              f"{WARMUP_S:g} s warm-up, monotonic clock) target p99 <= {TARGET_C_P99_US:g} us")
-    ok = (b_depth["msgs_per_cpu_s"] >= TARGET_B and c_rate["msgs_per_s"] >= TARGET_C_RATE
-          and lat["p99"] <= TARGET_C_P99_US and b_depth["gaps"] == 0 and c_rate["gaps"] == 0)
-    return {"calibration_ns_per_loop_iteration": calib,
+        if "b" in parts:
+            b_depth = await _in_process(True, tmp)
+            b_mix = await _in_process(False, tmp)
+            print(f"(b) depth-only into DuckDB: {b_depth['msgs_per_cpu_s']:,} msgs/CPU-s "
+                  f"({b_depth['messages']:,} msgs, {b_depth['cpu_s']} CPU-s, gaps {b_depth['gaps']}) "
+                  f"target {TARGET_B:,}")
+            print(f"    capture mix into DuckDB: {b_mix['msgs_per_cpu_s']:,} msgs/CPU-s")
+            ok = ok and b_depth["msgs_per_cpu_s"] >= TARGET_B and b_depth["gaps"] == 0
+        if "c_rate" in parts:
+            cap_fast, n_fast, _ = _write_capture(tmp, MESSAGES_C, None)
+            c_rate = await _over_ws(cap_fast, n_fast, 0.0, tmp, latency=False)
+            print(f"(c) over WebSocket, as fast as read: {c_rate['msgs_per_s']:,} msgs/s "
+                  f"({c_rate['frames']:,} frames, gaps {c_rate['gaps']}) target {TARGET_C_RATE:,}; "
+                  f"CPU over {c_rate['wall_s']} s: feed {c_rate['feed_cpu_s']} s, "
+                  f"simulator {c_rate['sim_cpu_s']} s")
+            ok = ok and c_rate["msgs_per_s"] >= TARGET_C_RATE and c_rate["gaps"] == 0
+        if "c_latency" in parts:
+            cap_lat, n_lat, n_warm = _write_capture(tmp, int(LATENCY_RATE * LATENCY_SECONDS), LATENCY_RATE)
+            c_lat = await _over_ws(cap_lat, n_lat, 1.0, tmp, latency=True, warm_frames=n_warm)
+            lat = c_lat["receipt_to_enqueue_us"]
+            print(f"(c) at {LATENCY_RATE:,} msgs/s: receipt->enqueue p50 {lat['p50']} us, p99 {lat['p99']} us, "
+                  f"p99.9 {lat['p999']} us, max {lat['max']} us ({lat['count']:,} samples after "
+                  f"{WARMUP_S:g} s warm-up, monotonic clock) target p99 <= {TARGET_C_P99_US:g} us")
+            ok = ok and lat["p99"] <= TARGET_C_P99_US
+    return {"calibration_ns_per_loop_iteration": calib, "parts": sorted(parts),
             "b_duckdb_depth": b_depth, "b_duckdb_mix": b_mix, "c_throughput": c_rate, "c_latency": c_lat,
             "target": {"b_msgs_per_cpu_s": TARGET_B, "c_msgs_per_s": TARGET_C_RATE,
                        "c_p99_us": TARGET_C_P99_US}, "ok": ok}
