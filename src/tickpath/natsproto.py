@@ -30,14 +30,17 @@ from tickpath.logs import log_event
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PUBLISH_NS_HEADER", "DirectHandler", "ack_frames", "buffered_bytes", "connect", "flush_frames",
-           "install_delivery_parser", "install_fast_parser", "queue_frames", "set_direct_handler"]
+__all__ = ["PUBLISH_NS_HEADER", "AcksHandler", "DirectHandler", "ack_frames", "buffered_bytes", "connect",
+           "flush_frames", "install_ack_parser", "install_delivery_parser", "install_fast_parser", "queue_frames",
+           "set_direct_handler"]
 
 # Wall-clock ns when the sink sent a message; ``ingest`` stores it as ``publish_ns``.
 PUBLISH_NS_HEADER = "Tickpath-Publish-Ns"
 
 # A direct handler takes (subject, reply, payload, raw headers or None) of one MSG/HMSG, synchronously.
 DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
+# An acks handler takes the subject suffixes and the payloads of a read's run of reply frames.
+AcksHandler = Callable[[list[bytes], list[bytes]], None]
 
 
 def _fast_parser_class() -> Any:
@@ -222,6 +225,68 @@ def install_delivery_parser(nc: Any, sid: int, deliveries: list[tuple[bytes, byt
     parser.__dict__.update(nc._ps.__dict__)  # partly received frames and the direct handlers
     nc._ps = parser
     return True
+
+
+def install_ack_parser(nc: Any, sid: int, subject_prefix: bytes, on_acks: AcksHandler) -> bool:
+    """Hand subscription ``sid``'s plain ``MSG`` frames (publish acks) to ``on_acks`` a read at a time.
+
+    A JetStream publisher at 100k msg/s receives as many ``PubAck`` replies, about 180 per read, and
+    the fast parser's Python steps per frame (find, split, ints, slices, a handler call) were a third
+    of the sink's CPU. An ack is ``MSG <subject> <sid>  <bytes>\r\n<one line of JSON>\r\n``, so a
+    read of acks is pairs of lines: one ``split`` cuts it into lines, one more cuts the control
+    lines into tokens, and the checks below run over whole lists in C. ``on_acks(suffixes,
+    payloads)`` gets, in order, each subject after ``subject_prefix`` (the subscription is
+    ``<subject_prefix>*``, so its sid vouches for the prefix) and each payload.
+
+    A read is taken in bulk only when its complete frames are all such frames: four tokens per
+    control line, each ``MSG`` with our sid, every payload as long as declared (a payload holding a
+    line break would shift the pairs and fail these). Otherwise (an ``HMSG`` status such as 503, a
+    PING, another subscription) the whole read goes to the parser this one extends, as does what
+    follows the last complete frame; so the subscription also needs its per-frame direct handler
+    (:func:`set_direct_handler`). False (nothing changed) when ``nc``'s parser is not the fast one.
+    (A regular expression splitting the read into frames cost 0.93 us per ack, this 0.64.)
+    """
+    from operator import itemgetter
+
+    from nats.protocol.parser import AWAITING_CONTROL_LINE
+
+    base = type(nc._ps)
+    if base.__name__ != "FastParser":
+        return False
+    sid_bytes = str(sid).encode()
+    suffix = itemgetter(slice(len(subject_prefix), None))
+
+    class AckParser(base):  # type: ignore[misc, valid-type]
+        async def parse(self, data: bytes = b"") -> None:
+            if self.state != AWAITING_CONTROL_LINE or not data:
+                await super().parse(data)
+                return
+            buf = self.buf
+            buf.extend(data)
+            lines = bytes(buf).split(b"\r\n")
+            k = (len(lines) - 1) >> 1  # complete (control line, payload) pairs; the rest is a tail
+            if k:
+                tokens = b" ".join(lines[0:2 * k:2]).split()  # MSG, subject, sid, bytes per frame
+                payloads = lines[1:2 * k:2]
+                if (len(tokens) == 4 * k and tokens[0::4].count(b"MSG") == k
+                        and tokens[2::4].count(sid_bytes) == k and _lengths_match(payloads, tokens[3::4])):
+                    del buf[:len(buf) - len(b"\r\n".join(lines[2 * k:]))]
+                    on_acks(list(map(suffix, tokens[1::4])), payloads)
+            if buf:
+                await super().parse(b"")
+
+    parser = AckParser(nc)
+    parser.__dict__.update(nc._ps.__dict__)  # partly received frames and the direct handlers
+    nc._ps = parser
+    return True
+
+
+def _lengths_match(payloads: list[bytes], declared: list[bytes]) -> bool:
+    """Every payload as long as its control line says (a token that is not a number: no)."""
+    try:
+        return list(map(len, payloads)) == list(map(int, declared))
+    except ValueError:
+        return False
 
 
 def queue_frames(nc: Any, data: bytes, messages: int = 0) -> None:

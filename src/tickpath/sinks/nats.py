@@ -43,6 +43,7 @@ from tickpath.natsproto import (
     buffered_bytes,
     connect,
     flush_frames,
+    install_ack_parser,
     install_fast_parser,
     queue_frames,
     set_direct_handler,
@@ -452,9 +453,44 @@ class NatsSink(Sink):
 
         nats-py builds a ``Msg``, queues it and awaits a callback for each reply; at 100k acks/s that
         is most of the sink's CPU. Acks for our inbox subscription are handled inline and every
-        other message takes nats-py's normal path.
+        other message takes nats-py's normal path. A read made only of plain acks goes to
+        :meth:`_acks` in one call (about 0.9 instead of 2.7 CPU-us per ack); anything unusual in a
+        read (a 503 status, a PING) sends it frame by frame to :meth:`_ack`.
         """
         set_direct_handler(self._nc, sid, self._ack)
+        install_ack_parser(self._nc, sid, self._inbox.encode(), self._acks)
+
+    def _acks(self, rids: list[bytes], bodies: list[bytes]) -> None:
+        """A read's run of acks at once (:func:`~tickpath.natsproto.install_ack_parser`).
+
+        The common case, all PubAcks of direct publishes with neither errors nor duplicates, is
+        checked with one search over the joined payloads and settled by one loop of dict pops;
+        anything else (an error, a duplicate, an empty payload) takes the per-frame :meth:`_ack`.
+        """
+        joined = b"".join(bodies)
+        try:
+            ids = list(map(int, rids))
+        except ValueError:  # not one of our reply ids: _ack skips those one by one
+            ids = []
+        if not ids or b'"error"' in joined or b'"duplicate"' in joined or not all(bodies):
+            prefix = self._inbox.encode()
+            for suffix, body in zip(rids, bodies, strict=True):
+                self._ack(prefix + suffix, b"", body, None)
+            return
+        pop = self._pending.pop
+        acked = 0
+        for rid in ids:
+            entry = pop(rid, None)
+            if entry is None:
+                continue  # late ack of a message already re-sent: the server de-duplicates it
+            if entry[2] is None:
+                acked += 1
+            else:
+                entry[2].settle(True)  # the drainer counts and commits
+        stats = self.stats
+        stats.written += acked
+        stats.extra["published"] += acked
+        self._after_settle()
 
     def _ack(self, subject: bytes, _reply: bytes, data: bytes, headers: bytes | None) -> None:
         try:
