@@ -181,50 +181,34 @@ def install_delivery_parser(nc: Any, sid: int, deliveries: list[tuple[bytes, byt
     rest of the read goes to the parser it extends, which hands our frames to the direct handler as
     before. False (nothing changed) when that parser is not tickpath's.
     """
-    from nats.protocol.parser import AWAITING_CONTROL_LINE
-
-    base = type(nc._ps)
-    if base.__name__ != "FastParser":
-        return False
     sid_bytes = str(sid).encode()
 
-    class DeliveryParser(base):  # type: ignore[misc, valid-type]
-        async def parse(self, data: bytes = b"") -> None:
-            if self.state != AWAITING_CONTROL_LINE or not data:
-                await super().parse(data)
-                return
-            buf = self.buf
-            buf.extend(data)
-            view = bytes(buf)
-            n, pos = len(view), 0
-            find = view.find
-            append = deliveries.append
-            while view.startswith(b"HMSG ", pos):
-                eol = find(b"\r\n", pos)
-                if eol < 0:
-                    break
-                # subject, sid, reply, header bytes, total bytes. A status (404, 408) has no reply:
-                # nats-server writes it with an empty token (two spaces), which stays here as b"".
-                args = view[pos + 5:eol].split(b" ")
-                if len(args) != 5 or not args[2] or args[1] != sid_bytes:
-                    break
-                body = eol + 2
-                end = body + int(args[4])
-                if end + 2 > n:
-                    break  # payload not complete yet
-                split = body + int(args[3])
-                append((args[2], view[split:end], view[body:split]))
-                pos = end + 2
-            if pos:
-                del buf[:pos]
-                on_read()
-            if buf:
-                await super().parse(b"")
+    def take(buf: bytearray) -> None:
+        view = bytes(buf)
+        n, pos = len(view), 0
+        find = view.find
+        append = deliveries.append
+        while view.startswith(b"HMSG ", pos):
+            eol = find(b"\r\n", pos)
+            if eol < 0:
+                break
+            # subject, sid, reply, header bytes, total bytes. A status (404, 408) has no reply:
+            # nats-server writes it with an empty token (two spaces), which stays here as b"".
+            args = view[pos + 5:eol].split(b" ")
+            if len(args) != 5 or not args[2] or args[1] != sid_bytes:
+                break
+            body = eol + 2
+            end = body + int(args[4])
+            if end + 2 > n:
+                break  # payload not complete yet
+            split = body + int(args[3])
+            append((args[2], view[split:end], view[body:split]))
+            pos = end + 2
+        if pos:
+            del buf[:pos]
+            on_read()
 
-    parser = DeliveryParser(nc)
-    parser.__dict__.update(nc._ps.__dict__)  # partly received frames and the direct handlers
-    nc._ps = parser
-    return True
+    return _extend_fast_parser(nc, take)
 
 
 def install_ack_parser(nc: Any, sid: int, subject_prefix: bytes, on_acks: AcksHandler) -> bool:
@@ -248,34 +232,45 @@ def install_ack_parser(nc: Any, sid: int, subject_prefix: bytes, on_acks: AcksHa
     """
     from operator import itemgetter
 
+    sid_bytes = str(sid).encode()
+    suffix = itemgetter(slice(len(subject_prefix), None))
+
+    def take(buf: bytearray) -> None:
+        lines = bytes(buf).split(b"\r\n")
+        k = (len(lines) - 1) >> 1  # complete (control line, payload) pairs; the rest is a tail
+        if k:
+            tokens = b" ".join(lines[0:2 * k:2]).split()  # MSG, subject, sid, bytes per frame
+            payloads = lines[1:2 * k:2]
+            if (len(tokens) == 4 * k and tokens[0::4].count(b"MSG") == k
+                    and tokens[2::4].count(sid_bytes) == k and _lengths_match(payloads, tokens[3::4])):
+                del buf[:len(buf) - len(b"\r\n".join(lines[2 * k:]))]
+                on_acks(list(map(suffix, tokens[1::4])), payloads)
+
+    return _extend_fast_parser(nc, take)
+
+
+def _extend_fast_parser(nc: Any, take: Callable[[bytearray], None]) -> bool:
+    """Put a bulk step in front of ``nc``'s fast parser: at a frame boundary, each read is appended
+    to the parser's buffer and ``take(buf)`` consumes what it recognises from the front of it; what
+    is left goes through the fast parser as before. False (nothing changed) when ``nc``'s parser is
+    not tickpath's fast one (:func:`install_fast_parser`)."""
     from nats.protocol.parser import AWAITING_CONTROL_LINE
 
     base = type(nc._ps)
     if base.__name__ != "FastParser":
         return False
-    sid_bytes = str(sid).encode()
-    suffix = itemgetter(slice(len(subject_prefix), None))
 
-    class AckParser(base):  # type: ignore[misc, valid-type]
+    class BulkParser(base):  # type: ignore[misc, valid-type]
         async def parse(self, data: bytes = b"") -> None:
             if self.state != AWAITING_CONTROL_LINE or not data:
                 await super().parse(data)
                 return
-            buf = self.buf
-            buf.extend(data)
-            lines = bytes(buf).split(b"\r\n")
-            k = (len(lines) - 1) >> 1  # complete (control line, payload) pairs; the rest is a tail
-            if k:
-                tokens = b" ".join(lines[0:2 * k:2]).split()  # MSG, subject, sid, bytes per frame
-                payloads = lines[1:2 * k:2]
-                if (len(tokens) == 4 * k and tokens[0::4].count(b"MSG") == k
-                        and tokens[2::4].count(sid_bytes) == k and _lengths_match(payloads, tokens[3::4])):
-                    del buf[:len(buf) - len(b"\r\n".join(lines[2 * k:]))]
-                    on_acks(list(map(suffix, tokens[1::4])), payloads)
-            if buf:
+            self.buf.extend(data)
+            take(self.buf)
+            if self.buf:
                 await super().parse(b"")
 
-    parser = AckParser(nc)
+    parser = BulkParser(nc)
     parser.__dict__.update(nc._ps.__dict__)  # partly received frames and the direct handlers
     nc._ps = parser
     return True
