@@ -15,7 +15,7 @@ from tickpath.natsproto import install_ack_parser, install_fast_parser, set_dire
 
 pytest.importorskip("nats")
 
-from tests.support.natsclient import RecordingClient
+from tests.support.natsclient import RecordingClient, feed_in_random_reads
 
 ACK_SID = 3
 OTHER_SID = 9
@@ -117,11 +117,7 @@ async def test_random_reads_of_acks_and_noise_deliver_each_ack_once_in_order(see
         wire += run + mixed
         expected += run_expected + mixed_expected
     nc, rec = _client()
-    pos = 0
-    while pos < len(wire):
-        step = rng.randint(1, 3000)
-        await nc._ps.parse(wire[pos:pos + step])
-        pos += step
+    await feed_in_random_reads(nc._ps, wire, rng, 3000)
     assert rec.acks == expected
     assert rec.bulk_calls > 0  # the bulk path did take part
     assert (nc.pings, len(nc.queued), bytes(nc._ps.buf)) == (6, 6, b"")

@@ -14,7 +14,7 @@ from tickpath.natsproto import install_fast_parser, set_direct_handler
 
 pytest.importorskip("nats")
 
-from tests.support.natsclient import RecordingClient
+from tests.support.natsclient import RecordingClient, feed_in_random_reads
 
 DIRECT_SID = 7
 OTHER_SID = 9
@@ -111,10 +111,6 @@ async def test_random_small_reads_of_a_mixed_stream_deliver_each_frame_once_in_o
     wire, expected = wire * 3, expected * 3
     rng = random.Random(seed)
     nc, delivered = _client()
-    pos = 0
-    while pos < len(wire):
-        step = rng.randint(1, 40)
-        await nc._ps.parse(wire[pos:pos + step])
-        pos += step
+    await feed_in_random_reads(nc._ps, wire, rng, 40)
     assert delivered == expected
     assert (nc.pings, nc.pongs, nc.queued) == (3 * pings, 3, [])

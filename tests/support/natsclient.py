@@ -5,6 +5,7 @@ Tests of tickpath's fast parsers (:mod:`tickpath.natsproto`) feed it wire bytes 
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from nats.protocol.parser import Parser
@@ -39,3 +40,13 @@ class RecordingClient:
 
     async def _process_op_err(self, err: Exception) -> None:
         self.errors.append(repr(err))
+
+
+async def feed_in_random_reads(parser: Any, wire: bytes, rng: random.Random, max_read: int) -> None:
+    """Hand ``wire`` to ``parser.parse`` in reads of 1 to ``max_read`` bytes drawn from ``rng``, as a
+    socket might deliver it."""
+    pos = 0
+    while pos < len(wire):
+        step = rng.randint(1, max_read)
+        await parser.parse(wire[pos:pos + step])
+        pos += step
