@@ -27,12 +27,12 @@ the rate (the server's figure grows when it has idle cores to spin on, as in the
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import chosen_parts, proc_cpu_s
 from tickpath.events import BookDelta, Event, Ticker, Trade
 from tickpath.ingest import IngestConfig, run_ingest
 from tickpath.natsserver import NatsCluster
@@ -43,25 +43,6 @@ TARGET_MSG_S = 100_000.0
 MESSAGES = 200_000
 BATCH = 1000
 PHASES = ("publish", "ingest", "ceiling")
-_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
-
-
-def _server_cpu_s(pid: int | None) -> float:
-    """CPU seconds (user + system) a process has used so far; 0 where /proc cannot tell."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) * _TICK_S
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _phases() -> tuple[str, ...]:
-    wanted = tuple(p.strip() for p in os.environ.get("BENCH_BUS_PHASES", ",".join(PHASES)).split(",") if p.strip())
-    unknown = set(wanted) - set(PHASES)
-    if unknown or not wanted:
-        raise SystemExit(f"BENCH_BUS_PHASES takes {', '.join(PHASES)}, not {', '.join(sorted(unknown)) or 'nothing'}")
-    return wanted
 
 
 def _events(n: int) -> list[Event]:
@@ -173,12 +154,12 @@ async def _bench(n: int, phases: tuple[str, ...] = PHASES) -> dict[str, Any]:
         if "publish" in phases or "ingest" in phases:
             sink = NatsSink.from_url(f"{url}?replicas=1&storage=file&max_inflight=8192", spool=str(work / "spool"))
             await sink.start()
-            t0, c0, s0 = time.perf_counter(), time.process_time(), _server_cpu_s(pid)
+            t0, c0, s0 = time.perf_counter(), time.process_time(), proc_cpu_s(pid)
             for i in range(0, n, BATCH):
                 await sink.write(events[i:i + BATCH])
             await sink.flush()
             publish_s, publish_cpu = time.perf_counter() - t0, time.process_time() - c0
-            publish_server_cpu = _server_cpu_s(pid) - s0
+            publish_server_cpu = proc_cpu_s(pid) - s0
             await sink.close()
             stats = sink.stats.as_dict()
             publish_rate = n / publish_s
@@ -195,9 +176,9 @@ async def _bench(n: int, phases: tuple[str, ...] = PHASES) -> dict[str, Any]:
             })
             ok = ok and publish_rate >= TARGET_MSG_S and stats["published"] == n
         if "ingest" in phases:
-            c0, s0 = time.process_time(), _server_cpu_s(pid)
+            c0, s0 = time.process_time(), proc_cpu_s(pid)
             res = await run_ingest(IngestConfig(url, f"duckdb:{work / 'bus.duckdb'}", batch=10_000, max_messages=n))
-            ingest_cpu, ingest_server_cpu = time.process_time() - c0, _server_cpu_s(pid) - s0
+            ingest_cpu, ingest_server_cpu = time.process_time() - c0, proc_cpu_s(pid) - s0
             ingest_rate = n / res.elapsed_s
             lat = res.publish_to_ingest.summary().to_dict("ms")
             figures.update({
@@ -210,11 +191,11 @@ async def _bench(n: int, phases: tuple[str, ...] = PHASES) -> dict[str, Any]:
             })
             ok = ok and ingest_rate >= TARGET_MSG_S and res.inserted == n
         if "ceiling" in phases:
-            s0 = _server_cpu_s(pid)
+            s0 = proc_cpu_s(pid)
             raw_publish, raw_pull = await asyncio.wait_for(_server_ceiling(url, n), 300)
             figures.update({
                 "server_ceiling_publish_msg_s": round(raw_publish), "server_ceiling_pull_msg_s": round(raw_pull),
-                "server_ceiling_server_cpu_us_per_msg": round((_server_cpu_s(pid) - s0) / n * 1e6, 2),
+                "server_ceiling_server_cpu_us_per_msg": round((proc_cpu_s(pid) - s0) / n * 1e6, 2),
             })
     figures.update({
         "stream": "replicas 1, file storage, one local nats-server on loopback",
@@ -225,7 +206,7 @@ async def _bench(n: int, phases: tuple[str, ...] = PHASES) -> dict[str, Any]:
 
 
 def main() -> dict[str, Any]:
-    figures = run_async(_bench(MESSAGES, _phases()), handle_signals=False)
+    figures = run_async(_bench(MESSAGES, chosen_parts("BENCH_BUS_PHASES", PHASES)), handle_signals=False)
     if "publish_msg_s" in figures:
         print(f"feed -> JetStream: {figures['publish_msg_s']:,} msg/s ({figures['messages']:,} messages in "
               f"{figures['publish_s']} s; retried {figures['retried']}, spooled {figures['spooled']}, "

@@ -40,6 +40,7 @@ from typing import Any
 
 import tickpath
 from bench.bench_feed_core import SHARED, _calibration_ns, _repeated_stream, _warm_normalizer
+from bench.common import chosen_parts, proc_cpu_s
 from tickpath.feed import Feed, FeedConfig
 from tickpath.feed.engine import FeedEngine
 from tickpath.feed.pipeline import Pipeline
@@ -59,16 +60,6 @@ WARMUP_S = 1.0
 WARM_SQUEEZE = 0.05  # the warm-up capture's recorded times, scaled (latency run only)
 SYMBOLS = ("AKROUSDT", "CTKUSDT", "KEEPUSDT", "SUSHIUSDT")
 PARTS = ("b", "c_rate", "c_latency")
-
-
-def _parts() -> set[str]:
-    raw = os.environ.get("BENCH_FEED_PARTS", "")
-    chosen = {p.strip() for p in raw.split(",") if p.strip()} or set(PARTS)
-    unknown = chosen - set(PARTS)
-    if unknown:
-        raise SystemExit(f"BENCH_FEED_PARTS: unknown part(s) {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(PARTS)}")
-    return chosen
 
 
 class _Conn:
@@ -138,15 +129,6 @@ def _write_capture(tmp: Path, count: int, rate: float | None) -> tuple[Path, int
     return path, subscribed, warm
 
 
-def _proc_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) of another process so far, from ``/proc`` (Linux); NaN elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
 def _start_sim(capture: Path, speed: float) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     cmd = [sys.executable, "-m", "tickpath.cli.main", "sim", "--venue", "futures", "--replay", str(capture),
            "--replay-http", str(SHARED / "usdm_futures.http.txt"), "--speed", str(speed), "--json"]
@@ -188,7 +170,7 @@ async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latenc
             now = time.perf_counter()
             if n and not first_t:
                 first_t, first_n = now, n
-                feed_cpu0, sim_cpu0 = time.process_time(), _proc_cpu_s(proc.pid)
+                feed_cpu0, sim_cpu0 = time.process_time(), proc_cpu_s(proc.pid)
             # Warm-up discarded: the capture that syncs the books, then the first second at the rate.
             if latency and not warm_reset and n >= warm_frames + WARMUP_S * LATENCY_RATE:
                 eng.drain_latency()
@@ -196,7 +178,7 @@ async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latenc
                 warm_reset = True
             if n >= expected:
                 last_t = now
-                feed_cpu1, sim_cpu1 = time.process_time(), _proc_cpu_s(proc.pid)
+                feed_cpu1, sim_cpu1 = time.process_time(), proc_cpu_s(proc.pid)
                 break
             if first_t and now - first_t > 120:
                 break
@@ -218,7 +200,7 @@ async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latenc
 
 
 async def _run() -> dict[str, Any]:
-    parts = _parts()
+    parts = chosen_parts("BENCH_FEED_PARTS", PARTS)
     calib = _calibration_ns()
     print(f"machine: {calib} CPU-ns per plain loop iteration (compare machines by this figure)")
     b_depth = b_mix = c_rate = c_lat = None
