@@ -52,6 +52,29 @@ async def test_clean_run_books_and_stored_rows_equal_truth(venue: str, tmp_path:
     con.close()
 
 
+async def test_session_row_is_written_at_start_and_replaced_at_stop(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feed hands its session row to the sinks once its connections open (no end yet) and again
+    at stop; the store keeps the final one."""
+    db = tmp_path / "t.duckdb"
+    written: list[dict[str, object]] = []
+    original = DuckDBSink.write_session
+
+    async def record(self: DuckDBSink, row: dict[str, object]) -> None:
+        written.append(dict(row))
+        await original(self, row)
+
+    monkeypatch.setattr(DuckDBSink, "write_session", record)
+    async with _sim("futures") as sim:
+        feed = Feed(feed_config(sim.endpoint("futures"), "futures", SYMS, sinks=(f"duckdb:{db}",)))
+        await run_until(feed, lambda f: bool(written) and all_synced(f))
+    assert [r["ended_ns"] is None for r in written] == [True, False]
+    assert written[0]["streams"] == written[1]["streams"] and written[0]["streams"]
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*), min(ended_ns) FROM feed_sessions").fetchone() == (1, written[1]["ended_ns"])
+    con.close()
+
+
 @pytest.mark.parametrize("fault", ["gap", "duplicate", "reorder"])
 async def test_sequence_faults_resync_to_exact_books(fault: str, tmp_path: Path) -> None:
     """Gaps and reorders force a reset and resync; duplicates are ignored; books end exact."""

@@ -60,6 +60,34 @@ async def test_duckdb_sink_writes_every_event_exactly_by_table(tmp_path: Path) -
     con.close()
 
 
+async def test_duckdb_keeps_the_latest_session_row_per_session_and_venue(tmp_path: Path) -> None:
+    """A feed's row at start (no end) is replaced by its row at stop, across flushes and within one;
+    another venue's row of the same session stays."""
+    path = tmp_path / "t.duckdb"
+    sink = DuckDBSink(path)
+    await sink.start()
+
+    def row(venue: str, ended: int | None, offset: int) -> dict[str, object]:
+        return {"session": "s1", "venue": venue, "started_ns": 1, "ended_ns": ended, "symbols": ["BTCUSDT"],
+                "channels": ["l2"], "streams": ["btcusdt@depth"], "depth": None, "clock_offset_ns": offset,
+                "clock_offset_bound_ns": 3}
+
+    await sink.write_session(row("futures", None, 5))
+    await sink.write_session(row("spot", None, 6))
+    await sink.flush()
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT venue, ended_ns FROM feed_sessions ORDER BY venue").fetchall() == [
+        ("futures", None), ("spot", None)]
+    con.close()
+    await sink.write_session(row("futures", 9, 5))
+    await sink.write_session(row("futures", 10, 7))  # two rows in one flush: the later one wins
+    await sink.close()
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT venue, ended_ns, clock_offset_ns FROM feed_sessions ORDER BY venue").fetchall() == [
+        ("futures", 10, 7), ("spot", None, 6)]
+    con.close()
+
+
 async def test_duckdb_rows_match_the_shared_row_mapping(tmp_path: Path) -> None:
     """The columnar Arrow path yields the same rows as ``tables.event_row``."""
     path = tmp_path / "t.duckdb"

@@ -203,6 +203,9 @@ class Feed:
                 from tickpath.feed.status import run_status
 
                 tasks.append(asyncio.create_task(run_status(self), name="status"))
+            # The session row goes out now (ended_ns unset) and again at shutdown: a long-running feed's
+            # store tells dq its subscriptions and clock offset while it runs, not only after it stops.
+            await self.pipeline.write_session(self.session_row())
             self.started.set()
             log_event(log, logging.INFO, "feed_started", venue=cfg.venue, session=self.session,
                       symbols=len(cfg.symbols), connections=len(self.shards))

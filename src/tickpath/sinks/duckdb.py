@@ -141,8 +141,12 @@ class DuckDBSink(Sink):
                 con.execute(f"INSERT INTO {table} SELECT * FROM _batch")
                 con.unregister("_batch")
             if sessions:
-                arrow = pa.Table.from_pylist(sessions, schema=SCHEMAS["feed_sessions"])
+                # One row per (session, venue), the latest: a feed writes its row when it starts and
+                # again, with ended_ns, when it stops.
+                latest = list({(r["session"], r["venue"]): r for r in sessions}.values())
+                arrow = pa.Table.from_pylist(latest, schema=SCHEMAS["feed_sessions"])
                 con.register("_batch", arrow)
+                con.execute("DELETE FROM feed_sessions WHERE (session, venue) IN (SELECT session, venue FROM _batch)")
                 con.execute("INSERT INTO feed_sessions SELECT * FROM _batch")
                 con.unregister("_batch")
             con.execute("COMMIT")

@@ -7,7 +7,9 @@ Layout under the directory given by ``parquet:DIR``::
 
 ``channel`` is the storage table name (``trades``, ``tickers``, ``l2``) and ``date`` is the UTC date
 of the receipt time, so a partition only ever grows by whole files. Each file is written under a
-temporary name and renamed, so a reader never sees half a file.
+temporary name and renamed, so a reader never sees half a file. A feed writes its ``feed_sessions``
+row when it starts and again when it stops; files only grow, so both are there, and the one with
+``ended_ns`` set is the final one.
 """
 
 from __future__ import annotations
