@@ -23,7 +23,7 @@ garbage collector's view saves a third of the feed's CPU under load.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -155,3 +155,41 @@ def decode_event(data: bytes | str) -> Event:
 def event_key(event: Event) -> str:
     """The identity of an event everywhere: ``session.venue.channel.symbol.seq``."""
     return f"{event.session}.{event.venue}.{event.channel}.{event.symbol}.{event.seq}"
+
+
+class SessionInfo(msgspec.Struct, frozen=True, tag="session", kw_only=True):
+    """One feed run on one venue (its ``feed_sessions`` row: subscriptions and clock offset), as it
+    travels on a bus beside the events, so a store built by ``ingest`` has it too. A feed sends it
+    when its connections open (``ended_ns`` None) and again when it stops."""
+
+    session: str
+    venue: Venue
+    started_ns: int
+    ended_ns: int | None = None
+    symbols: list[str] = msgspec.field(default_factory=list)
+    channels: list[str] = msgspec.field(default_factory=list)
+    streams: list[str] = msgspec.field(default_factory=list)
+    depth: int | None = None
+    clock_offset_ns: int | None = None
+    clock_offset_bound_ns: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The ``feed_sessions`` row (:mod:`tickpath.tables`)."""
+        return {f: getattr(self, f) for f in self.__struct_fields__}
+
+    def key(self) -> str:
+        """Its bus message id: the start and the end of a run are two messages."""
+        return f"{self.session}.{self.venue}.session.{'end' if self.ended_ns is not None else 'start'}"
+
+
+_session_decoder = msgspec.json.Decoder(SessionInfo)
+
+
+def encode_session(info: SessionInfo) -> bytes:
+    """JSON bytes with ``"type":"session"``, as :func:`encode_event` encodes events."""
+    return _encoder.encode(info)
+
+
+def decode_session(data: bytes | str) -> SessionInfo:
+    """Inverse of :func:`encode_session`; raises ``msgspec.ValidationError``/``DecodeError`` on bad input."""
+    return _session_decoder.decode(data)

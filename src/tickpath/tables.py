@@ -230,6 +230,20 @@ def events_to_arrow(table: str, events: Sequence[Event], *, publish_ns: pa.Array
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def latest_sessions(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """``feed_sessions`` rows as Arrow, only the last one per ``(session, venue)``: a feed writes its
+    row when it starts and again when it stops, and a store keeps the latest."""
+    latest = list({(r["session"], r["venue"]): r for r in rows}.values())
+    return pa.Table.from_pylist(latest, schema=SCHEMAS["feed_sessions"])
+
+
+# Replaces the stored rows of the sessions in ``_sessions`` (a registered latest_sessions table).
+REPLACE_SESSIONS_SQL = (
+    "DELETE FROM feed_sessions WHERE (session, venue) IN (SELECT session, venue FROM _sessions)",
+    "INSERT INTO feed_sessions SELECT * FROM _sessions",
+)
+
+
 def duckdb_ddl(table: str) -> str:
     """``CREATE TABLE IF NOT EXISTS`` for DuckDB, derived from the Arrow schema."""
     cols = ", ".join(f'"{f.name}" {_duck_type(f.type)}' for f in SCHEMAS[table])

@@ -14,7 +14,17 @@ import pytest
 
 from tests.ingest.support import make_events
 from tickpath import tables
-from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade, encode_event
+from tickpath.events import (
+    BookDelta,
+    BookReset,
+    BookSnapshot,
+    Event,
+    SessionInfo,
+    Ticker,
+    Trade,
+    encode_event,
+    encode_session,
+)
 from tickpath.ingest.columns import PUBLISH_NS_HEADER, decode_batch, publish_ns_array, stamp_ingest_ns
 
 INT64_MAX = 2**63 - 1
@@ -137,3 +147,20 @@ def test_batch_of_only_rejected_payloads_gives_no_tables() -> None:
     """Nothing decodable: no tables, every payload counted as rejected."""
     got = decode_batch([b"{", b"null"], [None, None])
     assert (got.tables, got.rejected, got.duplicates) == ({}, 2, 0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_session_rows_in_a_batch_are_returned_apart_and_the_events_unchanged(seed: int) -> None:
+    """Session rows among the events (and beside a rejected payload) come back as sessions, in order;
+    the tables and counts are those of the batch without them."""
+    payloads, heads, _, _ = _mixed_batch(seed)
+    start = SessionInfo(session="s1", venue="spot", started_ns=5, streams=["ethbtc@trade"], clock_offset_ns=7)
+    end = SessionInfo(session="s1", venue="spot", started_ns=5, ended_ns=9, streams=["ethbtc@trade"])
+    plain = decode_batch(payloads, heads)
+    mixed = decode_batch([encode_session(start), *payloads[:3], b"{", encode_session(end), *payloads[3:]],
+                         [None, *heads[:3], None, None, *heads[3:]])
+    assert mixed.sessions == [start, end]
+    assert (mixed.rejected, mixed.duplicates) == (plain.rejected + 1, plain.duplicates)
+    assert mixed.tables.keys() == plain.tables.keys()
+    assert all(mixed.tables[t].equals(plain.tables[t]) for t in plain.tables)
+    assert end.row()["ended_ns"] == 9 and start.key() != end.key()

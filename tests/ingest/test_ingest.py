@@ -6,6 +6,7 @@ Every test here runs real ``nats-server`` processes (skipped when not installed)
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -15,7 +16,7 @@ import pytest
 
 from tests.ingest.support import make_events, nats_cluster
 from tickpath.errors import ConfigError
-from tickpath.events import Event, event_key
+from tickpath.events import Event, SessionInfo, event_key
 from tickpath.ingest import IngestConfig, run_ingest
 from tickpath.ingest.store import DuckDBStore, ParquetStore
 from tickpath.sinks.nats import NatsSink
@@ -72,11 +73,46 @@ async def test_every_published_event_lands_once_with_latency_columns(tmp_path: P
     assert lat["publish_to_ingest"]["count"] == 450 and lat["publish_to_ingest"]["p50"] > 0
 
 
+@pytest.mark.parametrize("target", ["duckdb", "parquet"])
+async def test_feed_session_rows_travel_with_the_events(tmp_path: Path, target: str) -> None:
+    """The feed's session row, sent at start and again at stop, reaches the ingested store beside the
+    events: DuckDB keeps the final row, Parquet both; neither is counted as rejected."""
+    events = make_events(120)
+    row = {"session": events[0].session, "venue": events[0].venue, "started_ns": 1, "ended_ns": None,
+           "symbols": ["BTCUSDT"], "channels": ["trades", "ticker", "l2"], "streams": ["btcusdt@depth@100ms"],
+           "depth": None, "clock_offset_ns": 37_000_000, "clock_offset_bound_ns": 400_000}
+    dest = tmp_path / ("ticks.duckdb" if target == "duckdb" else "lake")
+    async with nats_cluster() as c:
+        sink = NatsSink.from_url(c.client_urls[0], spool=str(tmp_path / "spool"), **FAST_SINK)  # type: ignore[arg-type]
+        await sink.start()
+        await sink.write_session(row)
+        await sink.write(events[:60])
+        await sink.write_session({**row, "ended_ns": 99})
+        await sink.write(events[60:])
+        await sink.close()
+        assert sink.stats.accepted == sink.stats.written == 120  # session rows stay out of the counts
+        res = await run_ingest(IngestConfig(c.client_urls[0], f"{target}:{dest}", batch=50, idle_exit_s=0.5,
+                                            fetch_timeout_s=0.2))
+    assert (res.messages, res.inserted, res.rejected, res.sessions) == (122, 120, 0, 2)
+    con = duckdb.connect()
+    if target == "duckdb":
+        con.execute(f"ATTACH '{dest}' AS s (READ_ONLY)")
+        source = "s.feed_sessions"
+    else:
+        source = f"read_parquet('{dest}/feed_sessions/*.parquet')"
+    rows = con.execute(f"SELECT ended_ns, clock_offset_ns, streams FROM {source} "
+                       "ORDER BY ended_ns NULLS FIRST").fetchall()
+    con.close()
+    final = (99, 37_000_000, ["btcusdt@depth@100ms"])
+    assert rows == ([final] if target == "duckdb" else [(None, *final[1:]), final])
+
+
 class _CrashAfterCommit(DuckDBStore):
     """Commits the first batch, then dies before ``ingest`` can acknowledge it."""
 
-    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False) -> dict[str, int]:
-        out = super().commit(batches, unique=unique)
+    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False,
+               sessions: Sequence[SessionInfo] = ()) -> dict[str, int]:
+        out = super().commit(batches, unique=unique, sessions=sessions)
         raise RuntimeError("simulated crash between commit and ack")
         return out  # pragma: no cover
 

@@ -17,7 +17,9 @@ insert together. Here:
 
 Anything unusual in a batch (a payload that is not an event, a repeat, a payload in a group its tag
 byte does not match) sends the whole batch down the general path (:func:`_decode_general`): one
-union decode, then one message at a time for the bad ones, first occurrence of a key kept. Both
+union decode, then one message at a time for the bad ones, first occurrence of a key kept. A feed's
+session row (:class:`~tickpath.events.SessionInfo`, two per run) takes that path too and comes back
+in :attr:`Decoded.sessions` instead of being rejected. Both
 paths give the same tables, counts and order; ``tests/ingest/test_columns.py`` pins that.
 
 The result is what :func:`tickpath.tables.event_row` defines for each event, with ``publish_ns``
@@ -27,7 +29,7 @@ from the headers and ``ingest_ns`` left null until the commit stamps it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
@@ -36,7 +38,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tickpath.events import BookDelta, BookReset, BookSnapshot, Channel, Event, Ticker, Trade, decode_event
+from tickpath.events import (
+    BookDelta,
+    BookReset,
+    BookSnapshot,
+    Channel,
+    Event,
+    SessionInfo,
+    Ticker,
+    Trade,
+    decode_event,
+    decode_session,
+)
 from tickpath.natsproto import PUBLISH_NS_HEADER  # set by the NATS sink
 from tickpath.runtime import gc_paused
 from tickpath.tables import CHANNEL_TABLE, events_to_arrow
@@ -68,8 +81,9 @@ class Decoded:
     """One batch as Arrow tables, with what the run summary counts."""
 
     tables: dict[str, pa.Table]
-    rejected: int  # payloads that are not events
+    rejected: int  # payloads that are neither events nor session rows
     duplicates: int  # repeats of an event key inside the batch (first one kept)
+    sessions: list[SessionInfo] = field(default_factory=list)  # feed_sessions rows, in arrival order
 
     def column_values(self, column: str) -> np.ndarray:
         """Every non-null value of an int64 ``column`` over the tables, as one numpy array."""
@@ -79,8 +93,9 @@ class Decoded:
         return np.asarray(pa.concat_arrays(chunks).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _decode_events(payloads: Sequence[bytes]) -> tuple[list[Event | None], int]:
-    """Every payload decoded (None for one that is not an event) and how many were rejected.
+def _decode_events(payloads: Sequence[bytes]) -> tuple[list[Event | None], int, list[SessionInfo]]:
+    """Every payload decoded (None for one that is not an event), how many were rejected, and the
+    session rows among them (two per feed run: they send their batch down this path).
 
     The whole batch is decoded as one JSON array; any problem, including a payload that is not
     exactly one JSON value, falls back to one by one so a single bad message costs only itself.
@@ -88,18 +103,22 @@ def _decode_events(payloads: Sequence[bytes]) -> tuple[list[Event | None], int]:
     try:
         events: list[Event | None] = list(_batch_decoder.decode(b"[" + b",".join(payloads) + b"]"))
         if len(events) == len(payloads):
-            return events, 0
+            return events, 0, []
     except (msgspec.DecodeError, msgspec.ValidationError):
         pass
     out: list[Event | None] = []
     rejected = 0
+    sessions: list[SessionInfo] = []
     for p in payloads:
+        out.append(None)
         try:
-            out.append(decode_event(p))
+            out[-1] = decode_event(p)
         except (msgspec.DecodeError, msgspec.ValidationError):
-            rejected += 1
-            out.append(None)
-    return out, rejected
+            try:
+                sessions.append(decode_session(p))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                rejected += 1
+    return out, rejected, sessions
 
 
 def _publish_ns_one(h: bytes | None) -> int | None:
@@ -191,10 +210,11 @@ def _decode_grouped(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded | N
 
 def _decode_general(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded:
     """Any batch: bad payloads rejected one by one, the first occurrence of each event key kept."""
-    events, rejected = _decode_events(payloads)
-    keys = [None if e is None else _KEY(e) for e in events] if rejected else list(map(_KEY, events))
-    kept = len(keys) - rejected
-    unique = len(set(keys)) - (1 if rejected else 0) == kept  # the common case: no repeats at all
+    events, rejected, sessions = _decode_events(payloads)
+    skipped = rejected + len(sessions)  # payloads that are not events
+    keys = [None if e is None else _KEY(e) for e in events] if skipped else list(map(_KEY, events))
+    kept = len(keys) - skipped
+    unique = len(set(keys)) - (1 if skipped else 0) == kept  # the common case: no repeats at all
     by_table: dict[Channel, tuple[list[Any], list[int]]] = {}
     duplicates = 0
     seen: set[Any] = set()
@@ -215,7 +235,7 @@ def _decode_general(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded:
     tables = {CHANNEL_TABLE[channel]: events_to_arrow(CHANNEL_TABLE[channel], evs,
                                                       publish_ns=pub_all.take(pa.array(idx, pa.int64())))
               for channel, (evs, idx) in by_table.items()}
-    return Decoded(tables, rejected, duplicates)
+    return Decoded(tables, rejected, duplicates, sessions)
 
 
 def stamp_ingest_ns(tables: dict[str, pa.Table], ingest_ns: int) -> dict[str, pa.Table]:

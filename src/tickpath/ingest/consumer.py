@@ -95,6 +95,7 @@ class IngestResult:
     inserted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    sessions: int = 0  # feed_sessions rows received (a feed sends one at start, one at stop)
     batches: int = 0
     elapsed_s: float = 0.0
     active_s: float = 0.0  # start to last batch received (excludes the idle wait before exit)
@@ -110,7 +111,8 @@ class IngestResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "target": self.target, "messages": self.messages, "inserted": self.inserted,
-            "duplicates": self.duplicates, "rejected": self.rejected, "batches": self.batches,
+            "duplicates": self.duplicates, "rejected": self.rejected, "sessions": self.sessions,
+            "batches": self.batches,
             "elapsed_s": round(self.elapsed_s, 3), "messages_per_s": round(self.rate, 1),
             "per_table": dict(self.per_table),
             "latency": {
@@ -360,13 +362,15 @@ async def _commit_and_ack(msgs: list[tuple[bytes, bytes, bytes | None]], store: 
     ingest_ns = clock.wall_ns()
     tables = stamp_ingest_ns(batch.tables, ingest_ns)
     # If this raises, nothing is acknowledged and the server re-delivers the batch after ack_wait.
-    inserted = await asyncio.to_thread(functools.partial(store.commit, tables, unique=True))
+    inserted = await asyncio.to_thread(functools.partial(store.commit, tables, unique=True,
+                                                         sessions=batch.sessions))
     n_rows = sum(t.num_rows for t in tables.values())
     new = sum(inserted.values())
     result.messages += len(msgs)
     result.inserted += new
     result.duplicates += n_rows - new
     result.batches += 1
+    result.sessions += len(batch.sessions)
     for t, k in inserted.items():
         result.per_table[t] = result.per_table.get(t, 0) + k
     # Every row's latency, in one numpy pass per histogram (``record_array``: ~0.1 us per value).

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -28,8 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tickpath.errors import ConfigError, SinkError
+from tickpath.events import SessionInfo
 from tickpath.ingest.keyindex import KeyIndex, Pending
-from tickpath.tables import EVENT_TABLES, duckdb_ddl
+from tickpath.tables import EVENT_TABLES, REPLACE_SESSIONS_SQL, duckdb_ddl, latest_sessions
 
 __all__ = ["DuckDBStore", "ParquetStore", "Store", "open_store"]
 
@@ -65,10 +67,12 @@ class Store(ABC):
     target: str
 
     @abstractmethod
-    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False) -> dict[str, int]:
+    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False,
+               sessions: Sequence[SessionInfo] = ()) -> dict[str, int]:
         """Write new rows of every table durably; returns rows inserted per table.
 
         ``unique=True`` promises no key repeats inside ``batches`` (only the committed data is checked).
+        ``sessions`` are feed runs' ``feed_sessions`` rows: the latest per (session, venue) is kept.
         """
 
     @abstractmethod
@@ -107,7 +111,8 @@ class DuckDBStore(Store):
             f"seq - row_number() OVER (PARTITION BY venue, symbol ORDER BY seq) AS island "
             f"FROM {table} WHERE session = ?) GROUP BY venue, symbol, island", [session]).fetchall()
 
-    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False) -> dict[str, int]:
+    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False,
+               sessions: Sequence[SessionInfo] = ()) -> dict[str, int]:
         con = self._con
         inserted: dict[str, int] = {}
         pending: list[Pending] = []
@@ -128,6 +133,11 @@ class DuckDBStore(Store):
                         con.execute(f"INSERT INTO {p.table} SELECT * FROM _ingest_batch")
                         con.unregister("_ingest_batch")
                     inserted[p.table] = p.rows.num_rows
+                if sessions:
+                    con.register("_sessions", latest_sessions([i.row() for i in sessions]))
+                    for sql in REPLACE_SESSIONS_SQL:
+                        con.execute(sql)
+                    con.unregister("_sessions")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -166,10 +176,13 @@ class ParquetStore(Store):
             return None
         return f"read_parquet('{folder.as_posix()}/part-*.parquet')"
 
-    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False) -> dict[str, int]:
+    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False,
+               sessions: Sequence[SessionInfo] = ()) -> dict[str, int]:
         inserted: dict[str, int] = {}
         con = self._con
         try:
+            if sessions:  # files only grow: every row is kept, the one with ended_ns is final
+                self._write(self.directory / "feed_sessions", latest_sessions([i.row() for i in sessions]))
             for table, arrow in batches.items():
                 if arrow.num_rows == 0:
                     continue
@@ -180,16 +193,21 @@ class ParquetStore(Store):
                 inserted[table] = new.num_rows
                 if new.num_rows == 0:
                     continue
-                self._seq += 1
-                final = self.directory / table / f"part-{self._seq}.parquet"
-                tmp = final.with_name(f".{final.name}.tmp")
-                pq.write_table(new.cast(arrow.schema), tmp, compression="zstd")
-                with open(tmp, "rb") as f:
-                    os.fsync(f.fileno())
-                os.replace(tmp, final)
+                self._write(self.directory / table, new.cast(arrow.schema))
         except (OSError, duckdb.Error, pa.ArrowException) as exc:
             raise SinkError(f"Parquet commit into {self.directory} failed: {exc}") from exc
         return inserted
+
+    def _write(self, folder: Path, table: pa.Table) -> None:
+        """One new ``part-<n>.parquet`` in ``folder``, written under a temporary name and renamed."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        final = folder / f"part-{self._seq}.parquet"
+        tmp = final.with_name(f".{final.name}.tmp")
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
 
     def count(self, table: str) -> int:
         glob = self._glob(table)

@@ -22,7 +22,7 @@ import pyarrow as pa
 from tickpath.errors import SinkError
 from tickpath.events import Event
 from tickpath.sinks.base import Sink
-from tickpath.tables import EVENT_TABLES, SCHEMAS, duckdb_ddl, events_to_arrow
+from tickpath.tables import EVENT_TABLES, REPLACE_SESSIONS_SQL, duckdb_ddl, events_to_arrow, latest_sessions
 
 DEFAULT_PATH = "./data/ticks.duckdb"
 
@@ -140,15 +140,11 @@ class DuckDBSink(Sink):
                 con.register("_batch", pa.concat_tables(chunks) if len(chunks) > 1 else chunks[0])
                 con.execute(f"INSERT INTO {table} SELECT * FROM _batch")
                 con.unregister("_batch")
-            if sessions:
-                # One row per (session, venue), the latest: a feed writes its row when it starts and
-                # again, with ended_ns, when it stops.
-                latest = list({(r["session"], r["venue"]): r for r in sessions}.values())
-                arrow = pa.Table.from_pylist(latest, schema=SCHEMAS["feed_sessions"])
-                con.register("_batch", arrow)
-                con.execute("DELETE FROM feed_sessions WHERE (session, venue) IN (SELECT session, venue FROM _batch)")
-                con.execute("INSERT INTO feed_sessions SELECT * FROM _batch")
-                con.unregister("_batch")
+            if sessions:  # one row per (session, venue), the latest
+                con.register("_sessions", latest_sessions(sessions))
+                for sql in REPLACE_SESSIONS_SQL:
+                    con.execute(sql)
+                con.unregister("_sessions")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

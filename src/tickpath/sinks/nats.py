@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, SinkError
-from tickpath.events import Event, encode_event, event_key
+from tickpath.events import Event, SessionInfo, encode_event, encode_session, event_key
 from tickpath.logs import log_event
 from tickpath.natsproto import (
     PUBLISH_NS_HEADER,
@@ -361,6 +361,24 @@ class NatsSink(Sink):
                     self._to_spool(chunk[sent:] + msgs[i + room:])
                     return
                 i += len(chunk)
+
+    async def write_session(self, row: dict[str, Any]) -> None:
+        """Publish the feed's ``feed_sessions`` row on ``<prefix>.<venue>.session`` for ``ingest``.
+
+        Two per run (start and stop), so it takes JetStream's plain publish and awaits its ack; it
+        stays out of the event counters. A row that cannot be published is logged and skipped: the
+        events are unaffected, and ``dq`` on the ingested store then lacks the clock offset.
+        """
+        if self._nc is None:
+            raise SinkError("NATS sink used before start()")
+        info = SessionInfo(**row)
+        try:
+            js = self._nc.jetstream(timeout=self.config.ack_timeout_s)
+            await js.publish(f"{self.config.prefix}.{info.venue}.session", encode_session(info),
+                             headers={"Nats-Msg-Id": info.key()})
+        except Exception as exc:
+            log_event(log, logging.WARNING, "nats_session_not_published", session=info.session,
+                      venue=info.venue, error=exc)
 
     async def _wait_space(self) -> bool:
         deadline = time.monotonic() + self.config.backpressure_s
