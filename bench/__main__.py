@@ -3,14 +3,19 @@
 Each benchmark module has ``main() -> dict``: it prints its own human-readable lines and returns a
 dict of figures (with ``target`` and ``ok`` entries where the issue names a target). The collected
 figures are merged into ``bench/last-run.json`` (one entry per benchmark) for docs/performance.md.
+
+Each benchmark runs in a fresh interpreter (``python -m bench.one NAME OUT``): one benchmark's heap,
+threads and imports (10 M DuckDB rows, 200,000 decoded frames) would otherwise weigh on the next,
+for instance on the event loop of the sweep's orchestrator, which runs last.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,23 +29,31 @@ def main(argv: list[str]) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     failed = []
-    for name in names:
-        mod_name = name if name.startswith("bench_") else f"bench_{name}"
-        print(f"=== {mod_name}", flush=True)
-        module = importlib.import_module(f"bench.{mod_name}")
-        figures = module.main()
-        results[mod_name] = figures
-        if isinstance(figures, dict) and figures.get("ok") is False:
-            failed.append(mod_name)
+    with tempfile.TemporaryDirectory(prefix="tickpath-bench-") as tmp:
+        for name in names:
+            mod_name = name if name.startswith("bench_") else f"bench_{name}"
+            print(f"=== {mod_name}", flush=True)
+            out = Path(tmp) / f"{mod_name}.json"
+            code = subprocess.run([sys.executable, "-m", "bench.one", mod_name, str(out)],
+                                  cwd=HERE.parent, check=False).returncode
+            if code != 0 or not out.exists():
+                print(f"{mod_name}: exited {code} without figures")
+                results[mod_name] = {"ok": False, "error": f"exited {code}"}
+                failed.append(mod_name)
+                continue
+            figures = json.loads(out.read_text())
+            results[mod_name] = figures
+            if isinstance(figures, dict) and figures.get("ok") is False:
+                failed.append(mod_name)
     # Merge into the previous file so running one benchmark keeps the others' latest figures.
-    out = HERE / "last-run.json"
+    path = HERE / "last-run.json"
     try:
-        merged = json.loads(out.read_text())
+        merged = json.loads(path.read_text())
     except (OSError, ValueError):
         merged = {}
     merged.update(results)
-    out.write_text(json.dumps(merged, indent=2, default=str))
-    print(f"figures written to {HERE / 'last-run.json'}")
+    path.write_text(json.dumps(merged, indent=2, default=str))
+    print(f"figures written to {path}")
     if failed:
         print(f"targets missed: {', '.join(failed)}")
     return 0
