@@ -230,17 +230,30 @@ def events_to_arrow(table: str, events: Sequence[Event], *, publish_ns: pa.Array
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def _final_first(row: dict[str, Any]) -> tuple[bool, int]:
+    return row["ended_ns"] is not None, row["ended_ns"] or 0
+
+
 def latest_sessions(rows: Sequence[dict[str, Any]]) -> pa.Table:
-    """``feed_sessions`` rows as Arrow, only the last one per ``(session, venue)``: a feed writes its
-    row when it starts and again when it stops, and a store keeps the latest."""
-    latest = list({(r["session"], r["venue"]): r for r in rows}.values())
-    return pa.Table.from_pylist(latest, schema=SCHEMAS["feed_sessions"])
+    """``feed_sessions`` rows as Arrow, one per ``(session, venue)``: a feed writes its row when it
+    starts and again when it stops, and the stopped row wins whatever order the two arrive in (a bus
+    may re-deliver the first after the second); between rows of equal standing, the later one."""
+    best: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["session"], r["venue"])
+        if key not in best or _final_first(r) >= _final_first(best[key]):
+            best[key] = r
+    return pa.Table.from_pylist(list(best.values()), schema=SCHEMAS["feed_sessions"])
 
 
-# Replaces the stored rows of the sessions in ``_sessions`` (a registered latest_sessions table).
+# Merges a registered latest_sessions table ``_sessions`` into ``feed_sessions`` by the same rule: a
+# stored row goes when the new one has ended or the stored one has not; a new row goes in where no
+# row is left (so an open row never replaces a stopped one).
 REPLACE_SESSIONS_SQL = (
-    "DELETE FROM feed_sessions WHERE (session, venue) IN (SELECT session, venue FROM _sessions)",
-    "INSERT INTO feed_sessions SELECT * FROM _sessions",
+    "DELETE FROM feed_sessions AS f USING _sessions AS s WHERE f.session = s.session AND f.venue = s.venue "
+    "AND (s.ended_ns IS NOT NULL OR f.ended_ns IS NULL)",
+    "INSERT INTO feed_sessions SELECT * FROM _sessions AS s WHERE NOT EXISTS "
+    "(SELECT 1 FROM feed_sessions AS f WHERE f.session = s.session AND f.venue = s.venue)",
 )
 
 

@@ -9,6 +9,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from tickpath import tables
 from tickpath.errors import ConfigError, SinkError
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade, decode_event
 from tickpath.sinks.duckdb import DuckDBSink
@@ -81,11 +82,14 @@ async def test_duckdb_keeps_the_latest_session_row_per_session_and_venue(tmp_pat
     con.close()
     await sink.write_session(row("futures", 9, 5))
     await sink.write_session(row("futures", 10, 7))  # two rows in one flush: the later one wins
+    await sink.flush()
+    await sink.write_session(row("futures", None, 8))  # an open row never replaces a stopped one
     await sink.close()
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT venue, ended_ns, clock_offset_ns FROM feed_sessions ORDER BY venue").fetchall() == [
         ("futures", 10, 7), ("spot", None, 6)]
     con.close()
+    assert tables.latest_sessions([row("spot", 3, 1), row("spot", None, 2)]).to_pylist()[0]["ended_ns"] == 3
 
 
 async def test_duckdb_rows_match_the_shared_row_mapping(tmp_path: Path) -> None:
