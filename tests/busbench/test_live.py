@@ -104,26 +104,36 @@ async def test_killing_server_b_reports_loss_within_bounded_wait(nats_binary: st
 
 
 async def test_paused_publisher_shows_in_intended_latency_only(nats_binary: str) -> None:
-    """A 150 ms publisher stall lifts the intended-time maximum past 150 ms, not the actual-time one."""
+    """A 150 ms publisher stall lifts the intended-time figures past 150 ms; the actual-time ones
+    leave it out: per message, intended minus actual latency is the send lag, the rest of the stall."""
     async with NatsCluster(2, binary=nats_binary) as c:
         # Sleep mode: a busy-polling client takes one of this machine's two cores, and a clean-clone
         # run once saw the servers on the other core fall 160 ms behind, late from every clock. The
         # pause is the same code in both modes; test_wait_mode covers busy-polling.
         cfg = BenchConfig(c.client_urls[0], c.client_urls[1], rate=1000, count=600, warmup=0.05,
-                          pause_at=200, pause_ms=150, busy_poll=False)
+                          pause_at=200, pause_ms=150, busy_poll=False, keep_samples=True)
         r = await client.run(cfg)
-    assert r.ok
+    assert r.ok and r.samples is not None and len(r.samples) == r.intended.count == r.actual.count
     assert r.intended.percentile(100) >= 145_000_000
     # ~100 of the 600 messages were due more than 50 ms before the stall ended: above p85 from the
-    # intended time. From the actual send time none of them is late, so p90 stays near the route's
-    # latency; p90 rather than the maximum or p99, because the messages in flight when the client
-    # (one thread for both ends) pauses, or when this VM stalls, arrive late from any clock.
+    # intended time.
     assert r.intended.percentile(85) > 50_000_000
-    assert r.actual.percentile(90) < 20_000_000
-    # about 150 messages were due during the stall: all of them are late from the intended time
-    late = r.intended.count - r.intended.count * (100 - 20) / 100
-    assert r.intended.percentile(80) > 1_000_000 or late > 0
-    assert r.send_lag.percentile(100) >= 140_000_000
+    # Per message (seq, intended send, actual send, receipt), which a VM stall cannot blur: the
+    # stall began when the 200th measured message was due, and every message due during it left
+    # only when it ended, so its intended-time latency exceeds its actual-time one by the rest of
+    # the stall. (Percentiles of the actual-time figure alone are not asserted: a host stall of a
+    # hundred ms while the backlog is in flight makes them late from any clock, as seen in CI.)
+    by_seq = {s[0]: s for s in r.samples}
+    first = min(by_seq)
+    start = by_seq[first + 200][1]
+    during = [s for s in r.samples if start <= s[1] < start + 140_000_000]
+    assert len(during) >= 130
+    for _, intended, sent, _ in during:
+        assert sent - intended >= start + 150_000_000 - intended - 2_000_000
+    before = [s for s in r.samples if s[1] < start]
+    lags = sorted(sent - intended for _, intended, sent, _ in before)
+    assert lags[len(lags) // 2] < 5_000_000  # before the stall, messages left on time
+
 
 
 async def test_matrix_writes_spectrum_png(nats_binary: str, tmp_path: Path) -> None:
