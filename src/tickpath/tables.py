@@ -23,11 +23,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Channel, Event, Ticker, Trade
+
+if TYPE_CHECKING:
+    import duckdb
 
 LEVEL = pa.struct([("price", pa.string()), ("qty", pa.string())])
 
@@ -246,15 +249,19 @@ def latest_sessions(rows: Sequence[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(list(best.values()), schema=SCHEMAS["feed_sessions"])
 
 
-# Merges a registered latest_sessions table ``_sessions`` into ``feed_sessions`` by the same rule: a
-# stored row goes when the new one has ended or the stored one has not; a new row goes in where no
-# row is left (so an open row never replaces a stopped one).
-REPLACE_SESSIONS_SQL = (
-    "DELETE FROM feed_sessions AS f USING _sessions AS s WHERE f.session = s.session AND f.venue = s.venue "
-    "AND (s.ended_ns IS NOT NULL OR f.ended_ns IS NULL)",
-    "INSERT INTO feed_sessions SELECT * FROM _sessions AS s WHERE NOT EXISTS "
-    "(SELECT 1 FROM feed_sessions AS f WHERE f.session = s.session AND f.venue = s.venue)",
-)
+def merge_sessions(con: duckdb.DuckDBPyConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Merge ``feed_sessions`` rows into a DuckDB store (inside the caller's transaction), one per
+    ``(session, venue)`` by :func:`latest_sessions`' rule: a stored row goes when the new one has
+    ended or the stored one has not, and a new row goes in where no row is left, so an open row never
+    replaces a stopped one."""
+    con.register("_sessions", latest_sessions(rows))
+    try:
+        con.execute("DELETE FROM feed_sessions AS f USING _sessions AS s WHERE f.session = s.session "
+                    "AND f.venue = s.venue AND (s.ended_ns IS NOT NULL OR f.ended_ns IS NULL)")
+        con.execute("INSERT INTO feed_sessions SELECT * FROM _sessions AS s WHERE NOT EXISTS "
+                    "(SELECT 1 FROM feed_sessions AS f WHERE f.session = s.session AND f.venue = s.venue)")
+    finally:
+        con.unregister("_sessions")
 
 
 def duckdb_ddl(table: str) -> str:

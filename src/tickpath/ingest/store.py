@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from tickpath.errors import ConfigError, SinkError
 from tickpath.events import SessionInfo
 from tickpath.ingest.keyindex import KeyIndex, Pending
-from tickpath.tables import EVENT_TABLES, REPLACE_SESSIONS_SQL, duckdb_ddl, latest_sessions
+from tickpath.tables import EVENT_TABLES, duckdb_ddl, latest_sessions, merge_sessions
 
 __all__ = ["DuckDBStore", "ParquetStore", "Store", "open_store"]
 
@@ -134,10 +134,7 @@ class DuckDBStore(Store):
                         con.unregister("_ingest_batch")
                     inserted[p.table] = p.rows.num_rows
                 if sessions:
-                    con.register("_sessions", latest_sessions([i.row() for i in sessions]))
-                    for sql in REPLACE_SESSIONS_SQL:
-                        con.execute(sql)
-                    con.unregister("_sessions")
+                    merge_sessions(con, [i.row() for i in sessions])
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

@@ -22,7 +22,7 @@ import pyarrow as pa
 from tickpath.errors import SinkError
 from tickpath.events import Event
 from tickpath.sinks.base import Sink
-from tickpath.tables import EVENT_TABLES, REPLACE_SESSIONS_SQL, duckdb_ddl, events_to_arrow, latest_sessions
+from tickpath.tables import EVENT_TABLES, duckdb_ddl, events_to_arrow, merge_sessions
 
 DEFAULT_PATH = "./data/ticks.duckdb"
 
@@ -141,10 +141,7 @@ class DuckDBSink(Sink):
                 con.execute(f"INSERT INTO {table} SELECT * FROM _batch")
                 con.unregister("_batch")
             if sessions:  # one row per (session, venue), the latest
-                con.register("_sessions", latest_sessions(sessions))
-                for sql in REPLACE_SESSIONS_SQL:
-                    con.execute(sql)
-                con.unregister("_sessions")
+                merge_sessions(con, sessions)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

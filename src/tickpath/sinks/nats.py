@@ -502,9 +502,9 @@ class NatsSink(Sink):
             if entry is None:
                 continue  # late ack of a message already re-sent: the server de-duplicates it
             if entry[2] is None:
-                acked += 1
+                acked += 1  # _settle's count, kept inline: the common case, once per ack
             else:
-                entry[2].settle(True)  # the drainer counts and commits
+                self._settle(entry, True)
         stats = self.stats
         stats.written += acked
         stats.extra["published"] += acked
