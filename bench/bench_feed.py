@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import tickpath
-from bench.bench_feed_core import SHARED, _calibration_ns, _repeated_stream, _warm_normalizer
-from bench.common import chosen_parts, proc_cpu_s
+from bench.bench_feed_core import SHARED, _repeated_stream, _warm_normalizer
+from bench.common import calibration_ns, chosen_parts, proc_cpu_s
 from tickpath.feed import Feed, FeedConfig
 from tickpath.feed.engine import FeedEngine
 from tickpath.feed.pipeline import Pipeline
@@ -201,7 +201,7 @@ async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latenc
 
 async def _run() -> dict[str, Any]:
     parts = chosen_parts("BENCH_FEED_PARTS", PARTS)
-    calib = _calibration_ns()
+    calib = calibration_ns()
     print(f"machine: {calib} CPU-ns per plain loop iteration (compare machines by this figure)")
     b_depth = b_mix = c_rate = c_lat = None
     ok = True

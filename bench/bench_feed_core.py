@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import calibration_ns
 from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
 from tickpath.venues.binance.normalize import Normalizer
 from tickpath.venues.binance.parse import decode_frame, decode_snapshot
@@ -101,21 +102,6 @@ def _repeated_stream(frames: list[dict[str, Any]], norm: Normalizer, snaps: dict
     return out[:count]
 
 
-def _calibration_ns() -> float:
-    """CPU ns per iteration of a plain ``x += i`` loop: how fast this interpreter runs right now.
-
-    The throughput figures scale roughly inversely with it, so it lets figures taken on different
-    (or differently contended) machines be compared."""
-    best = float("inf")
-    for _ in range(5):
-        c0 = time.process_time()
-        x = 0
-        for i in range(300_000):
-            x += i
-        best = min(best, (time.process_time() - c0) / 300_000 * 1e9)
-    return round(best, 1)
-
-
 def _throughput(depth_only: bool) -> dict[str, Any]:
     norm, frames, snaps = _warm_normalizer()
     stream = _repeated_stream(frames, norm, snaps, MESSAGES, depth_only)
@@ -185,7 +171,7 @@ def main() -> dict[str, Any]:
     if not (SHARED / "usdm_futures.ws.txt").exists():
         print(f"skipped: shared captures not found at {SHARED}")
         return {"skipped": "shared captures absent", "ok": None}
-    calib = _calibration_ns()
+    calib = calibration_ns()
     depth = _throughput(depth_only=True)
     mixed = _throughput(depth_only=False)
     mem = _memory()

@@ -1,8 +1,10 @@
-"""What several benchmarks need: another process's CPU time, and choosing parts by environment."""
+"""What several benchmarks need: another process's CPU time, choosing parts by environment, and how
+fast the interpreter runs right now."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 
@@ -24,3 +26,18 @@ def chosen_parts(variable: str, known: tuple[str, ...]) -> tuple[str, ...]:
     if unknown:
         raise SystemExit(f"{variable}: unknown part(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}")
     return tuple(p for p in known if p in named) if named else known
+
+
+def calibration_ns() -> float:
+    """CPU ns per iteration of a plain ``x += i`` loop: how fast this interpreter runs right now.
+
+    The throughput figures scale roughly inversely with it, so it lets figures taken on different
+    (or differently contended) machines be compared."""
+    best = float("inf")
+    for _ in range(5):
+        c0 = time.process_time()
+        x = 0
+        for i in range(300_000):
+            x += i
+        best = min(best, (time.process_time() - c0) / 300_000 * 1e9)
+    return round(best, 1)
