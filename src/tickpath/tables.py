@@ -291,6 +291,14 @@ def event_date(event: Event) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).date().isoformat()
 
 
+def session_bigquery_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``feed_sessions`` row as its BigQuery subscription writes it: the columns plus ``event_date``,
+    the UTC date the run started (what dq's session window filters on)."""
+    out = {f.name: row.get(f.name) for f in SCHEMAS["feed_sessions"]}
+    out["event_date"] = datetime.fromtimestamp(row["started_ns"] / 1e9, tz=UTC).date().isoformat()
+    return out
+
+
 def bigquery_row(event: Event, *, publish_ns: int | None = None) -> dict[str, Any]:
     """The row a BigQuery subscription writes: the table's columns plus the ``event_date`` partition."""
     row = event_row(event, publish_ns=publish_ns)

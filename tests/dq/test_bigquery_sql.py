@@ -143,3 +143,36 @@ def test_bigquery_errors_are_translated() -> None:
         BigQueryEngine(DATASET, client=_Client([], gexc.BadRequest("bytes billed limit exceeded"))).query("x")
     with pytest.raises(ConfigError, match="gcp setup"):
         BigQueryEngine(DATASET, client=_Client([], gexc.NotFound("Table l2 not found"))).query("x")
+
+
+def test_a_bus_filled_sessions_table_with_start_and_stop_rows_reads_as_the_stopped_row() -> None:
+    """BigQuery's feed_sessions gets a run's start row and its stop row (the Pub/Sub sink sends both);
+    dq reads the stopped one, on both dialects: the same report as a store holding only that row, even
+    when the start row carries another clock offset or none."""
+    from tests.dq.market import build_events, session_row, write_store
+    from tickpath.dq.sql import SESSIONS, body, compose
+
+    defects = Defects(clock_offset_ms=40, recorded_offset=True)
+    events = build_events(70.0, defects)
+    stopped = session_row(defects)["rows"]
+    started = [{**r, "ended_ns": None, "clock_offset_ns": None, "clock_offset_bound_ns": None} for r in stopped]
+    merged, both = duckdb.connect(":memory:"), duckdb.connect(":memory:")
+    write_store(merged, events, stopped)
+    write_store(both, events, [*stopped, *started])  # stop row first: arrival order must not matter
+    want = _comparable(run_dq(CONFIG, DuckDBEngine(connection=merged)))
+    assert _comparable(run_dq(CONFIG, DuckDBEngine(connection=both))) == want
+    back = TranspiledBack(both)
+    assert _comparable(run_dq(CONFIG, back)) == want  # type: ignore[arg-type]
+    latency = next(r for r in run_dq(CONFIG, DuckDBEngine(connection=both)).results if r.name == "latency")
+    assert latency.ok, latency.summary  # corrected by the stop row's offset, not judged raw
+
+    # A run that ended before the window does not come back through its open start row.
+    after = Window(max(r["ended_ns"] for r in stopped) + 1, max(r["ended_ns"] for r in stopped) + 10**12)
+    for engine in (DuckDBEngine(connection=both), back):
+        assert engine.query(compose(body(SESSIONS, after, dialect=engine.dialect), after, engine.dialect,  # type: ignore[arg-type]
+                                    engine.dataset)) == []
+    with_open_only = duckdb.connect(":memory:")
+    write_store(with_open_only, events, started)
+    only_open = compose(body(SESSIONS, after, dialect="duckdb"), after, "duckdb")
+    rows = DuckDBEngine(connection=with_open_only).query(only_open)
+    assert {r["venue"] for r in rows} == {r["venue"] for r in started}  # still running, as far as it says

@@ -54,7 +54,8 @@ def test_plan_has_topics_dead_letter_tables_grants_and_subscriptions() -> None:
     for s in steps:
         by_kind.setdefault(s.kind, []).append(s)
     assert [s.name for s in by_kind["topic"]] == ["crypto.binance.trades", "crypto.binance.ticker",
-                                                  "crypto.binance.l2", "crypto.binance.dead-letter"]
+                                                  "crypto.binance.l2", "crypto.binance.session",
+                                                  "crypto.binance.dead-letter"]
     assert [s.name for s in by_kind["dataset"]] == ["tick-proj.market"]
     assert {s.name for s in by_kind["table"]} == {f"tick-proj.market.{t}" for t in TICKPATH_TABLES}
     (grant,) = by_kind["dataset_iam"]
@@ -62,6 +63,10 @@ def test_plan_has_topics_dead_letter_tables_grants_and_subscriptions() -> None:
     assert by_kind["topic_iam"][0].spec["role"] == "roles/pubsub.publisher"
     subs = {s.name: s.spec for s in by_kind["subscription"]}
     assert subs["crypto.binance.ticker.bigquery"]["table"] == "tick-proj.market.tickers"
+    # The feed's session rows (cadences, clock offset) reach the table dq reads them from.
+    assert subs["crypto.binance.session.bigquery"]["table"] == "tick-proj.market.feed_sessions"
+    assert sorted(subs) == sorted(f"crypto.binance.{c}.bigquery" for c in ("trades", "ticker", "l2", "session"))
+    assert {s.name for s in by_kind["subscription_iam"]} == set(subs)
     for spec in subs.values():
         assert spec["use_table_schema"] and spec["dead_letter_topic"] == "crypto.binance.dead-letter"
     assert all(s.spec["role"] == "roles/pubsub.subscriber" for s in by_kind["subscription_iam"])

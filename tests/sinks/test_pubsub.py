@@ -174,3 +174,52 @@ async def test_row_format_is_what_the_bigquery_subscriptions_write(server: Publi
         assert row == bigquery_row(e, publish_ns=row["publish_ns"])
         columns = [c["name"] for c in table_schema(CHANNEL_TABLE[e.channel])]
         assert sorted(row) == sorted(columns)
+
+
+SESSION_ROW = {"session": "run-1", "venue": "futures", "started_ns": 1_700_000_000_123_000_000, "ended_ns": None,
+               "symbols": ["BTCUSDT"], "channels": ["l2", "trades"],
+               "streams": ["btcusdt@depth@100ms", "btcusdt@aggTrade"], "depth": None,
+               "clock_offset_ns": 1_500_000, "clock_offset_bound_ns": 400_000}
+
+
+@pytest.mark.parametrize("fmt", ["row", "event"])
+async def test_session_rows_reach_the_session_topic_outside_the_event_counters(server: PublisherServer,
+                                                                              fmt: str) -> None:
+    """The feed's start and stop rows go to crypto.binance.session, which gcp setup writes into feed_sessions."""
+    import orjson
+
+    from tickpath.events import decode_session
+    from tickpath.gcp.plan import table_schema
+    from tickpath.tables import session_bigquery_row
+
+    sink = _sink(server, format=fmt)
+    await sink.start()
+    await sink.write_session(SESSION_ROW)
+    await sink.write_session({**SESSION_ROW, "ended_ns": 1_700_000_600_000_000_000})
+    await sink.close()
+    assert [m.topic for m in server.messages] == ["projects/proj/topics/crypto.binance.session"] * 2
+    assert [m.attributes["state"] for m in server.messages] == ["started", "stopped"]
+    assert all(m.attributes["venue"] == "futures" and m.attributes["session"] == "run-1" for m in server.messages)
+    if fmt == "row":
+        row = orjson.loads(server.messages[0].data)
+        assert row == session_bigquery_row(SESSION_ROW) and row["event_date"] == "2023-11-14"
+        assert sorted(row) == sorted(c["name"] for c in table_schema("feed_sessions"))
+    else:
+        assert decode_session(server.messages[1].data).row()["ended_ns"] == 1_700_000_600_000_000_000
+    assert (sink.stats.accepted, sink.stats.written, sink.stats.extra["published"]) == (0, 0, 0)
+    assert sink.stats.extra["sessions_published"] == 2
+
+
+async def test_a_session_row_that_cannot_be_published_is_retried_then_skipped(server: PublisherServer) -> None:
+    """A failing session publish is retried; past max_retries it is logged, and the events still flow."""
+    server.fail_next = 1
+    sink = _sink(server, max_retries=1, max_latency_ms=10)
+    await sink.start()
+    await sink.write_session(SESSION_ROW)  # fails once, then succeeds
+    assert sink.stats.extra["sessions_published"] == 1
+    server.fail_next = 2
+    await sink.write_session(SESSION_ROW)  # fails twice: given up, not raised
+    assert sink.stats.extra["sessions_published"] == 1
+    await sink.write(make_events(5))
+    await sink.close()
+    assert sink.stats.written == 5 and server.failed_requests == 3

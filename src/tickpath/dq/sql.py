@@ -109,11 +109,17 @@ def window_ctes(window: Window, dialect: Dialect, dataset: str | None = None) ->
             f"w_{table} AS {hint}(SELECT {', '.join(cols)}{extra} FROM {_table_ref(table, dialect, dataset)} "
             f"WHERE receipt_ns >= {window.since_ns} AND receipt_ns < {window.until_ns}{part_filter})"
         )
+    # A feed writes its session row when it starts and again when it stops. DuckDB keeps one row per
+    # (session, venue); a table filled from a bus (BigQuery's subscription) keeps both, so the latest
+    # row is picked first (the stopped one wins, as in tables.latest_sessions) and only then judged
+    # against the window: a run that ended before it must not come back through its start row.
+    scols = ", ".join(SESSION_COLUMNS)
     parts.append(
-        f"w_sessions AS {hint}(SELECT {', '.join(SESSION_COLUMNS)} "
+        f"w_sessions AS {hint}(SELECT {scols} FROM (SELECT {scols}, ROW_NUMBER() OVER (PARTITION BY session, venue "
+        f"ORDER BY CASE WHEN ended_ns IS NULL THEN 1 ELSE 0 END, ended_ns DESC) AS latest "
         f"FROM {_table_ref('feed_sessions', dialect, dataset)} "
-        f"WHERE started_ns < {window.until_ns} AND (ended_ns IS NULL OR ended_ns >= {window.since_ns})"
-        f"{sessions_part})"
+        f"WHERE started_ns < {window.until_ns}{sessions_part}) AS s "
+        f"WHERE latest = 1 AND (ended_ns IS NULL OR ended_ns >= {window.since_ns}))"
     )
     return ",\n".join(parts)
 

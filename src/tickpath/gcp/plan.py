@@ -5,7 +5,9 @@ of :mod:`tickpath.tables` partitioned by ``event_date`` and clustered by symbol;
 Pub/Sub service agent (``service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com``) needs:
 ``roles/bigquery.dataEditor`` on the dataset to write rows, ``roles/pubsub.publisher`` on the
 dead-letter topic and ``roles/pubsub.subscriber`` on each subscription to dead-letter messages;
-and one BigQuery subscription per channel writing into its table with the table's schema.
+and one BigQuery subscription per channel writing into its table with the table's schema, plus one
+from the session topic ``crypto.binance.session`` into ``feed_sessions`` (the feed's subscriptions and
+clock offset, which dq on BigQuery reads).
 
 Order matters: the dataset grant must exist before a BigQuery subscription is created, because
 Pub/Sub checks that it may write to the table when the subscription is made.
@@ -30,6 +32,7 @@ TOPIC_PREFIX = "crypto.binance"
 LABELS = {"managed-by": "tickpath"}
 PARTITION_COLUMN = "event_date"
 TICKPATH_TABLES = (*CHANNEL_TABLE.values(), "feed_sessions")
+SESSION_TOPIC = "session"  # the feed's session rows: topic crypto.binance.session -> feed_sessions
 
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
@@ -137,7 +140,9 @@ def setup_plan(cfg: GcpConfig, project_number: str) -> list[Step]:
     agent = f"serviceAccount:{pubsub_agent(project_number)}"
     dataset_id = f"{cfg.project}.{cfg.dataset}"
     dl = cfg.dead_letter_topic
-    steps: list[Step] = [Step("topic", cfg.topic(c), {"labels": LABELS}) for c in cfg.channels]
+    # Each channel's topic into its table, and the session rows into feed_sessions.
+    feeds = [(c, CHANNEL_TABLE[c]) for c in cfg.channels] + [(SESSION_TOPIC, "feed_sessions")]  # type: ignore[index]
+    steps: list[Step] = [Step("topic", cfg.topic(c), {"labels": LABELS}) for c, _ in feeds]
     steps.append(Step("topic", dl, {"labels": LABELS}))
     steps.append(Step("dataset", dataset_id, {"location": cfg.location, "labels": LABELS}))
     tables = [CHANNEL_TABLE[c] for c in cfg.channels] + ["feed_sessions"]  # type: ignore[index]
@@ -151,8 +156,8 @@ def setup_plan(cfg: GcpConfig, project_number: str) -> list[Step]:
                       needs=(f"dataset:{dataset_id}",)))
     steps.append(Step("topic_iam", dl, {"role": "roles/pubsub.publisher", "member": agent},
                       needs=(f"topic:{dl}",)))
-    for c in cfg.channels:
-        table = cfg.table_id(CHANNEL_TABLE[c])  # type: ignore[index]
+    for c, t in feeds:
+        table = cfg.table_id(t)
         sub = cfg.subscription(c)
         steps.append(Step("subscription", sub, {
             "topic": cfg.topic(c), "table": table, "use_table_schema": True, "drop_unknown_fields": True,

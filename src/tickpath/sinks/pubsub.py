@@ -10,6 +10,11 @@ JSON of every bus (:func:`tickpath.events.encode_event`). Either is serialised w
 attributes ``venue``, ``symbol``, ``channel``, ``sequence``, ``publish_ns`` and, with ``ordering=1``,
 the ordering key ``<venue>.<symbol>``.
 
+The feed's ``feed_sessions`` row (its subscriptions and clock offset, sent when the connections open
+and again at stop) goes to topic ``<prefix>.session``, as a BigQuery row or as the tagged session
+JSON (``format=event``), outside the event counters; ``tickpath gcp setup`` subscribes the
+``feed_sessions`` table to it, so dq on BigQuery knows each stream's cadence and the clock offset.
+
 It drives the real ``google-cloud-pubsub`` publisher: batch settings (default 2,500 messages, 100 ms,
 1 MB) and publisher flow control with ``BLOCK`` (default 10,000 messages / 64 MB outstanding), so a
 slow Pub/Sub makes ``write`` wait (``publish`` blocks in a worker thread) instead of growing memory or
@@ -39,10 +44,10 @@ import orjson
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, SinkError
-from tickpath.events import Event, encode_event
+from tickpath.events import Event, SessionInfo, encode_event, encode_session
 from tickpath.logs import log_event
 from tickpath.sinks.base import Sink
-from tickpath.tables import bigquery_row
+from tickpath.tables import bigquery_row, session_bigquery_row
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +165,14 @@ class PubSubSink(Sink):
         self._client_factory = client_factory
         self._client: Any = None
         self._encode = (_row_encoder if config.format == "row" else _event_encoder)(config.serializer)
+        self._json_dumps: Callable[[Any], bytes] = orjson.dumps if config.serializer == "orjson" else _json.encode
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
         self._outstanding = 0
         self._retry_q: queue.Queue[_Msg | None] = queue.Queue()
         self._retry_thread: threading.Thread | None = None
         self._topics: dict[str, str] = {}
-        for k in ("published", "retried", "outstanding", "outstanding_max"):
+        for k in ("published", "retried", "outstanding", "outstanding_max", "sessions_published"):
             self.stats.extra[k] = 0
 
     @classmethod
@@ -284,6 +290,36 @@ class PubSubSink(Sink):
                 # A failed publish pauses its ordering key until told to resume.
                 self._client.resume_publish(m[0], m[2])
             self._publish(m, new=False)
+
+    async def write_session(self, row: dict[str, Any]) -> None:
+        """Publish the feed's ``feed_sessions`` row on ``<prefix>.session`` and wait for it.
+
+        Two per run, so each is awaited, retried like an event (up to ``max_retries``) and kept out
+        of the event counters. A row that cannot be published is logged and skipped: the events are
+        unaffected, and dq on BigQuery then lacks the run's cadences and clock offset.
+        """
+        if self._client is None:
+            raise SinkError("Pub/Sub sink used before start()")
+        info = SessionInfo(**row)
+        data = (self._json_dumps(session_bigquery_row(info.row())) if self.config.format == "row"
+                else encode_session(info))
+        attrs = {"venue": info.venue, "session": info.session, "channel": "session",
+                 "state": "stopped" if info.ended_ns is not None else "started"}
+        await asyncio.to_thread(self._publish_session, self.topic_for("session"), data, attrs)
+
+    def _publish_session(self, topic: str, data: bytes, attrs: dict[str, str]) -> None:
+        for attempt in range(self.config.max_retries + 1):
+            try:
+                self._client.publish(topic, data, **attrs).result(timeout=self.config.close_timeout_s)
+                with self._lock:
+                    self.stats.extra["sessions_published"] += 1
+                return
+            except Exception as exc:
+                if attempt == self.config.max_retries:
+                    log_event(log, logging.WARNING, "pubsub_session_not_published", topic=topic,
+                              session=attrs["session"], venue=attrs["venue"], attempts=attempt + 1, error=repr(exc))
+                    return
+                time.sleep(min(0.05 * 2 ** attempt, 2.0))
 
     async def flush(self) -> None:
         """Wait until every message handed to the publisher (and its retries) has settled."""
