@@ -48,3 +48,25 @@ async def test_unconvertible_event_is_a_sink_error_and_keeps_the_batch(tmp_path:
         await sink.write([*_deltas(3), bad])
     assert sink.stats.written == 0
     assert sink.buffered == 4  # nothing accepted was thrown away
+
+
+@pytest.mark.parametrize("checkpoint_s", [0.0, None])
+async def test_checkpoints_put_flushed_rows_in_the_main_file(tmp_path: Path, checkpoint_s: float | None) -> None:
+    """While the feed writes, another process can only copy the main file (dq's snapshot of a live store):
+    with checkpoints the copy holds every flushed row; left to DuckDB (None) small flushes stay in the WAL."""
+    import shutil
+
+    sink = DuckDBSink(tmp_path / "t.duckdb", checkpoint_s=checkpoint_s)
+    await sink.start()
+    await sink.write(_deltas(20))
+    await sink.flush()
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(tmp_path / "t.duckdb", copy)  # the main file only, as a reader beside the writer sees it
+    con = duckdb.connect(str(copy), read_only=True)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if checkpoint_s is None:
+        assert "l2" not in tables
+    else:
+        assert con.execute("SELECT count(*) FROM l2").fetchone() == (20,)
+    con.close()
+    await sink.close()

@@ -111,10 +111,12 @@ def build_config(args: argparse.Namespace, now_ns: int) -> DqConfig:
 
 def main(args: argparse.Namespace) -> int:
     clock = SystemClock()
-    config = build_config(args, clock.wall_ns())
+    now_ns = clock.wall_ns()
+    err = Console(stderr=True)
     if args.bigquery:
         from tickpath.dq.bigquery import BigQueryEngine, parse_dataset
 
+        config = build_config(args, now_ns)
         project, ds = parse_dataset(args.bigquery)
         if args.print_sql:
             return _print_sql(config, "bigquery", f"{project}.{ds}")
@@ -122,16 +124,36 @@ def main(args: argparse.Namespace) -> int:
         engine: BigQueryEngine | DuckDBEngine = BigQueryEngine(args.bigquery, **kw)
     else:
         if args.print_sql:
-            return _print_sql(config, "duckdb", None)
+            return _print_sql(build_config(args, now_ns), "duckdb", None)
         engine = DuckDBEngine(Path(args.db))
-    err = Console(stderr=True)
+        snap = engine.snapshot
+        if snap is not None:
+            # A live store: its copy ends at the writer's last checkpoint, so "now" (the default
+            # --until, and what ages like --since 10m count back from) is its newest row, or a
+            # stream would look silent from there to the wall clock.
+            if snap.newest_receipt_ns is None:
+                engine.close()
+                raise ConfigError(f"{args.db} is being written by {snap.holder}, and its last checkpoint holds "
+                                  "no rows yet (a feed checkpoints 10 s after it starts, then every 10 s); "
+                                  "try again shortly")
+            if not args.until:
+                now_ns = snap.newest_receipt_ns + 1
+            err.print(f"tickpath dq: {args.db} is being written by {snap.holder}; checking a copy of its last "
+                      f"checkpoint ({snap.size_bytes / 1e6:,.1f} MB)"
+                      + ("" if args.until else f", whose newest row ({_iso(now_ns)}) ends the window"),
+                      highlight=False)
+        config = build_config(args, now_ns)
     quiet = args.json or not err.is_terminal
-    with err.status("running checks") as status:
-        def progress(name: str) -> None:
-            if not quiet:
-                status.update(f"running check {name} on {engine.name}")
+    try:
+        with err.status("running checks") as status:
+            def progress(name: str) -> None:
+                if not quiet:
+                    status.update(f"running check {name} on {engine.name}")
 
-        report = run_dq(config, engine, clock=clock, progress=progress)
+            report = run_dq(config, engine, clock=clock, progress=progress)
+    finally:
+        if isinstance(engine, DuckDBEngine):
+            engine.close()  # deletes the copy of a live store
     if args.junit:
         from tickpath.dq.report import to_junit
 
@@ -146,6 +168,10 @@ def main(args: argparse.Namespace) -> int:
     else:
         print_report(report, Console())
     return 0 if report.ok else CheckFailedError.exit_code
+
+
+def _iso(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _print_sql(config: DqConfig, dialect: str, dataset: str | None) -> int:
