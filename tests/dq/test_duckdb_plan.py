@@ -63,6 +63,12 @@ def _seed_l2_defects(con: duckdb.DuckDBPyConnection) -> None:
                     f"AND seq = {before}) WHERE symbol = '{symbol}' AND seq = {after}")
     # A stream whose first row in the window is a delta: nothing before it to compare with.
     con.execute("DELETE FROM l2 WHERE symbol = 'ETHBTC' AND seq = 1")
+    # Times going back in trades and tickers (their windows are lean on DuckDB: joined back by row id).
+    nth = "(SELECT seq FROM {t} WHERE symbol = '{s}' ORDER BY seq LIMIT 1 OFFSET {k})"
+    con.execute(f"UPDATE trades SET event_time_ms = event_time_ms - 5000 WHERE symbol = 'BTCUSDT' "
+                f"AND seq = {nth.format(t='trades', s='BTCUSDT', k=15)}")
+    con.execute(f"UPDATE tickers SET receipt_ns = receipt_ns - 9000000000 WHERE symbol = 'ETHBTC' "
+                f"AND seq = {nth.format(t='tickers', s='ETHBTC', k=25)}")
 
 
 @pytest.mark.parametrize("defects", [
@@ -86,6 +92,8 @@ def test_duckdb_plan_returns_the_portable_rows(defects: Defects | None) -> None:
         assert {"non_positive", "crossed", "time_backwards", "seq_duplicate", "reset"} <= issues
         backwards = {(r[3], r[5]) for r in planned["integrity"] if r[0] == "time_backwards" and r[4] == "l2"}
         assert len(backwards) >= 4 and {"BTCUSDT", "ETHBTC"} <= {symbol for symbol, _ in backwards}
+        others = {(r[4], r[3]) for r in planned["integrity"] if r[0] == "time_backwards" and r[4] != "l2"}
+        assert {("trades", "BTCUSDT"), ("ticker", "ETHBTC")} <= others
 
 
 def test_shared_pass_is_dropped_afterwards() -> None:

@@ -103,8 +103,8 @@ def window_ctes(window: Window, dialect: Dialect, dataset: str | None = None) ->
         part_filter = f" AND event_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
         sessions_part = f" AND event_date <= DATE '{last.isoformat()}'"
     for table, cols in WINDOW_COLUMNS.items():
-        # DuckDB: the hashed stream key (STREAM_KEY) and, on l2, the row id the shared pass joins back on.
-        extra = (f", {STREAM_KEY} AS sk" + (", rowid AS rid" if table == "l2" else "")) if dialect == "duckdb" else ""
+        # DuckDB: the hashed stream key (STREAM_KEY) and the row id that lean windows join back on.
+        extra = f", {STREAM_KEY} AS sk, rowid AS rid" if dialect == "duckdb" else ""
         parts.append(
             f"w_{table} AS {hint}(SELECT {', '.join(cols)}{extra} FROM {_table_ref(table, dialect, dataset)} "
             f"WHERE receipt_ns >= {window.since_ns} AND receipt_ns < {window.until_ns}{part_filter})"
@@ -508,10 +508,21 @@ ORDER BY issue, session, venue, symbol, channel, receipt_ns, seq
 
 
 
-def _times_back(table: str, channel: str, only: str = "", part: str = STRING_KEYS) -> str:
+def _times_back(table: str, channel: str, only: str = "", part: str = STRING_KEYS, lean: bool = False) -> str:
     """Integrity's ``back`` rows of one table: event or receipt time before the previous row's, in seq
     order (``only`` narrows the rows compared, e.g. l2 deltas with the previous delta; ``part`` is the
-    stream key to partition by)."""
+    stream key to partition by). ``lean`` (DuckDB: needs the ``rid`` row id) sorts only the key, seq
+    and times, and joins the few rows found back to their strings, as the shared l2 pass does:
+    carrying the three strings through the sort of every row made the window cost about twice as much."""
+    if lean:
+        return f"""SELECT r.session, r.venue, r.symbol, '{channel}' AS channel, a.seq, a.receipt_ns, a.event_time_ms,
+    a.p_event, a.p_receipt
+  FROM (SELECT rid, seq, receipt_ns, event_time_ms,
+          LAG(event_time_ms) OVER (PARTITION BY {part} ORDER BY seq) AS p_event,
+          LAG(receipt_ns) OVER (PARTITION BY {part} ORDER BY seq) AS p_receipt
+        FROM {table}{only}) AS a
+  JOIN {table} AS r ON r.rid = a.rid
+  WHERE a.event_time_ms < a.p_event OR a.receipt_ns < a.p_receipt"""
     return f"""SELECT session, venue, symbol, '{channel}' AS channel, seq, receipt_ns, event_time_ms, p_event,
     p_receipt
   FROM (SELECT session, venue, symbol, seq, receipt_ns, event_time_ms,
@@ -688,10 +699,10 @@ def body(template: str, window: Window, cadences_ms: Iterable[int] | None = None
         slot_columns=columns, word_columns=words, int_buckets=INT_BUCKETS,
         l2_issue=SEQUENCE_L2_ISSUE,
         l2_ordered=SEQUENCE_L2_FROM_PASS if l2_pass else SEQUENCE_L2_ORDERED,
-        trades_back=_times_back("w_trades", "trades", part=part),
-        tickers_back=_times_back("w_tickers", "ticker", part=part),
+        trades_back=_times_back("w_trades", "trades", part=part, lean=duckdb),
+        tickers_back=_times_back("w_tickers", "ticker", part=part, lean=duckdb),
         l2_back=INTEGRITY_L2_BACK_FROM_PASS if l2_pass
-        else _times_back("w_l2", "l2", " WHERE kind = 'delta'", part),
+        else _times_back("w_l2", "l2", " WHERE kind = 'delta'", part, lean=duckdb),
         # DuckDB would materialise a CTE read twice (a copy of 6 M rows); BigQuery has no such hint.
         not_materialized="NOT MATERIALIZED " if duckdb else "",
     )
