@@ -57,3 +57,52 @@ def test_json_prints_endpoints(capsys: pytest.CaptureFixture[str]) -> None:
     assert pairs == {("spot", "a"), ("futures", "a"), ("spot", "b"), ("futures", "b")}
     b = next(e for e in doc["endpoints"] if e["zone"] == "b")
     assert b["latency"]["jitter_ms"] == 0.2 and b["ws_url"].startswith("ws://127.0.0.1:")
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--clock-offset-ms", "nan"], "--clock-offset-ms must be a finite number, got nan"),
+    (["--clock-offset-ms", "1e12"], "--clock-offset-ms must be at most 8.64e+07"),
+    (["--rate", "inf"], "--rate must be a finite number, got inf"),
+    (["--rate", "1e999"], "--rate must be a finite number, got inf"),
+    (["--rate", "0"], "--rate must be positive, got"),
+    (["--rate", "-5"], "--rate must be positive, got"),
+    (["--rate", "1e7"], "--rate must be at most 1e+06"),
+    (["--port", "70000"], "--port must be at most 65535"),
+    (["--ping-interval", "0"], "--ping-interval must be positive, got"),
+    (["--pong-timeout", "nan"], "--pong-timeout must be a finite number"),
+    (["--max-lifetime", "-1"], "--max-lifetime must be positive, got"),
+    (["--weight-budget", "0"], "--weight-budget must be at least 1"),
+    (["--speed", "-1"], "--speed must be at least 0"),
+    (["--speed", "nan"], "--speed must be a finite number"),
+    (["--drop-every", "-2"], "--drop-every must be positive, got"),
+    (["--snapshot-fail-every", "nan"], "--snapshot-fail-every must be a finite number"),
+    (["--rate-limit-every", "inf"], "--rate-limit-every must be a finite number"),
+    (["--stall-for", "0"], "--stall-for must be positive, got"),
+    (["--rate-limit-for", "-1"], "--rate-limit-for must be positive, got"),
+    (["--stall-every", "1", "--stall-for", "2"], "--stall-for (2 s) must be shorter than --stall-every (1 s)"),
+    (["--rate-limit-every", "5"], "--rate-limit-for (5 s) must be shorter than --rate-limit-every (5 s)"),
+    (["--snapshot-delay-ms", "-1"], "--snapshot-delay-ms must be at least 0"),
+    (["--snapshot-delay-ms", "inf"], "--snapshot-delay-ms must be a finite number"),
+    (["--zones", f"a:{'9' * 400}ms"], "latency delay_ms must be a finite number"),
+])
+def test_bad_numbers_exit_2_naming_the_option(argv: list[str], needle: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Non-finite or out-of-range numbers give exit 2 and one line naming the option, before anything starts."""
+    assert main(["sim", *argv, "--duration", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
+def test_bad_duration_exits_2(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--duration must be a positive finite number of seconds: -1, 0, nan, inf are exit 2, not a silent exit 0."""
+    assert main(["sim", "--duration", value]) == 2
+    err = capsys.readouterr().err
+    assert "--duration must be" in err and err.count("\n") == 1
+
+
+def test_snapshot_fail_schedule_runs_from_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    """Valid fault flags (including --stall-for shorter than --stall-every) still start and stop cleanly."""
+    assert main(["sim", "--json", "--venue", "spot", "--duration", "0.3", "--snapshot-fail-every", "0.05",
+                 "--stall-every", "0.1", "--stall-for", "0.05", "--rate", "50"]) == 0
+    assert json.loads(capsys.readouterr().out)["endpoints"][0]["venue"] == "spot"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from tickpath.errors import ConfigError
 from tickpath.runtime import run
 from tickpath.sim import FaultPlan, ReplayConfig, SimConfig, Simulator, parse_zones
+from tickpath.sim.config import MAX_CLOCK_OFFSET_MS, MAX_RATE
 
 DESCRIPTION = """\
 Serve Binance's public market data (spot and USD-M futures) on loopback: WebSocket raw
@@ -35,6 +37,10 @@ examples:
                --speed 10 --venue spot
   tickpath sim --gap-every 5 --drop-every 30 --snapshot-delay-ms 800   faults on a schedule
 
+A scheduled fault never piles up while nobody listens: each period leaves at most one pending
+fault of its kind (20 s idle with --snapshot-fail-every 1 still means one HTTP 500, then 200).
+--stall-for and --rate-limit-for must be shorter than their --stall-every / --rate-limit-every.
+
 Clients connect to the printed ws_url + "/ws/btcusdt@depth@100ms" or + "/stream?streams=...", and
 rest_url + "/api/v3/depth?symbol=BTCUSDT&limit=1000" (spot) or "/fapi/v1/depth?..." (futures).
 --json prints one JSON line with every endpoint, then nothing else, for scripts.
@@ -49,7 +55,7 @@ def register(subparsers: Any) -> None:
     g.add_argument("--venue", default="spot,futures", help="venues to serve, comma-separated (default: both)")
     g.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="upper-case symbols (default: BTCUSDT,ETHUSDT)")
     g.add_argument("--rate", type=float, default=100.0,
-                   help="book updates per second per symbol (default: 100)")
+                   help="book updates per second per symbol, > 0 and <= 1e6 (default: 100)")
     g.add_argument("--seed", type=int, default=1, help="market seed; same seed, same books (default: 1)")
     g.add_argument("--clock-offset-ms", type=float, default=0.0,
                    help="exchange clock minus true clock, applied to E/T and serverTime (default: 0)")
@@ -82,13 +88,56 @@ def register(subparsers: Any) -> None:
     g.add_argument("--stall-for", type=float, default=2.0, metavar="S", help="stall length (default: 2)")
     g.add_argument("--rate-limit-for", type=float, default=5.0, metavar="S", help="429 period (default: 5)")
     g.add_argument("--snapshot-delay-ms", type=float, default=0.0, help="extra delay of every depth answer")
-    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds, > 0 (default: until Ctrl-C)")
     p.add_argument("--json", action="store_true", help="print the endpoints as one JSON line (for machines)")
     p.set_defaults(func=main)
 
 
+_FAULT_FLAGS = ("drop", "gap", "dup", "reorder", "malformed", "truncate", "stall", "snapshot-fail", "rate-limit")
+
+
+def _number(flag: str, value: float | None, *, low: float | None = None, high: float | None = None,
+            low_open: bool = False) -> None:
+    """Check one numeric option: finite and within [low, high] (``low_open``: strictly above low)."""
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise ConfigError(f"{flag} must be a finite number, got {value}")
+    if low is not None and (value <= low if low_open else value < low):
+        bound = "positive" if low_open and low == 0 else f"{'greater than' if low_open else 'at least'} {low:g}"
+        raise ConfigError(f"{flag} must be {bound}, got {value:g}")
+    if high is not None and value > high:
+        raise ConfigError(f"{flag} must be at most {high:g}, got {value:g}")
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Every numeric option of ``tickpath sim`` in range, or a ConfigError naming the option.
+
+    argparse's ``float`` takes "nan", "inf" and "1e999"; NaN passes every comparison and infinity
+    overflows the market and fault schedulers, so both are refused here before anything starts.
+    """
+    _number("--rate", args.rate, low=0, low_open=True, high=MAX_RATE)
+    _number("--clock-offset-ms", args.clock_offset_ms, low=-MAX_CLOCK_OFFSET_MS, high=MAX_CLOCK_OFFSET_MS)
+    _number("--port", args.port, low=0, high=65535)
+    for flag in ("ping-interval", "pong-timeout", "max-lifetime", "duration"):
+        _number(f"--{flag}", getattr(args, flag.replace("-", "_")), low=0, low_open=True)
+    _number("--weight-budget", args.weight_budget, low=1)
+    _number("--speed", args.speed, low=0)
+    for flag in _FAULT_FLAGS:
+        _number(f"--{flag}-every", getattr(args, f"{flag.replace('-', '_')}_every"), low=0, low_open=True)
+    _number("--stall-for", args.stall_for, low=0, low_open=True)
+    _number("--rate-limit-for", args.rate_limit_for, low=0, low_open=True)
+    _number("--snapshot-delay-ms", args.snapshot_delay_ms, low=0)
+    for length, period in (("stall_for", "stall_every"), ("rate_limit_for", "rate_limit_every")):
+        every = getattr(args, period)
+        if every is not None and getattr(args, length) >= every:
+            raise ConfigError(f"--{length.replace('_', '-')} ({getattr(args, length):g} s) must be shorter than "
+                              f"--{period.replace('_', '-')} ({every:g} s), or the fault never ends")
+
+
 def build_config(args: argparse.Namespace) -> tuple[SimConfig, FaultPlan]:
     """The frozen configuration and fault plan from parsed arguments; bad values are ConfigError."""
+    check_numbers(args)
     venues = tuple(v.strip().lower() for v in args.venue.split(",") if v.strip())
     symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
     if len(args.replay_http) > len(args.replay):

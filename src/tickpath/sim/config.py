@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tickpath.errors import ConfigError, UnknownSymbolError
 from tickpath.venues.binance.endpoints import VENUES, Venue, endpoints
+
+MAX_RATE = 1_000_000.0  # updates per second per symbol; far above any venue, far below float overflow
+MAX_CLOCK_OFFSET_MS = 86_400_000.0  # one day either way keeps exchange timestamps sane
+
+
+def _finite(what: str, value: float) -> None:
+    """NaN slips through every comparison and infinity overflows the schedulers: reject both first."""
+    if not math.isfinite(value):
+        raise ConfigError(f"{what} must be a finite number, got {value}")
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,8 @@ class LatencyProfile:
     jitter_dist: str = "exponential"
 
     def __post_init__(self) -> None:
+        for name in ("delay_ms", "jitter_ms", "spike_prob", "spike_ms"):
+            _finite(f"latency {name}", getattr(self, name))
         if self.delay_ms < 0 or self.jitter_ms < 0 or self.spike_ms < 0:
             raise ConfigError("latency delay, jitter and spike must not be negative")
         if not 0.0 <= self.spike_prob <= 1.0:
@@ -63,6 +75,7 @@ class ReplayConfig:
     speed: float = 1.0
 
     def __post_init__(self) -> None:
+        _finite("replay speed", self.speed)
         if self.speed < 0:
             raise ConfigError(f"replay speed {self.speed} must be >= 0 (0 = as fast as possible)")
 
@@ -106,8 +119,13 @@ class SimConfig:
         for s in self.symbols:
             if not re.fullmatch(r"[A-Z0-9]{2,30}", s):
                 raise UnknownSymbolError(f"unknown symbol {s!r}: symbols are upper case, e.g. BTCUSDT")
-        if self.rate < 0:
-            raise ConfigError(f"rate {self.rate} must be >= 0")
+        _finite("rate", self.rate)
+        if not 0 <= self.rate <= MAX_RATE:
+            raise ConfigError(f"rate {self.rate:g} must be between 0 and {MAX_RATE:g} updates per second")
+        _finite("clock_offset_ms", self.clock_offset_ms)
+        if abs(self.clock_offset_ms) > MAX_CLOCK_OFFSET_MS:
+            raise ConfigError(f"clock_offset_ms {self.clock_offset_ms:g} is more than a day "
+                              f"(limit ±{MAX_CLOCK_OFFSET_MS:g} ms)")
         if not self.zones:
             raise ConfigError("at least one zone is needed")
         names = [z.name for z in self.zones]
@@ -117,8 +135,11 @@ class SimConfig:
             raise ConfigError(f"port {self.port} out of range")
         for name in ("ping_interval_s", "pong_timeout_s", "max_lifetime_s"):
             val = getattr(self, name)
-            if val is not None and val <= 0:
-                raise ConfigError(f"{name} must be positive, got {val}")
+            if val is not None and not (math.isfinite(val) and val > 0):
+                raise ConfigError(f"{name} must be a positive, finite number of seconds, got {val}")
+        _finite("ban_s", self.ban_s)
+        if self.ban_s <= 0 or self.ban_after_429 < 1:
+            raise ConfigError("ban_s must be positive and ban_after_429 at least 1")
         if self.weight_budget is not None and self.weight_budget < 1:
             raise ConfigError("weight budget must be at least 1")
         if self.book_levels < 20:

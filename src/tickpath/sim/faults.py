@@ -18,13 +18,18 @@ things it touched (connections, streams), so a test can assert the fault really 
 ``refuse(venue, zone, s)``      new WebSocket upgrades answer HTTP 503 for ``s`` seconds
 ==============================  ==============================================================
 
-:class:`FaultPlan` (built by ``tickpath sim`` fault flags) repeats faults on a schedule.
+Counted faults (``gap``, ``duplicate``, ``reorder``, ``malformed``, ``truncated``,
+``fail_snapshots``) add to what is already pending. With ``accumulate=False`` they only make sure
+that many are pending (``max(pending, n)``): :class:`FaultPlan` (built by ``tickpath sim`` fault
+flags) repeats faults on a schedule that way, so an idle period never piles up a burst of faults
+for the next client (20 periods without a depth request still mean one HTTP 500, not twenty).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -78,10 +83,23 @@ class FaultPlan:
 
     def __post_init__(self) -> None:
         for name, val in vars(self).items():
-            if val is not None and val < 0:
+            if val is None:
+                continue
+            if not math.isfinite(val):
+                raise ConfigError(f"fault setting {name} must be a finite number, got {val}")
+            if val < 0:
                 raise ConfigError(f"fault setting {name} must not be negative")
             if name.endswith("every_s") and val == 0:
                 raise ConfigError(f"fault period {name} must be positive")
+        for name in ("stall_s", "rate_limit_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"fault setting {name} must be positive")
+        # a fault lasting as long as its period never ends: a dead feed, and stalled frames pile up
+        for length, period in (("stall_s", "stall_every_s"), ("rate_limit_s", "rate_limit_every_s")):
+            every = getattr(self, period)
+            if every is not None and getattr(self, length) >= every:
+                raise ConfigError(f"fault setting {length} ({getattr(self, length):g} s) must be shorter than "
+                                  f"{period} ({every:g} s), or the fault never ends")
 
     @property
     def empty(self) -> bool:
@@ -120,58 +138,70 @@ class Faults:
         log_event(log, logging.INFO, "sim_fault_drop", venue=venue, zone=zone, connections=len(conns))
         return len(conns)
 
-    def _depth_fault(self, venue: str, symbol: str, slot: int, events: int) -> int:
+    def _depth_fault(self, venue: str, symbol: str, slot: int, events: int, accumulate: bool) -> int:
         if events < 1:
             raise ConfigError("the number of events must be at least 1")
         hub = self._hub(venue, symbol)
         st = hub.faults[symbol]
         names = hub.depth_names(symbol)
         for name in names:
-            st.per_stream.setdefault(name, [0, 0, 0])[slot] += events
+            counters = st.per_stream.setdefault(name, [0, 0, 0])
+            counters[slot] = counters[slot] + events if accumulate else max(counters[slot], events)
         hub.refresh_fault_flag()
         log_event(log, logging.INFO, "sim_fault_depth", venue=venue, symbol=symbol,
                   kind=("gap", "duplicate", "reorder")[slot], events=events)
         return len(names)
 
-    def gap(self, venue: str, symbol: str, events: int = 1) -> int:
-        return self._depth_fault(venue, symbol, 0, events)
+    def gap(self, venue: str, symbol: str, events: int = 1, *, accumulate: bool = True) -> int:
+        return self._depth_fault(venue, symbol, 0, events, accumulate)
 
-    def duplicate(self, venue: str, symbol: str, events: int = 1) -> int:
-        return self._depth_fault(venue, symbol, 1, events)
+    def duplicate(self, venue: str, symbol: str, events: int = 1, *, accumulate: bool = True) -> int:
+        return self._depth_fault(venue, symbol, 1, events, accumulate)
 
-    def reorder(self, venue: str, symbol: str, events: int = 1) -> int:
-        return self._depth_fault(venue, symbol, 2, events)
+    def reorder(self, venue: str, symbol: str, events: int = 1, *, accumulate: bool = True) -> int:
+        return self._depth_fault(venue, symbol, 2, events, accumulate)
 
-    def _corrupt(self, kind: str, venue: str | None, zone: str | None, frames: int) -> int:
+    def _corrupt(self, kind: str, venue: str | None, zone: str | None, frames: int, accumulate: bool) -> int:
         conns = self._matching(venue, zone)
         for c in conns:
-            c.corrupt.extend([kind] * frames)
+            # a connection that receives nothing (no subscription yet) must not queue a burst
+            missing = frames if accumulate else frames - c.corrupt.count(kind)
+            c.corrupt.extend([kind] * max(0, missing))
         return len(conns)
 
-    def malformed(self, venue: str | None = None, zone: str | None = None, frames: int = 1) -> int:
-        return self._corrupt("malformed", venue, zone, frames)
+    def malformed(self, venue: str | None = None, zone: str | None = None, frames: int = 1, *,
+                  accumulate: bool = True) -> int:
+        return self._corrupt("malformed", venue, zone, frames, accumulate)
 
-    def truncated(self, venue: str | None = None, zone: str | None = None, frames: int = 1) -> int:
-        return self._corrupt("truncated", venue, zone, frames)
+    def truncated(self, venue: str | None = None, zone: str | None = None, frames: int = 1, *,
+                  accumulate: bool = True) -> int:
+        return self._corrupt("truncated", venue, zone, frames, accumulate)
 
     def stall(self, venue: str, symbol: str, seconds: float) -> int:
-        if seconds <= 0:
-            raise ConfigError("a stall lasts a positive number of seconds")
+        _check_seconds("a stall", seconds)
         hub = self._hub(venue, symbol)
-        hub.faults[symbol].stall_until = asyncio.get_running_loop().time() + seconds
+        st = hub.faults[symbol]
+        st.stall_until = max(st.stall_until, asyncio.get_running_loop().time() + seconds)
         hub.refresh_fault_flag()
         return 1
 
     def snapshot_delay(self, venue: str, seconds: float) -> None:
+        if not math.isfinite(seconds):
+            raise ConfigError(f"a snapshot delay is a finite number of seconds, got {seconds}")
         self.state.snapshot_delay_s[venue] = max(0.0, seconds)
 
-    def fail_snapshots(self, venue: str, count: int = 1) -> None:
-        self.state.snapshot_failures[venue] = self.state.snapshot_failures.get(venue, 0) + count
+    def fail_snapshots(self, venue: str, count: int = 1, *, accumulate: bool = True) -> None:
+        pending = self.state.snapshot_failures.get(venue, 0)
+        self.state.snapshot_failures[venue] = pending + count if accumulate else max(pending, count)
 
     def rate_limit(self, venue: str, seconds: float) -> None:
-        self.state.rate_limited_until[venue] = asyncio.get_running_loop().time() + seconds
+        _check_seconds("a rate limit", seconds)
+        # a window ends at the later of the two ends: a new one never shortens a longer one
+        until = asyncio.get_running_loop().time() + seconds
+        self.state.rate_limited_until[venue] = max(self.state.rate_limited_until.get(venue, 0.0), until)
 
     def refuse(self, venue: str, zone: str = "*", seconds: float = 1.0) -> None:
+        _check_seconds("a refusal", seconds)
         self.state.refused_until[(venue, zone)] = asyncio.get_running_loop().time() + seconds
 
     def clear(self) -> None:
@@ -194,6 +224,11 @@ class Faults:
         self.state.refused_until.clear()
 
 
+def _check_seconds(what: str, seconds: float) -> None:
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"{what} lasts a positive, finite number of seconds, got {seconds}")
+
+
 async def run_plan(plan: FaultPlan, faults: Faults, targets: list[tuple[str, str]]) -> None:
     """Apply ``plan`` forever, round-robin over ``targets`` (venue, symbol) for per-symbol faults."""
     loop = asyncio.get_running_loop()
@@ -212,23 +247,24 @@ async def run_plan(plan: FaultPlan, faults: Faults, targets: list[tuple[str, str
         due[key] += periods[key]
         venue, symbol = targets[turn % len(targets)] if targets else ("", "")
         turn += 1
+        # accumulate=False: at most one fault of each kind waits for traffic, however long it is idle
         if key == "drop_every_s":
             faults.drop_connections()
         elif key == "gap_every_s" and targets:
-            faults.gap(venue, symbol)
+            faults.gap(venue, symbol, accumulate=False)
         elif key == "duplicate_every_s" and targets:
-            faults.duplicate(venue, symbol)
+            faults.duplicate(venue, symbol, accumulate=False)
         elif key == "reorder_every_s" and targets:
-            faults.reorder(venue, symbol)
+            faults.reorder(venue, symbol, accumulate=False)
         elif key == "malformed_every_s":
-            faults.malformed()
+            faults.malformed(accumulate=False)
         elif key == "truncated_every_s":
-            faults.truncated()
+            faults.truncated(accumulate=False)
         elif key == "stall_every_s" and targets:
             faults.stall(venue, symbol, plan.stall_s)
         elif key == "snapshot_fail_every_s":
             for v in venues:
-                faults.fail_snapshots(v)
+                faults.fail_snapshots(v, accumulate=False)
         elif key == "rate_limit_every_s":
             for v in venues:
                 faults.rate_limit(v, plan.rate_limit_s)
