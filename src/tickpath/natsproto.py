@@ -309,3 +309,15 @@ async def flush_frames(nc: Any) -> None:
 def ack_frames(replies: Iterable[bytes]) -> bytes:
     """``+ACK`` frames for JetStream deliveries, given their reply (ack) subjects, as one buffer."""
     return b"".join([b"PUB %s 4\r\n+ACK\r\n" % r for r in replies])
+
+
+def covers(pattern: str, prefix: str) -> bool:
+    """True when the subject filter ``pattern`` (``*`` one token, ``>`` one or more) matches every
+    subject under ``prefix``, i.e. takes all of ``<prefix>.>``: what a stream must bind for a sink."""
+    p, q = pattern.split("."), prefix.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return i <= len(q)  # the rest of the prefix and at least one token more
+        if i >= len(q) or (tok != "*" and tok != q[i]):
+            return False  # a narrower filter, or another prefix
+    return False  # without '>' a filter matches subjects of one length only

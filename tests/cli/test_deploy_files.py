@@ -41,5 +41,7 @@ def test_systemd_unit_and_image_run_the_feed() -> None:
     unit = (DEPLOY / "tickpath-feed.service").read_text()
     assert "ExecStart=/opt/tickpath/venv/bin/tickpath feed" in unit and "KillSignal=SIGTERM" in unit
     assert "EnvironmentFile=/etc/tickpath/feed.env" in unit
+    # SIGTERM ends the feed with 130 after flushing: a clean stop, which systemd must not call failed.
+    assert "SuccessExitStatus=130" in unit
     docker = (DEPLOY / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["tickpath", "feed"]' in docker and "USER tickpath" in docker

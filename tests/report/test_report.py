@@ -76,3 +76,10 @@ def test_report_in_headless_chromium(results_dir: Path) -> None:
     assert all(ok for _, ok in page.evaluated["images"])
     assert not is_blank(page.screenshot_png)
     (res.html_path.parent / "screenshot.png").write_bytes(page.screenshot_png)
+
+
+def test_report_to_an_unwritable_path_is_a_clear_error(results_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """report -o /proc/x.html: one line and exit 2, not a FileNotFoundError traceback."""
+    assert main(["report", str(results_dir), "-o", "/proc/x/report.html"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the report to /proc/x/report.html" in err and "Traceback" not in err

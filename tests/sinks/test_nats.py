@@ -110,6 +110,38 @@ async def test_stream_created_with_config_and_existing_stream_left_alone(tmp_pat
 
 
 @pytest.mark.integration
+async def test_an_existing_stream_that_does_not_take_the_prefix_is_refused_at_start(tmp_path: Path) -> None:
+    """A stream bound to other subjects would leave every publish unanswered (all spooled, exit 0 before):
+    start refuses with the stream's subjects named, and leaves no empty spool directory of its own behind."""
+    import tempfile
+
+    async with nats_cluster() as c:
+        url = c.client_urls[0]
+        nc = await nats.connect(url)
+        await nc.jetstream().add_stream(name="TICKPATH", subjects=["tickpath.>"])
+        await nc.close()
+        before = set(Path(tempfile.gettempdir()).glob("tickpath-spool-*"))
+        sink = NatsSink.from_url(f"{url}?prefix=other")
+        with pytest.raises(ConfigError, match=r"stream TICKPATH exists with subjects tickpath\.>.*other\.>"):
+            await sink.start()
+        assert set(Path(tempfile.gettempdir()).glob("tickpath-spool-*")) == before
+        ok = NatsSink.from_url(f"{url}?prefix=tickpath", spool=str(tmp_path / "s"))  # the same stream, its prefix
+        await ok.start()
+        await ok.close()
+
+
+def test_covers_follows_nats_wildcards() -> None:
+    """A stream filter takes a sink's subjects only if it matches all of <prefix>.>."""
+    from tickpath.natsproto import covers
+
+    assert covers("tickpath.>", "tickpath") and covers(">", "tickpath") and covers("*.>", "tickpath")
+    assert covers("md.*.>", "md.x") and covers("md.>", "md.x")
+    assert not covers("tickpath.futures.>", "tickpath")  # narrower: spot would go unanswered
+    assert not covers("other.>", "tickpath") and not covers("tickpath.*", "tickpath")
+    assert not covers("tickpath", "tickpath")
+
+
+@pytest.mark.integration
 async def test_republished_events_are_deduplicated_by_the_server(tmp_path: Path) -> None:
     """Publishing the same events again (a retry) stores nothing new: the server sees the msg ids."""
     events = make_events(60)
@@ -199,10 +231,13 @@ async def test_spool_left_by_a_previous_run_is_sent_first(tmp_path: Path) -> Non
         await first.close()
         left = first.stats.extra["spool_pending"]
         assert left == 100
+        note = first.undelivered()  # what the feed's exit message says: how many, where, how to resume
+        assert note is not None and "100 events" in note and f"spool={spool}" in note
         await c.restart(0)
         second = NatsSink.from_url(c.client_urls[0], spool=spool, **FAST)
         await second.start()
         await second.write(events[100:])
         await second.close()
+        assert second.undelivered() is None
         stored = await _stream_msgs(c.client_urls[0])
     assert [m.headers["Nats-Msg-Id"] for m in stored] == [event_key(e) for e in events]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tickpath.errors import ConfigError, ConnectionFailedError, InterruptedRunError
+from tickpath.errors import ConfigError, ConnectionFailedError, InterruptedRunError, SinkError, SyncError
 from tickpath.feed.config import DEFAULT_SINK, FeedConfig, parse_channels, parse_symbols
 from tickpath.feed.run import Feed, FeedSummary
 from tickpath.runtime import run as run_async
@@ -38,7 +38,13 @@ examples:
   tickpath feed --venue futures --symbols BTCUSDT --base-url ws://127.0.0.1:PORT --rest-url http://127.0.0.1:PORT
 
 Stop with Ctrl-C (or SIGTERM): every sink is flushed before exit. The exit summary (--json for
-machines) gives events accepted/written/dropped per sink, resyncs, gaps, reconnects, malformed frames.
+machines) gives events accepted/written/pending/dropped per sink, resyncs, gaps, reconnects, malformed
+frames, and any order book that never synced.
+
+exit codes: 0 every accepted event delivered; 2 bad arguments; 4 the venue was never reached;
+  6 an order book never synced (e.g. every snapshot request failed); 7 a sink dropped events, or
+  left some undelivered (a NATS spool: the message says where, and the next run sends it first);
+  130 stopped by Ctrl-C / SIGTERM after flushing.
 """
 
 
@@ -74,7 +80,7 @@ def register(subparsers: Any) -> None:
     g.add_argument("--json", action="store_true", help="print the exit summary as one JSON object")
     g = p.add_argument_group("connection tuning")
     g.add_argument("--streams-per-connection", type=int, default=None,
-                   help="streams per WebSocket (default: the venue's limit, 1024 spot / 200 futures)")
+                   help="streams per WebSocket (default: the venue's limit, 1024)")
     g.add_argument("--subscribe", action="store_true",
                    help="subscribe with SUBSCRIBE messages instead of listing streams in the URL")
     g.add_argument("--stale-after", type=float, default=30.0, metavar="S",
@@ -106,10 +112,19 @@ def _print_summary(s: FeedSummary) -> None:
     con.print(f"[bold]feed {s.venue}[/] session {s.session}: {s.emitted:,} events in {secs:,.1f} s "
               f"over {s.connections} connection(s); books: resyncs {s.resyncs}, gaps {s.gaps}; "
               f"reconnects {s.reconnects}, rollovers {s.rollovers}, malformed frames {s.malformed}")
-    t = Table("sink", "accepted", "written", "dropped", "errors")
+    t = Table("sink", "accepted", "written", "pending", "dropped", "errors")
     for name, st in s.sinks.items():
-        t.add_row(name, f"{st['accepted']:,}", f"{st['written']:,}", f"{st['dropped']:,}", f"{st['errors']:,}")
+        # pending: accepted, not delivered, kept (a NATS spool); written can exceed accepted when a
+        # spool from an earlier run was delivered first.
+        pending = st.get("spool_pending", 0)
+        t.add_row(name, f"{st['accepted']:,}", f"{st['written']:,}", f"{pending:,}", f"{st['dropped']:,}",
+                  f"{st['errors']:,}")
     con.print(t)
+    never = s.engine.get("never_synced") or []
+    if never:
+        con.print(f"[bold red]order book never synced[/]: {', '.join(never)} (snapshot errors "
+                  f"{s.snapshots.get('errors', 0)}, rate-limited {s.snapshots.get('rate_limited', 0)}): "
+                  "no l2 events for it")
     lat = s.latency.get("receipt_to_enqueue")
     if lat and lat.get("count"):
         con.print(f"frame receipt to enqueue: p50 {lat['p50']} us, p99 {lat['p99']} us, max {lat['max']} us "
@@ -134,7 +149,20 @@ def main(args: argparse.Namespace) -> int:
         raise ConnectionFailedError(
             f"never connected to {config.ws_base} ({summary.connect_failures} attempts; last "
             f"error: {summary.last_error}); nothing was received")
-    return 1 if summary.dropped else 0
+    return _verdict(summary)
+
+
+def _verdict(summary: FeedSummary) -> int:
+    """Exit 0 only when every accepted event was delivered and every book synced at least once."""
+    if summary.dropped:
+        raise SinkError(f"{summary.dropped:,} accepted events were dropped by a sink (see the table and the log)")
+    if summary.undelivered:
+        raise SinkError("accepted events not delivered yet: " + "; ".join(summary.undelivered))
+    never = summary.engine.get("never_synced") or []
+    if never:
+        raise SyncError(f"order book never synced for {', '.join(never)} "
+                        f"({summary.snapshots.get('errors', 0)} snapshot errors); no l2 events for it")
+    return 0
 
 
 def _report(summary: FeedSummary, *, as_json: bool) -> None:

@@ -14,13 +14,15 @@ from tickpath.gcp.plan import TICKPATH_TABLES, GcpConfig, setup_plan
 
 EPILOG = """\
 setup creates, in order (each only if missing; anything existing but different is an error):
-  Pub/Sub topics crypto.binance.<channel> and crypto.binance.dead-letter
+  Pub/Sub topics crypto.binance.<channel>, crypto.binance.session (the feed's session rows)
+    and crypto.binance.dead-letter
   BigQuery dataset PROJECT.DATASET and tables trades, tickers, l2, feed_sessions,
     partitioned by DAY(event_date), clustered by symbol
   IAM: roles/bigquery.dataEditor on the dataset for the Pub/Sub service agent
     (service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com), publisher on the
     dead-letter topic and subscriber on each subscription so dead-lettering works
-  BigQuery subscriptions crypto.binance.<channel>.bigquery writing into the tables
+  BigQuery subscriptions crypto.binance.<channel>.bigquery writing into the tables, and
+    crypto.binance.session.bigquery into feed_sessions
 
 Credentials: Application Default Credentials (gcloud auth application-default login).
 

@@ -5,6 +5,7 @@ codes. Each ``tickpath.cli.<name>`` module exposes ``register(subparsers)``; its
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -107,6 +108,28 @@ def _apply_service_defaults(parser: argparse.ArgumentParser, argv: Sequence[str]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            code = _main(argv)
+        finally:
+            sys.stdout.flush()  # here, where a closed pipe can still be told apart from a crash
+    except BrokenPipeError:
+        return _stdout_gone("tickpath")
+    return code
+
+
+def _stdout_gone(label: str) -> int:
+    """The reader of stdout went away (`... --json | head -1`): whatever the command committed stays
+    committed; say so once instead of a traceback, and point stdout at /dev/null so the interpreter's
+    own flush at exit does not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    print(f"{label}: error: standard output was closed by its reader before everything was printed",
+          file=sys.stderr)
+    return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     _, command = _global_options(argv)
     parser = build_parser(command) if command in SUBCOMMANDS else build_parser(light=True)
     try:
@@ -133,6 +156,8 @@ def run_command(args: argparse.Namespace, label: str) -> int:
     except KeyboardInterrupt:
         print(f"{label}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _stdout_gone(label)
 
 
 if __name__ == "__main__":  # pragma: no cover

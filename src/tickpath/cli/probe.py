@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from tickpath.errors import ConfigError
 from tickpath.probe import METHODS, ProbeConfig, ProbeResult, parse_methods, run_probe
 from tickpath.probe.report import render_table, write_outputs
 from tickpath.runtime import run
@@ -117,8 +120,24 @@ def build_config(args: argparse.Namespace) -> ProbeConfig:
     )
 
 
+def _check_writable(path: str | None, *, directory: bool = False) -> None:
+    """Fail before measuring, not after: a result file that cannot be written would lose the run."""
+    if not path:
+        return
+    target = Path(path) if directory else Path(path).parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    if not os.access(target, os.W_OK):
+        raise ConfigError(f"cannot write {path}: {target} is not writable")
+
+
 def main(args: argparse.Namespace) -> int:
     config = build_config(args)
+    _check_writable(args.output)
+    _check_writable(args.csv)
+    _check_writable(args.hgrm_dir, directory=True)
     err = Console(stderr=True)
     show = not args.quiet
     with Progress(
@@ -138,9 +157,10 @@ def main(args: argparse.Namespace) -> int:
             progress.update(tasks[method], completed=done, total=total or None)
 
         result: ProbeResult = run(run_probe(config, progress=on_progress))
-    write_outputs(result, json_path=args.output, csv_path=args.csv, hgrm_dir=args.hgrm_dir)
-    if args.json:
+    if args.json:  # first: if a file cannot be written after all, the figures are still out
         sys.stdout.write(result.to_json() + "\n")
+        sys.stdout.flush()
+    write_outputs(result, json_path=args.output, csv_path=args.csv, hgrm_dir=args.hgrm_dir)
     if show:
         render_table(result, err if args.json else Console())
     return result.exit_code

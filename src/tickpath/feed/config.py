@@ -71,8 +71,8 @@ class FeedConfig:
             raise ConfigError(f"--depth {self.depth} must be between 1 and 5000")
         if not self.sinks:
             raise ConfigError("at least one sink is needed")
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise ConfigError(f"duration {self.duration_s} must be positive")
+        if self.duration_s is not None and not 0 < self.duration_s < float("inf"):
+            raise ConfigError(f"--duration {self.duration_s} must be a positive, finite number of seconds")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics port {self.metrics_port} out of range 0..65535")
         try:

@@ -105,6 +105,7 @@ class FeedEngine:
         self.recorder = recorder
         self.normalizer = Normalizer(venue, session=session, depth=depth, symbols=symbols)
         self.books: dict[str, BookSync] = self.normalizer.books
+        self.ever_synced: set[str] = set()  # books published at least once this run
         self.stats = EngineStats()
         self.clock_offset_ns = clock_offset_ns
         self._last_trade: dict[str, int] = {}
@@ -210,6 +211,7 @@ class FeedEngine:
         if bs.needs_snapshot and self.snapshots is not None:
             self.snapshots.request(symbol)
         if events:
+            self.ever_synced.add(symbol)
             log_event(log, logging.INFO, "book_synced", symbol=symbol, last_update_id=snap.lastUpdateId,
                       replayed=len(events) - 1)
         return self.pipeline.emit(events) if events else None
@@ -254,4 +256,6 @@ class FeedEngine:
             "duplicates": s.duplicates, "snapshots_bad": s.snapshots_bad,
             "books": self.book_totals(),
             "synced": sorted(sym for sym, b in self.books.items() if b.synced),
+            "never_synced": sorted(set(self.books) - self.ever_synced
+                                   - {sym for sym, b in self.books.items() if b.synced}),
         }

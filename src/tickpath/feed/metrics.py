@@ -14,6 +14,7 @@ clock offset measured at start).
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +23,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from tickpath.errors import ConfigError
+
 if TYPE_CHECKING:
     from tickpath.feed.run import Feed
 
+# Sink numbers that are levels, not counts: exported as gauges.
+SINK_GAUGES = frozenset({"spool_pending", "inflight", "outstanding", "outstanding_max"})
 # Bucket bounds (seconds) of the receipt-minus-event histogram: 100 us to 10 s.
 BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
              5.0, 10.0)
@@ -87,20 +92,27 @@ class FeedCollector(Collector):
         for q, n in f.pipeline.queue_depths().items():
             depth.add_metric([q], n)
         yield depth
-        sinks = CounterMetricFamily(p + "sink_events", "Events per sink and state", labels=["sink", "state"])
-        for name, st2 in f.pipeline.sink_stats().items():
-            # every counter the sink keeps: accepted/written/dropped/errors, and for bus sinks
-            # published/retried/spooled/spool_pending too
-            for state, n in st2.items():
-                if isinstance(n, int | float) and not isinstance(n, bool):
-                    sinks.add_metric([name, state], n)
-        yield sinks
+        yield from sink_families(p, f.pipeline.sink_stats())
         bp = CounterMetricFamily(p + "backpressure_waits", "Times the feed waited for a sink", labels=["venue"])
         bp.add_metric([venue], f.pipeline.stats.backpressure_waits)
         yield bp
         eng.drain_latency()
         yield _histogram(p + "receipt_minus_event_seconds",
                          "Frame receipt minus exchange event time (clock-offset corrected)", eng)
+
+
+def sink_families(p: str, stats: dict[str, dict[str, int]]) -> tuple[CounterMetricFamily, GaugeMetricFamily]:
+    """Every number each sink keeps: counters (accepted/written/dropped/errors, published/retried/
+    spooled) and, as gauges, the levels that go down too (spool_pending, inflight, outstanding), which
+    ``rate()`` and ``increase()`` would misread as counter resets."""
+    sinks = CounterMetricFamily(p + "sink_events", "Events per sink and state", labels=["sink", "state"])
+    held = GaugeMetricFamily(p + "sink_pending", "Events a sink holds now, per state (up and down)",
+                             labels=["sink", "state"])
+    for name, st in stats.items():
+        for state, n in st.items():
+            if isinstance(n, int | float) and not isinstance(n, bool):
+                (held if state in SINK_GAUGES else sinks).add_metric([name, state], n)
+    return sinks, held
 
 
 def _histogram(name: str, doc: str, eng: Any) -> HistogramMetricFamily:
@@ -143,7 +155,14 @@ class MetricsServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.requested_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound: {exc.strerror}"
+            raise ConfigError(f"--metrics-port {self.requested_port} on {self.host} {why}; pick another "
+                              "port (0 = any free one)") from exc
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.requested_port

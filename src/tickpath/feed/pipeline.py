@@ -201,6 +201,10 @@ class Pipeline:
             if fn is not None:
                 await fn(row)
 
+    def undelivered(self) -> list[str]:
+        """Each sink's word on what it kept undelivered (after close), e.g. events left in a spool."""
+        return [f"{s.name}: {note}" for s in self.sinks if (note := s.undelivered())]
+
     def sink_stats(self) -> dict[str, dict[str, int]]:
         names = [s.name for s in self.sinks]
         return {(s.name if names.count(s.name) == 1 else f"{s.name}#{i}"): s.stats.as_dict()

@@ -72,6 +72,7 @@ class FeedSummary:
     connects: int = 0  # successful WebSocket connections, over all shards
     connect_failures: int = 0
     last_error: str = ""
+    undelivered: list[str] = field(default_factory=list)  # what sinks keep undelivered at exit, and where
 
     @property
     def dropped(self) -> int:
@@ -289,7 +290,8 @@ class Feed:
             metrics_port=self.metrics.port if self.metrics is not None else None,
             record_files=[str(p) for p in self.recorder.files] if self.recorder is not None else [],
             connects=sum(c.connects for c in conns), connect_failures=sum(c.connect_failures for c in conns),
-            last_error=next((c.last_error for c in conns if c.last_error), ""))
+            last_error=next((c.last_error for c in conns if c.last_error), ""),
+            undelivered=self.pipeline.undelivered())
 
 
 async def run(config: FeedConfig, *, clock: Clock = DEFAULT_CLOCK, sinks: list[Sink] | None = None) -> FeedSummary:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,10 @@ class IngestConfig:
             raise ConfigError(f"batch must be at least 1, not {self.batch}")
         if self.fetch_timeout_s <= 0:
             raise ConfigError("fetch timeout must be positive")
+        if self.idle_exit_s is not None and not (0 < self.idle_exit_s < float("inf")):
+            raise ConfigError(f"--idle-exit must be a positive number of seconds, not {self.idle_exit_s}")
+        if self.max_messages is not None and self.max_messages < 1:
+            raise ConfigError(f"--max-messages must be at least 1, not {self.max_messages}")
 
     def nats(self) -> tuple[list[str], dict[str, str]]:
         """Server URLs and query options (stream, durable, prefix) of ``source``."""
@@ -83,7 +88,17 @@ class IngestConfig:
             if k not in opts:
                 raise ConfigError(f"unknown ingest source option {k!r}; known: {', '.join(opts)}")
             opts[k] = v
+        for k in ("stream", "durable"):
+            # JetStream names become subject tokens: no '.', wildcards, spaces or path separators.
+            if not _NAME_RE.match(opts[k]):
+                raise ConfigError(f"{k}={opts[k]!r}: a JetStream {k} name takes only letters, digits, '-' and '_'")
+        if not all(_NAME_RE.match(t) for t in opts["prefix"].split(".")):
+            raise ConfigError(f"prefix={opts['prefix']!r}: subject tokens of letters, digits, '-' and '_', "
+                              "separated by '.'")
         return servers, opts
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass

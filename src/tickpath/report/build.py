@@ -47,9 +47,12 @@ def build_report(results_dir: str | Path, out: str | Path | None = None) -> Repo
             + (f" ({hint})" if hint else "")
         )
     html_path = Path(out) if out else root / "report.html"
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    html_path.write_text(page("tickpath report", f"{esc(root)} · generated {stamp}", rendered), encoding="utf-8")
+    try:
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        html_path.write_text(page("tickpath report", f"{esc(root)} · generated {stamp}", rendered), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report to {html_path}: {exc.strerror or exc}") from exc
     pngs: list[Path] = []
     for s in rendered:
         for img in s.images:

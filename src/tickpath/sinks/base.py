@@ -52,3 +52,8 @@ class Sink(ABC):
     async def close(self) -> None:
         """Flush and release resources. Called exactly once, also on shutdown by signal."""
         await self.flush()
+
+    def undelivered(self) -> str | None:
+        """After :meth:`close`: what this sink accepted but did not deliver and still keeps (not
+        dropped: e.g. parked in an on-disk spool), and where, for the exit message; None if nothing."""
+        return None

@@ -2,11 +2,18 @@
 
 ``jsonl:-`` writes to standard output (for piping into ``jq`` or another program); ``jsonl:PATH``
 appends to a file. Lines are buffered and written per batch; ``flush`` pushes them to the OS.
+
+When the reader of a pipe goes away (``tickpath feed --sink jsonl:- | head``), the sink says so once
+and counts every later event as dropped instead of failing each batch: the other sinks go on, and
+the feed's exit (7) and summary say how many never reached the pipe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +21,10 @@ from typing import IO
 
 from tickpath.errors import SinkError
 from tickpath.events import Event, encode_event
+from tickpath.logs import log_event
 from tickpath.sinks.base import Sink
+
+log = logging.getLogger(__name__)
 
 
 class JsonLinesSink(Sink):
@@ -27,6 +37,7 @@ class JsonLinesSink(Sink):
         self.target = str(target)
         self._out: IO[bytes] | None = stream
         self._owned = False
+        self._gone = False  # the pipe's reader closed it: later events are dropped, counted
 
     async def start(self) -> None:
         if self._out is not None:
@@ -44,21 +55,41 @@ class JsonLinesSink(Sink):
 
     async def write(self, batch: Sequence[Event]) -> None:
         self.stats.accepted += len(batch)
+        if self._gone:
+            self.stats.dropped += len(batch)
+            return
         if self._out is None:
             await self.start()
         assert self._out is not None
         data = b"".join(encode_event(e) + b"\n" for e in batch)
         try:
             self._out.write(data)
+        except BrokenPipeError:
+            self._reader_gone()
+            self.stats.dropped += len(batch)
+            return
         except (OSError, ValueError) as exc:
             self.stats.errors += 1
             raise SinkError(f"writing JSON lines to {self.target} failed: {exc}") from exc
         self.stats.written += len(batch)
 
+    def _reader_gone(self) -> None:
+        self._gone = True
+        self.stats.errors += 1
+        log_event(log, logging.WARNING, "jsonl_reader_gone", target=self.target,
+                  detail="the pipe was closed by its reader; later events are counted as dropped")
+        out = self._out
+        if out is not None and self.target == "-":
+            # Point stdout at /dev/null so the interpreter's own flush at exit does not fail again.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+
     async def flush(self) -> None:
-        if self._out is not None:
+        if self._out is not None and not self._gone:
             try:
                 await asyncio.to_thread(self._out.flush)
+            except BrokenPipeError:
+                self._reader_gone()  # what the flush could not push stays counted as written
             except (OSError, ValueError) as exc:
                 self.stats.errors += 1
                 raise SinkError(f"flushing JSON lines to {self.target} failed: {exc}") from exc

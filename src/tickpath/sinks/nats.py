@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import struct
 import tempfile
 import time
@@ -42,6 +43,7 @@ from tickpath.natsproto import (
     PUBLISH_NS_HEADER,
     buffered_bytes,
     connect,
+    covers,
     flush_frames,
     install_ack_parser,
     install_fast_parser,
@@ -247,14 +249,25 @@ class NatsSink(Sink):
             auth = {"user": cfg.user, "password": cfg.password}
         elif cfg.token:
             auth = {"token": cfg.token}
-        self._nc = await connect(cfg.servers, timeout_s=cfg.connect_timeout_s, disconnected_cb=_disconnected,
-                                 reconnected_cb=_reconnected, pending_size=self._buffer_limit,
-                                 skip_subject_validation=True, **auth)
+        try:
+            self._nc = await connect(cfg.servers, timeout_s=cfg.connect_timeout_s, disconnected_cb=_disconnected,
+                                     reconnected_cb=_reconnected, pending_size=self._buffer_limit,
+                                     skip_subject_validation=True, **auth)
+        except BaseException:
+            self._remove_empty_spool()
+            raise
         self._connected.set()
         js = self._nc.jetstream(timeout=cfg.connect_timeout_s)
         try:
             try:
-                await js.stream_info(cfg.stream)
+                info = await js.stream_info(cfg.stream)
+                subjects = list(info.config.subjects or [])
+                if not any(covers(s, cfg.prefix) for s in subjects):
+                    # Left alone, as promised, but told: every publish would go unanswered and spool.
+                    raise ConfigError(
+                        f"JetStream stream {cfg.stream} exists with subjects {', '.join(subjects) or '(none)'}, "
+                        f"which do not take this sink's {cfg.prefix}.>; use ?stream= for another stream, "
+                        f"?prefix= for subjects it takes, or add {cfg.prefix}.> to its subjects")
             except NotFoundError:
                 await js.add_stream(StreamConfig(
                     name=cfg.stream, subjects=[f"{cfg.prefix}.>"], retention=RetentionPolicy(cfg.retention),
@@ -264,8 +277,13 @@ class NatsSink(Sink):
                 ))
                 log_event(log, logging.INFO, "nats_stream_created", stream=cfg.stream,
                           replicas=cfg.replicas, storage=cfg.storage)
+        except ConfigError:
+            await self._nc.close()
+            self._remove_empty_spool()
+            raise
         except Exception as exc:
             await self._nc.close()
+            self._remove_empty_spool()
             raise SinkError(f"cannot create or inspect JetStream stream {cfg.stream}: {exc}") from exc
         self._inbox = f"{self._nc.new_inbox()}."
         self._inbox_len = len(self._inbox)
@@ -323,6 +341,10 @@ class NatsSink(Sink):
         if self._spool is not None:
             self.stats.extra["spool_pending"] = len(self._spool)
             self._spool.close()
+            if len(self._spool):
+                log_event(log, logging.WARNING, "nats_spool_left", records=len(self._spool), spool=self._spool_path())
+            else:
+                self._remove_empty_spool()
         if self.stats.dropped:
             log_event(log, logging.ERROR, "nats_sink_dropped", dropped=self.stats.dropped,
                       spool=self._spool_path(), spool_max_mb=self.config.spool_max_mb)
@@ -334,6 +356,20 @@ class NatsSink(Sink):
 
     def _spool_path(self) -> str:
         return str(self._spool.directory) if self._spool else ""
+
+    def _remove_empty_spool(self) -> None:
+        """A spool directory this sink made itself (no ``spool=``) goes when it holds nothing."""
+        if self.config.spool or self._spool is None or len(self._spool):
+            return
+        self._spool.close()
+        shutil.rmtree(self._spool.directory, ignore_errors=True)
+
+    def undelivered(self) -> str | None:
+        n = len(self._spool) if self._spool is not None else 0
+        if not n:
+            return None
+        return (f"{n:,} events wait in the NATS sink's spool at {self._spool_path()}: a feed with "
+                f"spool={self._spool_path()} sends them first")
 
     # -- writing -----------------------------------------------------------------------------
     async def write(self, batch: Sequence[Event]) -> None:
