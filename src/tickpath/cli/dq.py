@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import re
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from rich.console import Console
@@ -33,7 +35,8 @@ checks (all by default, pick with --check):
                 message per 100 ms in which the book changed) and against the cadence's maximum
 
 The window is local receipt time; on BigQuery it also prunes event_date partitions (never a full scan).
-Times: ISO 8601 (2026-11-22T15:00:00Z), Unix seconds, or an age like 30m, 2h, 1d.
+Times: ISO 8601 (2026-11-22T15:00:00Z), Unix seconds (not milliseconds), or an age like 30m, 2h, 1d.
+Thresholds are finite numbers >= 0 (counts: whole numbers); nan or inf would switch a check off.
 
 examples:
   tickpath dq                                  last hour of ./data/ticks.duckdb
@@ -46,25 +49,80 @@ exit codes: 0 all passed, 9 a check failed its threshold, 2 bad arguments or no 
 
 _AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_NS = 10**9
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MAX_NS = 2**63 - 1  # receipt_ns is a BIGINT: 2262-04-11
+# A number that, read in one of these units, lands between 2000 and 2100 was almost surely pasted in
+# that unit (an event time in ms, a receipt time in ns) rather than meant as seconds.
+_PLAUSIBLE_S = (946_684_800, 4_102_444_800)
+_FINER_UNITS = (("milliseconds", 10**3), ("microseconds", 10**6), ("nanoseconds", 10**9))
 
 
-def parse_time(text: str, now_ns: int) -> int:
-    """ISO 8601, Unix seconds, or an age (``30m``) before ``now_ns``; returns Unix nanoseconds."""
+def _in_range(ns: int, text: str, what: str) -> int:
+    if not 0 <= ns <= MAX_NS:
+        raise ConfigError(f"{what} {text!r} is outside 1970-01-01 .. 2262-04-11 (Unix seconds, ISO 8601 "
+                          "or an age like 30m)")
+    return ns
+
+
+def _from_seconds(seconds: Decimal, text: str, what: str) -> int:
+    if not seconds.is_finite():
+        raise ConfigError(f"{what} {text!r} is not a time: give Unix seconds, ISO 8601 or an age like 30m")
+    if seconds * _NS > MAX_NS:
+        for unit, per_s in _FINER_UNITS:
+            as_s = seconds / per_s
+            if _PLAUSIBLE_S[0] <= as_s <= _PLAUSIBLE_S[1]:
+                raise ConfigError(f"{what} {text!r} looks like {unit} since 1970; give seconds "
+                                  f"({as_s.quantize(Decimal('0.001')).normalize():f})")
+    return _in_range(int(seconds * _NS), text, what)
+
+
+def parse_time(text: str, now_ns: int, what: str = "time") -> int:
+    """ISO 8601, Unix seconds, or an age (``30m``) before ``now_ns``; returns Unix nanoseconds.
+
+    ``what`` names the option in errors. A number in milliseconds (or finer) is refused with the
+    unit it looks like, since taken as seconds it would be a date thousands of years away.
+    """
     t = text.strip()
     m = _AGE_RE.match(t)
     if m:
-        return now_ns - int(float(m.group(1)) * _UNIT_S[m.group(2)] * 1e9)
+        return _in_range(now_ns - int(Decimal(m.group(1)) * _UNIT_S[m.group(2)] * _NS), text, what)
     try:
-        return int(float(t) * 1e9)
-    except ValueError:
+        seconds = Decimal(t)
+    except InvalidOperation:
         pass
+    else:
+        return _from_seconds(seconds, text, what)
     try:
         when = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"cannot read time {text!r}: use ISO 8601, Unix seconds or an age like 30m") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return int(when.timestamp() * 1e9)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        since_epoch = when - _EPOCH
+    except (ValueError, OverflowError):
+        raise ConfigError(f"cannot read {what} {text!r}: use ISO 8601, Unix seconds or an age like 30m") from None
+    ns = ((since_epoch.days * 86_400 + since_epoch.seconds) * 10**6 + since_epoch.microseconds) * 1_000
+    return _in_range(ns, text, what)
+
+
+# Threshold options: (argparse dest, option, whole number?). A limit must be a finite number >= 0:
+# argparse's float() takes "nan" and "inf", and either would switch a check off while it reports ok.
+_LIMITS = (("p99_ms", "--p99-ms", False), ("p999_ms", "--p999-ms", False), ("max_gaps", "--max-gaps", True),
+           ("max_resets", "--max-resets", True), ("max_session_silence", "--max-session-silence", False),
+           ("l2_lag_cadences", "--l2-lag-cadences", False), ("min_completeness", "--min-completeness", False))
+
+
+def _check_limits(args: argparse.Namespace) -> None:
+    for dest, option, whole in _LIMITS:
+        value = getattr(args, dest)
+        if value is None and dest == "p999_ms":
+            continue
+        if whole:
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{option} must be a whole number >= 0, not {value}")
+        elif not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{option} must be a finite number >= 0, not {value}")
+    if args.max_bytes_billed is not None and args.max_bytes_billed <= 0:
+        raise ConfigError(f"--max-bytes-billed must be a positive number of bytes, not {args.max_bytes_billed}")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -97,11 +155,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def build_config(args: argparse.Namespace, now_ns: int) -> DqConfig:
-    until = parse_time(args.until, now_ns) if args.until else now_ns
-    since = parse_time(args.since, now_ns) if args.since else None
-    for name in ("p99_ms", "max_session_silence", "l2_lag_cadences", "min_completeness"):
-        if getattr(args, name) < 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
+    until = parse_time(args.until, now_ns, "--until") if args.until else now_ns
+    since = parse_time(args.since, now_ns, "--since") if args.since else None
+    _check_limits(args)
     th = Thresholds(latency_p99_ms=args.p99_ms, latency_p999_ms=args.p999_ms, max_gaps=args.max_gaps,
                     max_resets=args.max_resets, max_session_silence_s=args.max_session_silence,
                     l2_lag_cadences=args.l2_lag_cadences, min_completeness_ratio=args.min_completeness)

@@ -9,14 +9,16 @@ every latency figure in tickpath goes through.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tickpath.dq.sql import COMPLETENESS, FRESHNESS, INTEGRITY, LATENCY, SEQUENCE, Window
-from tickpath.errors import UnknownSymbolError
+from tickpath.errors import ConfigError, UnknownSymbolError
 from tickpath.stats import LatencyRecorder
+from tickpath.stats.recorder import HIGHEST_NS
 from tickpath.venues.binance.streams import parse_stream
 
 Row = Mapping[str, Any]
@@ -39,6 +41,20 @@ class Thresholds:
     min_completeness_ratio: float = 0.5  # depth messages per active cadence slot, per minute
     max_over_delivery: float = 1.5  # depth messages per minute over 60 s / cadence
     min_active_slots: int = 10  # minutes with fewer active slots are too quiet to judge
+
+    def __post_init__(self) -> None:
+        # nan compares false with everything and inf exceeds everything: either would switch a
+        # check off while it still reports ok, so neither is a limit.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name == "latency_p999_ms":
+                continue
+            if f.type == "int":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ConfigError(f"threshold {f.name} must be a whole number >= 0, not {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"threshold {f.name} must be a finite number >= 0, not {value!r}")
 
 
 @dataclass
@@ -103,6 +119,14 @@ def _ms(ns: float | None) -> float | None:
 
 # --- latency --------------------------------------------------------------------------------------
 
+def _duration(ms: float) -> str:
+    """A latency far beyond the usual scale in words, so a replayed or mis-clocked capture reads as one."""
+    for unit, size in (("years", 365.25 * 86_400_000), ("days", 86_400_000.0), ("h", 3_600_000.0)):
+        if ms >= size:
+            return f" ({ms / size:,.1f} {unit})"
+    return ""
+
+
 def judge_latency(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> CheckResult:
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -110,7 +134,11 @@ def judge_latency(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> C
     metrics: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
     for (venue, symbol, channel), grp in sorted(groups.items()):
-        rec = LatencyRecorder(f"{venue}/{symbol}/{channel}")
+        # The recorder's default range ends at an hour and clamps beyond it; a replayed capture or a
+        # clock years off has latencies far above, so the range reaches the largest bucket here
+        # (a BIGINT, which HdrHistogram tracks) and every percentile stays within 3 digits of truth.
+        top = max(int(r["bucket_ns"]) for r in grp)
+        rec = LatencyRecorder(f"{venue}/{symbol}/{channel}", highest_ns=max(HIGHEST_NS, top))
         n = negative = 0
         sum_v = sum_raw = 0.0
         max_v: int | None = None
@@ -126,18 +154,22 @@ def judge_latency(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> C
             # zero or negative values are clamped to 1 ns and counted by the recorder itself
             rec.record(bucket, count)
         s = rec.summary()
+        # HdrHistogram reports a bucket's highest equivalent value, which can pass the exact maximum
+        # by up to the bucket's width (0.1 %: days, at years of latency); no percentile does.
+        cap = max_v if max_v is not None and max_v >= 1 else None
+        p50, p99, p999 = (v if cap is None else min(v, cap) for v in (s.p50_ns, s.p99_ns, s.p999_ns))
         bases = {r["basis"] for r in grp}
         clock = "corrected" if bases == {"corrected"} else "raw" if bases == {"raw"} else "mixed"
         row = {"venue": venue, "symbol": symbol, "channel": channel, "clock": clock, "count": n,
-               "mean_ms": _ms(sum_v / n), "p50_ms": _ms(s.p50_ns), "p99_ms": _ms(s.p99_ns),
-               "p999_ms": _ms(s.p999_ns), "max_ms": _ms(max_v), "negative": negative,
+               "mean_ms": _ms(sum_v / n), "p50_ms": _ms(p50), "p99_ms": _ms(p99),
+               "p999_ms": _ms(p999), "max_ms": _ms(max_v), "negative": negative,
                "raw_mean_ms": _ms(sum_raw / n)}
         metrics.append(row)
         problems = []
-        if s.p99_ns / 1e6 > th.latency_p99_ms:
-            problems.append(f"p99 {row['p99_ms']} ms > {th.latency_p99_ms} ms")
-        if th.latency_p999_ms is not None and s.p999_ns / 1e6 > th.latency_p999_ms:
-            problems.append(f"p99.9 {row['p999_ms']} ms > {th.latency_p999_ms} ms")
+        if p99 / 1e6 > th.latency_p99_ms:
+            problems.append(f"p99 {row['p99_ms']} ms{_duration(p99 / 1e6)} > {th.latency_p99_ms} ms")
+        if th.latency_p999_ms is not None and p999 / 1e6 > th.latency_p999_ms:
+            problems.append(f"p99.9 {row['p999_ms']} ms{_duration(p999 / 1e6)} > {th.latency_p999_ms} ms")
         if negative / n > th.latency_max_negative_ratio:
             problems.append(f"{negative} of {n} messages received before their event time "
                             f"(clock {clock}); clock offset not measured or wrong")

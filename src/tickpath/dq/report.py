@@ -7,7 +7,9 @@ import json
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from tickpath.dq.checks import CheckResult
@@ -33,6 +35,18 @@ def _finding_text(f: dict[str, Any]) -> str:
     return f"{f['issue']} {where} {span} {f.get('detail', '')}".strip()
 
 
+def _print_table(console: Console, table: Table) -> None:
+    """Print ``table`` whole: to a terminal at its width (numbers fold, never cut); elsewhere (CI logs,
+    files, pipes) as wide as its content needs, as nobody resizes a log to see the cut-off digits."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = Measurement.get(console, console.options.update_width(1_000_000), table).maximum
+    if natural > console.width:
+        table.width = natural
+    console.print(table, crop=False)
+
+
 def print_report(report: DqReport, console: Console | None = None) -> None:
     console = console or Console()
     console.print(f"[bold]tickpath dq[/] on {report.engine}, window {report.window.describe()} "
@@ -40,23 +54,27 @@ def print_report(report: DqReport, console: Console | None = None) -> None:
                   + ", ".join(f"{k} {v}" for k, v in sorted(report.rows_in_window.items())))
     table = Table(show_lines=False)
     for col in ("check", "result", "summary"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col != "summary")
     for r in report.results:
         table.add_row(r.name, "[green]PASS[/]" if r.ok else "[red]FAIL[/]", r.summary)
-    console.print(table)
+    _print_table(console, table)
     for r in report.results:
         if r.name == "latency" and r.metrics:
-            lat = Table(title="latency per message (ms)")
+            # no vertical rules: 11 columns of figures fit 80 columns better without them
+            lat = Table(title="latency per message (ms)", box=box.SIMPLE_HEAD)
             cols = ("venue", "symbol", "channel", "clock", "count", "mean_ms", "p50_ms", "p99_ms", "p999_ms",
                     "max_ms", "negative")
             for c in cols:
-                lat.add_column(c.removesuffix("_ms"), justify="right" if c.endswith(("ms", "count")) else "left")
+                numeric = c.endswith(("ms", "count")) or c == "negative"
+                # a number folds onto a second line rather than lose digits to an ellipsis
+                lat.add_column(c.removesuffix("_ms"), justify="right" if numeric else "left",
+                               overflow="fold" if numeric else "ellipsis")
             for m in r.metrics:
-                lat.add_row(*(str(m[c]) for c in cols))
-            console.print(lat)
+                lat.add_row(*("-" if m[c] is None else str(m[c]) for c in cols))
+            _print_table(console, lat)
         if not r.ok or (r.findings and r.name == "sequence"):
             for f in r.findings[:MAX_FINDINGS_SHOWN]:
-                console.print(f"  {r.name}: {_finding_text(f)}")
+                console.print(f"  {r.name}: {_finding_text(f)}", soft_wrap=not console.is_terminal)
             if len(r.findings) > MAX_FINDINGS_SHOWN:
                 console.print(f"  {r.name}: ... {len(r.findings) - MAX_FINDINGS_SHOWN} more (see --json)")
     verdict = "[green]all checks passed[/]" if report.ok else "[red]some checks failed their thresholds[/]"
