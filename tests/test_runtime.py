@@ -36,3 +36,32 @@ def test_sigterm_cancels_and_cleanup_runs() -> None:
     with pytest.raises(InterruptedRunError, match="SIGTERM"):
         run(main())
     assert cleaned == [True]
+
+
+
+def test_tasks_left_pending_are_cancelled_and_unwound_before_the_loop_closes(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A background task still waiting when the main task ends (a library's reader after a close that
+    could not reach its server) is cancelled while the loop runs and unwinds; before, it was destroyed
+    with the loop ("Task was destroyed but it is pending!" and tracebacks on stderr)."""
+    seen: list[str] = []
+
+    async def reader() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        finally:
+            seen.append("unwound")
+
+    async def main() -> int:
+        asyncio.get_running_loop().create_task(reader())
+        await asyncio.sleep(0)
+        return 7
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        assert run(main(), handle_signals=False) == 7
+        gc.collect()
+    assert seen == ["cancelled", "unwound"]
+    assert not [r for r in caplog.records if "destroyed" in r.getMessage()]

@@ -54,9 +54,29 @@ def run(coro: Coroutine[Any, Any, T], *, handle_signals: bool = True) -> T:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
         with contextlib.suppress(Exception):
+            _cancel_leftovers(loop)
+        with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         asyncio.set_event_loop(None)
+
+
+LEFTOVER_GRACE_S = 5.0
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending when the main task ends and let them unwind (as ``asyncio.run``
+    does), e.g. a client library's subscription readers after a close that could not reach its server:
+    closing the loop under them prints "Task was destroyed but it is pending" and their tracebacks."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    if not pending:
+        return
+    for t in pending:
+        t.cancel()
+    loop.run_until_complete(asyncio.wait(pending, timeout=LEFTOVER_GRACE_S))
+    for t in pending:
+        if t.done() and not t.cancelled():
+            t.exception()  # retrieved, so a leftover's failure is not reported again at exit
 
 
 @contextlib.contextmanager
