@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tickpath import runtime
+from tickpath.cli.paths import ensure_writable_dir
 from tickpath.errors import CheckFailedError, ConfigError
 
 DESCRIPTION = """\
@@ -240,10 +241,7 @@ class _Saver:
         self.samples: bool = args.samples
         self.written: list[str] = []
         if self.out is not None:  # fail before measuring, not after
-            try:
-                self.out.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(f"cannot create output directory {self.out}: {exc}") from exc
+            ensure_writable_dir(self.out, f"output directory {self.out}")
 
     def __call__(self, result: Any) -> None:
         from tickpath.busbench import output

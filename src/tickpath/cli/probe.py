@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from tickpath.errors import ConfigError
+from tickpath.cli.paths import ensure_writable_dir
 from tickpath.probe import METHODS, ProbeConfig, ProbeResult, parse_methods, run_probe
 from tickpath.probe.report import render_table, write_outputs
 from tickpath.runtime import run
@@ -120,24 +119,14 @@ def build_config(args: argparse.Namespace) -> ProbeConfig:
     )
 
 
-def _check_writable(path: str | None, *, directory: bool = False) -> None:
-    """Fail before measuring, not after: a result file that cannot be written would lose the run."""
-    if not path:
-        return
-    target = Path(path) if directory else Path(path).parent
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    if not os.access(target, os.W_OK):
-        raise ConfigError(f"cannot write {path}: {target} is not writable")
-
-
 def main(args: argparse.Namespace) -> int:
     config = build_config(args)
-    _check_writable(args.output)
-    _check_writable(args.csv)
-    _check_writable(args.hgrm_dir, directory=True)
+    # fail before measuring, not after: a result file that cannot be written would lose the run
+    for path in (args.output, args.csv):
+        if path:
+            ensure_writable_dir(Path(path).parent, path)
+    if args.hgrm_dir:
+        ensure_writable_dir(Path(args.hgrm_dir), args.hgrm_dir)
     err = Console(stderr=True)
     show = not args.quiet
     with Progress(

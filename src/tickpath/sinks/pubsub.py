@@ -148,6 +148,11 @@ def _event_encoder(serializer: str) -> Callable[[Event, int], bytes]:
     return lambda event, _publish_ns: enc(event)
 
 
+def _backoff_s(failures_before: int) -> float:
+    """Wait before re-publishing after ``failures_before`` + 1 failures: 50 ms doubling, at most 2 s."""
+    return min(0.05 * 2.0 ** failures_before, 2.0)
+
+
 # One message: (topic, data, ordering key, attributes, attempt)
 _Msg = tuple[str, bytes, str, dict[str, str], int]
 
@@ -285,7 +290,7 @@ class PubSubSink(Sink):
             m = self._retry_q.get()
             if m is None:
                 return
-            time.sleep(min(0.05 * 2 ** (m[4] - 1), 2.0))  # back off before trying again
+            time.sleep(_backoff_s(m[4] - 1))  # back off before trying again
             if m[2]:
                 # A failed publish pauses its ordering key until told to resume.
                 self._client.resume_publish(m[0], m[2])
@@ -319,7 +324,7 @@ class PubSubSink(Sink):
                     log_event(log, logging.WARNING, "pubsub_session_not_published", topic=topic,
                               session=attrs["session"], venue=attrs["venue"], attempts=attempt + 1, error=repr(exc))
                     return
-                time.sleep(min(0.05 * 2 ** attempt, 2.0))
+                time.sleep(_backoff_s(attempt))
 
     async def flush(self) -> None:
         """Wait until every message handed to the publisher (and its retries) has settled."""
