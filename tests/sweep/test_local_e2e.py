@@ -68,7 +68,10 @@ def _assert_nothing_left(sweep_dir: Path, *, except_: set[str] = frozenset()) ->
 def test_sweep_picks_the_truly_fastest_zone_and_destroys_losers_as_results_arrive(
         tmp_path: Path, sim_zones: dict[str, SimZone], terraform_bin: str) -> None:
     """Zones of 1/12/25 ms: the 1 ms zone wins, losers go within 5 s of their result, a dead zone fails."""
-    cfg = write_config(tmp_path, sim_zones, duration_s=0.5,
+    # 1.5 s at 20/s is ~30 ws samples per zone: a p50 that a host stall of a few hundred ms cannot
+    # flip between the 12 and 25 ms zones (0.5 s, ~10 samples, swapped them once in a clean-clone CI run
+    # while the four agents started together on two cores).
+    cfg = write_config(tmp_path, sim_zones, duration_s=1.5,
                        extra_zones={"dead": ("http://127.0.0.1:9", "ws://127.0.0.1:9")})
     proc = subprocess.run(tickpath("sweep", "run", str(cfg), "--json"), cwd=tmp_path, env=_env(),
                           capture_output=True, text=True, timeout=120)
