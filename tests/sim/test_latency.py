@@ -30,9 +30,15 @@ async def test_zone_delay_measured_on_frames_and_rest() -> None:
     zones = (ZoneConfig("a", LatencyProfile(delay_ms=40.0)), ZoneConfig("b"))
     async with Simulator(small_config(venues=("futures",), rate=400.0, zones=zones)) as sim:
         a, b = sim.endpoint("futures", "a"), sim.endpoint("futures", "b")
-        da = statistics.median(await _frame_delays(a.raw_url("btcusdt@depth@0ms"), 60))
-        db = statistics.median(await _frame_delays(b.raw_url("btcusdt@depth@0ms"), 60))
-        assert 32.0 <= da - db <= 50.0, (da, db)
+        # A stall of the host only ever adds delay, and one longer than a window (60 frames at 400/s:
+        # 150 ms) once lifted zone b's median to 216 ms in CI; so each zone is measured in three
+        # alternating windows and judged on its least-disturbed one.
+        med: dict[str, list[float]] = {"a": [], "b": []}
+        for _ in range(3):
+            for ep in (a, b):
+                med[ep.zone].append(statistics.median(await _frame_delays(ep.raw_url("btcusdt@depth@0ms"), 60)))
+        da, db = min(med["a"]), min(med["b"])
+        assert 32.0 <= da - db <= 50.0, med
         rtts: dict[str, list[float]] = {"a": [], "b": []}
         async with aiohttp.ClientSession() as http:
             for ep in (a, b):
