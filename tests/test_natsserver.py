@@ -15,6 +15,7 @@ from tickpath.busbench import tls
 from tickpath.busbench.wire import Credentials, NatsConn
 from tickpath.errors import ConfigError, ConnectionFailedError, HandshakeError, ToolMissingError
 from tickpath.natsserver import NatsCluster
+from tickpath.tlsclient import client_context
 
 pytestmark = pytest.mark.integration
 NATS = shutil.which("nats-server") or shutil.which("/usr/sbin/nats-server")
@@ -65,7 +66,7 @@ async def test_tls_and_auth_are_enforced(tmp_path: Path) -> None:
     m = tls.generate(tmp_path)
     async with NatsCluster(n=2, tls=m.server, verify_clients=True, user="u", password="pw") as c:
         assert all(u.startswith("tls://") for u in c.client_urls)
-        ctx = tls.client_context(m.ca, m.client.cert, m.client.key)
+        ctx = client_context(m.ca, m.client.cert, m.client.key)
         with pytest.raises(HandshakeError):
             NatsConn(c.client_urls[0], ssl_context=ctx, credentials=Credentials("u", "wrong")).connect()
         ok = NatsConn(c.client_urls[0], ssl_context=ctx, credentials=Credentials("u", "pw"))

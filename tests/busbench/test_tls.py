@@ -10,6 +10,7 @@ from pathlib import Path
 from cryptography import x509
 
 from tickpath.busbench import tls
+from tickpath.tlsclient import client_context
 
 
 def test_generated_material_loads_and_names_the_hosts(tmp_path: Path) -> None:
@@ -22,7 +23,7 @@ def test_generated_material_loads_and_names_the_hosts(tmp_path: Path) -> None:
     assert stat.S_IMODE(m.server.key.stat().st_mode) == 0o600
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(m.ca))
     server_ctx.load_cert_chain(str(m.server.cert), str(m.server.key))
-    ctx = tls.client_context(m.ca, m.client.cert, m.client.key)
+    ctx = client_context(m.ca, m.client.cert, m.client.key)
     assert ctx.verify_mode == ssl.CERT_REQUIRED
 
 

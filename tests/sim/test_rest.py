@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 
@@ -95,3 +97,34 @@ async def test_exchange_info_lists_simulated_symbols() -> None:
     price_filter = next(f for f in btc["filters"] if f["filterType"] == "PRICE_FILTER")
     assert price_filter["tickSize"] == "0.01000000"
     assert info["rateLimits"][0]["limit"] == 6000
+
+
+async def test_spot_exchange_info_filters_by_symbol_like_binance() -> None:
+    """Spot exchangeInfo takes symbol=X or symbols=["X","Y"]: only those come back; one invalid symbol
+    makes the whole request -1121; both parameters together are -1128; a malformed array is -1100."""
+    async with Simulator(small_config(venues=("spot",), symbols=("BTCUSDT", "ETHUSDT"))) as sim, \
+            aiohttp.ClientSession() as http:
+        url = sim.endpoint("spot").rest_url + "/api/v3/exchangeInfo"
+
+        async def get(query: str) -> tuple[int, Any]:
+            async with http.get(url + query) as r:
+                return r.status, await r.json()
+
+        status, info = await get('?symbols=["ETHUSDT"]')
+        assert status == 200 and [s["symbol"] for s in info["symbols"]] == ["ETHUSDT"]
+        status, info = await get("?symbol=BTCUSDT")
+        assert status == 200 and [s["symbol"] for s in info["symbols"]] == ["BTCUSDT"]
+        assert await get('?symbols=["BTCUSDT","FOOBAR"]') == (400, {"code": -1121, "msg": "Invalid symbol."})
+        status, info = await get('?symbol=BTCUSDT&symbols=["BTCUSDT"]')
+        assert (status, info["code"]) == (400, -1128)
+        status, info = await get("?symbols=BTCUSDT")
+        assert (status, info["code"]) == (400, -1100)
+
+
+async def test_futures_exchange_info_has_no_symbol_filter() -> None:
+    """USD-M futures exchangeInfo has no symbols filter: it always lists every symbol."""
+    async with Simulator(small_config(venues=("futures",), symbols=("BTCUSDT", "ETHUSDT"))) as sim, \
+            aiohttp.ClientSession() as http, \
+            http.get(sim.endpoint("futures").rest_url + '/fapi/v1/exchangeInfo?symbols=["FOOBAR"]') as r:
+        assert r.status == 200
+        assert [s["symbol"] for s in (await r.json())["symbols"]] == ["BTCUSDT", "ETHUSDT"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,16 +124,3 @@ def generate(directory: str | Path, hosts: Iterable[str] = DEFAULT_HOSTS, *,
     client = leaf("client", "busbench client", [ExtendedKeyUsageOID.CLIENT_AUTH])
     return TlsMaterial(ca_path, server, client)
 
-
-def client_context(ca: str | Path | None, cert: str | Path | None = None,
-                   key: str | Path | None = None, *, verify_host: bool = True) -> ssl.SSLContext:
-    """An SSL context for a NATS client: trust ``ca`` (or the system store), optional client cert."""
-    try:
-        ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
-        if cert:
-            ctx.load_cert_chain(str(cert), str(key) if key else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load TLS files (ca={ca}, cert={cert}): {exc}") from exc
-    if not verify_host:
-        ctx.check_hostname = False
-    return ctx

@@ -41,7 +41,8 @@ Stop with Ctrl-C (or SIGTERM): every sink is flushed before exit. The exit summa
 machines) gives events accepted/written/pending/dropped per sink, resyncs, gaps, reconnects, malformed
 frames, and any order book that never synced.
 
-exit codes: 0 every accepted event delivered; 2 bad arguments; 4 the venue was never reached;
+exit codes: 0 every accepted event delivered; 2 bad arguments (a symbol the venue does not list
+  among them); 4 the venue was never reached;
   6 an order book never synced (e.g. every snapshot request failed); 7 a sink dropped events, or
   left some undelivered (a NATS spool: the message says where, and the next run sends it first);
   130 stopped by Ctrl-C / SIGTERM after flushing.
@@ -68,6 +69,9 @@ def register(subparsers: Any) -> None:
                    help=f"where events go; repeat for several (default: {DEFAULT_SINK})")
     g.add_argument("--base-url", default=None, help="WebSocket base URL (default: the venue's production host)")
     g.add_argument("--rest-url", default=None, help="REST base URL (default: the venue's production host)")
+    g.add_argument("--ca-file", type=Path, default=None, metavar="PEM",
+                   help="trust this CA bundle for wss:// and https:// instead of the system's (e.g. the "
+                        "cafile a `tickpath sim --tls` prints)")
     g.add_argument("--record", type=Path, default=None, metavar="DIR",
                    help="also write raw frames and snapshots in the capture format (replayable by sim)")
     g = p.add_argument_group("how long, and watching it")
@@ -87,6 +91,9 @@ def register(subparsers: Any) -> None:
                    help="reconnect a connection silent for S seconds (default: 30)")
     g.add_argument("--rollover-after", type=float, default=None, metavar="S",
                    help="open a replacement connection after S seconds (default: 95%% of 24 h)")
+    g.add_argument("--no-symbol-check", dest="check_symbols", action="store_false",
+                   help="skip the exchangeInfo check of --symbols at start (by default a symbol the venue "
+                        "does not list is an error, exit 2, before anything is opened)")
     p.set_defaults(func=main)
 
 
@@ -96,11 +103,11 @@ def build_config(args: argparse.Namespace) -> FeedConfig:
     return FeedConfig(
         venue=args.venue, symbols=parse_symbols(args.symbols), channels=parse_channels(args.channels),
         depth=args.depth, sinks=tuple(args.sink or (DEFAULT_SINK,)), base_url=args.base_url,
-        rest_url=args.rest_url, duration_s=args.duration, record_dir=args.record,
+        rest_url=args.rest_url, ca_file=args.ca_file, duration_s=args.duration, record_dir=args.record,
         metrics_port=args.metrics_port, metrics_host=args.metrics_host, snapshot_limit=args.snapshot_limit,
         trade_stream=args.trade_stream, streams_per_connection=args.streams_per_connection,
         subscribe=args.subscribe, stale_after_s=args.stale_after, rollover_after_s=args.rollover_after,
-        status=status)
+        check_symbols=args.check_symbols, status=status)
 
 
 def _print_summary(s: FeedSummary) -> None:

@@ -32,6 +32,7 @@ class FeedConfig:
     sinks: tuple[str, ...] = (DEFAULT_SINK,)
     base_url: str | None = None  # WebSocket base (default: the venue's production host)
     rest_url: str | None = None  # REST base
+    ca_file: Path | None = None  # trust this CA bundle instead of the system's (a --tls simulator, a proxy)
     duration_s: float | None = None  # None = until stopped
     record_dir: Path | None = None
     metrics_port: int | None = None  # 0 = any free port
@@ -50,6 +51,7 @@ class FeedConfig:
     flush_interval_s: float = 0.1
     queue_batches: int = 32
     clock_samples: int = 10
+    check_symbols: bool = True  # one exchangeInfo request at start: unlisted symbols are an error
     status: bool = False  # live terminal status line
 
     def __post_init__(self) -> None:

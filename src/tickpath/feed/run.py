@@ -31,12 +31,14 @@ from tickpath.feed.record import FeedRecorder
 from tickpath.feed.rollover import ShardRunner
 from tickpath.feed.shards import Shard, plan_shards
 from tickpath.feed.snapshots import SnapshotFetcher, measure_clock_offset
+from tickpath.feed.symbols import check_symbols
 from tickpath.logs import log_event
 from tickpath.probe.clock_offset import OffsetEstimate
 from tickpath.sinks.base import Sink
 from tickpath.sinks.registry import open_sink
+from tickpath.tlsclient import client_context
 from tickpath.venues.binance.endpoints import endpoints, venue_of_host
-from tickpath.venues.binance.rest import RestClient, RestResponse
+from tickpath.venues.binance.rest import RestClient, RestResponse, tls_connector
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +168,15 @@ class Feed:
         tasks: list[asyncio.Task[Any]] = []
         rest: RestClient | None = None
         http: aiohttp.ClientSession | None = None
+        tls = client_context(cfg.ca_file) if cfg.ca_file is not None else None
+        if cfg.check_symbols:  # before any sink is opened: a typo must not leave an empty store behind
+            async with RestClient(cfg.venue, cfg.rest_base, clock=self.clock, ssl_context=tls) as probe:
+                await check_symbols(probe, cfg.symbols)
         await self.pipeline.start()
         try:
             if cfg.record_dir is not None:
                 self.recorder = FeedRecorder(cfg.record_dir, cfg.venue)
-            rest = RestClient(cfg.venue, cfg.rest_base, clock=self.clock,
+            rest = RestClient(cfg.venue, cfg.rest_base, clock=self.clock, ssl_context=tls,
                               on_response=self.recorder.http if self.recorder is not None else None)
             if cfg.clock_samples > 0:
                 self.offset = await measure_clock_offset(rest, samples=cfg.clock_samples)
@@ -187,7 +193,7 @@ class Feed:
                 self.metrics = MetricsServer(self, cfg.metrics_host, cfg.metrics_port)
                 await self.metrics.start()
                 log_event(log, logging.INFO, "metrics_listening", host=cfg.metrics_host, port=self.metrics.port)
-            http = aiohttp.ClientSession()
+            http = aiohttp.ClientSession(connector=tls_connector(tls))
             backoff = Backoff(cfg.reconnect_base_s, cfg.reconnect_max_s)
             for shard in self.shards:
                 runner = ShardRunner(

@@ -38,8 +38,8 @@ from tickpath.probe.dns import DnsResult, resolve
 from tickpath.probe.hoststate import host_state
 from tickpath.probe.schedule import MethodStats, OpenLoopSchedule, SampleOp
 from tickpath.probe.stream import StreamResult, capture_stream
-from tickpath.probe.wire import make_ssl_context
 from tickpath.stats import LatencyRecorder
+from tickpath.tlsclient import client_context
 from tickpath.venues.binance.endpoints import endpoints
 
 SCHEMA = "tickpath.probe/1"
@@ -180,7 +180,7 @@ class _Runner:
         self.progress = progress
         self.rest = config.rest_endpoint()
         self.ws = config.ws_endpoint()
-        self.ctx = make_ssl_context(config.verify_tls, config.ca_file)
+        self.ctx = client_context(config.ca_file, verify=config.verify_tls)
         self.result = ProbeResult(config, time.time())
 
     def _schedule(self, rate: float | None = None) -> OpenLoopSchedule:

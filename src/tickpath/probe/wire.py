@@ -261,14 +261,6 @@ def _parse_chunked(buf: bytearray, start: int) -> tuple[bytes, int] | None:
         pos = eol + 2 + size + 2
 
 
-def make_ssl_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=ca_file)
-    if not verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 async def tcp_connect(ip: str, port: int) -> socket.socket:
     """A connected non-blocking TCP socket to ``ip:port`` (TCP_NODELAY set)."""
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET

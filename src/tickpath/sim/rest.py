@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -171,6 +172,13 @@ async def handle_exchange_info(request: web.Request) -> web.Response:
         return limited
     symbols = []
     names = list(ctx.hub.markets) if ctx.hub is not None else (ctx.replay.symbols if ctx.replay else [])
+    if ctx.ep.exchange_info_symbols_param is not None:  # spot filters by symbol= or symbols=[...]
+        wanted, error = _wanted_symbols(request.rel_url.query)
+        if error is None and wanted is not None and not set(wanted) <= set(names):
+            error = _err(-1121, "Invalid symbol.")
+        if error is not None:
+            return await _reply(request, ctx, 400, error, used)
+        names = names if wanted is None else list(dict.fromkeys(wanted))
     for sym in names:
         spec = spec_for(ctx.ep.venue, sym)
         quote = next((q for q in ("USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
@@ -181,6 +189,24 @@ async def handle_exchange_info(request: web.Request) -> web.Response:
                                             spec.price_decimals, spec.qty_decimals))
     body = payloads.exchange_info(ctx.ep.venue, ctx.exchange_ms(), symbols, ctx.weights.budget)
     return await _reply(request, ctx, 200, body, used)
+
+
+def _wanted_symbols(query: Mapping[str, str]) -> tuple[list[str] | None, bytes | None]:
+    """Spot exchangeInfo's ``symbol=X`` or ``symbols=["X","Y"]``: (the symbols or None for all, error)."""
+    if "symbol" in query and "symbols" in query:
+        return None, _err(-1128, "Combination of optional parameters invalid.")
+    if "symbol" in query:
+        return [query["symbol"]], None
+    if "symbols" not in query:
+        return None, None
+    try:
+        wanted = orjson.loads(query["symbols"])
+    except orjson.JSONDecodeError:
+        wanted = None
+    if not isinstance(wanted, list) or not wanted or not all(isinstance(w, str) for w in wanted):
+        return None, _err(-1100, "Illegal characters found in parameter 'symbols'; legal range is "
+                                 "'^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$'.")
+    return wanted, None
 
 
 def add_routes(app: web.Application, ctx: ListenerContext) -> None:

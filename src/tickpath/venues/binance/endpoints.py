@@ -46,6 +46,8 @@ class VenueEndpoints:
     time_path: str
     ping_path: str
     exchange_info_path: str
+    # exchangeInfo's filter by symbols (a JSON array), or None where the venue has none
+    exchange_info_symbols_param: str | None
     # WebSocket limits
     max_streams_per_connection: int
     max_incoming_messages_per_s: int
@@ -74,6 +76,7 @@ SPOT = VenueEndpoints(
     time_path="/api/v3/time",
     ping_path="/api/v3/ping",
     exchange_info_path="/api/v3/exchangeInfo",
+    exchange_info_symbols_param="symbols",
     max_streams_per_connection=1024,
     max_incoming_messages_per_s=5,
     ping_interval_s=20.0,
@@ -96,6 +99,7 @@ FUTURES = VenueEndpoints(
     time_path="/fapi/v1/time",
     ping_path="/fapi/v1/ping",
     exchange_info_path="/fapi/v1/exchangeInfo",
+    exchange_info_symbols_param=None,
     max_streams_per_connection=1024,
     max_incoming_messages_per_s=10,
     ping_interval_s=180.0,

@@ -15,9 +15,11 @@ Bodies are returned as bytes; parsing them into wire types is :mod:`tickpath.ven
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import ssl
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -26,6 +28,7 @@ from tickpath.errors import ConfigError, ConnectionFailedError, ExchangeError, R
 from tickpath.venues.binance.endpoints import Venue, endpoints, validate_depth_limit
 
 WEIGHT_HEADER = "x-mbx-used-weight-1m"
+INVALID_SYMBOL = -1121  # Binance's error code for a symbol it does not list
 DEFAULT_RETRY_AFTER_S = 60.0
 
 
@@ -49,13 +52,14 @@ class RestClient:
     """
 
     def __init__(self, venue: Venue, base_url: str | None = None, *, clock: Clock = DEFAULT_CLOCK,
-                 timeout_s: float = 10.0,
+                 timeout_s: float = 10.0, ssl_context: ssl.SSLContext | None = None,
                  on_response: Callable[[str, int, bytes], None] | None = None) -> None:
         self.venue = venue
         self.endpoints = endpoints(venue)
         self.base_url = (base_url or self.endpoints.rest_base).rstrip("/")
         self.clock = clock
         self.timeout_s = timeout_s
+        self.ssl_context = ssl_context  # None: the system's CAs
         self.on_response = on_response
         self.used_weight: int | None = None  # last x-mbx-used-weight-1m seen
         self.requests = 0
@@ -69,7 +73,8 @@ class RestClient:
 
     def _sess(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                                                  connector=tls_connector(self.ssl_context))
         return self._session
 
     async def close(self) -> None:
@@ -108,6 +113,11 @@ class RestClient:
         if self.on_response is not None:
             self.on_response(url, wall, body)
         return RestResponse(url, status, body, self.used_weight, sent, received, wall)
+
+
+def tls_connector(ctx: ssl.SSLContext | None) -> aiohttp.TCPConnector | None:
+    """A connector verifying against ``ctx`` (e.g. ``--ca-file``), or None for aiohttp's default."""
+    return aiohttp.TCPConnector(ssl=ctx) if ctx is not None else None
 
 
 def _retry_after(value: str | None) -> float:
@@ -180,9 +190,28 @@ class ExchangeInfoApi:
         self.client = client
 
     async def symbols(self) -> list[str]:
-        resp = await self.client.get(self.client.endpoints.exchange_info_path)
+        return list(await self._statuses())
+
+    async def statuses(self, symbols: Sequence[str]) -> dict[str, str]:
+        """The trading status (TRADING, BREAK, ...) of each of ``symbols`` the venue lists; a symbol
+        it does not list is absent. Spot is asked for just these symbols (weight 20) and, when one
+        of them is invalid (-1121, which does not say which), for the whole list; USD-M futures has
+        no such filter and always answers with the whole list (weight 1)."""
+        wanted = [s.upper() for s in symbols]
+        param = self.client.endpoints.exchange_info_symbols_param
+        if param is not None:
+            try:
+                return await self._statuses({param: quote(json.dumps(wanted, separators=(",", ":")))})
+            except ExchangeError as exc:
+                if exc.code != INVALID_SYMBOL:
+                    raise
+        listed = await self._statuses()
+        return {s: listed[s] for s in wanted if s in listed}
+
+    async def _statuses(self, params: dict[str, Any] | None = None) -> dict[str, str]:
+        resp = await self.client.get(self.client.endpoints.exchange_info_path, params)
         try:
             doc = json.loads(resp.body)
-            return [str(s["symbol"]) for s in doc["symbols"]]
+            return {str(s["symbol"]): str(s.get("status", "")) for s in doc["symbols"]}
         except (ValueError, KeyError, TypeError) as exc:
             raise ExchangeError("exchangeInfo answered without a symbols list") from exc
