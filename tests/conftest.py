@@ -1,9 +1,10 @@
-"""Shared fixtures: where the real Binance captures live, and skips with a reason when absent; and
-no collector pauses inside a test."""
+"""Shared fixtures: where the real Binance captures live, and skips with a reason when absent; no
+collector pauses inside a test; and the "tickpath" logger as each test found it."""
 
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,3 +35,18 @@ def _collector_off_inside_each_test() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def _tickpath_logging_restored() -> Iterator[None]:
+    """A test that runs the CLI's ``main`` leaves ``logs.configure()``'s state behind: a handler on
+    that test's captured stderr, closed when it ends, and propagation off. Later tests then lost
+    their records to "Logging error ... I/O operation on closed file" and ``caplog`` saw nothing."""
+    logger = logging.getLogger("tickpath")
+    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
+    try:
+        yield
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate

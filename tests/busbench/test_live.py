@@ -20,6 +20,7 @@ from tickpath.busbench import client, output
 from tickpath.busbench.config import BenchConfig, MatrixConfig
 from tickpath.busbench.local import LocalConfig, local_cluster, run_local
 from tickpath.busbench.netns import available as netns_unavailable
+from tickpath.busbench.results import BenchResult
 from tickpath.cli.main import main as cli_main
 from tickpath.natsserver import NatsCluster
 
@@ -103,6 +104,15 @@ async def test_killing_server_b_reports_loss_within_bounded_wait(nats_binary: st
     assert after_kill < 1.7 + 1.0 + 1.5  # rest of the schedule + drain + slack: never a hang
 
 
+def _median_lag_before(r: BenchResult, first_paused: int) -> tuple[int, int]:
+    """(median send lag of the messages due before message ``first_paused``, when that one was due)."""
+    assert r.samples is not None
+    by_seq = {s[0]: s for s in r.samples}
+    start = by_seq[min(by_seq) + first_paused][1]
+    lags = sorted(sent - intended for _, intended, sent, _ in r.samples if intended < start)
+    return lags[len(lags) // 2], start
+
+
 async def test_paused_publisher_shows_in_intended_latency_only(nats_binary: str) -> None:
     """A 150 ms publisher stall lifts the intended-time figures past 150 ms; the actual-time ones
     leave it out: per message, intended minus actual latency is the send lag, the rest of the stall."""
@@ -112,8 +122,17 @@ async def test_paused_publisher_shows_in_intended_latency_only(nats_binary: str)
         # pause is the same code in both modes; test_wait_mode covers busy-polling.
         cfg = BenchConfig(c.client_urls[0], c.client_urls[1], rate=1000, count=600, warmup=0.05,
                           pause_at=200, pause_ms=150, busy_poll=False, keep_samples=True)
-        r = await client.run(cfg)
+        # The contrast needs an undisturbed 200 ms before the pause. On a host with 10 % steal, one
+        # run in three had a VM stall of ~60 ms there (send lag p50 9 ms, p90 47 ms, rising then
+        # caught up): such a run is measured again, up to three times in all.
+        for _attempt in range(3):
+            r = await client.run(cfg)
+            assert r.ok and r.samples is not None
+            median_lag, start = _median_lag_before(r, 200)
+            if median_lag < 5_000_000:
+                break
     assert r.ok and r.samples is not None and len(r.samples) == r.intended.count == r.actual.count
+    assert median_lag < 5_000_000  # before the stall, messages left on time
     assert r.intended.percentile(100) >= 145_000_000
     # ~100 of the 600 messages were due more than 50 ms before the stall ended: above p85 from the
     # intended time.
@@ -123,16 +142,10 @@ async def test_paused_publisher_shows_in_intended_latency_only(nats_binary: str)
     # only when it ended, so its intended-time latency exceeds its actual-time one by the rest of
     # the stall. (Percentiles of the actual-time figure alone are not asserted: a host stall of a
     # hundred ms while the backlog is in flight makes them late from any clock, as seen in CI.)
-    by_seq = {s[0]: s for s in r.samples}
-    first = min(by_seq)
-    start = by_seq[first + 200][1]
     during = [s for s in r.samples if start <= s[1] < start + 140_000_000]
     assert len(during) >= 130
     for _, intended, sent, _ in during:
         assert sent - intended >= start + 150_000_000 - intended - 2_000_000
-    before = [s for s in r.samples if s[1] < start]
-    lags = sorted(sent - intended for _, intended, sent, _ in before)
-    assert lags[len(lags) // 2] < 5_000_000  # before the stall, messages left on time
 
 
 

@@ -97,17 +97,19 @@ def test_wait_mode_flags_reach_the_remote_client() -> None:
 
 @pytest.mark.integration
 async def test_busy_poll_delivers_every_message_and_never_sleeps(nats_binary: str) -> None:
-    """Busy-polling at 2,000 msg/s loses nothing, sleeps zero times and says so; sleep mode sleeps."""
+    """Busy-polling at 2,000 msg/s loses nothing, sleeps zero times and says so; sleep mode sleeps (at
+    500 msg/s: 2 ms between sends leaves room to sleep before each even when the host is slow; at 2,000
+    msg/s a host stall once left the client behind its schedule, sending without sleeping, for 578 of 600)."""
     local = LocalConfig(binary=nats_binary, server_procs=1)
     async with local_cluster(local) as (_cluster, settings):
         base = dataclasses.replace(PLACEHOLDER, rate=2000, count=600, warmup=0.1, **settings)  # type: ignore[arg-type]
-        busy, sleeping = await run_many([base, dataclasses.replace(base, busy_poll=False)],
+        busy, sleeping = await run_many([base, dataclasses.replace(base, busy_poll=False, rate=500, count=300)],
                                         servers=local.server_settings())
     assert busy.ok and busy.received == 600 and busy.duplicates == 0 and busy.reordered == 0
     assert busy.wait_mode == "busy-poll" and busy.sleeps == 0
     assert busy.servers == {"count": 2, "GOMAXPROCS": 1}
-    assert sleeping.ok and sleeping.received == 600
-    assert sleeping.wait_mode == "sleep" and sleeping.sleeps > 300  # about one per message
+    assert sleeping.ok and sleeping.received == 300
+    assert sleeping.wait_mode == "sleep" and sleeping.sleeps > 150  # about one per message
     assert busy.to_dict()["client_sleeps"] == 0
 
 
