@@ -22,15 +22,17 @@ only installed when the client's parser is the one we know.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from tickpath.errors import ConnectionFailedError
+from tickpath.errors import ConfigError, ConnectionFailedError
 from tickpath.logs import log_event
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PUBLISH_NS_HEADER", "AcksHandler", "DirectHandler", "ack_frames", "buffered_bytes", "connect",
+__all__ = ["PUBLISH_NS_HEADER", "AcksHandler", "DirectHandler", "ack_frames", "buffered_bytes", "check_name",
+           "check_prefix", "connect",
            "flush_frames", "install_ack_parser", "install_delivery_parser", "install_fast_parser", "queue_frames",
            "set_direct_handler"]
 
@@ -321,3 +323,22 @@ def covers(pattern: str, prefix: str) -> bool:
         if i >= len(q) or (tok != "*" and tok != q[i]):
             return False  # a narrower filter, or another prefix
     return False  # without '>' a filter matches subjects of one length only
+
+
+# JetStream stream and consumer names become subject tokens and file names: letters, digits, '-', '_'
+# (no '.', wildcards, spaces or path separators). Subject prefixes are such tokens joined by '.'.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name`` when it is a valid JetStream ``kind`` ("stream", "durable") name, else ConfigError."""
+    if not _NAME_RE.match(name):
+        raise ConfigError(f"{kind}={name!r}: a JetStream {kind} name takes only letters, digits, '-' and '_'")
+    return name
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` when it is '.'-separated tokens of letters, digits, '-' and '_', else ConfigError."""
+    if not all(_NAME_RE.match(t) for t in prefix.split(".")):
+        raise ConfigError(f"prefix={prefix!r}: subject tokens of letters, digits, '-' and '_', separated by '.'")
+    return prefix

@@ -37,9 +37,15 @@ def test_url_options_parse_into_a_frozen_config() -> None:
     ("nats://h?max_inflight=x", "not a number"),
     ("http://h", "nats://"),
     ("nats://h?stream=a.b", "stream name"),
+    ("nats://h?stream=MD/X", "stream name"),  # a path separator: JetStream names become file names
+    ("nats://h?prefix=md.", "prefix='md.'"),  # an empty token: 'md..trades' is no subject
+    ("nats://h?prefix=md..x", "subject tokens"),
+    ("nats://h?prefix=md%20x", "subject tokens"),
+    ("nats://h?prefix=md.*", "subject tokens"),
 ])
 def test_bad_url_options_are_config_errors(url: str, match: str) -> None:
-    """Every malformed option fails with a ConfigError naming the problem."""
+    """Every malformed option fails with a ConfigError naming the problem; stream names and subject
+    prefixes follow the same rule as ``tickpath ingest``'s (natsproto.check_name/check_prefix)."""
     with pytest.raises(ConfigError, match=match):
         NatsSinkConfig.from_url(url)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +34,8 @@ from tickpath.ingest.store import Store, open_store
 from tickpath.logs import log_event
 from tickpath.natsproto import (
     ack_frames,
+    check_name,
+    check_prefix,
     connect,
     flush_frames,
     install_delivery_parser,
@@ -89,16 +90,9 @@ class IngestConfig:
                 raise ConfigError(f"unknown ingest source option {k!r}; known: {', '.join(opts)}")
             opts[k] = v
         for k in ("stream", "durable"):
-            # JetStream names become subject tokens: no '.', wildcards, spaces or path separators.
-            if not _NAME_RE.match(opts[k]):
-                raise ConfigError(f"{k}={opts[k]!r}: a JetStream {k} name takes only letters, digits, '-' and '_'")
-        if not all(_NAME_RE.match(t) for t in opts["prefix"].split(".")):
-            raise ConfigError(f"prefix={opts['prefix']!r}: subject tokens of letters, digits, '-' and '_', "
-                              "separated by '.'")
+            check_name(k, opts[k])
+        check_prefix(opts["prefix"])
         return servers, opts
-
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass

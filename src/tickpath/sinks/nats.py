@@ -42,6 +42,8 @@ from tickpath.logs import log_event
 from tickpath.natsproto import (
     PUBLISH_NS_HEADER,
     buffered_bytes,
+    check_name,
+    check_prefix,
     connect,
     covers,
     flush_frames,
@@ -105,10 +107,8 @@ class NatsSinkConfig:
             raise ConfigError(f"retention must be limits, interest or workqueue, not {self.retention!r}")
         if self.max_inflight < 1 or self.drain_batch < 1:
             raise ConfigError("max_inflight and drain_batch must be at least 1")
-        if not self.prefix or any(c in self.prefix for c in " *>\t"):
-            raise ConfigError(f"invalid subject prefix {self.prefix!r}")
-        if not self.stream or any(c in self.stream for c in " .*>\t"):
-            raise ConfigError(f"invalid stream name {self.stream!r}")
+        check_prefix(self.prefix)
+        check_name("stream", self.stream)
         if self.ack_timeout_s <= 0 or self.spool_max_mb <= 0:
             raise ConfigError("ack_timeout_s and spool_max_mb must be positive")
 
