@@ -106,3 +106,27 @@ def test_snapshot_fail_schedule_runs_from_the_cli(capsys: pytest.CaptureFixture[
     assert main(["sim", "--json", "--venue", "spot", "--duration", "0.3", "--snapshot-fail-every", "0.05",
                  "--stall-every", "0.1", "--stall-for", "0.05", "--rate", "50"]) == 0
     assert json.loads(capsys.readouterr().out)["endpoints"][0]["venue"] == "spot"
+
+
+async def test_a_crashed_market_task_ends_the_sim_with_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a background task dies the streams go silent: `tickpath sim` stops at once with an error
+    naming the crash (exit 1), instead of serving nothing until its --duration ends."""
+    import asyncio
+    import time
+
+    from tickpath.cli.sim import serve
+    from tickpath.errors import TickpathError
+    from tickpath.sim import SimConfig
+    from tickpath.sim.faults import FaultPlan
+    from tickpath.sim.hub import Hub
+
+    async def boom(self: Hub) -> None:
+        await asyncio.sleep(0.1)
+        raise RuntimeError("market generator broke")
+
+    monkeypatch.setattr(Hub, "run", boom)
+    started = time.monotonic()
+    with pytest.raises(TickpathError, match=r"background task crashed.*market generator broke") as info:
+        await serve(SimConfig(venues=("spot",), symbols=("BTCUSDT",)), FaultPlan(), as_json=True, duration=30.0)
+    assert info.value.exit_code == 1
+    assert time.monotonic() - started < 10

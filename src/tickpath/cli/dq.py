@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
 import re
 import sys
 from decimal import Decimal, InvalidOperation
@@ -13,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from tickpath.clock import SystemClock
-from tickpath.dq.checks import CHECKS, Thresholds
+from tickpath.dq.checks import CHECKS, Thresholds, limit_problem
 from tickpath.dq.duckdb_runner import DuckDBEngine
 from tickpath.dq.run import DqConfig, check_names, render_sql, run_dq
 from tickpath.errors import CheckFailedError, ConfigError
@@ -116,11 +115,9 @@ def _check_limits(args: argparse.Namespace) -> None:
         value = getattr(args, dest)
         if value is None and dest == "p999_ms":
             continue
-        if whole:
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{option} must be a whole number >= 0, not {value}")
-        elif not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{option} must be a finite number >= 0, not {value}")
+        problem = limit_problem(value, whole=whole)
+        if problem:  # Thresholds would say the same, naming its field rather than the option
+            raise ConfigError(f"{option} {problem}, not {value}")
     if args.max_bytes_billed is not None and args.max_bytes_billed <= 0:
         raise ConfigError(f"--max-bytes-billed must be a positive number of bytes, not {args.max_bytes_billed}")
 

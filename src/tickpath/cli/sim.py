@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tickpath.errors import ConfigError
+from tickpath.errors import ConfigError, TickpathError
 from tickpath.runtime import run
 from tickpath.sim import FaultPlan, ReplayConfig, SimConfig, Simulator, parse_zones
 from tickpath.sim.config import MAX_CLOCK_OFFSET_MS, MAX_RATE
@@ -169,7 +169,16 @@ async def serve(cfg: SimConfig, plan: FaultPlan, *, as_json: bool, duration: flo
                   flush=True)
         else:
             _print_table(sim)
-        await _wait(sim, duration, live=not as_json and sys.stderr.isatty())
+        waiting = asyncio.ensure_future(_wait(sim, duration, live=not as_json and sys.stderr.isatty()))
+        failed = asyncio.ensure_future(sim.wait_failed())
+        try:
+            await asyncio.wait({waiting, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (waiting, failed):
+                t.cancel()
+        if failed.done() and not failed.cancelled():
+            raise TickpathError(f"the simulator stopped: a background task crashed ({failed.result()!r}); "
+                                "its streams would have gone silent (see the log above)")
     return 0
 
 

@@ -43,18 +43,23 @@ class Thresholds:
     min_active_slots: int = 10  # minutes with fewer active slots are too quiet to judge
 
     def __post_init__(self) -> None:
-        # nan compares false with everything and inf exceeds everything: either would switch a
-        # check off while it still reports ok, so neither is a limit.
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None and f.name == "latency_p999_ms":
                 continue
-            if f.type == "int":
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise ConfigError(f"threshold {f.name} must be a whole number >= 0, not {value!r}")
-            elif isinstance(value, bool) or not isinstance(value, int | float) \
-                    or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"threshold {f.name} must be a finite number >= 0, not {value!r}")
+            problem = limit_problem(value, whole=f.type == "int")
+            if problem:
+                raise ConfigError(f"threshold {f.name} {problem}, not {value!r}")
+
+
+def limit_problem(value: object, *, whole: bool) -> str | None:
+    """Why ``value`` is no threshold, or None. nan compares false with everything and inf exceeds
+    everything: either would switch a check off while it still reports ok, so neither is a limit."""
+    if whole:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return None if ok else "must be a whole number >= 0"
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return None if ok else "must be a finite number >= 0"
 
 
 @dataclass

@@ -73,13 +73,6 @@ class Endpoint:
                 **({"replay_path": self.replay_path} if self.replay_path else {})}
 
 
-def _report_crash(task: asyncio.Task[None]) -> None:
-    """A background task that dies is a bug: say so loudly instead of going silent."""
-    if not task.cancelled() and task.exception() is not None:
-        exc = task.exception()
-        log.error("sim background task %s crashed: %r", task.get_coro(), exc, exc_info=exc)
-
-
 class Simulator:
     """Binance-compatible market-data simulator; an async context manager."""
 
@@ -96,6 +89,8 @@ class Simulator:
         self._runners: list[web.AppRunner] = []
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.failure: BaseException | None = None  # the first background task that crashed
+        self._failed = asyncio.Event()
         self.tls: tls_mod.TlsMaterial | None = None
         self._started = False
 
@@ -158,10 +153,26 @@ class Simulator:
             targets = [(v, s) for v, h in self.hubs.items() for s in h.markets]
             self._tasks.append(loop.create_task(run_plan(self.fault_plan, self.faults, targets)))
         for t in self._tasks:
-            t.add_done_callback(_report_crash)
+            t.add_done_callback(self._report_crash)
         self._started = True
         log_event(log, logging.INFO, "sim_started", venues=",".join(cfg.venue_list),
                   zones=",".join(z.name for z in cfg.zones), listeners=len(self._endpoints))
+
+    def _report_crash(self, task: asyncio.Task[None]) -> None:
+        """A background task that dies is a bug: say so loudly, and let :meth:`wait_failed` return."""
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("sim background task %s crashed: %r", task.get_coro(), exc, exc_info=exc)
+            if self.failure is None:
+                self.failure = exc
+            self._failed.set()
+
+    async def wait_failed(self) -> BaseException:
+        """Return when a background task (a market, the fault plan) has crashed: the simulator then
+        serves silent streams, which ``tickpath sim`` turns into an exit rather than a quiet hang."""
+        await self._failed.wait()
+        assert self.failure is not None
+        return self.failure
 
     async def _listen(self, ctx: ListenerContext, ssl_ctx: ssl.SSLContext | None, port: int) -> int:
         app = web.Application()
