@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pytest
 from aiohttp import web
 
+from tests.support.http import serve_app
 from tickpath.clock import ManualClock
 from tickpath.errors import ConfigError, ExchangeError, RateLimitedError
 from tickpath.events import Event, Trade
@@ -165,23 +166,15 @@ async def test_rest_client_translates_429_418_and_errors() -> None:
 
     app = web.Application()
     app.router.add_get("/fapi/v1/depth", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with RestClient("futures", f"http://127.0.0.1:{port}") as c:
-            with pytest.raises(RateLimitedError) as e1:
-                await c.get("/fapi/v1/depth")
-            assert (e1.value.status, e1.value.retry_after) == (429, 3.0)
-            with pytest.raises(RateLimitedError) as e2:
-                await c.get("/fapi/v1/depth")
-            assert (e2.value.status, e2.value.retry_after) == (418, 120.0)
-            with pytest.raises(ExchangeError, match="Invalid symbol") as e3:
-                await c.get("/fapi/v1/depth")
-            assert e3.value.code == -1121
-            ok = await c.get("/fapi/v1/depth")
-            assert ok.used_weight == 42 and c.used_weight == 42
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url, RestClient("futures", url) as c:
+        with pytest.raises(RateLimitedError) as e1:
+            await c.get("/fapi/v1/depth")
+        assert (e1.value.status, e1.value.retry_after) == (429, 3.0)
+        with pytest.raises(RateLimitedError) as e2:
+            await c.get("/fapi/v1/depth")
+        assert (e2.value.status, e2.value.retry_after) == (418, 120.0)
+        with pytest.raises(ExchangeError, match="Invalid symbol") as e3:
+            await c.get("/fapi/v1/depth")
+        assert e3.value.code == -1121
+        ok = await c.get("/fapi/v1/depth")
+        assert ok.used_weight == 42 and c.used_weight == 42

@@ -4,6 +4,7 @@ the stream and send nothing, and answer every snapshot with -1121)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.support.http import serve_app
 from tickpath.errors import UnknownSymbolError
 from tickpath.feed.symbols import check_symbols
 from tickpath.sim import SimConfig, Simulator
@@ -69,30 +71,22 @@ async def test_feed_with_an_unlisted_symbol_is_exit_2_and_opens_no_store(sim: Si
     assert not store.exists()
 
 
-async def _exchange_info_server(body: dict[str, object], status: int = 200) -> tuple[web.AppRunner, str]:
+def _exchange_info_app(body: dict[str, object], status: int = 200) -> web.Application:
     async def handler(_r: web.Request) -> web.Response:
         return web.json_response(body, status=status)
 
     app = web.Application()
     app.router.add_get("/fapi/v1/exchangeInfo", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
+    return app
 
 
 async def test_a_listed_symbol_not_trading_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     """A listed symbol whose status is not TRADING (a delisting, a break) passes with a warning naming it."""
-    runner, url = await _exchange_info_server({"symbols": [{"symbol": "BTCUSDT", "status": "TRADING"},
-                                                           {"symbol": "LUNAUSDT", "status": "SETTLING"}]})
-    try:
-        async with RestClient("futures", url) as rest:
-            with caplog.at_level(logging.WARNING, logger="tickpath.feed.symbols"):
-                got = await check_symbols(rest, ["BTCUSDT", "LUNAUSDT"])
-    finally:
-        await runner.cleanup()
+    app = _exchange_info_app({"symbols": [{"symbol": "BTCUSDT", "status": "TRADING"},
+                                          {"symbol": "LUNAUSDT", "status": "SETTLING"}]})
+    async with serve_app(app) as url, RestClient("futures", url) as rest:
+        with caplog.at_level(logging.WARNING, logger="tickpath.feed.symbols"):
+            got = await check_symbols(rest, ["BTCUSDT", "LUNAUSDT"])
     assert got == {"BTCUSDT": "TRADING", "LUNAUSDT": "SETTLING"}
     assert "symbol_not_trading" in caplog.text and "LUNAUSDT" in caplog.text and "SETTLING" in caplog.text
 
@@ -102,19 +96,16 @@ async def test_a_check_that_cannot_be_made_is_a_warning_not_an_error(
         answer: str, caplog: pytest.LogCaptureFixture) -> None:
     """Venue unreachable, an error status, or an answer without a symbols list: the check says it was
     skipped and returns None, and the feed goes on (its reconnects and resyncs cope with the venue)."""
-    runner = None
-    if answer == "unreachable":
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            url = f"http://127.0.0.1:{s.getsockname()[1]}"
-    else:
-        runner, url = await _exchange_info_server({"code": -1001, "msg": "Internal error"} if answer == "http 500"
-                                                  else {"rateLimits": []}, status=500 if answer == "http 500" else 200)
-    try:
-        async with RestClient("futures", url) as rest:
-            with caplog.at_level(logging.WARNING, logger="tickpath.feed.symbols"):
-                assert await check_symbols(rest, ["BTCUSDT"]) is None
-    finally:
-        if runner is not None:
-            await runner.cleanup()
+    async with contextlib.AsyncExitStack() as stack:
+        if answer == "unreachable":
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        else:
+            app = _exchange_info_app({"code": -1001, "msg": "Internal error"} if answer == "http 500"
+                                     else {"rateLimits": []}, status=500 if answer == "http 500" else 200)
+            url = await stack.enter_async_context(serve_app(app))
+        rest = await stack.enter_async_context(RestClient("futures", url))
+        with caplog.at_level(logging.WARNING, logger="tickpath.feed.symbols"):
+            assert await check_symbols(rest, ["BTCUSDT"]) is None
     assert "symbol_check_skipped" in caplog.text

@@ -10,6 +10,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from tests.support.http import serve_app
 from tickpath.errors import ExchangeError
 from tickpath.probe.clock_offset import MS, OffsetSample, estimate_offset, parse_server_time
 from tickpath.probe.hoststate import clocksource, ec2_metadata, parse_chrony_tracking, ptp_clocks
@@ -104,15 +105,8 @@ async def fake_imds() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_put("/latest/api/token", token)
     app.router.add_get("/latest/meta-data/{path:.+}", get)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
 
 
 async def test_ec2_metadata_via_imdsv2(fake_imds: str) -> None:
