@@ -109,7 +109,9 @@ async def test_busy_poll_delivers_every_message_and_never_sleeps(nats_binary: st
     assert busy.wait_mode == "busy-poll" and busy.sleeps == 0
     assert busy.servers == {"count": 2, "GOMAXPROCS": 1}
     assert sleeping.ok and sleeping.received == 300
-    assert sleeping.wait_mode == "sleep" and sleeping.sleeps > 150  # about one per message
+    # About one per message on a quiet host; a loaded one wakes the thread late, past the next send
+    # (60 of 300 seen while other work ran): any sleep at all tells the modes apart (busy: exactly 0).
+    assert sleeping.wait_mode == "sleep" and sleeping.sleeps >= 10
     assert busy.to_dict()["client_sleeps"] == 0
 
 
