@@ -34,3 +34,15 @@ def test_matrix_refuses_small_sizes() -> None:
     """A matrix checks every size, not only the base one."""
     with pytest.raises(ConfigError):
         MatrixConfig(BenchConfig(A, B), sizes=(256, 8))
+
+
+@pytest.mark.parametrize("command", ["local", "run"])
+def test_duration_and_count_together_are_refused(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--duration and --count both given is exit 2 naming both (one used to be dropped silently)."""
+    from tickpath.cli.main import main
+
+    extra = ["--pub", "nats://a:4222", "--sub", "nats://b:4222"] if command == "run" else []
+    with pytest.raises(SystemExit) as info:
+        main(["busbench", command, *extra, "--duration", "1", "--count", "100"])
+    assert info.value.code == 2
+    assert "--count: not allowed with argument --duration" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,3 +183,20 @@ def test_bad_config_is_a_config_error(kw: dict[str, Any]) -> None:
     """Invalid project ids, dataset names, channels and retry counts are rejected up front."""
     with pytest.raises(ConfigError):
         GcpConfig(**{"project": "tick-proj", **kw})
+
+
+def test_no_credentials_is_exit_8_with_how_to_log_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`gcp setup` and `dq --bigquery` with no usable Application Default Credentials: one line naming
+    the project and how to log in, exit 8 (an infrastructure problem), not 2 (bad arguments)."""
+    from tickpath.cli.main import main
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
+    assert main(["gcp", "setup", "--project", "tick-proj"]) == 8
+    err = capsys.readouterr().err
+    assert "cannot create Google clients for tick-proj" in err and "application-default login" in err
+    assert "Traceback" not in err
+    assert main(["dq", "--bigquery", "tick-proj.market", "--since", "1h"]) == 8
+    err = capsys.readouterr().err
+    assert "cannot create a BigQuery client for tick-proj" in err and "Traceback" not in err

@@ -54,8 +54,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="target rate(s) in messages per second, 'k' allowed (10k); default 1000")
     g.add_argument("--matrix", action="store_true",
                    help="run the original grid: 256,512,1024,4096 B x 1k,10k,100k msg/s")
-    g.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
-    g.add_argument("--count", type=int, help="measured messages per run (instead of --duration)")
+    length = g.add_mutually_exclusive_group()  # both given: one would be silently ignored
+    length.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
+    length.add_argument("--count", type=int, help="measured messages per run (instead of --duration)")
     g.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up, discarded (default 1)")
     g.add_argument("--drain-timeout", type=float, default=2.0,
                    help="seconds to wait for stragglers after the last send; the rest is lost (default 2)")

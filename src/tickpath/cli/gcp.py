@@ -17,7 +17,7 @@ setup creates, in order (each only if missing; anything existing but different i
   Pub/Sub topics crypto.binance.<channel>, crypto.binance.session (the feed's session rows)
     and crypto.binance.dead-letter
   BigQuery dataset PROJECT.DATASET and tables trades, tickers, l2, feed_sessions,
-    partitioned by DAY(event_date), clustered by symbol
+    partitioned by DAY(event_date), clustered by symbol, venue (feed_sessions by venue)
   IAM: roles/bigquery.dataEditor on the dataset for the Pub/Sub service agent
     (service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com), publisher on the
     dead-letter topic and subscriber on each subscription so dead-lettering works
@@ -25,6 +25,8 @@ setup creates, in order (each only if missing; anything existing but different i
     crypto.binance.session.bigquery into feed_sessions
 
 Credentials: Application Default Credentials (gcloud auth application-default login).
+exit codes: 0 done; 2 bad arguments; 8 no credentials, or a step failed (a Google API error, or an
+  existing resource that differs from the plan).
 
 examples:
   tickpath gcp setup --project my-proj --dry-run     print the plan, touch nothing

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from tickpath.dq.sql import Dialect
-from tickpath.errors import ConfigError, ConnectionFailedError, TickpathError
+from tickpath.errors import ConfigError, ConnectionFailedError, InfraError, TickpathError
 
 _DATASET_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]\.[A-Za-z0-9_]{1,1024}$")
 DEFAULT_MAX_BYTES = 50 * 1024**3  # 50 GiB per query
@@ -45,7 +45,9 @@ class BigQueryEngine:
             try:
                 client = bigquery.Client(project=self.project, location=location)
             except Exception as exc:  # google.auth raises DefaultCredentialsError and friends
-                raise ConfigError(f"cannot create a BigQuery client for {self.project}: {exc}") from exc
+                raise InfraError(f"cannot create a BigQuery client for {self.project}: {exc} (credentials come "
+                                 "from Application Default Credentials: `gcloud auth application-default login`, "
+                                 "or GOOGLE_APPLICATION_CREDENTIALS)") from exc
         self._client = client
         self.bytes_processed = 0
 

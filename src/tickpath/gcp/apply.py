@@ -99,7 +99,9 @@ class GoogleBackend:
             self.publisher = pubsub_v1.PublisherClient()
             self.subscriber = pubsub_v1.SubscriberClient()
         except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and friends
-            raise ConfigError(f"cannot create Google clients for {cfg.project}: {exc}") from exc
+            raise InfraError(f"cannot create Google clients for {cfg.project}: {exc} (credentials come from "
+                             "Application Default Credentials: `gcloud auth application-default login`, or "
+                             "GOOGLE_APPLICATION_CREDENTIALS)") from exc
 
     # paths
     def _topic(self, name: str) -> str:

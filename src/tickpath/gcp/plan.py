@@ -1,7 +1,8 @@
 """What ``tickpath gcp setup`` builds, as data: a list of steps a backend applies in order.
 
 Pub/Sub topics ``crypto.binance.<channel>`` and a dead-letter topic; a BigQuery dataset; the tables
-of :mod:`tickpath.tables` partitioned by ``event_date`` and clustered by symbol; the IAM grants the
+of :mod:`tickpath.tables` partitioned by ``event_date`` and clustered by symbol and venue
+(feed_sessions by venue); the IAM grants the
 Pub/Sub service agent (``service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com``) needs:
 ``roles/bigquery.dataEditor`` on the dataset to write rows, ``roles/pubsub.publisher`` on the
 dead-letter topic and ``roles/pubsub.subscriber`` on each subscription to dead-letter messages;
