@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["PUBLISH_NS_HEADER", "AcksHandler", "DirectHandler", "ack_frames", "buffered_bytes", "check_name",
            "check_prefix", "connect",
-           "flush_frames", "install_ack_parser", "install_delivery_parser", "install_fast_parser", "queue_frames",
-           "set_direct_handler"]
+           "flush_frames", "install_ack_parser", "install_delivery_parser", "install_fast_parser",
+           "jetstream_unavailable", "queue_frames", "set_direct_handler"]
 
 # Wall-clock ns when the sink sent a message; ``ingest`` stores it as ``publish_ns``.
 PUBLISH_NS_HEADER = "Tickpath-Publish-Ns"
@@ -154,6 +154,15 @@ async def connect(servers: Sequence[str], *, timeout_s: float = 5.0, **options: 
     nc.options["max_reconnect_attempts"] = -1
     install_fast_parser(nc)
     return nc
+
+
+def jetstream_unavailable(servers: Sequence[str]) -> ConnectionFailedError:
+    """The error for a server that answers NATS but not JetStream (``$JS.API`` has no responders:
+    nats-py's ``ServiceUnavailableError``, code None), for the sink and ``ingest`` alike.
+    ``servers`` must not carry credentials."""
+    return ConnectionFailedError(
+        f"JetStream is not enabled on {', '.join(servers)}: start nats-server with -js "
+        f"(or enable JetStream for this account)")
 
 
 def install_fast_parser(nc: Any) -> bool:

@@ -22,6 +22,8 @@ from tickpath.ingest.consumer import _Puller
 class _LoopbackNc:
     """The bits of a nats-py client ``_Puller._request`` uses: publish records the request."""
 
+    is_connected = True
+
     def __init__(self) -> None:
         self.published: list[tuple[str, bytes, str]] = []
 

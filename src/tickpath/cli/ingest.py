@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from tickpath.errors import InterruptedRunError
@@ -30,7 +31,12 @@ examples:
   tickpath ingest --from nats://127.0.0.1:4222 --to duckdb:x.duckdb --max-messages 1000000 --json
 
 Stop with Ctrl-C: the batch being committed finishes and is acknowledged first. Run one ingest per
-durable name. The summary gives messages, rows inserted, duplicates skipped, rejected messages and
+durable name. The source is checked (server reachable, JetStream enabled, stream present) before the
+target is opened; a run that fails before its first commit leaves no new file or directory behind
+(a missing parent directory of duckdb:PATH is created, as the duckdb sink does, and removed again).
+Without --idle-exit, ingest waits for a lost server forever (a service); with --idle-exit S, a server
+that is gone or does not answer for max(S, --connect-timeout) seconds ends the run with exit 4, every
+batch committed so far kept. The summary gives messages, rows inserted, duplicates skipped, rejected messages and
 publish->ingest / receipt->ingest latency percentiles (wall clocks of the two hosts, sampled per batch).
 """
 
@@ -53,7 +59,8 @@ def register(subparsers: Any) -> None:
                         "left to deliver or re-deliver (default: run until stopped)")
     p.add_argument("--max-messages", type=int, default=None, metavar="N", help="exit after N messages")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="live progress on stderr (default: on when stderr is a terminal and not --json)")
+                   help="progress on stderr after each commit: a live line on a terminal, else a plain "
+                        "line at most once a second (default: on when stderr is a terminal and not --json)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=main)
 
@@ -77,7 +84,8 @@ def main(args: argparse.Namespace) -> int:
                           idle_exit_s=args.idle_exit, max_messages=args.max_messages,
                           connect_timeout_s=args.connect_timeout)
     config.nats()  # validate the URL before connecting
-    show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.json)
+    tty = sys.stderr.isatty()
+    show = args.progress if args.progress is not None else (tty and not args.json)
     result: list[IngestResult] = []
 
     async def go() -> IngestResult:
@@ -86,6 +94,18 @@ def main(args: argparse.Namespace) -> int:
 
         if not show:
             return await run_ingest(config, progress=keep)
+        if not tty:  # asked for explicitly, but no terminal for a live line: plain lines
+            last = [0.0]
+
+            def plain(r: IngestResult) -> None:
+                keep(r)
+                if time.monotonic() - last[0] >= 1.0:
+                    last[0] = time.monotonic()
+                    print(_progress_text(r), file=sys.stderr, flush=True)
+
+            res = await run_ingest(config, progress=plain)
+            print(_progress_text(res), file=sys.stderr, flush=True)
+            return res
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as bar:
@@ -93,8 +113,7 @@ def main(args: argparse.Namespace) -> int:
 
             def progress(r: IngestResult) -> None:
                 keep(r)
-                bar.update(task, description=f"ingest: {r.messages} messages, {r.inserted} inserted, "
-                                             f"{r.duplicates} duplicates")
+                bar.update(task, description=_progress_text(r))
 
             return await run_ingest(config, progress=progress)
 
@@ -106,6 +125,10 @@ def main(args: argparse.Namespace) -> int:
         raise
     _emit(res, args.json)
     return 0
+
+
+def _progress_text(r: IngestResult) -> str:
+    return f"ingest: {r.messages} messages, {r.inserted} inserted, {r.duplicates} duplicates"
 
 
 def _emit(res: IngestResult, as_json: bool) -> None:

@@ -20,7 +20,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -28,9 +28,9 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
-from tickpath.errors import ConfigError
+from tickpath.errors import ConfigError, ConnectionFailedError, HandshakeError
 from tickpath.ingest.columns import decode_batch, stamp_ingest_ns
-from tickpath.ingest.store import Store, open_store
+from tickpath.ingest.store import Store, open_store, parse_target
 from tickpath.logs import log_event
 from tickpath.natsproto import (
     ack_frames,
@@ -39,6 +39,7 @@ from tickpath.natsproto import (
     connect,
     flush_frames,
     install_delivery_parser,
+    jetstream_unavailable,
     queue_frames,
     set_direct_handler,
 )
@@ -66,22 +67,26 @@ class IngestConfig:
     def __post_init__(self) -> None:
         if self.batch < 1:
             raise ConfigError(f"batch must be at least 1, not {self.batch}")
-        if self.fetch_timeout_s <= 0:
-            raise ConfigError("fetch timeout must be positive")
+        # A zero or negative ack_wait reaches the server as is (nats-py sends -5 s, and drops 0 so
+        # the server's 30 s default applies): refuse both instead.
+        for option, value in (("--fetch-timeout", self.fetch_timeout_s), ("--ack-wait", self.ack_wait_s),
+                              ("--connect-timeout", self.connect_timeout_s)):
+            if not 0 < value < float("inf"):
+                raise ConfigError(f"{option} must be a positive number of seconds, not {value}")
         if self.idle_exit_s is not None and not (0 < self.idle_exit_s < float("inf")):
             raise ConfigError(f"--idle-exit must be a positive number of seconds, not {self.idle_exit_s}")
         if self.max_messages is not None and self.max_messages < 1:
             raise ConfigError(f"--max-messages must be at least 1, not {self.max_messages}")
+        parse_target(self.target)
 
     def nats(self) -> tuple[list[str], dict[str, str]]:
-        """Server URLs and query options (stream, durable, prefix) of ``source``."""
+        """Server URLs (without credentials: they go in messages) and query options (stream,
+        durable, prefix) of ``source``."""
         parts = urlsplit(self.source)
         if parts.scheme not in ("nats", "tls"):
             raise ConfigError(f"ingest reads from nats://host:port, not {self.source!r}")
         netloc = parts.netloc.rsplit("@", 1)[-1]
-        cred = parts.netloc.rsplit("@", 1)[0] if "@" in parts.netloc else ""
-        servers = [f"{parts.scheme}://{(cred + '@') if cred else ''}{h if ':' in h else h + ':4222'}"
-                   for h in netloc.split(",") if h]
+        servers = [f"{parts.scheme}://{h if ':' in h else h + ':4222'}" for h in netloc.split(",") if h]
         if not servers:
             raise ConfigError(f"no NATS server in {self.source!r}")
         opts = {"stream": "TICKPATH", "durable": "tickpath-ingest", "prefix": "tickpath"}
@@ -93,6 +98,15 @@ class IngestConfig:
             check_name(k, opts[k])
         check_prefix(opts["prefix"])
         return servers, opts
+
+    def credentials(self) -> dict[str, str]:
+        """nats-py connect options for ``user:password@`` or ``token@`` in ``source`` (else none)."""
+        netloc = urlsplit(self.source).netloc
+        if "@" not in netloc:
+            return {}
+        cred = netloc.rsplit("@", 1)[0]
+        user, sep, password = cred.partition(":")
+        return {"user": user, "password": password} if sep else {"token": cred}
 
 
 @dataclass
@@ -156,6 +170,7 @@ class _Puller:
         self._want = 0
         self._buf: list[_Delivery] = []
         self._done = asyncio.Event()
+        self.answered = True  # whether the server answered the last request (deliveries or a status)
 
     async def start(self) -> None:
         self._inbox = self._nc.new_inbox() + "."
@@ -174,6 +189,10 @@ class _Puller:
         set_direct_handler(self._nc, sub._id, on_message)
         install_delivery_parser(self._nc, sub._id, self._buf, self._delivered)
 
+    def interrupt(self) -> None:
+        """The link dropped: the request in flight will not be answered, stop waiting for it."""
+        self._done.set()
+
     def _delivered(self) -> None:
         if len(self._buf) >= self._want:
             self._done.set()
@@ -189,17 +208,27 @@ class _Puller:
         return await self._request(batch, {"batch": batch, "expires": int(timeout * 1e9)}, timeout + 5.0)
 
     async def _request(self, batch: int, body: dict[str, Any], client_timeout: float) -> list[_Delivery]:
+        if not self._nc.is_connected:
+            # Reconnecting: a request now would only queue up in the client's buffer. Wait a little
+            # (the caller decides how long a lost server is worth waiting for).
+            await asyncio.sleep(min(client_timeout, 0.25))
+            self.answered = False
+            return self._take()
         self._req += 1
         self._want = batch
         self._done = asyncio.Event()
         await self._nc.publish(self._subject, orjson.dumps(body), reply=f"{self._inbox}{self._req}")
         # Not ``asyncio.wait_for``: in Python 3.11 it returns the result when the result and a cancel
         # arrive together, so a Ctrl-C would be swallowed. ``asyncio.timeout`` lets the cancel through.
+        self.answered = True
         try:
             async with asyncio.timeout(client_timeout):
                 await self._done.wait()
         except TimeoutError:
             log_event(log, logging.WARNING, "ingest_pull_timeout", got=len(self._buf))
+            self.answered = bool(self._buf)
+        if not self._nc.is_connected:
+            self.answered = bool(self._buf)
         msgs = self._take()
         self._req += 1  # a late status of this request must not end the next one
         return msgs
@@ -226,11 +255,14 @@ class _Puller:
 
 async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, store: Store | None = None,
                      progress: Callable[[IngestResult], None] | None = None) -> IngestResult:
-    """Consume the stream into the store until idle/limit/cancel; returns counts and latencies."""
-    import nats
-    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-    from nats.js.errors import NotFoundError
+    """Consume the stream into the store until idle/limit/cancel; returns counts and latencies.
 
+    The source is checked (connected, JetStream answers, the stream exists) before the target is
+    opened, and a target this run created is removed again when the run fails before its first
+    commit. ``progress`` is called after every commit. With ``idle_exit_s``, a server that stops
+    answering (gone, or JetStream without quorum) ends the run with :class:`ConnectionFailedError`
+    after ``max(idle_exit_s, connect_timeout_s)``; without it, ingest waits for the server forever.
+    """
     servers, opts = config.nats()
     # Cancels this task has already been through (and its caller handled) are not a stop request.
     task = asyncio.current_task()
@@ -242,71 +274,34 @@ async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, stor
         if task is not None and task.cancelling() > cancels_before:
             raise asyncio.CancelledError
 
-    store = store or open_store(config.target)
-    result = IngestResult(target=store.target)
+    wake: list[Callable[[], None]] = []  # called when the link drops (ends a pull's wait early)
     try:
-        nc = await connect(servers, timeout_s=config.connect_timeout_s)
+        nc = await _connect(config, servers, wake)
     except BaseException:  # a connection failure, or a cancel while connecting
-        store.close()
+        if store is not None:
+            store.close()
         raise
     started = time.monotonic()
+    owned = store is None
+    opened: Store | None = store
+    result = IngestResult(target=store.target if store is not None else config.target)
     try:
         js = nc.jetstream(timeout=config.connect_timeout_s)
-        try:
-            await js.stream_info(opts["stream"])
-        except NotFoundError as exc:
-            raise ConfigError(f"JetStream stream {opts['stream']} does not exist (start the feed first, "
-                              f"or pass ?stream=NAME)") from exc
-        try:
-            await js.consumer_info(opts["stream"], opts["durable"])
-        except NotFoundError:
-            await js.add_consumer(opts["stream"], ConsumerConfig(
-                durable_name=opts["durable"], ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                filter_subject=f"{opts['prefix']}.>", ack_wait=config.ack_wait_s,
-                max_ack_pending=max(50_000, config.batch * 4), max_waiting=64))
-        puller = _Puller(nc, opts["stream"], opts["durable"])
-        await puller.start()
-        log_event(log, logging.INFO, "ingest_started", stream=opts["stream"], durable=opts["durable"],
-                  target=store.target)
-        last_msg = time.monotonic()
-        fetched = 0
-        # One batch commits (in a worker thread) while the next one is fetched; commits stay in order
-        # and a batch is acknowledged only by its own commit.
-        committing: asyncio.Task[None] | None = None
-        try:
-            while config.max_messages is None or fetched < config.max_messages:
-                stop_if_cancelled()
-                want = config.batch
-                if config.max_messages is not None:
-                    want = min(want, config.max_messages - fetched)
-                try:
-                    msgs = await puller.fetch(want, config.fetch_timeout_s)
-                except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as exc:
-                    log_event(log, logging.WARNING, "ingest_fetch_failed", error=repr(exc))
-                    await asyncio.sleep(0.25)
-                    msgs = []
-                stop_if_cancelled()  # the fetched batch is not committed, so it is redelivered
-                if not msgs:
-                    if config.idle_exit_s is not None and time.monotonic() - last_msg >= config.idle_exit_s:
-                        if committing is not None:
-                            await asyncio.shield(committing)  # its acks are flushed before we ask
-                        if await _drained(js, opts["stream"], opts["durable"], stop_if_cancelled):
-                            break
-                        last_msg = time.monotonic()  # outstanding deliveries: wait for them (ack_wait)
-                    continue
-                last_msg = time.monotonic()
-                fetched += len(msgs)
-                if committing is not None:
-                    await asyncio.shield(committing)
-                committing = asyncio.create_task(_commit_and_ack(msgs, store, result, clock, puller))
-                if progress is not None:
-                    progress(result)
-        finally:
-            result.active_s = last_msg - started
-            if committing is not None:  # finish (or fail) the last commit before the store closes
-                await _despite_cancel(committing)
-                if not committing.cancelled() and committing.exception() is not None:
-                    raise committing.exception()  # type: ignore[misc]
+        await _js_call(js.stream_info(opts["stream"]), servers, f"JetStream stream {opts['stream']}",
+                       missing=f"JetStream stream {opts['stream']} does not exist (start the feed first, "
+                               f"or pass ?stream=NAME)")
+        stop_if_cancelled()
+        opened = store = store or open_store(config.target)
+        result.target = store.target
+        await _ensure_consumer(js, config, opts, servers)
+        stop_if_cancelled()
+        await _consume(config, nc, js, opts, store, result, clock, progress, stop_if_cancelled, started, wake)
+    except BaseException:
+        if opened is not None and owned:
+            opened.close()
+            opened.discard()  # if nothing was committed: no empty database left behind
+            opened = None
+        raise
     finally:
         result.elapsed_s = time.monotonic() - started
         try:
@@ -316,14 +311,140 @@ async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, stor
             if closing.done() and not closing.cancelled():
                 closing.exception()  # a failed close after the work is done is not an error
         finally:
-            store.close()
+            if opened is not None:
+                opened.close()
     log_event(log, logging.INFO, "ingest_finished", messages=result.messages, inserted=result.inserted,
               duplicates=result.duplicates, rejected=result.rejected)
     return result
 
 
-async def _drained(js: Any, stream: str, durable: str, stop_if_cancelled: Callable[[], None]) -> bool:
-    """Whether the consumer has nothing left: no undelivered and no unacknowledged messages.
+async def _connect(config: IngestConfig, servers: list[str], wake: list[Callable[[], None]]) -> Any:
+    """Connect with the source's credentials; a refused login is said as such (nats-py reports it
+    only as "no servers available", the authorization error goes to the error callback)."""
+    errors: list[Exception] = []
+
+    async def remember(exc: Exception) -> None:  # nats-py prints tracebacks by default
+        errors.append(exc)
+        log_event(log, logging.DEBUG, "nats_client_error", error=repr(exc))
+
+    async def disconnected() -> None:
+        for fn in wake:
+            fn()
+
+    try:
+        return await connect(servers, timeout_s=config.connect_timeout_s, error_cb=remember,
+                             disconnected_cb=disconnected, **config.credentials())
+    except ConnectionFailedError as exc:
+        refused = [e for e in errors if "authoriz" in str(e).lower()]
+        if refused:
+            detail = str(refused[-1]).removeprefix("nats: ").strip("'")
+            raise HandshakeError(f"NATS at {', '.join(servers)} refused the credentials: {detail}") from exc
+        raise
+
+
+async def _js_call(call: Awaitable[Any], servers: list[str], what: str, *, missing: str | None = None) -> Any:
+    """Await a JetStream API request, translating its failures into tickpath errors."""
+    from nats.errors import Error as NatsError
+    from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
+
+    try:
+        return await call
+    except NotFoundError as exc:
+        if missing is None:
+            raise
+        raise ConfigError(missing) from exc
+    except ServiceUnavailableError as exc:  # no responders on $JS.API
+        raise jetstream_unavailable(servers) from exc
+    except APIError as exc:  # the server answered with an error (a consumer it will not create, ...)
+        raise ConfigError(f"NATS at {', '.join(servers)} refused {what}: {exc.description or exc}") from exc
+    except (TimeoutError, NatsError) as exc:
+        raise ConnectionFailedError(f"NATS at {', '.join(servers)}: cannot use {what}: {exc!r}") from exc
+
+
+async def _ensure_consumer(js: Any, config: IngestConfig, opts: dict[str, str], servers: list[str]) -> None:
+    """Create the durable consumer unless it exists (an existing one keeps its settings)."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+    from nats.js.errors import NotFoundError
+
+    what = f"JetStream consumer {opts['durable']}"
+    try:
+        await _js_call(js.consumer_info(opts["stream"], opts["durable"]), servers, what)
+    except NotFoundError:
+        await _js_call(js.add_consumer(opts["stream"], ConsumerConfig(
+            durable_name=opts["durable"], ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+            filter_subject=f"{opts['prefix']}.>", ack_wait=config.ack_wait_s,
+            max_ack_pending=max(50_000, config.batch * 4), max_waiting=64)), servers, what)
+
+
+async def _consume(config: IngestConfig, nc: Any, js: Any, opts: dict[str, str], store: Store,
+                   result: IngestResult, clock: Clock, progress: Callable[[IngestResult], None] | None,
+                   stop_if_cancelled: Callable[[], None], started: float,
+                   wake: list[Callable[[], None]]) -> None:
+    """The fetch / commit / ack loop, until the limit, idle exit, a lost server or a cancel."""
+    import nats
+
+    servers, _ = config.nats()
+    puller = _Puller(nc, opts["stream"], opts["durable"])
+    await puller.start()
+    wake.append(puller.interrupt)
+    log_event(log, logging.INFO, "ingest_started", stream=opts["stream"], durable=opts["durable"],
+              target=store.target)
+    last_msg = time.monotonic()
+    last_answer = last_msg  # the last time the server answered anything
+    # With --idle-exit the run must end: a server gone (or not answering) this long ends it.
+    give_up_s = None if config.idle_exit_s is None else max(config.idle_exit_s, config.connect_timeout_s)
+    fetched = 0
+    # One batch commits (in a worker thread) while the next one is fetched; commits stay in order
+    # and a batch is acknowledged only by its own commit.
+    committing: asyncio.Task[None] | None = None
+    try:
+        while config.max_messages is None or fetched < config.max_messages:
+            stop_if_cancelled()
+            want = config.batch
+            if config.max_messages is not None:
+                want = min(want, config.max_messages - fetched)
+            try:
+                msgs = await puller.fetch(want, config.fetch_timeout_s)
+            except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as exc:
+                log_event(log, logging.WARNING, "ingest_fetch_failed", error=repr(exc))
+                await asyncio.sleep(0.25)
+                msgs, puller.answered = [], False
+            stop_if_cancelled()  # the fetched batch is not committed, so it is redelivered
+            now = time.monotonic()
+            if msgs or puller.answered:
+                last_answer = now
+            if not msgs:
+                if give_up_s is not None and now - last_answer >= give_up_s:
+                    raise ConnectionFailedError(
+                        f"NATS at {', '.join(servers)} has not answered for {now - last_answer:.0f} s "
+                        f"({'disconnected' if not nc.is_connected else 'JetStream requests time out'}); "
+                        f"giving up (--idle-exit); every batch committed so far is kept")
+                if config.idle_exit_s is not None and now - last_msg >= config.idle_exit_s and nc.is_connected:
+                    if committing is not None:
+                        await asyncio.shield(committing)  # its acks are flushed before we ask
+                    drained = await _drained(js, opts["stream"], opts["durable"], stop_if_cancelled)
+                    if drained is not None:
+                        last_answer = time.monotonic()
+                    if drained:
+                        break
+                    last_msg = time.monotonic()  # outstanding deliveries: wait for them (ack_wait)
+                continue
+            last_msg = now
+            fetched += len(msgs)
+            if committing is not None:
+                await asyncio.shield(committing)
+            committing = asyncio.create_task(_commit_and_ack(msgs, store, result, clock, puller, progress))
+    finally:
+        result.active_s = last_msg - started
+        if committing is not None:  # finish (or fail) the last commit before the store closes
+            await _despite_cancel(committing)
+            if not committing.cancelled() and committing.exception() is not None:
+                raise committing.exception()  # type: ignore[misc]
+
+
+async def _drained(js: Any, stream: str, durable: str, stop_if_cancelled: Callable[[], None]) -> bool | None:
+    """Whether the consumer has nothing left: no undelivered and no unacknowledged messages
+    (None: the server did not answer).
 
     A quiet spell alone is not the end of the stream: deliveries lost in flight (a node failing
     over, a pull reply cut off) stay unacknowledged on the server and come back after ``ack_wait``.
@@ -333,7 +454,7 @@ async def _drained(js: Any, stream: str, durable: str, stop_if_cancelled: Callab
         info = await js.consumer_info(stream, durable)
     except Exception as exc:  # a cluster in mid-election: not drained as far as we can tell
         log_event(log, logging.WARNING, "ingest_consumer_info_failed", error=repr(exc))
-        return False
+        return None
     finally:
         stop_if_cancelled()
     if info.num_pending == 0 and info.num_ack_pending == 0:
@@ -364,7 +485,8 @@ async def _despite_cancel(fut: asyncio.Future[Any], timeout_s: float | None = No
 
 
 async def _commit_and_ack(msgs: list[tuple[bytes, bytes, bytes | None]], store: Store,
-                          result: IngestResult, clock: Clock, puller: _Puller) -> None:
+                          result: IngestResult, clock: Clock, puller: _Puller,
+                          progress: Callable[[IngestResult], None] | None = None) -> None:
     batch = decode_batch([m[1] for m in msgs], [m[2] for m in msgs])
     result.rejected += batch.rejected
     result.duplicates += batch.duplicates
@@ -386,4 +508,6 @@ async def _commit_and_ack(msgs: list[tuple[bytes, bytes, bytes | None]], store: 
     for column, rec in (("publish_ns", result.publish_to_ingest), ("receipt_ns", result.receipt_to_ingest)):
         rec.record_array(ingest_ns - batch.column_values(column))
     puller.ack(msgs)
+    if progress is not None:  # after the counts above: what the store now holds
+        progress(result)
     await puller.flush()

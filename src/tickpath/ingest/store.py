@@ -33,7 +33,7 @@ from tickpath.events import SessionInfo
 from tickpath.ingest.keyindex import KeyIndex, Pending
 from tickpath.tables import EVENT_TABLES, duckdb_ddl, latest_sessions, merge_sessions
 
-__all__ = ["DuckDBStore", "ParquetStore", "Store", "open_store"]
+__all__ = ["DuckDBStore", "ParquetStore", "Store", "open_store", "parse_target"]
 
 _KEY = ("session", "venue", "symbol", "seq")
 
@@ -55,6 +55,15 @@ def _dedup_select(source: str, existing: str | None, lo: int, hi: int, unique: b
             f"AND t.venue = b.venue AND t.session = b.session)")
 
 
+def _missing(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, outermost first (what opening it creates)."""
+    out: list[Path] = []
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out[::-1]
+
+
 def _seq_range(batch: pa.Table) -> tuple[int, int]:
     seq = batch.column("seq")
     lo, hi = pc.min(seq).as_py(), pc.max(seq).as_py()
@@ -65,6 +74,8 @@ class Store(ABC):
     """A committing, de-duplicating destination for batches of rows (one Arrow table per table)."""
 
     target: str
+    commits: int = 0  # successful commits (instances count their own)
+    _created: list[Path]  # files and directories that opening this store created, outermost first
 
     @abstractmethod
     def commit(self, batches: dict[str, pa.Table], *, unique: bool = False,
@@ -82,6 +93,25 @@ class Store(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""
 
+    def discard(self) -> None:
+        """After :meth:`close`: remove what opening the store created, if nothing was ever committed.
+
+        A run that fails before its first commit (the source went away, a bad option) leaves no
+        empty database or directory behind. Directories are only removed when empty (``rmdir``),
+        so nothing that was there before, or that something else wrote meanwhile, is touched.
+        """
+        if self.commits:
+            return
+        for path in reversed(getattr(self, "_created", [])):
+            try:
+                if path.is_dir():
+                    path.rmdir()
+                else:
+                    path.unlink(missing_ok=True)
+                    Path(f"{path}.wal").unlink(missing_ok=True)
+            except OSError:
+                return  # not empty or not ours to remove: keep it and its parents
+
 
 class DuckDBStore(Store):
     """Commits into a DuckDB file, one transaction per batch."""
@@ -89,6 +119,7 @@ class DuckDBStore(Store):
     def __init__(self, path: str | Path, *, threads: int | None = 1) -> None:
         self.path = Path(path)
         self.target = f"duckdb:{self.path}"
+        self._created = _missing(self.path) if str(path) != ":memory:" else []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(str(self.path))
@@ -100,6 +131,9 @@ class DuckDBStore(Store):
             for t in (*EVENT_TABLES, "feed_sessions"):
                 self._con.execute(duckdb_ddl(t))
         except (OSError, duckdb.Error) as exc:
+            if hasattr(self, "_con"):
+                self._con.close()
+            self.discard()
             raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
         self._index = KeyIndex(self._stored_runs)
 
@@ -143,6 +177,7 @@ class DuckDBStore(Store):
             raise SinkError(f"DuckDB commit into {self.path} failed: {exc}") from exc
         for p in pending:  # only what is durably committed
             self._index.add(p)
+        self.commits += 1
         return inserted
 
     def count(self, table: str) -> int:
@@ -159,11 +194,14 @@ class ParquetStore(Store):
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.target = f"parquet:{self.directory}"
+        self._created = _missing(self.directory) + [self.directory / t for t in EVENT_TABLES
+                                                     if not (self.directory / t).exists()]
         try:
             for t in EVENT_TABLES:
                 (self.directory / t).mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(":memory:")
         except (OSError, duckdb.Error) as exc:
+            self.discard()
             raise SinkError(f"cannot use Parquet directory {self.directory}: {exc}") from exc
         self._seq = time.time_ns()
 
@@ -193,6 +231,7 @@ class ParquetStore(Store):
                 self._write(self.directory / table, new.cast(arrow.schema))
         except (OSError, duckdb.Error, pa.ArrowException) as exc:
             raise SinkError(f"Parquet commit into {self.directory} failed: {exc}") from exc
+        self.commits += 1
         return inserted
 
     def _write(self, folder: Path, table: pa.Table) -> None:
@@ -217,15 +256,20 @@ class ParquetStore(Store):
         self._con.close()
 
 
-def open_store(target: str) -> Store:
-    """``duckdb:PATH`` or ``parquet:DIR`` (a bare path ending in .duckdb means DuckDB)."""
+def parse_target(target: str) -> tuple[str, str]:
+    """``(kind, path)`` of ``duckdb:PATH`` or ``parquet:DIR`` (a bare path ending in .duckdb means
+    DuckDB), or ConfigError; opens nothing, so a bad target is refused before connecting."""
     kind, sep, path = target.partition(":")
     if not sep:
         kind, path = ("duckdb", target) if target.endswith(".duckdb") else ("", target)
     if not path:
         raise ConfigError(f"no path in ingest target {target!r}: use duckdb:PATH or parquet:DIR")
-    if kind == "duckdb":
-        return DuckDBStore(path)
-    if kind == "parquet":
-        return ParquetStore(path)
-    raise ConfigError(f"unknown ingest target {target!r}: use duckdb:PATH or parquet:DIR")
+    if kind not in ("duckdb", "parquet"):
+        raise ConfigError(f"unknown ingest target {target!r}: use duckdb:PATH or parquet:DIR")
+    return kind, path
+
+
+def open_store(target: str) -> Store:
+    """Open ``duckdb:PATH`` or ``parquet:DIR`` (see :func:`parse_target`)."""
+    kind, path = parse_target(target)
+    return DuckDBStore(path) if kind == "duckdb" else ParquetStore(path)

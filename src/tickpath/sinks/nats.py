@@ -49,6 +49,7 @@ from tickpath.natsproto import (
     flush_frames,
     install_ack_parser,
     install_fast_parser,
+    jetstream_unavailable,
     queue_frames,
     set_direct_handler,
 )
@@ -223,7 +224,7 @@ class NatsSink(Sink):
     async def start(self) -> None:
         """Connect, make sure the stream exists, open the spool and start the drain and ack timers."""
         from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-        from nats.js.errors import NotFoundError
+        from nats.js.errors import NotFoundError, ServiceUnavailableError
 
         cfg = self.config
         spool_dir = cfg.spool or tempfile.mkdtemp(prefix="tickpath-spool-")
@@ -284,6 +285,8 @@ class NatsSink(Sink):
         except Exception as exc:
             await self._nc.close()
             self._remove_empty_spool()
+            if isinstance(exc, ServiceUnavailableError):  # no responders on $JS.API: no JetStream
+                raise jetstream_unavailable(cfg.servers) from exc
             raise SinkError(f"cannot create or inspect JetStream stream {cfg.stream}: {exc}") from exc
         self._inbox = f"{self._nc.new_inbox()}."
         self._inbox_len = len(self._inbox)
