@@ -6,15 +6,19 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from tickpath.demo import DemoConfig, DemoProgress
 from tickpath.demo.run import sim_config, terraform_available
 from tickpath.demo.steps import probe_zones_step
 from tickpath.sim import Simulator
 
 
-def test_missing_terraform_is_detected_with_the_reason(tmp_path: Path) -> None:
-    """A terraform path that is not there means the in-process stand-in, and the summary says why."""
-    reason = terraform_available(DemoConfig.quick(results_dir=tmp_path, terraform=str(tmp_path / "nope")))
+def test_missing_terraform_is_detected_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No terraform on PATH (and no --terraform) means the in-process stand-in, and the summary says why.
+    (A --terraform path that is not there is an error instead: tests/demo/test_cli_errors.py.)"""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    reason = terraform_available(DemoConfig.quick(results_dir=tmp_path))
     assert reason is not None and "terraform" in reason and "from this process" in reason
 
 

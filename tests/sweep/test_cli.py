@@ -24,7 +24,7 @@ def test_help_teaches_the_four_actions(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_plan_json_lists_candidates_cost_and_resources(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """`sweep plan --json` on the AWS example shows 6 candidates, the cost bound and creates no state."""
-    assert main(["sweep", "plan", str(EXAMPLES / "sweep-aws.toml"), "--json"]) == 0
+    assert main(["sweep", "plan", str(EXAMPLES / "sweep-aws.toml"), "--json", "--skip-preflight"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert len(plan["candidates"]) == 6
     assert plan["expected_cost_usd"] == pytest.approx(3 * (0.2268 + 0.1785) * 0.75, rel=1e-3)
@@ -37,7 +37,7 @@ def test_plan_over_budget_exits_nonzero(capsys: pytest.CaptureFixture[str], tmp_
     text = (EXAMPLES / "sweep-aws.toml").read_text().replace("max_cost_usd = 5.0", "max_cost_usd = 0.5")
     cfg = tmp_path / "s.toml"
     cfg.write_text(text)
-    assert main(["sweep", "plan", str(cfg)]) == 2
+    assert main(["sweep", "plan", str(cfg), "--skip-preflight"]) == 2
     assert "OVER BUDGET" in capsys.readouterr().out
 
 

@@ -12,6 +12,11 @@ Precedence: command line > environment > config file > built-in default. For ``t
     symbols = "BTCUSDT,ETHUSDT"
     sink = ["duckdb:/var/lib/tickpath/ticks.duckdb"]
     metrics-port = 9464
+
+Commands with actions (``tickpath sweep status``, ``tickpath gcp setup``) also read
+``TICKPATH_<COMMAND>_<ACTION>_<OPTION>`` (it wins over ``TICKPATH_<COMMAND>_<OPTION>``) and a
+``[<command>.<action>]`` table (it wins over the plain keys of ``[<command>]``, which apply to
+every action that has the option).
 """
 
 from __future__ import annotations
@@ -77,9 +82,17 @@ def _one(action: argparse.Action, raw: Any, where: str) -> Any:
     return value
 
 
+def option_names(parser: argparse.ArgumentParser) -> set[str]:
+    """The long option names ``parser`` takes (what a config table or variable may set)."""
+    return {n for a in parser._actions if (n := _long_name(a)) is not None and n != "help"}
+
+
 def apply_defaults(parser: argparse.ArgumentParser, command: str, file_table: Mapping[str, Any],
-                   environ: Mapping[str, str] | None = None) -> None:
-    """Set defaults of ``parser``'s options from ``file_table`` then the environment."""
+                   environ: Mapping[str, str] | None = None, *, table_name: str | None = None) -> None:
+    """Set defaults of ``parser``'s options from ``file_table`` then the environment.
+
+    ``command`` names the variables (``TICKPATH_<command>_<OPTION>``); ``table_name`` the table in
+    error messages (default: ``command``)."""
     env = os.environ if environ is None else environ
     known: dict[str, argparse.Action] = {}
     for action in parser._actions:
@@ -89,7 +102,7 @@ def apply_defaults(parser: argparse.ArgumentParser, command: str, file_table: Ma
         known[name] = action
     unknown = [k for k in file_table if k not in known and k.replace("_", "-") not in known]
     if unknown:
-        raise ConfigError(f"config file [{command}]: unknown option(s) {', '.join(sorted(unknown))}")
+        raise ConfigError(f"config file [{table_name or command}]: unknown option(s) {', '.join(sorted(unknown))}")
     for name, action in known.items():
         value: Any = None
         found = False

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from tickpath import __version__
-from tickpath.cli.defaults import apply_defaults, load_config_file
+from tickpath.cli.defaults import apply_defaults, load_config_file, option_names
 from tickpath.errors import ConfigError, TickpathError
 from tickpath.logs import configure
 
@@ -72,24 +72,49 @@ def build_parser(only: str | None = None, *, light: bool = False) -> argparse.Ar
 
 
 def _global_options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, str | None]:
-    """The global options, and the subcommand named after them (if any)."""
+    """The global options, and the subcommand named after them (if any).
+
+    Only the words before the subcommand are global: ``sweep status --config FILE`` is the
+    subcommand's own ``--config`` (a sweep file), not the file of option defaults."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    end = len(words)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            end = i
+            break
+        if not word.startswith("-"):
+            end = i
+            break
+        if word == "--config":
+            i += 1  # its value may look like a command name
+        i += 1
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     pre.add_argument("-v", "--verbose", action="count", default=0)
-    known, rest = pre.parse_known_args(argv)
-    return known, next((a for a in rest if not a.startswith("-")), None)
+    known, _ = pre.parse_known_args(words[:end])
+    return known, (words[end] if end < len(words) and words[end] != "--" else None)
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser | None:
+    actions = _actions_of(parser)
+    found = actions.get(command) if actions else None
+    return found if isinstance(found, argparse.ArgumentParser) else None
+
+
+def _actions_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser] | None:
+    """The sub-parsers of ``parser`` by name (None when it has none)."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            found = action.choices.get(command)
-            return found if isinstance(found, argparse.ArgumentParser) else None
+            return dict(action.choices)
     return None
 
 
 def _apply_service_defaults(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
-    """Options from --config / $TICKPATH_CONFIG and $TICKPATH_<COMMAND>_<OPTION> become defaults."""
+    """Options from --config / $TICKPATH_CONFIG and $TICKPATH_<COMMAND>_<OPTION> become defaults;
+    for a command with actions (``sweep status``) also $TICKPATH_<COMMAND>_<ACTION>_<OPTION> and a
+    ``[command.action]`` table, which win over the command-wide ones."""
     known, command = _global_options(argv)
     config = known.config or os.environ.get("TICKPATH_CONFIG")
     if command is None:
@@ -104,7 +129,30 @@ def _apply_service_defaults(parser: argparse.ArgumentParser, argv: Sequence[str]
         if not isinstance(section, dict):
             raise ConfigError(f"config file {config}: [{command}] must be a table")
         table = section
-    apply_defaults(sub, command, table)
+    actions = _actions_of(sub)
+    if not actions:
+        apply_defaults(sub, command, table)
+        return
+    plain = {k: v for k, v in table.items() if not (k in actions and isinstance(v, dict))}
+    every = set().union(*(option_names(p) for p in actions.values())) | option_names(sub)
+    unknown = sorted(k for k in plain if k not in every and k.replace("_", "-") not in every)
+    if unknown:
+        raise ConfigError(f"config file [{command}]: unknown option(s) {', '.join(unknown)}")
+
+    def only(names: set[str]) -> dict[str, object]:
+        return {k: v for k, v in plain.items() if k in names or k.replace("_", "-") in names}
+
+    apply_defaults(sub, command, only(option_names(sub)))
+    words = list(sys.argv[1:] if argv is None else argv)
+    after = words[words.index(command) + 1:] if command in words else []
+    name = next((w for w in after if w in actions), None)
+    if name is None:
+        return
+    action_parser = actions[name]
+    apply_defaults(action_parser, command, only(option_names(action_parser)))
+    nested = table.get(name, {})
+    apply_defaults(action_parser, f"{command}_{name}", nested if isinstance(nested, dict) else {},
+                   table_name=f"{command}.{name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

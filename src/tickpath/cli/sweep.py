@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tickpath.errors import TickpathError
 from tickpath.runtime import run
 from tickpath.sweep import cleanup_sweep, describe, list_sweeps, load_config, run_sweep, sweep_status
+from tickpath.sweep.config import SweepConfig
 from tickpath.sweep.orchestrator import CandidateState
 
 HELP = """\
@@ -39,12 +41,33 @@ def _emit_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
 
 
+def _plan_checks(cfg: SweepConfig, skip: bool) -> tuple[str, TickpathError | None]:
+    """aws: the checks `run` makes before creating anything (credentials, AZ IDs, instance types,
+    vCPU quota), made here too so a plan that says "ok" was verified. Read-only calls."""
+    if cfg.provider != "aws":
+        return "not needed (local provider)", None
+    if skip:
+        return "skipped (--skip-preflight): credentials, AZ IDs, instance types and quota NOT verified", None
+    from tickpath.sweep.runner import aws_preflight
+
+    try:
+        aws_preflight(cfg)
+    except TickpathError as exc:
+        return f"failed: {exc}", exc
+    return "passed: credentials, AZ IDs, instance types offered, vCPU quota", None
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     plan = describe(cfg)
+    checks, failure = _plan_checks(cfg, args.skip_preflight)
+    plan["aws_checks"] = checks
+    code = failure.exit_code if failure else (0 if plan["within_budget"] else 2)
     if args.json:
         _emit_json(plan)
-        return 0 if plan["within_budget"] else 2
+        if failure:
+            print(f"tickpath sweep: error: {failure}", file=sys.stderr)
+        return code
     from rich.console import Console
     from rich.table import Table
 
@@ -63,8 +86,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     console.print("will create, shared: " + "; ".join(plan["resources"]["shared"]))
     console.print("will create, per candidate: " + "; ".join(plan["resources"]["per_candidate"]))
     console.print(f"probe on each machine: {' '.join(plan['candidates'][0]['probe'])}" if plan["candidates"] else "")
+    style = "red" if failure else ("green" if checks.startswith("passed") else "yellow")
+    console.print(f"AWS checks: [{style}]{checks}[/]")
     console.print("[dim]nothing was created[/]")
-    return 0 if ok else 2
+    return code
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -147,20 +172,58 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+_RAW = argparse.RawDescriptionHelpFormatter
+PLAN_EXAMPLES = """\
+examples:
+  tickpath sweep plan examples/sweep-aws.toml                    table, cost bound, AWS checks
+  tickpath sweep plan examples/sweep-aws.toml --skip-preflight   offline: no AWS calls (nothing verified)
+  tickpath sweep plan examples/sweep-local.toml --json           the plan for machines
+
+exit codes: 0 ok, 2 bad config, over budget, no or rejected credentials, unknown AZ ID or instance
+type, or quota too low, 8 AWS could not be reached
+"""
+RUN_EXAMPLES = """\
+examples:
+  tickpath sweep run examples/sweep-local.toml                   offline, against the simulator
+  tickpath sweep run examples/sweep-aws.toml --json > sweep.json summary on stdout, progress on stderr
+
+exit codes: 0 a winner, 2 bad config, 3 terraform missing, 8 cloud/Terraform failure, 9 no candidate
+produced a usable result, 130 interrupted (everything not kept was destroyed)
+"""
+STATUS_EXAMPLES = """\
+examples:
+  tickpath sweep status                                          every sweep under .tickpath/sweeps
+  tickpath sweep status --config examples/sweep-aws.toml --sweep-id ID   the config's state_dir
+  TICKPATH_SWEEP_STATE_DIR=/var/lib/sweeps tickpath sweep status --json
+"""
+CLEANUP_EXAMPLES = """\
+examples:
+  tickpath sweep cleanup --config examples/sweep-aws.toml --sweep-id ID   after kill -9 of `run`
+  tickpath sweep cleanup --state-dir .tickpath/sweeps --sweep-id ID       what `run` printed at start
+"""
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("sweep", help="find the lowest-latency placement across zones",
                               description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="sweep_command", metavar="ACTION", required=True)
 
-    plan = sub.add_parser("plan", help="show candidates, expected cost and resources; creates nothing")
+    plan = sub.add_parser("plan", help="show candidates, expected cost and resources; creates nothing",
+                          description="Show the candidates, the expected cost (upper bound) and what `run` "
+                                      "would create. Creates nothing; for aws it makes the read-only checks "
+                                      "`run` makes first (credentials, AZ IDs, instance types, vCPU quota).",
+                          epilog=PLAN_EXAMPLES, formatter_class=_RAW)
     plan.add_argument("config", help="sweep TOML file (see examples/sweep-aws.toml)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--skip-preflight", action="store_true",
+                      help="aws: do not call AWS (credentials, AZ IDs, instance types, quota are then unverified)")
     plan.set_defaults(func=_cmd_plan)
 
     r = sub.add_parser("run", help="run the sweep: apply all, rank, destroy losers, keep winners",
                        description="Apply every candidate at once, show results as they arrive, destroy each "
                                    "loser as soon as it cannot win, keep the winners and write "
-                                   "results/<timestamp>/. Ctrl-C destroys everything not kept.")
+                                   "results/<timestamp>/. Ctrl-C destroys everything not kept.",
+                       epilog=RUN_EXAMPLES, formatter_class=_RAW)
     r.add_argument("config", help="sweep TOML file")
     r.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     r.add_argument("--terraform", help="path of the terraform binary (default: from PATH)")
@@ -170,11 +233,17 @@ def register(subparsers: Any) -> None:
     r.add_argument("-q", "--quiet", action="store_true", help="no per-candidate progress lines")
     r.set_defaults(func=_cmd_run)
 
-    for name, fn, text in (("status", _cmd_status, "what a sweep still holds (all sweeps without --sweep-id)"),
-                           ("cleanup", _cmd_cleanup, "destroy everything of a sweep, then search by its tag")):
-        s = sub.add_parser(name, help=text, description=text)
+    for name, fn, text, examples in (
+            ("status", _cmd_status, "what a sweep still holds (all sweeps without --sweep-id)", STATUS_EXAMPLES),
+            ("cleanup", _cmd_cleanup, "destroy everything of a sweep, then search by its tag", CLEANUP_EXAMPLES)):
+        env_text = (f"Any option may also come from $TICKPATH_SWEEP_{name.upper()}_<OPTION> or "
+                    "$TICKPATH_SWEEP_<OPTION>\n(e.g. TICKPATH_SWEEP_STATE_DIR).")
+        s = sub.add_parser(name, help=text, description=f"{text}.\n{env_text}", epilog=examples,
+                           formatter_class=_RAW)
         s.add_argument("--sweep-id", required=name == "cleanup", help="the id printed when the sweep started")
         s.add_argument("--state-dir", help="where sweeps are recorded (default: the config's, or .tickpath/sweeps)")
-        s.add_argument("--config", help="sweep TOML file, to find its state_dir")
+        s.add_argument("--config", metavar="SWEEP_TOML",
+                       help="the sweep's TOML file, to find its state_dir (this action's own option: the "
+                            "global `tickpath --config FILE` of option defaults goes before `sweep`)")
         s.add_argument("--json", action="store_true", help="print JSON")
         s.set_defaults(func=fn)

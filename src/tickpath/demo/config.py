@@ -56,9 +56,12 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if len(self.zones) < 2:
             raise ConfigError("the demo sweeps at least two zones")
-        for name in ("sweep_probe_s", "feed_s", "bus_s", "bus_rate", "sim_rate"):
+        # Named as the user set them: --feed-seconds is the only one with an option.
+        for name, label in (("sweep_probe_s", "sweep probe seconds"), ("feed_s", "--feed-seconds"),
+                            ("bus_s", "busbench seconds"), ("bus_rate", "busbench rate"),
+                            ("sim_rate", "simulator rate")):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"demo {name} must be positive, got {getattr(self, name)}")
+                raise ConfigError(f"demo {label} must be positive, got {getattr(self, name):g}")
         if self.bus_warmup_s < 0:
             raise ConfigError("demo bus warm-up must not be negative")
         if "ws" not in self.sweep_methods:

@@ -102,11 +102,17 @@ def nats_available(cfg: DemoConfig) -> str | None:
 
 
 def terraform_available(cfg: DemoConfig) -> str | None:
-    """``None`` when the real sweep can run, else why not (the zones are then probed in-process)."""
+    """``None`` when the real sweep can run, else why not (the zones are then probed in-process).
+
+    Only a terraform missing from PATH falls back: a ``--terraform PATH`` that is not an executable
+    raises :class:`ToolMissingError` (exit 3), since the user asked for that binary."""
     from tickpath.sweep.terraform import find_terraform
 
-    try:
+    if cfg.terraform is not None:
         find_terraform(cfg.terraform)
+        return None
+    try:
+        find_terraform(None)
     except ToolMissingError as exc:
         return f"{exc}; probing the zones from this process instead"
     return None
@@ -117,10 +123,10 @@ async def run_demo(config: DemoConfig, *, progress: DemoProgress | None = None) 
     t_start = time.monotonic()
     root = config.results_dir
     steps.require_dir_free(root)
+    no_terraform = terraform_available(config)  # before anything is written: a bad --terraform is an error
     root.mkdir(parents=True, exist_ok=True)
     ui = progress or DemoProgress(live=False)
     summary = DemoSummary(root, _zone_text(config), config.clock_offset_ms)
-    no_terraform = terraform_available(config)
     if no_terraform:
         summary.skipped["terraform"] = no_terraform
         ui.say(f"[yellow]Terraform sweep replaced:[/] {no_terraform}")

@@ -190,16 +190,20 @@ async def probe_zones_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Ste
     import csv
 
     from tickpath.probe import ProbeConfig, run_probe
+    from tickpath.probe.config import TIMED_METHODS
     from tickpath.sweep.ranking import extract_figures, parse_metric, rank
 
     metric = parse_metric(cfg.sweep_metric)
     t0 = time.monotonic()
     run_dir = out / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
+    # sweep_probe_s is per method, as in the Terraform sweep; the probe shares --duration among them.
+    total_s = cfg.sweep_probe_s * max(1, sum(m in TIMED_METHODS for m in cfg.sweep_methods))
+
     async def one(zone: str) -> tuple[str, dict[str, Any]]:
         ep = sim.endpoint("futures", zone=zone)
         pc = ProbeConfig(venue="futures", methods=cfg.sweep_methods, rest_url=ep.rest_url, ws_url=ep.ws_url,
-                         symbol=cfg.symbols[0], duration=cfg.sweep_probe_s, rate=20.0, imds=False)
+                         symbol=cfg.symbols[0], duration=total_s, rate=20.0, imds=False)
         return zone, (await run_probe(pc)).to_dict()
 
     step.note("no terraform: probing every zone from this process")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tickpath.errors import ConfigError
+from tickpath.probe.config import TIMED_METHODS
 from tickpath.sweep.ranking import Metric, parse_metric
 
 PROVIDERS = ("aws", "local")
@@ -34,8 +35,14 @@ class ProbePlan:
     symbol: str = "BTCUSDT"
     methods: tuple[str, ...] = ("tcp", "ws")
     samples: int = 100
-    duration_s: float = 30.0
+    duration_s: float = 30.0  # seconds of sampling *per timed method* (the probe runs them in turn)
     rate: float = 20.0  # intended samples per second per method (open loop)
+
+    @property
+    def total_s(self) -> float:
+        """The probe's whole sampling time: ``tickpath probe --duration`` is shared among the timed
+        methods, so it is given ``duration_s`` times their number (path and dns come on top)."""
+        return self.duration_s * max(1, sum(m in TIMED_METHODS for m in self.methods))
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,7 @@ class SweepConfig:
         if self.result_timeout_s is not None:
             return self.result_timeout_s
         slack = 30.0 if self.provider == "local" else 600.0  # boot + install on a real instance
-        return self.probe.duration_s + slack
+        return self.probe.total_s + slack
 
     def zone(self, az_id: str) -> LocalZone | None:
         """The simulated zone ``az_id`` of the ``local`` provider (None for real zones)."""
@@ -196,8 +203,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
             raise ConfigError("[local] takes either zones (endpoints you run) or simulator (the sweep runs one), "
                               "not both")
         if simulator:
-            zones_raw = [{"id": _sim_zone_name(part), "rest_url": "", "ws_url": ""}
-                         for part in simulator.split(";") if part.strip()]
+            zones_raw = [{"id": name, "rest_url": "", "ws_url": ""} for name in _sim_zone_names(simulator)]
         zones = []
         for i, z in enumerate(zones_raw):
             if not isinstance(z, dict):
@@ -271,13 +277,15 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
         raise ConfigError(f"sweep.max_cost_usd must be 0 or more, got {max_cost}")
     if timeout is not None:
         _positive(float(timeout), "sweep.result_timeout_s")
-    if duration / 60.0 >= ttl:
-        raise ConfigError(f"sweep.ttl_minutes ({ttl}) must exceed the probe duration ({duration} s): "
+    probe = ProbePlan(venue=venue, host=host, symbol=symbol, methods=methods, samples=samples,
+                      duration_s=duration, rate=rate)
+    if probe.total_s / 60.0 >= ttl:
+        raise ConfigError(f"sweep.ttl_minutes ({ttl}) must exceed the probe duration ({probe.total_s:g} s in all "
+                          f"= probe.duration_s {duration:g} s per method x its timed methods): "
                           "the self-destruct timer would stop every probe")
     return SweepConfig(
         name=name, provider=provider, region=region, az_ids=az_ids, instance_types=instance_types,
-        probe=ProbePlan(venue=venue, host=host, symbol=symbol, methods=methods, samples=samples,
-                        duration_s=duration, rate=rate),
+        probe=probe,
         metric=metric, instances_per_candidate=instances, placement_strategy=placement, market=market,
         keep=keep, max_loss_ratio=max_loss, ttl_minutes=ttl, max_cost_usd=max_cost,
         result_timeout_s=float(timeout) if timeout is not None else None, poll_interval_s=poll,
@@ -287,8 +295,21 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
     )
 
 
-def _sim_zone_name(part: str) -> str:
-    name = part.split(":", 1)[0].strip()
-    if ":" not in part or not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name):
-        raise ConfigError(f"local.simulator zone {part.strip()!r} must look like NAME:DELAYms, e.g. fast:1ms")
-    return name
+def _sim_zone_names(spec: str) -> list[str]:
+    """The zone names of a ``[local] simulator`` spec, checked by the simulator's own parser (so a
+    spec ``tickpath sim`` would reject fails here, before anything is recorded)."""
+    from tickpath.sim.config import parse_zones  # the simulator's parser; imported only when used
+
+    try:
+        zones = parse_zones(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"local.simulator: {exc}") from exc
+    names = [z.name for z in zones]
+    for name in names:
+        # Zone names become candidate names, which name Terraform roots, resources and tags.
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,39}", name):
+            raise ConfigError(f"local.simulator zone name {name!r} must be lower-case letters, digits, "
+                              "'_', '.' or '-' (it names the candidate), e.g. fast:1ms")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"local.simulator names the same zone twice: {spec!r}")
+    return names

@@ -74,7 +74,7 @@ def probe_argv(cfg: SweepConfig, candidate: Candidate) -> list[str]:
     """Arguments after ``tickpath`` that run this candidate's probe and print JSON."""
     p = cfg.probe
     argv = ["probe", "--venue", p.venue, "--method", ",".join(p.methods), "--symbol", p.symbol,
-            "--samples", str(p.samples), "--duration", f"{p.duration_s:g}", "--rate", f"{p.rate:g}", "--quiet"]
+            "--samples", str(p.samples), "--duration", f"{p.total_s:g}", "--rate", f"{p.rate:g}", "--quiet"]
     zone = cfg.zone(candidate.az_id)
     if zone is not None:
         # Before a sweep-run simulator has started, its zones' URLs are not known yet.

@@ -34,6 +34,18 @@ def _histograms(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, st
                 yield from _histograms(value, (*path, str(key)))
 
 
+def figure_column(key: str) -> str:
+    """The CSV header of a probe figure: latencies carry their unit (``ws.p50_us``); ratios
+    (``ws.loss_ratio``) are unitless and keep their name."""
+    return key if key.endswith("_ratio") else f"{key}_us"
+
+
+def _cell(key: str, figures: Mapping[str, float]) -> str:
+    if key not in figures:
+        return ""
+    return f"{figures[key]:.6g}" if key.endswith("_ratio") else f"{figures[key]:.3f}"
+
+
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name) or "histogram"
 
@@ -81,12 +93,12 @@ def write_results(cfg: SweepConfig, outcome: SweepOutcome, out_root: Path | None
     with (out / "latency_results.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["rank", "candidate", "az_id", "instance_type", "status", "failed", "kept", "score_us",
-                    *[f"{k}_us" for k in figure_keys], "error"])
+                    *[figure_column(k) for k in figure_keys], "error"])
         for name, st in sorted(outcome.states.items(), key=lambda kv: (rank_of.get(kv[0], 10**9), kv[0])):
             w.writerow([rank_of.get(name, ""), name, st.candidate.az_id, st.candidate.instance_type,
                         st.status, "yes" if st.failed else "no", "yes" if name in outcome.winners else "no",
                         "" if st.score is None else f"{st.score:.3f}",
-                        *["" if k not in st.figures else f"{st.figures[k]:.3f}" for k in figure_keys],
+                        *[_cell(k, st.figures) for k in figure_keys],
                         st.error or ""])
     for name, st in outcome.states.items():
         cdir = out / "candidates"

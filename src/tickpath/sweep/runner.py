@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -55,7 +56,11 @@ def aws_preflight(cfg: SweepConfig, client_factory: Callable[[str], Any] | None 
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
     except ImportError as exc:  # pragma: no cover - boto3 is in the aws extra
         raise ConfigError("the aws provider needs boto3: pip install 'tickpath[aws]'") from exc
-    factory = client_factory or (lambda s: boto3.client(s, region_name=cfg.region))
+    from botocore.config import Config
+
+    # Bounded so an offline machine gets an answer in seconds (botocore's defaults: 60 s connects, retried).
+    bounded = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2, "mode": "standard"})
+    factory = client_factory or (lambda s: boto3.client(s, region_name=cfg.region, config=bounded))
     try:
         factory("sts").get_caller_identity()
         ec2 = factory("ec2")
@@ -135,8 +140,10 @@ async def simulator_for(cfg: SweepConfig) -> AsyncIterator[SweepConfig]:
             endpoints = json.loads(line)["endpoints"]
         except (TimeoutError, ValueError, KeyError) as exc:
             err = b""
-            if proc.returncode is not None and proc.stderr is not None:
-                err = await proc.stderr.read()
+            if not isinstance(exc, TimeoutError) and proc.stderr is not None:
+                # It closed stdout without its JSON line: it is exiting; its stderr says why.
+                with contextlib.suppress(TimeoutError):
+                    err = await asyncio.wait_for(proc.stderr.read(), 10)
             raise ConfigError(f"the simulator for [local] simulator did not start: "
                               f"{err.decode(errors='replace').strip() or exc}") from exc
         by_zone = {e["zone"]: e for e in endpoints if e["venue"] == cfg.probe.venue}
@@ -204,7 +211,9 @@ async def cleanup_sweep(state_dir: Path, sweep_id: str, *,
     d = sweep_dir(state_dir, validate_sweep_id(sweep_id))
     manifest = read_manifest(d)
     env = terraform_env(d)
-    binary = find_terraform(manifest.get("terraform"))
+    recorded = manifest.get("terraform")
+    # The binary the sweep ran with, else (moved or upgraded since) the one on PATH.
+    binary = find_terraform(recorded if isinstance(recorded, str) and os.access(recorded, os.X_OK) else None)
     roots = sorted(p for p in (d / "candidates").iterdir() if p.is_dir()) if (d / "candidates").exists() else []
     errors: list[str] = []
     destroyed: list[str] = []

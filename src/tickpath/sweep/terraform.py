@@ -31,7 +31,13 @@ _TAIL_LINES = 12
 
 def find_terraform(explicit: str | None = None) -> str:
     """Path of the ``terraform`` binary, or a clear :class:`ToolMissingError`."""
-    path = explicit or shutil.which("terraform")
+    if explicit is not None:
+        if not os.path.isfile(explicit) or not os.access(explicit, os.X_OK):
+            why = "does not exist" if not os.path.exists(explicit) else "is not an executable file"
+            raise ToolMissingError(f"--terraform {explicit} {why}; give the path of the terraform binary, "
+                                   "or leave --terraform out to use the one on PATH")
+        return explicit
+    path = shutil.which("terraform")
     if not path or not os.access(path, os.X_OK):
         raise ToolMissingError(
             "terraform is not installed or not on PATH; install Terraform >= 1.4 "
