@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from tickpath.errors import ConfigError, UnknownSymbolError
 from tickpath.sim import payloads
 from tickpath.sim.config import ReplayConfig
-from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
-from tickpath.venues.binance.endpoints import Venue, venue_of_host
+from tickpath.venues.binance.capture import HttpRecord, read_http_capture, read_ws_capture
+from tickpath.venues.binance.endpoints import VENUES, Venue, endpoints, venue_of_host
 
 if TYPE_CHECKING:
     from tickpath.sim.ws import WsConnection
@@ -32,6 +33,39 @@ def _stream_of(text: str) -> str:
         if end > 0:
             return text[len(_PREFIX):end]
     return ""
+
+
+def _record_venue(rec: HttpRecord) -> Venue | None:
+    """The venue a recorded request went to: by production host, else by its venue-specific path
+    (a capture tickpath recorded against the simulator has a loopback host but the real path)."""
+    by_host = venue_of_host(urlsplit(rec.url).hostname or "")
+    if by_host is not None:
+        return by_host
+    for v in VENUES:
+        ep = endpoints(v)
+        if rec.path in (ep.depth_path, ep.ping_path, ep.time_path, ep.exchange_info_path):
+            return v
+    return None
+
+
+def _load_snapshots(http_path: Path, venue: Venue, ws_path: Path, ws_symbols: set[str]) -> dict[str, list[bytes]]:
+    """Depth bodies by symbol from a REST capture, checked against the WebSocket capture it is paired
+    with: snapshots of another venue, or of none of the streamed symbols, could never sync a book, so
+    they are refused at start rather than answered with -1121 later."""
+    snapshots: dict[str, list[bytes]] = {}
+    for rec in read_http_capture(http_path):
+        rec_venue = _record_venue(rec)
+        if rec_venue is not None and rec_venue != venue:
+            raise ConfigError(f"REST capture {http_path} is {rec_venue} data ({rec.url.split('?', 1)[0]}) but "
+                              f"the WebSocket capture {ws_path} is {venue}: pair captures of the same venue")
+        sym = rec.params.get("symbol")
+        if sym:
+            snapshots.setdefault(sym.upper(), []).append(rec.body.encode())
+    if ws_symbols and not ws_symbols & set(snapshots):
+        have = ", ".join(sorted(snapshots)[:8]) or "none"
+        raise ConfigError(f"REST capture {http_path} has no snapshot for any symbol of {ws_path} "
+                          f"({', '.join(sorted(ws_symbols))}); it has: {have}")
+    return snapshots
 
 
 class ReplaySource:
@@ -52,14 +86,12 @@ class ReplaySource:
         self.frames: list[tuple[float, str, str]] = [
             (f.receipt - t0, _stream_of(f.text), f.text) for f in cap.frames]
         self.stream_names = set(cap.streams) | {s for _, s, _ in self.frames if s}
+        ws_symbols = {s.split("@", 1)[0].upper() for s in self.stream_names}
         self.snapshots: dict[str, list[bytes]] = {}
         if cfg.http_path is not None:
-            for rec in read_http_capture(cfg.http_path):
-                sym = rec.params.get("symbol")
-                if sym:
-                    self.snapshots.setdefault(sym, []).append(rec.body.encode())
+            self.snapshots = _load_snapshots(cfg.http_path, venue, cfg.ws_path, ws_symbols)
         self._served: dict[str, int] = {}
-        self.symbols = sorted({s.split("@", 1)[0].upper() for s in self.stream_names} | set(self.snapshots))
+        self.symbols = sorted(ws_symbols | set(self.snapshots))
         self._tasks: dict[WsConnection, asyncio.Task[None]] = {}
         self.frames_sent = 0
 
