@@ -45,7 +45,7 @@ def _parse_hgrm(path: Path) -> tuple[list[tuple[float, float]], int]:
         if len(parts) in (3, 4) and parts[0][0].isdigit():
             rows.append((float(parts[0]), float(parts[1])))
         if line.startswith("#[Max"):
-            total = round(float(line.split("TotalCount")[1].strip(" =]")))
+            total = int(line.split("Total count")[1].strip(" =]"))  # HdrHistogram's footer: an integer
     return rows, total
 
 

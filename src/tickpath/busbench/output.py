@@ -32,8 +32,15 @@ def stem(result: BenchResult) -> str:
     return f"s{result.size}-r{result.rate:g}"
 
 
-def _us(ns: float) -> str:
-    return f"{ns / 1e3:,.1f}"
+def _us(ns: float | None) -> str:
+    return "n/a" if ns is None else f"{ns / 1e3:,.1f}"
+
+
+def _rate_line(r: BenchResult) -> str:
+    line = f"achieved rate: {r.achieved_rate:,.1f} msg/s sent ({100 * r.achieved_rate / r.rate:.2f}% of target)"
+    if not r.received:
+        return line + "  -- NOTHING RECEIVED: every measured message was lost"
+    return line + ("" if r.sustained else "  -- TARGET RATE NOT SUSTAINED")
 
 
 def report_text(r: BenchResult) -> str:
@@ -47,19 +54,16 @@ def report_text(r: BenchResult) -> str:
         "",
         f"{'percentile':>12}  {'from intended µs':>17}  {'from actual µs':>15}",
     ]
-    pi, pa = percentiles_ns(r.intended, TABLE_PERCENTILES), percentiles_ns(r.actual, TABLE_PERCENTILES)
+    pi, pa = _pct(r.intended), _pct(r.actual)
     for p in TABLE_PERCENTILES:
         lines.append(f"{p:>12g}  {_us(pi[p]):>17}  {_us(pa[p]):>15}")
-    si, sa = r.intended.summary(), r.actual.summary()
     lines += [
         "",
-        f"min/median/max (intended): {_us(si.min_ns)} / {_us(si.p50_ns)} / {_us(si.max_ns)} µs",
-        f"min/median/max (actual):   {_us(sa.min_ns)} / {_us(sa.p50_ns)} / {_us(sa.max_ns)} µs",
-        f"achieved rate: {r.achieved_rate:,.1f} msg/s ({100 * r.achieved_rate / r.rate:.2f}% of target)"
-        f"{'' if r.sustained else '  -- TARGET RATE NOT SUSTAINED'}",
-        f"bandwidth: {r.bandwidth_bytes_per_s / 1e6:,.3f} MB/s payload",
-        f"send lag p50/p99/max: {_us(r.send_lag.percentile(50))} / {_us(r.send_lag.percentile(99))} / "
-        f"{_us(r.send_lag.percentile(100))} µs",
+        f"min/median/max (intended): {_min_med_max(r.intended)}",
+        f"min/median/max (actual):   {_min_med_max(r.actual)}",
+        _rate_line(r),
+        f"bandwidth: {r.bandwidth_bytes_per_s / 1e6:,.3f} MB/s payload sent",
+        f"send lag p50/p99/max: {_min_med_max(r.send_lag, (50.0, 99.0, 100.0))}",
         f"RTT pub server: {_rtt(r.rtt_pub_ns)}   RTT sub server: {_rtt(r.rtt_sub_ns)}",
         f"messages: warm-up {r.warmup:,}, measured {r.measured:,}, sent {r.sent:,}, received {r.received:,}, "
         f"lost {r.lost:,}, warm-up lost {r.warmup_lost:,}, unsent {r.unsent:,}, "
@@ -67,6 +71,20 @@ def report_text(r: BenchResult) -> str:
     ]
     lines += [f"error: {e}" for e in r.errors]
     return "\n".join(lines)
+
+
+def _pct(rec: LatencyRecorder, ps: Sequence[float] = TABLE_PERCENTILES) -> dict[float, int | None]:
+    """Percentiles (ns), or None for each when the recorder holds no sample."""
+    if not rec.count:
+        return dict.fromkeys(ps)
+    return dict(percentiles_ns(rec, ps))
+
+
+def _min_med_max(rec: LatencyRecorder, ps: Sequence[float] = (0.0, 50.0, 100.0)) -> str:
+    if not rec.count:
+        return "n/a (no samples)"
+    v = percentiles_ns(rec, ps)
+    return " / ".join(_us(v[p]) for p in ps) + " µs"
 
 
 def _rtt(v: Sequence[int]) -> str:
@@ -101,30 +119,40 @@ def write_run(r: BenchResult, outdir: str | Path, *, samples: bool = False) -> d
 
 def matrix_summary(results: Sequence[BenchResult]) -> list[dict[str, Any]]:
     """One row per run with the headline figures (µs)."""
+    def us(rec: LatencyRecorder, p: float) -> float | None:
+        return round(rec.percentile(p) / 1e3, 1) if rec.count else None  # None: nothing received
+
     rows = []
     for r in results:
         rows.append({
             "size": r.size, "rate": r.rate, "achieved_rate": round(r.achieved_rate, 1),
-            "sustained": r.sustained, "lost": r.lost, "wait_mode": r.wait_mode,
-            "p50_intended_us": round(r.intended.percentile(50) / 1e3, 1),
-            "p99_intended_us": round(r.intended.percentile(99) / 1e3, 1),
-            "p50_actual_us": round(r.actual.percentile(50) / 1e3, 1),
-            "p99_actual_us": round(r.actual.percentile(99) / 1e3, 1),
-            "max_intended_us": round(r.intended.percentile(100) / 1e3, 1),
+            "sustained": r.sustained_end_to_end, "lost": r.lost, "wait_mode": r.wait_mode,
+            "p50_intended_us": us(r.intended, 50), "p99_intended_us": us(r.intended, 99),
+            "p50_actual_us": us(r.actual, 50), "p99_actual_us": us(r.actual, 99),
+            "max_intended_us": us(r.intended, 100),
+            "errors": list(r.errors),
         })
     return rows
+
+
+def _cell(v: float | None, width: int) -> str:
+    return f"{'n/a':>{width}}" if v is None else f"{v:>{width},.1f}"
 
 
 def matrix_text(results: Sequence[BenchResult]) -> str:
     head = (f"{'size':>6} {'rate':>8} {'achieved':>10} {'p50 int':>9} {'p99 int':>10} {'p50 act':>9} "
             f"{'p99 act':>10} {'lost':>6} {'wait':>9}")
     out = [head]
+    failed = []
     for row in matrix_summary(results):
         out.append(f"{row['size']:>6} {row['rate']:>8g} {row['achieved_rate']:>10,.0f}"
-                   f"{'' if row['sustained'] else '!'} {row['p50_intended_us']:>9,.1f} "
-                   f"{row['p99_intended_us']:>10,.1f} {row['p50_actual_us']:>9,.1f} "
-                   f"{row['p99_actual_us']:>10,.1f} {row['lost']:>6} {row['wait_mode']:>9}")
-    out.append("µs; 'int' = from intended send time, 'act' = from actual send time; '!' = rate not sustained")
+                   f"{'' if row['sustained'] else '!'} {_cell(row['p50_intended_us'], 9)} "
+                   f"{_cell(row['p99_intended_us'], 10)} {_cell(row['p50_actual_us'], 9)} "
+                   f"{_cell(row['p99_actual_us'], 10)} {row['lost']:>6} {row['wait_mode']:>9}")
+        failed += [f"{row['size']} B @ {row['rate']:g}/s: {e}" for e in row["errors"]]
+    out.append("µs; 'int' = from intended send time, 'act' = from actual send time; '!' = rate not sustained "
+               "end to end; n/a = nothing received")
+    out += [f"error: {e}" for e in failed]
     return "\n".join(out)
 
 
@@ -145,17 +173,26 @@ def plot_spectrum(results: Sequence[BenchResult], path: str | Path, *, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from tickpath.report.plots import note_missing, series_style
+
     fig, ax = plt.subplots(figsize=(10, 6), dpi=110)
+    missing = []
+    i = 0
     for r in results:
+        label = f"{r.size} B @ {r.rate:,.0f}/s"
         pts = spectrum_points(r.intended)
         if not pts:
+            missing.append(label)
             continue
+        style = series_style(i)  # a distinct colour per run, however many runs
+        i += 1
         xs, ys = zip(*pts, strict=True)
-        (line,) = ax.plot(xs, ys, label=f"{r.size} B @ {r.rate:,.0f}/s")
+        ax.plot(xs, ys, label=label, **style)
         apts = spectrum_points(r.actual)
         if apts:
             axs, ays = zip(*apts, strict=True)
-            ax.plot(axs, ays, linestyle=":", color=line.get_color(), linewidth=1)
+            ax.plot(axs, ays, linewidth=1, **{**style, "linestyle": ":"})
+    note_missing(ax, missing)
     ticks = [1, 2, 10, 100, 1_000, 10_000, 100_000]
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -17,6 +17,7 @@ from tickpath.stats import LatencyRecorder
 
 # The issue's table: the original tool's percentiles, up to the maximum.
 TABLE_PERCENTILES: tuple[float, ...] = (10.0, 50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999, 100.0)
+_LATENCY_FIELDS = ("min", "mean", "p50", "p90", "p99", "p999", "p9999", "max")
 CLOCK_NOTE = "CLOCK_MONOTONIC of one process (publisher and subscriber share it)"
 
 
@@ -94,6 +95,11 @@ class BenchResult:
         return self.achieved_rate * self.size
 
     @property
+    def sustained_end_to_end(self) -> bool:
+        """The publisher kept the target rate and the subscriber received messages at all."""
+        return self.sustained and self.received > 0
+
+    @property
     def ok(self) -> bool:
         return self.lost == 0 and self.warmup_lost == 0 and self.unsent == 0 and not self.errors
 
@@ -101,9 +107,16 @@ class BenchResult:
         """JSON-ready figures (latencies in ``unit``), encoded histograms included."""
         scale = {"ns": 1.0, "us": 1e3, "ms": 1e6}[unit]
 
-        def table(rec: LatencyRecorder) -> dict[str, float]:
+        def latency(rec: LatencyRecorder) -> dict[str, Any]:
+            # Nothing received: no latency exists, so every figure is null (never a 0.0 that reads
+            # as "instant"); counts, losses and the (empty) histogram stay.
+            out: dict[str, Any] = rec.to_dict(unit)
+            if not rec.count:
+                for key in (*(f"p{p:g}" for p in TABLE_PERCENTILES), *_LATENCY_FIELDS):
+                    out[key] = None
+                return out
             values = percentiles_ns(rec, TABLE_PERCENTILES)
-            return {f"p{p:g}": round(values[p] / scale, 3) for p in TABLE_PERCENTILES}
+            return {**{f"p{p:g}": round(values[p] / scale, 3) for p in TABLE_PERCENTILES}, **out}
 
         def rtt(v: list[int]) -> dict[str, float]:
             if not v:
@@ -117,15 +130,16 @@ class BenchResult:
             "wait_mode": self.wait_mode, "client_sleeps": self.sleeps, "servers": self.servers,
             "size": self.size, "target_rate": self.rate, "achieved_rate": round(self.achieved_rate, 1),
             "rate_ratio": round(self.achieved_rate / self.rate, 5) if self.rate else 0.0,
-            "sustained": self.sustained,
+            # A publisher that kept its rate while nothing arrived did not sustain the rate end to end.
+            "sustained": self.sustained_end_to_end, "publisher_kept_rate": self.sustained,
             "bandwidth_bytes_per_s": round(self.bandwidth_bytes_per_s, 1),
             "duration_s": round(self.duration_s, 4),
             "warmup": self.warmup, "measured": self.measured, "sent": self.sent,
             "received": self.received, "lost": self.lost, "warmup_lost": self.warmup_lost,
             "unsent": self.unsent, "duplicates": self.duplicates, "reordered": self.reordered,
             "ok": self.ok, "errors": list(self.errors),
-            "latency_from_intended": {**table(self.intended), **self.intended.to_dict(unit)},
-            "latency_from_actual": {**table(self.actual), **self.actual.to_dict(unit)},
+            "latency_from_intended": latency(self.intended),
+            "latency_from_actual": latency(self.actual),
             "send_lag": self.send_lag.summary().to_dict(unit),
             "rtt_pub": rtt(self.rtt_pub_ns), "rtt_sub": rtt(self.rtt_sub_ns),
         }

@@ -11,8 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from tickpath.cli.paths import ensure_writable_dir
-from tickpath.probe import METHODS, ProbeConfig, ProbeResult, parse_methods, run_probe
-from tickpath.probe.report import render_table, write_outputs
+from tickpath.errors import InterruptedRunError
+from tickpath.probe import METHODS, ProbeConfig, ProbeResult, parse_methods
+from tickpath.probe.report import print_warnings, render_table, write_outputs
+from tickpath.probe.runner import ProbeRun
 from tickpath.runtime import run
 
 EPILOG = """\
@@ -36,6 +38,8 @@ examples:
   tickpath probe --rest-url http://127.0.0.1:8080 --ws-url ws://127.0.0.1:8080 --method rest,ws,stream
 
 exit status is non-zero when any method failed; results measured so far are still written.
+Ctrl-C (SIGINT) or SIGTERM stops the run: the methods finished and the samples completed by the
+one running are written to every requested output, marked as interrupted, and the exit status is 130.
 """
 
 
@@ -145,11 +149,21 @@ def main(args: argparse.Namespace) -> int:
                 tasks[method] = progress.add_task(method, total=total or None)
             progress.update(tasks[method], completed=done, total=total or None)
 
-        result: ProbeResult = run(run_probe(config, progress=on_progress))
+        probe = ProbeRun(config, progress=on_progress)
+        interrupted: InterruptedRunError | None = None
+        try:
+            result: ProbeResult = run(probe.run())
+        except InterruptedRunError as exc:
+            # Stopped by a signal: the runner marked what it had; write it everywhere, then exit 130.
+            interrupted, result = exc, probe.result
     if args.json:  # first: if a file cannot be written after all, the figures are still out
         sys.stdout.write(result.to_json() + "\n")
         sys.stdout.flush()
     write_outputs(result, json_path=args.output, csv_path=args.csv, hgrm_dir=args.hgrm_dir)
     if show:
         render_table(result, err if args.json else Console())
+    else:
+        print_warnings(result, err)
+    if interrupted is not None:
+        raise interrupted
     return result.exit_code

@@ -15,13 +15,18 @@ def register(sub: Any) -> None:
         description=(
             "Build one HTML file (no network needed to open it) from whatever probe, sweep, feed/dq or "
             "busbench wrote under RESULTS_DIR, searched recursively. Plots are also written as PNG files "
-            "beside the HTML. Unreadable files are listed in the report and skipped."
+            "beside the HTML. Unreadable or malformed files are skipped: they are listed in the report's "
+            "Problems section, as warnings on stderr and under \"problems\" with --json. Exit codes: 0 when "
+            "the report was written (even if files were skipped; --strict makes that 2), 2 when the directory "
+            "is missing or holds nothing to report."
         ),
         epilog="example: tickpath report results/demo-20261122T160000Z -o /tmp/report.html",
     )
     p.add_argument("results_dir", metavar="RESULTS_DIR", help="directory written by tickpath commands")
     p.add_argument("-o", "--output", help="HTML path (default: RESULTS_DIR/report.html)")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 2 (bad files) when any file was skipped; the report is still written")
     p.set_defaults(func=run)
 
 
@@ -38,4 +43,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"sections: {', '.join(result.sections)}; plots: {len(result.png_paths)}")
         for problem in result.problems:
             print(f"warning: {problem}", file=sys.stderr)
-    return 1 if result.problems else 0
+    # Skipped files are warnings, not failure: the report was written and lists them. Exit 1 is no
+    # documented code; --strict maps them to 2 ("bad files") for pipelines that must stop.
+    return 2 if (result.problems and getattr(args, "strict", False)) else 0

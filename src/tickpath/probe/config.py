@@ -7,6 +7,7 @@ simulator on loopback.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -15,6 +16,8 @@ from tickpath.venues.binance.endpoints import endpoints
 
 METHODS: tuple[str, ...] = ("dns", "tcp", "tls", "rest", "ws", "stream", "path")
 TIMED_METHODS: tuple[str, ...] = ("tcp", "tls", "rest", "ws", "stream")
+MAX_RATE = 100_000.0  # samples per second per method: far above a useful probe, below a runaway schedule
+MAX_SECONDS = 86_400.0  # longest --duration, --timeout or --stream-seconds
 
 
 @dataclass(frozen=True)
@@ -125,16 +128,7 @@ class ProbeConfig:
 
     def __post_init__(self) -> None:
         venue_defaults(self.venue)
-        if self.rate <= 0:
-            raise ConfigError(f"--rate must be positive, got {self.rate}")
-        if self.samples <= 0 and not self.duration:
-            raise ConfigError(f"--samples must be positive, got {self.samples}")
-        if self.duration is not None and self.duration <= 0:
-            raise ConfigError(f"--duration must be positive, got {self.duration}")
-        if self.warmup < 0:
-            raise ConfigError(f"--warmup cannot be negative, got {self.warmup}")
-        if self.timeout <= 0:
-            raise ConfigError(f"--timeout must be positive, got {self.timeout}")
+        self._check_numbers()
         if not self.symbol.isalnum():
             raise ConfigError(f"bad symbol {self.symbol!r}: letters and digits only, e.g. BTCUSDT")
         bad = [m for m in self.methods if m not in METHODS]
@@ -142,6 +136,31 @@ class ProbeConfig:
             raise ConfigError(f"unknown probe method(s): {', '.join(bad)}")
         self.rest_endpoint()
         self.ws_endpoint()
+
+    def _check_numbers(self) -> None:
+        """Every count, rate and time is checked here, named by its CLI option: an unchecked value
+        does not fail cleanly later (a port wraps modulo 65536, ``--max-ips 0`` reads as a DNS
+        failure, ``--stream-seconds 0`` as a symbol the venue does not trade), and NaN passes
+        every comparison."""
+        for opt, val in (("--rate", self.rate), ("--timeout", self.timeout), ("--duration", self.duration),
+                         ("--stream-seconds", self.stream_duration)):
+            if val is None:
+                continue
+            if not (math.isfinite(val) and val > 0):
+                raise ConfigError(f"{opt} must be positive and finite, got {val}")
+            if opt != "--rate" and val > MAX_SECONDS:
+                raise ConfigError(f"{opt} {val:g} s is more than a day (limit {MAX_SECONDS:g} s)")
+        if self.rate > MAX_RATE:
+            raise ConfigError(f"--rate {self.rate:g} is above {MAX_RATE:g} samples per second per method")
+        if self.duration is None and self.samples < 1:
+            raise ConfigError(f"--samples must be positive, got {self.samples}")
+        for opt, count, least in (("--warmup", self.warmup, 0), ("--offset-samples", self.offset_samples, 1),
+                                  ("--max-ips", self.max_ips, 1), ("dns_samples", self.dns_samples, 1)):
+            if count < least:
+                raise ConfigError(f"{opt} must be at least {least}, got {count}")
+        bad_ports = [p for p in self.tcp_ports if not 1 <= p <= 65535]
+        if bad_ports:
+            raise ConfigError(f"--port {bad_ports[0]} is not a TCP port (1-65535)")
 
     @property
     def timed_methods(self) -> tuple[str, ...]:

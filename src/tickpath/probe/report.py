@@ -193,6 +193,16 @@ def render_table(result: ProbeResult, console: Console) -> None:
     for method, body in data["methods"].items():
         if isinstance(body, dict) and body.get("note") and method != "stream":
             console.print(f"[dim]{method}: {body['note']}[/]")
+    print_warnings(result, console)
     for err in data["errors"]:
         where = f" {err['target']}" if err.get("target") else ""
         console.print(f"[red]error[/] {err['method']}{where}: {err['message']}")
+
+
+def print_warnings(result: ProbeResult, console: Console) -> None:
+    """The result's warnings (clamped samples and what they mean), one line each.
+
+    Also for ``--quiet`` runs: a warning says the figures are not latencies, so it is not progress.
+    """
+    for w in result.to_dict().get("warnings", []):
+        console.print(f"[yellow]warning[/] {w}", highlight=False)

@@ -23,6 +23,7 @@ from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import TickpathError
 from tickpath.logs import log_event
 from tickpath.probe import path as pathmod
+from tickpath.probe.caveats import sample_warnings
 from tickpath.probe.clock_offset import OffsetEstimate, estimate_offset, sample_server_time
 from tickpath.probe.config import Endpoint, ProbeConfig
 from tickpath.probe.connect import (
@@ -161,6 +162,7 @@ class ProbeResult:
                 "schedule": "open-loop: latency counts from each sample's intended time",
             },
             "methods": methods,
+            "warnings": sample_warnings(methods),
             "errors": self.errors,
             "exit_code": self.exit_code,
         }
@@ -226,6 +228,7 @@ class _Runner:
                 chrony=c.chrony,
             )
         )
+        current = "resolve"  # the step running when a signal arrives
         try:
             ips = await self._resolve()
             for method, step in (
@@ -238,16 +241,48 @@ class _Runner:
             ):
                 if method not in c.methods:
                     continue
+                current = method
                 if self.progress is not None:
                     self.progress(method, 0, 0)
                 try:
                     await step(ips)
                 except (TickpathError, OSError, TimeoutError) as exc:
                     r.add_error(method, exc)
+            current = ""
+        except asyncio.CancelledError:
+            self._interrupted(current)
+            raise
         finally:
             r.host, r.clock = await state_task
             r.finished = time.time()
         return r
+
+    def _interrupted(self, method: str) -> None:
+        """Mark the result as cut short by cancellation (SIGINT/SIGTERM in the CLI): the methods that
+        finished stay as they are, the one running keeps the samples it completed (in-flight ones are
+        neither latencies nor losses), and the error says which methods never ran. It goes first in
+        ``errors`` so the result's exit code is 130."""
+        r, methods = self.result, self.c.methods
+        if method == "resolve":  # name resolution comes first, whether or not dns is a chosen method
+            method = "dns"
+            later = tuple(m for m in methods if m != "dns")
+        else:
+            later = methods[methods.index(method) + 1:] if method in methods else ()
+        where = f"during {method}" if method else "after the last method"
+        if method in r.stats:
+            lat = r.stats[method].overall.latency
+            where += f" after {lat.count} measured sample(s) and {lat.losses} loss(es)"
+            note = "interrupted: figures cover only the samples completed before the signal"
+            old = r.notes.get(method)
+            r.notes[method] = f"{old}; {note}" if old else note
+        message = f"interrupted {where}"
+        if method == "stream" and r.stream is None:
+            message += " (the stream capture keeps its messages only when it ends: none are reported)"
+        if later:
+            message += f"; not run: {', '.join(later)}"
+        r.errors.insert(0, {"method": method or "probe", "error": "InterruptedRunError", "interrupted": True,
+                            "message": message, "exit_code": 130})
+        log_event(log, logging.INFO, "probe_interrupted", method=method)
 
     async def _resolve(self) -> dict[str, list[str]]:
         """IPs per role (``rest``, ``ws``); DNS stats when ``dns`` is a chosen method."""
@@ -437,4 +472,15 @@ async def run_probe(
     return await _Runner(config, clock, progress).run()
 
 
-__all__ = ["SCHEMA", "Endpoint", "ProbeResult", "run_probe"]
+class ProbeRun(_Runner):
+    """One probe run whose result stays reachable if the run is cancelled: ``await run.run()``, and
+    after an interrupt ``run.result`` holds what was measured, marked as interrupted (the CLI writes
+    it to every requested output before exiting 130)."""
+
+    def __init__(
+        self, config: ProbeConfig, *, clock: Clock = DEFAULT_CLOCK, progress: ProgressFn | None = None
+    ) -> None:
+        super().__init__(config, clock, progress)
+
+
+__all__ = ["SCHEMA", "Endpoint", "ProbeResult", "ProbeRun", "run_probe"]

@@ -47,7 +47,9 @@ def summarize(rec: LatencyRecorder, total_ns: float) -> LatencySummary:
 
     The percentiles, min and max still come from the HdrHistogram; only the mean, which the
     histogram library computes by iterating every bucket in pure Python (~0.2 s per histogram),
-    is replaced by the exact arithmetic mean of the recorded values.
+    is replaced by the exact arithmetic mean of the recorded values. Recorded means after
+    clamping to the histogram's range: a mean over the unclamped values could exceed the max
+    (a replay's years-old event times), so ``total_ns`` is used only when nothing was clamped.
     """
     if not rec.count:
         return rec.summary()
@@ -56,7 +58,7 @@ def summarize(rec: LatencyRecorder, total_ns: float) -> LatencySummary:
         count=rec.count,
         losses=rec.losses,
         min_ns=rec.percentile(0.0),
-        mean_ns=total_ns / rec.count,
+        mean_ns=rec.mean() if rec.clamped else total_ns / rec.count,
         p50_ns=p[0],
         p90_ns=p[1],
         p99_ns=p[2],

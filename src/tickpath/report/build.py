@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tickpath.errors import ConfigError
 from tickpath.report import sections
-from tickpath.report.collect import collect
+from tickpath.report.collect import Collection, Problem, collect
 from tickpath.report.html import Section, esc, page
 
 
@@ -18,6 +19,29 @@ class ReportResult:
     png_paths: list[Path] = field(default_factory=list)
     sections: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+
+def _render_isolated(render: Callable[[Collection], list[Section]], found: Collection) -> list[Section]:
+    """Run one renderer over everything; if it fails, again artifact by artifact.
+
+    One malformed document (the right schema, a broken body) must not sink the valid ones beside
+    it: the retry renders each artifact alone and lists only the ones that still fail, by path.
+    """
+    try:
+        return render(found)
+    except Exception as exc:  # narrowed below, artifact by artifact
+        whole = exc
+    out: list[Section] = []
+    failed = False
+    for art in found.artifacts:
+        try:
+            out.extend(render(Collection(found.root, [art])))
+        except Exception as exc:  # one broken artifact must not sink the whole report
+            failed = True
+            found.problems.append(Problem(art.path, f"skipped, could not render: {type(exc).__name__}: {exc}"))
+    if not failed:  # no single artifact fails alone: name the renderer
+        found.problems.append(sections.problem_from(render.__name__, whole))
+    return out
 
 
 def build_report(results_dir: str | Path, out: str | Path | None = None) -> ReportResult:
@@ -34,10 +58,7 @@ def build_report(results_dir: str | Path, out: str | Path | None = None) -> Repo
     found = collect(root)
     rendered: list[Section] = []
     for render in sections.RENDERERS:
-        try:
-            rendered.extend(render(found))
-        except Exception as exc:  # one broken artifact must not sink the whole report
-            found.problems.append(sections.problem_from(render.__name__, exc))
+        rendered.extend(_render_isolated(render, found))
     if found.problems:
         rendered.append(sections.problems_section(found.problems))
     if not any(s.anchor != "problems" for s in rendered):

@@ -17,6 +17,7 @@ from tickpath.report.collect import Artifact, Collection, Problem
 from tickpath.report.html import Image, Raw, Section, esc, table, verdict
 from tickpath.stats import LatencyRecorder, spectrum
 
+NA = Raw("n/a")  # a figure that does not exist (no samples), never shown as 0
 PCT_KEYS = ("p50", "p90", "p99", "p999", "p9999", "max", "mean")
 
 
@@ -108,6 +109,9 @@ def render_probe(found: Collection) -> list[Section]:
                               plots.percentile_spectrum(f"{title}: latency by percentile", spectra)))
         _probe_clock(doc, s)
         _probe_path(doc, s)
+        warnings = doc.get("warnings") or []
+        if isinstance(warnings, list) and warnings:  # e.g. clamped samples: figures that are not latencies
+            s.add("<h3>Warnings</h3>" + table(["warning"], [[str(w)] for w in warnings]))
         errors = doc.get("errors") or []
         if errors:
             s.add("<h3>Errors</h3>" + table(["error"], [[str(e)] for e in errors]))
@@ -258,22 +262,33 @@ def render_busbench(found: Collection) -> list[Section]:
               "“intended” counts from the scheduled send time (no coordinated omission), "
               "“actual” from when the message was really sent.</p>")
         head = ["size (B)", "rate (/s)", "achieved (/s)", "lost", "from", "p50", "p90", "p99", "p99.9", "p99.99",
-                "max"]
+                "max", "error"]
         rows = []
         spectra = []
+        missing = []
         for r in runs:
+            errors = "; ".join(str(e) for e in r.get("errors") or [])
             for key, label in (("latency_from_intended", "intended"), ("latency_from_actual", "actual")):
                 lat = r.get(key) or {}
+                name = f"{r.get('size')} B @ {r.get('target_rate') or 0:g}/s, {label}"
+                # Nothing received: no latency figures (older files wrote 0.0 for them, never real).
+                empty = not lat.get("count")
+                figures = [NA if empty or lat.get(k) is None else lat.get(k)
+                           for k in ("p50", "p90", "p99", "p99.9", "p99.99")]
+                top = lat.get("p100", lat.get("max"))
                 rows.append([r.get("size"), r.get("target_rate"), r.get("achieved_rate"), r.get("lost"),
-                             Raw(esc(label)), lat.get("p50"), lat.get("p90"), lat.get("p99"), lat.get("p99.9"),
-                             lat.get("p99.99"), lat.get("p100", lat.get("max"))])
-                pts = _spectrum_us(lat.get("histogram"))
+                             Raw(esc(label)), *figures, NA if empty or top is None else top,
+                             Raw(f'<span class="fail">{esc(errors)}</span>' if errors else "")])
+                pts = _spectrum_us(lat.get("histogram")) if not empty else []
                 if pts:
-                    spectra.append((f"{r.get('size')} B @ {r.get('target_rate') or 0:g}/s, {label}", pts))
+                    spectra.append((name, pts))
+                else:
+                    missing.append(name)
         s.add(table(head, rows, left=0))
-        if spectra:
+        if spectra or missing:
             s.add_image(Image(f"{s.anchor}-spectrum.png", "busbench percentile spectrum",
-                              plots.percentile_spectrum("NATS end-to-end latency by percentile", spectra)))
+                              plots.percentile_spectrum("NATS end-to-end latency by percentile", spectra,
+                                                        missing=missing)))
         out.append(s)
     return out
 

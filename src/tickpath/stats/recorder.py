@@ -225,15 +225,33 @@ class LatencyRecorder:
             out.write(text)
 
     def hgrm_text(self, unit: str = "us") -> str:
+        """The ``.hgrm`` text, every figure (values, mean, standard deviation, max) in ``unit``.
+
+        The body comes from hdrh; the footer is written here in HdrHistogram's own form (the Java
+        and C libraries': ``Total count`` as an integer), because hdrh's footer prints the standard
+        deviation unscaled (in ns while the rest is in ``unit``) and the count as a float. Empty
+        and non-empty histograms get the same header and footer.
+        """
+        scale = _unit_scale(unit)
+        h = self._hist
+        digits = h.significant_figures
         buf = io.BytesIO()
         if self.count:
-            self._hist.output_percentile_distribution(buf, _unit_scale(unit), 5)
+            h.output_percentile_distribution(buf, scale, 5)
+            body = buf.getvalue().decode("ascii")
+            body = body[: body.index("#[Mean")]  # hdrh's footer is replaced below
+            mean = h.get_mean_value() / scale
+            stddev = h.get_stddev() / scale
+            max_value = h.get_max_value() / scale
         else:
-            buf.write(b"       Value     Percentile TotalCount 1/(1-Percentile)\n\n")
-            buf.write(b"#[Mean    =        0.000, StdDeviation   =        0.000]\n")
-            buf.write(b"#[Max     =        0.000, Total count    =            0]\n")
-            buf.write(b"#[Buckets =            0, SubBuckets     =            0]\n")
-        return buf.getvalue().decode("ascii")
+            body = f"{'Value':>12} {'Percentile':>14} {'TotalCount':>10} {'1/(1-Percentile)':>14}\n\n"
+            mean = stddev = max_value = 0.0
+        footer = (
+            f"#[Mean    = {mean:12.{digits}f}, StdDeviation   = {stddev:12.{digits}f}]\n"
+            f"#[Max     = {max_value:12.{digits}f}, Total count    = {self.count:12d}]\n"
+            f"#[Buckets = {h.bucket_count:12d}, SubBuckets     = {h.sub_bucket_count:12d}]\n"
+        )
+        return body + footer
 
     # -- encode / merge --------------------------------------------------------------------
     def encode(self) -> str:
