@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -50,8 +53,18 @@ def make_events(n: int, *, session: str = "sess1", start_seq: int = 1) -> list[E
 
 
 @contextlib.asynccontextmanager
-async def nats_cluster(n: int = 1) -> AsyncIterator[NatsCluster]:
-    """A running JetStream-enabled nats-server (or cluster of ``n``), stopped afterwards."""
+async def nats_cluster(n: int = 1, **kw: Any) -> AsyncIterator[NatsCluster]:
+    """A running nats-server (or cluster of ``n``), JetStream on unless ``jetstream=False``; more
+    :class:`NatsCluster` options (``user``, ``password``) pass through. Stopped afterwards."""
     require_nats_server()
-    async with NatsCluster(n, jetstream=True) as cluster:
+    async with NatsCluster(n, **{"jetstream": True, **kw}) as cluster:
         yield cluster
+
+
+async def ingest_cli(*args: str) -> tuple[int, str, str]:
+    """``tickpath ingest ARGS`` in a subprocess: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tickpath.cli.main", "ingest", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()

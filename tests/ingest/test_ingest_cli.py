@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.ingest.support import make_events, nats_cluster
+from tests.ingest.support import ingest_cli, make_events, nats_cluster
 from tickpath.cli.main import main
 from tickpath.sinks.nats import NatsSink
 
@@ -26,14 +24,6 @@ def test_unknown_target_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "duckdb:PATH" in capsys.readouterr().err
 
 
-async def _cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tickpath.cli.main", "ingest", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
-
-
 @pytest.mark.integration
 async def test_json_summary_reports_counts_and_latency(tmp_path: Path) -> None:
     """--json prints one object with messages, inserted rows and latency percentiles."""
@@ -42,7 +32,7 @@ async def test_json_summary_reports_counts_and_latency(tmp_path: Path) -> None:
         await sink.start()
         await sink.write(make_events(120))
         await sink.close()
-        rc, out, err = await _cli("--from", c.client_urls[0], "--to", f"duckdb:{tmp_path / 'b.duckdb'}",
+        rc, out, err = await ingest_cli("--from", c.client_urls[0], "--to", f"duckdb:{tmp_path / 'b.duckdb'}",
                                   "--idle-exit", "0.3", "--fetch-timeout", "0.2", "--json")
     assert rc == 0, err
     d = json.loads(out)

@@ -8,35 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.ingest.support import make_events, require_nats_server
+from tests.ingest.support import ingest_cli, make_events, nats_cluster
 from tests.ingest.test_ingest import _publish
 from tickpath.cli.main import main
 from tickpath.errors import ConfigError, ConnectionFailedError, HandshakeError
 from tickpath.ingest import IngestConfig, IngestResult, run_ingest
-from tickpath.natsserver import NatsCluster
-
-
-@contextlib.asynccontextmanager
-async def _server(**kw: object) -> AsyncIterator[NatsCluster]:
-    require_nats_server()
-    async with NatsCluster(1, **kw) as cluster:  # type: ignore[arg-type]
-        yield cluster
-
-
-async def _cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tickpath.cli.main", "ingest", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
-
 
 # -- option checks (no server needed: refused before connecting) ---------------------------------
 
@@ -76,9 +57,9 @@ def test_unreachable_server_leaves_no_target_and_no_directory(tmp_path: Path) ->
 @pytest.mark.integration
 async def test_missing_stream_exits_2_and_leaves_no_file(tmp_path: Path) -> None:
     """A stream that does not exist: exit 2, and no empty .duckdb (or parquet dir) is left behind."""
-    async with _server(jetstream=True) as c:
+    async with nats_cluster(jetstream=True) as c:
         for target in (f"duckdb:{tmp_path / 'x3.duckdb'}", f"parquet:{tmp_path / 'lake'}"):
-            rc, _, err = await _cli("--from", f"{c.client_urls[0]}?stream=NOPE", "--to", target)
+            rc, _, err = await ingest_cli("--from", f"{c.client_urls[0]}?stream=NOPE", "--to", target)
             assert rc == 2, err
             assert "does not exist" in err
     assert list(tmp_path.iterdir()) == []
@@ -103,7 +84,7 @@ async def test_a_run_ending_before_its_first_commit_removes_only_what_it_created
     existing DuckDB file stays."""
     import nats
 
-    async with _server(jetstream=True) as c:
+    async with nats_cluster(jetstream=True) as c:
         nc = await nats.connect(c.client_urls[0])
         await nc.jetstream().add_stream(name="EMPTY", subjects=["empty.>"])
         await nc.close()
@@ -123,8 +104,8 @@ async def test_a_run_ending_before_its_first_commit_removes_only_what_it_created
 @pytest.mark.integration
 async def test_server_without_jetstream_is_one_line_exit_4(tmp_path: Path) -> None:
     """No JetStream on the server: one line saying so (exit 4), no traceback, no file left."""
-    async with _server(jetstream=False) as c:
-        rc, _, err = await _cli("--from", c.client_urls[0], "--to", f"duckdb:{tmp_path / 'x.duckdb'}",
+    async with nats_cluster(jetstream=False) as c:
+        rc, _, err = await ingest_cli("--from", c.client_urls[0], "--to", f"duckdb:{tmp_path / 'x.duckdb'}",
                                 "--idle-exit", "1")
     assert rc == 4, err
     assert "JetStream is not enabled" in err and "-js" in err
@@ -136,7 +117,7 @@ async def test_server_without_jetstream_is_one_line_exit_4(tmp_path: Path) -> No
 async def test_refused_login_says_so_and_good_login_reaches_jetstream_check(tmp_path: Path) -> None:
     """No credentials for an auth server: 'refused the credentials' (exit 4); with them (no -js): the
     JetStream line; the password is in neither message."""
-    async with _server(jetstream=False, user="alice", password="pw-s3cret") as c:
+    async with nats_cluster(jetstream=False, user="alice", password="pw-s3cret") as c:
         host = c.client_urls[0].removeprefix("nats://")
         db = f"duckdb:{tmp_path / 'x.duckdb'}"
         with pytest.raises(HandshakeError, match="refused the credentials: Authorization Violation"):
@@ -158,7 +139,7 @@ async def test_idle_exit_gives_up_on_a_lost_server_and_keeps_committed_rows(tmp_
     rows committed before are in the file."""
     events = make_events(90)
     db = tmp_path / "b.duckdb"
-    async with _server(jetstream=True) as c:
+    async with nats_cluster(jetstream=True) as c:
         await _publish(c.client_urls[0], events, tmp_path / "spool")
         committed = asyncio.Event()
 
@@ -192,7 +173,7 @@ async def test_progress_reports_every_commit_including_the_last(batch: int, tmp_
     """The progress callback sees the counts after each commit, so its last call shows every message."""
     events = make_events(450)
     seen: list[int] = []
-    async with _server(jetstream=True) as c:
+    async with nats_cluster(jetstream=True) as c:
         await _publish(c.client_urls[0], events, tmp_path / "spool")
         await run_ingest(IngestConfig(c.client_urls[0], f"duckdb:{tmp_path / 'p.duckdb'}", batch=batch,
                                       idle_exit_s=0.3, fetch_timeout_s=0.2),
@@ -204,9 +185,9 @@ async def test_progress_reports_every_commit_including_the_last(batch: int, tmp_
 @pytest.mark.integration
 async def test_explicit_progress_without_a_terminal_prints_plain_lines(tmp_path: Path) -> None:
     """--progress with stderr not a terminal prints plain progress lines, ending at the final count."""
-    async with _server(jetstream=True) as c:
+    async with nats_cluster(jetstream=True) as c:
         await _publish(c.client_urls[0], make_events(120), tmp_path / "spool")
-        rc, _, err = await _cli("--from", c.client_urls[0], "--to", f"duckdb:{tmp_path / 'p.duckdb'}",
+        rc, _, err = await ingest_cli("--from", c.client_urls[0], "--to", f"duckdb:{tmp_path / 'p.duckdb'}",
                                 "--idle-exit", "0.3", "--fetch-timeout", "0.2", "--progress")
     assert rc == 0, err
     lines = [ln for ln in err.splitlines() if ln.startswith("ingest: ")]
@@ -218,7 +199,7 @@ async def test_explicit_progress_without_a_terminal_prints_plain_lines(tmp_path:
 async def test_a_consumer_the_server_refuses_is_a_config_error(tmp_path: Path) -> None:
     """A prefix the stream does not take: the server's refusal of the consumer is a ConfigError
     (exit 2) naming it, not a traceback, and no file is left."""
-    async with _server(jetstream=True) as c:
+    async with nats_cluster(jetstream=True) as c:
         await _publish(c.client_urls[0], make_events(3), tmp_path / "spool")
         with pytest.raises(ConfigError, match="refused JetStream consumer"):
             await run_ingest(IngestConfig(f"{c.client_urls[0]}?prefix=elsewhere",
