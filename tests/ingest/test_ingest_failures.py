@@ -205,3 +205,30 @@ async def test_a_consumer_the_server_refuses_is_a_config_error(tmp_path: Path) -
             await run_ingest(IngestConfig(f"{c.client_urls[0]}?prefix=elsewhere",
                                           f"duckdb:{tmp_path / 'x.duckdb'}"))
     assert not (tmp_path / "x.duckdb").exists()
+
+
+@pytest.mark.integration
+async def test_json_run_interrupted_before_any_batch_still_prints_its_summary(tmp_path: Path) -> None:
+    """`ingest --json` stopped by SIGINT before its first batch prints one JSON object (0 messages,
+    "interrupted": true) and exits 130; stdout used to be empty."""
+    import json
+    import signal
+    import sys
+
+    import nats
+
+    async with nats_cluster(jetstream=True) as c:
+        nc = await nats.connect(c.client_urls[0])
+        await nc.jetstream().add_stream(name="EMPTY", subjects=["empty.>"])
+        await nc.close()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tickpath.cli.main", "ingest", "--from",
+            f"{c.client_urls[0]}?stream=EMPTY&prefix=empty", "--to", f"duckdb:{tmp_path / 'i.duckdb'}", "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert proc.stderr is not None
+        await asyncio.sleep(3.0)  # connected and pulling (an empty stream: no batch will come)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, err.decode()
+    doc = json.loads(out.decode())
+    assert doc["messages"] == 0 and doc["interrupted"] is True

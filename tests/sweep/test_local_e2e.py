@@ -109,10 +109,11 @@ def test_sweep_picks_the_truly_fastest_zone_and_destroys_losers_as_results_arriv
     _assert_nothing_left(sweep_dir)
 
 
-def _start_and_wait_for_agents(tmp_path: Path, all_zones: dict[str, SimZone]) -> tuple[subprocess.Popen[str], Path]:
+def _start_and_wait_for_agents(tmp_path: Path, all_zones: dict[str, SimZone],
+                               *extra: str) -> tuple[subprocess.Popen[str], Path]:
     sim_zones = {k: all_zones[k] for k in ("fast", "slow")}  # two are enough to prove teardown
     cfg = write_config(tmp_path, sim_zones, duration_s=60, name="sig")
-    orch = subprocess.Popen(tickpath("sweep", "run", str(cfg)), cwd=tmp_path, env=_env(), text=True,
+    orch = subprocess.Popen(tickpath("sweep", "run", str(cfg), *extra), cwd=tmp_path, env=_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -131,13 +132,18 @@ def _start_and_wait_for_agents(tmp_path: Path, all_zones: dict[str, SimZone]) ->
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_signal_during_run_leaves_nothing(tmp_path: Path, sim_zones: dict[str, SimZone], terraform_bin: str,
                                           sig: signal.Signals) -> None:
-    """SIGINT or SIGTERM mid-probe: the CLI destroys every candidate, no agent survives, exit 130."""
-    orch, sweep_dir = _start_and_wait_for_agents(tmp_path, sim_zones)
+    """SIGINT or SIGTERM mid-probe: the CLI destroys every candidate, no agent survives, exit 130; with
+    --json stdout still gets one object saying so, with the sweep's status after the cleanup (it was
+    empty)."""
+    orch, sweep_dir = _start_and_wait_for_agents(tmp_path, sim_zones, "--json")
     orch.send_signal(sig)
-    _, err = orch.communicate(timeout=60)
+    out, err = orch.communicate(timeout=60)
     assert orch.returncode == 130, err
     assert "cleanup finished" in err
     _assert_nothing_left(sweep_dir)
+    doc = json.loads(out)
+    assert doc["interrupted"] is True and doc["sweep_id"] == sweep_dir.name
+    assert doc["status"]["live"] is False and set(doc["status"]["candidates"]) == {"fast", "slow"}
 
 
 def test_kill9_then_cleanup_leaves_nothing(tmp_path: Path, sim_zones: dict[str, SimZone], terraform_bin: str) -> None:

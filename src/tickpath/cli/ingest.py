@@ -120,8 +120,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         res = run_async(go())
     except InterruptedRunError:
-        if result:
-            _emit(result[0], args.json)
+        # What was committed (nothing, when the signal came before the first commit), then exit 130.
+        _emit(result[0] if result else IngestResult(target=config.target), args.json, interrupted=True)
         raise
     _emit(res, args.json)
     return 0
@@ -131,8 +131,8 @@ def _progress_text(r: IngestResult) -> str:
     return f"ingest: {r.messages} messages, {r.inserted} inserted, {r.duplicates} duplicates"
 
 
-def _emit(res: IngestResult, as_json: bool) -> None:
+def _emit(res: IngestResult, as_json: bool, *, interrupted: bool = False) -> None:
     if as_json:
-        print(json.dumps(res.as_dict()))
+        print(json.dumps({**res.as_dict(), **({"interrupted": True} if interrupted else {})}), flush=True)
     else:
         _print_summary(res)

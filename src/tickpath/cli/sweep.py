@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tickpath.errors import TickpathError
+from tickpath.errors import InterruptedRunError, TickpathError
 from tickpath.runtime import run
 from tickpath.sweep import cleanup_sweep, describe, list_sweeps, load_config, run_sweep, sweep_status
 from tickpath.sweep.config import SweepConfig
@@ -113,14 +113,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         err.print(f"[{time.monotonic() - t0:7.1f}s] {st.name:<28} [{style}]{status}[/{style}] {detail}"
                   if style else f"[{time.monotonic() - t0:7.1f}s] {st.name:<28} {status} {detail}")
 
+    sweep_ids: list[str] = []
+
     def started(sid: str) -> None:
+        sweep_ids.append(sid)
         err.print(f"sweep [bold]{sid}[/] started; state in {cfg.state_dir / sid}\n"
                   f"if this process is killed, run: tickpath sweep cleanup --sweep-id {sid} "
                   f"--state-dir {cfg.state_dir}")
 
-    result = run(run_sweep(cfg, config_path=str(Path(args.config).resolve()), terraform=args.terraform,
-                           sweep_id=args.sweep_id, progress=progress, on_start=started,
-                           preflight=not args.skip_preflight))
+    try:
+        result = run(run_sweep(cfg, config_path=str(Path(args.config).resolve()), terraform=args.terraform,
+                               sweep_id=args.sweep_id, progress=progress, on_start=started,
+                               preflight=not args.skip_preflight))
+    except InterruptedRunError:
+        if args.json:  # the sweep cleaned up before this: say what is left (nothing, or what failed to go)
+            _emit_json({"interrupted": True, "sweep_id": sweep_ids[0] if sweep_ids else None,
+                        "status": sweep_status(cfg.state_dir, sweep_ids[0]) if sweep_ids else None})
+        raise
     from tickpath.sweep.results import summary
 
     doc = summary(cfg, result.outcome)
