@@ -118,3 +118,24 @@ async def test_cancel_keeps_finished_methods_in_library_result(sim: Simulator, c
     assert result.stats["tcp"].overall.latency.count > 0
     assert result.errors[0]["method"] == "tcp" and "not run: ws" in result.errors[0]["message"]
     assert "interrupted" in result.to_dict()["methods"]["tcp"]["note"]
+
+
+async def test_cancel_during_the_stream_capture_keeps_what_arrived(sim: Simulator) -> None:
+    """Cancelled mid-capture, the stream method keeps the messages that arrived (figures, seconds run,
+    an interrupted note) instead of losing them all: the capture fills a result the runner owns."""
+    ep = sim.endpoint("futures")
+    cfg = ProbeConfig(venue="futures", methods=("stream",), rest_url=ep.rest_url, ws_url=ep.ws_url,
+                      stream_duration=60.0, offset_samples=3, imds=False, chrony=False)
+    probe = ProbeRun(cfg)
+    task = asyncio.ensure_future(probe.run())
+    await _wait_for(lambda: probe.result.stream is not None and probe.result.stream.messages >= 20, 30,
+                    "stream messages to arrive")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    result = probe.result
+    assert result.exit_code == 130
+    assert result.stream is not None and result.stream.messages >= 20 and 0 < result.stream.seconds < 60
+    stream = result.to_dict()["methods"]["stream"]
+    assert stream["messages"] >= 20 and stream["summary"]["count"] > 0 and "interrupted" in stream["note"]
+    assert result.errors[0]["method"] == "stream" and "message(s)" in result.errors[0]["message"]

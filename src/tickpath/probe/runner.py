@@ -38,7 +38,7 @@ from tickpath.probe.connect import (
 from tickpath.probe.dns import DnsResult, resolve
 from tickpath.probe.hoststate import host_state
 from tickpath.probe.schedule import MethodStats, OpenLoopSchedule, SampleOp
-from tickpath.probe.stream import StreamResult, capture_stream
+from tickpath.probe.stream import StreamResult, capture_stream, stream_result
 from tickpath.stats import LatencyRecorder
 from tickpath.tlsclient import client_context
 from tickpath.venues.binance.endpoints import endpoints
@@ -269,15 +269,18 @@ class _Runner:
         else:
             later = methods[methods.index(method) + 1:] if method in methods else ()
         where = f"during {method}" if method else "after the last method"
+        note = None
         if method in r.stats:
             lat = r.stats[method].overall.latency
             where += f" after {lat.count} measured sample(s) and {lat.losses} loss(es)"
             note = "interrupted: figures cover only the samples completed before the signal"
+        elif method == "stream" and r.stream is not None:
+            where += f" after {r.stream.seconds:.1f} s and {r.stream.messages} message(s)"
+            note = "interrupted: figures cover only the messages received before the signal"
+        if note is not None:
             old = r.notes.get(method)
             r.notes[method] = f"{old}; {note}" if old else note
         message = f"interrupted {where}"
-        if method == "stream" and r.stream is None:
-            message += " (the stream capture keeps its messages only when it ends: none are reported)"
         if later:
             message += f"; not run: {', '.join(later)}"
         r.errors.insert(0, {"method": method or "probe", "error": "InterruptedRunError", "interrupted": True,
@@ -418,9 +421,9 @@ class _Runner:
             finally:
                 pool.close()
         pool = ConnectionPool(self.clock, self.ws, self.ctx)
-        self.result.stream = await capture_stream(
-            self.clock, pool, ips["ws"][0], self.c.stream_names(), self.c.stream_seconds
-        )
+        # Attached before the capture starts: an interrupt keeps what arrived.
+        self.result.stream = stream_result(ips["ws"][0], self.c.stream_names())
+        await capture_stream(self.clock, pool, self.result.stream, self.c.stream_seconds)
         if not self.result.stream.series and not self.result.stream.error:
             self.result.errors.append(
                 {

@@ -145,12 +145,17 @@ class StreamResult:
         return rec, summarize(rec, total).to_dict()
 
 
-async def capture_stream(
-    clock: Clock, pool: ConnectionPool, ip: str, streams: tuple[tuple[str, str], ...], seconds: float
-) -> StreamResult:
-    """Subscribe to ``streams`` (label, name) on one combined-stream connection for ``seconds``."""
-    result = StreamResult(ip, {name: label for label, name in streams})
-    path = "/stream?streams=" + "/".join(name for _, name in streams)
+def stream_result(ip: str, streams: tuple[tuple[str, str], ...]) -> StreamResult:
+    """An empty result for ``streams`` (label, name) on ``ip``, for :func:`capture_stream` to fill."""
+    return StreamResult(ip, {name: label for label, name in streams})
+
+
+async def capture_stream(clock: Clock, pool: ConnectionPool, result: StreamResult, seconds: float) -> StreamResult:
+    """Subscribe to ``result``'s streams on one combined-stream connection for ``seconds``, filling
+    ``result`` as messages arrive. The caller owns ``result``: when the capture is cancelled (Ctrl-C)
+    what arrived so far is in it, with ``seconds`` set to how long it ran."""
+    ip = result.ip
+    path = "/stream?streams=" + "/".join(result.streams)
     pool.setup = ws_setup(pool.ep, path)
     proto, _ = await pool.get(ip)
     proto.on_message = result.on_message
@@ -164,5 +169,5 @@ async def capture_stream(
     finally:
         proto.on_message = None
         pool.close()
-    result.seconds = (clock.monotonic_ns() - start) / 1e9
+        result.seconds = (clock.monotonic_ns() - start) / 1e9
     return result
