@@ -51,7 +51,9 @@ async def test_zone_delay_measured_on_frames_and_rest() -> None:
                     async with http.get(ep.rest_url + "/fapi/v1/time") as r:
                         await r.read()
                     rtts[ep.zone].append((time.perf_counter() - t0) * 1000)
-        diff = statistics.median(rtts["a"]) - statistics.median(rtts["b"])
+        # The least-disturbed round trip of each zone, as for the frames: a host stall only adds
+        # (a clean-clone CI run once had a median difference of 139.6 ms).
+        diff = min(rtts["a"]) - min(rtts["b"])
         assert 72.0 <= diff <= 110.0, rtts
 
 
