@@ -13,7 +13,7 @@ DESCRIPTION = """\
 Run all of tickpath on this machine, offline, in about two minutes, and write a report:
 
   1. simulator   a Binance-compatible exchange with three zones of different latency
-                 (tokyo 9 ms, frankfurt 2 ms with rare spikes, virginia 5 ms) and an exchange
+                 (tokyo 14 ms, frankfurt 2 ms with rare spikes, virginia 5 ms) and an exchange
                  clock that runs 37 ms ahead, serving spot and USD-M futures
   2. sweep       a real `tickpath sweep` with the `local` provider: Terraform starts one probe agent
                  per zone, the probes measure tcp/ws/stream/path, the fastest zone wins, the rest

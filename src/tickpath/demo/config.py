@@ -15,9 +15,10 @@ from tickpath.errors import ConfigError
 from tickpath.sim import LatencyProfile, ZoneConfig
 
 # Three zones far enough apart that scheduling noise on a loaded machine cannot flip the ranking:
-# a ws ping/pong crosses the zone delay twice, so the round trips are ~4, ~10 and ~18 ms.
+# a ws ping/pong crosses the zone delay twice, so the round trips are ~4, ~10 and ~28 ms (tokyo at
+# 9 ms, ~18 ms round trips, was once ranked ahead of virginia in CI with every zone probed at once).
 DEFAULT_ZONES: tuple[ZoneConfig, ...] = (
-    ZoneConfig("tokyo", LatencyProfile(delay_ms=9.0, jitter_ms=0.6)),
+    ZoneConfig("tokyo", LatencyProfile(delay_ms=14.0, jitter_ms=0.6)),
     ZoneConfig("frankfurt", LatencyProfile(delay_ms=2.0, jitter_ms=0.3, spike_prob=0.002, spike_ms=25.0)),
     ZoneConfig("virginia", LatencyProfile(delay_ms=5.0, jitter_ms=0.4)),
 )
