@@ -25,6 +25,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from tickpath.errors import ConfigError, ConnectionFailedError
 from tickpath.logs import log_event
@@ -32,9 +33,8 @@ from tickpath.logs import log_event
 log = logging.getLogger(__name__)
 
 __all__ = ["PUBLISH_NS_HEADER", "AcksHandler", "DirectHandler", "ack_frames", "buffered_bytes", "check_name",
-           "check_prefix", "connect",
-           "flush_frames", "install_ack_parser", "install_delivery_parser", "install_fast_parser",
-           "jetstream_unavailable", "queue_frames", "set_direct_handler"]
+           "check_prefix", "connect", "flush_frames", "install_ack_parser", "install_delivery_parser",
+           "install_fast_parser", "jetstream_unavailable", "queue_frames", "set_direct_handler", "split_url"]
 
 # Wall-clock ns when the sink sent a message; ``ingest`` stores it as ``publish_ns``.
 PUBLISH_NS_HEADER = "Tickpath-Publish-Ns"
@@ -351,3 +351,21 @@ def check_prefix(prefix: str) -> str:
     if not all(_NAME_RE.match(t) for t in prefix.split(".")):
         raise ConfigError(f"prefix={prefix!r}: subject tokens of letters, digits, '-' and '_', separated by '.'")
     return prefix
+
+
+def split_url(url: str, what: str) -> tuple[tuple[str, ...], dict[str, str], str]:
+    """``nats://[user:password@|token@]host[:port][,host[:port]...][?query]`` (or ``tls://``) as
+    (server URLs without credentials, nats-py's credential options, the query), for the sink and
+    ``ingest`` alike. Credentials stay out of the server URLs, which go into messages."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("nats", "tls"):
+        raise ConfigError(f"{what} starts with nats:// or tls://, not {url!r}")
+    cred, at, netloc = parts.netloc.rpartition("@")
+    credentials: dict[str, str] = {}
+    if at:
+        user, sep, password = cred.partition(":")
+        credentials = {"user": user, "password": password} if sep else {"token": cred}
+    servers = tuple(f"{parts.scheme}://{h if ':' in h else h + ':4222'}" for h in netloc.split(",") if h)
+    if not servers:
+        raise ConfigError(f"no NATS server in {url!r}")
+    return servers, credentials, parts.query

@@ -71,8 +71,8 @@ def build_parser(only: str | None = None, *, light: bool = False) -> argparse.Ar
     return parser
 
 
-def _global_options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, str | None]:
-    """The global options, and the subcommand named after them (if any).
+def _global_options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, str | None, list[str]]:
+    """The global options, the subcommand named after them (if any), and the words after it.
 
     Only the words before the subcommand are global: ``sweep status --config FILE`` is the
     subcommand's own ``--config`` (a sweep file), not the file of option defaults."""
@@ -94,7 +94,9 @@ def _global_options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, str
     pre.add_argument("--config", default=None)
     pre.add_argument("-v", "--verbose", action="count", default=0)
     known, _ = pre.parse_known_args(words[:end])
-    return known, (words[end] if end < len(words) and words[end] != "--" else None)
+    if end < len(words) and words[end] != "--":
+        return known, words[end], words[end + 1:]
+    return known, None, []
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser | None:
@@ -115,7 +117,7 @@ def _apply_service_defaults(parser: argparse.ArgumentParser, argv: Sequence[str]
     """Options from --config / $TICKPATH_CONFIG and $TICKPATH_<COMMAND>_<OPTION> become defaults;
     for a command with actions (``sweep status``) also $TICKPATH_<COMMAND>_<ACTION>_<OPTION> and a
     ``[command.action]`` table, which win over the command-wide ones."""
-    known, command = _global_options(argv)
+    known, command, after = _global_options(argv)
     config = known.config or os.environ.get("TICKPATH_CONFIG")
     if command is None:
         return
@@ -143,8 +145,6 @@ def _apply_service_defaults(parser: argparse.ArgumentParser, argv: Sequence[str]
         return {k: v for k, v in plain.items() if k in names or k.replace("_", "-") in names}
 
     apply_defaults(sub, command, only(option_names(sub)))
-    words = list(sys.argv[1:] if argv is None else argv)
-    after = words[words.index(command) + 1:] if command in words else []
     name = next((w for w in after if w in actions), None)
     if name is None:
         return
@@ -178,7 +178,7 @@ def _stdout_gone(label: str) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    _, command = _global_options(argv)
+    _, command, _ = _global_options(argv)
     parser = build_parser(command) if command in SUBCOMMANDS else build_parser(light=True)
     try:
         _apply_service_defaults(parser, argv)

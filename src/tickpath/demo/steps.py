@@ -190,15 +190,14 @@ async def probe_zones_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Ste
     import csv
 
     from tickpath.probe import ProbeConfig, run_probe
-    from tickpath.probe.config import TIMED_METHODS
+    from tickpath.probe.config import duration_for
     from tickpath.sweep.ranking import extract_figures, parse_metric, rank
 
     metric = parse_metric(cfg.sweep_metric)
     t0 = time.monotonic()
     run_dir = out / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
-    # sweep_probe_s is per method, as in the Terraform sweep; the probe shares --duration among them.
-    total_s = cfg.sweep_probe_s * max(1, sum(m in TIMED_METHODS for m in cfg.sweep_methods))
+    total_s = duration_for(cfg.sweep_probe_s, cfg.sweep_methods)  # per method, as in the Terraform sweep
 
     async def one(zone: str) -> tuple[str, dict[str, Any]]:
         ep = sim.endpoint("futures", zone=zone)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -42,6 +42,7 @@ from tickpath.natsproto import (
     jetstream_unavailable,
     queue_frames,
     set_direct_handler,
+    split_url,
 )
 from tickpath.stats import LatencyRecorder
 
@@ -82,31 +83,20 @@ class IngestConfig:
     def nats(self) -> tuple[list[str], dict[str, str]]:
         """Server URLs (without credentials: they go in messages) and query options (stream,
         durable, prefix) of ``source``."""
-        parts = urlsplit(self.source)
-        if parts.scheme not in ("nats", "tls"):
-            raise ConfigError(f"ingest reads from nats://host:port, not {self.source!r}")
-        netloc = parts.netloc.rsplit("@", 1)[-1]
-        servers = [f"{parts.scheme}://{h if ':' in h else h + ':4222'}" for h in netloc.split(",") if h]
-        if not servers:
-            raise ConfigError(f"no NATS server in {self.source!r}")
+        servers, _, query = split_url(self.source, "an ingest source URL")
         opts = {"stream": "TICKPATH", "durable": "tickpath-ingest", "prefix": "tickpath"}
-        for k, v in parse_qsl(parts.query):
+        for k, v in parse_qsl(query):
             if k not in opts:
                 raise ConfigError(f"unknown ingest source option {k!r}; known: {', '.join(opts)}")
             opts[k] = v
         for k in ("stream", "durable"):
             check_name(k, opts[k])
         check_prefix(opts["prefix"])
-        return servers, opts
+        return list(servers), opts
 
     def credentials(self) -> dict[str, str]:
         """nats-py connect options for ``user:password@`` or ``token@`` in ``source`` (else none)."""
-        netloc = urlsplit(self.source).netloc
-        if "@" not in netloc:
-            return {}
-        cred = netloc.rsplit("@", 1)[0]
-        user, sep, password = cred.partition(":")
-        return {"user": user, "password": password} if sep else {"token": cred}
+        return split_url(self.source, "an ingest source URL")[1]
 
 
 @dataclass

@@ -16,6 +16,12 @@ from tickpath.venues.binance.endpoints import endpoints
 
 METHODS: tuple[str, ...] = ("dns", "tcp", "tls", "rest", "ws", "stream", "path")
 TIMED_METHODS: tuple[str, ...] = ("tcp", "tls", "rest", "ws", "stream")
+
+
+def duration_for(per_method_s: float, methods: tuple[str, ...]) -> float:
+    """The ``--duration`` that gives each timed method ``per_method_s`` seconds: the probe shares its
+    duration among them, running one after another (dns and path come on top)."""
+    return per_method_s * max(1, sum(m in TIMED_METHODS for m in methods))
 MAX_RATE = 100_000.0  # samples per second per method: far above a useful probe, below a runaway schedule
 MAX_SECONDS = 86_400.0  # longest --duration, --timeout or --stream-seconds
 

@@ -19,7 +19,7 @@ from tickpath.errors import ConfigError, UnknownSymbolError
 from tickpath.sim import payloads
 from tickpath.sim.config import ReplayConfig
 from tickpath.venues.binance.capture import HttpRecord, read_http_capture, read_ws_capture
-from tickpath.venues.binance.endpoints import VENUES, Venue, endpoints, venue_of_host
+from tickpath.venues.binance.endpoints import Venue, venue_of_host, venue_of_path
 
 if TYPE_CHECKING:
     from tickpath.sim.ws import WsConnection
@@ -38,14 +38,7 @@ def _stream_of(text: str) -> str:
 def _record_venue(rec: HttpRecord) -> Venue | None:
     """The venue a recorded request went to: by production host, else by its venue-specific path
     (a capture tickpath recorded against the simulator has a loopback host but the real path)."""
-    by_host = venue_of_host(urlsplit(rec.url).hostname or "")
-    if by_host is not None:
-        return by_host
-    for v in VENUES:
-        ep = endpoints(v)
-        if rec.path in (ep.depth_path, ep.ping_path, ep.time_path, ep.exchange_info_path):
-            return v
-    return None
+    return venue_of_host(urlsplit(rec.url).hostname or "") or venue_of_path(rec.path)
 
 
 def _load_snapshots(http_path: Path, venue: Venue, ws_path: Path, ws_symbols: set[str]) -> dict[str, list[bytes]]:

@@ -33,7 +33,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, SinkError
@@ -52,6 +52,7 @@ from tickpath.natsproto import (
     jetstream_unavailable,
     queue_frames,
     set_direct_handler,
+    split_url,
 )
 from tickpath.sinks.base import Sink
 from tickpath.sinks.spool import Spool
@@ -116,24 +117,10 @@ class NatsSinkConfig:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> NatsSinkConfig:
         """Parse ``nats://[user:pass@]host:port[,host:port...]?key=value&...``; options override."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("nats", "tls"):
-            raise ConfigError(f"a NATS sink URL starts with nats:// or tls://, not {url!r}")
-        netloc = parts.netloc
-        kw: dict[str, Any] = {}
-        if "@" in netloc:
-            cred, netloc = netloc.rsplit("@", 1)
-            user, _, pw = cred.partition(":")
-            if pw:
-                kw.update(user=user, password=pw)
-            else:
-                kw["token"] = user
-        hosts = [h for h in netloc.split(",") if h]
-        if not hosts:
-            raise ConfigError(f"no NATS server in {url!r}")
-        kw["servers"] = tuple(f"{parts.scheme}://{h if ':' in h else h + ':4222'}" for h in hosts)
+        servers, credentials, query = split_url(url, "a NATS sink URL")
+        kw: dict[str, Any] = {"servers": servers, **credentials}
         types = {f.name: f.type for f in fields(cls)}
-        for key, value in [*parse_qsl(parts.query), *options.items()]:
+        for key, value in [*parse_qsl(query), *options.items()]:
             if key not in types or key == "servers":
                 raise ConfigError(f"unknown NATS sink option {key!r}; known: {', '.join(sorted(types))}")
             kw[key] = _coerce(key, types[key], value)

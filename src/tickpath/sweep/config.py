@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tickpath.errors import ConfigError
-from tickpath.probe.config import TIMED_METHODS
+from tickpath.probe.config import duration_for
 from tickpath.sweep.ranking import Metric, parse_metric
 
 PROVIDERS = ("aws", "local")
@@ -40,9 +40,8 @@ class ProbePlan:
 
     @property
     def total_s(self) -> float:
-        """The probe's whole sampling time: ``tickpath probe --duration`` is shared among the timed
-        methods, so it is given ``duration_s`` times their number (path and dns come on top)."""
-        return self.duration_s * max(1, sum(m in TIMED_METHODS for m in self.methods))
+        """The probe's ``--duration``: ``duration_s`` for each timed method."""
+        return duration_for(self.duration_s, self.methods)
 
 
 @dataclass(frozen=True)

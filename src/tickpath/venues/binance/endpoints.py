@@ -137,6 +137,15 @@ def venue_of_host(host: str) -> Venue | None:
     return None
 
 
+def venue_of_path(path: str) -> Venue | None:
+    """Which venue a REST path belongs to (``/api/v3/depth`` spot, ``/fapi/v1/depth`` futures), for
+    captures whose host says nothing (recorded against a simulator on loopback)."""
+    for ep in _BY_NAME.values():
+        if path in (ep.depth_path, ep.ping_path, ep.time_path, ep.exchange_info_path):
+            return ep.venue
+    return None
+
+
 def depth_weight(venue: Venue, limit: int) -> int:
     """Documented weight of ``GET depth`` for ``limit`` levels.
 
