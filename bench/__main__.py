@@ -34,8 +34,9 @@ def main(argv: list[str]) -> int:
             mod_name = name if name.startswith("bench_") else f"bench_{name}"
             print(f"=== {mod_name}", flush=True)
             out = Path(tmp) / f"{mod_name}.json"
-            code = subprocess.run([sys.executable, "-m", "bench.one", mod_name, str(out)],
-                                  cwd=HERE.parent, check=False).returncode
+            code = subprocess.run(
+                [sys.executable, "-m", "bench.one", mod_name, str(out)], cwd=HERE.parent, check=False
+            ).returncode
             if code != 0 or not out.exists():
                 print(f"{mod_name}: exited {code} without figures")
                 results[mod_name] = {"ok": False, "error": f"exited {code}"}

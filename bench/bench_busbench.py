@@ -128,15 +128,23 @@ def main() -> dict[str, Any]:
         print("busbench: nats-server not installed, skipped")
         return {"skipped": "nats-server not installed", "ok": None}
     results, floors = runtime.run(_measure(), handle_signals=False)
-    floor_rows = [{"p50_us": round(f.percentile(50) / 1e3, 1), "p99_us": round(f.percentile(99) / 1e3, 1),
-                   "samples": f.count} for f in floors]
+    floor_rows = [
+        {"p50_us": round(f.percentile(50) / 1e3, 1), "p99_us": round(f.percentile(99) / 1e3, 1), "samples": f.count}
+        for f in floors
+    ]
     floor_p50 = round(sum(f["p50_us"] for f in floor_rows) / len(floor_rows), 1)
-    figures: dict[str, Any] = {"clock": "CLOCK_MONOTONIC, one process", "size": 256,
-                               "servers": results[0].servers if results else None, "runs": {},
-                               "route_floor_1000": {"before": floor_rows[0], "after": floor_rows[1]}}
+    figures: dict[str, Any] = {
+        "clock": "CLOCK_MONOTONIC, one process",
+        "size": 256,
+        "servers": results[0].servers if results else None,
+        "runs": {},
+        "route_floor_1000": {"before": floor_rows[0], "after": floor_rows[1]},
+    }
     for when, f in zip(("before", "after"), floor_rows, strict=True):
-        print(f"route floor {when} the 1,000/s run (bare socket client, pub A -> sub B, 1 per ms): "
-              f"p50 {f['p50_us']} µs, p99 {f['p99_us']} µs, {f['samples']} samples")
+        print(
+            f"route floor {when} the 1,000/s run (bare socket client, pub A -> sub B, 1 per ms): "
+            f"p50 {f['p50_us']} µs, p99 {f['p99_us']} µs, {f['samples']} samples"
+        )
     ok = True
     targets: dict[str, Any] = {}
     for r in results:
@@ -163,11 +171,13 @@ def main() -> dict[str, Any]:
             if trate == rate:
                 targets[f"p{p}_intended_{rate}_us"] = f"<= {limit}"
                 ok &= row[f"p{p}_intended_us"] <= limit
-        print(f"busbench 256 B @ {rate:>7,}/s: achieved {row['rate_ratio']:.2%}, lost {r.lost}, "
-              f"p50/p99 from intended {row['p50_intended_us']}/{row['p99_intended_us']} µs, "
-              f"from actual {row['p50_actual_us']}/{row['p99_actual_us']} µs; client {r.wait_mode}, "
-              f"servers {r.servers}"
-              + (f"; p50 over the route floor {row['p50_over_floor_us']} µs" if rate == 1_000 else ""))
+        print(
+            f"busbench 256 B @ {rate:>7,}/s: achieved {row['rate_ratio']:.2%}, lost {r.lost}, "
+            f"p50/p99 from intended {row['p50_intended_us']}/{row['p99_intended_us']} µs, "
+            f"from actual {row['p50_actual_us']}/{row['p99_actual_us']} µs; client {r.wait_mode}, "
+            f"servers {r.servers}"
+            + (f"; p50 over the route floor {row['p50_over_floor_us']} µs" if rate == 1_000 else "")
+        )
     figures["target"] = targets
     figures["ok"] = ok
     return figures

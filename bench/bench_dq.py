@@ -43,14 +43,16 @@ def _generate(con: duckdb.DuckDBPyConnection) -> None:
       'bench' AS session, CASE WHEN s % 2 = 0 THEN 'futures' ELSE 'spot' END AS venue,
       'SYM' || CAST(s AS VARCHAR) || 'USDT' AS symbol, i + 1 AS seq, e AS event_time_ms, e AS transaction_time_ms,
       e * 1000000 + 20000000 + (i * 7919) % 5000000 AS receipt_ns"""
-    gen = ("FROM (SELECT r % {n} AS s, r // {n} AS i, {t0} + ((r // {n}) * {span}) // {per} + {shift} AS e "
-           "FROM range({rows}) t(r))")
+    gen = (
+        "FROM (SELECT r % {n} AS s, r // {n} AS i, {t0} + ((r // {n}) * {span}) // {per} + {shift} AS e "
+        "FROM range({rows}) t(r))"
+    )
     per = {k: v // SYMBOLS for k, v in ROWS.items()}
     con.execute(f"""INSERT INTO trades SELECT {common}, 500 + i, NULL, NULL, '100.5', '0.25',
         CASE WHEN i % 2 = 0 THEN 'buy' ELSE 'sell' END, NULL, NULL
-        {gen.format(n=SYMBOLS, t0=T0_MS, span=span_ms, per=per['trades'], shift=13, rows=ROWS['trades'])}""")
+        {gen.format(n=SYMBOLS, t0=T0_MS, span=span_ms, per=per["trades"], shift=13, rows=ROWS["trades"])}""")
     con.execute(f"""INSERT INTO tickers SELECT {common}, 1000 + i, '100.4', '2', '100.6', '3', NULL, NULL
-        {gen.format(n=SYMBOLS, t0=T0_MS, span=span_ms, per=per['tickers'], shift=29, rows=ROWS['tickers'])}""")
+        {gen.format(n=SYMBOLS, t0=T0_MS, span=span_ms, per=per["tickers"], shift=29, rows=ROWS["tickers"])}""")
     # l2: the first row per symbol is a snapshot at update id 1000, then deltas u = 1000 + 3i whose U/pu
     # follow Binance's rules for the venue.
     con.execute(f"""INSERT INTO l2 SELECT {common},
@@ -62,13 +64,15 @@ def _generate(con: duckdb.DuckDBPyConnection) -> None:
         [{{'price': '100.4', 'qty': CAST(1 + i % 3 AS VARCHAR)}}],
         [{{'price': '100.6', 'qty': CASE WHEN i = 0 THEN '1' ELSE CAST(i % 2 AS VARCHAR) END}}],
         NULL, NULL, NULL, NULL
-        {gen.format(n=SYMBOLS, t0=T0_MS, span=span_ms, per=per['l2'], shift=0, rows=ROWS['l2'])}""")
+        {gen.format(n=SYMBOLS, t0=T0_MS, span=span_ms, per=per["l2"], shift=0, rows=ROWS["l2"])}""")
     for venue, parity in (("futures", 0), ("spot", 1)):
         syms = [f"SYM{s}USDT" for s in range(SYMBOLS) if s % 2 == parity]
         streams = [f"{x.lower()}@{k}" for x in syms for k in ("depth@100ms", "aggTrade", "bookTicker")]
-        con.execute("INSERT INTO feed_sessions VALUES ('bench', ?, ?, ?, ?, ['trades', 'ticker', 'l2'], ?, NULL, "
-                    "1500000, 400000)",
-                    [venue, (T0_MS - 1000) * 1_000_000, (T0_MS + span_ms + 1000) * 1_000_000, syms, streams])
+        con.execute(
+            "INSERT INTO feed_sessions VALUES ('bench', ?, ?, ?, ?, ['trades', 'ticker', 'l2'], ?, NULL, "
+            "1500000, 400000)",
+            [venue, (T0_MS - 1000) * 1_000_000, (T0_MS + span_ms + 1000) * 1_000_000, syms, streams],
+        )
 
 
 def main() -> dict[str, Any]:
@@ -112,16 +116,24 @@ def _run(engine: DuckDBEngine, gen_s: float, store: str) -> dict[str, Any]:
         per_check[name] = round(b[0] - a[0], 3)
         per_check_cpu[name] = round(b[1] - a[1], 3)
     figures = {
-        "rows": total, "store": "in-memory database" if store == "memory" else "DuckDB file, read-only",
-        "calibration_ns_per_loop_iteration": calib, "generate_s": round(gen_s, 2), "all_checks_s": round(elapsed, 2),
+        "rows": total,
+        "store": "in-memory database" if store == "memory" else "DuckDB file, read-only",
+        "calibration_ns_per_loop_iteration": calib,
+        "generate_s": round(gen_s, 2),
+        "all_checks_s": round(elapsed, 2),
         "all_checks_cpu_s": round(cpu, 2),
-        "per_check_s": per_check, "per_check_cpu_s": per_check_cpu, "verdicts": {r.name: r.ok for r in report.results},
+        "per_check_s": per_check,
+        "per_check_cpu_s": per_check_cpu,
+        "verdicts": {r.name: r.ok for r in report.results},
         "threads": engine.query("SELECT current_setting('threads') AS t")[0]["t"],
-        "target": f"all checks over 10M rows < {TARGET_S} s", "ok": elapsed < TARGET_S,
+        "target": f"all checks over 10M rows < {TARGET_S} s",
+        "ok": elapsed < TARGET_S,
     }
-    print(f"dq: {total:,} rows generated in {gen_s:.1f} s ({figures['store']}); "
-          f"all checks in {elapsed:.2f} s wall, {cpu:.1f} s CPU over {figures['threads']} threads "
-          f"(target < {TARGET_S} s): {'ok' if figures['ok'] else 'MISSED'}")
+    print(
+        f"dq: {total:,} rows generated in {gen_s:.1f} s ({figures['store']}); "
+        f"all checks in {elapsed:.2f} s wall, {cpu:.1f} s CPU over {figures['threads']} threads "
+        f"(target < {TARGET_S} s): {'ok' if figures['ok'] else 'MISSED'}"
+    )
     print(f"    per check, wall s: {per_check}")
     print(f"    per check, CPU s:  {per_check_cpu}")
     print(f"    verdicts: {figures['verdicts']}")

@@ -94,9 +94,16 @@ async def _in_process(depth_only: bool, tmp: Path) -> dict[str, Any]:
     cpu = time.process_time() - c0
     elapsed = time.perf_counter() - w0
     books = eng.book_totals()
-    return {"messages": len(stream), "events": pipeline.stats.emitted, "rows_written": sink.stats.written,
-            "cpu_s": round(cpu, 3), "wall_s": round(elapsed, 3), "msgs_per_cpu_s": round(len(stream) / cpu),
-            "resyncs": books["resyncs"], "gaps": books["gaps"]}
+    return {
+        "messages": len(stream),
+        "events": pipeline.stats.emitted,
+        "rows_written": sink.stats.written,
+        "cpu_s": round(cpu, 3),
+        "wall_s": round(elapsed, 3),
+        "msgs_per_cpu_s": round(len(stream) / cpu),
+        "resyncs": books["resyncs"],
+        "gaps": books["gaps"],
+    }
 
 
 def _write_capture(tmp: Path, count: int, rate: float | None) -> tuple[Path, int, int]:
@@ -130,8 +137,21 @@ def _write_capture(tmp: Path, count: int, rate: float | None) -> tuple[Path, int
 
 
 def _start_sim(capture: Path, speed: float) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    cmd = [sys.executable, "-m", "tickpath.cli.main", "sim", "--venue", "futures", "--replay", str(capture),
-           "--replay-http", str(SHARED / "usdm_futures.http.txt"), "--speed", str(speed), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tickpath.cli.main",
+        "sim",
+        "--venue",
+        "futures",
+        "--replay",
+        str(capture),
+        "--replay-http",
+        str(SHARED / "usdm_futures.http.txt"),
+        "--speed",
+        str(speed),
+        "--json",
+    ]
     # The simulator runs the same tickpath as this process (an A/B run may import another tree).
     env = {**os.environ, "PYTHONPATH": str(Path(tickpath.__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
@@ -143,15 +163,23 @@ def _start_sim(capture: Path, speed: float) -> tuple[subprocess.Popen[str], dict
     return proc, json.loads(line)["endpoints"][0]
 
 
-async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latency: bool,
-                   warm_frames: int = 0) -> dict[str, Any]:
+async def _over_ws(
+    capture: Path, expected: int, speed: float, tmp: Path, latency: bool, warm_frames: int = 0
+) -> dict[str, Any]:
     # A feed starts with a clean heap: collect what the earlier runs in this process left, so that
     # collecting it does not land inside this run's measurement.
     gc.collect()
     proc, ep = _start_sim(capture, speed)
     try:
-        cfg = FeedConfig(venue="futures", symbols=SYMBOLS, base_url=ep["ws_url"], rest_url=ep["rest_url"],
-                         sinks=(f"duckdb:{tmp}/c-{speed}.duckdb",), clock_samples=0, stale_after_s=60.0)
+        cfg = FeedConfig(
+            venue="futures",
+            symbols=SYMBOLS,
+            base_url=ep["ws_url"],
+            rest_url=ep["rest_url"],
+            sinks=(f"duckdb:{tmp}/c-{speed}.duckdb",),
+            clock_samples=0,
+            stale_after_s=60.0,
+        )
         feed = Feed(cfg, latency_sample_every=1)
         task = asyncio.create_task(feed.run())
         first_t = last_t = 0.0
@@ -191,12 +219,19 @@ async def _over_ws(capture: Path, expected: int, speed: float, tmp: Path, latenc
     frames = feed.engine.stats.frames
     elapsed = (last_t or time.perf_counter()) - first_t
     lat = feed.engine.enqueue_latency.summary()
-    return {"frames": frames, "expected": expected, "events": summary.emitted,
-            "written": summary.sinks["duckdb"]["written"], "wall_s": round(elapsed, 3),
-            "msgs_per_s": round((frames - first_n) / elapsed) if elapsed > 0 else 0,
-            "gaps": summary.gaps, "resyncs": summary.resyncs,
-            "feed_cpu_s": round(feed_cpu1 - feed_cpu0, 3), "sim_cpu_s": round(sim_cpu1 - sim_cpu0, 3),
-            "receipt_to_enqueue_us": lat.to_dict("us")}
+    return {
+        "frames": frames,
+        "expected": expected,
+        "events": summary.emitted,
+        "written": summary.sinks["duckdb"]["written"],
+        "wall_s": round(elapsed, 3),
+        "msgs_per_s": round((frames - first_n) / elapsed) if elapsed > 0 else 0,
+        "gaps": summary.gaps,
+        "resyncs": summary.resyncs,
+        "feed_cpu_s": round(feed_cpu1 - feed_cpu0, 3),
+        "sim_cpu_s": round(sim_cpu1 - sim_cpu0, 3),
+        "receipt_to_enqueue_us": lat.to_dict("us"),
+    }
 
 
 async def _run() -> dict[str, Any]:
@@ -210,31 +245,43 @@ async def _run() -> dict[str, Any]:
         if "b" in parts:
             b_depth = await _in_process(True, tmp)
             b_mix = await _in_process(False, tmp)
-            print(f"(b) depth-only into DuckDB: {b_depth['msgs_per_cpu_s']:,} msgs/CPU-s "
-                  f"({b_depth['messages']:,} msgs, {b_depth['cpu_s']} CPU-s, gaps {b_depth['gaps']}) "
-                  f"target {TARGET_B:,}")
+            print(
+                f"(b) depth-only into DuckDB: {b_depth['msgs_per_cpu_s']:,} msgs/CPU-s "
+                f"({b_depth['messages']:,} msgs, {b_depth['cpu_s']} CPU-s, gaps {b_depth['gaps']}) "
+                f"target {TARGET_B:,}"
+            )
             print(f"    capture mix into DuckDB: {b_mix['msgs_per_cpu_s']:,} msgs/CPU-s")
             ok = ok and b_depth["msgs_per_cpu_s"] >= TARGET_B and b_depth["gaps"] == 0
         if "c_rate" in parts:
             cap_fast, n_fast, _ = _write_capture(tmp, MESSAGES_C, None)
             c_rate = await _over_ws(cap_fast, n_fast, 0.0, tmp, latency=False)
-            print(f"(c) over WebSocket, as fast as read: {c_rate['msgs_per_s']:,} msgs/s "
-                  f"({c_rate['frames']:,} frames, gaps {c_rate['gaps']}) target {TARGET_C_RATE:,}; "
-                  f"CPU over {c_rate['wall_s']} s: feed {c_rate['feed_cpu_s']} s, "
-                  f"simulator {c_rate['sim_cpu_s']} s")
+            print(
+                f"(c) over WebSocket, as fast as read: {c_rate['msgs_per_s']:,} msgs/s "
+                f"({c_rate['frames']:,} frames, gaps {c_rate['gaps']}) target {TARGET_C_RATE:,}; "
+                f"CPU over {c_rate['wall_s']} s: feed {c_rate['feed_cpu_s']} s, "
+                f"simulator {c_rate['sim_cpu_s']} s"
+            )
             ok = ok and c_rate["msgs_per_s"] >= TARGET_C_RATE and c_rate["gaps"] == 0
         if "c_latency" in parts:
             cap_lat, n_lat, n_warm = _write_capture(tmp, int(LATENCY_RATE * LATENCY_SECONDS), LATENCY_RATE)
             c_lat = await _over_ws(cap_lat, n_lat, 1.0, tmp, latency=True, warm_frames=n_warm)
             lat = c_lat["receipt_to_enqueue_us"]
-            print(f"(c) at {LATENCY_RATE:,} msgs/s: receipt->enqueue p50 {lat['p50']} us, p99 {lat['p99']} us, "
-                  f"p99.9 {lat['p999']} us, max {lat['max']} us ({lat['count']:,} samples after "
-                  f"{WARMUP_S:g} s warm-up, monotonic clock) target p99 <= {TARGET_C_P99_US:g} us")
+            print(
+                f"(c) at {LATENCY_RATE:,} msgs/s: receipt->enqueue p50 {lat['p50']} us, p99 {lat['p99']} us, "
+                f"p99.9 {lat['p999']} us, max {lat['max']} us ({lat['count']:,} samples after "
+                f"{WARMUP_S:g} s warm-up, monotonic clock) target p99 <= {TARGET_C_P99_US:g} us"
+            )
             ok = ok and lat["p99"] <= TARGET_C_P99_US
-    return {"calibration_ns_per_loop_iteration": calib, "parts": sorted(parts),
-            "b_duckdb_depth": b_depth, "b_duckdb_mix": b_mix, "c_throughput": c_rate, "c_latency": c_lat,
-            "target": {"b_msgs_per_cpu_s": TARGET_B, "c_msgs_per_s": TARGET_C_RATE,
-                       "c_p99_us": TARGET_C_P99_US}, "ok": ok}
+    return {
+        "calibration_ns_per_loop_iteration": calib,
+        "parts": sorted(parts),
+        "b_duckdb_depth": b_depth,
+        "b_duckdb_mix": b_mix,
+        "c_throughput": c_rate,
+        "c_latency": c_lat,
+        "target": {"b_msgs_per_cpu_s": TARGET_B, "c_msgs_per_s": TARGET_C_RATE, "c_p99_us": TARGET_C_P99_US},
+        "ok": ok,
+    }
 
 
 def main() -> dict[str, Any]:

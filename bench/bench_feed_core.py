@@ -51,8 +51,9 @@ def _warm_normalizer() -> tuple[Normalizer, list[dict[str, Any]], dict[str, Any]
     return norm, [json.loads(f.text) for f in cap.frames], snaps
 
 
-def _repeated_stream(frames: list[dict[str, Any]], norm: Normalizer, snaps: dict[str, Any], count: int,
-                     depth_only: bool) -> list[bytes]:
+def _repeated_stream(
+    frames: list[dict[str, Any]], norm: Normalizer, snaps: dict[str, Any], count: int, depth_only: bool
+) -> list[bytes]:
     """``count`` frames that continue each symbol's ``pu`` chain from where the warm-up left it.
 
     Each repetition replays the depth events the capture applied after its sync point. Replaying
@@ -87,8 +88,16 @@ def _repeated_stream(frames: list[dict[str, Any]], norm: Normalizer, snaps: dict
                 assert b is not None
                 if sym not in started:  # the restoring event: ids b+1..b+1
                     started.add(sym)
-                    first = {"e": "depthUpdate", "E": d["E"], "T": d["T"], "s": sym, "U": b + 1, "u": b + 1,
-                             "pu": b, **restore[sym]}
+                    first = {
+                        "e": "depthUpdate",
+                        "E": d["E"],
+                        "T": d["T"],
+                        "s": sym,
+                        "U": b + 1,
+                        "u": b + 1,
+                        "pu": b,
+                        **restore[sym],
+                    }
                     out.append(json.dumps({"stream": p["stream"], "data": first}, separators=(",", ":")).encode())
                 k = b + 1 - chains[sym][0]["data"]["pu"]
                 p = {"stream": p["stream"], "data": {**d, "U": d["U"] + k, "u": d["u"] + k, "pu": d["pu"] + k}}
@@ -115,16 +124,22 @@ def _throughput(depth_only: bool) -> dict[str, Any]:
     w0 = time.perf_counter()
     for start in range(0, len(stream), chunk):
         k0 = time.process_time()
-        for raw in stream[start:start + chunk]:
+        for raw in stream[start : start + chunk]:
             events += len(on_message(decode(raw), clock()))
         best_chunk = min(best_chunk, (time.process_time() - k0) / chunk)
     cpu = time.process_time() - c0
     wall = time.perf_counter() - w0
     stats = {s: b.stats.as_dict() for s, b in norm.books.items()}
-    return {"messages": len(stream), "events": events, "cpu_s": round(cpu, 4), "wall_s": round(wall, 4),
-            "msgs_per_cpu_s": round(len(stream) / cpu), "best_chunk_msgs_per_cpu_s": round(1 / best_chunk),
-            "resets": sum(v["resyncs"] for v in stats.values()),
-            "gaps": sum(v["gaps"] for v in stats.values())}
+    return {
+        "messages": len(stream),
+        "events": events,
+        "cpu_s": round(cpu, 4),
+        "wall_s": round(wall, 4),
+        "msgs_per_cpu_s": round(len(stream) / cpu),
+        "best_chunk_msgs_per_cpu_s": round(1 / best_chunk),
+        "resets": sum(v["resyncs"] for v in stats.values()),
+        "gaps": sum(v["gaps"] for v in stats.values()),
+    }
 
 
 _RSS_CHILD = r"""
@@ -178,13 +193,19 @@ def main() -> dict[str, Any]:
     ok_a = depth["msgs_per_cpu_s"] >= TARGET_MSGS_PER_CPU_S and depth["resets"] == 0
     ok_d = mem["rss_mb"] <= TARGET_RSS_MB
     print(f"machine: {calib} CPU-ns per plain loop iteration (compare machines by this figure)")
-    print(f"(a) depth stream: {depth['messages']:,} msgs in {depth['cpu_s']:.3f} CPU-s = "
-          f"{depth['msgs_per_cpu_s']:,} msgs/CPU-s (best 10k chunk {depth['best_chunk_msgs_per_cpu_s']:,}; "
-          f"target {TARGET_MSGS_PER_CPU_S:,}); resets={depth['resets']} gaps={depth['gaps']}")
-    print(f"    capture mix:  {mixed['messages']:,} msgs in {mixed['cpu_s']:.3f} CPU-s = "
-          f"{mixed['msgs_per_cpu_s']:,} msgs/CPU-s")
-    print(f"(d) 300 symbols x 1000 levels/side ({mem['levels']:,} levels): RSS {mem['rss_mb']:.1f} MB "
-          f"(interpreter + imports {mem['baseline_rss_mb']:.1f} MB; target {TARGET_RSS_MB:.0f} MB)")
+    print(
+        f"(a) depth stream: {depth['messages']:,} msgs in {depth['cpu_s']:.3f} CPU-s = "
+        f"{depth['msgs_per_cpu_s']:,} msgs/CPU-s (best 10k chunk {depth['best_chunk_msgs_per_cpu_s']:,}; "
+        f"target {TARGET_MSGS_PER_CPU_S:,}); resets={depth['resets']} gaps={depth['gaps']}"
+    )
+    print(
+        f"    capture mix:  {mixed['messages']:,} msgs in {mixed['cpu_s']:.3f} CPU-s = "
+        f"{mixed['msgs_per_cpu_s']:,} msgs/CPU-s"
+    )
+    print(
+        f"(d) 300 symbols x 1000 levels/side ({mem['levels']:,} levels): RSS {mem['rss_mb']:.1f} MB "
+        f"(interpreter + imports {mem['baseline_rss_mb']:.1f} MB; target {TARGET_RSS_MB:.0f} MB)"
+    )
     return {
         "calibration_ns_per_loop_iteration": calib,
         "throughput_depth": depth,

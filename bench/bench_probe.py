@@ -50,12 +50,19 @@ class MiniWsServer(asyncio.Protocol):
             if end < 0:
                 return
             head = bytes(self.buf[:end]).decode()
-            del self.buf[:end + 4]
-            key = next(line.split(":", 1)[1].strip() for line in head.split("\r\n")
-                       if line.lower().startswith("sec-websocket-key"))
+            del self.buf[: end + 4]
+            key = next(
+                line.split(":", 1)[1].strip()
+                for line in head.split("\r\n")
+                if line.lower().startswith("sec-websocket-key")
+            )
             accept = base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
-            self.transport.write(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                                  f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+            self.transport.write(
+                (
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                ).encode()
+            )
             self.upgraded = True
         while len(self.buf) >= 6:
             n = self.buf[1] & 0x7F  # pings are short: 7-bit length, masked
@@ -63,8 +70,8 @@ class MiniWsServer(asyncio.Protocol):
                 return
             opcode = self.buf[0] & 0x0F
             mask = self.buf[2:6]
-            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self.buf[6:6 + n]))
-            del self.buf[:6 + n]
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self.buf[6 : 6 + n]))
+            del self.buf[: 6 + n]
             if opcode == 0x9:
                 self.transport.write(struct.pack("!BB", 0x8A, n) + payload)
             elif opcode == 0x8:
@@ -113,9 +120,21 @@ async def _tcp_round(clock: SystemClock, port: int, n: int) -> MethodStats:
 
 async def _ws_round(clock: SystemClock, port: int, n: int) -> MethodStats:
     # The probe itself, end to end, through the library API.
-    result = await run_probe(ProbeConfig(
-        venue="futures", methods=("ws",), rest_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}",
-        samples=n, warmup=WARMUP, rate=RATE, timeout=1.0, imds=False, chrony=False), clock=clock)
+    result = await run_probe(
+        ProbeConfig(
+            venue="futures",
+            methods=("ws",),
+            rest_url=f"http://127.0.0.1:{port}",
+            ws_url=f"ws://127.0.0.1:{port}",
+            samples=n,
+            warmup=WARMUP,
+            rate=RATE,
+            timeout=1.0,
+            imds=False,
+            chrony=False,
+        ),
+        clock=clock,
+    )
     if result.errors:
         raise RuntimeError(f"probe failed: {result.errors}")
     return result.stats["ws"]
@@ -149,12 +168,18 @@ async def _measure() -> dict[str, Any]:
     ws_s = ws_all.overall.summary()
     ratio = ws_s.p50_ns / tcp_s.p50_ns if tcp_s.p50_ns else float("inf")
     return {
-        "samples": SAMPLES, "rounds": ROUNDS, "rate_per_s": RATE, "clock": "monotonic (loopback, uvloop)",
-        "tcp_echo_p50_us": round(tcp_s.p50_ns / 1e3, 2), "tcp_echo_p99_us": round(tcp_s.p99_ns / 1e3, 2),
-        "ws_ping_p50_us": round(ws_s.p50_ns / 1e3, 2), "ws_ping_p99_us": round(ws_s.p99_ns / 1e3, 2),
+        "samples": SAMPLES,
+        "rounds": ROUNDS,
+        "rate_per_s": RATE,
+        "clock": "monotonic (loopback, uvloop)",
+        "tcp_echo_p50_us": round(tcp_s.p50_ns / 1e3, 2),
+        "tcp_echo_p99_us": round(tcp_s.p99_ns / 1e3, 2),
+        "ws_ping_p50_us": round(ws_s.p50_ns / 1e3, 2),
+        "ws_ping_p99_us": round(ws_s.p99_ns / 1e3, 2),
         "tcp_round_p50s_us": [round(v / 1e3, 1) for v in tcp_p50],
         "ws_round_p50s_us": [round(v / 1e3, 1) for v in ws_p50],
-        "ws_losses": ws_s.losses, "tcp_losses": tcp_s.losses,
+        "ws_losses": ws_s.losses,
+        "tcp_losses": tcp_s.losses,
         "ratio_p50": round(ratio, 3),
         "target": f"ws ping/pong p50 <= {TARGET_RATIO} x raw TCP echo p50",
         "ok": ratio <= TARGET_RATIO,

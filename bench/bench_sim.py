@@ -25,8 +25,19 @@ SECONDS = 4.0
 
 
 def _start_sim(rate: float) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "tickpath.cli.main", "sim", "--venue", "futures", "--symbols", "BTCUSDT",
-           "--rate", str(rate), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tickpath.cli.main",
+        "sim",
+        "--venue",
+        "futures",
+        "--symbols",
+        "BTCUSDT",
+        "--rate",
+        str(rate),
+        "--json",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -41,8 +52,10 @@ def _handshake(ws_url: str, path: str) -> tuple[socket.socket, bytes]:
     sock = socket.create_connection((u.hostname, u.port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     key = base64.b64encode(os.urandom(16)).decode()
-    req = (f"GET {path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    req = (
+        f"GET {path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
     sock.sendall(req.encode())
     buf = b""
     while b"\r\n\r\n" not in buf:
@@ -68,20 +81,20 @@ def _count_frames(sock: socket.socket, buf: bytes, seconds: float) -> tuple[int,
             if ln == 126:
                 if size - pos < 4:
                     break
-                ln = int.from_bytes(view[pos + 2:pos + 4], "big")
+                ln = int.from_bytes(view[pos + 2 : pos + 4], "big")
                 hdr = 4
             elif ln == 127:
                 if size - pos < 10:
                     break
-                ln = int.from_bytes(view[pos + 2:pos + 10], "big")
+                ln = int.from_bytes(view[pos + 2 : pos + 10], "big")
                 hdr = 10
             if size - pos < hdr + ln:
                 break
             if view[pos] & 0x0F == 0x1:
                 n += 1
                 if not first:
-                    first = view[pos + hdr:pos + hdr + ln]
-                last = view[pos + hdr:pos + hdr + ln]
+                    first = view[pos + hdr : pos + hdr + ln]
+                last = view[pos + hdr : pos + hdr + ln]
             pos += hdr + ln
         view = view[pos:] + sock.recv(1 << 20)
     return n, first, last, view
@@ -102,12 +115,23 @@ def main() -> dict[str, object]:
     fps = n / elapsed
     u_first, u_last = json.loads(first)["u"], json.loads(last)["u"]
     contiguous = (u_last - u_first + 1) == n
-    print(f"sim -> 1 client: {fps:,.0f} depth frames/s over {elapsed:.1f} s ({n:,} frames, "
-          f"{'no' if contiguous else 'SOME'} update ids skipped; warm-up {WARMUP_S:.0f} s discarded)")
-    print(f"target >= {TARGET_FPS:,} frames/s: {'ok' if fps >= TARGET_FPS else 'MISSED'} "
-          f"(machine shared with other work: figures are noisy)")
-    return {"frames_per_s": round(fps), "frames": n, "seconds": round(elapsed, 2), "contiguous_ids": contiguous,
-            "stream": "futures btcusdt@depth@0ms", "target": TARGET_FPS, "ok": fps >= TARGET_FPS}
+    print(
+        f"sim -> 1 client: {fps:,.0f} depth frames/s over {elapsed:.1f} s ({n:,} frames, "
+        f"{'no' if contiguous else 'SOME'} update ids skipped; warm-up {WARMUP_S:.0f} s discarded)"
+    )
+    print(
+        f"target >= {TARGET_FPS:,} frames/s: {'ok' if fps >= TARGET_FPS else 'MISSED'} "
+        f"(machine shared with other work: figures are noisy)"
+    )
+    return {
+        "frames_per_s": round(fps),
+        "frames": n,
+        "seconds": round(elapsed, 2),
+        "contiguous_ids": contiguous,
+        "stream": "futures btcusdt@depth@0ms",
+        "target": TARGET_FPS,
+        "ok": fps >= TARGET_FPS,
+    }
 
 
 if __name__ == "__main__":

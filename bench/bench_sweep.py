@@ -33,9 +33,26 @@ TARGET_DESTROY_S = 5.0
 
 def _start_sim() -> tuple[subprocess.Popen[str], dict[str, dict[str, str]]]:
     spec = ";".join(f"z{i:02d}:{i}ms" for i in range(1, ZONES + 1))
-    proc = subprocess.Popen([sys.executable, "-m", "tickpath.cli.main", "sim", "--venue", "futures", "--symbols",
-                             "BTCUSDT", "--rate", "10", "--zones", spec, "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tickpath.cli.main",
+            "sim",
+            "--venue",
+            "futures",
+            "--symbols",
+            "BTCUSDT",
+            "--rate",
+            "10",
+            "--zones",
+            spec,
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     endpoints = {e["zone"]: e for e in json.loads(line)["endpoints"]}
@@ -43,8 +60,10 @@ def _start_sim() -> tuple[subprocess.Popen[str], dict[str, dict[str, str]]]:
 
 
 def _config(root: Path, endpoints: dict[str, dict[str, str]], zones: list[str], name: str) -> Path:
-    zone_lines = "\n".join(f'  {{ id = "{z}", rest_url = "{endpoints[z]["rest_url"]}", '
-                           f'ws_url = "{endpoints[z]["ws_url"]}" }},' for z in zones)
+    zone_lines = "\n".join(
+        f'  {{ id = "{z}", rest_url = "{endpoints[z]["rest_url"]}", ws_url = "{endpoints[z]["ws_url"]}" }},'
+        for z in zones
+    )
     path = root / f"{name}.toml"
     path.write_text(f"""
 [sweep]
@@ -117,17 +136,25 @@ def main() -> dict[str, Any]:
     ratio = all_s / one_s
     worst = max(lag_agent) if lag_agent else float("nan")
     ok = ratio <= TARGET_RATIO and bool(lag_agent) and worst <= TARGET_DESTROY_S and not failed
-    print(f"ratio {ratio:.2f} (target <= {TARGET_RATIO}); losers destroyed {len(lag_agent)}, "
-          f"result-written -> destroyed max {worst:.2f} s, mean {sum(lag_agent) / max(1, len(lag_agent)):.2f} s "
-          f"(target <= {TARGET_DESTROY_S} s); seen -> destroyed max {max(lag_orch, default=float('nan')):.2f} s; "
-          f"failed {failed or 'none'}; winner {winners} (truly fastest: z01)")
+    print(
+        f"ratio {ratio:.2f} (target <= {TARGET_RATIO}); losers destroyed {len(lag_agent)}, "
+        f"result-written -> destroyed max {worst:.2f} s, mean {sum(lag_agent) / max(1, len(lag_agent)):.2f} s "
+        f"(target <= {TARGET_DESTROY_S} s); seen -> destroyed max {max(lag_orch, default=float('nan')):.2f} s; "
+        f"failed {failed or 'none'}; winner {winners} (truly fastest: z01)"
+    )
     return {
-        "candidates": ZONES, "probe_s": PROBE_S, "one_candidate_s": round(one_s, 2),
+        "candidates": ZONES,
+        "probe_s": PROBE_S,
+        "one_candidate_s": round(one_s, 2),
         "all_candidates_s": round(all_s, 2),
-        "ratio": round(ratio, 3), "loser_destroy_max_s": round(worst, 3),
+        "ratio": round(ratio, 3),
+        "loser_destroy_max_s": round(worst, 3),
         "loser_destroy_mean_s": round(sum(lag_agent) / max(1, len(lag_agent)), 3),
-        "seen_to_destroyed_max_s": round(max(lag_orch, default=float("nan")), 3), "failed": failed,
-        "winner": winners, "winner_correct": winners == ["z01"], "cpus": os.cpu_count(),
+        "seen_to_destroyed_max_s": round(max(lag_orch, default=float("nan")), 3),
+        "failed": failed,
+        "winner": winners,
+        "winner_correct": winners == ["z01"],
+        "cpus": os.cpu_count(),
         "clock": "monotonic for run times; wall clock (same machine) for result-written -> destroyed",
         "target": f"ratio <= {TARGET_RATIO} and every loser destroyed <= {TARGET_DESTROY_S} s after its result",
         "ok": ok,

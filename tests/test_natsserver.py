@@ -142,7 +142,8 @@ async def test_servers_die_with_a_killed_owner(tmp_path: Path) -> None:
         "async def main():\n    async with NatsCluster(2) as c:\n"
         "        print(' '.join(str(nd.process.pid) for nd in c.nodes), flush=True)\n"
         "        await asyncio.sleep(60)\n"
-        "asyncio.run(main())\n")
+        "asyncio.run(main())\n"
+    )
     owner = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE)
     assert owner.stdout is not None
     line = await asyncio.wait_for(owner.stdout.readline(), timeout=30)

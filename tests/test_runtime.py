@@ -38,9 +38,7 @@ def test_sigterm_cancels_and_cleanup_runs() -> None:
     assert cleaned == [True]
 
 
-
-def test_tasks_left_pending_are_cancelled_and_unwound_before_the_loop_closes(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_tasks_left_pending_are_cancelled_and_unwound_before_the_loop_closes(caplog: pytest.LogCaptureFixture) -> None:
     """A background task still waiting when the main task ends (a library's reader after a close that
     could not reach its server) is cancelled while the loop runs and unwinds; before, it was destroyed
     with the loop ("Task was destroyed but it is pending!" and tracebacks on stderr)."""

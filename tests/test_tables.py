@@ -7,8 +7,7 @@ import duckdb
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Ticker, Trade
 from tickpath.tables import EVENT_TABLES, SCHEMAS, duckdb_ddl, event_row, table_for, to_arrow
 
-COMMON = dict(session="s", venue="futures", symbol="BTCUSDT", event_time_ms=1, transaction_time_ms=2,
-              receipt_ns=3)
+COMMON = dict(session="s", venue="futures", symbol="BTCUSDT", event_time_ms=1, transaction_time_ms=2, receipt_ns=3)
 
 
 def test_every_event_kind_lands_in_duckdb() -> None:
@@ -17,8 +16,9 @@ def test_every_event_kind_lands_in_duckdb() -> None:
         Trade(**COMMON, seq=1, trade_id=9, price="1.0", qty="2", side="buy"),
         Ticker(**COMMON, seq=1, update_id=5, bid_price="1", bid_qty="1", ask_price="2", ask_qty="3"),
         BookSnapshot(**COMMON, seq=1, last_update_id=10, bids=[("1", "2")], asks=[("3", "4")]),
-        BookDelta(**COMMON, seq=2, first_update_id=11, final_update_id=12, prev_final_update_id=10,
-                  bids=[("1", "0")], asks=[]),
+        BookDelta(
+            **COMMON, seq=2, first_update_id=11, final_update_id=12, prev_final_update_id=10, bids=[("1", "0")], asks=[]
+        ),
         BookReset(**COMMON, seq=3, reason="gap", last_good_update_id=12),
     ]
     con = duckdb.connect()

@@ -54,8 +54,9 @@ class ManualClock:
     autojump clock, so schedules run instantly and deterministically in tests.
     """
 
-    def __init__(self, start_ns: int = 0, wall_offset_ns: int = 1_700_000_000_000_000_000,
-                 *, autojump: bool = True) -> None:
+    def __init__(
+        self, start_ns: int = 0, wall_offset_ns: int = 1_700_000_000_000_000_000, *, autojump: bool = True
+    ) -> None:
         self._now = start_ns
         self._wall_offset = wall_offset_ns
         self.autojump = autojump

@@ -32,9 +32,24 @@ from tickpath.logs import log_event
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PUBLISH_NS_HEADER", "AcksHandler", "DirectHandler", "ack_frames", "buffered_bytes", "check_name",
-           "check_prefix", "connect", "flush_frames", "install_ack_parser", "install_delivery_parser",
-           "install_fast_parser", "jetstream_unavailable", "queue_frames", "set_direct_handler", "split_url"]
+__all__ = [
+    "PUBLISH_NS_HEADER",
+    "AcksHandler",
+    "DirectHandler",
+    "ack_frames",
+    "buffered_bytes",
+    "check_name",
+    "check_prefix",
+    "connect",
+    "flush_frames",
+    "install_ack_parser",
+    "install_delivery_parser",
+    "install_fast_parser",
+    "jetstream_unavailable",
+    "queue_frames",
+    "set_direct_handler",
+    "split_url",
+]
 
 # Wall-clock ns when the sink sent a message; ``ingest`` stores it as ``publish_ns``.
 PUBLISH_NS_HEADER = "Tickpath-Publish-Ns"
@@ -126,8 +141,7 @@ def set_direct_handler(nc: Any, sid: int, handler: DirectHandler) -> None:
         direct[sid] = handler
     original = nc._process_msg
 
-    async def process_msg(msg_sid: int, subject: bytes, reply: bytes, data: bytes,
-                          headers: bytes | None) -> None:
+    async def process_msg(msg_sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
         if msg_sid == sid:
             handler(subject, reply, data, headers)
             return
@@ -147,8 +161,14 @@ async def connect(servers: Sequence[str], *, timeout_s: float = 5.0, **options: 
     options.setdefault("error_cb", _quiet)
     attempts = max(1, int(timeout_s))
     try:
-        nc = await nats.connect(servers=list(servers), connect_timeout=timeout_s, allow_reconnect=True,
-                                max_reconnect_attempts=attempts, reconnect_time_wait=0.25, **options)
+        nc = await nats.connect(
+            servers=list(servers),
+            connect_timeout=timeout_s,
+            allow_reconnect=True,
+            max_reconnect_attempts=attempts,
+            reconnect_time_wait=0.25,
+            **options,
+        )
     except Exception as exc:
         raise ConnectionFailedError(f"cannot connect to NATS at {', '.join(servers)}: {exc}") from exc
     nc.options["max_reconnect_attempts"] = -1
@@ -162,7 +182,8 @@ def jetstream_unavailable(servers: Sequence[str]) -> ConnectionFailedError:
     ``servers`` must not carry credentials."""
     return ConnectionFailedError(
         f"JetStream is not enabled on {', '.join(servers)}: start nats-server with -js "
-        f"(or enable JetStream for this account)")
+        f"(or enable JetStream for this account)"
+    )
 
 
 def install_fast_parser(nc: Any) -> bool:
@@ -176,8 +197,9 @@ def install_fast_parser(nc: Any) -> bool:
     return True
 
 
-def install_delivery_parser(nc: Any, sid: int, deliveries: list[tuple[bytes, bytes, bytes | None]],
-                            on_read: Callable[[], None]) -> bool:
+def install_delivery_parser(
+    nc: Any, sid: int, deliveries: list[tuple[bytes, bytes, bytes | None]], on_read: Callable[[], None]
+) -> bool:
     """Collect subscription ``sid``'s deliveries in bulk: ``(reply, payload, raw headers)`` appended
     to ``deliveries``, then ``on_read()`` once per read that added any.
 
@@ -205,7 +227,7 @@ def install_delivery_parser(nc: Any, sid: int, deliveries: list[tuple[bytes, byt
                 break
             # subject, sid, reply, header bytes, total bytes. A status (404, 408) has no reply:
             # nats-server writes it with an empty token (two spaces), which stays here as b"".
-            args = view[pos + 5:eol].split(b" ")
+            args = view[pos + 5 : eol].split(b" ")
             if len(args) != 5 or not args[2] or args[1] != sid_bytes:
                 break
             body = eol + 2
@@ -250,11 +272,15 @@ def install_ack_parser(nc: Any, sid: int, subject_prefix: bytes, on_acks: AcksHa
         lines = bytes(buf).split(b"\r\n")
         k = (len(lines) - 1) >> 1  # complete (control line, payload) pairs; the rest is a tail
         if k:
-            tokens = b" ".join(lines[0:2 * k:2]).split()  # MSG, subject, sid, bytes per frame
-            payloads = lines[1:2 * k:2]
-            if (len(tokens) == 4 * k and tokens[0::4].count(b"MSG") == k
-                    and tokens[2::4].count(sid_bytes) == k and _lengths_match(payloads, tokens[3::4])):
-                del buf[:len(buf) - len(b"\r\n".join(lines[2 * k:]))]
+            tokens = b" ".join(lines[0 : 2 * k : 2]).split()  # MSG, subject, sid, bytes per frame
+            payloads = lines[1 : 2 * k : 2]
+            if (
+                len(tokens) == 4 * k
+                and tokens[0::4].count(b"MSG") == k
+                and tokens[2::4].count(sid_bytes) == k
+                and _lengths_match(payloads, tokens[3::4])
+            ):
+                del buf[: len(buf) - len(b"\r\n".join(lines[2 * k :]))]
                 on_acks(list(map(suffix, tokens[1::4])), payloads)
 
     return _extend_fast_parser(nc, take)

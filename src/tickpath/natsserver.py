@@ -50,9 +50,7 @@ def find_nats_server(binary: str | None = None) -> str:
         found = shutil.which(c) if c else None
         if found:
             return found
-    raise ToolMissingError(
-        "nats-server not found: install it (Debian: apt-get install nats-server) or pass its path"
-    )
+    raise ToolMissingError("nats-server not found: install it (Debian: apt-get install nats-server) or pass its path")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -190,8 +188,9 @@ class NatsCluster:
         await self.start()
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.stop()
 
     async def start(self) -> None:
@@ -209,8 +208,18 @@ class NatsCluster:
         ports = [self._ports] * self.n if self._ports else _free_ports(self._hosts, 3)
         for i in range(self.n):
             cp, rp, hp = ports[i]
-            self.nodes.append(NatsNode(i, self._hosts[i], cp, rp, hp, self.workdir / f"node{i}.conf",
-                                       self.workdir / f"node{i}.log", self._prefixes[i]))
+            self.nodes.append(
+                NatsNode(
+                    i,
+                    self._hosts[i],
+                    cp,
+                    rp,
+                    hp,
+                    self.workdir / f"node{i}.conf",
+                    self.workdir / f"node{i}.log",
+                    self._prefixes[i],
+                )
+            )
         for nd in self.nodes:
             nd.config.write_text(self._config_text(nd), encoding="utf-8")
             nd.config.chmod(0o600)  # holds route and client credentials
@@ -255,7 +264,8 @@ class NatsCluster:
                 if not nd.running:
                     raise ConnectionFailedError(
                         f"nats-server node {nd.index} exited with {nd.process.returncode if nd.process else '?'}"
-                        f": {self.log_tail(nd.index)}")
+                        f": {self.log_tail(nd.index)}"
+                    )
                 ok = await asyncio.to_thread(self._node_ready, nd, len(running) - 1)
                 if not ok:
                     pending.append(nd.index)
@@ -264,7 +274,8 @@ class NatsCluster:
             if time.monotonic() > deadline:
                 raise ConnectionFailedError(
                     f"nats-server nodes {pending} not ready after {self.ready_timeout:.0f} s: "
-                    f"{self.log_tail(pending[0])}")
+                    f"{self.log_tail(pending[0])}"
+                )
             await asyncio.sleep(0.05)
 
     def log_tail(self, index: int, lines: int = 5) -> str:
@@ -302,8 +313,14 @@ class NatsCluster:
         logfile = open(nd.log, "ab")  # noqa: SIM115 - handed to the child, closed right after
         try:
             nd.process = await asyncio.create_subprocess_exec(
-                *_die_with_parent_prefix(), *nd.prefix, self._binary, "-c", str(nd.config),
-                stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile,
+                *_die_with_parent_prefix(),
+                *nd.prefix,
+                self._binary,
+                "-c",
+                str(nd.config),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=logfile,
                 start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop the servers
             )
         except OSError as exc:
@@ -327,21 +344,44 @@ class NatsCluster:
     def _config_text(self, nd: NatsNode) -> str:
         tls_files = (self.tls.cert, self.tls.key, self.tls.ca) if self.tls is not None else None
         return render_config(
-            name=f"{self.cluster_name}-n{nd.index}", host=nd.host, client_port=nd.client_port,
-            http_host=nd.host, http_port=nd.http_port, route_port=nd.route_port,
+            name=f"{self.cluster_name}-n{nd.index}",
+            host=nd.host,
+            client_port=nd.client_port,
+            http_host=nd.host,
+            http_port=nd.http_port,
+            route_port=nd.route_port,
             routes=[(o.host, o.route_port) for o in self.nodes if o.index != nd.index],
-            cluster_name=self.cluster_name, tls_files=tls_files, verify_clients=self.verify_clients,
-            user=self.user, password=self.password, token=self.token, nkeys=self.nkeys,
-            route_user=self._route_user, route_password=self._route_password,
-            jetstream_dir=self.workdir / f"js{nd.index}" if self.jetstream else None)
+            cluster_name=self.cluster_name,
+            tls_files=tls_files,
+            verify_clients=self.verify_clients,
+            user=self.user,
+            password=self.password,
+            token=self.token,
+            nkeys=self.nkeys,
+            route_user=self._route_user,
+            route_password=self._route_password,
+            jetstream_dir=self.workdir / f"js{nd.index}" if self.jetstream else None,
+        )
 
 
 def render_config(
-    *, name: str, host: str, client_port: int, route_port: int, routes: Sequence[tuple[str, int]],
-    http_host: str = "127.0.0.1", http_port: int | None = None, cluster_name: str = "tickpath",
-    tls_files: tuple[str | Path, str | Path, str | Path] | None = None, verify_clients: bool = False,
-    user: str | None = None, password: str | None = None, token: str | None = None,
-    nkeys: Sequence[str] = (), route_user: str = "route", route_password: str | None = None,
+    *,
+    name: str,
+    host: str,
+    client_port: int,
+    route_port: int,
+    routes: Sequence[tuple[str, int]],
+    http_host: str = "127.0.0.1",
+    http_port: int | None = None,
+    cluster_name: str = "tickpath",
+    tls_files: tuple[str | Path, str | Path, str | Path] | None = None,
+    verify_clients: bool = False,
+    user: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    nkeys: Sequence[str] = (),
+    route_user: str = "route",
+    route_password: str | None = None,
     jetstream_dir: str | Path | None = None,
 ) -> str:
     """The text of one server's config file (also used for remote servers by ``busbench remote``).
@@ -350,18 +390,30 @@ def render_config(
     client connections and, with mutual verification, routes. ``routes`` lists the other servers'
     (host, route port); route credentials protect the cluster port.
     """
+
     def q(value: str | Path) -> str:
         return json.dumps(str(value))  # NATS config accepts JSON-style quoted strings
 
     def tls_block(indent: str, verify: bool) -> list[str]:
         assert tls_files is not None
         cert, key, ca = tls_files
-        return [f"{indent}tls {{", f"{indent}  cert_file: {q(cert)}", f"{indent}  key_file: {q(key)}",
-                f"{indent}  ca_file: {q(ca)}", f"{indent}  verify: {str(verify).lower()}",
-                f"{indent}  timeout: 5", f"{indent}}}"]
+        return [
+            f"{indent}tls {{",
+            f"{indent}  cert_file: {q(cert)}",
+            f"{indent}  key_file: {q(key)}",
+            f"{indent}  ca_file: {q(ca)}",
+            f"{indent}  verify: {str(verify).lower()}",
+            f"{indent}  timeout: 5",
+            f"{indent}}}",
+        ]
 
-    out = [f"server_name: {q(name)}", f"listen: {q(f'{host}:{client_port}')}",
-           "max_payload: 8MB", 'write_deadline: "10s"', 'ping_interval: "30s"']
+    out = [
+        f"server_name: {q(name)}",
+        f"listen: {q(f'{host}:{client_port}')}",
+        "max_payload: 8MB",
+        'write_deadline: "10s"',
+        'ping_interval: "30s"',
+    ]
     if http_port is not None:
         out.append(f"http: {q(f'{http_host}:{http_port}')}")
     if tls_files is not None:
@@ -378,9 +430,16 @@ def render_config(
     if routes:
         rp = route_password or ""
         urls = ", ".join(q(f"nats-route://{route_user}:{rp}@{h}:{p}") for h, p in routes)
-        out += ["cluster {", f"  name: {q(cluster_name)}", f"  listen: {q(f'{host}:{route_port}')}",
-                "  authorization {", f"    user: {q(route_user)}", f"    password: {q(rp)}", "  }",
-                f"  routes: [{urls}]"]
+        out += [
+            "cluster {",
+            f"  name: {q(cluster_name)}",
+            f"  listen: {q(f'{host}:{route_port}')}",
+            "  authorization {",
+            f"    user: {q(route_user)}",
+            f"    password: {q(rp)}",
+            "  }",
+            f"  routes: [{urls}]",
+        ]
         if tls_files is not None:
             out += tls_block("  ", True)
         out.append("}")

@@ -26,8 +26,12 @@ async def run_command(argv: Sequence[str], *, timeout: float, cwd: Path | None =
     """Run ``argv`` to completion with ``timeout`` seconds; a missing program is ToolMissingError."""
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            *argv,
+            cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
     except FileNotFoundError as exc:
         raise ToolMissingError(f"{argv[0]} not found: {exc}") from exc
     try:

@@ -46,44 +46,58 @@ _COMMON: list[tuple[str, pa.DataType]] = [
 _TAIL: list[tuple[str, pa.DataType]] = [("publish_ns", pa.int64()), ("ingest_ns", pa.int64())]
 
 SCHEMAS: dict[str, pa.Schema] = {
-    "trades": pa.schema(_COMMON + [
-        ("trade_id", pa.int64()),
-        ("first_trade_id", pa.int64()),
-        ("last_trade_id", pa.int64()),
-        ("price", pa.string()),
-        ("qty", pa.string()),
-        ("side", pa.string()),
-    ] + _TAIL),
-    "tickers": pa.schema(_COMMON + [
-        ("update_id", pa.int64()),
-        ("bid_price", pa.string()),
-        ("bid_qty", pa.string()),
-        ("ask_price", pa.string()),
-        ("ask_qty", pa.string()),
-    ] + _TAIL),
-    "l2": pa.schema(_COMMON + [
-        ("kind", pa.string()),  # delta | snapshot | reset
-        ("first_update_id", pa.int64()),  # U (delta)
-        ("final_update_id", pa.int64()),  # u (delta), lastUpdateId (snapshot)
-        ("prev_final_update_id", pa.int64()),  # pu (futures delta)
-        ("depth", pa.int32()),  # top-N window, null = full book
-        ("bids", pa.list_(LEVEL)),
-        ("asks", pa.list_(LEVEL)),
-        ("reason", pa.string()),  # reset
-        ("last_good_update_id", pa.int64()),  # reset
-    ] + _TAIL),
-    "feed_sessions": pa.schema([
-        ("session", pa.string()),
-        ("venue", pa.string()),
-        ("started_ns", pa.int64()),
-        ("ended_ns", pa.int64()),
-        ("symbols", pa.list_(pa.string())),
-        ("channels", pa.list_(pa.string())),
-        ("streams", pa.list_(pa.string())),  # exact Binance stream names, e.g. btcusdt@depth@100ms
-        ("depth", pa.int32()),
-        ("clock_offset_ns", pa.int64()),  # exchange clock minus local clock; null if not measured
-        ("clock_offset_bound_ns", pa.int64()),  # +/- error bound of that estimate
-    ]),
+    "trades": pa.schema(
+        _COMMON
+        + [
+            ("trade_id", pa.int64()),
+            ("first_trade_id", pa.int64()),
+            ("last_trade_id", pa.int64()),
+            ("price", pa.string()),
+            ("qty", pa.string()),
+            ("side", pa.string()),
+        ]
+        + _TAIL
+    ),
+    "tickers": pa.schema(
+        _COMMON
+        + [
+            ("update_id", pa.int64()),
+            ("bid_price", pa.string()),
+            ("bid_qty", pa.string()),
+            ("ask_price", pa.string()),
+            ("ask_qty", pa.string()),
+        ]
+        + _TAIL
+    ),
+    "l2": pa.schema(
+        _COMMON
+        + [
+            ("kind", pa.string()),  # delta | snapshot | reset
+            ("first_update_id", pa.int64()),  # U (delta)
+            ("final_update_id", pa.int64()),  # u (delta), lastUpdateId (snapshot)
+            ("prev_final_update_id", pa.int64()),  # pu (futures delta)
+            ("depth", pa.int32()),  # top-N window, null = full book
+            ("bids", pa.list_(LEVEL)),
+            ("asks", pa.list_(LEVEL)),
+            ("reason", pa.string()),  # reset
+            ("last_good_update_id", pa.int64()),  # reset
+        ]
+        + _TAIL
+    ),
+    "feed_sessions": pa.schema(
+        [
+            ("session", pa.string()),
+            ("venue", pa.string()),
+            ("started_ns", pa.int64()),
+            ("ended_ns", pa.int64()),
+            ("symbols", pa.list_(pa.string())),
+            ("channels", pa.list_(pa.string())),
+            ("streams", pa.list_(pa.string())),  # exact Binance stream names, e.g. btcusdt@depth@100ms
+            ("depth", pa.int32()),
+            ("clock_offset_ns", pa.int64()),  # exchange clock minus local clock; null if not measured
+            ("clock_offset_bound_ns", pa.int64()),  # +/- error bound of that estimate
+        ]
+    ),
 }
 
 CHANNEL_TABLE: dict[Channel, str] = {"trades": "trades", "ticker": "tickers", "l2": "l2"}
@@ -101,30 +115,70 @@ def _levels(levels: list[tuple[str, str]]) -> list[dict[str, str]]:
 def event_row(event: Event, *, publish_ns: int | None = None, ingest_ns: int | None = None) -> dict[str, Any]:
     """The row of ``event`` in its table, as a dict keyed by column name."""
     row: dict[str, Any] = {
-        "session": event.session, "venue": event.venue, "symbol": event.symbol, "seq": event.seq,
-        "event_time_ms": event.event_time_ms, "transaction_time_ms": event.transaction_time_ms,
-        "receipt_ns": event.receipt_ns, "publish_ns": publish_ns, "ingest_ns": ingest_ns,
+        "session": event.session,
+        "venue": event.venue,
+        "symbol": event.symbol,
+        "seq": event.seq,
+        "event_time_ms": event.event_time_ms,
+        "transaction_time_ms": event.transaction_time_ms,
+        "receipt_ns": event.receipt_ns,
+        "publish_ns": publish_ns,
+        "ingest_ns": ingest_ns,
     }
     if isinstance(event, Trade):
-        row.update(trade_id=event.trade_id, first_trade_id=event.first_trade_id,
-                   last_trade_id=event.last_trade_id, price=event.price, qty=event.qty, side=event.side)
+        row.update(
+            trade_id=event.trade_id,
+            first_trade_id=event.first_trade_id,
+            last_trade_id=event.last_trade_id,
+            price=event.price,
+            qty=event.qty,
+            side=event.side,
+        )
     elif isinstance(event, Ticker):
-        row.update(update_id=event.update_id, bid_price=event.bid_price, bid_qty=event.bid_qty,
-                   ask_price=event.ask_price, ask_qty=event.ask_qty)
+        row.update(
+            update_id=event.update_id,
+            bid_price=event.bid_price,
+            bid_qty=event.bid_qty,
+            ask_price=event.ask_price,
+            ask_qty=event.ask_qty,
+        )
     elif isinstance(event, BookDelta):
-        row.update(kind="delta", first_update_id=event.first_update_id,
-                   final_update_id=event.final_update_id, prev_final_update_id=event.prev_final_update_id,
-                   depth=event.depth, bids=_levels(event.bids), asks=_levels(event.asks),
-                   reason=None, last_good_update_id=None)
+        row.update(
+            kind="delta",
+            first_update_id=event.first_update_id,
+            final_update_id=event.final_update_id,
+            prev_final_update_id=event.prev_final_update_id,
+            depth=event.depth,
+            bids=_levels(event.bids),
+            asks=_levels(event.asks),
+            reason=None,
+            last_good_update_id=None,
+        )
     elif isinstance(event, BookSnapshot):
-        row.update(kind="snapshot", first_update_id=None, final_update_id=event.last_update_id,
-                   prev_final_update_id=None, depth=event.depth, bids=_levels(event.bids),
-                   asks=_levels(event.asks), reason=None, last_good_update_id=None)
+        row.update(
+            kind="snapshot",
+            first_update_id=None,
+            final_update_id=event.last_update_id,
+            prev_final_update_id=None,
+            depth=event.depth,
+            bids=_levels(event.bids),
+            asks=_levels(event.asks),
+            reason=None,
+            last_good_update_id=None,
+        )
     else:
         assert isinstance(event, BookReset)
-        row.update(kind="reset", first_update_id=None, final_update_id=None, prev_final_update_id=None,
-                   depth=None, bids=[], asks=[], reason=event.reason,
-                   last_good_update_id=event.last_good_update_id)
+        row.update(
+            kind="reset",
+            first_update_id=None,
+            final_update_id=None,
+            prev_final_update_id=None,
+            depth=None,
+            bids=[],
+            asks=[],
+            reason=event.reason,
+            last_good_update_id=event.last_good_update_id,
+        )
     return row
 
 
@@ -139,8 +193,7 @@ _COMMON_FIELDS = tuple(name for name, _ in _COMMON)
 _FIELDS: dict[str, tuple[str, ...]] = {
     "trades": (*_COMMON_FIELDS, "trade_id", "first_trade_id", "last_trade_id", "price", "qty", "side"),
     "tickers": (*_COMMON_FIELDS, "update_id", "bid_price", "bid_qty", "ask_price", "ask_qty"),
-    "l2": (*_COMMON_FIELDS, "first_update_id", "final_update_id", "prev_final_update_id", "depth", "bids",
-           "asks"),
+    "l2": (*_COMMON_FIELDS, "first_update_id", "final_update_id", "prev_final_update_id", "depth", "bids", "asks"),
 }
 _GET = {t: attrgetter(*names) for t, names in _FIELDS.items()}
 _ROW_TYPE = {t: pa.struct([SCHEMAS[t].field(n) for n in names]) for t, names in _FIELDS.items()}
@@ -162,8 +215,9 @@ def _columns(table: str, events: Sequence[Any]) -> dict[str, Any]:
 
 def _l2_mixed(events: Sequence[Any]) -> dict[str, Any]:
     """l2 columns when snapshots or resets are present (rare): the kind-specific ones per event."""
-    cols: dict[str, Any] = dict(zip(_COMMON_FIELDS, map(list, zip(*map(_GET_COMMON, events), strict=True)),
-                                    strict=True))
+    cols: dict[str, Any] = dict(
+        zip(_COMMON_FIELDS, map(list, zip(*map(_GET_COMMON, events), strict=True)), strict=True)
+    )
     kind: list[str] = []
     first: list[int | None] = []
     final: list[int | None] = []
@@ -204,13 +258,27 @@ def _l2_mixed(events: Sequence[Any]) -> dict[str, Any]:
             asks.append([])
             reason.append(e.reason)
             good.append(e.last_good_update_id)
-    cols.update(kind=kind, first_update_id=first, final_update_id=final, prev_final_update_id=prev,
-                depth=depth, bids=bids, asks=asks, reason=reason, last_good_update_id=good)
+    cols.update(
+        kind=kind,
+        first_update_id=first,
+        final_update_id=final,
+        prev_final_update_id=prev,
+        depth=depth,
+        bids=bids,
+        asks=asks,
+        reason=reason,
+        last_good_update_id=good,
+    )
     return cols
 
 
-def events_to_arrow(table: str, events: Sequence[Event], *, publish_ns: pa.Array | int | None = None,
-                    ingest_ns: pa.Array | int | None = None) -> pa.Table:
+def events_to_arrow(
+    table: str,
+    events: Sequence[Event],
+    *,
+    publish_ns: pa.Array | int | None = None,
+    ingest_ns: pa.Array | int | None = None,
+) -> pa.Table:
     """Events of one storage table as an Arrow table, column-wise (no dict per row).
 
     Equal to ``to_arrow(table, [event_row(e, ...) for e in events])``. ``publish_ns``/``ingest_ns``
@@ -256,10 +324,14 @@ def merge_sessions(con: duckdb.DuckDBPyConnection, rows: Sequence[dict[str, Any]
     replaces a stopped one."""
     con.register("_sessions", latest_sessions(rows))
     try:
-        con.execute("DELETE FROM feed_sessions AS f USING _sessions AS s WHERE f.session = s.session "
-                    "AND f.venue = s.venue AND (s.ended_ns IS NOT NULL OR f.ended_ns IS NULL)")
-        con.execute("INSERT INTO feed_sessions SELECT * FROM _sessions AS s WHERE NOT EXISTS "
-                    "(SELECT 1 FROM feed_sessions AS f WHERE f.session = s.session AND f.venue = s.venue)")
+        con.execute(
+            "DELETE FROM feed_sessions AS f USING _sessions AS s WHERE f.session = s.session "
+            "AND f.venue = s.venue AND (s.ended_ns IS NOT NULL OR f.ended_ns IS NULL)"
+        )
+        con.execute(
+            "INSERT INTO feed_sessions SELECT * FROM _sessions AS s WHERE NOT EXISTS "
+            "(SELECT 1 FROM feed_sessions AS f WHERE f.session = s.session AND f.venue = s.venue)"
+        )
     finally:
         con.unregister("_sessions")
 

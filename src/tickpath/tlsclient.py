@@ -12,9 +12,14 @@ from pathlib import Path
 from tickpath.errors import ConfigError
 
 
-def client_context(ca: str | Path | None = None, cert: str | Path | None = None,
-                   key: str | Path | None = None, *, verify: bool = True,
-                   verify_host: bool = True) -> ssl.SSLContext:
+def client_context(
+    ca: str | Path | None = None,
+    cert: str | Path | None = None,
+    key: str | Path | None = None,
+    *,
+    verify: bool = True,
+    verify_host: bool = True,
+) -> ssl.SSLContext:
     """Trust ``ca`` (or the system store when None), present ``cert``/``key`` if given. ``verify=False``
     accepts any certificate (probe's --insecure); ``verify_host=False`` checks the chain but not the name."""
     try:

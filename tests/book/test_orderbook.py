@@ -28,7 +28,7 @@ def test_apply_sets_and_deletes_with_any_zero_spelling() -> None:
 
 
 def test_equal_decimals_in_different_spellings_are_one_level() -> None:
-    """"7.611" and "7.6110" are the same price: the update replaces, and the book keeps the new string."""
+    """ "7.611" and "7.6110" are the same price: the update replaces, and the book keeps the new string."""
     ob = OrderBook()
     ob.load([("7.6110", "1")], [])
     ob.apply([("7.611", "2")], [])
@@ -40,10 +40,8 @@ def test_equal_decimals_in_different_spellings_are_one_level() -> None:
 def test_tiny_and_large_prices_order_exactly() -> None:
     """Prices differing in the last of 15 significant digits keep their order and stay distinct."""
     ob = OrderBook()
-    ob.load([("0.00000001", "1"), ("0.00000002", "1"), ("12345678.1234567", "1"),
-             ("12345678.1234568", "1")], [])
-    assert [p for p, _ in ob.bids.top()] == ["12345678.1234568", "12345678.1234567", "0.00000002",
-                                            "0.00000001"]
+    ob.load([("0.00000001", "1"), ("0.00000002", "1"), ("12345678.1234567", "1"), ("12345678.1234568", "1")], [])
+    assert [p for p, _ in ob.bids.top()] == ["12345678.1234568", "12345678.1234567", "0.00000002", "0.00000001"]
 
 
 def test_crossed_detection() -> None:
@@ -59,8 +57,16 @@ def test_crossed_detection() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [("abc", "1"), ("1", "x"), ("-1", "1"), ("1", "-2"), ("0", "1"), ("nan", "1"), ("1", "nan"),
-     ("1.23456789012345678", "1")],
+    [
+        ("abc", "1"),
+        ("1", "x"),
+        ("-1", "1"),
+        ("1", "-2"),
+        ("0", "1"),
+        ("nan", "1"),
+        ("1", "nan"),
+        ("1.23456789012345678", "1"),
+    ],
 )
 def test_invalid_level_is_rejected(bad: tuple[str, str]) -> None:
     """A non-decimal, negative, zero-price or over-precise level raises InvalidLevelError from apply,
@@ -109,10 +115,13 @@ def test_book_matches_dict_model(ops: list[tuple[bool, str, str]]) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.lists(st.tuples(prices, qtys), max_size=8), st.lists(st.tuples(prices, qtys),
-                                                                                   max_size=8)), max_size=40))
-def test_multi_level_updates_apply_in_order(updates: list[tuple[list[tuple[str, str]],
-                                                              list[tuple[str, str]]]]) -> None:
+@given(
+    st.lists(
+        st.tuples(st.lists(st.tuples(prices, qtys), max_size=8), st.lists(st.tuples(prices, qtys), max_size=8)),
+        max_size=40,
+    )
+)
+def test_multi_level_updates_apply_in_order(updates: list[tuple[list[tuple[str, str]], list[tuple[str, str]]]]) -> None:
     """Updates of several levels (a price may repeat within one) apply level by level, in order."""
     ob = OrderBook()
     model: list[dict[Decimal, str]] = [{}, {}]

@@ -48,10 +48,12 @@ def consume(book: dict[str, Side], e: Event) -> None:
     initial=update,
     updates=st.lists(update, min_size=1, max_size=60),
 )
-def test_consumer_rebuilds_true_top_n_at_every_step(n: int, venue: str, initial: tuple[list[tuple[str, str]],
-                                                     list[tuple[str, str]]],
-                                                     updates: list[tuple[list[tuple[str, str]],
-                                                                         list[tuple[str, str]]]]) -> None:
+def test_consumer_rebuilds_true_top_n_at_every_step(
+    n: int,
+    venue: str,
+    initial: tuple[list[tuple[str, str]], list[tuple[str, str]]],
+    updates: list[tuple[list[tuple[str, str]], list[tuple[str, str]]]],
+) -> None:
     """After every upstream update, the consumer's top-N copy equals the full book's best N levels;
     its seq is contiguous and the upstream U/u ranges it sees are contiguous too."""
     from tickpath.venues.binance.sync import BookSync

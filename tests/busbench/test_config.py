@@ -17,13 +17,16 @@ def test_counts_follow_rate_duration_and_warmup() -> None:
     assert BenchConfig(A, B, count=7, warmup=0).total == 7
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    ({"size": 15}, "at least 16"),
-    ({"rate": 0}, "rate"),
-    ({"count": 0}, "count"),
-    ({"warmup": -1}, "warm-up"),
-    ({"rate": 1e9, "duration": 100}, "50 million"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"size": 15}, "at least 16"),
+        ({"rate": 0}, "rate"),
+        ({"count": 0}, "count"),
+        ({"warmup": -1}, "warm-up"),
+        ({"rate": 1e9, "duration": 100}, "50 million"),
+    ],
+)
 def test_bad_settings_are_refused(kwargs: dict[str, float], fragment: str) -> None:
     """Too-small payloads, non-positive rates or counts, negative warm-up, absurd totals."""
     with pytest.raises(ConfigError, match=fragment):

@@ -83,8 +83,7 @@ async def test_tls_and_auth_mode(nats_binary: str) -> None:
 async def test_killing_server_b_reports_loss_within_bounded_wait(nats_binary: str) -> None:
     """SIGKILL of server B mid-run: the run ends within its bounds, counts losses and is not ok."""
     async with NatsCluster(2, binary=nats_binary) as c:
-        cfg = BenchConfig(c.client_urls[0], c.client_urls[1], rate=1000, duration=2.0, warmup=0.0,
-                          drain_timeout=1.0)
+        cfg = BenchConfig(c.client_urls[0], c.client_urls[1], rate=1000, duration=2.0, warmup=0.0, drain_timeout=1.0)
         midway = asyncio.Event()
 
         def progress(sent: int, received: int, total: int) -> None:
@@ -120,8 +119,17 @@ async def test_paused_publisher_shows_in_intended_latency_only(nats_binary: str)
         # Sleep mode: a busy-polling client takes one of this machine's two cores, and a clean-clone
         # run once saw the servers on the other core fall 160 ms behind, late from every clock. The
         # pause is the same code in both modes; test_wait_mode covers busy-polling.
-        cfg = BenchConfig(c.client_urls[0], c.client_urls[1], rate=1000, count=600, warmup=0.05,
-                          pause_at=200, pause_ms=150, busy_poll=False, keep_samples=True)
+        cfg = BenchConfig(
+            c.client_urls[0],
+            c.client_urls[1],
+            rate=1000,
+            count=600,
+            warmup=0.05,
+            pause_at=200,
+            pause_ms=150,
+            busy_poll=False,
+            keep_samples=True,
+        )
         # The contrast needs an undisturbed 200 ms before the pause. On a host with 10 % steal, one
         # run in three had a VM stall of ~60 ms there (send lag p50 9 ms, p90 47 ms, rising then
         # caught up): such a run is measured again, up to three times in all.
@@ -148,12 +156,10 @@ async def test_paused_publisher_shows_in_intended_latency_only(nats_binary: str)
         assert sent - intended >= start + 150_000_000 - intended - 2_000_000
 
 
-
 async def test_matrix_writes_spectrum_png(nats_binary: str, tmp_path: Path) -> None:
     """A 2x2 matrix runs every size and rate and draws a PNG percentile spectrum."""
     base = dataclasses.replace(PLACEHOLDER, count=100, warmup=0.0)
-    results = await run_local(LocalConfig(binary=nats_binary),
-                              MatrixConfig(base, sizes=(16, 512), rates=(1000, 5000)))
+    results = await run_local(LocalConfig(binary=nats_binary), MatrixConfig(base, sizes=(16, 512), rates=(1000, 5000)))
     assert [(r.size, r.rate) for r in results] == [(16, 1000), (16, 5000), (512, 1000), (512, 5000)]
     png = output.plot_spectrum(results, tmp_path / "spectrum.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -168,8 +174,7 @@ def test_cli_exit_codes(nats_binary: str, tmp_path: Path, capsys: pytest.Capture
     assert code == 0
     doc = json.loads(out)
     assert doc["runs"][0]["received"] == 200 and len(doc["files"]) == 3
-    assert cli_main(["busbench", "run", "--pub", "nats://127.0.0.1:1", "--sub", "nats://h:2",
-                     "--size", "8"]) == 2
+    assert cli_main(["busbench", "run", "--pub", "nats://127.0.0.1:1", "--sub", "nats://h:2", "--size", "8"]) == 2
     assert "at least 16 bytes" in capsys.readouterr().err
 
 
@@ -177,10 +182,25 @@ async def test_cli_exits_nonzero_when_server_b_dies(nats_binary: str) -> None:
     """The CLI prints the figures and exits 9 when server B dies mid-run and messages are lost."""
     async with NatsCluster(2, binary=nats_binary) as c:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tickpath.busbench", "run", "--pub", c.client_urls[0], "--sub", c.client_urls[1],
-            "--duration", "1.5", "--warmup", "0", "--drain-timeout", "0.5", "--json",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=Path(__file__).resolve().parents[2])
+            sys.executable,
+            "-m",
+            "tickpath.busbench",
+            "run",
+            "--pub",
+            c.client_urls[0],
+            "--sub",
+            c.client_urls[1],
+            "--duration",
+            "1.5",
+            "--warmup",
+            "0",
+            "--drain-timeout",
+            "0.5",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[2],
+        )
         await _wait_for_client(c.monitor_urls[1])  # the CLI is connected to B and running
         await asyncio.sleep(0.3)
         await c.kill(1)
@@ -228,15 +248,21 @@ def test_ctrl_c_stops_every_server_and_exits_130(nats_binary: str) -> None:
     """SIGINT during `busbench local` cancels the run, stops the servers it started, exits 130."""
     # The standalone entry (what remote clients run) starts faster than the full `tickpath` CLI,
     # whose exit-code mapping test_cli_exit_codes covers in-process.
-    proc = subprocess.Popen([sys.executable, "-m", "tickpath.busbench", "local", "--duration", "30", "--warmup", "0"],
-                            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tickpath.busbench", "local", "--duration", "30", "--warmup", "0"],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 30
         servers: list[int] = []
         while time.monotonic() < deadline and len(servers) < 2:
-            servers = [p for p in _children(proc.pid)
-                       if "nats-server" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+            servers = [
+                p
+                for p in _children(proc.pid)
+                if "nats-server" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")
+            ]
             time.sleep(0.05)
         assert len(servers) == 2, "the CLI never started its two servers"
         time.sleep(1.0)  # connected and measuring

@@ -40,9 +40,10 @@ def test_bad_seeds_are_config_errors() -> None:
 def test_creds_file_and_signature(tmp_path: Path) -> None:
     """A .creds file yields its JWT and key; the signature verifies against the public key."""
     creds = tmp_path / "u.creds"
-    creds.write_text("-----BEGIN NATS USER JWT-----\neyJ0.eyJ1.sig\n------END NATS USER JWT------\n\n"
-                     "*** IMPORTANT ***\n-----BEGIN USER NKEY SEED-----\n" + DOC_SEED +
-                     "\n------END USER NKEY SEED------\n")
+    creds.write_text(
+        "-----BEGIN NATS USER JWT-----\neyJ0.eyJ1.sig\n------END NATS USER JWT------\n\n"
+        "*** IMPORTANT ***\n-----BEGIN USER NKEY SEED-----\n" + DOC_SEED + "\n------END USER NKEY SEED------\n"
+    )
     jwt, key = read_creds(creds)
     assert jwt == "eyJ0.eyJ1.sig" and key.public == DOC_PUBLIC
     sig = base64.urlsafe_b64decode(key.sign_nonce("abc") + "==")

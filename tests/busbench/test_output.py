@@ -23,12 +23,31 @@ def _result(lost_every: int = 0, rate: float = 1000.0) -> BenchResult:
         if not (lost_every and i % lost_every == 0):
             recv[i] = sent[i] + 100_000 + (i % 100) * 1_000  # 100..199 µs after sending
     f = analyse(t0=t0, interval_ns=interval, warmup=0, sent_ns=sent, recv_ns=recv, keep_samples=True)
-    return BenchResult(size=256, rate=rate, pub="nats://a:1", sub="nats://b:2", subject="s", warmup=0,
-                       measured=f["measured"], sent=f["sent"], received=f["received"], lost=f["lost"],
-                       warmup_lost=0, unsent=0, duplicates=0, reordered=0, achieved_rate=f["achieved_rate"],
-                       sustained=True, duration_s=f["duration_s"], intended=f["intended"], actual=f["actual"],
-                       send_lag=f["send_lag"], rtt_pub_ns=[40_000, 50_000], rtt_sub_ns=[45_000],
-                       samples=f["samples"])
+    return BenchResult(
+        size=256,
+        rate=rate,
+        pub="nats://a:1",
+        sub="nats://b:2",
+        subject="s",
+        warmup=0,
+        measured=f["measured"],
+        sent=f["sent"],
+        received=f["received"],
+        lost=f["lost"],
+        warmup_lost=0,
+        unsent=0,
+        duplicates=0,
+        reordered=0,
+        achieved_rate=f["achieved_rate"],
+        sustained=True,
+        duration_s=f["duration_s"],
+        intended=f["intended"],
+        actual=f["actual"],
+        send_lag=f["send_lag"],
+        rtt_pub_ns=[40_000, 50_000],
+        rtt_sub_ns=[45_000],
+        samples=f["samples"],
+    )
 
 
 def test_report_and_json_carry_every_required_figure(tmp_path: Path) -> None:

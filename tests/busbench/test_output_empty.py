@@ -22,11 +22,31 @@ def _result(*, receive: bool, size: int = 4096, rate: float = 1000.0) -> BenchRe
             recv[i] = sent[i] + 100_000 + (i % 50) * 1_000
     f = analyse(t0=t0, interval_ns=interval, warmup=0, sent_ns=sent, recv_ns=recv)
     errors = [] if receive else ["subscriber connection to nats://127.0.0.1:1 closed by the server"]
-    return BenchResult(size=size, rate=rate, pub="nats://a:1", sub="nats://b:2", subject="s", warmup=0,
-                       measured=f["measured"], sent=f["sent"], received=f["received"], lost=f["lost"],
-                       warmup_lost=0, unsent=0, duplicates=0, reordered=0, achieved_rate=f["achieved_rate"],
-                       sustained=True, duration_s=f["duration_s"], intended=f["intended"], actual=f["actual"],
-                       send_lag=f["send_lag"], rtt_pub_ns=[], rtt_sub_ns=[], errors=errors)
+    return BenchResult(
+        size=size,
+        rate=rate,
+        pub="nats://a:1",
+        sub="nats://b:2",
+        subject="s",
+        warmup=0,
+        measured=f["measured"],
+        sent=f["sent"],
+        received=f["received"],
+        lost=f["lost"],
+        warmup_lost=0,
+        unsent=0,
+        duplicates=0,
+        reordered=0,
+        achieved_rate=f["achieved_rate"],
+        sustained=True,
+        duration_s=f["duration_s"],
+        intended=f["intended"],
+        actual=f["actual"],
+        send_lag=f["send_lag"],
+        rtt_pub_ns=[],
+        rtt_sub_ns=[],
+        errors=errors,
+    )
 
 
 def test_json_has_null_latencies_and_not_sustained(tmp_path: Path) -> None:
@@ -60,7 +80,7 @@ def test_series_styles_stay_distinct_past_ten() -> None:
     """Up to 2x the palette every series differs from every other in colour or marker."""
     styles = [(s["color"], s.get("marker")) for s in map(series_style, range(2 * len(PALETTE)))]
     assert len(set(styles)) == len(styles)
-    assert len({c for c, _ in styles[:len(PALETTE)]}) == len(PALETTE) >= 11
+    assert len({c for c, _ in styles[: len(PALETTE)]}) == len(PALETTE) >= 11
 
 
 def test_spectrum_names_the_run_with_no_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,10 +16,11 @@ from tickpath.busbench.remote import RemoteConfig, Triangle, bench_argv
 from tickpath.cli.main import build_parser
 from tickpath.errors import ConfigError, InfraError
 
-OUTPUTS = {"public_ips": {"value": {"server_a": "198.51.100.1", "server_b": "198.51.100.2",
-                                    "client": "198.51.100.3"}},
-           "private_ips": {"value": {"server_a": "10.77.1.10", "server_b": "10.77.1.11", "client": "10.77.1.12"}},
-           "ssh_user": {"value": "admin"}}
+OUTPUTS = {
+    "public_ips": {"value": {"server_a": "198.51.100.1", "server_b": "198.51.100.2", "client": "198.51.100.3"}},
+    "private_ips": {"value": {"server_a": "10.77.1.10", "server_b": "10.77.1.11", "client": "10.77.1.12"}},
+    "ssh_user": {"value": "admin"},
+}
 
 
 class ScriptedRunner:
@@ -48,8 +49,11 @@ class ScriptedRunner:
 
 
 def _cfg(tmp_path: Path) -> RemoteConfig:
-    return RemoteConfig("aws", {"region": "eu-west-1", "availability_zone": "eu-west-1a",
-                                "operator_cidr": "203.0.113.7/32"}, out=tmp_path / "res")
+    return RemoteConfig(
+        "aws",
+        {"region": "eu-west-1", "availability_zone": "eu-west-1a", "operator_cidr": "203.0.113.7/32"},
+        out=tmp_path / "res",
+    )
 
 
 BENCH = BenchConfig("nats://a:4222", "nats://b:4222", rate=10_000, duration=3, warmup=0.5)
@@ -115,10 +119,12 @@ def test_bench_argv_round_trips_through_the_cli() -> None:
 
 def test_standalone_entry_needs_only_busbench_modules() -> None:
     """`python -m tickpath.busbench run --help` works without importing other subcommands' modules."""
-    code = ("import sys\nfrom tickpath.busbench.__main__ import main\n"
-            "try:\n    main(['run', '--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
-            "bad = [m for m in sys.modules if m.startswith(('tickpath.sim', 'tickpath.feed', 'aiohttp', 'duckdb'))]\n"
-            "print('OTHER:', bad)")
+    code = (
+        "import sys\nfrom tickpath.busbench.__main__ import main\n"
+        "try:\n    main(['run', '--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "bad = [m for m in sys.modules if m.startswith(('tickpath.sim', 'tickpath.feed', 'aiohttp', 'duckdb'))]\n"
+        "print('OTHER:', bad)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "--pub URL" in proc.stdout and "OTHER: []" in proc.stdout

@@ -76,8 +76,11 @@ def test_bulk_recording_matches_value_by_value_recording() -> None:
     from tickpath.stats import LatencyRecorder
 
     rng = random.Random(8)
-    values = [rng.randint(1, 3_000) for _ in range(2_000)] + \
-        [int(rng.lognormvariate(12, 2)) + 1 for _ in range(20_000)] + [2_047, 2_048, 2_049, 4_095, 4_096]
+    values = (
+        [rng.randint(1, 3_000) for _ in range(2_000)]
+        + [int(rng.lognormvariate(12, 2)) + 1 for _ in range(20_000)]
+        + [2_047, 2_048, 2_049, 4_095, 4_096]
+    )
     one_by_one = LatencyRecorder()
     for v in values:
         one_by_one.record(v)

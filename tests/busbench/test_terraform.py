@@ -86,7 +86,7 @@ def test_aws_instances_placement_imdsv2_tags_and_types() -> None:
     assert {"Project", "Component", "RunId"} <= set(local["tags"])
     provider = mod["provider"][0]["aws"]
     assert provider["default_tags"][0]["tags"] == "${local.tags}"
-    assert inst["user_data"] == "${file(\"${path.module}/../cloud-init.sh\")}" or "cloud-init.sh" in inst["user_data"]
+    assert inst["user_data"] == '${file("${path.module}/../cloud-init.sh")}' or "cloud-init.sh" in inst["user_data"]
 
 
 def test_no_key_material_or_state_in_the_module_tree() -> None:
@@ -109,8 +109,9 @@ def test_baremetal_firewall_admits_only_the_peers() -> None:
 @pytest.mark.skipif(TERRAFORM is None, reason="terraform CLI not installed")
 def test_terraform_fmt_and_baremetal_validate(tmp_path: Path) -> None:
     """terraform fmt -check passes on both modules; the bare-metal module inits and validates offline."""
-    fmt = subprocess.run([str(TERRAFORM), "fmt", "-check", "-recursive", str(TF)], capture_output=True,
-                         text=True, timeout=60)
+    fmt = subprocess.run(
+        [str(TERRAFORM), "fmt", "-check", "-recursive", str(TF)], capture_output=True, text=True, timeout=60
+    )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
     work = tmp_path / "tf"
     shutil.copytree(TF, work)

@@ -31,12 +31,32 @@ def _result(wait_mode: str, servers: dict[str, object] | None) -> BenchResult:
         sent[i] = intended_ns(t0, i, interval)
         recv[i] = sent[i] + 90_000
     f = analyse(t0=t0, interval_ns=interval, warmup=0, sent_ns=sent, recv_ns=recv)
-    return BenchResult(size=256, rate=1000, pub="nats://a:1", sub="nats://b:2", subject="s", warmup=0,
-                       measured=n, sent=n, received=n, lost=0, warmup_lost=0, unsent=0, duplicates=0,
-                       reordered=0, achieved_rate=f["achieved_rate"], sustained=True,
-                       duration_s=f["duration_s"], intended=f["intended"], actual=f["actual"],
-                       send_lag=f["send_lag"], rtt_pub_ns=[1], rtt_sub_ns=[1], wait_mode=wait_mode,
-                       servers=servers)
+    return BenchResult(
+        size=256,
+        rate=1000,
+        pub="nats://a:1",
+        sub="nats://b:2",
+        subject="s",
+        warmup=0,
+        measured=n,
+        sent=n,
+        received=n,
+        lost=0,
+        warmup_lost=0,
+        unsent=0,
+        duplicates=0,
+        reordered=0,
+        achieved_rate=f["achieved_rate"],
+        sustained=True,
+        duration_s=f["duration_s"],
+        intended=f["intended"],
+        actual=f["actual"],
+        send_lag=f["send_lag"],
+        rtt_pub_ns=[1],
+        rtt_sub_ns=[1],
+        wait_mode=wait_mode,
+        servers=servers,
+    )
 
 
 def test_wait_mode_defaults_by_rate_and_can_be_forced() -> None:
@@ -103,8 +123,9 @@ async def test_busy_poll_delivers_every_message_and_never_sleeps(nats_binary: st
     local = LocalConfig(binary=nats_binary, server_procs=1)
     async with local_cluster(local) as (_cluster, settings):
         base = dataclasses.replace(PLACEHOLDER, rate=2000, count=600, warmup=0.1, **settings)  # type: ignore[arg-type]
-        busy, sleeping = await run_many([base, dataclasses.replace(base, busy_poll=False, rate=500, count=300)],
-                                        servers=local.server_settings())
+        busy, sleeping = await run_many(
+            [base, dataclasses.replace(base, busy_poll=False, rate=500, count=300)], servers=local.server_settings()
+        )
     assert busy.ok and busy.received == 600 and busy.duplicates == 0 and busy.reordered == 0
     assert busy.wait_mode == "busy-poll" and busy.sleeps == 0
     assert busy.servers == {"count": 2, "GOMAXPROCS": 1}
@@ -124,14 +145,16 @@ async def test_busy_poll_keeps_up_at_high_rate(nats_binary: str) -> None:
 
 
 @pytest.mark.integration
-async def test_servers_run_with_the_gomaxprocs_they_report(nats_binary: str,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_servers_run_with_the_gomaxprocs_they_report(nats_binary: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each local server's environment holds the GOMAXPROCS that results record (none for 0)."""
     monkeypatch.delenv("GOMAXPROCS", raising=False)
 
     def environs(cluster: NatsCluster) -> list[list[bytes]]:
-        return [Path(f"/proc/{nd.process.pid}/environ").read_bytes().split(b"\0")
-                for nd in cluster.nodes if nd.process is not None]
+        return [
+            Path(f"/proc/{nd.process.pid}/environ").read_bytes().split(b"\0")
+            for nd in cluster.nodes
+            if nd.process is not None
+        ]
 
     async with local_cluster(LocalConfig(binary=nats_binary, server_procs=1)) as (cluster, _settings):
         envs = environs(cluster)
@@ -142,11 +165,26 @@ async def test_servers_run_with_the_gomaxprocs_they_report(nats_binary: str,
 
 
 @pytest.mark.integration
-def test_cli_flags_choose_wait_mode_and_server_procs(nats_binary: str, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_flags_choose_wait_mode_and_server_procs(
+    nats_binary: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """CLI: --no-busy-poll and --server-procs show up in the JSON and in the written result file."""
-    code = cli_main(["busbench", "local", "--count", "200", "--warmup", "0", "--no-busy-poll",
-                     "--server-procs", "1", "--json", "--out", str(tmp_path)])
+    code = cli_main(
+        [
+            "busbench",
+            "local",
+            "--count",
+            "200",
+            "--warmup",
+            "0",
+            "--no-busy-poll",
+            "--server-procs",
+            "1",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     run = json.loads(capsys.readouterr().out)["runs"][0]
     assert run["wait_mode"] == "sleep" and run["client_sleeps"] > 0

@@ -14,15 +14,19 @@ from tickpath.cli.main import main
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize(("args", "match"), [
-    (["--from", "nats://127.0.0.1:1?durable=bad.name"], "durable='bad.name'"),
-    (["--from", "nats://127.0.0.1:1?stream=a b"], "stream='a b'"),
-    (["--from", "nats://127.0.0.1:1?prefix=md.>"], "prefix='md.>'"),
-    (["--from", "nats://127.0.0.1:1", "--idle-exit", "-1"], "--idle-exit"),
-    (["--from", "nats://127.0.0.1:1", "--max-messages", "-4"], "--max-messages"),
-])
-def test_ingest_refuses_bad_names_and_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
-                                              match: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--from", "nats://127.0.0.1:1?durable=bad.name"], "durable='bad.name'"),
+        (["--from", "nats://127.0.0.1:1?stream=a b"], "stream='a b'"),
+        (["--from", "nats://127.0.0.1:1?prefix=md.>"], "prefix='md.>'"),
+        (["--from", "nats://127.0.0.1:1", "--idle-exit", "-1"], "--idle-exit"),
+        (["--from", "nats://127.0.0.1:1", "--max-messages", "-4"], "--max-messages"),
+    ],
+)
+def test_ingest_refuses_bad_names_and_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], match: str
+) -> None:
     """A JetStream name with a '.', a wildcard in the prefix, negative limits: exit 2 naming it, no traceback."""
     assert main(["ingest", *args, "--to", f"duckdb:{tmp_path / 'x.duckdb'}"]) == 2
     err = capsys.readouterr().err
@@ -30,8 +34,9 @@ def test_ingest_refuses_bad_names_and_numbers(tmp_path: Path, capsys: pytest.Cap
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-3"])
-def test_feed_refuses_a_duration_that_is_not_a_positive_finite_number(value: str,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_feed_refuses_a_duration_that_is_not_a_positive_finite_number(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--duration nan / inf / negative: exit 2 with the option named (nan and inf were tracebacks)."""
     assert main(["feed", "--venue", "futures", "--symbols", "BTCUSDT", f"--duration={value}"]) == 2
     assert "--duration" in capsys.readouterr().err
@@ -45,9 +50,13 @@ def test_probe_refuses_an_unwritable_output_before_measuring(capsys: pytest.Capt
 
 def test_a_closed_stdout_is_one_line_not_a_traceback() -> None:
     """`tickpath ... --help | head -1`-style: the reader goes away; no BrokenPipeError traceback."""
-    proc = subprocess.Popen([sys.executable, "-m", "tickpath.cli.main", "sim", "--help"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "COLUMNS": "80"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tickpath.cli.main", "sim", "--help"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "COLUMNS": "80"},
+    )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # before it writes: every write hits a closed pipe
     err = proc.stderr.read().decode()

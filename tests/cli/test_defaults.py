@@ -24,8 +24,12 @@ def _parser() -> argparse.ArgumentParser:
 def test_file_then_env_then_cli_precedence() -> None:
     """The environment overrides the file; the command line overrides both; required is satisfied."""
     p = _parser()
-    apply_defaults(p, "feed", {"venue": "spot", "metrics-port": 9000, "sink": ["duckdb:a"]},
-                   {"TICKPATH_FEED_METRICS_PORT": "9464", "TICKPATH_FEED_STATUS": "no"})
+    apply_defaults(
+        p,
+        "feed",
+        {"venue": "spot", "metrics-port": 9000, "sink": ["duckdb:a"]},
+        {"TICKPATH_FEED_METRICS_PORT": "9464", "TICKPATH_FEED_STATUS": "no"},
+    )
     args = p.parse_args([])
     assert (args.venue, args.metrics_port, args.sink, args.status) == ("spot", 9464, ["duckdb:a"], False)
     assert p.parse_args(["--venue", "futures"]).venue == "futures"
@@ -41,8 +45,9 @@ def test_bad_values_are_clear_errors() -> None:
         apply_defaults(_parser(), "feed", {"symbol": "BTCUSDT"}, {})
 
 
-def test_main_reads_config_file_and_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_reads_config_file_and_reports_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`tickpath --config FILE report` takes defaults from [report]; a broken file exits 2 without a traceback."""
     cfg = tmp_path / "t.toml"
     cfg.write_text('[report]\noutput = "x.html"\n')

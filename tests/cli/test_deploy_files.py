@@ -30,7 +30,7 @@ def test_feed_env_parses_into_feed_arguments() -> None:
     assert isinstance(feed, argparse.ArgumentParser)
     options = {o[2:].upper().replace("-", "_") for a in feed._actions for o in a.option_strings if o.startswith("--")}
     for key in env:
-        assert key.startswith("TICKPATH_FEED_") and key[len("TICKPATH_FEED_"):] in options, key
+        assert key.startswith("TICKPATH_FEED_") and key[len("TICKPATH_FEED_") :] in options, key
     apply_defaults(feed, "feed", {}, env)
     args = feed.parse_args([])
     assert args.venue == "futures" and args.symbols.startswith("BTCUSDT")

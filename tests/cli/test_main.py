@@ -26,11 +26,13 @@ def test_summaries_listed_by_help_are_the_ones_each_command_registers() -> None:
 
 def test_help_does_not_import_the_command_modules() -> None:
     """``tickpath --help`` loads no subcommand module (they pull in aiohttp, DuckDB, pyarrow)."""
-    code = ("import sys\nfrom tickpath.cli.main import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "loaded = sorted(m for m in sys.modules if m.startswith('tickpath.cli.') and m not in "
-            "('tickpath.cli.main', 'tickpath.cli.defaults'))\n"
-            "print('LOADED', loaded, 'aiohttp' in sys.modules, 'duckdb' in sys.modules)\n")
+    code = (
+        "import sys\nfrom tickpath.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('tickpath.cli.') and m not in "
+        "('tickpath.cli.main', 'tickpath.cli.defaults'))\n"
+        "print('LOADED', loaded, 'aiohttp' in sys.modules, 'duckdb' in sys.modules)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "LOADED [] False False" in out
 

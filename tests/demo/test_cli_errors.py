@@ -14,8 +14,9 @@ from tickpath.errors import ToolMissingError
 
 
 @pytest.mark.parametrize("kind", ["missing", "not-executable", "directory"])
-def test_bad_terraform_path_is_exit_3_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                         kind: str) -> None:
+def test_bad_terraform_path_is_exit_3_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
     """`demo --terraform PATH` with no executable at PATH exits 3 naming it (no silent in-process fallback)."""
     path = tmp_path / "terraform"
     if kind == "not-executable":

@@ -20,16 +20,29 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_fastest_zone_is_the_lowest_typical_delay() -> None:
     """The zone the sweep must name is the one with the lowest delay plus mean jitter, spikes aside."""
-    cfg = DemoConfig(zones=(ZoneConfig("a", LatencyProfile(3.0, 0.1)),
-                            ZoneConfig("b", LatencyProfile(2.0, 2.0)),
-                            ZoneConfig("c", LatencyProfile(2.5, 0.2, spike_prob=0.5, spike_ms=50.0))))
+    cfg = DemoConfig(
+        zones=(
+            ZoneConfig("a", LatencyProfile(3.0, 0.1)),
+            ZoneConfig("b", LatencyProfile(2.0, 2.0)),
+            ZoneConfig("c", LatencyProfile(2.5, 0.2, spike_prob=0.5, spike_ms=50.0)),
+        )
+    )
     assert cfg.fastest_zone == "c"
     assert DemoConfig().fastest_zone == "frankfurt"
 
 
-@pytest.mark.parametrize("bad", [{"feed_s": 0}, {"bus_s": -1}, {"sweep_probe_s": 0}, {"bus_warmup_s": -0.5},
-                                 {"venues": ("spot",)}, {"sweep_methods": ("tcp",)},
-                                 {"zones": (ZoneConfig("solo"),)}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"feed_s": 0},
+        {"bus_s": -1},
+        {"sweep_probe_s": 0},
+        {"bus_warmup_s": -0.5},
+        {"venues": ("spot",)},
+        {"sweep_methods": ("tcp",)},
+        {"zones": (ZoneConfig("solo"),)},
+    ],
+)
 def test_bad_settings_are_config_errors(bad: dict[str, object]) -> None:
     """Non-positive durations, a single zone, no futures venue or no ws method are refused up front."""
     with pytest.raises(ConfigError):
@@ -96,17 +109,21 @@ async def test_shielded_teardown_finishes_then_the_cancel_goes_on() -> None:
 
 
 def _tickpath(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tickpath.cli.main", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=60, env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin",
-                                                      "COLUMNS": "120"})
+    return subprocess.run(
+        [sys.executable, "-m", "tickpath.cli.main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "COLUMNS": "120"},
+    )
 
 
 def test_help_teaches_the_steps(tmp_path: Path) -> None:
     """`tickpath demo --help` lists every step, the flags and the exit codes."""
     out = _tickpath("demo", "--help", cwd=tmp_path)
     assert out.returncode == 0
-    for word in ("sweep", "feed", "dq", "busbench", "report", "--quick", "--no-nats", "--json", "--results",
-                 "Ctrl-C"):
+    for word in ("sweep", "feed", "dq", "busbench", "report", "--quick", "--no-nats", "--json", "--results", "Ctrl-C"):
         assert word in out.stdout
 
 

@@ -68,7 +68,10 @@ def test_every_step_left_its_artifacts(demo: tuple[DemoSummary, set[int]]) -> No
     rows = (s.sweep.results_dir / "latency_results.csv").read_text().splitlines()
     assert len(rows) == 4 and rows[1].startswith("1,frankfurt,")
     assert sorted(p.parent.name for p in (s.sweep.results_dir / "probes").glob("*/probe.json")) == [
-        "frankfurt", "tokyo", "virginia"]
+        "frankfurt",
+        "tokyo",
+        "virginia",
+    ]
     for venue in ("futures", "spot"):
         con = duckdb.connect(str(root / "feed" / f"{venue}.duckdb"), read_only=True)
         try:
@@ -155,10 +158,24 @@ def test_ctrl_c_stops_cleanly_with_nothing_left(tmp_path: Path, phase: str) -> N
     """SIGINT while probe agents measure, or while feed + JetStream + ingest run: exit 130, nothing left."""
     _require_terraform()
     results = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "tickpath.cli.main", "demo", "--quick", "--feed-seconds", "30",
-                             "--results", str(results)], cwd=tmp_path, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "src"), "COLUMNS": "160"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tickpath.cli.main",
+            "demo",
+            "--quick",
+            "--feed-seconds",
+            "30",
+            "--results",
+            str(results),
+        ],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src"), "COLUMNS": "160"},
+    )
     if phase == "sweep":
         _wait_for_agents(results, proc)
     else:

@@ -55,8 +55,7 @@ def _at(d: Defects, t_s: float | None, now_ms: int, width_ms: int = 100) -> bool
     return t_s is not None and T0_MS + t_s * 1000 <= now_ms < T0_MS + t_s * 1000 + width_ms
 
 
-def _symbol_events(venue: str, symbol: str, seconds: float, d: Defects,
-                   rng: random.Random) -> list[Event]:
+def _symbol_events(venue: str, symbol: str, seconds: float, d: Defects, rng: random.Random) -> list[Event]:
     seqs = {"trades": 0, "ticker": 0, "l2": 0}
     offset_ns = int(d.clock_offset_ms * 1e6)
 
@@ -69,9 +68,21 @@ def _symbol_events(venue: str, symbol: str, seconds: float, d: Defects,
 
     out: list[Event] = []
     last_u = 1_000
-    out.append(BookSnapshot(session=SESSION, venue=venue, symbol=symbol, seq=nxt("l2"),  # type: ignore[arg-type]
-                            event_time_ms=T0_MS - 50, transaction_time_ms=None, receipt_ns=receipt(T0_MS - 50),
-                            last_update_id=last_u, bids=[("99.5", "1")], asks=[("100.5", "1")], depth=d.top_n))
+    out.append(
+        BookSnapshot(
+            session=SESSION,
+            venue=venue,
+            symbol=symbol,
+            seq=nxt("l2"),  # type: ignore[arg-type]
+            event_time_ms=T0_MS - 50,
+            transaction_time_ms=None,
+            receipt_ns=receipt(T0_MS - 50),
+            last_update_id=last_u,
+            bids=[("99.5", "1")],
+            asks=[("100.5", "1")],
+            depth=d.top_n,
+        )
+    )
     first = True
     pending_from: int | None = None  # first U of updates merged into the next emitted delta
     pending_pu = last_u
@@ -80,8 +91,10 @@ def _symbol_events(venue: str, symbol: str, seconds: float, d: Defects,
     slots = int(seconds * 10)
     for k in range(slots):
         slot_ms = T0_MS + k * 100
-        if d.session_stall_at_s is not None and \
-                0 <= slot_ms - T0_MS - d.session_stall_at_s * 1000 < d.session_stall_s * 1000:
+        if (
+            d.session_stall_at_s is not None
+            and 0 <= slot_ms - T0_MS - d.session_stall_at_s * 1000 < d.session_stall_s * 1000
+        ):
             continue
         traded = rng.random() < 0.5
         ticked = rng.random() < 1 / 3
@@ -92,34 +105,79 @@ def _symbol_events(venue: str, symbol: str, seconds: float, d: Defects,
             e_ms = slot_ms + rng.randrange(0, 90)
             trade_id += 1
             r_ns = receipt(e_ms)
-            tr = Trade(session=SESSION, venue=venue, symbol=symbol, seq=nxt("trades"), event_time_ms=e_ms,  # type: ignore[arg-type]
-                       transaction_time_ms=e_ms, receipt_ns=r_ns, trade_id=trade_id,
-                       price=f"{mid:.1f}", qty="0.5", side="buy")
+            tr = Trade(
+                session=SESSION,
+                venue=venue,
+                symbol=symbol,
+                seq=nxt("trades"),
+                event_time_ms=e_ms,  # type: ignore[arg-type]
+                transaction_time_ms=e_ms,
+                receipt_ns=r_ns,
+                trade_id=trade_id,
+                price=f"{mid:.1f}",
+                qty="0.5",
+                side="buy",
+            )
             if not _at(d, d.lost_trade_row_at_s, slot_ms):
                 out.append(tr)
             else:
                 nxt("trades")  # the row is lost after seq was assigned
             if _at(d, d.duplicate_trade_at_s, slot_ms):
-                out.append(Trade(session=SESSION, venue=venue, symbol=symbol, seq=nxt("trades"),  # type: ignore[arg-type]
-                                 event_time_ms=e_ms, transaction_time_ms=e_ms, receipt_ns=r_ns + 1000,
-                                 trade_id=trade_id, price=f"{mid:.1f}", qty="0.5", side="buy"))
-        if pending_from is not None and d.depth_every_ms > 100 and \
-                (slot_ms - T0_MS) % d.depth_every_ms == 0:
-            out.append(BookDelta(session=SESSION, venue=venue, symbol=symbol, seq=nxt("l2"),  # type: ignore[arg-type]
-                                 event_time_ms=slot_ms, transaction_time_ms=slot_ms, receipt_ns=receipt(slot_ms),
-                                 first_update_id=pending_from, final_update_id=last_u,
-                                 prev_final_update_id=pending_pu if venue == "futures" else None,
-                                 bids=[(f"{mid - 0.5:.1f}", "1.5")], asks=[], depth=d.top_n))
+                out.append(
+                    Trade(
+                        session=SESSION,
+                        venue=venue,
+                        symbol=symbol,
+                        seq=nxt("trades"),  # type: ignore[arg-type]
+                        event_time_ms=e_ms,
+                        transaction_time_ms=e_ms,
+                        receipt_ns=r_ns + 1000,
+                        trade_id=trade_id,
+                        price=f"{mid:.1f}",
+                        qty="0.5",
+                        side="buy",
+                    )
+                )
+        if pending_from is not None and d.depth_every_ms > 100 and (slot_ms - T0_MS) % d.depth_every_ms == 0:
+            out.append(
+                BookDelta(
+                    session=SESSION,
+                    venue=venue,
+                    symbol=symbol,
+                    seq=nxt("l2"),  # type: ignore[arg-type]
+                    event_time_ms=slot_ms,
+                    transaction_time_ms=slot_ms,
+                    receipt_ns=receipt(slot_ms),
+                    first_update_id=pending_from,
+                    final_update_id=last_u,
+                    prev_final_update_id=pending_pu if venue == "futures" else None,
+                    bids=[(f"{mid - 0.5:.1f}", "1.5")],
+                    asks=[],
+                    depth=d.top_n,
+                )
+            )
             pending_from = None
         if traded or ticked:
             e_ms = slot_ms + rng.randrange(0, 90)
             bid, ask = f"{mid - 0.5:.1f}", f"{mid + 0.5:.1f}"
             if _at(d, d.crossed_at_s, slot_ms):
                 bid, ask = f"{mid + 0.5:.1f}", f"{mid - 0.5:.1f}"
-            out.append(Ticker(session=SESSION, venue=venue, symbol=symbol, seq=nxt("ticker"),  # type: ignore[arg-type]
-                              event_time_ms=e_ms if venue == "futures" else None, transaction_time_ms=None,
-                              receipt_ns=receipt(e_ms), update_id=last_u + 1, bid_price=bid, bid_qty="2",
-                              ask_price=ask, ask_qty="3"))
+            out.append(
+                Ticker(
+                    session=SESSION,
+                    venue=venue,
+                    symbol=symbol,
+                    seq=nxt("ticker"),  # type: ignore[arg-type]
+                    event_time_ms=e_ms if venue == "futures" else None,
+                    transaction_time_ms=None,
+                    receipt_ns=receipt(e_ms),
+                    update_id=last_u + 1,
+                    bid_price=bid,
+                    bid_qty="2",
+                    ask_price=ask,
+                    ask_qty="3",
+                )
+            )
             # the book changed in this slot: upstream emits one delta at the slot's end
             n_upd = rng.randrange(1, 4)
             if first:
@@ -132,8 +190,10 @@ def _symbol_events(venue: str, symbol: str, seconds: float, d: Defects,
             e_ms = slot_ms + 100
             if pending_from is None:
                 pending_from, pending_pu = U, pu
-            stalled = d.stall_at_s is not None and \
-                T0_MS + d.stall_at_s * 1000 <= slot_ms < T0_MS + (d.stall_at_s + d.stall_s) * 1000
+            stalled = (
+                d.stall_at_s is not None
+                and T0_MS + d.stall_at_s * 1000 <= slot_ms < T0_MS + (d.stall_at_s + d.stall_s) * 1000
+            )
             slow = d.depth_every_ms > 100
             if stalled or slow:
                 continue  # upstream merges these updates into its next message
@@ -144,20 +204,54 @@ def _symbol_events(venue: str, symbol: str, seconds: float, d: Defects,
                 continue
             if _at(d, d.reset_at_s, slot_ms):
                 r_ns = receipt(e_ms)
-                out.append(BookReset(session=SESSION, venue=venue, symbol=symbol, seq=nxt("l2"),  # type: ignore[arg-type]
-                                     event_time_ms=None, transaction_time_ms=None, receipt_ns=r_ns,
-                                     reason="gap", last_good_update_id=pending_pu))
-                out.append(BookSnapshot(session=SESSION, venue=venue, symbol=symbol, seq=nxt("l2"),  # type: ignore[arg-type]
-                                        event_time_ms=e_ms, transaction_time_ms=None, receipt_ns=r_ns + 300_000_000,
-                                        last_update_id=u, bids=[(bid, "1")], asks=[(ask, "1")], depth=d.top_n))
+                out.append(
+                    BookReset(
+                        session=SESSION,
+                        venue=venue,
+                        symbol=symbol,
+                        seq=nxt("l2"),  # type: ignore[arg-type]
+                        event_time_ms=None,
+                        transaction_time_ms=None,
+                        receipt_ns=r_ns,
+                        reason="gap",
+                        last_good_update_id=pending_pu,
+                    )
+                )
+                out.append(
+                    BookSnapshot(
+                        session=SESSION,
+                        venue=venue,
+                        symbol=symbol,
+                        seq=nxt("l2"),  # type: ignore[arg-type]
+                        event_time_ms=e_ms,
+                        transaction_time_ms=None,
+                        receipt_ns=r_ns + 300_000_000,
+                        last_update_id=u,
+                        bids=[(bid, "1")],
+                        asks=[(ask, "1")],
+                        depth=d.top_n,
+                    )
+                )
                 pending_from = None
                 first = True
                 continue
-            out.append(BookDelta(session=SESSION, venue=venue, symbol=symbol, seq=nxt("l2"),  # type: ignore[arg-type]
-                                 event_time_ms=e_ms, transaction_time_ms=e_ms, receipt_ns=receipt(e_ms),
-                                 first_update_id=pending_from, final_update_id=u,
-                                 prev_final_update_id=pending_pu if venue == "futures" else None,
-                                 bids=[(bid, "1.5")], asks=[(ask, "0")], depth=d.top_n))
+            out.append(
+                BookDelta(
+                    session=SESSION,
+                    venue=venue,
+                    symbol=symbol,
+                    seq=nxt("l2"),  # type: ignore[arg-type]
+                    event_time_ms=e_ms,
+                    transaction_time_ms=e_ms,
+                    receipt_ns=receipt(e_ms),
+                    first_update_id=pending_from,
+                    final_update_id=u,
+                    prev_final_update_id=pending_pu if venue == "futures" else None,
+                    bids=[(bid, "1.5")],
+                    asks=[(ask, "0")],
+                    depth=d.top_n,
+                )
+            )
             pending_from = None
     return out
 
@@ -168,14 +262,20 @@ def session_row(defects: Defects | None = None, seconds: float = 70.0) -> dict[s
     for venue in sorted({v for v, _ in d.symbols}):
         syms = [s for v, s in d.symbols if v == venue]
         streams = [f"{s.lower()}@{k}" for s in syms for k in ("depth@100ms", "aggTrade", "bookTicker")]
-        rows.append({
-            "session": SESSION, "venue": venue, "started_ns": (T0_MS - 1000) * 1_000_000,
-            "ended_ns": (T0_MS + int(seconds * 1000) + 1000) * 1_000_000 + int(d.clock_offset_ms * 1e6),
-            "symbols": syms, "channels": ["trades", "ticker", "l2"], "streams": streams,
-            "depth": d.top_n,
-            "clock_offset_ns": -int(d.clock_offset_ms * 1e6) if d.recorded_offset else None,
-            "clock_offset_bound_ns": 2_000_000 if d.recorded_offset else None,
-        })
+        rows.append(
+            {
+                "session": SESSION,
+                "venue": venue,
+                "started_ns": (T0_MS - 1000) * 1_000_000,
+                "ended_ns": (T0_MS + int(seconds * 1000) + 1000) * 1_000_000 + int(d.clock_offset_ms * 1e6),
+                "symbols": syms,
+                "channels": ["trades", "ticker", "l2"],
+                "streams": streams,
+                "depth": d.top_n,
+                "clock_offset_ns": -int(d.clock_offset_ms * 1e6) if d.recorded_offset else None,
+                "clock_offset_bound_ns": 2_000_000 if d.recorded_offset else None,
+            }
+        )
     return {"rows": rows}
 
 

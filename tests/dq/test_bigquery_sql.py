@@ -46,8 +46,9 @@ def test_partition_dates_cover_the_window_with_a_day_of_slack() -> None:
     w = Window(1_700_000_000 * 10**9, 1_700_090_000 * 10**9)  # 2023-11-14 22:13 .. 2023-11-15 23:13
     first, last = w.dates()
     assert (first.isoformat(), last.isoformat()) == ("2023-11-13", "2023-11-16")
-    sql = render_sql(DqConfig(since_ns=w.since_ns, until_ns=w.until_ns, checks=("integrity",)),
-                     "bigquery", DATASET)["integrity"]
+    sql = render_sql(DqConfig(since_ns=w.since_ns, until_ns=w.until_ns, checks=("integrity",)), "bigquery", DATASET)[
+        "integrity"
+    ]
     assert "'2023-11-13'" in sql and "'2023-11-16'" in sql
 
 
@@ -63,10 +64,14 @@ class TranspiledBack:
         con.execute("ATTACH ':memory:' AS \"tick-proj\"")
         con.execute('CREATE SCHEMA "tick-proj".market')
         for t in ("trades", "tickers", "l2"):
-            con.execute(f'CREATE TABLE "tick-proj".market.{t} AS SELECT *, CAST(to_timestamp('
-                        f'COALESCE(event_time_ms / 1000, receipt_ns / 1e9)) AS DATE) AS event_date FROM {t}')
-        con.execute('CREATE TABLE "tick-proj".market.feed_sessions AS SELECT *, '
-                    'CAST(to_timestamp(started_ns / 1e9) AS DATE) AS event_date FROM feed_sessions')
+            con.execute(
+                f'CREATE TABLE "tick-proj".market.{t} AS SELECT *, CAST(to_timestamp('
+                f"COALESCE(event_time_ms / 1000, receipt_ns / 1e9)) AS DATE) AS event_date FROM {t}"
+            )
+        con.execute(
+            'CREATE TABLE "tick-proj".market.feed_sessions AS SELECT *, '
+            "CAST(to_timestamp(started_ns / 1e9) AS DATE) AS event_date FROM feed_sessions"
+        )
         self.queries: list[str] = []
 
     def query(self, sql: str) -> list[dict[str, Any]]:
@@ -85,8 +90,9 @@ def _comparable(report: Any) -> Any:
 
 def test_bigquery_sql_agrees_with_duckdb_on_a_fixture() -> None:
     """The BigQuery SQL, transpiled back to DuckDB, yields the same report as the DuckDB SQL."""
-    con = make_store(":memory:", defects=Defects(gap_at_s=10, crossed_at_s=20, stall_at_s=30,
-                                                 duplicate_trade_at_s=45, reset_at_s=55))
+    con = make_store(
+        ":memory:", defects=Defects(gap_at_s=10, crossed_at_s=20, stall_at_s=30, duplicate_trade_at_s=45, reset_at_s=55)
+    )
     local = run_dq(CONFIG, DuckDBEngine(connection=con))
     back_engine = TranspiledBack(con)
     remote = run_dq(CONFIG, back_engine)  # type: ignore[arg-type]
@@ -169,8 +175,17 @@ def test_a_bus_filled_sessions_table_with_start_and_stop_rows_reads_as_the_stopp
     # A run that ended before the window does not come back through its open start row.
     after = Window(max(r["ended_ns"] for r in stopped) + 1, max(r["ended_ns"] for r in stopped) + 10**12)
     for engine in (DuckDBEngine(connection=both), back):
-        assert engine.query(compose(body(SESSIONS, after, dialect=engine.dialect), after, engine.dialect,  # type: ignore[arg-type]
-                                    engine.dataset)) == []
+        assert (
+            engine.query(
+                compose(
+                    body(SESSIONS, after, dialect=engine.dialect),
+                    after,
+                    engine.dialect,  # type: ignore[arg-type]
+                    engine.dataset,
+                )
+            )
+            == []
+        )
     with_open_only = duckdb.connect(":memory:")
     write_store(with_open_only, events, started)
     only_open = compose(body(SESSIONS, after, dialect="duckdb"), after, "duckdb")

@@ -41,19 +41,33 @@ def test_clean_market_passes_every_check() -> None:
     assert {m["channel"] for m in lat.metrics} == {"trades", "ticker", "l2"}
 
 
-@pytest.mark.parametrize(("defects", "check"), [
-    (Defects(gap_at_s=30), "sequence"),
-    (Defects(reset_at_s=30), "sequence"),
-    (Defects(lost_trade_row_at_s=30), "sequence"),
-    (Defects(stall_at_s=30), "freshness"),
-    (Defects(session_stall_at_s=30), "freshness"),
-    (Defects(clock_offset_ms=1500), "latency"),
-    (Defects(clock_offset_ms=-800), "latency"),
-    (Defects(crossed_at_s=30), "integrity"),
-    (Defects(duplicate_trade_at_s=30), "integrity"),
-    (Defects(depth_every_ms=1000), "completeness"),
-], ids=["gap", "reset", "lost-row", "l2-stall", "session-stall", "clock-behind", "clock-ahead", "crossed",
-        "duplicate", "slow-depth"])
+@pytest.mark.parametrize(
+    ("defects", "check"),
+    [
+        (Defects(gap_at_s=30), "sequence"),
+        (Defects(reset_at_s=30), "sequence"),
+        (Defects(lost_trade_row_at_s=30), "sequence"),
+        (Defects(stall_at_s=30), "freshness"),
+        (Defects(session_stall_at_s=30), "freshness"),
+        (Defects(clock_offset_ms=1500), "latency"),
+        (Defects(clock_offset_ms=-800), "latency"),
+        (Defects(crossed_at_s=30), "integrity"),
+        (Defects(duplicate_trade_at_s=30), "integrity"),
+        (Defects(depth_every_ms=1000), "completeness"),
+    ],
+    ids=[
+        "gap",
+        "reset",
+        "lost-row",
+        "l2-stall",
+        "session-stall",
+        "clock-behind",
+        "clock-ahead",
+        "crossed",
+        "duplicate",
+        "slow-depth",
+    ],
+)
 def test_seeded_defect_fails_exactly_its_check(defects: Defects, check: str) -> None:
     """One seeded defect fails its own check and no other."""
     assert failing(run(defects)) == {check}
@@ -103,12 +117,15 @@ def test_recorded_clock_offset_corrects_latency() -> None:
 def test_latency_counts_messages_not_levels() -> None:
     """Latency counts one value per message: the count equals the rows with an event time."""
     con = make_store(":memory:")
-    report = run_dq(DqConfig(since_ns=WINDOW[0], until_ns=WINDOW[1], checks=("latency",)),
-                    DuckDBEngine(connection=con))
-    expected = sum(con.execute(q).fetchone()[0] for q in (  # type: ignore[index]
-        "SELECT count(*) FROM trades WHERE event_time_ms IS NOT NULL",
-        "SELECT count(*) FROM tickers WHERE event_time_ms IS NOT NULL",
-        "SELECT count(*) FROM l2 WHERE kind = 'delta' AND event_time_ms IS NOT NULL"))
+    report = run_dq(DqConfig(since_ns=WINDOW[0], until_ns=WINDOW[1], checks=("latency",)), DuckDBEngine(connection=con))
+    expected = sum(
+        con.execute(q).fetchone()[0]
+        for q in (  # type: ignore[index]
+            "SELECT count(*) FROM trades WHERE event_time_ms IS NOT NULL",
+            "SELECT count(*) FROM tickers WHERE event_time_ms IS NOT NULL",
+            "SELECT count(*) FROM l2 WHERE kind = 'delta' AND event_time_ms IS NOT NULL",
+        )
+    )
     assert sum(m["count"] for m in report.results[0].metrics) == expected
 
 

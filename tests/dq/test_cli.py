@@ -29,7 +29,12 @@ def test_clean_store_exits_zero_with_json(tmp_path: Path, capsys: pytest.Capture
     assert main(["dq", "--db", str(db), "--since", SINCE, "--until", UNTIL, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and [c["name"] for c in report["checks"]] == [
-        "latency", "sequence", "freshness", "integrity", "completeness"]
+        "latency",
+        "sequence",
+        "freshness",
+        "integrity",
+        "completeness",
+    ]
 
 
 def test_failed_check_exits_nine_and_writes_junit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,8 +52,23 @@ def test_failed_check_exits_nine_and_writes_junit(tmp_path: Path, capsys: pytest
 
 def test_print_sql_for_bigquery_is_valid_and_partition_filtered(capsys: pytest.CaptureFixture[str]) -> None:
     """--print-sql --bigquery prints parseable BigQuery SQL per check, each with event_date filters."""
-    assert main(["dq", "--bigquery", "tick-proj.market", "--print-sql", "--check", "sequence",
-                 "--since", SINCE, "--until", UNTIL]) == 0
+    assert (
+        main(
+            [
+                "dq",
+                "--bigquery",
+                "tick-proj.market",
+                "--print-sql",
+                "--check",
+                "sequence",
+                "--since",
+                SINCE,
+                "--until",
+                UNTIL,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("-- check: sequence")
     sql = out.split("\n", 1)[1].rstrip().rstrip(";")

@@ -34,22 +34,36 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
     return err
 
 
-@pytest.mark.parametrize(("option", "value"), [
-    ("--p99-ms", "nan"), ("--p999-ms", "nan"), ("--min-completeness", "nan"), ("--l2-lag-cadences", "nan"),
-    ("--max-session-silence", "nan"), ("--p99-ms", "inf"), ("--p999-ms", "inf"), ("--max-session-silence", "inf"),
-    ("--p99-ms", "-1"), ("--p999-ms", "-0.5"), ("--max-gaps", "-1"), ("--max-resets", "-1"),
-    ("--max-bytes-billed", "0"),
-])
-def test_threshold_that_switches_a_check_off_is_refused(store: Path, capsys: pytest.CaptureFixture[str],
-                                                        option: str, value: str) -> None:
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--p99-ms", "nan"),
+        ("--p999-ms", "nan"),
+        ("--min-completeness", "nan"),
+        ("--l2-lag-cadences", "nan"),
+        ("--max-session-silence", "nan"),
+        ("--p99-ms", "inf"),
+        ("--p999-ms", "inf"),
+        ("--max-session-silence", "inf"),
+        ("--p99-ms", "-1"),
+        ("--p999-ms", "-0.5"),
+        ("--max-gaps", "-1"),
+        ("--max-resets", "-1"),
+        ("--max-bytes-billed", "0"),
+    ],
+)
+def test_threshold_that_switches_a_check_off_is_refused(
+    store: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
     """nan, inf or a negative limit exits 2 with one line naming the option, instead of a vacuous pass."""
     assert main(_dq(store, option, value)) == 2
     err = _one_line_error(capsys)
     assert option in err and value in err
 
 
-def test_threshold_from_the_environment_is_checked_too(store: Path, capsys: pytest.CaptureFixture[str],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threshold_from_the_environment_is_checked_too(
+    store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A default from $TICKPATH_DQ_P99_MS=nan is refused like the command-line option."""
     monkeypatch.setenv("TICKPATH_DQ_P99_MS", "nan")
     assert main(_dq(store)) == 2
@@ -62,20 +76,24 @@ def test_zero_limits_are_accepted(store: Path, capsys: pytest.CaptureFixture[str
     assert '"ok": true' in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("option", "value", "says"), [
-    ("--since", "1795390000000", "looks like milliseconds since 1970; give seconds (1795390000)"),
-    ("--since", "1e12", "looks like milliseconds"),
-    ("--until", "1795390000000000", "looks like microseconds"),
-    ("--until", "1795390000000000000", "looks like nanoseconds"),
-    ("--since", "99999999999999999999", "outside 1970-01-01 .. 2262-04-11"),
-    ("--since", "inf", "is not a time"),
-    ("--until", "nan", "is not a time"),
-    ("--since", "-inf", "is not a time"),
-    ("--since", "9999999999999d", "outside 1970-01-01"),
-    ("--until", "9999-12-31", "outside 1970-01-01"),
-])
-def test_unusable_time_is_a_one_line_error(store: Path, capsys: pytest.CaptureFixture[str],
-                                           option: str, value: str, says: str) -> None:
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--since", "1795390000000", "looks like milliseconds since 1970; give seconds (1795390000)"),
+        ("--since", "1e12", "looks like milliseconds"),
+        ("--until", "1795390000000000", "looks like microseconds"),
+        ("--until", "1795390000000000000", "looks like nanoseconds"),
+        ("--since", "99999999999999999999", "outside 1970-01-01 .. 2262-04-11"),
+        ("--since", "inf", "is not a time"),
+        ("--until", "nan", "is not a time"),
+        ("--since", "-inf", "is not a time"),
+        ("--since", "9999999999999d", "outside 1970-01-01"),
+        ("--until", "9999-12-31", "outside 1970-01-01"),
+    ],
+)
+def test_unusable_time_is_a_one_line_error(
+    store: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, says: str
+) -> None:
     """A time in the wrong unit or out of range exits 2 with one line naming the option, no traceback."""
     args = ["dq", "--db", str(store), "--json", f"{option}={value}"]  # = lets "-inf" be a value
     assert main(args) == 2

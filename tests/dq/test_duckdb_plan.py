@@ -28,8 +28,10 @@ def _portable(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[Any, ...]
 
 
 def _planned(con: duckdb.DuckDBPyConnection, keyed: bool) -> dict[str, list[tuple[Any, ...]]]:
-    return {name: sorted((tuple(r.values()) for r in rows), key=repr)
-            for name, rows in check_rows(DuckDBEngine(connection=con), W, ALL, [100], keyed=keyed)}
+    return {
+        name: sorted((tuple(r.values()) for r in rows), key=repr)
+        for name, rows in check_rows(DuckDBEngine(connection=con), W, ALL, [100], keyed=keyed)
+    }
 
 
 def _streams(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -41,40 +43,62 @@ def _seed_l2_defects(con: duckdb.DuckDBPyConnection) -> None:
     duplicate seq, a delta without event time, empty and NULL level lists."""
     delta = "SELECT seq FROM l2 WHERE kind = 'delta' AND symbol = 'BTCUSDT' ORDER BY seq LIMIT 1 OFFSET {}"
     at = [con.execute(delta.format(k)).fetchone()[0] for k in (10, 20, 30, 40, 50, 60, 70)]  # type: ignore[index]
-    con.execute(f"UPDATE l2 SET bids = [{{'price': '-1', 'qty': '2'}}, {{'price': 'x', 'qty': '1'}}] "
-                f"WHERE symbol = 'BTCUSDT' AND seq = {at[0]}")
-    con.execute(f"UPDATE l2 SET asks = [{{'price': '101', 'qty': '-0.5'}}, NULL] "
-                f"WHERE symbol = 'BTCUSDT' AND seq = {at[1]}")
+    con.execute(
+        f"UPDATE l2 SET bids = [{{'price': '-1', 'qty': '2'}}, {{'price': 'x', 'qty': '1'}}] "
+        f"WHERE symbol = 'BTCUSDT' AND seq = {at[0]}"
+    )
+    con.execute(
+        f"UPDATE l2 SET asks = [{{'price': '101', 'qty': '-0.5'}}, NULL] WHERE symbol = 'BTCUSDT' AND seq = {at[1]}"
+    )
     con.execute(f"UPDATE l2 SET event_time_ms = event_time_ms - 5000 WHERE symbol = 'BTCUSDT' AND seq = {at[2]}")
     con.execute(f"UPDATE l2 SET receipt_ns = receipt_ns - 9000000000 WHERE symbol = 'BTCUSDT' AND seq = {at[3]}")
     con.execute(f"UPDATE l2 SET event_time_ms = NULL WHERE symbol = 'BTCUSDT' AND seq = {at[4]}")
     con.execute(f"UPDATE l2 SET bids = [], asks = NULL WHERE symbol = 'BTCUSDT' AND seq = {at[5]}")
     con.execute(f"INSERT INTO l2 SELECT * FROM l2 WHERE symbol = 'BTCUSDT' AND seq = {at[6]}")
-    con.execute("UPDATE l2 SET bids = [{'price': '101', 'qty': '1'}, {'price': '99', 'qty': '0'}] "
-                "WHERE kind = 'snapshot' AND symbol = 'ETHBTC' AND seq > 1")
+    con.execute(
+        "UPDATE l2 SET bids = [{'price': '101', 'qty': '1'}, {'price': '99', 'qty': '0'}] "
+        "WHERE kind = 'snapshot' AND symbol = 'ETHBTC' AND seq > 1"
+    )
     # After a reset and its snapshot, the next delta is compared with the delta before the reset.
     for symbol, column, back in (("BTCUSDT", "event_time_ms", 1), ("ETHBTC", "receipt_ns", 1_000)):
-        reset, = con.execute(f"SELECT min(seq) FROM l2 WHERE kind = 'reset' AND symbol = '{symbol}'").fetchone()  # type: ignore[misc]
-        before, = con.execute(f"SELECT max(seq) FROM l2 WHERE kind = 'delta' AND symbol = '{symbol}' "  # type: ignore[misc]
-                              f"AND seq < {reset}").fetchone()
-        after, = con.execute(f"SELECT min(seq) FROM l2 WHERE kind = 'delta' AND symbol = '{symbol}' "  # type: ignore[misc]
-                             f"AND seq > {reset}").fetchone()
-        con.execute(f"UPDATE l2 SET {column} = (SELECT {column} - {back} FROM l2 WHERE symbol = '{symbol}' "
-                    f"AND seq = {before}) WHERE symbol = '{symbol}' AND seq = {after}")
+        (reset,) = con.execute(f"SELECT min(seq) FROM l2 WHERE kind = 'reset' AND symbol = '{symbol}'").fetchone()  # type: ignore[misc]
+        (before,) = con.execute(
+            f"SELECT max(seq) FROM l2 WHERE kind = 'delta' AND symbol = '{symbol}' "  # type: ignore[misc]
+            f"AND seq < {reset}"
+        ).fetchone()
+        (after,) = con.execute(
+            f"SELECT min(seq) FROM l2 WHERE kind = 'delta' AND symbol = '{symbol}' "  # type: ignore[misc]
+            f"AND seq > {reset}"
+        ).fetchone()
+        con.execute(
+            f"UPDATE l2 SET {column} = (SELECT {column} - {back} FROM l2 WHERE symbol = '{symbol}' "
+            f"AND seq = {before}) WHERE symbol = '{symbol}' AND seq = {after}"
+        )
     # A stream whose first row in the window is a delta: nothing before it to compare with.
     con.execute("DELETE FROM l2 WHERE symbol = 'ETHBTC' AND seq = 1")
     # Times going back in trades and tickers (their windows are lean on DuckDB: joined back by row id).
     nth = "(SELECT seq FROM {t} WHERE symbol = '{s}' ORDER BY seq LIMIT 1 OFFSET {k})"
-    con.execute(f"UPDATE trades SET event_time_ms = event_time_ms - 5000 WHERE symbol = 'BTCUSDT' "
-                f"AND seq = {nth.format(t='trades', s='BTCUSDT', k=15)}")
-    con.execute(f"UPDATE tickers SET receipt_ns = receipt_ns - 9000000000 WHERE symbol = 'ETHBTC' "
-                f"AND seq = {nth.format(t='tickers', s='ETHBTC', k=25)}")
+    con.execute(
+        f"UPDATE trades SET event_time_ms = event_time_ms - 5000 WHERE symbol = 'BTCUSDT' "
+        f"AND seq = {nth.format(t='trades', s='BTCUSDT', k=15)}"
+    )
+    con.execute(
+        f"UPDATE tickers SET receipt_ns = receipt_ns - 9000000000 WHERE symbol = 'ETHBTC' "
+        f"AND seq = {nth.format(t='tickers', s='ETHBTC', k=25)}"
+    )
 
 
-@pytest.mark.parametrize("defects", [
-    Defects(), Defects(gap_at_s=10, crossed_at_s=20, duplicate_trade_at_s=45, reset_at_s=55),
-    Defects(top_n=10, gap_at_s=30), Defects(lost_trade_row_at_s=30), None,
-], ids=["clean", "mixed", "top-n-gap", "lost-row", "seeded-l2"])
+@pytest.mark.parametrize(
+    "defects",
+    [
+        Defects(),
+        Defects(gap_at_s=10, crossed_at_s=20, duplicate_trade_at_s=45, reset_at_s=55),
+        Defects(top_n=10, gap_at_s=30),
+        Defects(lost_trade_row_at_s=30),
+        None,
+    ],
+    ids=["clean", "mixed", "top-n-gap", "lost-row", "seeded-l2"],
+)
 def test_duckdb_plan_returns_the_portable_rows(defects: Defects | None) -> None:
     """Every check's rows from DuckDB's plan (shared l2 pass; hashed or string stream keys) equal
     those of the per-check SQL."""

@@ -33,10 +33,18 @@ def _aged_store(every: int) -> duckdb.DuckDBPyConnection:
 def _aged(every: int, p99_ms: float = 1000.0) -> tuple[DqReport, list[float]]:
     """The latency check on an aged store, and the exact trade latencies (ms) of futures/BTCUSDT."""
     con = _aged_store(every)
-    exact = [r[0] / 1e6 for r in con.execute(
-        "SELECT receipt_ns - event_time_ms * 1000000 FROM trades WHERE venue = 'futures' ORDER BY 1").fetchall()]
-    report = run_dq(DqConfig(since_ns=WINDOW[0], until_ns=WINDOW[1], checks=("latency",),
-                             thresholds=Thresholds(latency_p99_ms=p99_ms)), DuckDBEngine(connection=con))
+    exact = [
+        r[0] / 1e6
+        for r in con.execute(
+            "SELECT receipt_ns - event_time_ms * 1000000 FROM trades WHERE venue = 'futures' ORDER BY 1"
+        ).fetchall()
+    ]
+    report = run_dq(
+        DqConfig(
+            since_ns=WINDOW[0], until_ns=WINDOW[1], checks=("latency",), thresholds=Thresholds(latency_p99_ms=p99_ms)
+        ),
+        DuckDBEngine(connection=con),
+    )
     return report, exact
 
 
@@ -70,8 +78,9 @@ def test_finding_quotes_the_true_p99() -> None:
     """The latency finding names the p99 actually reported (years, also in words), not 3601330.078."""
     report, _ = _aged(1)
     row = _trades_row(report)
-    detail = next(f["detail"] for f in _latency(report).findings
-                  if f["venue"] == "futures" and f["channel"] == "trades")
+    detail = next(
+        f["detail"] for f in _latency(report).findings if f["venue"] == "futures" and f["channel"] == "trades"
+    )
     assert f"p99 {row['p99_ms']} ms (5.4 years) > 1000.0 ms" in detail
     assert "3601330" not in detail
 
@@ -91,8 +100,9 @@ def test_threshold_above_an_hour_is_judged_on_the_true_value(p99_ms: float, ok: 
     assert _latency(report).ok is ok
 
 
-@pytest.mark.parametrize("field", ["latency_p99_ms", "latency_p999_ms", "min_completeness_ratio",
-                                   "max_session_silence_s", "l2_lag_cadences"])
+@pytest.mark.parametrize(
+    "field", ["latency_p99_ms", "latency_p999_ms", "min_completeness_ratio", "max_session_silence_s", "l2_lag_cadences"]
+)
 @pytest.mark.parametrize("value", [math.nan, math.inf, -1.0])
 def test_thresholds_refuse_limits_that_switch_a_check_off(field: str, value: float) -> None:
     """A library caller cannot build Thresholds with nan, inf or a negative limit either."""
@@ -119,8 +129,11 @@ def test_report_in_a_ci_log_keeps_every_number_whole() -> None:
     out = _render(report, width=80)
     assert "…" not in out
     for m in _latency(report).metrics:
-        line = next(ln for ln in out.splitlines() if f" {m['venue']} " in ln and f" {m['channel']} " in ln
-                    and f" {m['symbol']} " in ln)
+        line = next(
+            ln
+            for ln in out.splitlines()
+            if f" {m['venue']} " in ln and f" {m['channel']} " in ln and f" {m['symbol']} " in ln
+        )
         for key in ("count", "mean_ms", "p50_ms", "p99_ms", "p999_ms", "max_ms", "negative"):
             assert f" {m[key]} " in f"{line} ", (key, m[key], line)
 

@@ -40,8 +40,13 @@ sys.stdin.read()  # hold the store (and its lock) until the test closes stdin
 
 
 def _writer(db: Path, mode: str) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db), mode, str(CUT_NS)], cwd=ROOT, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db), mode, str(CUT_NS)],
+        cwd=ROOT,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         yield proc
@@ -86,8 +91,9 @@ def test_a_live_store_with_no_checkpointed_rows_says_so(tmp_path: Path, capsys: 
     assert "no rows yet" in err and "Traceback" not in err
 
 
-def test_a_store_checkpointed_during_every_copy_is_refused(live: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_store_checkpointed_during_every_copy_is_refused(
+    live: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Headers that differ before and after each copy mean a checkpoint completed meanwhile: after five
     tries dq gives up with a clear message rather than read a mix of two checkpoints."""
     from tickpath.dq import duckdb_runner

@@ -22,8 +22,7 @@ SYMS = ("BTCUSDT", "ETHUSDT")
 async def _feed_run(db: Path, fault: str | None = None, clock_offset_ms: float = 0.0) -> tuple[int, int]:
     """Feed from the simulator into DuckDB for a few seconds, seeding ``fault`` once books are synced."""
     since = time.time_ns() - 10**9
-    cfg = SimConfig(venues=(VENUE,), symbols=SYMS, seed=11, rate=150.0, book_levels=60,
-                    clock_offset_ms=clock_offset_ms)
+    cfg = SimConfig(venues=(VENUE,), symbols=SYMS, seed=11, rate=150.0, book_levels=60, clock_offset_ms=clock_offset_ms)
     async with Simulator(cfg) as sim:
         feed = Feed(feed_config(sim.endpoint(VENUE), VENUE, SYMS, sinks=(f"duckdb:{db}",)))
         state = {"at": 0.0}
@@ -46,8 +45,10 @@ async def _feed_run(db: Path, fault: str | None = None, clock_offset_ms: float =
 def _dq(db: Path, window: tuple[int, int]) -> DqReport:
     con = duckdb.connect(str(db), read_only=True)
     # Short runs: judge completeness on any minute with a little activity.
-    return run_dq(DqConfig(since_ns=window[0], until_ns=window[1], thresholds=Thresholds(min_active_slots=5)),
-                  DuckDBEngine(connection=con))
+    return run_dq(
+        DqConfig(since_ns=window[0], until_ns=window[1], thresholds=Thresholds(min_active_slots=5)),
+        DuckDBEngine(connection=con),
+    )
 
 
 def _failing(report: DqReport) -> set[str]:

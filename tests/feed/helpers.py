@@ -16,15 +16,21 @@ from tickpath.sim import Endpoint, Simulator
 
 def feed_config(ep: Endpoint, venue: str, symbols: tuple[str, ...], **kw: Any) -> FeedConfig:
     """A FeedConfig pointed at the simulator endpoint, with fast timings for tests."""
-    base: dict[str, Any] = dict(venue=venue, symbols=symbols, base_url=ep.ws_url, rest_url=ep.rest_url,
-                                clock_samples=3, reconnect_base_s=0.05, reconnect_max_s=0.5,
-                                flush_interval_s=0.05)
+    base: dict[str, Any] = dict(
+        venue=venue,
+        symbols=symbols,
+        base_url=ep.ws_url,
+        rest_url=ep.rest_url,
+        clock_samples=3,
+        reconnect_base_s=0.05,
+        reconnect_max_s=0.5,
+        flush_interval_s=0.05,
+    )
     base.update(kw)
     return FeedConfig(**base)
 
 
-async def run_until(feed: Feed, cond: Callable[[Feed], bool], timeout_s: float = 15.0,
-                    min_s: float = 0.0) -> Any:
+async def run_until(feed: Feed, cond: Callable[[Feed], bool], timeout_s: float = 15.0, min_s: float = 0.0) -> Any:
     """Run ``feed`` until ``cond(feed)`` holds (after at least ``min_s``), then stop it; returns the summary."""
     task = asyncio.create_task(feed.run())
     start = time.monotonic()
@@ -70,8 +76,9 @@ def l2_rows(db: Path, symbol: str) -> list[dict[str, Any]]:
         con.close()
 
 
-def rebuild_and_check(rows: list[dict[str, Any]], truth: Callable[[int], tuple[list[Any], list[Any]]],
-                      depth: int | None = None) -> dict[str, int]:
+def rebuild_and_check(
+    rows: list[dict[str, Any]], truth: Callable[[int], tuple[list[Any], list[Any]]], depth: int | None = None
+) -> dict[str, int]:
     """Apply l2 rows in seq order like a consumer; after every snapshot and delta compare with truth.
 
     Returns counts of checked snapshots, deltas and resets. Sequence must be contiguous from 1.

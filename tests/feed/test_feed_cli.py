@@ -22,15 +22,36 @@ async def test_sigterm_flushes_every_sink_and_reports(tmp_path: Path) -> None:
     """SIGTERM mid-run: exit 130 after cleanup, and DuckDB and Parquet hold exactly the accepted events."""
     db = tmp_path / "ticks.duckdb"
     pq_dir = tmp_path / "lake"
-    async with Simulator(SimConfig(venues=("futures",), symbols=("BTCUSDT", "ETHUSDT"), rate=300.0,
-                                   book_levels=60)) as sim:
+    async with Simulator(
+        SimConfig(venues=("futures",), symbols=("BTCUSDT", "ETHUSDT"), rate=300.0, book_levels=60)
+    ) as sim:
         ep = sim.endpoint("futures")
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tickpath.cli.main", "-v", "feed", "--venue", "futures",
-            "--symbols", "BTCUSDT,ETHUSDT", "--base-url", ep.ws_url, "--rest-url", ep.rest_url,
-            "--sink", f"duckdb:{db}", "--sink", f"parquet:{pq_dir}", "--json", "--no-status",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path)
+            sys.executable,
+            "-m",
+            "tickpath.cli.main",
+            "-v",
+            "feed",
+            "--venue",
+            "futures",
+            "--symbols",
+            "BTCUSDT,ETHUSDT",
+            "--base-url",
+            ep.ws_url,
+            "--rest-url",
+            ep.rest_url,
+            "--sink",
+            f"duckdb:{db}",
+            "--sink",
+            f"parquet:{pq_dir}",
+            "--json",
+            "--no-status",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
         assert proc.stderr is not None and proc.stdout is not None
         synced = 0
         err_lines: list[str] = []
@@ -62,13 +83,16 @@ async def test_sigterm_flushes_every_sink_and_reports(tmp_path: Path) -> None:
     assert pq_rows == (summary["emitted"],)
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["feed", "--venue", "futures", "--symbols", "BTC-USDT"], "invalid symbol"),
-    (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--channels", "l3"], "unknown channel"),
-    (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--depth", "0"], "--depth"),
-    (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--sink", "kafka://x"], "unknown sink"),
-    (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--snapshot-limit", "5000"], "snapshot limit"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["feed", "--venue", "futures", "--symbols", "BTC-USDT"], "invalid symbol"),
+        (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--channels", "l3"], "unknown channel"),
+        (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--depth", "0"], "--depth"),
+        (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--sink", "kafka://x"], "unknown sink"),
+        (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--snapshot-limit", "5000"], "snapshot limit"),
+    ],
+)
 def test_bad_arguments_are_clear_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Bad arguments exit 2 with one clear line naming the problem, no traceback."""
     assert main(argv) == 2

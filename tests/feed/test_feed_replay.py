@@ -20,8 +20,9 @@ from .helpers import all_synced, assert_books_match_truth, feed_config, run_unti
 CAPTURES = {"futures": "usdm_futures", "spot": "spot"}
 
 
-def reference_books(ws_path: Path, http_path: Path, venue: str) -> dict[str, tuple[int, dict[str, str],
-                                                                                      dict[str, str]]]:
+def reference_books(
+    ws_path: Path, http_path: Path, venue: str
+) -> dict[str, tuple[int, dict[str, str], dict[str, str]]]:
     """Binance's rules applied independently (plain dicts, first recorded snapshot per symbol)."""
     snaps: dict[str, dict[str, Any]] = {}
     for rec in read_http_capture(http_path):
@@ -70,8 +71,11 @@ async def _replay(venue: str, shared: Path, tmp_path: Path) -> None:
 
         def done(f: Feed) -> bool:
             assert f.engine is not None
-            return f.engine.stats.depth >= depth_frames and all_synced(f) and \
-                all(b.last_update_id == ref[s][0] for s, b in f.engine.books.items())
+            return (
+                f.engine.stats.depth >= depth_frames
+                and all_synced(f)
+                and all(b.last_update_id == ref[s][0] for s, b in f.engine.books.items())
+            )
 
         summary = await run_until(feed, done, timeout_s=30)
     assert summary.gaps == 0 and summary.resyncs == 0 and summary.malformed == 0
@@ -99,8 +103,11 @@ async def test_record_writes_a_replayable_capture_and_metrics_are_served(tmp_pat
     rec_dir = tmp_path / "rec"
     async with Simulator(SimConfig(venues=("futures",), symbols=("BTCUSDT",), rate=200.0, book_levels=60)) as sim:
         ep = sim.endpoint("futures")
-        feed = Feed(feed_config(ep, "futures", ("BTCUSDT",), sinks=(f"duckdb:{tmp_path}/t.duckdb",),
-                                record_dir=rec_dir, metrics_port=0))
+        feed = Feed(
+            feed_config(
+                ep, "futures", ("BTCUSDT",), sinks=(f"duckdb:{tmp_path}/t.duckdb",), record_dir=rec_dir, metrics_port=0
+            )
+        )
         scraped: dict[str, str] = {}
 
         def cond(f: Feed) -> bool:
@@ -134,14 +141,25 @@ async def test_record_writes_a_replayable_capture_and_metrics_are_served(tmp_pat
     http = read_http_capture(rec_dir / "futures.http.txt")
     assert any(r.path.endswith("/depth") and "lastUpdateId" in r.body for r in http)
     # The recording replays through the simulator into the same synced book.
-    cfg = SimConfig(venues=("futures",), symbols=(),
-                    replay=(ReplayConfig(ws_files[0], rec_dir / "futures.http.txt", speed=0.0),))
+    cfg = SimConfig(
+        venues=("futures",), symbols=(), replay=(ReplayConfig(ws_files[0], rec_dir / "futures.http.txt", speed=0.0),)
+    )
     async with Simulator(cfg) as sim2:
-        feed2 = Feed(feed_config(sim2.endpoint("futures"), "futures", ("BTCUSDT",),
-                                 sinks=(f"duckdb:{tmp_path}/t2.duckdb",), clock_samples=0))
+        feed2 = Feed(
+            feed_config(
+                sim2.endpoint("futures"),
+                "futures",
+                ("BTCUSDT",),
+                sinks=(f"duckdb:{tmp_path}/t2.duckdb",),
+                clock_samples=0,
+            )
+        )
         assert feed.engine is not None
         target = feed.engine.books["BTCUSDT"].last_update_id
-        await run_until(feed2, lambda f: f.engine.books["BTCUSDT"].last_update_id == target,  # type: ignore[union-attr]
-                        timeout_s=20)
+        await run_until(
+            feed2,
+            lambda f: f.engine.books["BTCUSDT"].last_update_id == target,  # type: ignore[union-attr]
+            timeout_s=20,
+        )
     assert feed2.engine is not None
     assert feed2.engine.books["BTCUSDT"].book.as_dicts() == feed.engine.books["BTCUSDT"].book.as_dicts()

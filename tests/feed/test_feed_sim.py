@@ -26,6 +26,7 @@ def _truth(sim: Simulator, venue: str, sym: str):  # type: ignore[no-untyped-def
     def f(uid: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         t = sim.ground_truth(venue, sym, uid)
         return t.bids, t.asks
+
     return f
 
 
@@ -52,8 +53,9 @@ async def test_clean_run_books_and_stored_rows_equal_truth(venue: str, tmp_path:
     con.close()
 
 
-async def test_session_row_is_written_at_start_and_replaced_at_stop(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_session_row_is_written_at_start_and_replaced_at_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The feed hands its session row to the sinks once its connections open (no end yet) and again
     at stop; the store keeps the final one."""
     db = tmp_path / "t.duckdb"
@@ -122,8 +124,11 @@ async def test_disconnect_resets_and_resyncs(tmp_path: Path) -> None:
                     assert sim.faults.drop_connections(venue) >= 1
                     state["dropped"] = True
                 return False
-            return sum(c.reconnects for c in f.connections()) >= 1 and all_synced(f) and \
-                all(b.stats.snapshots >= 2 for b in f.engine.books.values())  # type: ignore[union-attr]
+            return (
+                sum(c.reconnects for c in f.connections()) >= 1
+                and all_synced(f)
+                and all(b.stats.snapshots >= 2 for b in f.engine.books.values())
+            )  # type: ignore[union-attr]
 
         summary = await run_until(feed, cond, timeout_s=20)
         assert_books_match_truth(feed, sim)
@@ -137,8 +142,9 @@ async def test_stall_is_detected_as_stale_and_recovers(tmp_path: Path) -> None:
     """A silent connection is closed by the stale watchdog, reconnected, and the book resynced."""
     venue = "futures"
     async with _sim(venue, symbols=("BTCUSDT",)) as sim:
-        feed = Feed(feed_config(sim.endpoint(venue), venue, ("BTCUSDT",), sinks=(f"duckdb:{tmp_path}/t.db",),
-                                stale_after_s=0.6))
+        feed = Feed(
+            feed_config(sim.endpoint(venue), venue, ("BTCUSDT",), sinks=(f"duckdb:{tmp_path}/t.db",), stale_after_s=0.6)
+        )
         state = {"stalled": False}
 
         def cond(f: Feed) -> bool:
@@ -147,8 +153,11 @@ async def test_stall_is_detected_as_stale_and_recovers(tmp_path: Path) -> None:
                     assert sim.faults.stall(venue, "BTCUSDT", 1.5) >= 1
                     state["stalled"] = True
                 return False
-            return sum(c.stale_closes for c in f.connections()) >= 1 and all_synced(f) and \
-                f.engine.books["BTCUSDT"].stats.snapshots >= 2  # type: ignore[union-attr]
+            return (
+                sum(c.stale_closes for c in f.connections()) >= 1
+                and all_synced(f)
+                and f.engine.books["BTCUSDT"].stats.snapshots >= 2
+            )  # type: ignore[union-attr]
 
         summary = await run_until(feed, cond, timeout_s=20)
         assert_books_match_truth(feed, sim)
@@ -161,8 +170,7 @@ async def test_rate_limits_and_failed_snapshots_are_retried(tmp_path: Path) -> N
     async with _sim(venue) as sim:
         sim.faults.rate_limit(venue, 1.0)
         sim.faults.fail_snapshots(venue, 2)
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{tmp_path}/t.db",),
-                                clock_samples=0))
+        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{tmp_path}/t.db",), clock_samples=0))
         summary = await run_until(feed, all_synced, timeout_s=20)
         assert_books_match_truth(feed, sim)
         assert summary.snapshots["rate_limited"] >= 1
@@ -196,10 +204,14 @@ async def test_rollover_opens_new_connection_first_and_loses_nothing(tmp_path: P
     venue = "futures"
     db = tmp_path / "t.duckdb"
     async with _sim(venue, max_lifetime_s=2.0) as sim:
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{db}",),
-                                rollover_after_s=0.9, rollover_overlap_s=0.25))
-        summary = await run_until(feed, lambda f: sum(r.rollovers for r in f.runners) >= 2 and all_synced(f),
-                                  timeout_s=20)
+        feed = Feed(
+            feed_config(
+                sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{db}",), rollover_after_s=0.9, rollover_overlap_s=0.25
+            )
+        )
+        summary = await run_until(
+            feed, lambda f: sum(r.rollovers for r in f.runners) >= 2 and all_synced(f), timeout_s=20
+        )
         assert_books_match_truth(feed, sim)
         assert summary.rollovers >= 2
         assert summary.resyncs == 0 and summary.gaps == 0 and summary.reconnects == 0
@@ -218,8 +230,7 @@ async def test_top_n_stream_rebuilds_the_true_top_n(tmp_path: Path) -> None:
     venue = "spot"
     db = tmp_path / "t.duckdb"
     async with _sim(venue) as sim:
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{db}",), depth=5,
-                                channels=("l2",)))
+        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{db}",), depth=5, channels=("l2",)))
         await run_until(feed, lambda f: all_synced(f) and f.pipeline.stats.by_channel["l2"] > 16)
         for sym in SYMS:
             rows = l2_rows(db, sym)
@@ -241,10 +252,10 @@ async def test_slow_sink_applies_back_pressure_without_loss(tmp_path: Path) -> N
     venue = "futures"
     async with _sim(venue, rate=400.0) as sim:
         sink = SlowSink(tmp_path / "t.duckdb")
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, batch_size=5, queue_batches=2),
-                    sinks=[sink])
-        summary = await run_until(feed, lambda f: f.pipeline.stats.backpressure_waits >= 3 and all_synced(f),
-                                  timeout_s=20)
+        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, batch_size=5, queue_batches=2), sinks=[sink])
+        summary = await run_until(
+            feed, lambda f: f.pipeline.stats.backpressure_waits >= 3 and all_synced(f), timeout_s=20
+        )
     assert summary.backpressure_waits >= 3
     assert sink.stats.accepted == sink.stats.written == summary.emitted
     assert sink.stats.dropped == 0
@@ -254,10 +265,17 @@ async def test_sharded_subscribe_connections_answer_pings(tmp_path: Path) -> Non
     """Streams split over two SUBSCRIBE-mode connections; venue pings are answered, so none is dropped."""
     venue = "futures"
     async with _sim(venue, ping_interval_s=0.2, pong_timeout_s=0.6) as sim:
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{tmp_path}/t.db",),
-                                subscribe=True, streams_per_connection=3))
-        summary = await run_until(feed, lambda f: all_synced(f) and f.pipeline.stats.by_channel["l2"] > 24,
-                                  min_s=1.5)
+        feed = Feed(
+            feed_config(
+                sim.endpoint(venue),
+                venue,
+                SYMS,
+                sinks=(f"duckdb:{tmp_path}/t.db",),
+                subscribe=True,
+                streams_per_connection=3,
+            )
+        )
+        summary = await run_until(feed, lambda f: all_synced(f) and f.pipeline.stats.by_channel["l2"] > 24, min_s=1.5)
         assert_books_match_truth(feed, sim)
     assert len(feed.shards) == 2 and summary.connections == 2
     assert summary.reconnects == 0 and summary.resyncs == 0

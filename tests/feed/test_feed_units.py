@@ -79,8 +79,11 @@ def test_config_rejects_bad_values_with_clear_messages() -> None:
     with pytest.raises(ConfigError, match="twice"):
         FeedConfig(venue="spot", symbols=("BTCUSDT", "BTCUSDT"))
     with pytest.raises(ConfigError, match="streams per connection"):
-        FeedConfig(venue="futures", symbols=("BTCUSDT",),
-                   streams_per_connection=endpoints("futures").max_streams_per_connection + 1)
+        FeedConfig(
+            venue="futures",
+            symbols=("BTCUSDT",),
+            streams_per_connection=endpoints("futures").max_streams_per_connection + 1,
+        )
     assert FeedConfig(venue="spot", symbols=("BTCUSDT",)).effective_snapshot_limit == 5000
 
 
@@ -100,10 +103,17 @@ def test_engine_counts_bad_frames_and_keeps_going() -> None:
     """Malformed JSON, schema violations and unknown events are counted by reason; good frames pass."""
     out = _Collect()
     eng = FeedEngine("futures", ("BTCUSDT",), out, session="s")  # type: ignore[arg-type]
-    trade = ('{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":5,"p":"1.10",'
-             '"q":"2.000","f":1,"l":2,"T":1,"m":true}}')
-    for text in ("{not json", '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":"x"}}',
-                 '{"stream":"btcusdt@markPrice","data":{"e":"markPriceUpdate"}}', trade, trade):
+    trade = (
+        '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":5,"p":"1.10",'
+        '"q":"2.000","f":1,"l":2,"T":1,"m":true}}'
+    )
+    for text in (
+        "{not json",
+        '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":"x"}}',
+        '{"stream":"btcusdt@markPrice","data":{"e":"markPriceUpdate"}}',
+        trade,
+        trade,
+    ):
         eng.on_frame(text, 1_000_000_000, 0, _Conn())
     assert eng.stats.malformed == {"malformed_json": 1, "schema": 1, "unknown_event": 1}
     assert eng.stats.duplicates == 1  # the same trade id twice is published once
@@ -128,8 +138,19 @@ class _SlowSink(Sink):
 
 
 def _trade(i: int) -> Trade:
-    return Trade(session="s", venue="spot", symbol="X", seq=i, event_time_ms=1, transaction_time_ms=1,
-                 receipt_ns=1, trade_id=i, price="1", qty="1", side="buy")
+    return Trade(
+        session="s",
+        venue="spot",
+        symbol="X",
+        seq=i,
+        event_time_ms=1,
+        transaction_time_ms=1,
+        receipt_ns=1,
+        trade_id=i,
+        price="1",
+        qty="1",
+        side="buy",
+    )
 
 
 async def test_pipeline_blocks_when_a_sink_is_slow_and_keeps_order() -> None:
@@ -154,12 +175,14 @@ async def test_pipeline_blocks_when_a_sink_is_slow_and_keeps_order() -> None:
 
 async def test_rest_client_translates_429_418_and_errors() -> None:
     """429/418 become RateLimitedError with Retry-After; 400 with a code becomes ExchangeError."""
-    answers = iter([
-        web.Response(status=429, headers={"Retry-After": "3"}, text="{}"),
-        web.Response(status=418, headers={"Retry-After": "120"}, text="{}"),
-        web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400),
-        web.json_response({"lastUpdateId": 1, "bids": [], "asks": []}, headers={"x-mbx-used-weight-1m": "42"}),
-    ])
+    answers = iter(
+        [
+            web.Response(status=429, headers={"Retry-After": "3"}, text="{}"),
+            web.Response(status=418, headers={"Retry-After": "120"}, text="{}"),
+            web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400),
+            web.json_response({"lastUpdateId": 1, "bids": [], "asks": []}, headers={"x-mbx-used-weight-1m": "42"}),
+        ]
+    )
 
     async def handler(_r: web.Request) -> web.Response:
         return next(answers)

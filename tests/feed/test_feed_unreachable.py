@@ -19,14 +19,29 @@ def _closed_port() -> int:
 def test_unreachable_venue_is_exit_4_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Connection refused for the whole run: the summary is still printed, then one error line, exit 4."""
     port = _closed_port()
-    code = main(["feed", "--venue", "spot", "--symbols", "BTCUSDT", "--base-url", f"ws://127.0.0.1:{port}",
-                 "--rest-url", f"http://127.0.0.1:{port}", "--duration", "1.5", "--no-status", "--json",
-                 "--sink", f"duckdb:{tmp_path / 't.duckdb'}"])
+    code = main(
+        [
+            "feed",
+            "--venue",
+            "spot",
+            "--symbols",
+            "BTCUSDT",
+            "--base-url",
+            f"ws://127.0.0.1:{port}",
+            "--rest-url",
+            f"http://127.0.0.1:{port}",
+            "--duration",
+            "1.5",
+            "--no-status",
+            "--json",
+            "--sink",
+            f"duckdb:{tmp_path / 't.duckdb'}",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 4
     assert '"connects": 0' in out and '"connect_failures": ' in out
     assert "never connected to ws://127.0.0.1:" in err and "nothing was received" in err
-
 
 
 async def test_a_book_that_never_syncs_is_exit_6_and_said(tmp_path: Path) -> None:
@@ -42,10 +57,30 @@ async def test_a_book_that_never_syncs_is_exit_6_and_said(tmp_path: Path) -> Non
         ep = sim.endpoint("futures")
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tickpath.cli.main", "feed", "--venue", "futures", "--symbols", "BTCUSDT",
-            "--channels", "l2,trades", "--base-url", ep.ws_url, "--rest-url", f"http://127.0.0.1:{_closed_port()}",
-            "--duration", "2", "--no-status", "--sink", f"duckdb:{tmp_path / 't.duckdb'}",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path)
+            sys.executable,
+            "-m",
+            "tickpath.cli.main",
+            "feed",
+            "--venue",
+            "futures",
+            "--symbols",
+            "BTCUSDT",
+            "--channels",
+            "l2,trades",
+            "--base-url",
+            ep.ws_url,
+            "--rest-url",
+            f"http://127.0.0.1:{_closed_port()}",
+            "--duration",
+            "2",
+            "--no-status",
+            "--sink",
+            f"duckdb:{tmp_path / 't.duckdb'}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
         async with asyncio.timeout(60):
             _out, err = await proc.communicate()
     text = err.decode()
@@ -70,10 +105,30 @@ async def test_a_closed_pipe_costs_the_jsonl_sink_only_and_is_exit_7(tmp_path: P
         ep = sim.endpoint("futures")
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tickpath.cli.main", "feed", "--venue", "futures", "--symbols", "BTCUSDT",
-            "--base-url", ep.ws_url, "--rest-url", ep.rest_url, "--duration", "3", "--no-status",
-            "--sink", "jsonl:-", "--sink", f"duckdb:{db}",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path)
+            sys.executable,
+            "-m",
+            "tickpath.cli.main",
+            "feed",
+            "--venue",
+            "futures",
+            "--symbols",
+            "BTCUSDT",
+            "--base-url",
+            ep.ws_url,
+            "--rest-url",
+            ep.rest_url,
+            "--duration",
+            "3",
+            "--no-status",
+            "--sink",
+            "jsonl:-",
+            "--sink",
+            f"duckdb:{db}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
         assert proc.stdout is not None and proc.stderr is not None
         async with asyncio.timeout(30):
             first = await proc.stdout.readline()

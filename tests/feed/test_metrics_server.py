@@ -24,8 +24,17 @@ async def test_a_metrics_port_in_use_is_a_config_error_not_a_traceback() -> None
 
 def test_sink_levels_are_gauges_and_counts_are_counters() -> None:
     """spool_pending and inflight go down as well as up: exported as gauges, the counts as counters."""
-    stats = {"nats": {"accepted": 10, "written": 7, "dropped": 0, "errors": 0, "spooled": 3, "spool_pending": 2,
-                      "inflight": 1}}
+    stats = {
+        "nats": {
+            "accepted": 10,
+            "written": 7,
+            "dropped": 0,
+            "errors": 0,
+            "spooled": 3,
+            "spool_pending": 2,
+            "inflight": 1,
+        }
+    }
 
     class Fixed(Collector):
         def collect(self):  # type: ignore[no-untyped-def]

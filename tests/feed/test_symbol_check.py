@@ -24,8 +24,9 @@ from tickpath.venues.binance.rest import ExchangeInfoApi, RestClient
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(SimConfig(venues=("spot", "futures"), symbols=("BTCUSDT", "ETHUSDT"), rate=50.0,
-                                   book_levels=50)) as s:
+    async with Simulator(
+        SimConfig(venues=("spot", "futures"), symbols=("BTCUSDT", "ETHUSDT"), rate=50.0, book_levels=50)
+    ) as s:
         yield s
 
 
@@ -60,9 +61,27 @@ async def test_feed_with_an_unlisted_symbol_is_exit_2_and_opens_no_store(sim: Si
     store = tmp_path / "t.duckdb"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tickpath.cli.main", "feed", "--venue", "spot", "--symbols", "BTCUSDT,FOOBAR",
-        "--base-url", ep.ws_url, "--rest-url", ep.rest_url, "--duration", "30", "--no-status",
-        "--sink", f"duckdb:{store}", stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path)
+        sys.executable,
+        "-m",
+        "tickpath.cli.main",
+        "feed",
+        "--venue",
+        "spot",
+        "--symbols",
+        "BTCUSDT,FOOBAR",
+        "--base-url",
+        ep.ws_url,
+        "--rest-url",
+        ep.rest_url,
+        "--duration",
+        "30",
+        "--no-status",
+        "--sink",
+        f"duckdb:{store}",
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
     async with asyncio.timeout(20):  # the duration is 30 s: ending sooner shows it stopped at the check
         _out, err = await proc.communicate()
     text = err.decode()
@@ -82,8 +101,9 @@ def _exchange_info_app(body: dict[str, object], status: int = 200) -> web.Applic
 
 async def test_a_listed_symbol_not_trading_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     """A listed symbol whose status is not TRADING (a delisting, a break) passes with a warning naming it."""
-    app = _exchange_info_app({"symbols": [{"symbol": "BTCUSDT", "status": "TRADING"},
-                                          {"symbol": "LUNAUSDT", "status": "SETTLING"}]})
+    app = _exchange_info_app(
+        {"symbols": [{"symbol": "BTCUSDT", "status": "TRADING"}, {"symbol": "LUNAUSDT", "status": "SETTLING"}]}
+    )
     async with serve_app(app) as url, RestClient("futures", url) as rest:
         with caplog.at_level(logging.WARNING, logger="tickpath.feed.symbols"):
             got = await check_symbols(rest, ["BTCUSDT", "LUNAUSDT"])
@@ -93,7 +113,8 @@ async def test_a_listed_symbol_not_trading_is_a_warning(caplog: pytest.LogCaptur
 
 @pytest.mark.parametrize("answer", ["unreachable", "http 500", "no symbols list"])
 async def test_a_check_that_cannot_be_made_is_a_warning_not_an_error(
-        answer: str, caplog: pytest.LogCaptureFixture) -> None:
+    answer: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """Venue unreachable, an error status, or an answer without a symbols list: the check says it was
     skipped and returns None, and the feed goes on (its reconnects and resyncs cope with the venue)."""
     async with contextlib.AsyncExitStack() as stack:
@@ -102,8 +123,10 @@ async def test_a_check_that_cannot_be_made_is_a_warning_not_an_error(
                 s.bind(("127.0.0.1", 0))
                 url = f"http://127.0.0.1:{s.getsockname()[1]}"
         else:
-            app = _exchange_info_app({"code": -1001, "msg": "Internal error"} if answer == "http 500"
-                                     else {"rateLimits": []}, status=500 if answer == "http 500" else 200)
+            app = _exchange_info_app(
+                {"code": -1001, "msg": "Internal error"} if answer == "http 500" else {"rateLimits": []},
+                status=500 if answer == "http 500" else 200,
+            )
             url = await stack.enter_async_context(serve_app(app))
         rest = await stack.enter_async_context(RestClient("futures", url))
         with caplog.at_level(logging.WARNING, logger="tickpath.feed.symbols"):

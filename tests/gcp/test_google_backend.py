@@ -54,8 +54,9 @@ def test_topic_already_exists_is_believed_only_after_reading_back() -> None:
 
 def test_subscription_writing_elsewhere_is_a_failure() -> None:
     """An existing subscription with another BigQuery table is reported, not accepted."""
-    sub = SimpleNamespace(topic="projects/tick-proj/topics/crypto.binance.l2",
-                          bigquery_config=SimpleNamespace(table="tick-proj.other.l2"))
+    sub = SimpleNamespace(
+        topic="projects/tick-proj/topics/crypto.binance.l2", bigquery_config=SimpleNamespace(table="tick-proj.other.l2")
+    )
     client = SimpleNamespace(get_subscription=lambda subscription: sub)
     with pytest.raises(InfraError, match=r"the plan says tick-proj\.market\.l2"):
         backend(subscriber=client).apply(STEPS["subscription:crypto.binance.l2.bigquery"])
@@ -68,18 +69,22 @@ def test_subscription_is_created_with_bigquery_config_and_dead_letter_policy() -
     def get_subscription(subscription: str) -> Any:
         raise gexc.NotFound(subscription)
 
-    client = SimpleNamespace(get_subscription=get_subscription,
-                             create_subscription=lambda request: made.append(request))
+    client = SimpleNamespace(
+        get_subscription=get_subscription, create_subscription=lambda request: made.append(request)
+    )
     assert backend(subscriber=client).apply(STEPS["subscription:crypto.binance.trades.bigquery"]) == "created"
     req = made[0]
     assert req["bigquery_config"]["table"] == "tick-proj.market.trades"
     assert req["bigquery_config"]["use_table_schema"] is True
-    assert req["dead_letter_policy"] == {"dead_letter_topic": "projects/tick-proj/topics/crypto.binance.dead-letter",
-                                         "max_delivery_attempts": 5}
+    assert req["dead_letter_policy"] == {
+        "dead_letter_topic": "projects/tick-proj/topics/crypto.binance.dead-letter",
+        "max_delivery_attempts": 5,
+    }
 
 
 def test_permission_denied_becomes_infra_error() -> None:
     """A Google PermissionDenied surfaces as InfraError naming the step."""
+
     def denied(**_kw: Any) -> Any:
         raise gexc.PermissionDenied("caller lacks pubsub.topics.get")
 
@@ -97,8 +102,9 @@ def test_truncate_refuses_tables_without_tickpath_label() -> None:
             raise gexc.NotFound(table_id)
         return SimpleNamespace(labels=labels[table_id])
 
-    bq = SimpleNamespace(get_table=get_table,
-                         query=lambda sql: queries.append(sql) or SimpleNamespace(result=lambda: None))
+    bq = SimpleNamespace(
+        get_table=get_table, query=lambda sql: queries.append(sql) or SimpleNamespace(result=lambda: None)
+    )
     b = backend(bq=bq)
     assert b.truncate("tick-proj.market.l2") == "updated"
     assert queries == ["TRUNCATE TABLE `tick-proj.market.l2`"]

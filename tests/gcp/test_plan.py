@@ -54,9 +54,13 @@ def test_plan_has_topics_dead_letter_tables_grants_and_subscriptions() -> None:
     by_kind: dict[str, list[Step]] = {}
     for s in steps:
         by_kind.setdefault(s.kind, []).append(s)
-    assert [s.name for s in by_kind["topic"]] == ["crypto.binance.trades", "crypto.binance.ticker",
-                                                  "crypto.binance.l2", "crypto.binance.session",
-                                                  "crypto.binance.dead-letter"]
+    assert [s.name for s in by_kind["topic"]] == [
+        "crypto.binance.trades",
+        "crypto.binance.ticker",
+        "crypto.binance.l2",
+        "crypto.binance.session",
+        "crypto.binance.dead-letter",
+    ]
     assert [s.name for s in by_kind["dataset"]] == ["tick-proj.market"]
     assert {s.name for s in by_kind["table"]} == {f"tick-proj.market.{t}" for t in TICKPATH_TABLES}
     (grant,) = by_kind["dataset_iam"]
@@ -133,8 +137,17 @@ def test_existing_resource_that_differs_is_not_masked() -> None:
 
 
 def _args(**kw: Any) -> argparse.Namespace:
-    base = dict(project="tick-proj", dataset="market", location="US", json=True, dry_run=False,
-                project_number=None, channels="trades,ticker,l2", max_delivery_attempts=5, yes=False)
+    base = dict(
+        project="tick-proj",
+        dataset="market",
+        location="US",
+        json=True,
+        dry_run=False,
+        project_number=None,
+        channels="trades,ticker,l2",
+        max_delivery_attempts=5,
+        yes=False,
+    )
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -177,16 +190,18 @@ def test_clear_yes_skips_the_question() -> None:
     assert len(backend.truncated) == len(TICKPATH_TABLES)
 
 
-@pytest.mark.parametrize("kw", [{"project": "Bad_Project"}, {"dataset": "bad-name"}, {"channels": ("book",)},
-                                {"max_delivery_attempts": 2}])
+@pytest.mark.parametrize(
+    "kw", [{"project": "Bad_Project"}, {"dataset": "bad-name"}, {"channels": ("book",)}, {"max_delivery_attempts": 2}]
+)
 def test_bad_config_is_a_config_error(kw: dict[str, Any]) -> None:
     """Invalid project ids, dataset names, channels and retry counts are rejected up front."""
     with pytest.raises(ConfigError):
         GcpConfig(**{"project": "tick-proj", **kw})
 
 
-def test_no_credentials_is_exit_8_with_how_to_log_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_credentials_is_exit_8_with_how_to_log_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`gcp setup` and `dq --bigquery` with no usable Application Default Credentials: one line naming
     the project and how to log in, exit 8 (an infrastructure problem), not 2 (bad arguments)."""
     from tickpath.cli.main import main

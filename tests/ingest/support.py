@@ -38,17 +38,47 @@ def make_events(n: int, *, session: str = "sess1", start_seq: int = 1) -> list[E
         channel = ("trades", "ticker", "l2")[kind]
         seq = seqs.get((channel, sym), start_seq - 1) + 1
         seqs[(channel, sym)] = seq
-        common = dict(session=session, venue="spot", symbol=sym, seq=seq, event_time_ms=1_700_000_000_000 + i,
-                      transaction_time_ms=1_700_000_000_000 + i, receipt_ns=1_700_000_000_000_000_000 + i)
+        common = dict(
+            session=session,
+            venue="spot",
+            symbol=sym,
+            seq=seq,
+            event_time_ms=1_700_000_000_000 + i,
+            transaction_time_ms=1_700_000_000_000 + i,
+            receipt_ns=1_700_000_000_000_000_000 + i,
+        )
         if kind == 0:
-            out.append(Trade(**common, trade_id=i, price=f"{100 + i % 7}.5", qty="0.01",  # type: ignore[arg-type]
-                             side="buy" if i % 2 else "sell"))
+            out.append(
+                Trade(
+                    **common,
+                    trade_id=i,
+                    price=f"{100 + i % 7}.5",
+                    qty="0.01",  # type: ignore[arg-type]
+                    side="buy" if i % 2 else "sell",
+                )
+            )
         elif kind == 1:
-            out.append(Ticker(**common, update_id=i, bid_price="99.9", bid_qty="1",  # type: ignore[arg-type]
-                              ask_price="100.1", ask_qty="2"))
+            out.append(
+                Ticker(
+                    **common,
+                    update_id=i,
+                    bid_price="99.9",
+                    bid_qty="1",  # type: ignore[arg-type]
+                    ask_price="100.1",
+                    ask_qty="2",
+                )
+            )
         else:
-            out.append(BookDelta(**common, first_update_id=i, final_update_id=i,  # type: ignore[arg-type]
-                                 prev_final_update_id=None, bids=[("99.9", "1")], asks=[("100.1", "0")]))
+            out.append(
+                BookDelta(
+                    **common,
+                    first_update_id=i,
+                    final_update_id=i,  # type: ignore[arg-type]
+                    prev_final_update_id=None,
+                    bids=[("99.9", "1")],
+                    asks=[("100.1", "0")],
+                )
+            )
     return out
 
 
@@ -64,7 +94,13 @@ async def nats_cluster(n: int = 1, **kw: Any) -> AsyncIterator[NatsCluster]:
 async def ingest_cli(*args: str) -> tuple[int, str, str]:
     """``tickpath ingest ARGS`` in a subprocess: (exit code, stdout, stderr)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tickpath.cli.main", "ingest", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "tickpath.cli.main",
+        "ingest",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode or 0, out.decode(), err.decode()

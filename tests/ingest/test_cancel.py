@@ -70,7 +70,6 @@ async def test_ingest_cancelled_at_random_points_always_stops_and_stores_each_ev
             assert run in done, f"attempt {attempt}: run_ingest ignored the cancel"
             assert run.cancelled(), f"attempt {attempt}: run_ingest returned instead of being cancelled"
         # Batches fetched but not committed when cancelled come back after ack_wait (1 s).
-        res = await run_ingest(IngestConfig(url, f"duckdb:{db}", **{**cfg, "fetch_timeout_s": 0.2},
-                                            idle_exit_s=2.5))
+        res = await run_ingest(IngestConfig(url, f"duckdb:{db}", **{**cfg, "fetch_timeout_s": 0.2}, idle_exit_s=2.5))
     _assert_exactly_once(db, events)
     assert res.rejected == 0

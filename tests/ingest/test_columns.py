@@ -35,8 +35,15 @@ def _hdr(value: bytes) -> bytes:
 
 
 def _common(symbol: str, seq: int, i: int) -> dict[str, Any]:
-    return dict(session="s1", venue="futures", symbol=symbol, seq=seq, event_time_ms=1_700_000_000_000 + i,
-                transaction_time_ms=None if i % 3 else 1_700_000_000_000 + i, receipt_ns=1_700_000_000_000_000_000 + i)
+    return dict(
+        session="s1",
+        venue="futures",
+        symbol=symbol,
+        seq=seq,
+        event_time_ms=1_700_000_000_000 + i,
+        transaction_time_ms=None if i % 3 else 1_700_000_000_000 + i,
+        receipt_ns=1_700_000_000_000_000_000 + i,
+    )
 
 
 def _book_events() -> list[Event]:
@@ -44,12 +51,27 @@ def _book_events() -> list[Event]:
     out: list[Event] = []
     for k, sym in enumerate(("BTCUSDT", "ETHUSDT")):
         seq = 1000 * (k + 1)
-        out.append(BookSnapshot(**_common(sym, seq, k), last_update_id=500, depth=20 if k else None,
-                                bids=[("100.0", "1.5"), ("99.9", "2")], asks=[("100.1", "0.3")]))
+        out.append(
+            BookSnapshot(
+                **_common(sym, seq, k),
+                last_update_id=500,
+                depth=20 if k else None,
+                bids=[("100.0", "1.5"), ("99.9", "2")],
+                asks=[("100.1", "0.3")],
+            )
+        )
         for j in range(1, 4):
-            out.append(BookDelta(**_common(sym, seq + j, j), first_update_id=500 + j, final_update_id=501 + j,
-                                 prev_final_update_id=None if k else 500 + j, depth=20 if k else None,
-                                 bids=[("100.0", "0")] if j % 2 else [], asks=[("100.2", "4")]))
+            out.append(
+                BookDelta(
+                    **_common(sym, seq + j, j),
+                    first_update_id=500 + j,
+                    final_update_id=501 + j,
+                    prev_final_update_id=None if k else 500 + j,
+                    depth=20 if k else None,
+                    bids=[("100.0", "0")] if j % 2 else [],
+                    asks=[("100.2", "4")],
+                )
+            )
         out.append(BookReset(**_common(sym, seq + 4, 4), reason="gap", last_good_update_id=None if k else 504))
     return out
 
@@ -58,10 +80,12 @@ def _mixed_batch(seed: int) -> tuple[list[bytes], list[bytes | None], list[Event
     """Payloads and headers of a shuffled mixed batch; per message its event (None if rejected) and publish_ns."""
     rng = random.Random(seed)
     events: list[Event | None] = [*make_events(60, session="s1"), *_book_events()]
-    events += [Trade(**_common("SOLUSDT", 7, 7), trade_id=9, first_trade_id=1, last_trade_id=9, price="1.5",
-                     qty="2", side="buy"),
-               Ticker(**_common("SOLUSDT", 8, 8), update_id=3, bid_price="1", bid_qty="2", ask_price="3",
-                      ask_qty="4")]
+    events += [
+        Trade(
+            **_common("SOLUSDT", 7, 7), trade_id=9, first_trade_id=1, last_trade_id=9, price="1.5", qty="2", side="buy"
+        ),
+        Ticker(**_common("SOLUSDT", 8, 8), update_id=3, bid_price="1", bid_qty="2", ask_price="3", ask_qty="4"),
+    ]
     events += [rng.choice([e for e in events if e is not None]) for _ in range(6)]  # duplicates
     events += [None] * 4  # rejected payloads
     rng.shuffle(events)
@@ -157,8 +181,10 @@ def test_session_rows_in_a_batch_are_returned_apart_and_the_events_unchanged(see
     start = SessionInfo(session="s1", venue="spot", started_ns=5, streams=["ethbtc@trade"], clock_offset_ns=7)
     end = SessionInfo(session="s1", venue="spot", started_ns=5, ended_ns=9, streams=["ethbtc@trade"])
     plain = decode_batch(payloads, heads)
-    mixed = decode_batch([encode_session(start), *payloads[:3], b"{", encode_session(end), *payloads[3:]],
-                         [None, *heads[:3], None, None, *heads[3:]])
+    mixed = decode_batch(
+        [encode_session(start), *payloads[:3], b"{", encode_session(end), *payloads[3:]],
+        [None, *heads[:3], None, None, *heads[3:]],
+    )
     assert mixed.sessions == [start, end]
     assert (mixed.rejected, mixed.duplicates) == (plain.rejected + 1, plain.duplicates)
     assert mixed.tables.keys() == plain.tables.keys()

@@ -61,8 +61,16 @@ async def _feed(nc: RecordingClient, data: bytes, cuts: list[int]) -> None:
 async def test_deliveries_statuses_and_pings_in_random_reads(seed: int) -> None:
     """Deliveries, a status, a PING and a foreign frame in random reads: each lands once, in order."""
     rng = random.Random(seed)
-    stream = b"".join([*(_delivery(i) for i in range(40)), _status(3), b"PING\r\n", _delivery(40),
-                       _delivery(99, sid=OTHER_SID), *(_delivery(i) for i in range(41, 60))])
+    stream = b"".join(
+        [
+            *(_delivery(i) for i in range(40)),
+            _status(3),
+            b"PING\r\n",
+            _delivery(40),
+            _delivery(99, sid=OTHER_SID),
+            *(_delivery(i) for i in range(41, 60)),
+        ]
+    )
     nc, puller, statuses = _puller()
     cuts = sorted(rng.sample(range(1, len(stream)), rng.randrange(1, 40)))
     await _feed(nc, stream, cuts)

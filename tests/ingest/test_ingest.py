@@ -30,7 +30,7 @@ async def _publish(url: str, events: list[Event], spool: Path, **opts: object) -
     sink = NatsSink.from_url(url, spool=str(spool), **{**FAST_SINK, **opts})  # type: ignore[arg-type]
     await sink.start()
     for i in range(0, len(events), 100):
-        await sink.write(events[i:i + 100])
+        await sink.write(events[i : i + 100])
     await sink.close()
     return sink
 
@@ -41,7 +41,8 @@ def _keys(db: Path) -> list[str]:
         rows = con.execute(
             "SELECT session, venue, 'trades', symbol, seq FROM trades UNION ALL "
             "SELECT session, venue, 'ticker', symbol, seq FROM tickers UNION ALL "
-            "SELECT session, venue, 'l2', symbol, seq FROM l2").fetchall()
+            "SELECT session, venue, 'l2', symbol, seq FROM l2"
+        ).fetchall()
     finally:
         con.close()
     return [f"{s}.{v}.{c}.{sym}.{q}" for s, v, c, sym, q in rows]
@@ -59,14 +60,17 @@ async def test_every_published_event_lands_once_with_latency_columns(tmp_path: P
     db = tmp_path / "ticks.duckdb"
     async with nats_cluster() as c:
         await _publish(c.client_urls[0], events, tmp_path / "spool")
-        res = await run_ingest(IngestConfig(c.client_urls[0], f"duckdb:{db}", batch=250, idle_exit_s=0.5,
-                                            fetch_timeout_s=0.2))
+        res = await run_ingest(
+            IngestConfig(c.client_urls[0], f"duckdb:{db}", batch=250, idle_exit_s=0.5, fetch_timeout_s=0.2)
+        )
     _assert_exactly_once(db, events)
     assert (res.messages, res.inserted, res.duplicates, res.rejected) == (450, 450, 0, 0)
     assert res.per_table == {"trades": 150, "tickers": 150, "l2": 150}
     con = duckdb.connect(str(db), read_only=True)
-    bad = con.execute("SELECT count(*) FROM trades WHERE publish_ns IS NULL OR ingest_ns IS NULL "
-                      "OR ingest_ns < publish_ns OR event_time_ms IS NULL OR receipt_ns IS NULL").fetchone()
+    bad = con.execute(
+        "SELECT count(*) FROM trades WHERE publish_ns IS NULL OR ingest_ns IS NULL "
+        "OR ingest_ns < publish_ns OR event_time_ms IS NULL OR receipt_ns IS NULL"
+    ).fetchone()
     con.close()
     assert bad == (0,)
     lat = res.as_dict()["latency"]
@@ -78,9 +82,18 @@ async def test_feed_session_rows_travel_with_the_events(tmp_path: Path, target: 
     """The feed's session row, sent at start and again at stop, reaches the ingested store beside the
     events: DuckDB keeps the final row, Parquet both; neither is counted as rejected."""
     events = make_events(120)
-    row = {"session": events[0].session, "venue": events[0].venue, "started_ns": 1, "ended_ns": None,
-           "symbols": ["BTCUSDT"], "channels": ["trades", "ticker", "l2"], "streams": ["btcusdt@depth@100ms"],
-           "depth": None, "clock_offset_ns": 37_000_000, "clock_offset_bound_ns": 400_000}
+    row = {
+        "session": events[0].session,
+        "venue": events[0].venue,
+        "started_ns": 1,
+        "ended_ns": None,
+        "symbols": ["BTCUSDT"],
+        "channels": ["trades", "ticker", "l2"],
+        "streams": ["btcusdt@depth@100ms"],
+        "depth": None,
+        "clock_offset_ns": 37_000_000,
+        "clock_offset_bound_ns": 400_000,
+    }
     dest = tmp_path / ("ticks.duckdb" if target == "duckdb" else "lake")
     async with nats_cluster() as c:
         sink = NatsSink.from_url(c.client_urls[0], spool=str(tmp_path / "spool"), **FAST_SINK)  # type: ignore[arg-type]
@@ -91,8 +104,9 @@ async def test_feed_session_rows_travel_with_the_events(tmp_path: Path, target: 
         await sink.write(events[60:])
         await sink.close()
         assert sink.stats.accepted == sink.stats.written == 120  # session rows stay out of the counts
-        res = await run_ingest(IngestConfig(c.client_urls[0], f"{target}:{dest}", batch=50, idle_exit_s=0.5,
-                                            fetch_timeout_s=0.2))
+        res = await run_ingest(
+            IngestConfig(c.client_urls[0], f"{target}:{dest}", batch=50, idle_exit_s=0.5, fetch_timeout_s=0.2)
+        )
     assert (res.messages, res.inserted, res.rejected, res.sessions) == (122, 120, 0, 2)
     con = duckdb.connect()
     if target == "duckdb":
@@ -100,8 +114,9 @@ async def test_feed_session_rows_travel_with_the_events(tmp_path: Path, target: 
         source = "s.feed_sessions"
     else:
         source = f"read_parquet('{dest}/feed_sessions/*.parquet')"
-    rows = con.execute(f"SELECT ended_ns, clock_offset_ns, streams FROM {source} "
-                       "ORDER BY ended_ns NULLS FIRST").fetchall()
+    rows = con.execute(
+        f"SELECT ended_ns, clock_offset_ns, streams FROM {source} ORDER BY ended_ns NULLS FIRST"
+    ).fetchall()
     con.close()
     final = (99, 37_000_000, ["btcusdt@depth@100ms"])
     assert rows == ([final] if target == "duckdb" else [(None, *final[1:]), final])
@@ -110,8 +125,9 @@ async def test_feed_session_rows_travel_with_the_events(tmp_path: Path, target: 
 class _CrashAfterCommit(DuckDBStore):
     """Commits the first batch, then dies before ``ingest`` can acknowledge it."""
 
-    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False,
-               sessions: Sequence[SessionInfo] = ()) -> dict[str, int]:
+    def commit(
+        self, batches: dict[str, pa.Table], *, unique: bool = False, sessions: Sequence[SessionInfo] = ()
+    ) -> dict[str, int]:
         out = super().commit(batches, unique=unique, sessions=sessions)
         raise RuntimeError("simulated crash between commit and ack")
         return out  # pragma: no cover
@@ -162,7 +178,7 @@ async def test_nats_killed_and_restarted_mid_stream_loses_and_duplicates_nothing
 
         chaos = asyncio.create_task(outage())
         for i in range(0, len(events), 50):
-            await sink.write(events[i:i + 50])
+            await sink.write(events[i : i + 50])
             await asyncio.sleep(0.002)
         await chaos
         await sink.close()
@@ -179,8 +195,9 @@ async def test_cluster_node_killed_mid_stream_with_replicas_3(tmp_path: Path) ->
     db = tmp_path / "ticks.duckdb"
     async with nats_cluster(3) as c:
         url = ",".join(u.removeprefix("nats://") for u in c.client_urls)
-        sink = NatsSink.from_url(f"nats://{url}?replicas=3", spool=str(tmp_path / "spool"),
-                                 max_inflight=200, **FAST_SINK)
+        sink = NatsSink.from_url(
+            f"nats://{url}?replicas=3", spool=str(tmp_path / "spool"), max_inflight=200, **FAST_SINK
+        )
         await sink.start()
 
         async def outage() -> None:
@@ -191,15 +208,18 @@ async def test_cluster_node_killed_mid_stream_with_replicas_3(tmp_path: Path) ->
 
         chaos = asyncio.create_task(outage())
         for i in range(0, len(events), 50):
-            await sink.write(events[i:i + 50])
+            await sink.write(events[i : i + 50])
             await asyncio.sleep(0.002)
         await chaos
         await sink.close()
         nc = await nats.connect(servers=c.client_urls)
         info = await nc.jetstream().stream_info("TICKPATH")
         await nc.close()
-        res = await run_ingest(IngestConfig(f"nats://{url}", f"duckdb:{db}", batch=500, idle_exit_s=0.5,
-                                            fetch_timeout_s=0.2, ack_wait_s=2.0))
+        res = await run_ingest(
+            IngestConfig(
+                f"nats://{url}", f"duckdb:{db}", batch=500, idle_exit_s=0.5, fetch_timeout_s=0.2, ack_wait_s=2.0
+            )
+        )
     assert info.config.num_replicas == 3
     assert sink.stats.dropped == 0 and sink.stats.extra["spool_pending"] == 0
     # Told apart: what the stream holds (publish side) and what ingest stored (consume side).
@@ -223,9 +243,16 @@ async def test_idle_exit_waits_for_deliveries_lost_in_flight(tmp_path: Path) -> 
         await _publish(url, events, tmp_path / "spool")
         nc = await nats.connect(url)
         js = nc.jetstream()
-        await js.add_consumer("TICKPATH", ConsumerConfig(
-            durable_name="tickpath-ingest", ack_policy=AckPolicy.EXPLICIT, filter_subject="tickpath.>",
-            ack_wait=1.5, max_ack_pending=50_000))
+        await js.add_consumer(
+            "TICKPATH",
+            ConsumerConfig(
+                durable_name="tickpath-ingest",
+                ack_policy=AckPolicy.EXPLICIT,
+                filter_subject="tickpath.>",
+                ack_wait=1.5,
+                max_ack_pending=50_000,
+            ),
+        )
         lost = await js.pull_subscribe_bind("tickpath-ingest", "TICKPATH")
         taken = await lost.fetch(20, timeout=2)  # delivered to a client that never acknowledges them
         await nc.close()
@@ -255,8 +282,9 @@ async def test_ingest_into_parquet(tmp_path: Path) -> None:
     out = tmp_path / "pq"
     async with nats_cluster() as c:
         await _publish(c.client_urls[0], events, tmp_path / "spool")
-        res = await run_ingest(IngestConfig(c.client_urls[0], f"parquet:{out}", batch=100, idle_exit_s=0.5,
-                                            fetch_timeout_s=0.2))
+        res = await run_ingest(
+            IngestConfig(c.client_urls[0], f"parquet:{out}", batch=100, idle_exit_s=0.5, fetch_timeout_s=0.2)
+        )
     store = ParquetStore(out)
     assert sum(store.count(t) for t in ("trades", "tickers", "l2")) == 300 == res.inserted
     assert not list(out.rglob("*.tmp"))

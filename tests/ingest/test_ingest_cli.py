@@ -32,8 +32,17 @@ async def test_json_summary_reports_counts_and_latency(tmp_path: Path) -> None:
         await sink.start()
         await sink.write(make_events(120))
         await sink.close()
-        rc, out, err = await ingest_cli("--from", c.client_urls[0], "--to", f"duckdb:{tmp_path / 'b.duckdb'}",
-                                  "--idle-exit", "0.3", "--fetch-timeout", "0.2", "--json")
+        rc, out, err = await ingest_cli(
+            "--from",
+            c.client_urls[0],
+            "--to",
+            f"duckdb:{tmp_path / 'b.duckdb'}",
+            "--idle-exit",
+            "0.3",
+            "--fetch-timeout",
+            "0.2",
+            "--json",
+        )
     assert rc == 0, err
     d = json.loads(out)
     assert d["messages"] == 120 and d["inserted"] == 120 and d["duplicates"] == 0
@@ -42,8 +51,7 @@ async def test_json_summary_reports_counts_and_latency(tmp_path: Path) -> None:
 
 def test_unreachable_server_exits_4(capsys: pytest.CaptureFixture[str]) -> None:
     """No NATS at the address: exit code 4 (connection failed) and a one-line error, no traceback."""
-    rc = main(["ingest", "--from", "nats://127.0.0.1:1?stream=X", "--to", "duckdb::memory:",
-               "--connect-timeout", "1"])
+    rc = main(["ingest", "--from", "nats://127.0.0.1:1?stream=X", "--to", "duckdb::memory:", "--connect-timeout", "1"])
     err = capsys.readouterr().err
     assert rc == 4
     assert "cannot connect to NATS" in err and "Traceback" not in err

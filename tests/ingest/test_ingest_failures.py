@@ -21,12 +21,20 @@ from tickpath.ingest import IngestConfig, IngestResult, run_ingest
 
 # -- option checks (no server needed: refused before connecting) ---------------------------------
 
-@pytest.mark.parametrize(("option", "value"), [
-    ("--ack-wait", "-5"), ("--ack-wait", "0"), ("--connect-timeout", "0"), ("--connect-timeout", "-1"),
-    ("--fetch-timeout", "inf"),
-])
-def test_non_positive_durations_exit_2_naming_the_option(option: str, value: str, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--ack-wait", "-5"),
+        ("--ack-wait", "0"),
+        ("--connect-timeout", "0"),
+        ("--connect-timeout", "-1"),
+        ("--fetch-timeout", "inf"),
+    ],
+)
+def test_non_positive_durations_exit_2_naming_the_option(
+    option: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A zero, negative or infinite duration is a config error (exit 2) naming the option."""
     db = tmp_path / "x.duckdb"
     rc = main(["ingest", "--from", "nats://127.0.0.1:1", "--to", f"duckdb:{db}", option, value])
@@ -45,6 +53,7 @@ def test_credentials_are_passed_as_options_not_in_server_urls() -> None:
 
 
 # -- the source is checked before the target is created ------------------------------------------
+
 
 def test_unreachable_server_leaves_no_target_and_no_directory(tmp_path: Path) -> None:
     """Connection refused (exit 4) creates neither the DuckDB file nor its missing parent directory."""
@@ -101,12 +110,14 @@ async def test_a_run_ending_before_its_first_commit_removes_only_what_it_created
 
 # -- no JetStream, refused credentials ----------------------------------------------------------
 
+
 @pytest.mark.integration
 async def test_server_without_jetstream_is_one_line_exit_4(tmp_path: Path) -> None:
     """No JetStream on the server: one line saying so (exit 4), no traceback, no file left."""
     async with nats_cluster(jetstream=False) as c:
-        rc, _, err = await ingest_cli("--from", c.client_urls[0], "--to", f"duckdb:{tmp_path / 'x.duckdb'}",
-                                "--idle-exit", "1")
+        rc, _, err = await ingest_cli(
+            "--from", c.client_urls[0], "--to", f"duckdb:{tmp_path / 'x.duckdb'}", "--idle-exit", "1"
+        )
     assert rc == 4, err
     assert "JetStream is not enabled" in err and "-js" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -133,6 +144,7 @@ async def test_refused_login_says_so_and_good_login_reaches_jetstream_check(tmp_
 
 # -- a server that goes away ---------------------------------------------------------------------
 
+
 @pytest.mark.integration
 async def test_idle_exit_gives_up_on_a_lost_server_and_keeps_committed_rows(tmp_path: Path) -> None:
     """With --idle-exit, a killed server ends the run with ConnectionFailedError (not a hang); the
@@ -147,9 +159,14 @@ async def test_idle_exit_gives_up_on_a_lost_server_and_keeps_committed_rows(tmp_
             if r.inserted == len(events):
                 committed.set()
 
-        run = asyncio.create_task(run_ingest(
-            IngestConfig(c.client_urls[0], f"duckdb:{db}", idle_exit_s=1.0, connect_timeout_s=1.0,
-                         fetch_timeout_s=0.2), progress=on_commit))
+        run = asyncio.create_task(
+            run_ingest(
+                IngestConfig(
+                    c.client_urls[0], f"duckdb:{db}", idle_exit_s=1.0, connect_timeout_s=1.0, fetch_timeout_s=0.2
+                ),
+                progress=on_commit,
+            )
+        )
         # Kill while the run is still inside its idle wait (1 s), so only the lost server can end it.
         await asyncio.wait_for(committed.wait(), 30)
         await c.kill(0)
@@ -158,14 +175,16 @@ async def test_idle_exit_gives_up_on_a_lost_server_and_keeps_committed_rows(tmp_
             await asyncio.wait_for(run, 30)
     con = duckdb.connect(str(db), read_only=True)
     try:
-        row = con.execute("SELECT (SELECT count(*) FROM trades) + (SELECT count(*) FROM tickers) "
-                          "+ (SELECT count(*) FROM l2)").fetchone()
+        row = con.execute(
+            "SELECT (SELECT count(*) FROM trades) + (SELECT count(*) FROM tickers) + (SELECT count(*) FROM l2)"
+        ).fetchone()
     finally:
         con.close()
     assert row is not None and row[0] == len(events)
 
 
 # -- progress follows commits --------------------------------------------------------------------
+
 
 @pytest.mark.integration
 @pytest.mark.parametrize("batch", [5000, 200])
@@ -175,9 +194,12 @@ async def test_progress_reports_every_commit_including_the_last(batch: int, tmp_
     seen: list[int] = []
     async with nats_cluster(jetstream=True) as c:
         await _publish(c.client_urls[0], events, tmp_path / "spool")
-        await run_ingest(IngestConfig(c.client_urls[0], f"duckdb:{tmp_path / 'p.duckdb'}", batch=batch,
-                                      idle_exit_s=0.3, fetch_timeout_s=0.2),
-                         progress=lambda r: seen.append(r.messages))
+        await run_ingest(
+            IngestConfig(
+                c.client_urls[0], f"duckdb:{tmp_path / 'p.duckdb'}", batch=batch, idle_exit_s=0.3, fetch_timeout_s=0.2
+            ),
+            progress=lambda r: seen.append(r.messages),
+        )
     assert seen and seen[-1] == len(events)
     assert seen == sorted(seen) and seen[0] > 0
 
@@ -187,12 +209,20 @@ async def test_explicit_progress_without_a_terminal_prints_plain_lines(tmp_path:
     """--progress with stderr not a terminal prints plain progress lines, ending at the final count."""
     async with nats_cluster(jetstream=True) as c:
         await _publish(c.client_urls[0], make_events(120), tmp_path / "spool")
-        rc, _, err = await ingest_cli("--from", c.client_urls[0], "--to", f"duckdb:{tmp_path / 'p.duckdb'}",
-                                "--idle-exit", "0.3", "--fetch-timeout", "0.2", "--progress")
+        rc, _, err = await ingest_cli(
+            "--from",
+            c.client_urls[0],
+            "--to",
+            f"duckdb:{tmp_path / 'p.duckdb'}",
+            "--idle-exit",
+            "0.3",
+            "--fetch-timeout",
+            "0.2",
+            "--progress",
+        )
     assert rc == 0, err
     lines = [ln for ln in err.splitlines() if ln.startswith("ingest: ")]
     assert lines and lines[-1].startswith("ingest: 120 messages, 120 inserted")
-
 
 
 @pytest.mark.integration
@@ -202,8 +232,7 @@ async def test_a_consumer_the_server_refuses_is_a_config_error(tmp_path: Path) -
     async with nats_cluster(jetstream=True) as c:
         await _publish(c.client_urls[0], make_events(3), tmp_path / "spool")
         with pytest.raises(ConfigError, match="refused JetStream consumer"):
-            await run_ingest(IngestConfig(f"{c.client_urls[0]}?prefix=elsewhere",
-                                          f"duckdb:{tmp_path / 'x.duckdb'}"))
+            await run_ingest(IngestConfig(f"{c.client_urls[0]}?prefix=elsewhere", f"duckdb:{tmp_path / 'x.duckdb'}"))
     assert not (tmp_path / "x.duckdb").exists()
 
 
@@ -222,9 +251,18 @@ async def test_json_run_interrupted_before_any_batch_still_prints_its_summary(tm
         await nc.jetstream().add_stream(name="EMPTY", subjects=["empty.>"])
         await nc.close()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tickpath.cli.main", "ingest", "--from",
-            f"{c.client_urls[0]}?stream=EMPTY&prefix=empty", "--to", f"duckdb:{tmp_path / 'i.duckdb'}", "--json",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "tickpath.cli.main",
+            "ingest",
+            "--from",
+            f"{c.client_urls[0]}?stream=EMPTY&prefix=empty",
+            "--to",
+            f"duckdb:{tmp_path / 'i.duckdb'}",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         assert proc.stderr is not None
         await asyncio.sleep(3.0)  # connected and pulling (an empty stream: no batch will come)
         proc.send_signal(signal.SIGINT)

@@ -24,10 +24,13 @@ def test_runs_of_finds_maximal_runs_in_any_order_with_repeats() -> None:
 def _keys(db: Path) -> list[tuple[str, str, str, str, int]]:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return sorted(con.execute(
-            "SELECT 'trades', session, venue, symbol, seq FROM trades UNION ALL "
-            "SELECT 'tickers', session, venue, symbol, seq FROM tickers UNION ALL "
-            "SELECT 'l2', session, venue, symbol, seq FROM l2").fetchall())
+        return sorted(
+            con.execute(
+                "SELECT 'trades', session, venue, symbol, seq FROM trades UNION ALL "
+                "SELECT 'tickers', session, venue, symbol, seq FROM tickers UNION ALL "
+                "SELECT 'l2', session, venue, symbol, seq FROM l2"
+            ).fetchall()
+        )
     finally:
         con.close()
 
@@ -42,7 +45,7 @@ def test_random_overlapping_batches_store_each_key_once(tmp_path: Path, seed: in
     expected: set[tuple[str, str, str, str, int]] = set()
     for step in range(25):
         lo = rng.randrange(len(events))
-        chunk = events[lo:lo + rng.randrange(1, 120)]
+        chunk = events[lo : lo + rng.randrange(1, 120)]
         chunk = [e for e in chunk if rng.random() > 0.2]  # gaps inside a batch
         if not chunk:
             continue

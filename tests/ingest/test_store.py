@@ -65,10 +65,10 @@ def test_store_survives_reopen(tmp_path: Path) -> None:
     assert sum(s2.commit(_batches(events)).values()) == 0
 
 
-@pytest.mark.parametrize("target, kind", [("duckdb:x.duckdb", DuckDBStore), ("parquet:out", ParquetStore),
-                                          ("plain.duckdb", DuckDBStore)])
-def test_open_store_parses_targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str,
-                                   kind: type) -> None:
+@pytest.mark.parametrize(
+    "target, kind", [("duckdb:x.duckdb", DuckDBStore), ("parquet:out", ParquetStore), ("plain.duckdb", DuckDBStore)]
+)
+def test_open_store_parses_targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, kind: type) -> None:
     """duckdb:PATH and parquet:DIR select the store."""
     monkeypatch.chdir(tmp_path)
     assert isinstance(open_store(target), kind)

@@ -85,10 +85,14 @@ def test_series_clamped_for_another_cause_get_their_own_warning() -> None:
     low.record_many([-5_000, 10_000])
     clean = LatencyRecorder()
     clean.record_many([10_000, 20_000])
-    methods = {"stream": {"summary": clean.summary().to_dict(),
-                          "per_type": {"depth": {"E": {"raw": low.summary().to_dict(),
-                                                       "corrected": clean.summary().to_dict()}}}}}
+    methods = {
+        "stream": {
+            "summary": clean.summary().to_dict(),
+            "per_type": {"depth": {"E": {"raw": low.summary().to_dict(), "corrected": clean.summary().to_dict()}}},
+        }
+    }
     assert sample_warnings(methods) == [
         "stream series depth.E raw: samples were outside the recorder's 1 ns to 1 hour range and clamped to "
         "1 ns: negative one-way delays, i.e. the local clock is behind the exchange's by more than the "
-        "latency; use the clock-corrected figures"]
+        "latency; use the clock-corrected figures"
+    ]

@@ -46,16 +46,49 @@ def threaded_venue() -> Iterator[LocalVenue]:
 
 
 def _args(v: LocalVenue, *extra: str) -> list[str]:
-    return ["probe", "--rest-url", v.rest_url, "--ws-url", v.ws_url, "--samples", "8", "--warmup", "1",
-            "--rate", "40", "--offset-samples", "5", "--stream-seconds", "0.3", "--no-imds", *extra]
+    return [
+        "probe",
+        "--rest-url",
+        v.rest_url,
+        "--ws-url",
+        v.ws_url,
+        "--samples",
+        "8",
+        "--warmup",
+        "1",
+        "--rate",
+        "40",
+        "--offset-samples",
+        "5",
+        "--stream-seconds",
+        "0.3",
+        "--no-imds",
+        *extra,
+    ]
 
 
-def test_json_csv_and_hgrm_outputs(threaded_venue: LocalVenue, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_csv_and_hgrm_outputs(
+    threaded_venue: LocalVenue, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--json prints the schema'd result; -o, --csv and --hgrm-dir write files that read back."""
     out = tmp_path / "r.json"
-    code = cli_main(_args(threaded_venue, "-m", "tcp,rest", "-m", "ws", "--json", "-q", "-o", str(out),
-                          "--csv", str(tmp_path / "r.csv"), "--hgrm-dir", str(tmp_path / "h")))
+    code = cli_main(
+        _args(
+            threaded_venue,
+            "-m",
+            "tcp,rest",
+            "-m",
+            "ws",
+            "--json",
+            "-q",
+            "-o",
+            str(out),
+            "--csv",
+            str(tmp_path / "r.csv"),
+            "--hgrm-dir",
+            str(tmp_path / "h"),
+        )
+    )
     printed = json.loads(capsys.readouterr().out)
     assert code == 0
     assert printed["schema"] == "tickpath.probe/1" and printed == json.loads(out.read_text())
@@ -81,9 +114,27 @@ def test_bad_arguments_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) 
 def test_failure_still_writes_partial_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A refused port exits non-zero, and the JSON file holds what was measured and the errors."""
     out = tmp_path / "r.json"
-    code = cli_main(["probe", "--rest-url", "http://127.0.0.1:1", "--ws-url", "ws://127.0.0.1:1", "-m",
-                     "dns,tcp,ws", "--samples", "3", "--warmup", "0", "--rate", "100", "--no-imds", "-q",
-                     "-o", str(out)])
+    code = cli_main(
+        [
+            "probe",
+            "--rest-url",
+            "http://127.0.0.1:1",
+            "--ws-url",
+            "ws://127.0.0.1:1",
+            "-m",
+            "dns,tcp,ws",
+            "--samples",
+            "3",
+            "--warmup",
+            "0",
+            "--rate",
+            "100",
+            "--no-imds",
+            "-q",
+            "-o",
+            str(out),
+        ]
+    )
     data = json.loads(out.read_text())
     assert code == 4
     assert data["methods"]["dns"]["summary"]["count"] >= 1

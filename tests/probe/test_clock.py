@@ -54,8 +54,9 @@ def test_stream_result_groups_by_type_and_field_and_counts_oddities() -> None:
     r = StreamResult("1.2.3.4", {"btcusdt@depth@100ms": "depth", "btcusdt@aggTrade": "aggTrade"})
     wall = 1_700_000_000_010 * MS
     r.on_message(orjson.dumps({"stream": "btcusdt@depth@100ms", "data": {"E": 1_700_000_000_000}}), wall)
-    r.on_message(orjson.dumps({"stream": "btcusdt@aggTrade", "data": {"E": 1_700_000_000_005,
-                                                                      "T": 1_700_000_000_004}}), wall)
+    r.on_message(
+        orjson.dumps({"stream": "btcusdt@aggTrade", "data": {"E": 1_700_000_000_005, "T": 1_700_000_000_004}}), wall
+    )
     r.on_message(orjson.dumps({"result": None, "id": 1}), wall)
     r.on_message(b"not json", wall)
     assert r.series[("depth", "E")].raw_ns == [10 * MS - MS // 2]
@@ -65,8 +66,10 @@ def test_stream_result_groups_by_type_and_field_and_counts_oddities() -> None:
 
 def test_chrony_tracking_csv_is_parsed() -> None:
     """chronyc -c tracking output becomes typed fields: source, stratum, offset."""
-    line = ("A9FEA97B,169.254.169.123,3,1763800000.123456789,-0.000001234,0.000000567,0.000001000,"
-            "-12.345,0.001,0.020,0.000345,0.000123,16.1,Normal\n")
+    line = (
+        "A9FEA97B,169.254.169.123,3,1763800000.123456789,-0.000001234,0.000000567,0.000001000,"
+        "-12.345,0.001,0.020,0.000345,0.000123,16.1,Normal\n"
+    )
     t = parse_chrony_tracking(line)
     assert t["source"] == "169.254.169.123" and t["stratum"] == 3
     assert t["system_offset_s"] == pytest.approx(-1.234e-6) and t["leap_status"] == "Normal"
@@ -89,9 +92,13 @@ def test_ptp_and_clocksource_from_a_fake_sys_root(tmp_path: Path) -> None:
 @pytest.fixture
 async def fake_imds() -> AsyncIterator[str]:
     """An IMDSv2-shaped server: a token from PUT is required for every metadata GET."""
-    meta = {"instance-id": "i-0abc", "instance-type": "c7gn.large",
-            "placement/availability-zone": "ap-northeast-1a",
-            "placement/availability-zone-id": "apne1-az4", "placement/region": "ap-northeast-1"}
+    meta = {
+        "instance-id": "i-0abc",
+        "instance-type": "c7gn.large",
+        "placement/availability-zone": "ap-northeast-1a",
+        "placement/availability-zone-id": "apne1-az4",
+        "placement/region": "ap-northeast-1",
+    }
 
     async def token(request: web.Request) -> web.Response:
         assert request.headers["X-aws-ec2-metadata-token-ttl-seconds"]
@@ -112,9 +119,13 @@ async def fake_imds() -> AsyncIterator[str]:
 async def test_ec2_metadata_via_imdsv2(fake_imds: str) -> None:
     """Instance id, type, AZ name and AZ ID come from IMDSv2 with a session token; no token is kept."""
     meta = await ec2_metadata(fake_imds, timeout=1.0)
-    assert meta == {"instance_id": "i-0abc", "instance_type": "c7gn.large",
-                    "availability_zone": "ap-northeast-1a", "availability_zone_id": "apne1-az4",
-                    "region": "ap-northeast-1"}
+    assert meta == {
+        "instance_id": "i-0abc",
+        "instance_type": "c7gn.large",
+        "availability_zone": "ap-northeast-1a",
+        "availability_zone_id": "apne1-az4",
+        "region": "ap-northeast-1",
+    }
     assert "TOKEN123" not in str(meta)
 
 

@@ -38,10 +38,20 @@ def test_host_and_url_overrides() -> None:
     assert cfg.ws_endpoint().path == "/base"
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"rate": 0}, {"samples": 0}, {"duration": -1.0}, {"warmup": -1}, {"timeout": 0},
-    {"venue": "coinbase"}, {"symbol": "BTC/USDT"}, {"rest_url": "ftp://x"}, {"ws_url": "http://x"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"rate": 0},
+        {"samples": 0},
+        {"duration": -1.0},
+        {"warmup": -1},
+        {"timeout": 0},
+        {"venue": "coinbase"},
+        {"symbol": "BTC/USDT"},
+        {"rest_url": "ftp://x"},
+        {"ws_url": "http://x"},
+    ],
+)
 def test_bad_values_are_config_errors(kwargs: dict[str, object]) -> None:
     """Every bad setting is a ConfigError with a message, never a bare exception."""
     with pytest.raises(ConfigError):

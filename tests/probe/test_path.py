@@ -37,8 +37,17 @@ def test_traceroute_hops_parse_addresses_rtts_and_losses() -> None:
 def test_mtr_json_hops_parse_with_unknown_host_as_none() -> None:
     """MTR hubs become hops with loss and RTT stats; '???' becomes host None."""
     hops = parse_mtr_json(MTR)
-    assert hops[0] == {"hop": 1, "host": "10.0.0.1", "loss_pct": 0.0, "sent": 10, "last_ms": 0.4,
-                       "avg_ms": 0.41, "best_ms": 0.37, "worst_ms": 0.52, "stdev_ms": 0.04}
+    assert hops[0] == {
+        "hop": 1,
+        "host": "10.0.0.1",
+        "loss_pct": 0.0,
+        "sent": 10,
+        "last_ms": 0.4,
+        "avg_ms": 0.41,
+        "best_ms": 0.37,
+        "worst_ms": 0.52,
+        "stdev_ms": 0.04,
+    }
     assert hops[1]["host"] is None and hops[1]["loss_pct"] == 100.0
 
 
@@ -83,8 +92,15 @@ async def test_path_method_in_a_probe_run() -> None:
 
     if shutil.which("traceroute") is None:
         pytest.skip("traceroute is not installed (apt-get install traceroute)")
-    cfg = ProbeConfig(methods=("path",), rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1",
-                      path_max_hops=3, path_queries=1, imds=False, chrony=False)
+    cfg = ProbeConfig(
+        methods=("path",),
+        rest_url="http://127.0.0.1:1",
+        ws_url="ws://127.0.0.1:1",
+        path_max_hops=3,
+        path_queries=1,
+        imds=False,
+        chrony=False,
+    )
     result = await run_probe(cfg)
     path = result.to_dict()["methods"]["path"]
     assert path["destination"] == "127.0.0.1"

@@ -13,32 +13,35 @@ from tickpath.probe import ProbeConfig
 _LOCAL = ["--rest-url", "http://127.0.0.1:1", "--ws-url", "ws://127.0.0.1:1", "--no-imds", "-q"]
 
 
-@pytest.mark.parametrize(("argv", "option"), [
-    (["-m", "tcp", "--port", "99999"], "--port"),
-    (["-m", "tcp", "--port", "0"], "--port"),
-    (["-m", "tcp", "--port", "-5"], "--port"),
-    (["-m", "tcp", "--max-ips", "0"], "--max-ips"),
-    (["-m", "tcp", "--max-ips", "-1"], "--max-ips"),
-    (["-m", "stream", "--stream-seconds", "0"], "--stream-seconds"),
-    (["-m", "stream", "--stream-seconds", "-1"], "--stream-seconds"),
-    (["-m", "stream", "--stream-seconds", "nan"], "--stream-seconds"),
-    (["-m", "stream", "--stream-seconds", "inf"], "--stream-seconds"),
-    (["-m", "tcp", "--samples", "0"], "--samples"),
-    (["-m", "tcp", "--samples", "-3"], "--samples"),
-    (["-m", "tcp", "--rate", "nan"], "--rate"),
-    (["-m", "tcp", "--rate", "inf"], "--rate"),
-    (["-m", "tcp", "--rate", "-1"], "--rate"),
-    (["-m", "tcp", "--rate", "1e9"], "--rate"),
-    (["-m", "tcp", "--duration", "0"], "--duration"),
-    (["-m", "tcp", "--duration", "nan"], "--duration"),
-    (["-m", "tcp", "--duration", "inf"], "--duration"),
-    (["-m", "tcp", "--duration", "1e7"], "--duration"),
-    (["-m", "tcp", "--warmup", "-1"], "--warmup"),
-    (["-m", "tcp", "--timeout", "0"], "--timeout"),
-    (["-m", "tcp", "--timeout", "nan"], "--timeout"),
-    (["-m", "tcp", "--timeout", "inf"], "--timeout"),
-    (["-m", "rest", "--offset-samples", "0"], "--offset-samples"),
-])
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["-m", "tcp", "--port", "99999"], "--port"),
+        (["-m", "tcp", "--port", "0"], "--port"),
+        (["-m", "tcp", "--port", "-5"], "--port"),
+        (["-m", "tcp", "--max-ips", "0"], "--max-ips"),
+        (["-m", "tcp", "--max-ips", "-1"], "--max-ips"),
+        (["-m", "stream", "--stream-seconds", "0"], "--stream-seconds"),
+        (["-m", "stream", "--stream-seconds", "-1"], "--stream-seconds"),
+        (["-m", "stream", "--stream-seconds", "nan"], "--stream-seconds"),
+        (["-m", "stream", "--stream-seconds", "inf"], "--stream-seconds"),
+        (["-m", "tcp", "--samples", "0"], "--samples"),
+        (["-m", "tcp", "--samples", "-3"], "--samples"),
+        (["-m", "tcp", "--rate", "nan"], "--rate"),
+        (["-m", "tcp", "--rate", "inf"], "--rate"),
+        (["-m", "tcp", "--rate", "-1"], "--rate"),
+        (["-m", "tcp", "--rate", "1e9"], "--rate"),
+        (["-m", "tcp", "--duration", "0"], "--duration"),
+        (["-m", "tcp", "--duration", "nan"], "--duration"),
+        (["-m", "tcp", "--duration", "inf"], "--duration"),
+        (["-m", "tcp", "--duration", "1e7"], "--duration"),
+        (["-m", "tcp", "--warmup", "-1"], "--warmup"),
+        (["-m", "tcp", "--timeout", "0"], "--timeout"),
+        (["-m", "tcp", "--timeout", "nan"], "--timeout"),
+        (["-m", "tcp", "--timeout", "inf"], "--timeout"),
+        (["-m", "rest", "--offset-samples", "0"], "--offset-samples"),
+    ],
+)
 def test_bad_number_exits_2_naming_the_option(argv: list[str], option: str, capsys: pytest.CaptureFixture[str]) -> None:
     """A bad value exits 2 before any probing, with one line naming the option and no traceback."""
     assert cli_main(["probe", *argv, *_LOCAL]) == 2

@@ -70,10 +70,34 @@ async def test_signal_mid_run_writes_partial_results(
     csv_path, hgrm = tmp_path / "p.csv", tmp_path / "hgrm"
     ep = sim.endpoint("futures")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _CLI, "probe", "-m", "dns,tcp,ws,stream", "--rest-url", ep.rest_url, "--ws-url",
-        ep.ws_url, "--port", str(counting_port.port), "--warmup", "0", "--rate", "200", "--samples", "100000",
-        "--no-imds", "-q", "--json", "--csv", str(csv_path), "--hgrm-dir", str(hgrm),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-c",
+        _CLI,
+        "probe",
+        "-m",
+        "dns,tcp,ws,stream",
+        "--rest-url",
+        ep.rest_url,
+        "--ws-url",
+        ep.ws_url,
+        "--port",
+        str(counting_port.port),
+        "--warmup",
+        "0",
+        "--rate",
+        "200",
+        "--samples",
+        "100000",
+        "--no-imds",
+        "-q",
+        "--json",
+        "--csv",
+        str(csv_path),
+        "--hgrm-dir",
+        str(hgrm),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         await _wait_for(lambda: counting_port.accepted >= _CONNECTS_BEFORE_SIGNAL, 60, "the tcp method to run")
         proc.send_signal(sig)
@@ -103,9 +127,18 @@ async def test_cancel_keeps_finished_methods_in_library_result(sim: Simulator, c
     """Cancelling a ProbeRun leaves run.result with the finished dns figures, the tcp samples taken so far
     and an interrupted entry first in errors (exit code 130)."""
     ep = sim.endpoint("futures")
-    cfg = ProbeConfig(venue="futures", methods=("dns", "tcp", "ws"), rest_url=ep.rest_url, ws_url=ep.ws_url,
-                      tcp_ports=(counting_port.port,), samples=100_000, warmup=0, rate=200.0, imds=False,
-                      chrony=False)
+    cfg = ProbeConfig(
+        venue="futures",
+        methods=("dns", "tcp", "ws"),
+        rest_url=ep.rest_url,
+        ws_url=ep.ws_url,
+        tcp_ports=(counting_port.port,),
+        samples=100_000,
+        warmup=0,
+        rate=200.0,
+        imds=False,
+        chrony=False,
+    )
     probe = ProbeRun(cfg)
     task = asyncio.ensure_future(probe.run())
     await _wait_for(lambda: counting_port.accepted >= _CONNECTS_BEFORE_SIGNAL, 30, "the tcp method to run")
@@ -124,12 +157,21 @@ async def test_cancel_during_the_stream_capture_keeps_what_arrived(sim: Simulato
     """Cancelled mid-capture, the stream method keeps the messages that arrived (figures, seconds run,
     an interrupted note) instead of losing them all: the capture fills a result the runner owns."""
     ep = sim.endpoint("futures")
-    cfg = ProbeConfig(venue="futures", methods=("stream",), rest_url=ep.rest_url, ws_url=ep.ws_url,
-                      stream_duration=60.0, offset_samples=3, imds=False, chrony=False)
+    cfg = ProbeConfig(
+        venue="futures",
+        methods=("stream",),
+        rest_url=ep.rest_url,
+        ws_url=ep.ws_url,
+        stream_duration=60.0,
+        offset_samples=3,
+        imds=False,
+        chrony=False,
+    )
     probe = ProbeRun(cfg)
     task = asyncio.ensure_future(probe.run())
-    await _wait_for(lambda: probe.result.stream is not None and probe.result.stream.messages >= 20, 30,
-                    "stream messages to arrive")
+    await _wait_for(
+        lambda: probe.result.stream is not None and probe.result.stream.messages >= 20, 30, "stream messages to arrive"
+    )
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

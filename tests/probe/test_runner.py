@@ -9,9 +9,21 @@ from tickpath.probe import SCHEMA, ProbeConfig, run_probe
 
 
 def _cfg(v: LocalVenue, methods: tuple[str, ...], **kw: object) -> ProbeConfig:
-    base: dict[str, object] = dict(venue="futures", methods=methods, rest_url=v.rest_url, ws_url=v.ws_url,
-                                   samples=20, rate=50.0, warmup=2, timeout=1.0, offset_samples=10,
-                                   stream_duration=0.5, imds=False, chrony=False, dns_samples=2)
+    base: dict[str, object] = dict(
+        venue="futures",
+        methods=methods,
+        rest_url=v.rest_url,
+        ws_url=v.ws_url,
+        samples=20,
+        rate=50.0,
+        warmup=2,
+        timeout=1.0,
+        offset_samples=10,
+        stream_duration=0.5,
+        imds=False,
+        chrony=False,
+        dns_samples=2,
+    )
     base.update(kw)
     return ProbeConfig(**base)  # type: ignore[arg-type]
 
@@ -60,8 +72,9 @@ async def test_refused_port_fails_its_methods_and_others_still_run(local_venue: 
 
 async def test_unresolvable_host_is_a_clear_resolution_error() -> None:
     """A host that does not resolve gives one ResolutionError per method, exit 4, and a result."""
-    cfg = ProbeConfig(methods=("dns", "tcp", "ws"), host="no-such-host.invalid", samples=3, warmup=0,
-                      imds=False, chrony=False)
+    cfg = ProbeConfig(
+        methods=("dns", "tcp", "ws"), host="no-such-host.invalid", samples=3, warmup=0, imds=False, chrony=False
+    )
     result = await run_probe(cfg)
     assert result.exit_code == 4
     errors = result.to_dict()["errors"]
@@ -93,8 +106,7 @@ async def test_exchange_error_on_server_time_is_reported(local_venue: LocalVenue
 async def test_server_stall_is_visible_at_the_tail(local_venue: LocalVenue) -> None:
     """One answer held 300 ms is a 300 ms sample at the tail, not a lost or hidden one."""
     local_venue.stall_s = 0.3
-    result = await run_probe(_cfg(local_venue, ("rest",), venue="spot", samples=60, rate=50.0, warmup=0,
-                                  timeout=2.0))
+    result = await run_probe(_cfg(local_venue, ("rest",), venue="spot", samples=60, rate=50.0, warmup=0, timeout=2.0))
     s = result.stats["rest"].overall.summary()
     assert s.count == 60 and s.losses == 0
     assert s.max_ns >= 290_000_000 and s.p999_ns >= 290_000_000

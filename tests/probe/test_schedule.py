@@ -44,7 +44,6 @@ async def test_warmup_samples_are_discarded() -> None:
         clock.advance(5 * MS if i < 3 else MS)
         return clock.monotonic_ns()
 
-
     await OpenLoopSchedule(clock, rate=50, count=10, warmup=3, timeout=5).run(stats, op)
     assert seen == list(range(13))
     assert stats.overall.latency.count == 10
@@ -116,8 +115,14 @@ def test_fast_summary_matches_the_recorder_summary() -> None:
     rec.record_many(values)
     rec.record_loss(3)
     fast, full = summarize(rec, sum(values)), rec.summary()
-    assert (fast.count, fast.losses, fast.p50_ns, fast.p99_ns, fast.p9999_ns, fast.max_ns) == \
-        (full.count, full.losses, full.p50_ns, full.p99_ns, full.p9999_ns, full.max_ns)
+    assert (fast.count, fast.losses, fast.p50_ns, fast.p99_ns, fast.p9999_ns, fast.max_ns) == (
+        full.count,
+        full.losses,
+        full.p50_ns,
+        full.p99_ns,
+        full.p9999_ns,
+        full.max_ns,
+    )
     assert fast.mean_ns == sum(values) / len(values)
     assert abs(fast.mean_ns - full.mean_ns) / full.mean_ns < 0.001
     assert abs(fast.min_ns - full.min_ns) <= full.min_ns // 1000 + 1

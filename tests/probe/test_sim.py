@@ -8,17 +8,35 @@ from tickpath.sim import LatencyProfile, SimConfig, Simulator, ZoneConfig
 MS = 1_000_000
 
 
-def _sim(delay_ms: float, *, jitter_ms: float = 0.0, spike_prob: float = 0.0, spike_ms: float = 0.0,
-         offset_ms: float = 0.0) -> SimConfig:
+def _sim(
+    delay_ms: float, *, jitter_ms: float = 0.0, spike_prob: float = 0.0, spike_ms: float = 0.0, offset_ms: float = 0.0
+) -> SimConfig:
     profile = LatencyProfile(delay_ms=delay_ms, jitter_ms=jitter_ms, spike_prob=spike_prob, spike_ms=spike_ms)
-    return SimConfig(venues=("futures",), symbols=("BTCUSDT",), seed=7, rate=50.0,
-                     zones=(ZoneConfig("z", profile),), clock_offset_ms=offset_ms)
+    return SimConfig(
+        venues=("futures",),
+        symbols=("BTCUSDT",),
+        seed=7,
+        rate=50.0,
+        zones=(ZoneConfig("z", profile),),
+        clock_offset_ms=offset_ms,
+    )
 
 
 def _probe(ep: object, methods: tuple[str, ...], **kw: object) -> ProbeConfig:
-    base: dict[str, object] = dict(venue="futures", methods=methods, rest_url=ep.rest_url,  # type: ignore[attr-defined]
-                                   ws_url=ep.ws_url, samples=30, rate=20.0, warmup=3,  # type: ignore[attr-defined]
-                                   timeout=1.0, offset_samples=15, stream_duration=1.5, imds=False, chrony=False)
+    base: dict[str, object] = dict(
+        venue="futures",
+        methods=methods,
+        rest_url=ep.rest_url,  # type: ignore[attr-defined]
+        ws_url=ep.ws_url,
+        samples=30,
+        rate=20.0,
+        warmup=3,  # type: ignore[attr-defined]
+        timeout=1.0,
+        offset_samples=15,
+        stream_duration=1.5,
+        imds=False,
+        chrony=False,
+    )
     base.update(kw)
     return ProbeConfig(**base)  # type: ignore[arg-type]
 
@@ -62,8 +80,7 @@ async def test_corrected_stream_latency_recovers_one_way_delay_within_bound() ->
 async def test_spikes_show_at_the_tail_and_timeouts_are_losses() -> None:
     """Delay spikes longer than the timeout are counted as losses; shorter stalls reach the tail."""
     async with Simulator(_sim(2.0, spike_prob=0.08, spike_ms=400.0)) as sim:
-        result = await run_probe(_probe(sim.endpoint("futures", zone="z"), ("ws",), samples=80, rate=40.0,
-                                        timeout=0.3))
+        result = await run_probe(_probe(sim.endpoint("futures", zone="z"), ("ws",), samples=80, rate=40.0, timeout=0.3))
     ws = result.stats["ws"].overall
     s = ws.summary()
     assert s.losses >= 1 and ws.errors.get("timeout", 0) == s.losses

@@ -46,8 +46,8 @@ def _decode_client_frame(frame: bytes) -> tuple[int, bytes]:
     elif n == 127:
         n, pos = struct.unpack("!Q", frame[2:10])[0], 10
     assert frame[1] & 0x80, "client frames must be masked"
-    mask = frame[pos:pos + 4]
-    return frame[0] & 0x0F, mask_payload(frame[pos + 4:pos + 4 + n], mask)
+    mask = frame[pos : pos + 4]
+    return frame[0] & 0x0F, mask_payload(frame[pos + 4 : pos + 4 + n], mask)
 
 
 @pytest.mark.parametrize("size", [0, 5, 125, 126, 65535, 65536])

@@ -33,8 +33,9 @@ def test_every_section_is_rendered_with_plots(results_dir: Path) -> None:
     assert "http://" not in html.replace("http://www.w3.org", "") and "<script" not in html
 
 
-def test_corrupt_files_are_reported_and_the_rest_rendered(results_dir: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_corrupt_files_are_reported_and_the_rest_rendered(
+    results_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A corrupt JSON and a broken DuckDB file are named in Problems; the CLI renders the rest and exits 0."""
     (results_dir / "dq" / "dq.json").write_text('{"schema": "tickpath.dq/1", "checks": [')
     (results_dir / "feed" / "broken.duckdb").write_bytes(b"not a database at all" * 10)
@@ -64,8 +65,10 @@ def test_report_in_headless_chromium(results_dir: Path) -> None:
     if chromium_path() is None:
         pytest.skip("chromium is not installed (make test installs it with apt when root)")
     res = build_report(results_dir)
-    expr = ("({sections: [...document.querySelectorAll('section')].map(s => s.id),"
-            " images: [...document.images].map(i => [i.dataset.plot, i.complete && i.naturalWidth > 0])})")
+    expr = (
+        "({sections: [...document.querySelectorAll('section')].map(s => s.id),"
+        " images: [...document.images].map(i => [i.dataset.plot, i.complete && i.naturalWidth > 0])})"
+    )
     page = asyncio.run(inspect_page(file_url(res.html_path), expr))
     assert page.console_errors == [] and page.exceptions == []
     assert page.requests == []

@@ -15,9 +15,13 @@ from tickpath.stats import LatencyRecorder
 def _good_probe(path: Path) -> None:
     rec = LatencyRecorder()
     rec.record_many(range(50_000, 150_000, 1_000))
-    doc = {"schema": "tickpath.probe/1", "host": {"hostname": "good-host"}, "target": {"host": "api.test"},
-           "methods": {"tcp": {"summary": rec.summary().to_dict("us"), "histogram": rec.encode()}},
-           "errors": []}
+    doc = {
+        "schema": "tickpath.probe/1",
+        "host": {"hostname": "good-host"},
+        "target": {"host": "api.test"},
+        "methods": {"tcp": {"summary": rec.summary().to_dict("us"), "histogram": rec.encode()}},
+        "errors": [],
+    }
     path.write_text(json.dumps(doc))
 
 
@@ -25,10 +29,19 @@ def _empty_bus_run(path: Path) -> None:
     rec = LatencyRecorder()
     rec.record_loss(100)
     lat = {**rec.to_dict("us"), "p50": None, "p99": None, "p100": None}
-    doc = {"schema": "tickpath.busbench/1", "pub": "nats://127.0.0.1:1", "sub": "nats://127.0.0.1:2",
-           "size": 4096, "target_rate": 100000.0, "achieved_rate": 99998.5, "lost": 100, "sustained": False,
-           "errors": ["subscriber connection to nats://127.0.0.1:1 closed by the server"],
-           "latency_from_intended": lat, "latency_from_actual": lat}
+    doc = {
+        "schema": "tickpath.busbench/1",
+        "pub": "nats://127.0.0.1:1",
+        "sub": "nats://127.0.0.1:2",
+        "size": 4096,
+        "target_rate": 100000.0,
+        "achieved_rate": 99998.5,
+        "lost": 100,
+        "sustained": False,
+        "errors": ["subscriber connection to nats://127.0.0.1:1 closed by the server"],
+        "latency_from_intended": lat,
+        "latency_from_actual": lat,
+    }
     path.write_text(json.dumps(doc))
 
 
@@ -43,8 +56,9 @@ def test_malformed_probe_is_skipped_and_valid_ones_rendered(tmp_path: Path) -> N
     assert 'id="problems"' in html and "a.json" in html
 
 
-def test_cli_exit_code_with_skipped_files_is_0_or_2_with_strict(tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_exit_code_with_skipped_files_is_0_or_2_with_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Report written with a corrupt file beside good ones: exit 0 and a warning; --strict exits 2."""
     _good_probe(tmp_path / "good.json")
     (tmp_path / "bad.json").write_text("{broken")
@@ -61,7 +75,7 @@ def test_busbench_run_with_nothing_received_shows_na_and_error(tmp_path: Path) -
     _empty_bus_run(tmp_path / "s4096-r100000.json")
     html = build_report(tmp_path).html_path.read_text()
     assert "closed by the server" in html
-    row = html[html.index("<td>4,096</td>"):].split("</tr>")[0]
+    row = html[html.index("<td>4,096</td>") :].split("</tr>")[0]
     assert row.count("n/a") == 6 and "0.000" not in row
 
 

@@ -14,8 +14,7 @@ from tickpath.sim import SimConfig
 
 def small_config(**kw: Any) -> SimConfig:
     """A fast config: small books, both venues, one symbol unless told."""
-    base: dict[str, Any] = {"venues": ("spot", "futures"), "symbols": ("BTCUSDT",), "rate": 200.0,
-                            "book_levels": 200}
+    base: dict[str, Any] = {"venues": ("spot", "futures"), "symbols": ("BTCUSDT",), "rate": 200.0, "book_levels": 200}
     base.update(kw)
     return SimConfig(**base)
 

@@ -16,19 +16,30 @@ def test_help_teaches_zone_syntax_and_examples(capsys: pytest.CaptureFixture[str
         main(["sim", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for needle in ("NAME:DELAYms", "a:5ms±0.5ms;b:1ms", "--replay", "--speed", "--gap-every", "--clock-offset-ms",
-                   "--json", "examples:"):
+    for needle in (
+        "NAME:DELAYms",
+        "a:5ms±0.5ms;b:1ms",
+        "--replay",
+        "--speed",
+        "--gap-every",
+        "--clock-offset-ms",
+        "--json",
+        "examples:",
+    ):
         assert needle in out, needle
 
 
-@pytest.mark.parametrize(("argv", "needle"), [
-    (["--venue", "kraken"], "unknown venue 'kraken'"),
-    (["--symbols", "btc-usd"], "unknown symbol"),
-    (["--symbols", "FOOBAR"], "unknown symbol 'FOOBAR'"),
-    (["--zones", "a=5ms"], "bad zone"),
-    (["--replay", "/nonexistent/x.ws.txt"], "does not exist"),
-    (["--gap-every", "0"], "must be positive"),
-])
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--venue", "kraken"], "unknown venue 'kraken'"),
+        (["--symbols", "btc-usd"], "unknown symbol"),
+        (["--symbols", "FOOBAR"], "unknown symbol 'FOOBAR'"),
+        (["--zones", "a=5ms"], "bad zone"),
+        (["--replay", "/nonexistent/x.ws.txt"], "does not exist"),
+        (["--gap-every", "0"], "must be positive"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Bad arguments give exit code 2 and one clear line on stderr, never a traceback."""
     assert main(["sim", *argv, "--duration", "0.1"]) == 2
@@ -59,34 +70,36 @@ def test_json_prints_endpoints(capsys: pytest.CaptureFixture[str]) -> None:
     assert b["latency"]["jitter_ms"] == 0.2 and b["ws_url"].startswith("ws://127.0.0.1:")
 
 
-@pytest.mark.parametrize(("argv", "needle"), [
-    (["--clock-offset-ms", "nan"], "--clock-offset-ms must be a finite number, got nan"),
-    (["--clock-offset-ms", "1e12"], "--clock-offset-ms must be at most 8.64e+07"),
-    (["--rate", "inf"], "--rate must be a finite number, got inf"),
-    (["--rate", "1e999"], "--rate must be a finite number, got inf"),
-    (["--rate", "0"], "--rate must be positive, got"),
-    (["--rate", "-5"], "--rate must be positive, got"),
-    (["--rate", "1e7"], "--rate must be at most 1e+06"),
-    (["--port", "70000"], "--port must be at most 65535"),
-    (["--ping-interval", "0"], "--ping-interval must be positive, got"),
-    (["--pong-timeout", "nan"], "--pong-timeout must be a finite number"),
-    (["--max-lifetime", "-1"], "--max-lifetime must be positive, got"),
-    (["--weight-budget", "0"], "--weight-budget must be at least 1"),
-    (["--speed", "-1"], "--speed must be at least 0"),
-    (["--speed", "nan"], "--speed must be a finite number"),
-    (["--drop-every", "-2"], "--drop-every must be positive, got"),
-    (["--snapshot-fail-every", "nan"], "--snapshot-fail-every must be a finite number"),
-    (["--rate-limit-every", "inf"], "--rate-limit-every must be a finite number"),
-    (["--stall-for", "0"], "--stall-for must be positive, got"),
-    (["--rate-limit-for", "-1"], "--rate-limit-for must be positive, got"),
-    (["--stall-every", "1", "--stall-for", "2"], "--stall-for (2 s) must be shorter than --stall-every (1 s)"),
-    (["--rate-limit-every", "5"], "--rate-limit-for (5 s) must be shorter than --rate-limit-every (5 s)"),
-    (["--snapshot-delay-ms", "-1"], "--snapshot-delay-ms must be at least 0"),
-    (["--snapshot-delay-ms", "inf"], "--snapshot-delay-ms must be a finite number"),
-    (["--zones", f"a:{'9' * 400}ms"], "latency delay_ms must be a finite number"),
-])
-def test_bad_numbers_exit_2_naming_the_option(argv: list[str], needle: str,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--clock-offset-ms", "nan"], "--clock-offset-ms must be a finite number, got nan"),
+        (["--clock-offset-ms", "1e12"], "--clock-offset-ms must be at most 8.64e+07"),
+        (["--rate", "inf"], "--rate must be a finite number, got inf"),
+        (["--rate", "1e999"], "--rate must be a finite number, got inf"),
+        (["--rate", "0"], "--rate must be positive, got"),
+        (["--rate", "-5"], "--rate must be positive, got"),
+        (["--rate", "1e7"], "--rate must be at most 1e+06"),
+        (["--port", "70000"], "--port must be at most 65535"),
+        (["--ping-interval", "0"], "--ping-interval must be positive, got"),
+        (["--pong-timeout", "nan"], "--pong-timeout must be a finite number"),
+        (["--max-lifetime", "-1"], "--max-lifetime must be positive, got"),
+        (["--weight-budget", "0"], "--weight-budget must be at least 1"),
+        (["--speed", "-1"], "--speed must be at least 0"),
+        (["--speed", "nan"], "--speed must be a finite number"),
+        (["--drop-every", "-2"], "--drop-every must be positive, got"),
+        (["--snapshot-fail-every", "nan"], "--snapshot-fail-every must be a finite number"),
+        (["--rate-limit-every", "inf"], "--rate-limit-every must be a finite number"),
+        (["--stall-for", "0"], "--stall-for must be positive, got"),
+        (["--rate-limit-for", "-1"], "--rate-limit-for must be positive, got"),
+        (["--stall-every", "1", "--stall-for", "2"], "--stall-for (2 s) must be shorter than --stall-every (1 s)"),
+        (["--rate-limit-every", "5"], "--rate-limit-for (5 s) must be shorter than --rate-limit-every (5 s)"),
+        (["--snapshot-delay-ms", "-1"], "--snapshot-delay-ms must be at least 0"),
+        (["--snapshot-delay-ms", "inf"], "--snapshot-delay-ms must be a finite number"),
+        (["--zones", f"a:{'9' * 400}ms"], "latency delay_ms must be a finite number"),
+    ],
+)
+def test_bad_numbers_exit_2_naming_the_option(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Non-finite or out-of-range numbers give exit 2 and one line naming the option, before anything starts."""
     assert main(["sim", *argv, "--duration", "0.1"]) == 2
     err = capsys.readouterr().err
@@ -103,8 +116,27 @@ def test_bad_duration_exits_2(value: str, capsys: pytest.CaptureFixture[str]) ->
 
 def test_snapshot_fail_schedule_runs_from_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
     """Valid fault flags (including --stall-for shorter than --stall-every) still start and stop cleanly."""
-    assert main(["sim", "--json", "--venue", "spot", "--duration", "0.3", "--snapshot-fail-every", "0.05",
-                 "--stall-every", "0.1", "--stall-for", "0.05", "--rate", "50"]) == 0
+    assert (
+        main(
+            [
+                "sim",
+                "--json",
+                "--venue",
+                "spot",
+                "--duration",
+                "0.3",
+                "--snapshot-fail-every",
+                "0.05",
+                "--stall-every",
+                "0.1",
+                "--stall-for",
+                "0.05",
+                "--rate",
+                "50",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["endpoints"][0]["venue"] == "spot"
 
 

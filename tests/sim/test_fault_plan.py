@@ -116,13 +116,16 @@ async def test_rate_limit_never_shortens_a_longer_window() -> None:
         assert sim.faults.state.rate_limited_until["spot"] - loop.time() > 20
 
 
-@pytest.mark.parametrize(("kw", "needle"), [
-    ({"stall_every_s": 1.0, "stall_s": 1.0}, "stall_s (1 s) must be shorter than stall_every_s"),
-    ({"rate_limit_every_s": 2.0, "rate_limit_s": 5.0}, "rate_limit_s (5 s) must be shorter"),
-    ({"gap_every_s": float("nan")}, "gap_every_s must be a finite number"),
-    ({"drop_every_s": float("inf")}, "drop_every_s must be a finite number"),
-    ({"stall_s": 0.0}, "stall_s must be positive"),
-])
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"stall_every_s": 1.0, "stall_s": 1.0}, "stall_s (1 s) must be shorter than stall_every_s"),
+        ({"rate_limit_every_s": 2.0, "rate_limit_s": 5.0}, "rate_limit_s (5 s) must be shorter"),
+        ({"gap_every_s": float("nan")}, "gap_every_s must be a finite number"),
+        ({"drop_every_s": float("inf")}, "drop_every_s must be a finite number"),
+        ({"stall_s": 0.0}, "stall_s must be positive"),
+    ],
+)
 def test_fault_plan_rejects_settings_that_never_end(kw: dict[str, float], needle: str) -> None:
     """FaultPlan refuses non-finite settings and faults that would last their whole period (never end)."""
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):

@@ -63,7 +63,7 @@ async def test_replay_raw_stream_and_speed(shared_captures: Path) -> None:
         elapsed = time.monotonic() - t0
         await ws.close()
     prefix = '{"stream":"nknusdt@depth@100ms","data":'
-    assert got == [f.text[len(prefix):-1] for f in wanted]
+    assert got == [f.text[len(prefix) : -1] for f in wanted]
     assert span - 0.15 <= elapsed <= span + 0.5, (elapsed, span)
 
 

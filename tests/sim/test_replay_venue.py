@@ -24,10 +24,13 @@ def test_matching_captures_load_every_symbol(shared_captures: Path) -> None:
     assert src.snapshot_body("SUSHIUSDT") is not None
 
 
-@pytest.mark.parametrize(("ws", "http", "found", "expected"), [
-    ("usdm_futures.ws.txt", "spot.http.txt", "spot", "futures"),
-    ("spot.ws.txt", "usdm_futures.http.txt", "futures", "spot"),
-])
+@pytest.mark.parametrize(
+    ("ws", "http", "found", "expected"),
+    [
+        ("usdm_futures.ws.txt", "spot.http.txt", "spot", "futures"),
+        ("spot.ws.txt", "usdm_futures.http.txt", "futures", "spot"),
+    ],
+)
 def test_rest_capture_of_other_venue_is_refused(
     shared_captures: Path, ws: str, http: str, found: str, expected: str
 ) -> None:
@@ -61,8 +64,20 @@ def test_rest_capture_without_any_streamed_symbol_is_refused(shared_captures: Pa
 
 def test_cli_refuses_mismatched_pair_at_start(shared_captures: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`tickpath sim` with a futures stream and a spot REST capture exits 2 at start with one clear line."""
-    rc = main(["sim", "--venue", "futures", "--replay", str(shared_captures / "usdm_futures.ws.txt"),
-               "--replay-http", str(shared_captures / "spot.http.txt"), "--json", "--duration", "0.1"])
+    rc = main(
+        [
+            "sim",
+            "--venue",
+            "futures",
+            "--replay",
+            str(shared_captures / "usdm_futures.ws.txt"),
+            "--replay-http",
+            str(shared_captures / "spot.http.txt"),
+            "--json",
+            "--duration",
+            "0.1",
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 2
     assert out == ""  # no endpoints announced for a simulator that cannot serve

@@ -14,19 +14,31 @@ from tickpath.venues.binance.endpoints import depth_weight
 from .helpers import small_config
 
 
-@pytest.mark.parametrize(("venue", "limit", "levels"), [
-    ("spot", None, 100), ("spot", 5, 5), ("spot", 1000, 1000), ("spot", 7, 7),
-    ("futures", None, 500), ("futures", 5, 5), ("futures", 1000, 1000),
-])
+@pytest.mark.parametrize(
+    ("venue", "limit", "levels"),
+    [
+        ("spot", None, 100),
+        ("spot", 5, 5),
+        ("spot", 1000, 1000),
+        ("spot", 7, 7),
+        ("futures", None, 500),
+        ("futures", 5, 5),
+        ("futures", 1000, 1000),
+    ],
+)
 async def test_depth_limits_and_fields(venue: str, limit: int | None, levels: int) -> None:
     """Depth returns the documented default/limit levels, sorted, with lastUpdateId (futures also E, T)."""
-    async with Simulator(small_config(venues=(venue,), book_levels=1200)) as sim, \
-            aiohttp.ClientSession() as http, http.get(sim.endpoint(venue).depth_url("BTCUSDT", limit)) as r:
+    async with (
+        Simulator(small_config(venues=(venue,), book_levels=1200)) as sim,
+        aiohttp.ClientSession() as http,
+        http.get(sim.endpoint(venue).depth_url("BTCUSDT", limit)) as r,
+    ):
         assert r.status == 200
         body = await r.json()
         used = int(r.headers["x-mbx-used-weight-1m"])
-    assert list(body) == (["lastUpdateId", "E", "T", "bids", "asks"] if venue == "futures"
-                          else ["lastUpdateId", "bids", "asks"])
+    assert list(body) == (
+        ["lastUpdateId", "E", "T", "bids", "asks"] if venue == "futures" else ["lastUpdateId", "bids", "asks"]
+    )
     assert len(body["bids"]) == levels and len(body["asks"]) == levels
     bids = [float(p) for p, _ in body["bids"]]
     asks = [float(p) for p, _ in body["asks"]]
@@ -38,8 +50,12 @@ async def test_depth_errors_answered_like_binance() -> None:
     """Missing/unknown symbol and invalid limits get 400 with Binance's error codes."""
     async with Simulator(small_config(venues=("futures",))) as sim, aiohttp.ClientSession() as http:
         base = sim.endpoint("futures").rest_url + "/fapi/v1/depth"
-        cases = [("", -1102), ("?symbol=DOGEUSDT", -1121), ("?symbol=BTCUSDT&limit=7", -1130),
-                 ("?symbol=BTCUSDT&limit=abc", -1100)]
+        cases = [
+            ("", -1102),
+            ("?symbol=DOGEUSDT", -1121),
+            ("?symbol=BTCUSDT&limit=7", -1130),
+            ("?symbol=BTCUSDT&limit=abc", -1100),
+        ]
         for query, code in cases:
             async with http.get(base + query) as r:
                 assert r.status == 400, query
@@ -50,8 +66,10 @@ async def test_weight_header_then_429_then_418() -> None:
     """Weights accumulate in x-mbx-used-weight-1m; past the budget 429 + Retry-After; keep going: 418."""
     # a clock that does not move keeps the whole test inside one weight window
     clock = ManualClock(wall_offset_ns=1_700_000_010_000_000_000)
-    async with Simulator(small_config(venues=("futures",), weight_budget=12, ban_after_429=2), clock=clock) as sim, \
-            aiohttp.ClientSession() as http:
+    async with (
+        Simulator(small_config(venues=("futures",), weight_budget=12, ban_after_429=2), clock=clock) as sim,
+        aiohttp.ClientSession() as http,
+    ):
         url = sim.endpoint("futures").depth_url("BTCUSDT", 100)  # weight 5
         statuses, used = [], []
         for _ in range(6):
@@ -72,8 +90,10 @@ async def test_time_ping_and_clock_offset() -> None:
     """serverTime carries the configured exchange clock offset; ping answers {}."""
     import time
 
-    async with Simulator(small_config(venues=("spot", "futures"), clock_offset_ms=5000.0)) as sim, \
-            aiohttp.ClientSession() as http:
+    async with (
+        Simulator(small_config(venues=("spot", "futures"), clock_offset_ms=5000.0)) as sim,
+        aiohttp.ClientSession() as http,
+    ):
         for venue, prefix in (("spot", "/api/v3"), ("futures", "/fapi/v1")):
             base = sim.endpoint(venue).rest_url
             before = time.time() * 1000
@@ -87,8 +107,11 @@ async def test_time_ping_and_clock_offset() -> None:
 
 async def test_exchange_info_lists_simulated_symbols() -> None:
     """exchangeInfo lists the simulated symbols with tick and step sizes matching the wire decimals."""
-    async with Simulator(small_config(venues=("spot",), symbols=("BTCUSDT", "ETHUSDT"))) as sim, \
-            aiohttp.ClientSession() as http, http.get(sim.endpoint("spot").rest_url + "/api/v3/exchangeInfo") as r:
+    async with (
+        Simulator(small_config(venues=("spot",), symbols=("BTCUSDT", "ETHUSDT"))) as sim,
+        aiohttp.ClientSession() as http,
+        http.get(sim.endpoint("spot").rest_url + "/api/v3/exchangeInfo") as r,
+    ):
         info = await r.json()
         assert r.headers["x-mbx-used-weight-1m"] == "20"
     assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "ETHUSDT"]
@@ -102,8 +125,10 @@ async def test_exchange_info_lists_simulated_symbols() -> None:
 async def test_spot_exchange_info_filters_by_symbol_like_binance() -> None:
     """Spot exchangeInfo takes symbol=X or symbols=["X","Y"]: only those come back; one invalid symbol
     makes the whole request -1121; both parameters together are -1128; a malformed array is -1100."""
-    async with Simulator(small_config(venues=("spot",), symbols=("BTCUSDT", "ETHUSDT"))) as sim, \
-            aiohttp.ClientSession() as http:
+    async with (
+        Simulator(small_config(venues=("spot",), symbols=("BTCUSDT", "ETHUSDT"))) as sim,
+        aiohttp.ClientSession() as http,
+    ):
         url = sim.endpoint("spot").rest_url + "/api/v3/exchangeInfo"
 
         async def get(query: str) -> tuple[int, Any]:
@@ -123,8 +148,10 @@ async def test_spot_exchange_info_filters_by_symbol_like_binance() -> None:
 
 async def test_futures_exchange_info_has_no_symbol_filter() -> None:
     """USD-M futures exchangeInfo has no symbols filter: it always lists every symbol."""
-    async with Simulator(small_config(venues=("futures",), symbols=("BTCUSDT", "ETHUSDT"))) as sim, \
-            aiohttp.ClientSession() as http, \
-            http.get(sim.endpoint("futures").rest_url + '/fapi/v1/exchangeInfo?symbols=["FOOBAR"]') as r:
+    async with (
+        Simulator(small_config(venues=("futures",), symbols=("BTCUSDT", "ETHUSDT"))) as sim,
+        aiohttp.ClientSession() as http,
+        http.get(sim.endpoint("futures").rest_url + '/fapi/v1/exchangeInfo?symbols=["FOOBAR"]') as r,
+    ):
         assert r.status == 200
         assert [s["symbol"] for s in (await r.json())["symbols"]] == ["BTCUSDT", "ETHUSDT"]

@@ -12,10 +12,16 @@ from tickpath.sim import Simulator
 from .helpers import ClientBook, recv_json, small_config, ws_connect
 
 
-@pytest.mark.parametrize(("venue", "stream"), [
-    ("futures", "btcusdt@depth@100ms"), ("futures", "btcusdt@depth@0ms"), ("futures", "btcusdt@depth"),
-    ("spot", "btcusdt@depth@100ms"), ("spot", "btcusdt@depth"),
-])
+@pytest.mark.parametrize(
+    ("venue", "stream"),
+    [
+        ("futures", "btcusdt@depth@100ms"),
+        ("futures", "btcusdt@depth@0ms"),
+        ("futures", "btcusdt@depth"),
+        ("spot", "btcusdt@depth@100ms"),
+        ("spot", "btcusdt@depth"),
+    ],
+)
 async def test_client_book_matches_ground_truth(venue: str, stream: str) -> None:
     """A book synced by Binance's rules from snapshot + diffs equals sim.ground_truth at the same update id."""
     async with Simulator(small_config(venues=(venue,), rate=300.0)) as sim:

@@ -17,13 +17,21 @@ from tickpath.venues.binance.streams import (
 )
 
 
-@pytest.mark.parametrize(("venue", "name", "kind", "speed"), [
-    ("spot", "btcusdt@depth", "depth", 1000), ("spot", "btcusdt@depth@100ms", "depth", 100),
-    ("futures", "btcusdt@depth", "depth", 250), ("futures", "btcusdt@depth@0ms", "depth", 0),
-    ("futures", "btcusdt@depth@500ms", "depth", 500), ("futures", "btcusdt@depth@250ms", "depth", 250),
-    ("spot", "btcusdt@aggTrade", "aggTrade", None), ("futures", "btcusdt@bookTicker", "bookTicker", None),
-    ("spot", "ethbtc@trade", "trade", None), ("spot", "nknusdt@kline_1m", "kline", None),
-])
+@pytest.mark.parametrize(
+    ("venue", "name", "kind", "speed"),
+    [
+        ("spot", "btcusdt@depth", "depth", 1000),
+        ("spot", "btcusdt@depth@100ms", "depth", 100),
+        ("futures", "btcusdt@depth", "depth", 250),
+        ("futures", "btcusdt@depth@0ms", "depth", 0),
+        ("futures", "btcusdt@depth@500ms", "depth", 500),
+        ("futures", "btcusdt@depth@250ms", "depth", 250),
+        ("spot", "btcusdt@aggTrade", "aggTrade", None),
+        ("futures", "btcusdt@bookTicker", "bookTicker", None),
+        ("spot", "ethbtc@trade", "trade", None),
+        ("spot", "nknusdt@kline_1m", "kline", None),
+    ],
+)
 def test_parse_and_format_round_trip(venue: str, name: str, kind: str, speed: int | None) -> None:
     """Valid names parse to kind and speed, and format back to the same spelling."""
     s = parse_stream(name, venue)  # type: ignore[arg-type]
@@ -31,10 +39,18 @@ def test_parse_and_format_round_trip(venue: str, name: str, kind: str, speed: in
     assert format_stream(s) == name == str(s)
 
 
-@pytest.mark.parametrize(("venue", "name"), [
-    ("spot", "btcusdt@depth@0ms"), ("spot", "btcusdt@depth@250ms"), ("futures", "btcusdt@depth@1000ms"),
-    ("spot", "BTCUSDT@depth"), ("spot", "btcusdt"), ("spot", "btcusdt@ticker@1s"), ("spot", "btcusdt@kline_7m"),
-])
+@pytest.mark.parametrize(
+    ("venue", "name"),
+    [
+        ("spot", "btcusdt@depth@0ms"),
+        ("spot", "btcusdt@depth@250ms"),
+        ("futures", "btcusdt@depth@1000ms"),
+        ("spot", "BTCUSDT@depth"),
+        ("spot", "btcusdt"),
+        ("spot", "btcusdt@ticker@1s"),
+        ("spot", "btcusdt@kline_7m"),
+    ],
+)
 def test_invalid_names_are_rejected(venue: str, name: str) -> None:
     """Unknown speeds per venue, upper-case symbols and unknown streams are UnknownSymbolError."""
     with pytest.raises(UnknownSymbolError):
@@ -72,8 +88,11 @@ def test_documented_limits() -> None:
 def test_zone_syntax() -> None:
     """The CLI zone syntax: delay, ± jitter, spikes, several zones; bad specs name the expected form."""
     zones = parse_zones("a:5ms±0.5ms;b:1ms,c:2ms+-1ms,spike=0.01x40ms")
-    assert zones == (ZoneConfig("a", LatencyProfile(5.0, 0.5)), ZoneConfig("b", LatencyProfile(1.0)),
-                     ZoneConfig("c", LatencyProfile(2.0, 1.0, 0.01, 40.0)))
+    assert zones == (
+        ZoneConfig("a", LatencyProfile(5.0, 0.5)),
+        ZoneConfig("b", LatencyProfile(1.0)),
+        ZoneConfig("c", LatencyProfile(2.0, 1.0, 0.01, 40.0)),
+    )
     for bad in ("a", "a:5", "a:-1ms", ":5ms", "a:5ms±"):
         with pytest.raises(ConfigError, match="NAME:DELAYms"):
             parse_zones(bad)

@@ -78,8 +78,9 @@ async def test_subscribe_list_unsubscribe() -> None:
     async with Simulator(small_config(venues=("spot",))) as sim:
         ws = await ws_connect(sim.endpoint("spot").ws_url + "/ws")
         try:
-            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@aggTrade", "btcusdt@bookTicker"],
-                                      "id": 1}))
+            await ws.send(
+                json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@aggTrade", "btcusdt@bookTicker"], "id": 1})
+            )
             assert await recv_until(ws, lambda m: "id" in m) == {"result": None, "id": 1}
             await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 2}))
             listed = await recv_until(ws, lambda m: m.get("id") == 2)
@@ -144,12 +145,14 @@ async def test_incoming_message_rate_limit_disconnects() -> None:
 
 async def test_stream_count_limit() -> None:
     """A URL with more streams than allowed is refused; a SUBSCRIBE beyond the limit closes with 1008."""
-    async with Simulator(small_config(venues=("futures",), symbols=("BTCUSDT", "ETHUSDT"),
-                                      max_streams_per_connection=3)) as sim:
+    async with Simulator(
+        small_config(venues=("futures",), symbols=("BTCUSDT", "ETHUSDT"), max_streams_per_connection=3)
+    ) as sim:
         ep = sim.endpoint("futures")
         with pytest.raises(websockets.exceptions.InvalidStatus):
-            await ws_connect(ep.combined_url(["btcusdt@trade", "btcusdt@aggTrade", "ethusdt@trade",
-                                              "ethusdt@aggTrade"]))
+            await ws_connect(
+                ep.combined_url(["btcusdt@trade", "btcusdt@aggTrade", "ethusdt@trade", "ethusdt@aggTrade"])
+            )
         ws = await ws_connect(ep.combined_url(["btcusdt@trade", "btcusdt@aggTrade"]))
         await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@trade", "ethusdt@aggTrade"], "id": 1}))
         with pytest.raises(websockets.exceptions.ConnectionClosed) as exc:
@@ -160,8 +163,7 @@ async def test_stream_count_limit() -> None:
 
 async def test_server_pings_and_client_pongs_keep_connection() -> None:
     """The server pings on its cadence; a client that answers (websockets does) stays connected."""
-    async with Simulator(small_config(venues=("futures",), rate=0.0, ping_interval_s=0.1,
-                                      pong_timeout_s=0.3)) as sim:
+    async with Simulator(small_config(venues=("futures",), rate=0.0, ping_interval_s=0.1, pong_timeout_s=0.3)) as sim:
         ws = await ws_connect(sim.endpoint("futures").ws_url + "/ws", ping_interval=None)
         await asyncio.sleep(0.8)
         await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
@@ -171,8 +173,10 @@ async def test_server_pings_and_client_pongs_keep_connection() -> None:
 
 async def test_client_that_never_pongs_is_disconnected() -> None:
     """Pings arrive every ping interval; without pongs the server closes after the pong timeout."""
-    async with Simulator(small_config(venues=("spot",), rate=0.0, ping_interval_s=0.1,
-                                      pong_timeout_s=0.35)) as sim, aiohttp.ClientSession() as http:
+    async with (
+        Simulator(small_config(venues=("spot",), rate=0.0, ping_interval_s=0.1, pong_timeout_s=0.35)) as sim,
+        aiohttp.ClientSession() as http,
+    ):
         ws = await http.ws_connect(sim.endpoint("spot").ws_url + "/ws", autoping=False)
         loop = asyncio.get_running_loop()
         t0 = loop.time()

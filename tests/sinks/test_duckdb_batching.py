@@ -16,8 +16,19 @@ C = {"session": "s", "venue": "futures", "symbol": "BTCUSDT", "event_time_ms": 1
 
 
 def _deltas(n: int, start: int = 1) -> list[BookDelta]:
-    return [BookDelta(**C, seq=i, receipt_ns=10 + i, first_update_id=100 + i, final_update_id=100 + i,
-                      prev_final_update_id=99 + i, bids=[("1.5", str(i))], asks=[]) for i in range(start, start + n)]
+    return [
+        BookDelta(
+            **C,
+            seq=i,
+            receipt_ns=10 + i,
+            first_update_id=100 + i,
+            final_update_id=100 + i,
+            prev_final_update_id=99 + i,
+            bids=[("1.5", str(i))],
+            asks=[],
+        )
+        for i in range(start, start + n)
+    ]
 
 
 async def test_every_row_lands_across_small_convert_and_batch_sizes(tmp_path: Path) -> None:
@@ -26,9 +37,10 @@ async def test_every_row_lands_across_small_convert_and_batch_sizes(tmp_path: Pa
     await sink.start()
     events = _deltas(50)
     for i in range(0, 50, 4):
-        await sink.write(events[i:i + 4])
-    await sink.write([Trade(**C, seq=i, receipt_ns=i, trade_id=i, price="1.0", qty="2", side="buy")
-                      for i in range(1, 6)])
+        await sink.write(events[i : i + 4])
+    await sink.write(
+        [Trade(**C, seq=i, receipt_ns=i, trade_id=i, price="1.0", qty="2", side="buy") for i in range(1, 6)]
+    )
     await sink.close()
     assert sink.stats.accepted == sink.stats.written == 55 and sink.stats.dropped == 0
     con = duckdb.connect(str(tmp_path / "t.duckdb"), read_only=True)
@@ -42,8 +54,16 @@ async def test_unconvertible_event_is_a_sink_error_and_keeps_the_batch(tmp_path:
     """A level that Arrow cannot take raises SinkError; the accepted events stay buffered, none counted written."""
     sink = DuckDBSink(tmp_path / "t.duckdb", convert_rows=3, batch_rows=100)
     await sink.start()
-    bad = BookDelta(**C, seq=4, receipt_ns=1, first_update_id=1, final_update_id=1, prev_final_update_id=0,
-                    bids=[(1.5, "x")], asks=[])  # type: ignore[list-item]  # a float where a string belongs
+    bad = BookDelta(
+        **C,
+        seq=4,
+        receipt_ns=1,
+        first_update_id=1,
+        final_update_id=1,
+        prev_final_update_id=0,
+        bids=[(1.5, "x")],
+        asks=[],
+    )  # type: ignore[list-item]  # a float where a string belongs
     with pytest.raises(SinkError):
         await sink.write([*_deltas(3), bad])
     assert sink.stats.written == 0

@@ -22,15 +22,34 @@ DAY_NS = 86_400 * 1_000_000_000
 
 
 def _events(n: int, *, receipt_ns: int = 1_700_000_000_000_000_000) -> list[Event]:
-    common = dict(session="s1", venue="futures", symbol="BTCUSDT", event_time_ms=1, transaction_time_ms=2,
-                  receipt_ns=receipt_ns)
-    out: list[Event] = [BookSnapshot(**common, seq=1, last_update_id=10, bids=[("100.10", "1.5")],
-                                     asks=[("100.20", "0.00100000")])]
+    common = dict(
+        session="s1", venue="futures", symbol="BTCUSDT", event_time_ms=1, transaction_time_ms=2, receipt_ns=receipt_ns
+    )
+    out: list[Event] = [
+        BookSnapshot(**common, seq=1, last_update_id=10, bids=[("100.10", "1.5")], asks=[("100.20", "0.00100000")])
+    ]
     for i in range(n):
-        out.append(Trade(**common, seq=i + 1, trade_id=100 + i, price="100.15000000", qty="0.001",
-                         side="buy" if i % 2 else "sell"))
-        out.append(BookDelta(**common, seq=i + 2, first_update_id=11 + i, final_update_id=11 + i,
-                             prev_final_update_id=10 + i, bids=[("100.10", str(i))], asks=[]))
+        out.append(
+            Trade(
+                **common,
+                seq=i + 1,
+                trade_id=100 + i,
+                price="100.15000000",
+                qty="0.001",
+                side="buy" if i % 2 else "sell",
+            )
+        )
+        out.append(
+            BookDelta(
+                **common,
+                seq=i + 2,
+                first_update_id=11 + i,
+                final_update_id=11 + i,
+                prev_final_update_id=10 + i,
+                bids=[("100.10", str(i))],
+                asks=[],
+            )
+        )
     out.append(Ticker(**common, seq=1, update_id=7, bid_price="1", bid_qty="2", ask_price="3", ask_qty="4"))
     out.append(BookReset(**common, seq=n + 2, reason="gap", last_good_update_id=10 + n))
     return out
@@ -44,9 +63,20 @@ async def test_duckdb_sink_writes_every_event_exactly_by_table(tmp_path: Path) -
     events = _events(20)
     await sink.write(events[:10])
     await sink.write(events[10:])
-    await sink.write_session({"session": "s1", "venue": "futures", "started_ns": 1, "ended_ns": 2,
-                              "symbols": ["BTCUSDT"], "channels": ["l2"], "streams": ["btcusdt@depth"],
-                              "depth": None, "clock_offset_ns": 5, "clock_offset_bound_ns": 3})
+    await sink.write_session(
+        {
+            "session": "s1",
+            "venue": "futures",
+            "started_ns": 1,
+            "ended_ns": 2,
+            "symbols": ["BTCUSDT"],
+            "channels": ["l2"],
+            "streams": ["btcusdt@depth"],
+            "depth": None,
+            "clock_offset_ns": 5,
+            "clock_offset_bound_ns": 3,
+        }
+    )
     await sink.close()
     assert sink.stats.accepted == sink.stats.written == len(events)
     con = duckdb.connect(str(path), read_only=True)
@@ -69,16 +99,27 @@ async def test_duckdb_keeps_the_latest_session_row_per_session_and_venue(tmp_pat
     await sink.start()
 
     def row(venue: str, ended: int | None, offset: int) -> dict[str, object]:
-        return {"session": "s1", "venue": venue, "started_ns": 1, "ended_ns": ended, "symbols": ["BTCUSDT"],
-                "channels": ["l2"], "streams": ["btcusdt@depth"], "depth": None, "clock_offset_ns": offset,
-                "clock_offset_bound_ns": 3}
+        return {
+            "session": "s1",
+            "venue": venue,
+            "started_ns": 1,
+            "ended_ns": ended,
+            "symbols": ["BTCUSDT"],
+            "channels": ["l2"],
+            "streams": ["btcusdt@depth"],
+            "depth": None,
+            "clock_offset_ns": offset,
+            "clock_offset_bound_ns": 3,
+        }
 
     await sink.write_session(row("futures", None, 5))
     await sink.write_session(row("spot", None, 6))
     await sink.flush()
     con = duckdb.connect(str(path))
     assert con.execute("SELECT venue, ended_ns FROM feed_sessions ORDER BY venue").fetchall() == [
-        ("futures", None), ("spot", None)]
+        ("futures", None),
+        ("spot", None),
+    ]
     con.close()
     await sink.write_session(row("futures", 9, 5))
     await sink.write_session(row("futures", 10, 7))  # two rows in one flush: the later one wins
@@ -87,7 +128,9 @@ async def test_duckdb_keeps_the_latest_session_row_per_session_and_venue(tmp_pat
     await sink.close()
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT venue, ended_ns, clock_offset_ns FROM feed_sessions ORDER BY venue").fetchall() == [
-        ("futures", 10, 7), ("spot", None, 6)]
+        ("futures", 10, 7),
+        ("spot", None, 6),
+    ]
     con.close()
     assert tables.latest_sessions([row("spot", 3, 1), row("spot", None, 2)]).to_pylist()[0]["ended_ns"] == 3
 

@@ -24,25 +24,29 @@ def test_url_options_parse_into_a_frozen_config() -> None:
     """Query parameters and keyword options set the sink config; hosts may be a list."""
     cfg = NatsSinkConfig.from_url(
         "nats://a:4222,b?stream=MD&replicas=3&storage=memory&prefix=md&max_inflight=64&spool_max_mb=1.5",
-        ack_timeout_s=2)
+        ack_timeout_s=2,
+    )
     assert cfg.servers == ("nats://a:4222", "nats://b:4222")
     assert (cfg.stream, cfg.replicas, cfg.storage, cfg.prefix) == ("MD", 3, "memory", "md")
     assert cfg.max_inflight == 64 and cfg.spool_max_mb == 1.5 and cfg.ack_timeout_s == 2.0
 
 
-@pytest.mark.parametrize("url, match", [
-    ("nats://h?bogus=1", "unknown NATS sink option"),
-    ("nats://h?replicas=7", "replicas"),
-    ("nats://h?storage=tape", "storage"),
-    ("nats://h?max_inflight=x", "not a number"),
-    ("http://h", "nats://"),
-    ("nats://h?stream=a.b", "stream name"),
-    ("nats://h?stream=MD/X", "stream name"),  # a path separator: JetStream names become file names
-    ("nats://h?prefix=md.", "prefix='md.'"),  # an empty token: 'md..trades' is no subject
-    ("nats://h?prefix=md..x", "subject tokens"),
-    ("nats://h?prefix=md%20x", "subject tokens"),
-    ("nats://h?prefix=md.*", "subject tokens"),
-])
+@pytest.mark.parametrize(
+    "url, match",
+    [
+        ("nats://h?bogus=1", "unknown NATS sink option"),
+        ("nats://h?replicas=7", "replicas"),
+        ("nats://h?storage=tape", "storage"),
+        ("nats://h?max_inflight=x", "not a number"),
+        ("http://h", "nats://"),
+        ("nats://h?stream=a.b", "stream name"),
+        ("nats://h?stream=MD/X", "stream name"),  # a path separator: JetStream names become file names
+        ("nats://h?prefix=md.", "prefix='md.'"),  # an empty token: 'md..trades' is no subject
+        ("nats://h?prefix=md..x", "subject tokens"),
+        ("nats://h?prefix=md%20x", "subject tokens"),
+        ("nats://h?prefix=md.*", "subject tokens"),
+    ],
+)
 def test_bad_url_options_are_config_errors(url: str, match: str) -> None:
     """Every malformed option fails with a ConfigError naming the problem; stream names and subject
     prefixes follow the same rule as ``tickpath ingest``'s (natsproto.check_name/check_prefix)."""
@@ -78,7 +82,7 @@ async def test_publishes_every_event_with_subject_msg_id_and_publish_time(tmp_pa
         sink = NatsSink.from_url(c.client_urls[0], spool=str(tmp_path / "spool"), **FAST)
         await sink.start()
         for i in range(0, 90, 20):
-            await sink.write(events[i:i + 20])
+            await sink.write(events[i : i + 20])
         await sink.close()
         stored = await _stream_msgs(c.client_urls[0])
     assert sink.stats.extra["published"] == 90 == sink.stats.written
@@ -97,8 +101,9 @@ async def test_stream_created_with_config_and_existing_stream_left_alone(tmp_pat
     """A missing stream is created with the given storage; an existing one keeps its own settings."""
     async with nats_cluster() as c:
         url = c.client_urls[0]
-        sink = NatsSink.from_url(f"{url}?stream=NEW&prefix=md&storage=memory&duplicate_window_s=30",
-                                 spool=str(tmp_path / "s1"))
+        sink = NatsSink.from_url(
+            f"{url}?stream=NEW&prefix=md&storage=memory&duplicate_window_s=30", spool=str(tmp_path / "s1")
+        )
         await sink.start()
         await sink.close()
         nc = await nats.connect(url)
@@ -173,7 +178,7 @@ async def test_outage_spools_then_drains_in_order_after_restart(tmp_path: Path) 
         await sink.flush()
         await c.kill(0)
         for i in range(200, 600, 50):
-            await sink.write(events[i:i + 50])
+            await sink.write(events[i : i + 50])
         # The feed flushes every second: during an outage that must not stall (acks time out to the spool).
         await asyncio.wait_for(sink.flush(), 3)
         assert sink.stats.extra["inflight"] == 0
@@ -201,8 +206,15 @@ async def test_full_spool_drops_loudly_and_counts(tmp_path: Path, caplog: pytest
     """When NATS is down and the spool is full, drops are counted and logged at ERROR, never silent."""
     events = make_events(3000)
     async with nats_cluster() as c:
-        sink = NatsSink.from_url(c.client_urls[0], spool=str(tmp_path / "spool"), spool_max_mb=0.05,
-                                 max_inflight=20, ack_timeout_s=0.3, backpressure_s=0.2, close_timeout_s=0.5)
+        sink = NatsSink.from_url(
+            c.client_urls[0],
+            spool=str(tmp_path / "spool"),
+            spool_max_mb=0.05,
+            max_inflight=20,
+            ack_timeout_s=0.3,
+            backpressure_s=0.2,
+            close_timeout_s=0.5,
+        )
         await sink.start()
         await c.kill(0)
         logger = logging.getLogger("tickpath.sinks.nats")
@@ -210,7 +222,7 @@ async def test_full_spool_drops_loudly_and_counts(tmp_path: Path, caplog: pytest
         try:
             with caplog.at_level(logging.ERROR, logger="tickpath.sinks.nats"):
                 for i in range(0, 3000, 500):
-                    await sink.write(events[i:i + 500])
+                    await sink.write(events[i : i + 500])
                 await sink.close()
         finally:
             logger.removeHandler(caplog.handler)
@@ -229,8 +241,9 @@ async def test_spool_left_by_a_previous_run_is_sent_first(tmp_path: Path) -> Non
     events = make_events(120)
     spool = str(tmp_path / "spool")
     async with nats_cluster() as c:
-        first = NatsSink.from_url(c.client_urls[0], spool=spool, ack_timeout_s=0.3, backpressure_s=0.2,
-                                  close_timeout_s=0.3)
+        first = NatsSink.from_url(
+            c.client_urls[0], spool=spool, ack_timeout_s=0.3, backpressure_s=0.2, close_timeout_s=0.3
+        )
         await first.start()
         await c.kill(0)
         await first.write(events[:100])

@@ -37,7 +37,7 @@ class _Recorder:
 
     def direct(self, subject: bytes, _reply: bytes, payload: bytes, headers: bytes | None) -> None:
         assert subject.startswith(PREFIX)
-        self.acks.append((subject[len(PREFIX):], payload, headers))
+        self.acks.append((subject[len(PREFIX) :], payload, headers))
 
 
 def _client() -> tuple[RecordingClient, _Recorder]:
@@ -83,11 +83,28 @@ def _mixed() -> tuple[bytes, list[tuple[bytes, bytes, bytes | None]], int, list[
     err = b'{"error":{"code":503,"description":"no leader"}}'
     other = b"MSG elsewhere %d  3\r\nabc\r\n" % OTHER_SID
     status = b"HMSG %s6 %d  %d %d\r\n%s\r\n" % (PREFIX, ACK_SID, len(STATUS_503), len(STATUS_503), STATUS_503)
-    parts: list[bytes] = [_ack(1), _ack(2), b"PING\r\n", _ack(3, dup), other, _ack(4), _ack(5, err), status,
-                          _ack(7, b""), _ack(8)]
-    expected = [(b"1", b'{"stream":"TICKPATH", "seq":1}', None), (b"2", b'{"stream":"TICKPATH", "seq":2}', None),
-                (b"3", dup, None), (b"4", b'{"stream":"TICKPATH", "seq":4}', None), (b"5", err, None),
-                (b"6", b"", STATUS_503), (b"7", b"", None), (b"8", b'{"stream":"TICKPATH", "seq":8}', None)]
+    parts: list[bytes] = [
+        _ack(1),
+        _ack(2),
+        b"PING\r\n",
+        _ack(3, dup),
+        other,
+        _ack(4),
+        _ack(5, err),
+        status,
+        _ack(7, b""),
+        _ack(8),
+    ]
+    expected = [
+        (b"1", b'{"stream":"TICKPATH", "seq":1}', None),
+        (b"2", b'{"stream":"TICKPATH", "seq":2}', None),
+        (b"3", dup, None),
+        (b"4", b'{"stream":"TICKPATH", "seq":4}', None),
+        (b"5", err, None),
+        (b"6", b"", STATUS_503),
+        (b"7", b"", None),
+        (b"8", b'{"stream":"TICKPATH", "seq":8}', None),
+    ]
     return b"".join(parts), expected, 1, [b"abc"]
 
 
@@ -128,8 +145,11 @@ async def test_a_payload_shorter_than_declared_is_not_taken_in_bulk() -> None:
     nc, rec = _client()
     body = b"two\r\nlines"
     await nc._ps.parse(_ack(1) + b"MSG %s2 %d  %d\r\n%s\r\n" % (PREFIX, ACK_SID, len(body), body) + _ack(3))
-    assert rec.acks == [(b"1", b'{"stream":"TICKPATH", "seq":1}', None), (b"2", body, None),
-                        (b"3", b'{"stream":"TICKPATH", "seq":3}', None)]
+    assert rec.acks == [
+        (b"1", b'{"stream":"TICKPATH", "seq":1}', None),
+        (b"2", body, None),
+        (b"3", b'{"stream":"TICKPATH", "seq":3}', None),
+    ]
     assert rec.bulk_calls == 0
 
 

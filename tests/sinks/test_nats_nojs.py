@@ -37,10 +37,27 @@ async def test_feed_cli_against_a_server_without_jetstream_exits_4(tmp_path: Pat
     require_nats_server()
     async with NatsCluster(1, jetstream=False) as c:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tickpath.cli.main", "feed", "--venue", "spot", "--symbols", "BTCUSDT",
-            "--sink", f"{c.client_urls[0]}?spool={tmp_path / 'spool'}", "--base-url", "ws://127.0.0.1:1",
-            "--rest-url", "http://127.0.0.1:1", "--no-symbol-check", "--duration", "5",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path)
+            sys.executable,
+            "-m",
+            "tickpath.cli.main",
+            "feed",
+            "--venue",
+            "spot",
+            "--symbols",
+            "BTCUSDT",
+            "--sink",
+            f"{c.client_urls[0]}?spool={tmp_path / 'spool'}",
+            "--base-url",
+            "ws://127.0.0.1:1",
+            "--rest-url",
+            "http://127.0.0.1:1",
+            "--no-symbol-check",
+            "--duration",
+            "5",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path,
+        )
         _, err_b = await asyncio.wait_for(proc.communicate(), 60)
     err = err_b.decode()
     assert proc.returncode == 4, err

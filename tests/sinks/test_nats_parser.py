@@ -36,8 +36,15 @@ def _msg(subject: bytes, payload: bytes, reply: bytes = b"", sid: int = DIRECT_S
 
 def _hmsg(subject: bytes, headers: bytes, payload: bytes, reply: bytes = b"", sid: int = DIRECT_SID) -> bytes:
     mid = b" " + reply if reply else b""
-    return b"HMSG %s %d%s %d %d\r\n%s%s\r\n" % (subject, sid, mid, len(headers), len(headers) + len(payload),
-                                                headers, payload)
+    return b"HMSG %s %d%s %d %d\r\n%s%s\r\n" % (
+        subject,
+        sid,
+        mid,
+        len(headers),
+        len(headers) + len(payload),
+        headers,
+        payload,
+    )
 
 
 HDR = b"NATS/1.0\r\nTickpath-Publish-Ns: 1700000000000000000\r\n\r\n"
@@ -56,20 +63,26 @@ async def test_msg_after_a_ping_in_the_same_read_reaches_the_direct_handler() ->
 async def test_hmsg_with_reply_after_a_ping_in_the_same_read_reaches_the_direct_handler() -> None:
     """MSG, PING, HMSG (reply and headers) in one read: both frames reach the handler in order."""
     nc, delivered = _client()
-    data = (_msg(b"a.1", b"first") + b"PING\r\n"
-            + _hmsg(b"tickpath.spot.trades.BTCUSDT", HDR, b'{"x":1}', reply=b"$JS.ACK.S.d.1.2.3.4.0"))
+    data = (
+        _msg(b"a.1", b"first")
+        + b"PING\r\n"
+        + _hmsg(b"tickpath.spot.trades.BTCUSDT", HDR, b'{"x":1}', reply=b"$JS.ACK.S.d.1.2.3.4.0")
+    )
     await nc._ps.parse(data)
     assert nc.pings == 1
-    assert delivered == [(b"a.1", b"", b"first", None),
-                         (b"tickpath.spot.trades.BTCUSDT", b"$JS.ACK.S.d.1.2.3.4.0", b'{"x":1}', HDR)]
+    assert delivered == [
+        (b"a.1", b"", b"first", None),
+        (b"tickpath.spot.trades.BTCUSDT", b"$JS.ACK.S.d.1.2.3.4.0", b'{"x":1}', HDR),
+    ]
     assert nc.queued == []
 
 
 async def test_other_subscriptions_keep_the_normal_path_around_a_ping() -> None:
     """Frames of a subscription without a direct handler still go to _process_msg, PING or not."""
     nc, delivered = _client()
-    await nc._ps.parse(_msg(b"x", b"1", sid=OTHER_SID) + b"PING\r\n" + _msg(b"y", b"2", sid=OTHER_SID)
-                       + _msg(b"z", b"3"))
+    await nc._ps.parse(
+        _msg(b"x", b"1", sid=OTHER_SID) + b"PING\r\n" + _msg(b"y", b"2", sid=OTHER_SID) + _msg(b"z", b"3")
+    )
     assert [q[:4] for q in nc.queued] == [(OTHER_SID, b"x", b"", b"1"), (OTHER_SID, b"y", b"", b"2")]
     assert delivered == [(b"z", b"", b"3", None)]
 
@@ -79,13 +92,17 @@ def _stream() -> tuple[bytes, list[_Frame], int]:
     frames: list[tuple[bytes, _Frame | None]] = [
         (_msg(b"_INBOX.a.1", b'{"stream":"S","seq":1}'), (b"_INBOX.a.1", b"", b'{"stream":"S","seq":1}', None)),
         (b"PING\r\n", None),
-        (_hmsg(b"t.spot.l2.ETH", HDR, b"payload\r\nwith crlf", reply=b"ack.2"),
-         (b"t.spot.l2.ETH", b"ack.2", b"payload\r\nwith crlf", HDR)),
+        (
+            _hmsg(b"t.spot.l2.ETH", HDR, b"payload\r\nwith crlf", reply=b"ack.2"),
+            (b"t.spot.l2.ETH", b"ack.2", b"payload\r\nwith crlf", HDR),
+        ),
         (_hmsg(b"_INBOX.a.3", STATUS, b""), (b"_INBOX.a.3", b"", b"", STATUS)),
         (_msg(b"empty", b""), (b"empty", b"", b"", None)),
         (b"PING\r\n", None),
-        (_hmsg(b"t.spot.trades.BTC", HDR, b"x" * 300, reply=b"ack.4"),
-         (b"t.spot.trades.BTC", b"ack.4", b"x" * 300, HDR)),
+        (
+            _hmsg(b"t.spot.trades.BTC", HDR, b"x" * 300, reply=b"ack.4"),
+            (b"t.spot.trades.BTC", b"ack.4", b"x" * 300, HDR),
+        ),
         (b"PONG\r\n", None),
         (_msg(b"last", b"z"), (b"last", b"", b"z", None)),
     ]

@@ -35,20 +35,29 @@ def test_defaults_follow_the_issue() -> None:
 
 def test_url_sets_prefix_and_options() -> None:
     """The URL path is the topic prefix; query parameters set batching, flow control and ordering."""
-    cfg = PubSubSinkConfig.from_url("pubsub://p/md.bn?max_messages=10&ordering=true&flow_messages=50",
-                                    serializer="orjson")
-    assert (cfg.topic_prefix, cfg.max_messages, cfg.ordering, cfg.flow_messages, cfg.serializer) == \
-        ("md.bn", 10, True, 50, "orjson")
+    cfg = PubSubSinkConfig.from_url(
+        "pubsub://p/md.bn?max_messages=10&ordering=true&flow_messages=50", serializer="orjson"
+    )
+    assert (cfg.topic_prefix, cfg.max_messages, cfg.ordering, cfg.flow_messages, cfg.serializer) == (
+        "md.bn",
+        10,
+        True,
+        50,
+        "orjson",
+    )
 
 
-@pytest.mark.parametrize("url, match", [
-    ("pubsub://p?nope=1", "unknown Pub/Sub sink option"),
-    ("pubsub://p?ordering=maybe", "boolean"),
-    ("pubsub://p?max_bytes=20000000", "10,000,000"),
-    ("pubsub://p?serializer=pickle", "serializer"),
-    ("nats://p", "pubsub://"),
-    ("pubsub:///topic", "project"),
-])
+@pytest.mark.parametrize(
+    "url, match",
+    [
+        ("pubsub://p?nope=1", "unknown Pub/Sub sink option"),
+        ("pubsub://p?ordering=maybe", "boolean"),
+        ("pubsub://p?max_bytes=20000000", "10,000,000"),
+        ("pubsub://p?serializer=pickle", "serializer"),
+        ("nats://p", "pubsub://"),
+        ("pubsub:///topic", "project"),
+    ],
+)
 def test_bad_options_are_config_errors(url: str, match: str) -> None:
     """Malformed options fail with a ConfigError that names the problem."""
     with pytest.raises(ConfigError, match=match):
@@ -56,8 +65,7 @@ def test_bad_options_are_config_errors(url: str, match: str) -> None:
 
 
 @pytest.mark.parametrize("serializer", ["msgspec", "orjson"])
-async def test_every_event_arrives_with_attributes_on_its_topic(server: PublisherServer,
-                                                                serializer: str) -> None:
+async def test_every_event_arrives_with_attributes_on_its_topic(server: PublisherServer, serializer: str) -> None:
     """Each event is one message on crypto.binance.<channel> with venue/symbol/channel/sequence."""
     events = make_events(90)
     sink = _sink(server, serializer=serializer, max_latency_ms=10, format="event")
@@ -93,7 +101,7 @@ async def test_ordering_keys_per_symbol_keep_sequence_order(server: PublisherSer
     sink = _sink(server, ordering=True, max_messages=5, max_latency_ms=5)
     await sink.start()
     for chunk in range(0, 150, 30):
-        await sink.write(make_events(150)[chunk:chunk + 30])
+        await sink.write(make_events(150)[chunk : chunk + 30])
     await sink.close()
     seqs: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
     for m in server.messages:
@@ -108,7 +116,7 @@ async def test_flow_control_bounds_outstanding_messages_under_a_slow_server(serv
     sink = _sink(server, flow_messages=20, max_messages=5, max_latency_ms=5)
     await sink.start()
     for i in range(0, 200, 50):
-        await sink.write(make_events(200)[i:i + 50])
+        await sink.write(make_events(200)[i : i + 50])
         assert sink.stats.extra["outstanding"] <= 20
     await sink.close()
     assert sink.stats.extra["outstanding_max"] <= 20
@@ -152,8 +160,7 @@ async def test_close_waits_for_every_outstanding_publish(server: PublisherServer
 
 
 @pytest.mark.parametrize("serializer", ["msgspec", "orjson"])
-async def test_row_format_is_what_the_bigquery_subscriptions_write(server: PublisherServer,
-                                                                   serializer: str) -> None:
+async def test_row_format_is_what_the_bigquery_subscriptions_write(server: PublisherServer, serializer: str) -> None:
     """By default a message is the event's table row plus event_date, exactly the BigQuery table's columns."""
     import orjson
 
@@ -165,8 +172,11 @@ async def test_row_format_is_what_the_bigquery_subscriptions_write(server: Publi
     await sink.start()
     await sink.write(events)
     await sink.close()
-    rows = {(r["session"], r["venue"], r["symbol"], r["seq"], m.topic.rsplit(".", 1)[1]): (r, m)
-            for m in server.messages for r in [orjson.loads(m.data)]}
+    rows = {
+        (r["session"], r["venue"], r["symbol"], r["seq"], m.topic.rsplit(".", 1)[1]): (r, m)
+        for m in server.messages
+        for r in [orjson.loads(m.data)]
+    }
     assert len(rows) == 30
     for e in events:
         row, m = rows[(e.session, e.venue, e.symbol, e.seq, e.channel)]
@@ -176,15 +186,24 @@ async def test_row_format_is_what_the_bigquery_subscriptions_write(server: Publi
         assert sorted(row) == sorted(columns)
 
 
-SESSION_ROW = {"session": "run-1", "venue": "futures", "started_ns": 1_700_000_000_123_000_000, "ended_ns": None,
-               "symbols": ["BTCUSDT"], "channels": ["l2", "trades"],
-               "streams": ["btcusdt@depth@100ms", "btcusdt@aggTrade"], "depth": None,
-               "clock_offset_ns": 1_500_000, "clock_offset_bound_ns": 400_000}
+SESSION_ROW = {
+    "session": "run-1",
+    "venue": "futures",
+    "started_ns": 1_700_000_000_123_000_000,
+    "ended_ns": None,
+    "symbols": ["BTCUSDT"],
+    "channels": ["l2", "trades"],
+    "streams": ["btcusdt@depth@100ms", "btcusdt@aggTrade"],
+    "depth": None,
+    "clock_offset_ns": 1_500_000,
+    "clock_offset_bound_ns": 400_000,
+}
 
 
 @pytest.mark.parametrize("fmt", ["row", "event"])
-async def test_session_rows_reach_the_session_topic_outside_the_event_counters(server: PublisherServer,
-                                                                              fmt: str) -> None:
+async def test_session_rows_reach_the_session_topic_outside_the_event_counters(
+    server: PublisherServer, fmt: str
+) -> None:
     """The feed's start and stop rows go to crypto.binance.session, which gcp setup writes into feed_sessions."""
     import orjson
 

@@ -39,7 +39,7 @@ def test_stddev_is_in_the_same_unit_as_mean_and_max(tmp_path: Path, unit: str) -
     scale = {"us": 1e3, "ms": 1e6}[unit]
     mean, std, top = float(f["mean"]), float(f["std"]), float(f["max"])
     assert std <= top
-    assert std == pytest.approx((10_000_000 - 100_000) / 12 ** 0.5 / scale, rel=0.02)
+    assert std == pytest.approx((10_000_000 - 100_000) / 12**0.5 / scale, rel=0.02)
     assert mean == pytest.approx(rec.mean() / scale, rel=0.01)
     assert top == pytest.approx(rec.summary().max_ns / scale, rel=0.001)
 

@@ -16,8 +16,16 @@ def _state(rec: LatencyRecorder) -> tuple[object, ...]:
     """Everything a recorder can report: counters, total, min, max, exact mean, clamped."""
     h = rec._hist
     counts = [h.get_count_at_index(i) for i in range(h.counts_len)]
-    return (counts, rec.count, h.get_min_value(), h.get_max_value(), rec.summary(), rec.mean(), rec.clamped,
-            rec.encode())
+    return (
+        counts,
+        rec.count,
+        h.get_min_value(),
+        h.get_max_value(),
+        rec.summary(),
+        rec.mean(),
+        rec.clamped,
+        rec.encode(),
+    )
 
 
 def _both(samples: list[int]) -> tuple[LatencyRecorder, LatencyRecorder]:
@@ -29,7 +37,7 @@ def _both(samples: list[int]) -> tuple[LatencyRecorder, LatencyRecorder]:
 
 
 latencies = st.one_of(
-    st.integers(min_value=-10**9, max_value=0),  # clock-corrected one-way delays can be negative
+    st.integers(min_value=-(10**9), max_value=0),  # clock-corrected one-way delays can be negative
     st.integers(min_value=1, max_value=5_000),  # the exact region
     st.integers(min_value=5_000, max_value=10**7),
     st.integers(min_value=10**7, max_value=HIGHEST_NS * 2),  # beyond the highest: clamped

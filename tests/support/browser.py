@@ -22,9 +22,17 @@ from typing import Any
 import aiohttp
 
 CHROMIUM_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--remote-debugging-port=0",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--remote-debugging-port=0",
     "--window-size=1280,2000",
 )
 
@@ -49,8 +57,12 @@ async def inspect_page(url: str, expression: str, *, timeout: float = 30.0) -> P
         raise RuntimeError("chromium is not installed")
     with tempfile.TemporaryDirectory(prefix="tickpath-chromium-") as profile:
         proc = await asyncio.create_subprocess_exec(
-            exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            exe,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "about:blank",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             return await asyncio.wait_for(_drive(proc, url, expression), timeout)
@@ -99,8 +111,7 @@ async def _drive(proc: asyncio.subprocess.Process, url: str, expression: str) ->
                 elif method == "Page.loadEventFired":
                     loaded.set()
 
-        async def call(method: str, params: dict[str, Any] | None = None,
-                       session: str | None = None) -> dict[str, Any]:
+        async def call(method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
             i = next(ids)
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             pending[i] = fut

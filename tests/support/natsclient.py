@@ -22,8 +22,7 @@ class RecordingClient:
         self.errors: list[str] = []
         self._ps: Any = Parser(self)
 
-    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes,
-                           headers: bytes | None) -> None:
+    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
         self.queued.append((sid, subject, reply, data, headers))
 
     async def _process_ping(self) -> None:
@@ -48,5 +47,5 @@ async def feed_in_random_reads(parser: Any, wire: bytes, rng: random.Random, max
     pos = 0
     while pos < len(wire):
         step = rng.randint(1, max_read)
-        await parser.parse(wire[pos:pos + step])
+        await parser.parse(wire[pos : pos + step])
         pos += step

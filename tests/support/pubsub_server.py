@@ -68,8 +68,7 @@ class PublisherServer:
                 self.request_sizes.append(len(request.messages))
                 ids = []
                 for m in request.messages:
-                    self.messages.append(Received(request.topic, bytes(m.data), dict(m.attributes),
-                                                  m.ordering_key))
+                    self.messages.append(Received(request.topic, bytes(m.data), dict(m.attributes), m.ordering_key))
                     self._next_id += 1
                     ids.append(str(self._next_id))
             return PublishResponse(message_ids=ids)
@@ -79,11 +78,16 @@ class PublisherServer:
 
     def start(self) -> PublisherServer:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        handler = grpc.method_handlers_generic_handler("google.pubsub.v1.Publisher", {
-            "Publish": grpc.unary_unary_rpc_method_handler(
-                self._publish, request_deserializer=PublishRequest.deserialize,
-                response_serializer=PublishResponse.serialize),
-        })
+        handler = grpc.method_handlers_generic_handler(
+            "google.pubsub.v1.Publisher",
+            {
+                "Publish": grpc.unary_unary_rpc_method_handler(
+                    self._publish,
+                    request_deserializer=PublishRequest.deserialize,
+                    response_serializer=PublishResponse.serialize,
+                ),
+            },
+        )
         server.add_generic_rpc_handlers((handler,))
         self.port = server.add_insecure_port("127.0.0.1:0")
         server.start()

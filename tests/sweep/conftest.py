@@ -45,8 +45,12 @@ def sim_zones() -> Iterator[dict[str, SimZone]]:
     loop = asyncio.new_event_loop()
 
     async def serve() -> None:
-        cfg = SimConfig(venues=("futures",), symbols=("BTCUSDT",), rate=20.0,
-                        zones=tuple(ZoneConfig(n, LatencyProfile(delay_ms=d)) for n, d in ZONE_DELAYS_MS.items()))
+        cfg = SimConfig(
+            venues=("futures",),
+            symbols=("BTCUSDT",),
+            rate=20.0,
+            zones=tuple(ZoneConfig(n, LatencyProfile(delay_ms=d)) for n, d in ZONE_DELAYS_MS.items()),
+        )
         async with Simulator(cfg) as sim:
             for name, delay in ZONE_DELAYS_MS.items():
                 ep = sim.endpoint("futures", zone=name)

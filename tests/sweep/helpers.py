@@ -16,14 +16,43 @@ from tickpath.sweep.plan import Candidate
 
 def probe_doc(ws_p99_us: float, tcp_p50_us: float = 100.0, ws_loss: float = 0.0) -> dict[str, Any]:
     """A document shaped like ``tickpath probe --json`` (schema tickpath.probe/1)."""
-    return {"schema": "tickpath.probe/1", "methods": {
-        "ws": {"summary": {"unit": "us", "count": 100, "losses": 0, "p50": ws_p99_us / 2, "p90": ws_p99_us * 0.8,
-                           "p99": ws_p99_us, "p999": ws_p99_us, "p9999": ws_p99_us, "min": 1.0, "mean": ws_p99_us / 2,
-                           "max": ws_p99_us, "loss_ratio": ws_loss}},
-        "tcp": {"summary": {"unit": "us", "count": 100, "losses": 0, "p50": tcp_p50_us, "p90": tcp_p50_us,
-                            "p99": tcp_p50_us * 2, "p999": tcp_p50_us * 2, "p9999": tcp_p50_us * 2,
-                            "min": 1.0, "mean": tcp_p50_us, "max": tcp_p50_us * 2, "loss_ratio": 0.0}},
-    }}
+    return {
+        "schema": "tickpath.probe/1",
+        "methods": {
+            "ws": {
+                "summary": {
+                    "unit": "us",
+                    "count": 100,
+                    "losses": 0,
+                    "p50": ws_p99_us / 2,
+                    "p90": ws_p99_us * 0.8,
+                    "p99": ws_p99_us,
+                    "p999": ws_p99_us,
+                    "p9999": ws_p99_us,
+                    "min": 1.0,
+                    "mean": ws_p99_us / 2,
+                    "max": ws_p99_us,
+                    "loss_ratio": ws_loss,
+                }
+            },
+            "tcp": {
+                "summary": {
+                    "unit": "us",
+                    "count": 100,
+                    "losses": 0,
+                    "p50": tcp_p50_us,
+                    "p90": tcp_p50_us,
+                    "p99": tcp_p50_us * 2,
+                    "p999": tcp_p50_us * 2,
+                    "p9999": tcp_p50_us * 2,
+                    "min": 1.0,
+                    "mean": tcp_p50_us,
+                    "max": tcp_p50_us * 2,
+                    "loss_ratio": 0.0,
+                }
+            },
+        },
+    }
 
 
 def ok_result(doc: dict[str, Any]) -> bytes:
@@ -35,8 +64,7 @@ def local_config(tmp_path: Path, zones: list[str], **sweep: Any) -> SweepConfig:
         "sweep": {"name": "unit", "provider": "local", "ttl_minutes": 5, "poll_interval_s": 0.5, **sweep},
         "probe": {"methods": ["tcp", "ws"], "duration_s": 1},
         "ranking": {"metric": sweep.pop("metric", "ws.p99")} if "metric" in sweep else {"metric": "ws.p99"},
-        "local": {"zones": [{"id": z, "rest_url": "http://127.0.0.1:1", "ws_url": "ws://127.0.0.1:1"}
-                            for z in zones]},
+        "local": {"zones": [{"id": z, "rest_url": "http://127.0.0.1:1", "ws_url": "ws://127.0.0.1:1"} for z in zones]},
     }
     raw["sweep"].pop("metric", None)
     return parse_config(raw, base_dir=tmp_path)
@@ -65,8 +93,14 @@ class ScriptedStore:
 class FakeProvisioner:
     """Keeps a set of "live" candidates; records when each was destroyed on the manual clock."""
 
-    def __init__(self, clock: ManualClock, store: ScriptedStore, *, fail_apply: set[str] | None = None,
-                 apply_blocks: bool = False) -> None:
+    def __init__(
+        self,
+        clock: ManualClock,
+        store: ScriptedStore,
+        *,
+        fail_apply: set[str] | None = None,
+        apply_blocks: bool = False,
+    ) -> None:
         self.clock = clock
         self.store = store
         self.live: set[str] = set()

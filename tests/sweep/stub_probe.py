@@ -24,10 +24,12 @@ def main() -> int:
         return 3
     ms = float(delay)
     rtt_us = 2 * ms * 1000
-    doc = {"methods": {
-        "ws": {"summary": {"p50": rtt_us, "p90": rtt_us * 1.1, "p99": rtt_us * 1.3, "count": 10, "losses": 0}},
-        "tcp": {"summary": {"p50": rtt_us * 0.9, "p90": rtt_us, "p99": rtt_us * 1.2, "count": 10, "losses": 0}},
-    }}
+    doc = {
+        "methods": {
+            "ws": {"summary": {"p50": rtt_us, "p90": rtt_us * 1.1, "p99": rtt_us * 1.3, "count": 10, "losses": 0}},
+            "tcp": {"summary": {"p50": rtt_us * 0.9, "p90": rtt_us, "p99": rtt_us * 1.2, "count": 10, "losses": 0}},
+        }
+    }
     print(json.dumps(doc))
     return 0
 

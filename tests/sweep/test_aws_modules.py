@@ -16,8 +16,18 @@ import pytest
 from tickpath.sweep.provision import module_dir
 
 AWS = module_dir("aws", "shared").parent
-TAGGABLE = {"aws_vpc", "aws_internet_gateway", "aws_route_table", "aws_s3_bucket", "aws_iam_role",
-            "aws_iam_instance_profile", "aws_subnet", "aws_security_group", "aws_placement_group", "aws_instance"}
+TAGGABLE = {
+    "aws_vpc",
+    "aws_internet_gateway",
+    "aws_route_table",
+    "aws_s3_bucket",
+    "aws_iam_role",
+    "aws_iam_instance_profile",
+    "aws_subnet",
+    "aws_security_group",
+    "aws_placement_group",
+    "aws_instance",
+}
 
 needs_terraform = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform CLI not installed")
 
@@ -63,8 +73,13 @@ def _tf_env(tmp_path: Path) -> dict[str, str]:
 def test_modules_pass_terraform_fmt_check(tmp_path: Path) -> None:
     """Every shipped module is canonically formatted (`terraform fmt -check -recursive`)."""
     root = AWS.parent
-    proc = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-diff", str(root)],
-                          capture_output=True, text=True, env=_tf_env(tmp_path), timeout=60)
+    proc = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", "-diff", str(root)],
+        capture_output=True,
+        text=True,
+        env=_tf_env(tmp_path),
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -111,8 +126,9 @@ def test_results_bucket_is_private_and_expires() -> None:
         assert pab[key] is True, key
     own = SHARED[("aws_s3_bucket_ownership_controls", "results")]
     assert own["rule"][0]["object_ownership"] == "BucketOwnerEnforced"
-    assert not any(t in ("aws_s3_bucket_acl", "aws_s3_bucket_policy", "aws_s3_bucket_website_configuration")
-                   for t, _ in SHARED)
+    assert not any(
+        t in ("aws_s3_bucket_acl", "aws_s3_bucket_policy", "aws_s3_bucket_website_configuration") for t, _ in SHARED
+    )
     life = SHARED[("aws_s3_bucket_lifecycle_configuration", "results")]["rule"][0]
     assert life["status"] == "Enabled" and "var.results_expiry_days" in str(life["expiration"][0]["days"])
 
@@ -145,11 +161,20 @@ def test_subnet_is_chosen_by_zone_id_not_name() -> None:
 def test_boot_script_renders_and_arms_the_self_destruct_first(tmp_path: Path) -> None:
     """user_data renders with templatefile, is valid bash, and schedules shutdown before installing anything."""
     shutil.copy(AWS / "candidate" / "user_data.sh", tmp_path / "user_data.sh")
-    expr = ('templatefile("user_data.sh", {sweep_id="s-1", candidate="apne1-az4.c6in.xlarge", instance_index=0, '
-            'bucket="tickpath-s-1", region="ap-northeast-1", ttl_minutes=45, '
-            'probe_cmdline="probe --method tcp,ws --json", install="tickpath==0.1.0", power_off_after=true})')
-    proc = subprocess.run(["terraform", "console"], input=expr + "\n", capture_output=True, text=True,
-                          cwd=tmp_path, env=_tf_env(tmp_path), timeout=60)
+    expr = (
+        'templatefile("user_data.sh", {sweep_id="s-1", candidate="apne1-az4.c6in.xlarge", instance_index=0, '
+        'bucket="tickpath-s-1", region="ap-northeast-1", ttl_minutes=45, '
+        'probe_cmdline="probe --method tcp,ws --json", install="tickpath==0.1.0", power_off_after=true})'
+    )
+    proc = subprocess.run(
+        ["terraform", "console"],
+        input=expr + "\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_tf_env(tmp_path),
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     script = proc.stdout.strip()
     script = script.removeprefix("<<EOT").removesuffix("EOT").strip()
@@ -160,4 +185,4 @@ def test_boot_script_renders_and_arms_the_self_destruct_first(tmp_path: Path) ->
     assert first(r"^shutdown -h \+45 ") < first(r"dnf install") < first(r"tickpath tune --apply")
     assert first(r"tickpath tune --apply") < first(r"tickpath probe --method tcp,ws --json")
     assert first(r"aws s3 cp .*s3://\$BUCKET/\$KEY") < first(r"shutdown -h now")
-    assert "KEY=\"results/$SWEEP_ID/$CANDIDATE.json\"" in script
+    assert 'KEY="results/$SWEEP_ID/$CANDIDATE.json"' in script

@@ -50,8 +50,9 @@ def test_bad_config_is_one_line_exit_2(capsys: pytest.CaptureFixture[str], tmp_p
     assert "sweep.az_ids" in err and "Traceback" not in err
 
 
-def test_missing_terraform_fails_before_creating_anything(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_terraform_fails_before_creating_anything(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without terraform on PATH, run exits 3 with install advice and writes no sweep state."""
     text = (EXAMPLES / "sweep-local.toml").read_text().replace('"../.tickpath/sweeps"', '"state"')
     cfg = tmp_path / "s.toml"

@@ -19,8 +19,15 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _aws(**over: object) -> dict[str, object]:
-    sweep = {"name": "tokyo", "provider": "aws", "region": "ap-northeast-1", "az_ids": ["apne1-az1", "apne1-az4"],
-             "instance_types": ["c6in.xlarge", "c7i.xlarge"], "ttl_minutes": 30, "max_cost_usd": 5}
+    sweep = {
+        "name": "tokyo",
+        "provider": "aws",
+        "region": "ap-northeast-1",
+        "az_ids": ["apne1-az1", "apne1-az4"],
+        "instance_types": ["c6in.xlarge", "c7i.xlarge"],
+        "ttl_minutes": 30,
+        "max_cost_usd": 5,
+    }
     sweep.update(over)
     return {"sweep": sweep, "probe": {"methods": ["tcp", "ws"], "duration_s": 60}, "ranking": {"metric": "ws.p99"}}
 
@@ -36,19 +43,26 @@ def test_shipped_examples_load_and_plan() -> None:
 def test_candidates_are_the_zone_by_type_product_in_order() -> None:
     """Two AZ IDs x two instance types give four named candidates."""
     cfg = parse_config(_aws())
-    assert [c.name for c in candidates(cfg)] == ["apne1-az1.c6in.xlarge", "apne1-az1.c7i.xlarge",
-                                                 "apne1-az4.c6in.xlarge", "apne1-az4.c7i.xlarge"]
+    assert [c.name for c in candidates(cfg)] == [
+        "apne1-az1.c6in.xlarge",
+        "apne1-az1.c7i.xlarge",
+        "apne1-az4.c6in.xlarge",
+        "apne1-az4.c7i.xlarge",
+    ]
 
 
-@pytest.mark.parametrize(("over", "message"), [
-    ({"az_ids": ["ap-northeast-1a"]}, "not availability zone IDs"),
-    ({"market": "reserved"}, "sweep.market"),
-    ({"keep": -1}, "sweep.keep"),
-    ({"ttl_minutes": 0.5}, "must exceed the probe duration"),
-    ({"colour": "blue"}, "unknown key"),
-    ({"instances_per_candidate": True}, "not a boolean"),
-    ({"instance_types": []}, None),
-])
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"az_ids": ["ap-northeast-1a"]}, "not availability zone IDs"),
+        ({"market": "reserved"}, "sweep.market"),
+        ({"keep": -1}, "sweep.keep"),
+        ({"ttl_minutes": 0.5}, "must exceed the probe duration"),
+        ({"colour": "blue"}, "unknown key"),
+        ({"instances_per_candidate": True}, "not a boolean"),
+        ({"instance_types": []}, None),
+    ],
+)
 def test_bad_sweep_settings_name_the_key(over: dict[str, object], message: str | None) -> None:
     """Each bad setting is a ConfigError naming what is wrong (empty instance types give no candidates)."""
     if message is None:
@@ -95,11 +109,19 @@ def test_missing_and_invalid_files_are_config_errors(tmp_path: Path) -> None:
 
 def test_probe_argv_points_local_zones_at_their_endpoints(tmp_path: Path) -> None:
     """A local candidate probes its own zone's URLs; an aws one probes the configured host."""
-    cfg = parse_config({"sweep": {"name": "l", "provider": "local", "ttl_minutes": 5},
-                        "probe": {"methods": ["ws"], "duration_s": 1},
-                        "local": {"zones": [{"id": "a", "rest_url": "http://127.0.0.1:5001", "ws_url": "ws://127.0.0.1:5001"},
-                                            {"id": "b", "rest_url": "http://127.0.0.1:5002", "ws_url": "ws://127.0.0.1:5002"}]}},
-                       base_dir=tmp_path)
+    cfg = parse_config(
+        {
+            "sweep": {"name": "l", "provider": "local", "ttl_minutes": 5},
+            "probe": {"methods": ["ws"], "duration_s": 1},
+            "local": {
+                "zones": [
+                    {"id": "a", "rest_url": "http://127.0.0.1:5001", "ws_url": "ws://127.0.0.1:5001"},
+                    {"id": "b", "rest_url": "http://127.0.0.1:5002", "ws_url": "ws://127.0.0.1:5002"},
+                ]
+            },
+        },
+        base_dir=tmp_path,
+    )
     argv = probe_argv(cfg, candidates(cfg)[1])
     assert argv[argv.index("--ws-url") + 1] == "ws://127.0.0.1:5002" and argv[-1] == "--json"
     assert argv[argv.index("--rest-url") + 1] == "http://127.0.0.1:5002"
@@ -114,8 +136,13 @@ def test_metric_parsing_and_weighted_evaluation() -> None:
     m = parse_metric("0.7*ws.p99 + 0.3*tcp.p50")
     assert m.evaluate({"ws.p99": 1000.0, "tcp.p50": 100.0}) == pytest.approx(730.0)
     assert parse_metric("ws.p99").evaluate({"ws.p99": 5.0}) == 5.0
-    for bad, msg in (("ws", "cannot parse"), ("ws.p42", "unknown statistic"), ("0*ws.p99", "positive"),
-                     ("ws.p99 + ws.p99", "twice"), ("", "empty")):
+    for bad, msg in (
+        ("ws", "cannot parse"),
+        ("ws.p42", "unknown statistic"),
+        ("0*ws.p99", "positive"),
+        ("ws.p99 + ws.p99", "twice"),
+        ("", "empty"),
+    ):
         with pytest.raises(ConfigError, match=msg):
             parse_metric(bad)
 
@@ -128,16 +155,26 @@ def test_figures_come_from_the_probe_summary_with_losses() -> None:
 
 def test_per_ip_only_results_use_one_address_consistently() -> None:
     """Without an overall summary, the lowest-p50 address supplies all figures of that method."""
-    doc = {"methods": {"tcp": {"per_ip": {"1.1.1.1": {"summary": {"p50": 300.0, "p99": 310.0}},
-                                          "2.2.2.2": {"summary": {"p50": 200.0, "p99": 900.0}}}}}}
+    doc = {
+        "methods": {
+            "tcp": {
+                "per_ip": {
+                    "1.1.1.1": {"summary": {"p50": 300.0, "p99": 310.0}},
+                    "2.2.2.2": {"summary": {"p50": 200.0, "p99": 900.0}},
+                }
+            }
+        }
+    }
     figs = extract_figures(doc)
     assert figs == {"tcp.p50": 200.0, "tcp.p99": 900.0}
 
 
-@given(st.dictionaries(st.sampled_from("abcdefgh"), st.floats(1, 1e6), min_size=1), st.integers(0, 4),
-       st.dictionaries(st.sampled_from("ijklmn"), st.floats(1, 1e6)))
-def test_doomed_candidates_never_become_winners(scores: dict[str, float], keep: int,
-                                                later: dict[str, float]) -> None:
+@given(
+    st.dictionaries(st.sampled_from("abcdefgh"), st.floats(1, 1e6), min_size=1),
+    st.integers(0, 4),
+    st.dictionaries(st.sampled_from("ijklmn"), st.floats(1, 1e6)),
+)
+def test_doomed_candidates_never_become_winners(scores: dict[str, float], keep: int, later: dict[str, float]) -> None:
     """Whatever arrives later, a candidate doomed now is not among the final winners."""
     now = doomed(scores, keep)
     final = rank({**scores, **later})[:keep]
@@ -147,8 +184,11 @@ def test_doomed_candidates_never_become_winners(scores: dict[str, float], keep: 
 
 def test_local_simulator_zones_become_candidates(tmp_path: Path) -> None:
     """[local] simulator = "a:1ms;b:5ms" makes one candidate per simulator zone; zones + simulator is refused."""
-    raw = {"sweep": {"name": "s", "provider": "local", "ttl_minutes": 5}, "probe": {"methods": ["ws"], "duration_s": 1},
-           "local": {"simulator": "a:1ms;b:5ms±0.5ms"}}
+    raw = {
+        "sweep": {"name": "s", "provider": "local", "ttl_minutes": 5},
+        "probe": {"methods": ["ws"], "duration_s": 1},
+        "local": {"simulator": "a:1ms;b:5ms±0.5ms"},
+    }
     cfg = parse_config(raw, base_dir=tmp_path)
     assert [c.name for c in candidates(cfg)] == ["a", "b"] and cfg.simulator_zones == "a:1ms;b:5ms±0.5ms"
     raw["local"] = {"simulator": "a:1ms", "zones": [{"id": "x", "rest_url": "http://h", "ws_url": "ws://h"}]}

@@ -11,8 +11,19 @@ from tickpath.sweep.cleanup import local_agents, stop_local_agents
 
 def _fake_agent(sweep_id: str, candidate: str) -> subprocess.Popen[bytes]:
     # Same command-line shape as a real agent; sleeps instead of probing.
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "tickpath.sweep.agent",
-                             "--sweep-id", sweep_id, "--candidate", candidate], start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; time.sleep(60)",
+            "tickpath.sweep.agent",
+            "--sweep-id",
+            sweep_id,
+            "--candidate",
+            candidate,
+        ],
+        start_new_session=True,
+    )
 
 
 def test_stop_local_agents_is_scoped_to_the_sweep_and_spares_kept_candidates() -> None:

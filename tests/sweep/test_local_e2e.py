@@ -25,14 +25,34 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_config(tmp_path: Path, zones: dict[str, SimZone], *, duration_s: float, name: str = "e2e",
-                 extra_zones: dict[str, tuple[str, str]] | None = None, timeout_s: float = 60) -> Path:
+def write_config(
+    tmp_path: Path,
+    zones: dict[str, SimZone],
+    *,
+    duration_s: float,
+    name: str = "e2e",
+    extra_zones: dict[str, tuple[str, str]] | None = None,
+    timeout_s: float = 60,
+) -> Path:
     lines = [
-        "[sweep]", f'name = "{name}"', 'provider = "local"', "keep = 1", "ttl_minutes = 5",
-        f"result_timeout_s = {timeout_s}", "poll_interval_s = 0.1", 'state_dir = "state"', 'results_dir = "results"',
-        "[probe]", 'methods = ["tcp", "ws"]', f"duration_s = {duration_s}", "rate = 20",
-        "[ranking]", 'metric = "ws.p50"', "max_loss_ratio = 0.2",
-        "[local]", "zones = [",
+        "[sweep]",
+        f'name = "{name}"',
+        'provider = "local"',
+        "keep = 1",
+        "ttl_minutes = 5",
+        f"result_timeout_s = {timeout_s}",
+        "poll_interval_s = 0.1",
+        'state_dir = "state"',
+        'results_dir = "results"',
+        "[probe]",
+        'methods = ["tcp", "ws"]',
+        f"duration_s = {duration_s}",
+        "rate = 20",
+        "[ranking]",
+        'metric = "ws.p50"',
+        "max_loss_ratio = 0.2",
+        "[local]",
+        "zones = [",
     ]
     for zid, z in zones.items():
         lines.append(f'  {{ id = "{zid}", rest_url = "{z.rest_url}", ws_url = "{z.ws_url}" }},')
@@ -66,15 +86,23 @@ def _assert_nothing_left(sweep_dir: Path, *, except_: set[str] = frozenset()) ->
 
 
 def test_sweep_picks_the_truly_fastest_zone_and_destroys_losers_as_results_arrive(
-        tmp_path: Path, sim_zones: dict[str, SimZone], terraform_bin: str) -> None:
+    tmp_path: Path, sim_zones: dict[str, SimZone], terraform_bin: str
+) -> None:
     """Zones of 1/12/25 ms: the 1 ms zone wins, losers go within 5 s of their result, a dead zone fails."""
     # 1.5 s at 20/s is ~30 ws samples per zone: a p50 that a host stall of a few hundred ms cannot
     # flip between the 12 and 25 ms zones (0.5 s, ~10 samples, swapped them once in a clean-clone CI run
     # while the four agents started together on two cores).
-    cfg = write_config(tmp_path, sim_zones, duration_s=1.5,
-                       extra_zones={"dead": ("http://127.0.0.1:9", "ws://127.0.0.1:9")})
-    proc = subprocess.run(tickpath("sweep", "run", str(cfg), "--json"), cwd=tmp_path, env=_env(),
-                          capture_output=True, text=True, timeout=120)
+    cfg = write_config(
+        tmp_path, sim_zones, duration_s=1.5, extra_zones={"dead": ("http://127.0.0.1:9", "ws://127.0.0.1:9")}
+    )
+    proc = subprocess.run(
+        tickpath("sweep", "run", str(cfg), "--json"),
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["winner"] == "fast", summary
@@ -109,12 +137,19 @@ def test_sweep_picks_the_truly_fastest_zone_and_destroys_losers_as_results_arriv
     _assert_nothing_left(sweep_dir)
 
 
-def _start_and_wait_for_agents(tmp_path: Path, all_zones: dict[str, SimZone],
-                               *extra: str) -> tuple[subprocess.Popen[str], Path]:
+def _start_and_wait_for_agents(
+    tmp_path: Path, all_zones: dict[str, SimZone], *extra: str
+) -> tuple[subprocess.Popen[str], Path]:
     sim_zones = {k: all_zones[k] for k in ("fast", "slow")}  # two are enough to prove teardown
     cfg = write_config(tmp_path, sim_zones, duration_s=60, name="sig")
-    orch = subprocess.Popen(tickpath("sweep", "run", str(cfg), *extra), cwd=tmp_path, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    orch = subprocess.Popen(
+        tickpath("sweep", "run", str(cfg), *extra),
+        cwd=tmp_path,
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         state = tmp_path / "state"
@@ -130,8 +165,9 @@ def _start_and_wait_for_agents(tmp_path: Path, all_zones: dict[str, SimZone],
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_signal_during_run_leaves_nothing(tmp_path: Path, sim_zones: dict[str, SimZone], terraform_bin: str,
-                                          sig: signal.Signals) -> None:
+def test_signal_during_run_leaves_nothing(
+    tmp_path: Path, sim_zones: dict[str, SimZone], terraform_bin: str, sig: signal.Signals
+) -> None:
     """SIGINT or SIGTERM mid-probe: the CLI destroys every candidate, no agent survives, exit 130; with
     --json stdout still gets one object saying so, with the sweep's status after the cleanup (it was
     empty)."""
@@ -153,9 +189,14 @@ def test_kill9_then_cleanup_leaves_nothing(tmp_path: Path, sim_zones: dict[str, 
     orch.communicate(timeout=30)
     assert len(local_agents(sweep_dir.name)) == 2  # nothing cleaned them up by itself
     assert sweep_status(tmp_path / "state", sweep_dir.name)["live"] is True
-    clean = subprocess.run(tickpath("sweep", "cleanup", "--sweep-id", sweep_dir.name, "--state-dir",
-                                    str(tmp_path / "state")), cwd=tmp_path, env=_env(),
-                           capture_output=True, text=True, timeout=60)
+    clean = subprocess.run(
+        tickpath("sweep", "cleanup", "--sweep-id", sweep_dir.name, "--state-dir", str(tmp_path / "state")),
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert clean.returncode == 0, clean.stderr
     _assert_nothing_left(sweep_dir)
     assert sweep_status(tmp_path / "state", sweep_dir.name)["live"] is False

@@ -43,8 +43,12 @@ def client(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], An
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
     def factory(service: str) -> Any:
-        return boto3.client(service, region_name=REGION, endpoint_url=moto_url,
-                            config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=moto_url,
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
 
     return factory
 
@@ -64,8 +68,9 @@ def test_s3_store_lists_only_complete_results_of_its_sweep(client: Callable[[str
     store.put("sw-1", "apne1-az4.c6in.xlarge", b'{"status": "ok"}')
     store.put("sw-1", "apne1-az1.c6in.xlarge", b'{"status": "failed"}')
     store.put("sw-2", "apne1-az2.c6in.xlarge", b"{}")
-    client("s3").put_object(Bucket="tickpath-store-1", Key="results/sw-1/apne1-az4.c6in.xlarge/instance-1.json",
-                            Body=b"{}")
+    client("s3").put_object(
+        Bucket="tickpath-store-1", Key="results/sw-1/apne1-az4.c6in.xlarge/instance-1.json", Body=b"{}"
+    )
     assert store.ready("sw-1") == {"apne1-az4.c6in.xlarge", "apne1-az1.c6in.xlarge"}
     assert json.loads(store.get("sw-1", "apne1-az4.c6in.xlarge")) == {"status": "ok"}
 
@@ -92,17 +97,26 @@ def test_tag_cleanup_removes_tagged_and_never_touches_untagged(client: Callable[
     tag = [{"Key": TAG_SWEEP_ID, "Value": sweep}]
     other = [{"Key": TAG_SWEEP_ID, "Value": "another-sweep"}]
     ami = "ami-12345678"  # moto accepts any id; no default AMIs are loaded
-    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16",
-                         TagSpecifications=[{"ResourceType": "vpc", "Tags": tag}])["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24",
-                               TagSpecifications=[{"ResourceType": "subnet", "Tags": tag}])["Subnet"]["SubnetId"]
-    sg = ec2.create_security_group(GroupName="tp-probe", Description="probe", VpcId=vpc,
-                                   TagSpecifications=[{"ResourceType": "security-group", "Tags": tag}])["GroupId"]
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": tag}])["Vpc"][
+        "VpcId"
+    ]
+    subnet = ec2.create_subnet(
+        VpcId=vpc, CidrBlock="10.42.1.0/24", TagSpecifications=[{"ResourceType": "subnet", "Tags": tag}]
+    )["Subnet"]["SubnetId"]
+    sg = ec2.create_security_group(
+        GroupName="tp-probe",
+        Description="probe",
+        VpcId=vpc,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": tag}],
+    )["GroupId"]
 
     def launch(tags: list[dict[str, str]] | None, **kw: Any) -> str:
         spec = [{"ResourceType": "instance", "Tags": tags}] if tags else []
-        return str(ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1,
-                                     TagSpecifications=spec, **kw)["Instances"][0]["InstanceId"])
+        return str(
+            ec2.run_instances(
+                ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1, TagSpecifications=spec, **kw
+            )["Instances"][0]["InstanceId"]
+        )
 
     tagged = [launch(tag, SubnetId=subnet, SecurityGroupIds=[sg]), launch(tag, SubnetId=subnet)]
     untagged = launch(None)
@@ -112,21 +126,33 @@ def test_tag_cleanup_removes_tagged_and_never_touches_untagged(client: Callable[
     client("s3").put_object(Bucket=f"tickpath-{sweep}", Key=f"results/{sweep}/a.json", Body=b"{}")
     _bucket(client, "someone-elses-bucket")
     iam = client("iam")
-    iam.create_role(RoleName=f"tickpath-probe-{sweep}", Path="/tickpath/", AssumeRolePolicyDocument="{}",
-                    Tags=tag)
+    iam.create_role(RoleName=f"tickpath-probe-{sweep}", Path="/tickpath/", AssumeRolePolicyDocument="{}", Tags=tag)
     iam.create_instance_profile(InstanceProfileName=f"tickpath-probe-{sweep}", Path="/tickpath/")
-    iam.add_role_to_instance_profile(InstanceProfileName=f"tickpath-probe-{sweep}",
-                                     RoleName=f"tickpath-probe-{sweep}")
-    iam.put_role_policy(RoleName=f"tickpath-probe-{sweep}", PolicyName="w", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:PutObject",
-                                                "Resource": f"arn:aws:s3:::tickpath-{sweep}/results/{sweep}/*"}]}))
+    iam.add_role_to_instance_profile(InstanceProfileName=f"tickpath-probe-{sweep}", RoleName=f"tickpath-probe-{sweep}")
+    iam.put_role_policy(
+        RoleName=f"tickpath-probe-{sweep}",
+        PolicyName="w",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "s3:PutObject",
+                        "Resource": f"arn:aws:s3:::tickpath-{sweep}/results/{sweep}/*",
+                    }
+                ],
+            }
+        ),
+    )
     iam.create_role(RoleName="tickpath-probe-other", Path="/tickpath/", AssumeRolePolicyDocument="{}", Tags=other)
 
     cleaner = AwsTagCleaner(sweep, region=REGION, client_factory=client, waiter_delay_s=1)
     deleted = cleaner.run()
 
-    states = {i["InstanceId"]: i["State"]["Name"]
-              for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+    states = {
+        i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+    }
     assert all(states[i] == "terminated" for i in tagged)
     assert {states[i] for i in (untagged, foreign, name_only)} == {"running"}
     # moto implements no DescribePlacementGroups: the cleaner reports that and carries on with the rest.
@@ -147,9 +173,19 @@ def test_tag_cleanup_is_idempotent_when_nothing_is_left(client: Callable[[str], 
 
 
 def _aws_cfg(az_ids: list[str], types: list[str]) -> SweepConfig:
-    return parse_config({"sweep": {"name": "pf", "provider": "aws", "region": REGION, "az_ids": az_ids,
-                                   "instance_types": types, "ttl_minutes": 30},
-                         "probe": {"methods": ["ws"], "duration_s": 60}})
+    return parse_config(
+        {
+            "sweep": {
+                "name": "pf",
+                "provider": "aws",
+                "region": REGION,
+                "az_ids": az_ids,
+                "instance_types": types,
+                "ttl_minutes": 30,
+            },
+            "probe": {"methods": ["ws"], "duration_s": 60},
+        }
+    )
 
 
 def test_preflight_rejects_unknown_zone_ids_and_types_before_creating_anything(client: Callable[[str], Any]) -> None:
@@ -163,8 +199,7 @@ def test_preflight_rejects_unknown_zone_ids_and_types_before_creating_anything(c
     aws_preflight(_aws_cfg([good], ["t3.micro"]), client)
 
 
-def test_preflight_reports_rejected_credentials_as_config_error(moto_url: str,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_preflight_reports_rejected_credentials_as_config_error(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """With no credentials at all, preflight is a ConfigError telling how to provide them."""
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)

@@ -30,9 +30,11 @@ def _setup(tmp_path: Path, zones: list[str], **sweep: object) -> tuple[Orchestra
 async def test_loser_destroyed_when_its_result_arrives_not_at_the_end(tmp_path: Path) -> None:
     """With keep=1, a slower zone reporting after a faster one is destroyed at once, before the rest report."""
     orch, prov, store = _setup(tmp_path, ["a", "b", "c"], result_timeout_s=100)
-    store.script = {"a": (2 * S, ok_result(probe_doc(500))),
-                    "b": (5 * S, ok_result(probe_doc(900))),
-                    "c": (30 * S, ok_result(probe_doc(700)))}
+    store.script = {
+        "a": (2 * S, ok_result(probe_doc(500))),
+        "b": (5 * S, ok_result(probe_doc(900))),
+        "c": (30 * S, ok_result(probe_doc(700))),
+    }
     out = await orch.run()
     assert out.winners == ["a"]
     assert out.ranking == ["a", "c", "b"]
@@ -46,9 +48,11 @@ async def test_loser_destroyed_when_its_result_arrives_not_at_the_end(tmp_path: 
 async def test_a_candidate_that_could_still_win_is_not_destroyed_early(tmp_path: Path) -> None:
     """With keep=2, the second result is kept alive until a third beats it."""
     orch, prov, store = _setup(tmp_path, ["a", "b", "c"], keep=2, result_timeout_s=100)
-    store.script = {"a": (1 * S, ok_result(probe_doc(900))),
-                    "b": (2 * S, ok_result(probe_doc(800))),
-                    "c": (10 * S, ok_result(probe_doc(100)))}
+    store.script = {
+        "a": (1 * S, ok_result(probe_doc(900))),
+        "b": (2 * S, ok_result(probe_doc(800))),
+        "c": (10 * S, ok_result(probe_doc(100))),
+    }
     out = await orch.run()
     assert out.winners == ["c", "b"]
     assert prov.destroyed_at["a"] >= 10 * S
@@ -58,8 +62,10 @@ async def test_a_candidate_that_could_still_win_is_not_destroyed_early(tmp_path:
 async def test_failed_probe_is_destroyed_immediately_and_never_ranked(tmp_path: Path) -> None:
     """A failure result is marked failed, destroyed as it arrives, and left out of the ranking."""
     orch, prov, store = _setup(tmp_path, ["a", "b"], result_timeout_s=100)
-    store.script = {"a": (1 * S, json.dumps({"status": "failed", "error": "connection refused"}).encode()),
-                    "b": (20 * S, ok_result(probe_doc(9000)))}
+    store.script = {
+        "a": (1 * S, json.dumps({"status": "failed", "error": "connection refused"}).encode()),
+        "b": (20 * S, ok_result(probe_doc(9000))),
+    }
     out = await orch.run()
     assert out.ranking == ["b"] and out.winners == ["b"]
     assert orch.states["a"].failed and "connection refused" in (orch.states["a"].error or "")
@@ -90,8 +96,7 @@ async def test_apply_failure_is_destroyed_and_others_continue(tmp_path: Path) ->
 async def test_lossy_candidate_fails_instead_of_ranking_on_survivors(tmp_path: Path) -> None:
     """A zone with the best percentiles but 20% lost samples is failed, not crowned."""
     orch, _prov, store = _setup(tmp_path, ["a", "b"], result_timeout_s=100)
-    store.script = {"a": (1 * S, ok_result(probe_doc(100, ws_loss=0.2))),
-                    "b": (2 * S, ok_result(probe_doc(900)))}
+    store.script = {"a": (1 * S, ok_result(probe_doc(100, ws_loss=0.2))), "b": (2 * S, ok_result(probe_doc(900)))}
     out = await orch.run()
     assert out.winners == ["b"]
     assert "lost 20.0%" in (orch.states["a"].error or "")
@@ -100,8 +105,10 @@ async def test_lossy_candidate_fails_instead_of_ranking_on_survivors(tmp_path: P
 async def test_weighted_metric_ranks_by_the_mix(tmp_path: Path) -> None:
     """0.5*ws.p99 + 0.5*tcp.p50 can prefer a zone whose ws.p99 alone is worse."""
     orch, _prov, store = _setup(tmp_path, ["a", "b"], metric="0.5*ws.p99 + 0.5*tcp.p50", result_timeout_s=100)
-    store.script = {"a": (1 * S, ok_result(probe_doc(500, tcp_p50_us=2000))),
-                    "b": (1 * S, ok_result(probe_doc(600, tcp_p50_us=100)))}
+    store.script = {
+        "a": (1 * S, ok_result(probe_doc(500, tcp_p50_us=2000))),
+        "b": (1 * S, ok_result(probe_doc(600, tcp_p50_us=100))),
+    }
     out = await orch.run()
     assert out.ranking == ["b", "a"]
     assert orch.states["b"].score == pytest.approx(350.0)

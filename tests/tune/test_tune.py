@@ -36,8 +36,11 @@ class FakeSystem:
             if not self.ethtool:
                 return 127, "ethtool not installed"
             if argv[1] == "-c":
-                return 0, (ETHTOOL_C.replace("on  TX", f"{self.coalesce['adaptive-rx']}  TX")
-                           .replace("rx-usecs: 20", f"rx-usecs: {self.coalesce['rx-usecs']}"))
+                return 0, (
+                    ETHTOOL_C.replace("on  TX", f"{self.coalesce['adaptive-rx']}  TX").replace(
+                        "rx-usecs: 20", f"rx-usecs: {self.coalesce['rx-usecs']}"
+                    )
+                )
             self.coalesce[argv[3]] = argv[4]
             return 0, ""
         if argv[:2] == ["systemctl", "stop"]:
@@ -102,8 +105,9 @@ def test_apply_then_revert_restores_every_previous_value(metal: Path, tmp_path: 
     assert fake.coalesce == {"adaptive-rx": "off", "rx-usecs": "0"}
     assert not (metal / "proc/812/comm").exists()
     saved = json.loads((tmp_path / "state/tune.json").read_text())
-    assert {"knob": "thp.defrag", "where": "sys/kernel/mm/transparent_hugepage/defrag", "value": "madvise"} \
-        in saved["previous"]
+    assert {"knob": "thp.defrag", "where": "sys/kernel/mm/transparent_hugepage/defrag", "value": "madvise"} in saved[
+        "previous"
+    ]
     after = inspect(cfg, run=fake)
     assert all(not s.changes for k in after.knobs for s in k.settings)
 
@@ -171,8 +175,9 @@ def test_cli_show_json_on_fake_root(metal: Path, capsys: pytest.CaptureFixture[s
     assert any(k["name"] == "thp.enabled" for k in out["knobs"]) and out["excluded"]
 
 
-def test_cli_revert_without_state_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_revert_without_state_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--revert with no saved state exits 2 with one line, no traceback."""
     monkeypatch.setattr("os.geteuid", lambda: 0)
     code = cli_main(["tune", "--revert", "--root", str(tmp_path), "--state-file", str(tmp_path / "none.json")])

@@ -45,8 +45,13 @@ def test_futures_depth_keeps_every_field_and_string() -> None:
     """A futures depthUpdate keeps U, u, pu, T and the level strings verbatim."""
     msg = decode_frame(FUT_DEPTH)
     assert isinstance(msg, DepthUpdate)
-    assert (msg.U, msg.u, msg.pu, msg.T, msg.E) == (600859599090, 600859600917, 600859598061,
-                                                     1626992741024, 1626992741037)
+    assert (msg.U, msg.u, msg.pu, msg.T, msg.E) == (
+        600859599090,
+        600859600917,
+        600859598061,
+        1626992741024,
+        1626992741037,
+    )
     assert msg.b == [("7.5040", "813"), ("7.6090", "0")] and msg.a == [("7.6150", "1563")]
 
 
@@ -59,16 +64,21 @@ def test_spot_depth_has_no_pu_or_t() -> None:
 
 def test_trades_and_tickers_decode() -> None:
     """aggTrade, trade, and both bookTicker shapes decode into their types."""
-    agg = decode_frame('{"stream":"x@aggTrade","data":{"e":"aggTrade","E":2,"a":5,"s":"X","p":"1.01100",'
-                       '"q":"10","f":7,"l":9,"T":1,"m":true,"M":true}}')
+    agg = decode_frame(
+        '{"stream":"x@aggTrade","data":{"e":"aggTrade","E":2,"a":5,"s":"X","p":"1.01100",'
+        '"q":"10","f":7,"l":9,"T":1,"m":true,"M":true}}'
+    )
     assert isinstance(agg, AggTrade) and (agg.a, agg.f, agg.l, agg.m, agg.p) == (5, 7, 9, True, "1.01100")
     tr = decode_frame('{"e":"trade","E":2,"s":"X","t":12,"p":"3.0","q":"0.5","b":1,"a":2,"T":1,"m":false}')
     assert isinstance(tr, RawTrade) and tr.t == 12 and tr.m is False
-    spot_bt = decode_frame('{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000",'
-                           '"a":"25.36520000","A":"40.66000000"}')
+    spot_bt = decode_frame(
+        '{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}'
+    )
     assert isinstance(spot_bt, BookTicker) and spot_bt.E is None and spot_bt.b == "25.35190000"
-    fut_bt = decode_frame('{"stream":"x@bookTicker","data":{"e":"bookTicker","u":9,"s":"X","b":"1","B":"2",'
-                          '"a":"3","A":"4","T":10,"E":11}}')
+    fut_bt = decode_frame(
+        '{"stream":"x@bookTicker","data":{"e":"bookTicker","u":9,"s":"X","b":"1","B":"2",'
+        '"a":"3","A":"4","T":10,"E":11}}'
+    )
     assert isinstance(fut_bt, BookTicker) and (fut_bt.E, fut_bt.T, fut_bt.A) == (11, 10, "4")
 
 
@@ -84,10 +94,8 @@ def test_kline_and_control_replies_are_valid_but_not_market_events() -> None:
     [
         ('{"stream":"x@depth","data":{"e":"depthUpdate"', "malformed_json"),
         ("not json at all", "malformed_json"),
-        ('{"stream":"x@depth","data":{"e":"depthUpdate","E":1,"s":"X","U":"one","u":2,"b":[],"a":[]}}',
-         "schema"),
-        ('{"stream":"x@depth","data":{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[["1"]],"a":[]}}',
-         "schema"),
+        ('{"stream":"x@depth","data":{"e":"depthUpdate","E":1,"s":"X","U":"one","u":2,"b":[],"a":[]}}', "schema"),
+        ('{"stream":"x@depth","data":{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[["1"]],"a":[]}}', "schema"),
         ('{"stream":"x@aggTrade","data":{"e":"aggTrade","E":1}}', "schema"),
         ("[1, 2, 3]", "schema"),
         ('{"stream":"x@markPrice","data":{"e":"markPriceUpdate","E":1,"s":"X"}}', "unknown_event"),

@@ -8,20 +8,29 @@ from tickpath.venues.binance.schemas import DepthSnapshot, DepthUpdate, Level
 from tickpath.venues.binance.sync import BookSync
 
 
-def spot_ev(first: int, last: int, b: list[Level] | None = None, a: list[Level] | None = None,
-            symbol: str = "BTCUSDT") -> DepthUpdate:
+def spot_ev(
+    first: int, last: int, b: list[Level] | None = None, a: list[Level] | None = None, symbol: str = "BTCUSDT"
+) -> DepthUpdate:
     return DepthUpdate(E=1000 + last, s=symbol, U=first, u=last, b=b or [], a=a or [])
 
 
-def fut_ev(first: int, last: int, prev: int, b: list[Level] | None = None, a: list[Level] | None = None,
-           symbol: str = "BTCUSDT") -> DepthUpdate:
-    return DepthUpdate(E=1000 + last, T=900 + last, s=symbol, U=first, u=last, pu=prev, b=b or [],
-                       a=a or [])
+def fut_ev(
+    first: int,
+    last: int,
+    prev: int,
+    b: list[Level] | None = None,
+    a: list[Level] | None = None,
+    symbol: str = "BTCUSDT",
+) -> DepthUpdate:
+    return DepthUpdate(E=1000 + last, T=900 + last, s=symbol, U=first, u=last, pu=prev, b=b or [], a=a or [])
 
 
 def snap(last: int, bids: list[Level] | None = None, asks: list[Level] | None = None) -> DepthSnapshot:
-    return DepthSnapshot(lastUpdateId=last, bids=bids if bids is not None else [("100", "1"), ("99", "2")],
-                         asks=asks if asks is not None else [("101", "1"), ("102", "2")])
+    return DepthSnapshot(
+        lastUpdateId=last,
+        bids=bids if bids is not None else [("100", "1"), ("99", "2")],
+        asks=asks if asks is not None else [("101", "1"), ("102", "2")],
+    )
 
 
 def kinds(events: list[Event]) -> list[str]:
@@ -212,8 +221,12 @@ def test_buffer_is_bounded_and_overflow_counted() -> None:
 def test_snapshot_event_is_full_book_sorted_best_first() -> None:
     """The published snapshot lists bids high to low and asks low to high, strings verbatim."""
     bs = BookSync("futures", "BTCUSDT", session="s")
-    out = bs.on_snapshot(DepthSnapshot(lastUpdateId=5, E=7, T=6, bids=[("99.0", "1"), ("100.50", "2")],
-                                       asks=[("102", "3"), ("101.25", "4")]), 9)
+    out = bs.on_snapshot(
+        DepthSnapshot(
+            lastUpdateId=5, E=7, T=6, bids=[("99.0", "1"), ("100.50", "2")], asks=[("102", "3"), ("101.25", "4")]
+        ),
+        9,
+    )
     s = out[0]
     assert isinstance(s, BookSnapshot)
     assert s.bids == [("100.50", "2"), ("99.0", "1")] and s.asks == [("101.25", "4"), ("102", "3")]

@@ -21,8 +21,7 @@ market = pytest.importorskip("tickpath.sim.market", reason="simulator market mod
 
 
 def _depth(venue: str, i: int, first: int, last: int, prev: int, b: list[list[str]], a: list[list[str]]) -> bytes:
-    data: dict[str, object] = {"e": "depthUpdate", "E": 1000 + i, "s": "BTCUSDT", "U": first, "u": last,
-                               "b": b, "a": a}
+    data: dict[str, object] = {"e": "depthUpdate", "E": 1000 + i, "s": "BTCUSDT", "U": first, "u": last, "b": b, "a": a}
     if venue == "futures":
         data.update(T=999 + i, pu=prev)
     return json.dumps({"stream": "btcusdt@depth@100ms", "data": data}).encode()
@@ -39,16 +38,27 @@ def _events(venue: str, m: object, rng: random.Random, count: int) -> list[bytes
             _, (side, tick, lots), _ = m.step()  # type: ignore[attr-defined]
             per_side[side][m.price(tick)] = m.qty(lots)  # type: ignore[attr-defined]
         last = m.last_uid  # type: ignore[attr-defined]
-        frames.append(_depth(venue, i, first, last, prev, [[p, q] for p, q in per_side[0].items()],
-                             [[p, q] for p, q in per_side[1].items()]))
+        frames.append(
+            _depth(
+                venue,
+                i,
+                first,
+                last,
+                prev,
+                [[p, q] for p, q in per_side[0].items()],
+                [[p, q] for p, q in per_side[1].items()],
+            )
+        )
         prev = last
     return frames
 
 
 def _truth(m: object, uid: int) -> tuple[dict[str, str], dict[str, str]]:
     bids, asks = m.book_at(uid)  # type: ignore[attr-defined]
-    return ({m.price(t): m.qty(v) for t, v in bids.items()},  # type: ignore[attr-defined]
-            {m.price(t): m.qty(v) for t, v in asks.items()})  # type: ignore[attr-defined]
+    return (
+        {m.price(t): m.qty(v) for t, v in bids.items()},  # type: ignore[attr-defined]
+        {m.price(t): m.qty(v) for t, v in asks.items()},
+    )  # type: ignore[attr-defined]
 
 
 def _fault(frames: list[bytes], rng: random.Random) -> tuple[list[bytes], dict[str, int]]:

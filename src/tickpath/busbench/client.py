@@ -172,8 +172,7 @@ class _Run:
                 parser.feed(rview[:n], mono())
 
         # 1. interest: probes on A until one arrives at B
-        probe = pub_header(self.subject, cfg.size) + HEADER.pack(PROBE_SEQ, 0) + \
-            bytes(cfg.size - HEADER.size) + CRLF
+        probe = pub_header(self.subject, cfg.size) + HEADER.pack(PROBE_SEQ, 0) + bytes(cfg.size - HEADER.size) + CRLF
         deadline = mono() + int(cfg.interest_timeout * 1e9)
         next_probe = 0
         while self.counters.probes == 0:
@@ -182,8 +181,10 @@ class _Run:
             now = mono()
             if not sub_alive or now > deadline:
                 raise ConnectionFailedError(
-                    self.sub_error or f"interest from {redact(cfg.sub_url)} did not reach "
-                    f"{redact(cfg.pub_url)} within {cfg.interest_timeout:g} s: are the servers routed?")
+                    self.sub_error
+                    or f"interest from {redact(cfg.sub_url)} did not reach "
+                    f"{redact(cfg.pub_url)} within {cfg.interest_timeout:g} s: are the servers routed?"
+                )
             if now >= next_probe:
                 pub.send(probe)
                 next_probe = now + PROBE_INTERVAL_NS
@@ -255,8 +256,13 @@ class _Run:
                 layout = layouts.get(k)
                 if layout is None:
                     layout = layouts[k] = struct.Struct("<" + frame_fmt * k)
-                layout.pack_into(batch, 0, *chain.from_iterable(
-                    zip(repeat(header, k), range(i, end), map(add_t0, offsets[i:end]), repeat(CRLF, k), strict=True)))
+                layout.pack_into(
+                    batch,
+                    0,
+                    *chain.from_iterable(
+                        zip(repeat(header, k), range(i, end), map(add_t0, offsets[i:end]), repeat(CRLF, k), strict=True)
+                    ),
+                )
                 frames = memoryview(batch)[: layout.size]
             ts = mono()
             try:
@@ -308,8 +314,16 @@ async def run(cfg: BenchConfig, *, progress: Progress | None = None) -> BenchRes
         gc.collect()
         gc.disable()
         thread.start()
-        log_event(log, logging.INFO, "busbench_started", pub=redact(cfg.pub_url), sub=redact(cfg.sub_url),
-                  size=cfg.size, rate=cfg.rate, total=run_.total)
+        log_event(
+            log,
+            logging.INFO,
+            "busbench_started",
+            pub=redact(cfg.pub_url),
+            sub=redact(cfg.sub_url),
+            size=cfg.size,
+            rate=cfg.rate,
+            total=run_.total,
+        )
         # The event loop's wake-ups take the GIL from the I/O thread, and at 1k msg/s each one
         # that lands on a message shows in its latency: without progress, wake only at the end;
         # with it, a few times a second.
@@ -337,22 +351,52 @@ async def run(cfg: BenchConfig, *, progress: Progress | None = None) -> BenchRes
         if isinstance(run_.fatal, TickpathError):
             raise run_.fatal
         raise ConnectionFailedError(f"busbench I/O failed: {run_.fatal}") from run_.fatal
-    figures = analyse(t0=run_.t0, interval_ns=cfg.interval_ns, warmup=cfg.warmup_count,
-                      sent_ns=run_.sent_ns, recv_ns=run_.recv_ns, keep_samples=cfg.keep_samples)
+    figures = analyse(
+        t0=run_.t0,
+        interval_ns=cfg.interval_ns,
+        warmup=cfg.warmup_count,
+        sent_ns=run_.sent_ns,
+        recv_ns=run_.recv_ns,
+        keep_samples=cfg.keep_samples,
+    )
     errors = [e for e in (run_.pub_error, run_.sub_error) if e]
     c = run_.counters
     achieved = figures["achieved_rate"]
     result = BenchResult(
-        size=cfg.size, rate=cfg.rate, pub=redact(cfg.pub_url), sub=redact(cfg.sub_url), subject=subject,
-        warmup=cfg.warmup_count, measured=figures["measured"], sent=figures["sent"],
-        received=figures["received"], lost=figures["lost"], warmup_lost=figures["warmup_lost"],
-        unsent=figures["unsent"], duplicates=c.duplicates, reordered=c.reordered,
-        achieved_rate=achieved, sustained=achieved >= cfg.min_rate_ratio * cfg.rate,
-        duration_s=figures["duration_s"], intended=figures["intended"], actual=figures["actual"],
-        send_lag=figures["send_lag"], rtt_pub_ns=rtt_pub, rtt_sub_ns=rtt_sub,
-        tls=cfg.tls is not None or (pub is not None and pub.addr.tls), errors=errors, samples=figures["samples"],
-        wait_mode=cfg.wait_mode, sleeps=c.sleeps,
+        size=cfg.size,
+        rate=cfg.rate,
+        pub=redact(cfg.pub_url),
+        sub=redact(cfg.sub_url),
+        subject=subject,
+        warmup=cfg.warmup_count,
+        measured=figures["measured"],
+        sent=figures["sent"],
+        received=figures["received"],
+        lost=figures["lost"],
+        warmup_lost=figures["warmup_lost"],
+        unsent=figures["unsent"],
+        duplicates=c.duplicates,
+        reordered=c.reordered,
+        achieved_rate=achieved,
+        sustained=achieved >= cfg.min_rate_ratio * cfg.rate,
+        duration_s=figures["duration_s"],
+        intended=figures["intended"],
+        actual=figures["actual"],
+        send_lag=figures["send_lag"],
+        rtt_pub_ns=rtt_pub,
+        rtt_sub_ns=rtt_sub,
+        tls=cfg.tls is not None or (pub is not None and pub.addr.tls),
+        errors=errors,
+        samples=figures["samples"],
+        wait_mode=cfg.wait_mode,
+        sleeps=c.sleeps,
     )
-    log_event(log, logging.INFO, "busbench_finished", lost=result.lost, achieved_rate=round(achieved),
-              p50_us=result.intended.percentile(50) / 1e3)
+    log_event(
+        log,
+        logging.INFO,
+        "busbench_finished",
+        lost=result.lost,
+        achieved_rate=round(achieved),
+        p50_us=result.intended.percentile(50) / 1e3,
+    )
     return result

@@ -67,8 +67,9 @@ class BenchConfig:
         ServerAddress.parse(self.pub_url)
         ServerAddress.parse(self.sub_url)
         if self.size < MIN_PAYLOAD:
-            raise ConfigError(f"payload size must be at least {MIN_PAYLOAD} bytes (sequence + intended "
-                              f"send time), not {self.size}")
+            raise ConfigError(
+                f"payload size must be at least {MIN_PAYLOAD} bytes (sequence + intended send time), not {self.size}"
+            )
         if self.size > 8 * 1024 * 1024:
             raise ConfigError(f"payload size {self.size} exceeds the 8 MiB the local servers accept")
         if not (math.isfinite(self.rate) and self.rate > 0):

@@ -94,27 +94,41 @@ async def local_cluster(local: LocalConfig) -> AsyncIterator[tuple[NatsCluster, 
             material = tls.generate(workdir / "tls", hosts) if local.tls else None
             user = "busbench" if local.auth else None
             password = secrets.token_urlsafe(18) if local.auth else None
-            cluster = NatsCluster(local.servers, tls=material.server if material else None,
-                                  verify_clients=material is not None, user=user, password=password,
-                                  binary=local.binary, workdir=workdir / "nats", **kwargs)  # type: ignore[arg-type]
+            cluster = NatsCluster(
+                local.servers,
+                tls=material.server if material else None,
+                verify_clients=material is not None,
+                user=user,
+                password=password,
+                binary=local.binary,
+                workdir=workdir / "nats",
+                **kwargs,
+            )  # type: ignore[arg-type]
             await stack.enter_async_context(cluster)
             settings: dict[str, object] = {
-                "pub_url": cluster.client_urls[0], "sub_url": cluster.client_urls[1],
+                "pub_url": cluster.client_urls[0],
+                "sub_url": cluster.client_urls[1],
                 "tls": TlsOptions(material.ca, material.client.cert, material.client.key) if material else None,
-                "credentials": Credentials(user, password), "netns": client_ns,
+                "credentials": Credentials(user, password),
+                "netns": client_ns,
             }
             yield cluster, settings
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # key material and logs belong to this run
 
 
-async def run_local(local: LocalConfig, bench: BenchConfig | MatrixConfig, *,
-                    progress: RunProgress | None = None,
-                    on_result: Callable[[BenchResult], None] | None = None) -> list[BenchResult]:
+async def run_local(
+    local: LocalConfig,
+    bench: BenchConfig | MatrixConfig,
+    *,
+    progress: RunProgress | None = None,
+    on_result: Callable[[BenchResult], None] | None = None,
+) -> list[BenchResult]:
     """Run one benchmark or a matrix against a fresh local cluster; returns every result."""
     async with local_cluster(local) as (_cluster, settings):
-        return await run_many(_configs(bench, settings), progress=progress, on_result=on_result,
-                              servers=local.server_settings())
+        return await run_many(
+            _configs(bench, settings), progress=progress, on_result=on_result, servers=local.server_settings()
+        )
 
 
 def _configs(bench: BenchConfig | MatrixConfig, settings: dict[str, object]) -> list[BenchConfig]:
@@ -129,9 +143,13 @@ def expand(bench: BenchConfig | MatrixConfig) -> list[BenchConfig]:
     return _configs(bench, {})
 
 
-async def run_many(configs: Sequence[BenchConfig], *, progress: RunProgress | None = None,
-                   on_result: Callable[[BenchResult], None] | None = None,
-                   servers: dict[str, object] | None = None) -> list[BenchResult]:
+async def run_many(
+    configs: Sequence[BenchConfig],
+    *,
+    progress: RunProgress | None = None,
+    on_result: Callable[[BenchResult], None] | None = None,
+    servers: dict[str, object] | None = None,
+) -> list[BenchResult]:
     """Run configurations one after another (never in parallel: they would disturb each other).
 
     ``on_result`` sees each result as soon as its run ends, so a caller can save it before a

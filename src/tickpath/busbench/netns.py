@@ -45,7 +45,8 @@ def available() -> str | None:
 
 async def _ip(*args: str) -> None:
     proc = await asyncio.create_subprocess_exec(
-        "ip", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        "ip", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
     _, err = await proc.communicate()
     if proc.returncode != 0:
         raise InfraError(f"ip {' '.join(args)} failed: {err.decode(errors='replace').strip()}")
@@ -65,7 +66,7 @@ class Triangle:
         return {role: f"tp{self.run_id}-{role}" for role in ("a", "b", "c")}
 
     def address(self, role: str) -> str:
-        return f"10.213.{self.subnet_octet}.{ {'a': 1, 'b': 2, 'c': 3}[role]}"
+        return f"10.213.{self.subnet_octet}.{ {'a': 1, 'b': 2, 'c': 3}[role] }"
 
     @property
     def bridge(self) -> str:
@@ -102,8 +103,9 @@ class Triangle:
         log_event(log, logging.INFO, "netns_created", namespaces=",".join(self.created), bridge=self.bridge)
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     async def close(self) -> None:

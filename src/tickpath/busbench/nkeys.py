@@ -74,8 +74,9 @@ class UserKey:
 
     @property
     def seed(self) -> str:
-        raw = self.private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                         serialization.NoEncryption())
+        raw = self.private.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
         return _b32(bytes([PREFIX_SEED | (PREFIX_USER >> 5), (PREFIX_USER & 31) << 3]) + raw)
 
     @property

@@ -46,8 +46,7 @@ def _rate_line(r: BenchResult) -> str:
 def report_text(r: BenchResult) -> str:
     """The human report: percentile table, rates, bandwidth, min/median/max, RTTs, losses."""
     lines = [
-        f"busbench {r.pub} -> {r.sub}  size {r.size} B  target {r.rate:,.0f} msg/s"
-        f"{'  TLS' if r.tls else ''}",
+        f"busbench {r.pub} -> {r.sub}  size {r.size} B  target {r.rate:,.0f} msg/s{'  TLS' if r.tls else ''}",
         f"clock: {CLOCK_NOTE}",
         f"client wait: {WAIT_NOTES.get(r.wait_mode, r.wait_mode)}",
         *([f"servers: {_servers(r.servers)}"] if r.servers else []),
@@ -101,8 +100,7 @@ def write_run(r: BenchResult, outdir: str | Path, *, samples: bool = False) -> d
     except OSError as exc:
         raise ConfigError(f"cannot create output directory {d}: {exc}") from exc
     s = stem(r)
-    paths = {"json": d / f"{s}.json", "intended_hgrm": d / f"{s}.intended.hgrm",
-             "actual_hgrm": d / f"{s}.actual.hgrm"}
+    paths = {"json": d / f"{s}.json", "intended_hgrm": d / f"{s}.intended.hgrm", "actual_hgrm": d / f"{s}.actual.hgrm"}
     paths["json"].write_text(json.dumps(r.to_dict(), indent=2), encoding="utf-8")
     r.intended.write_hgrm(paths["intended_hgrm"])
     r.actual.write_hgrm(paths["actual_hgrm"])
@@ -110,8 +108,7 @@ def write_run(r: BenchResult, outdir: str | Path, *, samples: bool = False) -> d
         paths["samples"] = d / f"{s}.samples.csv"
         with paths["samples"].open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
-            w.writerow(["seq", "intended_ns", "sent_ns", "received_ns", "latency_intended_ns",
-                        "latency_actual_ns"])
+            w.writerow(["seq", "intended_ns", "sent_ns", "received_ns", "latency_intended_ns", "latency_actual_ns"])
             for seq, want, sent, recv in r.samples:
                 w.writerow([seq, want, sent, recv, recv - want, recv - sent])
     return paths
@@ -119,19 +116,28 @@ def write_run(r: BenchResult, outdir: str | Path, *, samples: bool = False) -> d
 
 def matrix_summary(results: Sequence[BenchResult]) -> list[dict[str, Any]]:
     """One row per run with the headline figures (µs)."""
+
     def us(rec: LatencyRecorder, p: float) -> float | None:
         return round(rec.percentile(p) / 1e3, 1) if rec.count else None  # None: nothing received
 
     rows = []
     for r in results:
-        rows.append({
-            "size": r.size, "rate": r.rate, "achieved_rate": round(r.achieved_rate, 1),
-            "sustained": r.sustained_end_to_end, "lost": r.lost, "wait_mode": r.wait_mode,
-            "p50_intended_us": us(r.intended, 50), "p99_intended_us": us(r.intended, 99),
-            "p50_actual_us": us(r.actual, 50), "p99_actual_us": us(r.actual, 99),
-            "max_intended_us": us(r.intended, 100),
-            "errors": list(r.errors),
-        })
+        rows.append(
+            {
+                "size": r.size,
+                "rate": r.rate,
+                "achieved_rate": round(r.achieved_rate, 1),
+                "sustained": r.sustained_end_to_end,
+                "lost": r.lost,
+                "wait_mode": r.wait_mode,
+                "p50_intended_us": us(r.intended, 50),
+                "p99_intended_us": us(r.intended, 99),
+                "p50_actual_us": us(r.actual, 50),
+                "p99_actual_us": us(r.actual, 99),
+                "max_intended_us": us(r.intended, 100),
+                "errors": list(r.errors),
+            }
+        )
     return rows
 
 
@@ -140,18 +146,24 @@ def _cell(v: float | None, width: int) -> str:
 
 
 def matrix_text(results: Sequence[BenchResult]) -> str:
-    head = (f"{'size':>6} {'rate':>8} {'achieved':>10} {'p50 int':>9} {'p99 int':>10} {'p50 act':>9} "
-            f"{'p99 act':>10} {'lost':>6} {'wait':>9}")
+    head = (
+        f"{'size':>6} {'rate':>8} {'achieved':>10} {'p50 int':>9} {'p99 int':>10} {'p50 act':>9} "
+        f"{'p99 act':>10} {'lost':>6} {'wait':>9}"
+    )
     out = [head]
     failed = []
     for row in matrix_summary(results):
-        out.append(f"{row['size']:>6} {row['rate']:>8g} {row['achieved_rate']:>10,.0f}"
-                   f"{'' if row['sustained'] else '!'} {_cell(row['p50_intended_us'], 9)} "
-                   f"{_cell(row['p99_intended_us'], 10)} {_cell(row['p50_actual_us'], 9)} "
-                   f"{_cell(row['p99_actual_us'], 10)} {row['lost']:>6} {row['wait_mode']:>9}")
+        out.append(
+            f"{row['size']:>6} {row['rate']:>8g} {row['achieved_rate']:>10,.0f}"
+            f"{'' if row['sustained'] else '!'} {_cell(row['p50_intended_us'], 9)} "
+            f"{_cell(row['p99_intended_us'], 10)} {_cell(row['p50_actual_us'], 9)} "
+            f"{_cell(row['p99_actual_us'], 10)} {row['lost']:>6} {row['wait_mode']:>9}"
+        )
         failed += [f"{row['size']} B @ {row['rate']:g}/s: {e}" for e in row["errors"]]
-    out.append("µs; 'int' = from intended send time, 'act' = from actual send time; '!' = rate not sustained "
-               "end to end; n/a = nothing received")
+    out.append(
+        "µs; 'int' = from intended send time, 'act' = from actual send time; '!' = rate not sustained "
+        "end to end; n/a = nothing received"
+    )
     out += [f"error: {e}" for e in failed]
     return "\n".join(out)
 

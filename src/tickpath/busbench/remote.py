@@ -43,15 +43,20 @@ log = logging.getLogger(__name__)
 MODULES = Path(__file__).resolve().parent / "terraform"
 REMOTE_DIR = "/tmp/busbench"
 # What ``python -m tickpath.busbench`` imports on the client (pinned like pyproject.toml).
-CLIENT_DEPS = ("hdrhistogram==0.10.8", "cryptography==50.0.2", "numpy==2.4.6", "rich==15.0.0",
-               "matplotlib==3.11.2", "uvloop==0.23.0")
+CLIENT_DEPS = (
+    "hdrhistogram==0.10.8",
+    "cryptography==50.0.2",
+    "numpy==2.4.6",
+    "rich==15.0.0",
+    "matplotlib==3.11.2",
+    "uvloop==0.23.0",
+)
 
 
 class Runner(Protocol):
     """Runs one command and returns its stdout; raises :class:`InfraError` on failure."""
 
-    async def __call__(self, argv: Sequence[str], *, cwd: Path | None = None,
-                       timeout: float = 600.0) -> str: ...
+    async def __call__(self, argv: Sequence[str], *, cwd: Path | None = None, timeout: float = 600.0) -> str: ...
 
 
 async def subprocess_runner(argv: Sequence[str], *, cwd: Path | None = None, timeout: float = 600.0) -> str:
@@ -88,10 +93,22 @@ def bench_argv(cfg: BenchConfig | MatrixConfig) -> list[str]:
     base = cfg.base if isinstance(cfg, MatrixConfig) else cfg
     sizes = cfg.sizes if isinstance(cfg, MatrixConfig) else (cfg.size,)
     rates = cfg.rates if isinstance(cfg, MatrixConfig) else (cfg.rate,)
-    argv = ["--size", ",".join(str(s) for s in sizes), "--rate", ",".join(f"{r:g}" for r in rates),
-            "--warmup", f"{base.warmup:g}", "--drain-timeout", f"{base.drain_timeout:g}",
-            "--interest-timeout", f"{base.interest_timeout:g}", "--spin-us", f"{base.spin_us:g}",
-            "--lead-us", f"{base.lead_us:g}"]
+    argv = [
+        "--size",
+        ",".join(str(s) for s in sizes),
+        "--rate",
+        ",".join(f"{r:g}" for r in rates),
+        "--warmup",
+        f"{base.warmup:g}",
+        "--drain-timeout",
+        f"{base.drain_timeout:g}",
+        "--interest-timeout",
+        f"{base.interest_timeout:g}",
+        "--spin-us",
+        f"{base.spin_us:g}",
+        "--lead-us",
+        f"{base.lead_us:g}",
+    ]
     argv += ["--count", str(base.count)] if base.count is not None else ["--duration", f"{base.duration:g}"]
     if base.keep_samples:
         argv.append("--samples")
@@ -103,8 +120,9 @@ def bench_argv(cfg: BenchConfig | MatrixConfig) -> list[str]:
 class Triangle:
     """One remote run; :meth:`run` does everything and always destroys what it created."""
 
-    def __init__(self, cfg: RemoteConfig, bench: BenchConfig | MatrixConfig, *,
-                 runner: Runner = subprocess_runner) -> None:
+    def __init__(
+        self, cfg: RemoteConfig, bench: BenchConfig | MatrixConfig, *, runner: Runner = subprocess_runner
+    ) -> None:
         self.cfg = cfg
         self.bench = bench
         self.run_ = runner
@@ -139,16 +157,24 @@ class Triangle:
         tf = self.cfg.terraform
         await self.run_([tf, "init", "-input=false", "-no-color"], cwd=self.tf_dir)
         self.applied = True  # from here on, destroy must run
-        await self.run_([tf, "apply", "-auto-approve", "-input=false", "-no-color", f"-var-file={var_file}"],
-                        cwd=self.tf_dir, timeout=1800)
+        await self.run_(
+            [tf, "apply", "-auto-approve", "-input=false", "-no-color", f"-var-file={var_file}"],
+            cwd=self.tf_dir,
+            timeout=1800,
+        )
         out = json.loads(await self.run_([tf, "output", "-json", "-no-color"], cwd=self.tf_dir))
         try:
             self.ips = {"public": out["public_ips"]["value"], "private": out["private_ips"]["value"]}
             self.user = out["ssh_user"]["value"]
         except (KeyError, TypeError) as exc:
             raise InfraError(f"terraform outputs lack public_ips/private_ips/ssh_user: {exc}") from exc
-        log_event(log, logging.INFO, "busbench_remote_provisioned", run_id=self.run_id,
-                  **{role: ip for role, ip in self.ips["public"].items()})
+        log_event(
+            log,
+            logging.INFO,
+            "busbench_remote_provisioned",
+            run_id=self.run_id,
+            **{role: ip for role, ip in self.ips["public"].items()},
+        )
 
     async def wait_booted(self) -> None:
         deadline = asyncio.get_running_loop().time() + self.cfg.boot_timeout
@@ -159,8 +185,7 @@ class Triangle:
                     break
                 except InfraError as exc:
                     if asyncio.get_running_loop().time() > deadline:
-                        raise InfraError(
-                            f"{role} did not finish booting within {self.cfg.boot_timeout:.0f} s") from exc
+                        raise InfraError(f"{role} did not finish booting within {self.cfg.boot_timeout:.0f} s") from exc
                     await asyncio.sleep(5)
 
     async def start_servers(self) -> None:
@@ -171,15 +196,30 @@ class Triangle:
         remote_tls = (f"{REMOTE_DIR}/server-cert.pem", f"{REMOTE_DIR}/server-key.pem", f"{REMOTE_DIR}/ca.pem")
         for role, peer in (("server_a", "server_b"), ("server_b", "server_a")):
             conf = self.dir / f"{role}.conf"
-            _write_private(conf, render_config(
-                name=f"busbench-{role}", host="0.0.0.0", client_port=4222, route_port=6222,
-                routes=[(priv[peer], 6222)], tls_files=remote_tls, verify_clients=True,
-                user="busbench", password=self.password, route_password=route_password))
+            _write_private(
+                conf,
+                render_config(
+                    name=f"busbench-{role}",
+                    host="0.0.0.0",
+                    client_port=4222,
+                    route_port=6222,
+                    routes=[(priv[peer], 6222)],
+                    tls_files=remote_tls,
+                    verify_clients=True,
+                    user="busbench",
+                    password=self.password,
+                    route_password=route_password,
+                ),
+            )
             await self.ssh(role, f"mkdir -p -m 700 {REMOTE_DIR}")
-            await self.scp([self.material.server.cert, self.material.server.key, self.material.ca, conf],
-                           role, REMOTE_DIR)
-            await self.ssh(role, f"cd {REMOTE_DIR} && mv {role}.conf nats.conf && "
-                                 f"(nohup nats-server -c {REMOTE_DIR}/nats.conf > nats.log 2>&1 & echo $! > nats.pid)")
+            await self.scp(
+                [self.material.server.cert, self.material.server.key, self.material.ca, conf], role, REMOTE_DIR
+            )
+            await self.ssh(
+                role,
+                f"cd {REMOTE_DIR} && mv {role}.conf nats.conf && "
+                f"(nohup nats-server -c {REMOTE_DIR}/nats.conf > nats.log 2>&1 & echo $! > nats.pid)",
+            )
 
     async def run_client(self) -> Path:
         import tickpath
@@ -189,32 +229,62 @@ class Triangle:
         pkg = Path(tickpath.__file__).resolve().parent
         archive = self.dir / "tickpath-src.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:
-            tar.add(pkg, arcname=pkg.name,
-                    filter=lambda info: None if "__pycache__" in info.name else info)
+            tar.add(pkg, arcname=pkg.name, filter=lambda info: None if "__pycache__" in info.name else info)
         pw_file = self.dir / "password"
         _write_private(pw_file, self.password)
         await self.ssh("client", f"mkdir -p -m 700 {REMOTE_DIR}/src")
-        await self.scp([archive, self.material.ca, self.material.client.cert, self.material.client.key, pw_file],
-                       "client", REMOTE_DIR)
-        await self.ssh("client", f"cd {REMOTE_DIR} && tar xzf {archive.name} -C src && "
-                                 f"python3 -m venv venv && venv/bin/pip install -q {' '.join(CLIENT_DEPS)}",
-                       timeout=900)
-        cmd = ["run", "--pub", f"tls://{priv['server_a']}:4222",
-               "--sub", f"tls://{priv['server_b']}:4222", "--tls-ca", f"{REMOTE_DIR}/ca.pem",
-               "--tls-cert", f"{REMOTE_DIR}/client-cert.pem", "--tls-key", f"{REMOTE_DIR}/client-key.pem",
-               "--user", "busbench", "--password-env", "BUSBENCH_PASSWORD", "--out", f"{REMOTE_DIR}/results",
-               *bench_argv(self.bench)]
+        await self.scp(
+            [archive, self.material.ca, self.material.client.cert, self.material.client.key, pw_file],
+            "client",
+            REMOTE_DIR,
+        )
+        await self.ssh(
+            "client",
+            f"cd {REMOTE_DIR} && tar xzf {archive.name} -C src && "
+            f"python3 -m venv venv && venv/bin/pip install -q {' '.join(CLIENT_DEPS)}",
+            timeout=900,
+        )
+        cmd = [
+            "run",
+            "--pub",
+            f"tls://{priv['server_a']}:4222",
+            "--sub",
+            f"tls://{priv['server_b']}:4222",
+            "--tls-ca",
+            f"{REMOTE_DIR}/ca.pem",
+            "--tls-cert",
+            f"{REMOTE_DIR}/client-cert.pem",
+            "--tls-key",
+            f"{REMOTE_DIR}/client-key.pem",
+            "--user",
+            "busbench",
+            "--password-env",
+            "BUSBENCH_PASSWORD",
+            "--out",
+            f"{REMOTE_DIR}/results",
+            *bench_argv(self.bench),
+        ]
         # Exit status 9 (losses) still produced results worth downloading.
-        remote_cmd = (f"cd {REMOTE_DIR} && mkdir -p results && BUSBENCH_PASSWORD=$(cat password) "
-                      f"PYTHONPATH=src venv/bin/python -m tickpath.busbench {shlex.join(cmd)} > run.txt 2>&1; "
-                      f"echo $? > results/exit-status")
+        remote_cmd = (
+            f"cd {REMOTE_DIR} && mkdir -p results && BUSBENCH_PASSWORD=$(cat password) "
+            f"PYTHONPATH=src venv/bin/python -m tickpath.busbench {shlex.join(cmd)} > run.txt 2>&1; "
+            f"echo $? > results/exit-status"
+        )
         await self.ssh("client", remote_cmd, timeout=7200)
         out = self.cfg.out
         out.mkdir(parents=True, exist_ok=True)
-        await self.run_(["scp", *self._ssh_opts(), "-r",
-                         f"{self.user}@{self.ips['public']['client']}:{REMOTE_DIR}/results/.", str(out)])
-        await self.run_(["scp", *self._ssh_opts(),
-                         f"{self.user}@{self.ips['public']['client']}:{REMOTE_DIR}/run.txt", str(out)])
+        await self.run_(
+            [
+                "scp",
+                *self._ssh_opts(),
+                "-r",
+                f"{self.user}@{self.ips['public']['client']}:{REMOTE_DIR}/results/.",
+                str(out),
+            ]
+        )
+        await self.run_(
+            ["scp", *self._ssh_opts(), f"{self.user}@{self.ips['public']['client']}:{REMOTE_DIR}/run.txt", str(out)]
+        )
         return out
 
     async def destroy(self) -> None:
@@ -222,19 +292,40 @@ class Triangle:
         try:
             if self.applied:
                 var_file = self.dir / "run.tfvars.json"
-                await self.run_([self.cfg.terraform, "destroy", "-auto-approve", "-input=false", "-no-color",
-                                 f"-var-file={var_file}"], cwd=self.tf_dir, timeout=1800)
+                await self.run_(
+                    [
+                        self.cfg.terraform,
+                        "destroy",
+                        "-auto-approve",
+                        "-input=false",
+                        "-no-color",
+                        f"-var-file={var_file}",
+                    ],
+                    cwd=self.tf_dir,
+                    timeout=1800,
+                )
                 log_event(log, logging.INFO, "busbench_remote_destroyed", run_id=self.run_id)
         except TickpathError as exc:
-            raise InfraError(f"terraform destroy failed; state kept in {self.dir} for a manual "
-                             f"'terraform destroy': {exc}") from exc
+            raise InfraError(
+                f"terraform destroy failed; state kept in {self.dir} for a manual 'terraform destroy': {exc}"
+            ) from exc
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- ssh -----------------------------------------------------------------------------------
     def _ssh_opts(self) -> list[str]:
-        return ["-i", str(self.key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
-                "-o", f"UserKnownHostsFile={self.dir / 'known_hosts'}", "-o", "ConnectTimeout=10"]
+        return [
+            "-i",
+            str(self.key),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            f"UserKnownHostsFile={self.dir / 'known_hosts'}",
+            "-o",
+            "ConnectTimeout=10",
+        ]
 
     async def ssh(self, role: str, command: str, *, timeout: float = 600.0) -> str:
         host = self.ips["public"][role]
@@ -257,8 +348,9 @@ def _ssh_keypair(path: Path) -> str:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
     _write_private(path, private.decode())
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return public.decode() + " tickpath-busbench"

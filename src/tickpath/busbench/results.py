@@ -42,7 +42,6 @@ def percentiles_ns(rec: LatencyRecorder, ps: Sequence[float]) -> dict[float, int
     return {p: int(values[p]) for p in ps}
 
 
-
 @dataclass
 class RunCounters:
     """What the receiver counts while the run is going (mutated by one thread)."""
@@ -121,32 +120,54 @@ class BenchResult:
         def rtt(v: list[int]) -> dict[str, float]:
             if not v:
                 return {}
-            return {"min": round(min(v) / scale, 3), "median": round(statistics.median(v) / scale, 3),
-                    "max": round(max(v) / scale, 3)}
+            return {
+                "min": round(min(v) / scale, 3),
+                "median": round(statistics.median(v) / scale, 3),
+                "max": round(max(v) / scale, 3),
+            }
 
         return {
-            "schema": "tickpath.busbench/1", "unit": unit, "clock": CLOCK_NOTE,
-            "pub": self.pub, "sub": self.sub, "subject": self.subject, "tls": self.tls,
-            "wait_mode": self.wait_mode, "client_sleeps": self.sleeps, "servers": self.servers,
-            "size": self.size, "target_rate": self.rate, "achieved_rate": round(self.achieved_rate, 1),
+            "schema": "tickpath.busbench/1",
+            "unit": unit,
+            "clock": CLOCK_NOTE,
+            "pub": self.pub,
+            "sub": self.sub,
+            "subject": self.subject,
+            "tls": self.tls,
+            "wait_mode": self.wait_mode,
+            "client_sleeps": self.sleeps,
+            "servers": self.servers,
+            "size": self.size,
+            "target_rate": self.rate,
+            "achieved_rate": round(self.achieved_rate, 1),
             "rate_ratio": round(self.achieved_rate / self.rate, 5) if self.rate else 0.0,
             # A publisher that kept its rate while nothing arrived did not sustain the rate end to end.
-            "sustained": self.sustained_end_to_end, "publisher_kept_rate": self.sustained,
+            "sustained": self.sustained_end_to_end,
+            "publisher_kept_rate": self.sustained,
             "bandwidth_bytes_per_s": round(self.bandwidth_bytes_per_s, 1),
             "duration_s": round(self.duration_s, 4),
-            "warmup": self.warmup, "measured": self.measured, "sent": self.sent,
-            "received": self.received, "lost": self.lost, "warmup_lost": self.warmup_lost,
-            "unsent": self.unsent, "duplicates": self.duplicates, "reordered": self.reordered,
-            "ok": self.ok, "errors": list(self.errors),
+            "warmup": self.warmup,
+            "measured": self.measured,
+            "sent": self.sent,
+            "received": self.received,
+            "lost": self.lost,
+            "warmup_lost": self.warmup_lost,
+            "unsent": self.unsent,
+            "duplicates": self.duplicates,
+            "reordered": self.reordered,
+            "ok": self.ok,
+            "errors": list(self.errors),
             "latency_from_intended": latency(self.intended),
             "latency_from_actual": latency(self.actual),
             "send_lag": self.send_lag.summary().to_dict(unit),
-            "rtt_pub": rtt(self.rtt_pub_ns), "rtt_sub": rtt(self.rtt_sub_ns),
+            "rtt_pub": rtt(self.rtt_pub_ns),
+            "rtt_sub": rtt(self.rtt_sub_ns),
         }
 
 
-def analyse(*, t0: int, interval_ns: float, warmup: int, sent_ns: array[int], recv_ns: array[int],
-            keep_samples: bool = False) -> dict[str, Any]:
+def analyse(
+    *, t0: int, interval_ns: float, warmup: int, sent_ns: array[int], recv_ns: array[int], keep_samples: bool = False
+) -> dict[str, Any]:
     """Latency recorders, losses and the achieved rate from the per-sequence timestamps.
 
     A zero in ``sent_ns`` means never sent, a zero in ``recv_ns`` never received. Messages
@@ -182,15 +203,26 @@ def analyse(*, t0: int, interval_ns: float, warmup: int, sent_ns: array[int], re
     actual.record_loss(lost)
     samples: list[tuple[int, int, int, int]] | None = None
     if keep_samples:
-        samples = list(zip(seqs[m_ok].tolist(), want_a[m_ok].tolist(), sent_a[m_ok].tolist(),
-                           recv_a[m_ok].tolist(), strict=True))
+        samples = list(
+            zip(seqs[m_ok].tolist(), want_a[m_ok].tolist(), sent_a[m_ok].tolist(), recv_a[m_ok].tolist(), strict=True)
+        )
     measured = total - warmup
     sent = measured - unsent
     last_sent = int(sent_a[m_sent].max()) if sent else 0
     start = intended_ns(t0, warmup, interval_ns)
     span = (last_sent - start + interval_ns) if last_sent else 0.0
     achieved = sent / (span / 1e9) if span > 0 else 0.0
-    return {"intended": intended, "actual": actual, "send_lag": lag, "lost": lost,
-            "warmup_lost": warmup_lost, "unsent": unsent, "sent": sent, "measured": measured,
-            "achieved_rate": achieved, "duration_s": span / 1e9, "samples": samples,
-            "received": sent - lost}
+    return {
+        "intended": intended,
+        "actual": actual,
+        "send_lag": lag,
+        "lost": lost,
+        "warmup_lost": warmup_lost,
+        "unsent": unsent,
+        "sent": sent,
+        "measured": measured,
+        "achieved_rate": achieved,
+        "duration_s": span / 1e9,
+        "samples": samples,
+        "received": sent - lost,
+    }

@@ -49,13 +49,18 @@ class TlsMaterial:
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tickpath busbench"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tickpath busbench"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    data = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
@@ -71,8 +76,7 @@ def _sans(hosts: Iterable[str]) -> list[x509.GeneralName]:
     return out
 
 
-def generate(directory: str | Path, hosts: Iterable[str] = DEFAULT_HOSTS, *,
-             valid_days: int = 2) -> TlsMaterial:
+def generate(directory: str | Path, hosts: Iterable[str] = DEFAULT_HOSTS, *, valid_days: int = 2) -> TlsMaterial:
     """Create a CA and server/client certificates under ``directory``.
 
     ``hosts`` become the server certificate's subject alternative names (names and IPs); every
@@ -89,14 +93,28 @@ def generate(directory: str | Path, hosts: Iterable[str] = DEFAULT_HOSTS, *,
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
-        x509.CertificateBuilder().subject_name(_name("busbench run CA")).issuer_name(_name("busbench run CA"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(until)
+        x509.CertificateBuilder()
+        .subject_name(_name("busbench run CA"))
+        .issuer_name(_name("busbench run CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(until)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     ca_path = d / "ca.pem"
@@ -105,9 +123,13 @@ def generate(directory: str | Path, hosts: Iterable[str] = DEFAULT_HOSTS, *,
     def leaf(stem: str, cn: str, usages: list[x509.ObjectIdentifier]) -> TlsFiles:
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
-            x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(until)
+            x509.CertificateBuilder()
+            .subject_name(_name(cn))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(until)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(x509.SubjectAlternativeName(_sans(hosts)), critical=False)
@@ -123,4 +145,3 @@ def generate(directory: str | Path, hosts: Iterable[str] = DEFAULT_HOSTS, *,
     server = leaf("server", hosts[0], [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
     client = leaf("client", "busbench client", [ExtendedKeyUsageOID.CLIENT_AUTH])
     return TlsMaterial(ca_path, server, client)
-

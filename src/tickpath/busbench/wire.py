@@ -51,9 +51,13 @@ class ServerAddress:
             port = parts.port or 4222
         except ValueError as exc:
             raise ConfigError(f"bad port in NATS URL {redact(url)!r}") from exc
-        return cls(parts.hostname, port, parts.scheme == "tls",
-                   unquote(parts.username) if parts.username else None,
-                   unquote(parts.password) if parts.password else None)
+        return cls(
+            parts.hostname,
+            port,
+            parts.scheme == "tls",
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password else None,
+        )
 
     def __str__(self) -> str:
         return f"{'tls' if self.tls else 'nats'}://{self.host}:{self.port}"
@@ -82,8 +86,10 @@ class Credentials:
     creds_file: str | None = None
 
     def __repr__(self) -> str:  # never print secrets by accident
-        return (f"Credentials(user={self.user!r}, password={'***' if self.password else None}, token=***, "
-                f"nkey_seed_file={self.nkey_seed_file!r}, creds_file={self.creds_file!r})")
+        return (
+            f"Credentials(user={self.user!r}, password={'***' if self.password else None}, token=***, "
+            f"nkey_seed_file={self.nkey_seed_file!r}, creds_file={self.creds_file!r})"
+        )
 
 
 def pub_header(subject: bytes, size: int) -> bytes:
@@ -93,9 +99,15 @@ def pub_header(subject: bytes, size: int) -> bytes:
 class NatsConn:
     """One blocking NATS connection: handshake, RTT, SUB, raw writes and reads."""
 
-    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None = None,
-                 credentials: Credentials | None = None, name: str = "tickpath-busbench",
-                 timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        credentials: Credentials | None = None,
+        name: str = "tickpath-busbench",
+        timeout: float = 5.0,
+    ) -> None:
         self.addr = ServerAddress.parse(url)
         self._ssl = ssl_context
         self._creds = credentials or Credentials()
@@ -125,9 +137,16 @@ class NatsConn:
                 self.sock = ctx.wrap_socket(raw, server_hostname=a.host)
             except (ssl.SSLError, OSError) as exc:
                 raise HandshakeError(f"TLS handshake with {a} failed: {exc}") from exc
-        opts: dict[str, object] = {"verbose": False, "pedantic": False, "tls_required": want_tls,
-                                   "name": self._name, "lang": "python-raw", "version": "0.1",
-                                   "protocol": 1, "echo": True}
+        opts: dict[str, object] = {
+            "verbose": False,
+            "pedantic": False,
+            "tls_required": want_tls,
+            "name": self._name,
+            "lang": "python-raw",
+            "version": "0.1",
+            "protocol": 1,
+            "echo": True,
+        }
         user = a.user or self._creds.user
         password = a.password if a.user else self._creds.password
         if self._creds.creds_file or self._creds.nkey_seed_file:
@@ -242,8 +261,9 @@ class MsgParser:
     PONG counted here so the subscriber never stalls the server.
     """
 
-    def __init__(self, on_frames: Callable[[Iterable[tuple[int, int]], int], None],
-                 reply: Callable[[bytes], None]) -> None:
+    def __init__(
+        self, on_frames: Callable[[Iterable[tuple[int, int]], int], None], reply: Callable[[bytes], None]
+    ) -> None:
         self._on_frames = on_frames
         self._reply = reply
         self._buf = bytearray()
@@ -282,7 +302,7 @@ class MsgParser:
                 break
             if buf.startswith(b"MSG ", pos):
                 # MSG <subject> <sid> [reply-to] <#bytes>
-                size = int(buf[buf.rfind(b" ", pos, eol) + 1:eol])
+                size = int(buf[buf.rfind(b" ", pos, eol) + 1 : eol])
                 start = eol + 2
                 end = start + size
                 if end + 2 > n:

@@ -37,6 +37,7 @@ def _csv(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
             return tuple(kind(x) for x in text.split(",") if x.strip())
         except ValueError as exc:
             raise argparse.ArgumentTypeError(f"expected a comma-separated list: {exc}") from exc
+
     return parse
 
 
@@ -48,36 +49,74 @@ def _rate(text: str) -> float:
 
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("workload")
-    g.add_argument("--size", type=_csv(int), default=(256,), metavar="BYTES[,..]",
-                   help="payload size(s), at least 16 bytes (sequence + intended time); default 256")
-    g.add_argument("--rate", type=_csv(_rate), default=(1_000.0,), metavar="MSGS[,..]",
-                   help="target rate(s) in messages per second, 'k' allowed (10k); default 1000")
-    g.add_argument("--matrix", action="store_true",
-                   help="run the original grid: 256,512,1024,4096 B x 1k,10k,100k msg/s")
+    g.add_argument(
+        "--size",
+        type=_csv(int),
+        default=(256,),
+        metavar="BYTES[,..]",
+        help="payload size(s), at least 16 bytes (sequence + intended time); default 256",
+    )
+    g.add_argument(
+        "--rate",
+        type=_csv(_rate),
+        default=(1_000.0,),
+        metavar="MSGS[,..]",
+        help="target rate(s) in messages per second, 'k' allowed (10k); default 1000",
+    )
+    g.add_argument(
+        "--matrix", action="store_true", help="run the original grid: 256,512,1024,4096 B x 1k,10k,100k msg/s"
+    )
     length = g.add_mutually_exclusive_group()  # both given: one would be silently ignored
     length.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
     length.add_argument("--count", type=int, help="measured messages per run (instead of --duration)")
     g.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up, discarded (default 1)")
-    g.add_argument("--drain-timeout", type=float, default=2.0,
-                   help="seconds to wait for stragglers after the last send; the rest is lost (default 2)")
-    g.add_argument("--interest-timeout", type=float, default=5.0,
-                   help="seconds to wait for the subscription to cross the route (default 5)")
-    g.add_argument("--busy-poll", action=argparse.BooleanOptionalAction, default=None,
-                   help="poll the sockets without ever sleeping between sends: no wake-up on the path of a "
-                        "message (p50 at 1k msg/s about a third lower on a 2-core VM), but one core runs at 100%% "
-                        "for the whole run, which the output states. Default: on up to 5,000 msg/s")
-    g.add_argument("--spin-us", type=float, default=0.0,
-                   help="sleep mode only: busy-poll this many µs after each send while awaiting its echo "
-                        "(default 0)")
-    g.add_argument("--lead-us", type=float, default=60.0,
-                   help="sleep mode only: wake up to this many µs (at most a quarter of the interval) before "
-                        "each send and poll until it is due: timer wake-ups run late on VMs (default 60)")
-    g.add_argument("--pause-at", type=int, metavar="N",
-                   help="stall the publisher before measured message N (shows coordinated omission)")
+    g.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=2.0,
+        help="seconds to wait for stragglers after the last send; the rest is lost (default 2)",
+    )
+    g.add_argument(
+        "--interest-timeout",
+        type=float,
+        default=5.0,
+        help="seconds to wait for the subscription to cross the route (default 5)",
+    )
+    g.add_argument(
+        "--busy-poll",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="poll the sockets without ever sleeping between sends: no wake-up on the path of a "
+        "message (p50 at 1k msg/s about a third lower on a 2-core VM), but one core runs at 100%% "
+        "for the whole run, which the output states. Default: on up to 5,000 msg/s",
+    )
+    g.add_argument(
+        "--spin-us",
+        type=float,
+        default=0.0,
+        help="sleep mode only: busy-poll this many µs after each send while awaiting its echo (default 0)",
+    )
+    g.add_argument(
+        "--lead-us",
+        type=float,
+        default=60.0,
+        help="sleep mode only: wake up to this many µs (at most a quarter of the interval) before "
+        "each send and poll until it is due: timer wake-ups run late on VMs (default 60)",
+    )
+    g.add_argument(
+        "--pause-at",
+        type=int,
+        metavar="N",
+        help="stall the publisher before measured message N (shows coordinated omission)",
+    )
     g.add_argument("--pause-ms", type=float, default=0.0, help="length of that stall in ms")
     o = p.add_argument_group("output")
-    o.add_argument("--out", type=Path, metavar="DIR",
-                   help="write <run>.json, .intended.hgrm, .actual.hgrm (and matrix.json, spectrum.png)")
+    o.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write <run>.json, .intended.hgrm, .actual.hgrm (and matrix.json, spectrum.png)",
+    )
     o.add_argument("--samples", action="store_true", help="also write every raw sample as CSV (needs --out)")
     o.add_argument("--json", action="store_true", help="print JSON on stdout instead of the tables")
 
@@ -96,32 +135,53 @@ def _client_auth(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("busbench", help="end-to-end latency through a NATS cluster",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "busbench",
+        help="end-to-end latency through a NATS cluster",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="busbench_command", metavar="MODE", required=True)
-    r = sub.add_parser("run", help="measure an existing cluster: publish on --pub, receive on --sub",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r = sub.add_parser(
+        "run",
+        help="measure an existing cluster: publish on --pub, receive on --sub",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.add_argument("--pub", required=True, metavar="URL", help="server A, e.g. nats://10.0.0.1:4222")
     r.add_argument("--sub", required=True, metavar="URL", help="server B, routed to A")
     _common(r)
     _client_auth(r)
     r.set_defaults(func=cmd_run)
-    loc = sub.add_parser("local", help="start a real nats-server cluster here, measure, tear down",
-                         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    loc = sub.add_parser(
+        "local",
+        help="start a real nats-server cluster here, measure, tear down",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     loc.add_argument("--servers", type=int, default=2, help="cluster size (default 2; A=first, B=second)")
     loc.add_argument("--tls", action="store_true", help="TLS for clients and routes, CA made for this run")
     loc.add_argument("--auth", action="store_true", help="require a user/password made for this run")
-    loc.add_argument("--netns", action="store_true",
-                     help="root only: servers and client in their own network namespaces (veth + bridge)")
+    loc.add_argument(
+        "--netns",
+        action="store_true",
+        help="root only: servers and client in their own network namespaces (veth + bridge)",
+    )
     loc.add_argument("--nats-server", metavar="PATH", help="nats-server binary (default: from PATH)")
-    loc.add_argument("--server-procs", type=int, metavar="N",
-                     help="GOMAXPROCS of each server (default: this machine's cores / servers, at least 1, "
-                          "as a container with that CPU limit gets; 0: Go's default, all cores each)")
+    loc.add_argument(
+        "--server-procs",
+        type=int,
+        metavar="N",
+        help="GOMAXPROCS of each server (default: this machine's cores / servers, at least 1, "
+        "as a container with that CPU limit gets; 0: Go's default, all cores each)",
+    )
     _common(loc)
     loc.set_defaults(func=cmd_local)
     rem = sub.add_parser(
-        "remote", help="provision server A, server B and a client with Terraform, measure, destroy",
-        description=DESCRIPTION + """
+        "remote",
+        help="provision server A, server B and a client with Terraform, measure, destroy",
+        description=DESCRIPTION
+        + """
 remote: applies terraform/aws (three instances in one placement group) or terraform/baremetal
 (three machines you already have), generates TLS material and credentials for the run, starts
 the servers, runs the client there, downloads its results into --out and destroys everything,
@@ -129,10 +189,17 @@ also after errors and Ctrl-C. Example:
 
   tickpath busbench remote --provider aws --var region=eu-west-1 --var availability_zone=eu-west-1a \\
       --var operator_cidr=203.0.113.7/32 --var instance_type_client=c6in.2xlarge --matrix --out res/
-""", formatter_class=argparse.RawDescriptionHelpFormatter)
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     rem.add_argument("--provider", choices=("aws", "baremetal"), required=True, help="which Terraform module")
-    rem.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
-                     help="a Terraform variable (VALUE may be JSON, e.g. the bare-metal hosts object)")
+    rem.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Terraform variable (VALUE may be JSON, e.g. the bare-metal hosts object)",
+    )
     rem.add_argument("--vars-file", type=Path, help="JSON file of Terraform variables")
     rem.add_argument("--ssh-key", type=Path, help="private key for the machines (bare metal)")
     rem.add_argument("--terraform", default="terraform", help="terraform binary (default: from PATH)")
@@ -159,14 +226,32 @@ def _bench_config(args: argparse.Namespace, pub: str, sub: str) -> Any:
     for f in (seed, creds_file):
         if f is not None and not f.is_file():
             raise ConfigError(f"credentials file not found: {f}")
-    creds = Credentials(getattr(args, "user", None), _env(getattr(args, "password_env", None)),
-                        _env(getattr(args, "token_env", None)), str(seed) if seed else None,
-                        str(creds_file) if creds_file else None)
-    base = BenchConfig(pub, sub, size=args.size[0], rate=args.rate[0], duration=args.duration,
-                       count=args.count, warmup=args.warmup, drain_timeout=args.drain_timeout,
-                       interest_timeout=args.interest_timeout, tls=tls, credentials=creds,
-                       keep_samples=args.samples, pause_at=args.pause_at, pause_ms=args.pause_ms,
-                       spin_us=args.spin_us, lead_us=args.lead_us, busy_poll=args.busy_poll)
+    creds = Credentials(
+        getattr(args, "user", None),
+        _env(getattr(args, "password_env", None)),
+        _env(getattr(args, "token_env", None)),
+        str(seed) if seed else None,
+        str(creds_file) if creds_file else None,
+    )
+    base = BenchConfig(
+        pub,
+        sub,
+        size=args.size[0],
+        rate=args.rate[0],
+        duration=args.duration,
+        count=args.count,
+        warmup=args.warmup,
+        drain_timeout=args.drain_timeout,
+        interest_timeout=args.interest_timeout,
+        tls=tls,
+        credentials=creds,
+        keep_samples=args.samples,
+        pause_at=args.pause_at,
+        pause_ms=args.pause_ms,
+        spin_us=args.spin_us,
+        lead_us=args.lead_us,
+        busy_poll=args.busy_poll,
+    )
     if args.matrix:
         return MatrixConfig(base, DEFAULT_SIZES, DEFAULT_RATES)
     if len(args.size) > 1 or len(args.rate) > 1:
@@ -196,8 +281,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_local(args: argparse.Namespace) -> int:
     from tickpath.busbench.local import LocalConfig, run_local
 
-    local = LocalConfig(servers=args.servers, tls=args.tls, auth=args.auth, netns=args.netns,
-                        binary=args.nats_server, server_procs=args.server_procs)
+    local = LocalConfig(
+        servers=args.servers,
+        tls=args.tls,
+        auth=args.auth,
+        netns=args.netns,
+        binary=args.nats_server,
+        server_procs=args.server_procs,
+    )
     cfg = _bench_config(args, "nats://127.0.0.1:4222", "nats://127.0.0.1:4223")  # replaced by the cluster's
     saver = _Saver(args)
     with _Progress(args.json) as prog:
@@ -224,8 +315,13 @@ def cmd_remote(args: argparse.Namespace) -> int:
             variables[key] = json.loads(value)
         except ValueError:
             variables[key] = value
-    cfg = RemoteConfig(args.provider, variables, out=args.out or Path("busbench-remote"),
-                       ssh_key=args.ssh_key, terraform=args.terraform)
+    cfg = RemoteConfig(
+        args.provider,
+        variables,
+        out=args.out or Path("busbench-remote"),
+        ssh_key=args.ssh_key,
+        terraform=args.terraform,
+    )
     bench = _bench_config(args, "nats://server-a:4222", "nats://server-b:4222")
     out = runtime.run(Triangle(cfg, bench).run())
     status = out / "exit-status"
@@ -275,8 +371,9 @@ def _finish(args: argparse.Namespace, results: Sequence[Any], saver: _Saver) -> 
         lost = sum(r.lost + r.warmup_lost for r in bad)
         unsent = sum(r.unsent for r in bad)
         errs = "; ".join(e for r in bad for e in r.errors)
-        raise CheckFailedError(f"{lost} message(s) lost, {unsent} unsent in {len(bad)} run(s)"
-                               + (f": {errs}" if errs else ""))
+        raise CheckFailedError(
+            f"{lost} message(s) lost, {unsent} unsent in {len(bad)} run(s)" + (f": {errs}" if errs else "")
+        )
     return 0
 
 
@@ -293,11 +390,16 @@ class _Progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("received {task.fields[received]:,}"),
-                                 console=Console(stderr=True), transient=True,
-                                 # each refresh takes the GIL from the measuring thread
-                                 refresh_per_second=2)
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("received {task.fields[received]:,}"),
+                console=Console(stderr=True),
+                transient=True,
+                # each refresh takes the GIL from the measuring thread
+                refresh_per_second=2,
+            )
             self._bar.start()
         return self
 

@@ -55,8 +55,9 @@ def _long_name(action: argparse.Action) -> str | None:
 
 
 def _convert(action: argparse.Action, raw: Any, where: str) -> Any:
-    is_flag = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
-                                  argparse.BooleanOptionalAction))
+    is_flag = isinstance(
+        action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse.BooleanOptionalAction)
+    )
     if is_flag:
         if isinstance(raw, bool):
             return raw
@@ -87,8 +88,14 @@ def option_names(parser: argparse.ArgumentParser) -> set[str]:
     return {n for a in parser._actions if (n := _long_name(a)) is not None and n != "help"}
 
 
-def apply_defaults(parser: argparse.ArgumentParser, command: str, file_table: Mapping[str, Any],
-                   environ: Mapping[str, str] | None = None, *, table_name: str | None = None) -> None:
+def apply_defaults(
+    parser: argparse.ArgumentParser,
+    command: str,
+    file_table: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    *,
+    table_name: str | None = None,
+) -> None:
     """Set defaults of ``parser``'s options from ``file_table`` then the environment.
 
     ``command`` names the variables (``TICKPATH_<command>_<OPTION>``); ``table_name`` the table in

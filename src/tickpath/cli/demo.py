@@ -45,17 +45,31 @@ directory that is not empty, 3 a program it needs is missing, 8 Terraform failed
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("demo", help="run everything against the simulator and write a report",
-                              description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", type=Path, default=None, metavar="DIR",
-                   help="write into DIR (new or empty; default: results/demo-<UTC timestamp>)")
-    p.add_argument("--quick", action="store_true",
-                   help="a second or a few per step instead of the planned durations (for tests)")
-    p.add_argument("--no-nats", action="store_true",
-                   help="skip NATS JetStream, ingest and busbench even if nats-server is installed")
-    p.add_argument("--feed-seconds", type=float, default=None, metavar="S",
-                   help="how long the feed runs (default: 30, --quick: 4)")
+    p = subparsers.add_parser(
+        "demo",
+        help="run everything against the simulator and write a report",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write into DIR (new or empty; default: results/demo-<UTC timestamp>)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="a second or a few per step instead of the planned durations (for tests)"
+    )
+    p.add_argument(
+        "--no-nats",
+        action="store_true",
+        help="skip NATS JetStream, ingest and busbench even if nats-server is installed",
+    )
+    p.add_argument(
+        "--feed-seconds", type=float, default=None, metavar="S", help="how long the feed runs (default: 30, --quick: 4)"
+    )
     p.add_argument("--terraform", default=None, metavar="PATH", help="terraform binary (default: on PATH)")
     p.add_argument("--nats-server", default=None, metavar="PATH", help="nats-server binary (default: on PATH)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
@@ -65,9 +79,12 @@ def register(subparsers: Any) -> None:
 def build_config(args: argparse.Namespace) -> Any:
     from tickpath.demo import DemoConfig, default_results_dir
 
-    overrides: dict[str, Any] = {"nats": not args.no_nats, "terraform": args.terraform,
-                                 "nats_server": args.nats_server,
-                                 "results_dir": args.results or default_results_dir()}
+    overrides: dict[str, Any] = {
+        "nats": not args.no_nats,
+        "terraform": args.terraform,
+        "nats_server": args.nats_server,
+        "results_dir": args.results or default_results_dir(),
+    }
     if args.feed_seconds is not None:
         overrides["feed_s"] = args.feed_seconds
     return DemoConfig.quick(**overrides) if args.quick else DemoConfig(**overrides)
@@ -81,10 +98,15 @@ def _print_summary(s: Any) -> None:
     if s.sweep:
         con.print(f"[bold]where should my server live?[/] [green]{s.sweep.winner}[/]: {s.sweep.why}")
     if s.feed:
-        parts = [f"{v}: {d['events']:,} events, {d['gaps']} gaps, {d['resyncs']} resyncs"
-                 + (f", exchange clock offset measured {d['clock_offset_ms']:+.1f} ms"
-                    if d.get("clock_offset_ms") is not None else "")
-                 for v, d in s.feed.venues.items()]
+        parts = [
+            f"{v}: {d['events']:,} events, {d['gaps']} gaps, {d['resyncs']} resyncs"
+            + (
+                f", exchange clock offset measured {d['clock_offset_ms']:+.1f} ms"
+                if d.get("clock_offset_ms") is not None
+                else ""
+            )
+            for v, d in s.feed.venues.items()
+        ]
         con.print(f"[bold]how do I get the data there?[/] feed from {s.feed.zone}: " + "; ".join(parts))
         if s.feed.ingest:
             con.print(f"  through NATS JetStream and ingest: {s.feed.ingest['inserted']:,} rows in bus.duckdb")
@@ -94,8 +116,10 @@ def _print_summary(s: Any) -> None:
         con.print(f"  dq {venue}: {verdict} ({len(d['checks'])} checks)")
     if s.busbench:
         b = s.busbench
-        con.print(f"[bold]what does my message bus cost me?[/] p50 {b['p50_us']} µs, p99 {b['p99_us']} µs "
-                  f"({b['size']} B at {b['rate']:g}/s, from the intended send time; lost {b['lost']})")
+        con.print(
+            f"[bold]what does my message bus cost me?[/] p50 {b['p50_us']} µs, p99 {b['p99_us']} µs "
+            f"({b['size']} B at {b['rate']:g}/s, from the intended send time; lost {b['lost']})"
+        )
     for step, why in s.skipped.items():
         con.print(f"[yellow]skipped {step}[/]: {why}")
     con.print(f"finished in {s.elapsed_s:.0f} s; results in {s.results_dir}")

@@ -59,8 +59,9 @@ _FINER_UNITS = (("milliseconds", 10**3), ("microseconds", 10**6), ("nanoseconds"
 
 def _in_range(ns: int, text: str, what: str) -> int:
     if not 0 <= ns <= MAX_NS:
-        raise ConfigError(f"{what} {text!r} is outside 1970-01-01 .. 2262-04-11 (Unix seconds, ISO 8601 "
-                          "or an age like 30m)")
+        raise ConfigError(
+            f"{what} {text!r} is outside 1970-01-01 .. 2262-04-11 (Unix seconds, ISO 8601 or an age like 30m)"
+        )
     return ns
 
 
@@ -71,8 +72,10 @@ def _from_seconds(seconds: Decimal, text: str, what: str) -> int:
         for unit, per_s in _FINER_UNITS:
             as_s = seconds / per_s
             if _PLAUSIBLE_S[0] <= as_s <= _PLAUSIBLE_S[1]:
-                raise ConfigError(f"{what} {text!r} looks like {unit} since 1970; give seconds "
-                                  f"({as_s.quantize(Decimal('0.001')).normalize():f})")
+                raise ConfigError(
+                    f"{what} {text!r} looks like {unit} since 1970; give seconds "
+                    f"({as_s.quantize(Decimal('0.001')).normalize():f})"
+                )
     return _in_range(int(seconds * _NS), text, what)
 
 
@@ -105,9 +108,15 @@ def parse_time(text: str, now_ns: int, what: str = "time") -> int:
 
 # Threshold options: (argparse dest, option, whole number?). A limit must be a finite number >= 0:
 # argparse's float() takes "nan" and "inf", and either would switch a check off while it reports ok.
-_LIMITS = (("p99_ms", "--p99-ms", False), ("p999_ms", "--p999-ms", False), ("max_gaps", "--max-gaps", True),
-           ("max_resets", "--max-resets", True), ("max_session_silence", "--max-session-silence", False),
-           ("l2_lag_cadences", "--l2-lag-cadences", False), ("min_completeness", "--min-completeness", False))
+_LIMITS = (
+    ("p99_ms", "--p99-ms", False),
+    ("p999_ms", "--p999-ms", False),
+    ("max_gaps", "--max-gaps", True),
+    ("max_resets", "--max-resets", True),
+    ("max_session_silence", "--max-session-silence", False),
+    ("l2_lag_cadences", "--l2-lag-cadences", False),
+    ("min_completeness", "--min-completeness", False),
+)
 
 
 def _check_limits(args: argparse.Namespace) -> None:
@@ -123,10 +132,13 @@ def _check_limits(args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("dq", help="check data quality on DuckDB or BigQuery",
-                       description="Run the data-quality checks over a time window and judge them "
-                                   "against thresholds.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "dq",
+        help="check data quality on DuckDB or BigQuery",
+        description="Run the data-quality checks over a time window and judge them against thresholds.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--db", default=DEFAULT_DB, help=f"DuckDB store written by the feed (default {DEFAULT_DB})")
     src.add_argument("--bigquery", metavar="PROJECT.DATASET", help="run on BigQuery instead")
@@ -141,12 +153,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--p999-ms", type=float, default=None, help="latency p99.9 limit (default none)")
     p.add_argument("--max-gaps", type=int, default=th.max_gaps, help="sequence gaps allowed (default 0)")
     p.add_argument("--max-resets", type=int, default=th.max_resets, help="book resets allowed (default 0)")
-    p.add_argument("--max-session-silence", type=float, default=th.max_session_silence_s, metavar="SECONDS",
-                   help="longest time a whole feed session may be silent (default %(default)s)")
-    p.add_argument("--l2-lag-cadences", type=float, default=th.l2_lag_cadences,
-                   help="L2 may trail trades by this many cadences (default %(default)s, floor 3 s)")
-    p.add_argument("--min-completeness", type=float, default=th.min_completeness_ratio,
-                   help="depth messages per active cadence slot, per minute (default %(default)s)")
+    p.add_argument(
+        "--max-session-silence",
+        type=float,
+        default=th.max_session_silence_s,
+        metavar="SECONDS",
+        help="longest time a whole feed session may be silent (default %(default)s)",
+    )
+    p.add_argument(
+        "--l2-lag-cadences",
+        type=float,
+        default=th.l2_lag_cadences,
+        help="L2 may trail trades by this many cadences (default %(default)s, floor 3 s)",
+    )
+    p.add_argument(
+        "--min-completeness",
+        type=float,
+        default=th.min_completeness_ratio,
+        help="depth messages per active cadence slot, per minute (default %(default)s)",
+    )
     p.add_argument("--max-bytes-billed", type=int, default=None, help="BigQuery per-query byte cap")
     p.set_defaults(func=main)
 
@@ -155,9 +180,15 @@ def build_config(args: argparse.Namespace, now_ns: int) -> DqConfig:
     until = parse_time(args.until, now_ns, "--until") if args.until else now_ns
     since = parse_time(args.since, now_ns, "--since") if args.since else None
     _check_limits(args)
-    th = Thresholds(latency_p99_ms=args.p99_ms, latency_p999_ms=args.p999_ms, max_gaps=args.max_gaps,
-                    max_resets=args.max_resets, max_session_silence_s=args.max_session_silence,
-                    l2_lag_cadences=args.l2_lag_cadences, min_completeness_ratio=args.min_completeness)
+    th = Thresholds(
+        latency_p99_ms=args.p99_ms,
+        latency_p999_ms=args.p999_ms,
+        max_gaps=args.max_gaps,
+        max_resets=args.max_resets,
+        max_session_silence_s=args.max_session_silence,
+        l2_lag_cadences=args.l2_lag_cadences,
+        min_completeness_ratio=args.min_completeness,
+    )
     checks = check_names(args.check) if args.check else tuple(CHECKS)
     return DqConfig(since_ns=since, until_ns=until, checks=checks, thresholds=th)
 
@@ -186,19 +217,24 @@ def main(args: argparse.Namespace) -> int:
             # stream would look silent from there to the wall clock.
             if snap.newest_receipt_ns is None:
                 engine.close()
-                raise ConfigError(f"{args.db} is being written by {snap.holder}, and its last checkpoint holds "
-                                  "no rows yet (a feed checkpoints 10 s after it starts, then every 10 s); "
-                                  "try again shortly")
+                raise ConfigError(
+                    f"{args.db} is being written by {snap.holder}, and its last checkpoint holds "
+                    "no rows yet (a feed checkpoints 10 s after it starts, then every 10 s); "
+                    "try again shortly"
+                )
             if not args.until:
                 now_ns = snap.newest_receipt_ns + 1
-            err.print(f"tickpath dq: {args.db} is being written by {snap.holder}; checking a copy of its last "
-                      f"checkpoint ({snap.size_bytes / 1e6:,.1f} MB)"
-                      + ("" if args.until else f", whose newest row ({_iso(now_ns)}) ends the window"),
-                      highlight=False)
+            err.print(
+                f"tickpath dq: {args.db} is being written by {snap.holder}; checking a copy of its last "
+                f"checkpoint ({snap.size_bytes / 1e6:,.1f} MB)"
+                + ("" if args.until else f", whose newest row ({_iso(now_ns)}) ends the window"),
+                highlight=False,
+            )
         config = build_config(args, now_ns)
     quiet = args.json or not err.is_terminal
     try:
         with err.status("running checks") as status:
+
             def progress(name: str) -> None:
                 if not quiet:
                     status.update(f"running check {name} on {engine.name}")
@@ -231,4 +267,3 @@ def _print_sql(config: DqConfig, dialect: str, dataset: str | None) -> int:
     for name, sql in render_sql(config, dialect, dataset).items():  # type: ignore[arg-type]
         sys.stdout.write(f"-- check: {name}\n{sql};\n\n")
     return 0
-

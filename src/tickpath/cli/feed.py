@@ -50,50 +50,112 @@ exit codes: 0 every accepted event delivered; 2 bad arguments (a symbol the venu
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("feed", help="ingest Binance market data with exact order books",
-                              description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "feed",
+        help="ingest Binance market data with exact order books",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     g = p.add_argument_group("what")
     g.add_argument("--venue", required=True, choices=("spot", "futures"), help="spot or USD-M futures")
     g.add_argument("--symbols", required=True, help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
-    g.add_argument("--channels", default="l2,trades,ticker",
-                   help="any of l2 (order book), trades, ticker (best bid/offer) (default: all three)")
-    g.add_argument("--depth", type=int, default=None, metavar="N",
-                   help="publish only the top N levels per side (inserts/deletes as levels enter/leave)")
-    g.add_argument("--trade-stream", choices=("aggTrade", "trade"), default="aggTrade",
-                   help="Binance trade stream to read (default: aggTrade)")
-    g.add_argument("--snapshot-limit", type=int, default=None,
-                   help="levels per REST snapshot (default: spot 5000, futures 1000)")
+    g.add_argument(
+        "--channels",
+        default="l2,trades,ticker",
+        help="any of l2 (order book), trades, ticker (best bid/offer) (default: all three)",
+    )
+    g.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="publish only the top N levels per side (inserts/deletes as levels enter/leave)",
+    )
+    g.add_argument(
+        "--trade-stream",
+        choices=("aggTrade", "trade"),
+        default="aggTrade",
+        help="Binance trade stream to read (default: aggTrade)",
+    )
+    g.add_argument(
+        "--snapshot-limit", type=int, default=None, help="levels per REST snapshot (default: spot 5000, futures 1000)"
+    )
     g = p.add_argument_group("where")
-    g.add_argument("--sink", action="append", default=None, metavar="URL",
-                   help=f"where events go; repeat for several (default: {DEFAULT_SINK})")
+    g.add_argument(
+        "--sink",
+        action="append",
+        default=None,
+        metavar="URL",
+        help=f"where events go; repeat for several (default: {DEFAULT_SINK})",
+    )
     g.add_argument("--base-url", default=None, help="WebSocket base URL (default: the venue's production host)")
     g.add_argument("--rest-url", default=None, help="REST base URL (default: the venue's production host)")
-    g.add_argument("--ca-file", type=Path, default=None, metavar="PEM",
-                   help="trust this CA bundle for wss:// and https:// instead of the system's (e.g. the "
-                        "cafile a `tickpath sim --tls` prints)")
-    g.add_argument("--record", type=Path, default=None, metavar="DIR",
-                   help="also write raw frames and snapshots in the capture format (replayable by sim)")
+    g.add_argument(
+        "--ca-file",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help="trust this CA bundle for wss:// and https:// instead of the system's (e.g. the "
+        "cafile a `tickpath sim --tls` prints)",
+    )
+    g.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write raw frames and snapshots in the capture format (replayable by sim)",
+    )
     g = p.add_argument_group("how long, and watching it")
     g.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
-    g.add_argument("--metrics-port", type=int, default=None, metavar="P",
-                   help="serve Prometheus /metrics on 127.0.0.1:P (0 = any free port)")
+    g.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="P",
+        help="serve Prometheus /metrics on 127.0.0.1:P (0 = any free port)",
+    )
     g.add_argument("--metrics-host", default="127.0.0.1", help="address for /metrics (default: 127.0.0.1)")
-    g.add_argument("--status", action=argparse.BooleanOptionalAction, default=None,
-                   help="live status line on stderr (default: on when stderr is a terminal and not --json)")
+    g.add_argument(
+        "--status",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="live status line on stderr (default: on when stderr is a terminal and not --json)",
+    )
     g.add_argument("--json", action="store_true", help="print the exit summary as one JSON object")
     g = p.add_argument_group("connection tuning")
-    g.add_argument("--streams-per-connection", type=int, default=None,
-                   help="streams per WebSocket (default: the venue's limit, 1024)")
-    g.add_argument("--subscribe", action="store_true",
-                   help="subscribe with SUBSCRIBE messages instead of listing streams in the URL")
-    g.add_argument("--stale-after", type=float, default=30.0, metavar="S",
-                   help="reconnect a connection silent for S seconds (default: 30)")
-    g.add_argument("--rollover-after", type=float, default=None, metavar="S",
-                   help="open a replacement connection after S seconds (default: 95%% of 24 h)")
-    g.add_argument("--no-symbol-check", dest="check_symbols", action="store_false",
-                   help="skip the exchangeInfo check of --symbols at start (by default a symbol the venue "
-                        "does not list is an error, exit 2, before anything is opened)")
+    g.add_argument(
+        "--streams-per-connection",
+        type=int,
+        default=None,
+        help="streams per WebSocket (default: the venue's limit, 1024)",
+    )
+    g.add_argument(
+        "--subscribe",
+        action="store_true",
+        help="subscribe with SUBSCRIBE messages instead of listing streams in the URL",
+    )
+    g.add_argument(
+        "--stale-after",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="reconnect a connection silent for S seconds (default: 30)",
+    )
+    g.add_argument(
+        "--rollover-after",
+        type=float,
+        default=None,
+        metavar="S",
+        help="open a replacement connection after S seconds (default: 95%% of 24 h)",
+    )
+    g.add_argument(
+        "--no-symbol-check",
+        dest="check_symbols",
+        action="store_false",
+        help="skip the exchangeInfo check of --symbols at start (by default a symbol the venue "
+        "does not list is an error, exit 2, before anything is opened)",
+    )
     p.set_defaults(func=main)
 
 
@@ -101,13 +163,27 @@ def build_config(args: argparse.Namespace) -> FeedConfig:
     """The frozen FeedConfig from parsed arguments (raises ConfigError on bad values)."""
     status = args.status if args.status is not None else (sys.stderr.isatty() and not args.json)
     return FeedConfig(
-        venue=args.venue, symbols=parse_symbols(args.symbols), channels=parse_channels(args.channels),
-        depth=args.depth, sinks=tuple(args.sink or (DEFAULT_SINK,)), base_url=args.base_url,
-        rest_url=args.rest_url, ca_file=args.ca_file, duration_s=args.duration, record_dir=args.record,
-        metrics_port=args.metrics_port, metrics_host=args.metrics_host, snapshot_limit=args.snapshot_limit,
-        trade_stream=args.trade_stream, streams_per_connection=args.streams_per_connection,
-        subscribe=args.subscribe, stale_after_s=args.stale_after, rollover_after_s=args.rollover_after,
-        check_symbols=args.check_symbols, status=status)
+        venue=args.venue,
+        symbols=parse_symbols(args.symbols),
+        channels=parse_channels(args.channels),
+        depth=args.depth,
+        sinks=tuple(args.sink or (DEFAULT_SINK,)),
+        base_url=args.base_url,
+        rest_url=args.rest_url,
+        ca_file=args.ca_file,
+        duration_s=args.duration,
+        record_dir=args.record,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        snapshot_limit=args.snapshot_limit,
+        trade_stream=args.trade_stream,
+        streams_per_connection=args.streams_per_connection,
+        subscribe=args.subscribe,
+        stale_after_s=args.stale_after,
+        rollover_after_s=args.rollover_after,
+        check_symbols=args.check_symbols,
+        status=status,
+    )
 
 
 def _print_summary(s: FeedSummary) -> None:
@@ -116,26 +192,33 @@ def _print_summary(s: FeedSummary) -> None:
 
     con = Console(stderr=True)
     secs = max((s.ended_ns - s.started_ns) / 1e9, 1e-9)
-    con.print(f"[bold]feed {s.venue}[/] session {s.session}: {s.emitted:,} events in {secs:,.1f} s "
-              f"over {s.connections} connection(s); books: resyncs {s.resyncs}, gaps {s.gaps}; "
-              f"reconnects {s.reconnects}, rollovers {s.rollovers}, malformed frames {s.malformed}")
+    con.print(
+        f"[bold]feed {s.venue}[/] session {s.session}: {s.emitted:,} events in {secs:,.1f} s "
+        f"over {s.connections} connection(s); books: resyncs {s.resyncs}, gaps {s.gaps}; "
+        f"reconnects {s.reconnects}, rollovers {s.rollovers}, malformed frames {s.malformed}"
+    )
     t = Table("sink", "accepted", "written", "pending", "dropped", "errors")
     for name, st in s.sinks.items():
         # pending: accepted, not delivered, kept (a NATS spool); written can exceed accepted when a
         # spool from an earlier run was delivered first.
         pending = st.get("spool_pending", 0)
-        t.add_row(name, f"{st['accepted']:,}", f"{st['written']:,}", f"{pending:,}", f"{st['dropped']:,}",
-                  f"{st['errors']:,}")
+        t.add_row(
+            name, f"{st['accepted']:,}", f"{st['written']:,}", f"{pending:,}", f"{st['dropped']:,}", f"{st['errors']:,}"
+        )
     con.print(t)
     never = s.engine.get("never_synced") or []
     if never:
-        con.print(f"[bold red]order book never synced[/]: {', '.join(never)} (snapshot errors "
-                  f"{s.snapshots.get('errors', 0)}, rate-limited {s.snapshots.get('rate_limited', 0)}): "
-                  "no l2 events for it")
+        con.print(
+            f"[bold red]order book never synced[/]: {', '.join(never)} (snapshot errors "
+            f"{s.snapshots.get('errors', 0)}, rate-limited {s.snapshots.get('rate_limited', 0)}): "
+            "no l2 events for it"
+        )
     lat = s.latency.get("receipt_to_enqueue")
     if lat and lat.get("count"):
-        con.print(f"frame receipt to enqueue: p50 {lat['p50']} us, p99 {lat['p99']} us, max {lat['max']} us "
-                  f"({lat['count']:,} samples, monotonic clock)")
+        con.print(
+            f"frame receipt to enqueue: p50 {lat['p50']} us, p99 {lat['p99']} us, max {lat['max']} us "
+            f"({lat['count']:,} samples, monotonic clock)"
+        )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -155,7 +238,8 @@ def main(args: argparse.Namespace) -> int:
         # A service keeps retrying; a run that ended without ever connecting is a failure to say.
         raise ConnectionFailedError(
             f"never connected to {config.ws_base} ({summary.connect_failures} attempts; last "
-            f"error: {summary.last_error}); nothing was received")
+            f"error: {summary.last_error}); nothing was received"
+        )
     return _verdict(summary)
 
 
@@ -167,8 +251,10 @@ def _verdict(summary: FeedSummary) -> int:
         raise SinkError("accepted events not delivered yet: " + "; ".join(summary.undelivered))
     never = summary.engine.get("never_synced") or []
     if never:
-        raise SyncError(f"order book never synced for {', '.join(never)} "
-                        f"({summary.snapshots.get('errors', 0)} snapshot errors); no l2 events for it")
+        raise SyncError(
+            f"order book never synced for {', '.join(never)} "
+            f"({summary.snapshots.get('errors', 0)} snapshot errors); no l2 events for it"
+        )
     return 0
 
 

@@ -36,14 +36,19 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("gcp", help="set up or clear Pub/Sub + BigQuery for the feed",
-                       description="Google Cloud resources for tickpath's feed and dq.", epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "gcp",
+        help="set up or clear Pub/Sub + BigQuery for the feed",
+        description="Google Cloud resources for tickpath's feed and dq.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = p.add_subparsers(dest="gcp_action", metavar="ACTION", required=True)
-    for name, helptext in (("setup", "create topics, dataset, tables, grants and subscriptions"),
-                           ("clear", "truncate tickpath's tables (after confirmation)")):
-        a = actions.add_parser(name, help=helptext, epilog=EPILOG,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, helptext in (
+        ("setup", "create topics, dataset, tables, grants and subscriptions"),
+        ("clear", "truncate tickpath's tables (after confirmation)"),
+    ):
+        a = actions.add_parser(name, help=helptext, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         a.add_argument("--project", required=True, help="GCP project id")
         a.add_argument("--dataset", default="tickpath", help="BigQuery dataset (default %(default)s)")
         a.add_argument("--location", default="US", help="BigQuery location (default %(default)s)")
@@ -52,8 +57,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             a.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
             a.add_argument("--project-number", help="skip looking the project number up")
             a.add_argument("--channels", default="trades,ticker,l2", help="channels (default %(default)s)")
-            a.add_argument("--max-delivery-attempts", type=int, default=5,
-                           help="attempts before a message is dead-lettered (default %(default)s)")
+            a.add_argument(
+                "--max-delivery-attempts",
+                type=int,
+                default=5,
+                help="attempts before a message is dead-lettered (default %(default)s)",
+            )
             a.set_defaults(func=setup)
         else:
             a.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -63,8 +72,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _config(args: argparse.Namespace) -> GcpConfig:
     kw = {}
     if hasattr(args, "channels"):
-        kw = {"channels": tuple(c.strip() for c in args.channels.split(",") if c.strip()),
-              "max_delivery_attempts": args.max_delivery_attempts, "project_number": args.project_number}
+        kw = {
+            "channels": tuple(c.strip() for c in args.channels.split(",") if c.strip()),
+            "max_delivery_attempts": args.max_delivery_attempts,
+            "project_number": args.project_number,
+        }
     return GcpConfig(project=args.project, dataset=args.dataset, location=args.location, **kw)  # type: ignore[arg-type]
 
 
@@ -91,8 +103,9 @@ def setup(args: argparse.Namespace, backend: Backend | None = None) -> int:
     steps = setup_plan(cfg, number)
 
     def show(r: StepResult) -> None:
-        colour = {"created": "green", "updated": "green", "exists": "dim", "failed": "red",
-                  "skipped": "yellow"}[r.status]
+        colour = {"created": "green", "updated": "green", "exists": "dim", "failed": "red", "skipped": "yellow"}[
+            r.status
+        ]
         console.print(f"  [{colour}]{r.status:8}[/] {r.step.describe()}" + (f"  {r.message}" if r.message else ""))
 
     results = apply_plan(steps, backend, None if args.json else show)
@@ -107,8 +120,10 @@ def clear(args: argparse.Namespace, backend: Backend | None = None, ask: object 
     if not args.yes:
         if not sys.stdin.isatty() and ask is input:
             raise ConfigError("refusing to truncate without confirmation: pass --yes")
-        answer = ask(f"Truncate {', '.join(TICKPATH_TABLES)} in {cfg.project}.{cfg.dataset}? "  # type: ignore[operator]
-                     f"Type the dataset name to confirm: ")
+        answer = ask(
+            f"Truncate {', '.join(TICKPATH_TABLES)} in {cfg.project}.{cfg.dataset}? "  # type: ignore[operator]
+            f"Type the dataset name to confirm: "
+        )
         if str(answer).strip() != cfg.dataset:
             print("not confirmed; nothing truncated", file=sys.stderr)
             return 1

@@ -42,47 +42,85 @@ publish->ingest / receipt->ingest latency percentiles (wall clocks of the two ho
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("ingest", help="load a NATS JetStream stream into DuckDB/Parquet, exactly once",
-                              description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "ingest",
+        help="load a NATS JetStream stream into DuckDB/Parquet, exactly once",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--from", dest="source", required=True, metavar="URL", help="nats://... JetStream source")
     p.add_argument("--to", dest="target", required=True, metavar="TARGET", help="duckdb:PATH or parquet:DIR")
     p.add_argument("--batch", type=int, default=5000, help="messages per fetch and commit (default: 5000)")
-    p.add_argument("--fetch-timeout", type=float, default=1.0, metavar="S",
-                   help="how long one fetch waits for messages when the stream is idle (default: 1)")
-    p.add_argument("--ack-wait", type=float, default=30.0, metavar="S",
-                   help="re-delivery delay of unacknowledged messages, for a new consumer (default: 30)")
-    p.add_argument("--connect-timeout", type=float, default=5.0, metavar="S",
-                   help="give up connecting to NATS after about S seconds (default: 5)")
-    p.add_argument("--idle-exit", type=float, default=None, metavar="S",
-                   help="exit once S seconds pass without messages and the consumer has nothing "
-                        "left to deliver or re-deliver (default: run until stopped)")
+    p.add_argument(
+        "--fetch-timeout",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="how long one fetch waits for messages when the stream is idle (default: 1)",
+    )
+    p.add_argument(
+        "--ack-wait",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="re-delivery delay of unacknowledged messages, for a new consumer (default: 30)",
+    )
+    p.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="give up connecting to NATS after about S seconds (default: 5)",
+    )
+    p.add_argument(
+        "--idle-exit",
+        type=float,
+        default=None,
+        metavar="S",
+        help="exit once S seconds pass without messages and the consumer has nothing "
+        "left to deliver or re-deliver (default: run until stopped)",
+    )
     p.add_argument("--max-messages", type=int, default=None, metavar="N", help="exit after N messages")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress on stderr after each commit: a live line on a terminal, else a plain "
-                        "line at most once a second (default: on when stderr is a terminal and not --json)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress on stderr after each commit: a live line on a terminal, else a plain "
+        "line at most once a second (default: on when stderr is a terminal and not --json)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=main)
 
 
 def _print_summary(res: IngestResult) -> None:
     d = res.as_dict()
-    print(f"ingest into {d['target']}: {d['messages']} messages, {d['inserted']} rows inserted, "
-          f"{d['duplicates']} duplicates skipped, {d['rejected']} rejected, "
-          f"{d['messages_per_s']:.0f} msg/s")
+    print(
+        f"ingest into {d['target']}: {d['messages']} messages, {d['inserted']} rows inserted, "
+        f"{d['duplicates']} duplicates skipped, {d['rejected']} rejected, "
+        f"{d['messages_per_s']:.0f} msg/s"
+    )
     for name in ("publish_to_ingest", "receipt_to_ingest"):
         s = d["latency"][name]
         if s["count"]:
-            print(f"  {name:<18} p50 {s['p50']:.0f} us  p99 {s['p99']:.0f} us  max {s['max']:.0f} us "
-                  f"(n={s['count']}, sampled)")
+            print(
+                f"  {name:<18} p50 {s['p50']:.0f} us  p99 {s['p99']:.0f} us  max {s['max']:.0f} us "
+                f"(n={s['count']}, sampled)"
+            )
     print(f"  clocks: {d['latency']['clock']}")
 
 
 def main(args: argparse.Namespace) -> int:
-    config = IngestConfig(source=args.source, target=args.target, batch=args.batch,
-                          fetch_timeout_s=args.fetch_timeout, ack_wait_s=args.ack_wait,
-                          idle_exit_s=args.idle_exit, max_messages=args.max_messages,
-                          connect_timeout_s=args.connect_timeout)
+    config = IngestConfig(
+        source=args.source,
+        target=args.target,
+        batch=args.batch,
+        fetch_timeout_s=args.fetch_timeout,
+        ack_wait_s=args.ack_wait,
+        idle_exit_s=args.idle_exit,
+        max_messages=args.max_messages,
+        connect_timeout_s=args.connect_timeout,
+    )
     config.nats()  # validate the URL before connecting
     tty = sys.stderr.isatty()
     show = args.progress if args.progress is not None else (tty and not args.json)

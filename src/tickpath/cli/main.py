@@ -53,9 +53,13 @@ def build_parser(only: str | None = None, *, light: bool = False) -> argparse.Ar
     )
     parser.add_argument("--version", action="version", version=f"tickpath {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
-    parser.add_argument("--config", metavar="FILE", default=None,
-                        help="TOML file of option defaults, one [command] table each (also $TICKPATH_CONFIG); "
-                             "any option can also come from $TICKPATH_<COMMAND>_<OPTION>")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="TOML file of option defaults, one [command] table each (also $TICKPATH_CONFIG); "
+        "any option can also come from $TICKPATH_<COMMAND>_<OPTION>",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, summary in SUBCOMMANDS.items():
         if light or (only is not None and name != only):
@@ -95,7 +99,7 @@ def _global_options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, str
     pre.add_argument("-v", "--verbose", action="count", default=0)
     known, _ = pre.parse_known_args(words[:end])
     if end < len(words) and words[end] != "--":
-        return known, words[end], words[end + 1:]
+        return known, words[end], words[end + 1 :]
     return known, None, []
 
 
@@ -151,8 +155,9 @@ def _apply_service_defaults(parser: argparse.ArgumentParser, argv: Sequence[str]
     action_parser = actions[name]
     apply_defaults(action_parser, command, only(option_names(action_parser)))
     nested = table.get(name, {})
-    apply_defaults(action_parser, f"{command}_{name}", nested if isinstance(nested, dict) else {},
-                   table_name=f"{command}.{name}")
+    apply_defaults(
+        action_parser, f"{command}_{name}", nested if isinstance(nested, dict) else {}, table_name=f"{command}.{name}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,8 +177,7 @@ def _stdout_gone(label: str) -> int:
     own flush at exit does not fail again."""
     with contextlib.suppress(OSError, ValueError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    print(f"{label}: error: standard output was closed by its reader before everything was printed",
-          file=sys.stderr)
+    print(f"{label}: error: standard output was closed by its reader before everything was printed", file=sys.stderr)
     return 1
 
 

@@ -16,7 +16,7 @@ def register(sub: Any) -> None:
             "Build one HTML file (no network needed to open it) from whatever probe, sweep, feed/dq or "
             "busbench wrote under RESULTS_DIR, searched recursively. Plots are also written as PNG files "
             "beside the HTML. Unreadable or malformed files are skipped: they are listed in the report's "
-            "Problems section, as warnings on stderr and under \"problems\" with --json. Exit codes: 0 when "
+            'Problems section, as warnings on stderr and under "problems" with --json. Exit codes: 0 when '
             "the report was written (even if files were skipped; --strict makes that 2), 2 when the directory "
             "is missing or holds nothing to report."
         ),
@@ -25,8 +25,11 @@ def register(sub: Any) -> None:
     p.add_argument("results_dir", metavar="RESULTS_DIR", help="directory written by tickpath commands")
     p.add_argument("-o", "--output", help="HTML path (default: RESULTS_DIR/report.html)")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
-    p.add_argument("--strict", action="store_true",
-                   help="exit 2 (bad files) when any file was skipped; the report is still written")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 2 (bad files) when any file was skipped; the report is still written",
+    )
     p.set_defaults(func=run)
 
 
@@ -35,8 +38,12 @@ def run(args: argparse.Namespace) -> int:
 
     result = build_report(args.results_dir, args.output)
     if args.json:
-        doc = {"html": str(result.html_path), "png": [str(p) for p in result.png_paths],
-               "sections": result.sections, "problems": result.problems}
+        doc = {
+            "html": str(result.html_path),
+            "png": [str(p) for p in result.png_paths],
+            "sections": result.sections,
+            "problems": result.problems,
+        }
         print(json.dumps(doc, indent=2))
     else:
         print(f"report: {result.html_path}")

@@ -48,42 +48,68 @@ rest_url + "/api/v3/depth?symbol=BTCUSDT&limit=1000" (spot) or "/fapi/v1/depth?.
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("sim", help="Binance-compatible exchange simulator on loopback",
-                              description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "sim",
+        help="Binance-compatible exchange simulator on loopback",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     g = p.add_argument_group("market")
     g.add_argument("--venue", default="spot,futures", help="venues to serve, comma-separated (default: both)")
     g.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="upper-case symbols (default: BTCUSDT,ETHUSDT)")
-    g.add_argument("--rate", type=float, default=100.0,
-                   help="book updates per second per symbol, > 0 and <= 1e6 (default: 100)")
+    g.add_argument(
+        "--rate", type=float, default=100.0, help="book updates per second per symbol, > 0 and <= 1e6 (default: 100)"
+    )
     g.add_argument("--seed", type=int, default=1, help="market seed; same seed, same books (default: 1)")
-    g.add_argument("--clock-offset-ms", type=float, default=0.0,
-                   help="exchange clock minus true clock, applied to E/T and serverTime (default: 0)")
+    g.add_argument(
+        "--clock-offset-ms",
+        type=float,
+        default=0.0,
+        help="exchange clock minus true clock, applied to E/T and serverTime (default: 0)",
+    )
     g = p.add_argument_group("listeners")
     g.add_argument("--zones", default="local:0ms", help="named listeners with latency (see below)")
     g.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     g.add_argument("--port", type=int, default=0, help="first port; 0 = free ports (default: 0)")
-    g.add_argument("--tls", action="store_true", help="serve wss:// and https:// with a generated self-signed "
-                                                       "certificate (its path is printed as cafile)")
+    g.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve wss:// and https:// with a generated self-signed certificate (its path is printed as cafile)",
+    )
     g = p.add_argument_group("limits (default: Binance's documented values)")
     g.add_argument("--ping-interval", type=float, help="seconds between server pings (spot 20, futures 180)")
     g.add_argument("--pong-timeout", type=float, help="seconds without pong before disconnect (spot 60, futures 600)")
     g.add_argument("--max-lifetime", type=float, help="connection lifetime in seconds (default 86400)")
     g.add_argument("--weight-budget", type=int, help="REST weight per minute per IP (spot 6000, futures 2400)")
     g = p.add_argument_group("replay")
-    g.add_argument("--replay", action="append", default=[], metavar="CAPTURE.ws.txt",
-                   help="serve this capture instead of the simulated market of its venue (repeatable)")
-    g.add_argument("--replay-http", action="append", default=[], metavar="CAPTURE.http.txt",
-                   help="recorded REST snapshots, paired with --replay in order")
+    g.add_argument(
+        "--replay",
+        action="append",
+        default=[],
+        metavar="CAPTURE.ws.txt",
+        help="serve this capture instead of the simulated market of its venue (repeatable)",
+    )
+    g.add_argument(
+        "--replay-http",
+        action="append",
+        default=[],
+        metavar="CAPTURE.http.txt",
+        help="recorded REST snapshots, paired with --replay in order",
+    )
     g.add_argument("--speed", type=float, default=1.0, help="replay speed factor; 0 = as fast as possible")
     g = p.add_argument_group("faults on a schedule (seconds between occurrences)")
-    for flag, what in (("drop", "cut every WebSocket connection"), ("gap", "skip a depth event (a gap)"),
-                       ("dup", "send a depth event twice"), ("reorder", "swap two depth events"),
-                       ("malformed", "send one invalid-JSON frame per connection"),
-                       ("truncate", "send one truncated frame per connection"),
-                       ("stall", "hold a symbol's frames for --stall-for seconds"),
-                       ("snapshot-fail", "answer the next depth request with HTTP 500"),
-                       ("rate-limit", "answer every REST request 429 for --rate-limit-for seconds")):
+    for flag, what in (
+        ("drop", "cut every WebSocket connection"),
+        ("gap", "skip a depth event (a gap)"),
+        ("dup", "send a depth event twice"),
+        ("reorder", "swap two depth events"),
+        ("malformed", "send one invalid-JSON frame per connection"),
+        ("truncate", "send one truncated frame per connection"),
+        ("stall", "hold a symbol's frames for --stall-for seconds"),
+        ("snapshot-fail", "answer the next depth request with HTTP 500"),
+        ("rate-limit", "answer every REST request 429 for --rate-limit-for seconds"),
+    ):
         g.add_argument(f"--{flag}-every", type=float, metavar="S", help=what)
     g.add_argument("--stall-for", type=float, default=2.0, metavar="S", help="stall length (default: 2)")
     g.add_argument("--rate-limit-for", type=float, default=5.0, metavar="S", help="429 period (default: 5)")
@@ -96,8 +122,9 @@ def register(subparsers: Any) -> None:
 _FAULT_FLAGS = ("drop", "gap", "dup", "reorder", "malformed", "truncate", "stall", "snapshot-fail", "rate-limit")
 
 
-def _number(flag: str, value: float | None, *, low: float | None = None, high: float | None = None,
-            low_open: bool = False) -> None:
+def _number(
+    flag: str, value: float | None, *, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> None:
     """Check one numeric option: finite and within [low, high] (``low_open``: strictly above low)."""
     if value is None:
         return
@@ -131,8 +158,10 @@ def check_numbers(args: argparse.Namespace) -> None:
     for length, period in (("stall_for", "stall_every"), ("rate_limit_for", "rate_limit_every")):
         every = getattr(args, period)
         if every is not None and getattr(args, length) >= every:
-            raise ConfigError(f"--{length.replace('_', '-')} ({getattr(args, length):g} s) must be shorter than "
-                              f"--{period.replace('_', '-')} ({every:g} s), or the fault never ends")
+            raise ConfigError(
+                f"--{length.replace('_', '-')} ({getattr(args, length):g} s) must be shorter than "
+                f"--{period.replace('_', '-')} ({every:g} s), or the fault never ends"
+            )
 
 
 def build_config(args: argparse.Namespace) -> tuple[SimConfig, FaultPlan]:
@@ -142,22 +171,44 @@ def build_config(args: argparse.Namespace) -> tuple[SimConfig, FaultPlan]:
     symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
     if len(args.replay_http) > len(args.replay):
         raise ConfigError("--replay-http needs a --replay capture to go with it")
-    replay = tuple(ReplayConfig(Path(ws), Path(args.replay_http[i]) if i < len(args.replay_http) else None,
-                                speed=args.speed) for i, ws in enumerate(args.replay))
+    replay = tuple(
+        ReplayConfig(Path(ws), Path(args.replay_http[i]) if i < len(args.replay_http) else None, speed=args.speed)
+        for i, ws in enumerate(args.replay)
+    )
     for rc in replay:
         for path in (rc.ws_path, rc.http_path):
             if path is not None and not path.is_file():
                 raise ConfigError(f"capture {path} does not exist")
-    cfg = SimConfig(venues=venues, symbols=symbols, seed=args.seed, rate=args.rate, zones=parse_zones(args.zones),
-                    clock_offset_ms=args.clock_offset_ms, tls=args.tls, host=args.host, port=args.port,
-                    ping_interval_s=args.ping_interval, pong_timeout_s=args.pong_timeout,
-                    max_lifetime_s=args.max_lifetime, weight_budget=args.weight_budget, replay=replay)
-    plan = FaultPlan(drop_every_s=args.drop_every, gap_every_s=args.gap_every, duplicate_every_s=args.dup_every,
-                     reorder_every_s=args.reorder_every, malformed_every_s=args.malformed_every,
-                     truncated_every_s=args.truncate_every, stall_every_s=args.stall_every, stall_s=args.stall_for,
-                     snapshot_delay_s=args.snapshot_delay_ms / 1000.0,
-                     snapshot_fail_every_s=args.snapshot_fail_every, rate_limit_every_s=args.rate_limit_every,
-                     rate_limit_s=args.rate_limit_for)
+    cfg = SimConfig(
+        venues=venues,
+        symbols=symbols,
+        seed=args.seed,
+        rate=args.rate,
+        zones=parse_zones(args.zones),
+        clock_offset_ms=args.clock_offset_ms,
+        tls=args.tls,
+        host=args.host,
+        port=args.port,
+        ping_interval_s=args.ping_interval,
+        pong_timeout_s=args.pong_timeout,
+        max_lifetime_s=args.max_lifetime,
+        weight_budget=args.weight_budget,
+        replay=replay,
+    )
+    plan = FaultPlan(
+        drop_every_s=args.drop_every,
+        gap_every_s=args.gap_every,
+        duplicate_every_s=args.dup_every,
+        reorder_every_s=args.reorder_every,
+        malformed_every_s=args.malformed_every,
+        truncated_every_s=args.truncate_every,
+        stall_every_s=args.stall_every,
+        stall_s=args.stall_for,
+        snapshot_delay_s=args.snapshot_delay_ms / 1000.0,
+        snapshot_fail_every_s=args.snapshot_fail_every,
+        rate_limit_every_s=args.rate_limit_every,
+        rate_limit_s=args.rate_limit_for,
+    )
     return cfg, plan
 
 
@@ -165,8 +216,7 @@ async def serve(cfg: SimConfig, plan: FaultPlan, *, as_json: bool, duration: flo
     async with Simulator(cfg, fault_plan=plan) as sim:
         eps = [e.as_dict() for e in sim.endpoints()]
         if as_json:
-            print(json.dumps({"endpoints": eps, "seed": cfg.seed, "clock_offset_ms": cfg.clock_offset_ms}),
-                  flush=True)
+            print(json.dumps({"endpoints": eps, "seed": cfg.seed, "clock_offset_ms": cfg.clock_offset_ms}), flush=True)
         else:
             _print_table(sim)
         waiting = asyncio.ensure_future(_wait(sim, duration, live=not as_json and sys.stderr.isatty()))
@@ -177,8 +227,10 @@ async def serve(cfg: SimConfig, plan: FaultPlan, *, as_json: bool, duration: flo
             for t in (waiting, failed):
                 t.cancel()
         if failed.done() and not failed.cancelled():
-            raise TickpathError(f"the simulator stopped: a background task crashed ({failed.result()!r}); "
-                                "its streams would have gone silent (see the log above)")
+            raise TickpathError(
+                f"the simulator stopped: a background task crashed ({failed.result()!r}); "
+                "its streams would have gone silent (see the log above)"
+            )
     return 0
 
 

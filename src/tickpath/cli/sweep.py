@@ -78,11 +78,15 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     for c in plan["candidates"]:
         table.add_row(c["name"], c["az_id"], c["instance_type"], str(c["instances"]), f"{c['usd_per_hour']:.4f}")
     console.print(table)
-    console.print(f"metric [bold]{cfg.metric.text}[/] (lower is better), keep {cfg.keep}, "
-                  f"TTL {cfg.ttl_minutes:g} min, result timeout {cfg.timeout_s:g} s")
+    console.print(
+        f"metric [bold]{cfg.metric.text}[/] (lower is better), keep {cfg.keep}, "
+        f"TTL {cfg.ttl_minutes:g} min, result timeout {cfg.timeout_s:g} s"
+    )
     ok = plan["within_budget"]
-    console.print(f"expected cost (upper bound) [bold]${plan['expected_cost_usd']:.2f}[/] of "
-                  f"${cfg.max_cost_usd:.2f} ceiling: " + ("[green]within budget[/]" if ok else "[red]OVER BUDGET[/]"))
+    console.print(
+        f"expected cost (upper bound) [bold]${plan['expected_cost_usd']:.2f}[/] of "
+        f"${cfg.max_cost_usd:.2f} ceiling: " + ("[green]within budget[/]" if ok else "[red]OVER BUDGET[/]")
+    )
     console.print("will create, shared: " + "; ".join(plan["resources"]["shared"]))
     console.print("will create, per candidate: " + "; ".join(plan["resources"]["per_candidate"]))
     console.print(f"probe on each machine: {' '.join(plan['candidates'][0]['probe'])}" if plan["candidates"] else "")
@@ -98,8 +102,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     t0 = time.monotonic()
-    styles = {"failed": "red", "destroyed": "dim", "kept": "green bold", "reported": "cyan",
-              "destroy_failed": "red bold"}
+    styles = {
+        "failed": "red",
+        "destroyed": "dim",
+        "kept": "green bold",
+        "reported": "cyan",
+        "destroy_failed": "red bold",
+    }
 
     def progress(status: str, st: CandidateState) -> None:
         if args.quiet:
@@ -110,25 +119,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
         elif status in ("failed", "destroy_failed"):
             detail = st.error or ""
         style = styles.get(status, "")
-        err.print(f"[{time.monotonic() - t0:7.1f}s] {st.name:<28} [{style}]{status}[/{style}] {detail}"
-                  if style else f"[{time.monotonic() - t0:7.1f}s] {st.name:<28} {status} {detail}")
+        err.print(
+            f"[{time.monotonic() - t0:7.1f}s] {st.name:<28} [{style}]{status}[/{style}] {detail}"
+            if style
+            else f"[{time.monotonic() - t0:7.1f}s] {st.name:<28} {status} {detail}"
+        )
 
     sweep_ids: list[str] = []
 
     def started(sid: str) -> None:
         sweep_ids.append(sid)
-        err.print(f"sweep [bold]{sid}[/] started; state in {cfg.state_dir / sid}\n"
-                  f"if this process is killed, run: tickpath sweep cleanup --sweep-id {sid} "
-                  f"--state-dir {cfg.state_dir}")
+        err.print(
+            f"sweep [bold]{sid}[/] started; state in {cfg.state_dir / sid}\n"
+            f"if this process is killed, run: tickpath sweep cleanup --sweep-id {sid} "
+            f"--state-dir {cfg.state_dir}"
+        )
 
     try:
-        result = run(run_sweep(cfg, config_path=str(Path(args.config).resolve()), terraform=args.terraform,
-                               sweep_id=args.sweep_id, progress=progress, on_start=started,
-                               preflight=not args.skip_preflight))
+        result = run(
+            run_sweep(
+                cfg,
+                config_path=str(Path(args.config).resolve()),
+                terraform=args.terraform,
+                sweep_id=args.sweep_id,
+                progress=progress,
+                on_start=started,
+                preflight=not args.skip_preflight,
+            )
+        )
     except InterruptedRunError:
         if args.json:  # the sweep cleaned up before this: say what is left (nothing, or what failed to go)
-            _emit_json({"interrupted": True, "sweep_id": sweep_ids[0] if sweep_ids else None,
-                        "status": sweep_status(cfg.state_dir, sweep_ids[0]) if sweep_ids else None})
+            _emit_json(
+                {
+                    "interrupted": True,
+                    "sweep_id": sweep_ids[0] if sweep_ids else None,
+                    "status": sweep_status(cfg.state_dir, sweep_ids[0]) if sweep_ids else None,
+                }
+            )
         raise
     from tickpath.sweep.results import summary
 
@@ -176,8 +203,10 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(doc)
     else:
-        print(f"sweep {doc['sweep_id']}: destroyed {len(doc['destroyed'])} candidate root(s); "
-              f"tag search removed {len(doc['tag_search_removed'])} leftover(s)")
+        print(
+            f"sweep {doc['sweep_id']}: destroyed {len(doc['destroyed'])} candidate root(s); "
+            f"tag search removed {len(doc['tag_search_removed'])} leftover(s)"
+        )
     return 0
 
 
@@ -213,46 +242,69 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("sweep", help="find the lowest-latency placement across zones",
-                              description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "sweep",
+        help="find the lowest-latency placement across zones",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="sweep_command", metavar="ACTION", required=True)
 
-    plan = sub.add_parser("plan", help="show candidates, expected cost and resources; creates nothing",
-                          description="Show the candidates, the expected cost (upper bound) and what `run` "
-                                      "would create. Creates nothing; for aws it makes the read-only checks "
-                                      "`run` makes first (credentials, AZ IDs, instance types, vCPU quota).",
-                          epilog=PLAN_EXAMPLES, formatter_class=_RAW)
+    plan = sub.add_parser(
+        "plan",
+        help="show candidates, expected cost and resources; creates nothing",
+        description="Show the candidates, the expected cost (upper bound) and what `run` "
+        "would create. Creates nothing; for aws it makes the read-only checks "
+        "`run` makes first (credentials, AZ IDs, instance types, vCPU quota).",
+        epilog=PLAN_EXAMPLES,
+        formatter_class=_RAW,
+    )
     plan.add_argument("config", help="sweep TOML file (see examples/sweep-aws.toml)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
-    plan.add_argument("--skip-preflight", action="store_true",
-                      help="aws: do not call AWS (credentials, AZ IDs, instance types, quota are then unverified)")
+    plan.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="aws: do not call AWS (credentials, AZ IDs, instance types, quota are then unverified)",
+    )
     plan.set_defaults(func=_cmd_plan)
 
-    r = sub.add_parser("run", help="run the sweep: apply all, rank, destroy losers, keep winners",
-                       description="Apply every candidate at once, show results as they arrive, destroy each "
-                                   "loser as soon as it cannot win, keep the winners and write "
-                                   "results/<timestamp>/. Ctrl-C destroys everything not kept.",
-                       epilog=RUN_EXAMPLES, formatter_class=_RAW)
+    r = sub.add_parser(
+        "run",
+        help="run the sweep: apply all, rank, destroy losers, keep winners",
+        description="Apply every candidate at once, show results as they arrive, destroy each "
+        "loser as soon as it cannot win, keep the winners and write "
+        "results/<timestamp>/. Ctrl-C destroys everything not kept.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=_RAW,
+    )
     r.add_argument("config", help="sweep TOML file")
     r.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     r.add_argument("--terraform", help="path of the terraform binary (default: from PATH)")
     r.add_argument("--sweep-id", help="use this id instead of a generated one")
-    r.add_argument("--skip-preflight", action="store_true",
-                   help="aws: skip the credential/AZ/instance-type checks made before creating anything")
+    r.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="aws: skip the credential/AZ/instance-type checks made before creating anything",
+    )
     r.add_argument("-q", "--quiet", action="store_true", help="no per-candidate progress lines")
     r.set_defaults(func=_cmd_run)
 
     for name, fn, text, examples in (
-            ("status", _cmd_status, "what a sweep still holds (all sweeps without --sweep-id)", STATUS_EXAMPLES),
-            ("cleanup", _cmd_cleanup, "destroy everything of a sweep, then search by its tag", CLEANUP_EXAMPLES)):
-        env_text = (f"Any option may also come from $TICKPATH_SWEEP_{name.upper()}_<OPTION> or "
-                    "$TICKPATH_SWEEP_<OPTION>\n(e.g. TICKPATH_SWEEP_STATE_DIR).")
-        s = sub.add_parser(name, help=text, description=f"{text}.\n{env_text}", epilog=examples,
-                           formatter_class=_RAW)
+        ("status", _cmd_status, "what a sweep still holds (all sweeps without --sweep-id)", STATUS_EXAMPLES),
+        ("cleanup", _cmd_cleanup, "destroy everything of a sweep, then search by its tag", CLEANUP_EXAMPLES),
+    ):
+        env_text = (
+            f"Any option may also come from $TICKPATH_SWEEP_{name.upper()}_<OPTION> or "
+            "$TICKPATH_SWEEP_<OPTION>\n(e.g. TICKPATH_SWEEP_STATE_DIR)."
+        )
+        s = sub.add_parser(name, help=text, description=f"{text}.\n{env_text}", epilog=examples, formatter_class=_RAW)
         s.add_argument("--sweep-id", required=name == "cleanup", help="the id printed when the sweep started")
         s.add_argument("--state-dir", help="where sweeps are recorded (default: the config's, or .tickpath/sweeps)")
-        s.add_argument("--config", metavar="SWEEP_TOML",
-                       help="the sweep's TOML file, to find its state_dir (this action's own option: the "
-                            "global `tickpath --config FILE` of option defaults goes before `sweep`)")
+        s.add_argument(
+            "--config",
+            metavar="SWEEP_TOML",
+            help="the sweep's TOML file, to find its state_dir (this action's own option: the "
+            "global `tickpath --config FILE` of option defaults goes before `sweep`)",
+        )
         s.add_argument("--json", action="store_true", help="print JSON")
         s.set_defaults(func=fn)

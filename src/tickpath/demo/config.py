@@ -58,9 +58,13 @@ class DemoConfig:
         if len(self.zones) < 2:
             raise ConfigError("the demo sweeps at least two zones")
         # Named as the user set them: --feed-seconds is the only one with an option.
-        for name, label in (("sweep_probe_s", "sweep probe seconds"), ("feed_s", "--feed-seconds"),
-                            ("bus_s", "busbench seconds"), ("bus_rate", "busbench rate"),
-                            ("sim_rate", "simulator rate")):
+        for name, label in (
+            ("sweep_probe_s", "sweep probe seconds"),
+            ("feed_s", "--feed-seconds"),
+            ("bus_s", "busbench seconds"),
+            ("bus_rate", "busbench rate"),
+            ("sim_rate", "simulator rate"),
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"demo {label} must be positive, got {getattr(self, name):g}")
         if self.bus_warmup_s < 0:
@@ -74,8 +78,14 @@ class DemoConfig:
     def quick(cls, **overrides: object) -> DemoConfig:
         """A run of a few seconds per step, for tests and a first look."""
         # tcp and ws are enough to rank; stream and path would add seconds to every agent.
-        base: dict[str, object] = {"sweep_probe_s": 1.0, "sweep_methods": ("tcp", "ws"), "feed_s": 4.0,
-                                   "bus_s": 1.0, "bus_warmup_s": 0.2, "symbols": DEFAULT_SYMBOLS[:2]}
+        base: dict[str, object] = {
+            "sweep_probe_s": 1.0,
+            "sweep_methods": ("tcp", "ws"),
+            "feed_s": 4.0,
+            "bus_s": 1.0,
+            "bus_warmup_s": 0.2,
+            "symbols": DEFAULT_SYMBOLS[:2],
+        }
         base.update(overrides)
         return cls(**base)  # type: ignore[arg-type]
 

@@ -62,9 +62,14 @@ class DemoProgress:
 
     def __enter__(self) -> DemoProgress:
         if self.live:
-            self.bars = Progress(TextColumn("{task.description:<58}"), BarColumn(),
-                                 TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                                 console=self.console, transient=False)
+            self.bars = Progress(
+                TextColumn("{task.description:<58}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=False,
+            )
             self.bars.start()
         return self
 

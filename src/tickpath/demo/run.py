@@ -62,12 +62,18 @@ class DemoSummary:
             "results_dir": str(self.results_dir),
             "report": str(self.report_html) if self.report_html else None,
             "report_pngs": [str(p) for p in self.report_pngs],
-            "report_sections": self.report_sections, "report_problems": self.report_problems,
-            "zones": self.zones, "clock_offset_ms": self.clock_offset_ms, "sim_ports": self.sim_ports,
+            "report_sections": self.report_sections,
+            "report_problems": self.report_problems,
+            "zones": self.zones,
+            "clock_offset_ms": self.clock_offset_ms,
+            "sim_ports": self.sim_ports,
             "sweep": self.sweep.to_dict() if self.sweep else None,
             "feed": self.feed.to_dict() if self.feed else None,
-            "dq": self.dq, "dq_ok": self.dq_ok, "busbench": self.busbench,
-            "skipped": self.skipped, "step_seconds": {k: round(v, 2) for k, v in self.step_seconds.items()},
+            "dq": self.dq,
+            "dq_ok": self.dq_ok,
+            "busbench": self.busbench,
+            "skipped": self.skipped,
+            "step_seconds": {k: round(v, 2) for k, v in self.step_seconds.items()},
             "elapsed_s": round(self.elapsed_s, 2),
         }
 
@@ -84,8 +90,14 @@ def _zone_text(cfg: DemoConfig) -> dict[str, str]:
 
 
 def sim_config(cfg: DemoConfig) -> SimConfig:
-    return SimConfig(venues=cfg.venues, symbols=cfg.symbols, seed=cfg.seed, rate=cfg.sim_rate, zones=cfg.zones,
-                     clock_offset_ms=cfg.clock_offset_ms)
+    return SimConfig(
+        venues=cfg.venues,
+        symbols=cfg.symbols,
+        seed=cfg.seed,
+        rate=cfg.sim_rate,
+        zones=cfg.zones,
+        clock_offset_ms=cfg.clock_offset_ms,
+    )
 
 
 def nats_available(cfg: DemoConfig) -> str | None:
@@ -139,13 +151,16 @@ async def run_demo(config: DemoConfig, *, progress: DemoProgress | None = None) 
     async with contextlib.AsyncExitStack() as stack:
         async with ui.step("simulator", "starting 3 zones, spot + futures", config.expected_s["sim"]) as st:
             sim = await stack.enter_async_context(Simulator(sim_config(config)))
-            summary.sim_ports = {z.name: {v: sim.endpoint(v, zone=z.name).port for v in config.venues}
-                                 for z in config.zones}
+            summary.sim_ports = {
+                z.name: {v: sim.endpoint(v, zone=z.name).port for v in config.venues} for z in config.zones
+            }
         # Rewritten after every step, so an interrupted run still says what it had started.
         steps.write_json(root / SUMMARY_FILE, summary.to_dict())
         summary.step_seconds["simulator"] = st.elapsed_s
-        ui.say(f"simulator: zones {', '.join(f'{n} ({t})' for n, t in summary.zones.items())}; "
-               f"exchange clock offset {config.clock_offset_ms:+g} ms")
+        ui.say(
+            f"simulator: zones {', '.join(f'{n} ({t})' for n, t in summary.zones.items())}; "
+            f"exchange clock offset {config.clock_offset_ms:+g} ms"
+        )
 
         async with ui.step("sweep", "terraform apply, one probe agent per zone", config.expected_s["sweep"]) as st:
             if no_terraform:
@@ -155,8 +170,10 @@ async def run_demo(config: DemoConfig, *, progress: DemoProgress | None = None) 
         summary.step_seconds["sweep"] = st.elapsed_s
         steps.write_json(root / SUMMARY_FILE, summary.to_dict())
         sw = summary.sweep
-        ui.say(f"sweep: winner [bold]{sw.winner}[/] ({sw.why})"
-               + ("" if sw.winner_is_fastest else f" [red]expected {sw.expected_fastest}[/]"))
+        ui.say(
+            f"sweep: winner [bold]{sw.winner}[/] ({sw.why})"
+            + ("" if sw.winner_is_fastest else f" [red]expected {sw.expected_fastest}[/]")
+        )
 
         nats_url: str | None = None
         if no_bus is None:
@@ -177,11 +194,14 @@ async def run_demo(config: DemoConfig, *, progress: DemoProgress | None = None) 
         await steps.shielded(stack.aclose())
     feed = summary.feed
     for venue, v in feed.venues.items():
-        ui.say(f"feed {venue}: {v['events']:,} events, gaps {v['gaps']}, resyncs {v['resyncs']}, "
-               f"dropped {v['dropped']}")
+        ui.say(
+            f"feed {venue}: {v['events']:,} events, gaps {v['gaps']}, resyncs {v['resyncs']}, dropped {v['dropped']}"
+        )
     if feed.ingest:
-        ui.say(f"ingest (JetStream -> bus.duckdb): {feed.ingest['inserted']:,} rows, "
-               f"{feed.ingest['duplicates']} duplicates")
+        ui.say(
+            f"ingest (JetStream -> bus.duckdb): {feed.ingest['inserted']:,} rows, "
+            f"{feed.ingest['duplicates']} duplicates"
+        )
 
     async with ui.step("dq", "checking the DuckDB stores", config.expected_s["dq"]) as st:
         since = feed.started_ns - 1_000_000_000
@@ -200,8 +220,10 @@ async def run_demo(config: DemoConfig, *, progress: DemoProgress | None = None) 
             summary.busbench = await steps.busbench_step(config, root / "busbench", st)
         summary.step_seconds["busbench"] = st.elapsed_s
         b = summary.busbench
-        ui.say(f"busbench: {b['size']} B at {b['rate']:g}/s, p50 {b['p50_us']} µs, p99 {b['p99_us']} µs "
-               f"(from intended send), lost {b['lost']}")
+        ui.say(
+            f"busbench: {b['size']} B at {b['rate']:g}/s, p50 {b['p50_us']} µs, p99 {b['p99_us']} µs "
+            f"(from intended send), lost {b['lost']}"
+        )
     else:
         summary.skipped["busbench"] = no_bus
 

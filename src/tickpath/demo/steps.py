@@ -101,10 +101,17 @@ class SweepStepResult:
         return self.winner == self.expected_fastest
 
     def to_dict(self) -> dict[str, Any]:
-        return {"winner": self.winner, "expected_fastest": self.expected_fastest,
-                "winner_is_fastest": self.winner_is_fastest, "why": self.why, "ranking": self.ranking,
-                "failed": self.failed, "results_dir": str(self.results_dir), "sweep_id": self.sweep_id,
-                "elapsed_s": round(self.elapsed_s, 2)}
+        return {
+            "winner": self.winner,
+            "expected_fastest": self.expected_fastest,
+            "winner_is_fastest": self.winner_is_fastest,
+            "why": self.why,
+            "ranking": self.ranking,
+            "failed": self.failed,
+            "results_dir": str(self.results_dir),
+            "sweep_id": self.sweep_id,
+            "elapsed_s": round(self.elapsed_s, 2),
+        }
 
 
 def sweep_document(cfg: DemoConfig, sim: Simulator, base_dir: Path) -> dict[str, Any]:
@@ -115,12 +122,24 @@ def sweep_document(cfg: DemoConfig, sim: Simulator, base_dir: Path) -> dict[str,
         zones.append({"id": z.name, "rest_url": ep.rest_url, "ws_url": ep.ws_url})
     probe_s = cfg.sweep_probe_s
     return {
-        "sweep": {"name": "demo", "provider": "local", "keep": 1, "ttl_minutes": 15,
-                  # methods run one after another for probe_s each; agent start-up on a busy machine on top
-                  "result_timeout_s": len(cfg.sweep_methods) * probe_s + 90, "poll_interval_s": 0.25,
-                  "state_dir": ".state", "results_dir": "."},
-        "probe": {"venue": "futures", "symbol": cfg.symbols[0], "methods": list(cfg.sweep_methods),
-                  "duration_s": probe_s, "rate": 20},
+        "sweep": {
+            "name": "demo",
+            "provider": "local",
+            "keep": 1,
+            "ttl_minutes": 15,
+            # methods run one after another for probe_s each; agent start-up on a busy machine on top
+            "result_timeout_s": len(cfg.sweep_methods) * probe_s + 90,
+            "poll_interval_s": 0.25,
+            "state_dir": ".state",
+            "results_dir": ".",
+        },
+        "probe": {
+            "venue": "futures",
+            "symbol": cfg.symbols[0],
+            "methods": list(cfg.sweep_methods),
+            "duration_s": probe_s,
+            "rate": 20,
+        },
         "ranking": {"metric": cfg.sweep_metric, "max_loss_ratio": 0.2},
         "local": {"zones": zones},
     }
@@ -175,10 +194,15 @@ async def sweep_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Step) -> 
             # per-candidate distribution.
             write_json(run.results_dir / "probes" / name / "probe.json", {**probe, "candidate": name})
     return SweepStepResult(
-        winner=outcome.winners[0], expected_fastest=cfg.fastest_zone, why=str(summary.get("why", "")),
+        winner=outcome.winners[0],
+        expected_fastest=cfg.fastest_zone,
+        why=str(summary.get("why", "")),
         ranking=[{"name": n, "score_us": outcome.states[n].score} for n in outcome.ranking],
-        failed=sorted(n for n, s in outcome.states.items() if s.failed), results_dir=run.results_dir,
-        sweep_id=outcome.sweep_id, elapsed_s=time.monotonic() - t0)
+        failed=sorted(n for n, s in outcome.states.items() if s.failed),
+        results_dir=run.results_dir,
+        sweep_id=outcome.sweep_id,
+        elapsed_s=time.monotonic() - t0,
+    )
 
 
 async def probe_zones_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Step) -> SweepStepResult:
@@ -201,8 +225,16 @@ async def probe_zones_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Ste
 
     async def one(zone: str) -> tuple[str, dict[str, Any]]:
         ep = sim.endpoint("futures", zone=zone)
-        pc = ProbeConfig(venue="futures", methods=cfg.sweep_methods, rest_url=ep.rest_url, ws_url=ep.ws_url,
-                         symbol=cfg.symbols[0], duration=total_s, rate=20.0, imds=False)
+        pc = ProbeConfig(
+            venue="futures",
+            methods=cfg.sweep_methods,
+            rest_url=ep.rest_url,
+            ws_url=ep.ws_url,
+            symbol=cfg.symbols[0],
+            duration=total_s,
+            rate=20.0,
+            imds=False,
+        )
         return zone, (await run_probe(pc)).to_dict()
 
     step.note("no terraform: probing every zone from this process")
@@ -230,16 +262,44 @@ async def probe_zones_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Ste
         w.writerow(["rank", "candidate", "status", "failed", "kept", "score_us", *[f"{k}_us" for k in keys], "error"])
         for zone in [*order, *sorted(failed)]:
             figs = figures.get(zone, {})
-            w.writerow([order.index(zone) + 1 if zone in scores else "", zone, "measured" if zone in scores else
-                        "failed", "no" if zone in scores else "yes", "yes" if zone == best else "no",
-                        f"{scores[zone]:.3f}" if zone in scores else "",
-                        *[f"{figs[k]:.3f}" if k in figs else "" for k in keys], failed.get(zone, "")])
+            w.writerow(
+                [
+                    order.index(zone) + 1 if zone in scores else "",
+                    zone,
+                    "measured" if zone in scores else "failed",
+                    "no" if zone in scores else "yes",
+                    "yes" if zone == best else "no",
+                    f"{scores[zone]:.3f}" if zone in scores else "",
+                    *[f"{figs[k]:.3f}" if k in figs else "" for k in keys],
+                    failed.get(zone, ""),
+                ]
+            )
     ranking = [{"name": z, "score_us": scores[z]} for z in order]
-    write_json(run_dir / "sweep.json", with_schema({
-        "provider": "in-process probes (terraform not installed)", "metric": metric.text, "unit": "us",
-        "winner": best, "why": why, "ranking": ranking, "failed": sorted(failed)}, "sweep"))
-    return SweepStepResult(winner=best, expected_fastest=cfg.fastest_zone, why=why, ranking=ranking,
-                           failed=sorted(failed), results_dir=run_dir, sweep_id="", elapsed_s=time.monotonic() - t0)
+    write_json(
+        run_dir / "sweep.json",
+        with_schema(
+            {
+                "provider": "in-process probes (terraform not installed)",
+                "metric": metric.text,
+                "unit": "us",
+                "winner": best,
+                "why": why,
+                "ranking": ranking,
+                "failed": sorted(failed),
+            },
+            "sweep",
+        ),
+    )
+    return SweepStepResult(
+        winner=best,
+        expected_fastest=cfg.fastest_zone,
+        why=why,
+        ranking=ranking,
+        failed=sorted(failed),
+        results_dir=run_dir,
+        sweep_id="",
+        elapsed_s=time.monotonic() - t0,
+    )
 
 
 # -- feed, NATS, ingest ---------------------------------------------------------------------
@@ -253,20 +313,30 @@ class FeedStepResult:
     ingest: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"zone": self.zone, "seconds": round((self.ended_ns - self.started_ns) / 1e9, 2),
-                "venues": self.venues, "databases": {k: str(v) for k, v in self.databases.items()},
-                "ingest": self.ingest}
+        return {
+            "zone": self.zone,
+            "seconds": round((self.ended_ns - self.started_ns) / 1e9, 2),
+            "venues": self.venues,
+            "databases": {k: str(v) for k, v in self.databases.items()},
+            "ingest": self.ingest,
+        }
 
 
 def _feed_brief(summary: Any) -> dict[str, Any]:
     lat = summary.latency.get("receipt_minus_event") or {}
     offset = summary.clock_offset or {}
-    return {"events": summary.emitted, "by_channel": summary.events, "gaps": summary.gaps,
-            "resyncs": summary.resyncs, "reconnects": summary.reconnects, "dropped": summary.dropped,
-            "malformed": summary.malformed,
-            # exchange clock minus ours, measured by the feed from the server-time endpoint
-            "clock_offset_ms": round(float(offset["offset_us"]) / 1e3, 2) if "offset_us" in offset else None,
-            "receipt_minus_event_ms": {k: lat.get(k) for k in ("p50", "p99", "max", "count") if k in lat}}
+    return {
+        "events": summary.emitted,
+        "by_channel": summary.events,
+        "gaps": summary.gaps,
+        "resyncs": summary.resyncs,
+        "reconnects": summary.reconnects,
+        "dropped": summary.dropped,
+        "malformed": summary.malformed,
+        # exchange clock minus ours, measured by the feed from the server-time endpoint
+        "clock_offset_ms": round(float(offset["offset_us"]) / 1e3, 2) if "offset_us" in offset else None,
+        "receipt_minus_event_ms": {k: lat.get(k) for k in ("p50", "p99", "max", "count") if k in lat},
+    }
 
 
 async def _ingest_until_done(source: str, target: str, feeds_done: asyncio.Event) -> dict[str, Any]:
@@ -297,8 +367,9 @@ async def _ingest_until_done(source: str, target: str, feeds_done: asyncio.Event
     return total
 
 
-async def feed_step(cfg: DemoConfig, sim: Simulator, zone: str, out: Path, step: Step,
-                    nats_url: str | None) -> FeedStepResult:
+async def feed_step(
+    cfg: DemoConfig, sim: Simulator, zone: str, out: Path, step: Step, nats_url: str | None
+) -> FeedStepResult:
     """Every venue's feed from ``zone`` into DuckDB; futures also through JetStream + ingest."""
     from tickpath.feed import Feed, FeedConfig
 
@@ -313,8 +384,18 @@ async def feed_step(cfg: DemoConfig, sim: Simulator, zone: str, out: Path, step:
         sinks = [f"duckdb:{db}"]
         if nats_url is not None and venue == "futures":
             sinks.append(f"{nats_url}?stream={stream}&spool={out / '.nats' / 'spool'}")
-        feeds.append(Feed(FeedConfig(venue=venue, symbols=cfg.symbols, sinks=tuple(sinks),  # type: ignore[arg-type]
-                                     base_url=ep.ws_url, rest_url=ep.rest_url, duration_s=cfg.feed_s)))
+        feeds.append(
+            Feed(
+                FeedConfig(
+                    venue=venue,
+                    symbols=cfg.symbols,
+                    sinks=tuple(sinks),  # type: ignore[arg-type]
+                    base_url=ep.ws_url,
+                    rest_url=ep.rest_url,
+                    duration_s=cfg.feed_s,
+                )
+            )
+        )
     done = asyncio.Event()
 
     async def watch() -> None:
@@ -333,11 +414,17 @@ async def feed_step(cfg: DemoConfig, sim: Simulator, zone: str, out: Path, step:
         if nats_url is not None:
             bus_feed = next(f for f in feeds if f.config.venue == "futures")
             # The sink creates the stream before the feed connects: ingest can start from then on.
-            await asyncio.wait([asyncio.create_task(bus_feed.started.wait()), *runs],
-                               return_when=asyncio.FIRST_COMPLETED)
-            ingest.append(asyncio.create_task(_ingest_until_done(
-                f"{nats_url}?stream={stream}&durable=demo-ingest", f"duckdb:{out / 'bus.duckdb'}", done),
-                name="ingest"))
+            await asyncio.wait(
+                [asyncio.create_task(bus_feed.started.wait()), *runs], return_when=asyncio.FIRST_COMPLETED
+            )
+            ingest.append(
+                asyncio.create_task(
+                    _ingest_until_done(
+                        f"{nats_url}?stream={stream}&durable=demo-ingest", f"duckdb:{out / 'bus.duckdb'}", done
+                    ),
+                    name="ingest",
+                )
+            )
         summaries = await asyncio.gather(*runs)
         done.set()
         result.ended_ns = time.time_ns()
@@ -372,8 +459,11 @@ def dq_one(db: Path, since_ns: int, until_ns: int, out: Path, name: str) -> dict
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"{name}.json", with_schema({"database": str(db), **report.to_dict()}, "dq"))
     (out / f"{name}.junit.xml").write_text(to_junit(report), encoding="utf-8")
-    return {"ok": report.ok, "checks": {r.name: {"ok": r.ok, "summary": r.summary} for r in report.results},
-            "rows": report.rows_in_window}
+    return {
+        "ok": report.ok,
+        "checks": {r.name: {"ok": r.ok, "summary": r.summary} for r in report.results},
+        "rows": report.rows_in_window,
+    }
 
 
 # -- busbench -------------------------------------------------------------------------------
@@ -387,8 +477,14 @@ async def busbench_step(cfg: DemoConfig, out: Path, step: Step) -> dict[str, Any
         step.note(f"{label}: {received:,}/{total:,} received")
 
     # URLs are placeholders: run_local fills in the cluster it starts.
-    bench = BenchConfig(pub_url="nats://127.0.0.1:4222", sub_url="nats://127.0.0.1:4222", size=cfg.bus_size,
-                        rate=cfg.bus_rate, duration=cfg.bus_s, warmup=cfg.bus_warmup_s)
+    bench = BenchConfig(
+        pub_url="nats://127.0.0.1:4222",
+        sub_url="nats://127.0.0.1:4222",
+        size=cfg.bus_size,
+        rate=cfg.bus_rate,
+        duration=cfg.bus_s,
+        warmup=cfg.bus_warmup_s,
+    )
     results = await run_local(LocalConfig(servers=2, binary=cfg.nats_server), bench, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     runs = []
@@ -397,16 +493,20 @@ async def busbench_step(cfg: DemoConfig, out: Path, step: Step) -> dict[str, Any
         r.intended.write_hgrm(out / f"{stem}.intended.hgrm")
         r.actual.write_hgrm(out / f"{stem}.actual.hgrm")
         runs.append(r.to_dict())
-    write_json(out / "busbench.json", {"schema": f"tickpath.busbench/{SCHEMA_VERSION}", "servers": 2,
-                                       "runs": runs})
+    write_json(out / "busbench.json", {"schema": f"tickpath.busbench/{SCHEMA_VERSION}", "servers": 2, "runs": runs})
     first = results[0]
-    return {"size": first.size, "rate": first.rate, "achieved_rate": round(first.achieved_rate, 1),
-            "lost": first.lost, "ok": first.ok,
-            "p50_us": round(first.intended.percentile(50) / 1e3, 1),
-            "p99_us": round(first.intended.percentile(99) / 1e3, 1),
-            "p50_actual_us": round(first.actual.percentile(50) / 1e3, 1),
-            "p99_actual_us": round(first.actual.percentile(99) / 1e3, 1),
-            "clock": "CLOCK_MONOTONIC of one process; p50/p99 from the intended send time"}
+    return {
+        "size": first.size,
+        "rate": first.rate,
+        "achieved_rate": round(first.achieved_rate, 1),
+        "lost": first.lost,
+        "ok": first.ok,
+        "p50_us": round(first.intended.percentile(50) / 1e3, 1),
+        "p99_us": round(first.intended.percentile(99) / 1e3, 1),
+        "p50_actual_us": round(first.actual.percentile(50) / 1e3, 1),
+        "p99_actual_us": round(first.actual.percentile(99) / 1e3, 1),
+        "clock": "CLOCK_MONOTONIC of one process; p50/p99 from the intended send time",
+    }
 
 
 def require_dir_free(path: Path) -> None:

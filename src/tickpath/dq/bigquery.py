@@ -30,8 +30,14 @@ class BigQueryEngine:
 
     dialect: Dialect = "bigquery"
 
-    def __init__(self, dataset: str, *, location: str | None = None,
-                 max_bytes_billed: int = DEFAULT_MAX_BYTES, client: Any = None) -> None:
+    def __init__(
+        self,
+        dataset: str,
+        *,
+        location: str | None = None,
+        max_bytes_billed: int = DEFAULT_MAX_BYTES,
+        client: Any = None,
+    ) -> None:
         self.project, ds = parse_dataset(dataset)
         self.dataset = f"{self.project}.{ds}"
         self.name = f"bigquery {self.dataset}"
@@ -45,9 +51,11 @@ class BigQueryEngine:
             try:
                 client = bigquery.Client(project=self.project, location=location)
             except Exception as exc:  # google.auth raises DefaultCredentialsError and friends
-                raise InfraError(f"cannot create a BigQuery client for {self.project}: {exc} (credentials come "
-                                 "from Application Default Credentials: `gcloud auth application-default login`, "
-                                 "or GOOGLE_APPLICATION_CREDENTIALS)") from exc
+                raise InfraError(
+                    f"cannot create a BigQuery client for {self.project}: {exc} (credentials come "
+                    "from Application Default Credentials: `gcloud auth application-default login`, "
+                    "or GOOGLE_APPLICATION_CREDENTIALS)"
+                ) from exc
         self._client = client
         self.bytes_processed = 0
 

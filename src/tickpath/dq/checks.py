@@ -103,8 +103,15 @@ class CheckResult:
     counts: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "title": self.title, "ok": self.ok, "summary": self.summary,
-                "counts": self.counts, "metrics": self.metrics, "findings": self.findings}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "ok": self.ok,
+            "summary": self.summary,
+            "counts": self.counts,
+            "metrics": self.metrics,
+            "findings": self.findings,
+        }
 
 
 Judge = Callable[[list[dict[str, Any]], Context, Thresholds], CheckResult]
@@ -123,6 +130,7 @@ def _ms(ns: float | None) -> float | None:
 
 
 # --- latency --------------------------------------------------------------------------------------
+
 
 def _duration(ms: float) -> str:
     """A latency far beyond the usual scale in words, so a replayed or mis-clocked capture reads as one."""
@@ -165,10 +173,20 @@ def judge_latency(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> C
         p50, p99, p999 = (v if cap is None else min(v, cap) for v in (s.p50_ns, s.p99_ns, s.p999_ns))
         bases = {r["basis"] for r in grp}
         clock = "corrected" if bases == {"corrected"} else "raw" if bases == {"raw"} else "mixed"
-        row = {"venue": venue, "symbol": symbol, "channel": channel, "clock": clock, "count": n,
-               "mean_ms": _ms(sum_v / n), "p50_ms": _ms(p50), "p99_ms": _ms(p99),
-               "p999_ms": _ms(p999), "max_ms": _ms(max_v), "negative": negative,
-               "raw_mean_ms": _ms(sum_raw / n)}
+        row = {
+            "venue": venue,
+            "symbol": symbol,
+            "channel": channel,
+            "clock": clock,
+            "count": n,
+            "mean_ms": _ms(sum_v / n),
+            "p50_ms": _ms(p50),
+            "p99_ms": _ms(p99),
+            "p999_ms": _ms(p999),
+            "max_ms": _ms(max_v),
+            "negative": negative,
+            "raw_mean_ms": _ms(sum_raw / n),
+        }
         metrics.append(row)
         problems = []
         if p99 / 1e6 > th.latency_p99_ms:
@@ -176,17 +194,32 @@ def judge_latency(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> C
         if th.latency_p999_ms is not None and p999 / 1e6 > th.latency_p999_ms:
             problems.append(f"p99.9 {row['p999_ms']} ms{_duration(p999 / 1e6)} > {th.latency_p999_ms} ms")
         if negative / n > th.latency_max_negative_ratio:
-            problems.append(f"{negative} of {n} messages received before their event time "
-                            f"(clock {clock}); clock offset not measured or wrong")
+            problems.append(
+                f"{negative} of {n} messages received before their event time "
+                f"(clock {clock}); clock offset not measured or wrong"
+            )
         if problems:
-            findings.append({"issue": "latency", "venue": venue, "symbol": symbol, "channel": channel,
-                             "detail": "; ".join(problems)})
+            findings.append(
+                {
+                    "issue": "latency",
+                    "venue": venue,
+                    "symbol": symbol,
+                    "channel": channel,
+                    "detail": "; ".join(problems),
+                }
+            )
     ok = not findings
     total = sum(m["count"] for m in metrics)
-    summary = (f"{total} messages in {len(metrics)} streams" +
-               ("" if ok else f"; {len(findings)} over threshold"))
-    return CheckResult("latency", "Latency (receipt - exchange time, per message)", ok, summary, metrics,
-                       findings, {"streams": len(metrics), "failing": len(findings)})
+    summary = f"{total} messages in {len(metrics)} streams" + ("" if ok else f"; {len(findings)} over threshold")
+    return CheckResult(
+        "latency",
+        "Latency (receipt - exchange time, per message)",
+        ok,
+        summary,
+        metrics,
+        findings,
+        {"streams": len(metrics), "failing": len(findings)},
+    )
 
 
 # --- sequence -------------------------------------------------------------------------------------
@@ -220,8 +253,16 @@ def judge_sequence(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> 
     resets = counts.get("reset", 0)
     findings = []
     for r in rows:
-        f = {"issue": r["issue"], "session": r["session"], "venue": r["venue"], "symbol": r["symbol"],
-             "channel": r["channel"], "seq": r["seq"], "from_ns": r["p_receipt"], "to_ns": r["receipt_ns"]}
+        f = {
+            "issue": r["issue"],
+            "session": r["session"],
+            "venue": r["venue"],
+            "symbol": r["symbol"],
+            "channel": r["channel"],
+            "seq": r["seq"],
+            "from_ns": r["p_receipt"],
+            "to_ns": r["receipt_ns"],
+        }
         if r["issue"] == "reset":
             f.update(to_ns=r["n_receipt"], detail=f"reason {r['reason']}; resynced by the next snapshot")
         elif r["issue"] == "resync":
@@ -233,11 +274,19 @@ def judge_sequence(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> 
         findings.append(f)
     ok = gaps <= th.max_gaps and resets <= th.max_resets
     parts = [f"{gaps} gaps", f"{resets} resets", f"{counts.get('resync', 0)} resyncs"]
-    return CheckResult("sequence", "Sequence continuity (Binance U/u/pu, tickpath seq)", ok, ", ".join(parts),
-                       [], findings, {**counts, "gaps": gaps, "resets": resets})
+    return CheckResult(
+        "sequence",
+        "Sequence continuity (Binance U/u/pu, tickpath seq)",
+        ok,
+        ", ".join(parts),
+        [],
+        findings,
+        {**counts, "gaps": gaps, "resets": resets},
+    )
 
 
 # --- freshness ------------------------------------------------------------------------------------
+
 
 def judge_freshness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> CheckResult:
     metrics: list[dict[str, Any]] = []
@@ -254,14 +303,24 @@ def judge_freshness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) ->
         elif r["kind"] == "lag":
             cadence = ctx.depth_cadence_ms.get(key)
             if cadence is None and (r["session"], r["venue"], r["symbol"], "l2") not in ctx.subscribed:
-                has_l2 = any(x["kind"] == "stream" and x["channel"] == "l2" and
-                             (x["session"], x["venue"], x["symbol"]) == key for x in rows)
+                has_l2 = any(
+                    x["kind"] == "stream" and x["channel"] == "l2" and (x["session"], x["venue"], x["symbol"]) == key
+                    for x in rows
+                )
                 if not has_l2:
                     continue  # no depth stream for this symbol: nothing to lag
             limit = max(th.l2_lag_cadences * (cadence or 100), th.l2_lag_floor_ms) / 1e3
-        m = {"kind": r["kind"], "session": r["session"], "venue": r["venue"], "symbol": r["symbol"],
-             "channel": r["channel"], "longest_s": round(silent, 3), "limit_s": limit,
-             "from_ns": int(r["silent_from"]), "to_ns": int(r["silent_to"])}
+        m = {
+            "kind": r["kind"],
+            "session": r["session"],
+            "venue": r["venue"],
+            "symbol": r["symbol"],
+            "channel": r["channel"],
+            "longest_s": round(silent, 3),
+            "limit_s": limit,
+            "from_ns": int(r["silent_from"]),
+            "to_ns": int(r["silent_to"]),
+        }
         metrics.append(m)
         if limit is not None and silent > limit:
             what, issue = {
@@ -269,33 +328,61 @@ def judge_freshness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) ->
                 "held": ("messages were held back (receipt gap beyond the exchange's own time gap)", "held_back"),
                 "session": ("the whole session was silent", "session_silence"),
             }[r["kind"]]
-            findings.append({"issue": issue, **m,
-                             "detail": f"{what} for {silent:.3f} s > {limit} s"})
+            findings.append({"issue": issue, **m, "detail": f"{what} for {silent:.3f} s > {limit} s"})
     seen = {(m["session"], m["venue"], m["symbol"], m["channel"]) for m in metrics if m["kind"] == "stream"}
     for sub in sorted(ctx.subscribed - seen):
         # A subscribed stream with no message in the window: a quiet market or a dead stream; the
         # lag and session figures judge which, this row just makes it visible.
-        metrics.append({"kind": "stream", "session": sub[0], "venue": sub[1], "symbol": sub[2],
-                        "channel": sub[3], "longest_s": round(ctx.window.seconds, 3), "limit_s": None,
-                        "from_ns": ctx.window.since_ns, "to_ns": ctx.window.until_ns})
+        metrics.append(
+            {
+                "kind": "stream",
+                "session": sub[0],
+                "venue": sub[1],
+                "symbol": sub[2],
+                "channel": sub[3],
+                "longest_s": round(ctx.window.seconds, 3),
+                "limit_s": None,
+                "from_ns": ctx.window.since_ns,
+                "to_ns": ctx.window.until_ns,
+            }
+        )
     ok = not findings
     summary = f"{len(findings)} stalls" if findings else "no stream fell behind its cadence"
-    return CheckResult("freshness", "Freshness and alignment (silences, L2 lag behind trades)", ok, summary,
-                       metrics, findings, {"stalls": len(findings)})
+    return CheckResult(
+        "freshness",
+        "Freshness and alignment (silences, L2 lag behind trades)",
+        ok,
+        summary,
+        metrics,
+        findings,
+        {"stalls": len(findings)},
+    )
 
 
 # --- integrity ------------------------------------------------------------------------------------
 
+
 def judge_integrity(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> CheckResult:
     counts = _totals(rows)
     total = sum(counts.values())
-    findings = [{"issue": r["issue"], "session": r["session"], "venue": r["venue"], "symbol": r["symbol"],
-                 "channel": r["channel"], "seq": r["seq"], "at_ns": r["receipt_ns"], "detail": r["detail"]}
-                for r in rows]
+    findings = [
+        {
+            "issue": r["issue"],
+            "session": r["session"],
+            "venue": r["venue"],
+            "symbol": r["symbol"],
+            "channel": r["channel"],
+            "seq": r["seq"],
+            "at_ns": r["receipt_ns"],
+            "detail": r["detail"],
+        }
+        for r in rows
+    ]
     ok = total <= th.max_integrity_issues
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) if counts else "no defects"
-    return CheckResult("integrity", "Book integrity (crossed, non-positive, duplicates, time order)", ok,
-                       summary, [], findings, counts)
+    return CheckResult(
+        "integrity", "Book integrity (crossed, non-positive, duplicates, time order)", ok, summary, [], findings, counts
+    )
 
 
 # --- completeness ---------------------------------------------------------------------------------
@@ -321,31 +408,61 @@ def judge_completeness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds)
                 worst = ratio if worst is None else min(worst, ratio)
                 if ratio < th.min_completeness_ratio:
                     bad += 1
-                    findings.append({"issue": "thin_depth", "session": key[0], "venue": key[1],
-                                     "symbol": key[2], "minute_ns": int(m["minute"]) * 60_000_000_000,
-                                     "detail": f"{l2} depth messages for {m[col]} active {cadence} ms slots"})
+                    findings.append(
+                        {
+                            "issue": "thin_depth",
+                            "session": key[0],
+                            "venue": key[1],
+                            "symbol": key[2],
+                            "minute_ns": int(m["minute"]) * 60_000_000_000,
+                            "detail": f"{l2} depth messages for {m[col]} active {cadence} ms slots",
+                        }
+                    )
             if cadence and l2 > th.max_over_delivery * 60_000 / cadence:
                 bad += 1
-                findings.append({"issue": "over_delivery", "session": key[0], "venue": key[1],
-                                 "symbol": key[2], "minute_ns": int(m["minute"]) * 60_000_000_000,
-                                 "detail": f"{l2} depth messages in a minute; @{cadence}ms allows "
-                                           f"{60_000 // cadence}"})
+                findings.append(
+                    {
+                        "issue": "over_delivery",
+                        "session": key[0],
+                        "venue": key[1],
+                        "symbol": key[2],
+                        "minute_ns": int(m["minute"]) * 60_000_000_000,
+                        "detail": f"{l2} depth messages in a minute; @{cadence}ms allows {60_000 // cadence}",
+                    }
+                )
         n = len(minutes)
-        metrics.append({"session": key[0], "venue": key[1], "symbol": key[2], "minutes": n,
-                        "cadence_ms": cadence,
-                        "l2_per_min": round(sum(int(m["l2"]) for m in minutes) / n, 1),
-                        "trades_tickers_per_min": round(sum(int(m["other"]) for m in minutes) / n, 1),
-                        "expected_l2_max_per_min": 60_000 // cadence if cadence else None,
-                        "worst_ratio": None if worst is None else round(worst, 3), "bad_minutes": bad})
+        metrics.append(
+            {
+                "session": key[0],
+                "venue": key[1],
+                "symbol": key[2],
+                "minutes": n,
+                "cadence_ms": cadence,
+                "l2_per_min": round(sum(int(m["l2"]) for m in minutes) / n, 1),
+                "trades_tickers_per_min": round(sum(int(m["other"]) for m in minutes) / n, 1),
+                "expected_l2_max_per_min": 60_000 // cadence if cadence else None,
+                "worst_ratio": None if worst is None else round(worst, 3),
+                "bad_minutes": bad,
+            }
+        )
     ok = not findings
-    summary = (f"{len(metrics)} symbols, {sum(m['minutes'] for m in metrics)} symbol-minutes"
-               + ("" if ok else f"; {len(findings)} minutes off cadence"))
-    return CheckResult("completeness", "Completeness (messages per minute vs subscribed cadence)", ok, summary,
-                       metrics, findings, {"bad_minutes": len(findings)})
+    summary = f"{len(metrics)} symbols, {sum(m['minutes'] for m in metrics)} symbol-minutes" + (
+        "" if ok else f"; {len(findings)} minutes off cadence"
+    )
+    return CheckResult(
+        "completeness",
+        "Completeness (messages per minute vs subscribed cadence)",
+        ok,
+        summary,
+        metrics,
+        findings,
+        {"bad_minutes": len(findings)},
+    )
 
 
 CHECKS: dict[str, Check] = {
-    c.name: c for c in (
+    c.name: c
+    for c in (
         Check("latency", "Latency", LATENCY, judge_latency),
         Check("sequence", "Sequence continuity", SEQUENCE, judge_sequence),
         Check("freshness", "Freshness and alignment", FRESHNESS, judge_freshness),

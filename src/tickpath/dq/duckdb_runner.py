@@ -45,8 +45,7 @@ class DuckDBEngine:
     dialect: Dialect = "duckdb"
     dataset: str | None = None
 
-    def __init__(self, path: str | Path | None = None, *,
-                 connection: duckdb.DuckDBPyConnection | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, connection: duckdb.DuckDBPyConnection | None = None) -> None:
         self.snapshot: Snapshot | None = None
         self._copy_dir: Path | None = None
         if connection is not None:
@@ -87,14 +86,17 @@ class DuckDBEngine:
                 if _headers(p) == before:
                     break
             else:
-                raise ConfigError(f"{p} is being written by {holder} and checkpointed faster than it can be "
-                                  f"copied ({_SNAPSHOT_ATTEMPTS} attempts); run dq when the writer stops")
+                raise ConfigError(
+                    f"{p} is being written by {holder} and checkpointed faster than it can be "
+                    f"copied ({_SNAPSHOT_ATTEMPTS} attempts); run dq when the writer stops"
+                )
             self._con = duckdb.connect(str(copy), read_only=True)
         except BaseException as exc:
             self.close()  # no copy is left behind, whatever went wrong
             if isinstance(exc, OSError):
-                raise ConfigError(f"{p} is being written by {holder}, and dq could not copy it to read: "
-                                  f"{exc.strerror or exc}") from exc
+                raise ConfigError(
+                    f"{p} is being written by {holder}, and dq could not copy it to read: {exc.strerror or exc}"
+                ) from exc
             if isinstance(exc, duckdb.Error):
                 raise ConfigError(f"{p} is being written by {holder}, and its copy cannot be read: {exc}") from exc
             raise
@@ -110,15 +112,20 @@ class DuckDBEngine:
         return None if row is None or row[0] is None else int(row[0])
 
     def _tables(self) -> set[str]:
-        return {r[0] for r in self._con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-        ).fetchall()}
+        return {
+            r[0]
+            for r in self._con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            ).fetchall()
+        }
 
     def _check_tables(self) -> None:
         missing = [t for t in SCHEMAS if t not in self._tables()]
         if missing and self.snapshot is not None:
-            raise ConfigError(f"{self.name}: its last checkpoint has no table {', '.join(missing)} yet "
-                              "(a feed checkpoints every 10 s); try again shortly")
+            raise ConfigError(
+                f"{self.name}: its last checkpoint has no table {', '.join(missing)} yet "
+                "(a feed checkpoints every 10 s); try again shortly"
+            )
         if missing:
             raise ConfigError(f"{self.name} has no table {', '.join(missing)}: not a tickpath store")
 

@@ -49,9 +49,10 @@ def _print_table(console: Console, table: Table) -> None:
 
 def print_report(report: DqReport, console: Console | None = None) -> None:
     console = console or Console()
-    console.print(f"[bold]tickpath dq[/] on {report.engine}, window {report.window.describe()} "
-                  f"(local receipt time, UTC); rows: "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(report.rows_in_window.items())))
+    console.print(
+        f"[bold]tickpath dq[/] on {report.engine}, window {report.window.describe()} "
+        f"(local receipt time, UTC); rows: " + ", ".join(f"{k} {v}" for k, v in sorted(report.rows_in_window.items()))
+    )
     table = Table(show_lines=False)
     for col in ("check", "result", "summary"):
         table.add_column(col, no_wrap=col != "summary")
@@ -62,13 +63,27 @@ def print_report(report: DqReport, console: Console | None = None) -> None:
         if r.name == "latency" and r.metrics:
             # no vertical rules: 11 columns of figures fit 80 columns better without them
             lat = Table(title="latency per message (ms)", box=box.SIMPLE_HEAD)
-            cols = ("venue", "symbol", "channel", "clock", "count", "mean_ms", "p50_ms", "p99_ms", "p999_ms",
-                    "max_ms", "negative")
+            cols = (
+                "venue",
+                "symbol",
+                "channel",
+                "clock",
+                "count",
+                "mean_ms",
+                "p50_ms",
+                "p99_ms",
+                "p999_ms",
+                "max_ms",
+                "negative",
+            )
             for c in cols:
                 numeric = c.endswith(("ms", "count")) or c == "negative"
                 # a number folds onto a second line rather than lose digits to an ellipsis
-                lat.add_column(c.removesuffix("_ms"), justify="right" if numeric else "left",
-                               overflow="fold" if numeric else "ellipsis")
+                lat.add_column(
+                    c.removesuffix("_ms"),
+                    justify="right" if numeric else "left",
+                    overflow="fold" if numeric else "ellipsis",
+                )
             for m in r.metrics:
                 lat.add_row(*("-" if m[c] is None else str(m[c]) for c in cols))
             _print_table(console, lat)
@@ -92,9 +107,14 @@ def _testcase(suite: ET.Element, r: CheckResult, seconds: float) -> None:
 
 def to_junit(report: DqReport) -> str:
     """JUnit XML: one test case per check, a failure element carrying its findings."""
-    suite = ET.Element("testsuite", name="tickpath dq", tests=str(len(report.results)),
-                       failures=str(sum(not r.ok for r in report.results)), errors="0",
-                       time=f"{report.elapsed_s:.3f}")
+    suite = ET.Element(
+        "testsuite",
+        name="tickpath dq",
+        tests=str(len(report.results)),
+        failures=str(sum(not r.ok for r in report.results)),
+        errors="0",
+        time=f"{report.elapsed_s:.3f}",
+    )
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="engine", value=report.engine)
     ET.SubElement(props, "property", name="window", value=report.window.describe())

@@ -77,10 +77,17 @@ class DqReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": "tickpath.dq/1", "ok": self.ok, "engine": self.engine,
-            "window": {"since_ns": self.window.since_ns, "until_ns": self.window.until_ns,
-                       "text": self.window.describe(), "clock": "local receipt time (receipt_ns), UTC"},
-            "rows_in_window": self.rows_in_window, "elapsed_s": round(self.elapsed_s, 3),
+            "schema": "tickpath.dq/1",
+            "ok": self.ok,
+            "engine": self.engine,
+            "window": {
+                "since_ns": self.window.since_ns,
+                "until_ns": self.window.until_ns,
+                "text": self.window.describe(),
+                "clock": "local receipt time (receipt_ns), UTC",
+            },
+            "rows_in_window": self.rows_in_window,
+            "elapsed_s": round(self.elapsed_s, 3),
             "checks": [r.to_dict() for r in self.results],
         }
 
@@ -92,22 +99,25 @@ def check_names(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def render_sql(config: DqConfig, engine_dialect: Dialect, dataset: str | None,
-               clock: Clock | None = None) -> dict[str, str]:
+def render_sql(
+    config: DqConfig, engine_dialect: Dialect, dataset: str | None, clock: Clock | None = None
+) -> dict[str, str]:
     """The SQL each check runs on the given dialect (``--print-sql``), self-contained: when sequence and
     integrity run together on DuckDB they share one ordered l2 pass (:data:`L2_PASS`) instead."""
     window = config.window(clock or SystemClock())
-    return {name: compose(body(CHECKS[name].template, window, dialect=engine_dialect), window, engine_dialect,
-                          dataset)
-            for name in check_names(config.checks)}
+    return {
+        name: compose(body(CHECKS[name].template, window, dialect=engine_dialect), window, engine_dialect, dataset)
+        for name in check_names(config.checks)
+    }
 
 
 # Checks that read the shared ordered l2 pass when they run together on DuckDB.
 _L2_PASS_CHECKS = frozenset({"sequence", "integrity"})
 
 
-def check_rows(engine: Engine, window: Window, names: Sequence[str], cadences: Sequence[int] | None,
-               *, keyed: bool = False) -> Generator[tuple[str, list[dict[str, Any]]], None, None]:
+def check_rows(
+    engine: Engine, window: Window, names: Sequence[str], cadences: Sequence[int] | None, *, keyed: bool = False
+) -> Generator[tuple[str, list[dict[str, Any]]], None, None]:
     """Each named check's raw rows, in order, as the check's query returns them (before judging).
 
     On DuckDB, when sequence and integrity both run, their l2 ordering is one shared pass stored in
@@ -120,19 +130,21 @@ def check_rows(engine: Engine, window: Window, names: Sequence[str], cadences: S
         for name in names:
             shared = l2_pass and name in _L2_PASS_CHECKS
             if shared and not stored:
-                engine.query(f"CREATE OR REPLACE TEMP TABLE {L2_PASS_TABLE} AS "
-                             + compose(body(L2_PASS, window, dialect="duckdb", keyed=keyed), window, "duckdb"))
+                engine.query(
+                    f"CREATE OR REPLACE TEMP TABLE {L2_PASS_TABLE} AS "
+                    + compose(body(L2_PASS, window, dialect="duckdb", keyed=keyed), window, "duckdb")
+                )
                 stored = True
-            text = body(CHECKS[name].template, window, cadences, dialect=engine.dialect, l2_pass=shared,
-                        keyed=keyed)
+            text = body(CHECKS[name].template, window, cadences, dialect=engine.dialect, l2_pass=shared, keyed=keyed)
             yield name, engine.query(compose(text, window, engine.dialect, engine.dataset))
     finally:
         if stored:
             engine.query(f"DROP TABLE IF EXISTS {L2_PASS_TABLE}")
 
 
-def run_dq(config: DqConfig, engine: Engine, *, clock: Clock | None = None,
-           progress: Callable[[str], None] | None = None) -> DqReport:
+def run_dq(
+    config: DqConfig, engine: Engine, *, clock: Clock | None = None, progress: Callable[[str], None] | None = None
+) -> DqReport:
     """Run the configured checks on ``engine`` over the window and judge them."""
     clock = clock or SystemClock()
     window = config.window(clock)
@@ -140,8 +152,9 @@ def run_dq(config: DqConfig, engine: Engine, *, clock: Clock | None = None,
     started = time.perf_counter()
 
     def q(template: str) -> list[dict[str, Any]]:
-        return engine.query(compose(body(template, window, dialect=engine.dialect), window, engine.dialect,
-                                    engine.dataset))
+        return engine.query(
+            compose(body(template, window, dialect=engine.dialect), window, engine.dialect, engine.dataset)
+        )
 
     keyed = False
     if engine.dialect == "duckdb":
@@ -153,8 +166,9 @@ def run_dq(config: DqConfig, engine: Engine, *, clock: Clock | None = None,
     else:
         extent = {r["channel"]: int(r["n"]) for r in q(EXTENT)}
     if config.require_data and not any(extent.values()):
-        raise ConfigError(f"no trades, tickers or l2 rows received in {window.describe()} in {engine.name}; "
-                          "widen --since/--until")
+        raise ConfigError(
+            f"no trades, tickers or l2 rows received in {window.describe()} in {engine.name}; widen --since/--until"
+        )
     ctx = Context.from_sessions(window, q(SESSIONS))
     cadences = sorted(set(ctx.depth_cadence_ms.values())) or None
     results = []
@@ -165,8 +179,9 @@ def run_dq(config: DqConfig, engine: Engine, *, clock: Clock | None = None,
     try:
         for i, (name, found) in enumerate(rows):
             result = CHECKS[name].judge(found, ctx, config.thresholds)
-            log_event(log, logging.INFO, "dq_check", check=name, ok=result.ok,
-                      seconds=round(time.perf_counter() - t0, 3))
+            log_event(
+                log, logging.INFO, "dq_check", check=name, ok=result.ok, seconds=round(time.perf_counter() - t0, 3)
+            )
             results.append(result)
             if i + 1 < len(names):
                 if progress:

@@ -26,15 +26,36 @@ Dialect = Literal["duckdb", "bigquery"]
 
 # Columns each window CTE selects: only what some check reads, which is what BigQuery bills.
 WINDOW_COLUMNS: dict[str, tuple[str, ...]] = {
-    "trades": ("session", "venue", "symbol", "seq", "event_time_ms", "receipt_ns", "trade_id", "price",
-               "qty"),
-    "tickers": ("session", "venue", "symbol", "seq", "event_time_ms", "receipt_ns", "bid_price",
-                "bid_qty", "ask_price", "ask_qty"),
-    "l2": ("session", "venue", "symbol", "seq", "event_time_ms", "receipt_ns", "kind", "first_update_id",
-           "final_update_id", "prev_final_update_id", "bids", "asks", "reason"),
+    "trades": ("session", "venue", "symbol", "seq", "event_time_ms", "receipt_ns", "trade_id", "price", "qty"),
+    "tickers": (
+        "session",
+        "venue",
+        "symbol",
+        "seq",
+        "event_time_ms",
+        "receipt_ns",
+        "bid_price",
+        "bid_qty",
+        "ask_price",
+        "ask_qty",
+    ),
+    "l2": (
+        "session",
+        "venue",
+        "symbol",
+        "seq",
+        "event_time_ms",
+        "receipt_ns",
+        "kind",
+        "first_update_id",
+        "final_update_id",
+        "prev_final_update_id",
+        "bids",
+        "asks",
+        "reason",
+    ),
 }
-SESSION_COLUMNS = ("session", "venue", "started_ns", "ended_ns", "streams", "clock_offset_ns",
-                   "clock_offset_bound_ns")
+SESSION_COLUMNS = ("session", "venue", "started_ns", "ended_ns", "streams", "clock_offset_ns", "clock_offset_bound_ns")
 TABLE_NAMES = ("trades", "tickers", "l2", "feed_sessions")
 
 # Findings per kind returned by a query; totals are always exact (counted by a window function).
@@ -60,8 +81,9 @@ class Window:
 
     def __post_init__(self) -> None:
         if self.until_ns <= self.since_ns:
-            raise ConfigError(f"empty window: --until ({_iso(self.until_ns)}) must be after --since "
-                              f"({_iso(self.since_ns)})")
+            raise ConfigError(
+                f"empty window: --until ({_iso(self.until_ns)}) must be after --since ({_iso(self.since_ns)})"
+            )
 
     @property
     def seconds(self) -> float:
@@ -507,7 +529,6 @@ ORDER BY issue, session, venue, symbol, channel, receipt_ns, seq
 """
 
 
-
 def _times_back(table: str, channel: str, only: str = "", part: str = STRING_KEYS, lean: bool = False) -> str:
     """Integrity's ``back`` rows of one table: event or receipt time before the previous row's, in seq
     order (``only`` narrows the rows compared, e.g. l2 deltas with the previous delta; ``part`` is the
@@ -530,6 +551,7 @@ def _times_back(table: str, channel: str, only: str = "", part: str = STRING_KEY
           LAG(receipt_ns) OVER (PARTITION BY {part} ORDER BY seq) AS p_receipt
         FROM {table}{only}) AS a
   WHERE event_time_ms < p_event OR receipt_ns < p_receipt"""
+
 
 # --- DuckDB: one ordered l2 pass shared by sequence and integrity ---------------------------------
 #
@@ -670,8 +692,15 @@ INT_BUCKETS = "\n      ".join(
 SLOT_COLUMNS = {c: f"COALESCE(SUM(BIT_COUNT(b{c})), 0) AS a{c}" for c in (100, 250, 500, 1000)}
 
 
-def body(template: str, window: Window, cadences_ms: Iterable[int] | None = None, *,
-         dialect: Dialect = "bigquery", l2_pass: bool = False, keyed: bool = False) -> str:
+def body(
+    template: str,
+    window: Window,
+    cadences_ms: Iterable[int] | None = None,
+    *,
+    dialect: Dialect = "bigquery",
+    l2_pass: bool = False,
+    keyed: bool = False,
+) -> str:
     """Fill a body template's window bounds, finding limit and the cadence-slot columns completeness
     needs (those of the subscribed depth speeds; all when unknown). Integers only, never user text.
 
@@ -692,16 +721,25 @@ def body(template: str, window: Window, cadences_ms: Iterable[int] | None = None
     strings = f"sk, {', '.join(f'FIRST({c}) AS {c}' for c in ('session', 'venue', 'symbol'))}"
     part = "sk" if keyed else STRING_KEYS
     return template.format(
-        part=part, stream_group=part, stream_select=strings if keyed else STRING_KEYS,
-        part_of=STREAM_KEY if keyed else STRING_KEYS, stream_key=STREAM_KEY,
-        sk_col="sk, " if keyed else "", r_sk_col="r.sk, " if keyed else "",
-        since=int(window.since_ns), until=int(window.until_ns), limit=FINDINGS_PER_KIND,
-        slot_columns=columns, word_columns=words, int_buckets=INT_BUCKETS,
+        part=part,
+        stream_group=part,
+        stream_select=strings if keyed else STRING_KEYS,
+        part_of=STREAM_KEY if keyed else STRING_KEYS,
+        stream_key=STREAM_KEY,
+        sk_col="sk, " if keyed else "",
+        r_sk_col="r.sk, " if keyed else "",
+        since=int(window.since_ns),
+        until=int(window.until_ns),
+        limit=FINDINGS_PER_KIND,
+        slot_columns=columns,
+        word_columns=words,
+        int_buckets=INT_BUCKETS,
         l2_issue=SEQUENCE_L2_ISSUE,
         l2_ordered=SEQUENCE_L2_FROM_PASS if l2_pass else SEQUENCE_L2_ORDERED,
         trades_back=_times_back("w_trades", "trades", part=part, lean=duckdb),
         tickers_back=_times_back("w_tickers", "ticker", part=part, lean=duckdb),
-        l2_back=INTEGRITY_L2_BACK_FROM_PASS if l2_pass
+        l2_back=INTEGRITY_L2_BACK_FROM_PASS
+        if l2_pass
         else _times_back("w_l2", "l2", " WHERE kind = 'delta'", part, lean=duckdb),
         # DuckDB would materialise a CTE read twice (a copy of 6 M rows); BigQuery has no such hint.
         not_materialized="NOT MATERIALIZED " if duckdb else "",

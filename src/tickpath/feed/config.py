@@ -89,8 +89,7 @@ class FeedConfig:
         cap = endpoints(self.venue).max_streams_per_connection
         if self.streams_per_connection is not None and not 1 <= self.streams_per_connection <= cap:
             raise ConfigError(f"streams per connection must be 1..{cap} on {self.venue}")
-        for name in ("stale_after_s", "rollover_overlap_s", "reconnect_base_s", "reconnect_max_s",
-                     "flush_interval_s"):
+        for name in ("stale_after_s", "rollover_overlap_s", "reconnect_base_s", "reconnect_max_s", "flush_interval_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if self.rollover_after_s is not None and self.rollover_after_s <= self.rollover_overlap_s:

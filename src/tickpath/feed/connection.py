@@ -53,12 +53,24 @@ class Backoff:
 class FeedConnection:
     """Reads one combined stream; reconnects until :meth:`stop`."""
 
-    def __init__(self, conn_id: str, base_url: str, streams: list[str], on_frame: FrameHandler, *,
-                 clock: Clock = DEFAULT_CLOCK, session: aiohttp.ClientSession | None = None,
-                 stale_after_s: float = 30.0, backoff: Backoff = Backoff(),
-                 subscribe: bool = False, max_messages_per_s: int = 5, streams_per_subscribe: int = 100,
-                 on_open: EventHandler | None = None, on_close: EventHandler | None = None,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        conn_id: str,
+        base_url: str,
+        streams: list[str],
+        on_frame: FrameHandler,
+        *,
+        clock: Clock = DEFAULT_CLOCK,
+        session: aiohttp.ClientSession | None = None,
+        stale_after_s: float = 30.0,
+        backoff: Backoff = Backoff(),
+        subscribe: bool = False,
+        max_messages_per_s: int = 5,
+        streams_per_subscribe: int = 100,
+        on_open: EventHandler | None = None,
+        on_close: EventHandler | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.conn_id = conn_id
         self.base_url = base_url.rstrip("/")
         self.streams = list(streams)
@@ -107,7 +119,7 @@ class FeedConnection:
     async def _send_subscriptions(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         gap_ns = int(1e9 / self.max_messages_per_s) + 1_000_000
         for i in range(0, len(self.streams), self.streams_per_subscribe):
-            chunk = self.streams[i:i + self.streams_per_subscribe]
+            chunk = self.streams[i : i + self.streams_per_subscribe]
             await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": chunk, "id": i + 1}))
             await self.clock.sleep_until_ns(self.clock.monotonic_ns() + gap_ns)
 
@@ -118,8 +130,13 @@ class FeedConnection:
             await self.clock.sleep_until_ns(self.clock.monotonic_ns() + period_ns)
             if self.clock.monotonic_ns() - self.last_frame_mono_ns > limit_ns and not ws.closed:
                 self.stale_closes += 1
-                log_event(log, logging.WARNING, "connection_stale", conn=self.conn_id,
-                          silent_s=round((self.clock.monotonic_ns() - self.last_frame_mono_ns) / 1e9, 2))
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "connection_stale",
+                    conn=self.conn_id,
+                    silent_s=round((self.clock.monotonic_ns() - self.last_frame_mono_ns) / 1e9, 2),
+                )
                 await ws.close()
                 return
 
@@ -162,8 +179,14 @@ class FeedConnection:
                     self.last_error = str(exc) or type(exc).__name__
                     attempt += 1
                     delay = self.backoff.delay(attempt, self._rng)
-                    log_event(log, logging.WARNING, "connect_failed", conn=self.conn_id,
-                              error=self.last_error, retry_in_s=round(delay, 3))
+                    log_event(
+                        log,
+                        logging.WARNING,
+                        "connect_failed",
+                        conn=self.conn_id,
+                        error=self.last_error,
+                        retry_in_s=round(delay, 3),
+                    )
                     await self.clock.sleep_until_ns(self.clock.monotonic_ns() + int(delay * 1e9))
                     continue
                 self._ws = ws
@@ -195,9 +218,15 @@ class FeedConnection:
                 lived_s = (self.clock.monotonic_ns() - self.opened_mono_ns) / 1e9
                 attempt = 1 if lived_s >= self.backoff.reset_after_s else attempt + 1
                 delay = self.backoff.delay(attempt, self._rng)
-                log_event(log, logging.WARNING, "connection_lost", conn=self.conn_id,
-                          lived_s=round(lived_s, 2), error=self.last_error or "closed by peer",
-                          retry_in_s=round(delay, 3))
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "connection_lost",
+                    conn=self.conn_id,
+                    lived_s=round(lived_s, 2),
+                    error=self.last_error or "closed by peer",
+                    retry_in_s=round(delay, 3),
+                )
                 await self.clock.sleep_until_ns(self.clock.monotonic_ns() + int(delay * 1e9))
         finally:
             if self._own_session and self._session is not None:

@@ -75,8 +75,7 @@ class EngineStats:
     tickers: int = 0
     klines: int = 0
     control: int = 0
-    malformed: dict[str, int] = field(default_factory=lambda: {"malformed_json": 0, "schema": 0,
-                                                                 "unknown_event": 0})
+    malformed: dict[str, int] = field(default_factory=lambda: {"malformed_json": 0, "schema": 0, "unknown_event": 0})
     unexpected_symbol: int = 0
     duplicates: int = 0  # trades/tickers seen twice (rollover overlap, venue duplicates)
     snapshots_bad: int = 0
@@ -91,10 +90,20 @@ class EngineStats:
 class FeedEngine:
     """Decode, de-duplicate, sync, normalize; one per venue and session."""
 
-    def __init__(self, venue: Venue, symbols: tuple[str, ...], pipeline: EventSink, *, session: str,
-                 depth: int | None = None, clock: Clock = DEFAULT_CLOCK,
-                 snapshots: SnapshotRequester | None = None, recorder: FrameRecorder | None = None,
-                 latency_sample_every: int = 1, clock_offset_ns: int = 0) -> None:
+    def __init__(
+        self,
+        venue: Venue,
+        symbols: tuple[str, ...],
+        pipeline: EventSink,
+        *,
+        session: str,
+        depth: int | None = None,
+        clock: Clock = DEFAULT_CLOCK,
+        snapshots: SnapshotRequester | None = None,
+        recorder: FrameRecorder | None = None,
+        latency_sample_every: int = 1,
+        clock_offset_ns: int = 0,
+    ) -> None:
         self.venue: Venue = venue
         self.symbols = symbols
         self.session = session
@@ -199,8 +208,7 @@ class FeedEngine:
             snap = decode_snapshot(body)
         except ParseError as exc:
             self.stats.snapshots_bad += 1
-            log_event(log, logging.WARNING, "snapshot_rejected", symbol=symbol, reason=exc.reason,
-                      sample=exc.sample)
+            log_event(log, logging.WARNING, "snapshot_rejected", symbol=symbol, reason=exc.reason, sample=exc.sample)
             if self.snapshots is not None:
                 self.snapshots.request(symbol)
             return None
@@ -212,8 +220,14 @@ class FeedEngine:
             self.snapshots.request(symbol)
         if events:
             self.ever_synced.add(symbol)
-            log_event(log, logging.INFO, "book_synced", symbol=symbol, last_update_id=snap.lastUpdateId,
-                      replayed=len(events) - 1)
+            log_event(
+                log,
+                logging.INFO,
+                "book_synced",
+                symbol=symbol,
+                last_update_id=snap.lastUpdateId,
+                replayed=len(events) - 1,
+            )
         return self.pipeline.emit(events) if events else None
 
     def reset_symbols(self, symbols: tuple[str, ...] | list[str], reason: str) -> Awaitable[None] | None:
@@ -250,12 +264,20 @@ class FeedEngine:
     def summary(self) -> dict[str, Any]:
         s = self.stats
         return {
-            "frames": s.frames, "depth": s.depth, "trades": s.trades, "tickers": s.tickers,
-            "klines": s.klines, "control": s.control, "malformed": dict(s.malformed),
-            "malformed_total": s.malformed_total, "unexpected_symbol": s.unexpected_symbol,
-            "duplicates": s.duplicates, "snapshots_bad": s.snapshots_bad,
+            "frames": s.frames,
+            "depth": s.depth,
+            "trades": s.trades,
+            "tickers": s.tickers,
+            "klines": s.klines,
+            "control": s.control,
+            "malformed": dict(s.malformed),
+            "malformed_total": s.malformed_total,
+            "unexpected_symbol": s.unexpected_symbol,
+            "duplicates": s.duplicates,
+            "snapshots_bad": s.snapshots_bad,
             "books": self.book_totals(),
             "synced": sorted(sym for sym, b in self.books.items() if b.synced),
-            "never_synced": sorted(set(self.books) - self.ever_synced
-                                   - {sym for sym, b in self.books.items() if b.synced}),
+            "never_synced": sorted(
+                set(self.books) - self.ever_synced - {sym for sym, b in self.books.items() if b.synced}
+            ),
         }

@@ -31,8 +31,7 @@ if TYPE_CHECKING:
 # Sink numbers that are levels, not counts: exported as gauges.
 SINK_GAUGES = frozenset({"spool_pending", "inflight", "outstanding", "outstanding_max"})
 # Bucket bounds (seconds) of the receipt-minus-event histogram: 100 us to 10 s.
-BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-             5.0, 10.0)
+BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class FeedCollector(Collector):
@@ -50,12 +49,19 @@ class FeedCollector(Collector):
             return
         s = eng.stats
         frames = CounterMetricFamily(p + "frames", "WebSocket frames received, by kind", labels=["venue", "kind"])
-        for kind, n in (("depth", s.depth), ("trade", s.trades), ("ticker", s.tickers), ("kline", s.klines),
-                        ("control", s.control), ("malformed", s.malformed_total)):
+        for kind, n in (
+            ("depth", s.depth),
+            ("trade", s.trades),
+            ("ticker", s.tickers),
+            ("kline", s.klines),
+            ("control", s.control),
+            ("malformed", s.malformed_total),
+        ):
             frames.add_metric([venue, kind], n)
         yield frames
-        events = CounterMetricFamily(p + "events", "Normalized events published, by channel",
-                                     labels=["venue", "channel"])
+        events = CounterMetricFamily(
+            p + "events", "Normalized events published, by channel", labels=["venue", "channel"]
+        )
         for ch, n in f.pipeline.stats.by_channel.items():
             events.add_metric([venue, ch], n)
         yield events
@@ -64,9 +70,11 @@ class FeedCollector(Collector):
             bad.add_metric([venue, reason], n)
         yield bad
         books = eng.book_totals()
-        for name, key, doc in (("resyncs", "resyncs", "Book resets after a published book"),
-                               ("gaps", "gaps", "Sequence breaks detected"),
-                               ("crossed", "crossed", "Updates that left a book crossed")):
+        for name, key, doc in (
+            ("resyncs", "resyncs", "Book resets after a published book"),
+            ("gaps", "gaps", "Sequence breaks detected"),
+            ("crossed", "crossed", "Updates that left a book crossed"),
+        ):
             c = CounterMetricFamily(p + name, doc, labels=["venue"])
             c.add_metric([venue], books.get(key, 0))
             yield c
@@ -75,9 +83,10 @@ class FeedCollector(Collector):
         yield dup
         conns = f.connections()
         for name, value, doc in (
-                ("reconnects", sum(c.reconnects for c in conns), "Unplanned reconnects"),
-                ("stale_closes", sum(c.stale_closes for c in conns), "Connections closed as stale"),
-                ("rollovers", sum(r.rollovers for r in f.runners), "Planned connection rollovers")):
+            ("reconnects", sum(c.reconnects for c in conns), "Unplanned reconnects"),
+            ("stale_closes", sum(c.stale_closes for c in conns), "Connections closed as stale"),
+            ("rollovers", sum(r.rollovers for r in f.runners), "Planned connection rollovers"),
+        ):
             c = CounterMetricFamily(p + name, doc, labels=["venue"])
             c.add_metric([venue], value)
             yield c
@@ -97,8 +106,9 @@ class FeedCollector(Collector):
         bp.add_metric([venue], f.pipeline.stats.backpressure_waits)
         yield bp
         eng.drain_latency()
-        yield _histogram(p + "receipt_minus_event_seconds",
-                         "Frame receipt minus exchange event time (clock-offset corrected)", eng)
+        yield _histogram(
+            p + "receipt_minus_event_seconds", "Frame receipt minus exchange event time (clock-offset corrected)", eng
+        )
 
 
 def sink_families(p: str, stats: dict[str, dict[str, int]]) -> tuple[CounterMetricFamily, GaugeMetricFamily]:
@@ -106,8 +116,9 @@ def sink_families(p: str, stats: dict[str, dict[str, int]]) -> tuple[CounterMetr
     spooled) and, as gauges, the levels that go down too (spool_pending, inflight, outstanding), which
     ``rate()`` and ``increase()`` would misread as counter resets."""
     sinks = CounterMetricFamily(p + "sink_events", "Events per sink and state", labels=["sink", "state"])
-    held = GaugeMetricFamily(p + "sink_pending", "Events a sink holds now, per state (up and down)",
-                             labels=["sink", "state"])
+    held = GaugeMetricFamily(
+        p + "sink_pending", "Events a sink holds now, per state (up and down)", labels=["sink", "state"]
+    )
     for name, st in stats.items():
         for state, n in st.items():
             if isinstance(n, int | float) and not isinstance(n, bool):
@@ -161,8 +172,9 @@ class MetricsServer:
             await self._runner.cleanup()
             self._runner = None
             why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound: {exc.strerror}"
-            raise ConfigError(f"--metrics-port {self.requested_port} on {self.host} {why}; pick another "
-                              "port (0 = any free one)") from exc
+            raise ConfigError(
+                f"--metrics-port {self.requested_port} on {self.host} {why}; pick another port (0 = any free one)"
+            ) from exc
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.requested_port

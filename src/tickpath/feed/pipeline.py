@@ -66,8 +66,7 @@ class _SinkWorker:
                 self.failed_batches += 1
                 sink.stats.errors += 1
                 # write() counted the batch as accepted; whatever it could not keep is dropped, loudly.
-                lost = max(0, sink.stats.accepted - sink.stats.written - sink.stats.dropped
-                           - _buffered(sink))
+                lost = max(0, sink.stats.accepted - sink.stats.written - sink.stats.dropped - _buffered(sink))
                 sink.stats.dropped += lost
                 log_event(log, logging.ERROR, "sink_write_failed", sink=sink.name, error=exc, dropped=lost)
 
@@ -83,9 +82,16 @@ def _buffered(sink: Sink) -> int:
 class Pipeline:
     """Batches events and feeds them to every sink with back-pressure."""
 
-    def __init__(self, sinks: Sequence[Sink], *, batch_size: int = 2000, flush_interval_s: float = 0.1,
-                 queue_batches: int = 32, sink_flush_every_s: float = 1.0,
-                 clock: Clock = DEFAULT_CLOCK) -> None:
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        *,
+        batch_size: int = 2000,
+        flush_interval_s: float = 0.1,
+        queue_batches: int = 32,
+        sink_flush_every_s: float = 1.0,
+        clock: Clock = DEFAULT_CLOCK,
+    ) -> None:
         self.sinks = list(sinks)
         self.batch_size = max(1, batch_size)
         self.flush_interval_s = flush_interval_s
@@ -207,5 +213,7 @@ class Pipeline:
 
     def sink_stats(self) -> dict[str, dict[str, int]]:
         names = [s.name for s in self.sinks]
-        return {(s.name if names.count(s.name) == 1 else f"{s.name}#{i}"): s.stats.as_dict()
-                for i, s in enumerate(self.sinks)}
+        return {
+            (s.name if names.count(s.name) == 1 else f"{s.name}#{i}"): s.stats.as_dict()
+            for i, s in enumerate(self.sinks)
+        }

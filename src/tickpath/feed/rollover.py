@@ -31,13 +31,24 @@ log = logging.getLogger(__name__)
 class ShardRunner:
     """Runs the connection of one shard, rolling it over before the venue's lifetime limit."""
 
-    def __init__(self, shard: Shard, base_url: str, on_frame: FrameHandler, *,
-                 rollover_after_s: float, overlap_s: float, stale_after_s: float, backoff: Backoff,
-                 clock: Clock = DEFAULT_CLOCK, session: aiohttp.ClientSession | None = None,
-                 subscribe: bool = False, max_messages_per_s: int = 5,
-                 on_lost: Callable[[Shard, FeedConnection], None] | None = None,
-                 on_opened: Callable[[FeedConnection], None] | None = None,
-                 first_frame_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        shard: Shard,
+        base_url: str,
+        on_frame: FrameHandler,
+        *,
+        rollover_after_s: float,
+        overlap_s: float,
+        stale_after_s: float,
+        backoff: Backoff,
+        clock: Clock = DEFAULT_CLOCK,
+        session: aiohttp.ClientSession | None = None,
+        subscribe: bool = False,
+        max_messages_per_s: int = 5,
+        on_lost: Callable[[Shard, FeedConnection], None] | None = None,
+        on_opened: Callable[[FeedConnection], None] | None = None,
+        first_frame_timeout_s: float = 30.0,
+    ) -> None:
         self.shard = shard
         self.base_url = base_url
         self.on_frame = on_frame
@@ -67,10 +78,20 @@ class ShardRunner:
     def _new(self) -> FeedConnection:
         self._generation += 1
         conn = FeedConnection(
-            f"s{self.shard.index}g{self._generation}", self.base_url, list(self.shard.streams), self.on_frame,
-            clock=self.clock, session=self.session, stale_after_s=self.stale_after_s, backoff=self.backoff,
-            subscribe=self.subscribe, max_messages_per_s=self.max_messages_per_s,
-            on_open=self._opened, on_close=self._closed, seed=self.shard.index * 1000 + self._generation)
+            f"s{self.shard.index}g{self._generation}",
+            self.base_url,
+            list(self.shard.streams),
+            self.on_frame,
+            clock=self.clock,
+            session=self.session,
+            stale_after_s=self.stale_after_s,
+            backoff=self.backoff,
+            subscribe=self.subscribe,
+            max_messages_per_s=self.max_messages_per_s,
+            on_open=self._opened,
+            on_close=self._closed,
+            seed=self.shard.index * 1000 + self._generation,
+        )
         self._tasks[conn] = asyncio.create_task(conn.run(), name=conn.conn_id)
         return conn
 
@@ -83,8 +104,9 @@ class ShardRunner:
             return  # a planned rollover close: the replacement already carries the streams
         if any(c is not conn and c.is_open and c.first_frame.is_set() for c in self._tasks):
             return  # closed during a rollover overlap: the other connection already delivers everything
-        log_event(log, logging.WARNING, "shard_connection_lost", conn=conn.conn_id,
-                  symbols=",".join(self.shard.symbols))
+        log_event(
+            log, logging.WARNING, "shard_connection_lost", conn=conn.conn_id, symbols=",".join(self.shard.symbols)
+        )
         if self.on_lost is not None:
             self.on_lost(self.shard, conn)
 

@@ -101,16 +101,26 @@ def capture_url(venue: str, base_url: str, streams: list[str]) -> str:
 class Feed:
     """One feed run for one venue. ``await feed.run()``; inspect ``engine``/``pipeline`` meanwhile."""
 
-    def __init__(self, config: FeedConfig, *, clock: Clock = DEFAULT_CLOCK,
-                 sinks: list[Sink] | None = None, session: str | None = None,
-                 latency_sample_every: int = 1) -> None:
+    def __init__(
+        self,
+        config: FeedConfig,
+        *,
+        clock: Clock = DEFAULT_CLOCK,
+        sinks: list[Sink] | None = None,
+        session: str | None = None,
+        latency_sample_every: int = 1,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.session = session or secrets.token_hex(4)
         self.sinks = sinks if sinks is not None else [open_sink(u) for u in config.sinks]
-        self.pipeline = Pipeline(self.sinks, batch_size=config.batch_size,
-                                 flush_interval_s=config.flush_interval_s,
-                                 queue_batches=config.queue_batches, clock=clock)
+        self.pipeline = Pipeline(
+            self.sinks,
+            batch_size=config.batch_size,
+            flush_interval_s=config.flush_interval_s,
+            queue_batches=config.queue_batches,
+            clock=clock,
+        )
         self.latency_sample_every = latency_sample_every
         self.engine: FeedEngine | None = None
         self.fetcher: SnapshotFetcher | None = None
@@ -143,8 +153,9 @@ class Feed:
 
     def _on_opened(self, conn: FeedConnection) -> None:
         if self.recorder is not None:
-            self.recorder.opened(conn.conn_id, capture_url(self.config.venue, conn.base_url, conn.streams),
-                                 self.clock.wall_ns())
+            self.recorder.opened(
+                conn.conn_id, capture_url(self.config.venue, conn.base_url, conn.streams), self.clock.wall_ns()
+            )
 
     async def _on_snapshot(self, symbol: str, resp: RestResponse) -> None:
         assert self.engine is not None
@@ -176,19 +187,38 @@ class Feed:
         try:
             if cfg.record_dir is not None:
                 self.recorder = FeedRecorder(cfg.record_dir, cfg.venue)
-            rest = RestClient(cfg.venue, cfg.rest_base, clock=self.clock, ssl_context=tls,
-                              on_response=self.recorder.http if self.recorder is not None else None)
+            rest = RestClient(
+                cfg.venue,
+                cfg.rest_base,
+                clock=self.clock,
+                ssl_context=tls,
+                on_response=self.recorder.http if self.recorder is not None else None,
+            )
             if cfg.clock_samples > 0:
                 self.offset = await measure_clock_offset(rest, samples=cfg.clock_samples)
                 if self.offset is not None:
-                    log_event(log, logging.INFO, "clock_offset", offset_us=self.offset.offset_ns / 1e3,
-                              bound_us=self.offset.bound_ns / 1e3)
-            self.fetcher = SnapshotFetcher(rest, self._on_snapshot, limit=cfg.effective_snapshot_limit,
-                                           clock=self.clock)
+                    log_event(
+                        log,
+                        logging.INFO,
+                        "clock_offset",
+                        offset_us=self.offset.offset_ns / 1e3,
+                        bound_us=self.offset.bound_ns / 1e3,
+                    )
+            self.fetcher = SnapshotFetcher(
+                rest, self._on_snapshot, limit=cfg.effective_snapshot_limit, clock=self.clock
+            )
             self.engine = FeedEngine(
-                cfg.venue, cfg.symbols, self.pipeline, session=self.session, depth=cfg.depth, clock=self.clock,
-                snapshots=self.fetcher, recorder=self.recorder, latency_sample_every=self.latency_sample_every,
-                clock_offset_ns=self.offset.offset_ns if self.offset is not None else 0)
+                cfg.venue,
+                cfg.symbols,
+                self.pipeline,
+                session=self.session,
+                depth=cfg.depth,
+                clock=self.clock,
+                snapshots=self.fetcher,
+                recorder=self.recorder,
+                latency_sample_every=self.latency_sample_every,
+                clock_offset_ns=self.offset.offset_ns if self.offset is not None else 0,
+            )
             if cfg.metrics_port is not None:
                 self.metrics = MetricsServer(self, cfg.metrics_host, cfg.metrics_port)
                 await self.metrics.start()
@@ -197,11 +227,20 @@ class Feed:
             backoff = Backoff(cfg.reconnect_base_s, cfg.reconnect_max_s)
             for shard in self.shards:
                 runner = ShardRunner(
-                    shard, cfg.ws_base, self.engine.on_frame, rollover_after_s=cfg.effective_rollover_after_s,
-                    overlap_s=cfg.rollover_overlap_s, stale_after_s=cfg.stale_after_s, backoff=backoff,
-                    clock=self.clock, session=http, subscribe=cfg.subscribe,
-                    max_messages_per_s=ep.max_incoming_messages_per_s, on_lost=self._on_lost,
-                    on_opened=self._on_opened)
+                    shard,
+                    cfg.ws_base,
+                    self.engine.on_frame,
+                    rollover_after_s=cfg.effective_rollover_after_s,
+                    overlap_s=cfg.rollover_overlap_s,
+                    stale_after_s=cfg.stale_after_s,
+                    backoff=backoff,
+                    clock=self.clock,
+                    session=http,
+                    subscribe=cfg.subscribe,
+                    max_messages_per_s=ep.max_incoming_messages_per_s,
+                    on_lost=self._on_lost,
+                    on_opened=self._on_opened,
+                )
                 self.runners.append(runner)
             tasks.append(asyncio.create_task(self.fetcher.run(), name="snapshots"))
             tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
@@ -214,8 +253,15 @@ class Feed:
             # store tells dq its subscriptions and clock offset while it runs, not only after it stops.
             await self.pipeline.write_session(self.session_row())
             self.started.set()
-            log_event(log, logging.INFO, "feed_started", venue=cfg.venue, session=self.session,
-                      symbols=len(cfg.symbols), connections=len(self.shards))
+            log_event(
+                log,
+                logging.INFO,
+                "feed_started",
+                venue=cfg.venue,
+                session=self.session,
+                symbols=len(cfg.symbols),
+                connections=len(self.shards),
+            )
             if cfg.duration_s is not None:
                 deadline = self.clock.monotonic_ns() + int(cfg.duration_s * 1e9)
                 timer = asyncio.create_task(self.clock.sleep_until_ns(deadline))
@@ -233,8 +279,9 @@ class Feed:
             await asyncio.shield(self._shutdown(tasks, rest, http))
         return self.summary()
 
-    async def _shutdown(self, tasks: list[asyncio.Task[Any]], rest: RestClient | None,
-                        http: aiohttp.ClientSession | None) -> None:
+    async def _shutdown(
+        self, tasks: list[asyncio.Task[Any]], rest: RestClient | None, http: aiohttp.ClientSession | None
+    ) -> None:
         for r in self.runners:
             with contextlib.suppress(Exception):
                 await r.stop()
@@ -262,45 +309,71 @@ class Feed:
     def session_row(self) -> dict[str, Any]:
         """The ``feed_sessions`` row of this run."""
         cfg = self.config
-        return {"session": self.session, "venue": cfg.venue, "started_ns": self.started_ns,
-                "ended_ns": self.ended_ns or None, "symbols": list(cfg.symbols), "channels": list(cfg.channels),
-                "streams": self.streams, "depth": cfg.depth,
-                "clock_offset_ns": self.offset.offset_ns if self.offset is not None else None,
-                "clock_offset_bound_ns": self.offset.bound_ns if self.offset is not None else None}
+        return {
+            "session": self.session,
+            "venue": cfg.venue,
+            "started_ns": self.started_ns,
+            "ended_ns": self.ended_ns or None,
+            "symbols": list(cfg.symbols),
+            "channels": list(cfg.channels),
+            "streams": self.streams,
+            "depth": cfg.depth,
+            "clock_offset_ns": self.offset.offset_ns if self.offset is not None else None,
+            "clock_offset_bound_ns": self.offset.bound_ns if self.offset is not None else None,
+        }
 
     def summary(self) -> FeedSummary:
         eng = self.engine
         books = eng.book_totals() if eng is not None else {}
         conns = self.connections()
         fs = self.fetcher.stats if self.fetcher is not None else None
-        latency: dict[str, Any] = {"sample_every": self.latency_sample_every,
-                                   "clock": "monotonic (enqueue), wall + clock offset (event)"}
+        latency: dict[str, Any] = {
+            "sample_every": self.latency_sample_every,
+            "clock": "monotonic (enqueue), wall + clock offset (event)",
+        }
         if eng is not None:
             latency["receipt_to_enqueue"] = eng.enqueue_latency.summary().to_dict("us")
             latency["receipt_minus_event"] = eng.event_latency.summary().to_dict("ms")
         return FeedSummary(
-            session=self.session, venue=self.config.venue, symbols=list(self.config.symbols),
-            streams=self.streams, started_ns=self.started_ns, ended_ns=self.ended_ns,
-            connections=len(self.shards), events=dict(self.pipeline.stats.by_channel),
-            emitted=self.pipeline.stats.emitted, sinks=self.pipeline.sink_stats(),
-            resyncs=books.get("resyncs", 0), gaps=books.get("gaps", 0),
-            reconnects=sum(c.reconnects for c in conns), rollovers=sum(r.rollovers for r in self.runners),
+            session=self.session,
+            venue=self.config.venue,
+            symbols=list(self.config.symbols),
+            streams=self.streams,
+            started_ns=self.started_ns,
+            ended_ns=self.ended_ns,
+            connections=len(self.shards),
+            events=dict(self.pipeline.stats.by_channel),
+            emitted=self.pipeline.stats.emitted,
+            sinks=self.pipeline.sink_stats(),
+            resyncs=books.get("resyncs", 0),
+            gaps=books.get("gaps", 0),
+            reconnects=sum(c.reconnects for c in conns),
+            rollovers=sum(r.rollovers for r in self.runners),
             stale_closes=sum(c.stale_closes for c in conns),
             malformed=eng.stats.malformed_total if eng is not None else 0,
             duplicates=(eng.stats.duplicates if eng is not None else 0) + books.get("duplicates", 0),
-            snapshots={"fetched": fs.fetched, "rate_limited": fs.rate_limited, "errors": fs.errors,
-                       "weight_waits": fs.weight_waits, "refetches": books.get("refetches", 0)} if fs else {},
+            snapshots={
+                "fetched": fs.fetched,
+                "rate_limited": fs.rate_limited,
+                "errors": fs.errors,
+                "weight_waits": fs.weight_waits,
+                "refetches": books.get("refetches", 0),
+            }
+            if fs
+            else {},
             backpressure_waits=self.pipeline.stats.backpressure_waits,
             clock_offset=self.offset.to_dict() if self.offset is not None else None,
-            latency=latency, engine=eng.summary() if eng is not None else {},
+            latency=latency,
+            engine=eng.summary() if eng is not None else {},
             metrics_port=self.metrics.port if self.metrics is not None else None,
             record_files=[str(p) for p in self.recorder.files] if self.recorder is not None else [],
-            connects=sum(c.connects for c in conns), connect_failures=sum(c.connect_failures for c in conns),
+            connects=sum(c.connects for c in conns),
+            connect_failures=sum(c.connect_failures for c in conns),
             last_error=next((c.last_error for c in conns if c.last_error), ""),
-            undelivered=self.pipeline.undelivered())
+            undelivered=self.pipeline.undelivered(),
+        )
 
 
 async def run(config: FeedConfig, *, clock: Clock = DEFAULT_CLOCK, sinks: list[Sink] | None = None) -> FeedSummary:
     """Run the feed described by ``config`` until its duration ends or the task is cancelled."""
     return await Feed(config, clock=clock, sinks=sinks).run()
-

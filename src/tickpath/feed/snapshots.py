@@ -102,9 +102,18 @@ SnapshotHandler = Callable[[str, RestResponse], Awaitable[None] | None]
 class SnapshotFetcher:
     """A queue of symbols that need a snapshot, served one at a time within the weight budget."""
 
-    def __init__(self, client: RestClient, on_snapshot: SnapshotHandler, *, limit: int,
-                 pacer: WeightPacer | None = None, clock: Clock = DEFAULT_CLOCK,
-                 retry_base_s: float = 0.2, retry_max_s: float = 10.0, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        client: RestClient,
+        on_snapshot: SnapshotHandler,
+        *,
+        limit: int,
+        pacer: WeightPacer | None = None,
+        clock: Clock = DEFAULT_CLOCK,
+        retry_base_s: float = 0.2,
+        retry_max_s: float = 10.0,
+        seed: int | None = None,
+    ) -> None:
         self.client = client
         self.depth = DepthApi(client)
         self.limit = self.depth.check_limit(limit)
@@ -152,8 +161,14 @@ class SnapshotFetcher:
             except RateLimitedError as exc:
                 self.stats.rate_limited += 1
                 self.pacer.block_for(exc.retry_after)
-                log_event(log, logging.WARNING, "snapshot_rate_limited", symbol=symbol,
-                          status=exc.status, retry_after_s=exc.retry_after)
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "snapshot_rate_limited",
+                    symbol=symbol,
+                    status=exc.status,
+                    retry_after_s=exc.retry_after,
+                )
                 self._queue.put_nowait(symbol)
                 continue
             except (ConnectionFailedError, ExchangeError) as exc:
@@ -191,6 +206,5 @@ async def measure_clock_offset(client: RestClient, *, samples: int = 10) -> Offs
         except (ConnectionFailedError, ExchangeError) as exc:
             log_event(log, logging.INFO, "clock_offset_sample_failed", error=exc)
             continue
-        out.append(OffsetSample(wall_ref + resp.sent_ns - mono_ref, wall_ref + resp.receipt_ns - mono_ref,
-                                server_ms))
+        out.append(OffsetSample(wall_ref + resp.sent_ns - mono_ref, wall_ref + resp.receipt_ns - mono_ref, server_ms))
     return estimate_offset(out) if out else None

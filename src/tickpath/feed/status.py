@@ -31,9 +31,12 @@ def status_text(feed: Feed, frames_per_s: float, events_per_s: float) -> Text:
     t.append(f"books {synced}/{total} synced  ")
     t.append(f"{frames_per_s:,.0f} frames/s  {events_per_s:,.0f} events/s  ")
     t.append(f"events {feed.pipeline.stats.emitted:,}  ")
-    for label, value in (("resyncs", books.get("resyncs", 0)), ("gaps", books.get("gaps", 0)),
-                         ("reconnects", sum(c.reconnects for c in conns)),
-                         ("malformed", eng.stats.malformed_total if eng is not None else 0)):
+    for label, value in (
+        ("resyncs", books.get("resyncs", 0)),
+        ("gaps", books.get("gaps", 0)),
+        ("reconnects", sum(c.reconnects for c in conns)),
+        ("malformed", eng.stats.malformed_total if eng is not None else 0),
+    ):
         t.append(f"{label} {value}  ", style="yellow" if value else "")
     t.append(f"queued batches {queued}  backpressure {feed.pipeline.stats.backpressure_waits}")
     return t

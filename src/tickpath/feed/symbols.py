@@ -35,7 +35,8 @@ async def check_symbols(rest: RestClient, symbols: Sequence[str]) -> dict[str, s
         listed = "is" if len(unknown) == 1 else "are"
         raise UnknownSymbolError(
             f"{', '.join(unknown)} {listed} not listed on Binance {rest.venue} (exchangeInfo at {rest.base_url}); "
-            "check the spelling and the venue (spot and USD-M futures list different symbols)")
+            "check the spelling and the venue (spot and USD-M futures list different symbols)"
+        )
     for sym, status in statuses.items():
         if status and status != TRADING:
             log_event(log, logging.WARNING, "symbol_not_trading", venue=rest.venue, symbol=sym, status=status)

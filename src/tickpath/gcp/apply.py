@@ -42,8 +42,9 @@ class StepResult:
         return {**self.step.to_dict(), "status": self.status, "message": self.message}
 
 
-def apply_plan(steps: list[Step], backend: Backend,
-               on_result: Callable[[StepResult], None] | None = None) -> list[StepResult]:
+def apply_plan(
+    steps: list[Step], backend: Backend, on_result: Callable[[StepResult], None] | None = None
+) -> list[StepResult]:
     """Apply ``steps`` in order; returns every outcome (check for ``failed`` ones)."""
     done: dict[str, Status] = {}
     results = []
@@ -84,6 +85,7 @@ def clear_tables(cfg: GcpConfig, backend: Backend) -> list[tuple[str, Status, st
 
 # --- Google ---------------------------------------------------------------------------------------
 
+
 class GoogleBackend:
     """The thin layer over google-cloud-pubsub and google-cloud-bigquery (Application Default
     Credentials). Google's exceptions are translated here, where they enter."""
@@ -99,9 +101,11 @@ class GoogleBackend:
             self.publisher = pubsub_v1.PublisherClient()
             self.subscriber = pubsub_v1.SubscriberClient()
         except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and friends
-            raise InfraError(f"cannot create Google clients for {cfg.project}: {exc} (credentials come from "
-                             "Application Default Credentials: `gcloud auth application-default login`, or "
-                             "GOOGLE_APPLICATION_CREDENTIALS)") from exc
+            raise InfraError(
+                f"cannot create Google clients for {cfg.project}: {exc} (credentials come from "
+                "Application Default Credentials: `gcloud auth application-default login`, or "
+                "GOOGLE_APPLICATION_CREDENTIALS)"
+            ) from exc
 
     # paths
     def _topic(self, name: str) -> str:
@@ -156,8 +160,10 @@ class GoogleBackend:
     def _schema(self, fields: list[dict[str, Any]]) -> list[Any]:
         from google.cloud import bigquery
 
-        return [bigquery.SchemaField(f["name"], f["type"], mode=f["mode"],
-                                     fields=self._schema(f.get("fields", []))) for f in fields]
+        return [
+            bigquery.SchemaField(f["name"], f["type"], mode=f["mode"], fields=self._schema(f.get("fields", [])))
+            for f in fields
+        ]
 
     def _apply_table(self, step: Step) -> Status:
         from google.api_core import exceptions as gexc
@@ -169,7 +175,8 @@ class GoogleBackend:
         except gexc.NotFound:
             table = bigquery.Table(step.name, schema=self._schema(spec["schema"]))
             table.time_partitioning = bigquery.TimePartitioning(
-                type_=bigquery.TimePartitioningType.DAY, field=spec["partition_column"])
+                type_=bigquery.TimePartitioningType.DAY, field=spec["partition_column"]
+            )
             table.require_partition_filter = spec["require_partition_filter"]
             table.clustering_fields = spec["clustering"]
             table.labels = dict(spec["labels"])
@@ -177,8 +184,10 @@ class GoogleBackend:
             return "created"
         part = table.time_partitioning
         if part is None or part.field != spec["partition_column"]:
-            raise InfraError(f"table {step.name} exists but is not partitioned by {spec['partition_column']}; "
-                             "move it away or pick another --dataset")
+            raise InfraError(
+                f"table {step.name} exists but is not partitioned by {spec['partition_column']}; "
+                "move it away or pick another --dataset"
+            )
         have = {f.name for f in table.schema}
         missing = [f for f in spec["schema"] if f["name"] not in have]
         if missing:  # columns are only ever added, which BigQuery allows in place
@@ -224,12 +233,19 @@ class GoogleBackend:
             sub = self.subscriber.get_subscription(subscription=path)
         except gexc.NotFound:
             request = {
-                "name": path, "topic": self._topic(spec["topic"]), "labels": spec["labels"],
-                "bigquery_config": {"table": spec["table"], "use_table_schema": spec["use_table_schema"],
-                                    "drop_unknown_fields": spec["drop_unknown_fields"],
-                                    "write_metadata": spec["write_metadata"]},
-                "dead_letter_policy": {"dead_letter_topic": self._topic(spec["dead_letter_topic"]),
-                                       "max_delivery_attempts": spec["max_delivery_attempts"]},
+                "name": path,
+                "topic": self._topic(spec["topic"]),
+                "labels": spec["labels"],
+                "bigquery_config": {
+                    "table": spec["table"],
+                    "use_table_schema": spec["use_table_schema"],
+                    "drop_unknown_fields": spec["drop_unknown_fields"],
+                    "write_metadata": spec["write_metadata"],
+                },
+                "dead_letter_policy": {
+                    "dead_letter_topic": self._topic(spec["dead_letter_topic"]),
+                    "max_delivery_attempts": spec["max_delivery_attempts"],
+                },
             }
             try:
                 self.subscriber.create_subscription(request=request)
@@ -237,8 +253,10 @@ class GoogleBackend:
             except gexc.AlreadyExists:
                 sub = self.subscriber.get_subscription(subscription=path)
         if sub.bigquery_config.table != spec["table"] or sub.topic != self._topic(spec["topic"]):
-            raise InfraError(f"subscription {step.name} exists but writes {sub.topic} to "
-                             f"{sub.bigquery_config.table or 'no BigQuery table'}; the plan says {spec['table']}")
+            raise InfraError(
+                f"subscription {step.name} exists but writes {sub.topic} to "
+                f"{sub.bigquery_config.table or 'no BigQuery table'}; the plan says {spec['table']}"
+            )
         return "exists"
 
     def project_number(self, project: str) -> str:
@@ -249,12 +267,14 @@ class GoogleBackend:
         try:
             creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
             resp = AuthorizedSession(creds).get(
-                f"https://cloudresourcemanager.googleapis.com/v1/projects/{project}", timeout=30)
+                f"https://cloudresourcemanager.googleapis.com/v1/projects/{project}", timeout=30
+            )
         except Exception as exc:  # auth and transport errors of google-auth / requests
             raise InfraError(f"cannot look up the number of project {project}: {exc}") from exc
         if resp.status_code != 200:
-            raise InfraError(f"cannot look up the number of project {project}: HTTP {resp.status_code}; "
-                             "pass --project-number")
+            raise InfraError(
+                f"cannot look up the number of project {project}: HTTP {resp.status_code}; pass --project-number"
+            )
         return str(resp.json()["projectNumber"])
 
     def truncate(self, table_id: str) -> Status:

@@ -92,20 +92,29 @@ class Step:
     def describe(self) -> str:
         s = self.spec
         if self.kind == "table":
-            return (f"table {self.name} partitioned by DAY({s['partition_column']}), clustered by "
-                    f"{', '.join(s['clustering'])}, {len(s['schema'])} columns")
+            return (
+                f"table {self.name} partitioned by DAY({s['partition_column']}), clustered by "
+                f"{', '.join(s['clustering'])}, {len(s['schema'])} columns"
+            )
         if self.kind.endswith("_iam"):
             return f"grant {s['role']} on {self.name} to {s['member']}"
         if self.kind == "subscription":
-            return (f"subscription {self.name}: {s['topic']} -> BigQuery {s['table']} (table schema), "
-                    f"dead letters to {s['dead_letter_topic']} after {s['max_delivery_attempts']} attempts")
+            return (
+                f"subscription {self.name}: {s['topic']} -> BigQuery {s['table']} (table schema), "
+                f"dead letters to {s['dead_letter_topic']} after {s['max_delivery_attempts']} attempts"
+            )
         if self.kind == "dataset":
             return f"dataset {self.name} in {s['location']}"
         return f"{self.kind} {self.name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "spec": self.spec, "needs": list(self.needs),
-                "text": self.describe()}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "spec": self.spec,
+            "needs": list(self.needs),
+            "text": self.describe(),
+        }
 
 
 def bigquery_type(t: pa.DataType) -> tuple[str, str, list[dict[str, Any]]]:
@@ -148,23 +157,55 @@ def setup_plan(cfg: GcpConfig, project_number: str) -> list[Step]:
     steps.append(Step("dataset", dataset_id, {"location": cfg.location, "labels": LABELS}))
     tables = [CHANNEL_TABLE[c] for c in cfg.channels] + ["feed_sessions"]  # type: ignore[index]
     for t in tables:
-        steps.append(Step("table", cfg.table_id(t), {
-            "schema": table_schema(t), "partition_column": PARTITION_COLUMN,
-            "clustering": ["symbol", "venue"] if t != "feed_sessions" else ["venue"],
-            "require_partition_filter": t != "feed_sessions", "labels": LABELS,
-        }, needs=(f"dataset:{dataset_id}",)))
-    steps.append(Step("dataset_iam", dataset_id, {"role": "roles/bigquery.dataEditor", "member": agent},
-                      needs=(f"dataset:{dataset_id}",)))
-    steps.append(Step("topic_iam", dl, {"role": "roles/pubsub.publisher", "member": agent},
-                      needs=(f"topic:{dl}",)))
+        steps.append(
+            Step(
+                "table",
+                cfg.table_id(t),
+                {
+                    "schema": table_schema(t),
+                    "partition_column": PARTITION_COLUMN,
+                    "clustering": ["symbol", "venue"] if t != "feed_sessions" else ["venue"],
+                    "require_partition_filter": t != "feed_sessions",
+                    "labels": LABELS,
+                },
+                needs=(f"dataset:{dataset_id}",),
+            )
+        )
+    steps.append(
+        Step(
+            "dataset_iam",
+            dataset_id,
+            {"role": "roles/bigquery.dataEditor", "member": agent},
+            needs=(f"dataset:{dataset_id}",),
+        )
+    )
+    steps.append(Step("topic_iam", dl, {"role": "roles/pubsub.publisher", "member": agent}, needs=(f"topic:{dl}",)))
     for c, t in feeds:
         table = cfg.table_id(t)
         sub = cfg.subscription(c)
-        steps.append(Step("subscription", sub, {
-            "topic": cfg.topic(c), "table": table, "use_table_schema": True, "drop_unknown_fields": True,
-            "write_metadata": False, "dead_letter_topic": dl,
-            "max_delivery_attempts": cfg.max_delivery_attempts, "labels": LABELS,
-        }, needs=(f"topic:{cfg.topic(c)}", f"table:{table}", f"dataset_iam:{dataset_id}", f"topic:{dl}")))
-        steps.append(Step("subscription_iam", sub, {"role": "roles/pubsub.subscriber", "member": agent},
-                          needs=(f"subscription:{sub}",)))
+        steps.append(
+            Step(
+                "subscription",
+                sub,
+                {
+                    "topic": cfg.topic(c),
+                    "table": table,
+                    "use_table_schema": True,
+                    "drop_unknown_fields": True,
+                    "write_metadata": False,
+                    "dead_letter_topic": dl,
+                    "max_delivery_attempts": cfg.max_delivery_attempts,
+                    "labels": LABELS,
+                },
+                needs=(f"topic:{cfg.topic(c)}", f"table:{table}", f"dataset_iam:{dataset_id}", f"topic:{dl}"),
+            )
+        )
+        steps.append(
+            Step(
+                "subscription_iam",
+                sub,
+                {"role": "roles/pubsub.subscriber", "member": agent},
+                needs=(f"subscription:{sub}",),
+            )
+        )
     return steps

@@ -129,7 +129,7 @@ def _publish_ns_one(h: bytes | None) -> int | None:
     skip = len(_PUB_HDR)
     j = h.find(b"\r\n", i + skip)
     try:
-        v = int(h[i + skip:j])
+        v = int(h[i + skip : j])
     except ValueError:
         return None
     return v if 0 <= v <= _INT64_MAX else None
@@ -150,8 +150,10 @@ def publish_ns_array(headers: Sequence[bytes | None]) -> pa.Array:
         after = pc.list_element(pc.if_else(found, parts, pa.scalar([b"", b""], parts.type)), 1)
         line = pc.split_pattern(after, b"\r\n", max_splits=1)
         value = pc.cast(pc.list_element(line, 0), pa.string())
-        plain = pc.and_(pc.and_(pc.equal(pc.list_value_length(line), 2), pc.ascii_is_decimal(value)),
-                        pc.less_equal(pc.utf8_length(value), 19))
+        plain = pc.and_(
+            pc.and_(pc.equal(pc.list_value_length(line), 2), pc.ascii_is_decimal(value)),
+            pc.less_equal(pc.utf8_length(value), 19),
+        )
         digits = pc.cast(pc.if_else(plain, value, pa.scalar(None, pa.string())), pa.uint64())
     except pa.ArrowInvalid:  # e.g. a header value that is not UTF-8
         return pa.array([_publish_ns_one(h) for h in headers], pa.int64())
@@ -187,8 +189,10 @@ def _decode_grouped(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded | N
     groups = {
         "trades": ([p for p, t in zip(payloads, tags, strict=True) if t == _TAG_TRADE], is_trade),
         "tickers": ([p for p, t in zip(payloads, tags, strict=True) if t == _TAG_TICKER], is_ticker),
-        "l2": ([p for p, t in zip(payloads, tags, strict=True) if t != _TAG_TRADE and t != _TAG_TICKER],
-               pc.invert(pc.or_(is_trade, is_ticker))),
+        "l2": (
+            [p for p, t in zip(payloads, tags, strict=True) if t != _TAG_TRADE and t != _TAG_TICKER],
+            pc.invert(pc.or_(is_trade, is_ticker)),
+        ),
     }
     tables: dict[str, pa.Table] = {}
     for table, (group_payloads, mask) in groups.items():
@@ -232,9 +236,12 @@ def _decode_general(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded:
             group = by_table[ev.channel] = ([], [])
         group[0].append(ev)
         group[1].append(i)
-    tables = {CHANNEL_TABLE[channel]: events_to_arrow(CHANNEL_TABLE[channel], evs,
-                                                      publish_ns=pub_all.take(pa.array(idx, pa.int64())))
-              for channel, (evs, idx) in by_table.items()}
+    tables = {
+        CHANNEL_TABLE[channel]: events_to_arrow(
+            CHANNEL_TABLE[channel], evs, publish_ns=pub_all.take(pa.array(idx, pa.int64()))
+        )
+        for channel, (evs, idx) in by_table.items()
+    }
     return Decoded(tables, rejected, duplicates, sessions)
 
 

@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 __all__ = ["IngestConfig", "IngestResult", "run_ingest"]
 
 
-
 @dataclass(frozen=True)
 class IngestConfig:
     """What to read, where to write, and when to stop."""
@@ -70,8 +69,11 @@ class IngestConfig:
             raise ConfigError(f"batch must be at least 1, not {self.batch}")
         # A zero or negative ack_wait reaches the server as is (nats-py sends -5 s, and drops 0 so
         # the server's 30 s default applies): refuse both instead.
-        for option, value in (("--fetch-timeout", self.fetch_timeout_s), ("--ack-wait", self.ack_wait_s),
-                              ("--connect-timeout", self.connect_timeout_s)):
+        for option, value in (
+            ("--fetch-timeout", self.fetch_timeout_s),
+            ("--ack-wait", self.ack_wait_s),
+            ("--connect-timeout", self.connect_timeout_s),
+        ):
             if not 0 < value < float("inf"):
                 raise ConfigError(f"{option} must be a positive number of seconds, not {value}")
         if self.idle_exit_s is not None and not (0 < self.idle_exit_s < float("inf")):
@@ -123,10 +125,15 @@ class IngestResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "target": self.target, "messages": self.messages, "inserted": self.inserted,
-            "duplicates": self.duplicates, "rejected": self.rejected, "sessions": self.sessions,
+            "target": self.target,
+            "messages": self.messages,
+            "inserted": self.inserted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "sessions": self.sessions,
             "batches": self.batches,
-            "elapsed_s": round(self.elapsed_s, 3), "messages_per_s": round(self.rate, 1),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "messages_per_s": round(self.rate, 1),
             "per_table": dict(self.per_table),
             "latency": {
                 "clock": "wall clocks: publish_ns of the feed host, ingest_ns of this host",
@@ -169,8 +176,12 @@ class _Puller:
 
         def on_message(subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
             if not reply:  # a status for one of our requests (its subject is the request inbox)
-                if (headers and headers.startswith(b"NATS/1.0 ") and headers[9:12] != b"100"
-                        and subject[plen:] == str(self._req).encode()):
+                if (
+                    headers
+                    and headers.startswith(b"NATS/1.0 ")
+                    and headers[9:12] != b"100"
+                    and subject[plen:] == str(self._req).encode()
+                ):
                     self._done.set()  # 404 no messages / 408 expired / 409: the request is over
                 return
             self._buf.append((reply, data, headers))
@@ -243,8 +254,13 @@ class _Puller:
         await flush_frames(self._nc)
 
 
-async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, store: Store | None = None,
-                     progress: Callable[[IngestResult], None] | None = None) -> IngestResult:
+async def run_ingest(
+    config: IngestConfig,
+    *,
+    clock: Clock = DEFAULT_CLOCK,
+    store: Store | None = None,
+    progress: Callable[[IngestResult], None] | None = None,
+) -> IngestResult:
     """Consume the stream into the store until idle/limit/cancel; returns counts and latencies.
 
     The source is checked (connected, JetStream answers, the stream exists) before the target is
@@ -277,9 +293,12 @@ async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, stor
     result = IngestResult(target=store.target if store is not None else config.target)
     try:
         js = nc.jetstream(timeout=config.connect_timeout_s)
-        await _js_call(js.stream_info(opts["stream"]), servers, f"JetStream stream {opts['stream']}",
-                       missing=f"JetStream stream {opts['stream']} does not exist (start the feed first, "
-                               f"or pass ?stream=NAME)")
+        await _js_call(
+            js.stream_info(opts["stream"]),
+            servers,
+            f"JetStream stream {opts['stream']}",
+            missing=f"JetStream stream {opts['stream']} does not exist (start the feed first, or pass ?stream=NAME)",
+        )
         stop_if_cancelled()
         opened = store = store or open_store(config.target)
         result.target = store.target
@@ -303,8 +322,15 @@ async def run_ingest(config: IngestConfig, *, clock: Clock = DEFAULT_CLOCK, stor
         finally:
             if opened is not None:
                 opened.close()
-    log_event(log, logging.INFO, "ingest_finished", messages=result.messages, inserted=result.inserted,
-              duplicates=result.duplicates, rejected=result.rejected)
+    log_event(
+        log,
+        logging.INFO,
+        "ingest_finished",
+        messages=result.messages,
+        inserted=result.inserted,
+        duplicates=result.duplicates,
+        rejected=result.rejected,
+    )
     return result
 
 
@@ -322,8 +348,13 @@ async def _connect(config: IngestConfig, servers: list[str], wake: list[Callable
             fn()
 
     try:
-        return await connect(servers, timeout_s=config.connect_timeout_s, error_cb=remember,
-                             disconnected_cb=disconnected, **config.credentials())
+        return await connect(
+            servers,
+            timeout_s=config.connect_timeout_s,
+            error_cb=remember,
+            disconnected_cb=disconnected,
+            **config.credentials(),
+        )
     except ConnectionFailedError as exc:
         refused = [e for e in errors if "authoriz" in str(e).lower()]
         if refused:
@@ -360,16 +391,37 @@ async def _ensure_consumer(js: Any, config: IngestConfig, opts: dict[str, str], 
     try:
         await _js_call(js.consumer_info(opts["stream"], opts["durable"]), servers, what)
     except NotFoundError:
-        await _js_call(js.add_consumer(opts["stream"], ConsumerConfig(
-            durable_name=opts["durable"], ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-            filter_subject=f"{opts['prefix']}.>", ack_wait=config.ack_wait_s,
-            max_ack_pending=max(50_000, config.batch * 4), max_waiting=64)), servers, what)
+        await _js_call(
+            js.add_consumer(
+                opts["stream"],
+                ConsumerConfig(
+                    durable_name=opts["durable"],
+                    ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.ALL,
+                    filter_subject=f"{opts['prefix']}.>",
+                    ack_wait=config.ack_wait_s,
+                    max_ack_pending=max(50_000, config.batch * 4),
+                    max_waiting=64,
+                ),
+            ),
+            servers,
+            what,
+        )
 
 
-async def _consume(config: IngestConfig, nc: Any, js: Any, opts: dict[str, str], store: Store,
-                   result: IngestResult, clock: Clock, progress: Callable[[IngestResult], None] | None,
-                   stop_if_cancelled: Callable[[], None], started: float,
-                   wake: list[Callable[[], None]]) -> None:
+async def _consume(
+    config: IngestConfig,
+    nc: Any,
+    js: Any,
+    opts: dict[str, str],
+    store: Store,
+    result: IngestResult,
+    clock: Clock,
+    progress: Callable[[IngestResult], None] | None,
+    stop_if_cancelled: Callable[[], None],
+    started: float,
+    wake: list[Callable[[], None]],
+) -> None:
     """The fetch / commit / ack loop, until the limit, idle exit, a lost server or a cancel."""
     import nats
 
@@ -377,8 +429,7 @@ async def _consume(config: IngestConfig, nc: Any, js: Any, opts: dict[str, str],
     puller = _Puller(nc, opts["stream"], opts["durable"])
     await puller.start()
     wake.append(puller.interrupt)
-    log_event(log, logging.INFO, "ingest_started", stream=opts["stream"], durable=opts["durable"],
-              target=store.target)
+    log_event(log, logging.INFO, "ingest_started", stream=opts["stream"], durable=opts["durable"], target=store.target)
     last_msg = time.monotonic()
     last_answer = last_msg  # the last time the server answered anything
     # With --idle-exit the run must end: a server gone (or not answering) this long ends it.
@@ -408,7 +459,8 @@ async def _consume(config: IngestConfig, nc: Any, js: Any, opts: dict[str, str],
                     raise ConnectionFailedError(
                         f"NATS at {', '.join(servers)} has not answered for {now - last_answer:.0f} s "
                         f"({'disconnected' if not nc.is_connected else 'JetStream requests time out'}); "
-                        f"giving up (--idle-exit); every batch committed so far is kept")
+                        f"giving up (--idle-exit); every batch committed so far is kept"
+                    )
                 if config.idle_exit_s is not None and now - last_msg >= config.idle_exit_s and nc.is_connected:
                     if committing is not None:
                         await asyncio.shield(committing)  # its acks are flushed before we ask
@@ -449,8 +501,9 @@ async def _drained(js: Any, stream: str, durable: str, stop_if_cancelled: Callab
         stop_if_cancelled()
     if info.num_pending == 0 and info.num_ack_pending == 0:
         return True
-    log_event(log, logging.INFO, "ingest_waiting_for_outstanding", pending=info.num_pending,
-              ack_pending=info.num_ack_pending)
+    log_event(
+        log, logging.INFO, "ingest_waiting_for_outstanding", pending=info.num_pending, ack_pending=info.num_ack_pending
+    )
     return False
 
 
@@ -474,17 +527,21 @@ async def _despite_cancel(fut: asyncio.Future[Any], timeout_s: float | None = No
         raise asyncio.CancelledError
 
 
-async def _commit_and_ack(msgs: list[tuple[bytes, bytes, bytes | None]], store: Store,
-                          result: IngestResult, clock: Clock, puller: _Puller,
-                          progress: Callable[[IngestResult], None] | None = None) -> None:
+async def _commit_and_ack(
+    msgs: list[tuple[bytes, bytes, bytes | None]],
+    store: Store,
+    result: IngestResult,
+    clock: Clock,
+    puller: _Puller,
+    progress: Callable[[IngestResult], None] | None = None,
+) -> None:
     batch = decode_batch([m[1] for m in msgs], [m[2] for m in msgs])
     result.rejected += batch.rejected
     result.duplicates += batch.duplicates
     ingest_ns = clock.wall_ns()
     tables = stamp_ingest_ns(batch.tables, ingest_ns)
     # If this raises, nothing is acknowledged and the server re-delivers the batch after ack_wait.
-    inserted = await asyncio.to_thread(functools.partial(store.commit, tables, unique=True,
-                                                         sessions=batch.sessions))
+    inserted = await asyncio.to_thread(functools.partial(store.commit, tables, unique=True, sessions=batch.sessions))
     n_rows = sum(t.num_rows for t in tables.values())
     new = sum(inserted.values())
     result.messages += len(msgs)

@@ -137,6 +137,8 @@ def _streams(batch: pa.Table) -> list[tuple[Stream, int, int, int]]:
 
 
 def _stream_mask(batch: pa.Table, stream: Stream) -> np.ndarray:
-    m = pc.and_(pc.and_(pc.equal(batch.column("session"), stream[0]), pc.equal(batch.column("venue"), stream[1])),
-                pc.equal(batch.column("symbol"), stream[2]))
+    m = pc.and_(
+        pc.and_(pc.equal(batch.column("session"), stream[0]), pc.equal(batch.column("venue"), stream[1])),
+        pc.equal(batch.column("symbol"), stream[2]),
+    )
     return m.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]

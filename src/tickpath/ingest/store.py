@@ -44,15 +44,22 @@ def _dedup_select(source: str, existing: str | None, lo: int, hi: int, unique: b
     ``unique`` says the caller already removed repeats inside the batch (it skips a window function
     that costs about a third of the commit).
     """
-    sql = f"SELECT * FROM {source}" if unique else (
-        f"SELECT * FROM {source} QUALIFY row_number() OVER "
-        f"(PARTITION BY session, venue, symbol, seq ORDER BY publish_ns NULLS LAST) = 1")
+    sql = (
+        f"SELECT * FROM {source}"
+        if unique
+        else (
+            f"SELECT * FROM {source} QUALIFY row_number() OVER "
+            f"(PARTITION BY session, venue, symbol, seq ORDER BY publish_ns NULLS LAST) = 1"
+        )
+    )
     if existing is None:
         return sql
     # The seq range lets DuckDB skip row groups / Parquet row groups by their min-max statistics.
-    return (f"SELECT b.* FROM ({sql}) b WHERE NOT EXISTS (SELECT 1 FROM {existing} t "
-            f"WHERE t.seq BETWEEN {lo} AND {hi} AND t.seq = b.seq AND t.symbol = b.symbol "
-            f"AND t.venue = b.venue AND t.session = b.session)")
+    return (
+        f"SELECT b.* FROM ({sql}) b WHERE NOT EXISTS (SELECT 1 FROM {existing} t "
+        f"WHERE t.seq BETWEEN {lo} AND {hi} AND t.seq = b.seq AND t.symbol = b.symbol "
+        f"AND t.venue = b.venue AND t.session = b.session)"
+    )
 
 
 def _missing(path: Path) -> list[Path]:
@@ -78,8 +85,9 @@ class Store(ABC):
     _created: list[Path]  # files and directories that opening this store created, outermost first
 
     @abstractmethod
-    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False,
-               sessions: Sequence[SessionInfo] = ()) -> dict[str, int]:
+    def commit(
+        self, batches: dict[str, pa.Table], *, unique: bool = False, sessions: Sequence[SessionInfo] = ()
+    ) -> dict[str, int]:
         """Write new rows of every table durably; returns rows inserted per table.
 
         ``unique=True`` promises no key repeats inside ``batches`` (only the committed data is checked).
@@ -143,10 +151,13 @@ class DuckDBStore(Store):
         return self._con.execute(
             f"SELECT venue, symbol, min(seq), max(seq) FROM (SELECT venue, symbol, seq, "
             f"seq - row_number() OVER (PARTITION BY venue, symbol ORDER BY seq) AS island "
-            f"FROM {table} WHERE session = ?) GROUP BY venue, symbol, island", [session]).fetchall()
+            f"FROM {table} WHERE session = ?) GROUP BY venue, symbol, island",
+            [session],
+        ).fetchall()
 
-    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False,
-               sessions: Sequence[SessionInfo] = ()) -> dict[str, int]:
+    def commit(
+        self, batches: dict[str, pa.Table], *, unique: bool = False, sessions: Sequence[SessionInfo] = ()
+    ) -> dict[str, int]:
         con = self._con
         inserted: dict[str, int] = {}
         pending: list[Pending] = []
@@ -194,8 +205,9 @@ class ParquetStore(Store):
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.target = f"parquet:{self.directory}"
-        self._created = _missing(self.directory) + [self.directory / t for t in EVENT_TABLES
-                                                     if not (self.directory / t).exists()]
+        self._created = _missing(self.directory) + [
+            self.directory / t for t in EVENT_TABLES if not (self.directory / t).exists()
+        ]
         try:
             for t in EVENT_TABLES:
                 (self.directory / t).mkdir(parents=True, exist_ok=True)
@@ -211,8 +223,9 @@ class ParquetStore(Store):
             return None
         return f"read_parquet('{folder.as_posix()}/part-*.parquet')"
 
-    def commit(self, batches: dict[str, pa.Table], *, unique: bool = False,
-               sessions: Sequence[SessionInfo] = ()) -> dict[str, int]:
+    def commit(
+        self, batches: dict[str, pa.Table], *, unique: bool = False, sessions: Sequence[SessionInfo] = ()
+    ) -> dict[str, int]:
         inserted: dict[str, int] = {}
         con = self._con
         try:

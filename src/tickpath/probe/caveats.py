@@ -18,12 +18,18 @@ def _scale(unit: str) -> float:
 
 
 _WHY = {
-    "high": ("to one hour: the event times are far in the past (a replayed capture, or a wrong local "
-             "clock), so the percentiles, max and mean show the ceiling, not a latency"),
-    "low": ("to 1 ns: negative one-way delays, i.e. the local clock is behind the exchange's by more "
-            "than the latency; use the clock-corrected figures"),
-    "both": ("some to one hour (event times far in the past: a replayed capture or a clock offset) "
-             "and some to 1 ns (negative one-way delays: the local clock is behind the exchange's)"),
+    "high": (
+        "to one hour: the event times are far in the past (a replayed capture, or a wrong local "
+        "clock), so the percentiles, max and mean show the ceiling, not a latency"
+    ),
+    "low": (
+        "to 1 ns: negative one-way delays, i.e. the local clock is behind the exchange's by more "
+        "than the latency; use the clock-corrected figures"
+    ),
+    "both": (
+        "some to one hour (event times far in the past: a replayed capture or a clock offset) "
+        "and some to 1 ns (negative one-way delays: the local clock is behind the exchange's)"
+    ),
 }
 
 
@@ -42,8 +48,10 @@ def clamp_warning(name: str, s: Mapping[str, Any]) -> str | None:
     cause = clamp_cause(s)
     if cause is None:
         return None
-    return (f"{name}: {s['clamped']} of {s['count']} samples were outside the recorder's 1 ns to 1 hour "
-            f"range and clamped {_WHY[cause]}")
+    return (
+        f"{name}: {s['clamped']} of {s['count']} samples were outside the recorder's 1 ns to 1 hour "
+        f"range and clamped {_WHY[cause]}"
+    )
 
 
 def _series(body: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -80,6 +88,8 @@ def sample_warnings(methods: Mapping[str, Any]) -> list[str]:
             same = by_cause.pop(head_cause or "", [])
             out.append(head + (f" (likewise the series {', '.join(same)})" if same else ""))
         for cause, names in by_cause.items():
-            out.append(f"{method} series {', '.join(names)}: samples were outside the recorder's 1 ns to "
-                       f"1 hour range and clamped {_WHY[cause]}")
+            out.append(
+                f"{method} series {', '.join(names)}: samples were outside the recorder's 1 ns to "
+                f"1 hour range and clamped {_WHY[cause]}"
+            )
     return out

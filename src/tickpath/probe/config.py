@@ -22,6 +22,8 @@ def duration_for(per_method_s: float, methods: tuple[str, ...]) -> float:
     """The ``--duration`` that gives each timed method ``per_method_s`` seconds: the probe shares its
     duration among them, running one after another (dns and path come on top)."""
     return per_method_s * max(1, sum(m in TIMED_METHODS for m in methods))
+
+
 MAX_RATE = 100_000.0  # samples per second per method: far above a useful probe, below a runaway schedule
 MAX_SECONDS = 86_400.0  # longest --duration, --timeout or --stream-seconds
 
@@ -148,8 +150,12 @@ class ProbeConfig:
         does not fail cleanly later (a port wraps modulo 65536, ``--max-ips 0`` reads as a DNS
         failure, ``--stream-seconds 0`` as a symbol the venue does not trade), and NaN passes
         every comparison."""
-        for opt, val in (("--rate", self.rate), ("--timeout", self.timeout), ("--duration", self.duration),
-                         ("--stream-seconds", self.stream_duration)):
+        for opt, val in (
+            ("--rate", self.rate),
+            ("--timeout", self.timeout),
+            ("--duration", self.duration),
+            ("--stream-seconds", self.stream_duration),
+        ):
             if val is None:
                 continue
             if not (math.isfinite(val) and val > 0):
@@ -160,8 +166,12 @@ class ProbeConfig:
             raise ConfigError(f"--rate {self.rate:g} is above {MAX_RATE:g} samples per second per method")
         if self.duration is None and self.samples < 1:
             raise ConfigError(f"--samples must be positive, got {self.samples}")
-        for opt, count, least in (("--warmup", self.warmup, 0), ("--offset-samples", self.offset_samples, 1),
-                                  ("--max-ips", self.max_ips, 1), ("dns_samples", self.dns_samples, 1)):
+        for opt, count, least in (
+            ("--warmup", self.warmup, 0),
+            ("--offset-samples", self.offset_samples, 1),
+            ("--max-ips", self.max_ips, 1),
+            ("dns_samples", self.dns_samples, 1),
+        ):
             if count < least:
                 raise ConfigError(f"{opt} must be at least {least}, got {count}")
         bad_ports = [p for p in self.tcp_ports if not 1 <= p <= 65535]

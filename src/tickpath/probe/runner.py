@@ -267,7 +267,7 @@ class _Runner:
             method = "dns"
             later = tuple(m for m in methods if m != "dns")
         else:
-            later = methods[methods.index(method) + 1:] if method in methods else ()
+            later = methods[methods.index(method) + 1 :] if method in methods else ()
         where = f"during {method}" if method else "after the last method"
         note = None
         if method in r.stats:
@@ -283,8 +283,16 @@ class _Runner:
         message = f"interrupted {where}"
         if later:
             message += f"; not run: {', '.join(later)}"
-        r.errors.insert(0, {"method": method or "probe", "error": "InterruptedRunError", "interrupted": True,
-                            "message": message, "exit_code": 130})
+        r.errors.insert(
+            0,
+            {
+                "method": method or "probe",
+                "error": "InterruptedRunError",
+                "interrupted": True,
+                "message": message,
+                "exit_code": 130,
+            },
+        )
         log_event(log, logging.INFO, "probe_interrupted", method=method)
 
     async def _resolve(self) -> dict[str, list[str]]:

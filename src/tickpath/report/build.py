@@ -80,5 +80,6 @@ def build_report(results_dir: str | Path, out: str | Path | None = None) -> Repo
             p = html_path.parent / img.name
             p.write_bytes(img.png)
             pngs.append(p)
-    return ReportResult(html_path, pngs, [s.anchor for s in rendered],
-                        [f"{p.path}: {p.message}" for p in found.problems])
+    return ReportResult(
+        html_path, pngs, [s.anchor for s in rendered], [f"{p.path}: {p.message}" for p in found.problems]
+    )

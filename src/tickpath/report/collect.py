@@ -45,7 +45,7 @@ def _schema_kind(doc: Any) -> str | None:
     if isinstance(doc, dict):
         schema = doc.get("schema")
         if isinstance(schema, str) and schema.startswith("tickpath."):
-            kind = schema[len("tickpath."):].split("/", 1)[0]
+            kind = schema[len("tickpath.") :].split("/", 1)[0]
             return kind if kind in KINDS else None
     return None
 

@@ -55,19 +55,33 @@ def feed_section(art: Artifact, slug: str, name: str) -> Section:
         if "feed_sessions" in art.data:
             sessions = con.execute(
                 "SELECT session, venue, array_to_string(symbols, ','), clock_offset_ns, clock_offset_bound_ns "
-                "FROM feed_sessions").fetchall()
+                "FROM feed_sessions"
+            ).fetchall()
     finally:
         con.close()
-    s.add(f'<p class="kv">store <code>{esc(art.path)}</code> · latency = receipt time minus exchange event '
-          f'time, raw (includes any clock offset between this machine and the exchange)</p>')
+    s.add(
+        f'<p class="kv">store <code>{esc(art.path)}</code> · latency = receipt time minus exchange event '
+        f"time, raw (includes any clock offset between this machine and the exchange)</p>"
+    )
     s.add(table(["channel", "events", "symbols"], counts))
     if sessions:
-        s.add("<h3>Sessions</h3>" + table(
-            ["session", "venue", "symbols", "clock offset (ns)", "offset bound (ns)"], sessions, left=3))
-    s.add(f'<p class="kv">resets/resyncs: {len(marks)}, of them gaps: '
-          f'{sum(1 for _, m in marks if m == "gap")}</p>')
-    s.add_image(Image(f"{s.anchor}-rate.png", "events per second per channel",
-                      plots.time_series("Events per second", rates, ylabel="events/s", marks=marks)))
-    s.add_image(Image(f"{s.anchor}-latency.png", "receipt minus event latency over time",
-                      plots.time_series("Receipt − event time (per second)", lat, ylabel="ms", marks=marks)))
+        s.add(
+            "<h3>Sessions</h3>"
+            + table(["session", "venue", "symbols", "clock offset (ns)", "offset bound (ns)"], sessions, left=3)
+        )
+    s.add(f'<p class="kv">resets/resyncs: {len(marks)}, of them gaps: {sum(1 for _, m in marks if m == "gap")}</p>')
+    s.add_image(
+        Image(
+            f"{s.anchor}-rate.png",
+            "events per second per channel",
+            plots.time_series("Events per second", rates, ylabel="events/s", marks=marks),
+        )
+    )
+    s.add_image(
+        Image(
+            f"{s.anchor}-latency.png",
+            "receipt minus event latency over time",
+            plots.time_series("Receipt − event time (per second)", lat, ylabel="ms", marks=marks),
+        )
+    )
     return s

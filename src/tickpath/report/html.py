@@ -62,12 +62,14 @@ class Section:
     def add_image(self, image: Image) -> None:
         self.images.append(image)
         data = base64.b64encode(image.png).decode("ascii")
-        self.body.append(f'<img alt="{esc(image.alt)}" data-plot="{esc(image.name)}" '
-                         f'src="data:image/png;base64,{data}">')
+        self.body.append(
+            f'<img alt="{esc(image.alt)}" data-plot="{esc(image.name)}" src="data:image/png;base64,{data}">'
+        )
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, left: int = 1,
-          highlight_rows: set[int] | None = None) -> str:
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], *, left: int = 1, highlight_rows: set[int] | None = None
+) -> str:
     """An HTML table; the first ``left`` columns are left-aligned (names), the rest numbers."""
     hl = highlight_rows or set()
     out = ['<div class="scroll"><table><tr>']
@@ -101,7 +103,7 @@ def page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
         f'<section id="{esc(s.anchor)}"><h2>{esc(s.title)}</h2>{"".join(s.body)}</section>' for s in sections
     )
     return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header>"
         f"<nav>{nav}</nav><main>{body}</main></body></html>"

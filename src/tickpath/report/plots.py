@@ -17,9 +17,28 @@ Series = tuple[str, Sequence[tuple[float, float]]]  # label, (x, y) points
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 # Series styles that stay distinct however many series a plot has: 20 colours (matplotlib's tab10
 # and the lighter half of tab20), then the same colours again with a marker, never a repeat.
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-           "#7f7f7f", "#bcbd22", "#aec7e8", "#ff9896", "#98df8a", "#ffbb78", "#c5b0d5", "#c49c94",
-           "#f7b6d2", "#9edae5", "#c7c7c7", "#dbdb8d"]
+PALETTE = [
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+    "#aec7e8",
+    "#ff9896",
+    "#98df8a",
+    "#ffbb78",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#9edae5",
+    "#c7c7c7",
+    "#dbdb8d",
+]
 _MARKERS = [None, "o", "s", "^", "D", "v", "x", "+"]
 
 
@@ -45,8 +64,9 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def percentile_spectrum(title: str, series: Sequence[Series], *, highlight: str | None = None,
-                        unit: str = "µs", missing: Sequence[str] = ()) -> bytes:
+def percentile_spectrum(
+    title: str, series: Sequence[Series], *, highlight: str | None = None, unit: str = "µs", missing: Sequence[str] = ()
+) -> bytes:
     """Latency by percentile on the usual log ``1/(1-p)`` axis; ``series`` points are (percentile, value).
 
     ``missing`` names series that had no samples: they get a legend entry saying so.
@@ -57,8 +77,7 @@ def percentile_spectrum(title: str, series: Sequence[Series], *, highlight: str 
         xs = [1.0 / (1.0 - min(p, 99.9999) / 100.0) for p, _ in pts]
         ys = [v for _, v in pts]
         lw = 3.0 if label == highlight else 1.5
-        ax.plot(xs, ys, label=label + (" (winner)" if label == highlight else ""), linewidth=lw,
-                **series_style(i))
+        ax.plot(xs, ys, label=label + (" (winner)" if label == highlight else ""), linewidth=lw, **series_style(i))
     note_missing(ax, missing)
     ax.set_xscale("log")
     ax.set_xticks([1.0 / (1.0 - t / 100.0) for t in ticks])
@@ -72,17 +91,22 @@ def percentile_spectrum(title: str, series: Sequence[Series], *, highlight: str 
     return _png(fig)
 
 
-def time_series(title: str, series: Sequence[Series], *, ylabel: str, marks: Sequence[tuple[float, str]] = (),
-                log_y: bool = False) -> bytes:
+def time_series(
+    title: str, series: Sequence[Series], *, ylabel: str, marks: Sequence[tuple[float, str]] = (), log_y: bool = False
+) -> bytes:
     """Lines over time (x in seconds from start), with vertical marks (e.g. resyncs, gaps)."""
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for i, (label, pts) in enumerate(series):
-        ax.plot([x for x, _ in pts], [y for _, y in pts], label=label, color=_COLORS[i % len(_COLORS)],
-                linewidth=1.3)
+        ax.plot([x for x, _ in pts], [y for _, y in pts], label=label, color=_COLORS[i % len(_COLORS)], linewidth=1.3)
     seen: set[str] = set()
     for x, label in marks:
-        ax.axvline(x, color="#d62728" if label == "gap" else "#7f7f7f", linestyle="--", linewidth=1,
-                   label=label if label not in seen else None)
+        ax.axvline(
+            x,
+            color="#d62728" if label == "gap" else "#7f7f7f",
+            linestyle="--",
+            linewidth=1,
+            label=label if label not in seen else None,
+        )
         seen.add(label)
     if log_y:
         ax.set_yscale("log")
@@ -95,8 +119,9 @@ def time_series(title: str, series: Sequence[Series], *, ylabel: str, marks: Seq
     return _png(fig)
 
 
-def bars(title: str, labels: Sequence[str], values: Sequence[float], *, ylabel: str,
-         highlight: str | None = None) -> bytes:
+def bars(
+    title: str, labels: Sequence[str], values: Sequence[float], *, ylabel: str, highlight: str | None = None
+) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 3.4))
     colors = ["#2ca02c" if lab == highlight else "#1f77b4" for lab in labels]
     ax.bar(range(len(labels)), values, color=colors)

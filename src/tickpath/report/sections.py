@@ -83,8 +83,10 @@ def render_probe(found: Collection) -> list[Section]:
         title = f"Probe: {target.get('host') or target.get('base_url') or art.path.parent.name}"
         s = Section(f"probe-{_slug(_rel(found, art.path))}", title)
         host = doc.get("host") or {}
-        s.add(f'<p class="kv">from <code>{esc(host.get("hostname", "?"))}</code> · '
-              f'file <code>{esc(art.path)}</code> · all figures in µs</p>')
+        s.add(
+            f'<p class="kv">from <code>{esc(host.get("hostname", "?"))}</code> · '
+            f"file <code>{esc(art.path)}</code> · all figures in µs</p>"
+        )
         rows, spectra, ip_rows = [], [], []
         for name, body in _probe_methods(doc).items():
             summ = _method_summary(body)
@@ -105,8 +107,13 @@ def render_probe(found: Collection) -> list[Section]:
         if ip_rows:
             s.add("<h3>Per IP</h3>" + table(SUMMARY_HEAD, ip_rows))
         if spectra:
-            s.add_image(Image(f"{s.anchor}-spectrum.png", f"{title} percentile spectrum",
-                              plots.percentile_spectrum(f"{title}: latency by percentile", spectra)))
+            s.add_image(
+                Image(
+                    f"{s.anchor}-spectrum.png",
+                    f"{title} percentile spectrum",
+                    plots.percentile_spectrum(f"{title}: latency by percentile", spectra),
+                )
+            )
         _probe_clock(doc, s)
         _probe_path(doc, s)
         warnings = doc.get("warnings") or []
@@ -148,8 +155,10 @@ def _probe_path(doc: Mapping[str, Any], s: Section) -> None:
             worst = max(rtts) if rtts else h.get("worst_ms")
             loss = h.get("loss_pct", h.get("lost"))
             rows.append([h.get("hop"), ", ".join(map(str, addrs)) or "*", loss, best, avg, worst])
-        s.add(f"<h3>Path ({esc(tool)} to {esc(path.get('destination', ''))})</h3>"
-              + table(["hop", "address", "loss", "best ms", "avg ms", "worst ms"], rows, left=2))
+        s.add(
+            f"<h3>Path ({esc(tool)} to {esc(path.get('destination', ''))})</h3>"
+            + table(["hop", "address", "loss", "best ms", "avg ms", "worst ms"], rows, left=2)
+        )
 
 
 # -- sweep ----------------------------------------------------------------------------------
@@ -160,24 +169,30 @@ def render_sweep(found: Collection) -> list[Section]:
         rows: list[dict[str, str]] = art.data
         summary = summaries.get(art.path.parent)
         winner = (summary.data.get("winner") if summary else None) or next(
-            (r.get("candidate") for r in rows if r.get("rank") == "1"), None)
+            (r.get("candidate") for r in rows if r.get("rank") == "1"), None
+        )
         s = Section(f"sweep-{_slug(_rel(found, art.path.parent))}", "Sweep: candidates ranked")
         if summary is not None:
             why = summary.data.get("why") or summary.data.get("explanation") or ""
-            s.add(f'<p class="kv">winner <b>{esc(winner)}</b> · metric <code>'
-                  f'{esc(summary.data.get("metric", ""))}</code></p><p>{esc(why)}</p>')
+            s.add(
+                f'<p class="kv">winner <b>{esc(winner)}</b> · metric <code>'
+                f"{esc(summary.data.get('metric', ''))}</code></p><p>{esc(why)}</p>"
+            )
         # columns empty for every candidate (methods this sweep did not measure) only add width
         head = [h for h in rows[0] if any((r.get(h) or "").strip() for r in rows)]
         win_idx = {i for i, r in enumerate(rows) if winner and r.get("candidate") == winner}
-        s.add(table(head, [[r.get(h, "") for h in head] for r in rows], left=min(2, len(head)),
-                    highlight_rows=win_idx))
+        s.add(table(head, [[r.get(h, "") for h in head] for r in rows], left=min(2, len(head)), highlight_rows=win_idx))
         metric = str(summary.data.get("metric", "")) if summary else ""
         m = re.search(r"([a-z_]+)\.p", metric)
         spectra = _candidate_spectra(art.path.parent, m.group(1) if m else "ws", found)
         if spectra:
-            s.add_image(Image(f"{s.anchor}-spectrum.png", "sweep latency distribution per candidate",
-                              plots.percentile_spectrum("Latency distribution per candidate", spectra,
-                                                        highlight=winner)))
+            s.add_image(
+                Image(
+                    f"{s.anchor}-spectrum.png",
+                    "sweep latency distribution per candidate",
+                    plots.percentile_spectrum("Latency distribution per candidate", spectra, highlight=winner),
+                )
+            )
         out.append(s)
     return out
 
@@ -219,8 +234,10 @@ def render_dq(found: Collection) -> list[Section]:
         ok = doc.get("ok")
         window = doc.get("window") or {}
         wtext = window.get("text", "") if isinstance(window, Mapping) else str(window)
-        s.add(f'<p class="kv">overall {verdict(ok if isinstance(ok, bool) else None)} · window {esc(wtext)}'
-              f' · rows {esc(doc.get("rows_in_window", ""))}</p>')
+        s.add(
+            f'<p class="kv">overall {verdict(ok if isinstance(ok, bool) else None)} · window {esc(wtext)}'
+            f" · rows {esc(doc.get('rows_in_window', ''))}</p>"
+        )
         rows = []
         for c in doc.get("checks") or []:
             if not isinstance(c, Mapping):
@@ -230,8 +247,15 @@ def render_dq(found: Collection) -> list[Section]:
             shown = "; ".join(_kv_text(f, 160) for f in findings[:3])
             if len(findings) > 3:
                 shown += f"; … {len(findings) - 3} more"
-            rows.append([Raw(esc(c.get("title") or c.get("name", "?"))), verdict(passed),
-                         Raw(esc(c.get("summary", ""))), Raw(esc(_kv_text(c.get("metrics")))), Raw(esc(shown))])
+            rows.append(
+                [
+                    Raw(esc(c.get("title") or c.get("name", "?"))),
+                    verdict(passed),
+                    Raw(esc(c.get("summary", ""))),
+                    Raw(esc(_kv_text(c.get("metrics")))),
+                    Raw(esc(shown)),
+                ]
+            )
         s.add(table(["check", "verdict", "summary", "figures", "findings"], rows, left=5))
         out.append(s)
     return out
@@ -257,12 +281,26 @@ def render_busbench(found: Collection) -> list[Section]:
         runs.sort(key=lambda r: (r.get("size") or 0, r.get("target_rate") or 0))
         s = Section(f"busbench-{_slug(_rel(found, directory))}", "Bus latency (NATS)")
         first = runs[0]
-        s.add(f'<p class="kv">publish on <code>{esc(first.get("pub"))}</code>, receive on '
-              f'<code>{esc(first.get("sub"))}</code> · clock: {esc(first.get("clock", ""))} · µs. '
-              "“intended” counts from the scheduled send time (no coordinated omission), "
-              "“actual” from when the message was really sent.</p>")
-        head = ["size (B)", "rate (/s)", "achieved (/s)", "lost", "from", "p50", "p90", "p99", "p99.9", "p99.99",
-                "max", "error"]
+        s.add(
+            f'<p class="kv">publish on <code>{esc(first.get("pub"))}</code>, receive on '
+            f"<code>{esc(first.get('sub'))}</code> · clock: {esc(first.get('clock', ''))} · µs. "
+            "“intended” counts from the scheduled send time (no coordinated omission), "
+            "“actual” from when the message was really sent.</p>"
+        )
+        head = [
+            "size (B)",
+            "rate (/s)",
+            "achieved (/s)",
+            "lost",
+            "from",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "p99.99",
+            "max",
+            "error",
+        ]
         rows = []
         spectra = []
         missing = []
@@ -273,12 +311,22 @@ def render_busbench(found: Collection) -> list[Section]:
                 name = f"{r.get('size')} B @ {r.get('target_rate') or 0:g}/s, {label}"
                 # Nothing received: no latency figures (older files wrote 0.0 for them, never real).
                 empty = not lat.get("count")
-                figures = [NA if empty or lat.get(k) is None else lat.get(k)
-                           for k in ("p50", "p90", "p99", "p99.9", "p99.99")]
+                figures = [
+                    NA if empty or lat.get(k) is None else lat.get(k) for k in ("p50", "p90", "p99", "p99.9", "p99.99")
+                ]
                 top = lat.get("p100", lat.get("max"))
-                rows.append([r.get("size"), r.get("target_rate"), r.get("achieved_rate"), r.get("lost"),
-                             Raw(esc(label)), *figures, NA if empty or top is None else top,
-                             Raw(f'<span class="fail">{esc(errors)}</span>' if errors else "")])
+                rows.append(
+                    [
+                        r.get("size"),
+                        r.get("target_rate"),
+                        r.get("achieved_rate"),
+                        r.get("lost"),
+                        Raw(esc(label)),
+                        *figures,
+                        NA if empty or top is None else top,
+                        Raw(f'<span class="fail">{esc(errors)}</span>' if errors else ""),
+                    ]
+                )
                 pts = _spectrum_us(lat.get("histogram")) if not empty else []
                 if pts:
                     spectra.append((name, pts))
@@ -286,9 +334,13 @@ def render_busbench(found: Collection) -> list[Section]:
                     missing.append(name)
         s.add(table(head, rows, left=0))
         if spectra or missing:
-            s.add_image(Image(f"{s.anchor}-spectrum.png", "busbench percentile spectrum",
-                              plots.percentile_spectrum("NATS end-to-end latency by percentile", spectra,
-                                                        missing=missing)))
+            s.add_image(
+                Image(
+                    f"{s.anchor}-spectrum.png",
+                    "busbench percentile spectrum",
+                    plots.percentile_spectrum("NATS end-to-end latency by percentile", spectra, missing=missing),
+                )
+            )
         out.append(s)
     return out
 
@@ -305,17 +357,47 @@ def render_feed_runs(found: Collection) -> list[Section]:
         d = art.data
         events = d.get("events") or {}
         off = d.get("clock_offset") or {}
-        offset = (f"{off.get('offset_us', 0) / 1e3:+.1f} ± {off.get('bound_us', 0) / 1e3:.1f} ms"
-                  if isinstance(off, Mapping) and off.get("offset_us") is not None else "not measured")
+        offset = (
+            f"{off.get('offset_us', 0) / 1e3:+.1f} ± {off.get('bound_us', 0) / 1e3:.1f} ms"
+            if isinstance(off, Mapping) and off.get("offset_us") is not None
+            else "not measured"
+        )
         sinks = d.get("sinks") or {}
-        sink_text = "; ".join(f"{n}: {v.get('written', 0)} written, {v.get('dropped', 0)} dropped"
-                              for n, v in sinks.items() if isinstance(v, Mapping))
-        rows.append([Raw(esc(d.get("venue", "?"))), Raw(esc(d.get("session", ""))),
-                     ", ".join(f"{k} {v}" for k, v in events.items()) if isinstance(events, Mapping) else "",
-                     d.get("resyncs"), d.get("gaps"), d.get("reconnects"), d.get("malformed"),
-                     Raw(esc(offset)), Raw(esc(sink_text))])
-    s.add(table(["venue", "session", "events", "resyncs", "gaps", "reconnects", "malformed",
-                 "exchange clock offset", "sinks"], rows, left=3))
+        sink_text = "; ".join(
+            f"{n}: {v.get('written', 0)} written, {v.get('dropped', 0)} dropped"
+            for n, v in sinks.items()
+            if isinstance(v, Mapping)
+        )
+        rows.append(
+            [
+                Raw(esc(d.get("venue", "?"))),
+                Raw(esc(d.get("session", ""))),
+                ", ".join(f"{k} {v}" for k, v in events.items()) if isinstance(events, Mapping) else "",
+                d.get("resyncs"),
+                d.get("gaps"),
+                d.get("reconnects"),
+                d.get("malformed"),
+                Raw(esc(offset)),
+                Raw(esc(sink_text)),
+            ]
+        )
+    s.add(
+        table(
+            [
+                "venue",
+                "session",
+                "events",
+                "resyncs",
+                "gaps",
+                "reconnects",
+                "malformed",
+                "exchange clock offset",
+                "sinks",
+            ],
+            rows,
+            left=3,
+        )
+    )
     return [s]
 
 
@@ -326,6 +408,11 @@ def render_feed(found: Collection) -> list[Section]:
 
 
 RENDERERS: tuple[Callable[[Collection], list[Section]], ...] = (
-    render_sweep, render_probe, render_feed_runs, render_feed, render_dq, render_busbench,
+    render_sweep,
+    render_probe,
+    render_feed_runs,
+    render_feed,
+    render_dq,
+    render_busbench,
 )
 _ = Artifact  # re-exported type used by renderer signatures in feedplots

@@ -43,8 +43,7 @@ class LatencyProfile:
         if not 0.0 <= self.spike_prob <= 1.0:
             raise ConfigError(f"spike probability {self.spike_prob} is not between 0 and 1")
         if self.jitter_dist not in ("exponential", "uniform", "normal"):
-            raise ConfigError(f"unknown jitter distribution {self.jitter_dist!r}; "
-                              "use exponential, uniform or normal")
+            raise ConfigError(f"unknown jitter distribution {self.jitter_dist!r}; use exponential, uniform or normal")
 
     @property
     def is_zero(self) -> bool:
@@ -124,8 +123,9 @@ class SimConfig:
             raise ConfigError(f"rate {self.rate:g} must be between 0 and {MAX_RATE:g} updates per second")
         _finite("clock_offset_ms", self.clock_offset_ms)
         if abs(self.clock_offset_ms) > MAX_CLOCK_OFFSET_MS:
-            raise ConfigError(f"clock_offset_ms {self.clock_offset_ms:g} is more than a day "
-                              f"(limit ±{MAX_CLOCK_OFFSET_MS:g} ms)")
+            raise ConfigError(
+                f"clock_offset_ms {self.clock_offset_ms:g} is more than a day (limit ±{MAX_CLOCK_OFFSET_MS:g} ms)"
+            )
         if not self.zones:
             raise ConfigError("at least one zone is needed")
         names = [z.name for z in self.zones]
@@ -175,11 +175,20 @@ def parse_zones(spec: str) -> tuple[ZoneConfig, ...]:
     for item in items:
         m = _ZONE_RE.match(item.strip())
         if not m:
-            raise ConfigError(f"bad zone {item!r}: expected NAME:DELAYms[±JITTERms][,spike=PROBxMSms], "
-                              "e.g. a:5ms±0.5ms")
-        out.append(ZoneConfig(m["name"], LatencyProfile(
-            delay_ms=float(m["delay"]), jitter_ms=float(m["jitter"] or 0.0),
-            spike_prob=float(m["sp"] or 0.0), spike_ms=float(m["sms"] or 0.0))))
+            raise ConfigError(
+                f"bad zone {item!r}: expected NAME:DELAYms[±JITTERms][,spike=PROBxMSms], e.g. a:5ms±0.5ms"
+            )
+        out.append(
+            ZoneConfig(
+                m["name"],
+                LatencyProfile(
+                    delay_ms=float(m["delay"]),
+                    jitter_ms=float(m["jitter"] or 0.0),
+                    spike_prob=float(m["sp"] or 0.0),
+                    spike_ms=float(m["sms"] or 0.0),
+                ),
+            )
+        )
     if not out:
         raise ConfigError("no zone given")
     return tuple(out)

@@ -62,8 +62,9 @@ class ListenerContext:
 
     def sampler(self, purpose: str) -> DelaySampler:
         """A delay sampler with a seed of its own, so runs with one seed are repeatable."""
-        return DelaySampler(self.zone.latency, f"{self.config.seed}/{self.zone.name}/{self.venue}/"
-                                               f"{purpose}/{next(self._seq)}")
+        return DelaySampler(
+            self.zone.latency, f"{self.config.seed}/{self.zone.name}/{self.venue}/{purpose}/{next(self._seq)}"
+        )
 
     def exchange_ms(self) -> int:
         return (self.clock.wall_ns() + self.offset_ns) // 1_000_000

@@ -98,20 +98,22 @@ class FaultPlan:
         for length, period in (("stall_s", "stall_every_s"), ("rate_limit_s", "rate_limit_every_s")):
             every = getattr(self, period)
             if every is not None and getattr(self, length) >= every:
-                raise ConfigError(f"fault setting {length} ({getattr(self, length):g} s) must be shorter than "
-                                  f"{period} ({every:g} s), or the fault never ends")
+                raise ConfigError(
+                    f"fault setting {length} ({getattr(self, length):g} s) must be shorter than "
+                    f"{period} ({every:g} s), or the fault never ends"
+                )
 
     @property
     def empty(self) -> bool:
-        return all(getattr(self, n) is None for n in vars(self) if n.endswith("every_s")) \
-            and self.snapshot_delay_s == 0
+        return all(getattr(self, n) is None for n in vars(self) if n.endswith("every_s")) and self.snapshot_delay_s == 0
 
 
 class Faults:
     """The fault-injection API of a running simulator."""
 
-    def __init__(self, hubs: dict[str, Hub], connections: dict[tuple[str, str], set[WsConnection]],
-                 state: FaultState) -> None:
+    def __init__(
+        self, hubs: dict[str, Hub], connections: dict[tuple[str, str], set[WsConnection]], state: FaultState
+    ) -> None:
         self._hubs = hubs
         self._conns = connections
         self.state = state
@@ -125,8 +127,9 @@ class Faults:
         return hub
 
     def _matching(self, venue: str | None, zone: str | None) -> list[WsConnection]:
-        return [c for (v, z), conns in self._conns.items() if venue in (None, v) and zone in (None, z)
-                for c in list(conns)]
+        return [
+            c for (v, z), conns in self._conns.items() if venue in (None, v) and zone in (None, z) for c in list(conns)
+        ]
 
     def drop_connections(self, venue: str | None = None, zone: str | None = None, *, clean: bool = False) -> int:
         conns = self._matching(venue, zone)
@@ -148,8 +151,15 @@ class Faults:
             counters = st.per_stream.setdefault(name, [0, 0, 0])
             counters[slot] = counters[slot] + events if accumulate else max(counters[slot], events)
         hub.refresh_fault_flag()
-        log_event(log, logging.INFO, "sim_fault_depth", venue=venue, symbol=symbol,
-                  kind=("gap", "duplicate", "reorder")[slot], events=events)
+        log_event(
+            log,
+            logging.INFO,
+            "sim_fault_depth",
+            venue=venue,
+            symbol=symbol,
+            kind=("gap", "duplicate", "reorder")[slot],
+            events=events,
+        )
         return len(names)
 
     def gap(self, venue: str, symbol: str, events: int = 1, *, accumulate: bool = True) -> int:
@@ -169,12 +179,14 @@ class Faults:
             c.corrupt.extend([kind] * max(0, missing))
         return len(conns)
 
-    def malformed(self, venue: str | None = None, zone: str | None = None, frames: int = 1, *,
-                  accumulate: bool = True) -> int:
+    def malformed(
+        self, venue: str | None = None, zone: str | None = None, frames: int = 1, *, accumulate: bool = True
+    ) -> int:
         return self._corrupt("malformed", venue, zone, frames, accumulate)
 
-    def truncated(self, venue: str | None = None, zone: str | None = None, frames: int = 1, *,
-                  accumulate: bool = True) -> int:
+    def truncated(
+        self, venue: str | None = None, zone: str | None = None, frames: int = 1, *, accumulate: bool = True
+    ) -> int:
         return self._corrupt("truncated", venue, zone, frames, accumulate)
 
     def stall(self, venue: str, symbol: str, seconds: float) -> int:

@@ -56,8 +56,9 @@ class StreamFaultState:
 class Hub:
     """Markets of one venue plus their subscribers."""
 
-    def __init__(self, venue: Venue, markets: dict[str, SymbolMarket], clock: Clock, *, rate: float,
-                 clock_offset_ms: float) -> None:
+    def __init__(
+        self, venue: Venue, markets: dict[str, SymbolMarket], clock: Clock, *, rate: float, clock_offset_ms: float
+    ) -> None:
         self.venue = venue
         self.markets = markets
         self.clock = clock
@@ -67,13 +68,15 @@ class Hub:
         self.dirty: set[Subscriber] = set()
         self.speeds = [s for s in DEPTH_SPEEDS_MS[venue] if s > 0]
         self.windows: dict[str, dict[int, _Window]] = {
-            sym: {s: _Window(s, prev_u=m.last_uid) for s in self.speeds} for sym, m in markets.items()}
+            sym: {s: _Window(s, prev_u=m.last_uid) for s in self.speeds} for sym, m in markets.items()
+        }
         self.last_t_ms: dict[str, int] = {sym: 0 for sym in markets}
         lower = {sym: sym.lower() for sym in markets}
         # per symbol: (@depth@0ms, @trade, @aggTrade, @bookTicker) stream names, built once
         self._names: dict[str, tuple[str, str, str, str]] = {
-            sym: (f"{lo}@depth@0ms" if venue == "futures" else "", f"{lo}@trade", f"{lo}@aggTrade",
-                  f"{lo}@bookTicker") for sym, lo in lower.items()}
+            sym: (f"{lo}@depth@0ms" if venue == "futures" else "", f"{lo}@trade", f"{lo}@aggTrade", f"{lo}@bookTicker")
+            for sym, lo in lower.items()
+        }
         self.faults: dict[str, StreamFaultState] = {sym: StreamFaultState() for sym in markets}
         self._faulty = False
         self._last_ticker: dict[str, tuple[int, int, int, int]] = {}
@@ -179,9 +182,9 @@ class Hub:
 
     def refresh_fault_flag(self) -> None:
         self._faulty = any(
-            st.stall_until > 0 or st.held
-            or any(any(c) for c in st.per_stream.values()) or st.reorder_slot
-            for st in self.faults.values())
+            st.stall_until > 0 or st.held or any(any(c) for c in st.per_stream.values()) or st.reorder_slot
+            for st in self.faults.values()
+        )
 
     def flush(self) -> None:
         if self.dirty:
@@ -212,23 +215,53 @@ class Hub:
             top = (bb, bids.get(bb, 0), ba, asks.get(ba, 0))
             if self._last_ticker.get(symbol) != top:
                 self._last_ticker[symbol] = top
-                self._publish(symbol, names[3], payloads.book_ticker(
-                    self.venue, symbol, uid, m.price(bb), m.qty(top[1]), m.price(ba), m.qty(top[3]), t_ms, t_ms),
-                    depth=False)
+                self._publish(
+                    symbol,
+                    names[3],
+                    payloads.book_ticker(
+                        self.venue, symbol, uid, m.price(bb), m.qty(top[1]), m.price(ba), m.qty(top[3]), t_ms, t_ms
+                    ),
+                    depth=False,
+                )
         self.events += 1
         return uid
 
     def _publish_trade(self, symbol: str, names: tuple[str, str, str, str], trade: Trade, t_ms: int) -> None:
         m = self.markets[symbol]
         if names[1] in self.subs:
-            self._publish(symbol, names[1], payloads.trade(
-                self.venue, symbol, trade.trade_id, m.price(trade.tick), m.qty(trade.lots),
-                t_ms, t_ms, trade.buyer_is_maker), depth=False)
+            self._publish(
+                symbol,
+                names[1],
+                payloads.trade(
+                    self.venue,
+                    symbol,
+                    trade.trade_id,
+                    m.price(trade.tick),
+                    m.qty(trade.lots),
+                    t_ms,
+                    t_ms,
+                    trade.buyer_is_maker,
+                ),
+                depth=False,
+            )
         self._agg_ids[symbol] += 1
         if names[2] in self.subs:
-            self._publish(symbol, names[2], payloads.agg_trade(
-                self.venue, symbol, self._agg_ids[symbol], m.price(trade.tick), m.qty(trade.lots),
-                trade.trade_id, t_ms, t_ms, trade.buyer_is_maker), depth=False)
+            self._publish(
+                symbol,
+                names[2],
+                payloads.agg_trade(
+                    self.venue,
+                    symbol,
+                    self._agg_ids[symbol],
+                    m.price(trade.tick),
+                    m.qty(trade.lots),
+                    trade.trade_id,
+                    t_ms,
+                    t_ms,
+                    trade.buyer_is_maker,
+                ),
+                depth=False,
+            )
 
     def close_windows(self, now_ms: int) -> None:
         """Emit the aggregated depth event of every window that ended by ``now_ms``."""
@@ -253,8 +286,9 @@ class Hub:
                     items = sorted(latest.items())
                     bids = [[m.price(t), m.qty(q)] for (s, t), q in items if s == BID]
                     asks = [[m.price(t), m.qty(q)] for (s, t), q in items if s == ASK]
-                    raw = payloads.depth_update(self.venue, symbol, now_ms, self.last_t_ms[symbol], w.prev_u + 1,
-                                                last, w.prev_u, bids, asks)
+                    raw = payloads.depth_update(
+                        self.venue, symbol, now_ms, self.last_t_ms[symbol], w.prev_u + 1, last, w.prev_u, bids, asks
+                    )
                     for n in names:
                         self._publish(symbol, n, raw, depth=True)
                 w.prev_u = last
@@ -305,6 +339,7 @@ class Hub:
                 # behind schedule: yield once to the loop (I/O, clients) and carry on at full speed
                 await asyncio.sleep(wait if wait > 0.0005 else 0 if wait <= 0 else 0.0005)
         except asyncio.CancelledError:
-            log_event(log, logging.INFO, "sim_hub_stopped", venue=self.venue, events=self.events,
-                      frames=self.frames_sent)
+            log_event(
+                log, logging.INFO, "sim_hub_stopped", venue=self.venue, events=self.events, frames=self.frames_sent
+            )
             raise

@@ -71,7 +71,8 @@ def spec_for(venue: Venue, symbol: str) -> SymbolSpec:
         if not any(symbol.endswith(q) and len(symbol) > len(q) + 1 for q in KNOWN_QUOTES):
             raise UnknownSymbolError(
                 f"unknown symbol {symbol!r}: simulated symbols are {', '.join(_CATALOGUE)} or any "
-                f"upper-case BASE+QUOTE with quote in {', '.join(KNOWN_QUOTES)}")
+                f"upper-case BASE+QUOTE with quote in {', '.join(KNOWN_QUOTES)}"
+            )
         entry = (4, 2, 10.0, 1000)
     pd, qd, price, lots = entry
     if venue == "spot":
@@ -102,8 +103,9 @@ class BookSnapshot(NamedTuple):
 class SymbolMarket:
     """One symbol's book on one venue, evolving by :meth:`step`, deterministic for its seed."""
 
-    def __init__(self, venue: Venue, spec: SymbolSpec, seed: int, *, levels: int = 1200,
-                 history: int = 200_000) -> None:
+    def __init__(
+        self, venue: Venue, spec: SymbolSpec, seed: int, *, levels: int = 1200, history: int = 200_000
+    ) -> None:
         self.venue = venue
         self.spec = spec
         self.rng = random.Random(f"{seed}/{venue}/{spec.symbol}")
@@ -115,16 +117,18 @@ class SymbolMarket:
         self.last_uid = 1_000_000 + self.rng.randrange(1_000_000)
         self.next_trade_id = 10_000 + self.rng.randrange(100_000)
         # Sampled once from the seeded generator: table look-ups keep a step around 3 us.
-        self._lot_table = [max(1, int(self.rng.lognormvariate(0.0, 1.0) * spec.typical_lots))
-                           for _ in range(_TABLE)]
-        self._dist_table = [int(self.rng.expovariate(0.15)) if self.rng.random() < 0.75
-                            else self.rng.randrange(int(levels * 1.25)) for _ in range(_TABLE)]
+        self._lot_table = [max(1, int(self.rng.lognormvariate(0.0, 1.0) * spec.typical_lots)) for _ in range(_TABLE)]
+        self._dist_table = [
+            int(self.rng.expovariate(0.15)) if self.rng.random() < 0.75 else self.rng.randrange(int(levels * 1.25))
+            for _ in range(_TABLE)
+        ]
         self._seed_book(mid)
         # History: _hist[i] is the change of update id _hist_base + 1 + i; checkpoints every N ids.
         self._hist: list[Change] = []
         self._hist_base = self.last_uid
         self._checkpoints: list[tuple[int, dict[int, int], dict[int, int]]] = [
-            (self.last_uid, dict(self.books[BID]), dict(self.books[ASK]))]
+            (self.last_uid, dict(self.books[BID]), dict(self.books[ASK]))
+        ]
         self.pinned_uid = self.last_uid  # history after this id is kept whatever the limit (open windows)
         self._price_str: dict[int, str] = {}
         self._qty_str: dict[int, str] = {}
@@ -251,7 +255,7 @@ class SymbolMarket:
         lo = after_uid - self._hist_base
         if lo < 0:
             raise ConfigError(f"update id {after_uid + 1} is no longer in history")
-        return self._hist[lo:to_uid - self._hist_base]
+        return self._hist[lo : to_uid - self._hist_base]
 
     @property
     def first_available_uid(self) -> int:
@@ -262,8 +266,10 @@ class SymbolMarket:
         if uid > self.last_uid:
             raise ConfigError(f"update id {uid} is in the future (last is {self.last_uid})")
         if uid < self.first_available_uid:
-            raise ConfigError(f"update id {uid} is older than the kept history "
-                              f"(from {self.first_available_uid}; raise history_updates)")
+            raise ConfigError(
+                f"update id {uid} is older than the kept history "
+                f"(from {self.first_available_uid}; raise history_updates)"
+            )
         if uid == self.last_uid:
             return dict(self.books[BID]), dict(self.books[ASK])
         cp = self._checkpoints[0]

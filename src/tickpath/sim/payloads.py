@@ -27,70 +27,192 @@ def depth_update_one(symbol: str, e_ms: int, uid: int, price: str, qty: str, bid
     """
     lvl = b'[["%s","%s"]]' % (price.encode(), qty.encode())
     b, a = (lvl, b"[]") if bid else (b"[]", lvl)
-    return (b'{"e":"depthUpdate","E":%d,"T":%d,"s":"%s","U":%d,"u":%d,"pu":%d,"b":%s,"a":%s}'
-            % (e_ms, e_ms, symbol.encode(), uid, uid, uid - 1, b, a))
+    return b'{"e":"depthUpdate","E":%d,"T":%d,"s":"%s","U":%d,"u":%d,"pu":%d,"b":%s,"a":%s}' % (
+        e_ms,
+        e_ms,
+        symbol.encode(),
+        uid,
+        uid,
+        uid - 1,
+        b,
+        a,
+    )
 
 
-def depth_update(venue: Venue, symbol: str, e_ms: int, t_ms: int, first: int, last: int, prev: int,
-                 bids: list[Level], asks: list[Level]) -> bytes:
+def depth_update(
+    venue: Venue,
+    symbol: str,
+    e_ms: int,
+    t_ms: int,
+    first: int,
+    last: int,
+    prev: int,
+    bids: list[Level],
+    asks: list[Level],
+) -> bytes:
     if venue == "futures":
-        return orjson.dumps({"e": "depthUpdate", "E": e_ms, "T": t_ms, "s": symbol, "U": first, "u": last,
-                             "pu": prev, "b": bids, "a": asks})
-    return orjson.dumps({"e": "depthUpdate", "E": e_ms, "s": symbol, "U": first, "u": last,
-                         "b": bids, "a": asks})
+        return orjson.dumps(
+            {
+                "e": "depthUpdate",
+                "E": e_ms,
+                "T": t_ms,
+                "s": symbol,
+                "U": first,
+                "u": last,
+                "pu": prev,
+                "b": bids,
+                "a": asks,
+            }
+        )
+    return orjson.dumps({"e": "depthUpdate", "E": e_ms, "s": symbol, "U": first, "u": last, "b": bids, "a": asks})
 
 
-def book_ticker(venue: Venue, symbol: str, uid: int, bid: str, bid_qty: str, ask: str, ask_qty: str,
-                e_ms: int, t_ms: int) -> bytes:
+def book_ticker(
+    venue: Venue, symbol: str, uid: int, bid: str, bid_qty: str, ask: str, ask_qty: str, e_ms: int, t_ms: int
+) -> bytes:
     if venue == "futures":
-        return orjson.dumps({"e": "bookTicker", "u": uid, "s": symbol, "b": bid, "B": bid_qty, "a": ask,
-                             "A": ask_qty, "T": t_ms, "E": e_ms})
+        return orjson.dumps(
+            {
+                "e": "bookTicker",
+                "u": uid,
+                "s": symbol,
+                "b": bid,
+                "B": bid_qty,
+                "a": ask,
+                "A": ask_qty,
+                "T": t_ms,
+                "E": e_ms,
+            }
+        )
     return orjson.dumps({"u": uid, "s": symbol, "b": bid, "B": bid_qty, "a": ask, "A": ask_qty})
 
 
-def agg_trade(venue: Venue, symbol: str, agg_id: int, price: str, qty: str, trade_id: int, e_ms: int,
-              t_ms: int, buyer_is_maker: bool) -> bytes:
+def agg_trade(
+    venue: Venue,
+    symbol: str,
+    agg_id: int,
+    price: str,
+    qty: str,
+    trade_id: int,
+    e_ms: int,
+    t_ms: int,
+    buyer_is_maker: bool,
+) -> bytes:
     if venue == "futures":
-        return orjson.dumps({"e": "aggTrade", "E": e_ms, "a": agg_id, "s": symbol, "p": price, "q": qty,
-                             "f": trade_id, "l": trade_id, "T": t_ms, "m": buyer_is_maker})
-    return orjson.dumps({"e": "aggTrade", "E": e_ms, "s": symbol, "a": agg_id, "p": price, "q": qty,
-                         "f": trade_id, "l": trade_id, "T": t_ms, "m": buyer_is_maker, "M": True})
+        return orjson.dumps(
+            {
+                "e": "aggTrade",
+                "E": e_ms,
+                "a": agg_id,
+                "s": symbol,
+                "p": price,
+                "q": qty,
+                "f": trade_id,
+                "l": trade_id,
+                "T": t_ms,
+                "m": buyer_is_maker,
+            }
+        )
+    return orjson.dumps(
+        {
+            "e": "aggTrade",
+            "E": e_ms,
+            "s": symbol,
+            "a": agg_id,
+            "p": price,
+            "q": qty,
+            "f": trade_id,
+            "l": trade_id,
+            "T": t_ms,
+            "m": buyer_is_maker,
+            "M": True,
+        }
+    )
 
 
-def trade(venue: Venue, symbol: str, trade_id: int, price: str, qty: str, e_ms: int, t_ms: int,
-          buyer_is_maker: bool) -> bytes:
+def trade(
+    venue: Venue, symbol: str, trade_id: int, price: str, qty: str, e_ms: int, t_ms: int, buyer_is_maker: bool
+) -> bytes:
     if venue == "futures":
-        return orjson.dumps({"e": "trade", "E": e_ms, "T": t_ms, "s": symbol, "t": trade_id, "p": price,
-                             "q": qty, "X": "MARKET", "m": buyer_is_maker})
-    return orjson.dumps({"e": "trade", "E": e_ms, "s": symbol, "t": trade_id, "p": price, "q": qty,
-                         "T": t_ms, "m": buyer_is_maker, "M": True})
+        return orjson.dumps(
+            {
+                "e": "trade",
+                "E": e_ms,
+                "T": t_ms,
+                "s": symbol,
+                "t": trade_id,
+                "p": price,
+                "q": qty,
+                "X": "MARKET",
+                "m": buyer_is_maker,
+            }
+        )
+    return orjson.dumps(
+        {
+            "e": "trade",
+            "E": e_ms,
+            "s": symbol,
+            "t": trade_id,
+            "p": price,
+            "q": qty,
+            "T": t_ms,
+            "m": buyer_is_maker,
+            "M": True,
+        }
+    )
 
 
-def depth_snapshot(venue: Venue, last_update_id: int, bids: list[tuple[str, str]],
-                   asks: list[tuple[str, str]], e_ms: int = 0, t_ms: int = 0) -> bytes:
+def depth_snapshot(
+    venue: Venue,
+    last_update_id: int,
+    bids: list[tuple[str, str]],
+    asks: list[tuple[str, str]],
+    e_ms: int = 0,
+    t_ms: int = 0,
+) -> bytes:
     if venue == "futures":
         return orjson.dumps({"lastUpdateId": last_update_id, "E": e_ms, "T": t_ms, "bids": bids, "asks": asks})
     return orjson.dumps({"lastUpdateId": last_update_id, "bids": bids, "asks": asks})
 
 
 def exchange_info(venue: Venue, server_ms: int, symbols: list[dict[str, Any]], weight_budget: int) -> bytes:
-    limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-               "limit": weight_budget}]
-    return orjson.dumps({"timezone": "UTC", "serverTime": server_ms, "rateLimits": limits,
-                         "exchangeFilters": [], "symbols": symbols})
+    limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_budget}]
+    return orjson.dumps(
+        {"timezone": "UTC", "serverTime": server_ms, "rateLimits": limits, "exchangeFilters": [], "symbols": symbols}
+    )
 
 
-def symbol_info(venue: Venue, symbol: str, base: str, quote: str, tick: str, step: str,
-                price_precision: int, qty_precision: int) -> dict[str, Any]:
-    filters = [{"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000", "tickSize": tick},
-               {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "100000", "stepSize": step}]
+def symbol_info(
+    venue: Venue, symbol: str, base: str, quote: str, tick: str, step: str, price_precision: int, qty_precision: int
+) -> dict[str, Any]:
+    filters = [
+        {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000", "tickSize": tick},
+        {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "100000", "stepSize": step},
+    ]
     if venue == "futures":
-        return {"symbol": symbol, "pair": symbol, "contractType": "PERPETUAL", "status": "TRADING",
-                "baseAsset": base, "quoteAsset": quote, "marginAsset": quote,
-                "pricePrecision": price_precision, "quantityPrecision": qty_precision, "filters": filters}
-    return {"symbol": symbol, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
-            "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "filters": filters,
-            "isSpotTradingAllowed": True}
+        return {
+            "symbol": symbol,
+            "pair": symbol,
+            "contractType": "PERPETUAL",
+            "status": "TRADING",
+            "baseAsset": base,
+            "quoteAsset": quote,
+            "marginAsset": quote,
+            "pricePrecision": price_precision,
+            "quantityPrecision": qty_precision,
+            "filters": filters,
+        }
+    return {
+        "symbol": symbol,
+        "status": "TRADING",
+        "baseAsset": base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "filters": filters,
+        "isSpotTradingAllowed": True,
+    }
 
 
 def ws_frame_header(length: int, opcode: int = 0x1) -> bytes:

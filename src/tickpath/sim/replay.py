@@ -31,7 +31,7 @@ def _stream_of(text: str) -> str:
     if text.startswith(_PREFIX):
         end = text.find('"', len(_PREFIX))
         if end > 0:
-            return text[len(_PREFIX):end]
+            return text[len(_PREFIX) : end]
     return ""
 
 
@@ -49,15 +49,19 @@ def _load_snapshots(http_path: Path, venue: Venue, ws_path: Path, ws_symbols: se
     for rec in read_http_capture(http_path):
         rec_venue = _record_venue(rec)
         if rec_venue is not None and rec_venue != venue:
-            raise ConfigError(f"REST capture {http_path} is {rec_venue} data ({rec.url.split('?', 1)[0]}) but "
-                              f"the WebSocket capture {ws_path} is {venue}: pair captures of the same venue")
+            raise ConfigError(
+                f"REST capture {http_path} is {rec_venue} data ({rec.url.split('?', 1)[0]}) but "
+                f"the WebSocket capture {ws_path} is {venue}: pair captures of the same venue"
+            )
         sym = rec.params.get("symbol")
         if sym:
             snapshots.setdefault(sym.upper(), []).append(rec.body.encode())
     if ws_symbols and not ws_symbols & set(snapshots):
         have = ", ".join(sorted(snapshots)[:8]) or "none"
-        raise ConfigError(f"REST capture {http_path} has no snapshot for any symbol of {ws_path} "
-                          f"({', '.join(sorted(ws_symbols))}); it has: {have}")
+        raise ConfigError(
+            f"REST capture {http_path} has no snapshot for any symbol of {ws_path} "
+            f"({', '.join(sorted(ws_symbols))}); it has: {have}"
+        )
     return snapshots
 
 
@@ -70,14 +74,15 @@ class ReplaySource:
             raise ConfigError(f"capture {cfg.ws_path} has no frames to replay")
         venue = venue_of_host(urlsplit(cap.url).hostname or "")
         if venue is None:
-            raise ConfigError(f"capture {cfg.ws_path}: cannot tell the venue of {cap.url} "
-                              "(expected a stream.binance.com or fstream.binance.com URL)")
+            raise ConfigError(
+                f"capture {cfg.ws_path}: cannot tell the venue of {cap.url} "
+                "(expected a stream.binance.com or fstream.binance.com URL)"
+            )
         self.venue: Venue = venue
         self.url = cap.url
         self.speed = cfg.speed
         t0 = cap.frames[0].receipt
-        self.frames: list[tuple[float, str, str]] = [
-            (f.receipt - t0, _stream_of(f.text), f.text) for f in cap.frames]
+        self.frames: list[tuple[float, str, str]] = [(f.receipt - t0, _stream_of(f.text), f.text) for f in cap.frames]
         self.stream_names = set(cap.streams) | {s for _, s, _ in self.frames if s}
         ws_symbols = {s.split("@", 1)[0].upper() for s in self.stream_names}
         self.snapshots: dict[str, list[bytes]] = {}
@@ -138,7 +143,7 @@ class ReplaySource:
                 if name not in conn.streams:
                     continue
                 # raw connections get the data member, cut from the recorded text, not re-serialised
-                body = text.encode() if conn.combined else text[len(_PREFIX) + len(name) + 9:-1].encode()
+                body = text.encode() if conn.combined else text[len(_PREFIX) + len(name) + 9 : -1].encode()
                 conn.push(payloads.ws_frame(body))
                 self.frames_sent += 1
                 if speed == 0 and self.frames_sent % 256 == 0:

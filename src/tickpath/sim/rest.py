@@ -89,12 +89,17 @@ async def _metered(request: web.Request, weight: int) -> tuple[ListenerContext, 
     loop_now = asyncio.get_running_loop().time()
     forced = ctx.faults.rate_limited_until.get(ctx.venue, 0.0)
     if forced > loop_now:
-        return ctx, ctx.weights.used(ip), _answer(ctx, 429, _err(-1003, "Too many requests (simulated)."),
-                                                  ctx.weights.used(ip), forced - loop_now)
+        return (
+            ctx,
+            ctx.weights.used(ip),
+            _answer(ctx, 429, _err(-1003, "Too many requests (simulated)."), ctx.weights.used(ip), forced - loop_now),
+        )
     status, used, retry = ctx.weights.charge(ip, weight, ctx.clock.wall_ns() / 1e9)
     if status == 429:
-        msg = (f"Too many requests; current limit of IP({ip}) request weight per minute is "
-               f"{ctx.weights.budget}. Please use WebSocket Streams for live updates to avoid polling the API.")
+        msg = (
+            f"Too many requests; current limit of IP({ip}) request weight per minute is "
+            f"{ctx.weights.budget}. Please use WebSocket Streams for live updates to avoid polling the API."
+        )
         return ctx, used, _answer(ctx, 429, _err(-1003, msg), used, retry)
     if status == 418:
         msg = f"Way too many requests; IP({ip}) banned until {int((ctx.clock.wall_ns() / 1e9 + retry) * 1000)}."
@@ -115,8 +120,7 @@ async def handle_depth(request: web.Request) -> web.Response:
     limit_error: bytes | None = None
     if raw_limit is not None:
         if not raw_limit.isdigit() or len(raw_limit) > 20:
-            limit_error = _err(-1100, "Illegal characters found in parameter 'limit'; legal range is "
-                                      "'^[0-9]{1,20}$'.")
+            limit_error = _err(-1100, "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.")
         else:
             try:
                 limit = validate_depth_limit(ctx.ep.venue, int(raw_limit))
@@ -129,8 +133,13 @@ async def handle_depth(request: web.Request) -> web.Response:
         return await _reply(request, ctx, 400, limit_error, used)
     symbol = q.get("symbol", "")
     if not symbol:
-        return await _reply(request, ctx, 400, _err(
-            -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."), used)
+        return await _reply(
+            request,
+            ctx,
+            400,
+            _err(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."),
+            used,
+        )
     if ctx.replay is not None:
         body = ctx.replay.snapshot_body(symbol)
         if body is None:
@@ -141,8 +150,13 @@ async def handle_depth(request: web.Request) -> web.Response:
         if market is None:
             return await _reply(request, ctx, 400, _err(-1121, "Invalid symbol."), used)
         if ctx.faults.take_snapshot_failure(ctx.venue):
-            return await _reply(request, ctx, 500, _err(
-                -1001, "Internal error; unable to process your request. Please try again."), used)
+            return await _reply(
+                request,
+                ctx,
+                500,
+                _err(-1001, "Internal error; unable to process your request. Please try again."),
+                used,
+            )
         snap = market.snapshot(limit)
         now_ms = ctx.exchange_ms()
         body = payloads.depth_snapshot(ctx.ep.venue, snap.last_update_id, snap.bids, snap.asks, now_ms, now_ms)
@@ -181,12 +195,17 @@ async def handle_exchange_info(request: web.Request) -> web.Response:
         names = names if wanted is None else list(dict.fromkeys(wanted))
     for sym in names:
         spec = spec_for(ctx.ep.venue, sym)
-        quote = next((q for q in ("USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
-                      if sym.endswith(q)), sym[-4:])
+        quote = next(
+            (q for q in ("USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH", "BNB", "EUR", "TRY") if sym.endswith(q)),
+            sym[-4:],
+        )
         tick = spec.fmt_price(1)
         step = spec.fmt_qty(1)
-        symbols.append(payloads.symbol_info(ctx.ep.venue, sym, sym[: -len(quote)], quote, tick, step,
-                                            spec.price_decimals, spec.qty_decimals))
+        symbols.append(
+            payloads.symbol_info(
+                ctx.ep.venue, sym, sym[: -len(quote)], quote, tick, step, spec.price_decimals, spec.qty_decimals
+            )
+        )
     body = payloads.exchange_info(ctx.ep.venue, ctx.exchange_ms(), symbols, ctx.weights.budget)
     return await _reply(request, ctx, 200, body, used)
 
@@ -204,8 +223,11 @@ def _wanted_symbols(query: Mapping[str, str]) -> tuple[list[str] | None, bytes |
     except orjson.JSONDecodeError:
         wanted = None
     if not isinstance(wanted, list) or not wanted or not all(isinstance(w, str) for w in wanted):
-        return None, _err(-1100, "Illegal characters found in parameter 'symbols'; legal range is "
-                                 "'^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$'.")
+        return None, _err(
+            -1100,
+            "Illegal characters found in parameter 'symbols'; legal range is "
+            '\'^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$\'.',
+        )
     return wanted, None
 
 

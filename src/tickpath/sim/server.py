@@ -66,18 +66,28 @@ class Endpoint:
         return f"{self.rest_url}{path}?symbol={symbol}" + (f"&limit={limit}" if limit is not None else "")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"venue": self.venue, "zone": self.zone, "ws_url": self.ws_url, "rest_url": self.rest_url,
-                "port": self.port, "tls": self.tls, "cafile": self.cafile,
-                "latency": {"delay_ms": self.latency.delay_ms, "jitter_ms": self.latency.jitter_ms,
-                            "spike_prob": self.latency.spike_prob, "spike_ms": self.latency.spike_ms},
-                **({"replay_path": self.replay_path} if self.replay_path else {})}
+        return {
+            "venue": self.venue,
+            "zone": self.zone,
+            "ws_url": self.ws_url,
+            "rest_url": self.rest_url,
+            "port": self.port,
+            "tls": self.tls,
+            "cafile": self.cafile,
+            "latency": {
+                "delay_ms": self.latency.delay_ms,
+                "jitter_ms": self.latency.jitter_ms,
+                "spike_prob": self.latency.spike_prob,
+                "spike_ms": self.latency.spike_ms,
+            },
+            **({"replay_path": self.replay_path} if self.replay_path else {}),
+        }
 
 
 class Simulator:
     """Binance-compatible market-data simulator; an async context manager."""
 
-    def __init__(self, config: SimConfig, *, clock: Clock = DEFAULT_CLOCK,
-                 fault_plan: FaultPlan | None = None) -> None:
+    def __init__(self, config: SimConfig, *, clock: Clock = DEFAULT_CLOCK, fault_plan: FaultPlan | None = None) -> None:
         self.config = config
         self.clock = clock
         self.fault_plan = fault_plan
@@ -98,8 +108,9 @@ class Simulator:
         await self.start()
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.stop()
 
     # ---- lifecycle --------------------------------------------------------------------------------
@@ -116,33 +127,54 @@ class Simulator:
         for venue in cfg.venue_list:
             if venue in self.replays:
                 continue
-            markets = {s: SymbolMarket(venue, spec_for(venue, s), cfg.seed, levels=cfg.book_levels,
-                                       history=cfg.history_updates) for s in cfg.symbols}
+            markets = {
+                s: SymbolMarket(
+                    venue, spec_for(venue, s), cfg.seed, levels=cfg.book_levels, history=cfg.history_updates
+                )
+                for s in cfg.symbols
+            }
             self.hubs[venue] = Hub(venue, markets, self.clock, rate=cfg.rate, clock_offset_ms=cfg.clock_offset_ms)
         if cfg.tls:
             self.tls = tls_mod.generate(cfg.host)
         ssl_ctx = self.tls.server_context() if self.tls else None
-        ledgers = {v: WeightLedger(cfg.weight_budget or endpoints(v).weight_budget_per_minute,
-                                   cfg.ban_after_429, cfg.ban_s) for v in cfg.venue_list}
+        ledgers = {
+            v: WeightLedger(cfg.weight_budget or endpoints(v).weight_budget_per_minute, cfg.ban_after_429, cfg.ban_s)
+            for v in cfg.venue_list
+        }
         try:
             index = 0
             for zone in cfg.zones:
                 for venue in cfg.venue_list:
                     ep = endpoints(venue)
-                    ctx = ListenerContext(config=cfg, ep=ep, zone=zone, clock=self.clock,
-                                          limits=Limits.of(ep, cfg), hub=self.hubs.get(venue),
-                                          replay=self.replays.get(venue), weights=ledgers[venue],
-                                          faults=self._fault_state, offset_ns=offset_ns)
+                    ctx = ListenerContext(
+                        config=cfg,
+                        ep=ep,
+                        zone=zone,
+                        clock=self.clock,
+                        limits=Limits.of(ep, cfg),
+                        hub=self.hubs.get(venue),
+                        replay=self.replays.get(venue),
+                        weights=ledgers[venue],
+                        faults=self._fault_state,
+                        offset_ns=offset_ns,
+                    )
                     self._conns[(venue, zone.name)] = ctx.connections
                     port = await self._listen(ctx, ssl_ctx, cfg.port + index if cfg.port else 0)
                     index += 1
                     scheme_ws, scheme_http = ("wss", "https") if ssl_ctx else ("ws", "http")
                     replay = self.replays.get(venue)
                     self._endpoints[(venue, zone.name)] = Endpoint(
-                        venue=venue, zone=zone.name, host=cfg.host, port=port,
-                        ws_url=f"{scheme_ws}://{cfg.host}:{port}", rest_url=f"{scheme_http}://{cfg.host}:{port}",
-                        tls=ssl_ctx is not None, cafile=str(self.tls.cafile) if self.tls else None,
-                        latency=zone.latency, replay_path=replay.recorded_path if replay else None)
+                        venue=venue,
+                        zone=zone.name,
+                        host=cfg.host,
+                        port=port,
+                        ws_url=f"{scheme_ws}://{cfg.host}:{port}",
+                        rest_url=f"{scheme_http}://{cfg.host}:{port}",
+                        tls=ssl_ctx is not None,
+                        cafile=str(self.tls.cafile) if self.tls else None,
+                        latency=zone.latency,
+                        replay_path=replay.recorded_path if replay else None,
+                    )
         except BaseException:
             await self.stop()
             raise
@@ -155,8 +187,14 @@ class Simulator:
         for t in self._tasks:
             t.add_done_callback(self._report_crash)
         self._started = True
-        log_event(log, logging.INFO, "sim_started", venues=",".join(cfg.venue_list),
-                  zones=",".join(z.name for z in cfg.zones), listeners=len(self._endpoints))
+        log_event(
+            log,
+            logging.INFO,
+            "sim_started",
+            venues=",".join(cfg.venue_list),
+            zones=",".join(z.name for z in cfg.zones),
+            listeners=len(self._endpoints),
+        )
 
     def _report_crash(self, task: asyncio.Task[None]) -> None:
         """A background task that dies is a bug: say so loudly, and let :meth:`wait_failed` return."""
@@ -189,8 +227,9 @@ class Simulator:
             await site.start()
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(f"port {port} on {self.config.host} is already in use; "
-                                  "pick another --port or 0 for free ports") from exc
+                raise ConfigError(
+                    f"port {port} on {self.config.host} is already in use; pick another --port or 0 for free ports"
+                ) from exc
             raise ConfigError(f"cannot listen on {self.config.host}:{port}: {exc.strerror}") from exc
         server = site._server
         assert server is not None
@@ -224,8 +263,9 @@ class Simulator:
         except KeyError:
             self.config.zone(z)
             endpoints(venue)
-            raise ConfigError(f"venue {venue!r} is not served by this simulator "
-                              f"(venues: {', '.join(self.config.venue_list)})") from None
+            raise ConfigError(
+                f"venue {venue!r} is not served by this simulator (venues: {', '.join(self.config.venue_list)})"
+            ) from None
 
     def endpoints(self) -> list[Endpoint]:
         return list(self._endpoints.values())
@@ -262,9 +302,11 @@ class Simulator:
         return sum(len(c) for (v, z), c in self._conns.items() if venue in (None, v) and zone in (None, z))
 
     def stats(self) -> dict[str, Any]:
-        return {"venues": {v: {"events": h.events, "frames_sent": h.frames_sent} for v, h in self.hubs.items()},
-                "replay_frames_sent": {v: r.frames_sent for v, r in self.replays.items()},
-                "connections": self.connections()}
+        return {
+            "venues": {v: {"events": h.events, "frames_sent": h.frames_sent} for v, h in self.hubs.items()},
+            "replay_frames_sent": {v: r.frames_sent for v, r in self.replays.items()},
+            "connections": self.connections(),
+        }
 
     def exchange_ms(self) -> int:
         return (self.clock.wall_ns() + int(self.config.clock_offset_ms * 1_000_000)) // 1_000_000

@@ -41,8 +41,7 @@ def _error(code: int, msg: str, req_id: Any) -> bytes:
 class WsConnection:
     """One client connection: its subscriptions, delivery queue, timers and counters."""
 
-    def __init__(self, ctx: ListenerContext, ws: web.WebSocketResponse, request: web.Request,
-                 combined: bool) -> None:
+    def __init__(self, ctx: ListenerContext, ws: web.WebSocketResponse, request: web.Request, combined: bool) -> None:
         self.ctx = ctx
         self.ws = ws
         self.combined = combined
@@ -112,8 +111,7 @@ class WsConnection:
     def start_timers(self) -> None:
         lim = self.ctx.limits
         self._timers.append(self.loop.call_later(lim.ping_interval_s, self._ping))
-        self._timers.append(self.loop.call_later(min(lim.pong_timeout_s, lim.ping_interval_s) / 4,
-                                                 self._check_pong))
+        self._timers.append(self.loop.call_later(min(lim.pong_timeout_s, lim.ping_interval_s) / 4, self._check_pong))
         self._timers.append(self.loop.call_later(lim.max_lifetime_s, self._lifetime))
 
     def stop_timers(self) -> None:
@@ -138,8 +136,7 @@ class WsConnection:
             log_event(log, logging.INFO, "sim_pong_timeout", peer=self.peer, path=self.path)
             self.close(1008, "Pong timeout")
             return
-        self._timers.append(self.loop.call_later(min(lim.pong_timeout_s, lim.ping_interval_s) / 4,
-                                                 self._check_pong))
+        self._timers.append(self.loop.call_later(min(lim.pong_timeout_s, lim.ping_interval_s) / 4, self._check_pong))
 
     def _lifetime(self) -> None:
         self.close(1000, "Connection lifetime expired")
@@ -178,8 +175,9 @@ class WsConnection:
             return
         if method not in _METHODS:
             variants = ", ".join(f"`{m}`" for m in _METHODS)
-            self.send_json(_error(2, f"Invalid request: unknown variant `{method}`, expected one of {variants}",
-                                  req_id))
+            self.send_json(
+                _error(2, f"Invalid request: unknown variant `{method}`, expected one of {variants}", req_id)
+            )
             return
         for key in req:
             if key not in ("method", "params", "id"):
@@ -253,7 +251,7 @@ def _requested_streams(request: web.Request) -> tuple[list[str], bool]:
     if path.startswith("/stream"):
         query = request.rel_url.query.get("streams", "")
         return [s for s in query.split("/") if s], True
-    tail = path[len("/ws"):].lstrip("/")
+    tail = path[len("/ws") :].lstrip("/")
     return [s for s in tail.split("/") if s], False
 
 
@@ -269,8 +267,15 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
         return web.json_response({"error": {"code": 2, "msg": f"Invalid request: {exc}"}}, status=400)
     names = list(dict.fromkeys(names))
     if len(names) > ctx.limits.max_streams:
-        return web.json_response({"error": {"code": 2, "msg": f"Invalid request: too many streams "
-                                            f"({len(names)} > {ctx.limits.max_streams})"}}, status=400)
+        return web.json_response(
+            {
+                "error": {
+                    "code": 2,
+                    "msg": f"Invalid request: too many streams ({len(names)} > {ctx.limits.max_streams})",
+                }
+            },
+            status=400,
+        )
     if ctx.faults.refuse_connections(ctx.venue, ctx.zone.name):
         return web.Response(status=503, text="simulated outage")
     ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20, timeout=2.0, compress=False)
@@ -290,8 +295,15 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
         conn.closing = True
         source.drop_subscriber(conn)
         ctx.connections.discard(conn)
-        log_event(log, logging.DEBUG, "sim_ws_closed", peer=conn.peer, path=conn.path,
-                  seconds=round(time.monotonic() - started, 3), code=conn.close_code)
+        log_event(
+            log,
+            logging.DEBUG,
+            "sim_ws_closed",
+            peer=conn.peer,
+            path=conn.path,
+            seconds=round(time.monotonic() - started, 3),
+            code=conn.close_code,
+        )
     return ws
 
 

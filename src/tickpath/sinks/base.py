@@ -27,8 +27,13 @@ class SinkStats:
     extra: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "written": self.written, "dropped": self.dropped,
-                "errors": self.errors, **self.extra}
+        return {
+            "accepted": self.accepted,
+            "written": self.written,
+            "dropped": self.dropped,
+            "errors": self.errors,
+            **self.extra,
+        }
 
 
 class Sink(ABC):

@@ -40,8 +40,9 @@ def split_by_table(events: Sequence[Event]) -> dict[str, list[Event]]:
     return out
 
 
-def arrow_table(table: str, events: Sequence[Event], *, publish_ns: int | None = None,
-                ingest_ns: int | None = None) -> pa.Table:
+def arrow_table(
+    table: str, events: Sequence[Event], *, publish_ns: int | None = None, ingest_ns: int | None = None
+) -> pa.Table:
     """Events of one storage table as an Arrow table with the canonical schema."""
     return events_to_arrow(table, events, publish_ns=publish_ns, ingest_ns=ingest_ns)
 
@@ -63,8 +64,15 @@ class DuckDBSink(Sink):
 
     name = "duckdb"
 
-    def __init__(self, path: str | Path = DEFAULT_PATH, *, batch_rows: int = 131_072,
-                 threads: int | None = 1, convert_rows: int = 4096, checkpoint_s: float | None = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | Path = DEFAULT_PATH,
+        *,
+        batch_rows: int = 131_072,
+        threads: int | None = 1,
+        convert_rows: int = 4096,
+        checkpoint_s: float | None = 10.0,
+    ) -> None:
         super().__init__()
         self.path = Path(path)
         # Large inserts cost DuckDB less per row (one INSERT of 100,000 l2 rows took ~30 % less CPU

@@ -76,8 +76,13 @@ class JsonLinesSink(Sink):
     def _reader_gone(self) -> None:
         self._gone = True
         self.stats.errors += 1
-        log_event(log, logging.WARNING, "jsonl_reader_gone", target=self.target,
-                  detail="the pipe was closed by its reader; later events are counted as dropped")
+        log_event(
+            log,
+            logging.WARNING,
+            "jsonl_reader_gone",
+            target=self.target,
+            detail="the pipe was closed by its reader; later events are counted as dropped",
+        )
         out = self._out
         if out is not None and self.target == "-":
             # Point stdout at /dev/null so the interpreter's own flush at exit does not fail again.

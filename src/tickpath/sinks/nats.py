@@ -60,8 +60,15 @@ from tickpath.sinks.spool import Spool
 log = logging.getLogger(__name__)
 
 # connect, install_fast_parser and set_direct_handler live in tickpath.natsproto (re-exported here).
-__all__ = ["PUBLISH_NS_HEADER", "NatsSink", "NatsSinkConfig", "connect", "install_fast_parser", "set_direct_handler",
-           "subject_for"]
+__all__ = [
+    "PUBLISH_NS_HEADER",
+    "NatsSink",
+    "NatsSinkConfig",
+    "connect",
+    "install_fast_parser",
+    "set_direct_handler",
+    "subject_for",
+]
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 _REC = struct.Struct(">HH")
@@ -169,7 +176,7 @@ def _pack(m: _Msg) -> bytes:
 def _unpack(rec: bytes) -> _Msg:
     ls, lk = _REC.unpack_from(rec)
     o = _REC.size
-    return rec[o:o + ls].decode(), rec[o + ls:o + ls + lk].decode(), rec[o + ls + lk:]
+    return rec[o : o + ls].decode(), rec[o + ls : o + ls + lk].decode(), rec[o + ls + lk :]
 
 
 class NatsSink(Sink):
@@ -238,9 +245,15 @@ class NatsSink(Sink):
         elif cfg.token:
             auth = {"token": cfg.token}
         try:
-            self._nc = await connect(cfg.servers, timeout_s=cfg.connect_timeout_s, disconnected_cb=_disconnected,
-                                     reconnected_cb=_reconnected, pending_size=self._buffer_limit,
-                                     skip_subject_validation=True, **auth)
+            self._nc = await connect(
+                cfg.servers,
+                timeout_s=cfg.connect_timeout_s,
+                disconnected_cb=_disconnected,
+                reconnected_cb=_reconnected,
+                pending_size=self._buffer_limit,
+                skip_subject_validation=True,
+                **auth,
+            )
         except BaseException:
             self._remove_empty_spool()
             raise
@@ -255,16 +268,29 @@ class NatsSink(Sink):
                     raise ConfigError(
                         f"JetStream stream {cfg.stream} exists with subjects {', '.join(subjects) or '(none)'}, "
                         f"which do not take this sink's {cfg.prefix}.>; use ?stream= for another stream, "
-                        f"?prefix= for subjects it takes, or add {cfg.prefix}.> to its subjects")
+                        f"?prefix= for subjects it takes, or add {cfg.prefix}.> to its subjects"
+                    )
             except NotFoundError:
-                await js.add_stream(StreamConfig(
-                    name=cfg.stream, subjects=[f"{cfg.prefix}.>"], retention=RetentionPolicy(cfg.retention),
-                    storage=StorageType(cfg.storage), num_replicas=cfg.replicas,
-                    duplicate_window=cfg.duplicate_window_s, max_age=cfg.max_age_s or None,
-                    max_bytes=cfg.max_bytes,
-                ))
-                log_event(log, logging.INFO, "nats_stream_created", stream=cfg.stream,
-                          replicas=cfg.replicas, storage=cfg.storage)
+                await js.add_stream(
+                    StreamConfig(
+                        name=cfg.stream,
+                        subjects=[f"{cfg.prefix}.>"],
+                        retention=RetentionPolicy(cfg.retention),
+                        storage=StorageType(cfg.storage),
+                        num_replicas=cfg.replicas,
+                        duplicate_window=cfg.duplicate_window_s,
+                        max_age=cfg.max_age_s or None,
+                        max_bytes=cfg.max_bytes,
+                    )
+                )
+                log_event(
+                    log,
+                    logging.INFO,
+                    "nats_stream_created",
+                    stream=cfg.stream,
+                    replicas=cfg.replicas,
+                    storage=cfg.storage,
+                )
         except ConfigError:
             await self._nc.close()
             self._remove_empty_spool()
@@ -277,15 +303,18 @@ class NatsSink(Sink):
             raise SinkError(f"cannot create or inspect JetStream stream {cfg.stream}: {exc}") from exc
         self._inbox = f"{self._nc.new_inbox()}."
         self._inbox_len = len(self._inbox)
-        sub = await self._nc.subscribe(f"{self._inbox}*", cb=self._on_ack, pending_msgs_limit=1_000_000,
-                                       pending_bytes_limit=512 * 1024 * 1024)
+        sub = await self._nc.subscribe(
+            f"{self._inbox}*", cb=self._on_ack, pending_msgs_limit=1_000_000, pending_bytes_limit=512 * 1024 * 1024
+        )
         if hasattr(self._nc, "_process_msg") and isinstance(getattr(sub, "_id", None), int):
             self._install_fast_acks(sub._id)
         self._space.set()
         self._idle.set()
         self._no_pending.set()
-        self._tasks = [asyncio.create_task(self._drainer(), name="nats-spool-drainer"),
-                       asyncio.create_task(self._sweeper(), name="nats-ack-timer")]
+        self._tasks = [
+            asyncio.create_task(self._drainer(), name="nats-spool-drainer"),
+            asyncio.create_task(self._sweeper(), name="nats-ack-timer"),
+        ]
 
     async def flush(self) -> None:
         """Wait until every accepted message is acknowledged by JetStream or parked in the spool.
@@ -317,8 +346,14 @@ class NatsSink(Sink):
             try:
                 await asyncio.wait_for(self._drain_all(), self.config.close_timeout_s)
             except TimeoutError:
-                log_event(log, logging.ERROR, "nats_close_timeout", inflight=len(self._pending),
-                          spool_pending=len(self._spool or ()), spool=self._spool_path())
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "nats_close_timeout",
+                    inflight=len(self._pending),
+                    spool_pending=len(self._spool or ()),
+                    spool=self._spool_path(),
+                )
             for t in self._tasks:
                 t.cancel()
             for t in self._tasks:
@@ -336,8 +371,14 @@ class NatsSink(Sink):
             else:
                 self._remove_empty_spool()
         if self.stats.dropped:
-            log_event(log, logging.ERROR, "nats_sink_dropped", dropped=self.stats.dropped,
-                      spool=self._spool_path(), spool_max_mb=self.config.spool_max_mb)
+            log_event(
+                log,
+                logging.ERROR,
+                "nats_sink_dropped",
+                dropped=self.stats.dropped,
+                spool=self._spool_path(),
+                spool_max_mb=self.config.spool_max_mb,
+            )
 
     async def _drain_all(self) -> None:
         while self._pending or self._spooling:
@@ -358,8 +399,10 @@ class NatsSink(Sink):
         n = len(self._spool) if self._spool is not None else 0
         if not n:
             return None
-        return (f"{n:,} events wait in the NATS sink's spool at {self._spool_path()}: a feed with "
-                f"spool={self._spool_path()} sends them first")
+        return (
+            f"{n:,} events wait in the NATS sink's spool at {self._spool_path()}: a feed with "
+            f"spool={self._spool_path()} sends them first"
+        )
 
     # -- writing -----------------------------------------------------------------------------
     async def write(self, batch: Sequence[Event]) -> None:
@@ -376,15 +419,20 @@ class NatsSink(Sink):
                     self._to_spool(msgs[i:])
                     return
                 if len(self._pending) >= self.config.max_inflight and not await self._wait_space():
-                    log_event(log, logging.WARNING, "nats_backpressure_spooling",
-                              inflight=len(self._pending), waited_s=self.config.backpressure_s)
+                    log_event(
+                        log,
+                        logging.WARNING,
+                        "nats_backpressure_spooling",
+                        inflight=len(self._pending),
+                        waited_s=self.config.backpressure_s,
+                    )
                     self._to_spool(msgs[i:])
                     return
                 room = self.config.max_inflight - len(self._pending)
-                chunk = msgs[i:i + room]
+                chunk = msgs[i : i + room]
                 sent = await self._send_many(chunk, None)
                 if sent < len(chunk):  # the client refused (disconnected, buffer full)
-                    self._to_spool(chunk[sent:] + msgs[i + room:])
+                    self._to_spool(chunk[sent:] + msgs[i + room :])
                     return
                 i += len(chunk)
 
@@ -400,11 +448,13 @@ class NatsSink(Sink):
         info = SessionInfo(**row)
         try:
             js = self._nc.jetstream(timeout=self.config.ack_timeout_s)
-            await js.publish(f"{self.config.prefix}.{info.venue}.session", encode_session(info),
-                             headers={"Nats-Msg-Id": info.key()})
+            await js.publish(
+                f"{self.config.prefix}.{info.venue}.session", encode_session(info), headers={"Nats-Msg-Id": info.key()}
+            )
         except Exception as exc:
-            log_event(log, logging.WARNING, "nats_session_not_published", session=info.session,
-                      venue=info.venue, error=exc)
+            log_event(
+                log, logging.WARNING, "nats_session_not_published", session=info.session, venue=info.venue, error=exc
+            )
 
     async def _wait_space(self) -> bool:
         deadline = time.monotonic() + self.config.backpressure_s
@@ -481,8 +531,14 @@ class NatsSink(Sink):
             now = time.monotonic()
             if now - self._last_drop_log > 5.0:  # loud, but not once per message
                 self._last_drop_log = now
-                log_event(log, logging.ERROR, "nats_spool_full_dropping", dropped_total=self.stats.dropped,
-                          spool=self._spool_path(), spool_max_mb=self.config.spool_max_mb)
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "nats_spool_full_dropping",
+                    dropped_total=self.stats.dropped,
+                    spool=self._spool_path(),
+                    spool_max_mb=self.config.spool_max_mb,
+                )
         self._wake_drainer.set()
         self._check_idle()
 
@@ -538,7 +594,7 @@ class NatsSink(Sink):
 
     def _ack(self, subject: bytes, _reply: bytes, data: bytes, headers: bytes | None) -> None:
         try:
-            rid = int(subject[self._inbox_len:])
+            rid = int(subject[self._inbox_len :])
         except ValueError:
             return
         entry = self._pending.pop(rid, None)
@@ -648,4 +704,3 @@ class NatsSink(Sink):
             self.stats.written += len(msgs)
             self.stats.extra["published"] += len(msgs)
             self.stats.extra["spool_pending"] = len(self._spool)
-

@@ -150,7 +150,7 @@ def _event_encoder(serializer: str) -> Callable[[Event, int], bytes]:
 
 def _backoff_s(failures_before: int) -> float:
     """Wait before re-publishing after ``failures_before`` + 1 failures: 50 ms doubling, at most 2 s."""
-    return min(0.05 * 2.0 ** failures_before, 2.0)
+    return min(0.05 * 2.0**failures_before, 2.0)
 
 
 # One message: (topic, data, ordering key, attributes, attempt)
@@ -162,8 +162,13 @@ class PubSubSink(Sink):
 
     name = "pubsub"
 
-    def __init__(self, config: PubSubSinkConfig, *, clock: Clock = DEFAULT_CLOCK,
-                 client_factory: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: PubSubSinkConfig,
+        *,
+        clock: Clock = DEFAULT_CLOCK,
+        client_factory: Callable[..., Any] | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.clock = clock
@@ -209,13 +214,16 @@ class PubSubSink(Sink):
         from google.cloud.pubsub_v1 import types
 
         cfg = self.config
-        batch = types.BatchSettings(max_bytes=cfg.max_bytes, max_latency=cfg.max_latency_ms / 1000.0,
-                                    max_messages=cfg.max_messages)
+        batch = types.BatchSettings(
+            max_bytes=cfg.max_bytes, max_latency=cfg.max_latency_ms / 1000.0, max_messages=cfg.max_messages
+        )
         options = types.PublisherOptions(
             enable_message_ordering=cfg.ordering,
             flow_control=types.PublishFlowControl(
-                message_limit=cfg.flow_messages, byte_limit=cfg.flow_bytes,
-                limit_exceeded_behavior=types.LimitExceededBehavior.BLOCK),
+                message_limit=cfg.flow_messages,
+                byte_limit=cfg.flow_bytes,
+                limit_exceeded_behavior=types.LimitExceededBehavior.BLOCK,
+            ),
         )
         kwargs: dict[str, Any] = {}
         if cfg.endpoint:
@@ -236,8 +244,13 @@ class PubSubSink(Sink):
         ordering = self.config.ordering
         msgs: list[_Msg] = []
         for e in batch:
-            attrs = {"venue": e.venue, "symbol": e.symbol, "channel": e.channel, "sequence": str(e.seq),
-                     "publish_ns": pub_ns}
+            attrs = {
+                "venue": e.venue,
+                "symbol": e.symbol,
+                "channel": e.channel,
+                "sequence": str(e.seq),
+                "publish_ns": pub_ns,
+            }
             key = f"{e.venue}.{e.symbol}" if ordering else ""
             msgs.append((self.topic_for(e.channel), self._encode(e, now_ns), key, attrs, 0))
         await asyncio.to_thread(self._publish_all, msgs)
@@ -282,8 +295,15 @@ class PubSubSink(Sink):
         if retry:
             self._retry_q.put((m[0], m[1], m[2], m[3], m[4] + 1))
         elif exc is not None:
-            log_event(log, logging.ERROR, "pubsub_publish_failed", topic=m[0], attempts=m[4] + 1,
-                      error=repr(exc), failed_total=self.stats.errors)
+            log_event(
+                log,
+                logging.ERROR,
+                "pubsub_publish_failed",
+                topic=m[0],
+                attempts=m[4] + 1,
+                error=repr(exc),
+                failed_total=self.stats.errors,
+            )
 
     def _retry_loop(self) -> None:
         while True:
@@ -306,10 +326,15 @@ class PubSubSink(Sink):
         if self._client is None:
             raise SinkError("Pub/Sub sink used before start()")
         info = SessionInfo(**row)
-        data = (self._json_dumps(session_bigquery_row(info.row())) if self.config.format == "row"
-                else encode_session(info))
-        attrs = {"venue": info.venue, "session": info.session, "channel": "session",
-                 "state": "stopped" if info.ended_ns is not None else "started"}
+        data = (
+            self._json_dumps(session_bigquery_row(info.row())) if self.config.format == "row" else encode_session(info)
+        )
+        attrs = {
+            "venue": info.venue,
+            "session": info.session,
+            "channel": "session",
+            "state": "stopped" if info.ended_ns is not None else "started",
+        }
         await asyncio.to_thread(self._publish_session, self.topic_for("session"), data, attrs)
 
     def _publish_session(self, topic: str, data: bytes, attrs: dict[str, str]) -> None:
@@ -321,8 +346,16 @@ class PubSubSink(Sink):
                 return
             except Exception as exc:
                 if attempt == self.config.max_retries:
-                    log_event(log, logging.WARNING, "pubsub_session_not_published", topic=topic,
-                              session=attrs["session"], venue=attrs["venue"], attempts=attempt + 1, error=repr(exc))
+                    log_event(
+                        log,
+                        logging.WARNING,
+                        "pubsub_session_not_published",
+                        topic=topic,
+                        session=attrs["session"],
+                        venue=attrs["venue"],
+                        attempts=attempt + 1,
+                        error=repr(exc),
+                    )
                     return
                 time.sleep(_backoff_s(attempt))
 
@@ -348,5 +381,6 @@ class PubSubSink(Sink):
         if self._retry_thread is not None:
             self._retry_thread.join(timeout=5)
         if not done:
-            raise SinkError(f"{self._outstanding} Pub/Sub publishes still outstanding after "
-                            f"{self.config.close_timeout_s:.0f} s")
+            raise SinkError(
+                f"{self._outstanding} Pub/Sub publishes still outstanding after {self.config.close_timeout_s:.0f} s"
+            )

@@ -50,8 +50,11 @@ def _bus_sink(scheme: str, url: str, options: dict[str, Any]) -> Sink:
         if not isinstance(sink, Sink):
             raise ConfigError(f"{module_name}.open_sink did not return a Sink")
         return sink
-    classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
-               if issubclass(c, Sink) and c is not Sink and c.__module__ == module_name]
+    classes = [
+        c
+        for _, c in inspect.getmembers(module, inspect.isclass)
+        if issubclass(c, Sink) and c is not Sink and c.__module__ == module_name
+    ]
     if len(classes) != 1:
         raise ConfigError(f"{module_name} has no open_sink() and {len(classes)} Sink classes")
     cls = classes[0]
@@ -81,5 +84,7 @@ def open_sink(url: str, **options: Any) -> Sink:
         return JsonLinesSink(rest or "-", **options)
     if scheme in _BUS_MODULES:
         return _bus_sink(scheme, url, options)
-    raise ConfigError(f"unknown sink {url!r}: use one of duckdb:PATH, parquet:DIR, jsonl:-|PATH, "
-                      "nats://HOST:PORT, pubsub://PROJECT/TOPIC")
+    raise ConfigError(
+        f"unknown sink {url!r}: use one of duckdb:PATH, parquet:DIR, jsonl:-|PATH, "
+        "nats://HOST:PORT, pubsub://PROJECT/TOPIC"
+    )

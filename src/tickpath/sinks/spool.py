@@ -32,8 +32,14 @@ _SUFFIX = ".seg"
 class Spool:
     """Bounded, durable, in-order queue of byte records in segment files."""
 
-    def __init__(self, directory: str | Path, *, max_bytes: int = 512 * 1024 * 1024,
-                 segment_bytes: int | None = None, fsync: bool = False) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        max_bytes: int = 512 * 1024 * 1024,
+        segment_bytes: int | None = None,
+        fsync: bool = False,
+    ) -> None:
         if max_bytes <= 0:
             raise ConfigError(f"spool size must be positive, not {max_bytes} bytes")
         self.directory = Path(directory)

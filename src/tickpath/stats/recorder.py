@@ -131,7 +131,7 @@ class LatencyRecorder:
         h.max_value = max(h.max_value, int(a.max()))
         if self._sum is not None:
             # int64 sums stay exact for chunks of a million values below HIGHEST_NS (about 2**42)
-            self._sum += sum(int(a[i:i + 1_000_000].sum()) for i in range(0, a.size, 1_000_000))
+            self._sum += sum(int(a[i : i + 1_000_000].sum()) for i in range(0, a.size, 1_000_000))
 
     def record_loss(self, n: int = 1) -> None:
         self.losses += n
@@ -173,8 +173,11 @@ class LatencyRecorder:
             target = max(int(min(p, 100.0) * total / 100 + 0.5), 1)
             i = int(np.searchsorted(cum, target, side="left"))
             value = int(self._hist.get_value_from_index(i))
-            out[p] = int(self._hist.get_highest_equivalent_value(value)) if p else \
-                int(self._hist.get_lowest_equivalent_value(value))
+            out[p] = (
+                int(self._hist.get_highest_equivalent_value(value))
+                if p
+                else int(self._hist.get_lowest_equivalent_value(value))
+            )
         return out
 
     def percentile(self, p: float) -> int:

@@ -69,8 +69,11 @@ def run_agent(sweep_id: str, candidate: str, spec: dict[str, Any]) -> int:
     ttl_s = float(spec.get("ttl_s", 3600))
     started = time.time()
     envelope: dict[str, Any] = {
-        "sweep_id": sweep_id, "candidate": candidate, "host": socket.gethostname(),
-        "started_unix": started, "clock": "wall clock of the probe machine (Unix seconds)",
+        "sweep_id": sweep_id,
+        "candidate": candidate,
+        "host": socket.gethostname(),
+        "started_unix": started,
+        "clock": "wall clock of the probe machine (Unix seconds)",
     }
     if "probe_args" in spec:
         code, stdout, stderr = _run_in_process([str(a) for a in spec["probe_args"]])
@@ -97,8 +100,9 @@ def run_agent(sweep_id: str, candidate: str, spec: dict[str, Any]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tickpath.sweep.agent",
-                                     description="Local sweep probe agent (started by Terraform).")
+    parser = argparse.ArgumentParser(
+        prog="python -m tickpath.sweep.agent", description="Local sweep probe agent (started by Terraform)."
+    )
     parser.add_argument("--sweep-id", required=True)
     parser.add_argument("--candidate", required=True)
     args = parser.parse_args(argv)

@@ -75,8 +75,9 @@ def _has_tag(tags: list[dict[str, str]] | None, sweep_id: str) -> bool:
 class AwsTagCleaner:
     """Finds and deletes the sweep's tagged AWS resources with boto3 clients (injectable for moto)."""
 
-    def __init__(self, sweep_id: str, *, region: str, client_factory: Callable[[str], Any] | None = None,
-                 waiter_delay_s: int = 5) -> None:
+    def __init__(
+        self, sweep_id: str, *, region: str, client_factory: Callable[[str], Any] | None = None, waiter_delay_s: int = 5
+    ) -> None:
         if not sweep_id:
             raise ConfigError("a sweep id is required for a tag-scoped cleanup")
         self.sweep_id = sweep_id
@@ -112,14 +113,26 @@ class AwsTagCleaner:
         """Delete everything tagged with this sweep id, in dependency order; return what was deleted."""
         self._instances()
         try:
-            self._ec2_kind("placement group", "describe_placement_groups", "PlacementGroups", "GroupName",
-                           "delete_placement_group", "GroupName")
+            self._ec2_kind(
+                "placement group",
+                "describe_placement_groups",
+                "PlacementGroups",
+                "GroupName",
+                "delete_placement_group",
+                "GroupName",
+            )
         except InfraError as exc:
             # Placement groups cost nothing and block nothing else; do not let them stop the rest.
             self.warnings.append(f"placement groups not cleaned: {exc}")
             log_event(log, logging.WARNING, "placement_groups_skipped", sweep=self.sweep_id, error=exc)
-        self._ec2_kind("security group", "describe_security_groups", "SecurityGroups", "GroupId",
-                       "delete_security_group", "GroupId")
+        self._ec2_kind(
+            "security group",
+            "describe_security_groups",
+            "SecurityGroups",
+            "GroupId",
+            "delete_security_group",
+            "GroupId",
+        )
         self._ec2_kind("subnet", "describe_subnets", "Subnets", "SubnetId", "delete_subnet", "SubnetId")
         self._route_tables()
         self._gateways()
@@ -134,18 +147,25 @@ class AwsTagCleaner:
     def _instances(self) -> None:
         ec2 = self._client("ec2")
         resp = self._call("describe instances", ec2.describe_instances, Filters=self._tag_filter()) or {}
-        ids = [i["InstanceId"] for r in resp.get("Reservations", []) for i in r.get("Instances", [])
-               if i.get("State", {}).get("Name") not in ("terminated", "shutting-down")
-               and _has_tag(i.get("Tags"), self.sweep_id)]  # double check: never trust a filter alone
+        ids = [
+            i["InstanceId"]
+            for r in resp.get("Reservations", [])
+            for i in r.get("Instances", [])
+            if i.get("State", {}).get("Name") not in ("terminated", "shutting-down")
+            and _has_tag(i.get("Tags"), self.sweep_id)
+        ]  # double check: never trust a filter alone
         if ids:
             self._call("terminate instances", ec2.terminate_instances, InstanceIds=ids)
             with contextlib.suppress(Exception):
-                ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={
-                    "Delay": self.waiter_delay_s, "MaxAttempts": max(1, 300 // self.waiter_delay_s)})
+                ec2.get_waiter("instance_terminated").wait(
+                    InstanceIds=ids,
+                    WaiterConfig={"Delay": self.waiter_delay_s, "MaxAttempts": max(1, 300 // self.waiter_delay_s)},
+                )
             self.deleted += [f"ec2:instance/{i}" for i in ids]
 
-    def _ec2_kind(self, label: str, describe: str, key: str, id_key: str, delete: str, arg: str,
-                  *, server_filter: bool = True) -> None:
+    def _ec2_kind(
+        self, label: str, describe: str, key: str, id_key: str, delete: str, arg: str, *, server_filter: bool = True
+    ) -> None:
         ec2 = self._client("ec2")
         kw = {"Filters": self._tag_filter()} if server_filter else {}
         resp = self._call(f"describe {label}s", getattr(ec2, describe), **kw) or {}
@@ -162,23 +182,32 @@ class AwsTagCleaner:
                 continue
             for assoc in rt.get("Associations", []):
                 if not assoc.get("Main"):
-                    self._call("disassociate route table", ec2.disassociate_route_table,
-                               AssociationId=assoc["RouteTableAssociationId"])
+                    self._call(
+                        "disassociate route table",
+                        ec2.disassociate_route_table,
+                        AssociationId=assoc["RouteTableAssociationId"],
+                    )
             self._call("delete route table", ec2.delete_route_table, RouteTableId=rt["RouteTableId"])
             self.deleted.append(f"ec2:route-table/{rt['RouteTableId']}")
 
     def _gateways(self) -> None:
         ec2 = self._client("ec2")
-        resp = self._call("describe internet gateways", ec2.describe_internet_gateways,
-                          Filters=self._tag_filter()) or {}
+        resp = (
+            self._call("describe internet gateways", ec2.describe_internet_gateways, Filters=self._tag_filter()) or {}
+        )
         for gw in resp.get("InternetGateways", []):
             if not _has_tag(gw.get("Tags"), self.sweep_id):
                 continue
             for att in gw.get("Attachments", []):
-                self._call("detach internet gateway", ec2.detach_internet_gateway,
-                           InternetGatewayId=gw["InternetGatewayId"], VpcId=att["VpcId"])
-            self._call("delete internet gateway", ec2.delete_internet_gateway,
-                       InternetGatewayId=gw["InternetGatewayId"])
+                self._call(
+                    "detach internet gateway",
+                    ec2.detach_internet_gateway,
+                    InternetGatewayId=gw["InternetGatewayId"],
+                    VpcId=att["VpcId"],
+                )
+            self._call(
+                "delete internet gateway", ec2.delete_internet_gateway, InternetGatewayId=gw["InternetGatewayId"]
+            )
             self.deleted.append(f"ec2:internet-gateway/{gw['InternetGatewayId']}")
 
     def _buckets(self) -> None:
@@ -190,8 +219,10 @@ class AwsTagCleaner:
                 continue
             paginator = s3.get_paginator("list_object_versions")
             for page in paginator.paginate(Bucket=name):
-                objs = [{"Key": o["Key"], "VersionId": o["VersionId"]}
-                        for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+                objs = [
+                    {"Key": o["Key"], "VersionId": o["VersionId"]}
+                    for o in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                ]
                 if objs:
                     self._call("empty bucket", s3.delete_objects, Bucket=name, Delete={"Objects": objs})
             self._call(f"delete bucket {name}", s3.delete_bucket, Bucket=name)
@@ -206,13 +237,21 @@ class AwsTagCleaner:
                 continue
             profiles = self._call("list instance profiles", iam.list_instance_profiles_for_role, RoleName=name) or {}
             for prof in profiles.get("InstanceProfiles", []):
-                self._call("remove role from profile", iam.remove_role_from_instance_profile,
-                           InstanceProfileName=prof["InstanceProfileName"], RoleName=name)
-                self._call("delete instance profile", iam.delete_instance_profile,
-                           InstanceProfileName=prof["InstanceProfileName"])
+                self._call(
+                    "remove role from profile",
+                    iam.remove_role_from_instance_profile,
+                    InstanceProfileName=prof["InstanceProfileName"],
+                    RoleName=name,
+                )
+                self._call(
+                    "delete instance profile",
+                    iam.delete_instance_profile,
+                    InstanceProfileName=prof["InstanceProfileName"],
+                )
                 self.deleted.append(f"iam:instance-profile/{prof['InstanceProfileName']}")
             for pol in (self._call("list role policies", iam.list_role_policies, RoleName=name) or {}).get(
-                    "PolicyNames", []):
+                "PolicyNames", []
+            ):
                 self._call("delete role policy", iam.delete_role_policy, RoleName=name, PolicyName=pol)
             attached = self._call("list attached policies", iam.list_attached_role_policies, RoleName=name) or {}
             for pol in attached.get("AttachedPolicies", []):

@@ -101,8 +101,15 @@ class SweepConfig:
         return None
 
 
-def _take(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None,
-          *, required: bool = False) -> Any:
+def _take(
+    table: dict[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    where: str,
+    default: Any = None,
+    *,
+    required: bool = False,
+) -> Any:
     if key not in table:
         if required:
             raise ConfigError(f"{where}.{key} is required")
@@ -118,12 +125,22 @@ def _take(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where:
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join({str: "a string", int: "an integer", float: "a number", list: "a list",
-                        dict: "a table", bool: "true/false"}.get(k, k.__name__) for k in kinds)
+    return " or ".join(
+        {
+            str: "a string",
+            int: "an integer",
+            float: "a number",
+            list: "a list",
+            dict: "a table",
+            bool: "true/false",
+        }.get(k, k.__name__)
+        for k in kinds
+    )
 
 
-def _str_list(table: dict[str, Any], key: str, where: str, default: tuple[str, ...] = (),
-              *, required: bool = False) -> tuple[str, ...]:
+def _str_list(
+    table: dict[str, Any], key: str, where: str, default: tuple[str, ...] = (), *, required: bool = False
+) -> tuple[str, ...]:
     items = _take(table, key, list, where, list(default), required=required)
     if not all(isinstance(x, str) and x for x in items):
         raise ConfigError(f"{where}.{key} must be a list of non-empty strings")
@@ -168,13 +185,14 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
 
     name = _take(sweep, "name", str, "sweep", required=True)
     if not _NAME_RE.match(name):
-        raise ConfigError(f"sweep.name {name!r} must be 1-31 lowercase letters, digits or '-' "
-                          "(it becomes part of resource names and tags)")
+        raise ConfigError(
+            f"sweep.name {name!r} must be 1-31 lowercase letters, digits or '-' "
+            "(it becomes part of resource names and tags)"
+        )
     provider = _take(sweep, "provider", str, "sweep", "aws")
     if provider not in PROVIDERS:
         raise ConfigError(f"sweep.provider {provider!r} is not one of {', '.join(PROVIDERS)}")
-    region = _take(sweep, "region", str, "sweep", "local" if provider == "local" else None,
-                   required=provider == "aws")
+    region = _take(sweep, "region", str, "sweep", "local" if provider == "local" else None, required=provider == "aws")
     market = _take(sweep, "market", str, "sweep", "on-demand")
     if market not in MARKETS:
         raise ConfigError(f"sweep.market {market!r} is not one of {', '.join(MARKETS)}")
@@ -199,8 +217,9 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
         simulator = _take(local_t, "simulator", str, "local", None)
         zones_raw = _take(local_t, "zones", list, "local", [] if simulator else None, required=not simulator)
         if simulator and zones_raw:
-            raise ConfigError("[local] takes either zones (endpoints you run) or simulator (the sweep runs one), "
-                              "not both")
+            raise ConfigError(
+                "[local] takes either zones (endpoints you run) or simulator (the sweep runs one), not both"
+            )
         if simulator:
             zones_raw = [{"id": name, "rest_url": "", "ws_url": ""} for name in _sim_zone_names(simulator)]
         zones = []
@@ -209,9 +228,13 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
                 raise ConfigError(f"local.zones[{i}] must be a table with id, rest_url and ws_url")
             z = dict(z)
             where = f"local.zones[{i}]"
-            zones.append(LocalZone(_take(z, "id", str, where, required=True),
-                                   _take(z, "rest_url", str, where, required=True),
-                                   _take(z, "ws_url", str, where, required=True)))
+            zones.append(
+                LocalZone(
+                    _take(z, "id", str, where, required=True),
+                    _take(z, "rest_url", str, where, required=True),
+                    _take(z, "ws_url", str, where, required=True),
+                )
+            )
             _no_leftovers(z, f"local.zones[{i}]")
         local_zones = tuple(zones)
         probe_command = _str_list(local_t, "probe_command", "local")
@@ -225,8 +248,10 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
         az_ids = _str_list(sweep, "az_ids", "sweep", required=True)
         bad = [a for a in az_ids if not _AZ_ID_RE.match(a)]
         if bad:
-            raise ConfigError(f"sweep.az_ids {bad} are not availability zone IDs (like 'apne1-az4'); "
-                              "zone names such as 'ap-northeast-1a' map to different zones per account")
+            raise ConfigError(
+                f"sweep.az_ids {bad} are not availability zone IDs (like 'apne1-az4'); "
+                "zone names such as 'ap-northeast-1a' map to different zones per account"
+            )
         instance_types = _str_list(sweep, "instance_types", "sweep", required=True)
     _no_leftovers(local_t, "[local]")
     _no_leftovers(sweep, "[sweep]")
@@ -262,13 +287,21 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
     _no_leftovers(ranking_t, "[ranking]")
     missing = [t.method for t in metric.terms if t.method not in methods]
     if missing:
-        raise ConfigError(f"ranking.metric {metric.text!r} uses {sorted(set(missing))}, "
-                          f"which probe.methods {list(methods)} does not measure")
+        raise ConfigError(
+            f"ranking.metric {metric.text!r} uses {sorted(set(missing))}, "
+            f"which probe.methods {list(methods)} does not measure"
+        )
 
-    for value, label in ((instances, "sweep.instances_per_candidate"), (ttl, "sweep.ttl_minutes"),
-                         (samples, "probe.samples"), (rate, "probe.rate"), (duration, "probe.duration_s"),
-                         (poll, "sweep.poll_interval_s"),
-                         (max_parallel, "sweep.max_parallel"), (expiry, "aws.results_expiry_days")):
+    for value, label in (
+        (instances, "sweep.instances_per_candidate"),
+        (ttl, "sweep.ttl_minutes"),
+        (samples, "probe.samples"),
+        (rate, "probe.rate"),
+        (duration, "probe.duration_s"),
+        (poll, "sweep.poll_interval_s"),
+        (max_parallel, "sweep.max_parallel"),
+        (expiry, "aws.results_expiry_days"),
+    ):
         _positive(value, label)
     if keep < 0:
         raise ConfigError(f"sweep.keep must be 0 or more, got {keep}")
@@ -276,21 +309,41 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
         raise ConfigError(f"sweep.max_cost_usd must be 0 or more, got {max_cost}")
     if timeout is not None:
         _positive(float(timeout), "sweep.result_timeout_s")
-    probe = ProbePlan(venue=venue, host=host, symbol=symbol, methods=methods, samples=samples,
-                      duration_s=duration, rate=rate)
+    probe = ProbePlan(
+        venue=venue, host=host, symbol=symbol, methods=methods, samples=samples, duration_s=duration, rate=rate
+    )
     if probe.total_s / 60.0 >= ttl:
-        raise ConfigError(f"sweep.ttl_minutes ({ttl}) must exceed the probe duration ({probe.total_s:g} s in all "
-                          f"= probe.duration_s {duration:g} s per method x its timed methods): "
-                          "the self-destruct timer would stop every probe")
+        raise ConfigError(
+            f"sweep.ttl_minutes ({ttl}) must exceed the probe duration ({probe.total_s:g} s in all "
+            f"= probe.duration_s {duration:g} s per method x its timed methods): "
+            "the self-destruct timer would stop every probe"
+        )
     return SweepConfig(
-        name=name, provider=provider, region=region, az_ids=az_ids, instance_types=instance_types,
+        name=name,
+        provider=provider,
+        region=region,
+        az_ids=az_ids,
+        instance_types=instance_types,
         probe=probe,
-        metric=metric, instances_per_candidate=instances, placement_strategy=placement, market=market,
-        keep=keep, max_loss_ratio=max_loss, ttl_minutes=ttl, max_cost_usd=max_cost,
-        result_timeout_s=float(timeout) if timeout is not None else None, poll_interval_s=poll,
-        max_parallel=max_parallel, state_dir=state_dir, results_dir=results_dir,
-        prices_usd_per_hour=prices, tickpath_install=install, results_expiry_days=expiry,
-        local_zones=local_zones, probe_command=probe_command, simulator_zones=simulator,
+        metric=metric,
+        instances_per_candidate=instances,
+        placement_strategy=placement,
+        market=market,
+        keep=keep,
+        max_loss_ratio=max_loss,
+        ttl_minutes=ttl,
+        max_cost_usd=max_cost,
+        result_timeout_s=float(timeout) if timeout is not None else None,
+        poll_interval_s=poll,
+        max_parallel=max_parallel,
+        state_dir=state_dir,
+        results_dir=results_dir,
+        prices_usd_per_hour=prices,
+        tickpath_install=install,
+        results_expiry_days=expiry,
+        local_zones=local_zones,
+        probe_command=probe_command,
+        simulator_zones=simulator,
     )
 
 
@@ -307,8 +360,10 @@ def _sim_zone_names(spec: str) -> list[str]:
     for name in names:
         # Zone names become candidate names, which name Terraform roots, resources and tags.
         if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,39}", name):
-            raise ConfigError(f"local.simulator zone name {name!r} must be lower-case letters, digits, "
-                              "'_', '.' or '-' (it names the candidate), e.g. fast:1ms")
+            raise ConfigError(
+                f"local.simulator zone name {name!r} must be lower-case letters, digits, "
+                "'_', '.' or '-' (it names the candidate), e.g. fast:1ms"
+            )
     if len(set(names)) != len(names):
         raise ConfigError(f"local.simulator names the same zone twice: {spec!r}")
     return names

@@ -62,11 +62,19 @@ class CandidateState:
             return None if ns is None else round(ns / 1e9, 3)
 
         return {
-            "name": self.name, "az_id": self.candidate.az_id, "instance_type": self.candidate.instance_type,
-            "status": self.status, "failed": self.failed, "error": self.error, "score_us": self.score,
-            "explain": self.explain, "figures_us": self.figures,
-            "applied_s": s(self.applied_ns), "result_s": s(self.result_ns),
-            "destroy_started_s": s(self.destroy_started_ns), "destroyed_s": s(self.destroyed_ns),
+            "name": self.name,
+            "az_id": self.candidate.az_id,
+            "instance_type": self.candidate.instance_type,
+            "status": self.status,
+            "failed": self.failed,
+            "error": self.error,
+            "score_us": self.score,
+            "explain": self.explain,
+            "figures_us": self.figures,
+            "applied_s": s(self.applied_ns),
+            "result_s": s(self.result_ns),
+            "destroy_started_s": s(self.destroy_started_ns),
+            "destroyed_s": s(self.destroyed_ns),
             "reported_unix": self.reported_unix,
         }
 
@@ -90,10 +98,17 @@ class SweepOutcome:
 class Orchestrator:
     """Runs one sweep with a :class:`Provisioner` (Terraform in production, a fake in unit tests)."""
 
-    def __init__(self, cfg: SweepConfig, sweep_id: str, provisioner: Provisioner, *,
-                 clock: Clock = DEFAULT_CLOCK, progress: ProgressFn | None = None,
-                 on_change: Callable[[dict[str, CandidateState]], None] | None = None,
-                 candidates: list[Candidate]) -> None:
+    def __init__(
+        self,
+        cfg: SweepConfig,
+        sweep_id: str,
+        provisioner: Provisioner,
+        *,
+        clock: Clock = DEFAULT_CLOCK,
+        progress: ProgressFn | None = None,
+        on_change: Callable[[dict[str, CandidateState]], None] | None = None,
+        candidates: list[Candidate],
+    ) -> None:
         self.cfg = cfg
         self.sweep_id = sweep_id
         self.prov = provisioner
@@ -111,8 +126,14 @@ class Orchestrator:
         st.status = status
         for k, v in fields.items():
             setattr(st, k, v)
-        log_event(log, logging.INFO, f"candidate_{status}", sweep=self.sweep_id, candidate=st.name,
-                  **({"error": st.error} if status == "failed" else {}))
+        log_event(
+            log,
+            logging.INFO,
+            f"candidate_{status}",
+            sweep=self.sweep_id,
+            candidate=st.name,
+            **({"error": st.error} if status == "failed" else {}),
+        )
         if self._progress:
             self._progress(status, st)
         if self._on_change:
@@ -214,8 +235,9 @@ class Orchestrator:
             except TickpathError as exc:
                 # A throttled or briefly unreachable store must not end a sweep; a dead one must.
                 store_errors += 1
-                log_event(log, logging.WARNING, "result_store_error", sweep=self.sweep_id, error=exc,
-                          consecutive=store_errors)
+                log_event(
+                    log, logging.WARNING, "result_store_error", sweep=self.sweep_id, error=exc, consecutive=store_errors
+                )
                 if store_errors >= MAX_STORE_ERRORS:
                     raise
             for name in doomed(self._scores(), self.cfg.keep):
@@ -253,8 +275,9 @@ class Orchestrator:
             raise
         stuck = [s.name for s in self.states.values() if s.status == "destroy_failed"]
         if stuck:
-            raise InfraError(f"could not destroy {', '.join(stuck)}; run `tickpath sweep cleanup "
-                             f"--sweep-id {self.sweep_id}`")
+            raise InfraError(
+                f"could not destroy {', '.join(stuck)}; run `tickpath sweep cleanup --sweep-id {self.sweep_id}`"
+            )
         return SweepOutcome(self.sweep_id, self.states, order, winners, started, self.clock.monotonic_ns())
 
     async def _teardown(self) -> None:

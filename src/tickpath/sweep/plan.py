@@ -19,12 +19,27 @@ from tickpath.sweep.config import SweepConfig
 # On-demand Linux USD/hour in us-east-1 / ap-northeast-1 (checked 2026-10); other regions and types
 # need [aws] price_usd_per_hour. Used only for the cost ceiling, which is why unknown is an error.
 KNOWN_PRICES_USD_PER_HOUR: dict[str, float] = {
-    "c6in.large": 0.1134, "c6in.xlarge": 0.2268, "c6in.2xlarge": 0.4536, "c6in.4xlarge": 0.9072,
-    "c7i.large": 0.0893, "c7i.xlarge": 0.1785, "c7i.2xlarge": 0.357, "c7i.4xlarge": 0.714,
-    "c7g.large": 0.0725, "c7g.xlarge": 0.145, "c7gn.large": 0.1248, "c7gn.xlarge": 0.2496,
-    "c5n.large": 0.108, "c5n.xlarge": 0.216, "c5n.2xlarge": 0.432, "m7i.large": 0.1008,
-    "t3.micro": 0.0104, "t3.small": 0.0208, "t3.medium": 0.0416,
-    "c6in.24xlarge": 5.4432, "c7i.24xlarge": 4.284,
+    "c6in.large": 0.1134,
+    "c6in.xlarge": 0.2268,
+    "c6in.2xlarge": 0.4536,
+    "c6in.4xlarge": 0.9072,
+    "c7i.large": 0.0893,
+    "c7i.xlarge": 0.1785,
+    "c7i.2xlarge": 0.357,
+    "c7i.4xlarge": 0.714,
+    "c7g.large": 0.0725,
+    "c7g.xlarge": 0.145,
+    "c7gn.large": 0.1248,
+    "c7gn.xlarge": 0.2496,
+    "c5n.large": 0.108,
+    "c5n.xlarge": 0.216,
+    "c5n.2xlarge": 0.432,
+    "m7i.large": 0.1008,
+    "t3.micro": 0.0104,
+    "t3.small": 0.0208,
+    "t3.medium": 0.0416,
+    "c6in.24xlarge": 5.4432,
+    "c7i.24xlarge": 4.284,
 }
 
 TAG_SWEEP_ID = "tickpath:sweep-id"
@@ -73,13 +88,32 @@ def tags(cfg: SweepConfig, sweep_id: str, candidate: Candidate | None = None) ->
 def probe_argv(cfg: SweepConfig, candidate: Candidate) -> list[str]:
     """Arguments after ``tickpath`` that run this candidate's probe and print JSON."""
     p = cfg.probe
-    argv = ["probe", "--venue", p.venue, "--method", ",".join(p.methods), "--symbol", p.symbol,
-            "--samples", str(p.samples), "--duration", f"{p.total_s:g}", "--rate", f"{p.rate:g}", "--quiet"]
+    argv = [
+        "probe",
+        "--venue",
+        p.venue,
+        "--method",
+        ",".join(p.methods),
+        "--symbol",
+        p.symbol,
+        "--samples",
+        str(p.samples),
+        "--duration",
+        f"{p.total_s:g}",
+        "--rate",
+        f"{p.rate:g}",
+        "--quiet",
+    ]
     zone = cfg.zone(candidate.az_id)
     if zone is not None:
         # Before a sweep-run simulator has started, its zones' URLs are not known yet.
-        argv += ["--rest-url", zone.rest_url or f"<{zone.id} REST URL>", "--ws-url",
-                 zone.ws_url or f"<{zone.id} WS URL>", "--no-imds"]
+        argv += [
+            "--rest-url",
+            zone.rest_url or f"<{zone.id} REST URL>",
+            "--ws-url",
+            zone.ws_url or f"<{zone.id} WS URL>",
+            "--no-imds",
+        ]
     elif p.host:
         argv += ["--host", p.host]
     return [*argv, "--json"]
@@ -92,22 +126,25 @@ def price_per_hour(cfg: SweepConfig, instance_type: str) -> float:
         return cfg.prices_usd_per_hour[instance_type]
     if instance_type in KNOWN_PRICES_USD_PER_HOUR:
         return KNOWN_PRICES_USD_PER_HOUR[instance_type]
-    raise ConfigError(f"no price known for {instance_type!r}: add it under [aws] price_usd_per_hour "
-                      "so the cost ceiling can be checked")
+    raise ConfigError(
+        f"no price known for {instance_type!r}: add it under [aws] price_usd_per_hour "
+        "so the cost ceiling can be checked"
+    )
 
 
 def expected_cost(cfg: SweepConfig) -> float:
     """Upper bound in USD: every instance billed for the whole TTL at the on-demand price."""
     hours = cfg.ttl_minutes / 60.0
-    return sum(price_per_hour(cfg, c.instance_type) * cfg.instances_per_candidate * hours
-               for c in candidates(cfg))
+    return sum(price_per_hour(cfg, c.instance_type) * cfg.instances_per_candidate * hours for c in candidates(cfg))
 
 
 def check_cost(cfg: SweepConfig) -> float:
     cost = expected_cost(cfg)
     if cost > cfg.max_cost_usd:
-        raise ConfigError(f"expected cost ${cost:.2f} (all instances for the {cfg.ttl_minutes:g} min TTL) "
-                          f"exceeds sweep.max_cost_usd ${cfg.max_cost_usd:.2f}; cut candidates or the TTL")
+        raise ConfigError(
+            f"expected cost ${cost:.2f} (all instances for the {cfg.ttl_minutes:g} min TTL) "
+            f"exceeds sweep.max_cost_usd ${cfg.max_cost_usd:.2f}; cut candidates or the TTL"
+        )
     return cost
 
 
@@ -116,8 +153,7 @@ def resources(cfg: SweepConfig) -> dict[str, list[str]]:
     if cfg.provider == "local":
         sim = [f"a `tickpath sim` process serving zones {cfg.simulator_zones} (for the sweep's duration)"]
         shared = [f"results directory {cfg.state_dir}/<sweep-id>/store", *(sim if cfg.simulator_zones else [])]
-        return {"shared": shared,
-                "per_candidate": ["terraform_data.agent (a probe agent process on this machine)"]}
+        return {"shared": shared, "per_candidate": ["terraform_data.agent (a probe agent process on this machine)"]}
     per = [
         "aws_subnet.probe (in the AZ ID, in the sweep VPC)",
         "aws_route_table_association.probe",
@@ -127,9 +163,12 @@ def resources(cfg: SweepConfig) -> dict[str, list[str]]:
     ]
     if cfg.placement_strategy != "none":
         per.insert(0, f"aws_placement_group.probe ({cfg.placement_strategy})")
-    shared = ["aws_s3_bucket.results (private, public access blocked, expiry "
-              f"{cfg.results_expiry_days} d)", "aws_iam_role.probe (s3:PutObject on results/<sweep-id>/* only)",
-              "aws_iam_instance_profile.probe", "aws_vpc.sweep + aws_internet_gateway + aws_route_table"]
+    shared = [
+        f"aws_s3_bucket.results (private, public access blocked, expiry {cfg.results_expiry_days} d)",
+        "aws_iam_role.probe (s3:PutObject on results/<sweep-id>/* only)",
+        "aws_iam_instance_profile.probe",
+        "aws_vpc.sweep + aws_internet_gateway + aws_route_table",
+    ]
     return {"shared": shared, "per_candidate": per}
 
 
@@ -138,14 +177,28 @@ def describe(cfg: SweepConfig) -> dict[str, Any]:
     cands = candidates(cfg)
     cost = expected_cost(cfg)
     return {
-        "name": cfg.name, "provider": cfg.provider, "region": cfg.region, "market": cfg.market,
-        "metric": cfg.metric.text, "keep": cfg.keep, "ttl_minutes": cfg.ttl_minutes,
+        "name": cfg.name,
+        "provider": cfg.provider,
+        "region": cfg.region,
+        "market": cfg.market,
+        "metric": cfg.metric.text,
+        "keep": cfg.keep,
+        "ttl_minutes": cfg.ttl_minutes,
         "result_timeout_s": cfg.timeout_s,
-        "candidates": [{"name": c.name, "az_id": c.az_id, "instance_type": c.instance_type,
-                        "instances": cfg.instances_per_candidate,
-                        "usd_per_hour": price_per_hour(cfg, c.instance_type) * cfg.instances_per_candidate,
-                        "probe": ["tickpath", *probe_argv(cfg, c)]} for c in cands],
-        "expected_cost_usd": round(cost, 4), "max_cost_usd": cfg.max_cost_usd,
-        "within_budget": cost <= cfg.max_cost_usd, "resources": resources(cfg),
+        "candidates": [
+            {
+                "name": c.name,
+                "az_id": c.az_id,
+                "instance_type": c.instance_type,
+                "instances": cfg.instances_per_candidate,
+                "usd_per_hour": price_per_hour(cfg, c.instance_type) * cfg.instances_per_candidate,
+                "probe": ["tickpath", *probe_argv(cfg, c)],
+            }
+            for c in cands
+        ],
+        "expected_cost_usd": round(cost, 4),
+        "max_cost_usd": cfg.max_cost_usd,
+        "within_budget": cost <= cfg.max_cost_usd,
+        "resources": resources(cfg),
         "simulator": cfg.simulator_zones,
     }

@@ -59,11 +59,21 @@ def write_manifest(cfg: SweepConfig, sweep_id: str, *, terraform: str, config_pa
     if d.exists():
         raise ConfigError(f"sweep {sweep_id} already exists at {d}")
     (d / "candidates").mkdir(parents=True)
-    write_json(d / MANIFEST, {
-        "sweep_id": sweep_id, "name": cfg.name, "provider": cfg.provider, "region": cfg.region,
-        "terraform": terraform, "config_path": config_path, "keep": cfg.keep, "metric": cfg.metric.text,
-        "candidates": [c.__dict__ for c in candidates(cfg)], "results_dir": str(cfg.results_dir),
-    })
+    write_json(
+        d / MANIFEST,
+        {
+            "sweep_id": sweep_id,
+            "name": cfg.name,
+            "provider": cfg.provider,
+            "region": cfg.region,
+            "terraform": terraform,
+            "config_path": config_path,
+            "keep": cfg.keep,
+            "metric": cfg.metric.text,
+            "candidates": [c.__dict__ for c in candidates(cfg)],
+            "results_dir": str(cfg.results_dir),
+        },
+    )
     return d
 
 
@@ -96,8 +106,15 @@ class Provisioner(Protocol):
 class TerraformProvisioner:
     """One Terraform root per candidate, applied and destroyed independently and in parallel."""
 
-    def __init__(self, cfg: SweepConfig, sweep_id: str, *, terraform: str | None = None,
-                 python: str = sys.executable, store: ResultStore | None = None) -> None:
+    def __init__(
+        self,
+        cfg: SweepConfig,
+        sweep_id: str,
+        *,
+        terraform: str | None = None,
+        python: str = sys.executable,
+        store: ResultStore | None = None,
+    ) -> None:
         self.cfg = cfg
         self.sweep_id = sweep_id
         self.dir = sweep_dir(cfg.state_dir, sweep_id)
@@ -106,8 +123,9 @@ class TerraformProvisioner:
         self.env = terraform_env(self.dir)
         self._shared_outputs: dict[str, Any] = {}
         self._init_lock = asyncio.Lock()  # candidate inits share one TF_DATA_DIR: one at a time
-        self.store: ResultStore = store or (DirectoryStore(self.dir / "store") if cfg.provider == "local"
-                                            else _LazyS3Store(self))
+        self.store: ResultStore = store or (
+            DirectoryStore(self.dir / "store") if cfg.provider == "local" else _LazyS3Store(self)
+        )
 
     def root(self, candidate: Candidate) -> Path:
         return self.dir / "candidates" / candidate.name
@@ -125,10 +143,16 @@ class TerraformProvisioner:
             await self._tf(probe_root).init()
             return
         shared = self.dir / "shared"
-        prepare_root(shared, module_dir("aws", "shared"), {
-            "region": self.cfg.region, "sweep_id": self.sweep_id, "tags": tags(self.cfg, self.sweep_id),
-            "results_expiry_days": self.cfg.results_expiry_days,
-        })
+        prepare_root(
+            shared,
+            module_dir("aws", "shared"),
+            {
+                "region": self.cfg.region,
+                "sweep_id": self.sweep_id,
+                "tags": tags(self.cfg, self.sweep_id),
+                "results_expiry_days": self.cfg.results_expiry_days,
+            },
+        )
         tf = self._tf(shared)
         await tf.init()
         await tf.apply()
@@ -143,36 +167,62 @@ class TerraformProvisioner:
                 spec["probe_argv"] = self._probe_command(c)
             else:  # the real `tickpath probe`, run inside the agent
                 spec["probe_args"] = probe_argv(cfg, c)
-            return {"sweep_id": self.sweep_id, "candidate": c.name, "python": self.python,
-                    "agent_spec": json.dumps(spec), "run_dir": str(run_dir), "tags": tags(cfg, self.sweep_id, c)}
+            return {
+                "sweep_id": self.sweep_id,
+                "candidate": c.name,
+                "python": self.python,
+                "agent_spec": json.dumps(spec),
+                "run_dir": str(run_dir),
+                "tags": tags(cfg, self.sweep_id, c),
+            }
         out = self._shared_outputs
         return {
-            "region": cfg.region, "sweep_id": self.sweep_id, "candidate": c.name, "index": c.index,
-            "az_id": c.az_id, "instance_type": c.instance_type, "instance_count": cfg.instances_per_candidate,
-            "placement_strategy": cfg.placement_strategy, "market": cfg.market,
-            "ttl_minutes": int(cfg.ttl_minutes), "probe_cmdline": shlex.join(probe_argv(cfg, c)),
-            "tickpath_install": cfg.tickpath_install, "results_bucket": out.get("results_bucket", ""),
-            "instance_profile": out.get("instance_profile", ""), "vpc_id": out.get("vpc_id", ""),
-            "route_table_id": out.get("route_table_id", ""), "vpc_cidr": out.get("vpc_cidr", "10.42.0.0/16"),
+            "region": cfg.region,
+            "sweep_id": self.sweep_id,
+            "candidate": c.name,
+            "index": c.index,
+            "az_id": c.az_id,
+            "instance_type": c.instance_type,
+            "instance_count": cfg.instances_per_candidate,
+            "placement_strategy": cfg.placement_strategy,
+            "market": cfg.market,
+            "ttl_minutes": int(cfg.ttl_minutes),
+            "probe_cmdline": shlex.join(probe_argv(cfg, c)),
+            "tickpath_install": cfg.tickpath_install,
+            "results_bucket": out.get("results_bucket", ""),
+            "instance_profile": out.get("instance_profile", ""),
+            "vpc_id": out.get("vpc_id", ""),
+            "route_table_id": out.get("route_table_id", ""),
+            "vpc_cidr": out.get("vpc_cidr", "10.42.0.0/16"),
             "tags": tags(cfg, self.sweep_id, c),
         }
 
     def _probe_command(self, c: Candidate) -> list[str]:
         """``[local] probe_command`` with its {placeholders} filled in."""
         zone = self.cfg.zone(c.az_id)
-        values = {"python": self.python, "candidate": c.name, "az_id": c.az_id,
-                  "rest_url": zone.rest_url if zone else "", "ws_url": zone.ws_url if zone else "",
-                  "duration_s": f"{self.cfg.probe.duration_s:g}"}
+        values = {
+            "python": self.python,
+            "candidate": c.name,
+            "az_id": c.az_id,
+            "rest_url": zone.rest_url if zone else "",
+            "ws_url": zone.ws_url if zone else "",
+            "duration_s": f"{self.cfg.probe.duration_s:g}",
+        }
         try:
             return [part.format(**values) for part in self.cfg.probe_command]
         except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"local.probe_command has an unknown placeholder ({exc}); "
-                              f"known: {', '.join('{' + k + '}' for k in values)}") from exc
+            raise ConfigError(
+                f"local.probe_command has an unknown placeholder ({exc}); "
+                f"known: {', '.join('{' + k + '}' for k in values)}"
+            ) from exc
 
     async def apply(self, candidate: Candidate) -> None:
         root = self.root(candidate)
-        prepare_root(root, module_dir(self.cfg.provider, "" if self.cfg.provider == "local" else "candidate"),
-                     self._variables(candidate))
+        prepare_root(
+            root,
+            module_dir(self.cfg.provider, "" if self.cfg.provider == "local" else "candidate"),
+            self._variables(candidate),
+        )
         tf = self._tf(root)
         if self.cfg.provider == "aws":
             lock = self.dir / "shared" / ".terraform.lock.hcl"

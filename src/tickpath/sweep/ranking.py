@@ -15,9 +15,7 @@ from typing import Any
 from tickpath.errors import ConfigError
 
 STATISTICS = ("min", "mean", "p50", "p90", "p99", "p999", "p9999", "max")
-_TERM_RE = re.compile(
-    r"^\s*(?:(?P<w>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\*\s*)?(?P<m>[a-z]+)\.(?P<s>[a-z0-9]+)\s*$"
-)
+_TERM_RE = re.compile(r"^\s*(?:(?P<w>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\*\s*)?(?P<m>[a-z]+)\.(?P<s>[a-z0-9]+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -63,8 +61,10 @@ def parse_metric(text: str) -> Metric:
     for part in text.split("+"):
         m = _TERM_RE.match(part)
         if not m:
-            raise ConfigError(f"cannot parse metric term {part.strip()!r} in {text!r}: "
-                              "write [weight*]method.statistic, e.g. 0.7*ws.p99")
+            raise ConfigError(
+                f"cannot parse metric term {part.strip()!r} in {text!r}: "
+                "write [weight*]method.statistic, e.g. 0.7*ws.p99"
+            )
         if m["s"] not in STATISTICS:
             raise ConfigError(f"unknown statistic {m['s']!r} in metric {text!r}; use one of {', '.join(STATISTICS)}")
         weight = float(m["w"]) if m["w"] else 1.0
@@ -78,8 +78,11 @@ def parse_metric(text: str) -> Metric:
 
 
 def _summary_figures(summary: Mapping[str, Any]) -> dict[str, float]:
-    return {s: float(summary[s]) for s in (*STATISTICS, "loss_ratio")
-            if isinstance(summary.get(s), (int, float)) and not isinstance(summary.get(s), bool)}
+    return {
+        s: float(summary[s])
+        for s in (*STATISTICS, "loss_ratio")
+        if isinstance(summary.get(s), (int, float)) and not isinstance(summary.get(s), bool)
+    }
 
 
 def extract_figures(probe: Mapping[str, Any]) -> dict[str, float]:

@@ -56,11 +56,19 @@ def summary(cfg: SweepConfig, outcome: SweepOutcome) -> dict[str, Any]:
     ranked = [states[n] for n in outcome.ranking]
     failed = sorted(n for n, s in states.items() if s.failed)
     doc: dict[str, Any] = {
-        "schema": "tickpath.sweep/1", "sweep_id": outcome.sweep_id, "provider": cfg.provider, "region": cfg.region,
-        "metric": cfg.metric.text, "lower_is_better": True, "unit": "us",
-        "elapsed_s": round(outcome.elapsed_s, 3), "kept": outcome.winners, "failed": failed,
-        "ranking": [{"rank": i + 1, "name": s.name, "score_us": s.score, "explain": s.explain}
-                    for i, s in enumerate(ranked)],
+        "schema": "tickpath.sweep/1",
+        "sweep_id": outcome.sweep_id,
+        "provider": cfg.provider,
+        "region": cfg.region,
+        "metric": cfg.metric.text,
+        "lower_is_better": True,
+        "unit": "us",
+        "elapsed_s": round(outcome.elapsed_s, 3),
+        "kept": outcome.winners,
+        "failed": failed,
+        "ranking": [
+            {"rank": i + 1, "name": s.name, "score_us": s.score, "explain": s.explain} for i, s in enumerate(ranked)
+        ],
         "clock": "scores from each probe machine's monotonic clock; timings from this machine's monotonic clock",
     }
     if ranked:
@@ -92,18 +100,40 @@ def write_results(cfg: SweepConfig, outcome: SweepOutcome, out_root: Path | None
     figure_keys = sorted({k for s in outcome.states.values() for k in s.figures} | set(CSV_FIGURES))
     with (out / "latency_results.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["rank", "candidate", "az_id", "instance_type", "status", "failed", "kept", "score_us",
-                    *[figure_column(k) for k in figure_keys], "error"])
+        w.writerow(
+            [
+                "rank",
+                "candidate",
+                "az_id",
+                "instance_type",
+                "status",
+                "failed",
+                "kept",
+                "score_us",
+                *[figure_column(k) for k in figure_keys],
+                "error",
+            ]
+        )
         for name, st in sorted(outcome.states.items(), key=lambda kv: (rank_of.get(kv[0], 10**9), kv[0])):
-            w.writerow([rank_of.get(name, ""), name, st.candidate.az_id, st.candidate.instance_type,
-                        st.status, "yes" if st.failed else "no", "yes" if name in outcome.winners else "no",
-                        "" if st.score is None else f"{st.score:.3f}",
-                        *[_cell(k, st.figures) for k in figure_keys],
-                        st.error or ""])
+            w.writerow(
+                [
+                    rank_of.get(name, ""),
+                    name,
+                    st.candidate.az_id,
+                    st.candidate.instance_type,
+                    st.status,
+                    "yes" if st.failed else "no",
+                    "yes" if name in outcome.winners else "no",
+                    "" if st.score is None else f"{st.score:.3f}",
+                    *[_cell(k, st.figures) for k in figure_keys],
+                    st.error or "",
+                ]
+            )
     for name, st in outcome.states.items():
         cdir = out / "candidates"
-        (cdir / f"{_safe(name)}.json").write_text(json.dumps(
-            {"state": st.to_dict(), "result": st.result}, indent=2, default=str))
+        (cdir / f"{_safe(name)}.json").write_text(
+            json.dumps({"state": st.to_dict(), "result": st.result}, indent=2, default=str)
+        )
         probe = (st.result or {}).get("probe")
         for where, encoded in _histograms(probe):
             # Every histogram in its lossless encoded form (one line; HdrHistogram tools and
@@ -120,9 +150,18 @@ def write_results(cfg: SweepConfig, outcome: SweepOutcome, out_root: Path | None
     doc = summary(cfg, outcome)
     doc["candidates"] = {n: s.to_dict() for n, s in outcome.states.items()}
     (out / "summary.json").write_text(json.dumps(doc, indent=2, default=str))
-    lines = [f"# Sweep {outcome.sweep_id}", "", f"**Winner: {doc['winner']}**", "", doc["why"], "",
-             f"Metric: `{cfg.metric.text}` (µs, lower is better). Kept: {', '.join(outcome.winners) or 'none'}.",
-             "", "| rank | candidate | score (µs) | figures | status |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# Sweep {outcome.sweep_id}",
+        "",
+        f"**Winner: {doc['winner']}**",
+        "",
+        doc["why"],
+        "",
+        f"Metric: `{cfg.metric.text}` (µs, lower is better). Kept: {', '.join(outcome.winners) or 'none'}.",
+        "",
+        "| rank | candidate | score (µs) | figures | status |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, st in sorted(outcome.states.items(), key=lambda kv: (rank_of.get(kv[0], 10**9), kv[0])):
         score = f"{st.score:.1f}" if st.score is not None else "-"
         detail = st.explain if not st.failed else f"FAILED: {st.error}"

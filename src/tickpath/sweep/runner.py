@@ -68,12 +68,16 @@ def aws_preflight(cfg: SweepConfig, client_factory: Callable[[str], Any] | None 
         known = {z["ZoneId"]: z["ZoneName"] for z in zones}
         unknown = [a for a in cfg.az_ids if a not in known]
         if unknown:
-            raise ConfigError(f"AZ IDs {unknown} are not available in {cfg.region} for this account "
-                              f"(available: {sorted(known)})")
+            raise ConfigError(
+                f"AZ IDs {unknown} are not available in {cfg.region} for this account (available: {sorted(known)})"
+            )
         offers = ec2.describe_instance_type_offerings(
             LocationType="availability-zone-id",
-            Filters=[{"Name": "location", "Values": list(cfg.az_ids)},
-                     {"Name": "instance-type", "Values": list(cfg.instance_types)}])["InstanceTypeOfferings"]
+            Filters=[
+                {"Name": "location", "Values": list(cfg.az_ids)},
+                {"Name": "instance-type", "Values": list(cfg.instance_types)},
+            ],
+        )["InstanceTypeOfferings"]
         offered = {(o["Location"], o["InstanceType"]) for o in offers}
         missing = [f"{t} in {a}" for a in cfg.az_ids for t in cfg.instance_types if (a, t) not in offered]
         if missing:
@@ -94,8 +98,7 @@ def aws_preflight(cfg: SweepConfig, client_factory: Callable[[str], Any] | None 
 _VCPU_QUOTA = {"on-demand": "L-1216C47A", "spot": "L-34B43A08"}
 
 
-def _check_vcpu_quota(cfg: SweepConfig, ec2: Any, factory: Callable[[str], Any],
-                      client_error: type[Exception]) -> None:
+def _check_vcpu_quota(cfg: SweepConfig, ec2: Any, factory: Callable[[str], Any], client_error: type[Exception]) -> None:
     """Refuse a sweep whose vCPUs exceed the account's regional limit (usage by others is not known)."""
     if not all(t[:1] in "acdhimrtz" for t in cfg.instance_types):
         return  # other families (P, G, X, ...) have their own quotas; let the apply report them
@@ -109,15 +112,19 @@ def _check_vcpu_quota(cfg: SweepConfig, ec2: Any, factory: Callable[[str], Any],
         return
     need = sum(vcpus.get(t, 0) for t in cfg.instance_types) * len(cfg.az_ids) * cfg.instances_per_candidate
     if need > limit:
-        raise ConfigError(f"the sweep needs {need} {cfg.market} vCPUs at once but the account's limit in "
-                          f"{cfg.region} is {limit:g}; request a quota increase or sweep fewer candidates")
+        raise ConfigError(
+            f"the sweep needs {need} {cfg.market} vCPUs at once but the account's limit in "
+            f"{cfg.region} is {limit:g}; request a quota increase or sweep fewer candidates"
+        )
 
 
 def _status_writer(d: Path, sweep_id: str) -> Callable[[dict[str, CandidateState]], None]:
     def write(states: dict[str, CandidateState]) -> None:
         with contextlib.suppress(OSError):
-            write_json(d / "status.json", {"sweep_id": sweep_id,
-                                           "candidates": {n: s.to_dict() for n, s in states.items()}})
+            write_json(
+                d / "status.json", {"sweep_id": sweep_id, "candidates": {n: s.to_dict() for n, s in states.items()}}
+            )
+
     return write
 
 
@@ -128,11 +135,26 @@ async def simulator_for(cfg: SweepConfig) -> AsyncIterator[SweepConfig]:
         yield cfg
         return
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tickpath.cli.main", "sim", "--venue", cfg.probe.venue, "--symbols", cfg.probe.symbol,
-        "--rate", "20", "--zones", cfg.simulator_zones, "--json",
+        sys.executable,
+        "-m",
+        "tickpath.cli.main",
+        "sim",
+        "--venue",
+        cfg.probe.venue,
+        "--symbols",
+        cfg.probe.symbol,
+        "--rate",
+        "20",
+        "--zones",
+        cfg.simulator_zones,
+        "--json",
         # Like every other part of a sweep, it stops itself at the TTL even if we are killed.
-        "--duration", f"{cfg.ttl_minutes * 60:g}",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        "--duration",
+        f"{cfg.ttl_minutes * 60:g}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
     try:
         assert proc.stdout is not None
         try:
@@ -144,8 +166,9 @@ async def simulator_for(cfg: SweepConfig) -> AsyncIterator[SweepConfig]:
                 # It closed stdout without its JSON line: it is exiting; its stderr says why.
                 with contextlib.suppress(TimeoutError):
                     err = await asyncio.wait_for(proc.stderr.read(), 10)
-            raise ConfigError(f"the simulator for [local] simulator did not start: "
-                              f"{err.decode(errors='replace').strip() or exc}") from exc
+            raise ConfigError(
+                f"the simulator for [local] simulator did not start: {err.decode(errors='replace').strip() or exc}"
+            ) from exc
         by_zone = {e["zone"]: e for e in endpoints if e["venue"] == cfg.probe.venue}
         zones = tuple(LocalZone(z.id, by_zone[z.id]["rest_url"], by_zone[z.id]["ws_url"]) for z in cfg.local_zones)
         log_event(log, logging.INFO, "simulator_started", pid=proc.pid, zones=len(zones))
@@ -159,10 +182,17 @@ async def simulator_for(cfg: SweepConfig) -> AsyncIterator[SweepConfig]:
                 proc.kill()
 
 
-async def run_sweep(cfg: SweepConfig, *, config_path: str | None = None, terraform: str | None = None,
-                    sweep_id: str | None = None, progress: ProgressFn | None = None,
-                    on_start: Callable[[str], None] | None = None, clock: Clock = DEFAULT_CLOCK,
-                    preflight: bool = True) -> SweepRun:
+async def run_sweep(
+    cfg: SweepConfig,
+    *,
+    config_path: str | None = None,
+    terraform: str | None = None,
+    sweep_id: str | None = None,
+    progress: ProgressFn | None = None,
+    on_start: Callable[[str], None] | None = None,
+    clock: Clock = DEFAULT_CLOCK,
+    preflight: bool = True,
+) -> SweepRun:
     """Run a whole sweep; returns the outcome and the results directory."""
     binary = find_terraform(terraform)
     check_cost(cfg)
@@ -175,8 +205,9 @@ async def run_sweep(cfg: SweepConfig, *, config_path: str | None = None, terrafo
     log_event(log, logging.INFO, "sweep_started", sweep=sid, candidates=len(candidates(cfg)), dir=d)
     async with simulator_for(cfg) as cfg:
         prov = TerraformProvisioner(cfg, sid, terraform=binary)
-        orch = Orchestrator(cfg, sid, prov, clock=clock, progress=progress, candidates=candidates(cfg),
-                            on_change=_status_writer(d, sid))
+        orch = Orchestrator(
+            cfg, sid, prov, clock=clock, progress=progress, candidates=candidates(cfg), on_change=_status_writer(d, sid)
+        )
         outcome = await orch.run()
     out = write_results(cfg, outcome)
     write_json(d / "result.json", {"results_dir": str(out), "winners": outcome.winners})
@@ -193,20 +224,29 @@ def sweep_status(state_dir: Path, sweep_id: str) -> dict[str, Any]:
     cands = {}
     for c in manifest["candidates"]:
         name = c["name"]
-        cands[name] = {"status": status.get(name, {}).get("status", "unknown"),
-                       "score_us": status.get(name, {}).get("score_us"),
-                       "resources": state_resources(d / "candidates" / name)}
-    doc: dict[str, Any] = {"sweep_id": sweep_id, "provider": manifest["provider"], "dir": str(d),
-                           "candidates": cands, "shared_resources": state_resources(d / "shared")}
+        cands[name] = {
+            "status": status.get(name, {}).get("status", "unknown"),
+            "score_us": status.get(name, {}).get("score_us"),
+            "resources": state_resources(d / "candidates" / name),
+        }
+    doc: dict[str, Any] = {
+        "sweep_id": sweep_id,
+        "provider": manifest["provider"],
+        "dir": str(d),
+        "candidates": cands,
+        "shared_resources": state_resources(d / "shared"),
+    }
     if manifest["provider"] == "local":
         doc["agent_pids"] = local_agents(sweep_id)
-    doc["live"] = any(c["resources"] for c in cands.values()) or bool(doc["shared_resources"]) or bool(
-        doc.get("agent_pids"))
+    doc["live"] = (
+        any(c["resources"] for c in cands.values()) or bool(doc["shared_resources"]) or bool(doc.get("agent_pids"))
+    )
     return doc
 
 
-async def cleanup_sweep(state_dir: Path, sweep_id: str, *,
-                        aws_client_factory: Callable[[str], Any] | None = None) -> dict[str, Any]:
+async def cleanup_sweep(
+    state_dir: Path, sweep_id: str, *, aws_client_factory: Callable[[str], Any] | None = None
+) -> dict[str, Any]:
     """Destroy everything of a sweep: every Terraform root on disk, then a tag-scoped search."""
     d = sweep_dir(state_dir, validate_sweep_id(sweep_id))
     manifest = read_manifest(d)
@@ -254,8 +294,9 @@ def _mark_cleaned(d: Path, gone: set[str]) -> None:
     for name, cand in doc.get("candidates", {}).items():
         if name in gone and cand.get("status") not in ("destroyed",):
             cand["status"] = "destroyed"
-            cand["error"] = (cand.get("error") or "") + " (destroyed by cleanup)" if cand.get("error") else \
-                "destroyed by cleanup"
+            cand["error"] = (
+                (cand.get("error") or "") + " (destroyed by cleanup)" if cand.get("error") else "destroyed by cleanup"
+            )
     with contextlib.suppress(OSError):
         write_json(path, doc)
 
@@ -265,5 +306,7 @@ def list_sweeps(state_dir: Path) -> list[str]:
     root = Path(state_dir)
     if not root.exists():
         return []
-    return sorted((p.name for p in root.iterdir() if (p / "sweep.json").exists()),
-                  key=lambda n: (root / n / "sweep.json").stat().st_mtime)
+    return sorted(
+        (p.name for p in root.iterdir() if (p / "sweep.json").exists()),
+        key=lambda n: (root / n / "sweep.json").stat().st_mtime,
+    )

@@ -76,8 +76,15 @@ class DirectoryStore:
 class S3Store:
     """Results in an S3 bucket (the ``aws`` provider): list and get under ``results/<sweep-id>/``."""
 
-    def __init__(self, bucket: str, *, client: Any = None, region: str | None = None,
-                 endpoint_url: str | None = None, page_size: int = 1000) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        client: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        page_size: int = 1000,
+    ) -> None:
         self.bucket = bucket
         self.page_size = page_size
         if client is None:
@@ -109,7 +116,7 @@ class S3Store:
                 kwargs["ContinuationToken"] = token
             page = self._call("list", self._s3.list_objects_v2, **kwargs)
             for obj in page.get("Contents", []):
-                name = obj["Key"][len(prefix):]
+                name = obj["Key"][len(prefix) :]
                 if name.endswith(".json") and "/" not in name:
                     names.add(name[:-5])
             if not page.get("IsTruncated"):
@@ -122,5 +129,11 @@ class S3Store:
         return body
 
     def put(self, sweep_id: str, candidate: str, body: bytes) -> None:
-        self._call("put", self._s3.put_object, Bucket=self.bucket, Key=result_key(sweep_id, candidate),
-                   Body=body, ContentType="application/json")
+        self._call(
+            "put",
+            self._s3.put_object,
+            Bucket=self.bucket,
+            Key=result_key(sweep_id, candidate),
+            Body=body,
+            ContentType="application/json",
+        )

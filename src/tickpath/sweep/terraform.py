@@ -24,8 +24,14 @@ from typing import Any
 
 from tickpath.errors import InfraError, ToolMissingError
 
-TERRAFORM_ENV_DROP = ("TF_PLUGIN_CACHE_DIR", "TF_WORKSPACE", "TF_CLI_ARGS", "TF_CLI_ARGS_apply",
-                      "TF_CLI_ARGS_destroy", "TF_CLI_ARGS_init")
+TERRAFORM_ENV_DROP = (
+    "TF_PLUGIN_CACHE_DIR",
+    "TF_WORKSPACE",
+    "TF_CLI_ARGS",
+    "TF_CLI_ARGS_apply",
+    "TF_CLI_ARGS_destroy",
+    "TF_CLI_ARGS_init",
+)
 _TAIL_LINES = 12
 
 
@@ -34,8 +40,10 @@ def find_terraform(explicit: str | None = None) -> str:
     if explicit is not None:
         if not os.path.isfile(explicit) or not os.access(explicit, os.X_OK):
             why = "does not exist" if not os.path.exists(explicit) else "is not an executable file"
-            raise ToolMissingError(f"--terraform {explicit} {why}; give the path of the terraform binary, "
-                                   "or leave --terraform out to use the one on PATH")
+            raise ToolMissingError(
+                f"--terraform {explicit} {why}; give the path of the terraform binary, "
+                "or leave --terraform out to use the one on PATH"
+            )
         return explicit
     path = shutil.which("terraform")
     if not path or not os.access(path, os.X_OK):
@@ -53,13 +61,15 @@ def terraform_env(sweep_dir: Path, extra: Mapping[str, str] | None = None) -> di
     if not rc.exists():
         rc.parent.mkdir(parents=True, exist_ok=True)
         rc.write_text("# empty on purpose: no plugin cache, no credential helpers\n")
-    env.update({
-        "TF_IN_AUTOMATION": "1",
-        "TF_INPUT": "0",
-        "TF_CLI_CONFIG_FILE": str(rc),
-        "TF_DATA_DIR": str(sweep_dir / ".terraform"),
-        "CHECKPOINT_DISABLE": "1",  # no version check phoning home
-    })
+    env.update(
+        {
+            "TF_IN_AUTOMATION": "1",
+            "TF_INPUT": "0",
+            "TF_CLI_CONFIG_FILE": str(rc),
+            "TF_DATA_DIR": str(sweep_dir / ".terraform"),
+            "CHECKPOINT_DISABLE": "1",  # no version check phoning home
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -72,8 +82,9 @@ def _tail(text: str) -> str:
 class Terraform:
     """Runs Terraform in one working directory; logs every call to ``terraform.log`` there."""
 
-    def __init__(self, workdir: Path, env: Mapping[str, str], *, binary: str = "terraform",
-                 interrupt_grace_s: float = 120.0) -> None:
+    def __init__(
+        self, workdir: Path, env: Mapping[str, str], *, binary: str = "terraform", interrupt_grace_s: float = 120.0
+    ) -> None:
         self.workdir = Path(workdir)
         self.env = dict(env)
         self.binary = binary
@@ -89,8 +100,13 @@ class Terraform:
             # provisioner leaves running (the local agents) must not hold Terraform's call open.
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *cmd, cwd=self.workdir, env=self.env, stdin=asyncio.subprocess.DEVNULL,
-                    stdout=fh, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                    *cmd,
+                    cwd=self.workdir,
+                    env=self.env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=fh,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
                 )
             except FileNotFoundError as exc:
                 raise ToolMissingError(f"terraform binary {self.binary!r} not found") from exc

@@ -37,7 +37,7 @@ class WsCapture:
         if qs:
             return [s for s in qs[0].split("/") if s]
         if parts.path.startswith("/ws/"):
-            return [parts.path[len("/ws/"):]]
+            return [parts.path[len("/ws/") :]]
         return []
 
 

@@ -27,24 +27,55 @@ from tickpath.venues.binance.schemas import (
 from tickpath.venues.binance.sync import DEFAULT_MAX_BUFFER, BookSync
 
 
-def parse_to_trade(msg: AggTrade | RawTrade, *, session: str, venue: Venue, seq: int,
-                   receipt_ns: int) -> Trade:
+def parse_to_trade(msg: AggTrade | RawTrade, *, session: str, venue: Venue, seq: int, receipt_ns: int) -> Trade:
     """A trade event from ``@aggTrade`` (id ``a``, range ``f``..``l``) or ``@trade`` (id ``t``)."""
     if isinstance(msg, AggTrade):
-        return Trade(session=session, venue=venue, symbol=msg.s, seq=seq, event_time_ms=msg.E,
-                     transaction_time_ms=msg.T, receipt_ns=receipt_ns, trade_id=msg.a,
-                     first_trade_id=msg.f, last_trade_id=msg.l, price=msg.p, qty=msg.q,
-                     side="sell" if msg.m else "buy")
-    return Trade(session=session, venue=venue, symbol=msg.s, seq=seq, event_time_ms=msg.E,
-                 transaction_time_ms=msg.T, receipt_ns=receipt_ns, trade_id=msg.t, price=msg.p,
-                 qty=msg.q, side="sell" if msg.m else "buy")
+        return Trade(
+            session=session,
+            venue=venue,
+            symbol=msg.s,
+            seq=seq,
+            event_time_ms=msg.E,
+            transaction_time_ms=msg.T,
+            receipt_ns=receipt_ns,
+            trade_id=msg.a,
+            first_trade_id=msg.f,
+            last_trade_id=msg.l,
+            price=msg.p,
+            qty=msg.q,
+            side="sell" if msg.m else "buy",
+        )
+    return Trade(
+        session=session,
+        venue=venue,
+        symbol=msg.s,
+        seq=seq,
+        event_time_ms=msg.E,
+        transaction_time_ms=msg.T,
+        receipt_ns=receipt_ns,
+        trade_id=msg.t,
+        price=msg.p,
+        qty=msg.q,
+        side="sell" if msg.m else "buy",
+    )
 
 
 def parse_to_ticker(msg: BookTicker, *, session: str, venue: Venue, seq: int, receipt_ns: int) -> Ticker:
     """A best bid/offer event; spot bookTickers carry no exchange times (None)."""
-    return Ticker(session=session, venue=venue, symbol=msg.s, seq=seq, event_time_ms=msg.E,
-                  transaction_time_ms=msg.T, receipt_ns=receipt_ns, update_id=msg.u, bid_price=msg.b,
-                  bid_qty=msg.B, ask_price=msg.a, ask_qty=msg.A)
+    return Ticker(
+        session=session,
+        venue=venue,
+        symbol=msg.s,
+        seq=seq,
+        event_time_ms=msg.E,
+        transaction_time_ms=msg.T,
+        receipt_ns=receipt_ns,
+        update_id=msg.u,
+        bid_price=msg.b,
+        bid_qty=msg.B,
+        ask_price=msg.a,
+        ask_qty=msg.A,
+    )
 
 
 @dataclass
@@ -66,8 +97,15 @@ class Normalizer:
     symbol is counted, not tracked, so a stray stream cannot grow memory without bound.
     """
 
-    def __init__(self, venue: Venue, *, session: str, depth: int | None = None,
-                 symbols: tuple[str, ...] | None = None, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+    def __init__(
+        self,
+        venue: Venue,
+        *,
+        session: str,
+        depth: int | None = None,
+        symbols: tuple[str, ...] | None = None,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+    ) -> None:
         self.venue: Venue = venue
         self.session = session
         self.depth = depth
@@ -84,8 +122,9 @@ class Normalizer:
         """The symbol's BookSync, created on first use."""
         bs = self.books.get(symbol)
         if bs is None:
-            bs = self.books[symbol] = BookSync(self.venue, symbol, session=self.session, depth=self.depth,
-                                               max_buffer=self.max_buffer)
+            bs = self.books[symbol] = BookSync(
+                self.venue, symbol, session=self.session, depth=self.depth, max_buffer=self.max_buffer
+            )
         return bs
 
     def needs_snapshot(self) -> list[str]:

@@ -54,8 +54,13 @@ _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "kline": msgspec.json.Decoder(Kline),
 }
 # The ``e`` of a raw payload -> stream kind.
-_EVENT_KIND = {"depthUpdate": "depth", "aggTrade": "aggTrade", "trade": "trade", "bookTicker": "bookTicker",
-               "kline": "kline"}
+_EVENT_KIND = {
+    "depthUpdate": "depth",
+    "aggTrade": "aggTrade",
+    "trade": "trade",
+    "bookTicker": "bookTicker",
+    "kline": "kline",
+}
 _kind_cache: dict[str, str] = {}
 _KIND_CACHE_MAX = 16384  # stream names are few; the cap only guards against a hostile peer
 
@@ -67,8 +72,11 @@ def _data_of(kind_type: Any) -> msgspec.json.Decoder[Any]:
 
 
 _ENVELOPED: dict[str, msgspec.json.Decoder[Any]] = {
-    "depth": _data_of(DepthUpdate), "aggTrade": _data_of(AggTrade), "trade": _data_of(RawTrade),
-    "bookTicker": _data_of(BookTicker), "kline": _data_of(Kline),
+    "depth": _data_of(DepthUpdate),
+    "aggTrade": _data_of(AggTrade),
+    "trade": _data_of(RawTrade),
+    "bookTicker": _data_of(BookTicker),
+    "kline": _data_of(Kline),
 }
 # Stream name as it appears at the start of a frame (bytes or str) -> one-pass decoder (None: unknown).
 _by_prefix: dict[bytes | str, msgspec.json.Decoder[Any] | None] = {}
@@ -107,7 +115,7 @@ def decode_frame(raw: bytes | str) -> WireMessage:
     the general path (envelope first, then the payload).
     """
     if raw.startswith(_PREFIX_B if type(raw) is bytes else _PREFIX_S):  # type: ignore[arg-type]
-        name = raw[_PREFIX_LEN:raw.find(b'"' if type(raw) is bytes else '"', _PREFIX_LEN)]  # type: ignore[arg-type]
+        name = raw[_PREFIX_LEN : raw.find(b'"' if type(raw) is bytes else '"', _PREFIX_LEN)]  # type: ignore[arg-type]
         try:
             dec = _by_prefix[name]
         except KeyError:

@@ -51,9 +51,16 @@ class RestClient:
     ``on_response(url, receipt_wall_ns, body)`` is called for every successful answer (``--record``).
     """
 
-    def __init__(self, venue: Venue, base_url: str | None = None, *, clock: Clock = DEFAULT_CLOCK,
-                 timeout_s: float = 10.0, ssl_context: ssl.SSLContext | None = None,
-                 on_response: Callable[[str, int, bytes], None] | None = None) -> None:
+    def __init__(
+        self,
+        venue: Venue,
+        base_url: str | None = None,
+        *,
+        clock: Clock = DEFAULT_CLOCK,
+        timeout_s: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+        on_response: Callable[[str, int, bytes], None] | None = None,
+    ) -> None:
         self.venue = venue
         self.endpoints = endpoints(venue)
         self.base_url = (base_url or self.endpoints.rest_base).rstrip("/")
@@ -73,8 +80,9 @@ class RestClient:
 
     def _sess(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                                                  connector=tls_connector(self.ssl_context))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s), connector=tls_connector(self.ssl_context)
+            )
         return self._session
 
     async def close(self) -> None:
@@ -104,12 +112,14 @@ class RestClient:
         if status in (429, 418):
             retry = _retry_after(headers.get("Retry-After"))
             what = "rate limited (429)" if status == 429 else "IP banned (418)"
-            raise RateLimitedError(f"GET {path}: {what}, retry after {retry:g} s", status=status,
-                                   retry_after=retry)
+            raise RateLimitedError(f"GET {path}: {what}, retry after {retry:g} s", status=status, retry_after=retry)
         if status >= 400:
             code, msg = _error_body(body)
-            raise ExchangeError(f"GET {path}: HTTP {status}{f' code {code}' if code is not None else ''}"
-                                f"{f': {msg}' if msg else ''}", status=status, code=code)
+            raise ExchangeError(
+                f"GET {path}: HTTP {status}{f' code {code}' if code is not None else ''}{f': {msg}' if msg else ''}",
+                status=status,
+                code=code,
+            )
         if self.on_response is not None:
             self.on_response(url, wall, body)
         return RestResponse(url, status, body, self.used_weight, sent, received, wall)
@@ -158,8 +168,7 @@ class DepthApi:
             raise ConfigError(f"{self.client.venue} depth snapshot: {exc}") from None
 
     async def get(self, symbol: str, limit: int) -> RestResponse:
-        return await self.client.get(self.client.endpoints.depth_path,
-                                     {"symbol": symbol.upper(), "limit": limit})
+        return await self.client.get(self.client.endpoints.depth_path, {"symbol": symbol.upper(), "limit": limit})
 
 
 class TimeApi:

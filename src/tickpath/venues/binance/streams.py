@@ -26,8 +26,7 @@ StreamKind = Literal["depth", "trade", "aggTrade", "bookTicker", "kline"]
 # Default (suffix-less) depth speed and the accepted explicit speeds, in milliseconds.
 DEPTH_DEFAULT_MS: dict[Venue, int] = {"spot": 1000, "futures": 250}
 DEPTH_SPEEDS_MS: dict[Venue, tuple[int, ...]] = {"spot": (1000, 100), "futures": (250, 500, 100, 0)}
-KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d",
-                   "1w", "1M")
+KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 
 _SYMBOL_RE = re.compile(r"^[a-z0-9]{2,30}$")
 _SPEED_RE = re.compile(r"^(\d{1,4})ms$")
@@ -65,8 +64,9 @@ def depth_stream(symbol: str, speed_ms: int | None, venue: Venue) -> StreamName:
     if speed_ms is None:
         return StreamName(symbol.lower(), "depth", DEPTH_DEFAULT_MS[venue])
     if speed_ms not in DEPTH_SPEEDS_MS[venue]:
-        raise UnknownSymbolError(f"{venue} has no {speed_ms}ms depth stream; speeds: "
-                                 f"{', '.join(f'{v}ms' for v in DEPTH_SPEEDS_MS[venue])}")
+        raise UnknownSymbolError(
+            f"{venue} has no {speed_ms}ms depth stream; speeds: {', '.join(f'{v}ms' for v in DEPTH_SPEEDS_MS[venue])}"
+        )
     return StreamName(symbol.lower(), "depth", speed_ms, explicit_speed=True)
 
 
@@ -93,8 +93,8 @@ def parse_stream(name: str, venue: Venue) -> StreamName:
         raise UnknownSymbolError(f"invalid stream name {name!r}: unexpected suffix '@{'@'.join(rest)}'")
     if kind in ("trade", "aggTrade", "bookTicker"):
         return StreamName(symbol, kind)  # type: ignore[arg-type]
-    if kind.startswith("kline_") and kind[len("kline_"):] in KLINE_INTERVALS:
-        return StreamName(symbol, "kline", interval=kind[len("kline_"):])
+    if kind.startswith("kline_") and kind[len("kline_") :] in KLINE_INTERVALS:
+        return StreamName(symbol, "kline", interval=kind[len("kline_") :])
     raise UnknownSymbolError(
         f"invalid stream name {name!r}: known streams are @depth[@<speed>], @trade, @aggTrade, "
         "@bookTicker, @kline_<interval>"

@@ -62,8 +62,9 @@ class SyncStats:
 class BookSync:
     """The sync state machine and book of one (venue, symbol); owns that symbol's ``l2`` seq."""
 
-    def __init__(self, venue: Venue, symbol: str, *, session: str, depth: int | None = None,
-                 max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+    def __init__(
+        self, venue: Venue, symbol: str, *, session: str, depth: int | None = None, max_buffer: int = DEFAULT_MAX_BUFFER
+    ) -> None:
         if venue not in ("spot", "futures"):
             raise ConfigError(f"unknown venue {venue!r}; known venues: spot, futures")
         self.venue: Venue = venue
@@ -126,8 +127,14 @@ class BookSync:
         # Any other case, or any surprise on the way, goes through _live, which handles them all.
         last = self.last_update_id
         first_id = msg.U
-        if self._plain and self.synced and not self._awaiting_first and last is not None and msg.u > last \
-                and ((msg.pu == last) if self._futures else (first_id == last + 1)):
+        if (
+            self._plain
+            and self.synced
+            and not self._awaiting_first
+            and last is not None
+            and msg.u > last
+            and ((msg.pu == last) if self._futures else (first_id == last + 1))
+        ):
             book = self.book
             bids = book.bids
             asks = book.asks
@@ -147,11 +154,22 @@ class BookSync:
                     self.last_update_id = msg.u
                     self._seq = seq = self._seq + 1
                     self.stats.deltas += 1
-                    return [BookDelta(
-                        session=self.session, venue=self.venue, symbol=self.symbol, seq=seq,
-                        event_time_ms=msg.E, transaction_time_ms=msg.T, receipt_ns=receipt_ns,
-                        first_update_id=first_id, final_update_id=msg.u, prev_final_update_id=msg.pu,
-                        bids=msg.b, asks=msg.a)]
+                    return [
+                        BookDelta(
+                            session=self.session,
+                            venue=self.venue,
+                            symbol=self.symbol,
+                            seq=seq,
+                            event_time_ms=msg.E,
+                            transaction_time_ms=msg.T,
+                            receipt_ns=receipt_ns,
+                            first_update_id=first_id,
+                            final_update_id=msg.u,
+                            prev_final_update_id=msg.pu,
+                            bids=msg.b,
+                            asks=msg.a,
+                        )
+                    ]
         out: list[Event] = []
         if self.synced:
             self._live(msg, receipt_ns, out)
@@ -206,10 +224,21 @@ class BookSync:
         else:
             bids, asks = self.book.top()
         self._seq += 1
-        out.append(BookSnapshot(
-            session=self.session, venue=self.venue, symbol=self.symbol, seq=self._seq,
-            event_time_ms=snap.E, transaction_time_ms=snap.T, receipt_ns=receipt_ns,
-            last_update_id=last, bids=bids, asks=asks, depth=self.depth))
+        out.append(
+            BookSnapshot(
+                session=self.session,
+                venue=self.venue,
+                symbol=self.symbol,
+                seq=self._seq,
+                event_time_ms=snap.E,
+                transaction_time_ms=snap.T,
+                receipt_ns=receipt_ns,
+                last_update_id=last,
+                bids=bids,
+                asks=asks,
+                depth=self.depth,
+            )
+        )
         self._buffer = deque()
         for m, r in kept:
             if self.synced:
@@ -238,13 +267,23 @@ class BookSync:
             self.stats.buffer_overflow += 1
         buf.append((msg, receipt_ns))
 
-    def _reset(self, reason: str, receipt_ns: int, event_time_ms: int | None,
-               transaction_time_ms: int | None, out: list[Event]) -> None:
+    def _reset(
+        self, reason: str, receipt_ns: int, event_time_ms: int | None, transaction_time_ms: int | None, out: list[Event]
+    ) -> None:
         self._seq += 1
-        out.append(BookReset(
-            session=self.session, venue=self.venue, symbol=self.symbol, seq=self._seq,
-            event_time_ms=event_time_ms, transaction_time_ms=transaction_time_ms, receipt_ns=receipt_ns,
-            reason=reason, last_good_update_id=self.last_update_id))
+        out.append(
+            BookReset(
+                session=self.session,
+                venue=self.venue,
+                symbol=self.symbol,
+                seq=self._seq,
+                event_time_ms=event_time_ms,
+                transaction_time_ms=transaction_time_ms,
+                receipt_ns=receipt_ns,
+                reason=reason,
+                last_good_update_id=self.last_update_id,
+            )
+        )
         self.stats.resyncs += 1
         self.book.clear()
         if self._window is not None:
@@ -302,11 +341,22 @@ class BookSync:
         if window is None:
             self._seq += 1
             self.stats.deltas += 1
-            out.append(BookDelta(
-                session=self.session, venue=self.venue, symbol=self.symbol, seq=self._seq,
-                event_time_ms=msg.E, transaction_time_ms=msg.T, receipt_ns=receipt_ns,
-                first_update_id=first_id, final_update_id=u, prev_final_update_id=msg.pu,
-                bids=msg.b, asks=msg.a))
+            out.append(
+                BookDelta(
+                    session=self.session,
+                    venue=self.venue,
+                    symbol=self.symbol,
+                    seq=self._seq,
+                    event_time_ms=msg.E,
+                    transaction_time_ms=msg.T,
+                    receipt_ns=receipt_ns,
+                    first_update_id=first_id,
+                    final_update_id=u,
+                    prev_final_update_id=msg.pu,
+                    bids=msg.b,
+                    asks=msg.a,
+                )
+            )
             return
         pending = self._pending
         if pending is None:
@@ -318,11 +368,23 @@ class BookSync:
         self._pending = None
         self._seq += 1
         self.stats.deltas += 1
-        out.append(BookDelta(
-            session=self.session, venue=self.venue, symbol=self.symbol, seq=self._seq,
-            event_time_ms=msg.E, transaction_time_ms=msg.T, receipt_ns=receipt_ns,
-            first_update_id=pending[0], final_update_id=u, prev_final_update_id=pending[1],
-            bids=bids, asks=asks, depth=self.depth))
+        out.append(
+            BookDelta(
+                session=self.session,
+                venue=self.venue,
+                symbol=self.symbol,
+                seq=self._seq,
+                event_time_ms=msg.E,
+                transaction_time_ms=msg.T,
+                receipt_ns=receipt_ns,
+                first_update_id=pending[0],
+                final_update_id=u,
+                prev_final_update_id=pending[1],
+                bids=bids,
+                asks=asks,
+                depth=self.depth,
+            )
+        )
 
     def stats_dict(self) -> dict[str, int]:
         return self.stats.as_dict()
