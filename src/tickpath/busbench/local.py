@@ -102,8 +102,8 @@ async def local_cluster(local: LocalConfig) -> AsyncIterator[tuple[NatsCluster, 
                 password=password,
                 binary=local.binary,
                 workdir=workdir / "nats",
-                **kwargs,
-            )  # type: ignore[arg-type]
+                **kwargs,  # type: ignore[arg-type]
+            )
             await stack.enter_async_context(cluster)
             settings: dict[str, object] = {
                 "pub_url": cluster.client_urls[0],

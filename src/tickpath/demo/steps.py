@@ -387,9 +387,9 @@ async def feed_step(
         feeds.append(
             Feed(
                 FeedConfig(
-                    venue=venue,
+                    venue=venue,  # type: ignore[arg-type]
                     symbols=cfg.symbols,
-                    sinks=tuple(sinks),  # type: ignore[arg-type]
+                    sinks=tuple(sinks),
                     base_url=ep.ws_url,
                     rest_url=ep.rest_url,
                     duration_s=cfg.feed_s,
