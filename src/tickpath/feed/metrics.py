@@ -9,21 +9,19 @@ Exported (all prefixed ``tickpath_feed_``): ``frames_total{venue,kind}``, ``even
 ``reconnects_total``, ``stale_closes_total``, ``rollovers_total``, ``snapshots_total{result}``,
 ``queue_depth{queue}``, ``sink_events_total{sink,state}``, ``backpressure_waits_total``, and the histogram
 ``receipt_minus_event_seconds`` (frame receipt minus the exchange event time, corrected by the
-clock offset measured at start).
+clock offset measured at start). The HTTP side is :class:`tickpath.metrics.MetricsServer`.
 """
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from tickpath.errors import ConfigError
+from tickpath import metrics
+from tickpath.metrics import recorder_histogram
 
 if TYPE_CHECKING:
     from tickpath.feed.run import Feed
@@ -127,59 +125,11 @@ def sink_families(p: str, stats: dict[str, dict[str, int]]) -> tuple[CounterMetr
 
 
 def _histogram(name: str, doc: str, eng: Any) -> HistogramMetricFamily:
-    rec = eng.event_latency
-    hist = rec._hist  # the recorder's HdrHistogram, read at scrape time only
-    bounds_ns = [int(b * 1e9) for b in BUCKETS_S]
-    cumulative = [0] * len(bounds_ns)
-    for item in hist.get_recorded_iterator():
-        v, c = item.value_iterated_to, item.count_at_value_iterated_to
-        for i, b in enumerate(bounds_ns):
-            if v <= b:
-                cumulative[i] += c
-    total = rec.count
-    buckets = [(repr(b), float(n)) for b, n in zip(BUCKETS_S, cumulative, strict=True)]
-    buckets.append(("+Inf", float(total)))
-    total_s = float(rec.mean() * total / 1e9) if total else 0.0
-    h = HistogramMetricFamily(name, doc, labels=["venue"])
-    h.add_metric([eng.venue], buckets, sum_value=total_s)
-    return h
+    return recorder_histogram(name, doc, eng.event_latency, {"venue": eng.venue}, BUCKETS_S)
 
 
-class MetricsServer:
-    """``GET /metrics`` on ``host:port`` (port 0 = any free port; see :attr:`port`)."""
+class MetricsServer(metrics.MetricsServer):
+    """``GET /metrics`` of one feed on ``host:port`` (port 0 = any free port; see :attr:`port`)."""
 
     def __init__(self, feed: Feed, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(FeedCollector(feed))
-        self.host = host
-        self.requested_port = port
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-
-    async def _metrics(self, _request: web.Request) -> web.Response:
-        body = generate_latest(self.registry)
-        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.requested_port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            self._runner = None
-            why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound: {exc.strerror}"
-            raise ConfigError(
-                f"--metrics-port {self.requested_port} on {self.host} {why}; pick another port (0 = any free one)"
-            ) from exc
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        super().__init__(FeedCollector(feed), host, port)
