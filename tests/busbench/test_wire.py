@@ -4,28 +4,53 @@ from __future__ import annotations
 
 import pytest
 
-from tickpath.busbench.wire import HEADER, PROBE_SEQ, Credentials, MsgParser, ServerAddress, redact
+from tickpath.busbench.wire import HEADER, PROBE_SEQ, Credentials, MsgParser, NatsUrl, ServerAddress, redact
 from tickpath.errors import ConfigError
+from tickpath.natsproto import split_url
 
 
 def test_urls_parse_with_scheme_port_and_userinfo() -> None:
-    """nats:// and tls:// URLs give host, port (default 4222), TLS flag and credentials."""
-    a = ServerAddress.parse("tls://alice:s%40cret@10.0.0.1:4333")
-    assert (a.host, a.port, a.tls, a.user, a.password) == ("10.0.0.1", 4333, True, "alice", "s@cret")
-    assert ServerAddress.parse("nats://example.com").port == 4222
-    assert str(a) == "tls://10.0.0.1:4333"
+    """nats:// and tls:// URLs give host, port (default 4222), TLS flag and decoded credentials."""
+    u = NatsUrl.parse("tls://alice:s%40cret@10.0.0.1:4333")
+    (a,) = u.servers
+    assert (a.host, a.port, a.tls, u.user, u.password, u.token) == ("10.0.0.1", 4333, True, "alice", "s@cret", None)
+    assert NatsUrl.parse("nats://example.com").servers[0].port == 4222
+    assert NatsUrl.parse("example.com:4333").servers == (ServerAddress("example.com", 4333, False),)
+    assert str(a) == "tls://10.0.0.1:4333" and str(u) == "tls://10.0.0.1:4333"
 
 
-@pytest.mark.parametrize("url", ["http://x:1", "nats://:4222", "nats://h:notaport"])
+def test_user_with_empty_password_token_and_several_servers() -> None:
+    """'user:@host' is a user with an empty password, 'tok@host' a token, and a comma-separated
+    list gives every server in order, as the sink and ingest read the same URLs."""
+    empty = NatsUrl.parse("nats://bob:@h:1")
+    assert (empty.user, empty.password, empty.token) == ("bob", "", None)
+    tok = NatsUrl.parse("nats://s3cr%2Ft@h:1")
+    assert (tok.user, tok.password, tok.token) == (None, None, "s3cr/t")
+    many = NatsUrl.parse("tls://u:p@a:4001,b,[::1]:4003")
+    assert [(s.host, s.port, s.tls) for s in many.servers] == [
+        ("a", 4001, True),
+        ("b", 4222, True),
+        ("::1", 4003, True),
+    ]
+    assert str(many) == "tls://a:4001,b:4222,[::1]:4003"
+    # The servers are those of tickpath.natsproto.split_url, the one parser the sink and ingest use.
+    servers, creds, _ = split_url("tls://u:p@a:4001,b,[::1]:4003", "x")
+    assert [str(s) for s in many.servers] == list(servers)
+    assert creds == {"user": "u", "password": "p"}
+
+
+@pytest.mark.parametrize("url", ["http://x:1", "nats://:4222", "nats://h:notaport", "nats://", "nats://a:1,:2"])
 def test_bad_urls_are_config_errors(url: str) -> None:
     """Unsupported schemes, missing hosts and bad ports are refused with ConfigError."""
     with pytest.raises(ConfigError):
-        ServerAddress.parse(url)
+        NatsUrl.parse(url)
 
 
 def test_secrets_never_printed() -> None:
     """redact() drops user info from URLs; Credentials' repr hides password and token."""
     assert redact("nats://u:pw@h:1") == "nats://h:1"
+    assert redact("nats://tok@h:1,g:2") == "nats://h:1,g:2"
+    assert "pw" not in redact("http://u:pw@h:1")
     text = repr(Credentials("u", "pw-secret", "tok-secret"))
     assert "pw-secret" not in text and "tok-secret" not in text
 

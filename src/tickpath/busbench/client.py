@@ -59,6 +59,55 @@ def _tight_timer_slack() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
 
 
+class _Frames:
+    """The run's PUB frames, packed in C: one struct per batch length packs k whole frames
+    (header, seq, intended time, zero filler, CRLF; pad bytes are written as zeros, which is the
+    filler we want). The next single message is packed ahead, while waiting for its time, so it
+    leaves the moment it is due: packing right then measured ~15 µs of send lag at 1k msg/s."""
+
+    def __init__(self, header: bytes, size: int, max_batch: int, t0: int, offsets: array[int]) -> None:
+        self._header = header
+        self._t0 = t0
+        self._offsets = offsets
+        self._fmt = f"{len(header)}sQq{size - HEADER.size}x2s"
+        self._batch = bytearray(max_batch * (len(header) + size + 2))
+        self._one = struct.Struct("<" + self._fmt)
+        self._layouts: dict[int, struct.Struct] = {1: self._one}
+        self._single = bytearray(self._one.size)
+        self._single_view = memoryview(self._single)
+        self._ready = -1
+
+    def prepare(self, i: int) -> None:
+        """Pack message ``i`` alone, ahead of its send time."""
+        if self._ready != i:
+            self._one.pack_into(self._single, 0, self._header, i, self._t0 + self._offsets[i], CRLF)
+            self._ready = i
+
+    def frames(self, i: int, end: int) -> memoryview:
+        """The frames of messages ``i`` to ``end - 1``, ready to write."""
+        k = end - i
+        if k == 1 and self._ready == i:
+            return self._single_view
+        layout = self._layouts.get(k)
+        if layout is None:
+            layout = self._layouts[k] = struct.Struct("<" + self._fmt * k)
+        header, t0 = self._header, self._t0
+        layout.pack_into(
+            self._batch,
+            0,
+            *chain.from_iterable(
+                zip(
+                    repeat(header, k),
+                    range(i, end),
+                    map(t0.__add__, self._offsets[i:end]),
+                    repeat(CRLF, k),
+                    strict=True,
+                )
+            ),
+        )
+        return memoryview(self._batch)[: layout.size]
+
+
 class _Run:
     """State of one run, owned by its I/O thread (the event loop only reads counters)."""
 
@@ -78,6 +127,7 @@ class _Run:
         self.done = threading.Event()
         self.pub_error: str | None = None
         self.sub_error: str | None = None
+        self.sub_alive = True  # until the subscriber's connection breaks or closes
         self.fatal: BaseException | None = None
 
     # -- subscriber ------------------------------------------------------------------------
@@ -118,18 +168,24 @@ class _Run:
             self.done.set()
 
     def _io(self, pub: NatsConn, sub: NatsConn) -> None:
-        cfg = self.cfg
+        assert sub.sock is not None and pub.sock is not None
+        sub.sock.setblocking(False)
+        parser = MsgParser(self.on_frames, sub.send)
+        parser.expect(self.subject, self.cfg.size)
+        if sub.leftover:
+            parser.feed(sub.leftover, time.monotonic_ns())
+        receive = self._receiver(pub, sub, parser)
+        if self._await_interest(pub, receive):
+            self._schedule(pub, receive)
+            self._drain(receive)
+
+    def _receiver(self, pub: NatsConn, sub: NatsConn, parser: MsgParser) -> Callable[[float], None]:
+        """``receive(timeout)``: wait up to ``timeout`` s for the subscriber, feed what it sent to
+        ``parser`` and answer the publisher's PINGs. A closure, as it runs between every two sends."""
         ss, ps = sub.sock, pub.sock
         assert ss is not None and ps is not None
-        ss.setblocking(False)
-        parser = MsgParser(self.on_frames, sub.send)
-        parser.expect(self.subject, cfg.size)
         mono = time.monotonic_ns
-        if sub.leftover:
-            parser.feed(sub.leftover, mono())
         is_tls = isinstance(ss, ssl.SSLSocket)
-        sub_alive = True
-
         # A poll object for zero-timeout polls (the busy path): no fd lists built per call.
         # ``select`` stays for timed waits because it takes microseconds, poll only milliseconds.
         poller = select.poll()
@@ -142,9 +198,7 @@ class _Run:
         rview = memoryview(rbuf)
 
         def receive(timeout: float) -> None:
-            """Wait up to ``timeout`` s for the subscriber (and answer the publisher's PINGs)."""
-            nonlocal sub_alive
-            if is_tls and sub_alive and ss.pending() > 0:  # type: ignore[attr-defined]
+            if is_tls and self.sub_alive and ss.pending() > 0:  # type: ignore[attr-defined]
                 sub_ready, pub_ready = True, False  # decrypted bytes buffered: poll would not see them
             elif timeout <= 0:
                 events = poller.poll(0)
@@ -153,11 +207,11 @@ class _Run:
                 sub_ready = any(fd == ss_fd for fd, _ in events)
                 pub_ready = any(fd != ss_fd for fd, _ in events)
             else:
-                readable = select.select([ss, ps] if sub_alive else [ps], [], [], timeout)[0]
+                readable = select.select([ss, ps] if self.sub_alive else [ps], [], [], timeout)[0]
                 sub_ready, pub_ready = ss in readable, ps in readable
             if pub_ready:
                 pub.answer_pings()
-            if sub_alive and sub_ready:
+            if self.sub_alive and sub_ready:
                 try:
                     n = ss.recv_into(rbuf)
                 except (BlockingIOError, ssl.SSLWantReadError):
@@ -165,21 +219,25 @@ class _Run:
                 except OSError as exc:
                     n, self.sub_error = 0, f"subscriber connection to {sub.addr} broke: {exc}"
                 if not n:
-                    sub_alive = False
+                    self.sub_alive = False
                     poller.unregister(ss)
                     self.sub_error = self.sub_error or f"subscriber connection to {sub.addr} closed by the server"
                     return
                 parser.feed(rview[:n], mono())
 
-        # 1. interest: probes on A until one arrives at B
+        return receive
+
+    def _await_interest(self, pub: NatsConn, receive: Callable[[float], None]) -> bool:
+        """Probe on A until one arrives at B (False: stopped first); raises if none arrives in time."""
+        cfg, mono = self.cfg, time.monotonic_ns
         probe = pub_header(self.subject, cfg.size) + HEADER.pack(PROBE_SEQ, 0) + bytes(cfg.size - HEADER.size) + CRLF
         deadline = mono() + int(cfg.interest_timeout * 1e9)
         next_probe = 0
         while self.counters.probes == 0:
             if self.stop.is_set():
-                return
+                return False
             now = mono()
-            if not sub_alive or now > deadline:
+            if not self.sub_alive or now > deadline:
                 raise ConnectionFailedError(
                     self.sub_error
                     or f"interest from {redact(cfg.sub_url)} did not reach "
@@ -189,18 +247,12 @@ class _Run:
                 pub.send(probe)
                 next_probe = now + PROBE_INTERVAL_NS
             receive((next_probe - now) / 1e9)
+        return True
 
-        # 2. the open-loop schedule; 5 ms ahead so the first send is not already late
-        interval = cfg.interval_ns
-        total = self.total
-        offsets = self.offsets
-        header = pub_header(self.subject, cfg.size)
-        batch = bytearray(cfg.max_batch * (len(header) + cfg.size + 2))
-        # One struct per batch length packs k whole frames in C: header, seq, intended time, zero
-        # filler, CRLF (pad bytes are written as zeros, which is the filler we want).
-        layouts: dict[int, struct.Struct] = {}
-        frame_fmt = f"{len(header)}sQq{cfg.size - HEADER.size}x2s"
-        sent_ns = self.sent_ns
+    def _schedule(self, pub: NatsConn, receive: Callable[[float], None]) -> None:
+        """The open-loop schedule, starting 5 ms ahead so the first send is not already late."""
+        cfg, mono = self.cfg, time.monotonic_ns
+        interval, total, offsets, sent_ns = cfg.interval_ns, self.total, self.offsets, self.sent_ns
         pause_seq = cfg.warmup_count + cfg.pause_at if cfg.pause_at is not None else -1
         paused_until = 0
         # Timer wake-ups are tens of microseconds late on VMs, so the loop wakes ``lead`` early
@@ -214,14 +266,8 @@ class _Run:
         # Busy-polling never sleeps between sends: no timer or socket wake-up (tens of µs on a
         # VM) lies on the path of a message, at the price of one core at 100% for the run.
         busy = cfg.busy
-        # The next message is packed while waiting for its time, so it leaves the moment it is
-        # due: packing right then measured ~15 µs of send lag at 1k msg/s (cold caches).
-        one = layouts[1] = struct.Struct("<" + frame_fmt)
-        single = bytearray(one.size)
-        single_view = memoryview(single)
-        ready = -1
         self.t0 = t0 = mono() + 5_000_000
-        add_t0 = t0.__add__
+        packer = _Frames(pub_header(self.subject, cfg.size), cfg.size, cfg.max_batch, t0, offsets)
         i = 0
         while i < total and not self.stop.is_set():
             now = mono()
@@ -233,14 +279,9 @@ class _Run:
                 continue
             due = due_until(t0, now, interval, total)
             if due <= i:
-                if ready != i:
-                    one.pack_into(single, 0, header, i, t0 + offsets[i], CRLF)
-                    ready = i
-                if busy:
-                    receive(0)
-                    continue
+                packer.prepare(i)
                 wait = t0 + offsets[i] - now
-                if wait <= lead or (now < spin_until and self.counters.received < self.sent):
+                if busy or wait <= lead or (now < spin_until and self.counters.received < self.sent):
                     receive(0)  # spin: about to send, or a reply is due any microsecond
                 else:
                     self.counters.sleeps += 1
@@ -250,20 +291,7 @@ class _Run:
             if 0 <= pause_seq - i < end - i:
                 end = pause_seq  # the stall begins inside this batch
             k = end - i
-            if k == 1 and ready == i:
-                frames = single_view
-            else:
-                layout = layouts.get(k)
-                if layout is None:
-                    layout = layouts[k] = struct.Struct("<" + frame_fmt * k)
-                layout.pack_into(
-                    batch,
-                    0,
-                    *chain.from_iterable(
-                        zip(repeat(header, k), range(i, end), map(add_t0, offsets[i:end]), repeat(CRLF, k), strict=True)
-                    ),
-                )
-                frames = memoryview(batch)[: layout.size]
+            frames = packer.frames(i, end)
             ts = mono()
             try:
                 pub.send(frames)
@@ -272,18 +300,18 @@ class _Run:
                 break
             sent_ns[i:end] = array("q", (ts,)) * k
             spin_until = ts + spin
-            i = end
-            self.sent = i
+            self.sent = i = end
             if due > end or k > 1:
                 receive(0)  # catching up: still drain the subscriber between batches
 
-        # 3. bounded drain
-        deadline = mono() + int(cfg.drain_timeout * 1e9)
-        while sub_alive and self.counters.received < self.sent and not self.stop.is_set():
-            now = mono()
+    def _drain(self, receive: Callable[[float], None]) -> None:
+        """Wait at most ``drain_timeout`` for the stragglers."""
+        deadline = time.monotonic_ns() + int(self.cfg.drain_timeout * 1e9)
+        while self.sub_alive and self.counters.received < self.sent and not self.stop.is_set():
+            now = time.monotonic_ns()
             if now > deadline:
                 break
-            receive(0 if busy else min(0.05, (deadline - now) / 1e9))
+            receive(0 if self.cfg.busy else min(0.05, (deadline - now) / 1e9))
 
 
 def _connect(url: str, cfg: BenchConfig, name: str) -> NatsConn:
@@ -299,12 +327,14 @@ async def run(cfg: BenchConfig, *, progress: Progress | None = None) -> BenchRes
     """Run one benchmark and return its figures (losses included; never raises for losses)."""
     subject = cfg.subject or f"tickpath.busbench.{secrets.token_hex(6)}"
     run_ = _Run(cfg, subject)
-    pub = sub = None
+    conns: list[NatsConn] = []
     thread = None
     gc_was_enabled = gc.isenabled()
     try:
         sub = await in_namespace(cfg.netns, lambda: _connect(cfg.sub_url, cfg, "busbench-sub"))
+        conns.append(sub)
         pub = await in_namespace(cfg.netns, lambda: _connect(cfg.pub_url, cfg, "busbench-pub"))
+        conns.insert(0, pub)
         rtt_sub = await asyncio.to_thread(sub.rtt_ns, 5)
         rtt_pub = await asyncio.to_thread(pub.rtt_ns, 5)
         await asyncio.to_thread(sub.subscribe, subject)
@@ -324,33 +354,56 @@ async def run(cfg: BenchConfig, *, progress: Progress | None = None) -> BenchRes
             rate=cfg.rate,
             total=run_.total,
         )
-        # The event loop's wake-ups take the GIL from the I/O thread, and at 1k msg/s each one
-        # that lands on a message shows in its latency: without progress, wake only at the end;
-        # with it, a few times a second.
-        if progress is None:
-            await asyncio.to_thread(run_.done.wait)
-        while not run_.done.is_set():
-            assert progress is not None
-            progress(run_.sent, run_.counters.received, run_.total)
-            await asyncio.sleep(PROGRESS_INTERVAL)
-        if progress:
-            progress(run_.sent, run_.counters.received, run_.total)
+        await _supervise(run_, progress)
     finally:
         if gc_was_enabled:
             gc.enable()
-        run_.stop.set()
-        if thread is not None:
-            await asyncio.to_thread(thread.join, 2.0)
-        for conn in (pub, sub):  # also wakes the I/O thread if it is stuck in a send
-            if conn is not None:
-                with contextlib.suppress(OSError):
-                    conn.close()
-        if thread is not None:
-            await asyncio.to_thread(thread.join, 2.0)
+        await _stop(run_, thread, conns)
     if run_.fatal is not None:
         if isinstance(run_.fatal, TickpathError):
             raise run_.fatal
         raise ConnectionFailedError(f"busbench I/O failed: {run_.fatal}") from run_.fatal
+    result = _result(run_, rtt_pub=rtt_pub, rtt_sub=rtt_sub, tls=cfg.tls is not None or pub.addr.tls)
+    log_event(
+        log,
+        logging.INFO,
+        "busbench_finished",
+        lost=result.lost,
+        achieved_rate=round(result.achieved_rate),
+        p50_us=result.intended.percentile(50) / 1e3,
+    )
+    return result
+
+
+async def _supervise(run_: _Run, progress: Progress | None) -> None:
+    """Wait for the I/O thread to finish, reporting progress if asked to."""
+    # The event loop's wake-ups take the GIL from the I/O thread, and at 1k msg/s each one
+    # that lands on a message shows in its latency: without progress, wake only at the end;
+    # with it, a few times a second.
+    if progress is None:
+        await asyncio.to_thread(run_.done.wait)
+        return
+    while not run_.done.is_set():
+        progress(run_.sent, run_.counters.received, run_.total)
+        await asyncio.sleep(PROGRESS_INTERVAL)
+    progress(run_.sent, run_.counters.received, run_.total)
+
+
+async def _stop(run_: _Run, thread: threading.Thread | None, conns: list[NatsConn]) -> None:
+    """Stop the I/O thread and close the connections, whatever state the run is in."""
+    run_.stop.set()
+    if thread is not None:
+        await asyncio.to_thread(thread.join, 2.0)
+    for conn in conns:  # also wakes the I/O thread if it is stuck in a send
+        with contextlib.suppress(OSError):
+            conn.close()
+    if thread is not None:
+        await asyncio.to_thread(thread.join, 2.0)
+
+
+def _result(run_: _Run, *, rtt_pub: list[int], rtt_sub: list[int], tls: bool) -> BenchResult:
+    """The figures of a finished run, from its timestamps and counters."""
+    cfg = run_.cfg
     figures = analyse(
         t0=run_.t0,
         interval_ns=cfg.interval_ns,
@@ -359,15 +412,14 @@ async def run(cfg: BenchConfig, *, progress: Progress | None = None) -> BenchRes
         recv_ns=run_.recv_ns,
         keep_samples=cfg.keep_samples,
     )
-    errors = [e for e in (run_.pub_error, run_.sub_error) if e]
     c = run_.counters
     achieved = figures["achieved_rate"]
-    result = BenchResult(
+    return BenchResult(
         size=cfg.size,
         rate=cfg.rate,
         pub=redact(cfg.pub_url),
         sub=redact(cfg.sub_url),
-        subject=subject,
+        subject=run_.subject.decode(),
         warmup=cfg.warmup_count,
         measured=figures["measured"],
         sent=figures["sent"],
@@ -385,18 +437,9 @@ async def run(cfg: BenchConfig, *, progress: Progress | None = None) -> BenchRes
         send_lag=figures["send_lag"],
         rtt_pub_ns=rtt_pub,
         rtt_sub_ns=rtt_sub,
-        tls=cfg.tls is not None or (pub is not None and pub.addr.tls),
-        errors=errors,
+        tls=tls,
+        errors=[e for e in (run_.pub_error, run_.sub_error) if e],
         samples=figures["samples"],
         wait_mode=cfg.wait_mode,
         sleeps=c.sleeps,
     )
-    log_event(
-        log,
-        logging.INFO,
-        "busbench_finished",
-        lost=result.lost,
-        achieved_rate=round(achieved),
-        p50_us=result.intended.percentile(50) / 1e3,
-    )
-    return result

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tickpath.busbench.wire import MIN_PAYLOAD, Credentials, ServerAddress
+from tickpath.busbench.wire import MIN_PAYLOAD, Credentials, NatsUrl
 from tickpath.errors import ConfigError
 
 # What the original test ran: four sizes at three rates.
@@ -64,8 +64,8 @@ class BenchConfig:
     netns: str | None = None
 
     def __post_init__(self) -> None:
-        ServerAddress.parse(self.pub_url)
-        ServerAddress.parse(self.sub_url)
+        NatsUrl.parse(self.pub_url)
+        NatsUrl.parse(self.sub_url)
         if self.size < MIN_PAYLOAD:
             raise ConfigError(
                 f"payload size must be at least {MIN_PAYLOAD} bytes (sequence + intended send time), not {self.size}"

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from tickpath.busbench import nkeys
 from tickpath.errors import ConfigError, ConnectionClosedError, ConnectionFailedError, HandshakeError
+from tickpath.natsproto import split_url
 
 CRLF = b"\r\n"
 # Payload header: sequence number and intended send time (monotonic ns) in the first 16 bytes.
@@ -32,52 +33,72 @@ PROBE_SEQ = 0xFFFF_FFFF_FFFF_FFFF  # marks interest probes, never a measured mes
 
 @dataclass(frozen=True)
 class ServerAddress:
-    """A parsed ``nats://[user:pass@]host:port`` URL (``tls://`` asks for TLS)."""
+    """One server of a NATS URL: host, port and whether ``tls://`` asked for TLS."""
 
     host: str
     port: int
     tls: bool
-    user: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> ServerAddress:
-        parts = urlsplit(url if "://" in url else f"nats://{url}")
-        if parts.scheme not in ("nats", "tls"):
-            raise ConfigError(f"unsupported URL scheme in {parts.scheme}://...: use nats:// or tls://")
-        if not parts.hostname:
-            raise ConfigError(f"no host in NATS URL {redact(url)!r}")
-        try:
-            port = parts.port or 4222
-        except ValueError as exc:
-            raise ConfigError(f"bad port in NATS URL {redact(url)!r}") from exc
-        return cls(
-            parts.hostname,
-            port,
-            parts.scheme == "tls",
-            unquote(parts.username) if parts.username else None,
-            unquote(parts.password) if parts.password else None,
-        )
 
     def __str__(self) -> str:
-        return f"{'tls' if self.tls else 'nats'}://{self.host}:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://{self.hostport}"
+
+    @property
+    def hostport(self) -> str:
+        """``host:port``, an IPv6 host in brackets."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class NatsUrl:
+    """``nats://[user:password@|token@]host[:port][,host[:port]...]`` (or ``tls://``), split by the
+    one parser the sink and ``ingest`` use (:func:`tickpath.natsproto.split_url`). A URL without a
+    scheme is ``nats://``; percent-escapes in user info are decoded. Servers are tried in order."""
+
+    servers: tuple[ServerAddress, ...]
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> NatsUrl:
+        servers, creds, _query = split_url(url if "://" in url else f"nats://{url}", "a busbench NATS URL")
+        user, token = creds.get("user"), creds.get("token")
+        return cls(
+            tuple(_server(s) for s in servers),
+            unquote(user) if user is not None else None,
+            unquote(creds["password"]) if user is not None else None,
+            unquote(token) if token is not None else None,
+        )
+
+    def __str__(self) -> str:  # no credentials: safe for logs and result files
+        first, *rest = self.servers
+        return ",".join([str(first), *(s.hostport for s in rest)])
+
+
+def _server(url: str) -> ServerAddress:
+    """One credential-free server URL from ``split_url`` (which always adds the port)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ConfigError(f"no host in NATS URL {url!r}")
+    try:
+        port = parts.port or 4222
+    except ValueError as exc:
+        raise ConfigError(f"bad port in NATS URL {url!r}") from exc
+    return ServerAddress(parts.hostname, port, parts.scheme == "tls")
 
 
 def redact(url: str) -> str:
-    """The URL with any user info removed, safe for logs and result files."""
-    parts = urlsplit(url if "://" in url else f"nats://{url}")
-    host = parts.hostname or ""
+    """The URL with any user info removed, safe for logs and result files (never raises)."""
     try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ":?"
-    return f"{parts.scheme}://{host}{port}"
+        return str(NatsUrl.parse(url))
+    except ConfigError:
+        return "<unparsable NATS URL>"
 
 
 @dataclass(frozen=True)
 class Credentials:
     """Client authentication: user/password, token, an NKey seed file or a ``.creds`` file
-    (URL user info wins over user/password when present)."""
+    (user info in the URL, user/password or token, wins over user/password and token here)."""
 
     user: str | None = None
     password: str | None = None
@@ -108,7 +129,8 @@ class NatsConn:
         name: str = "tickpath-busbench",
         timeout: float = 5.0,
     ) -> None:
-        self.addr = ServerAddress.parse(url)
+        self.url = NatsUrl.parse(url)
+        self.addr = self.url.servers[0]  # the server connected to, once connected
         self._ssl = ssl_context
         self._creds = credentials or Credentials()
         self._name = name
@@ -119,12 +141,8 @@ class NatsConn:
 
     # -- setup -----------------------------------------------------------------------------
     def connect(self) -> None:
+        raw = self._open()
         a = self.addr
-        try:
-            raw = socket.create_connection((a.host, a.port), timeout=self._timeout)
-        except OSError as exc:
-            raise ConnectionFailedError(f"cannot connect to {a}: {exc}") from exc
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = raw
         line = self._read_line()
         if not line.startswith(b"INFO "):
@@ -147,8 +165,33 @@ class NatsConn:
             "protocol": 1,
             "echo": True,
         }
-        user = a.user or self._creds.user
-        password = a.password if a.user else self._creds.password
+        self._authenticate(opts)
+        self.send(b"CONNECT " + json.dumps(opts).encode() + CRLF + b"PING" + CRLF)
+        self._expect_pong()
+
+    def _open(self) -> socket.socket:
+        """A TCP connection to the first of the URL's servers that accepts one."""
+        failures = []
+        for a in self.url.servers:
+            try:
+                raw = socket.create_connection((a.host, a.port), timeout=self._timeout)
+            except OSError as exc:
+                failures.append(f"{a}: {exc}")
+                continue
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.addr = a
+            return raw
+        if len(failures) == 1:
+            raise ConnectionFailedError(f"cannot connect to {failures[0]}")
+        raise ConnectionFailedError(f"cannot connect to any of {len(failures)} servers: {'; '.join(failures)}")
+
+    def _authenticate(self, opts: dict[str, object]) -> None:
+        """Add the credentials to the CONNECT options: NKey or .creds file, else the URL's user
+        info, else the configured user/password or token."""
+        a, u = self.addr, self.url
+        user = u.user or (None if u.token else self._creds.user)
+        password = u.password if u.user else self._creds.password
+        token = u.token or self._creds.token
         if self._creds.creds_file or self._creds.nkey_seed_file:
             nonce = self.info.get("nonce")
             if not isinstance(nonce, str):
@@ -162,10 +205,8 @@ class NatsConn:
             opts["sig"] = key.sign_nonce(nonce)
         elif user:
             opts["user"], opts["pass"] = user, password or ""
-        elif self._creds.token:
-            opts["auth_token"] = self._creds.token
-        self.send(b"CONNECT " + json.dumps(opts).encode() + CRLF + b"PING" + CRLF)
-        self._expect_pong()
+        elif token:
+            opts["auth_token"] = token
 
     def _read_line(self) -> bytes:
         assert self.sock is not None
