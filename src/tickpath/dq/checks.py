@@ -2,9 +2,9 @@
 the query's rows into a verdict against :class:`Thresholds`.
 
 Judging in Python keeps the SQL threshold-free, so DuckDB and BigQuery run the very same text, and
-lets the judges use what only tickpath knows: each stream's cadence from the subscribed Binance
-stream names (parsed by :mod:`tickpath.venues.binance.streams`), and the HdrHistogram recorder that
-every latency figure in tickpath goes through.
+lets the judges use what only tickpath knows: each stream's channel and cadence from the subscribed
+stream names (told by the venue: :func:`tickpath.venues.binance.streams.stored_stream`), and the
+HdrHistogram recorder that every latency figure in tickpath goes through.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tickpath.dq.sql import COMPLETENESS, FRESHNESS, INTEGRITY, LATENCY, SEQUENCE, Window
-from tickpath.errors import ConfigError, UnknownSymbolError
+from tickpath.errors import ConfigError
 from tickpath.stats import LatencyRecorder
 from tickpath.stats.recorder import HIGHEST_NS
-from tickpath.venues.binance.streams import parse_stream
+from tickpath.venues.binance.streams import stored_stream
 
 Row = Mapping[str, Any]
 StreamKey = tuple[str, str, str]  # (session, venue, symbol)
@@ -73,20 +73,15 @@ class Context:
     @classmethod
     def from_sessions(cls, window: Window, sessions: Iterable[Row]) -> Context:
         ctx = cls(window)
-        channel_of = {"depth": "l2", "trade": "trades", "aggTrade": "trades", "bookTicker": "ticker"}
         for s in sessions:
             for name in s.get("streams") or []:
-                try:
-                    stream = parse_stream(str(name), s["venue"])
-                except UnknownSymbolError:
-                    continue  # a stream dq does not store (kline) or a malformed name: no cadence
-                symbol = stream.symbol_upper
-                channel = channel_of.get(stream.kind)
-                if channel is None:
+                # a stream dq does not store (kline) or a malformed name has no channel: skipped
+                stream = stored_stream(str(name), s["venue"])
+                if stream is None:
                     continue
-                ctx.subscribed.add((s["session"], s["venue"], symbol, channel))
-                if stream.kind == "depth" and stream.speed_ms is not None:
-                    ctx.depth_cadence_ms[(s["session"], s["venue"], symbol)] = stream.speed_ms
+                ctx.subscribed.add((s["session"], s["venue"], stream.symbol, stream.channel))
+                if stream.cadence_ms is not None:
+                    ctx.depth_cadence_ms[(s["session"], s["venue"], stream.symbol)] = stream.cadence_ms
         return ctx
 
 

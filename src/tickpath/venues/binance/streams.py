@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tickpath.errors import UnknownSymbolError
+from tickpath.events import Channel
 from tickpath.venues.binance.endpoints import Venue, endpoints
 
 StreamKind = Literal["depth", "trade", "aggTrade", "bookTicker", "kline"]
@@ -99,6 +100,34 @@ def parse_stream(name: str, venue: Venue) -> StreamName:
         f"invalid stream name {name!r}: known streams are @depth[@<speed>], @trade, @aggTrade, "
         "@bookTicker, @kline_<interval>"
     )
+
+
+# The stored channel each stream kind lands in (klines are not stored).
+_CHANNEL_OF: dict[str, Channel] = {"depth": "l2", "trade": "trades", "aggTrade": "trades", "bookTicker": "ticker"}
+
+
+@dataclass(frozen=True)
+class StoredStream:
+    """What a subscribed stream means for the stored data: the symbol as stored (upper case), the
+    channel its events land in, and for depth streams the update speed (``@depth@0ms``: 0)."""
+
+    symbol: str
+    channel: Channel
+    cadence_ms: int | None
+
+
+def stored_stream(name: str, venue: Venue) -> StoredStream | None:
+    """The stored stream a subscribed stream name stands for, or None for a name that is not a stream
+    of ``venue`` or whose kind is not stored (kline): readers of the store (dq) then know channels and
+    cadences without knowing Binance's spelling."""
+    try:
+        s = parse_stream(name, venue)
+    except UnknownSymbolError:
+        return None
+    channel = _CHANNEL_OF.get(s.kind)
+    if channel is None:
+        return None
+    return StoredStream(s.symbol_upper, channel, s.speed_ms if s.kind == "depth" else None)
 
 
 def parse_streams(names: str | list[str], venue: Venue) -> list[StreamName]:
