@@ -154,6 +154,10 @@ def _no_leftovers(table: dict[str, Any], where: str) -> None:
         raise ConfigError(f"unknown key(s) in {where}: {', '.join(sorted(table))}")
 
 
+def _float_or_none(value: float | None) -> float | None:
+    return float(value) if value is not None else None
+
+
 def _positive(value: float, name: str) -> None:
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {value}")
@@ -182,7 +186,20 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
     aws_t = _take(raw, "aws", dict, "file", {})
     local_t = _take(raw, "local", dict, "file", {})
     _no_leftovers(raw, "the file (expected [sweep], [probe], [ranking], [aws], [local])")
+    # The sections are read in this order, and each key's errors come in it too.
+    fields = _sweep_fields(sweep, base_dir or Path.cwd())
+    fields |= _local_fields(sweep, local_t) if fields["provider"] == "local" else _aws_zone_fields(sweep)
+    _no_leftovers(local_t, "[local]")
+    _no_leftovers(sweep, "[sweep]")
+    fields |= _aws_fields(aws_t)
+    probe = _probe_plan(probe_t)
+    metric, fields["max_loss_ratio"] = _ranking(ranking_t, probe.methods)
+    _check_limits(fields, probe)
+    return SweepConfig(probe=probe, metric=metric, **fields)
 
+
+def _sweep_fields(sweep: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The ``[sweep]`` keys that do not depend on the provider, as SweepConfig fields."""
     name = _take(sweep, "name", str, "sweep", required=True)
     if not _NAME_RE.match(name):
         raise ConfigError(
@@ -192,70 +209,83 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
     provider = _take(sweep, "provider", str, "sweep", "aws")
     if provider not in PROVIDERS:
         raise ConfigError(f"sweep.provider {provider!r} is not one of {', '.join(PROVIDERS)}")
-    region = _take(sweep, "region", str, "sweep", "local" if provider == "local" else None, required=provider == "aws")
+    local = provider == "local"
+    region = _take(sweep, "region", str, "sweep", "local" if local else None, required=provider == "aws")
     market = _take(sweep, "market", str, "sweep", "on-demand")
     if market not in MARKETS:
         raise ConfigError(f"sweep.market {market!r} is not one of {', '.join(MARKETS)}")
     placement = _take(sweep, "placement_group", str, "sweep", "cluster")
     if placement not in PLACEMENT_STRATEGIES:
         raise ConfigError(f"sweep.placement_group {placement!r} is not one of {', '.join(PLACEMENT_STRATEGIES)}")
-    instances = _take(sweep, "instances_per_candidate", int, "sweep", 1)
-    keep = _take(sweep, "keep", int, "sweep", 1)
-    ttl = float(_take(sweep, "ttl_minutes", (int, float), "sweep", 60.0))
-    max_cost = float(_take(sweep, "max_cost_usd", (int, float), "sweep", 10.0))
-    timeout = _take(sweep, "result_timeout_s", (int, float), "sweep", None)
-    poll = float(_take(sweep, "poll_interval_s", (int, float), "sweep", 0.25 if provider == "local" else 5.0))
-    max_parallel = _take(sweep, "max_parallel", int, "sweep", 32)
-    base = base_dir or Path.cwd()
-    state_dir = (base / _take(sweep, "state_dir", str, "sweep", ".tickpath/sweeps")).resolve()
-    results_dir = (base / _take(sweep, "results_dir", str, "sweep", "results")).resolve()
+    return {
+        "name": name,
+        "provider": provider,
+        "region": region,
+        "market": market,
+        "placement_strategy": placement,
+        "instances_per_candidate": _take(sweep, "instances_per_candidate", int, "sweep", 1),
+        "keep": _take(sweep, "keep", int, "sweep", 1),
+        "ttl_minutes": float(_take(sweep, "ttl_minutes", (int, float), "sweep", 60.0)),
+        "max_cost_usd": float(_take(sweep, "max_cost_usd", (int, float), "sweep", 10.0)),
+        "result_timeout_s": _float_or_none(_take(sweep, "result_timeout_s", (int, float), "sweep", None)),
+        "poll_interval_s": float(_take(sweep, "poll_interval_s", (int, float), "sweep", 0.25 if local else 5.0)),
+        "max_parallel": _take(sweep, "max_parallel", int, "sweep", 32),
+        "state_dir": (base / _take(sweep, "state_dir", str, "sweep", ".tickpath/sweeps")).resolve(),
+        "results_dir": (base / _take(sweep, "results_dir", str, "sweep", "results")).resolve(),
+    }
 
-    local_zones: tuple[LocalZone, ...] = ()
-    probe_command: tuple[str, ...] = ()
-    simulator: str | None = None
-    if provider == "local":
-        simulator = _take(local_t, "simulator", str, "local", None)
-        zones_raw = _take(local_t, "zones", list, "local", [] if simulator else None, required=not simulator)
-        if simulator and zones_raw:
-            raise ConfigError(
-                "[local] takes either zones (endpoints you run) or simulator (the sweep runs one), not both"
-            )
-        if simulator:
-            zones_raw = [{"id": name, "rest_url": "", "ws_url": ""} for name in _sim_zone_names(simulator)]
-        zones = []
-        for i, z in enumerate(zones_raw):
-            if not isinstance(z, dict):
-                raise ConfigError(f"local.zones[{i}] must be a table with id, rest_url and ws_url")
-            z = dict(z)
-            where = f"local.zones[{i}]"
-            zones.append(
-                LocalZone(
-                    _take(z, "id", str, where, required=True),
-                    _take(z, "rest_url", str, where, required=True),
-                    _take(z, "ws_url", str, where, required=True),
-                )
-            )
-            _no_leftovers(z, f"local.zones[{i}]")
-        local_zones = tuple(zones)
-        probe_command = _str_list(local_t, "probe_command", "local")
-        az_ids = _str_list(sweep, "az_ids", "sweep", tuple(z.id for z in local_zones))
-        known = {z.id for z in local_zones}
-        unknown = [a for a in az_ids if a not in known]
-        if unknown:
-            raise ConfigError(f"sweep.az_ids {unknown} are not zones listed in [local] zones ({sorted(known)})")
-        instance_types = _str_list(sweep, "instance_types", "sweep", ("local",))
-    else:
-        az_ids = _str_list(sweep, "az_ids", "sweep", required=True)
-        bad = [a for a in az_ids if not _AZ_ID_RE.match(a)]
-        if bad:
-            raise ConfigError(
-                f"sweep.az_ids {bad} are not availability zone IDs (like 'apne1-az4'); "
-                "zone names such as 'ap-northeast-1a' map to different zones per account"
-            )
-        instance_types = _str_list(sweep, "instance_types", "sweep", required=True)
-    _no_leftovers(local_t, "[local]")
-    _no_leftovers(sweep, "[sweep]")
 
+def _local_fields(sweep: dict[str, Any], local_t: dict[str, Any]) -> dict[str, Any]:
+    """The ``local`` provider's zones (listed, or the simulator's), probe command, AZ ids and types."""
+    simulator = _take(local_t, "simulator", str, "local", None)
+    zones_raw = _take(local_t, "zones", list, "local", [] if simulator else None, required=not simulator)
+    if simulator and zones_raw:
+        raise ConfigError("[local] takes either zones (endpoints you run) or simulator (the sweep runs one), not both")
+    if simulator:
+        zones_raw = [{"id": name, "rest_url": "", "ws_url": ""} for name in _sim_zone_names(simulator)]
+    zones = []
+    for i, z in enumerate(zones_raw):
+        if not isinstance(z, dict):
+            raise ConfigError(f"local.zones[{i}] must be a table with id, rest_url and ws_url")
+        z = dict(z)
+        where = f"local.zones[{i}]"
+        zones.append(
+            LocalZone(
+                _take(z, "id", str, where, required=True),
+                _take(z, "rest_url", str, where, required=True),
+                _take(z, "ws_url", str, where, required=True),
+            )
+        )
+        _no_leftovers(z, f"local.zones[{i}]")
+    probe_command = _str_list(local_t, "probe_command", "local")
+    az_ids = _str_list(sweep, "az_ids", "sweep", tuple(z.id for z in zones))
+    known = {z.id for z in zones}
+    unknown = [a for a in az_ids if a not in known]
+    if unknown:
+        raise ConfigError(f"sweep.az_ids {unknown} are not zones listed in [local] zones ({sorted(known)})")
+    return {
+        "local_zones": tuple(zones),
+        "probe_command": probe_command,
+        "simulator_zones": simulator,
+        "az_ids": az_ids,
+        "instance_types": _str_list(sweep, "instance_types", "sweep", ("local",)),
+    }
+
+
+def _aws_zone_fields(sweep: dict[str, Any]) -> dict[str, Any]:
+    """A cloud provider's AZ ids (IDs, not names) and instance types."""
+    az_ids = _str_list(sweep, "az_ids", "sweep", required=True)
+    bad = [a for a in az_ids if not _AZ_ID_RE.match(a)]
+    if bad:
+        raise ConfigError(
+            f"sweep.az_ids {bad} are not availability zone IDs (like 'apne1-az4'); "
+            "zone names such as 'ap-northeast-1a' map to different zones per account"
+        )
+    return {"az_ids": az_ids, "instance_types": _str_list(sweep, "instance_types", "sweep", required=True)}
+
+
+def _aws_fields(aws_t: dict[str, Any]) -> dict[str, Any]:
+    """The ``[aws]`` table: prices, how instances install tickpath, result expiry."""
     prices_raw = _take(aws_t, "price_usd_per_hour", dict, "aws", {})
     prices: dict[str, float] = {}
     for k, v in prices_raw.items():
@@ -265,7 +295,11 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
     install = _take(aws_t, "tickpath_install", str, "aws", "tickpath")
     expiry = _take(aws_t, "results_expiry_days", int, "aws", 7)
     _no_leftovers(aws_t, "[aws]")
+    return {"prices_usd_per_hour": prices, "tickpath_install": install, "results_expiry_days": expiry}
 
+
+def _probe_plan(probe_t: dict[str, Any]) -> ProbePlan:
+    """The ``[probe]`` table (its numbers are checked with the others, in :func:`_check_limits`)."""
     venue = _take(probe_t, "venue", str, "probe", "futures")
     if venue not in VENUES:
         raise ConfigError(f"probe.venue {venue!r} is not one of {', '.join(VENUES)}")
@@ -279,7 +313,13 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
     samples = _take(probe_t, "samples", int, "probe", 100)
     duration = float(_take(probe_t, "duration_s", (int, float), "probe", 30.0))
     _no_leftovers(probe_t, "[probe]")
+    return ProbePlan(
+        venue=venue, host=host, symbol=symbol, methods=methods, samples=samples, duration_s=duration, rate=rate
+    )
 
+
+def _ranking(ranking_t: dict[str, Any], methods: tuple[str, ...]) -> tuple[Metric, float]:
+    """The ``[ranking]`` metric, which may only use measured methods, and the loss ceiling."""
     metric = parse_metric(_take(ranking_t, "metric", str, "ranking", "ws.p99"))
     max_loss = float(_take(ranking_t, "max_loss_ratio", (int, float), "ranking", 0.05))
     if not 0.0 <= max_loss <= 1.0:
@@ -291,60 +331,35 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> SweepC
             f"ranking.metric {metric.text!r} uses {sorted(set(missing))}, "
             f"which probe.methods {list(methods)} does not measure"
         )
+    return metric, max_loss
 
+
+def _check_limits(fields: dict[str, Any], probe: ProbePlan) -> None:
+    """Counts and durations in range, and a TTL that outlasts the probe."""
     for value, label in (
-        (instances, "sweep.instances_per_candidate"),
-        (ttl, "sweep.ttl_minutes"),
-        (samples, "probe.samples"),
-        (rate, "probe.rate"),
-        (duration, "probe.duration_s"),
-        (poll, "sweep.poll_interval_s"),
-        (max_parallel, "sweep.max_parallel"),
-        (expiry, "aws.results_expiry_days"),
+        (fields["instances_per_candidate"], "sweep.instances_per_candidate"),
+        (fields["ttl_minutes"], "sweep.ttl_minutes"),
+        (probe.samples, "probe.samples"),
+        (probe.rate, "probe.rate"),
+        (probe.duration_s, "probe.duration_s"),
+        (fields["poll_interval_s"], "sweep.poll_interval_s"),
+        (fields["max_parallel"], "sweep.max_parallel"),
+        (fields["results_expiry_days"], "aws.results_expiry_days"),
     ):
         _positive(value, label)
-    if keep < 0:
-        raise ConfigError(f"sweep.keep must be 0 or more, got {keep}")
-    if max_cost < 0:
-        raise ConfigError(f"sweep.max_cost_usd must be 0 or more, got {max_cost}")
-    if timeout is not None:
-        _positive(float(timeout), "sweep.result_timeout_s")
-    probe = ProbePlan(
-        venue=venue, host=host, symbol=symbol, methods=methods, samples=samples, duration_s=duration, rate=rate
-    )
+    if fields["keep"] < 0:
+        raise ConfigError(f"sweep.keep must be 0 or more, got {fields['keep']}")
+    if fields["max_cost_usd"] < 0:
+        raise ConfigError(f"sweep.max_cost_usd must be 0 or more, got {fields['max_cost_usd']}")
+    if fields["result_timeout_s"] is not None:
+        _positive(fields["result_timeout_s"], "sweep.result_timeout_s")
+    ttl = fields["ttl_minutes"]
     if probe.total_s / 60.0 >= ttl:
         raise ConfigError(
             f"sweep.ttl_minutes ({ttl}) must exceed the probe duration ({probe.total_s:g} s in all "
-            f"= probe.duration_s {duration:g} s per method x its timed methods): "
+            f"= probe.duration_s {probe.duration_s:g} s per method x its timed methods): "
             "the self-destruct timer would stop every probe"
         )
-    return SweepConfig(
-        name=name,
-        provider=provider,
-        region=region,
-        az_ids=az_ids,
-        instance_types=instance_types,
-        probe=probe,
-        metric=metric,
-        instances_per_candidate=instances,
-        placement_strategy=placement,
-        market=market,
-        keep=keep,
-        max_loss_ratio=max_loss,
-        ttl_minutes=ttl,
-        max_cost_usd=max_cost,
-        result_timeout_s=float(timeout) if timeout is not None else None,
-        poll_interval_s=poll,
-        max_parallel=max_parallel,
-        state_dir=state_dir,
-        results_dir=results_dir,
-        prices_usd_per_hour=prices,
-        tickpath_install=install,
-        results_expiry_days=expiry,
-        local_zones=local_zones,
-        probe_command=probe_command,
-        simulator_zones=simulator,
-    )
 
 
 def _sim_zone_names(spec: str) -> list[str]:
