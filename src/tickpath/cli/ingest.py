@@ -29,6 +29,7 @@ examples:
   tickpath ingest --from nats://127.0.0.1:4222 --to duckdb:./data/bus.duckdb
   tickpath ingest --from 'nats://n1:4222,n2:4222,n3:4222?stream=MD' --to parquet:lake --idle-exit 10
   tickpath ingest --from nats://127.0.0.1:4222 --to duckdb:x.duckdb --max-messages 1000000 --json
+  tickpath ingest --from nats://127.0.0.1:4222 --to duckdb:x.duckdb --metrics-port 9465   # Prometheus
 
 Stop with Ctrl-C: the batch being committed finishes and is acknowledged first. Run one ingest per
 durable name. The source is checked (server reachable, JetStream enabled, stream present) before the
@@ -83,6 +84,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--max-messages", type=int, default=None, metavar="N", help="exit after N messages")
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="P",
+        help="serve Prometheus /metrics on 127.0.0.1:P (0 = any free port)",
+    )
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address for /metrics (default: 127.0.0.1)")
+    p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -120,6 +129,8 @@ def main(args: argparse.Namespace) -> int:
         idle_exit_s=args.idle_exit,
         max_messages=args.max_messages,
         connect_timeout_s=args.connect_timeout,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     config.nats()  # validate the URL before connecting
     tty = sys.stderr.isatty()

@@ -36,6 +36,7 @@ examples:
   tickpath sim --replay ../shared/data/binance/spot.ws.txt --replay-http ../shared/data/binance/spot.http.txt \\
                --speed 10 --venue spot
   tickpath sim --gap-every 5 --drop-every 30 --snapshot-delay-ms 800   faults on a schedule
+  tickpath sim --metrics-port 9466 --gap-every 5   Prometheus /metrics: frames, connections, faults
 
 A scheduled fault never piles up while nobody listens: each period leaves at most one pending
 fault of its kind (20 s idle with --snapshot-fail-every 1 still means one HTTP 500, then 200).
@@ -77,6 +78,14 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="serve wss:// and https:// with a generated self-signed certificate (its path is printed as cafile)",
     )
+    g.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="P",
+        help="serve Prometheus /metrics on 127.0.0.1:P (0 = any free port)",
+    )
+    g.add_argument("--metrics-host", default="127.0.0.1", help="address for /metrics (default: 127.0.0.1)")
     g = p.add_argument_group("limits (default: Binance's documented values)")
     g.add_argument("--ping-interval", type=float, help="seconds between server pings (spot 20, futures 180)")
     g.add_argument("--pong-timeout", type=float, help="seconds without pong before disconnect (spot 60, futures 600)")
@@ -146,6 +155,7 @@ def check_numbers(args: argparse.Namespace) -> None:
     _number("--rate", args.rate, low=0, low_open=True, high=MAX_RATE)
     _number("--clock-offset-ms", args.clock_offset_ms, low=-MAX_CLOCK_OFFSET_MS, high=MAX_CLOCK_OFFSET_MS)
     _number("--port", args.port, low=0, high=65535)
+    _number("--metrics-port", args.metrics_port, low=0, high=65535)
     for flag in ("ping-interval", "pong-timeout", "max-lifetime", "duration"):
         _number(f"--{flag}", getattr(args, flag.replace("-", "_")), low=0, low_open=True)
     _number("--weight-budget", args.weight_budget, low=1)
@@ -212,11 +222,22 @@ def build_config(args: argparse.Namespace) -> tuple[SimConfig, FaultPlan]:
     return cfg, plan
 
 
-async def serve(cfg: SimConfig, plan: FaultPlan, *, as_json: bool, duration: float | None) -> int:
+async def serve(
+    cfg: SimConfig,
+    plan: FaultPlan,
+    *,
+    as_json: bool,
+    duration: float | None,
+    metrics: tuple[str, int] | None = None,
+) -> int:
     async with Simulator(cfg, fault_plan=plan) as sim:
+        extra = {}
+        if metrics is not None:
+            extra["metrics_url"] = (await sim.serve_metrics(*metrics)).url
         eps = [e.as_dict() for e in sim.endpoints()]
         if as_json:
-            print(json.dumps({"endpoints": eps, "seed": cfg.seed, "clock_offset_ms": cfg.clock_offset_ms}), flush=True)
+            head = {"endpoints": eps, "seed": cfg.seed, "clock_offset_ms": cfg.clock_offset_ms}
+            print(json.dumps({**head, **extra}), flush=True)
         else:
             _print_table(sim)
         waiting = asyncio.ensure_future(_wait(sim, duration, live=not as_json and sys.stderr.isatty()))
@@ -249,6 +270,8 @@ def _print_table(sim: Simulator) -> None:
     console.print(table)
     if sim.tls is not None:
         console.print(f"TLS certificate (trust it as CA): {sim.tls.cafile}")
+    if sim.metrics is not None:
+        console.print(f"Prometheus metrics: {sim.metrics.url}")
     for e in sim.endpoints():
         if e.replay_path:
             console.print(f"replay of {e.venue}: connect to {e.ws_url}{e.replay_path}")
@@ -274,4 +297,5 @@ async def _wait(sim: Simulator, duration: float | None, *, live: bool) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg, plan = build_config(args)
-    return run(serve(cfg, plan, as_json=args.json, duration=args.duration))
+    metrics = (args.metrics_host, args.metrics_port) if args.metrics_port is not None else None
+    return run(serve(cfg, plan, as_json=args.json, duration=args.duration, metrics=metrics))

@@ -30,8 +30,10 @@ import orjson
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, ConnectionFailedError, HandshakeError
 from tickpath.ingest.columns import decode_batch, stamp_ingest_ns
+from tickpath.ingest.metrics import IngestCollector, delivery_facts
 from tickpath.ingest.store import Store, open_store, parse_target
 from tickpath.logs import log_event
+from tickpath.metrics import MetricsServer, check_port
 from tickpath.natsproto import (
     ack_frames,
     check_name,
@@ -63,6 +65,8 @@ class IngestConfig:
     idle_exit_s: float | None = None  # stop after this long without messages; None = until stopped
     max_messages: int | None = None  # stop after this many messages (tests, benchmarks)
     connect_timeout_s: float = 5.0
+    metrics_port: int | None = None  # serve Prometheus /metrics here (0 = any free port)
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -81,6 +85,7 @@ class IngestConfig:
         if self.max_messages is not None and self.max_messages < 1:
             raise ConfigError(f"--max-messages must be at least 1, not {self.max_messages}")
         parse_target(self.target)
+        check_port(self.metrics_port)
 
     def nats(self) -> tuple[list[str], dict[str, str]]:
         """Server URLs (without credentials: they go in messages) and query options (stream,
@@ -115,6 +120,12 @@ class IngestResult:
     elapsed_s: float = 0.0
     active_s: float = 0.0  # start to last batch received (excludes the idle wait before exit)
     per_table: dict[str, int] = field(default_factory=dict)
+    redeliveries: int = 0  # messages JetStream delivered more than once (a crash, a lost ack)
+    acks_pending: int = 0  # received, not yet acknowledged (levels: /metrics only)
+    lag_messages: int = 0  # the stream's messages not yet delivered, as of the last batch
+    lag_s: float = 0.0  # commit time minus the stream's time of the newest committed message
+    commit_time: LatencyRecorder = field(default_factory=lambda: LatencyRecorder("commit"))
+    metrics_port: int | None = None  # where /metrics is served, if it is
     publish_to_ingest: LatencyRecorder = field(default_factory=lambda: LatencyRecorder("publish_to_ingest"))
     receipt_to_ingest: LatencyRecorder = field(default_factory=lambda: LatencyRecorder("receipt_to_ingest"))
 
@@ -135,6 +146,8 @@ class IngestResult:
             "elapsed_s": round(self.elapsed_s, 3),
             "messages_per_s": round(self.rate, 1),
             "per_table": dict(self.per_table),
+            "redeliveries": self.redeliveries,
+            **({"metrics_port": self.metrics_port} if self.metrics_port is not None else {}),
             "latency": {
                 "clock": "wall clocks: publish_ns of the feed host, ingest_ns of this host",
                 "publish_to_ingest": self.publish_to_ingest.summary().to_dict("us"),
@@ -268,7 +281,37 @@ async def run_ingest(
     commit. ``progress`` is called after every commit. With ``idle_exit_s``, a server that stops
     answering (gone, or JetStream without quorum) ends the run with :class:`ConnectionFailedError`
     after ``max(idle_exit_s, connect_timeout_s)``; without it, ingest waits for the server forever.
+    With ``metrics_port``, ``/metrics`` is served for the whole run (its port is ``metrics_port`` of
+    the result, which ``progress`` sees).
     """
+    result = IngestResult(target=store.target if store is not None else config.target)
+    if config.metrics_port is None:
+        return await _run(config, clock, store, progress, result)
+    _, opts = config.nats()
+    metrics = MetricsServer(
+        IngestCollector(result, opts["stream"], opts["durable"]), config.metrics_host, config.metrics_port
+    )
+    try:
+        await metrics.start()
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    result.metrics_port = metrics.port
+    log_event(log, logging.INFO, "metrics_listening", host=config.metrics_host, port=metrics.port)
+    try:
+        return await _run(config, clock, store, progress, result)
+    finally:
+        await metrics.stop()
+
+
+async def _run(
+    config: IngestConfig,
+    clock: Clock,
+    store: Store | None,
+    progress: Callable[[IngestResult], None] | None,
+    result: IngestResult,
+) -> IngestResult:
     servers, opts = config.nats()
     # Cancels this task has already been through (and its caller handled) are not a stop request.
     task = asyncio.current_task()
@@ -290,7 +333,6 @@ async def run_ingest(
     started = time.monotonic()
     owned = store is None
     opened: Store | None = store
-    result = IngestResult(target=store.target if store is not None else config.target)
     try:
         js = nc.jetstream(timeout=config.connect_timeout_s)
         await _js_call(
@@ -473,6 +515,7 @@ async def _consume(
                 continue
             last_msg = now
             fetched += len(msgs)
+            result.acks_pending += len(msgs)
             if committing is not None:
                 await asyncio.shield(committing)
             committing = asyncio.create_task(_commit_and_ack(msgs, store, result, clock, puller, progress))
@@ -541,7 +584,9 @@ async def _commit_and_ack(
     ingest_ns = clock.wall_ns()
     tables = stamp_ingest_ns(batch.tables, ingest_ns)
     # If this raises, nothing is acknowledged and the server re-delivers the batch after ack_wait.
+    began = time.perf_counter_ns()
     inserted = await asyncio.to_thread(functools.partial(store.commit, tables, unique=True, sessions=batch.sessions))
+    result.commit_time.record(time.perf_counter_ns() - began)
     n_rows = sum(t.num_rows for t in tables.values())
     new = sum(inserted.values())
     result.messages += len(msgs)
@@ -554,7 +599,18 @@ async def _commit_and_ack(
     # Every row's latency, in one numpy pass per histogram (``record_array``: ~0.1 us per value).
     for column, rec in (("publish_ns", result.publish_to_ingest), ("receipt_ns", result.receipt_to_ingest)):
         rec.record_array(ingest_ns - batch.column_values(column))
+    _note_deliveries(result, [m[0] for m in msgs], ingest_ns)
     puller.ack(msgs)
+    result.acks_pending -= len(msgs)
     if progress is not None:  # after the counts above: what the store now holds
         progress(result)
     await puller.flush()
+
+
+def _note_deliveries(result: IngestResult, replies: list[bytes], ingest_ns: int) -> None:
+    """Redeliveries and lag of a committed batch, from its ack subjects (for /metrics)."""
+    facts = delivery_facts(replies)
+    if facts is not None:
+        redelivered, result.lag_messages, stored_ns = facts
+        result.redeliveries += redelivered
+        result.lag_s = max(0.0, (ingest_ns - stored_ns) / 1e9)

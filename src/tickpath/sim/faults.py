@@ -117,6 +117,10 @@ class Faults:
         self._hubs = hubs
         self._conns = connections
         self.state = state
+        self.injected: dict[str, int] = {}  # fault commands applied, by kind (for /metrics)
+
+    def _count(self, kind: str) -> None:
+        self.injected[kind] = self.injected.get(kind, 0) + 1
 
     def _hub(self, venue: str, symbol: str) -> Hub:
         hub = self._hubs.get(venue)
@@ -133,6 +137,7 @@ class Faults:
 
     def drop_connections(self, venue: str | None = None, zone: str | None = None, *, clean: bool = False) -> int:
         conns = self._matching(venue, zone)
+        self._count("drop")
         for c in conns:
             if clean:
                 c.close(1001, "Server going away")
@@ -147,6 +152,7 @@ class Faults:
         hub = self._hub(venue, symbol)
         st = hub.faults[symbol]
         names = hub.depth_names(symbol)
+        self._count(("gap", "duplicate", "reorder")[slot])
         for name in names:
             counters = st.per_stream.setdefault(name, [0, 0, 0])
             counters[slot] = counters[slot] + events if accumulate else max(counters[slot], events)
@@ -173,6 +179,7 @@ class Faults:
 
     def _corrupt(self, kind: str, venue: str | None, zone: str | None, frames: int, accumulate: bool) -> int:
         conns = self._matching(venue, zone)
+        self._count(kind)
         for c in conns:
             # a connection that receives nothing (no subscription yet) must not queue a burst
             missing = frames if accumulate else frames - c.corrupt.count(kind)
@@ -192,6 +199,7 @@ class Faults:
     def stall(self, venue: str, symbol: str, seconds: float) -> int:
         _check_seconds("a stall", seconds)
         hub = self._hub(venue, symbol)
+        self._count("stall")
         st = hub.faults[symbol]
         st.stall_until = max(st.stall_until, asyncio.get_running_loop().time() + seconds)
         hub.refresh_fault_flag()
@@ -204,16 +212,19 @@ class Faults:
 
     def fail_snapshots(self, venue: str, count: int = 1, *, accumulate: bool = True) -> None:
         pending = self.state.snapshot_failures.get(venue, 0)
+        self._count("snapshot_fail")
         self.state.snapshot_failures[venue] = pending + count if accumulate else max(pending, count)
 
     def rate_limit(self, venue: str, seconds: float) -> None:
         _check_seconds("a rate limit", seconds)
+        self._count("rate_limit")
         # a window ends at the later of the two ends: a new one never shortens a longer one
         until = asyncio.get_running_loop().time() + seconds
         self.state.rate_limited_until[venue] = max(self.state.rate_limited_until.get(venue, 0.0), until)
 
     def refuse(self, venue: str, zone: str = "*", seconds: float = 1.0) -> None:
         _check_seconds("a refusal", seconds)
+        self._count("refuse")
         self.state.refused_until[(venue, zone)] = asyncio.get_running_loop().time() + seconds
 
     def clear(self) -> None:

@@ -26,12 +26,14 @@ from aiohttp import web
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError
 from tickpath.logs import log_event
+from tickpath.metrics import MetricsServer
 from tickpath.sim import tls as tls_mod
 from tickpath.sim.config import LatencyProfile, SimConfig
 from tickpath.sim.context import CTX, Limits, ListenerContext
 from tickpath.sim.faults import FaultPlan, Faults, FaultState, run_plan
 from tickpath.sim.hub import Hub
 from tickpath.sim.market import BookSnapshot, SymbolMarket, spec_for
+from tickpath.sim.metrics import SimCollector
 from tickpath.sim.replay import ReplaySource
 from tickpath.sim.rest import WeightLedger, add_routes
 from tickpath.sim.ws import WsConnection, handle_ws
@@ -102,6 +104,7 @@ class Simulator:
         self.failure: BaseException | None = None  # the first background task that crashed
         self._failed = asyncio.Event()
         self.tls: tls_mod.TlsMaterial | None = None
+        self.metrics: MetricsServer | None = None
         self._started = False
 
     async def __aenter__(self) -> Simulator:
@@ -236,7 +239,17 @@ class Simulator:
         sockets = getattr(server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else port
 
+    async def serve_metrics(self, host: str = "127.0.0.1", port: int = 0) -> MetricsServer:
+        """Serve Prometheus ``/metrics`` of this simulator until :meth:`stop` (port 0 = any free)."""
+        server = MetricsServer(SimCollector(self), host, port)
+        await server.start()
+        self.metrics = server
+        return server
+
     async def stop(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.stop()
+            self.metrics = None
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

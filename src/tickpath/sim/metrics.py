@@ -1,0 +1,48 @@
+"""Prometheus ``/metrics`` for a running simulator (``tickpath sim --metrics-port``).
+
+Exported (all prefixed ``tickpath_sim_``): ``frames_sent_total{venue}`` (WebSocket messages sent,
+simulated or replayed), ``events_total{venue}`` (market updates generated), the gauge
+``connections{venue,zone}`` (open WebSocket connections) and ``faults_total{kind}`` (fault commands
+applied, on demand or by the schedule: drop, gap, duplicate, reorder, malformed, truncated, stall,
+snapshot_fail, rate_limit, refuse). Read at scrape time from the counters the simulator keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from tickpath.sim.server import Simulator
+
+
+class SimCollector(Collector):
+    """Reads one simulator's counters when Prometheus scrapes."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    def collect(self) -> Iterator[Any]:
+        sim = self.sim
+        p = "tickpath_sim_"
+        frames = CounterMetricFamily(p + "frames_sent", "WebSocket messages sent", labels=["venue"])
+        events = CounterMetricFamily(p + "events", "Market updates generated", labels=["venue"])
+        for venue in sim.venues:
+            hub, replay = sim.hubs.get(venue), sim.replays.get(venue)
+            sent = (hub.frames_sent if hub is not None else 0) + (replay.frames_sent if replay is not None else 0)
+            frames.add_metric([venue], sent)
+            events.add_metric([venue], hub.events if hub is not None else 0)
+        yield frames
+        yield events
+        conns = GaugeMetricFamily(p + "connections", "Open WebSocket connections", labels=["venue", "zone"])
+        for zone in sim.config.zones:
+            for venue in sim.venues:
+                conns.add_metric([venue, zone.name], sim.connections(venue, zone.name))
+        yield conns
+        faults = CounterMetricFamily(p + "faults", "Fault commands applied, by kind", labels=["kind"])
+        for kind, n in sorted(sim.faults.injected.items()):
+            faults.add_metric([kind], n)
+        yield faults
