@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tickpath.clock import ManualClock
 from tickpath.errors import InfraError
+from tickpath.stats import LatencyRecorder
 from tickpath.sweep.config import SweepConfig, parse_config
 from tickpath.sweep.plan import Candidate
 
@@ -109,6 +111,7 @@ class FakeProvisioner:
         self.apply_blocks = apply_blocks
         self.prepared = False
         self.finished_kept: set[str] | None = None
+        self.instances_destroyed: dict[str, list[int]] = {}
 
     async def prepare(self) -> None:
         self.prepared = True
@@ -128,5 +131,25 @@ class FakeProvisioner:
         self.live.discard(candidate.name)
         self.destroyed_at[candidate.name] = self.clock.monotonic_ns()
 
+    async def destroy_instances(self, candidate: Candidate, instances: Sequence[int]) -> None:
+        await asyncio.sleep(0)
+        self.instances_destroyed.setdefault(candidate.name, []).extend(instances)
+
     async def finish(self, *, kept: set[str]) -> None:
         self.finished_kept = kept
+
+
+def recorded_method(samples_us: Sequence[float], losses: int = 0) -> dict[str, Any]:
+    """One method of a probe document as ``tickpath probe`` writes it: summary and encoded histogram."""
+    rec = LatencyRecorder("m")
+    rec.record_many([round(v * 1000) for v in samples_us])
+    rec.record_loss(losses)
+    return {"summary": rec.summary().to_dict("us"), "histogram": rec.encode()}
+
+
+def recorded_doc(ws_us: Sequence[float], tcp_us: Sequence[float] = (100.0,), ws_losses: int = 0) -> dict[str, Any]:
+    """A probe document whose ws and tcp figures come from real HdrHistograms of these samples."""
+    return {
+        "schema": "tickpath.probe/1",
+        "methods": {"ws": recorded_method(ws_us, ws_losses), "tcp": recorded_method(tcp_us)},
+    }

@@ -61,7 +61,8 @@ def _bucket(client: Callable[[str], Any], name: str, tags: dict[str, str] | None
 
 
 def test_s3_store_lists_only_complete_results_of_its_sweep(client: Callable[[str], Any]) -> None:
-    """ready() names candidates under results/<sweep-id>/ only (not other sweeps, not per-instance extras)."""
+    """ready() names the results under results/<sweep-id>/ only (not other sweeps, not other objects);
+    instance n of a candidate is '<candidate>/instance-n'."""
     _bucket(client, "tickpath-store-1")
     store = S3Store("tickpath-store-1", client=client("s3"))
     assert store.ready("sw-1") == set()
@@ -71,8 +72,17 @@ def test_s3_store_lists_only_complete_results_of_its_sweep(client: Callable[[str
     client("s3").put_object(
         Bucket="tickpath-store-1", Key="results/sw-1/apne1-az4.c6in.xlarge/instance-1.json", Body=b"{}"
     )
-    assert store.ready("sw-1") == {"apne1-az4.c6in.xlarge", "apne1-az1.c6in.xlarge"}
+    for junk in ("apne1-az4.c6in.xlarge/boot.log", "apne1-az4.c6in.xlarge/instance-x.json", "a/b/instance-1.json"):
+        client("s3").put_object(Bucket="tickpath-store-1", Key=f"results/sw-1/{junk}", Body=b"{}")
+    store.put("sw-1", "apne1-az1.c6in.xlarge/instance-2", b'{"status": "ok", "instance": 2}')
+    assert store.ready("sw-1") == {
+        "apne1-az4.c6in.xlarge",
+        "apne1-az1.c6in.xlarge",
+        "apne1-az4.c6in.xlarge/instance-1",
+        "apne1-az1.c6in.xlarge/instance-2",
+    }
     assert json.loads(store.get("sw-1", "apne1-az4.c6in.xlarge")) == {"status": "ok"}
+    assert json.loads(store.get("sw-1", "apne1-az1.c6in.xlarge/instance-2"))["instance"] == 2
 
 
 def test_s3_store_pages_through_many_results(client: Callable[[str], Any]) -> None:

@@ -6,8 +6,10 @@ uploads its JSON and powers off. A self-destruct timer (the sweep's TTL) ends it
 if nobody destroys it. Its command line carries ``--sweep-id``, the local equivalent of a tag, so
 ``tickpath sweep cleanup`` can find it after the orchestrator was killed.
 
-Run as ``python -m tickpath.sweep.agent --sweep-id ID --candidate NAME`` with the spec (JSON:
-``store_dir``, ``ttl_s`` and ``probe_args`` or ``probe_argv``) in ``$TICKPATH_SWEEP_AGENT``.
+Run as ``python -m tickpath.sweep.agent --sweep-id ID --candidate NAME [--instance N]`` with the
+spec (JSON: ``store_dir``, ``ttl_s`` and ``probe_args`` or ``probe_argv``) in
+``$TICKPATH_SWEEP_AGENT``; instance ``N`` of a candidate stores its result as
+``<candidate>/instance-N``, like the ``N``-th instance of a cloud candidate.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tickpath.errors import InterruptedRunError
-from tickpath.sweep.store import DirectoryStore
+from tickpath.sweep.store import DirectoryStore, result_name
 
 SPEC_ENV = "TICKPATH_SWEEP_AGENT"
 AGENT_MODULE = "tickpath.sweep.agent"
@@ -59,7 +61,7 @@ def _run_subprocess(argv: list[str], ttl_s: float) -> tuple[int, str, str]:
     return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
 
-def run_agent(sweep_id: str, candidate: str, spec: dict[str, Any]) -> int:
+def run_agent(sweep_id: str, candidate: str, spec: dict[str, Any], instance: int = 0) -> int:
     """Run the probe, store its result (or the reason it failed), return the probe's exit code.
 
     ``spec["probe_args"]`` runs the real ``tickpath probe`` in this process; ``spec["probe_argv"]``
@@ -71,6 +73,7 @@ def run_agent(sweep_id: str, candidate: str, spec: dict[str, Any]) -> int:
     envelope: dict[str, Any] = {
         "sweep_id": sweep_id,
         "candidate": candidate,
+        "instance": instance,
         "host": socket.gethostname(),
         "started_unix": started,
         "clock": "wall clock of the probe machine (Unix seconds)",
@@ -95,7 +98,7 @@ def run_agent(sweep_id: str, candidate: str, spec: dict[str, Any]) -> int:
         envelope.update(status="failed", error=f"{reason}: {stderr.strip() or stdout[-_ERR_TAIL:].strip()}")
         code = code or 1
     envelope["finished_unix"] = time.time()
-    store.put(sweep_id, candidate, json.dumps(envelope).encode())
+    store.put(sweep_id, result_name(candidate, instance), json.dumps(envelope).encode())
     return code
 
 
@@ -105,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--sweep-id", required=True)
     parser.add_argument("--candidate", required=True)
+    parser.add_argument("--instance", type=int, default=0)
     args = parser.parse_args(argv)
     raw = os.environ.get(SPEC_ENV)
     if not raw:
@@ -117,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGALRM, lambda *_: os._exit(124))
     signal.alarm(max(1, int(float(spec.get("ttl_s", 3600))) + 5))
     with contextlib.suppress(KeyboardInterrupt):
-        return run_agent(args.sweep_id, args.candidate, spec)
+        return run_agent(args.sweep_id, args.candidate, spec, args.instance)
     return 130
 
 

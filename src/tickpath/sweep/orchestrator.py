@@ -9,6 +9,11 @@ A reported candidate is destroyed as soon as ``keep`` others are strictly ahead 
 be a winner, see :func:`~tickpath.sweep.ranking.doomed`); a failed one at once. Whatever ends the
 run, a result, an error, Ctrl-C or SIGTERM, the ``finally`` path destroys everything not kept, and
 shields that teardown from further cancellation so a second Ctrl-C cannot strand an instance.
+
+With ``instances_per_candidate > 1`` a candidate reports once every instance has (or the timeout
+fails the silent ones): it is ranked on the merged histograms of its usable instances, each
+instance keeps its own score (the spread is placement luck), and a winner keeps only its best
+instance; the others are destroyed (:mod:`tickpath.sweep.instances`).
 """
 
 from __future__ import annotations
@@ -24,9 +29,18 @@ from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import InfraError, TickpathError
 from tickpath.logs import log_event
 from tickpath.sweep.config import SweepConfig
+from tickpath.sweep.instances import (
+    InstanceState,
+    best_instance,
+    describe_spread,
+    merge_instances,
+    spread,
+    spread_keys,
+)
 from tickpath.sweep.plan import Candidate
 from tickpath.sweep.provision import Provisioner
 from tickpath.sweep.ranking import doomed, extract_figures, rank
+from tickpath.sweep.store import result_name
 
 log = logging.getLogger("tickpath.sweep")
 
@@ -52,6 +66,17 @@ class CandidateState:
     destroy_started_ns: int | None = None
     destroyed_ns: int | None = None
     reported_unix: float | None = None  # the agent's own wall-clock stamp of finishing
+    instances: list[InstanceState] = field(default_factory=list)
+    best_instance: int | None = None
+    spread: dict[str, float] = field(default_factory=dict)  # max - min across instances (µs)
+    spread_keys: list[str] = field(default_factory=list)
+    merged_histograms: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    trimmed: list[int] | None = None  # instances of a kept candidate destroyed (all but the best)
+
+    def __post_init__(self) -> None:
+        if not self.instances:
+            self.instances = [InstanceState(0)]
 
     @property
     def name(self) -> str:
@@ -61,6 +86,15 @@ class CandidateState:
         def s(ns: int | None) -> float | None:
             return None if ns is None else round(ns / 1e9, 3)
 
+        many: dict[str, Any] = {}
+        if len(self.instances) > 1:
+            many = {
+                "instances": [i.to_dict(self.spread_keys) for i in self.instances],
+                "best_instance": self.best_instance,
+                "spread_us": self.spread,
+                "destroyed_instances": self.trimmed,
+                "notes": self.notes,
+            }
         return {
             "name": self.name,
             "az_id": self.candidate.az_id,
@@ -76,6 +110,7 @@ class CandidateState:
             "destroy_started_s": s(self.destroy_started_ns),
             "destroyed_s": s(self.destroyed_ns),
             "reported_unix": self.reported_unix,
+            **many,
         }
 
 
@@ -115,7 +150,12 @@ class Orchestrator:
         self.clock = clock
         self._progress = progress
         self._on_change = on_change
-        self.states = {c.name: CandidateState(c) for c in candidates}
+        n = cfg.instances_per_candidate
+        keys = spread_keys(cfg.metric)
+        self.states = {
+            c.name: CandidateState(c, instances=[InstanceState(i) for i in range(n)], spread_keys=keys)
+            for c in candidates
+        }
         self.kept: set[str] = set()
         self._applies: dict[str, asyncio.Task[None]] = {}
         self._destroys: dict[str, asyncio.Task[None]] = {}
@@ -178,40 +218,79 @@ class Orchestrator:
         self._set(st, "destroyed", destroyed_ns=self.clock.monotonic_ns())
 
     # -- results -----------------------------------------------------------------------------
-    def _take_result(self, st: CandidateState, body: bytes) -> None:
-        now = self.clock.monotonic_ns()
+    def _judge(self, inst: InstanceState, body: bytes) -> None:
+        """Read one instance's result: its figures and score, or why it is unusable."""
         try:
             doc = json.loads(body)
         except json.JSONDecodeError:
-            self._fail(st, "result is not JSON")
+            inst.status, inst.error = "failed", "result is not JSON"
             return
-        st.result = doc if isinstance(doc, dict) else None
-        st.result_ns = now
+        inst.result = doc if isinstance(doc, dict) else None
         if not isinstance(doc, dict):
-            self._fail(st, "result is not a JSON object")
+            inst.status, inst.error = "failed", "result is not a JSON object"
             return
-        st.reported_unix = doc.get("finished_unix") if isinstance(doc.get("finished_unix"), (int, float)) else None
+        stamp = doc.get("finished_unix")
+        inst.reported_unix = stamp if isinstance(stamp, (int, float)) else None
+        inst.status, inst.error = "failed", self._unusable(inst, doc)
+        if inst.error is None:
+            inst.status = "reported"
+
+    def _unusable(self, inst: InstanceState, doc: dict[str, Any]) -> str | None:
         if doc.get("status") != "ok" or not isinstance(doc.get("probe"), dict):
-            self._fail(st, f"probe failed: {doc.get('error') or 'no probe document'}")
-            return
+            return f"probe failed: {doc.get('error') or 'no probe document'}"
         try:
-            st.figures = extract_figures(doc["probe"])
-            score = self.cfg.metric.evaluate(st.figures)
+            inst.figures = extract_figures(doc["probe"])
+            inst.score = self.cfg.metric.evaluate(inst.figures)
         except TickpathError as exc:
             errors = doc["probe"].get("errors")
             why = ""
             if isinstance(errors, list) and errors and isinstance(errors[0], dict):
                 why = f" (probe: {errors[0].get('method', '?')}: {errors[0].get('message', '?')})"
-            self._fail(st, f"unusable probe result: {exc}{why}")
-            return
+            return f"unusable probe result: {exc}{why}"
         for method in sorted({t.method for t in self.cfg.metric.terms}):
-            loss = st.figures.get(f"{method}.loss_ratio", 0.0)
+            loss = inst.figures.get(f"{method}.loss_ratio", 0.0)
             if loss > self.cfg.max_loss_ratio:
                 # Percentiles of the samples that came back flatter a lossy path: never rank it.
-                self._fail(st, f"{method} lost {loss:.1%} of samples (limit {self.cfg.max_loss_ratio:.1%})")
-                return
+                inst.score = None
+                return f"{method} lost {loss:.1%} of samples (limit {self.cfg.max_loss_ratio:.1%})"
+        return None
+
+    def _take_result(self, st: CandidateState, instance: int, body: bytes) -> None:
+        inst = st.instances[instance]
+        self._judge(inst, body)
+        if all(i.status != "waiting" for i in st.instances):
+            self._conclude(st)
+
+    def _conclude(self, st: CandidateState) -> None:
+        """Every instance is in (or timed out): rank the candidate on what its instances measured."""
+        st.result_ns = self.clock.monotonic_ns()
+        usable = [i for i in st.instances if i.status == "reported"]
+        with_result = [i for i in st.instances if i.result is not None]
+        st.result = with_result[0].result if with_result else None
+        stamps = [i.reported_unix for i in st.instances if i.reported_unix is not None]
+        st.reported_unix = max(stamps) if stamps else None
+        if not usable:
+            if len(st.instances) == 1:
+                self._fail(st, st.instances[0].error or "no usable result")
+            else:
+                why = "; ".join(f"instance {i.index}: {i.error}" for i in st.instances)
+                self._fail(st, f"every instance failed: {why}")
+            return
+        merged = merge_instances([i.result["probe"] for i in usable if i.result is not None])
+        try:
+            score = self.cfg.metric.evaluate(merged.figures)
+        except TickpathError as exc:
+            self._fail(st, f"instances cannot be merged: {exc}")
+            return
+        st.figures, st.merged_histograms, st.notes = merged.figures, merged.histograms, list(merged.notes)
+        st.best_instance = best_instance(st.instances)
+        best = st.instances[st.best_instance or 0]
+        st.result = best.result
         st.score = score
         st.explain = self.cfg.metric.explain(st.figures)
+        if len(st.instances) > 1:
+            st.spread = spread(st.instances, st.spread_keys)
+            st.explain += f" ({describe_spread(st.instances, st.spread_keys, st.best_instance)})"
         self._set(st, "reported")
 
     def _scores(self) -> dict[str, float]:
@@ -228,9 +307,11 @@ class Orchestrator:
             try:
                 ready = await asyncio.to_thread(self.prov.store.ready, self.sweep_id)
                 for st in waiting:
-                    if st.status == "running" and st.name in ready:
-                        body = await asyncio.to_thread(self.prov.store.get, self.sweep_id, st.name)
-                        self._take_result(st, body)
+                    for inst in st.instances:
+                        name = result_name(st.name, inst.index)
+                        if st.status == "running" and inst.status == "waiting" and name in ready:
+                            body = await asyncio.to_thread(self.prov.store.get, self.sweep_id, name)
+                            self._take_result(st, inst.index, body)
                 store_errors = 0
             except TickpathError as exc:
                 # A throttled or briefly unreachable store must not end a sweep; a dead one must.
@@ -247,9 +328,37 @@ class Orchestrator:
             now = self.clock.monotonic_ns()
             for st in waiting:
                 if st.status == "running" and st.applied_ns is not None and now - st.applied_ns > timeout_ns:
-                    self._fail(st, f"no result within {self.cfg.timeout_s:g} s of start")
+                    self._time_out(st)
             if any(s.status in ("pending", "applying", "running") for s in self.states.values()):
                 await self.clock.sleep_until_ns(now + interval_ns)
+
+    def _time_out(self, st: CandidateState) -> None:
+        """A candidate silent past the timeout fails; one with some instances in is ranked on them."""
+        why = f"no result within {self.cfg.timeout_s:g} s of start"
+        if not any(i.status != "waiting" for i in st.instances):
+            self._fail(st, why)
+            return
+        for inst in st.instances:
+            if inst.status == "waiting":
+                inst.status, inst.error = "failed", why
+        self._conclude(st)
+
+    async def _keep_best_instance(self, st: CandidateState) -> bool:
+        """Destroy every instance of a kept candidate but its best; False if that failed."""
+        others = [i.index for i in st.instances if i.index != (st.best_instance or 0)]
+        if not others or st.trimmed is not None:
+            return True
+        try:
+            await self.prov.destroy_instances(st.candidate, others)
+        except TickpathError as exc:
+            st.error = f"could not destroy instances {others} (keeping {st.best_instance}): {exc}"
+            log_event(log, logging.ERROR, "instances_destroy_failed", sweep=self.sweep_id, candidate=st.name)
+            return False
+        st.trimmed = others
+        log_event(
+            log, logging.INFO, "instances_destroyed", sweep=self.sweep_id, candidate=st.name, kept=st.best_instance
+        )
+        return True
 
     # -- the run -----------------------------------------------------------------------------
     async def run(self) -> SweepOutcome:
@@ -262,8 +371,11 @@ class Orchestrator:
             await self._collect()
             order = rank(self._scores())
             winners = order[: self.cfg.keep]
+            untrimmed: list[str] = []
             for name in winners:
                 self.kept.add(name)
+                if not await self._keep_best_instance(self.states[name]):
+                    untrimmed.append(name)
                 self._set(self.states[name], "kept")
             for st in self.states.values():
                 if st.name not in self.kept:
@@ -273,7 +385,7 @@ class Orchestrator:
         except BaseException:
             await self._shielded(self._teardown())
             raise
-        stuck = [s.name for s in self.states.values() if s.status == "destroy_failed"]
+        stuck = [s.name for s in self.states.values() if s.status == "destroy_failed"] + untrimmed
         if stuck:
             raise InfraError(
                 f"could not destroy {', '.join(stuck)}; run `tickpath sweep cleanup --sweep-id {self.sweep_id}`"
@@ -289,6 +401,8 @@ class Orchestrator:
             if st.name not in self.kept and st.status not in FINAL:
                 self._start_destroy(st)
         await asyncio.gather(*self._destroys.values(), return_exceptions=True)
+        for name in self.kept:  # interrupted while a winner's other instances were going
+            await self._keep_best_instance(self.states[name])
         try:
             await self.prov.finish(kept=set(self.kept))
         except TickpathError as exc:

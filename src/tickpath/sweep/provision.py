@@ -7,7 +7,7 @@ Layout of ``<state_dir>/<sweep-id>/`` (everything cleanup needs is on disk, noth
     terraformrc, .terraform  empty CLI config, shared provider install (TF_DATA_DIR)
     shared/                 aws only: VPC, results bucket, instance role
     candidates/<name>/      one Terraform root (module copy, tfvars, state) per candidate
-    run/<name>/             local only: agent pid file and log
+    run/<name>/             local only: agent pid file and log of each instance (agent-N.pid/.log)
     store/results/<id>/     local only: the directory result store
 """
 
@@ -19,7 +19,7 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources as ir
 from pathlib import Path
 from typing import Any, Protocol
@@ -98,6 +98,8 @@ class Provisioner(Protocol):
 
     async def destroy(self, candidate: Candidate) -> None: ...
 
+    async def destroy_instances(self, candidate: Candidate, instances: Sequence[int]) -> None: ...
+
     def exists(self, candidate: Candidate) -> bool: ...
 
     async def finish(self, *, kept: set[str]) -> None: ...
@@ -162,16 +164,19 @@ class TerraformProvisioner:
         cfg = self.cfg
         if cfg.provider == "local":
             run_dir = self.dir / "run" / c.name
-            spec: dict[str, Any] = {"store_dir": str(self.dir / "store"), "ttl_s": cfg.ttl_minutes * 60}
-            if cfg.probe_command:
-                spec["probe_argv"] = self._probe_command(c)
-            else:  # the real `tickpath probe`, run inside the agent
-                spec["probe_args"] = probe_argv(cfg, c)
+            specs = []
+            for instance in range(cfg.instances_per_candidate):
+                spec: dict[str, Any] = {"store_dir": str(self.dir / "store"), "ttl_s": cfg.ttl_minutes * 60}
+                if cfg.probe_command:
+                    spec["probe_argv"] = self._probe_command(c, instance)
+                else:  # the real `tickpath probe`, run inside the agent
+                    spec["probe_args"] = probe_argv(cfg, c)
+                specs.append(json.dumps(spec))
             return {
                 "sweep_id": self.sweep_id,
                 "candidate": c.name,
                 "python": self.python,
-                "agent_spec": json.dumps(spec),
+                "agent_specs": specs,
                 "run_dir": str(run_dir),
                 "tags": tags(cfg, self.sweep_id, c),
             }
@@ -197,12 +202,13 @@ class TerraformProvisioner:
             "tags": tags(cfg, self.sweep_id, c),
         }
 
-    def _probe_command(self, c: Candidate) -> list[str]:
+    def _probe_command(self, c: Candidate, instance: int = 0) -> list[str]:
         """``[local] probe_command`` with its {placeholders} filled in."""
         zone = self.cfg.zone(c.az_id)
         values = {
             "python": self.python,
             "candidate": c.name,
+            "instance": str(instance),
             "az_id": c.az_id,
             "rest_url": zone.rest_url if zone else "",
             "ws_url": zone.ws_url if zone else "",
@@ -240,6 +246,18 @@ class TerraformProvisioner:
         if root.exists() and state_resources(root):
             await self._tf(root).destroy()
 
+    async def destroy_instances(self, candidate: Candidate, instances: Sequence[int]) -> None:
+        """Destroy some instances of a candidate and nothing else (keeping its best one).
+
+        A targeted destroy by address, not a re-apply with fewer instances: an apply would also
+        re-read the AMI and could replace the instance being kept.
+        """
+        root = self.root(candidate)
+        if not instances or not (root.exists() and state_resources(root)):
+            return
+        resource = "terraform_data.agent" if self.cfg.provider == "local" else "aws_instance.probe"
+        await self._tf(root).destroy(targets=[f"{resource}[{i}]" for i in sorted(instances)])
+
     async def finish(self, *, kept: set[str]) -> None:
         """After the candidates: drop shared resources no winner needs; locally, the tag sweep.
 
@@ -271,8 +289,8 @@ class _LazyS3Store:
     def ready(self, sweep_id: str) -> set[str]:
         return self._get().ready(sweep_id)
 
-    def get(self, sweep_id: str, candidate: str) -> bytes:
-        return self._get().get(sweep_id, candidate)
+    def get(self, sweep_id: str, name: str) -> bytes:
+        return self._get().get(sweep_id, name)
 
-    def put(self, sweep_id: str, candidate: str, body: bytes) -> None:
-        self._get().put(sweep_id, candidate, body)
+    def put(self, sweep_id: str, name: str, body: bytes) -> None:
+        self._get().put(sweep_id, name, body)

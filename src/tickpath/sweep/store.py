@@ -1,12 +1,16 @@
 """Where candidates' results arrive: one small interface, a directory for ``local``, S3 for ``aws``.
 
-A result is one JSON document per candidate under ``results/<sweep-id>/<candidate>.json``, the
-only prefix a probe machine's role may write. Writers make each object appear atomically (S3 puts
-are atomic; the directory store renames a temporary file), so a reader never sees half a result.
+A result is one JSON document per machine under ``results/<sweep-id>/``, the only prefix a probe
+machine's role may write: ``<candidate>.json`` from a candidate's instance 0 and
+``<candidate>/instance-<n>.json`` from its instance ``n`` (``instances_per_candidate > 1``). The store
+names them ``<candidate>`` and ``<candidate>/instance-<n>`` (:func:`result_name`). Writers make each
+object appear atomically (S3 puts are atomic; the directory store renames a temporary file), so a
+reader never sees half a result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -15,29 +19,58 @@ from typing import Any, Protocol
 from tickpath.errors import ConfigError, InfraError
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_INSTANCE = re.compile(r"^instance-([1-9][0-9]{0,3})$")
 
 
-def result_key(sweep_id: str, candidate: str) -> str:
-    """The object key of one candidate's result."""
+def result_name(candidate: str, instance: int = 0) -> str:
+    """The store's name for the result of one instance of a candidate."""
+    return candidate if instance == 0 else f"{candidate}/instance-{instance}"
+
+
+def split_result_name(name: str) -> tuple[str, int]:
+    """``(candidate, instance)`` of a result name; a name of no known shape is a ConfigError."""
+    candidate, _, rest = name.partition("/")
+    if not rest:
+        return candidate, 0
+    m = _INSTANCE.match(rest)
+    if not m:
+        raise ConfigError(f"result name {name!r} is neither <candidate> nor <candidate>/instance-<n>")
+    return candidate, int(m[1])
+
+
+def result_key(sweep_id: str, name: str) -> str:
+    """The object key of one result (``name`` from :func:`result_name`)."""
+    candidate, instance = split_result_name(name)
     for label, value in (("sweep id", sweep_id), ("candidate", candidate)):
         if not _SAFE.match(value):
             raise ConfigError(f"{label} {value!r} may hold only letters, digits, '.', '_' and '-'")
-    return f"results/{sweep_id}/{candidate}.json"
+    return f"results/{sweep_id}/{result_name(candidate, instance)}.json"
+
+
+def _name_of(relative: str) -> str | None:
+    """The result name of a key relative to the sweep's prefix, or None for anything else."""
+    if not relative.endswith(".json") or relative.startswith(".") or "/." in relative:
+        return None
+    try:
+        candidate, _instance = split_result_name(relative[:-5])
+    except ConfigError:
+        return None
+    return relative[:-5] if _SAFE.match(candidate) else None
 
 
 class ResultStore(Protocol):
     """Read side used by the orchestrator; ``put`` is what an agent or boot script does."""
 
     def ready(self, sweep_id: str) -> set[str]:
-        """Names of candidates whose result has arrived."""
+        """Names (:func:`result_name`) of the results that have arrived."""
         ...
 
-    def get(self, sweep_id: str, candidate: str) -> bytes:
-        """The raw result document of one candidate."""
+    def get(self, sweep_id: str, name: str) -> bytes:
+        """The raw result document of one candidate (or one of its instances)."""
         ...
 
-    def put(self, sweep_id: str, candidate: str, body: bytes) -> None:
-        """Store one candidate's result (atomically)."""
+    def put(self, sweep_id: str, name: str, body: bytes) -> None:
+        """Store one result (atomically)."""
         ...
 
 
@@ -53,20 +86,27 @@ class DirectoryStore:
     def ready(self, sweep_id: str) -> set[str]:
         d = self._dir(sweep_id)
         try:
-            names = os.listdir(d)
+            entries = list(os.scandir(d))
         except FileNotFoundError:
             return set()
-        return {n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")}
+        relative: list[str] = []
+        for entry in entries:
+            if entry.is_dir():  # a candidate's instances 1..n-1
+                with contextlib.suppress(OSError):
+                    relative += [f"{entry.name}/{n}" for n in os.listdir(entry.path)]
+            else:
+                relative.append(entry.name)
+        return {name for name in map(_name_of, relative) if name is not None}
 
-    def get(self, sweep_id: str, candidate: str) -> bytes:
-        path = self.root / result_key(sweep_id, candidate)
+    def get(self, sweep_id: str, name: str) -> bytes:
+        path = self.root / result_key(sweep_id, name)
         try:
             return path.read_bytes()
         except OSError as exc:
-            raise InfraError(f"result of {candidate} unreadable at {path}: {exc}") from exc
+            raise InfraError(f"result of {name} unreadable at {path}: {exc}") from exc
 
-    def put(self, sweep_id: str, candidate: str, body: bytes) -> None:
-        path = self.root / result_key(sweep_id, candidate)
+    def put(self, sweep_id: str, name: str, body: bytes) -> None:
+        path = self.root / result_key(sweep_id, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(body)
@@ -116,24 +156,24 @@ class S3Store:
                 kwargs["ContinuationToken"] = token
             page = self._call("list", self._s3.list_objects_v2, **kwargs)
             for obj in page.get("Contents", []):
-                name = obj["Key"][len(prefix) :]
-                if name.endswith(".json") and "/" not in name:
-                    names.add(name[:-5])
+                name = _name_of(obj["Key"][len(prefix) :])
+                if name is not None:
+                    names.add(name)
             if not page.get("IsTruncated"):
                 return names
             token = page.get("NextContinuationToken")
 
-    def get(self, sweep_id: str, candidate: str) -> bytes:
-        resp = self._call("get", self._s3.get_object, Bucket=self.bucket, Key=result_key(sweep_id, candidate))
+    def get(self, sweep_id: str, name: str) -> bytes:
+        resp = self._call("get", self._s3.get_object, Bucket=self.bucket, Key=result_key(sweep_id, name))
         body: bytes = resp["Body"].read()
         return body
 
-    def put(self, sweep_id: str, candidate: str, body: bytes) -> None:
+    def put(self, sweep_id: str, name: str, body: bytes) -> None:
         self._call(
             "put",
             self._s3.put_object,
             Bucket=self.bucket,
-            Key=result_key(sweep_id, candidate),
+            Key=result_key(sweep_id, name),
             Body=body,
             ContentType="application/json",
         )

@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +138,11 @@ class Terraform:
     async def apply(self) -> None:
         await self._run("apply", "-auto-approve", "-input=false", "-lock-timeout=60s")
 
-    async def destroy(self) -> None:
-        await self._run("destroy", "-auto-approve", "-input=false", "-lock-timeout=60s")
+    async def destroy(self, targets: Sequence[str] = ()) -> None:
+        """Destroy everything in the state, or only the resources at ``targets`` (addresses)."""
+        await self._run(
+            "destroy", "-auto-approve", "-input=false", "-lock-timeout=60s", *(f"-target={t}" for t in targets)
+        )
 
     async def output(self) -> dict[str, Any]:
         out = await self._run("output", "-json")

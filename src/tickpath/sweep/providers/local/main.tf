@@ -4,6 +4,8 @@
 # download and the whole sweep runs offline. The create-time provisioner starts the agent detached
 # (its own session, like an instance that keeps running after the API call returns); the destroy-time
 # provisioner stops the agent's whole process group, the local equivalent of terminating the instance.
+# One agent per instance of the candidate (sweep.instances_per_candidate), like the aws module's
+# instance count; keeping a candidate's best instance destroys the others by address (agent[N]).
 
 terraform {
   required_version = ">= 1.4.0"
@@ -24,9 +26,9 @@ variable "python" {
   description = "Python interpreter that has tickpath installed."
 }
 
-variable "agent_spec" {
-  type        = string
-  description = "JSON spec for the agent: store_dir, probe_argv, ttl_s."
+variable "agent_specs" {
+  type        = list(string)
+  description = "One JSON spec per instance for its agent: store_dir, probe_args or probe_argv, ttl_s."
 }
 
 variable "run_dir" {
@@ -40,10 +42,12 @@ variable "tags" {
 }
 
 resource "terraform_data" "agent" {
+  count = length(var.agent_specs)
   input = {
     sweep_id  = var.sweep_id
     candidate = var.candidate
-    pidfile   = "${var.run_dir}/agent.pid"
+    instance  = count.index
+    pidfile   = "${var.run_dir}/agent-${count.index}.pid"
     tags      = var.tags
   }
 
@@ -53,15 +57,16 @@ resource "terraform_data" "agent" {
       set -e
       mkdir -p "$RUN_DIR"
       setsid "$PYTHON" -m tickpath.sweep.agent --sweep-id "$SWEEP_ID" --candidate "$CANDIDATE" \
-        >"$RUN_DIR/agent.log" 2>&1 </dev/null &
-      echo $! >"$RUN_DIR/agent.pid"
+        --instance "$INSTANCE" >"$RUN_DIR/agent-$INSTANCE.log" 2>&1 </dev/null &
+      echo $! >"$RUN_DIR/agent-$INSTANCE.pid"
     EOT
     environment = {
       PYTHON               = var.python
       SWEEP_ID             = var.sweep_id
       CANDIDATE            = var.candidate
+      INSTANCE             = count.index
       RUN_DIR              = var.run_dir
-      TICKPATH_SWEEP_AGENT = var.agent_spec
+      TICKPATH_SWEEP_AGENT = var.agent_specs[count.index]
     }
   }
 
@@ -92,6 +97,6 @@ resource "terraform_data" "agent" {
   }
 }
 
-output "agent_pidfile" {
-  value = terraform_data.agent.output.pidfile
+output "agent_pidfiles" {
+  value = terraform_data.agent[*].output.pidfile
 }
