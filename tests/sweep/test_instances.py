@@ -164,3 +164,26 @@ async def test_results_show_the_spread_in_csv_markdown_and_json(tmp_path: Path) 
         for i in range(3)
     )
     assert (d / "candidates" / "a.methods.ws.hgrm").exists()
+
+
+async def test_the_html_report_shows_each_instance_and_plots_the_merged_distribution(tmp_path: Path) -> None:
+    """`tickpath report` on such a sweep lists every instance with its figures and the spread, and
+    draws each candidate from its merged histogram (all 3 x 200 samples)."""
+    from tickpath.report import build_report
+    from tickpath.report.collect import collect
+    from tickpath.report.sections import _candidate_spectra
+
+    orch, _prov, store = _setup(tmp_path, ["a", "b"], metric="ws.p50")
+    store.script = {
+        result_name(z, i): (1 * S, ok_result(recorded_doc(_samples(c * (1 + i), seed=i))))
+        for z, c in (("a", 1000.0), ("b", 2000.0))
+        for i in range(3)
+    }
+    out = await orch.run()
+    d = write_results(orch.cfg, out, tmp_path / "results")
+    html = build_report(d).html_path.read_text()
+    assert "Instances per candidate (placement luck" in html
+    assert "0 (best, kept)" in html and html.count("spread (max - min)") == 2
+    spectra = dict(_candidate_spectra(d, "ws", collect(d)))
+    merged = LatencyRecorder.decode(orch.states["a"].merged_histograms["ws"])
+    assert merged.count == 600 and spectra["a"][-1][1] == pytest.approx(merged.percentile(100.0) / 1e3)

@@ -182,6 +182,8 @@ def render_sweep(found: Collection) -> list[Section]:
         head = [h for h in rows[0] if any((r.get(h) or "").strip() for r in rows)]
         win_idx = {i for i, r in enumerate(rows) if winner and r.get("candidate") == winner}
         s.add(table(head, [[r.get(h, "") for h in head] for r in rows], left=min(2, len(head)), highlight_rows=win_idx))
+        if summary is not None:
+            s.add(_instance_spread(summary.data))
         metric = str(summary.data.get("metric", "")) if summary else ""
         m = re.search(r"([a-z_]+)\.p", metric)
         spectra = _candidate_spectra(art.path.parent, m.group(1) if m else "ws", found)
@@ -197,8 +199,39 @@ def render_sweep(found: Collection) -> list[Section]:
     return out
 
 
+def _instance_spread(doc: Mapping[str, Any]) -> str:
+    """Per-instance figures of candidates with several instances (placement luck), or nothing."""
+    rows = []
+    keys: list[str] = []
+    for entry in doc.get("ranking") or []:
+        instances = entry.get("instances") if isinstance(entry, Mapping) else None
+        if not isinstance(instances, list):
+            continue
+        for inst in instances:
+            if not isinstance(inst, Mapping):
+                continue
+            figures = inst.get("figures_us") if isinstance(inst.get("figures_us"), Mapping) else {}
+            keys = keys or [str(k) for k in figures]
+            best = " (best, kept)" if inst.get("index") == entry.get("best_instance") and entry.get("rank") == 1 else ""
+            rows.append(
+                [entry.get("name"), f"{inst.get('index')}{best}", inst.get("score_us")]
+                + [figures.get(k) for k in keys]
+                + [Raw(esc(inst.get("status", "")))]
+            )
+        spread = entry.get("spread_us") if isinstance(entry.get("spread_us"), Mapping) else {}
+        rows.append(
+            [entry.get("name"), "spread (max - min)", spread.get("score")] + [spread.get(k) for k in keys] + [""]
+        )
+    if not rows:
+        return ""
+    return "<h3>Instances per candidate (placement luck; ranked on their merged histograms)</h3>" + table(
+        ["candidate", "instance", "score µs", *[f"{k} µs" for k in keys], "status"], rows, left=2
+    )
+
+
 def _candidate_spectra(sweep_dir: Path, method: str, found: Collection) -> list[tuple[str, list[tuple[float, float]]]]:
-    """Latency spectra of the ranked method, from each candidate's probe result in ``candidates/*.json``."""
+    """Latency spectra of the ranked method, from each candidate's probe result in ``candidates/*.json``
+    (the merged histograms, when the candidate had several instances)."""
     import json
 
     out = []
@@ -208,7 +241,7 @@ def _candidate_spectra(sweep_dir: Path, method: str, found: Collection) -> list[
         except (OSError, ValueError) as exc:
             found.problems.append(Problem(path, f"unreadable candidate result: {exc}"))
             continue
-        probe = (doc.get("result") or {}).get("probe") if isinstance(doc, Mapping) else None
+        probe = (doc.get("merged") or (doc.get("result") or {}).get("probe")) if isinstance(doc, Mapping) else None
         if not isinstance(probe, Mapping):
             continue
         body = _probe_methods(probe).get(method) or {}

@@ -190,6 +190,7 @@ def _write_candidate(cdir: Path, cfg: SweepConfig, st: CandidateState, *, winner
             probe = (inst.result or {}).get("probe")
             _write_histograms(base.with_name(f"{base.name}.instance-{inst.index}"), probe, hgrm_for=set())
         merged = {"methods": {m: {"histogram": h} for m, h in st.merged_histograms.items()}}
+        doc["merged"] = merged  # what the candidate was ranked on (the report plots it)
         _write_histograms(base, merged, hgrm_for=ranked)
     (cdir / f"{_safe(st.name)}.json").write_text(json.dumps(doc, indent=2, default=str))
 
