@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import msgspec
 
 from tickpath import tables
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade
@@ -39,6 +40,10 @@ class Defects:
     quiet_s: float = 20.0
     lost_trade_row_at_s: float | None = None  # one stored trade row lost (seq gap)
     top_n: int | None = None  # top-N mode: deltas outside the window are filtered (not a gap)
+    dead_channel: str | None = None  # "trades" or "ticker": that stream sends nothing from dead_at_s on
+    dead_at_s: float = 0.0
+    frozen_at_s: float | None = None  # tickers keep coming but repeat the last values, for frozen_s
+    frozen_s: float = 20.0
     symbols: tuple[tuple[str, str], ...] = field(default_factory=lambda: SYMBOLS)
 
 
@@ -88,6 +93,8 @@ def _symbol_events(venue: str, symbol: str, seconds: float, d: Defects, rng: ran
     pending_pu = last_u
     trade_id = 500
     mid = 100.0
+    last_top: tuple[str, str] | None = None  # the values a frozen ticker repeats
+    frozen_top: tuple[str, str] | None = None
     slots = int(seconds * 10)
     for k in range(slots):
         slot_ms = T0_MS + k * 100
@@ -100,6 +107,7 @@ def _symbol_events(venue: str, symbol: str, seconds: float, d: Defects, rng: ran
         ticked = rng.random() < 1 / 3
         if d.quiet_at_s is not None and 0 <= slot_ms - T0_MS - d.quiet_at_s * 1000 < d.quiet_s * 1000:
             traded = ticked = False
+        dead = d.dead_channel is not None and slot_ms >= T0_MS + d.dead_at_s * 1000
         if traded:
             mid += rng.choice((-0.1, 0.1))
             e_ms = slot_ms + rng.randrange(0, 90)
@@ -118,7 +126,9 @@ def _symbol_events(venue: str, symbol: str, seconds: float, d: Defects, rng: ran
                 qty="0.5",
                 side="buy",
             )
-            if not _at(d, d.lost_trade_row_at_s, slot_ms):
+            if dead and d.dead_channel == "trades":
+                pass  # never received: the stream is dead, its seq does not move
+            elif not _at(d, d.lost_trade_row_at_s, slot_ms):
                 out.append(tr)
             else:
                 nxt("trades")  # the row is lost after seq was assigned
@@ -162,22 +172,29 @@ def _symbol_events(venue: str, symbol: str, seconds: float, d: Defects, rng: ran
             bid, ask = f"{mid - 0.5:.1f}", f"{mid + 0.5:.1f}"
             if _at(d, d.crossed_at_s, slot_ms):
                 bid, ask = f"{mid + 0.5:.1f}", f"{mid - 0.5:.1f}"
-            out.append(
-                Ticker(
-                    session=SESSION,
-                    venue=venue,
-                    symbol=symbol,
-                    seq=nxt("ticker"),  # type: ignore[arg-type]
-                    event_time_ms=e_ms if venue == "futures" else None,
-                    transaction_time_ms=None,
-                    receipt_ns=receipt(e_ms),
-                    update_id=last_u + 1,
-                    bid_price=bid,
-                    bid_qty="2",
-                    ask_price=ask,
-                    ask_qty="3",
+            frozen = d.frozen_at_s is not None and 0 <= slot_ms - T0_MS - d.frozen_at_s * 1000 < d.frozen_s * 1000
+            if frozen and frozen_top is None:
+                frozen_top = last_top
+            elif not frozen:
+                frozen_top, last_top = None, (bid, ask)
+            tb, ta = frozen_top or (bid, ask)
+            if not (dead and d.dead_channel == "ticker"):
+                out.append(
+                    Ticker(
+                        session=SESSION,
+                        venue=venue,
+                        symbol=symbol,
+                        seq=nxt("ticker"),  # type: ignore[arg-type]
+                        event_time_ms=e_ms if venue == "futures" else None,
+                        transaction_time_ms=None,
+                        receipt_ns=receipt(e_ms),
+                        update_id=last_u + 1,
+                        bid_price=tb,
+                        bid_qty="2",
+                        ask_price=ta,
+                        ask_qty="3",
+                    )
                 )
-            )
             # the book changed in this slot: upstream emits one delta at the slot's end
             n_upd = rng.randrange(1, 4)
             if first:
@@ -301,3 +318,22 @@ def make_store(path: str, seconds: float = 70.0, defects: Defects | None = None)
 
 
 WINDOW = (T0_MS * 1_000_000 - 10_000_000_000, T0_MS * 1_000_000 + 200_000_000_000)
+
+
+KILLED_AT_S = 40.0
+
+
+def killed_store(path: str, restarted: bool = False) -> None:
+    """The feed died at 40 s (its rows stop, its session row never got ended_ns); ``restarted``: a
+    new session of the same venues started 5 s later and closed properly."""
+    events = build_events(70.0)
+    cut = (T0_MS + int(KILLED_AT_S * 1000)) * 1_000_000
+    dead = [e for e in events if e.receipt_ns < cut]
+    rows = [{**r, "ended_ns": None} for r in session_row()["rows"]]
+    later: list[Event] = []
+    if restarted:
+        later = [msgspec.structs.replace(e, session="s2") for e in events if e.receipt_ns >= cut + 5 * 10**9]
+        rows += [{**r, "session": "s2", "started_ns": cut + 5 * 10**9 - 10**9} for r in session_row()["rows"]]
+    con = duckdb.connect(path)
+    write_store(con, dead + later, rows)
+    con.close()

@@ -58,6 +58,7 @@ class TranspiledBack:
     name = "bigquery-as-duckdb"
     dialect = "bigquery"
     dataset = DATASET
+    writer_gone = False
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
@@ -191,3 +192,22 @@ def test_a_bus_filled_sessions_table_with_start_and_stop_rows_reads_as_the_stopp
     only_open = compose(body(SESSIONS, after, dialect="duckdb"), after, "duckdb")
     rows = DuckDBEngine(connection=with_open_only).query(only_open)
     assert {r["venue"] for r in rows} == {r["venue"] for r in started}  # still running, as far as it says
+
+
+def test_bigquery_sql_agrees_on_dead_frozen_streams_and_unclosed_sessions(tmp_path: Any) -> None:
+    """Dead trades, a frozen ticker, and a killed session followed by a new one: the BigQuery SQL,
+    transpiled back, judges them exactly as DuckDB does (and DuckDB finds each)."""
+    from tests.dq.market import killed_store
+
+    con = make_store(":memory:", defects=Defects(dead_channel="trades", dead_at_s=5, frozen_at_s=3, frozen_s=70))
+    local = run_dq(CONFIG, DuckDBEngine(connection=con))
+    fresh = next(r for r in local.results if r.name == "freshness")
+    assert {f["issue"] for f in fresh.findings} == {"dead_stream", "frozen_stream"}
+    assert _comparable(run_dq(CONFIG, TranspiledBack(con))) == _comparable(local)  # type: ignore[arg-type]
+
+    db = str(tmp_path / "killed.duckdb")
+    killed_store(db, restarted=True)
+    killed = duckdb.connect(db)
+    local = run_dq(CONFIG, DuckDBEngine(connection=killed))
+    assert next(r for r in local.results if r.name == "freshness").notes
+    assert _comparable(run_dq(CONFIG, TranspiledBack(killed))) == _comparable(local)  # type: ignore[arg-type]

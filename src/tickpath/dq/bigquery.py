@@ -29,6 +29,7 @@ class BigQueryEngine:
     """Query jobs in ``PROJECT.DATASET``; credentials come from Application Default Credentials."""
 
     dialect: Dialect = "bigquery"
+    writer_gone = False  # a dataset shows no writer: a session without its close record may be running
 
     def __init__(
         self,

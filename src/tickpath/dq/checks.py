@@ -41,15 +41,67 @@ class Thresholds:
     min_completeness_ratio: float = 0.5  # depth messages per active cadence slot, per minute
     max_over_delivery: float = 1.5  # depth messages per minute over 60 s / cadence
     min_active_slots: int = 10  # minutes with fewer active slots are too quiet to judge
+    # A trades or ticker stream is dead when silent longer than its floor (per channel, or per
+    # "venue/channel") and than this many of its own mean intervals, while the symbol's other
+    # channels had messages in at least min_busy_share of the silence's seconds.
+    dead_after_s: Mapping[str, float] = field(default_factory=lambda: dict(DEAD_AFTER_S))
+    dead_after_cadences: float = 50.0
+    # A ticker is frozen when this many frames carry the same bid/ask and sizes for longer than its
+    # limit (per channel or "venue/channel") in a market busy as above.
+    frozen_after_s: Mapping[str, float] = field(default_factory=lambda: dict(FROZEN_AFTER_S))
+    frozen_min_frames: int = 10
+    min_busy_share: float = 0.5
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None and f.name == "latency_p999_ms":
                 continue
+            if f.name in _PER_STREAM:
+                _check_per_stream(f.name, value)
+                continue
             problem = limit_problem(value, whole=f.type == "int")
             if problem:
                 raise ConfigError(f"threshold {f.name} {problem}, not {value!r}")
+        if self.min_busy_share > 1:
+            raise ConfigError(f"threshold min_busy_share is a share of seconds (0..1), not {self.min_busy_share}")
+
+    def dead_after(self, venue: str, channel: str) -> float:
+        """The silence a stream of ``channel`` on ``venue`` may keep in a busy market, at least."""
+        return _per_stream(self.dead_after_s, DEAD_AFTER_S, venue, channel)
+
+    def frozen_after(self, venue: str, channel: str) -> float:
+        """How long a stream's values may stay unchanged while its frames keep coming."""
+        return _per_stream(self.frozen_after_s, FROZEN_AFTER_S, venue, channel)
+
+
+# Defaults of the per-stream limits, in seconds; a key is a channel or "venue/channel".
+DEAD_AFTER_S: dict[str, float] = {"trades": 60.0, "ticker": 30.0}
+FROZEN_AFTER_S: dict[str, float] = {"ticker": 60.0}
+_PER_STREAM = {"dead_after_s": DEAD_AFTER_S, "frozen_after_s": FROZEN_AFTER_S}
+
+
+def _per_stream(limits: Mapping[str, float], defaults: Mapping[str, float], venue: str, channel: str) -> float:
+    for key in (f"{venue}/{channel}", channel):
+        if key in limits:
+            return limits[key]
+    return defaults[channel]
+
+
+def _check_per_stream(name: str, limits: object) -> None:
+    if not isinstance(limits, Mapping):
+        raise ConfigError(f"threshold {name} maps channel or venue/channel to seconds, not {limits!r}")
+    channels = _PER_STREAM[name]
+    for key, value in limits.items():
+        channel = str(key).rpartition("/")[2]
+        if channel not in channels or str(key).startswith("/"):
+            raise ConfigError(
+                f"threshold {name}: {key!r} is no stream; give CHANNEL or VENUE/CHANNEL, channel one of "
+                + ", ".join(channels)
+            )
+        problem = limit_problem(value, whole=False)
+        if problem:
+            raise ConfigError(f"threshold {name}[{key}] {problem}, not {value!r}")
 
 
 def limit_problem(value: object, *, whole: bool) -> str | None:
@@ -96,6 +148,7 @@ class CheckResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    notes: list[dict[str, Any]] = field(default_factory=list)  # worth saying, but not a defect
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +159,7 @@ class CheckResult:
             "counts": self.counts,
             "metrics": self.metrics,
             "findings": self.findings,
+            "notes": self.notes,
         }
 
 
@@ -282,76 +336,144 @@ def judge_sequence(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> 
 
 # --- freshness ------------------------------------------------------------------------------------
 
+_STALLS = {
+    "lag": ("L2 trailed trades/tickers", "stall"),
+    "held": ("messages were held back (receipt gap beyond the exchange's own time gap)", "held_back"),
+    "session": ("the whole session was silent", "session_silence"),
+}
+
+
+def _stall_limit(r: Row, rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> tuple[bool, float | None]:
+    """(judged at all, limit in s) of a 'stream', 'held', 'session' or 'lag' row."""
+    key = (r["session"], r["venue"], r["symbol"])
+    if r["kind"] == "session":
+        return True, th.max_session_silence_s
+    if r["kind"] == "held":
+        cadence = ctx.depth_cadence_ms.get(key) if r["channel"] == "l2" else None
+        return True, max(th.l2_lag_cadences * (cadence or 100), th.l2_lag_floor_ms) / 1e3
+    if r["kind"] == "lag":
+        cadence = ctx.depth_cadence_ms.get(key)
+        if cadence is None and (*key, "l2") not in ctx.subscribed:
+            has_l2 = any(
+                x["kind"] == "stream" and x["channel"] == "l2" and (x["session"], x["venue"], x["symbol"]) == key
+                for x in rows
+            )
+            if not has_l2:
+                return False, None  # no depth stream for this symbol: nothing to lag
+        return True, max(th.l2_lag_cadences * (cadence or 100), th.l2_lag_floor_ms) / 1e3
+    return True, None  # a stream's longest silence alone proves nothing (a quiet market)
+
+
+def _liveness(r: Row, silent: float, ctx: Context, th: Thresholds) -> tuple[bool, float | None, str | None]:
+    """(judged at all, limit in s, why it fails) of a 'dead' or 'frozen' row: a silence or a run of
+    unchanged values fails only when it outlasts its limit while the market was busy around it."""
+    busy = int(r["active"] or 0)
+    share = f"{busy} of its {silent:.0f} s had other messages of the symbol"
+    if r["kind"] == "dead":
+        if r["n"] is None and (r["session"], r["venue"], r["symbol"], r["channel"]) not in ctx.subscribed:
+            return False, None, None  # not subscribed: no stream to be dead
+        cadence_s = (r["interval_ns"] or 0) / 1e9
+        limit = max(th.dead_after(r["venue"], r["channel"]), th.dead_after_cadences * cadence_s)
+        why = f"no {r['channel']} message for {silent:.3f} s > {limit:.3f} s while {share}"
+        return True, limit, why if silent > limit and busy >= th.min_busy_share * silent else None
+    limit = th.frozen_after(r["venue"], r["channel"])
+    frames = int(r["n"] or 0)
+    why = f"{frames} frames with unchanged bid/ask and sizes for {silent:.3f} s > {limit} s while {share}"
+    fails = silent > limit and frames >= th.frozen_min_frames and busy >= th.min_busy_share * silent
+    return True, limit, why if fails else None
+
+
+def _unclosed_note(r: Row) -> dict[str, Any]:
+    at = r["silent_from"]
+    where = f"session {r['session']} ({r['venue']}) has no close record"
+    if r["ended_by"] is None:
+        detail = f"{where}: still running, or it died without closing (judged up to the window's end)"
+    else:
+        cause = {"writer_gone": "no process is writing the store", "later_session": "a later session began"}
+        detail = (
+            f"{where} and {cause[r['ended_by']]}: it ended without its close record (killed?); "
+            "freshness is judged up to its last row"
+        )
+    return {"issue": "unclosed_session", "session": r["session"], "venue": r["venue"], "at_ns": at, "detail": detail}
+
+
+def _fresh_metric(r: Row, silent: float, limit: float | None) -> dict[str, Any]:
+    return {
+        "kind": r["kind"],
+        "session": r["session"],
+        "venue": r["venue"],
+        "symbol": r["symbol"],
+        "channel": r["channel"],
+        "longest_s": round(silent, 3),
+        "limit_s": None if limit is None else round(limit, 3),
+        "from_ns": int(r["silent_from"]),
+        "to_ns": int(r["silent_to"]),
+        "messages": None if r.get("n") is None else int(r["n"]),
+        "busy_s": None if r.get("active") is None else int(r["active"]),
+    }
+
 
 def judge_freshness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> CheckResult:
     metrics: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     for r in rows:
+        if r["kind"] == "unclosed":
+            notes.append(_unclosed_note(r))
+            continue
         silent = (int(r["silent_to"]) - int(r["silent_from"])) / 1e9
-        key = (r["session"], r["venue"], r["symbol"])
-        limit: float | None = None
-        if r["kind"] == "session":
-            limit = th.max_session_silence_s
-        elif r["kind"] == "held":
-            cadence = ctx.depth_cadence_ms.get(key) if r["channel"] == "l2" else None
-            limit = max(th.l2_lag_cadences * (cadence or 100), th.l2_lag_floor_ms) / 1e3
-        elif r["kind"] == "lag":
-            cadence = ctx.depth_cadence_ms.get(key)
-            if cadence is None and (r["session"], r["venue"], r["symbol"], "l2") not in ctx.subscribed:
-                has_l2 = any(
-                    x["kind"] == "stream" and x["channel"] == "l2" and (x["session"], x["venue"], x["symbol"]) == key
-                    for x in rows
-                )
-                if not has_l2:
-                    continue  # no depth stream for this symbol: nothing to lag
-            limit = max(th.l2_lag_cadences * (cadence or 100), th.l2_lag_floor_ms) / 1e3
-        m = {
-            "kind": r["kind"],
-            "session": r["session"],
-            "venue": r["venue"],
-            "symbol": r["symbol"],
-            "channel": r["channel"],
-            "longest_s": round(silent, 3),
-            "limit_s": limit,
-            "from_ns": int(r["silent_from"]),
-            "to_ns": int(r["silent_to"]),
-        }
+        if r["kind"] in ("dead", "frozen"):
+            judged, limit, why = _liveness(r, silent, ctx, th)
+            issue = f"{r['kind']}_stream"
+        else:
+            judged, limit = _stall_limit(r, rows, ctx, th)
+            what, issue = _STALLS.get(r["kind"], ("", ""))
+            why = f"{what} for {silent:.3f} s > {limit} s" if limit is not None and silent > limit else None
+        if not judged:
+            continue
+        m = _fresh_metric(r, silent, limit)
         metrics.append(m)
-        if limit is not None and silent > limit:
-            what, issue = {
-                "lag": ("L2 trailed trades/tickers", "stall"),
-                "held": ("messages were held back (receipt gap beyond the exchange's own time gap)", "held_back"),
-                "session": ("the whole session was silent", "session_silence"),
-            }[r["kind"]]
-            findings.append({"issue": issue, **m, "detail": f"{what} for {silent:.3f} s > {limit} s"})
-    seen = {(m["session"], m["venue"], m["symbol"], m["channel"]) for m in metrics if m["kind"] == "stream"}
-    for sub in sorted(ctx.subscribed - seen):
-        # A subscribed stream with no message in the window: a quiet market or a dead stream; the
-        # lag and session figures judge which, this row just makes it visible.
-        metrics.append(
-            {
-                "kind": "stream",
-                "session": sub[0],
-                "venue": sub[1],
-                "symbol": sub[2],
-                "channel": sub[3],
-                "longest_s": round(ctx.window.seconds, 3),
-                "limit_s": None,
-                "from_ns": ctx.window.since_ns,
-                "to_ns": ctx.window.until_ns,
-            }
-        )
-    ok = not findings
-    summary = f"{len(findings)} stalls" if findings else "no stream fell behind its cadence"
+        if why:
+            findings.append({"issue": issue, **m, "detail": why})
+    metrics += _unseen_streams(metrics, ctx)
+    counts = {k: sum(f["issue"] == k for f in findings) for k in ("dead_stream", "frozen_stream")}
+    counts = {"stalls": len(findings) - sum(counts.values()), **counts, "unclosed_sessions": len(notes)}
+    parts = [f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if v]
+    summary = ", ".join(parts) if findings else "no stream fell behind its cadence, died or froze"
+    if notes and not findings:
+        summary += f"; {len(notes)} unclosed sessions"
     return CheckResult(
         "freshness",
-        "Freshness and alignment (silences, L2 lag behind trades)",
-        ok,
+        "Freshness and liveness (silences, L2 lag, dead and frozen streams)",
+        not findings,
         summary,
         metrics,
         findings,
-        {"stalls": len(findings)},
+        counts,
+        notes,
     )
+
+
+def _unseen_streams(metrics: list[dict[str, Any]], ctx: Context) -> list[dict[str, Any]]:
+    """A row per subscribed stream with no message in the window: a quiet market or a dead stream (the
+    'dead' rows judge which); this just makes it visible."""
+    seen = {(m["session"], m["venue"], m["symbol"], m["channel"]) for m in metrics if m["kind"] == "stream"}
+    return [
+        {
+            "kind": "stream",
+            "session": sub[0],
+            "venue": sub[1],
+            "symbol": sub[2],
+            "channel": sub[3],
+            "longest_s": round(ctx.window.seconds, 3),
+            "limit_s": None,
+            "from_ns": ctx.window.since_ns,
+            "to_ns": ctx.window.until_ns,
+            "messages": 0,
+            "busy_s": None,
+        }
+        for sub in sorted(ctx.subscribed - seen)
+    ]
 
 
 # --- integrity ------------------------------------------------------------------------------------

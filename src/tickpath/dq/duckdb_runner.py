@@ -48,6 +48,9 @@ class DuckDBEngine:
     def __init__(self, path: str | Path | None = None, *, connection: duckdb.DuckDBPyConnection | None = None) -> None:
         self.snapshot: Snapshot | None = None
         self._copy_dir: Path | None = None
+        # Opened read-only by path without a lock conflict: no feed or ingest holds the file, so none
+        # of its sessions can still be writing (a session without a close record was killed).
+        self.writer_gone = False
         if connection is not None:
             self._con = connection
             self.name = "duckdb (connection)"
@@ -60,6 +63,7 @@ class DuckDBEngine:
             self.name = f"duckdb {p}"
             try:
                 self._con = duckdb.connect(str(p), read_only=True)
+                self.writer_gone = True
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise ConfigError(f"cannot open DuckDB store {p}: {exc}") from exc

@@ -92,6 +92,8 @@ def print_report(report: DqReport, console: Console | None = None) -> None:
                 console.print(f"  {r.name}: {_finding_text(f)}", soft_wrap=not console.is_terminal)
             if len(r.findings) > MAX_FINDINGS_SHOWN:
                 console.print(f"  {r.name}: ... {len(r.findings) - MAX_FINDINGS_SHOWN} more (see --json)")
+        for n in r.notes[:MAX_FINDINGS_SHOWN]:  # not defects, but what the figures depend on
+            console.print(f"  {r.name}: note: {n['detail']}", soft_wrap=not console.is_terminal, highlight=False)
     verdict = "[green]all checks passed[/]" if report.ok else "[red]some checks failed their thresholds[/]"
     console.print(f"{verdict} in {report.elapsed_s:.2f} s")
 
@@ -102,7 +104,7 @@ def _testcase(suite: ET.Element, r: CheckResult, seconds: float) -> None:
         fail = ET.SubElement(case, "failure", message=r.summary, type="CheckFailed")
         fail.text = "\n".join(_finding_text(f) for f in r.findings)
     out = ET.SubElement(case, "system-out")
-    out.text = json.dumps({"counts": r.counts, "metrics": r.metrics}, default=str)
+    out.text = json.dumps({"counts": r.counts, "metrics": r.metrics, "notes": r.notes}, default=str)
 
 
 def to_junit(report: DqReport) -> str:

@@ -44,6 +44,11 @@ class Engine(Protocol):
     def dialect(self) -> Dialect: ...
     @property
     def dataset(self) -> str | None: ...
+    @property
+    def writer_gone(self) -> bool:
+        """True when no process can be writing the store now (DuckDB's lock proves it): a session
+        without its close record is then over, and is judged up to its last row."""
+        ...
 
     def query(self, sql: str) -> list[dict[str, Any]]: ...
 
@@ -135,7 +140,15 @@ def check_rows(
                     + compose(body(L2_PASS, window, dialect="duckdb", keyed=keyed), window, "duckdb")
                 )
                 stored = True
-            text = body(CHECKS[name].template, window, cadences, dialect=engine.dialect, l2_pass=shared, keyed=keyed)
+            text = body(
+                CHECKS[name].template,
+                window,
+                cadences,
+                dialect=engine.dialect,
+                l2_pass=shared,
+                keyed=keyed,
+                writer_gone=engine.writer_gone,
+            )
             yield name, engine.query(compose(text, window, engine.dialect, engine.dataset))
     finally:
         if stored:

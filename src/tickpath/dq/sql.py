@@ -302,6 +302,22 @@ SEQUENCE_L2_ISSUE = """CASE
 # (every limit is several seconds). The L2 lag groups ticks by the running count of ticks with L2, so
 # a group is "the time after an L2 message", and its lag runs from its first trade/ticker to the next
 # L2 message (at most a second short).
+#
+# A session without its close record (``ended_ns`` NULL: a feed killed, or still running) ends at the
+# window's end, unless it is known to be over: ``{writer_gone}`` (no process can be writing the store)
+# or a later session of its venue that started after its last row (the feed was restarted); then it
+# ends at its last row, and its 'unclosed' row says which. So a dead feed is not a stall up to now.
+#
+# 'dead': for trades and tickers, of every silence of the stream (edges included, and the whole
+# session for a stream with no message) the one with the most seconds in which the symbol's other
+# channels had messages: a dead stream is silent while its market is busy, a quiet market is silent
+# everywhere. ``n`` and ``interval_ns`` are the stream's own count and mean interval while alive (its
+# cadence, against which Python judges the silence).
+#
+# 'frozen': tickers whose values stop changing while frames keep coming. Ticker frames are folded per
+# second with the min and max of each of the four values; a second whose frames all carry the same
+# values and that equals the previous second with frames extends a run. Per stream the run with the
+# most seconds in which trades or L2 had messages is returned, with its frames (``n``).
 FRESHNESS = """
 ev AS (
   SELECT session, venue, symbol, 'trades' AS channel, receipt_ns, event_time_ms FROM w_trades
@@ -309,27 +325,43 @@ ev AS (
   UNION ALL SELECT session, venue, symbol, 'l2' AS channel, receipt_ns,
     CASE WHEN kind = 'delta' THEN event_time_ms END AS event_time_ms FROM w_l2
 ),
-ends AS (
-  SELECT session, venue, MAX(GREATEST(started_ns, {since})) AS start_ns,
-    MIN(LEAST(COALESCE(ended_ns, {until}), {until})) AS end_ns
-  FROM w_sessions GROUP BY session, venue
-),
 tk AS (
   SELECT session, venue, symbol, channel, CAST(FLOOR(receipt_ns / 1000000000) AS BIGINT) AS tick,
-    MIN(receipt_ns) AS first_ns, MAX(receipt_ns) AS last_ns,
+    COUNT(*) AS n, MIN(receipt_ns) AS first_ns, MAX(receipt_ns) AS last_ns,
     ARG_MIN(event_time_ms, receipt_ns) AS first_event, ARG_MAX(event_time_ms, receipt_ns) AS last_event
   FROM ev GROUP BY session, venue, symbol, channel, tick
 ),
+lastrow AS (
+  SELECT session, venue, MAX(last_ns) AS last_ns FROM tk GROUP BY session, venue
+),
+opn AS (
+  SELECT s.session, s.venue, MAX(r.last_ns) AS last_ns,
+    MAX(CASE WHEN l.started_ns > COALESCE(r.last_ns, s.started_ns) THEN 1 ELSE 0 END) AS superseded
+  FROM w_sessions AS s
+  LEFT JOIN lastrow AS r ON r.session = s.session AND r.venue = s.venue
+  LEFT JOIN w_sessions AS l ON l.venue = s.venue AND l.session <> s.session
+  WHERE s.ended_ns IS NULL
+  GROUP BY s.session, s.venue
+),
+ends AS (
+  SELECT s.session, s.venue, MAX(GREATEST(s.started_ns, {since})) AS start_ns,
+    MIN(LEAST(CASE WHEN s.ended_ns IS NOT NULL THEN s.ended_ns
+      WHEN {writer_gone} = 1 OR o.superseded = 1 THEN COALESCE(o.last_ns + 1, GREATEST(s.started_ns, {since}))
+      ELSE {until} END, {until})) AS end_ns
+  FROM w_sessions AS s LEFT JOIN opn AS o ON o.session = s.session AND o.venue = s.venue
+  GROUP BY s.session, s.venue
+),
 st AS (
-  SELECT session, venue, symbol, channel, first_ns AS receipt_ns, first_event AS event_time_ms,
+  SELECT session, venue, symbol, channel, n, first_ns AS receipt_ns, first_event AS event_time_ms,
     LAG(last_ns) OVER (PARTITION BY {part_of}, channel ORDER BY tick) AS p_receipt,
     LAG(last_event) OVER (PARTITION BY {part_of}, channel ORDER BY tick) AS p_event,
     last_ns
   FROM tk
 ),
 edges AS (
-  SELECT s.session, s.venue, s.symbol, s.channel, MIN(s.receipt_ns) AS first_ns, MAX(s.last_ns) AS last_ns,
-    MAX(COALESCE(x.start_ns, {since})) AS start_ns, MAX(COALESCE(x.end_ns, {until})) AS end_ns
+  SELECT s.session, s.venue, s.symbol, s.channel, SUM(s.n) AS n, MIN(s.receipt_ns) AS first_ns,
+    MAX(s.last_ns) AS last_ns, MAX(COALESCE(x.start_ns, {since})) AS start_ns,
+    MAX(COALESCE(x.end_ns, {until})) AS end_ns
   FROM st AS s LEFT JOIN ends AS x ON x.session = s.session AND x.venue = s.venue
   GROUP BY s.session, s.venue, s.symbol, s.channel
 ),
@@ -344,9 +376,11 @@ gaps AS (
   FROM edges
 ),
 sil AS (
-  SELECT session, venue, symbol, channel, ARG_MAX(silent_from, gap) AS silent_from,
-    ARG_MAX(silent_from, gap) + MAX(gap) AS silent_to
-  FROM gaps GROUP BY session, venue, symbol, channel
+  SELECT g.session, g.venue, g.symbol, g.channel, ARG_MAX(g.silent_from, g.gap) AS silent_from,
+    ARG_MAX(g.silent_from, g.gap) + MAX(g.gap) AS silent_to, MAX(e.n) AS n
+  FROM gaps AS g JOIN edges AS e
+    ON e.session = g.session AND e.venue = g.venue AND e.symbol = g.symbol AND e.channel = g.channel
+  GROUP BY g.session, g.venue, g.symbol, g.channel
 ),
 held AS (
   SELECT session, venue, symbol, channel, ARG_MAX(p_receipt, excess) AS silent_from,
@@ -375,14 +409,26 @@ sy AS (
     MIN(CASE WHEN channel = 'l2' THEN first_ns END) AS first_l2,
     MAX(CASE WHEN channel = 'l2' THEN last_ns END) AS last_l2,
     MIN(CASE WHEN channel <> 'l2' THEN first_ns END) AS first_other,
-    MAX(CASE WHEN channel <> 'l2' THEN last_ns END) AS last_other
+    MAX(CASE WHEN channel <> 'l2' THEN last_ns END) AS last_other,
+    MIN(CASE WHEN channel = 'trades' THEN first_ns END) AS first_tr,
+    MAX(CASE WHEN channel = 'trades' THEN last_ns END) AS last_tr,
+    MIN(CASE WHEN channel = 'ticker' THEN first_ns END) AS first_tk,
+    MAX(CASE WHEN channel = 'ticker' THEN last_ns END) AS last_tk
   FROM tk GROUP BY session, venue, symbol, tick
 ),
 g AS (
-  SELECT session, venue, symbol, tick, first_l2, last_l2, first_other, last_other,
+  SELECT session, venue, symbol, tick, first_l2, last_l2, first_other, last_other, first_tr, last_tr,
+    first_tk, last_tk, busy_tr, busy_tk,
     SUM(CASE WHEN first_l2 IS NOT NULL THEN 1 ELSE 0 END) OVER (
-      PARTITION BY {part_of} ORDER BY tick ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS grp
-  FROM sy
+      PARTITION BY {part_of} ORDER BY tick ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS grp,
+    SUM(busy_tr) OVER (
+      PARTITION BY {part_of} ORDER BY tick ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS o_tr,
+    SUM(busy_tk) OVER (
+      PARTITION BY {part_of} ORDER BY tick ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS o_tk
+  FROM (SELECT *,
+          CASE WHEN first_l2 IS NOT NULL OR first_tk IS NOT NULL THEN 1 ELSE 0 END AS busy_tr,
+          CASE WHEN first_l2 IS NOT NULL OR first_tr IS NOT NULL THEN 1 ELSE 0 END AS busy_tk
+        FROM sy) AS b
 ),
 gg AS (
   SELECT session, venue, symbol, grp,
@@ -402,11 +448,108 @@ lagmax AS (
     ARG_MAX(silent_from, silent_to - silent_from) + MAX(silent_to - silent_from) AS silent_to
   FROM lag_ WHERE silent_from IS NOT NULL
   GROUP BY session, venue, symbol
+),
+ge AS (
+  SELECT g.session, g.venue, g.symbol, MAX(COALESCE(x.start_ns, {since})) AS start_ns,
+    MAX(COALESCE(x.end_ns, {until})) AS end_ns,
+    MIN(first_tr) AS f_tr, MAX(last_tr) AS l_tr, MAX(o_tr) AS all_tr,
+    MIN(CASE WHEN first_tr IS NOT NULL THEN o_tr - busy_tr END) AS before_tr,
+    MAX(CASE WHEN first_tr IS NOT NULL THEN o_tr END) AS upto_tr,
+    MIN(first_tk) AS f_tk, MAX(last_tk) AS l_tk, MAX(o_tk) AS all_tk,
+    MIN(CASE WHEN first_tk IS NOT NULL THEN o_tk - busy_tk END) AS before_tk,
+    MAX(CASE WHEN first_tk IS NOT NULL THEN o_tk END) AS upto_tk
+  FROM g LEFT JOIN ends AS x ON x.session = g.session AND x.venue = g.venue
+  GROUP BY g.session, g.venue, g.symbol
+),
+dg AS (
+  SELECT session, venue, symbol, 'trades' AS channel,
+    LAG(last_tr) OVER (PARTITION BY {part_of} ORDER BY tick) AS silent_from, first_tr AS silent_to,
+    o_tr - busy_tr - LAG(o_tr) OVER (PARTITION BY {part_of} ORDER BY tick) AS active
+  FROM g WHERE first_tr IS NOT NULL
+  UNION ALL
+  SELECT session, venue, symbol, 'ticker' AS channel,
+    LAG(last_tk) OVER (PARTITION BY {part_of} ORDER BY tick) AS silent_from, first_tk AS silent_to,
+    o_tk - busy_tk - LAG(o_tk) OVER (PARTITION BY {part_of} ORDER BY tick) AS active
+  FROM g WHERE first_tk IS NOT NULL
+  UNION ALL
+  SELECT session, venue, symbol, 'trades' AS channel, COALESCE(LEAST(start_ns, f_tr), start_ns) AS silent_from,
+    COALESCE(f_tr, GREATEST(end_ns, start_ns)) AS silent_to, COALESCE(before_tr, all_tr) AS active FROM ge
+  UNION ALL
+  SELECT session, venue, symbol, 'trades' AS channel, l_tr AS silent_from, GREATEST(end_ns, l_tr) AS silent_to,
+    all_tr - upto_tr AS active FROM ge WHERE l_tr IS NOT NULL
+  UNION ALL
+  SELECT session, venue, symbol, 'ticker' AS channel, COALESCE(LEAST(start_ns, f_tk), start_ns) AS silent_from,
+    COALESCE(f_tk, GREATEST(end_ns, start_ns)) AS silent_to, COALESCE(before_tk, all_tk) AS active FROM ge
+  UNION ALL
+  SELECT session, venue, symbol, 'ticker' AS channel, l_tk AS silent_from, GREATEST(end_ns, l_tk) AS silent_to,
+    all_tk - upto_tk AS active FROM ge WHERE l_tk IS NOT NULL
+),
+dead AS (
+  SELECT d.session, d.venue, d.symbol, d.channel, d.silent_from, d.silent_to, d.active, e.n,
+    CASE WHEN e.n > 1 THEN CAST((e.last_ns - e.first_ns) / (e.n - 1) AS BIGINT) END AS interval_ns
+  FROM (SELECT session, venue, symbol, channel, silent_from, silent_to, active,
+          ROW_NUMBER() OVER (PARTITION BY session, venue, symbol, channel
+                             ORDER BY active DESC, silent_to - silent_from DESC, silent_from) AS rk
+        FROM dg WHERE silent_from IS NOT NULL) AS d
+  LEFT JOIN edges AS e
+    ON e.session = d.session AND e.venue = d.venue AND e.symbol = d.symbol AND e.channel = d.channel
+  WHERE d.rk = 1
+),
+kt AS (
+  SELECT session, venue, symbol, CAST(FLOOR(receipt_ns / 1000000000) AS BIGINT) AS tick, COUNT(*) AS n,
+    MIN(receipt_ns) AS first_ns, MAX(receipt_ns) AS last_ns,
+    MIN(bid_price) AS bp, MAX(bid_price) AS bp_hi, MIN(bid_qty) AS bq, MAX(bid_qty) AS bq_hi,
+    MIN(ask_price) AS ap, MAX(ask_price) AS ap_hi, MIN(ask_qty) AS aq, MAX(ask_qty) AS aq_hi
+  FROM w_tickers GROUP BY session, venue, symbol, tick
+),
+ks AS (
+  SELECT session, venue, symbol, tick, n, first_ns, last_ns, still, bp, bq, ap, aq,
+    LAG(still) OVER (PARTITION BY {part_of} ORDER BY tick) AS p_still,
+    LAG(bp) OVER (PARTITION BY {part_of} ORDER BY tick) AS p_bp,
+    LAG(bq) OVER (PARTITION BY {part_of} ORDER BY tick) AS p_bq,
+    LAG(ap) OVER (PARTITION BY {part_of} ORDER BY tick) AS p_ap,
+    LAG(aq) OVER (PARTITION BY {part_of} ORDER BY tick) AS p_aq
+  FROM (SELECT *, CASE WHEN bp = bp_hi AND bq = bq_hi AND ap = ap_hi AND aq = aq_hi THEN 1 ELSE 0 END AS still
+        FROM kt) AS k
+),
+kr AS (
+  SELECT session, venue, symbol, tick, n, first_ns, last_ns, still,
+    SUM(CASE WHEN still = 1 AND p_still = 1 AND bp = p_bp AND bq = p_bq AND ap = p_ap AND aq = p_aq
+      THEN 0 ELSE 1 END) OVER (
+      PARTITION BY {part_of} ORDER BY tick ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS run
+  FROM ks
+),
+fr AS (
+  SELECT session, venue, symbol, run, SUM(n) AS n, MIN(first_ns) AS silent_from, MAX(last_ns) AS silent_to,
+    MIN(tick) AS t0, MAX(tick) AS t1
+  FROM kr WHERE still = 1 GROUP BY session, venue, symbol, run
+),
+frozen AS (
+  SELECT session, venue, symbol, 'ticker' AS channel, silent_from, silent_to, active, n FROM (
+    SELECT f.session, f.venue, f.symbol, f.silent_from, f.silent_to, f.n, b.o_tk - a.o_tk AS active,
+      ROW_NUMBER() OVER (PARTITION BY f.session, f.venue, f.symbol
+                         ORDER BY b.o_tk - a.o_tk DESC, f.n DESC, f.silent_to - f.silent_from DESC) AS rk
+    FROM fr AS f
+    JOIN g AS a ON a.session = f.session AND a.venue = f.venue AND a.symbol = f.symbol AND a.tick = f.t0
+    JOIN g AS b ON b.session = f.session AND b.venue = f.venue AND b.symbol = f.symbol AND b.tick = f.t1
+  ) AS z WHERE rk = 1
 )
-SELECT 'stream' AS kind, session, venue, symbol, channel, silent_from, silent_to FROM sil
-UNION ALL SELECT 'held' AS kind, session, venue, symbol, channel, silent_from, silent_to FROM held
-UNION ALL SELECT 'session' AS kind, session, venue, symbol, channel, silent_from, silent_to FROM ssil
-UNION ALL SELECT 'lag' AS kind, session, venue, symbol, channel, silent_from, silent_to FROM lagmax
+SELECT 'stream' AS kind, session, venue, symbol, channel, silent_from, silent_to, n,
+  CAST(NULL AS BIGINT) AS active, CAST(NULL AS BIGINT) AS interval_ns, CAST(NULL AS VARCHAR) AS ended_by FROM sil
+UNION ALL SELECT 'held' AS kind, session, venue, symbol, channel, silent_from, silent_to, CAST(NULL AS BIGINT) AS n,
+  CAST(NULL AS BIGINT) AS active, CAST(NULL AS BIGINT) AS interval_ns, CAST(NULL AS VARCHAR) AS ended_by FROM held
+UNION ALL SELECT 'session' AS kind, session, venue, symbol, channel, silent_from, silent_to,
+  CAST(NULL AS BIGINT) AS n, CAST(NULL AS BIGINT) AS active, CAST(NULL AS BIGINT) AS interval_ns,
+  CAST(NULL AS VARCHAR) AS ended_by FROM ssil
+UNION ALL SELECT 'lag' AS kind, session, venue, symbol, channel, silent_from, silent_to, CAST(NULL AS BIGINT) AS n,
+  CAST(NULL AS BIGINT) AS active, CAST(NULL AS BIGINT) AS interval_ns, CAST(NULL AS VARCHAR) AS ended_by FROM lagmax
+UNION ALL SELECT 'dead' AS kind, session, venue, symbol, channel, silent_from, silent_to, n, active, interval_ns,
+  CAST(NULL AS VARCHAR) AS ended_by FROM dead
+UNION ALL SELECT 'frozen' AS kind, session, venue, symbol, channel, silent_from, silent_to, n, active,
+  CAST(NULL AS BIGINT) AS interval_ns, CAST(NULL AS VARCHAR) AS ended_by FROM frozen
+UNION ALL SELECT 'unclosed' AS kind, session, venue, '*' AS symbol, '*' AS channel, last_ns AS silent_from,
+  {until} AS silent_to, CAST(NULL AS BIGINT) AS n, CAST(NULL AS BIGINT) AS active, CAST(NULL AS BIGINT) AS interval_ns,
+  CASE WHEN {writer_gone} = 1 THEN 'writer_gone' WHEN superseded = 1 THEN 'later_session' END AS ended_by FROM opn
 ORDER BY kind, session, venue, symbol, channel
 """
 
@@ -700,6 +843,7 @@ def body(
     dialect: Dialect = "bigquery",
     l2_pass: bool = False,
     keyed: bool = False,
+    writer_gone: bool = False,
 ) -> str:
     """Fill a body template's window bounds, finding limit and the cadence-slot columns completeness
     needs (those of the subscribed depth speeds; all when unknown). Integers only, never user text.
@@ -707,7 +851,9 @@ def body(
     ``dialect="duckdb"`` adds DuckDB's materialisation hints (same rows); ``l2_pass`` reads the shared
     ordered l2 pass (:data:`L2_PASS`) that the caller has stored in :data:`L2_PASS_TABLE`; ``keyed``
     (DuckDB only, once :func:`stream_keys_unique` has proved it safe) sorts and groups streams on the
-    hashed key ``sk`` instead of the three strings. The default is the portable text that BigQuery runs."""
+    hashed key ``sk`` instead of the three strings; ``writer_gone`` (no process can be writing the store)
+    ends freshness's sessions without a close record at their last row. The default is the portable
+    text that BigQuery runs."""
     wanted = sorted(set(cadences_ms) & set(SLOT_COLUMNS)) if cadences_ms is not None else sorted(SLOT_COLUMNS)
     columns = ",\n  ".join(SLOT_COLUMNS[c] for c in wanted or [100])
     words = ",\n    ".join(WORD_COLUMNS[c] for c in wanted or [100])
@@ -730,6 +876,7 @@ def body(
         r_sk_col="r.sk, " if keyed else "",
         since=int(window.since_ns),
         until=int(window.until_ns),
+        writer_gone=int(writer_gone),
         limit=FINDINGS_PER_KIND,
         slot_columns=columns,
         word_columns=words,
