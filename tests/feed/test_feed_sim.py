@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tickpath.events import SessionInfo
 from tickpath.feed import Feed
 from tickpath.sim import SimConfig, Simulator
 from tickpath.sinks.duckdb import DuckDBSink
@@ -62,9 +63,9 @@ async def test_session_row_is_written_at_start_and_replaced_at_stop(
     written: list[dict[str, object]] = []
     original = DuckDBSink.write_session
 
-    async def record(self: DuckDBSink, row: dict[str, object]) -> None:
-        written.append(dict(row))
-        await original(self, row)
+    async def record(self: DuckDBSink, session: SessionInfo) -> None:
+        written.append(session.row())
+        await original(self, session)
 
     monkeypatch.setattr(DuckDBSink, "write_session", record)
     async with _sim("futures") as sim:

@@ -13,7 +13,7 @@ from aiohttp import web
 from tests.support.http import serve_app
 from tickpath.clock import ManualClock
 from tickpath.errors import ConfigError, ExchangeError, RateLimitedError
-from tickpath.events import Event, Trade
+from tickpath.events import Event, SessionInfo, Trade
 from tickpath.feed.config import FeedConfig, parse_channels
 from tickpath.feed.connection import Backoff
 from tickpath.feed.engine import FeedEngine
@@ -135,6 +135,16 @@ class _SlowSink(Sink):
         self.stats.accepted += len(batch)
         self.stats.written += len(batch)
         self.batches.append(list(batch))
+
+    async def write_session(self, session: SessionInfo) -> None:
+        pass
+
+    @property
+    def buffered(self) -> int:
+        return 0
+
+    async def flush(self) -> None:
+        pass
 
 
 def _trade(i: int) -> Trade:

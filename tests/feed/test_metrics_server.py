@@ -8,6 +8,8 @@ from prometheus_client.registry import Collector
 
 from tickpath.errors import ConfigError
 from tickpath.feed.metrics import MetricsServer, sink_families
+from tickpath.sinks.base import SinkStats
+from tickpath.sinks.nats import NatsSinkStats
 
 
 async def test_a_metrics_port_in_use_is_a_config_error_not_a_traceback() -> None:
@@ -24,16 +26,9 @@ async def test_a_metrics_port_in_use_is_a_config_error_not_a_traceback() -> None
 
 def test_sink_levels_are_gauges_and_counts_are_counters() -> None:
     """spool_pending and inflight go down as well as up: exported as gauges, the counts as counters."""
-    stats = {
-        "nats": {
-            "accepted": 10,
-            "written": 7,
-            "dropped": 0,
-            "errors": 0,
-            "spooled": 3,
-            "spool_pending": 2,
-            "inflight": 1,
-        }
+    stats: dict[str, SinkStats] = {
+        "nats": NatsSinkStats(accepted=10, written=7, spooled=3, spool_pending=2, inflight=1),
+        "duckdb": SinkStats(accepted=10, written=10),
     }
 
     class Fixed(Collector):
@@ -48,3 +43,4 @@ def test_sink_levels_are_gauges_and_counts_are_counters() -> None:
     assert "# TYPE tickpath_feed_sink_pending gauge" in text
     assert 'tickpath_feed_sink_pending{sink="nats",state="spool_pending"} 2.0' in text
     assert 'state="spool_pending"' not in text.split("# TYPE tickpath_feed_sink_pending")[0]
+    assert 'tickpath_feed_sink_events_total{sink="duckdb",state="written"} 10.0' in text

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
+import msgspec
 import nats
 import pyarrow as pa
 import pytest
@@ -82,25 +83,23 @@ async def test_feed_session_rows_travel_with_the_events(tmp_path: Path, target: 
     """The feed's session row, sent at start and again at stop, reaches the ingested store beside the
     events: DuckDB keeps the final row, Parquet both; neither is counted as rejected."""
     events = make_events(120)
-    row = {
-        "session": events[0].session,
-        "venue": events[0].venue,
-        "started_ns": 1,
-        "ended_ns": None,
-        "symbols": ["BTCUSDT"],
-        "channels": ["trades", "ticker", "l2"],
-        "streams": ["btcusdt@depth@100ms"],
-        "depth": None,
-        "clock_offset_ns": 37_000_000,
-        "clock_offset_bound_ns": 400_000,
-    }
+    row = SessionInfo(
+        session=events[0].session,
+        venue=events[0].venue,
+        started_ns=1,
+        symbols=["BTCUSDT"],
+        channels=["trades", "ticker", "l2"],
+        streams=["btcusdt@depth@100ms"],
+        clock_offset_ns=37_000_000,
+        clock_offset_bound_ns=400_000,
+    )
     dest = tmp_path / ("ticks.duckdb" if target == "duckdb" else "lake")
     async with nats_cluster() as c:
         sink = NatsSink.from_url(c.client_urls[0], spool=str(tmp_path / "spool"), **FAST_SINK)  # type: ignore[arg-type]
         await sink.start()
         await sink.write_session(row)
         await sink.write(events[:60])
-        await sink.write_session({**row, "ended_ns": 99})
+        await sink.write_session(msgspec.structs.replace(row, ended_ns=99))
         await sink.write(events[60:])
         await sink.close()
         assert sink.stats.accepted == sink.stats.written == 120  # session rows stay out of the counts
@@ -183,8 +182,8 @@ async def test_nats_killed_and_restarted_mid_stream_loses_and_duplicates_nothing
         await chaos
         await sink.close()
         res = await run_ingest(IngestConfig(url, f"duckdb:{db}", batch=500, idle_exit_s=0.5, fetch_timeout_s=0.2))
-    assert sink.stats.dropped == 0 and sink.stats.extra["spool_pending"] == 0
-    assert sink.stats.extra["spooled"] > 0 or sink.stats.extra["retried"] > 0
+    assert sink.stats.dropped == 0 and sink.stats.spool_pending == 0
+    assert sink.stats.spooled > 0 or sink.stats.retried > 0
     _assert_exactly_once(db, events)
     assert res.inserted == 3000
 
@@ -221,7 +220,7 @@ async def test_cluster_node_killed_mid_stream_with_replicas_3(tmp_path: Path) ->
             )
         )
     assert info.config.num_replicas == 3
-    assert sink.stats.dropped == 0 and sink.stats.extra["spool_pending"] == 0
+    assert sink.stats.dropped == 0 and sink.stats.spool_pending == 0
     # Told apart: what the stream holds (publish side) and what ingest stored (consume side).
     assert info.state.messages == 3000, sink.stats
     # Should events go missing, this tells the two stories apart: the stream held some retried

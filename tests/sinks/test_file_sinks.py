@@ -11,7 +11,7 @@ import pytest
 
 from tickpath import tables
 from tickpath.errors import ConfigError, SinkError
-from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade, decode_event
+from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, SessionInfo, Ticker, Trade, decode_event
 from tickpath.sinks.duckdb import DuckDBSink
 from tickpath.sinks.jsonl import JsonLinesSink
 from tickpath.sinks.parquet import ParquetSink
@@ -64,18 +64,17 @@ async def test_duckdb_sink_writes_every_event_exactly_by_table(tmp_path: Path) -
     await sink.write(events[:10])
     await sink.write(events[10:])
     await sink.write_session(
-        {
-            "session": "s1",
-            "venue": "futures",
-            "started_ns": 1,
-            "ended_ns": 2,
-            "symbols": ["BTCUSDT"],
-            "channels": ["l2"],
-            "streams": ["btcusdt@depth"],
-            "depth": None,
-            "clock_offset_ns": 5,
-            "clock_offset_bound_ns": 3,
-        }
+        SessionInfo(
+            session="s1",
+            venue="futures",
+            started_ns=1,
+            ended_ns=2,
+            symbols=["BTCUSDT"],
+            channels=["l2"],
+            streams=["btcusdt@depth"],
+            clock_offset_ns=5,
+            clock_offset_bound_ns=3,
+        )
     )
     await sink.close()
     assert sink.stats.accepted == sink.stats.written == len(events)
@@ -112,8 +111,8 @@ async def test_duckdb_keeps_the_latest_session_row_per_session_and_venue(tmp_pat
             "clock_offset_bound_ns": 3,
         }
 
-    await sink.write_session(row("futures", None, 5))
-    await sink.write_session(row("spot", None, 6))
+    await sink.write_session(SessionInfo(**row("futures", None, 5)))
+    await sink.write_session(SessionInfo(**row("spot", None, 6)))
     await sink.flush()
     con = duckdb.connect(str(path))
     assert con.execute("SELECT venue, ended_ns FROM feed_sessions ORDER BY venue").fetchall() == [
@@ -121,10 +120,10 @@ async def test_duckdb_keeps_the_latest_session_row_per_session_and_venue(tmp_pat
         ("spot", None),
     ]
     con.close()
-    await sink.write_session(row("futures", 9, 5))
-    await sink.write_session(row("futures", 10, 7))  # two rows in one flush: the later one wins
+    await sink.write_session(SessionInfo(**row("futures", 9, 5)))
+    await sink.write_session(SessionInfo(**row("futures", 10, 7)))  # two rows in one flush: the later one wins
     await sink.flush()
-    await sink.write_session(row("futures", None, 8))  # an open row never replaces a stopped one
+    await sink.write_session(SessionInfo(**row("futures", None, 8)))  # an open row never replaces a stopped one
     await sink.close()
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT venue, ended_ns, clock_offset_ns FROM feed_sessions ORDER BY venue").fetchall() == [
@@ -204,14 +203,3 @@ def test_registry_maps_urls_to_sinks(tmp_path: Path) -> None:
         open_sink("kafka://x")
     with pytest.raises(ConfigError, match="needs a directory"):
         open_sink("parquet:")
-
-
-def test_registry_bus_schemes_resolve_lazily() -> None:
-    """nats:// and pubsub:// load their modules only when asked; a missing one is a ConfigError."""
-    for url in ("nats://127.0.0.1:4222/ticks", "pubsub://proj/topic"):
-        try:
-            sink = open_sink(url)
-        except ConfigError as exc:
-            assert "tickpath.sinks." in str(exc)
-        else:
-            assert sink.__class__.__module__.startswith("tickpath.sinks.")

@@ -85,8 +85,8 @@ async def test_publishes_every_event_with_subject_msg_id_and_publish_time(tmp_pa
             await sink.write(events[i : i + 20])
         await sink.close()
         stored = await _stream_msgs(c.client_urls[0])
-    assert sink.stats.extra["published"] == 90 == sink.stats.written
-    assert sink.stats.dropped == 0 and sink.stats.extra["spooled"] == 0
+    assert sink.stats.published == 90 == sink.stats.written
+    assert sink.stats.dropped == 0 and sink.stats.spooled == 0
     assert len(stored) == 90
     by_key = {m.headers["Nats-Msg-Id"]: m for m in stored}
     for e in events:
@@ -164,7 +164,7 @@ async def test_republished_events_are_deduplicated_by_the_server(tmp_path: Path)
             await sink.close()
         stored = await _stream_msgs(c.client_urls[0])
     assert len(stored) == 60
-    assert sink.stats.extra["duplicates"] == 60
+    assert sink.stats.duplicates == 60
 
 
 @pytest.mark.integration
@@ -181,17 +181,18 @@ async def test_outage_spools_then_drains_in_order_after_restart(tmp_path: Path) 
             await sink.write(events[i : i + 50])
         # The feed flushes every second: during an outage that must not stall (acks time out to the spool).
         await asyncio.wait_for(sink.flush(), 3)
-        assert sink.stats.extra["inflight"] == 0
-        assert sink.stats.extra["spooled"] > 0
-        assert sink.stats.extra["spool_pending"] > 0
+        assert sink.stats.inflight == 0
+        assert sink.stats.spooled > 0
+        assert sink.stats.spool_pending > 0
+        assert sink.buffered == sink.stats.spool_pending  # held for the pipeline's count: not dropped
         await c.restart(0)
         await asyncio.wait_for(sink.drain(), 20)
         await sink.close()
         stored = await _stream_msgs(c.client_urls[0])
     keys = [m.headers["Nats-Msg-Id"] for m in stored]
     assert sorted(keys) == sorted(event_key(e) for e in events)  # every event exactly once
-    assert sink.stats.dropped == 0 and sink.stats.extra["spool_pending"] == 0
-    assert sink.stats.extra["published"] == 600
+    assert sink.stats.dropped == 0 and sink.stats.spool_pending == 0 and sink.buffered == 0
+    assert sink.stats.published == 600
     # The spool drains in order: per stream, what came through it is stored in seq order.
     last: dict[tuple[str, str], int] = {}
     for m in stored[200:]:
@@ -228,8 +229,8 @@ async def test_full_spool_drops_loudly_and_counts(tmp_path: Path, caplog: pytest
             logger.removeHandler(caplog.handler)
     st = sink.stats
     assert st.dropped > 0
-    assert st.extra["spooled"] + st.dropped + st.extra["published"] >= 3000 - 20
-    assert st.extra["spool_pending"] > 0  # what fit stays on disk for the next run
+    assert st.spooled + st.dropped + st.published >= 3000 - 20
+    assert st.spool_pending > 0  # what fit stays on disk for the next run
     messages = [r.getMessage() for r in caplog.records]
     assert any("nats_spool_full_dropping" in m for m in messages)
     assert any(f"nats_sink_dropped dropped={st.dropped}" in m for m in messages)
@@ -248,7 +249,7 @@ async def test_spool_left_by_a_previous_run_is_sent_first(tmp_path: Path) -> Non
         await c.kill(0)
         await first.write(events[:100])
         await first.close()
-        left = first.stats.extra["spool_pending"]
+        left = first.stats.spool_pending
         assert left == 100
         note = first.undelivered()  # what the feed's exit message says: how many, where, how to resume
         assert note is not None and "100 events" in note and f"spool={spool}" in note

@@ -5,12 +5,13 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterator
 
+import msgspec
 import pytest
 
 from tests.ingest.support import make_events
 from tests.support.pubsub_server import PublisherServer
 from tickpath.errors import ConfigError
-from tickpath.events import decode_event, event_key
+from tickpath.events import SessionInfo, decode_event, event_key
 from tickpath.sinks.pubsub import PubSubSink, PubSubSinkConfig
 
 
@@ -72,7 +73,7 @@ async def test_every_event_arrives_with_attributes_on_its_topic(server: Publishe
     await sink.start()
     await sink.write(events)
     await sink.close()
-    assert sink.stats.extra["published"] == 90 == sink.stats.written and sink.stats.errors == 0
+    assert sink.stats.published == 90 == sink.stats.written and sink.stats.errors == 0
     assert len(server.messages) == 90
     got = {event_key(decode_event(m.data)): m for m in server.messages}
     for e in events:
@@ -117,9 +118,9 @@ async def test_flow_control_bounds_outstanding_messages_under_a_slow_server(serv
     await sink.start()
     for i in range(0, 200, 50):
         await sink.write(make_events(200)[i : i + 50])
-        assert sink.stats.extra["outstanding"] <= 20
+        assert sink.stats.outstanding <= 20
     await sink.close()
-    assert sink.stats.extra["outstanding_max"] <= 20
+    assert sink.stats.outstanding_max <= 20
     assert len(server.messages) == 200 and sink.stats.dropped == 0
 
 
@@ -132,7 +133,7 @@ async def test_failed_publishes_are_retried_and_counted(server: PublisherServer)
     await sink.write(events)
     await sink.close()
     assert server.failed_requests == 2
-    assert sink.stats.extra["retried"] >= 2 and sink.stats.errors == 0
+    assert sink.stats.retried >= 2 and sink.stats.errors == 0
     keys = [event_key(decode_event(m.data)) for m in server.messages]
     assert sorted(keys) == sorted(event_key(e) for e in events)
 
@@ -145,7 +146,7 @@ async def test_publishes_failing_past_max_retries_are_errors_not_hangs(server: P
     await sink.write(make_events(20))
     await sink.close()
     assert sink.stats.errors == 20 and sink.stats.dropped == 20
-    assert sink.stats.extra["retried"] == 20 and sink.stats.extra["published"] == 0
+    assert sink.stats.retried == 20 and sink.stats.published == 0
 
 
 async def test_close_waits_for_every_outstanding_publish(server: PublisherServer) -> None:
@@ -156,7 +157,7 @@ async def test_close_waits_for_every_outstanding_publish(server: PublisherServer
     await sink.write(make_events(120))
     assert len(server.messages) < 120  # still in flight when close() is called
     await sink.close()
-    assert len(server.messages) == 120 and sink.stats.extra["outstanding"] == 0
+    assert len(server.messages) == 120 and sink.stats.outstanding == 0
 
 
 @pytest.mark.parametrize("serializer", ["msgspec", "orjson"])
@@ -186,18 +187,16 @@ async def test_row_format_is_what_the_bigquery_subscriptions_write(server: Publi
         assert sorted(row) == sorted(columns)
 
 
-SESSION_ROW = {
-    "session": "run-1",
-    "venue": "futures",
-    "started_ns": 1_700_000_000_123_000_000,
-    "ended_ns": None,
-    "symbols": ["BTCUSDT"],
-    "channels": ["l2", "trades"],
-    "streams": ["btcusdt@depth@100ms", "btcusdt@aggTrade"],
-    "depth": None,
-    "clock_offset_ns": 1_500_000,
-    "clock_offset_bound_ns": 400_000,
-}
+SESSION = SessionInfo(
+    session="run-1",
+    venue="futures",
+    started_ns=1_700_000_000_123_000_000,
+    symbols=["BTCUSDT"],
+    channels=["l2", "trades"],
+    streams=["btcusdt@depth@100ms", "btcusdt@aggTrade"],
+    clock_offset_ns=1_500_000,
+    clock_offset_bound_ns=400_000,
+)
 
 
 @pytest.mark.parametrize("fmt", ["row", "event"])
@@ -213,20 +212,20 @@ async def test_session_rows_reach_the_session_topic_outside_the_event_counters(
 
     sink = _sink(server, format=fmt)
     await sink.start()
-    await sink.write_session(SESSION_ROW)
-    await sink.write_session({**SESSION_ROW, "ended_ns": 1_700_000_600_000_000_000})
+    await sink.write_session(SESSION)
+    await sink.write_session(msgspec.structs.replace(SESSION, ended_ns=1_700_000_600_000_000_000))
     await sink.close()
     assert [m.topic for m in server.messages] == ["projects/proj/topics/crypto.binance.session"] * 2
     assert [m.attributes["state"] for m in server.messages] == ["started", "stopped"]
     assert all(m.attributes["venue"] == "futures" and m.attributes["session"] == "run-1" for m in server.messages)
     if fmt == "row":
         row = orjson.loads(server.messages[0].data)
-        assert row == session_bigquery_row(SESSION_ROW) and row["event_date"] == "2023-11-14"
+        assert row == session_bigquery_row(SESSION.row()) and row["event_date"] == "2023-11-14"
         assert sorted(row) == sorted(c["name"] for c in table_schema("feed_sessions"))
     else:
         assert decode_session(server.messages[1].data).row()["ended_ns"] == 1_700_000_600_000_000_000
-    assert (sink.stats.accepted, sink.stats.written, sink.stats.extra["published"]) == (0, 0, 0)
-    assert sink.stats.extra["sessions_published"] == 2
+    assert (sink.stats.accepted, sink.stats.written, sink.stats.published) == (0, 0, 0)
+    assert sink.stats.sessions_published == 2
 
 
 async def test_a_session_row_that_cannot_be_published_is_retried_then_skipped(server: PublisherServer) -> None:
@@ -234,11 +233,11 @@ async def test_a_session_row_that_cannot_be_published_is_retried_then_skipped(se
     server.fail_next = 1
     sink = _sink(server, max_retries=1, max_latency_ms=10)
     await sink.start()
-    await sink.write_session(SESSION_ROW)  # fails once, then succeeds
-    assert sink.stats.extra["sessions_published"] == 1
+    await sink.write_session(SESSION)  # fails once, then succeeds
+    assert sink.stats.sessions_published == 1
     server.fail_next = 2
-    await sink.write_session(SESSION_ROW)  # fails twice: given up, not raised
-    assert sink.stats.extra["sessions_published"] == 1
+    await sink.write_session(SESSION)  # fails twice: given up, not raised
+    assert sink.stats.sessions_published == 1
     await sink.write(make_events(5))
     await sink.close()
     assert sink.stats.written == 5 and server.failed_requests == 3

@@ -22,12 +22,11 @@ from prometheus_client.registry import Collector
 
 from tickpath import metrics
 from tickpath.metrics import recorder_histogram
+from tickpath.sinks.base import SinkStats
 
 if TYPE_CHECKING:
     from tickpath.feed.run import Feed
 
-# Sink numbers that are levels, not counts: exported as gauges.
-SINK_GAUGES = frozenset({"spool_pending", "inflight", "outstanding", "outstanding_max"})
 # Bucket bounds (seconds) of the receipt-minus-event histogram: 100 us to 10 s.
 BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -109,18 +108,19 @@ class FeedCollector(Collector):
         )
 
 
-def sink_families(p: str, stats: dict[str, dict[str, int]]) -> tuple[CounterMetricFamily, GaugeMetricFamily]:
+def sink_families(p: str, stats: dict[str, SinkStats]) -> tuple[CounterMetricFamily, GaugeMetricFamily]:
     """Every number each sink keeps: counters (accepted/written/dropped/errors, published/retried/
-    spooled) and, as gauges, the levels that go down too (spool_pending, inflight, outstanding), which
-    ``rate()`` and ``increase()`` would misread as counter resets."""
+    spooled) and, as gauges, the levels that go down too (its stats' :data:`~tickpath.sinks.base.GAUGE`
+    fields: spool_pending, inflight, outstanding), which ``rate()`` and ``increase()`` would misread
+    as counter resets."""
     sinks = CounterMetricFamily(p + "sink_events", "Events per sink and state", labels=["sink", "state"])
     held = GaugeMetricFamily(
         p + "sink_pending", "Events a sink holds now, per state (up and down)", labels=["sink", "state"]
     )
     for name, st in stats.items():
-        for state, n in st.items():
-            if isinstance(n, int | float) and not isinstance(n, bool):
-                (held if state in SINK_GAUGES else sinks).add_metric([name, state], n)
+        gauges = st.gauges()
+        for state, n in st.as_dict().items():
+            (held if state in gauges else sinks).add_metric([name, state], n)
     return sinks, held
 
 

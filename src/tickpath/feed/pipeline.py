@@ -18,13 +18,12 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import TickpathError
-from tickpath.events import Event
+from tickpath.events import Event, SessionInfo
 from tickpath.logs import log_event
-from tickpath.sinks.base import Sink
+from tickpath.sinks.base import Sink, SinkStats
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +65,9 @@ class _SinkWorker:
                 self.failed_batches += 1
                 sink.stats.errors += 1
                 # write() counted the batch as accepted; whatever it could not keep is dropped, loudly.
-                lost = max(0, sink.stats.accepted - sink.stats.written - sink.stats.dropped - _buffered(sink))
+                lost = max(0, sink.stats.accepted - sink.stats.written - sink.stats.dropped - sink.buffered)
                 sink.stats.dropped += lost
                 log_event(log, logging.ERROR, "sink_write_failed", sink=sink.name, error=exc, dropped=lost)
-
-
-def _buffered(sink: Sink) -> int:
-    n = getattr(sink, "buffered", None)  # sinks that keep accepted rows in more than one form
-    if isinstance(n, int):
-        return n
-    buf = getattr(sink, "_buf", None)
-    return len(buf) if isinstance(buf, list) else 0
 
 
 class Pipeline:
@@ -200,20 +191,18 @@ class Pipeline:
         if errors:
             log_event(log, logging.ERROR, "sinks_failed", errors="; ".join(errors))
 
-    async def write_session(self, row: dict[str, Any]) -> None:
-        """Give the ``feed_sessions`` row to every sink that stores tables."""
+    async def write_session(self, session: SessionInfo) -> None:
+        """Give the run's ``feed_sessions`` row to every sink (those without tables ignore it)."""
         for s in self.sinks:
-            fn = getattr(s, "write_session", None)
-            if fn is not None:
-                await fn(row)
+            await s.write_session(session)
 
     def undelivered(self) -> list[str]:
         """Each sink's word on what it kept undelivered (after close), e.g. events left in a spool."""
         return [f"{s.name}: {note}" for s in self.sinks if (note := s.undelivered())]
 
-    def sink_stats(self) -> dict[str, dict[str, int]]:
+    def sink_stats(self) -> dict[str, SinkStats]:
+        """A copy of each sink's stats, by name (``name#i`` when two sinks share a name)."""
         names = [s.name for s in self.sinks]
         return {
-            (s.name if names.count(s.name) == 1 else f"{s.name}#{i}"): s.stats.as_dict()
-            for i, s in enumerate(self.sinks)
+            (s.name if names.count(s.name) == 1 else f"{s.name}#{i}"): s.stats.copy() for i, s in enumerate(self.sinks)
         }

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
+from tickpath.events import SessionInfo
 from tickpath.feed.config import FeedConfig
 from tickpath.feed.connection import Backoff, FeedConnection
 from tickpath.feed.engine import FeedEngine
@@ -251,7 +252,7 @@ class Feed:
                 tasks.append(asyncio.create_task(run_status(self), name="status"))
             # The session row goes out now (ended_ns unset) and again at shutdown: a long-running feed's
             # store tells dq its subscriptions and clock offset while it runs, not only after it stops.
-            await self.pipeline.write_session(self.session_row())
+            await self.pipeline.write_session(self.session_info())
             self.started.set()
             log_event(
                 log,
@@ -292,7 +293,7 @@ class Feed:
                 await t
         self.ended_ns = self.clock.wall_ns()
         with contextlib.suppress(Exception):
-            await self.pipeline.write_session(self.session_row())
+            await self.pipeline.write_session(self.session_info())
         await self.pipeline.close()
         if self.engine is not None:
             self.engine.drain_latency()
@@ -306,21 +307,21 @@ class Feed:
             self.recorder.close()
         log_event(log, logging.INFO, "feed_stopped", session=self.session, events=self.pipeline.stats.emitted)
 
-    def session_row(self) -> dict[str, Any]:
+    def session_info(self) -> SessionInfo:
         """The ``feed_sessions`` row of this run."""
         cfg = self.config
-        return {
-            "session": self.session,
-            "venue": cfg.venue,
-            "started_ns": self.started_ns,
-            "ended_ns": self.ended_ns or None,
-            "symbols": list(cfg.symbols),
-            "channels": list(cfg.channels),
-            "streams": self.streams,
-            "depth": cfg.depth,
-            "clock_offset_ns": self.offset.offset_ns if self.offset is not None else None,
-            "clock_offset_bound_ns": self.offset.bound_ns if self.offset is not None else None,
-        }
+        return SessionInfo(
+            session=self.session,
+            venue=cfg.venue,
+            started_ns=self.started_ns,
+            ended_ns=self.ended_ns or None,
+            symbols=list(cfg.symbols),
+            channels=list(cfg.channels),
+            streams=self.streams,
+            depth=cfg.depth,
+            clock_offset_ns=self.offset.offset_ns if self.offset is not None else None,
+            clock_offset_bound_ns=self.offset.bound_ns if self.offset is not None else None,
+        )
 
     def summary(self) -> FeedSummary:
         eng = self.engine
@@ -344,7 +345,7 @@ class Feed:
             connections=len(self.shards),
             events=dict(self.pipeline.stats.by_channel),
             emitted=self.pipeline.stats.emitted,
-            sinks=self.pipeline.sink_stats(),
+            sinks={name: st.as_dict() for name, st in self.pipeline.sink_stats().items()},
             resyncs=books.get("resyncs", 0),
             gaps=books.get("gaps", 0),
             reconnects=sum(c.reconnects for c in conns),

@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from tickpath.errors import SinkError
-from tickpath.events import Event
+from tickpath.events import Event, SessionInfo
 from tickpath.sinks.base import Sink
 from tickpath.tables import EVENT_TABLES, duckdb_ddl, events_to_arrow, merge_sessions
 
@@ -124,9 +124,9 @@ class DuckDBSink(Sink):
         if self._table_rows >= self.batch_rows:
             await self.flush()
 
-    async def write_session(self, row: dict[str, Any]) -> None:
+    async def write_session(self, session: SessionInfo) -> None:
         """Record one ``feed_sessions`` row (written at the next flush)."""
-        self._sessions.append(row)
+        self._sessions.append(session.row())
 
     async def _convert(self, *, threaded: bool) -> None:
         """Move ``_buf`` into Arrow tables; on failure the events stay buffered (nothing is lost)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from tickpath.errors import SinkError
-from tickpath.events import Event, encode_event
+from tickpath.events import Event, SessionInfo, encode_event
 from tickpath.logs import log_event
 from tickpath.sinks.base import Sink
 
@@ -72,6 +72,13 @@ class JsonLinesSink(Sink):
             self.stats.errors += 1
             raise SinkError(f"writing JSON lines to {self.target} failed: {exc}") from exc
         self.stats.written += len(batch)
+
+    @property
+    def buffered(self) -> int:
+        return 0  # each batch is written (or dropped) before write returns
+
+    async def write_session(self, session: SessionInfo) -> None:
+        """Nothing: the lines are events only (a session line would break consumers of the stream)."""
 
     def _reader_gone(self) -> None:
         self._gone = True

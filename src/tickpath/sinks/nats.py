@@ -54,7 +54,7 @@ from tickpath.natsproto import (
     set_direct_handler,
     split_url,
 )
-from tickpath.sinks.base import Sink
+from tickpath.sinks.base import GAUGE, Sink, SinkStats
 from tickpath.sinks.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ __all__ = [
     "PUBLISH_NS_HEADER",
     "NatsSink",
     "NatsSinkConfig",
+    "NatsSinkStats",
     "connect",
     "install_fast_parser",
     "set_direct_handler",
@@ -179,10 +180,27 @@ def _unpack(rec: bytes) -> _Msg:
     return rec[o : o + ls].decode(), rec[o + ls : o + ls + lk].decode(), rec[o + ls + lk :]
 
 
+@dataclass
+class NatsSinkStats(SinkStats):
+    """The sink's counters (see the module docstring); ``spool_pending`` and ``inflight`` are levels."""
+
+    published: int = 0
+    retried: int = 0
+    spooled: int = 0
+    spool_pending: int = field(default=0, metadata=GAUGE)
+    duplicates: int = 0
+    inflight: int = field(default=0, metadata=GAUGE)
+
+    @property
+    def pending(self) -> int:
+        return self.spool_pending
+
+
 class NatsSink(Sink):
     """Publishes events to a JetStream stream with acks, bounded in-flight, spool and de-dup ids."""
 
     name = "nats"
+    stats: NatsSinkStats
 
     def __init__(self, config: NatsSinkConfig, *, clock: Clock = DEFAULT_CLOCK) -> None:
         super().__init__()
@@ -206,8 +224,7 @@ class NatsSink(Sink):
         self._lock = asyncio.Lock()
         self._last_drop_log = 0.0
         self._closed = False
-        for k in ("published", "retried", "spooled", "spool_pending", "duplicates", "inflight"):
-            self.stats.extra[k] = 0
+        self.stats = NatsSinkStats()
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = DEFAULT_CLOCK, **options: Any) -> NatsSink:
@@ -223,7 +240,7 @@ class NatsSink(Sink):
         cfg = self.config
         spool_dir = cfg.spool or tempfile.mkdtemp(prefix="tickpath-spool-")
         self._spool = Spool(spool_dir, max_bytes=int(cfg.spool_max_mb * 1024 * 1024))
-        self.stats.extra["spool_pending"] = len(self._spool)
+        self.stats.spool_pending = len(self._spool)
         if len(self._spool):
             # A previous run left messages behind: they go out first, in order.
             self._spooling = True
@@ -364,7 +381,7 @@ class NatsSink(Sink):
             with contextlib.suppress(Exception):
                 await self._nc.close()
         if self._spool is not None:
-            self.stats.extra["spool_pending"] = len(self._spool)
+            self.stats.spool_pending = len(self._spool)
             self._spool.close()
             if len(self._spool):
                 log_event(log, logging.WARNING, "nats_spool_left", records=len(self._spool), spool=self._spool_path())
@@ -436,7 +453,12 @@ class NatsSink(Sink):
                     return
                 i += len(chunk)
 
-    async def write_session(self, row: dict[str, Any]) -> None:
+    @property
+    def buffered(self) -> int:
+        """In flight (awaiting an ack) plus parked in the spool: held, neither written nor dropped."""
+        return len(self._pending) + (len(self._spool) if self._spool is not None else 0)
+
+    async def write_session(self, session: SessionInfo) -> None:
         """Publish the feed's ``feed_sessions`` row on ``<prefix>.<venue>.session`` for ``ingest``.
 
         Two per run (start and stop), so it takes JetStream's plain publish and awaits its ack; it
@@ -445,15 +467,21 @@ class NatsSink(Sink):
         """
         if self._nc is None:
             raise SinkError("NATS sink used before start()")
-        info = SessionInfo(**row)
         try:
             js = self._nc.jetstream(timeout=self.config.ack_timeout_s)
             await js.publish(
-                f"{self.config.prefix}.{info.venue}.session", encode_session(info), headers={"Nats-Msg-Id": info.key()}
+                f"{self.config.prefix}.{session.venue}.session",
+                encode_session(session),
+                headers={"Nats-Msg-Id": session.key()},
             )
         except Exception as exc:
             log_event(
-                log, logging.WARNING, "nats_session_not_published", session=info.session, venue=info.venue, error=exc
+                log,
+                logging.WARNING,
+                "nats_session_not_published",
+                session=session.session,
+                venue=session.venue,
+                error=exc,
             )
 
     async def _wait_space(self) -> bool:
@@ -514,7 +542,7 @@ class NatsSink(Sink):
                 await flush_frames(nc)
             except Exception as exc:  # the link broke under us: the acks will time out and retry
                 log_event(log, logging.DEBUG, "nats_flush_failed", error=repr(exc))
-        self.stats.extra["inflight"] = len(pending)
+        self.stats.inflight = len(pending)
         self._check_idle()
         return n
 
@@ -523,8 +551,8 @@ class NatsSink(Sink):
         self._spooling = True
         self._idle.clear()
         n = self._spool.append_many([_pack(m) for m in msgs])
-        self.stats.extra["spooled"] += n
-        self.stats.extra["spool_pending"] = len(self._spool)
+        self.stats.spooled += n
+        self.stats.spool_pending = len(self._spool)
         lost = len(msgs) - n
         if lost:
             self.stats.dropped += lost
@@ -589,7 +617,7 @@ class NatsSink(Sink):
                 self._settle(entry, True)
         stats = self.stats
         stats.written += acked
-        stats.extra["published"] += acked
+        stats.published += acked
         self._after_settle()
 
     def _ack(self, subject: bytes, _reply: bytes, data: bytes, headers: bytes | None) -> None:
@@ -606,17 +634,16 @@ class NatsSink(Sink):
         if ok and entry[2] is None:  # the common case, kept inline: one direct publish acknowledged
             stats = self.stats
             stats.written += 1
-            extra = stats.extra
-            extra["published"] += 1
+            stats.published += 1
             if b'"duplicate"' in data:
-                extra["duplicates"] += 1
+                stats.duplicates += 1
             if not self._space.is_set() and len(self._pending) < self.config.max_inflight:
                 self._space.set()
             if not self._pending:
                 self._after_settle()
             return
         if ok and b'"duplicate"' in data:
-            self.stats.extra["duplicates"] += 1
+            self.stats.duplicates += 1
         self._settle(entry, ok)
         self._after_settle()
 
@@ -627,15 +654,15 @@ class NatsSink(Sink):
             return
         if ok:
             self.stats.written += 1
-            self.stats.extra["published"] += 1
+            self.stats.published += 1
         else:
-            self.stats.extra["retried"] += 1
+            self.stats.retried += 1
             self._to_spool([m])
 
     def _after_settle(self) -> None:
         if len(self._pending) < self.config.max_inflight:
             self._space.set()
-        self.stats.extra["inflight"] = len(self._pending)
+        self.stats.inflight = len(self._pending)
         self._check_idle()
 
     def _check_idle(self) -> None:
@@ -695,12 +722,12 @@ class NatsSink(Sink):
                     batch.settle(False)
             await batch.done
             if batch.failed:
-                self.stats.extra["retried"] += batch.failed
+                self.stats.retried += batch.failed
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.05
             self._spool.commit(len(msgs))
             self.stats.written += len(msgs)
-            self.stats.extra["published"] += len(msgs)
-            self.stats.extra["spool_pending"] = len(self._spool)
+            self.stats.published += len(msgs)
+            self.stats.spool_pending = len(self._spool)

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tickpath.errors import SinkError
-from tickpath.events import Event
+from tickpath.events import Event, SessionInfo
 from tickpath.sinks.base import Sink
 from tickpath.sinks.duckdb import arrow_table, split_by_table
 from tickpath.tables import SCHEMAS
@@ -65,9 +65,13 @@ class ParquetSink(Sink):
         if len(self._buf) >= self.batch_rows:
             await self.flush()
 
-    async def write_session(self, row: dict[str, Any]) -> None:
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    async def write_session(self, session: SessionInfo) -> None:
         """Record one ``feed_sessions`` row (written at the next flush)."""
-        self._sessions.append(row)
+        self._sessions.append(session.row())
 
     def _write_file(self, directory: Path, session: str, table: pa.Table) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -46,12 +46,12 @@ from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, SinkError
 from tickpath.events import Event, SessionInfo, encode_event, encode_session
 from tickpath.logs import log_event
-from tickpath.sinks.base import Sink
+from tickpath.sinks.base import GAUGE, Sink, SinkStats
 from tickpath.tables import bigquery_row, session_bigquery_row
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PubSubSink", "PubSubSinkConfig"]
+__all__ = ["PubSubSink", "PubSubSinkConfig", "PubSubSinkStats"]
 
 
 @dataclass(frozen=True)
@@ -157,10 +157,22 @@ def _backoff_s(failures_before: int) -> float:
 _Msg = tuple[str, bytes, str, dict[str, str], int]
 
 
+@dataclass
+class PubSubSinkStats(SinkStats):
+    """The sink's counters; ``outstanding`` (publishes not settled yet) and its peak are levels."""
+
+    published: int = 0
+    retried: int = 0
+    outstanding: int = field(default=0, metadata=GAUGE)
+    outstanding_max: int = field(default=0, metadata=GAUGE)
+    sessions_published: int = 0
+
+
 class PubSubSink(Sink):
     """Publishes events to Pub/Sub topics with batching, blocking flow control and checked futures."""
 
     name = "pubsub"
+    stats: PubSubSinkStats
 
     def __init__(
         self,
@@ -182,8 +194,7 @@ class PubSubSink(Sink):
         self._retry_q: queue.Queue[_Msg | None] = queue.Queue()
         self._retry_thread: threading.Thread | None = None
         self._topics: dict[str, str] = {}
-        for k in ("published", "retried", "outstanding", "outstanding_max", "sessions_published"):
-            self.stats.extra[k] = 0
+        self.stats = PubSubSinkStats()
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = DEFAULT_CLOCK, **options: Any) -> PubSubSink:
@@ -270,10 +281,10 @@ class PubSubSink(Sink):
             self._settle(m, exc)
             return
         with self._lock:
-            extra = self.stats.extra
-            extra["outstanding"] = self._outstanding
-            if self._outstanding > extra["outstanding_max"]:
-                extra["outstanding_max"] = self._outstanding
+            stats = self.stats
+            stats.outstanding = self._outstanding
+            if self._outstanding > stats.outstanding_max:
+                stats.outstanding_max = self._outstanding
         future.add_done_callback(lambda f, m=m: self._settle(m, f.exception()))
 
     def _settle(self, m: _Msg, exc: BaseException | None) -> None:
@@ -282,15 +293,15 @@ class PubSubSink(Sink):
         with self._lock:
             if exc is None:
                 self.stats.written += 1
-                self.stats.extra["published"] += 1
+                self.stats.published += 1
             elif retry:
-                self.stats.extra["retried"] += 1
+                self.stats.retried += 1
             else:
                 self.stats.errors += 1
                 self.stats.dropped += 1
             if not retry:
                 self._outstanding -= 1
-                self.stats.extra["outstanding"] = self._outstanding
+                self.stats.outstanding = self._outstanding
                 self._settled.notify_all()
         if retry:
             self._retry_q.put((m[0], m[1], m[2], m[3], m[4] + 1))
@@ -316,7 +327,12 @@ class PubSubSink(Sink):
                 self._client.resume_publish(m[0], m[2])
             self._publish(m, new=False)
 
-    async def write_session(self, row: dict[str, Any]) -> None:
+    @property
+    def buffered(self) -> int:
+        """Handed to the publisher and not settled yet (retries included): held, not yet written."""
+        return self._outstanding
+
+    async def write_session(self, session: SessionInfo) -> None:
         """Publish the feed's ``feed_sessions`` row on ``<prefix>.session`` and wait for it.
 
         Two per run, so each is awaited, retried like an event (up to ``max_retries``) and kept out
@@ -325,15 +341,16 @@ class PubSubSink(Sink):
         """
         if self._client is None:
             raise SinkError("Pub/Sub sink used before start()")
-        info = SessionInfo(**row)
         data = (
-            self._json_dumps(session_bigquery_row(info.row())) if self.config.format == "row" else encode_session(info)
+            self._json_dumps(session_bigquery_row(session.row()))
+            if self.config.format == "row"
+            else encode_session(session)
         )
         attrs = {
-            "venue": info.venue,
-            "session": info.session,
+            "venue": session.venue,
+            "session": session.session,
             "channel": "session",
-            "state": "stopped" if info.ended_ns is not None else "started",
+            "state": "stopped" if session.ended_ns is not None else "started",
         }
         await asyncio.to_thread(self._publish_session, self.topic_for("session"), data, attrs)
 
@@ -342,7 +359,7 @@ class PubSubSink(Sink):
             try:
                 self._client.publish(topic, data, **attrs).result(timeout=self.config.close_timeout_s)
                 with self._lock:
-                    self.stats.extra["sessions_published"] += 1
+                    self.stats.sessions_published += 1
                 return
             except Exception as exc:
                 if attempt == self.config.max_retries:
