@@ -98,5 +98,6 @@ resource "terraform_data" "agent" {
 }
 
 output "agent_pidfiles" {
-  value = terraform_data.agent[*].output.pidfile
+  description = "Pid file of each candidate's probe agent (destroy stops its process group)."
+  value       = terraform_data.agent[*].output.pidfile
 }

@@ -15,15 +15,18 @@ terraform {
 }
 
 variable "region" {
-  type = string
+  type        = string
+  description = "AWS region of the sweep, e.g. ap-northeast-1."
 }
 
 variable "sweep_id" {
-  type = string
+  type        = string
+  description = "Sweep identifier; names the instances and the results prefix."
 }
 
 variable "candidate" {
-  type = string
+  type        = string
+  description = "Candidate name (AZ ID and instance type); names the results object."
 }
 
 variable "index" {
@@ -37,17 +40,20 @@ variable "az_id" {
 }
 
 variable "instance_type" {
-  type = string
+  type        = string
+  description = "EC2 instance type to probe from, e.g. c6in.xlarge."
 }
 
 variable "instance_count" {
-  type    = number
-  default = 1
+  type        = number
+  description = "Number of probe instances of this candidate."
+  default     = 1
 }
 
 variable "placement_strategy" {
-  type    = string
-  default = "cluster"
+  type        = string
+  description = "Placement group strategy; none creates no placement group."
+  default     = "cluster"
   validation {
     condition     = contains(["cluster", "spread", "partition", "none"], var.placement_strategy)
     error_message = "placement_strategy must be cluster, spread, partition or none."
@@ -55,8 +61,9 @@ variable "placement_strategy" {
 }
 
 variable "market" {
-  type    = string
-  default = "on-demand"
+  type        = string
+  description = "spot or on-demand capacity."
+  default     = "on-demand"
   validation {
     condition     = contains(["spot", "on-demand"], var.market)
     error_message = "market must be spot or on-demand."
@@ -64,7 +71,8 @@ variable "market" {
 }
 
 variable "ttl_minutes" {
-  type = number
+  type        = number
+  description = "Minutes after boot when an instance shuts itself down (and terminates)."
 }
 
 variable "probe_cmdline" {
@@ -78,32 +86,39 @@ variable "tickpath_install" {
 }
 
 variable "power_off_after_upload" {
-  type    = bool
-  default = true
+  type        = bool
+  description = "Shut down as soon as the probe JSON is uploaded."
+  default     = true
 }
 
 variable "results_bucket" {
-  type = string
+  type        = string
+  description = "Private bucket the probe JSON is uploaded to (shared module output)."
 }
 
 variable "instance_profile" {
-  type = string
+  type        = string
+  description = "Instance profile whose role may only put results/<sweep-id>/* objects."
 }
 
 variable "vpc_id" {
-  type = string
+  type        = string
+  description = "The sweep VPC (shared module output)."
 }
 
 variable "vpc_cidr" {
-  type = string
+  type        = string
+  description = "CIDR of the sweep VPC; this candidate takes a /24 of it."
 }
 
 variable "route_table_id" {
-  type = string
+  type        = string
+  description = "Route table of the sweep VPC (shared module output)."
 }
 
 variable "tags" {
-  type = map(string)
+  type        = map(string)
+  description = "Tags on every resource; tickpath:sweep-id is what cleanup searches for."
 }
 
 provider "aws" {
@@ -227,9 +242,11 @@ resource "aws_instance" "probe" {
 }
 
 output "instance_ids" {
-  value = aws_instance.probe[*].id
+  description = "IDs of this candidate's probe instances, in index order."
+  value       = aws_instance.probe[*].id
 }
 
 output "availability_zone" {
-  value = aws_subnet.probe.availability_zone
+  description = "Availability zone name the AZ ID maps to in this account."
+  value       = aws_subnet.probe.availability_zone
 }

@@ -13,11 +13,13 @@ terraform {
 }
 
 variable "region" {
-  type = string
+  type        = string
+  description = "AWS region of the sweep, e.g. ap-northeast-1."
 }
 
 variable "sweep_id" {
-  type = string
+  type        = string
+  description = "Sweep identifier; names the bucket, role and network."
 }
 
 variable "tags" {
@@ -26,13 +28,15 @@ variable "tags" {
 }
 
 variable "results_expiry_days" {
-  type    = number
-  default = 7
+  type        = number
+  description = "Days after which result objects expire from the bucket."
+  default     = 7
 }
 
 variable "vpc_cidr" {
-  type    = string
-  default = "10.42.0.0/16"
+  type        = string
+  description = "CIDR of the sweep VPC; each candidate takes a /24 of it."
+  default     = "10.42.0.0/16"
 }
 
 provider "aws" {
@@ -156,21 +160,26 @@ resource "aws_iam_instance_profile" "probe" {
 }
 
 output "results_bucket" {
-  value = aws_s3_bucket.results.bucket
+  description = "Name of the private results bucket."
+  value       = aws_s3_bucket.results.bucket
 }
 
 output "instance_profile" {
-  value = aws_iam_instance_profile.probe.name
+  description = "Instance profile for the probe instances."
+  value       = aws_iam_instance_profile.probe.name
 }
 
 output "vpc_id" {
-  value = aws_vpc.sweep.id
+  description = "ID of the sweep VPC."
+  value       = aws_vpc.sweep.id
 }
 
 output "vpc_cidr" {
-  value = aws_vpc.sweep.cidr_block
+  description = "CIDR block of the sweep VPC."
+  value       = aws_vpc.sweep.cidr_block
 }
 
 output "route_table_id" {
-  value = aws_route_table.sweep.id
+  description = "Route table with the internet route, for the candidates' subnets."
+  value       = aws_route_table.sweep.id
 }
