@@ -222,10 +222,30 @@ class Triangle:
             )
 
     async def run_client(self) -> Path:
+        """Install busbench on the client, run it against the servers' private addresses and
+        download its results into ``--out``."""
+        assert self.material is not None, "start_servers() first"
+        await self._install_client()
+        # Exit status 9 (losses) still produced results worth downloading.
+        remote_cmd = (
+            f"cd {REMOTE_DIR} && mkdir -p results && BUSBENCH_PASSWORD=$(cat password) "
+            f"PYTHONPATH=src venv/bin/python -m tickpath.busbench {shlex.join(self._client_argv())} > run.txt 2>&1; "
+            f"echo $? > results/exit-status"
+        )
+        await self.ssh("client", remote_cmd, timeout=7200)
+        out = self.cfg.out
+        out.mkdir(parents=True, exist_ok=True)
+        client = f"{self.user}@{self.ips['public']['client']}"
+        await self.run_(["scp", *self._ssh_opts(), "-r", f"{client}:{REMOTE_DIR}/results/.", str(out)])
+        await self.run_(["scp", *self._ssh_opts(), f"{client}:{REMOTE_DIR}/run.txt", str(out)])
+        return out
+
+    async def _install_client(self) -> None:
+        """This tickpath's source, the client's TLS files and the password onto the client, and a
+        venv with busbench's own dependencies."""
         import tickpath
 
-        assert self.material is not None, "start_servers() first"
-        priv = self.ips["private"]
+        assert self.material is not None
         pkg = Path(tickpath.__file__).resolve().parent
         archive = self.dir / "tickpath-src.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:
@@ -244,7 +264,11 @@ class Triangle:
             f"python3 -m venv venv && venv/bin/pip install -q {' '.join(CLIENT_DEPS)}",
             timeout=900,
         )
-        cmd = [
+
+    def _client_argv(self) -> list[str]:
+        """``busbench run`` arguments for the client: TLS to both servers' private addresses."""
+        priv = self.ips["private"]
+        return [
             "run",
             "--pub",
             f"tls://{priv['server_a']}:4222",
@@ -264,28 +288,6 @@ class Triangle:
             f"{REMOTE_DIR}/results",
             *bench_argv(self.bench),
         ]
-        # Exit status 9 (losses) still produced results worth downloading.
-        remote_cmd = (
-            f"cd {REMOTE_DIR} && mkdir -p results && BUSBENCH_PASSWORD=$(cat password) "
-            f"PYTHONPATH=src venv/bin/python -m tickpath.busbench {shlex.join(cmd)} > run.txt 2>&1; "
-            f"echo $? > results/exit-status"
-        )
-        await self.ssh("client", remote_cmd, timeout=7200)
-        out = self.cfg.out
-        out.mkdir(parents=True, exist_ok=True)
-        await self.run_(
-            [
-                "scp",
-                *self._ssh_opts(),
-                "-r",
-                f"{self.user}@{self.ips['public']['client']}:{REMOTE_DIR}/results/.",
-                str(out),
-            ]
-        )
-        await self.run_(
-            ["scp", *self._ssh_opts(), f"{self.user}@{self.ips['public']['client']}:{REMOTE_DIR}/run.txt", str(out)]
-        )
-        return out
 
     async def destroy(self) -> None:
         """terraform destroy (when anything may exist) and removal of the run directory."""
