@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench install sim clean
+.PHONY: demo test lint typecheck unit bench install sim clean native sanitize fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,17 +14,27 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The native core (C++, pybind11) is built by the package's build (setup.py) at install time; this
+# rebuilds it in place when a source changed since (an editable install does not rebuild by itself).
+NATIVE_SRC := $(wildcard src/tickpath/native/*.hpp src/tickpath/venues/binance/native/*.[ch]pp) setup.py
+NATIVE_SO := src/tickpath/venues/binance/.core-built
+$(NATIVE_SO): $(STAMP) $(NATIVE_SRC)
+	$(BIN)/python setup.py -q build_ext --inplace
+	touch $@
+
+native: $(NATIVE_SO)
+
 demo: $(STAMP)
 	$(BIN)/tickpath demo
 
-test: $(STAMP)
+test: $(STAMP) $(NATIVE_SO)
 	./scripts/install-system-deps.sh
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-unit: $(STAMP)
+unit: $(STAMP) $(NATIVE_SO)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration"
 
 lint: $(STAMP)
@@ -34,9 +44,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) $(NATIVE_SO)
 	./scripts/install-system-deps.sh
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache $(NATIVE_SO) src/tickpath/venues/binance/_core*.so

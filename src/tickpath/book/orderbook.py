@@ -11,6 +11,11 @@ spellings of one price (``"7.611"``, ``"7.6110"``) land on one key. Longer price
 (:class:`InvalidLevelError`) rather than risk two prices sharing a key. The strings themselves are
 what the book stores and exports, so no rounding ever reaches a consumer.
 
+Prices and quantities must be plain decimals as Binance spells them (:func:`check_decimal`:
+``(0|[1-9][0-9]*)(\\.[0-9]+)?``, at most 17 digits); what ``float`` would also take (``1e5``,
+``+1``, ``1_0``, `` 1``, ``.5``) is an invalid level. The native core stores such a string as one
+64-bit exact decimal and prints it back as sent, so both implementations accept the same levels.
+
 Snapshots (and :meth:`OrderBook.apply_atomic`) are validated in full before any level changes; the
 hot-path :meth:`OrderBook.apply` validates as it goes, and its caller discards the book on error.
 Only inserting a new price or removing one touches the sorted list (a C-level ``memmove``); changing
@@ -20,6 +25,7 @@ string seen before is not parsed again.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 
@@ -27,9 +33,15 @@ from tickpath.errors import TickpathError
 
 Level = tuple[str, str]  # (price, qty) as the exchange spelled them
 MAX_SIGNIFICANT_DIGITS = 15
-_MAX_PLAIN_LEN = MAX_SIGNIFICANT_DIGITS + 1  # digits plus a decimal point: always exact
 _INF = float("inf")
 RANK_CACHE_SIZE = 256  # per side: ~25 kB, so 300 books x 2 sides stay around 15 MB
+MAX_DIGITS = 17  # the native core's exact decimal: 10^17 < 2^57, plus a 5-bit scale
+_DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+
+
+def check_decimal(s: str) -> bool:
+    """Whether ``s`` is a plain decimal the books accept (see the module docstring)."""
+    return len(s) <= MAX_DIGITS + 1 and _DECIMAL.fullmatch(s) is not None and len(s) - ("." in s) <= MAX_DIGITS
 
 
 class InvalidLevelError(TickpathError):
@@ -39,7 +51,7 @@ class InvalidLevelError(TickpathError):
 def _check_price(p: str) -> None:
     """Slow path for long price strings: count significant digits."""
     digits = p.replace(".", "").lstrip("0").rstrip("0") if "." in p else p.lstrip("0")
-    if len(digits) > MAX_SIGNIFICANT_DIGITS or not (digits.isdigit() or digits == ""):
+    if len(digits) > MAX_SIGNIFICANT_DIGITS:
         raise InvalidLevelError(f"price {p[:40]!r} has more than {MAX_SIGNIFICANT_DIGITS} significant digits")
 
 
@@ -54,12 +66,16 @@ def _prepare(levels: Sequence[Level], sign: float) -> list[tuple[float, Level, b
             fq = float(q)
             if not (0.0 < r < _INF and 0.0 <= fq < _INF):
                 raise InvalidLevelError(f"level {lvl!r}: price must be positive and quantity non-negative")
-            if len(p) > _MAX_PLAIN_LEN:
-                _check_price(p)
+            if not (check_decimal(p) and check_decimal(q)):
+                raise InvalidLevelError(f"level {lvl!r} is not a pair of plain decimals")
+            _check_price(p)
             append((sign * r, lvl, fq == 0.0))
     except (ValueError, TypeError):
         raise InvalidLevelError(f"level {lvl!r} is not a pair of decimal strings") from None
     return out
+
+
+_plain = check_decimal
 
 
 class BookSide:
@@ -116,6 +132,8 @@ class BookSide:
                 fq = float(q)
             except ValueError:
                 raise InvalidLevelError(f"level {lvl!r}: quantity is not a decimal") from None
+            if not _plain(q):
+                raise InvalidLevelError(f"level {lvl!r}: quantity is not a plain decimal")
             if 0.0 < fq < _INF:
                 if r not in levels:
                     insort(ranks, r)
@@ -134,8 +152,9 @@ class BookSide:
             raise InvalidLevelError(f"level {lvl!r}: price is not a decimal") from None
         if not 0.0 < r < _INF:
             raise InvalidLevelError(f"level {lvl!r}: price must be a positive decimal")
-        if len(p) > _MAX_PLAIN_LEN:
-            _check_price(p)
+        if not check_decimal(p):
+            raise InvalidLevelError(f"level {lvl!r}: price is not a plain decimal")
+        _check_price(p)
         cache = self._rank_of
         if len(cache) >= RANK_CACHE_SIZE:
             cache.clear()  # prices drift; updates cluster near the touch, which refills it at once

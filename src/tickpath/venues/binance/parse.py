@@ -102,7 +102,8 @@ def stream_kind(stream_name: str) -> str:
     return kind
 
 
-def _sample(raw: bytes | str) -> str:
+def sample_of(raw: bytes | str) -> str:
+    """The start of a frame, printable, for a rate-limited log line."""
     text = raw if isinstance(raw, str) else raw[: SAMPLE_CHARS * 4].decode("utf-8", "replace")
     return text[:SAMPLE_CHARS]
 
@@ -126,7 +127,7 @@ def decode_frame(raw: bytes | str) -> WireMessage:
         if dec is not None:
             try:  # _decode_with inlined: one Python call fewer per frame on the hot path
                 return dec.decode(raw).data  # type: ignore[no-any-return]
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 return _decode_with(dec, raw, raw)  # type: ignore[no-any-return]  # raises ParseError
     return _decode_general(raw)
 
@@ -134,9 +135,9 @@ def decode_frame(raw: bytes | str) -> WireMessage:
 def _decode_general(raw: bytes | str) -> WireMessage:
     try:
         env = _envelope.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         reason: ParseReason = "schema" if isinstance(exc, msgspec.ValidationError) else "malformed_json"
-        raise ParseError(f"undecodable frame: {exc}", reason=reason, sample=_sample(raw)) from None
+        raise ParseError(f"undecodable frame: {exc}", reason=reason, sample=sample_of(raw)) from None
     payload: bytes | str | msgspec.Raw
     if env.stream is not None and env.data:
         kind = stream_kind(env.stream)
@@ -151,7 +152,7 @@ def _decode_general(raw: bytes | str) -> WireMessage:
         payload = raw
     decoder = _DECODERS.get(kind)
     if decoder is None:
-        raise ParseError(f"unknown event kind {kind!r}", reason="unknown_event", sample=_sample(raw))
+        raise ParseError(f"unknown event kind {kind!r}", reason="unknown_event", sample=sample_of(raw))
     return _decode_with(decoder, payload, raw)  # type: ignore[no-any-return]
 
 
@@ -159,9 +160,9 @@ def _decode_with(decoder: msgspec.json.Decoder[Any], payload: Any, raw: bytes | 
     try:
         return decoder.decode(payload)
     except msgspec.ValidationError as exc:
-        raise ParseError(f"frame violates the schema: {exc}", reason="schema", sample=_sample(raw)) from None
-    except msgspec.DecodeError as exc:
-        raise ParseError(f"undecodable frame: {exc}", reason="malformed_json", sample=_sample(raw)) from None
+        raise ParseError(f"frame violates the schema: {exc}", reason="schema", sample=sample_of(raw)) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # invalid UTF-8 in a kept string
+        raise ParseError(f"undecodable frame: {exc}", reason="malformed_json", sample=sample_of(raw)) from None
 
 
 def decode_snapshot(body: bytes | str) -> DepthSnapshot:

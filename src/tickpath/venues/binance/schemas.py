@@ -21,67 +21,71 @@ Field reference (checked against the real captures in ``../shared/data/binance``
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 Level = tuple[str, str]  # (price, quantity) decimal strings, verbatim
+# Ids and times are 64-bit on every venue; a larger number is a schema error (the native core keeps int64).
+Int = Annotated[int, msgspec.Meta(ge=-(2**63 - 1), le=2**63 - 1)]  # INT64_MIN is the native "absent"
 
 
 class DepthUpdate(msgspec.Struct, frozen=True, tag_field="e", tag="depthUpdate"):
     """One diff-depth event: set each level's quantity; ``"0"`` removes the level."""
 
-    E: int  # event time, ms
+    E: Int  # event time, ms
     s: str  # symbol, upper case
-    U: int  # first update id in this event
-    u: int  # final update id in this event
+    U: Int  # first update id in this event
+    u: Int  # final update id in this event
     b: list[Level]
     a: list[Level]
-    T: int | None = None  # futures: transaction time, ms
-    pu: int | None = None  # futures: the previous event's final update id
+    T: Int | None = None  # futures: transaction time, ms
+    pu: Int | None = None  # futures: the previous event's final update id
 
 
 class AggTrade(msgspec.Struct, frozen=True, tag_field="e", tag="aggTrade"):
     """An aggregated trade: fills of one taker order at one price."""
 
-    E: int
+    E: Int
     s: str
-    a: int  # aggregate trade id
+    a: Int  # aggregate trade id
     p: str
     q: str
-    f: int  # first trade id
-    l: int  # last trade id  # noqa: E741 - Binance's field name
-    T: int  # trade time
+    f: Int  # first trade id
+    l: Int  # last trade id  # noqa: E741 - Binance's field name
+    T: Int  # trade time
     m: bool  # buyer is the maker
 
 
 class RawTrade(msgspec.Struct, frozen=True, tag_field="e", tag="trade"):
     """One trade (``@trade``)."""
 
-    E: int
+    E: Int
     s: str
-    t: int  # trade id
+    t: Int  # trade id
     p: str
     q: str
-    T: int
+    T: Int
     m: bool
 
 
 class BookTicker(msgspec.Struct, frozen=True):
     """Best bid/offer. Spot sends no ``e``/``E``/``T``; futures sends all three (``e`` is ignored)."""
 
-    u: int  # order book update id
+    u: Int  # order book update id
     s: str
     b: str  # best bid price
     B: str  # best bid quantity
     a: str  # best ask price
     A: str  # best ask quantity
-    E: int | None = None
-    T: int | None = None
+    E: Int | None = None
+    T: Int | None = None
 
 
 class Kline(msgspec.Struct, frozen=True, tag_field="e", tag="kline"):
     """A candlestick update: recognised and counted, not normalized."""
 
-    E: int
+    E: Int
     s: str
 
 
@@ -95,11 +99,11 @@ class ControlReply(msgspec.Struct, frozen=True):
 class DepthSnapshot(msgspec.Struct, frozen=True):
     """REST depth snapshot: the whole book as of ``lastUpdateId``."""
 
-    lastUpdateId: int
+    lastUpdateId: Int
     bids: list[Level]
     asks: list[Level]
-    E: int | None = None  # futures only
-    T: int | None = None  # futures only
+    E: Int | None = None  # futures only
+    T: Int | None = None  # futures only
 
 
 class Envelope(msgspec.Struct, frozen=True):

@@ -1,0 +1,126 @@
+// Exact decimal strings as one 64-bit word: the spelling is kept, so a level prints as it was sent.
+//
+// The accepted grammar is the one Binance uses for prices and quantities, and the one the pure-Python
+// reference (tickpath.book.orderbook.check_decimal) enforces: (0|[1-9][0-9]*)(\.[0-9]+)?, at most
+// MAX_DIGITS digits. Such a string is reproduced exactly from (mantissa, scale), trailing zeros
+// included, so the book can store 8 bytes instead of a string.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace tp {
+
+constexpr int MAX_DIGITS = 17;         // 10^17 < 2^57: the mantissa and a 5-bit scale fit in 64 bits
+constexpr int MAX_PRICE_SIGNIFICANT = 15;  // a double keys such a price exactly (see book.hpp)
+
+struct Decimal {
+  uint64_t packed = 0;  // mantissa << 5 | scale
+  uint64_t mantissa() const { return packed >> 5; }
+  int scale() const { return int(packed & 31); }
+  bool is_zero() const { return mantissa() == 0; }
+  bool operator==(const Decimal& o) const { return packed == o.packed; }
+  bool operator!=(const Decimal& o) const { return packed != o.packed; }
+};
+
+constexpr uint64_t POW10U[] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+                               100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+                               10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+                               100000000000000000ull, 1000000000000000000ull};
+constexpr double POW10D[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                             1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+struct ParsedDecimal {
+  Decimal d;
+  // As the reference counts them (orderbook._check_price): leading zeros never count, and with a
+  // point, the zeros at the end of all the digits do not either.
+  int significant;
+  int fraction_zeros;  // zeros at the end of the fraction: removed before converting to double
+};
+
+// Parses s[0..n) by the grammar above in one pass; false when it does not match.
+inline bool parse_decimal(const char* s, size_t n, ParsedDecimal& out) {
+  if (n == 0 || n > size_t(MAX_DIGITS) + 1) return false;
+  size_t i = 0;
+  uint64_t m = 0;
+  int digits = 0, trailing = 0;  // trailing: zeros at the end of the digits so far
+  if (s[0] == '0') {
+    i = 1;
+    digits = 1;
+  } else {
+    while (i < n && unsigned(s[i] - '0') < 10) {
+      unsigned c = unsigned(s[i] - '0');
+      m = m * 10 + c;
+      trailing = c == 0 ? trailing + 1 : 0;
+      ++i;
+      ++digits;
+    }
+    if (digits == 0) return false;
+  }
+  int scale = 0;
+  bool point = i < n;
+  if (point) {
+    if (s[i] != '.' || i + 1 == n) return false;
+    ++i;
+    while (i < n && unsigned(s[i] - '0') < 10) {
+      unsigned c = unsigned(s[i] - '0');
+      m = m * 10 + c;
+      trailing = c == 0 ? trailing + 1 : 0;
+      ++i;
+      ++digits;
+      ++scale;
+    }
+    if (i != n) return false;
+  }
+  if (digits > MAX_DIGITS) return false;
+  out.d.packed = (m << 5) | uint64_t(scale);
+  if (m == 0) {
+    out.significant = 0;
+    out.fraction_zeros = 0;
+    return true;
+  }
+  int nonzero_digits = 1;  // digits of m without leading zeros
+  while (nonzero_digits < 19 && m >= POW10U[nonzero_digits]) ++nonzero_digits;
+  out.significant = point ? nonzero_digits - trailing : nonzero_digits;
+  out.fraction_zeros = trailing < scale ? trailing : scale;
+  return true;
+}
+
+inline bool parse_decimal(const char* s, size_t n, Decimal& out) {
+  ParsedDecimal p;
+  if (!parse_decimal(s, n, p)) return false;
+  out = p.d;
+  return true;
+}
+
+// The value as the nearest double, equal to Python's float() of the same string: the mantissa with
+// its trailing fractional zeros removed has at most 15 significant digits for a price (< 2^53, exact)
+// and 10^scale is exact for scale <= 22, so one correctly rounded division gives the nearest double.
+inline double to_double(const ParsedDecimal& p) {
+  int tz = p.fraction_zeros;
+  uint64_t m = p.d.mantissa() / POW10U[tz];
+  return double(m) / POW10D[p.d.scale() - tz];
+}
+
+inline void append_decimal(std::string& out, Decimal d) {
+  char buf[24];
+  uint64_t m = d.mantissa();
+  int s = d.scale();
+  int n = 0;
+  do {
+    buf[n++] = char('0' + m % 10);
+    m /= 10;
+  } while (m || n <= s);  // at least one digit before the point
+  for (int i = n - 1; i >= 0; --i) {
+    out.push_back(buf[i]);
+    if (i == s && s > 0) out.push_back('.');
+  }
+}
+
+inline std::string decimal_str(Decimal d) {
+  std::string s;
+  append_decimal(s, d);
+  return s;
+}
+
+}  // namespace tp

@@ -1,0 +1,415 @@
+// Binance market-data frames decoded from the received bytes: the native twin of parse.py.
+//
+// The same frames are accepted and rejected, with the same reason, as by the pure-Python reference
+// (msgspec structs in schemas.py): typed fields in document order, unknown fields skipped, the last of
+// a repeated field kept, required fields checked at the end of each object, ids within int64. Prices
+// and quantities of depth levels are parsed into exact decimals as they are read; the strings of a
+// trade or ticker are kept as sent (views into the frame, or unescaped copies).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../../../native/book.hpp"
+#include "../../../native/json.hpp"
+
+namespace tp::binance {
+
+using json::Error;
+using json::Reader;
+using json::Str;
+
+enum class Kind : uint8_t { NONE, DEPTH, AGG_TRADE, TRADE, BOOK_TICKER, KLINE, CONTROL, UNKNOWN };
+constexpr int64_t NO_INT = INT64_MIN;  // an optional int that is absent or null
+
+struct Frame {
+  Kind kind = Kind::NONE;
+  int64_t E = NO_INT, T = NO_INT;
+  std::string_view s;
+  // depth
+  int64_t U = 0, u = 0, pu = NO_INT;
+  std::vector<LevelUpdate> b, a;
+  bool levels_valid = true;
+  // trades (id is `a` of an aggTrade, `t` of a trade) and tickers (`u`, and b B a A as strings)
+  int64_t id = 0, f = NO_INT, l = NO_INT;
+  bool m = false;
+  std::string_view str[4];  // trade: p q; ticker: b B a A
+  std::string own[5];       // unescaped copies: [0] symbol, [1..4] str[0..3]
+  std::string scratch;
+  std::string unknown_kind;  // the kind named by an unknown stream or event type
+
+  void reset() {
+    kind = Kind::NONE;
+    E = T = pu = f = l = NO_INT;
+    b.clear();
+    a.clear();
+    levels_valid = true;
+  }
+};
+
+// The stream kind of a stream name: btcusdt@depth@100ms -> depth, x@kline_1m -> kline (parse.stream_kind).
+inline std::string_view stream_kind(std::string_view name) {
+  size_t at = name.find('@');
+  std::string_view rest = at == std::string_view::npos ? std::string_view() : name.substr(at + 1);
+  std::string_view kind = rest.substr(0, rest.find('@'));
+  if (kind.substr(0, 6) == "kline_") return "kline";
+  return kind;
+}
+
+inline Kind kind_of_stream(std::string_view k) {
+  if (k == "depth") return Kind::DEPTH;
+  if (k == "aggTrade") return Kind::AGG_TRADE;
+  if (k == "trade") return Kind::TRADE;
+  if (k == "bookTicker") return Kind::BOOK_TICKER;
+  if (k == "kline") return Kind::KLINE;
+  return Kind::UNKNOWN;
+}
+
+inline Kind kind_of_event(std::string_view e) {  // parse._EVENT_KIND
+  if (e == "depthUpdate") return Kind::DEPTH;
+  if (e == "aggTrade") return Kind::AGG_TRADE;
+  if (e == "trade") return Kind::TRADE;
+  if (e == "bookTicker") return Kind::BOOK_TICKER;
+  if (e == "kline") return Kind::KLINE;
+  return Kind::UNKNOWN;
+}
+
+class Decoder {
+ public:
+  // Decodes one frame into `f`; returns OK, MALFORMED or SCHEMA, or sets f.kind = UNKNOWN (OK).
+  Error decode(const char* p, size_t n, Frame& f) {
+    f.reset();
+    static constexpr char PREFIX[] = "{\"stream\":\"";
+    constexpr size_t PL = sizeof(PREFIX) - 1;
+    if (n >= PL && std::memcmp(p, PREFIX, PL) == 0) {
+      const char* q = static_cast<const char*>(std::memchr(p + PL, '"', n - PL));
+      std::string_view name = q ? std::string_view(p + PL, size_t(q - p - PL)) : std::string_view(p + PL, n - PL - 1);
+      Kind k = kind_of_stream(stream_kind(name));
+      if (k != Kind::UNKNOWN) return enveloped(p, n, k, f);
+    }
+    return general(p, n, f);
+  }
+
+  // A REST depth snapshot: {"lastUpdateId", "bids", "asks", "E"?, "T"?}.
+  Error snapshot(const char* p, size_t n, int64_t& last, std::vector<LevelUpdate>& bids, std::vector<LevelUpdate>& asks,
+                 int64_t& E, int64_t& T, bool& valid);
+
+ private:
+  Str key_;
+  std::string key_scratch_;
+
+  // {"stream": ..., "data": <kind>} in one pass; only `data` is typed.
+  Error enveloped(const char* p, size_t n, Kind k, Frame& f) {
+    Reader r(p, n);
+    bool have_data = false, first = true;
+    if (!r.begin_object()) return r.error;
+    while (r.next_key(key_, key_scratch_, first)) {
+      if (key_.view == "data") {
+        f.reset();
+        if (!payload(r, k, f)) return r.error;
+        have_data = true;
+      } else if (!r.skip()) {
+        return r.error;
+      }
+    }
+    if (r.error) return r.error;
+    if (!r.at_end()) return Error::MALFORMED;
+    return have_data ? Error::OK : Error::SCHEMA;
+  }
+
+  Error general(const char* p, size_t n, Frame& f);
+  bool payload(Reader& r, Kind k, Frame& f);
+  bool depth(Reader& r, Frame& f);
+  bool trade(Reader& r, Frame& f, bool agg);
+  bool ticker(Reader& r, Frame& f);
+  bool kline(Reader& r, Frame& f);
+  bool control(Reader& r, Frame& f);
+  bool levels(Reader& r, std::vector<LevelUpdate>& out, bool& valid);
+  bool tag(Reader& r, std::string_view want) {
+    Str v;
+    if (!r.string(v, f_scratch_)) return false;
+    return v.view == want || r.fail(Error::SCHEMA);
+  }
+  bool kept(Reader& r, Frame& f, int slot, std::string_view& out) {
+    Str v;
+    if (!r.string(v, f.scratch)) return false;
+    if (v.escaped) {
+      f.own[slot].assign(v.view);
+      out = f.own[slot];
+    } else {
+      out = v.view;
+    }
+    return true;
+  }
+  bool opt_int(Reader& r, int64_t& out) {
+    if (r.peek() == 'n') {
+      if (!r.null()) return r.fail(Error::MALFORMED);
+      out = NO_INT;
+      return true;
+    }
+    return r.int64(out);
+  }
+  std::string f_scratch_;
+};
+
+inline bool Decoder::payload(Reader& r, Kind k, Frame& f) {
+  switch (k) {
+    case Kind::DEPTH: return depth(r, f);
+    case Kind::AGG_TRADE: return trade(r, f, true);
+    case Kind::TRADE: return trade(r, f, false);
+    case Kind::BOOK_TICKER: return ticker(r, f);
+    case Kind::KLINE: return kline(r, f);
+    default: return r.fail(Error::SCHEMA);
+  }
+}
+
+inline bool Decoder::levels(Reader& r, std::vector<LevelUpdate>& out, bool& valid) {
+  out.clear();
+  if (!r.begin_array()) return false;
+  bool first = true;
+  std::string s1, s2;
+  while (r.next_element(first)) {
+    std::string_view fp, fq;
+    if (r.decimal_pair(fp, fq)) {
+      LevelUpdate u;
+      if (!make_update(fp.data(), fp.size(), fq.data(), fq.size(), u)) valid = false;
+      out.push_back(u);
+      continue;
+    }
+    if (!r.begin_array()) return false;
+    Str p, q;
+    bool inner = true;
+    if (!r.next_element(inner)) return r.error ? false : r.fail(Error::SCHEMA);
+    if (!r.string(p, s1)) return false;
+    if (!r.next_element(inner)) return r.error ? false : r.fail(Error::SCHEMA);
+    if (!r.string(q, s2)) return false;
+    if (r.next_element(inner)) return r.fail(Error::SCHEMA);  // a third element
+    if (r.error) return false;
+    LevelUpdate u;
+    if (!make_update(p.view.data(), p.view.size(), q.view.data(), q.view.size(), u)) valid = false;
+    out.push_back(u);
+  }
+  return r.error == Error::OK;
+}
+
+inline bool Decoder::depth(Reader& r, Frame& f) {
+  if (!r.begin_object()) return false;
+  bool first = true, hE = false, hs = false, hU = false, hu = false, hb = false, ha = false;
+  bool bv = true, av = true;
+  while (r.next_key(key_, key_scratch_, first)) {
+    std::string_view k = key_.view;
+    bool ok;
+    if (k == "e") ok = tag(r, "depthUpdate");
+    else if (k == "E") ok = r.int64(f.E), hE = true;
+    else if (k == "s") ok = kept(r, f, 0, f.s), hs = true;
+    else if (k == "U") ok = r.int64(f.U), hU = true;
+    else if (k == "u") ok = r.int64(f.u), hu = true;
+    else if (k == "b") bv = true, ok = levels(r, f.b, bv), hb = true;
+    else if (k == "a") av = true, ok = levels(r, f.a, av), ha = true;
+    else if (k == "T") ok = opt_int(r, f.T);
+    else if (k == "pu") ok = opt_int(r, f.pu);
+    else ok = r.skip();
+    if (!ok) return false;
+  }
+  if (r.error) return false;
+  if (!(hE && hs && hU && hu && hb && ha)) return r.fail(Error::SCHEMA);
+  f.levels_valid = bv && av;
+  f.kind = Kind::DEPTH;
+  return true;
+}
+
+inline bool Decoder::trade(Reader& r, Frame& f, bool agg) {
+  if (!r.begin_object()) return false;
+  bool first = true, hE = false, hs = false, hid = false, hp = false, hq = false, hf = !agg, hl = !agg, hT = false,
+       hm = false;
+  const char* idkey = agg ? "a" : "t";
+  while (r.next_key(key_, key_scratch_, first)) {
+    std::string_view k = key_.view;
+    bool ok;
+    if (k == "e") ok = tag(r, agg ? "aggTrade" : "trade");
+    else if (k == "E") ok = r.int64(f.E), hE = true;
+    else if (k == "s") ok = kept(r, f, 0, f.s), hs = true;
+    else if (k == idkey) ok = r.int64(f.id), hid = true;
+    else if (k == "p") ok = kept(r, f, 1, f.str[0]), hp = true;
+    else if (k == "q") ok = kept(r, f, 2, f.str[1]), hq = true;
+    else if (agg && k == "f") ok = r.int64(f.f), hf = true;
+    else if (agg && k == "l") ok = r.int64(f.l), hl = true;
+    else if (k == "T") ok = r.int64(f.T), hT = true;
+    else if (k == "m") ok = r.boolean(f.m), hm = true;
+    else ok = r.skip();
+    if (!ok) return false;
+  }
+  if (r.error) return false;
+  if (!(hE && hs && hid && hp && hq && hf && hl && hT && hm)) return r.fail(Error::SCHEMA);
+  f.kind = agg ? Kind::AGG_TRADE : Kind::TRADE;
+  return true;
+}
+
+inline bool Decoder::ticker(Reader& r, Frame& f) {
+  if (!r.begin_object()) return false;
+  bool first = true, hu = false, hs = false, h[4] = {false, false, false, false};
+  static const char* NAMES[4] = {"b", "B", "a", "A"};
+  while (r.next_key(key_, key_scratch_, first)) {
+    std::string_view k = key_.view;
+    bool ok = true, done = false;
+    for (int i = 0; i < 4; ++i)
+      if (k == NAMES[i]) {
+        ok = kept(r, f, 1 + i, f.str[i]);
+        h[i] = done = true;
+        break;
+      }
+    if (!done) {
+      if (k == "u") ok = r.int64(f.id), hu = true;
+      else if (k == "s") ok = kept(r, f, 0, f.s), hs = true;
+      else if (k == "E") ok = opt_int(r, f.E);
+      else if (k == "T") ok = opt_int(r, f.T);
+      else ok = r.skip();
+    }
+    if (!ok) return false;
+  }
+  if (r.error) return false;
+  if (!(hu && hs && h[0] && h[1] && h[2] && h[3])) return r.fail(Error::SCHEMA);
+  f.kind = Kind::BOOK_TICKER;
+  return true;
+}
+
+inline bool Decoder::kline(Reader& r, Frame& f) {
+  if (!r.begin_object()) return false;
+  bool first = true, hE = false, hs = false;
+  while (r.next_key(key_, key_scratch_, first)) {
+    std::string_view k = key_.view;
+    bool ok;
+    if (k == "e") ok = tag(r, "kline");
+    else if (k == "E") ok = r.int64(f.E), hE = true;
+    else if (k == "s") ok = kept(r, f, 0, f.s), hs = true;
+    else ok = r.skip();
+    if (!ok) return false;
+  }
+  if (r.error) return false;
+  if (!(hE && hs)) return r.fail(Error::SCHEMA);
+  f.kind = Kind::KLINE;
+  return true;
+}
+
+// An `id` of int | str | null: an integer of any size, a string, or null.
+inline bool id_value(Reader& r, std::string& scratch) {
+  char c = r.peek();
+  if (c == '"') {
+    Str v;
+    return r.string(v, scratch);
+  }
+  if (c == 'n') return r.null() || r.fail(Error::MALFORMED);
+  if (c == '-' || (c >= '0' && c <= '9')) {
+    const char* before = r.pos();
+    if (!r.skip()) return false;
+    for (const char* q = before; q < r.pos(); ++q)
+      if (*q == '.' || *q == 'e' || *q == 'E') return r.fail(Error::SCHEMA);
+    return true;
+  }
+  return r.fail(r.is_value_start(c) ? Error::SCHEMA : Error::MALFORMED);
+}
+
+inline bool Decoder::control(Reader& r, Frame& f) {
+  if (!r.begin_object()) return false;
+  bool first = true;
+  while (r.next_key(key_, key_scratch_, first)) {
+    bool ok = key_.view == "id" ? id_value(r, f.scratch) : r.skip();
+    if (!ok) return false;
+  }
+  if (r.error) return false;
+  f.kind = Kind::CONTROL;
+  return true;
+}
+
+// Anything but the fast path: the envelope's stream/data/e/id read first, then the payload (parse._decode_general).
+inline Error Decoder::general(const char* p, size_t n, Frame& f) {
+  Reader r(p, n);
+  bool first = true, has_stream = false, has_e = false, has_id = false;
+  std::string stream, e;
+  const char* data = nullptr;
+  const char* data_end = nullptr;
+  if (!r.begin_object()) return r.error;
+  while (r.next_key(key_, key_scratch_, first)) {
+    std::string_view k = key_.view;
+    bool ok;
+    if (k == "stream" || k == "e") {
+      bool& has = k == "stream" ? has_stream : has_e;
+      std::string& dst = k == "stream" ? stream : e;
+      if (r.peek() == 'n') {
+        ok = r.null() || r.fail(Error::MALFORMED);
+        has = false;
+      } else {
+        Str v;
+        ok = r.string(v, f.scratch);
+        if (ok) dst.assign(v.view), has = true;
+      }
+    } else if (k == "data") {
+      r.peek();
+      data = r.pos();
+      ok = r.skip();
+      data_end = r.pos();
+    } else if (k == "id") {
+      bool is_null = r.peek() == 'n';
+      ok = id_value(r, f.scratch);
+      has_id = !is_null;
+    } else {
+      ok = r.skip();
+    }
+    if (!ok) return r.error;
+  }
+  if (r.error) return r.error;
+  if (!r.at_end()) return Error::MALFORMED;
+  Kind k;
+  const char* body = p;
+  const char* body_end = p + n;
+  if (has_stream && data != nullptr) {
+    std::string_view kind = stream_kind(stream);
+    k = kind_of_stream(kind);
+    if (k == Kind::UNKNOWN) f.unknown_kind.assign(kind);
+    body = data;
+    body_end = data_end;
+  } else if (has_e) {
+    k = kind_of_event(e);
+    if (k == Kind::UNKNOWN) f.unknown_kind.assign(e);
+  } else if (has_id) {
+    k = Kind::CONTROL;
+  } else {
+    k = Kind::BOOK_TICKER;  // a raw spot bookTicker is the one payload without `e`
+  }
+  if (k == Kind::UNKNOWN) {
+    f.kind = Kind::UNKNOWN;
+    return Error::OK;
+  }
+  Reader pr(body, size_t(body_end - body));
+  bool ok = k == Kind::CONTROL ? control(pr, f) : payload(pr, k, f);
+  if (!ok) return pr.error;
+  if (!pr.at_end()) return Error::MALFORMED;
+  return Error::OK;
+}
+
+inline Error Decoder::snapshot(const char* p, size_t n, int64_t& last, std::vector<LevelUpdate>& bids,
+                               std::vector<LevelUpdate>& asks, int64_t& E, int64_t& T, bool& valid) {
+  Reader r(p, n);
+  bool first = true, hl = false, hb = false, ha = false, bv = true, av = true;
+  E = T = NO_INT;
+  if (!r.begin_object()) return r.error;
+  while (r.next_key(key_, key_scratch_, first)) {
+    std::string_view k = key_.view;
+    bool ok;
+    if (k == "lastUpdateId") ok = r.int64(last), hl = true;
+    else if (k == "bids") bv = true, ok = levels(r, bids, bv), hb = true;
+    else if (k == "asks") av = true, ok = levels(r, asks, av), ha = true;
+    else if (k == "E") ok = opt_int(r, E);
+    else if (k == "T") ok = opt_int(r, T);
+    else ok = r.skip();
+    if (!ok) return r.error;
+  }
+  if (r.error) return r.error;
+  if (!r.at_end()) return Error::MALFORMED;
+  if (!(hl && hb && ha)) return Error::SCHEMA;
+  valid = bv && av;
+  return Error::OK;
+}
+
+}  // namespace tp::binance

@@ -1,0 +1,208 @@
+// Python binding of the native Binance core: tickpath.venues.binance._core.
+//
+// The hot call, Core.on_frame(frame, receipt_ns), takes bytes or str and returns an int without
+// building a Python object; events stay in native records until take_events() (Python objects, for
+// object sinks and tests) or take_columns() (column buffers for Arrow) asks for them.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "core.hpp"
+
+namespace py = pybind11;
+using namespace tp;
+using namespace tp::binance;
+
+namespace {
+
+std::string_view view_of(py::handle obj) {
+  PyObject* o = obj.ptr();
+  if (PyBytes_Check(o)) return std::string_view(PyBytes_AS_STRING(o), size_t(PyBytes_GET_SIZE(o)));
+  if (PyUnicode_Check(o)) {
+    Py_ssize_t n;
+    const char* p = PyUnicode_AsUTF8AndSize(o, &n);
+    if (p == nullptr) throw py::error_already_set();  // lone surrogates: not encodable
+    return std::string_view(p, size_t(n));
+  }
+  if (PyByteArray_Check(o)) return std::string_view(PyByteArray_AS_STRING(o), size_t(PyByteArray_GET_SIZE(o)));
+  throw py::type_error("a frame is bytes or str");
+}
+
+py::object opt(int64_t v) { return v == NO_INT ? py::none() : py::object(py::int_(v)); }
+
+py::str dec(Decimal d) {
+  std::string s = decimal_str(d);
+  return py::str(s);
+}
+
+class PyCore {
+ public:
+  PyCore(bool futures, std::vector<std::string> symbols, bool restricted, int depth, size_t max_buffer,
+         std::string session, std::string venue, py::tuple classes)
+      : core_(futures, symbols, restricted, depth, max_buffer),
+        session_(session),
+        venue_(venue),
+        delta_(classes[0]),
+        snapshot_(classes[1]),
+        reset_(classes[2]),
+        trade_(classes[3]),
+        ticker_(classes[4]) {}
+
+  int on_frame(py::handle frame, int64_t receipt) {
+    std::string_view v;
+    try {
+      v = view_of(frame);
+    } catch (py::error_already_set&) {
+      PyErr_Clear();
+      core_.stats.frames++;
+      core_.stats.malformed[0]++;
+      return BAD_JSON;
+    }
+    return core_.on_frame(v.data(), v.size(), receipt);
+  }
+  int on_snapshot(const std::string& symbol, py::handle body, int64_t receipt, bool create) {
+    std::string_view v = view_of(body);
+    return core_.on_snapshot(symbol, v.data(), v.size(), receipt, create);
+  }
+  int reset(const std::string& symbol, const std::string& reason, int64_t receipt) {
+    return core_.reset(symbol, reason, receipt);
+  }
+  size_t pending() const { return core_.log.size(); }
+  void discard() { core_.log.clear(); }
+  py::object last_event_ms() const { return opt(core_.last_E); }
+  py::object wants_snapshot() const {
+    return core_.wants_snapshot < 0 ? py::none() : py::object(py::str(core_.name(uint32_t(core_.wants_snapshot))));
+  }
+  int64_t last_snapshot_id() const { return core_.last_snapshot_id; }
+  std::string unknown_kind() const { return core_.frame.unknown_kind; }
+
+  py::list take_events() {
+    const EventLog& log = core_.log;
+    py::list out(log.size());
+    for (size_t i = 0; i < log.size(); ++i) out[i] = event(log, log.events[i]);
+    core_.log.clear();
+    return out;
+  }
+
+  py::dict stats() const {
+    const CoreStats& s = core_.stats;
+    py::dict d;
+    d["frames"] = s.frames, d["depth"] = s.depth, d["trades"] = s.trades, d["tickers"] = s.tickers;
+    d["klines"] = s.klines, d["control"] = s.control, d["unexpected_symbol"] = s.unexpected_symbol;
+    d["duplicates"] = s.duplicates, d["snapshots_bad"] = s.snapshots_bad;
+    d["malformed_json"] = s.malformed[0], d["schema"] = s.malformed[1], d["unknown_event"] = s.malformed[2];
+    return d;
+  }
+  py::object book_stats(const std::string& symbol) {
+    BookSync* bs = core_.book(symbol);
+    if (bs == nullptr) return py::none();
+    const SyncStats& s = bs->stats;
+    py::dict d;
+    d["snapshots"] = s.snapshots, d["refetches"] = s.refetches, d["ignored_snapshots"] = s.ignored_snapshots;
+    d["resyncs"] = s.resyncs, d["gaps"] = s.gaps, d["duplicates"] = s.duplicates;
+    d["dropped_before_sync"] = s.dropped_before_sync, d["buffer_overflow"] = s.buffer_overflow;
+    d["crossed"] = s.crossed, d["invalid"] = s.invalid, d["deltas"] = s.deltas;
+    return d;
+  }
+  // (synced, needs_snapshot, last_update_id, buffered, seq) of a symbol's book, or None.
+  py::object book_state(const std::string& symbol) {
+    BookSync* bs = core_.book(symbol);
+    if (bs == nullptr) return py::none();
+    return py::make_tuple(bs->synced, bs->needs_snapshot, opt(bs->last), bs->buffered(), bs->seq());
+  }
+  py::object book_top(const std::string& symbol, int n) {
+    BookSync* bs = core_.book(symbol);
+    if (bs == nullptr) return py::none();
+    return py::make_tuple(side(bs->book.bids, n), side(bs->book.asks, n));
+  }
+  std::vector<std::string> symbols() const { return core_.book_symbols(); }
+
+ private:
+  Core core_;
+  py::str session_, venue_;
+  py::object delta_, snapshot_, reset_, trade_, ticker_;
+
+  static py::list side(const Side& s, int n) {
+    const auto& lv = s.levels;
+    size_t k = n < 0 ? lv.size() : std::min(lv.size(), size_t(n));
+    py::list out(k);
+    for (size_t i = 0; i < k; ++i) {
+      const Level& l = lv[lv.size() - 1 - i];
+      out[i] = py::make_tuple(dec(l.price), dec(l.qty));
+    }
+    return out;
+  }
+  static py::list levels(const EventLog& log, uint32_t off, uint32_t n) {
+    py::list out(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      const auto& pq = log.levels[off + i];
+      out[i] = py::make_tuple(dec(pq.first), dec(pq.second));
+    }
+    return out;
+  }
+  py::object event(const EventLog& log, const Ev& e) {
+    py::dict kw;
+    kw["session"] = session_, kw["venue"] = venue_, kw["symbol"] = py::str(core_.name(e.sym));
+    kw["seq"] = e.seq, kw["event_time_ms"] = opt(e.E), kw["transaction_time_ms"] = opt(e.T);
+    kw["receipt_ns"] = e.receipt;
+    switch (e.kind) {
+      case EvKind::DELTA:
+        kw["first_update_id"] = e.x1, kw["final_update_id"] = e.x2, kw["prev_final_update_id"] = opt(e.x3);
+        kw["bids"] = levels(log, e.off, e.nb), kw["asks"] = levels(log, e.off + e.nb, e.na);
+        if (e.depth >= 0) kw["depth"] = e.depth;
+        return delta_(**kw);
+      case EvKind::SNAPSHOT:
+        kw["last_update_id"] = e.x1;
+        kw["bids"] = levels(log, e.off, e.nb), kw["asks"] = levels(log, e.off + e.nb, e.na);
+        kw["depth"] = e.depth >= 0 ? py::object(py::int_(e.depth)) : py::none();
+        return snapshot_(**kw);
+      case EvKind::RESET:
+        kw["reason"] = py::str(log.reasons[e.reason]), kw["last_good_update_id"] = opt(e.x1);
+        return reset_(**kw);
+      case EvKind::TRADE:
+        kw["trade_id"] = e.x1;
+        if (e.agg) kw["first_trade_id"] = opt(e.x2), kw["last_trade_id"] = opt(e.x3);
+        kw["price"] = py::str(std::string(log.str(e, 0))), kw["qty"] = py::str(std::string(log.str(e, 1)));
+        kw["side"] = py::str(e.side_sell ? "sell" : "buy");
+        return trade_(**kw);
+      case EvKind::TICKER:
+        kw["update_id"] = e.x1;
+        kw["bid_price"] = py::str(std::string(log.str(e, 0))), kw["bid_qty"] = py::str(std::string(log.str(e, 1)));
+        kw["ask_price"] = py::str(std::string(log.str(e, 2))), kw["ask_qty"] = py::str(std::string(log.str(e, 3)));
+        return ticker_(**kw);
+    }
+    return py::none();
+  }
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "Native Binance frame decoder, L2 books and sync rules (see tickpath.venues.binance.processor).";
+  m.attr("BAD_JSON") = BAD_JSON;
+  m.attr("BAD_SCHEMA") = BAD_SCHEMA;
+  m.attr("BAD_UNKNOWN") = BAD_UNKNOWN;
+  m.attr("LEVEL_BYTES") = sizeof(Level);
+  py::class_<PyCore>(m, "Core")
+      .def(py::init<bool, std::vector<std::string>, bool, int, size_t, std::string, std::string, py::tuple>(),
+           py::arg("futures"), py::arg("symbols"), py::arg("restricted"), py::arg("depth"), py::arg("max_buffer"),
+           py::arg("session"), py::arg("venue"), py::arg("classes"))
+      .def("on_frame", &PyCore::on_frame, py::arg("frame"), py::arg("receipt_ns"))
+      .def("on_snapshot", &PyCore::on_snapshot, py::arg("symbol"), py::arg("body"), py::arg("receipt_ns"),
+           py::arg("create"))
+      .def("reset", &PyCore::reset, py::arg("symbol"), py::arg("reason"), py::arg("receipt_ns"))
+      .def("pending", &PyCore::pending)
+      .def("discard", &PyCore::discard)
+      .def("take_events", &PyCore::take_events)
+      .def("stats", &PyCore::stats)
+      .def("book_stats", &PyCore::book_stats)
+      .def("book_state", &PyCore::book_state)
+      .def("book_top", &PyCore::book_top, py::arg("symbol"), py::arg("n") = -1)
+      .def("symbols", &PyCore::symbols)
+      .def_property_readonly("last_event_ms", &PyCore::last_event_ms)
+      .def_property_readonly("wants_snapshot", &PyCore::wants_snapshot)
+      .def_property_readonly("last_snapshot_id", &PyCore::last_snapshot_id)
+      .def_property_readonly("unknown_kind", &PyCore::unknown_kind);
+}

@@ -1,0 +1,239 @@
+// One symbol's book kept in exact sync by Binance's rules: the native twin of sync.py (BookSync).
+//
+// Spot: after a snapshot the first event has U <= lastUpdateId + 1 <= u, then U == previous u + 1.
+// Futures (USD-M and COIN-M): the first has U <= lastUpdateId <= u, then pu == previous u.
+// Every decision (buffer, drop, duplicate, gap, invalid, crossed, reset) is the reference's, in the
+// same order, so both emit identical events; tests/native drive them side by side.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "../../../native/book.hpp"
+#include "events.hpp"
+#include "frames.hpp"
+
+namespace tp::binance {
+
+struct SyncStats {
+  int64_t snapshots = 0, refetches = 0, ignored_snapshots = 0, resyncs = 0, gaps = 0, duplicates = 0,
+          dropped_before_sync = 0, buffer_overflow = 0, crossed = 0, invalid = 0, deltas = 0;
+};
+
+struct Pending {
+  int64_t U, u, pu, E, T, receipt;
+  std::vector<LevelUpdate> b, a;
+  bool valid;
+};
+
+class BookSync {
+ public:
+  BookSync(uint32_t sym, bool futures, int depth, size_t max_buffer)
+      : sym_(sym), futures_(futures), depth_(depth), max_buffer_(max_buffer) {}
+
+  Book book;
+  SyncStats stats;
+  bool needs_snapshot = true;
+  bool synced = false;
+  int64_t last = NO_INT;  // u of the last applied event (lastUpdateId after a snapshot)
+
+  size_t buffered() const { return buffer_.size(); }
+  int64_t seq() const { return seq_; }
+
+  void on_depth(const Frame& f, int64_t receipt, EventLog& out) {
+    // Fast path: a live full-depth book and the next contiguous event.
+    if (depth_ < 0 && synced && !awaiting_first_ && f.u > last && (futures_ ? f.pu == last : f.U == last + 1) &&
+        f.levels_valid) {
+      apply(f.b, f.a);
+      if (!book.crossed()) {
+        last = f.u;
+        stats.deltas++;
+        out.delta(sym_, ++seq_, f.E, f.T, receipt, f.U, f.u, f.pu, f.b, f.a, -1);
+        return;
+      }
+      awaiting_first_ = false;
+      last = f.u;  // the reference records u before it checks the cross: the reset reports it
+      stats.crossed++;
+      reset_to(Reason::CROSSED, receipt, f.E, f.T, out);
+      return;
+    }
+    if (synced) live(f.U, f.u, f.pu, f.E, f.T, receipt, f.b, f.a, f.levels_valid, out);
+    else buffer(f.U, f.u, f.pu, f.E, f.T, receipt, f.b, f.a, f.levels_valid);
+  }
+
+  void on_snapshot(int64_t last_id, const std::vector<LevelUpdate>& bids, const std::vector<LevelUpdate>& asks,
+                   bool valid, int64_t E, int64_t T, int64_t receipt, EventLog& out);
+  void reset(uint32_t reason, int64_t receipt, EventLog& out) {
+    if (synced) {
+      reset_to(reason, receipt, NO_INT, NO_INT, out);
+    } else {
+      buffer_.clear();
+      needs_snapshot = true;
+    }
+  }
+
+ private:
+  uint32_t sym_;
+  bool futures_;
+  int depth_;  // -1: full depth
+  size_t max_buffer_;
+  bool awaiting_first_ = false;
+  bool has_pending_ = false;
+  int64_t pending_U_ = 0, pending_pu_ = NO_INT;
+  int64_t seq_ = 0;
+  std::deque<Pending> buffer_;
+  Window window_;
+  std::vector<Level> scratch_;
+  std::vector<std::pair<Decimal, Decimal>> cb_, ca_;
+
+  void apply(const std::vector<LevelUpdate>& b, const std::vector<LevelUpdate>& a) {
+    for (const auto& x : b) book.bids.set(x);
+    for (const auto& x : a) book.asks.set(x);
+  }
+  void buffer(int64_t U, int64_t u, int64_t pu, int64_t E, int64_t T, int64_t receipt,
+              const std::vector<LevelUpdate>& b, const std::vector<LevelUpdate>& a, bool valid) {
+    if (buffer_.size() >= max_buffer_) {
+      buffer_.pop_front();
+      stats.buffer_overflow++;
+    }
+    buffer_.push_back(Pending{U, u, pu, E, T, receipt, b, a, valid});
+  }
+  void reset_to(uint32_t reason, int64_t receipt, int64_t E, int64_t T, EventLog& out) {
+    out.reset(sym_, ++seq_, E, T, receipt, reason, last);
+    stats.resyncs++;
+    book.clear();
+    window_.clear();
+    has_pending_ = false;
+    buffer_.clear();
+    synced = false;
+    awaiting_first_ = false;
+    needs_snapshot = true;
+  }
+  void live(int64_t U, int64_t u, int64_t pu, int64_t E, int64_t T, int64_t receipt,
+            const std::vector<LevelUpdate>& b, const std::vector<LevelUpdate>& a, bool valid, EventLog& out);
+};
+
+inline void BookSync::live(int64_t U, int64_t u, int64_t pu, int64_t E, int64_t T, int64_t receipt,
+                           const std::vector<LevelUpdate>& b, const std::vector<LevelUpdate>& a, bool valid,
+                           EventLog& out) {
+  if (awaiting_first_) {
+    bool bridged;
+    if (futures_) {
+      if (u < last) {
+        stats.dropped_before_sync++;
+        return;
+      }
+      bridged = U <= last;
+    } else {
+      if (u <= last) {
+        stats.dropped_before_sync++;
+        return;
+      }
+      bridged = U <= last + 1;
+    }
+    if (!bridged) {  // the snapshot turned out older than the stream: start over
+      stats.gaps++;
+      reset_to(Reason::SNAPSHOT_TOO_OLD, receipt, E, T, out);
+      buffer(U, u, pu, E, T, receipt, b, a, valid);
+      return;
+    }
+  } else if (u <= last) {
+    stats.duplicates++;
+    return;
+  } else if (futures_ ? pu != last : U != last + 1) {
+    stats.gaps++;
+    reset_to(Reason::GAP, receipt, E, T, out);
+    buffer(U, u, pu, E, T, receipt, b, a, valid);
+    return;
+  }
+  if (!valid) {  // the event is lost, so everything after it would be a gap: resync now
+    stats.invalid++;
+    reset_to(Reason::INVALID_UPDATE, receipt, E, T, out);
+    return;
+  }
+  apply(b, a);
+  awaiting_first_ = false;
+  last = u;
+  if (book.crossed()) {
+    stats.crossed++;
+    reset_to(Reason::CROSSED, receipt, E, T, out);
+    return;
+  }
+  if (depth_ < 0) {
+    stats.deltas++;
+    out.delta(sym_, ++seq_, E, T, receipt, U, u, pu, b, a, -1);
+    return;
+  }
+  if (!has_pending_) {
+    has_pending_ = true;
+    pending_U_ = U;
+    pending_pu_ = pu;
+  }
+  cb_.clear();
+  ca_.clear();
+  Window::diff(window_.bids, book.bids, size_t(depth_), cb_, scratch_);
+  Window::diff(window_.asks, book.asks, size_t(depth_), ca_, scratch_);
+  if (cb_.empty() && ca_.empty()) return;  // nothing visible changed: fold into the next delta's range
+  has_pending_ = false;
+  stats.deltas++;
+  out.delta_pairs(sym_, ++seq_, E, T, receipt, pending_U_, u, pending_pu_, cb_, ca_, depth_);
+}
+
+inline void BookSync::on_snapshot(int64_t last_id, const std::vector<LevelUpdate>& bids,
+                                  const std::vector<LevelUpdate>& asks, bool valid, int64_t E, int64_t T,
+                                  int64_t receipt, EventLog& out) {
+  if (!needs_snapshot) {
+    stats.ignored_snapshots++;
+    return;
+  }
+  std::deque<Pending> kept;
+  for (auto& m : buffer_) {
+    if (futures_ ? m.u < last_id : m.u <= last_id) stats.dropped_before_sync++;
+    else kept.push_back(std::move(m));
+  }
+  buffer_.swap(kept);
+  if (!buffer_.empty() && buffer_.front().U > (futures_ ? last_id : last_id + 1)) {
+    stats.refetches++;  // the snapshot is older than the first buffered event
+    return;
+  }
+  if (!valid) {
+    stats.invalid++;
+    stats.refetches++;
+    book.clear();
+    return;
+  }
+  book.bids.load(bids);
+  book.asks.load(asks);
+  if (book.crossed()) {
+    stats.crossed++;
+    stats.refetches++;
+    book.clear();
+    return;
+  }
+  stats.snapshots++;
+  needs_snapshot = false;
+  synced = true;
+  awaiting_first_ = true;
+  last = last_id;
+  has_pending_ = false;
+  size_t n = depth_ < 0 ? SIZE_MAX : size_t(depth_);
+  if (depth_ >= 0) {
+    Window::take(book.bids, n, window_.bids);
+    Window::take(book.asks, n, window_.asks);
+    out.snapshot(sym_, ++seq_, E, T, receipt, last_id, window_.bids, window_.asks, depth_);
+  } else {
+    Window::take(book.bids, n, scratch_);
+    std::vector<Level> a;
+    Window::take(book.asks, n, a);
+    out.snapshot(sym_, ++seq_, E, T, receipt, last_id, scratch_, a, -1);
+  }
+  std::deque<Pending> replay;
+  replay.swap(buffer_);
+  for (auto& m : replay) {
+    if (synced) live(m.U, m.u, m.pu, m.E, m.T, m.receipt, m.b, m.a, m.valid, out);
+    else buffer(m.U, m.u, m.pu, m.E, m.T, m.receipt, m.b, m.a, m.valid);
+  }
+}
+
+}  // namespace tp::binance

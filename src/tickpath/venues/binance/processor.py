@@ -1,0 +1,302 @@
+"""The venue's one entry for the feed: frame bytes + receipt time in, normalized events out.
+
+:func:`make_processor` returns the native core (``tickpath.venues.binance._core``, C++) when it is
+built and ``TICKPATH_PURE`` is not set to ``1``, else :class:`PureProcessor`, the pure-Python
+reference (``parse.decode_frame`` -> ``Normalizer`` with the engine's de-duplication). Both have the
+same interface and make the same decisions: tests/native drive them side by side on random and real
+frames and require identical events, counters and book states.
+
+De-duplication is part of the venue's job: across a connection rollover two connections deliver the
+same streams for a while; depth is de-duplicated by update id inside the book's sync rules, trades by
+trade id (``a`` of an aggTrade, ``t`` of a trade) and tickers by update id here, so every event is
+published once and each channel's ``seq`` stays contiguous.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade, Venue
+from tickpath.venues.binance.normalize import Normalizer
+from tickpath.venues.binance.parse import ParseError, ParseReason, decode_frame, decode_snapshot, sample_of
+from tickpath.venues.binance.schemas import AggTrade, BookTicker, ControlReply, DepthUpdate, Kline, RawTrade
+from tickpath.venues.binance.sync import DEFAULT_MAX_BUFFER
+
+try:  # built by the package's own build (setup.py); absent only in a source tree never built
+    from tickpath.venues.binance import _core
+except ImportError:  # pragma: no cover - the build always provides it
+    _core = None  # type: ignore[assignment]
+
+FUTURES_RULES = ("futures",)  # venues whose books follow the ``pu`` chain rather than spot's ``U``
+
+
+@dataclass
+class ProcessorCounts:
+    """Frames by what they were; malformed ones by why."""
+
+    frames: int = 0
+    depth: int = 0
+    trades: int = 0
+    tickers: int = 0
+    klines: int = 0
+    control: int = 0
+    unexpected_symbol: int = 0
+    duplicates: int = 0  # trades/tickers seen twice (rollover overlap, venue duplicates)
+    snapshots_bad: int = 0
+    malformed_json: int = 0
+    schema: int = 0
+    unknown_event: int = 0
+
+
+@dataclass(frozen=True)
+class BookState:
+    synced: bool
+    needs_snapshot: bool
+    last_update_id: int | None
+    buffered: int
+    seq: int
+
+
+class FrameProcessor(Protocol):
+    """What the feed engine calls; see the module docstring."""
+
+    native: bool
+    last_event_ms: int | None  # event time of the last frame that yielded events (latency)
+    wants_snapshot: str | None  # the symbol whose book needs a snapshot after the last depth frame
+
+    def on_frame(self, raw: bytes | str, receipt_ns: int) -> list[Event]: ...
+    def on_snapshot(self, symbol: str, body: bytes | str, receipt_ns: int) -> list[Event]: ...
+    def reset(self, symbol: str, reason: str, receipt_ns: int) -> list[Event]: ...
+    def counts(self) -> ProcessorCounts: ...
+    def book_symbols(self) -> list[str]: ...
+    def book_state(self, symbol: str) -> BookState | None: ...
+    def book_stats(self, symbol: str) -> dict[str, int]: ...
+    def book_top(self, symbol: str, n: int | None = None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]: ...
+
+
+def native_available() -> bool:
+    return _core is not None
+
+
+def pure_requested() -> bool:
+    return os.environ.get("TICKPATH_PURE", "") == "1"
+
+
+def make_processor(
+    venue: Venue,
+    *,
+    session: str,
+    symbols: tuple[str, ...] | None = None,
+    depth: int | None = None,
+    max_buffer: int = DEFAULT_MAX_BUFFER,
+    native: bool | None = None,
+) -> FrameProcessor:
+    """The processor for one (venue, session): native unless ``TICKPATH_PURE=1`` or ``native=False``."""
+    use_native = (not pure_requested() and native_available()) if native is None else native
+    if use_native:
+        return NativeProcessor(venue, session=session, symbols=symbols, depth=depth, max_buffer=max_buffer)
+    return PureProcessor(venue, session=session, symbols=symbols, depth=depth, max_buffer=max_buffer)
+
+
+class PureProcessor:
+    """The reference: msgspec decoding, Python books."""
+
+    native = False
+
+    def __init__(
+        self,
+        venue: Venue,
+        *,
+        session: str,
+        symbols: tuple[str, ...] | None = None,
+        depth: int | None = None,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+    ) -> None:
+        self.normalizer = Normalizer(venue, session=session, depth=depth, symbols=symbols, max_buffer=max_buffer)
+        self._restricted = symbols is not None
+        self._counts = ProcessorCounts()
+        self._last_trade: dict[str, int] = {}
+        self._last_ticker: dict[str, int] = {}
+        self.last_event_ms: int | None = None
+        self.wants_snapshot: str | None = None
+
+    def on_frame(self, raw: bytes | str, receipt_ns: int) -> list[Event]:
+        c = self._counts
+        c.frames += 1
+        self.wants_snapshot = None
+        try:
+            msg = decode_frame(raw)
+        except ParseError as exc:
+            setattr(c, exc.reason, getattr(c, exc.reason) + 1)
+            raise
+        t = type(msg)
+        if t is DepthUpdate:
+            return self._depth(msg, receipt_ns)  # type: ignore[arg-type]
+        if t is AggTrade or t is RawTrade:
+            c.trades += 1
+            tid = msg.a if t is AggTrade else msg.t  # type: ignore[union-attr]
+            if tid <= self._last_trade.get(msg.s, -1):  # type: ignore[union-attr]
+                c.duplicates += 1
+                return []
+            self._last_trade[msg.s] = tid  # type: ignore[union-attr]
+            self.last_event_ms = msg.E  # type: ignore[union-attr]
+            return [self.normalizer.trade(msg, receipt_ns)]  # type: ignore[arg-type]
+        if t is BookTicker:
+            c.tickers += 1
+            if msg.u <= self._last_ticker.get(msg.s, -1):  # type: ignore[union-attr]
+                c.duplicates += 1
+                return []
+            self._last_ticker[msg.s] = msg.u  # type: ignore[union-attr]
+            self.last_event_ms = msg.E  # type: ignore[union-attr]
+            return [self.normalizer.ticker(msg, receipt_ns)]  # type: ignore[arg-type]
+        if t is Kline:
+            c.klines += 1
+        elif t is ControlReply:
+            c.control += 1
+        return []
+
+    def _depth(self, msg: DepthUpdate, receipt_ns: int) -> list[Event]:
+        self._counts.depth += 1
+        bs = self.normalizer.books.get(msg.s)
+        if bs is None:
+            if self._restricted:
+                self._counts.unexpected_symbol += 1
+                return []
+            bs = self.normalizer.book_sync(msg.s)
+        events = bs.on_depth(msg, receipt_ns)
+        if bs.needs_snapshot:
+            self.wants_snapshot = msg.s
+        self.last_event_ms = msg.E
+        return events
+
+    def on_snapshot(self, symbol: str, body: bytes | str, receipt_ns: int) -> list[Event]:
+        self.wants_snapshot = None
+        try:
+            snap = decode_snapshot(body)
+        except ParseError:
+            self._counts.snapshots_bad += 1
+            raise
+        bs = self.normalizer.books.get(symbol)
+        if bs is None:
+            if self._restricted:
+                return []
+            bs = self.normalizer.book_sync(symbol)
+        events = bs.on_snapshot(snap, receipt_ns)
+        if bs.needs_snapshot:
+            self.wants_snapshot = symbol
+        return events
+
+    def reset(self, symbol: str, reason: str, receipt_ns: int) -> list[Event]:
+        bs = self.normalizer.books.get(symbol)
+        return bs.reset(reason, receipt_ns) if bs is not None else []
+
+    def counts(self) -> ProcessorCounts:
+        return ProcessorCounts(**vars(self._counts))
+
+    def book_symbols(self) -> list[str]:
+        return list(self.normalizer.books)
+
+    def book_state(self, symbol: str) -> BookState | None:
+        bs = self.normalizer.books.get(symbol)
+        if bs is None:
+            return None
+        return BookState(bs.synced, bs.needs_snapshot, bs.last_update_id, bs.buffered, bs.seq)
+
+    def book_stats(self, symbol: str) -> dict[str, int]:
+        bs = self.normalizer.books.get(symbol)
+        return bs.stats.as_dict() if bs is not None else {}
+
+    def book_top(self, symbol: str, n: int | None = None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        bs = self.normalizer.books.get(symbol)
+        return bs.book.top(n) if bs is not None else ([], [])
+
+
+_REASONS: dict[int, ParseReason] = {}
+if _core is not None:
+    _REASONS = {_core.BAD_JSON: "malformed_json", _core.BAD_SCHEMA: "schema", _core.BAD_UNKNOWN: "unknown_event"}
+_CLASSES = (BookDelta, BookSnapshot, BookReset, Trade, Ticker)
+
+
+class NativeProcessor:
+    """The C++ core behind the same interface; events stay native until asked for."""
+
+    native = True
+
+    def __init__(
+        self,
+        venue: Venue,
+        *,
+        session: str,
+        symbols: tuple[str, ...] | None = None,
+        depth: int | None = None,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+    ) -> None:
+        if _core is None:  # pragma: no cover
+            raise RuntimeError("the native core is not built; reinstall tickpath or set TICKPATH_PURE=1")
+        names = sorted({s.upper() for s in symbols}) if symbols is not None else []
+        self.core: Any = _core.Core(
+            venue in FUTURES_RULES,
+            names,
+            symbols is not None,
+            -1 if depth is None else depth,
+            max_buffer,
+            session,
+            venue,
+            _CLASSES,
+        )
+        if depth is not None and depth < 1:
+            from tickpath.errors import ConfigError
+
+            raise ConfigError(f"top-N depth must be at least 1, got {depth}")
+
+    @property
+    def last_event_ms(self) -> int | None:
+        return self.core.last_event_ms  # type: ignore[no-any-return]
+
+    @property
+    def wants_snapshot(self) -> str | None:
+        return self.core.wants_snapshot  # type: ignore[no-any-return]
+
+    def on_frame(self, raw: bytes | str, receipt_ns: int) -> list[Event]:
+        n = self.core.on_frame(raw, receipt_ns)
+        if n > 0:
+            return self.core.take_events()  # type: ignore[no-any-return]
+        if n < 0:
+            self._raise(n, raw)
+        return []
+
+    def _raise(self, code: int, raw: bytes | str) -> None:
+        reason = _REASONS[code]
+        if reason == "unknown_event":
+            raise ParseError(f"unknown event kind {self.core.unknown_kind!r}", reason=reason, sample=sample_of(raw))
+        what = "frame violates the schema" if reason == "schema" else "undecodable frame"
+        raise ParseError(what, reason=reason, sample=sample_of(raw))
+
+    def on_snapshot(self, symbol: str, body: bytes | str, receipt_ns: int) -> list[Event]:
+        n = self.core.on_snapshot(symbol, body, receipt_ns, False)
+        if n < 0:
+            self._raise(n, body)
+        return self.core.take_events() if n > 0 else []  # type: ignore[no-any-return]
+
+    def reset(self, symbol: str, reason: str, receipt_ns: int) -> list[Event]:
+        n = self.core.reset(symbol, reason, receipt_ns)
+        return self.core.take_events() if n > 0 else []  # type: ignore[no-any-return]
+
+    def counts(self) -> ProcessorCounts:
+        return ProcessorCounts(**self.core.stats())
+
+    def book_symbols(self) -> list[str]:
+        return self.core.symbols()  # type: ignore[no-any-return]
+
+    def book_state(self, symbol: str) -> BookState | None:
+        st = self.core.book_state(symbol)
+        return None if st is None else BookState(*st)
+
+    def book_stats(self, symbol: str) -> dict[str, int]:
+        return self.core.book_stats(symbol) or {}
+
+    def book_top(self, symbol: str, n: int | None = None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        top = self.core.book_top(symbol, -1 if n is None else n)
+        return ([], []) if top is None else top
