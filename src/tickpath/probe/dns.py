@@ -4,7 +4,10 @@ Resolution goes through the system resolver (what a trading process would use), 
 includes any local cache; the first sample is usually the uncached one and is reported on its own.
 The CNAME chain comes from ``gethostbyname_ex`` aliases, which glibc fills with every name the
 answer passed through. An edge in front of the exchange (CloudFront, Global Accelerator, ...)
-matters because TCP and TLS times then measure the edge, not the exchange's own servers.
+matters because TCP and TLS times then measure the edge, not the exchange's own servers. It is
+recognised by name (CNAME chain, reverse names) and, failing that, by address: each answer is
+matched against the checked-in CDN prefix table of :mod:`tickpath.probe.networks` (no whois or
+other lookup service, so it works where only the exchange is reachable).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tickpath.errors import ResolutionError
+from tickpath.probe.networks import classify
 
 # Suffixes of names that belong to edge networks rather than the origin.
 EDGE_SUFFIXES: tuple[tuple[str, str], ...] = (
@@ -73,6 +77,7 @@ class DnsResult:
             "first_resolve_us": round(self.samples_ns[0] / 1e3, 3) if self.samples_ns else None,
             "edge": self.edge,
             "ptr": dict(self.ptr),
+            "networks": {ip: classify(ip) for ip in self.ips},
         }
 
 
@@ -87,6 +92,19 @@ def detect_edge(names: tuple[str, ...] | list[str]) -> dict[str, str] | None:
                     "via": n,
                     "note": f"{provider} fronts this host: TCP/TLS times measure its edge, not the exchange",
                 }
+    return None
+
+
+def detect_edge_by_address(ips: tuple[str, ...] | list[str]) -> dict[str, str] | None:
+    """The CDN whose published prefixes hold one of ``ips``, or None (unknown, maybe the origin)."""
+    for ip in ips:
+        net = classify(ip)
+        if net is not None and net["kind"] == "cdn":
+            return {
+                "provider": net["provider"],
+                "via": f"{ip} in {net['prefix']} (AS{net['asn']}, checked-in prefix table)",
+                "note": f"{net['provider']} fronts this host: TCP/TLS times measure its edge, not the exchange",
+            }
     return None
 
 
@@ -151,5 +169,5 @@ async def resolve(host: str, samples: int = 1, *, reverse: int = 0, reverse_time
         except TimeoutError:
             result.ptr[ip] = None
     names = list(result.answer.cname_chain) + [n for n in result.ptr.values() if n]
-    result.edge = detect_edge(names)
+    result.edge = detect_edge(names) or detect_edge_by_address(result.ips)
     return result

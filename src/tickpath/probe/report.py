@@ -184,12 +184,7 @@ def render_table(result: ProbeResult, console: Console) -> None:
     console.print(f"PTP hardware clock: {'present' if data['clock'].get('ptp_hardware_clock') else 'absent'}")
     path = data["methods"].get("path")
     if path:
-        for tool in ("traceroute", "mtr"):
-            info = path.get(tool, {})
-            if not info.get("available"):
-                console.print(f"[yellow]{tool}[/]: {info.get('note')}")
-            elif "hops" in info:
-                console.print(f"{tool}: {len(info['hops'])} hop(s) to {path['destination']}")
+        _print_path(path, console)
     for method, body in data["methods"].items():
         if isinstance(body, dict) and body.get("note") and method != "stream":
             console.print(f"[dim]{method}: {body['note']}[/]")
@@ -197,6 +192,50 @@ def render_table(result: ProbeResult, console: Console) -> None:
     for err in data["errors"]:
         where = f" {err['target']}" if err.get("target") else ""
         console.print(f"[red]error[/] {err['method']}{where}: {err['message']}")
+
+
+def _path_line(ip: str, entry: dict[str, Any]) -> str:
+    """One address's path: hops per tool, its network, where it enters a CDN, whether it is favoured."""
+    parts = [f"path to {ip} ({'/'.join(entry.get('roles', [])) or '?'}):"]
+    for tool in ("traceroute", "mtr"):
+        info = entry.get(tool) or {}
+        if "hops" in info:
+            parts.append(f"{tool} {len(info['hops'])} hop(s)")
+        elif info.get("error"):
+            parts.append(f"{tool} failed ({info['error']})")
+    net = entry.get("network")
+    if net:
+        parts.append(f"network {net['provider']}" + (f" (AS{net['asn']})" if net.get("asn") else ""))
+    edge = entry.get("edge_hop")
+    if edge:
+        parts.append(f"enters {edge['provider']} at hop {edge['hop']} ({edge['address']})")
+    figures = entry.get("figures_us") or {}
+    if figures:
+        parts.append(", ".join(f"{k} {v:,.1f} µs" for k, v in figures.items()))
+    if entry.get("favoured"):
+        parts.append("[green]favoured[/]")
+    return " ".join(parts[:1]) + " " + "; ".join(parts[1:])
+
+
+def _print_path(path: dict[str, Any], console: Console) -> None:
+    top = {t: (path.get(t) or {}) for t in ("traceroute", "mtr")}
+    for tool, info in top.items():
+        if not info.get("available", True):
+            console.print(f"[yellow]{tool}[/]: {info.get('note')}")
+    per_ip = path.get("addresses") or {}
+    for ip, entry in per_ip.items():
+        console.print(_path_line(ip, entry), highlight=False)
+    fav = path.get("favoured") or {}
+    if fav.get("ip") and len(per_ip) > 1:
+        others = {m: c["ip"] for m in ("ws", "tcp", "rest") if isinstance(c := fav.get(m), dict)}
+        split = (
+            "" if fav.get("agree") else " (methods disagree: " + ", ".join(f"{m} {i}" for m, i in others.items()) + ")"
+        )
+        console.print(f"favoured address: {fav['ip']} by {fav['by']}{split}", highlight=False)
+    if not per_ip:  # a document from before per-address paths
+        for tool, info in top.items():
+            if "hops" in info:
+                console.print(f"{tool}: {len(info['hops'])} hop(s) to {path.get('destination')}")
 
 
 def print_warnings(result: ProbeResult, console: Console) -> None:

@@ -135,7 +135,7 @@ class ProbeResult:
                 **self.stream.to_dict(self.offset),
             }
         if self.path is not None:
-            methods["path"] = self.path
+            methods["path"] = pathmod.favour(self.path, methods)
         for name, note in self.notes.items():
             methods.setdefault(name, {})["note"] = note
         clock = dict(self.clock)
@@ -453,20 +453,16 @@ class _Runner:
             )
 
     async def _path(self, ips: dict[str, list[str]]) -> None:
-        candidates = ips["ws"] or ips["rest"]
-        if not candidates:
+        roles: dict[str, list[str]] = {}  # every address, WS ones first (the first is `destination`)
+        for role in ("ws", "rest"):
+            for ip in ips[role]:
+                roles.setdefault(ip, []).append(role)
+        if not roles:
             raise _no_address("path")
-        dest = candidates[0]
         c = self.c
-        self.result.path = {
-            "destination": dest,
-            "traceroute": await pathmod.run_traceroute(
-                dest, max_hops=c.path_max_hops, queries=c.path_queries, timeout=c.path_timeout
-            ),
-            "mtr": await pathmod.run_mtr(
-                dest, cycles=max(c.path_queries, 5), max_hops=c.path_max_hops, timeout=c.path_timeout
-            ),
-        }
+        self.result.path = await pathmod.trace_all(
+            roles, max_hops=c.path_max_hops, queries=c.path_queries, timeout=c.path_timeout
+        )
 
 
 def _no_address(method: str) -> TickpathError:
