@@ -152,7 +152,10 @@ def test_only_venues_imports_the_binance_wire_modules() -> None:
     unexpected = sorted(importers - WIRE_IMPORTERS_ALLOWED)
     assert not unexpected, f"Binance wire detail outside venues/: {unexpected}"
     stale = sorted(WIRE_IMPORTERS_ALLOWED - importers)
-    assert not stale, f"no longer import the wire modules, remove them from WIRE_IMPORTERS_ALLOWED: {stale}"
+    assert not stale, (
+        f"{stale} no longer import the wire modules: remove them from WIRE_IMPORTERS_ALLOWED and say so in "
+        "ARCHITECTURE.md ('Where knowledge lives')"
+    )
 
 
 def _error_classes() -> list[type[BaseException]]:
