@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade, Venue
 from tickpath.venues.binance.normalize import Normalizer
@@ -63,8 +63,14 @@ class FrameProcessor(Protocol):
     """What the feed engine calls; see the module docstring."""
 
     native: bool
-    last_event_ms: int | None  # event time of the last frame that yielded events (latency)
-    wants_snapshot: str | None  # the symbol whose book needs a snapshot after the last depth frame
+
+    @property
+    def last_event_ms(self) -> int | None:
+        """Event time of the last frame that yielded events (for latency)."""
+
+    @property
+    def wants_snapshot(self) -> str | None:
+        """The symbol whose book needs a snapshot after the last depth frame."""
 
     def on_frame(self, raw: bytes | str, receipt_ns: int) -> list[Event]: ...
     def on_snapshot(self, symbol: str, body: bytes | str, receipt_ns: int) -> list[Event]: ...
@@ -135,22 +141,24 @@ class PureProcessor:
         if t is DepthUpdate:
             return self._depth(msg, receipt_ns)  # type: ignore[arg-type]
         if t is AggTrade or t is RawTrade:
+            trade: AggTrade | RawTrade = msg  # type: ignore[assignment]
             c.trades += 1
-            tid = msg.a if t is AggTrade else msg.t  # type: ignore[union-attr]
-            if tid <= self._last_trade.get(msg.s, -1):  # type: ignore[union-attr]
+            tid = trade.a if type(trade) is AggTrade else trade.t  # type: ignore[union-attr]
+            if tid <= self._last_trade.get(trade.s, -1):
                 c.duplicates += 1
                 return []
-            self._last_trade[msg.s] = tid  # type: ignore[union-attr]
-            self.last_event_ms = msg.E  # type: ignore[union-attr]
-            return [self.normalizer.trade(msg, receipt_ns)]  # type: ignore[arg-type]
+            self._last_trade[trade.s] = tid
+            self.last_event_ms = trade.E
+            return [self.normalizer.trade(trade, receipt_ns)]
         if t is BookTicker:
+            ticker: BookTicker = msg  # type: ignore[assignment]
             c.tickers += 1
-            if msg.u <= self._last_ticker.get(msg.s, -1):  # type: ignore[union-attr]
+            if ticker.u <= self._last_ticker.get(ticker.s, -1):
                 c.duplicates += 1
                 return []
-            self._last_ticker[msg.s] = msg.u  # type: ignore[union-attr]
-            self.last_event_ms = msg.E  # type: ignore[union-attr]
-            return [self.normalizer.ticker(msg, receipt_ns)]  # type: ignore[arg-type]
+            self._last_ticker[ticker.s] = ticker.u
+            self.last_event_ms = ticker.E
+            return [self.normalizer.ticker(ticker, receipt_ns)]
         if t is Kline:
             c.klines += 1
         elif t is ControlReply:
@@ -236,7 +244,7 @@ class NativeProcessor:
         if _core is None:  # pragma: no cover
             raise RuntimeError("the native core is not built; reinstall tickpath or set TICKPATH_PURE=1")
         names = sorted({s.upper() for s in symbols}) if symbols is not None else []
-        self.core: Any = _core.Core(
+        self.core = _core.Core(
             venue in FUTURES_RULES,
             names,
             symbols is not None,
@@ -253,16 +261,16 @@ class NativeProcessor:
 
     @property
     def last_event_ms(self) -> int | None:
-        return self.core.last_event_ms  # type: ignore[no-any-return]
+        return self.core.last_event_ms
 
     @property
     def wants_snapshot(self) -> str | None:
-        return self.core.wants_snapshot  # type: ignore[no-any-return]
+        return self.core.wants_snapshot
 
     def on_frame(self, raw: bytes | str, receipt_ns: int) -> list[Event]:
         n = self.core.on_frame(raw, receipt_ns)
         if n > 0:
-            return self.core.take_events()  # type: ignore[no-any-return]
+            return self.core.take_events()
         if n < 0:
             self._raise(n, raw)
         return []
@@ -278,17 +286,17 @@ class NativeProcessor:
         n = self.core.on_snapshot(symbol, body, receipt_ns, False)
         if n < 0:
             self._raise(n, body)
-        return self.core.take_events() if n > 0 else []  # type: ignore[no-any-return]
+        return self.core.take_events() if n > 0 else []
 
     def reset(self, symbol: str, reason: str, receipt_ns: int) -> list[Event]:
         n = self.core.reset(symbol, reason, receipt_ns)
-        return self.core.take_events() if n > 0 else []  # type: ignore[no-any-return]
+        return self.core.take_events() if n > 0 else []
 
     def counts(self) -> ProcessorCounts:
         return ProcessorCounts(**self.core.stats())
 
     def book_symbols(self) -> list[str]:
-        return self.core.symbols()  # type: ignore[no-any-return]
+        return self.core.symbols()
 
     def book_state(self, symbol: str) -> BookState | None:
         st = self.core.book_state(symbol)
