@@ -210,7 +210,8 @@ def _instance_spread(doc: Mapping[str, Any]) -> str:
         for inst in instances:
             if not isinstance(inst, Mapping):
                 continue
-            figures = inst.get("figures_us") if isinstance(inst.get("figures_us"), Mapping) else {}
+            raw = inst.get("figures_us")
+            figures: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
             keys = keys or [str(k) for k in figures]
             best = " (best, kept)" if inst.get("index") == entry.get("best_instance") and entry.get("rank") == 1 else ""
             rows.append(
@@ -218,7 +219,8 @@ def _instance_spread(doc: Mapping[str, Any]) -> str:
                 + [figures.get(k) for k in keys]
                 + [Raw(esc(inst.get("status", "")))]
             )
-        spread = entry.get("spread_us") if isinstance(entry.get("spread_us"), Mapping) else {}
+        raw_spread = entry.get("spread_us")
+        spread: Mapping[str, Any] = raw_spread if isinstance(raw_spread, Mapping) else {}
         rows.append(
             [entry.get("name"), "spread (max - min)", spread.get("score")] + [spread.get(k) for k in keys] + [""]
         )
