@@ -384,14 +384,15 @@ def split_url(url: str, what: str) -> tuple[tuple[str, ...], dict[str, str], str
     (server URLs without credentials, nats-py's credential options, the query), for the sink and
     ``ingest`` alike. Credentials stay out of the server URLs, which go into messages."""
     parts = urlsplit(url)
-    if parts.scheme not in ("nats", "tls"):
-        raise ConfigError(f"{what} starts with nats:// or tls://, not {url!r}")
     cred, at, netloc = parts.netloc.rpartition("@")
+    shown = f"{parts.scheme}://{netloc}" if at else url  # errors never echo credentials
+    if parts.scheme not in ("nats", "tls"):
+        raise ConfigError(f"{what} starts with nats:// or tls://, not {shown!r}")
     credentials: dict[str, str] = {}
     if at:
         user, sep, password = cred.partition(":")
         credentials = {"user": user, "password": password} if sep else {"token": cred}
     servers = tuple(f"{parts.scheme}://{h if ':' in h else h + ':4222'}" for h in netloc.split(",") if h)
     if not servers:
-        raise ConfigError(f"no NATS server in {url!r}")
+        raise ConfigError(f"no NATS server in {shown!r}")
     return servers, credentials, parts.query

@@ -51,6 +51,10 @@ def test_secrets_never_printed() -> None:
     assert redact("nats://u:pw@h:1") == "nats://h:1"
     assert redact("nats://tok@h:1,g:2") == "nats://h:1,g:2"
     assert "pw" not in redact("http://u:pw@h:1")
+    for bad in ("http://u:pw-secret@h:1", "nats://u:pw-secret@", "nats://tok-secret@"):
+        with pytest.raises(ConfigError) as err:
+            NatsUrl.parse(bad)
+        assert "secret" not in str(err.value)
     text = repr(Credentials("u", "pw-secret", "tok-secret"))
     assert "pw-secret" not in text and "tok-secret" not in text
 
