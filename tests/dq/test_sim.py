@@ -35,20 +35,32 @@ async def _feed_run(db: Path, fault: str | None = None, clock_offset_ms: float =
                         assert sim.faults.gap(VENUE, "BTCUSDT", 2) >= 1
                     elif fault == "stall":
                         assert sim.faults.stall(VENUE, "BTCUSDT", 3.5) >= 1
+                    elif fault == "mute":
+                        assert sim.faults.mute(VENUE, "BTCUSDT", "aggTrade", 4.0) == 1
+                    elif fault == "freeze":
+                        assert sim.faults.freeze(VENUE, "BTCUSDT", 4.0) == 1
                 return False
-            return time.monotonic() - state["at"] > (4.5 if fault == "stall" else 1.0) and all_synced(f)
+            settle = {"stall": 4.5, "mute": 5.0, "freeze": 5.0}.get(fault or "", 1.0)
+            return time.monotonic() - state["at"] > settle and all_synced(f)
 
         await run_until(feed, cond, timeout_s=30)
     return since, time.time_ns() + 10**9
 
 
-def _dq(db: Path, window: tuple[int, int]) -> DqReport:
+def _dq(db: Path, window: tuple[int, int], **limits: object) -> DqReport:
     con = duckdb.connect(str(db), read_only=True)
     # Short runs: judge completeness on any minute with a little activity.
-    return run_dq(
-        DqConfig(since_ns=window[0], until_ns=window[1], thresholds=Thresholds(min_active_slots=5)),
-        DuckDBEngine(connection=con),
-    )
+    th = Thresholds(min_active_slots=5, **limits)  # type: ignore[arg-type]
+    return run_dq(DqConfig(since_ns=window[0], until_ns=window[1], thresholds=th), DuckDBEngine(connection=con))
+
+
+# Seconds-long faults against second-scale limits (the defaults are a minute, for real markets).
+SHORT = {
+    "dead_after_s": {"trades": 2.0, "ticker": 2.0},
+    "dead_after_cadences": 20.0,
+    "frozen_after_s": {"ticker": 2.0},
+    "frozen_min_frames": 5,
+}
 
 
 def _failing(report: DqReport) -> set[str]:
@@ -96,3 +108,27 @@ async def test_simulator_stall_fails_freshness(tmp_path: Path, fault: str) -> No
     assert "freshness" in failing and not failing & {"sequence", "integrity", "completeness"}, failing
     fresh = next(r for r in report.results if r.name == "freshness")
     assert {f["symbol"] for f in fresh.findings} == {"BTCUSDT"}, fresh.findings
+
+
+async def test_simulator_short_limits_pass_a_clean_run(tmp_path: Path) -> None:
+    """The second-scale limits the fault tests use find nothing dead or frozen in a clean run."""
+    window = await _feed_run(tmp_path / "t.duckdb")
+    report = _dq(tmp_path / "t.duckdb", window, **SHORT)
+    assert _failing(report) == set(), [r.findings[:3] for r in report.results if not r.ok]
+
+
+@pytest.mark.parametrize(
+    ("fault", "issue", "channel"), [("mute", "dead_stream", "trades"), ("freeze", "frozen_stream", "ticker")]
+)
+async def test_simulator_dead_or_frozen_stream_fails_freshness(
+    tmp_path: Path, fault: str, issue: str, channel: str
+) -> None:
+    """BTCUSDT's aggTrade stream muted for 4 s, or its bookTicker frozen for 4 s, while the rest of its
+    market moves: freshness finds exactly that stream, and no other check fails."""
+    window = await _feed_run(tmp_path / "t.duckdb", fault=fault)
+    report = _dq(tmp_path / "t.duckdb", window, **SHORT)
+    assert _failing(report) == {"freshness"}, [r.findings[:3] for r in report.results if not r.ok]
+    fresh = next(r for r in report.results if r.name == "freshness")
+    assert {(f["issue"], f["symbol"], f["channel"]) for f in fresh.findings} == {(issue, "BTCUSDT", channel)}
+    (found,) = fresh.findings
+    assert 2.0 <= found["longest_s"] <= 5.0, found  # ticks of a second: up to one short at each end

@@ -312,7 +312,8 @@ SEQUENCE_L2_ISSUE = """CASE
 # session for a stream with no message) the one with the most seconds in which the symbol's other
 # channels had messages: a dead stream is silent while its market is busy, a quiet market is silent
 # everywhere. ``n`` and ``interval_ns`` are the stream's own count and mean interval while alive (its
-# cadence, against which Python judges the silence).
+# cadence, against which Python judges the silence: the span from its first to its last message,
+# less the silence judged).
 #
 # 'frozen': tickers whose values stop changing while frames keep coming. Ticker frames are folded per
 # second with the min and max of each of the four values; a second whose frames all carry the same
@@ -486,7 +487,9 @@ dg AS (
 ),
 dead AS (
   SELECT d.session, d.venue, d.symbol, d.channel, d.silent_from, d.silent_to, d.active, e.n,
-    CASE WHEN e.n > 1 THEN CAST((e.last_ns - e.first_ns) / (e.n - 1) AS BIGINT) END AS interval_ns
+    CASE WHEN e.n > 1 THEN CAST((e.last_ns - e.first_ns - GREATEST(
+      LEAST(d.silent_to, e.last_ns) - GREATEST(d.silent_from, e.first_ns), 0)) / (e.n - 1) AS BIGINT) END
+      AS interval_ns
   FROM (SELECT session, venue, symbol, channel, silent_from, silent_to, active,
           ROW_NUMBER() OVER (PARTITION BY session, venue, symbol, channel
                              ORDER BY active DESC, silent_to - silent_from DESC, silent_from) AS rk
@@ -526,9 +529,10 @@ fr AS (
 ),
 frozen AS (
   SELECT session, venue, symbol, 'ticker' AS channel, silent_from, silent_to, active, n FROM (
-    SELECT f.session, f.venue, f.symbol, f.silent_from, f.silent_to, f.n, b.o_tk - a.o_tk AS active,
+    SELECT f.session, f.venue, f.symbol, f.silent_from, f.silent_to, f.n,
+      b.o_tk - a.o_tk + a.busy_tk AS active,
       ROW_NUMBER() OVER (PARTITION BY f.session, f.venue, f.symbol
-                         ORDER BY b.o_tk - a.o_tk DESC, f.n DESC, f.silent_to - f.silent_from DESC) AS rk
+                         ORDER BY b.o_tk - a.o_tk + a.busy_tk DESC, f.n DESC, f.silent_to - f.silent_from DESC) AS rk
     FROM fr AS f
     JOIN g AS a ON a.session = f.session AND a.venue = f.venue AND a.symbol = f.symbol AND a.tick = f.t0
     JOIN g AS b ON b.session = f.session AND b.venue = f.venue AND b.symbol = f.symbol AND b.tick = f.t1

@@ -12,6 +12,10 @@ things it touched (connections, streams), so a test can assert the fault really 
 ``malformed(frames)``           the next frames of each matching connection are invalid JSON
 ``truncated(frames)``           the next frames are cut in the middle of their payload
 ``stall(venue, sym, seconds)``  the symbol's frames are held back, then released in order
+``mute(venue, sym, kind, s)``   the symbol's ``trade``/``aggTrade``/``bookTicker`` stream sends
+                                nothing for ``s`` seconds (a dead stream); the others go on
+``freeze(venue, sym, seconds)`` the symbol's bookTicker frames keep coming but repeat the values
+                                of now (bid/ask and sizes); update ids and times move on
 ``snapshot_delay(venue, s)``    REST depth answers wait ``s`` more seconds (0 turns it off)
 ``fail_snapshots(venue, n)``    the next ``n`` depth requests answer HTTP 500 (-1001)
 ``rate_limit(venue, seconds)``  every REST request answers 429 with ``Retry-After``
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
     from tickpath.sim.ws import WsConnection
 
 log = logging.getLogger(__name__)
+MUTABLE_KINDS = ("trade", "aggTrade", "bookTicker")
 
 
 @dataclass
@@ -205,6 +210,29 @@ class Faults:
         hub.refresh_fault_flag()
         return 1
 
+    def mute(self, venue: str, symbol: str, kind: str, seconds: float) -> int:
+        """Drop every frame of the symbol's ``kind`` stream for ``seconds``: dead while its market moves."""
+        _check_seconds("a mute", seconds)
+        if kind not in MUTABLE_KINDS:
+            raise ConfigError(f"only {', '.join(MUTABLE_KINDS)} streams can be muted, not {kind!r}")
+        hub = self._hub(venue, symbol)
+        self._count("mute")
+        name = f"{symbol.lower()}@{kind}"
+        st = hub.faults[symbol]
+        st.muted_until[name] = max(st.muted_until.get(name, 0.0), asyncio.get_running_loop().time() + seconds)
+        hub.refresh_fault_flag()
+        return 1
+
+    def freeze(self, venue: str, symbol: str, seconds: float) -> int:
+        """The symbol's bookTicker repeats its current values for ``seconds`` while frames keep coming."""
+        _check_seconds("a freeze", seconds)
+        hub = self._hub(venue, symbol)
+        self._count("freeze")
+        st = hub.faults[symbol]
+        st.frozen_until = max(st.frozen_until, asyncio.get_running_loop().time() + seconds)
+        hub.refresh_fault_flag()
+        return 1
+
     def snapshot_delay(self, venue: str, seconds: float) -> None:
         if not math.isfinite(seconds):
             raise ConfigError(f"a snapshot delay is a finite number of seconds, got {seconds}")
@@ -233,6 +261,8 @@ class Faults:
             for st in hub.faults.values():
                 st.per_stream.clear()
                 st.stall_until = 0.0
+                st.muted_until.clear()
+                st.frozen_until, st.frozen_top = 0.0, None
                 for name, raw in st.reorder_slot.items():
                     hub._deliver(name, raw)
                 st.reorder_slot.clear()

@@ -51,6 +51,9 @@ class StreamFaultState:
     held: list[tuple[str, bytes]] = field(default_factory=list)
     per_stream: dict[str, list[int]] = field(default_factory=dict)  # name -> [drop, dup, reorder]
     reorder_slot: dict[str, bytes] = field(default_factory=dict)
+    muted_until: dict[str, float] = field(default_factory=dict)  # name -> loop time; frames dropped
+    frozen_until: float = 0.0  # loop time; the bookTicker repeats frozen_top until then
+    frozen_top: tuple[str, str, str, str] | None = None
 
 
 class Hub:
@@ -144,6 +147,8 @@ class Hub:
     def _publish_faulty(self, symbol: str, name: str, raw: bytes, depth: bool) -> None:
         st = self.faults[symbol]
         loop_now = asyncio.get_running_loop().time()
+        if st.muted_until.get(name, 0.0) > loop_now:
+            return  # a dead stream: never sent, not held
         if st.stall_until:
             if st.stall_until > loop_now:
                 st.held.append((name, raw))
@@ -168,11 +173,25 @@ class Hub:
             return
         self._deliver(name, raw)
 
+    def _frozen(self, symbol: str, values: tuple[str, str, str, str]) -> tuple[str, str, str, str]:
+        """The ticker values to send: those of the freeze's start while the symbol is frozen."""
+        st = self.faults[symbol]
+        if st.frozen_until <= asyncio.get_running_loop().time():
+            st.frozen_top = None
+            return values
+        if st.frozen_top is None:
+            st.frozen_top = values
+        return st.frozen_top
+
     def release_stalls(self) -> None:
         loop_now = asyncio.get_running_loop().time()
         for st in self.faults.values():
             if st.stall_until and st.stall_until <= loop_now:
                 self._release(st)
+            for name in [n for n, until in st.muted_until.items() if until <= loop_now]:
+                del st.muted_until[name]
+            if st.frozen_until and st.frozen_until <= loop_now:
+                st.frozen_until, st.frozen_top = 0.0, None
 
     def _release(self, st: StreamFaultState) -> None:
         st.stall_until = 0.0
@@ -182,7 +201,12 @@ class Hub:
 
     def refresh_fault_flag(self) -> None:
         self._faulty = any(
-            st.stall_until > 0 or st.held or any(any(c) for c in st.per_stream.values()) or st.reorder_slot
+            st.stall_until > 0
+            or st.held
+            or any(any(c) for c in st.per_stream.values())
+            or st.reorder_slot
+            or st.muted_until
+            or st.frozen_until > 0
             for st in self.faults.values()
         )
 
@@ -215,13 +239,11 @@ class Hub:
             top = (bb, bids.get(bb, 0), ba, asks.get(ba, 0))
             if self._last_ticker.get(symbol) != top:
                 self._last_ticker[symbol] = top
+                values = (m.price(bb), m.qty(top[1]), m.price(ba), m.qty(top[3]))
+                if self._faulty:
+                    values = self._frozen(symbol, values)
                 self._publish(
-                    symbol,
-                    names[3],
-                    payloads.book_ticker(
-                        self.venue, symbol, uid, m.price(bb), m.qty(top[1]), m.price(ba), m.qty(top[3]), t_ms, t_ms
-                    ),
-                    depth=False,
+                    symbol, names[3], payloads.book_ticker(self.venue, symbol, uid, *values, t_ms, t_ms), depth=False
                 )
         self.events += 1
         return uid
