@@ -114,8 +114,9 @@ async def test_record_writes_a_replayable_capture_and_metrics_are_served(tmp_pat
             return all_synced(f) and f.pipeline.stats.by_channel["l2"] > 10
 
         async def scrape_then(f: Feed) -> bool:
-            assert f.metrics is not None
-            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{f.metrics.port}/metrics") as r:
+            port = f.snapshot().metrics_port
+            assert port
+            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as r:
                 scraped["text"] = await r.text()
             return True
 
@@ -126,7 +127,7 @@ async def test_record_writes_a_replayable_capture_and_metrics_are_served(tmp_pat
             await asyncio.sleep(0.05)
         await scrape_then(feed)
         assert_books_match_truth(feed, sim)
-        line = status_text(feed, 10.0, 20.0).plain
+        line = status_text(feed.snapshot(), 10.0, 20.0).plain
         assert "books 1/1 synced" in line and "resyncs 0" in line
         summary = await task
     text = scraped["text"]

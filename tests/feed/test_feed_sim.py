@@ -126,7 +126,7 @@ async def test_disconnect_resets_and_resyncs(tmp_path: Path) -> None:
                     state["dropped"] = True
                 return False
             return (
-                sum(c.reconnects for c in f.connections()) >= 1
+                f.snapshot().connections.reconnects >= 1
                 and all_synced(f)
                 and all(b.stats.snapshots >= 2 for b in f.engine.books.values())
             )  # type: ignore[union-attr]
@@ -155,7 +155,7 @@ async def test_stall_is_detected_as_stale_and_recovers(tmp_path: Path) -> None:
                     state["stalled"] = True
                 return False
             return (
-                sum(c.stale_closes for c in f.connections()) >= 1
+                f.snapshot().connections.stale_closes >= 1
                 and all_synced(f)
                 and f.engine.books["BTCUSDT"].stats.snapshots >= 2
             )  # type: ignore[union-attr]
@@ -211,7 +211,7 @@ async def test_rollover_opens_new_connection_first_and_loses_nothing(tmp_path: P
             )
         )
         summary = await run_until(
-            feed, lambda f: sum(r.rollovers for r in f.runners) >= 2 and all_synced(f), timeout_s=20
+            feed, lambda f: f.snapshot().connections.rollovers >= 2 and all_synced(f), timeout_s=20
         )
         assert_books_match_truth(feed, sim)
         assert summary.rollovers >= 2
@@ -278,6 +278,6 @@ async def test_sharded_subscribe_connections_answer_pings(tmp_path: Path) -> Non
         )
         summary = await run_until(feed, lambda f: all_synced(f) and f.pipeline.stats.by_channel["l2"] > 24, min_s=1.5)
         assert_books_match_truth(feed, sim)
-    assert len(feed.shards) == 2 and summary.connections == 2
+    assert feed.snapshot().connections.planned == 2 and summary.connections == 2
     assert summary.reconnects == 0 and summary.resyncs == 0
     assert summary.events["trades"] > 0 and summary.events["ticker"] > 0

@@ -14,10 +14,10 @@ from tickpath.sinks.nats import NatsSinkStats
 
 async def test_a_metrics_port_in_use_is_a_config_error_not_a_traceback() -> None:
     """A second server on the same port: ConfigError naming --metrics-port and the reason (exit 2)."""
-    first = MetricsServer(feed=None, port=0)  # type: ignore[arg-type]  # the feed is read only when scraped
+    first = MetricsServer(snapshot=None, port=0)  # type: ignore[arg-type]  # the snapshot is taken only when scraped
     await first.start()
     try:
-        second = MetricsServer(feed=None, port=first.port)  # type: ignore[arg-type]
+        second = MetricsServer(snapshot=None, port=first.port)  # type: ignore[arg-type]
         with pytest.raises(ConfigError, match=rf"--metrics-port {first.port} on 127.0.0.1 is already in use"):
             await second.start()
     finally:

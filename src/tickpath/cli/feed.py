@@ -11,7 +11,8 @@ from typing import Any
 
 from tickpath.errors import ConfigError, ConnectionFailedError, InterruptedRunError, SinkError, SyncError
 from tickpath.feed.config import DEFAULT_SINK, FeedConfig, parse_channels, parse_symbols
-from tickpath.feed.run import Feed, FeedSummary
+from tickpath.feed.run import Feed
+from tickpath.feed.snapshot import FeedSnapshot, FeedSummary
 from tickpath.runtime import run as run_async
 from tickpath.runtime import streaming_gc
 
@@ -186,39 +187,41 @@ def build_config(args: argparse.Namespace) -> FeedConfig:
     )
 
 
-def _print_summary(s: FeedSummary) -> None:
+def _print_summary(s: FeedSnapshot) -> None:
     from rich.console import Console
     from rich.table import Table
 
     con = Console(stderr=True)
     secs = max((s.ended_ns - s.started_ns) / 1e9, 1e-9)
+    conns, books = s.connections, s.books
     con.print(
-        f"[bold]feed {s.venue}[/] session {s.session}: {s.emitted:,} events in {secs:,.1f} s "
-        f"over {s.connections} connection(s); books: resyncs {s.resyncs}, gaps {s.gaps}; "
-        f"reconnects {s.reconnects}, rollovers {s.rollovers}, malformed frames {s.malformed}"
+        f"[bold]feed {s.venue}[/] session {s.session}: {s.pipeline.emitted:,} events in {secs:,.1f} s "
+        f"over {conns.planned} connection(s); books: resyncs {books.resyncs}, gaps {books.gaps}; "
+        f"reconnects {conns.reconnects}, rollovers {conns.rollovers}, malformed frames {s.frames.malformed_total}"
     )
     t = Table("sink", "accepted", "written", "pending", "dropped", "errors")
     for name, st in s.sinks.items():
         # pending: accepted, not delivered, kept (a NATS spool); written can exceed accepted when a
         # spool from an earlier run was delivered first.
-        pending = st.get("spool_pending", 0)
-        t.add_row(
-            name, f"{st['accepted']:,}", f"{st['written']:,}", f"{pending:,}", f"{st['dropped']:,}", f"{st['errors']:,}"
-        )
+        t.add_row(name, f"{st.accepted:,}", f"{st.written:,}", f"{st.pending:,}", f"{st.dropped:,}", f"{st.errors:,}")
     con.print(t)
-    never = s.engine.get("never_synced") or []
-    if never:
+    if books.never_synced:
+        fetches = s.fetches
         con.print(
-            f"[bold red]order book never synced[/]: {', '.join(never)} (snapshot errors "
-            f"{s.snapshots.get('errors', 0)}, rate-limited {s.snapshots.get('rate_limited', 0)}): "
+            f"[bold red]order book never synced[/]: {', '.join(books.never_synced)} (snapshot errors "
+            f"{fetches.errors if fetches else 0}, rate-limited {fetches.rate_limited if fetches else 0}): "
             "no l2 events for it"
         )
-    lat = s.latency.get("receipt_to_enqueue")
-    if lat and lat.get("count"):
+    lat = s.latency.enqueue if s.latency is not None else None
+    if lat is not None and lat.count:
         con.print(
-            f"frame receipt to enqueue: p50 {lat['p50']} us, p99 {lat['p99']} us, max {lat['max']} us "
-            f"({lat['count']:,} samples, monotonic clock)"
+            f"frame receipt to enqueue: p50 {_us(lat.p50_ns)} us, p99 {_us(lat.p99_ns)} us, max {_us(lat.max_ns)} us "
+            f"({lat.count:,} samples, monotonic clock)"
         )
+
+
+def _us(ns: float) -> float:
+    return round(ns / 1e3, 3)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -228,38 +231,39 @@ def main(args: argparse.Namespace) -> int:
     feed = Feed(config)
     try:
         with streaming_gc():
-            summary = run_async(feed.run())
+            run_async(feed.run())
     except InterruptedRunError:
         # Stopped by a signal: the feed already flushed every sink; report what it did, then exit 130.
-        _report(feed.summary(), as_json=args.json)
+        _report(feed.snapshot(), as_json=args.json)
         raise
-    _report(summary, as_json=args.json)
-    if summary.connects == 0 and summary.connect_failures:
+    snap = feed.snapshot()
+    _report(snap, as_json=args.json)
+    if snap.connections.connects == 0 and snap.connections.connect_failures:
         # A service keeps retrying; a run that ended without ever connecting is a failure to say.
         raise ConnectionFailedError(
-            f"never connected to {config.ws_base} ({summary.connect_failures} attempts; last "
-            f"error: {summary.last_error}); nothing was received"
+            f"never connected to {config.ws_base} ({snap.connections.connect_failures} attempts; last "
+            f"error: {snap.connections.last_error}); nothing was received"
         )
-    return _verdict(summary)
+    return _verdict(snap)
 
 
-def _verdict(summary: FeedSummary) -> int:
+def _verdict(snap: FeedSnapshot) -> int:
     """Exit 0 only when every accepted event was delivered and every book synced at least once."""
-    if summary.dropped:
-        raise SinkError(f"{summary.dropped:,} accepted events were dropped by a sink (see the table and the log)")
-    if summary.undelivered:
-        raise SinkError("accepted events not delivered yet: " + "; ".join(summary.undelivered))
-    never = summary.engine.get("never_synced") or []
+    if snap.dropped:
+        raise SinkError(f"{snap.dropped:,} accepted events were dropped by a sink (see the table and the log)")
+    if snap.undelivered:
+        raise SinkError("accepted events not delivered yet: " + "; ".join(snap.undelivered))
+    never = snap.books.never_synced
     if never:
+        errors = snap.fetches.errors if snap.fetches is not None else 0
         raise SyncError(
-            f"order book never synced for {', '.join(never)} "
-            f"({summary.snapshots.get('errors', 0)} snapshot errors); no l2 events for it"
+            f"order book never synced for {', '.join(never)} ({errors} snapshot errors); no l2 events for it"
         )
     return 0
 
 
-def _report(summary: FeedSummary, *, as_json: bool) -> None:
+def _report(snap: FeedSnapshot, *, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(summary.to_dict(), default=str), flush=True)
+        print(json.dumps(FeedSummary.from_snapshot(snap).to_dict(), default=str), flush=True)
     else:
-        _print_summary(summary)
+        _print_summary(snap)

@@ -2,6 +2,7 @@
 or a bus. ``await run(FeedConfig(...))``; see ``docs/schema.md`` for what lands where."""
 
 from tickpath.feed.config import FeedConfig
-from tickpath.feed.run import Feed, FeedSummary, run
+from tickpath.feed.run import Feed, run
+from tickpath.feed.snapshot import FeedSnapshot, FeedSummary
 
-__all__ = ["Feed", "FeedConfig", "FeedSummary", "run"]
+__all__ = ["Feed", "FeedConfig", "FeedSnapshot", "FeedSummary", "run"]

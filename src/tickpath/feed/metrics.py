@@ -1,7 +1,8 @@
 """Prometheus ``/metrics`` for a running feed (``--metrics-port``).
 
-The hot path only increments plain integers; a custom collector reads them when Prometheus
-scrapes, so exporting costs nothing per message. Served by aiohttp on the feed's own event loop
+The hot path only increments plain integers; a custom collector takes one feed snapshot
+(:class:`~tickpath.feed.snapshot.FeedSnapshot`) when Prometheus scrapes, so exporting costs nothing
+per message. Served by aiohttp on the feed's own event loop
 (no extra thread reading counters while they change).
 
 Exported (all prefixed ``tickpath_feed_``): ``frames_total{venue,kind}``, ``events_total{venue,channel}``,
@@ -14,101 +15,96 @@ clock offset measured at start). The HTTP side is :class:`tickpath.metrics.Metri
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tickpath import metrics
+from tickpath.feed.snapshot import FeedSnapshot
 from tickpath.metrics import recorder_histogram
 from tickpath.sinks.base import SinkStats
 
-if TYPE_CHECKING:
-    from tickpath.feed.run import Feed
-
 # Bucket bounds (seconds) of the receipt-minus-event histogram: 100 us to 10 s.
 BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+P = "tickpath_feed_"
+
+
+def _counter(name: str, doc: str, venue: str, value: int) -> CounterMetricFamily:
+    c = CounterMetricFamily(P + name, doc, labels=["venue"])
+    c.add_metric([venue], value)
+    return c
 
 
 class FeedCollector(Collector):
-    """Reads the feed's counters at scrape time."""
+    """Reads one fresh snapshot of the feed at each scrape."""
 
-    def __init__(self, feed: Feed) -> None:
-        self.feed = feed
+    def __init__(self, snapshot: Callable[[], FeedSnapshot]) -> None:
+        self.snapshot = snapshot
 
     def collect(self) -> Iterator[Any]:
-        f = self.feed
-        venue = f.config.venue
-        eng = f.engine
-        p = "tickpath_feed_"
-        if eng is None:
+        snap = self.snapshot()
+        if not snap.started:
             return
-        s = eng.stats
-        frames = CounterMetricFamily(p + "frames", "WebSocket frames received, by kind", labels=["venue", "kind"])
-        for kind, n in (
-            ("depth", s.depth),
-            ("trade", s.trades),
-            ("ticker", s.tickers),
-            ("kline", s.klines),
-            ("control", s.control),
-            ("malformed", s.malformed_total),
-        ):
-            frames.add_metric([venue, kind], n)
-        yield frames
-        events = CounterMetricFamily(
-            p + "events", "Normalized events published, by channel", labels=["venue", "channel"]
-        )
-        for ch, n in f.pipeline.stats.by_channel.items():
-            events.add_metric([venue, ch], n)
-        yield events
-        bad = CounterMetricFamily(p + "malformed", "Frames rejected, by reason", labels=["venue", "reason"])
-        for reason, n in s.malformed.items():
-            bad.add_metric([venue, reason], n)
-        yield bad
-        books = eng.book_totals()
-        for name, key, doc in (
-            ("resyncs", "resyncs", "Book resets after a published book"),
-            ("gaps", "gaps", "Sequence breaks detected"),
-            ("crossed", "crossed", "Updates that left a book crossed"),
-        ):
-            c = CounterMetricFamily(p + name, doc, labels=["venue"])
-            c.add_metric([venue], books.get(key, 0))
-            yield c
-        dup = CounterMetricFamily(p + "duplicates", "Events seen twice and ignored", labels=["venue"])
-        dup.add_metric([venue], s.duplicates + books.get("duplicates", 0))
-        yield dup
-        conns = f.connections()
-        for name, value, doc in (
-            ("reconnects", sum(c.reconnects for c in conns), "Unplanned reconnects"),
-            ("stale_closes", sum(c.stale_closes for c in conns), "Connections closed as stale"),
-            ("rollovers", sum(r.rollovers for r in f.runners), "Planned connection rollovers"),
-        ):
-            c = CounterMetricFamily(p + name, doc, labels=["venue"])
-            c.add_metric([venue], value)
-            yield c
-        if f.fetcher is not None:
-            st = f.fetcher.stats
-            snap = CounterMetricFamily(p + "snapshots", "REST depth snapshots", labels=["venue", "result"])
-            snap.add_metric([venue, "fetched"], st.fetched)
-            snap.add_metric([venue, "rate_limited"], st.rate_limited)
-            snap.add_metric([venue, "error"], st.errors)
-            yield snap
-        depth = GaugeMetricFamily(p + "queue_depth", "Items waiting per queue", labels=["queue"])
-        for q, n in f.pipeline.queue_depths().items():
+        yield from _frame_families(snap)
+        venue, books, conns = snap.venue, snap.books, snap.connections
+        yield _counter("resyncs", "Book resets after a published book", venue, books.resyncs)
+        yield _counter("gaps", "Sequence breaks detected", venue, books.gaps)
+        yield _counter("crossed", "Updates that left a book crossed", venue, books.crossed)
+        yield _counter("duplicates", "Events seen twice and ignored", venue, snap.frames.duplicates + books.duplicates)
+        yield _counter("reconnects", "Unplanned reconnects", venue, conns.reconnects)
+        yield _counter("stale_closes", "Connections closed as stale", venue, conns.stale_closes)
+        yield _counter("rollovers", "Planned connection rollovers", venue, conns.rollovers)
+        if snap.fetches is not None:
+            f = snap.fetches
+            fetches = CounterMetricFamily(P + "snapshots", "REST depth snapshots", labels=["venue", "result"])
+            fetches.add_metric([venue, "fetched"], f.fetched)
+            fetches.add_metric([venue, "rate_limited"], f.rate_limited)
+            fetches.add_metric([venue, "error"], f.errors)
+            yield fetches
+        depth = GaugeMetricFamily(P + "queue_depth", "Items waiting per queue", labels=["queue"])
+        for q, n in snap.pipeline.queue_depths.items():
             depth.add_metric([q], n)
         yield depth
-        yield from sink_families(p, f.pipeline.sink_stats())
-        bp = CounterMetricFamily(p + "backpressure_waits", "Times the feed waited for a sink", labels=["venue"])
-        bp.add_metric([venue], f.pipeline.stats.backpressure_waits)
-        yield bp
-        eng.drain_latency()
-        yield _histogram(
-            p + "receipt_minus_event_seconds", "Frame receipt minus exchange event time (clock-offset corrected)", eng
+        yield from sink_families(P, snap.sinks)
+        yield _counter(
+            "backpressure_waits", "Times the feed waited for a sink", venue, snap.pipeline.backpressure_waits
         )
+        if snap.latency is not None:
+            yield recorder_histogram(
+                P + "receipt_minus_event_seconds",
+                "Frame receipt minus exchange event time (clock-offset corrected)",
+                snap.latency.event_histogram,
+                {"venue": venue},
+                BUCKETS_S,
+            )
 
 
-def sink_families(p: str, stats: dict[str, SinkStats]) -> tuple[CounterMetricFamily, GaugeMetricFamily]:
+def _frame_families(snap: FeedSnapshot) -> Iterator[CounterMetricFamily]:
+    venue, fr = snap.venue, snap.frames
+    frames = CounterMetricFamily(P + "frames", "WebSocket frames received, by kind", labels=["venue", "kind"])
+    for kind, n in (
+        ("depth", fr.depth),
+        ("trade", fr.trades),
+        ("ticker", fr.tickers),
+        ("kline", fr.klines),
+        ("control", fr.control),
+        ("malformed", fr.malformed_total),
+    ):
+        frames.add_metric([venue, kind], n)
+    yield frames
+    events = CounterMetricFamily(P + "events", "Normalized events published, by channel", labels=["venue", "channel"])
+    for ch, n in snap.pipeline.by_channel.items():
+        events.add_metric([venue, ch], n)
+    yield events
+    bad = CounterMetricFamily(P + "malformed", "Frames rejected, by reason", labels=["venue", "reason"])
+    for reason, n in fr.malformed.items():
+        bad.add_metric([venue, reason], n)
+    yield bad
+
+
+def sink_families(p: str, stats: Mapping[str, SinkStats]) -> tuple[CounterMetricFamily, GaugeMetricFamily]:
     """Every number each sink keeps: counters (accepted/written/dropped/errors, published/retried/
     spooled) and, as gauges, the levels that go down too (its stats' :data:`~tickpath.sinks.base.GAUGE`
     fields: spool_pending, inflight, outstanding), which ``rate()`` and ``increase()`` would misread
@@ -124,12 +120,8 @@ def sink_families(p: str, stats: dict[str, SinkStats]) -> tuple[CounterMetricFam
     return sinks, held
 
 
-def _histogram(name: str, doc: str, eng: Any) -> HistogramMetricFamily:
-    return recorder_histogram(name, doc, eng.event_latency, {"venue": eng.venue}, BUCKETS_S)
-
-
 class MetricsServer(metrics.MetricsServer):
     """``GET /metrics`` of one feed on ``host:port`` (port 0 = any free port; see :attr:`port`)."""
 
-    def __init__(self, feed: Feed, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(FeedCollector(feed), host, port)
+    def __init__(self, snapshot: Callable[[], FeedSnapshot], host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(FeedCollector(snapshot), host, port)

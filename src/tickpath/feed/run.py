@@ -3,6 +3,8 @@
 ``await run(config)`` runs until ``duration_s`` passes or the task is cancelled (the CLI cancels it on
 SIGINT/SIGTERM through :func:`tickpath.runtime.run`); either way every sink is flushed and closed in
 ``finally``, so what was accepted is on disk, and a :class:`FeedSummary` says what happened.
+While it runs, :meth:`Feed.snapshot` is the one view of it that the status line, ``/metrics`` and
+the summary read (:mod:`tickpath.feed.snapshot`).
 
 Order at start: open sinks, measure the clock offset against the venue's time endpoint, then open
 the WebSocket connections; snapshots are requested as each book's first events are buffered (the
@@ -15,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +32,16 @@ from tickpath.feed.pipeline import Pipeline
 from tickpath.feed.record import FeedRecorder
 from tickpath.feed.rollover import ShardRunner
 from tickpath.feed.shards import Shard, plan_shards
+from tickpath.feed.snapshot import (
+    FeedSnapshot,
+    FeedSummary,
+    book_counts,
+    connection_counts,
+    fetch_counts,
+    frame_counts,
+    latency_figures,
+    pipeline_counts,
+)
 from tickpath.feed.snapshots import SnapshotFetcher, measure_clock_offset
 from tickpath.feed.symbols import check_symbols
 from tickpath.logs import log_event
@@ -42,49 +53,6 @@ from tickpath.venues.binance.endpoints import endpoints, venue_of_host
 from tickpath.venues.binance.rest import RestClient, RestResponse, tls_connector
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FeedSummary:
-    """What one feed run did; ``to_dict()`` is the ``--json`` output."""
-
-    session: str
-    venue: str
-    symbols: list[str]
-    streams: list[str]
-    started_ns: int
-    ended_ns: int
-    connections: int
-    events: dict[str, int]
-    emitted: int
-    sinks: dict[str, dict[str, int]]
-    resyncs: int
-    gaps: int
-    reconnects: int
-    rollovers: int
-    stale_closes: int
-    malformed: int
-    duplicates: int
-    snapshots: dict[str, int]
-    backpressure_waits: int
-    clock_offset: dict[str, Any] | None
-    latency: dict[str, Any]
-    engine: dict[str, Any] = field(default_factory=dict)
-    metrics_port: int | None = None
-    record_files: list[str] = field(default_factory=list)
-    connects: int = 0  # successful WebSocket connections, over all shards
-    connect_failures: int = 0
-    last_error: str = ""
-    undelivered: list[str] = field(default_factory=list)  # what sinks keep undelivered at exit, and where
-
-    @property
-    def dropped(self) -> int:
-        return sum(s.get("dropped", 0) for s in self.sinks.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["dropped"] = self.dropped
-        return d
 
 
 def capture_url(venue: str, base_url: str, streams: list[str]) -> str:
@@ -100,7 +68,11 @@ def capture_url(venue: str, base_url: str, streams: list[str]) -> str:
 
 
 class Feed:
-    """One feed run for one venue. ``await feed.run()``; inspect ``engine``/``pipeline`` meanwhile."""
+    """One feed run for one venue. ``await feed.run()``; :meth:`snapshot` says how it goes meanwhile.
+
+    ``engine`` and ``pipeline`` stay public for tests and benchmarks that check the books
+    themselves; the rest of the run's parts are private to it.
+    """
 
     def __init__(
         self,
@@ -124,12 +96,12 @@ class Feed:
         )
         self.latency_sample_every = latency_sample_every
         self.engine: FeedEngine | None = None
-        self.fetcher: SnapshotFetcher | None = None
-        self.runners: list[ShardRunner] = []
-        self.shards: list[Shard] = plan_shards(config.streams_by_symbol(), config.effective_streams_per_connection)
-        self.offset: OffsetEstimate | None = None
-        self.metrics: MetricsServer | None = None
-        self.recorder: FeedRecorder | None = None
+        self._fetcher: SnapshotFetcher | None = None
+        self._runners: list[ShardRunner] = []
+        self._shards: list[Shard] = plan_shards(config.streams_by_symbol(), config.effective_streams_per_connection)
+        self._offset: OffsetEstimate | None = None
+        self._metrics: MetricsServer | None = None
+        self._recorder: FeedRecorder | None = None
         self.started = asyncio.Event()  # set when connections are being opened
         self._stop = asyncio.Event()
         self.started_ns = 0
@@ -139,12 +111,9 @@ class Feed:
         """Ask :meth:`run` to finish (flushing every sink) and return its summary."""
         self._stop.set()
 
-    def connections(self) -> list[FeedConnection]:
-        return [c for r in self.runners for c in r.connections]
-
     @property
     def streams(self) -> list[str]:
-        return [s for sh in self.shards for s in sh.streams]
+        return [s for sh in self._shards for s in sh.streams]
 
     def _on_lost(self, shard: Shard, _conn: FeedConnection) -> None:
         assert self.engine is not None
@@ -153,8 +122,8 @@ class Feed:
             asyncio.ensure_future(wait)  # noqa: RUF006 - the pipeline's hand-off future owns itself
 
     def _on_opened(self, conn: FeedConnection) -> None:
-        if self.recorder is not None:
-            self.recorder.opened(
+        if self._recorder is not None:
+            self._recorder.opened(
                 conn.conn_id, capture_url(self.config.venue, conn.base_url, conn.streams), self.clock.wall_ns()
             )
 
@@ -170,8 +139,8 @@ class Feed:
             await self.clock.sleep_until_ns(self.clock.monotonic_ns() + period)
             if self.engine is not None:
                 self.engine.drain_latency()
-            if self.recorder is not None:
-                self.recorder.flush()
+            if self._recorder is not None:
+                self._recorder.flush()
 
     async def run(self) -> FeedSummary:
         cfg = self.config
@@ -187,25 +156,25 @@ class Feed:
         await self.pipeline.start()
         try:
             if cfg.record_dir is not None:
-                self.recorder = FeedRecorder(cfg.record_dir, cfg.venue)
+                self._recorder = FeedRecorder(cfg.record_dir, cfg.venue)
             rest = RestClient(
                 cfg.venue,
                 cfg.rest_base,
                 clock=self.clock,
                 ssl_context=tls,
-                on_response=self.recorder.http if self.recorder is not None else None,
+                on_response=self._recorder.http if self._recorder is not None else None,
             )
             if cfg.clock_samples > 0:
-                self.offset = await measure_clock_offset(rest, samples=cfg.clock_samples)
-                if self.offset is not None:
+                self._offset = await measure_clock_offset(rest, samples=cfg.clock_samples)
+                if self._offset is not None:
                     log_event(
                         log,
                         logging.INFO,
                         "clock_offset",
-                        offset_us=self.offset.offset_ns / 1e3,
-                        bound_us=self.offset.bound_ns / 1e3,
+                        offset_us=self._offset.offset_ns / 1e3,
+                        bound_us=self._offset.bound_ns / 1e3,
                     )
-            self.fetcher = SnapshotFetcher(
+            self._fetcher = SnapshotFetcher(
                 rest, self._on_snapshot, limit=cfg.effective_snapshot_limit, clock=self.clock
             )
             self.engine = FeedEngine(
@@ -215,18 +184,18 @@ class Feed:
                 session=self.session,
                 depth=cfg.depth,
                 clock=self.clock,
-                snapshots=self.fetcher,
-                recorder=self.recorder,
+                snapshots=self._fetcher,
+                recorder=self._recorder,
                 latency_sample_every=self.latency_sample_every,
-                clock_offset_ns=self.offset.offset_ns if self.offset is not None else 0,
+                clock_offset_ns=self._offset.offset_ns if self._offset is not None else 0,
             )
             if cfg.metrics_port is not None:
-                self.metrics = MetricsServer(self, cfg.metrics_host, cfg.metrics_port)
-                await self.metrics.start()
-                log_event(log, logging.INFO, "metrics_listening", host=cfg.metrics_host, port=self.metrics.port)
+                self._metrics = MetricsServer(self.snapshot, cfg.metrics_host, cfg.metrics_port)
+                await self._metrics.start()
+                log_event(log, logging.INFO, "metrics_listening", host=cfg.metrics_host, port=self._metrics.port)
             http = aiohttp.ClientSession(connector=tls_connector(tls))
             backoff = Backoff(cfg.reconnect_base_s, cfg.reconnect_max_s)
-            for shard in self.shards:
+            for shard in self._shards:
                 runner = ShardRunner(
                     shard,
                     cfg.ws_base,
@@ -242,14 +211,14 @@ class Feed:
                     on_lost=self._on_lost,
                     on_opened=self._on_opened,
                 )
-                self.runners.append(runner)
-            tasks.append(asyncio.create_task(self.fetcher.run(), name="snapshots"))
+                self._runners.append(runner)
+            tasks.append(asyncio.create_task(self._fetcher.run(), name="snapshots"))
             tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-            tasks.extend(asyncio.create_task(r.run(), name=f"shard-{r.shard.index}") for r in self.runners)
+            tasks.extend(asyncio.create_task(r.run(), name=f"shard-{r.shard.index}") for r in self._runners)
             if cfg.status:
                 from tickpath.feed.status import run_status
 
-                tasks.append(asyncio.create_task(run_status(self), name="status"))
+                tasks.append(asyncio.create_task(run_status(self.snapshot), name="status"))
             # The session row goes out now (ended_ns unset) and again at shutdown: a long-running feed's
             # store tells dq its subscriptions and clock offset while it runs, not only after it stops.
             await self.pipeline.write_session(self.session_info())
@@ -261,7 +230,7 @@ class Feed:
                 venue=cfg.venue,
                 session=self.session,
                 symbols=len(cfg.symbols),
-                connections=len(self.shards),
+                connections=len(self._shards),
             )
             if cfg.duration_s is not None:
                 deadline = self.clock.monotonic_ns() + int(cfg.duration_s * 1e9)
@@ -283,7 +252,7 @@ class Feed:
     async def _shutdown(
         self, tasks: list[asyncio.Task[Any]], rest: RestClient | None, http: aiohttp.ClientSession | None
     ) -> None:
-        for r in self.runners:
+        for r in self._runners:
             with contextlib.suppress(Exception):
                 await r.stop()
         for t in tasks:
@@ -301,10 +270,10 @@ class Feed:
             await rest.close()
         if http is not None:
             await http.close()
-        if self.metrics is not None:
-            await self.metrics.stop()
-        if self.recorder is not None:
-            self.recorder.close()
+        if self._metrics is not None:
+            await self._metrics.stop()
+        if self._recorder is not None:
+            self._recorder.close()
         log_event(log, logging.INFO, "feed_stopped", session=self.session, events=self.pipeline.stats.emitted)
 
     def session_info(self) -> SessionInfo:
@@ -319,60 +288,40 @@ class Feed:
             channels=list(cfg.channels),
             streams=self.streams,
             depth=cfg.depth,
-            clock_offset_ns=self.offset.offset_ns if self.offset is not None else None,
-            clock_offset_bound_ns=self.offset.bound_ns if self.offset is not None else None,
+            clock_offset_ns=self._offset.offset_ns if self._offset is not None else None,
+            clock_offset_bound_ns=self._offset.bound_ns if self._offset is not None else None,
+        )
+
+    def snapshot(self) -> FeedSnapshot:
+        """Everything this run says about itself now (status line, /metrics and summary read this)."""
+        eng = self.engine
+        report = eng.summary() if eng is not None else {}
+        return FeedSnapshot(
+            session=self.session,
+            venue=self.config.venue,
+            symbols=tuple(self.config.symbols),
+            streams=tuple(self.streams),
+            started_ns=self.started_ns,
+            ended_ns=self.ended_ns,
+            started=eng is not None,
+            frames=frame_counts(eng),
+            books=book_counts(eng, len(self.config.symbols), report),
+            connections=connection_counts(len(self._shards), self._runners),
+            fetches=fetch_counts(self._fetcher),
+            pipeline=pipeline_counts(self.pipeline),
+            sinks=self.pipeline.sink_stats(),
+            undelivered=tuple(self.pipeline.undelivered()),
+            clock_offset=self._offset,
+            latency_sample_every=self.latency_sample_every,
+            latency=latency_figures(eng),
+            metrics_port=self._metrics.port if self._metrics is not None else None,
+            record_files=tuple(str(p) for p in self._recorder.files) if self._recorder is not None else (),
+            engine_report=report,
         )
 
     def summary(self) -> FeedSummary:
-        eng = self.engine
-        books = eng.book_totals() if eng is not None else {}
-        conns = self.connections()
-        fs = self.fetcher.stats if self.fetcher is not None else None
-        latency: dict[str, Any] = {
-            "sample_every": self.latency_sample_every,
-            "clock": "monotonic (enqueue), wall + clock offset (event)",
-        }
-        if eng is not None:
-            latency["receipt_to_enqueue"] = eng.enqueue_latency.summary().to_dict("us")
-            latency["receipt_minus_event"] = eng.event_latency.summary().to_dict("ms")
-        return FeedSummary(
-            session=self.session,
-            venue=self.config.venue,
-            symbols=list(self.config.symbols),
-            streams=self.streams,
-            started_ns=self.started_ns,
-            ended_ns=self.ended_ns,
-            connections=len(self.shards),
-            events=dict(self.pipeline.stats.by_channel),
-            emitted=self.pipeline.stats.emitted,
-            sinks={name: st.as_dict() for name, st in self.pipeline.sink_stats().items()},
-            resyncs=books.get("resyncs", 0),
-            gaps=books.get("gaps", 0),
-            reconnects=sum(c.reconnects for c in conns),
-            rollovers=sum(r.rollovers for r in self.runners),
-            stale_closes=sum(c.stale_closes for c in conns),
-            malformed=eng.stats.malformed_total if eng is not None else 0,
-            duplicates=(eng.stats.duplicates if eng is not None else 0) + books.get("duplicates", 0),
-            snapshots={
-                "fetched": fs.fetched,
-                "rate_limited": fs.rate_limited,
-                "errors": fs.errors,
-                "weight_waits": fs.weight_waits,
-                "refetches": books.get("refetches", 0),
-            }
-            if fs
-            else {},
-            backpressure_waits=self.pipeline.stats.backpressure_waits,
-            clock_offset=self.offset.to_dict() if self.offset is not None else None,
-            latency=latency,
-            engine=eng.summary() if eng is not None else {},
-            metrics_port=self.metrics.port if self.metrics is not None else None,
-            record_files=[str(p) for p in self.recorder.files] if self.recorder is not None else [],
-            connects=sum(c.connects for c in conns),
-            connect_failures=sum(c.connect_failures for c in conns),
-            last_error=next((c.last_error for c in conns if c.last_error), ""),
-            undelivered=self.pipeline.undelivered(),
-        )
+        """The ``--json`` summary of this run so far (of the whole run once :meth:`run` returned)."""
+        return FeedSummary.from_snapshot(self.snapshot())
 
 
 async def run(config: FeedConfig, *, clock: Clock = DEFAULT_CLOCK, sinks: list[Sink] | None = None) -> FeedSummary:
