@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,12 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
         ("--max-gaps", "-1"),
         ("--max-resets", "-1"),
         ("--max-bytes-billed", "0"),
+        ("--dead-after-cadences", "nan"),
+        ("--min-busy-share", "-0.1"),
+        ("--min-busy-share", "1.5"),
+        ("--frozen-min-frames", "-1"),
+        ("--dead-after", "trades"),
+        ("--frozen-after", "ticker=soon"),
     ],
 )
 def test_threshold_that_switches_a_check_off_is_refused(
@@ -59,6 +66,24 @@ def test_threshold_that_switches_a_check_off_is_refused(
     assert main(_dq(store, option, value)) == 2
     err = _one_line_error(capsys)
     assert option in err and value in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--dead-after", "trades=nan", "--dead-after trades must be a finite number >= 0"),
+        ("--dead-after", "ticker=-5", "--dead-after ticker must be a finite number >= 0"),
+        ("--dead-after", "l2=5", "--dead-after: 'l2' is no stream"),
+        ("--dead-after", "futures/quotes=5", "--dead-after: 'futures/quotes' is no stream"),
+        ("--frozen-after", "trades=5", "--frozen-after: 'trades' is no stream; give CHANNEL or VENUE/CHANNEL"),
+    ],
+)
+def test_per_stream_limit_that_is_no_limit_is_refused(
+    store: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, says: str
+) -> None:
+    """A per-stream limit for a stream that has none, or that is no finite number >= 0: one line, exit 2."""
+    assert main(_dq(store, option, value)) == 2
+    assert says in _one_line_error(capsys)
 
 
 def test_threshold_from_the_environment_is_checked_too(
@@ -112,3 +137,30 @@ def test_time_error_names_the_option() -> None:
     """parse_time's errors name the option it is reading for."""
     with pytest.raises(ConfigError, match=r"^--until '1e12' looks like milliseconds"):
         parse_time("1e12", NOW, "--until")
+
+
+def test_dead_and_frozen_limits_per_venue_reach_the_judge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--dead-after per venue decides: trades dead for 65 s fail both venues by default, only spot
+    once futures may be silent for 100 s; --frozen-after decides a 20 s freeze the same way."""
+    from tests.dq.market import Defects
+
+    db = tmp_path / "dead.duckdb"
+    make_store(str(db), defects=Defects(dead_channel="trades", dead_at_s=5, frozen_at_s=20, frozen_s=20)).close()
+    assert main(_dq(db)) == 9
+    capsys.readouterr()
+
+    def findings(*extra: str) -> set[tuple[str, str]]:
+        main(_dq(db, *extra))
+        report = json.loads(capsys.readouterr().out)
+        fresh = next(c for c in report["checks"] if c["name"] == "freshness")
+        return {(f["issue"], f["venue"]) for f in fresh["findings"]}
+
+    assert findings() == {("dead_stream", "futures"), ("dead_stream", "spot")}
+    assert findings("--dead-after", "futures/trades=100") == {("dead_stream", "spot")}
+    assert findings("--dead-after", "trades=100", "--frozen-after", "ticker=10") == {
+        ("frozen_stream", "futures"),
+        ("frozen_stream", "spot"),
+    }
+    assert (
+        findings("--dead-after", "trades=100", "--frozen-after", "ticker=10", "--frozen-min-frames", "100000") == set()
+    )

@@ -6,13 +6,14 @@ import argparse
 import datetime as dt
 import re
 import sys
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from rich.console import Console
 
 from tickpath.clock import SystemClock
-from tickpath.dq.checks import CHECKS, Thresholds, limit_problem
+from tickpath.dq.checks import CHECKS, Thresholds, check_per_stream, limit_problem
 from tickpath.dq.duckdb_runner import DuckDBEngine
 from tickpath.dq.run import DqConfig, check_names, render_sql, run_dq
 from tickpath.errors import CheckFailedError, ConfigError
@@ -27,7 +28,10 @@ checks (all by default, pick with --check):
                 event after a snapshot straddles it), tickpath's contiguous seq; gaps, resets and
                 resyncs with their time ranges; top-N filtering is not a gap
   freshness     longest silence per stream and session, and how far L2 trails trades/tickers,
-                judged against the subscribed cadence (a quiet market is not a stall)
+                judged against the subscribed cadence (a quiet market is not a stall); dead trades
+                or ticker streams (silent while the symbol is busy) and frozen tickers (frames keep
+                coming, values do not change); sessions without their close record (a killed
+                feed) are named and, once over, judged up to their last row
   integrity     crossed/locked books, non-positive prices or quantities, duplicate trade ids,
                 timestamps going backwards
   completeness  depth messages per minute against the active cadence slots (@depth@100ms owes one
@@ -42,6 +46,7 @@ examples:
   tickpath dq --since 6h --junit dq.xml        CI: JUnit XML, exit 9 when a check fails
   tickpath dq --bigquery my-proj.tickpath --since 2026-11-21 --until 2026-11-22
   tickpath dq --bigquery my-proj.tickpath --print-sql --check sequence
+  tickpath dq --dead-after trades=300 --dead-after futures/ticker=10 --frozen-after ticker=120
 
 exit codes: 0 all passed, 9 a check failed its threshold, 2 bad arguments or no data in the window
 """
@@ -116,6 +121,9 @@ _LIMITS = (
     ("max_session_silence", "--max-session-silence", False),
     ("l2_lag_cadences", "--l2-lag-cadences", False),
     ("min_completeness", "--min-completeness", False),
+    ("dead_after_cadences", "--dead-after-cadences", False),
+    ("frozen_min_frames", "--frozen-min-frames", True),
+    ("min_busy_share", "--min-busy-share", False),
 )
 
 
@@ -127,6 +135,8 @@ def _check_limits(args: argparse.Namespace) -> None:
         problem = limit_problem(value, whole=whole)
         if problem:  # Thresholds would say the same, naming its field rather than the option
             raise ConfigError(f"{option} {problem}, not {value}")
+    if args.min_busy_share > 1:
+        raise ConfigError(f"--min-busy-share is a share of seconds (0..1), not {args.min_busy_share}")
     if args.max_bytes_billed is not None and args.max_bytes_billed <= 0:
         raise ConfigError(f"--max-bytes-billed must be a positive number of bytes, not {args.max_bytes_billed}")
 
@@ -172,8 +182,60 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=th.min_completeness_ratio,
         help="depth messages per active cadence slot, per minute (default %(default)s)",
     )
+    _liveness_options(p, th)
     p.add_argument("--max-bytes-billed", type=int, default=None, help="BigQuery per-query byte cap")
     p.set_defaults(func=main)
+
+
+def _liveness_options(p: argparse.ArgumentParser, th: Thresholds) -> None:
+    defaults = ", ".join(f"{k}={v:g}" for k, v in th.dead_after_s.items())
+    p.add_argument(
+        "--dead-after",
+        action="append",
+        metavar="[VENUE/]CHANNEL=SECONDS",
+        help=f"silence after which a trades/ticker stream is dead in a busy market (repeatable; default {defaults})",
+    )
+    p.add_argument(
+        "--dead-after-cadences",
+        type=float,
+        default=th.dead_after_cadences,
+        help="... and at least this many of the stream's own mean intervals (default %(default)s)",
+    )
+    frozen = ", ".join(f"{k}={v:g}" for k, v in th.frozen_after_s.items())
+    p.add_argument(
+        "--frozen-after",
+        action="append",
+        metavar="[VENUE/]CHANNEL=SECONDS",
+        help=f"how long ticker values may stay unchanged while frames keep coming (repeatable; default {frozen})",
+    )
+    p.add_argument(
+        "--frozen-min-frames",
+        type=int,
+        default=th.frozen_min_frames,
+        help="frames an unchanged run needs to count as frozen (default %(default)s)",
+    )
+    p.add_argument(
+        "--min-busy-share",
+        type=float,
+        default=th.min_busy_share,
+        help="share of a silence's seconds the symbol's other channels must fill to call it dead or "
+        "frozen (default %(default)s)",
+    )
+
+
+def _per_stream(values: list[str] | None, option: str, field: str, defaults: Mapping[str, float]) -> dict[str, float]:
+    """``[VENUE/]CHANNEL=SECONDS`` options over the defaults (a key given twice: the last wins)."""
+    limits = dict(defaults)
+    for text in values or []:
+        key, sep, seconds = text.partition("=")
+        try:
+            if not sep:
+                raise ValueError(text)
+            limits[key.strip()] = float(seconds)
+        except ValueError:
+            raise ConfigError(f"{option} takes [VENUE/]CHANNEL=SECONDS (e.g. trades=300), not {text!r}") from None
+    check_per_stream(field, limits, what=option)
+    return limits
 
 
 def build_config(args: argparse.Namespace, now_ns: int) -> DqConfig:
@@ -188,6 +250,11 @@ def build_config(args: argparse.Namespace, now_ns: int) -> DqConfig:
         max_session_silence_s=args.max_session_silence,
         l2_lag_cadences=args.l2_lag_cadences,
         min_completeness_ratio=args.min_completeness,
+        dead_after_s=_per_stream(args.dead_after, "--dead-after", "dead_after_s", Thresholds().dead_after_s),
+        dead_after_cadences=args.dead_after_cadences,
+        frozen_after_s=_per_stream(args.frozen_after, "--frozen-after", "frozen_after_s", Thresholds().frozen_after_s),
+        frozen_min_frames=args.frozen_min_frames,
+        min_busy_share=args.min_busy_share,
     )
     checks = check_names(args.check) if args.check else tuple(CHECKS)
     return DqConfig(since_ns=since, until_ns=until, checks=checks, thresholds=th)

@@ -57,8 +57,8 @@ class Thresholds:
             value = getattr(self, f.name)
             if value is None and f.name == "latency_p999_ms":
                 continue
-            if f.name in _PER_STREAM:
-                _check_per_stream(f.name, value)
+            if f.name in PER_STREAM:
+                check_per_stream(f.name, value)
                 continue
             problem = limit_problem(value, whole=f.type == "int")
             if problem:
@@ -78,7 +78,7 @@ class Thresholds:
 # Defaults of the per-stream limits, in seconds; a key is a channel or "venue/channel".
 DEAD_AFTER_S: dict[str, float] = {"trades": 60.0, "ticker": 30.0}
 FROZEN_AFTER_S: dict[str, float] = {"ticker": 60.0}
-_PER_STREAM = {"dead_after_s": DEAD_AFTER_S, "frozen_after_s": FROZEN_AFTER_S}
+PER_STREAM = {"dead_after_s": DEAD_AFTER_S, "frozen_after_s": FROZEN_AFTER_S}
 
 
 def _per_stream(limits: Mapping[str, float], defaults: Mapping[str, float], venue: str, channel: str) -> float:
@@ -88,20 +88,22 @@ def _per_stream(limits: Mapping[str, float], defaults: Mapping[str, float], venu
     return defaults[channel]
 
 
-def _check_per_stream(name: str, limits: object) -> None:
+def check_per_stream(name: str, limits: object, *, what: str | None = None) -> None:
+    """Refuse a per-stream limit map (``name`` a key of :data:`PER_STREAM`) that is not one; errors
+    name ``what`` (the CLI's option) or the threshold."""
+    what = what or f"threshold {name}"
     if not isinstance(limits, Mapping):
-        raise ConfigError(f"threshold {name} maps channel or venue/channel to seconds, not {limits!r}")
-    channels = _PER_STREAM[name]
+        raise ConfigError(f"{what} maps channel or venue/channel to seconds, not {limits!r}")
+    channels = PER_STREAM[name]
     for key, value in limits.items():
         channel = str(key).rpartition("/")[2]
         if channel not in channels or str(key).startswith("/"):
             raise ConfigError(
-                f"threshold {name}: {key!r} is no stream; give CHANNEL or VENUE/CHANNEL, channel one of "
-                + ", ".join(channels)
+                f"{what}: {key!r} is no stream; give CHANNEL or VENUE/CHANNEL, channel one of " + ", ".join(channels)
             )
         problem = limit_problem(value, whole=False)
         if problem:
-            raise ConfigError(f"threshold {name}[{key}] {problem}, not {value!r}")
+            raise ConfigError(f"{what} {key} {problem}, not {value!r}")
 
 
 def limit_problem(value: object, *, whole: bool) -> str | None:
