@@ -24,11 +24,10 @@ UPHILL_ALLOWED = {
     ("tickpath.busbench.__main__", "cli"),  # the remote client: `python -m tickpath.busbench`
     ("tickpath.sweep.probe_cli", "cli"),  # a local probe agent: `tickpath probe` alone
 }
-# Binance's wire modules: types, decoding, sync rules, normalization. Outside venues/ only these
-# modules may import them; #16 moves the feed engine's dispatch behind one venue entry, after
-# which this set should be empty.
+# Binance's wire modules: types, decoding, sync rules, normalization. Outside venues/ none may
+# import them: the feed engine reaches the venue through venues.binance.processor only.
 WIRE_MODULES = {f"tickpath.venues.binance.{m}" for m in ("schemas", "parse", "normalize", "sync")}
-WIRE_IMPORTERS_ALLOWED = {"tickpath.feed.engine"}
+WIRE_IMPORTERS_ALLOWED: set[str] = set()
 
 
 def _modules() -> dict[str, Path]:

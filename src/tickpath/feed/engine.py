@@ -1,15 +1,12 @@
 """The feed's hot path: frames in, normalized events out to the pipeline.
 
 :class:`FeedEngine` is synchronous and single-threaded on purpose: every connection's reader calls
-:meth:`FeedEngine.on_frame` with the frame and its receipt time, and the engine decodes it, keeps the
-books in sync (one :class:`~tickpath.venues.binance.sync.BookSync` per symbol), normalizes it and
-appends the events to the pipeline, without an await or a log line per message. It only returns an
-awaitable when the pipeline is full (back-pressure).
-
-Across a connection rollover, two connections deliver the same streams for a while. Depth is
-de-duplicated by update id inside ``BookSync`` (an event at or below the last applied ``u`` is ignored);
-trades by trade id and tickers by update id here, so every event is published once and each channel's
-``seq`` stays contiguous.
+:meth:`FeedEngine.on_frame` with the frame and its receipt time, and the engine hands it to the venue's
+processor (:func:`tickpath.venues.binance.processor.make_processor`: the native core, or the
+pure-Python reference with ``TICKPATH_PURE=1``), which decodes it, de-duplicates it, keeps the books in
+sync and normalizes it; the engine appends the events to the pipeline, asks for snapshots and samples
+latency, without an await or a log line per message. It only returns an awaitable when the pipeline
+is full (back-pressure). It knows no wire format.
 
 Latency figures are honest and cheap on the hot path: the receipt-to-enqueue time and the
 receipt-minus-event time of one frame in every ``latency_sample_every`` are appended to arrays and
@@ -32,17 +29,7 @@ from tickpath.events import Event, Venue
 from tickpath.feed.clocks import clock_readers
 from tickpath.logs import log_event
 from tickpath.stats import LatencyRecorder
-from tickpath.venues.binance.normalize import Normalizer
-from tickpath.venues.binance.parse import ParseError, decode_frame, decode_snapshot
-from tickpath.venues.binance.schemas import (
-    AggTrade,
-    BookTicker,
-    ControlReply,
-    DepthUpdate,
-    Kline,
-    RawTrade,
-)
-from tickpath.venues.binance.sync import BookSync
+from tickpath.venues.binance.processor import BookView, ParseError, book_views, make_processor
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +56,8 @@ class _Conn(Protocol):
 
 @dataclass
 class EngineStats:
+    """A snapshot of the engine's counters (:attr:`FeedEngine.stats`)."""
+
     frames: int = 0
     depth: int = 0
     trades: int = 0
@@ -88,7 +77,7 @@ class EngineStats:
 
 
 class FeedEngine:
-    """Decode, de-duplicate, sync, normalize; one per venue and session."""
+    """Frames to the venue's processor, events to the pipeline; one per venue and session."""
 
     def __init__(
         self,
@@ -112,13 +101,12 @@ class FeedEngine:
         self._mono_ns = clock_readers(clock)[1]
         self.snapshots = snapshots
         self.recorder = recorder
-        self.normalizer = Normalizer(venue, session=session, depth=depth, symbols=symbols)
-        self.books: dict[str, BookSync] = self.normalizer.books
+        self.processor = make_processor(venue, session=session, symbols=symbols, depth=depth)
         self.ever_synced: set[str] = set()  # books published at least once this run
-        self.stats = EngineStats()
         self.clock_offset_ns = clock_offset_ns
-        self._last_trade: dict[str, int] = {}
-        self._last_ticker: dict[str, int] = {}
+        self._frames = 0
+        self._resets_by_engine = 0
+        self._latency_dropped = 0
         self.sample_every = max(1, latency_sample_every)
         self._lat_enqueue = array("q")
         self._lat_event = array("q")
@@ -129,73 +117,55 @@ class FeedEngine:
 
     def on_frame(self, text: str, wall_ns: int, mono_ns: int, conn: _Conn) -> Awaitable[None] | None:
         """One frame as received; returns an awaitable only when the pipeline applies back-pressure."""
-        stats = self.stats
-        stats.frames += 1
+        self._frames = n = self._frames + 1
         if self.recorder is not None:
             self.recorder.frame(conn.conn_id, wall_ns, text)
+        proc = self.processor
         try:
-            msg = decode_frame(text)
+            events = proc.on_frame(text, wall_ns)
         except ParseError as exc:
             self._bad_frame(exc)
             return None
-        t = type(msg)
-        events: list[Event]
-        event_ms: int | None
-        # Plain annotated aliases rather than typing.cast: cast is a real call on every frame.
-        if t is DepthUpdate:
-            depth: DepthUpdate = msg  # type: ignore[assignment]
-            stats.depth += 1
-            bs = self.books.get(depth.s)
-            if bs is None:
-                stats.unexpected_symbol += 1
-                return None
-            events = bs.on_depth(depth, wall_ns)
-            if bs.needs_snapshot and self.snapshots is not None:
-                self.snapshots.request(depth.s)
-            event_ms = depth.E
-        elif t is AggTrade or t is RawTrade:
-            trade: AggTrade | RawTrade = msg  # type: ignore[assignment]
-            stats.trades += 1
-            tid = trade.a if t is AggTrade else trade.t  # type: ignore[union-attr]
-            if tid <= self._last_trade.get(trade.s, -1):
-                stats.duplicates += 1
-                return None
-            self._last_trade[trade.s] = tid
-            events = [self.normalizer.trade(trade, wall_ns)]
-            event_ms = trade.E
-        elif t is BookTicker:
-            ticker: BookTicker = msg  # type: ignore[assignment]
-            stats.tickers += 1
-            if ticker.u <= self._last_ticker.get(ticker.s, -1):
-                stats.duplicates += 1
-                return None
-            self._last_ticker[ticker.s] = ticker.u
-            events = [self.normalizer.ticker(ticker, wall_ns)]
-            event_ms = ticker.E
-        elif t is Kline:
-            stats.klines += 1
-            return None
-        elif t is ControlReply:
-            stats.control += 1
-            return None
-        else:  # pragma: no cover - decode_frame only returns the types above
-            stats.malformed["unknown_event"] += 1
-            return None
+        want = proc.wants_snapshot
+        if want is not None and self.snapshots is not None:
+            self.snapshots.request(want)
         if not events:
             return None
         wait = self.pipeline.emit(events)
-        if stats.frames % self.sample_every == 0:
+        if n % self.sample_every == 0:
             if len(self._lat_enqueue) < LAT_BUFFER_MAX:
                 self._lat_enqueue.append(self._mono_ns() - mono_ns)
+                event_ms = proc.last_event_ms
                 if event_ms is not None:
                     self._lat_event.append(wall_ns - event_ms * 1_000_000 + self.clock_offset_ns)
             else:
-                stats.latency_dropped += 1
+                self._latency_dropped += 1
         return wait
 
+    @property
+    def stats(self) -> EngineStats:
+        c = self.processor.counts()
+        return EngineStats(
+            frames=c.frames,
+            depth=c.depth,
+            trades=c.trades,
+            tickers=c.tickers,
+            klines=c.klines,
+            control=c.control,
+            malformed={"malformed_json": c.malformed_json, "schema": c.schema, "unknown_event": c.unknown_event},
+            unexpected_symbol=c.unexpected_symbol,
+            duplicates=c.duplicates,
+            snapshots_bad=c.snapshots_bad,
+            resets_by_engine=self._resets_by_engine,
+            latency_dropped=self._latency_dropped,
+        )
+
+    @property
+    def books(self) -> dict[str, BookView]:
+        """Every tracked symbol's book and sync state (a view; read it off the hot path)."""
+        return book_views(self.processor)
+
     def _bad_frame(self, exc: ParseError) -> None:
-        counts = self.stats.malformed
-        counts[exc.reason] = counts.get(exc.reason, 0) + 1
         n = self.stats.malformed_total
         if n <= MALFORMED_LOG_FIRST or n % MALFORMED_LOG_EVERY == 0:
             log_event(log, logging.WARNING, "frame_rejected", reason=exc.reason, count=n, sample=exc.sample)
@@ -204,29 +174,27 @@ class FeedEngine:
 
     def on_snapshot(self, symbol: str, body: bytes, wall_ns: int) -> Awaitable[None] | None:
         """A fetched REST snapshot for ``symbol``: sync the book, publish, ask again if rejected."""
+        proc = self.processor
         try:
-            snap = decode_snapshot(body)
+            events = proc.on_snapshot(symbol, body, wall_ns)
         except ParseError as exc:
-            self.stats.snapshots_bad += 1
             log_event(log, logging.WARNING, "snapshot_rejected", symbol=symbol, reason=exc.reason, sample=exc.sample)
             if self.snapshots is not None:
                 self.snapshots.request(symbol)
             return None
-        bs = self.books.get(symbol)
-        if bs is None:
-            return None
-        events = bs.on_snapshot(snap, wall_ns)
-        if bs.needs_snapshot and self.snapshots is not None:
+        if proc.wants_snapshot is not None and self.snapshots is not None:
             self.snapshots.request(symbol)
         if events:
             self.ever_synced.add(symbol)
+            state = proc.book_state(symbol)
             log_event(
                 log,
                 logging.INFO,
                 "book_synced",
                 symbol=symbol,
-                last_update_id=snap.lastUpdateId,
+                last_update_id=getattr(events[0], "last_update_id", None),
                 replayed=len(events) - 1,
+                synced=state.synced if state is not None else False,
             )
         return self.pipeline.emit(events) if events else None
 
@@ -235,10 +203,8 @@ class FeedEngine:
         wall = self.clock.wall_ns()
         events: list[Event] = []
         for s in symbols:
-            bs = self.books.get(s)
-            if bs is not None:
-                events.extend(bs.reset(reason, wall))
-        self.stats.resets_by_engine += len(events)
+            events.extend(self.processor.reset(s, reason, wall))
+        self._resets_by_engine += len(events)
         return self.pipeline.emit(events) if events else None
 
     # -- reporting ---------------------------------------------------------------------------------
@@ -256,13 +222,19 @@ class FeedEngine:
     def book_totals(self) -> dict[str, int]:
         """Sync counters summed over every symbol (resyncs, gaps, duplicates, ...)."""
         out: dict[str, int] = {}
-        for bs in self.books.values():
-            for k, v in bs.stats.as_dict().items():
+        proc = self.processor
+        for sym in proc.book_symbols():
+            for k, v in proc.book_stats(sym).items():
                 out[k] = out.get(k, 0) + v
         return out
 
+    def synced_symbols(self) -> list[str]:
+        proc = self.processor
+        return sorted(s for s in proc.book_symbols() if (st := proc.book_state(s)) is not None and st.synced)
+
     def summary(self) -> dict[str, Any]:
         s = self.stats
+        synced = self.synced_symbols()
         return {
             "frames": s.frames,
             "depth": s.depth,
@@ -276,8 +248,6 @@ class FeedEngine:
             "duplicates": s.duplicates,
             "snapshots_bad": s.snapshots_bad,
             "books": self.book_totals(),
-            "synced": sorted(sym for sym, b in self.books.items() if b.synced),
-            "never_synced": sorted(
-                set(self.books) - self.ever_synced - {sym for sym, b in self.books.items() if b.synced}
-            ),
+            "synced": synced,
+            "never_synced": sorted(set(self.processor.book_symbols()) - self.ever_synced - set(synced)),
         }

@@ -22,12 +22,14 @@ from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, T
 from tickpath.venues.binance.normalize import Normalizer
 from tickpath.venues.binance.parse import ParseError, ParseReason, decode_frame, decode_snapshot, sample_of
 from tickpath.venues.binance.schemas import AggTrade, BookTicker, ControlReply, DepthUpdate, Kline, RawTrade
-from tickpath.venues.binance.sync import DEFAULT_MAX_BUFFER
+from tickpath.venues.binance.sync import DEFAULT_MAX_BUFFER, SyncStats
 
 try:  # built by the package's own build (setup.py); absent only in a source tree never built
     from tickpath.venues.binance import _core
 except ImportError:  # pragma: no cover - the build always provides it
     _core = None  # type: ignore[assignment]
+
+__all__ = ["BookView", "FrameProcessor", "NativeProcessor", "ParseError", "PureProcessor", "make_processor"]
 
 FUTURES_RULES = ("futures",)  # venues whose books follow the ``pu`` chain rather than spot's ``U``
 
@@ -308,3 +310,68 @@ class NativeProcessor:
     def book_top(self, symbol: str, n: int | None = None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         top = self.core.book_top(symbol, -1 if n is None else n)
         return ([], []) if top is None else top
+
+
+class _BookLevels:
+    """A book's levels as the reference's ``OrderBook`` shows them: ``top`` and ``as_dicts``."""
+
+    __slots__ = ("_proc", "_symbol")
+
+    def __init__(self, proc: FrameProcessor, symbol: str) -> None:
+        self._proc = proc
+        self._symbol = symbol
+
+    def top(self, n: int | None = None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        return self._proc.book_top(self._symbol, n)
+
+    def as_dicts(self) -> tuple[dict[str, str], dict[str, str]]:
+        bids, asks = self.top()
+        return dict(bids), dict(asks)
+
+
+class BookView:
+    """One symbol's book and sync state read through a processor, whichever implementation it is."""
+
+    __slots__ = ("_proc", "symbol")
+
+    def __init__(self, proc: FrameProcessor, symbol: str) -> None:
+        self._proc = proc
+        self.symbol = symbol
+
+    def _state(self) -> BookState:
+        st = self._proc.book_state(self.symbol)
+        assert st is not None
+        return st
+
+    @property
+    def synced(self) -> bool:
+        return self._state().synced
+
+    @property
+    def needs_snapshot(self) -> bool:
+        return self._state().needs_snapshot
+
+    @property
+    def last_update_id(self) -> int | None:
+        return self._state().last_update_id
+
+    @property
+    def buffered(self) -> int:
+        return self._state().buffered
+
+    @property
+    def seq(self) -> int:
+        return self._state().seq
+
+    @property
+    def stats(self) -> SyncStats:
+        return SyncStats(**self._proc.book_stats(self.symbol))
+
+    @property
+    def book(self) -> _BookLevels:
+        return _BookLevels(self._proc, self.symbol)
+
+
+def book_views(proc: FrameProcessor) -> dict[str, BookView]:
+    """Every tracked symbol's :class:`BookView`."""
+    return {s: BookView(proc, s) for s in proc.book_symbols()}
