@@ -187,3 +187,20 @@ async def test_the_html_report_shows_each_instance_and_plots_the_merged_distribu
     spectra = dict(_candidate_spectra(d, "ws", collect(d)))
     merged = LatencyRecorder.decode(orch.states["a"].merged_histograms["ws"])
     assert merged.count == 600 and spectra["a"][-1][1] == pytest.approx(merged.percentile(100.0) / 1e3)
+
+
+@pytest.mark.parametrize(
+    ("provider", "part", "count"),
+    [("aws", "candidate", "var.instance_count"), ("local", "", "length(var.agent_specs)")],
+)
+def test_the_addresses_a_kept_candidate_destroys_exist_in_its_module(provider: str, part: str, count: str) -> None:
+    """destroy_instances targets `<resource>[N]`: each module declares that resource with one instance
+    per machine of the candidate, so those addresses name exactly one machine each."""
+    import hcl2
+
+    from tickpath.sweep.provision import INSTANCE_RESOURCE, module_dir
+
+    rtype, name = INSTANCE_RESOURCE[provider].split(".")
+    doc = hcl2.loads((module_dir(provider, part) / "main.tf").read_text())
+    (body,) = [r[f'"{rtype}"'][f'"{name}"'] for r in doc["resource"] if f'"{name}"' in r.get(f'"{rtype}"', {})]
+    assert str(body["count"]).strip("${}") == count

@@ -32,6 +32,9 @@ from tickpath.sweep.store import DirectoryStore, ResultStore, S3Store
 from tickpath.sweep.terraform import Terraform, find_terraform, prepare_root, state_resources, terraform_env
 
 MANIFEST = "sweep.json"
+# The resource of each provider's candidate module with one instance per machine (count), so
+# `<resource>[N]` addresses the candidate's instance N.
+INSTANCE_RESOURCE = {"aws": "aws_instance.probe", "local": "terraform_data.agent"}
 
 
 def module_dir(provider: str, part: str = "") -> Path:
@@ -255,7 +258,7 @@ class TerraformProvisioner:
         root = self.root(candidate)
         if not instances or not (root.exists() and state_resources(root)):
             return
-        resource = "terraform_data.agent" if self.cfg.provider == "local" else "aws_instance.probe"
+        resource = INSTANCE_RESOURCE[self.cfg.provider]
         await self._tf(root).destroy(targets=[f"{resource}[{i}]" for i in sorted(instances)])
 
     async def finish(self, *, kept: set[str]) -> None:
