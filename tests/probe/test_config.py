@@ -29,6 +29,19 @@ def test_venue_defaults_come_from_binance_endpoints() -> None:
     assert [label for label, _ in fut.stream_names()] == ["aggTrade", "bookTicker", "depth"]
 
 
+def test_stream_names_are_spelled_by_the_venue() -> None:
+    """The probe picks the kinds per venue; the names (lower-case symbol, depth speed) come from
+    venues/binance and are the same ones the feed subscribes to."""
+    fut = ProbeConfig(venue="futures", symbol="ETHUSDT")
+    assert fut.stream_names() == (
+        ("aggTrade", "ethusdt@aggTrade"),
+        ("bookTicker", "ethusdt@bookTicker"),
+        ("depth", "ethusdt@depth@100ms"),
+    )
+    spot = ProbeConfig(venue="spot", symbol="BTCUSDT")
+    assert [name for _, name in spot.stream_names()] == ["btcusdt@trade", "btcusdt@aggTrade", "btcusdt@depth@100ms"]
+
+
 def test_host_and_url_overrides() -> None:
     """--host keeps scheme and port; --rest-url/--ws-url replace the URL whole."""
     cfg = ProbeConfig(host="127.0.0.1")

@@ -13,7 +13,7 @@ from pathlib import Path
 from tickpath.errors import ConfigError, UnknownSymbolError
 from tickpath.events import CHANNELS, Channel, Venue
 from tickpath.venues.binance.endpoints import VENUES, endpoints, validate_depth_limit
-from tickpath.venues.binance.streams import DEPTH_SPEEDS_MS, depth_stream
+from tickpath.venues.binance.streams import DEPTH_SPEEDS_MS, TRADE_STREAMS, TradeStream, channel_streams
 
 DEFAULT_SINK = "duckdb:./data/ticks.duckdb"
 # The snapshot depth Binance's sync guide uses per venue: spot up to 5000, USD-M futures up to 1000.
@@ -39,7 +39,7 @@ class FeedConfig:
     metrics_host: str = "127.0.0.1"
     snapshot_limit: int | None = None  # None = DEFAULT_SNAPSHOT_LIMIT[venue]
     depth_speed_ms: int = 100
-    trade_stream: str = "aggTrade"  # or "trade"
+    trade_stream: TradeStream = "aggTrade"  # or "trade"
     streams_per_connection: int | None = None  # None = the venue's documented maximum
     subscribe: bool = False  # SUBSCRIBE messages instead of streams in the URL
     stale_after_s: float = 30.0
@@ -84,7 +84,7 @@ class FeedConfig:
         if self.depth_speed_ms not in DEPTH_SPEEDS_MS[self.venue]:
             speeds = ", ".join(str(s) for s in DEPTH_SPEEDS_MS[self.venue])
             raise ConfigError(f"{self.venue} depth speed must be one of {speeds} ms")
-        if self.trade_stream not in ("aggTrade", "trade"):
+        if self.trade_stream not in TRADE_STREAMS:
             raise ConfigError(f"trade stream {self.trade_stream!r}: use aggTrade or trade")
         cap = endpoints(self.venue).max_streams_per_connection
         if self.streams_per_connection is not None and not 1 <= self.streams_per_connection <= cap:
@@ -121,15 +121,9 @@ class FeedConfig:
 
     def streams_for(self, symbol: str) -> list[str]:
         """Binance stream names of ``symbol`` for the configured channels."""
-        low = symbol.lower()
-        out: list[str] = []
-        if "l2" in self.channels:
-            out.append(str(depth_stream(low, self.depth_speed_ms, self.venue)))
-        if "trades" in self.channels:
-            out.append(f"{low}@{self.trade_stream}")
-        if "ticker" in self.channels:
-            out.append(f"{low}@bookTicker")
-        return out
+        return channel_streams(
+            symbol, self.venue, self.channels, depth_speed_ms=self.depth_speed_ms, trade_stream=self.trade_stream
+        )
 
     def streams_by_symbol(self) -> dict[str, list[str]]:
         return {s: self.streams_for(s) for s in self.symbols}

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from tickpath.errors import ConfigError
-from tickpath.venues.binance.endpoints import endpoints
+from tickpath.venues.binance.endpoints import Venue, endpoints
+from tickpath.venues.binance.streams import StreamKind, stream_name
 
 METHODS: tuple[str, ...] = ("dns", "tcp", "tls", "rest", "ws", "stream", "path")
 TIMED_METHODS: tuple[str, ...] = ("tcp", "tls", "rest", "ws", "stream")
@@ -32,20 +33,23 @@ MAX_SECONDS = 86_400.0  # longest --duration, --timeout or --stream-seconds
 class VenueDefaults:
     """Where a venue's public market data lives (documented endpoints)."""
 
+    venue: Venue
     rest_url: str
     ws_url: str
     ping_path: str
     time_path: str
-    # Streams sampled by the ``stream`` method, as (label, stream name template); ``{s}`` is the
-    # lower-case symbol. Labels are what the report groups one-way latency by.
-    streams: tuple[tuple[str, str], ...]
+    # Kinds of stream sampled by the ``stream`` method; each kind is also the label the report
+    # groups one-way latency by.
+    streams: tuple[StreamKind, ...]
 
 
-# Which streams the probe measures is probe policy; the venue facts come from endpoints.py.
-_STREAMS: dict[str, tuple[tuple[str, str], ...]] = {
-    "spot": (("trade", "{s}@trade"), ("aggTrade", "{s}@aggTrade"), ("depth", "{s}@depth@100ms")),
-    "futures": (("aggTrade", "{s}@aggTrade"), ("bookTicker", "{s}@bookTicker"), ("depth", "{s}@depth@100ms")),
+# Which streams the probe measures is probe policy; their names and the venue facts come from
+# venues/binance (streams.py, endpoints.py).
+_STREAMS: dict[str, tuple[StreamKind, ...]] = {
+    "spot": ("trade", "aggTrade", "depth"),
+    "futures": ("aggTrade", "bookTicker", "depth"),
 }
+PROBE_DEPTH_SPEED_MS = 100  # the fastest depth stream both venues have
 
 
 def venue_defaults(venue: str) -> VenueDefaults:
@@ -54,6 +58,7 @@ def venue_defaults(venue: str) -> VenueDefaults:
         raise ConfigError(f"unknown venue {venue!r}: use spot or futures")
     ep = endpoints(venue)
     return VenueDefaults(
+        venue=ep.venue,
         rest_url=ep.rest_base,
         ws_url=ep.ws_base,
         ping_path=ep.ping_path,
@@ -222,5 +227,8 @@ class ProbeConfig:
         return ep.with_host(self.host) if self.host else ep
 
     def stream_names(self) -> tuple[tuple[str, str], ...]:
-        s = self.symbol.lower()
-        return tuple((label, tpl.format(s=s)) for label, tpl in self.defaults().streams)
+        """(label, stream name) of each stream the ``stream`` method samples."""
+        d = self.defaults()
+        return tuple(
+            (kind, stream_name(self.symbol, kind, d.venue, speed_ms=PROBE_DEPTH_SPEED_MS)) for kind in d.streams
+        )

@@ -15,6 +15,7 @@ Pure functions; no I/O.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,6 +70,40 @@ def depth_stream(symbol: str, speed_ms: int | None, venue: Venue) -> StreamName:
             f"{venue} has no {speed_ms}ms depth stream; speeds: {', '.join(f'{v}ms' for v in DEPTH_SPEEDS_MS[venue])}"
         )
     return StreamName(symbol.lower(), "depth", speed_ms, explicit_speed=True)
+
+
+def stream_name(symbol: str, kind: StreamKind, venue: Venue, *, speed_ms: int | None = None) -> str:
+    """The wire name of one stream of ``symbol`` (any case): ``btcusdt@aggTrade``,
+    ``btcusdt@depth@100ms`` (``speed_ms`` None: the venue's default depth speed, ``btcusdt@depth``).
+    Klines need an interval and are not named here."""
+    if kind == "depth":
+        return str(depth_stream(symbol, speed_ms, venue))
+    if kind == "kline":
+        raise UnknownSymbolError("a kline stream needs an interval: btcusdt@kline_1m")
+    return format_stream(StreamName(symbol.lower(), kind))
+
+
+# The trade streams a feed can read for its trades channel: aggregated (Binance's default) or raw.
+TradeStream = Literal["aggTrade", "trade"]
+TRADE_STREAMS: tuple[TradeStream, ...] = ("aggTrade", "trade")
+
+
+def channel_streams(
+    symbol: str,
+    venue: Venue,
+    channels: Iterable[Channel],
+    *,
+    depth_speed_ms: int | None = None,
+    trade_stream: TradeStream = "aggTrade",
+) -> list[str]:
+    """The streams that carry ``channels`` of ``symbol``, in the order l2, trades, ticker:
+    ``@depth[@<speed>]`` for l2, ``trade_stream`` (``@aggTrade`` or ``@trade``) for trades,
+    ``@bookTicker`` for ticker."""
+    if trade_stream not in TRADE_STREAMS:
+        raise UnknownSymbolError(f"trade stream {trade_stream!r}: use aggTrade or trade")
+    wanted = set(channels)
+    kinds: list[tuple[Channel, StreamKind]] = [("l2", "depth"), ("trades", trade_stream), ("ticker", "bookTicker")]
+    return [stream_name(symbol, kind, venue, speed_ms=depth_speed_ms) for ch, kind in kinds if ch in wanted]
 
 
 def parse_stream(name: str, venue: Venue) -> StreamName:
