@@ -21,6 +21,8 @@ only installed when the client's parser is the one we know.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -153,24 +155,39 @@ def set_direct_handler(nc: Any, sid: int, handler: DirectHandler) -> None:
 async def connect(servers: Sequence[str], *, timeout_s: float = 5.0, **options: Any) -> Any:
     """Connect to NATS: a few quick attempts at start (so a wrong address fails in seconds, with
     :class:`ConnectionFailedError`), then reconnect forever once the link has been up."""
-    import nats
+    from nats.aio.client import Client
 
     async def _quiet(exc: Exception) -> None:  # nats-py prints tracebacks by default
         log_event(log, logging.DEBUG, "nats_client_error", error=repr(exc))
 
-    options.setdefault("error_cb", _quiet)
+    errors: list[Exception] = []
+    report = options.pop("error_cb", None) or _quiet
+
+    async def remember(exc: Exception) -> None:
+        errors.append(exc)
+        await report(exc)
+
     attempts = max(1, int(timeout_s))
+    nc = Client()
     try:
-        nc = await nats.connect(
-            servers=list(servers),
-            connect_timeout=timeout_s,
-            allow_reconnect=True,
-            max_reconnect_attempts=attempts,
-            reconnect_time_wait=0.25,
-            **options,
-        )
+        # nats-py never returns from a TLS handshake that failed verification (it reports the error
+        # and waits): bound the whole connect by the attempts it would make.
+        async with asyncio.timeout(attempts * (timeout_s + 0.25) + 1.0):
+            await nc.connect(
+                servers=list(servers),
+                connect_timeout=timeout_s,
+                allow_reconnect=True,
+                max_reconnect_attempts=attempts,
+                reconnect_time_wait=0.25,
+                error_cb=remember,
+                **options,
+            )
     except Exception as exc:
-        raise ConnectionFailedError(f"cannot connect to NATS at {', '.join(servers)}: {exc}") from exc
+        if isinstance(exc, TimeoutError):
+            with contextlib.suppress(Exception):
+                await nc.close()
+        why = exc if not isinstance(exc, TimeoutError) or not errors else errors[-1]
+        raise ConnectionFailedError(f"cannot connect to NATS at {', '.join(servers)}: {why}") from exc
     nc.options["max_reconnect_attempts"] = -1
     install_fast_parser(nc)
     return nc
