@@ -168,7 +168,7 @@ async def connect(servers: Sequence[str], *, timeout_s: float = 5.0, **options: 
         await report(exc)
 
     attempts = max(1, int(timeout_s))
-    nc = Client()
+    nc: Any = Client()  # nats-py types its timeouts as int; it takes float seconds
     try:
         # nats-py never returns from a TLS handshake that failed verification (it reports the error
         # and waits): bound the whole connect by the attempts it would make.
