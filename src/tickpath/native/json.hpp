@@ -59,7 +59,7 @@ class Reader {
       ++p_;
       return true;
     }
-    return fail(is_value_start(c) ? SCHEMA : MALFORMED);
+    return mismatch();
   }
   // True with the key when another member follows; false at '}' (error stays OK) or on bad input.
   bool next_key(Str& key, std::string& scratch, bool& first) {
@@ -72,7 +72,7 @@ class Reader {
     first = false;
     ws();
     if (p_ >= end_ || *p_ != '"') return fail(MALFORMED);
-    if (!string(key, scratch)) return false;
+    if (!string(key, scratch, false)) return false;
     return expect(':');
   }
   bool begin_array() {
@@ -81,7 +81,7 @@ class Reader {
       ++p_;
       return true;
     }
-    return fail(is_value_start(c) ? SCHEMA : MALFORMED);
+    return mismatch();
   }
   // True when another element follows (positioned at it); false at ']' or on bad input.
   bool next_element(bool& first) {
@@ -96,7 +96,8 @@ class Reader {
     return true;
   }
 
-  bool string(Str& out, std::string& scratch);
+  // A string value; `utf8` false skips the UTF-8 check (keys: msgspec matches them as bytes).
+  bool string(Str& out, std::string& scratch, bool utf8 = true);
   // The common shape of a level, ["<decimal>","<decimal>"] with no blanks or escapes: both strings as
   // views, consumed. False (nothing consumed) for anything else; the caller then takes the general path.
   bool decimal_pair(std::string_view& a, std::string_view& b) {
@@ -122,7 +123,7 @@ class Reader {
     ws();
     if (literal("true")) return out = true, true;
     if (literal("false")) return out = false, true;
-    return fail(is_value_start(peek()) ? SCHEMA : MALFORMED);
+    return mismatch();
   }
   bool null() {
     ws();
@@ -135,6 +136,22 @@ class Reader {
            c == 'n';
   }
   const char* pos() const { return p_; }
+  // A value of the wrong type here. As msgspec: a scalar is read to its end first (a malformed one
+  // is MALFORMED), a container is a SCHEMA error at once.
+  bool mismatch() {
+    char c = peek();
+    if (c == '{' || c == '[') return fail(SCHEMA);
+    if (c == '"') return skip_string() && fail(SCHEMA);
+    if (c == 't') return literal("true") ? fail(SCHEMA) : fail(MALFORMED);
+    if (c == 'f') return literal("false") ? fail(SCHEMA) : fail(MALFORMED);
+    if (c == 'n') return literal("null") ? fail(SCHEMA) : fail(MALFORMED);
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      bool integral, negative, overflow;
+      uint64_t mag;
+      return number(integral, negative, mag, overflow) && fail(SCHEMA);
+    }
+    return fail(MALFORMED);
+  }
 
  private:
   const char* p_;
@@ -208,15 +225,15 @@ inline int hex4(const char* p) {
   return v;
 }
 
-inline bool Reader::string(Str& out, std::string& scratch) {
+inline bool Reader::string(Str& out, std::string& scratch, bool utf8) {
   ws();
-  if (p_ >= end_ || *p_ != '"') return fail(p_ < end_ && is_value_start(*p_) ? SCHEMA : MALFORMED);
+  if (p_ >= end_ || *p_ != '"') return mismatch();
   const char* start = ++p_;
   const char* q = start;
   unsigned high = 0;  // any byte >= 0x80: only then is UTF-8 checked
   while (q < end_ && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) high |= (unsigned char)*q++;
   if (q < end_ && *q == '"') {
-    if ((high & 0x80) && !utf8_ok((const unsigned char*)start, (const unsigned char*)q)) return fail(MALFORMED);
+    if (utf8 && (high & 0x80) && !utf8_ok((const unsigned char*)start, (const unsigned char*)q)) return fail(MALFORMED);
     out.view = std::string_view(start, size_t(q - start));
     out.escaped = false;
     p_ = q + 1;
@@ -269,7 +286,7 @@ inline bool Reader::string(Str& out, std::string& scratch) {
   }
   if (q >= end_) return fail(MALFORMED);
   scratch.append(run, size_t(q - run));
-  if (!utf8_ok((const unsigned char*)scratch.data(), (const unsigned char*)scratch.data() + scratch.size()))
+  if (utf8 && !utf8_ok((const unsigned char*)scratch.data(), (const unsigned char*)scratch.data() + scratch.size()))
     return fail(MALFORMED);
   p_ = q + 1;
   out.view = std::string_view(scratch);
@@ -286,6 +303,7 @@ inline bool Reader::number(bool& integral, bool& negative, uint64_t& magnitude, 
   overflow = false;
   if (*q == '0') {
     ++q;
+    if (q < end_ && unsigned(*q - '0') < 10) return fail(MALFORMED);  // a leading zero
   } else if (*q >= '1' && *q <= '9') {
     while (q < end_ && unsigned(*q - '0') < 10) {
       uint64_t next;
@@ -317,7 +335,7 @@ inline bool Reader::number(bool& integral, bool& negative, uint64_t& magnitude, 
 
 inline bool Reader::int64(int64_t& out) {
   char c = peek();
-  if (c != '-' && (c < '0' || c > '9')) return fail(is_value_start(c) ? SCHEMA : MALFORMED);
+  if (c != '-' && (c < '0' || c > '9')) return mismatch();
   bool integral, negative, overflow;
   uint64_t mag;
   if (!number(integral, negative, mag, overflow)) return false;

@@ -246,6 +246,7 @@ class NativeProcessor:
         if _core is None:  # pragma: no cover
             raise RuntimeError("the native core is not built; reinstall tickpath or set TICKPATH_PURE=1")
         names = sorted({s.upper() for s in symbols}) if symbols is not None else []
+        self._restricted = symbols is not None
         self.core = _core.Core(
             venue in FUTURES_RULES,
             names,
@@ -285,7 +286,7 @@ class NativeProcessor:
         raise ParseError(what, reason=reason, sample=sample_of(raw))
 
     def on_snapshot(self, symbol: str, body: bytes | str, receipt_ns: int) -> list[Event]:
-        n = self.core.on_snapshot(symbol, body, receipt_ns, False)
+        n = self.core.on_snapshot(symbol, body, receipt_ns, not self._restricted)
         if n < 0:
             self._raise(n, body)
         return self.core.take_events() if n > 0 else []

@@ -184,7 +184,8 @@ inline bool Decoder::levels(Reader& r, std::vector<LevelUpdate>& out, bool& vali
     if (!r.string(p, s1)) return false;
     if (!r.next_element(inner)) return r.error ? false : r.fail(Error::SCHEMA);
     if (!r.string(q, s2)) return false;
-    if (r.next_element(inner)) return r.fail(Error::SCHEMA);  // a third element
+    if (r.next_element(inner))  // a third element (a trailing comma is not JSON at all)
+      return r.fail(r.is_value_start(r.peek()) ? Error::SCHEMA : Error::MALFORMED);
     if (r.error) return false;
     LevelUpdate u;
     if (!make_update(p.view.data(), p.view.size(), q.view.data(), q.view.size(), u)) valid = false;
@@ -307,7 +308,7 @@ inline bool id_value(Reader& r, std::string& scratch) {
       if (*q == '.' || *q == 'e' || *q == 'E') return r.fail(Error::SCHEMA);
     return true;
   }
-  return r.fail(r.is_value_start(c) ? Error::SCHEMA : Error::MALFORMED);
+  return r.mismatch();
 }
 
 inline bool Decoder::control(Reader& r, Frame& f) {
