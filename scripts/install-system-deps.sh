@@ -21,5 +21,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 if ! command -v terraform >/dev/null 2>&1; then
   echo "note: terraform not found on PATH; sweep integration tests will skip" >&2
+elif [ ! -d "${TICKPATH_TF_PLUGIN_DIR:-/opt/tf-plugins}/registry.terraform.io" ]; then
+  echo "note: no local Terraform provider mirror (TICKPATH_TF_PLUGIN_DIR); 'terraform validate' of the AWS modules will skip" >&2
 fi
 exit 0
