@@ -51,7 +51,9 @@ def _generate(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"""INSERT INTO trades SELECT {common}, 500 + i, NULL, NULL, '100.5', '0.25',
         CASE WHEN i % 2 = 0 THEN 'buy' ELSE 'sell' END, NULL, NULL
         {gen.format(n=SYMBOLS, t0=T0_MS, span=span_ms, per=per["trades"], shift=13, rows=ROWS["trades"])}""")
-    con.execute(f"""INSERT INTO tickers SELECT {common}, 1000 + i, '100.4', '2', '100.6', '3', NULL, NULL
+    # The sizes move, as a live touch does: a ticker repeating one bid/ask and sizes is a frozen feed.
+    con.execute(f"""INSERT INTO tickers SELECT {common}, 1000 + i, '100.4', CAST(2 + i % 3 AS VARCHAR), '100.6', '3',
+        NULL, NULL
         {gen.format(n=SYMBOLS, t0=T0_MS, span=span_ms, per=per["tickers"], shift=29, rows=ROWS["tickers"])}""")
     # l2: the first row per symbol is a snapshot at update id 1000, then deltas u = 1000 + 3i whose U/pu
     # follow Binance's rules for the venue.
