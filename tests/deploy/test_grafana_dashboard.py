@@ -109,8 +109,9 @@ async def _exported(tmp: Path) -> set[str]:
             cfg = IngestConfig(c.client_urls[0], f"duckdb:{tmp / 'bus.duckdb'}", batch=50, metrics_port=0)
             ingest = asyncio.create_task(run_ingest(cfg, progress=seen.append))
             await _until(lambda: bool(seen) and seen[-1].messages > 0, "ingest committed", ingest)
-            assert feed.metrics is not None and seen[-1].metrics_port is not None
-            text += [await _scrape(feed.metrics.port), await _scrape(seen[-1].metrics_port)]
+            feed_port, ingest_port = feed.snapshot().metrics_port, seen[-1].metrics_port
+            assert feed_port is not None and ingest_port is not None
+            text += [await _scrape(feed_port), await _scrape(ingest_port)]
         finally:
             feed.stop()
             await feed_task
