@@ -29,8 +29,8 @@ demo: $(STAMP)
 
 test: $(STAMP) $(NATIVE_SO)
 	./scripts/install-system-deps.sh
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
@@ -38,8 +38,8 @@ unit: $(STAMP) $(NATIVE_SO)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -47,6 +47,25 @@ typecheck: $(STAMP)
 bench: $(STAMP) $(NATIVE_SO)
 	./scripts/install-system-deps.sh
 	$(BIN)/python -m bench
+
+# The native core under AddressSanitizer + UBSan (also part of `make test`).
+sanitize: $(NATIVE_SO)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/native/test_sanitizers.py
+
+# Coverage-guided fuzzing (atheris) of every decoder and loader, FUZZ_SECONDS each; not in `make test`.
+# Inputs that crash land in fuzz/crashes/ (turn each into a regression test); the corpus grows in
+# .fuzz-corpus/ (the checked-in seeds are fuzz/corpus/).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := frames capture config nats
+fuzz: $(NATIVE_SO)
+	mkdir -p fuzz/crashes
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p .fuzz-corpus/$$t; \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  $(BIN)/python -m fuzz.run $$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -timeout=10 \
+	    -artifact_prefix=fuzz/crashes/$$t- .fuzz-corpus/$$t fuzz/corpus/$$t \
+	    || { echo "fuzz $$t: crash or hang found, input in fuzz/crashes/"; exit 1; }; \
+	done
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache $(NATIVE_SO) src/tickpath/venues/binance/_core*.so

@@ -250,6 +250,12 @@ async def test_slow_sink_applies_back_pressure_without_loss(tmp_path: Path) -> N
             await asyncio.sleep(0.05)
             await super().write(batch)
 
+        async def write_tables(self, batch):  # type: ignore[no-untyped-def]  # the columnar path
+            import asyncio
+
+            await asyncio.sleep(0.05)
+            await super().write_tables(batch)
+
     venue = "futures"
     async with _sim(venue, rate=400.0) as sim:
         sink = SlowSink(tmp_path / "t.duckdb")

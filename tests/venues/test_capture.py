@@ -60,3 +60,15 @@ def test_malformed_capture_is_a_clear_error(tmp_path: Path) -> None:
         read_ws_capture(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         read_ws_capture(tmp_path / "missing.ws.txt")
+
+
+def test_a_capture_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    """Found by `make fuzz` (capture target): invalid UTF-8 escaped as UnicodeDecodeError."""
+    from tickpath.errors import ConfigError
+    from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
+
+    p = tmp_path / "c.txt"
+    p.write_bytes(b"\xfbwss://x <-> 1.0\n")
+    for reader in (read_ws_capture, read_http_capture):
+        with pytest.raises(ConfigError, match="invalid UTF-8"):
+            reader(p)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from array import array
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,8 +28,9 @@ from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.events import Event, Venue
 from tickpath.feed.clocks import clock_readers
 from tickpath.logs import log_event
+from tickpath.sinks.base import TableBatch
 from tickpath.stats import LatencyRecorder
-from tickpath.venues.binance.processor import BookView, ParseError, book_views, make_processor
+from tickpath.venues.binance.processor import BookView, NativeProcessor, ParseError, book_views, make_processor
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,15 @@ LAT_BUFFER_MAX = 1_000_000  # samples kept between drains (bounded memory)
 
 class EventSink(Protocol):
     def emit(self, events: list[Event]) -> Awaitable[None] | None: ...
+
+
+class TablePipeline(EventSink, Protocol):
+    """A pipeline that also takes events in columns (the native core's columnar path)."""
+
+    batch_size: int
+
+    def emit_tables(self, batch: TableBatch) -> Awaitable[None] | None: ...
+    def set_source(self, take: Callable[[], TableBatch | None]) -> None: ...
 
 
 class SnapshotRequester(Protocol):
@@ -92,6 +102,7 @@ class FeedEngine:
         recorder: FrameRecorder | None = None,
         latency_sample_every: int = 1,
         clock_offset_ns: int = 0,
+        columnar: TablePipeline | None = None,
     ) -> None:
         self.venue: Venue = venue
         self.symbols = symbols
@@ -112,6 +123,20 @@ class FeedEngine:
         self._lat_event = array("q")
         self.enqueue_latency = LatencyRecorder("receipt_to_enqueue")
         self.event_latency = LatencyRecorder("receipt_minus_event")
+        # The columnar path: with the native core and a pipeline whose sinks all take Arrow tables,
+        # events stay in the core's column buffers and leave as TableBatches, no object per event.
+        self._columns: NativeProcessor | None = None
+        self._table_pipeline = columnar
+        self._held = 0
+        if columnar is not None and isinstance(self.processor, NativeProcessor):
+            self._columns = self.processor
+            self._feed = self.processor.feed
+            columnar.set_source(self.take_batch)
+            self.on_frame = self._on_frame_columnar  # type: ignore[method-assign]
+
+    @property
+    def columnar(self) -> bool:
+        return self._columns is not None
 
     # -- hot path ------------------------------------------------------------------------------
 
@@ -133,14 +158,48 @@ class FeedEngine:
             return None
         wait = self.pipeline.emit(events)
         if n % self.sample_every == 0:
-            if len(self._lat_enqueue) < LAT_BUFFER_MAX:
-                self._lat_enqueue.append(self._mono_ns() - mono_ns)
-                event_ms = proc.last_event_ms
-                if event_ms is not None:
-                    self._lat_event.append(wall_ns - event_ms * 1_000_000 + self.clock_offset_ns)
-            else:
-                self._latency_dropped += 1
+            self._sample(wall_ns, mono_ns, proc.last_event_ms)
         return wait
+
+    def _on_frame_columnar(self, text: str, wall_ns: int, mono_ns: int, conn: _Conn) -> Awaitable[None] | None:
+        """:meth:`on_frame` on the columnar path: the events stay native until a batch is full."""
+        self._frames = n = self._frames + 1
+        if self.recorder is not None:
+            self.recorder.frame(conn.conn_id, wall_ns, text)
+        proc = self._columns
+        assert proc is not None and self._table_pipeline is not None
+        got = self._feed(text, wall_ns)
+        if got < 0:
+            self._bad_frame(proc.rejection(got, text))
+            return None
+        want = proc.wants_snapshot
+        if want is not None and self.snapshots is not None:
+            self.snapshots.request(want)
+        if not got:
+            return None
+        self._held += got
+        if n % self.sample_every == 0:
+            self._sample(wall_ns, mono_ns, proc.last_event_ms)
+        if self._held >= self._table_pipeline.batch_size:
+            batch = self.take_batch()
+            return self._table_pipeline.emit_tables(batch) if batch is not None else None
+        return None
+
+    def _sample(self, wall_ns: int, mono_ns: int, event_ms: int | None) -> None:
+        if len(self._lat_enqueue) < LAT_BUFFER_MAX:
+            self._lat_enqueue.append(self._mono_ns() - mono_ns)
+            if event_ms is not None:
+                self._lat_event.append(wall_ns - event_ms * 1_000_000 + self.clock_offset_ns)
+        else:
+            self._latency_dropped += 1
+
+    def take_batch(self) -> TableBatch | None:
+        """The events held in columns, as one TableBatch (None when there are none)."""
+        if self._columns is None or (not self._held and not self._columns.pending()):
+            return None
+        tables = self._columns.take_tables()
+        self._held = 0
+        return TableBatch(tables, sum(t.num_rows for t in tables.values())) if tables else None
 
     @property
     def stats(self) -> EngineStats:
@@ -176,6 +235,8 @@ class FeedEngine:
         """A fetched REST snapshot for ``symbol``: sync the book, publish, ask again if rejected."""
         proc = self.processor
         try:
+            if self._columns is not None:
+                return self._snapshot_columnar(symbol, body, wall_ns)
             events = proc.on_snapshot(symbol, body, wall_ns)
         except ParseError as exc:
             log_event(log, logging.WARNING, "snapshot_rejected", symbol=symbol, reason=exc.reason, sample=exc.sample)
@@ -198,9 +259,26 @@ class FeedEngine:
             )
         return self.pipeline.emit(events) if events else None
 
+    def _snapshot_columnar(self, symbol: str, body: bytes, wall_ns: int) -> Awaitable[None] | None:
+        proc = self._columns
+        assert proc is not None
+        got = proc.feed_snapshot(symbol, body, wall_ns)
+        if proc.wants_snapshot is not None and self.snapshots is not None:
+            self.snapshots.request(symbol)
+        if got:
+            self.ever_synced.add(symbol)
+            self._held += got
+            log_event(log, logging.INFO, "book_synced", symbol=symbol, replayed=got - 1)
+        return None
+
     def reset_symbols(self, symbols: tuple[str, ...] | list[str], reason: str) -> Awaitable[None] | None:
         """Discard these books (e.g. their connection dropped); publishes the resets."""
         wall = self.clock.wall_ns()
+        if self._columns is not None:
+            got = sum(self._columns.feed_reset(s, reason, wall) for s in symbols)
+            self._resets_by_engine += got
+            self._held += got
+            return None
         events: list[Event] = []
         for s in symbols:
             events.extend(self.processor.reset(s, reason, wall))

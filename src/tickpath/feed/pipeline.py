@@ -16,18 +16,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import TickpathError
 from tickpath.events import Event, SessionInfo
 from tickpath.logs import log_event
-from tickpath.sinks.base import Sink, SinkStats
+from tickpath.sinks.base import Sink, SinkStats, TableBatch
 
 log = logging.getLogger(__name__)
 
 _STOP: list[Event] = []  # sentinel batch (identity-compared)
+Batch = list[Event] | TableBatch
+_CHANNEL_OF_TABLE = {"l2": "l2", "trades": "trades", "tickers": "ticker"}
 
 
 @dataclass
@@ -42,7 +44,7 @@ class PipelineStats:
 class _SinkWorker:
     def __init__(self, sink: Sink, queue_batches: int, flush_every_s: float, clock: Clock) -> None:
         self.sink = sink
-        self.queue: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=queue_batches)
+        self.queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=queue_batches)
         self.flush_every_ns = int(flush_every_s * 1e9)
         self.clock = clock
         self.task: asyncio.Task[None] | None = None
@@ -56,7 +58,10 @@ class _SinkWorker:
             if batch is _STOP:
                 return
             try:
-                await sink.write(batch)
+                if isinstance(batch, TableBatch):
+                    await sink.write_tables(batch)
+                else:
+                    await sink.write(batch)
                 now = clock.monotonic_ns()
                 if now - last_flush >= self.flush_every_ns:
                     last_flush = now
@@ -93,7 +98,18 @@ class Pipeline:
         self._ticker: asyncio.Task[None] | None = None
         self._handoff_lock = asyncio.Lock()
         self._pending: asyncio.Future[None] | None = None
+        self._source: Callable[[], TableBatch | None] | None = None
         self.closed = False
+
+    @property
+    def columnar(self) -> bool:
+        """Every sink stores Arrow tables as they are: the feed may hand over TableBatches."""
+        return bool(self.sinks) and all(s.accepts_tables for s in self.sinks)
+
+    def set_source(self, take: Callable[[], TableBatch | None]) -> None:
+        """Where columnar events wait (the native core): taken at every tick and at drain, so a
+        partial batch waits no longer than ``flush_interval_s``."""
+        self._source = take
 
     async def start(self) -> None:
         for s in self.sinks:
@@ -121,8 +137,25 @@ class Pipeline:
             return self._handoff_now()
         return None
 
+    def emit_tables(self, batch: TableBatch) -> asyncio.Future[None] | None:
+        """Hand over events in columns (a whole batch); returns an awaitable under back-pressure."""
+        if not batch.rows:
+            return None
+        by = self.stats.by_channel
+        for table, arrow in batch.tables.items():
+            by[_CHANNEL_OF_TABLE[table]] += arrow.num_rows
+        self.stats.emitted += batch.rows
+        return self._handoff(batch)
+
+    def _pull(self) -> asyncio.Future[None] | None:
+        batch = self._source() if self._source is not None else None
+        return self.emit_tables(batch) if batch is not None else None
+
     def _handoff_now(self) -> asyncio.Future[None] | None:
         batch, self._batch = self._batch, []
+        return self._handoff(batch)
+
+    def _handoff(self, batch: Batch) -> asyncio.Future[None] | None:
         self.stats.batches += 1
         waiting = self._pending is not None and not self._pending.done()
         if not waiting and not any(w.queue.full() for w in self._workers):
@@ -135,7 +168,7 @@ class Pipeline:
         # or an accepted batch would be lost; close() awaits it.
         return asyncio.shield(self._pending)
 
-    async def _handoff_wait(self, batch: list[Event]) -> None:
+    async def _handoff_wait(self, batch: Batch) -> None:
         start = self.clock.monotonic_ns()
         self.stats.backpressure_waits += 1
         async with self._handoff_lock:
@@ -147,6 +180,9 @@ class Pipeline:
         period = int(self.flush_interval_s * 1e9)
         while True:
             await self.clock.sleep_until_ns(self.clock.monotonic_ns() + period)
+            fut = self._pull()
+            if fut is not None:
+                await fut
             if self._batch:
                 fut = self._handoff_now()
                 if fut is not None:
@@ -154,6 +190,9 @@ class Pipeline:
 
     async def drain(self) -> None:
         """Hand off the open batch (awaiting room)."""
+        fut = self._pull()
+        if fut is not None:
+            await fut
         if self._batch:
             fut = self._handoff_now()
             if fut is not None:

@@ -188,6 +188,8 @@ class Feed:
                 recorder=self._recorder,
                 latency_sample_every=self.latency_sample_every,
                 clock_offset_ns=self._offset.offset_ns if self._offset is not None else 0,
+                # Every sink takes Arrow tables (DuckDB): the native core's columnar path.
+                columnar=self.pipeline if self.pipeline.columnar else None,
             )
             if cfg.metrics_port is not None:
                 self._metrics = MetricsServer(self.snapshot, cfg.metrics_host, cfg.metrics_port)

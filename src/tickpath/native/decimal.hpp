@@ -27,8 +27,6 @@ constexpr uint64_t POW10U[] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull
                                100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
                                10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
                                100000000000000000ull, 1000000000000000000ull};
-constexpr double POW10D[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                             1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 struct ParsedDecimal {
   Decimal d;
@@ -93,13 +91,18 @@ inline bool parse_decimal(const char* s, size_t n, Decimal& out) {
   return true;
 }
 
-// The value as the nearest double, equal to Python's float() of the same string: the mantissa with
-// its trailing fractional zeros removed has at most 15 significant digits for a price (< 2^53, exact)
-// and 10^scale is exact for scale <= 22, so one correctly rounded division gives the nearest double.
+// The book's key for a decimal: the value as a double, m * 10^-scale with the fraction's trailing
+// zeros removed first, so every spelling of one value ("7.611", "7.6110") gets the same key. With at
+// most 15 significant digits two different values differ by more than 4 ulps, so a multiplication
+// by 10^-scale (error < 1 ulp) keeps them apart and in order: exact keys without a division.
 inline double to_double(const ParsedDecimal& p) {
-  int tz = p.fraction_zeros;
-  uint64_t m = p.d.mantissa() / POW10U[tz];
-  return double(m) / POW10D[p.d.scale() - tz];
+  static constexpr double INV_POW10[] = {1e0,   1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,
+                                         1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15,
+                                         1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22};
+  uint64_t m = p.d.mantissa();
+  for (int i = 0; i < p.fraction_zeros; ++i) m /= 10;  // by a constant: a multiply, not a divide
+  int s = p.d.scale() - p.fraction_zeros;
+  return s == 0 ? double(m) : double(m) * INV_POW10[s];
 }
 
 inline void append_decimal(std::string& out, Decimal d) {

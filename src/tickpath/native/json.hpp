@@ -305,7 +305,9 @@ inline bool Reader::number(bool& integral, bool& negative, uint64_t& magnitude, 
     ++q;
     if (q < end_ && unsigned(*q - '0') < 10) return fail(MALFORMED);  // a leading zero
   } else if (*q >= '1' && *q <= '9') {
-    while (q < end_ && unsigned(*q - '0') < 10) {
+    const char* digits = q;
+    while (q < end_ && unsigned(*q - '0') < 10 && q - digits < 19) magnitude = magnitude * 10 + uint64_t(*q++ - '0');
+    while (q < end_ && unsigned(*q - '0') < 10) {  // 20 digits or more: only now can uint64 overflow
       uint64_t next;
       if (__builtin_mul_overflow(magnitude, uint64_t(10), &next) ||
           __builtin_add_overflow(next, uint64_t(*q - '0'), &magnitude))

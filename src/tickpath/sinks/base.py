@@ -19,9 +19,12 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from tickpath.events import Event, SessionInfo
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # Field metadata of a stats number that is a level (it goes down too), not a count.
 GAUGE: Mapping[str, Any] = {"gauge": True}
@@ -55,6 +58,15 @@ class SinkStats:
         return dataclasses.replace(self)
 
 
+@dataclass(frozen=True)
+class TableBatch:
+    """Events already in columns: one Arrow table per storage table (``tickpath.tables`` layout),
+    as the native core makes them without a Python object per event; ``rows`` in all."""
+
+    tables: Mapping[str, pa.Table]
+    rows: int
+
+
 class Sink(ABC):
     """Where normalized events go. Implementations: DuckDB, Parquet, JSON lines, NATS, Pub/Sub."""
 
@@ -70,6 +82,14 @@ class Sink(ABC):
     @abstractmethod
     async def write(self, batch: Sequence[Event]) -> None:
         """Accept a batch, in order (count it in ``stats.accepted``). May await to apply back-pressure."""
+
+    # A sink that stores Arrow tables as they are sets this and implements write_tables; when every
+    # sink of a feed does, the feed hands them TableBatches instead of events (the columnar path).
+    accepts_tables: ClassVar[bool] = False
+
+    async def write_tables(self, batch: TableBatch) -> None:
+        """Accept a batch of events in columns (count ``batch.rows`` in ``stats.accepted``)."""
+        raise NotImplementedError(f"the {self.name} sink takes events, not tables")
 
     @abstractmethod
     async def write_session(self, session: SessionInfo) -> None:

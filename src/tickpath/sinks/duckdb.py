@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from tickpath.errors import SinkError
 from tickpath.events import Event, SessionInfo
-from tickpath.sinks.base import Sink
+from tickpath.sinks.base import Sink, TableBatch
 from tickpath.tables import EVENT_TABLES, duckdb_ddl, events_to_arrow, merge_sessions
 
 DEFAULT_PATH = "./data/ticks.duckdb"
@@ -63,6 +63,7 @@ class DuckDBSink(Sink):
     """
 
     name = "duckdb"
+    accepts_tables = True
 
     def __init__(
         self,
@@ -121,6 +122,14 @@ class DuckDBSink(Sink):
         if len(self._buf) >= self.convert_rows:
             async with self._lock:
                 await self._convert(threaded=True)
+        if self._table_rows >= self.batch_rows:
+            await self.flush()
+
+    async def write_tables(self, batch: TableBatch) -> None:
+        """Events already in Arrow tables (the native core's columnar path): inserted as they are."""
+        self.stats.accepted += batch.rows
+        self._tables.append((dict(batch.tables), batch.rows))
+        self._table_rows += batch.rows
         if self._table_rows >= self.batch_rows:
             await self.flush()
 

@@ -73,9 +73,20 @@ def _open(p: Path) -> IO[str]:
         raise ConfigError(f"cannot read capture {p}: {exc.strerror}") from exc
 
 
+def _not_text(p: Path, exc: UnicodeDecodeError) -> ConfigError:
+    return ConfigError(f"{p}: not a capture: invalid UTF-8 ({exc.reason} in a line read)")
+
+
 def read_ws_capture(path: str | Path) -> WsCapture:
     """Read a ``*.ws.txt`` capture; a malformed line is a :class:`ConfigError` naming it."""
     p = Path(path)
+    try:
+        return _read_ws(p)
+    except UnicodeDecodeError as exc:  # found by fuzz/ (the capture target)
+        raise _not_text(p, exc) from None
+
+
+def _read_ws(p: Path) -> WsCapture:
     with _open(p) as fh:
         first = fh.readline().rstrip("\n")
         url, found, opened = first.partition(" <-> ")
@@ -96,6 +107,13 @@ def read_ws_capture(path: str | Path) -> WsCapture:
 
 def iter_http_capture(path: str | Path) -> Iterator[HttpRecord]:
     p = Path(path)
+    try:
+        yield from _iter_http(p)
+    except UnicodeDecodeError as exc:
+        raise _not_text(p, exc) from None
+
+
+def _iter_http(p: Path) -> Iterator[HttpRecord]:
     with _open(p) as fh:
         for lineno, raw in enumerate(fh, start=1):
             line = raw.rstrip("\n")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade, Venue
 from tickpath.venues.binance.normalize import Normalizer
@@ -247,6 +247,8 @@ class NativeProcessor:
             raise RuntimeError("the native core is not built; reinstall tickpath or set TICKPATH_PURE=1")
         names = sorted({s.upper() for s in symbols}) if symbols is not None else []
         self._restricted = symbols is not None
+        self._session = session
+        self._venue = venue
         self.core = _core.Core(
             venue in FUTURES_RULES,
             names,
@@ -257,6 +259,10 @@ class NativeProcessor:
             venue,
             _CLASSES,
         )
+        # feed(raw, receipt_ns) -> int: like on_frame, but events stay native until take_tables (the
+        # columnar path); a negative result is a rejected frame (counted). A direct builtin: no
+        # pybind11 dispatch on the hot call.
+        self.feed = self.core.feeder()
         if depth is not None and depth < 1:
             from tickpath.errors import ConfigError
 
@@ -271,7 +277,7 @@ class NativeProcessor:
         return self.core.wants_snapshot
 
     def on_frame(self, raw: bytes | str, receipt_ns: int) -> list[Event]:
-        n = self.core.on_frame(raw, receipt_ns)
+        n = self.feed(raw, receipt_ns)
         if n > 0:
             return self.core.take_events()
         if n < 0:
@@ -284,6 +290,44 @@ class NativeProcessor:
             raise ParseError(f"unknown event kind {self.core.unknown_kind!r}", reason=reason, sample=sample_of(raw))
         what = "frame violates the schema" if reason == "schema" else "undecodable frame"
         raise ParseError(what, reason=reason, sample=sample_of(raw))
+
+    def feed_snapshot(self, symbol: str, body: bytes | str, receipt_ns: int) -> int:
+        """Like :meth:`on_snapshot` for the columnar path; raises :class:`ParseError` on a bad body."""
+        n = self.core.on_snapshot(symbol, body, receipt_ns, not self._restricted)
+        if n < 0:
+            self._raise(n, body)
+        return n
+
+    def feed_reset(self, symbol: str, reason: str, receipt_ns: int) -> int:
+        """Like :meth:`reset` for the columnar path."""
+        return self.core.reset(symbol, reason, receipt_ns)
+
+    def pending(self) -> int:
+        """Events held for :meth:`take_tables`."""
+        return self.core.pending()
+
+    def rejection(self, code: int, raw: bytes | str) -> ParseError:
+        """The :class:`ParseError` for a negative result of :meth:`feed`."""
+        try:
+            self._raise(code, raw)
+        except ParseError as exc:
+            return exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def take_tables(self) -> dict[str, Any]:
+        """Every pending event as one Arrow table per storage table (``tickpath.tables`` layout)."""
+        from tickpath.venues.binance.native_tables import columns_to_tables
+
+        cols = self.core.take_columns()
+        if not cols:
+            return {}
+        return columns_to_tables(
+            cols,
+            session=self._session,
+            venue=self._venue,
+            symbols=self.core.symbol_names(),
+            reasons=self.core.reasons(),
+        )
 
     def on_snapshot(self, symbol: str, body: bytes | str, receipt_ns: int) -> list[Event]:
         n = self.core.on_snapshot(symbol, body, receipt_ns, not self._restricted)

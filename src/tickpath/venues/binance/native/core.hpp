@@ -143,6 +143,7 @@ class Core {
     return books_[it->second].get();
   }
   const std::string& name(uint32_t sym) const { return names_[sym]; }
+  uint32_t symbol_count() const { return uint32_t(names_.size()); }
   std::vector<std::string> book_symbols() const {
     std::vector<std::string> out;
     for (size_t i = 0; i < books_.size(); ++i)

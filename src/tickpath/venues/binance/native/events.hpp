@@ -9,6 +9,8 @@
 
 namespace tp::binance {
 
+constexpr int64_t NO_INT = INT64_MIN;  // an optional int that is absent or null
+
 enum class EvKind : uint8_t { DELTA, SNAPSHOT, RESET, TRADE, TICKER };
 
 namespace Reason {  // the reasons BookSync itself gives; the engine may register more (EventLog::reason_id)

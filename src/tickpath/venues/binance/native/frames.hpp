@@ -13,6 +13,7 @@
 
 #include "../../../native/book.hpp"
 #include "../../../native/json.hpp"
+#include "events.hpp"
 
 namespace tp::binance {
 
@@ -21,7 +22,6 @@ using json::Reader;
 using json::Str;
 
 enum class Kind : uint8_t { NONE, DEPTH, AGG_TRADE, TRADE, BOOK_TICKER, KLINE, CONTROL, UNKNOWN };
-constexpr int64_t NO_INT = INT64_MIN;  // an optional int that is absent or null
 
 struct Frame {
   Kind kind = Kind::NONE;
@@ -84,7 +84,9 @@ class Decoder {
     constexpr size_t PL = sizeof(PREFIX) - 1;
     if (n >= PL && std::memcmp(p, PREFIX, PL) == 0) {
       const char* q = static_cast<const char*>(std::memchr(p + PL, '"', n - PL));
-      std::string_view name = q ? std::string_view(p + PL, size_t(q - p - PL)) : std::string_view(p + PL, n - PL - 1);
+      // No closing quote: the reference takes raw[PL:-1] (found by make fuzz, an over-read here when n == PL).
+      size_t len = q ? size_t(q - p - PL) : (n > PL ? n - PL - 1 : 0);
+      std::string_view name(p + PL, len);
       Kind k = kind_of_stream(stream_kind(name));
       if (k != Kind::UNKNOWN) return enveloped(p, n, k, f);
     }
@@ -114,8 +116,8 @@ class Decoder {
       }
     }
     if (r.error) return r.error;
-    if (!r.at_end()) return Error::MALFORMED;
-    return have_data ? Error::OK : Error::SCHEMA;
+    if (!have_data) return Error::SCHEMA;  // checked at the object's end, before what follows it
+    return r.at_end() ? Error::OK : Error::MALFORMED;
   }
 
   Error general(const char* p, size_t n, Frame& f);
@@ -126,7 +128,9 @@ class Decoder {
   bool kline(Reader& r, Frame& f);
   bool control(Reader& r, Frame& f);
   bool levels(Reader& r, std::vector<LevelUpdate>& out, bool& valid);
+  // The tag field `e`: msgspec reads a value of another type to its end before it rejects it.
   bool tag(Reader& r, std::string_view want) {
+    if (r.peek() != '"') return r.skip() && r.fail(Error::SCHEMA);
     Str v;
     if (!r.string(v, f_scratch_)) return false;
     return v.view == want || r.fail(Error::SCHEMA);
@@ -184,8 +188,10 @@ inline bool Decoder::levels(Reader& r, std::vector<LevelUpdate>& out, bool& vali
     if (!r.string(p, s1)) return false;
     if (!r.next_element(inner)) return r.error ? false : r.fail(Error::SCHEMA);
     if (!r.string(q, s2)) return false;
-    if (r.next_element(inner))  // a third element (a trailing comma is not JSON at all)
-      return r.fail(r.is_value_start(r.peek()) ? Error::SCHEMA : Error::MALFORMED);
+    if (r.next_element(inner)) {  // a third element: too long (as msgspec: a trailing comma is not JSON)
+      char c = r.peek();
+      return r.fail(c == ']' || c == '\0' ? Error::MALFORMED : Error::SCHEMA);
+    }
     if (r.error) return false;
     LevelUpdate u;
     if (!make_update(p.view.data(), p.view.size(), q.view.data(), q.view.size(), u)) valid = false;
@@ -201,16 +207,19 @@ inline bool Decoder::depth(Reader& r, Frame& f) {
   while (r.next_key(key_, key_scratch_, first)) {
     std::string_view k = key_.view;
     bool ok;
-    if (k == "e") ok = tag(r, "depthUpdate");
-    else if (k == "E") ok = r.int64(f.E), hE = true;
-    else if (k == "s") ok = kept(r, f, 0, f.s), hs = true;
-    else if (k == "U") ok = r.int64(f.U), hU = true;
-    else if (k == "u") ok = r.int64(f.u), hu = true;
-    else if (k == "b") bv = true, ok = levels(r, f.b, bv), hb = true;
-    else if (k == "a") av = true, ok = levels(r, f.a, av), ha = true;
-    else if (k == "T") ok = opt_int(r, f.T);
-    else if (k == "pu") ok = opt_int(r, f.pu);
-    else ok = r.skip();
+    // One switch on the key's first byte instead of a string comparison per field.
+    switch (k.size() == 1 ? k[0] : k == "pu" ? 'p' : '\0') {
+      case 'e': ok = tag(r, "depthUpdate"); break;
+      case 'E': ok = r.int64(f.E), hE = true; break;
+      case 's': ok = kept(r, f, 0, f.s), hs = true; break;
+      case 'U': ok = r.int64(f.U), hU = true; break;
+      case 'u': ok = r.int64(f.u), hu = true; break;
+      case 'b': bv = true, ok = levels(r, f.b, bv), hb = true; break;
+      case 'a': av = true, ok = levels(r, f.a, av), ha = true; break;
+      case 'T': ok = opt_int(r, f.T); break;
+      case 'p': ok = opt_int(r, f.pu); break;
+      default: ok = r.skip();
+    }
     if (!ok) return false;
   }
   if (r.error) return false;
@@ -407,8 +416,8 @@ inline Error Decoder::snapshot(const char* p, size_t n, int64_t& last, std::vect
     if (!ok) return r.error;
   }
   if (r.error) return r.error;
-  if (!r.at_end()) return Error::MALFORMED;
   if (!(hl && hb && ha)) return Error::SCHEMA;
+  if (!r.at_end()) return Error::MALFORMED;
   valid = bv && av;
   return Error::OK;
 }

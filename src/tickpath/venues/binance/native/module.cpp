@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "columns.hpp"
 #include "core.hpp"
 
 namespace py = pybind11;
@@ -29,6 +30,26 @@ std::string_view view_of(py::handle obj) {
   if (PyByteArray_Check(o)) return std::string_view(PyByteArray_AS_STRING(o), size_t(PyByteArray_GET_SIZE(o)));
   throw py::type_error("a frame is bytes or str");
 }
+
+template <typename T>
+py::bytes raw(const std::vector<T>& v) {
+  return py::bytes(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+
+py::tuple i64(const I64Col& c) {  // (values, validity bitmap or None)
+  return py::make_tuple(raw(c.values), c.nulls ? py::object(raw(c.valid)) : py::object(py::none()));
+}
+
+py::tuple str(const StrCol& c) { return py::make_tuple(raw(c.offsets), py::bytes(c.data)); }
+
+py::dict common(const Common& c) {
+  py::dict d;
+  d["symbol"] = raw(c.sym), d["seq"] = i64(c.seq), d["event_time_ms"] = i64(c.E);
+  d["transaction_time_ms"] = i64(c.T), d["receipt_ns"] = i64(c.receipt);
+  return d;
+}
+
+py::tuple levels_col(const LevelsCol& c) { return py::make_tuple(raw(c.offsets), str(c.price), str(c.qty)); }
 
 py::object opt(int64_t v) { return v == NO_INT ? py::none() : py::object(py::int_(v)); }
 
@@ -85,6 +106,44 @@ class PyCore {
     core_.log.clear();
     return out;
   }
+
+  // The pending events as Arrow-layout buffers per table (see processor.columns_to_tables); clears them.
+  py::dict take_columns() {
+    Columns cols;
+    to_columns(core_.log, cols);
+    core_.log.clear();
+    py::dict out;
+    if (cols.l2.rows()) {
+      const L2Cols& t = cols.l2;
+      py::dict d = common(t.c);
+      d["rows"] = t.rows(), d["kind"] = raw(t.kind), d["first_update_id"] = i64(t.first);
+      d["final_update_id"] = i64(t.final_), d["prev_final_update_id"] = i64(t.prev), d["depth"] = i64(t.depth);
+      d["reason"] = raw(t.reason), d["last_good_update_id"] = i64(t.last_good);
+      d["bids"] = levels_col(t.bids), d["asks"] = levels_col(t.asks);
+      out["l2"] = d;
+    }
+    if (cols.trades.rows()) {
+      const TradeCols& t = cols.trades;
+      py::dict d = common(t.c);
+      d["rows"] = t.rows(), d["trade_id"] = i64(t.id), d["first_trade_id"] = i64(t.first);
+      d["last_trade_id"] = i64(t.last), d["price"] = str(t.price), d["qty"] = str(t.qty), d["sell"] = raw(t.sell);
+      out["trades"] = d;
+    }
+    if (cols.tickers.rows()) {
+      const TickerCols& t = cols.tickers;
+      py::dict d = common(t.c);
+      d["rows"] = t.rows(), d["update_id"] = i64(t.update_id), d["bid_price"] = str(t.bp);
+      d["bid_qty"] = str(t.bq), d["ask_price"] = str(t.ap), d["ask_qty"] = str(t.aq);
+      out["tickers"] = d;
+    }
+    return out;
+  }
+  std::vector<std::string> symbol_names() const {
+    std::vector<std::string> out;
+    for (uint32_t i = 0; i < core_.symbol_count(); ++i) out.push_back(core_.name(i));
+    return out;
+  }
+  std::vector<std::string> reasons() const { return core_.log.reasons; }
 
   py::dict stats() const {
     const CoreStats& s = core_.stats;
@@ -177,6 +236,49 @@ class PyCore {
   }
 };
 
+// Core.feeder() returns feed(frame, receipt_ns) -> int: Core.on_frame bound to its core as a plain
+// METH_FASTCALL builtin, without pybind11's dispatcher (overload resolution and argument casting
+// cost ~70 ns a call, as much as decoding a small frame). Its `self` is a capsule holding the core's
+// pointer; the capsule keeps the Python core object alive.
+constexpr const char* FEEDER = "tickpath.core.feeder";
+
+PyObject* feeder_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "feed(frame, receipt_ns)");
+    return nullptr;
+  }
+  auto* core = static_cast<PyCore*>(PyCapsule_GetPointer(self, FEEDER));
+  if (core == nullptr) return nullptr;
+  long long receipt = PyLong_AsLongLong(args[1]);
+  if (receipt == -1 && PyErr_Occurred()) return nullptr;
+  try {
+    return PyLong_FromLong(core->on_frame(py::handle(args[0]), receipt));
+  } catch (py::error_already_set& e) {
+    e.restore();
+    return nullptr;
+  } catch (std::exception& e) {
+    PyErr_SetString(PyExc_TypeError, e.what());
+    return nullptr;
+  }
+}
+
+PyMethodDef FEEDER_DEF = {"feed", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(feeder_call)),
+                          METH_FASTCALL, "feed(frame, receipt_ns) -> int: as Core.on_frame."};
+
+void release_owner(PyObject* capsule) { Py_XDECREF(static_cast<PyObject*>(PyCapsule_GetContext(capsule))); }
+
+py::object make_feeder(py::object owner) {
+  PyCore* core = py::cast<PyCore*>(owner);
+  PyObject* capsule = PyCapsule_New(core, FEEDER, release_owner);
+  if (capsule == nullptr) throw py::error_already_set();
+  Py_INCREF(owner.ptr());
+  PyCapsule_SetContext(capsule, owner.ptr());
+  PyObject* fn = PyCFunction_NewEx(&FEEDER_DEF, capsule, nullptr);
+  Py_DECREF(capsule);
+  if (fn == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(fn);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -196,6 +298,10 @@ PYBIND11_MODULE(_core, m) {
       .def("pending", &PyCore::pending)
       .def("discard", &PyCore::discard)
       .def("take_events", &PyCore::take_events)
+      .def("take_columns", &PyCore::take_columns)
+      .def("feeder", [](py::object self) { return make_feeder(self); })
+      .def("symbol_names", &PyCore::symbol_names)
+      .def("reasons", &PyCore::reasons)
       .def("stats", &PyCore::stats)
       .def("book_stats", &PyCore::book_stats)
       .def("book_state", &PyCore::book_state)

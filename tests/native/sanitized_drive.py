@@ -1,0 +1,53 @@
+"""Run under AddressSanitizer/UBSan by test_sanitizers.py: load the sanitized core, drive it hard.
+
+argv: the sanitized extension's path, the captures directory (or "-").
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location("tickpath.venues.binance._core", sys.argv[1])
+assert spec is not None and spec.loader is not None
+core_module = importlib.util.module_from_spec(spec)
+sys.modules["tickpath.venues.binance._core"] = core_module
+spec.loader.exec_module(core_module)
+
+from tests.native.hostile import hostile_frames  # noqa: E402
+from tickpath.venues.binance.parse import ParseError  # noqa: E402
+from tickpath.venues.binance.processor import NativeProcessor  # noqa: E402
+
+rng = random.Random(5)
+frames = hostile_frames()
+if sys.argv[2] != "-":
+    from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
+
+    shared = Path(sys.argv[2])
+    for name in ("usdm_futures", "spot"):
+        frames += [f.text.encode() for f in read_ws_capture(shared / f"{name}.ws.txt").frames]
+        bodies = [r.body for r in read_http_capture(shared / f"{name}.http.txt")]
+        frames += [b.encode() if isinstance(b, str) else b for b in bodies]
+rejected = accepted = 0
+for venue in ("futures", "spot"):
+    for depth in (None, 3):
+        proc = NativeProcessor(venue, session="asan", depth=depth)  # type: ignore[arg-type]
+        for i in range(6000):
+            raw = bytearray(rng.choice(frames))
+            for _ in range(rng.randint(0, 4)):
+                if raw:
+                    j = rng.randrange(len(raw))
+                    raw[j : j + rng.randint(0, 3)] = bytes(rng.randrange(256) for _ in range(rng.randint(0, 3)))
+            try:
+                if i % 7 == 0:
+                    proc.on_snapshot(rng.choice(["BTCUSDT", "SUSHIUSDT", "NKNUSDT"]), bytes(raw), i)
+                else:
+                    proc.on_frame(bytes(raw), i)
+                accepted += 1
+            except ParseError:
+                rejected += 1
+            if i % 500 == 0:
+                proc.reset("BTCUSDT", "fuzz", i)
+print(f"accepted={accepted} rejected={rejected}")
