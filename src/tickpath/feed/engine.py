@@ -30,7 +30,14 @@ from tickpath.feed.clocks import clock_readers
 from tickpath.logs import log_event
 from tickpath.sinks.base import TableBatch
 from tickpath.stats import LatencyRecorder
-from tickpath.venues.binance.processor import BookView, NativeProcessor, ParseError, book_views, make_processor
+from tickpath.venues.binance.processor import (
+    WANTS_SNAPSHOT,
+    BookView,
+    NativeProcessor,
+    ParseError,
+    book_views,
+    make_processor,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +138,7 @@ class FeedEngine:
         if columnar is not None and isinstance(self.processor, NativeProcessor):
             self._columns = self.processor
             self._feed = self.processor.feed
+            self._batch_size = columnar.batch_size
             columnar.set_source(self.take_batch)
             self.on_frame = self._on_frame_columnar  # type: ignore[method-assign]
 
@@ -166,23 +174,26 @@ class FeedEngine:
         self._frames = n = self._frames + 1
         if self.recorder is not None:
             self.recorder.frame(conn.conn_id, wall_ns, text)
-        proc = self._columns
-        assert proc is not None and self._table_pipeline is not None
         got = self._feed(text, wall_ns)
         if got < 0:
-            self._bad_frame(proc.rejection(got, text))
+            assert self._columns is not None
+            self._bad_frame(self._columns.rejection(got, text))
             return None
-        want = proc.wants_snapshot
-        if want is not None and self.snapshots is not None:
-            self.snapshots.request(want)
+        if got >= WANTS_SNAPSHOT:
+            got -= WANTS_SNAPSHOT
+            if self.snapshots is not None:
+                want = self._columns.wants_snapshot if self._columns is not None else None
+                if want is not None:
+                    self.snapshots.request(want)
         if not got:
             return None
         self._held += got
-        if n % self.sample_every == 0:
-            self._sample(wall_ns, mono_ns, proc.last_event_ms)
-        if self._held >= self._table_pipeline.batch_size:
+        if n % self.sample_every == 0 and self._columns is not None:
+            self._sample(wall_ns, mono_ns, self._columns.last_event_ms)
+        if self._held >= self._batch_size:
             batch = self.take_batch()
-            return self._table_pipeline.emit_tables(batch) if batch is not None else None
+            if batch is not None and self._table_pipeline is not None:
+                return self._table_pipeline.emit_tables(batch)
         return None
 
     def _sample(self, wall_ns: int, mono_ns: int, event_ms: int | None) -> None:

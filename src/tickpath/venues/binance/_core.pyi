@@ -6,6 +6,7 @@ BAD_JSON: int
 BAD_SCHEMA: int
 BAD_UNKNOWN: int
 LEVEL_BYTES: int
+WANTS_SNAPSHOT: int
 
 class Core:
     def __init__(

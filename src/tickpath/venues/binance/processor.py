@@ -227,6 +227,7 @@ _REASONS: dict[int, ParseReason] = {}
 if _core is not None:
     _REASONS = {_core.BAD_JSON: "malformed_json", _core.BAD_SCHEMA: "schema", _core.BAD_UNKNOWN: "unknown_event"}
 _CLASSES = (BookDelta, BookSnapshot, BookReset, Trade, Ticker)
+WANTS_SNAPSHOT = _core.WANTS_SNAPSHOT if _core is not None else 1 << 24
 
 
 class NativeProcessor:
@@ -260,8 +261,8 @@ class NativeProcessor:
             _CLASSES,
         )
         # feed(raw, receipt_ns) -> int: like on_frame, but events stay native until take_tables (the
-        # columnar path); a negative result is a rejected frame (counted). A direct builtin: no
-        # pybind11 dispatch on the hot call.
+        # columnar path): the number of events kept, plus WANTS_SNAPSHOT when a book now waits for
+        # one; negative for a rejected frame (counted). A direct builtin: no pybind11 dispatch.
         self.feed = self.core.feeder()
         if depth is not None and depth < 1:
             from tickpath.errors import ConfigError
@@ -278,6 +279,8 @@ class NativeProcessor:
 
     def on_frame(self, raw: bytes | str, receipt_ns: int) -> list[Event]:
         n = self.feed(raw, receipt_ns)
+        if n >= WANTS_SNAPSHOT:
+            n -= WANTS_SNAPSHOT
         if n > 0:
             return self.core.take_events()
         if n < 0:

@@ -97,6 +97,7 @@ class PyCore {
     return core_.wants_snapshot < 0 ? py::none() : py::object(py::str(core_.name(uint32_t(core_.wants_snapshot))));
   }
   int64_t last_snapshot_id() const { return core_.last_snapshot_id; }
+  bool wants_snapshot_now() const { return core_.wants_snapshot >= 0; }
   std::string unknown_kind() const { return core_.frame.unknown_kind; }
 
   py::list take_events() {
@@ -241,6 +242,7 @@ class PyCore {
 // cost ~70 ns a call, as much as decoding a small frame). Its `self` is a capsule holding the core's
 // pointer; the capsule keeps the Python core object alive.
 constexpr const char* FEEDER = "tickpath.core.feeder";
+constexpr long WANTS_SNAPSHOT = 1L << 24;  // feeder results: events | WANTS_SNAPSHOT when a book waits
 
 PyObject* feeder_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
@@ -252,7 +254,9 @@ PyObject* feeder_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
   long long receipt = PyLong_AsLongLong(args[1]);
   if (receipt == -1 && PyErr_Occurred()) return nullptr;
   try {
-    return PyLong_FromLong(core->on_frame(py::handle(args[0]), receipt));
+    int n = core->on_frame(py::handle(args[0]), receipt);
+    // The snapshot request rides on the result (one bit), saving a property call per frame.
+    return PyLong_FromLong(n >= 0 && core->wants_snapshot_now() ? n | WANTS_SNAPSHOT : n);
   } catch (py::error_already_set& e) {
     e.restore();
     return nullptr;
@@ -287,6 +291,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("BAD_SCHEMA") = BAD_SCHEMA;
   m.attr("BAD_UNKNOWN") = BAD_UNKNOWN;
   m.attr("LEVEL_BYTES") = sizeof(Level);
+  m.attr("WANTS_SNAPSHOT") = WANTS_SNAPSHOT;
   py::class_<PyCore>(m, "Core")
       .def(py::init<bool, std::vector<std::string>, bool, int, size_t, std::string, std::string, py::tuple>(),
            py::arg("futures"), py::arg("symbols"), py::arg("restricted"), py::arg("depth"), py::arg("max_buffer"),
