@@ -154,3 +154,24 @@ def test_random_streams_give_identical_events(venue: str, depth: int | None, ops
         else:
             pair.frame(op[1], i)
     pair.check_state()
+
+
+_D = b'{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":1,"u":2,"pu":0,'
+FOUND_BY_FUZZ = [
+    b'{"stream":"',  # the core read past the end looking for the stream name's closing quote
+    _D + b'"b":[],"a":[],"p":"1.5"}}',  # a key "p" was taken for "pu"
+    _D + b'"b":[["1","2",\xff]],"a":[]}}',  # a third element in a level is too long, not malformed
+    _D + b'"b":[["1","2",]],"a":[]}}',  # ... but a trailing comma is malformed
+    b'{"stream":"btcusdt@trade","data":{"e":{"result"trade","E":1}}',  # a tag value is read to its end
+    b'{"stream":"btcu\x9fsdt@kline_1m","E":1,"s":"BTCUSDT","k":{"t":2}}}',  # missing data before trailing bytes
+    b'{"stream":"x@aggTrade","data":{"e":"aggTrade","E":1,"s":"X","a":1,"p":"1","q":"1","f":1,"l":1,"T":1,"m":-x}}',
+]
+
+
+@pytest.mark.parametrize("frame", FOUND_BY_FUZZ)
+@pytest.mark.parametrize("venue", ["futures", "spot"])
+def test_frames_found_by_fuzzing(venue: str, frame: bytes) -> None:
+    pair = Pair.make(venue)
+    pair.frame(frame, 1)
+    pair.snapshot("BTCUSDT", frame, 2)
+    pair.check_state()

@@ -208,7 +208,8 @@ inline bool Decoder::depth(Reader& r, Frame& f) {
     std::string_view k = key_.view;
     bool ok;
     // One switch on the key's first byte instead of a string comparison per field.
-    switch (k.size() == 1 ? k[0] : k == "pu" ? 'p' : '\0') {
+    // ("pu" is 'P': a one-letter key "p" is not a depth field, found by make fuzz.)
+    switch (k.size() == 1 ? (k[0] == 'P' ? '\0' : k[0]) : k == "pu" ? 'P' : '\0') {
       case 'e': ok = tag(r, "depthUpdate"); break;
       case 'E': ok = r.int64(f.E), hE = true; break;
       case 's': ok = kept(r, f, 0, f.s), hs = true; break;
@@ -217,7 +218,7 @@ inline bool Decoder::depth(Reader& r, Frame& f) {
       case 'b': bv = true, ok = levels(r, f.b, bv), hb = true; break;
       case 'a': av = true, ok = levels(r, f.a, av), ha = true; break;
       case 'T': ok = opt_int(r, f.T); break;
-      case 'p': ok = opt_int(r, f.pu); break;
+      case 'P': ok = opt_int(r, f.pu); break;
       default: ok = r.skip();
     }
     if (!ok) return false;
