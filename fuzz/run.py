@@ -6,9 +6,12 @@ import sys
 
 import atheris
 
-# Coverage comes from the decoders and loaders. The book and sync modules stay uninstrumented: under
-# atheris's comparison hooks the pure reference's decisions once differed from a plain run of the
-# same inputs (a replay of the whole history agreed), which would be a false disagreement.
+# The pure reference's book and sync rules are imported before instrumenting: under atheris's
+# comparison hooks they once decided a crossed snapshot differently than in a plain run of the same
+# inputs (replaying the whole history with and without the hooks showed it), which is a false
+# disagreement for the differential `frames` target. Coverage comes from the decoders and loaders.
+import tickpath.venues.binance.sync  # noqa: F401
+
 _INSTRUMENTED = [
     "tickpath.venues.binance.parse",
     "tickpath.venues.binance.capture",
