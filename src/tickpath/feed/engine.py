@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
-from tickpath.events import Event, Venue
+from tickpath.events import BookSnapshot, Event, Venue
 from tickpath.feed.clocks import clock_readers
 from tickpath.logs import log_event
 from tickpath.sinks.base import TableBatch
@@ -258,15 +258,14 @@ class FeedEngine:
             self.snapshots.request(symbol)
         if events:
             self.ever_synced.add(symbol)
-            state = proc.book_state(symbol)
+            first = events[0]
             log_event(
                 log,
                 logging.INFO,
                 "book_synced",
                 symbol=symbol,
-                last_update_id=getattr(events[0], "last_update_id", None),
+                last_update_id=first.last_update_id if isinstance(first, BookSnapshot) else None,
                 replayed=len(events) - 1,
-                synced=state.synced if state is not None else False,
             )
         return self.pipeline.emit(events) if events else None
 
