@@ -53,7 +53,7 @@ from tickpath.feed.pipeline import Pipeline
 from tickpath.runtime import streaming_gc
 from tickpath.sinks.duckdb import DuckDBSink
 from tickpath.stats import LatencyRecorder
-from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
+from tickpath.venues.binance.capture import HttpRecord, read_http_capture, read_ws_capture, replay_order
 
 TARGET_B_RATIO = 1.0  # #17: the whole hot path into DuckDB vs orjson.loads alone, depth-only
 TARGET_C_RATE = 50_000
@@ -81,18 +81,14 @@ async def _warm(eng: FeedEngine) -> None:
     """Sync the engine's books by replaying the capture with its snapshots (untimed), as the
     stream builder's reference did, so the timed frames continue every book's chain."""
     cap = read_ws_capture(SHARED / "usdm_futures.ws.txt")
-    records = read_http_capture(SHARED / "usdm_futures.http.txt")
-    pending = sorted((r.receipt, r.params["symbol"], r.body) for r in records)
     conn = _Conn()
-    for f in cap.frames:
-        while pending and pending[0][0] <= f.receipt:
-            receipt, sym, body = pending.pop(0)
-            eng.on_snapshot(sym, body.encode(), int(receipt * 1e9))
-        w = eng.on_frame(f.text, int(f.receipt * 1e9), 0, conn)
+    for item in replay_order(cap.frames, read_http_capture(SHARED / "usdm_futures.http.txt")):
+        if isinstance(item, HttpRecord):
+            eng.on_snapshot(item.params["symbol"], item.body.encode(), int(item.receipt * 1e9))
+            continue
+        w = eng.on_frame(item.text, int(item.receipt * 1e9), 0, conn)
         if w is not None:
             await w
-    for receipt, sym, body in pending:
-        eng.on_snapshot(sym, body.encode(), int(receipt * 1e9))
 
 
 def _yardstick(stream: list[str]) -> float:

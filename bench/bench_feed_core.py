@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from bench.common import calibration_ns
-from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
+from tickpath.venues.binance.capture import HttpRecord, read_http_capture, read_ws_capture, replay_order
 from tickpath.venues.binance.normalize import Normalizer
 from tickpath.venues.binance.parse import decode_frame, decode_snapshot
 from tickpath.venues.binance.processor import NativeProcessor
@@ -49,15 +49,12 @@ def _warm_normalizer() -> tuple[Normalizer, list[dict[str, Any]], dict[str, Any]
     Returns it, the capture's frames as JSON objects, and each symbol's snapshot (JSON)."""
     cap = read_ws_capture(SHARED / "usdm_futures.ws.txt")
     records = read_http_capture(SHARED / "usdm_futures.http.txt")
-    pending = sorted((r.receipt, r.params["symbol"], r.body) for r in records)
     norm = Normalizer("futures", session="bench")
-    for f in cap.frames:
-        while pending and pending[0][0] <= f.receipt:
-            receipt, sym, body = pending.pop(0)
-            norm.on_snapshot(sym, decode_snapshot(body), int(receipt * 1e9))
-        norm.on_message(decode_frame(f.text), int(f.receipt * 1e9))
-    for receipt, sym, body in pending:
-        norm.on_snapshot(sym, decode_snapshot(body), int(receipt * 1e9))
+    for item in replay_order(cap.frames, records):
+        if isinstance(item, HttpRecord):
+            norm.on_snapshot(item.params["symbol"], decode_snapshot(item.body), int(item.receipt * 1e9))
+        else:
+            norm.on_message(decode_frame(item.text), int(item.receipt * 1e9))
     snaps = {r.params["symbol"]: json.loads(r.body) for r in records}
     return norm, [json.loads(f.text) for f in cap.frames], snaps
 
@@ -126,16 +123,11 @@ def _native_warm(snaps: dict[str, Any]) -> NativeProcessor:
     """A native processor synced by the same capture replay as the reference's warm-up."""
     proc = NativeProcessor("futures", session="bench", symbols=tuple(snaps))
     cap = read_ws_capture(SHARED / "usdm_futures.ws.txt")
-    pending = sorted(
-        (r.receipt, r.params["symbol"], r.body) for r in read_http_capture(SHARED / "usdm_futures.http.txt")
-    )
-    for f in cap.frames:
-        while pending and pending[0][0] <= f.receipt:
-            receipt, sym, body = pending.pop(0)
-            proc.feed_snapshot(sym, body, int(receipt * 1e9))
-        proc.feed(f.text, int(f.receipt * 1e9))
-    for receipt, sym, body in pending:
-        proc.feed_snapshot(sym, body, int(receipt * 1e9))
+    for item in replay_order(cap.frames, read_http_capture(SHARED / "usdm_futures.http.txt")):
+        if isinstance(item, HttpRecord):
+            proc.feed_snapshot(item.params["symbol"], item.body, int(item.receipt * 1e9))
+        else:
+            proc.feed(item.text, int(item.receipt * 1e9))
     proc.take_tables()
     return proc
 

@@ -12,7 +12,7 @@ from tickpath.feed.engine import FeedEngine
 from tickpath.feed.pipeline import Pipeline
 from tickpath.sinks.duckdb import DuckDBSink
 from tickpath.sinks.jsonl import JsonLinesSink
-from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
+from tickpath.venues.binance.capture import HttpRecord, read_http_capture, read_ws_capture, replay_order
 
 COLUMNS = "symbol, seq, kind, first_update_id, final_update_id, prev_final_update_id, depth, bids, asks, reason"
 
@@ -24,16 +24,15 @@ class _Conn:
 async def _store(shared: Path, db: Path, *, columnar: bool, depth: int | None) -> FeedEngine:
     cap = read_ws_capture(shared / "usdm_futures.ws.txt")
     records = read_http_capture(shared / "usdm_futures.http.txt")
-    pending = sorted((r.receipt, r.params["symbol"], r.body) for r in records)
-    symbols = tuple(sorted({p[1] for p in pending}))
+    symbols = tuple(sorted({r.params["symbol"] for r in records}))
     pipeline = Pipeline([DuckDBSink(db)], batch_size=100)
     await pipeline.start()
     engine = FeedEngine("futures", symbols, pipeline, session="s", depth=depth, columnar=pipeline if columnar else None)
-    for f in cap.frames:
-        while pending and pending[0][0] <= f.receipt:
-            t, sym, body = pending.pop(0)
-            engine.on_snapshot(sym, body.encode(), int(t * 1e9))
-        wait = engine.on_frame(f.text, int(f.receipt * 1e9), 0, _Conn())
+    for item in replay_order(cap.frames, records):
+        if isinstance(item, HttpRecord):
+            engine.on_snapshot(item.params["symbol"], item.body.encode(), int(item.receipt * 1e9))
+            continue
+        wait = engine.on_frame(item.text, int(item.receipt * 1e9), 0, _Conn())
         if wait is not None:
             await wait
     engine.reset_symbols(["SUSHIUSDT"], "connection_lost")

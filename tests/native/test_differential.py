@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.native.harness import Pair
-from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
+from tickpath.venues.binance.capture import HttpRecord, read_http_capture, read_ws_capture, replay_order
 
 CAPTURES = {"futures": "usdm_futures", "spot": "spot"}
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -26,13 +27,13 @@ SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
 
 def _replay(pair: Pair, shared: Path, name: str, frames: list[str] | None = None) -> None:
     cap = read_ws_capture(shared / f"{name}.ws.txt")
-    pending = sorted((r.receipt, r.params["symbol"], r.body) for r in read_http_capture(shared / f"{name}.http.txt"))
-    texts = frames if frames is not None else [f.text for f in cap.frames]
-    for f, text in zip(cap.frames, texts, strict=True):
-        while pending and pending[0][0] <= f.receipt:
-            t, sym, body = pending.pop(0)
-            pair.snapshot(sym, body, int(t * 1e9))
-        pair.frame(text, int(f.receipt * 1e9))
+    if frames is not None:  # the same receipt times, other bytes (mutated)
+        cap.frames = [replace(f, text=text) for f, text in zip(cap.frames, frames, strict=True)]
+    for item in replay_order(cap.frames, read_http_capture(shared / f"{name}.http.txt")):
+        if isinstance(item, HttpRecord):
+            pair.snapshot(item.params["symbol"], item.body, int(item.receipt * 1e9))
+        else:
+            pair.frame(item.text, int(item.receipt * 1e9))
     pair.check_state()
 
 

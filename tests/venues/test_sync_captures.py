@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Event
-from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
+from tickpath.venues.binance.capture import HttpRecord, read_http_capture, read_ws_capture, replay_order
 from tickpath.venues.binance.normalize import Normalizer
 from tickpath.venues.binance.parse import decode_frame, decode_snapshot
 
@@ -78,7 +78,6 @@ def replay(venue: str, name: str, root: Path) -> tuple[Normalizer, dict[str, lis
     """Frames in capture order; each snapshot handed over at its receipt time, as the feed would."""
     cap = read_ws_capture(root / f"{name}.ws.txt")
     records = read_http_capture(root / f"{name}.http.txt")
-    pending = sorted((r.receipt, r.params["symbol"], r.body) for r in records)
     norm = Normalizer(venue, session="test")  # type: ignore[arg-type]
     l2: dict[str, list[Event]] = {}
 
@@ -87,13 +86,11 @@ def replay(venue: str, name: str, root: Path) -> tuple[Normalizer, dict[str, lis
             if e.channel == "l2":
                 l2.setdefault(e.symbol, []).append(e)
 
-    for frame in cap.frames:
-        while pending and pending[0][0] <= frame.receipt:
-            receipt, symbol, body = pending.pop(0)
-            collect(norm.on_snapshot(symbol, decode_snapshot(body), int(receipt * 1e9)))
-        collect(norm.on_message(decode_frame(frame.text), int(frame.receipt * 1e9)))
-    for receipt, symbol, body in pending:
-        collect(norm.on_snapshot(symbol, decode_snapshot(body), int(receipt * 1e9)))
+    for item in replay_order(cap.frames, records):
+        if isinstance(item, HttpRecord):
+            collect(norm.on_snapshot(item.params["symbol"], decode_snapshot(item.body), int(item.receipt * 1e9)))
+        else:
+            collect(norm.on_message(decode_frame(item.text), int(item.receipt * 1e9)))
     snaps = {r.params["symbol"]: json.loads(r.body) for r in records}
     return norm, l2, snaps
 

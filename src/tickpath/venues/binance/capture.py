@@ -8,7 +8,7 @@ tickpath and one taken by the original recorder are interchangeable.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -129,6 +129,19 @@ def _iter_http(p: Path) -> Iterator[HttpRecord]:
 def read_http_capture(path: str | Path) -> list[HttpRecord]:
     """Read a ``*.http.txt`` capture into a list of records, in file order."""
     return list(iter_http_capture(path))
+
+
+def replay_order(frames: Iterable[WsFrame], records: Iterable[HttpRecord]) -> Iterator[WsFrame | HttpRecord]:
+    """A capture's frames and REST records merged by receipt time, as a feed saw them: a record
+    received at or before a frame comes first, records after the last frame come last."""
+    pending = sorted(records, key=lambda r: r.receipt)
+    i = 0
+    for f in frames:
+        while i < len(pending) and pending[i].receipt <= f.receipt:
+            yield pending[i]
+            i += 1
+        yield f
+    yield from pending[i:]
 
 
 class CaptureWriter:

@@ -281,24 +281,23 @@ class NativeProcessor:
         n = self.feed(raw, receipt_ns)
         if n >= WANTS_SNAPSHOT:
             n -= WANTS_SNAPSHOT
-        if n > 0:
-            return self.core.take_events()
         if n < 0:
-            self._raise(n, raw)
-        return []
+            raise self.rejection(n, raw)
+        return self.core.take_events() if n > 0 else []
 
-    def _raise(self, code: int, raw: bytes | str) -> None:
+    def rejection(self, code: int, raw: bytes | str) -> ParseError:
+        """The :class:`ParseError` for a negative result of the core (a rejected frame or body)."""
         reason = _REASONS[code]
         if reason == "unknown_event":
-            raise ParseError(f"unknown event kind {self.core.unknown_kind!r}", reason=reason, sample=sample_of(raw))
+            return ParseError(f"unknown event kind {self.core.unknown_kind!r}", reason=reason, sample=sample_of(raw))
         what = "frame violates the schema" if reason == "schema" else "undecodable frame"
-        raise ParseError(what, reason=reason, sample=sample_of(raw))
+        return ParseError(what, reason=reason, sample=sample_of(raw))
 
     def feed_snapshot(self, symbol: str, body: bytes | str, receipt_ns: int) -> int:
         """Like :meth:`on_snapshot` for the columnar path; raises :class:`ParseError` on a bad body."""
         n = self.core.on_snapshot(symbol, body, receipt_ns, not self._restricted)
         if n < 0:
-            self._raise(n, body)
+            raise self.rejection(n, body)
         return n
 
     def feed_reset(self, symbol: str, reason: str, receipt_ns: int) -> int:
@@ -308,14 +307,6 @@ class NativeProcessor:
     def pending(self) -> int:
         """Events held for :meth:`take_tables`."""
         return self.core.pending()
-
-    def rejection(self, code: int, raw: bytes | str) -> ParseError:
-        """The :class:`ParseError` for a negative result of :meth:`feed`."""
-        try:
-            self._raise(code, raw)
-        except ParseError as exc:
-            return exc
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def take_tables(self) -> dict[str, Any]:
         """Every pending event as one Arrow table per storage table (``tickpath.tables`` layout)."""
@@ -333,14 +324,10 @@ class NativeProcessor:
         )
 
     def on_snapshot(self, symbol: str, body: bytes | str, receipt_ns: int) -> list[Event]:
-        n = self.core.on_snapshot(symbol, body, receipt_ns, not self._restricted)
-        if n < 0:
-            self._raise(n, body)
-        return self.core.take_events() if n > 0 else []
+        return self.core.take_events() if self.feed_snapshot(symbol, body, receipt_ns) > 0 else []
 
     def reset(self, symbol: str, reason: str, receipt_ns: int) -> list[Event]:
-        n = self.core.reset(symbol, reason, receipt_ns)
-        return self.core.take_events() if n > 0 else []
+        return self.core.take_events() if self.feed_reset(symbol, reason, receipt_ns) > 0 else []
 
     def counts(self) -> ProcessorCounts:
         return ProcessorCounts(**self.core.stats())

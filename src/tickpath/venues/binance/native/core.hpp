@@ -124,10 +124,8 @@ class Core {
     size_t before = log.size();
     bs->on_snapshot(last, snap_b_, snap_a_, valid, E, T, receipt, log);
     if (bs->needs_snapshot) wants_snapshot = int32_t(sym);
-    last_snapshot_id = last;
     return int(log.size() - before);
   }
-  int64_t last_snapshot_id = 0;
 
   int reset(std::string_view symbol, std::string_view reason, int64_t receipt) {
     BookSync* bs = book(symbol);

@@ -91,12 +91,10 @@ class PyCore {
     return core_.reset(symbol, reason, receipt);
   }
   size_t pending() const { return core_.log.size(); }
-  void discard() { core_.log.clear(); }
   py::object last_event_ms() const { return opt(core_.last_E); }
   py::object wants_snapshot() const {
     return core_.wants_snapshot < 0 ? py::none() : py::object(py::str(core_.name(uint32_t(core_.wants_snapshot))));
   }
-  int64_t last_snapshot_id() const { return core_.last_snapshot_id; }
   bool wants_snapshot_now() const { return core_.wants_snapshot >= 0; }
   std::string unknown_kind() const { return core_.frame.unknown_kind; }
 
@@ -290,7 +288,6 @@ PYBIND11_MODULE(_core, m) {
   m.attr("BAD_JSON") = BAD_JSON;
   m.attr("BAD_SCHEMA") = BAD_SCHEMA;
   m.attr("BAD_UNKNOWN") = BAD_UNKNOWN;
-  m.attr("LEVEL_BYTES") = sizeof(Level);
   m.attr("WANTS_SNAPSHOT") = WANTS_SNAPSHOT;
   py::class_<PyCore>(m, "Core")
       .def(py::init<bool, std::vector<std::string>, bool, int, size_t, std::string, std::string, py::tuple>(),
@@ -301,7 +298,6 @@ PYBIND11_MODULE(_core, m) {
            py::arg("create"))
       .def("reset", &PyCore::reset, py::arg("symbol"), py::arg("reason"), py::arg("receipt_ns"))
       .def("pending", &PyCore::pending)
-      .def("discard", &PyCore::discard)
       .def("take_events", &PyCore::take_events)
       .def("take_columns", &PyCore::take_columns)
       .def("feeder", [](py::object self) { return make_feeder(self); })
@@ -314,6 +310,5 @@ PYBIND11_MODULE(_core, m) {
       .def("symbols", &PyCore::symbols)
       .def_property_readonly("last_event_ms", &PyCore::last_event_ms)
       .def_property_readonly("wants_snapshot", &PyCore::wants_snapshot)
-      .def_property_readonly("last_snapshot_id", &PyCore::last_snapshot_id)
       .def_property_readonly("unknown_kind", &PyCore::unknown_kind);
 }
