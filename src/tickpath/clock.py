@@ -11,8 +11,12 @@ Two time bases are kept apart on purpose: ``monotonic_ns`` for intervals (never 
 from __future__ import annotations
 
 import asyncio
+import selectors
 import time
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -50,8 +54,9 @@ class SystemClock:
 class ManualClock:
     """A clock that moves only when :meth:`advance` is called (or a sleeper is released).
 
-    ``sleep_until_ns`` with ``autojump=True`` jumps time forward to the deadline, like trio's
-    autojump clock, so schedules run instantly and deterministically in tests.
+    ``sleep_until_ns`` with ``autojump=True`` jumps time to the sleeper's deadline at once: exact for
+    one task stepping through a schedule, but with several tasks the first sleeper moves time for
+    all of them. Where several tasks wait on each other, use :class:`VirtualClock`.
     """
 
     def __init__(
@@ -80,6 +85,95 @@ class ManualClock:
             return
         while self._now < deadline_monotonic_ns:
             await asyncio.sleep(0)
+
+
+class VirtualClock:
+    """Virtual time that moves only when every task is blocked, as trio's autojump clock does.
+
+    It drives an event loop of its own (:meth:`new_event_loop`, or :func:`run_virtual`): the loop's
+    ``time()`` is this clock, and when the loop would wait for its next timer with nothing ready to
+    run and no I/O pending, time jumps to that timer instead. So a retry's backoff, a stale-stream
+    timeout or a 24 h rollover runs in microseconds, and in exactly the order real time would give,
+    because a jump happens only when no task can make progress without it.
+
+    Real I/O still works (it is polled before every jump), but it is instantaneous in virtual time;
+    use in-memory transports where the time a byte takes matters. Work in threads
+    (``asyncio.to_thread``) does not hold time back: a jump may pass while a thread runs.
+    """
+
+    def __init__(self, start_ns: int = 0, wall_offset_ns: int = 1_700_000_000_000_000_000) -> None:
+        self._now = start_ns
+        self._wall_offset = wall_offset_ns
+        self.jumps = 0  # how often time moved because every task was blocked
+
+    def monotonic_ns(self) -> int:
+        return self._now
+
+    def wall_ns(self) -> int:
+        return self._now + self._wall_offset
+
+    async def sleep_until_ns(self, deadline_monotonic_ns: int) -> None:
+        # A real timer on the virtual loop: the sleeper is woken in deadline order with the rest.
+        delay_ns = deadline_monotonic_ns - self._now
+        await asyncio.sleep(delay_ns / 1e9 if delay_ns > 0 else 0)
+
+    def jump(self, seconds: float) -> None:
+        """Move time forward (the loop calls this when everything waits for a timer)."""
+        if seconds < 0:
+            raise ValueError("a clock cannot move backwards")
+        # Rounded, not ceiled: the timeout is a float difference of float deadlines, and rounding
+        # lands on the deadline asked for (a timer a hair later gets the next, 1 ns, jump).
+        self._now += max(1, round(seconds * 1e9))
+        self.jumps += 1
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        """An event loop whose time is this clock."""
+        return _VirtualLoop(self)
+
+
+class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """A selector that turns "wait ``timeout`` for I/O" into a poll plus a jump of virtual time.
+
+    asyncio asks for a positive timeout only when no callback is ready: every task is blocked, and
+    the nearest timer is ``timeout`` away. ``None`` means no timer at all: then only real I/O (a
+    thread's wake-up included) can make progress, so that wait is real.
+    """
+
+    def __init__(self, clock: VirtualClock) -> None:
+        super().__init__()
+        self._clock = clock
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        events: list[tuple[selectors.SelectorKey, int]] = super().select(0)
+        if events or (timeout is not None and timeout <= 0):
+            return events
+        if timeout is None:
+            return list(super().select(None))
+        self._clock.jump(timeout)
+        return []
+
+
+class _VirtualLoop(asyncio.SelectorEventLoop):
+    def __init__(self, clock: VirtualClock) -> None:
+        self._virtual = clock
+        super().__init__(_JumpingSelector(clock))
+
+    def time(self) -> float:
+        return self._virtual.monotonic_ns() / 1e9
+
+
+def run_virtual(main: Callable[[], Awaitable[T]], clock: VirtualClock | None = None) -> T:
+    """Run ``main()`` to completion on a loop driven by ``clock`` (a new :class:`VirtualClock` if None)."""
+    loop = (clock or VirtualClock()).new_event_loop()
+    try:
+        return loop.run_until_complete(_as_coroutine(main))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+async def _as_coroutine(main: Callable[[], Awaitable[T]]) -> T:
+    return await main()
 
 
 DEFAULT_CLOCK: Clock = SystemClock()
