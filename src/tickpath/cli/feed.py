@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from tickpath.errors import ConfigError, ConnectionFailedError, InterruptedRunError, SinkError, SyncError
-from tickpath.feed.config import DEFAULT_SINK, FeedConfig, parse_channels, parse_symbols
+from tickpath.feed.config import DEFAULT_SINK, FeedConfig, parse_channels
 from tickpath.feed.run import Feed
 from tickpath.feed.snapshot import FeedSnapshot, FeedSummary
+from tickpath.feed.universe import GRAMMAR_HELP, parse_selection
 from tickpath.runtime import run as run_async
 from tickpath.runtime import streaming_gc
 
@@ -33,6 +34,8 @@ sinks (--sink, repeatable; all receive every event):
 examples:
   tickpath feed --venue futures --symbols BTCUSDT,ETHUSDT
   tickpath feed --venue spot --symbols BTCUSDT --channels l2 --depth 20 --sink jsonl:- | jq .
+  tickpath feed --venue spot --symbols 'quote=USDT|FDUSD,-USDCUSDT'   # every such TRADING pair, listings followed
+  tickpath feed --venue futures --symbols all --sink duckdb:usdm.duckdb
   tickpath feed --venue futures --symbols BTCUSDT --sink duckdb:ticks.duckdb --sink parquet:lake \\
                 --metrics-port 9108 --record captures/ --duration 3600
   tickpath sim --venue futures --json &    # then point the feed at the simulator:
@@ -60,7 +63,15 @@ def register(subparsers: Any) -> None:
     )
     g = p.add_argument_group("what")
     g.add_argument("--venue", required=True, choices=("spot", "futures"), help="spot or USD-M futures")
-    g.add_argument("--symbols", required=True, help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
+    g.add_argument("--symbols", required=True, help=GRAMMAR_HELP.replace("%", "%%"))
+    g.add_argument(
+        "--listing-poll",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="with --symbols all or a filter: ask exchangeInfo for listings and delistings every S seconds "
+        "(default 60; paced with the snapshots' request weight)",
+    )
     g.add_argument(
         "--channels",
         default="l2,trades,ticker",
@@ -163,9 +174,12 @@ def register(subparsers: Any) -> None:
 def build_config(args: argparse.Namespace) -> FeedConfig:
     """The frozen FeedConfig from parsed arguments (raises ConfigError on bad values)."""
     status = args.status if args.status is not None else (sys.stderr.isatty() and not args.json)
+    selection = parse_selection(args.symbols)
     return FeedConfig(
         venue=args.venue,
-        symbols=parse_symbols(args.symbols),
+        symbols=() if selection.dynamic else selection.explicit,
+        selection=selection if selection.dynamic else None,
+        listing_poll_s=args.listing_poll,
         channels=parse_channels(args.channels),
         depth=args.depth,
         sinks=tuple(args.sink or (DEFAULT_SINK,)),

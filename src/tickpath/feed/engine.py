@@ -99,7 +99,7 @@ class FeedEngine:
     def __init__(
         self,
         venue: Venue,
-        symbols: tuple[str, ...],
+        symbols: tuple[str, ...] | None,  # None: any symbol whose frames arrive (--symbols all)
         pipeline: EventSink,
         *,
         session: str,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 from typing import Any
@@ -27,8 +28,10 @@ from tickpath.events import SessionInfo
 from tickpath.feed.config import FeedConfig
 from tickpath.feed.connection import Backoff, FeedConnection
 from tickpath.feed.engine import FeedEngine
+from tickpath.feed.listings import ListingChange, ListingWatcher, resolve_selection
 from tickpath.feed.metrics import MetricsServer
 from tickpath.feed.pipeline import Pipeline
+from tickpath.feed.progress import SyncProgress, run_progress
 from tickpath.feed.record import FeedRecorder
 from tickpath.feed.rollover import ShardRunner
 from tickpath.feed.shards import Shard, plan_shards
@@ -50,7 +53,7 @@ from tickpath.sinks.base import Sink
 from tickpath.sinks.registry import open_sink
 from tickpath.tlsclient import client_context
 from tickpath.venues.binance.endpoints import endpoints, venue_of_host
-from tickpath.venues.binance.rest import RestClient, RestResponse, tls_connector
+from tickpath.venues.binance.rest import ExchangeInfoApi, RestClient, RestResponse, tls_connector
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,18 @@ class Feed:
         self.engine: FeedEngine | None = None
         self._fetcher: SnapshotFetcher | None = None
         self._runners: list[ShardRunner] = []
-        self._shards: list[Shard] = plan_shards(config.streams_by_symbol(), config.effective_streams_per_connection)
+        # A --symbols selection is planned once exchangeInfo has resolved it (in run()).
+        self._shards: list[Shard] = (
+            plan_shards(config.streams_by_symbol(), config.effective_streams_per_connection)
+            if config.selection is None
+            else []
+        )
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._listed: dict[str, str] = {}  # symbol -> status at start (a selection's listing)
+        self._watcher: ListingWatcher | None = None
+        self._progress = SyncProgress(clock=clock)
+        self._http: aiohttp.ClientSession | None = None
+        self._backoff = Backoff(config.reconnect_base_s, config.reconnect_max_s)
         self._offset: OffsetEstimate | None = None
         self._metrics: MetricsServer | None = None
         self._recorder: FeedRecorder | None = None
@@ -142,15 +156,76 @@ class Feed:
             if self._recorder is not None:
                 self._recorder.flush()
 
+    async def _resolve(self, probe: RestClient) -> FeedConfig:
+        """``--symbols all``/filters: the symbols exchangeInfo lists now, and their connections."""
+        assert self.config.selection is not None
+        symbols, statuses = await resolve_selection(ExchangeInfoApi(probe), self.config.selection)
+        self.config = dataclasses.replace(self.config, symbols=tuple(symbols))
+        self._listed = {s: statuses[s] for s in symbols}
+        self._shards = plan_shards(self.config.streams_by_symbol(), self.config.effective_streams_per_connection)
+        log_event(log, logging.INFO, "symbols_selected", symbols=len(symbols), listed=len(statuses))
+        return self.config
+
+    def _runner(self, shard: Shard) -> ShardRunner:
+        cfg = self.config
+        assert self.engine is not None
+        return ShardRunner(
+            shard,
+            cfg.ws_base,
+            self.engine.on_frame,
+            rollover_after_s=cfg.effective_rollover_after_s,
+            overlap_s=cfg.rollover_overlap_s,
+            stale_after_s=cfg.stale_after_s,
+            backoff=self._backoff,
+            clock=self.clock,
+            session=self._http,
+            subscribe=cfg.subscribe,
+            max_messages_per_s=endpoints(cfg.venue).max_incoming_messages_per_s,
+            on_lost=self._on_lost,
+            on_opened=self._on_opened,
+        )
+
+    def _on_listing(self, change: ListingChange) -> None:
+        """New symbols get connections of their own (and sync as their first frames arrive); removed
+        ones have their books closed with a reset, and a connection left with no symbol is stopped."""
+        cfg = self.config
+        gone = {s for s, _ in change.removed}
+        keep = tuple(s for s in cfg.symbols if s not in gone)
+        self.config = dataclasses.replace(cfg, symbols=keep + tuple(s for s in change.added if s not in keep))
+        if gone and self.engine is not None:
+            wait = self.engine.reset_symbols(sorted(gone), "delisted")
+            if wait is not None:
+                asyncio.ensure_future(wait)  # noqa: RUF006 - the pipeline's hand-off future owns itself
+            live = set(self.config.symbols)
+            for r in self._runners:
+                if r.shard.symbols and not live.intersection(r.shard.symbols):
+                    self._tasks.append(asyncio.create_task(r.stop(), name=f"close-shard-{r.shard.index}"))
+        if change.added and self.engine is not None:
+            first = len(self._shards)
+            plan = plan_shards({s: cfg.streams_for(s) for s in change.added}, cfg.effective_streams_per_connection)
+            for i, sh in enumerate(plan):
+                shard = Shard(first + i, sh.symbols, sh.streams)
+                self._shards.append(shard)
+                runner = self._runner(shard)
+                self._runners.append(runner)
+                self._tasks.append(asyncio.create_task(runner.run(), name=f"shard-{shard.index}"))
+
+    def _sync_counts(self) -> tuple[int, int]:
+        symbols = self.config.symbols
+        synced = self.engine.ever_synced if self.engine is not None else set()
+        return sum(1 for s in symbols if s in synced), len(symbols)
+
     async def run(self) -> FeedSummary:
         cfg = self.config
-        ep = endpoints(cfg.venue)
         self.started_ns = self.clock.wall_ns()
-        tasks: list[asyncio.Task[Any]] = []
+        tasks = self._tasks
         rest: RestClient | None = None
         http: aiohttp.ClientSession | None = None
         tls = client_context(cfg.ca_file) if cfg.ca_file is not None else None
-        if cfg.check_symbols:  # before any sink is opened: a typo must not leave an empty store behind
+        if cfg.selection is not None:  # before any sink is opened, like the check below
+            async with RestClient(cfg.venue, cfg.rest_base, clock=self.clock, ssl_context=tls) as probe:
+                cfg = await self._resolve(probe)
+        elif cfg.check_symbols:  # before any sink is opened: a typo must not leave an empty store behind
             async with RestClient(cfg.venue, cfg.rest_base, clock=self.clock, ssl_context=tls) as probe:
                 await check_symbols(probe, cfg.symbols)
         await self.pipeline.start()
@@ -177,9 +252,10 @@ class Feed:
             self._fetcher = SnapshotFetcher(
                 rest, self._on_snapshot, limit=cfg.effective_snapshot_limit, clock=self.clock
             )
+            dynamic = cfg.selection is not None and cfg.selection.dynamic
             self.engine = FeedEngine(
                 cfg.venue,
-                cfg.symbols,
+                None if dynamic else cfg.symbols,  # unrestricted: books appear as listed symbols' frames do
                 self.pipeline,
                 session=self.session,
                 depth=cfg.depth,
@@ -195,32 +271,28 @@ class Feed:
                 self._metrics = MetricsServer(self.snapshot, cfg.metrics_host, cfg.metrics_port)
                 await self._metrics.start()
                 log_event(log, logging.INFO, "metrics_listening", host=cfg.metrics_host, port=self._metrics.port)
-            http = aiohttp.ClientSession(connector=tls_connector(tls))
-            backoff = Backoff(cfg.reconnect_base_s, cfg.reconnect_max_s)
-            for shard in self._shards:
-                runner = ShardRunner(
-                    shard,
-                    cfg.ws_base,
-                    self.engine.on_frame,
-                    rollover_after_s=cfg.effective_rollover_after_s,
-                    overlap_s=cfg.rollover_overlap_s,
-                    stale_after_s=cfg.stale_after_s,
-                    backoff=backoff,
-                    clock=self.clock,
-                    session=http,
-                    subscribe=cfg.subscribe,
-                    max_messages_per_s=ep.max_incoming_messages_per_s,
-                    on_lost=self._on_lost,
-                    on_opened=self._on_opened,
-                )
-                self._runners.append(runner)
+            http = self._http = aiohttp.ClientSession(connector=tls_connector(tls))
+            self._runners.extend(self._runner(shard) for shard in self._shards)
             tasks.append(asyncio.create_task(self._fetcher.run(), name="snapshots"))
             tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
             tasks.extend(asyncio.create_task(r.run(), name=f"shard-{r.shard.index}") for r in self._runners)
+            tasks.append(asyncio.create_task(run_progress(self._progress, self._sync_counts), name="progress"))
+            if dynamic:
+                assert cfg.selection is not None
+                self._watcher = ListingWatcher(
+                    ExchangeInfoApi(rest),
+                    cfg.selection,
+                    self._listed,
+                    self._on_listing,
+                    interval_s=cfg.listing_poll_s,
+                    pacer=self._fetcher.pacer,
+                    clock=self.clock,
+                )
+                tasks.append(asyncio.create_task(self._watcher.run(), name="listings"))
             if cfg.status:
                 from tickpath.feed.status import run_status
 
-                tasks.append(asyncio.create_task(run_status(self.snapshot), name="status"))
+                tasks.append(asyncio.create_task(run_status(self.snapshot, extra=self._progress.line), name="status"))
             # The session row goes out now (ended_ns unset) and again at shutdown: a long-running feed's
             # store tells dq its subscriptions and clock offset while it runs, not only after it stops.
             await self.pipeline.write_session(self.session_info())
@@ -257,9 +329,9 @@ class Feed:
         for r in self._runners:
             with contextlib.suppress(Exception):
                 await r.stop()
-        for t in tasks:
+        for t in list(tasks):
             t.cancel()
-        for t in tasks:
+        for t in list(tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.ended_ns = self.clock.wall_ns()
@@ -298,6 +370,9 @@ class Feed:
         """Everything this run says about itself now (status line, /metrics and summary read this)."""
         eng = self.engine
         report = eng.summary() if eng is not None else {}
+        report["startup"] = self._progress.update(*self._sync_counts()).as_dict()
+        if self._watcher is not None:
+            report["listings"] = self._watcher.stats.as_dict()
         return FeedSnapshot(
             session=self.session,
             venue=self.config.venue,

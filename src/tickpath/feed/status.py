@@ -36,9 +36,14 @@ def status_text(snap: FeedSnapshot, frames_per_s: float, events_per_s: float) ->
 
 
 async def run_status(
-    snapshot: Callable[[], FeedSnapshot], *, console: Console | None = None, period_s: float = 1.0
+    snapshot: Callable[[], FeedSnapshot],
+    *,
+    console: Console | None = None,
+    period_s: float = 1.0,
+    extra: Callable[[], str] | None = None,
 ) -> None:
-    """Redraw the status line from a fresh ``snapshot()`` every ``period_s`` until cancelled."""
+    """Redraw the status line from a fresh ``snapshot()`` every ``period_s`` until cancelled;
+    ``extra()`` (the start-up progress bar) goes first on the line."""
     con = console or Console(stderr=True)
     last_frames = last_events = 0
     loop = asyncio.get_running_loop()
@@ -50,5 +55,6 @@ async def run_status(
             dt = max(now - last_t, 1e-9)
             snap = snapshot()
             frames, events = snap.frames.total, snap.pipeline.emitted
-            live.update(status_text(snap, (frames - last_frames) / dt, (events - last_events) / dt))
+            line = status_text(snap, (frames - last_frames) / dt, (events - last_events) / dt)
+            live.update(Text(extra()) + line if extra is not None else line)
             last_frames, last_events, last_t = frames, events, now

@@ -12,17 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from tickpath.errors import TickpathError, UnknownSymbolError
+from tickpath.errors import TickpathError
+from tickpath.feed.universe import unknown_symbols_error
 from tickpath.logs import log_event
-from tickpath.venues.binance.rest import ExchangeInfoApi, RestClient
+from tickpath.venues.binance.rest import TRADING, ExchangeInfoApi, RestClient
 
 log = logging.getLogger(__name__)
 
-TRADING = "TRADING"
-
 
 async def check_symbols(rest: RestClient, symbols: Sequence[str]) -> dict[str, str] | None:
-    """Raise :class:`UnknownSymbolError` for symbols the venue does not list; warn for listed ones not
+    """Raise :class:`UnknownSymbolError` for symbols the venue does not list (naming the nearest
+    listed ones); warn for listed ones not
     trading (their streams may be silent). Returns each symbol's status, or None when the venue could
     not be asked."""
     try:
@@ -30,12 +30,17 @@ async def check_symbols(rest: RestClient, symbols: Sequence[str]) -> dict[str, s
     except TickpathError as exc:
         log_event(log, logging.WARNING, "symbol_check_skipped", venue=rest.venue, error=str(exc))
         return None
-    unknown = [s for s in symbols if s.upper() not in statuses]
+    unknown = [s.upper() for s in symbols if s.upper() not in statuses]
     if unknown:
-        listed = "is" if len(unknown) == 1 else "are"
-        raise UnknownSymbolError(
-            f"{', '.join(unknown)} {listed} not listed on Binance {rest.venue} (exchangeInfo at {rest.base_url}); "
-            "check the spelling and the venue (spot and USD-M futures list different symbols)"
+        try:  # one more request, on the error path only: the whole list, for the nearest names
+            listed: list[str] = list(await ExchangeInfoApi(rest).listing())
+        except TickpathError:
+            listed = []
+        raise unknown_symbols_error(
+            unknown,
+            listed,
+            f" on Binance {rest.venue} (exchangeInfo at {rest.base_url}); check the spelling and the venue "
+            "(spot and USD-M futures list different symbols)",
         )
     for sym, status in statuses.items():
         if status and status != TRADING:

@@ -189,6 +189,20 @@ class TimeApi:
         return server_ms, resp
 
 
+TRADING = "TRADING"
+
+
+@dataclass(frozen=True)
+class SymbolInfo:
+    """One symbol of exchangeInfo: its status (TRADING, BREAK, ...), assets and (futures) contract type."""
+
+    symbol: str
+    status: str
+    base: str = ""
+    quote: str = ""
+    contract_type: str = ""  # PERPETUAL, CURRENT_QUARTER, ...; empty on spot
+
+
 class ExchangeInfoApi:
     """Symbols and rate limits: ``GET /api/v3/exchangeInfo`` / ``GET /fapi/v1/exchangeInfo``.
 
@@ -198,8 +212,31 @@ class ExchangeInfoApi:
     def __init__(self, client: RestClient) -> None:
         self.client = client
 
+    @property
+    def weight(self) -> int:
+        """Request weight of the whole list (spot 20, USD-M 1)."""
+        return self.client.endpoints.exchange_info_weight
+
     async def symbols(self) -> list[str]:
         return list(await self._statuses())
+
+    async def listing(self) -> dict[str, SymbolInfo]:
+        """Every symbol the venue lists, with its status, assets and contract type."""
+        resp = await self.client.get(self.client.endpoints.exchange_info_path)
+        try:
+            doc = json.loads(resp.body)
+            return {
+                str(s["symbol"]): SymbolInfo(
+                    str(s["symbol"]),
+                    str(s.get("status") or s.get("contractStatus") or ""),
+                    str(s.get("baseAsset", "")),
+                    str(s.get("quoteAsset", "")),
+                    str(s.get("contractType", "")),
+                )
+                for s in doc["symbols"]
+            }
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ExchangeError("exchangeInfo answered without a symbols list") from exc
 
     async def statuses(self, symbols: Sequence[str]) -> dict[str, str]:
         """The trading status (TRADING, BREAK, ...) of each of ``symbols`` the venue lists; a symbol
@@ -221,6 +258,6 @@ class ExchangeInfoApi:
         resp = await self.client.get(self.client.endpoints.exchange_info_path, params)
         try:
             doc = json.loads(resp.body)
-            return {str(s["symbol"]): str(s.get("status", "")) for s in doc["symbols"]}
+            return {str(s["symbol"]): str(s.get("status") or s.get("contractStatus") or "") for s in doc["symbols"]}
         except (ValueError, KeyError, TypeError) as exc:
             raise ExchangeError("exchangeInfo answered without a symbols list") from exc
