@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import msgspec
 
-Venue = Literal["spot", "futures"]
+Venue = Literal["spot", "futures", "coinm", "us", "tr"]  # the table: venues/binance/endpoints.py
 Channel = Literal["trades", "ticker", "l2"]
 Side = Literal["buy", "sell"]
 Level = tuple[str, str]  # (price, quantity), decimal strings as the exchange sent them

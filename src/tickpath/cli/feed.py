@@ -16,6 +16,7 @@ from tickpath.feed.snapshot import FeedSnapshot, FeedSummary
 from tickpath.feed.universe import GRAMMAR_HELP, parse_selection
 from tickpath.runtime import run as run_async
 from tickpath.runtime import streaming_gc
+from tickpath.venues.binance.endpoints import VENUES
 
 DESCRIPTION = """\
 Ingest Binance spot or USD-M futures market data: order books kept in exact sync by Binance's
@@ -62,7 +63,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     g = p.add_argument_group("what")
-    g.add_argument("--venue", required=True, choices=("spot", "futures"), help="spot or USD-M futures")
+    g.add_argument("--venue", required=True, choices=VENUES, help=", ".join(VENUES))
     g.add_argument("--symbols", required=True, help=GRAMMAR_HELP.replace("%", "%%"))
     g.add_argument(
         "--listing-poll",

@@ -16,6 +16,7 @@ from tickpath.probe import METHODS, ProbeConfig, ProbeResult, parse_methods
 from tickpath.probe.report import print_warnings, render_table, write_outputs
 from tickpath.probe.runner import ProbeRun
 from tickpath.runtime import run
+from tickpath.venues.binance.endpoints import VENUES
 
 EPILOG = """\
 methods (--method, comma-separated or repeated; 'full' = all):
@@ -61,7 +62,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--venue",
-        choices=("spot", "futures"),
+        choices=VENUES,
         default="futures",
         help="picks Binance's documented hosts, ports and paths (default: futures)",
     )

@@ -14,6 +14,7 @@ from tickpath.errors import ConfigError, TickpathError
 from tickpath.runtime import run
 from tickpath.sim import FaultPlan, ReplayConfig, SimConfig, Simulator, parse_zones
 from tickpath.sim.config import MAX_CLOCK_OFFSET_MS, MAX_RATE
+from tickpath.venues.binance.endpoints import VENUES
 
 DESCRIPTION = """\
 Serve Binance's public market data (spot and USD-M futures) on loopback: WebSocket raw
@@ -57,7 +58,11 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     g = p.add_argument_group("market")
-    g.add_argument("--venue", default="spot,futures", help="venues to serve, comma-separated (default: both)")
+    g.add_argument(
+        "--venue",
+        default="spot,futures",
+        help=f"venues to serve, comma-separated, of {', '.join(VENUES)} (default: spot,futures)",
+    )
     g.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="upper-case symbols (default: BTCUSDT,ETHUSDT)")
     g.add_argument(
         "--rate", type=float, default=100.0, help="book updates per second per symbol, > 0 and <= 1e6 (default: 100)"

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import sqlglot
 
 from tickpath.errors import ConfigError
+from tickpath.venues.binance.endpoints import VENUES, endpoints
 
 Dialect = Literal["duckdb", "bigquery"]
 
@@ -277,16 +278,20 @@ SEQUENCE_L2_ORDERED = """l AS (
   FROM w_l2
 )"""
 
+# The venues whose l2 follows the futures pu chain (USD-M, COIN-M), as a SQL list; the others
+# (spot, Binance.US, TR) follow spot's U rule. The venue table says which.
+_PU_VENUES = ", ".join(f"'{v}'" for v in VENUES if endpoints(v).rules == "futures")
+
 # What is wrong with one l2 row given its predecessor (NULL: nothing).
-SEQUENCE_L2_ISSUE = """CASE
+SEQUENCE_L2_ISSUE = f"""CASE
       WHEN p_seq IS NOT NULL AND seq = p_seq THEN 'seq_duplicate'
       WHEN p_seq IS NOT NULL AND seq > p_seq + 1 THEN 'seq_gap'
       WHEN kind = 'reset' THEN 'reset'
-      WHEN kind = 'delta' AND p_kind = 'delta' AND venue = 'futures' AND pu <> p_lu THEN 'gap'
-      WHEN kind = 'delta' AND p_kind = 'delta' AND venue <> 'futures' AND fu <> p_lu + 1 THEN 'gap'
-      WHEN kind = 'delta' AND p_kind = 'snapshot' AND venue = 'futures'
+      WHEN kind = 'delta' AND p_kind = 'delta' AND venue IN ({_PU_VENUES}) AND pu <> p_lu THEN 'gap'
+      WHEN kind = 'delta' AND p_kind = 'delta' AND venue NOT IN ({_PU_VENUES}) AND fu <> p_lu + 1 THEN 'gap'
+      WHEN kind = 'delta' AND p_kind = 'snapshot' AND venue IN ({_PU_VENUES})
         AND NOT (fu <= p_lu AND lu >= p_lu) THEN 'bad_resync'
-      WHEN kind = 'delta' AND p_kind = 'snapshot' AND venue <> 'futures'
+      WHEN kind = 'delta' AND p_kind = 'snapshot' AND venue NOT IN ({_PU_VENUES})
         AND NOT (fu <= p_lu + 1 AND lu >= p_lu + 1) THEN 'bad_resync'
       WHEN kind = 'delta' AND p_kind = 'reset' THEN 'no_snapshot'
       WHEN kind = 'snapshot' AND p_kind = 'reset' THEN 'resync'

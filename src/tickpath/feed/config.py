@@ -17,9 +17,9 @@ from tickpath.venues.binance.endpoints import VENUES, endpoints, validate_depth_
 from tickpath.venues.binance.streams import DEPTH_SPEEDS_MS, TRADE_STREAMS, TradeStream, channel_streams
 
 DEFAULT_SINK = "duckdb:./data/ticks.duckdb"
-# The snapshot depth Binance's sync guide uses per venue: spot up to 5000, USD-M futures up to 1000.
-DEFAULT_SNAPSHOT_LIMIT: dict[str, int] = {"spot": 5000, "futures": 1000}
-_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
+# The snapshot depth Binance's sync guides use per venue (spot-rule venues 5000, futures 1000).
+DEFAULT_SNAPSHOT_LIMIT: dict[str, int] = {v: endpoints(v).snapshot_limit for v in VENUES}
+_SYMBOL_RE = re.compile(r"^[A-Z0-9_]{2,30}$")  # "_": COIN-M's BTCUSD_PERP, BTCUSD_250627
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,16 @@ class FeedConfig:
 
     def __post_init__(self) -> None:
         if self.venue not in VENUES:
-            raise UnknownSymbolError(f"unknown venue {self.venue!r}: use spot or futures")
+            raise UnknownSymbolError(f"unknown venue {self.venue!r}: use one of {', '.join(VENUES)}")
         if not self.symbols and self.selection is None:
             raise ConfigError("no symbols given: pass --symbols BTCUSDT,ETHUSDT")
         if not self.listing_poll_s > 0:
             raise ConfigError(f"listing poll interval {self.listing_poll_s} must be a positive number of seconds")
         for s in self.symbols:
             if not _SYMBOL_RE.match(s):
-                raise UnknownSymbolError(f"invalid symbol {s!r}: symbols are letters and digits, e.g. BTCUSDT")
+                raise UnknownSymbolError(
+                    f"invalid symbol {s!r}: symbols are letters, digits and '_', e.g. BTCUSDT, BTCUSD_PERP"
+                )
         if len(set(self.symbols)) != len(self.symbols):
             raise ConfigError(f"a symbol is listed twice in {','.join(self.symbols)}")
         if not self.channels:

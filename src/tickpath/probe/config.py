@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from tickpath.errors import ConfigError
-from tickpath.venues.binance.endpoints import Venue, endpoints
+from tickpath.venues.binance.endpoints import VENUES, Venue, endpoints
 from tickpath.venues.binance.streams import StreamKind, stream_name
 
 METHODS: tuple[str, ...] = ("dns", "tcp", "tls", "rest", "ws", "stream", "path")
@@ -45,17 +45,19 @@ class VenueDefaults:
 
 # Which streams the probe measures is probe policy; their names and the venue facts come from
 # venues/binance (streams.py, endpoints.py).
+# By the venue's sync rules: spot-rule venues (spot, us, tr) have the busy raw @trade stream;
+# futures-rule venues (futures, coinm) time their event-stamped bookTicker.
 _STREAMS: dict[str, tuple[StreamKind, ...]] = {
     "spot": ("trade", "aggTrade", "depth"),
     "futures": ("aggTrade", "bookTicker", "depth"),
 }
-PROBE_DEPTH_SPEED_MS = 100  # the fastest depth stream both venues have
+PROBE_DEPTH_SPEED_MS = 100  # the fastest depth stream every venue has
 
 
 def venue_defaults(venue: str) -> VenueDefaults:
-    """The documented endpoints of ``venue`` (``spot`` or ``futures``)."""
-    if venue not in _STREAMS:
-        raise ConfigError(f"unknown venue {venue!r}: use spot or futures")
+    """The documented endpoints of ``venue`` (one of ``VENUES`` in venues/binance/endpoints.py)."""
+    if venue not in VENUES:
+        raise ConfigError(f"unknown venue {venue!r}: use one of {', '.join(VENUES)}")
     ep = endpoints(venue)
     return VenueDefaults(
         venue=ep.venue,
@@ -63,7 +65,7 @@ def venue_defaults(venue: str) -> VenueDefaults:
         ws_url=ep.ws_base,
         ping_path=ep.ping_path,
         time_path=ep.time_path,
-        streams=_STREAMS[venue],
+        streams=_STREAMS[ep.rules],
     )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tickpath.errors import ConfigError, UnknownSymbolError
-from tickpath.venues.binance.endpoints import VENUES, Venue, endpoints
+from tickpath.venues.binance.endpoints import KNOWN_VENUES, VENUES, Venue, endpoints
 
 MAX_RATE = 1_000_000.0  # updates per second per symbol; far above any venue, far below float overflow
 MAX_CLOCK_OFFSET_MS = 86_400_000.0  # one day either way keeps exchange timestamps sane
@@ -106,18 +106,18 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         if not self.venues:
-            raise ConfigError("at least one venue is needed (spot, futures)")
+            raise ConfigError(f"at least one venue is needed ({KNOWN_VENUES})")
         for v in self.venues:
             if v not in VENUES:
                 endpoints(v)  # raises the clear unknown-venue error (aliases are not stored)
-                raise UnknownSymbolError(f"unknown venue {v!r}; known venues: spot, futures")
+                raise UnknownSymbolError(f"unknown venue {v!r}; known venues: {KNOWN_VENUES}")
         if len(set(self.venues)) != len(self.venues):
             raise ConfigError(f"venue listed twice in {self.venues}")
         if not self.symbols and not self.replay:
             raise ConfigError("at least one symbol is needed")
         for s in self.symbols:
-            if not re.fullmatch(r"[A-Z0-9]{2,30}", s):
-                raise UnknownSymbolError(f"unknown symbol {s!r}: symbols are upper case, e.g. BTCUSDT")
+            if not re.fullmatch(r"[A-Z0-9_]{2,30}", s):
+                raise UnknownSymbolError(f"unknown symbol {s!r}: symbols are upper case, e.g. BTCUSDT, BTCUSD_PERP")
         _finite("rate", self.rate)
         if not 0 <= self.rate <= MAX_RATE:
             raise ConfigError(f"rate {self.rate:g} must be between 0 and {MAX_RATE:g} updates per second")

@@ -19,7 +19,7 @@ from tickpath.logs import log_event
 from tickpath.sim import payloads
 from tickpath.sim.market import ASK, BID, SymbolMarket, Trade
 from tickpath.venues.binance.endpoints import Venue
-from tickpath.venues.binance.streams import DEPTH_SPEEDS_MS, StreamName, parse_stream
+from tickpath.venues.binance.streams import DEPTH_DEFAULT_MS, DEPTH_SPEEDS_MS, StreamName, parse_stream
 
 log = logging.getLogger(__name__)
 _MAX_BATCH = 2000  # updates per symbol generated between two flushes
@@ -70,6 +70,7 @@ class Hub:
         self.subs: dict[str, set[Subscriber]] = {}
         self.dirty: set[Subscriber] = set()
         self.speeds = [s for s in DEPTH_SPEEDS_MS[venue] if s > 0]
+        self._realtime = 0 in DEPTH_SPEEDS_MS[venue]  # USD-M's @depth@0ms: one event per update id
         self.windows: dict[str, dict[int, _Window]] = {
             sym: {s: _Window(s, prev_u=m.last_uid) for s in self.speeds} for sym, m in markets.items()
         }
@@ -77,7 +78,7 @@ class Hub:
         lower = {sym: sym.lower() for sym in markets}
         # per symbol: (@depth@0ms, @trade, @aggTrade, @bookTicker) stream names, built once
         self._names: dict[str, tuple[str, str, str, str]] = {
-            sym: (f"{lo}@depth@0ms" if venue == "futures" else "", f"{lo}@trade", f"{lo}@aggTrade", f"{lo}@bookTicker")
+            sym: (f"{lo}@depth@0ms" if self._realtime else "", f"{lo}@trade", f"{lo}@aggTrade", f"{lo}@bookTicker")
             for sym, lo in lower.items()
         }
         self.faults: dict[str, StreamFaultState] = {sym: StreamFaultState() for sym in markets}
@@ -320,10 +321,10 @@ class Hub:
         """Every depth stream name of ``symbol`` on this venue (both spellings of the default)."""
         lower = symbol.lower()
         names = [n for s in self.speeds for n in self._depth_names(lower, s)]
-        return [*names, f"{lower}@depth@0ms"] if self.venue == "futures" else names
+        return [*names, f"{lower}@depth@0ms"] if self._realtime else names
 
     def _depth_names(self, lower: str, speed: int) -> tuple[str, ...]:
-        default = 1000 if self.venue == "spot" else 250
+        default = DEPTH_DEFAULT_MS[self.venue]
         if speed == default:
             return (f"{lower}@depth", f"{lower}@depth@{speed}ms")
         return (f"{lower}@depth@{speed}ms",)

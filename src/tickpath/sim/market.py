@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from tickpath.errors import ConfigError
-from tickpath.venues.binance.endpoints import Venue
+from tickpath.venues.binance.endpoints import Venue, endpoints
 
 BID = 0
 ASK = 1
@@ -59,14 +59,27 @@ _CATALOGUE: dict[str, dict[Venue, tuple[int, int, float, int]]] = {
     "SOLUSDT": {"spot": (2, 3, 100.0, 5000), "futures": (3, 0, 100.0, 20)},
     "XRPUSDT": {"spot": (4, 0, 0.5, 2000), "futures": (4, 1, 0.5, 20000)},
 }
-KNOWN_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
+# COIN-M contracts by pair: price decimals, quantity decimals (0: whole contracts), start price, lots.
+_COINM: dict[str, tuple[int, int, float, int]] = {
+    "BTCUSD": (1, 0, 30000.0, 500),
+    "ETHUSD": (2, 0, 2000.0, 2000),
+    "BNBUSD": (3, 0, 300.0, 300),
+}
+KNOWN_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "USD")
 
 
 def spec_for(venue: Venue, symbol: str) -> SymbolSpec:
-    """The grid of ``symbol`` on ``venue``; a symbol without a known quote asset is an error."""
+    """The grid of ``symbol`` on ``venue``; a symbol not in the venue's format, or without a known
+    quote asset, is an error. Binance.US and TR have spot's grids; COIN-M trades whole contracts."""
     from tickpath.errors import UnknownSymbolError
 
-    entry = _CATALOGUE.get(symbol, {}).get(venue)
+    ep = endpoints(venue)
+    if not ep.valid_symbol(symbol):
+        raise UnknownSymbolError(f"unknown symbol {symbol!r} on {venue}: symbols there look like {ep.symbol_examples}")
+    if venue == "coinm":
+        entry: tuple[int, int, float, int] | None = _COINM.get(symbol.split("_", 1)[0], (2, 0, 10.0, 200))
+    else:
+        entry = _CATALOGUE.get(symbol, {}).get("spot" if ep.rules == "spot" else venue)
     if entry is None:
         if not any(symbol.endswith(q) and len(symbol) > len(q) + 1 for q in KNOWN_QUOTES):
             raise UnknownSymbolError(
@@ -75,7 +88,7 @@ def spec_for(venue: Venue, symbol: str) -> SymbolSpec:
             )
         entry = (4, 2, 10.0, 1000)
     pd, qd, price, lots = entry
-    if venue == "spot":
+    if ep.rules == "spot":
         return SymbolSpec(symbol, pd, qd, price, 8, 8, lots)
     return SymbolSpec(symbol, pd, qd, price, pd, qd, lots)
 
@@ -104,7 +117,14 @@ class SymbolMarket:
     """One symbol's book on one venue, evolving by :meth:`step`, deterministic for its seed."""
 
     def __init__(
-        self, venue: Venue, spec: SymbolSpec, seed: int, *, levels: int = 1200, history: int = 200_000
+        self,
+        venue: Venue,
+        spec: SymbolSpec,
+        seed: int,
+        *,
+        levels: int = 1200,
+        history: int = 200_000,
+        tables: tuple[list[int], list[int]] | None = None,
     ) -> None:
         self.venue = venue
         self.spec = spec
@@ -117,11 +137,16 @@ class SymbolMarket:
         self.last_uid = 1_000_000 + self.rng.randrange(1_000_000)
         self.next_trade_id = 10_000 + self.rng.randrange(100_000)
         # Sampled once from the seeded generator: table look-ups keep a step around 3 us.
-        self._lot_table = [max(1, int(self.rng.lognormvariate(0.0, 1.0) * spec.typical_lots)) for _ in range(_TABLE)]
-        self._dist_table = [
-            int(self.rng.expovariate(0.15)) if self.rng.random() < 0.75 else self.rng.randrange(int(levels * 1.25))
-            for _ in range(_TABLE)
-        ]
+        if tables is not None:  # --universe: thousands of symbols share one pair (80 kB each otherwise)
+            self._lot_table, self._dist_table = tables
+        else:
+            self._lot_table = [
+                max(1, int(self.rng.lognormvariate(0.0, 1.0) * spec.typical_lots)) for _ in range(_TABLE)
+            ]
+            self._dist_table = [
+                int(self.rng.expovariate(0.15)) if self.rng.random() < 0.75 else self.rng.randrange(int(levels * 1.25))
+                for _ in range(_TABLE)
+            ]
         self._seed_book(mid)
         # History: _hist[i] is the change of update id _hist_base + 1 + i; checkpoints every N ids.
         self._hist: list[Change] = []

@@ -6,6 +6,8 @@ Field order follows the real captures in ``../shared/data/binance`` (orjson keep
 * spot bookTicker: ``u s b B a A`` (no event type, no times); futures: ``e u s b B a A T E``
 * spot aggTrade: ``e E s a p q f l T m M``; futures: ``e E a s p q f l T m``
 * spot trade: ``e E s t p q T m M``; futures trade: ``e E T s t p q X m``
+* COIN-M: the futures shapes, with ``ps`` (pair) after ``s`` in depth and bookTicker, quantities in
+  contracts; its depth snapshot adds ``symbol`` and ``pair``. Binance.US and TR: spot's shapes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from tickpath.venues.binance.endpoints import Venue
+from tickpath.venues.binance.endpoints import Venue, endpoints
 
 Level = list[str]
 
@@ -39,6 +41,11 @@ def depth_update_one(symbol: str, e_ms: int, uid: int, price: str, qty: str, bid
     )
 
 
+def _pair(symbol: str) -> str:
+    """COIN-M's ``ps``: the pair of a contract (``BTCUSD_PERP`` -> ``BTCUSD``)."""
+    return symbol.split("_", 1)[0]
+
+
 def depth_update(
     venue: Venue,
     symbol: str,
@@ -50,7 +57,22 @@ def depth_update(
     bids: list[Level],
     asks: list[Level],
 ) -> bytes:
-    if venue == "futures":
+    if venue == "coinm":
+        return orjson.dumps(
+            {
+                "e": "depthUpdate",
+                "E": e_ms,
+                "T": t_ms,
+                "s": symbol,
+                "ps": _pair(symbol),
+                "U": first,
+                "u": last,
+                "pu": prev,
+                "b": bids,
+                "a": asks,
+            }
+        )
+    if endpoints(venue).rules == "futures":
         return orjson.dumps(
             {
                 "e": "depthUpdate",
@@ -70,20 +92,11 @@ def depth_update(
 def book_ticker(
     venue: Venue, symbol: str, uid: int, bid: str, bid_qty: str, ask: str, ask_qty: str, e_ms: int, t_ms: int
 ) -> bytes:
-    if venue == "futures":
-        return orjson.dumps(
-            {
-                "e": "bookTicker",
-                "u": uid,
-                "s": symbol,
-                "b": bid,
-                "B": bid_qty,
-                "a": ask,
-                "A": ask_qty,
-                "T": t_ms,
-                "E": e_ms,
-            }
-        )
+    if endpoints(venue).rules == "futures":
+        head: dict[str, Any] = {"e": "bookTicker", "u": uid, "s": symbol}
+        if venue == "coinm":
+            head["ps"] = _pair(symbol)
+        return orjson.dumps({**head, "b": bid, "B": bid_qty, "a": ask, "A": ask_qty, "T": t_ms, "E": e_ms})
     return orjson.dumps({"u": uid, "s": symbol, "b": bid, "B": bid_qty, "a": ask, "A": ask_qty})
 
 
@@ -98,7 +111,7 @@ def agg_trade(
     t_ms: int,
     buyer_is_maker: bool,
 ) -> bytes:
-    if venue == "futures":
+    if endpoints(venue).rules == "futures":  # COIN-M: the same keys, q in contracts
         return orjson.dumps(
             {
                 "e": "aggTrade",
@@ -133,7 +146,7 @@ def agg_trade(
 def trade(
     venue: Venue, symbol: str, trade_id: int, price: str, qty: str, e_ms: int, t_ms: int, buyer_is_maker: bool
 ) -> bytes:
-    if venue == "futures":
+    if endpoints(venue).rules == "futures":
         return orjson.dumps(
             {
                 "e": "trade",
@@ -169,8 +182,21 @@ def depth_snapshot(
     asks: list[tuple[str, str]],
     e_ms: int = 0,
     t_ms: int = 0,
+    symbol: str = "",
 ) -> bytes:
-    if venue == "futures":
+    if venue == "coinm":  # COIN-M's answer also names the contract and its pair
+        return orjson.dumps(
+            {
+                "lastUpdateId": last_update_id,
+                "symbol": symbol,
+                "pair": _pair(symbol),
+                "E": e_ms,
+                "T": t_ms,
+                "bids": bids,
+                "asks": asks,
+            }
+        )
+    if endpoints(venue).rules == "futures":
         return orjson.dumps({"lastUpdateId": last_update_id, "E": e_ms, "T": t_ms, "bids": bids, "asks": asks})
     return orjson.dumps({"lastUpdateId": last_update_id, "bids": bids, "asks": asks})
 
@@ -182,6 +208,25 @@ def exchange_info(venue: Venue, server_ms: int, symbols: list[dict[str, Any]], w
     )
 
 
+def _coinm_symbol_info(symbol: str, base: str, price_precision: int, qty_precision: int) -> dict[str, Any]:
+    """A COIN-M contract: ``contractStatus`` (not ``status``), a contract size in USD, the coin as
+    margin; dated contracts are quarterly (``CURRENT_QUARTER``)."""
+    perpetual = symbol.endswith("_PERP")
+    return {
+        "symbol": symbol,
+        "pair": _pair(symbol),
+        "contractType": "PERPETUAL" if perpetual else "CURRENT_QUARTER",
+        "contractStatus": "TRADING",
+        "status": "TRADING",  # not in dapi's answer; kept so one reader serves every venue
+        "contractSize": 100 if base == "BTC" else 10,
+        "baseAsset": base,
+        "quoteAsset": "USD",
+        "marginAsset": base,
+        "pricePrecision": price_precision,
+        "quantityPrecision": qty_precision,
+    }
+
+
 def symbol_info(
     venue: Venue, symbol: str, base: str, quote: str, tick: str, step: str, price_precision: int, qty_precision: int
 ) -> dict[str, Any]:
@@ -189,6 +234,8 @@ def symbol_info(
         {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000", "tickSize": tick},
         {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "100000", "stepSize": step},
     ]
+    if venue == "coinm":
+        return {**_coinm_symbol_info(symbol, base, price_precision, qty_precision), "filters": filters}
     if venue == "futures":
         return {
             "symbol": symbol,

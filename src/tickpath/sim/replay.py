@@ -19,7 +19,7 @@ from tickpath.errors import ConfigError, UnknownSymbolError
 from tickpath.sim import payloads
 from tickpath.sim.config import ReplayConfig
 from tickpath.venues.binance.capture import HttpRecord, read_http_capture, read_ws_capture
-from tickpath.venues.binance.endpoints import Venue, venue_of_host, venue_of_path
+from tickpath.venues.binance.endpoints import KNOWN_VENUES, Venue, rest_paths, venue_of_host, venue_of_path
 
 if TYPE_CHECKING:
     from tickpath.sim.ws import WsConnection
@@ -35,10 +35,14 @@ def _stream_of(text: str) -> str:
     return ""
 
 
-def _record_venue(rec: HttpRecord) -> Venue | None:
+def _record_venue(rec: HttpRecord, venue: Venue) -> Venue | None:
     """The venue a recorded request went to: by production host, else by its venue-specific path
-    (a capture tickpath recorded against the simulator has a loopback host but the real path)."""
-    return venue_of_host(urlsplit(rec.url).hostname or "") or venue_of_path(rec.path)
+    (a capture tickpath recorded against the simulator has a loopback host but the real path; spot,
+    Binance.US and TR share their paths, so a path of ``venue`` counts as ``venue``)."""
+    by_host = venue_of_host(urlsplit(rec.url).hostname or "")
+    if by_host is not None:
+        return by_host
+    return venue if rec.path in rest_paths(venue) else venue_of_path(rec.path)
 
 
 def _load_snapshots(http_path: Path, venue: Venue, ws_path: Path, ws_symbols: set[str]) -> dict[str, list[bytes]]:
@@ -47,7 +51,7 @@ def _load_snapshots(http_path: Path, venue: Venue, ws_path: Path, ws_symbols: se
     they are refused at start rather than answered with -1121 later."""
     snapshots: dict[str, list[bytes]] = {}
     for rec in read_http_capture(http_path):
-        rec_venue = _record_venue(rec)
+        rec_venue = _record_venue(rec, venue)
         if rec_venue is not None and rec_venue != venue:
             raise ConfigError(
                 f"REST capture {http_path} is {rec_venue} data ({rec.url.split('?', 1)[0]}) but "
@@ -76,7 +80,7 @@ class ReplaySource:
         if venue is None:
             raise ConfigError(
                 f"capture {cfg.ws_path}: cannot tell the venue of {cap.url} "
-                "(expected a stream.binance.com or fstream.binance.com URL)"
+                f"(expected a production stream URL of one of {KNOWN_VENUES}, e.g. wss://dstream.binance.com)"
             )
         self.venue: Venue = venue
         self.url = cap.url

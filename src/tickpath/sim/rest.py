@@ -20,7 +20,7 @@ from aiohttp import web
 from tickpath.sim import payloads
 from tickpath.sim.context import CTX, ListenerContext
 from tickpath.sim.latency import sleep_delay
-from tickpath.sim.market import spec_for
+from tickpath.sim.market import KNOWN_QUOTES, spec_for
 from tickpath.venues.binance.endpoints import validate_depth_limit
 
 _JSON = "application/json;charset=UTF-8"
@@ -69,7 +69,7 @@ class WeightLedger:
 
 def _answer(ctx: ListenerContext, status: int, body: bytes, used: int, retry_after: float = 0.0) -> web.Response:
     headers = {"x-mbx-used-weight-1m": str(used)}
-    if ctx.venue == "spot":
+    if ctx.ep.rules == "spot":  # the spot-family APIs also send the legacy un-suffixed header
         headers["x-mbx-used-weight"] = str(used)
     if status in (418, 429):
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
@@ -159,7 +159,9 @@ async def handle_depth(request: web.Request) -> web.Response:
             )
         snap = market.snapshot(limit)
         now_ms = ctx.exchange_ms()
-        body = payloads.depth_snapshot(ctx.ep.venue, snap.last_update_id, snap.bids, snap.asks, now_ms, now_ms)
+        body = payloads.depth_snapshot(
+            ctx.ep.venue, snap.last_update_id, snap.bids, snap.asks, now_ms, now_ms, symbol=market.spec.symbol
+        )
     extra = ctx.faults.snapshot_delay_s.get(ctx.venue, 0.0)
     if extra > 0:
         await asyncio.sleep(extra)
@@ -195,15 +197,13 @@ async def handle_exchange_info(request: web.Request) -> web.Response:
         names = names if wanted is None else list(dict.fromkeys(wanted))
     for sym in names:
         spec = spec_for(ctx.ep.venue, sym)
-        quote = next(
-            (q for q in ("USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH", "BNB", "EUR", "TRY") if sym.endswith(q)),
-            sym[-4:],
-        )
+        pair = sym.split("_", 1)[0]  # COIN-M: BTCUSD_PERP's pair BTCUSD; others: the symbol
+        quote = next((q for q in KNOWN_QUOTES if pair.endswith(q)), pair[-4:])
         tick = spec.fmt_price(1)
         step = spec.fmt_qty(1)
         symbols.append(
             payloads.symbol_info(
-                ctx.ep.venue, sym, sym[: -len(quote)], quote, tick, step, spec.price_decimals, spec.qty_decimals
+                ctx.ep.venue, sym, pair[: -len(quote)], quote, tick, step, spec.price_decimals, spec.qty_decimals
             )
         )
     body = payloads.exchange_info(ctx.ep.venue, ctx.exchange_ms(), symbols, ctx.weights.budget)

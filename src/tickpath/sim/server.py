@@ -130,11 +130,17 @@ class Simulator:
         for venue in cfg.venue_list:
             if venue in self.replays:
                 continue
+            ep = endpoints(venue)  # each venue serves the symbols in its format (BTCUSD_PERP: COIN-M only)
+            mine = [s for s in cfg.symbols if ep.valid_symbol(s)]
+            if not mine:
+                raise ConfigError(
+                    f"no symbol for {venue} in {','.join(cfg.symbols)}: add one like {ep.symbol_examples}"
+                )
             markets = {
                 s: SymbolMarket(
                     venue, spec_for(venue, s), cfg.seed, levels=cfg.book_levels, history=cfg.history_updates
                 )
-                for s in cfg.symbols
+                for s in mine
             }
             self.hubs[venue] = Hub(venue, markets, self.clock, rate=cfg.rate, clock_offset_ms=cfg.clock_offset_ms)
         if cfg.tls:

@@ -152,8 +152,8 @@ class WsConnection:
         return len(q) <= self.ctx.limits.max_incoming_per_s
 
     def on_pong(self, payload: bytes) -> None:
-        # Futures allows unsolicited pongs; spot wants the ping's payload echoed back.
-        if self.ctx.venue == "futures" or payload in self.ping_payloads or not self.ping_payloads:
+        # Futures and Binance.US allow unsolicited pongs; spot wants the ping's payload echoed back.
+        if self.ctx.ep.unsolicited_pong_keeps_alive or payload in self.ping_payloads or not self.ping_payloads:
             self.last_alive = self.loop.time()
 
     def on_text(self, text: str) -> None:

@@ -16,12 +16,12 @@ from typing import Any
 from tickpath.errors import ConfigError
 from tickpath.probe.config import duration_for
 from tickpath.sweep.ranking import Metric, parse_metric
+from tickpath.venues.binance.endpoints import VENUES
 
 PROVIDERS = ("aws", "local")
 MARKETS = ("spot", "on-demand")
 PLACEMENT_STRATEGIES = ("cluster", "spread", "partition", "none")
 PROBE_METHODS = ("dns", "tcp", "tls", "rest", "ws", "stream", "path")
-VENUES = ("spot", "futures")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 _AZ_ID_RE = re.compile(r"^[a-z]{2,5}[0-9]-az[0-9]{1,2}$")
 

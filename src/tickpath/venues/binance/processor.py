@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade, Venue
+from tickpath.venues.binance.endpoints import futures_rules
 from tickpath.venues.binance.normalize import Normalizer
 from tickpath.venues.binance.parse import ParseError, ParseReason, decode_frame, decode_snapshot, sample_of
 from tickpath.venues.binance.schemas import AggTrade, BookTicker, ControlReply, DepthUpdate, Kline, RawTrade
@@ -30,8 +31,6 @@ except ImportError:  # pragma: no cover - the build always provides it
     _core = None  # type: ignore[assignment]
 
 __all__ = ["BookView", "FrameProcessor", "NativeProcessor", "ParseError", "PureProcessor", "make_processor"]
-
-FUTURES_RULES = ("futures",)  # venues whose books follow the ``pu`` chain rather than spot's ``U``
 
 
 @dataclass
@@ -251,7 +250,7 @@ class NativeProcessor:
         self._session = session
         self._venue = venue
         self.core = _core.Core(
-            venue in FUTURES_RULES,
+            futures_rules(venue),  # the venue table says which sync guide (pu chain or U rule)
             names,
             symbols is not None,
             -1 if depth is None else depth,

@@ -14,9 +14,14 @@ Field reference (checked against the real captures in ``../shared/data/binance``
   maker, so the taker sold.
 * ``trade``: ``e E s t p q T m`` (older spot payloads also carry ``b``/``a`` order ids, ignored).
 * ``bookTicker``: spot ``u s b B a A`` (no ``e``, no times); futures ``e u E T s b B a A``.
+* COIN-M delivery futures (``dstream``/``dapi``) sends the futures shapes plus ``ps`` (the pair,
+  ``BTCUSD``) on depth and bookTicker, with quantities in contracts; ``ps`` is not stored (the
+  symbol names the contract) and, like every unknown key, is skipped by both decoders.
+  https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams/Diff-Book-Depth-Streams
+  Binance.US and Binance TR send spot's shapes.
 * ``kline``: valid but not normalized by the feed; decoded only far enough to be recognised.
-* REST ``GET /api/v3/depth`` and ``GET /fapi/v1/depth``: ``lastUpdateId bids asks`` (futures also
-  ``E`` and ``T``).
+* REST ``GET /api/v3/depth``, ``GET /fapi/v1/depth`` and ``GET /dapi/v1/depth``: ``lastUpdateId bids
+  asks`` (futures also ``E`` and ``T``; COIN-M also ``symbol`` and ``pair``).
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ A stream name is ``<symbol>@<kind>[@<speed>]`` with a lower-case symbol, e.g. ``
 * USD-M futures (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams):
   ``@depth`` (250 ms), ``@depth@500ms``, ``@depth@100ms``, and the real-time ``@depth@0ms``;
   ``@depth@250ms`` is accepted as the explicit spelling of the default.
+* COIN-M delivery futures (https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams):
+  ``@depth`` (250 ms), ``@depth@500ms``, ``@depth@100ms``; symbols carry ``_``: ``btcusd_perp@depth``.
+* Binance.US and Binance TR: spot's names and speeds.
+
+The speeds live in the venue table (``endpoints.py``), read here.
 
 Pure functions; no I/O.
 """
@@ -21,16 +26,16 @@ from typing import Literal
 
 from tickpath.errors import UnknownSymbolError
 from tickpath.events import Channel
-from tickpath.venues.binance.endpoints import Venue, endpoints
+from tickpath.venues.binance.endpoints import VENUES, Venue, endpoints
 
 StreamKind = Literal["depth", "trade", "aggTrade", "bookTicker", "kline"]
 
 # Default (suffix-less) depth speed and the accepted explicit speeds, in milliseconds.
-DEPTH_DEFAULT_MS: dict[Venue, int] = {"spot": 1000, "futures": 250}
-DEPTH_SPEEDS_MS: dict[Venue, tuple[int, ...]] = {"spot": (1000, 100), "futures": (250, 500, 100, 0)}
+DEPTH_DEFAULT_MS: dict[Venue, int] = {v: endpoints(v).depth_default_ms for v in VENUES}
+DEPTH_SPEEDS_MS: dict[Venue, tuple[int, ...]] = {v: endpoints(v).depth_speeds_ms for v in VENUES}
 KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 
-_SYMBOL_RE = re.compile(r"^[a-z0-9]{2,30}$")
+_SYMBOL_RE = re.compile(r"^[a-z0-9_]{2,30}$")  # "_": COIN-M's btcusd_perp, btcusd_250627
 _SPEED_RE = re.compile(r"^(\d{1,4})ms$")
 
 

@@ -8,7 +8,10 @@ event's ``U`` is the previous ``u + 1``.
 
 USD-M futures (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/How-to-manage-a-local-order-book-correctly):
 drop events with ``u < lastUpdateId``; the first applied event has ``U <= lastUpdateId <= u``;
-after that each event's ``pu`` is the previous event's ``u``.
+after that each event's ``pu`` is the previous event's ``u``. COIN-M delivery futures documents the
+same rules (https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams/How-to-manage-a-local-order-book-correctly);
+Binance.US and Binance TR follow spot's. Which rules a venue follows is ``rules`` in its
+:class:`~tickpath.venues.binance.endpoints.VenueEndpoints`.
 
 Anything else is a break. A break (or a crossed book after an update, or a level that cannot be
 parsed) discards this symbol's book, emits a :class:`~tickpath.events.BookReset` so consumers know,
@@ -34,6 +37,7 @@ from tickpath.book.orderbook import InvalidLevelError, OrderBook
 from tickpath.book.topn import TopNWindow
 from tickpath.errors import ConfigError
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Venue
+from tickpath.venues.binance.endpoints import KNOWN_VENUES, VENUES, futures_rules
 from tickpath.venues.binance.schemas import DepthSnapshot, DepthUpdate
 
 DEFAULT_MAX_BUFFER = 10_000
@@ -65,8 +69,8 @@ class BookSync:
     def __init__(
         self, venue: Venue, symbol: str, *, session: str, depth: int | None = None, max_buffer: int = DEFAULT_MAX_BUFFER
     ) -> None:
-        if venue not in ("spot", "futures"):
-            raise ConfigError(f"unknown venue {venue!r}; known venues: spot, futures")
+        if venue not in VENUES:
+            raise ConfigError(f"unknown venue {venue!r}; known venues: {KNOWN_VENUES}")
         self.venue: Venue = venue
         self.symbol = symbol
         self.session = session
@@ -79,7 +83,7 @@ class BookSync:
         self.last_update_id: int | None = None  # u of the last applied event (lastUpdateId after a snapshot)
         self._awaiting_first = False  # snapshot published; the first-event rule is still to be met
         self._buffer: deque[tuple[DepthUpdate, int]] = deque()
-        self._futures = venue == "futures"
+        self._futures = futures_rules(venue)  # COIN-M too; Binance.US and TR follow spot
         self._window = TopNWindow(depth) if depth is not None else None
         self._plain = depth is None  # full-depth mode: deltas are the exchange's levels as sent
         self._pending: tuple[int, int | None] | None = None  # top-N: (U, pu) of folded updates
