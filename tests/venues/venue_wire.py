@@ -18,6 +18,12 @@ from typing import Any
 
 from tickpath.venues.binance.endpoints import endpoints
 
+
+def _dumps(obj: Any) -> str:
+    """Compact JSON, as Binance sends it."""
+    return json.dumps(obj, separators=(",", ":"))
+
+
 SYMBOL = {"coinm": "BTCUSD_PERP", "us": "BTCUSDT", "tr": "BTCTRY"}
 
 Change = tuple[int, int, int]  # (0 bid / 1 ask, price in ticks, qty in lots; 0 removes)
@@ -83,9 +89,9 @@ def depth_frame(venue: str, m: Market, first: int, last: int, prev: int, *, comb
     else:
         data = {"e": "depthUpdate", "E": 1_700_000_000_000 + last, "s": sym, "U": first, "u": last, "b": bl, "a": al}
     if not combined:
-        return json.dumps(data)
+        return _dumps(data)
     speed = "@depth@100ms"
-    return json.dumps({"stream": f"{sym.lower()}{speed}", "data": data})
+    return _dumps({"stream": f"{sym.lower()}{speed}", "data": data})
 
 
 def snapshot_body(venue: str, m: Market, last_id: int) -> str:
@@ -94,8 +100,8 @@ def snapshot_body(venue: str, m: Market, last_id: int) -> str:
         sym = SYMBOL[venue]
         body: dict[str, Any] = {"lastUpdateId": last_id, "symbol": sym, "pair": sym.split("_")[0]}
         body.update({"E": 1_700_000_000_000, "T": 1_700_000_000_000, "bids": bids, "asks": asks})
-        return json.dumps(body)
-    return json.dumps({"lastUpdateId": last_id, "bids": bids, "asks": asks})
+        return _dumps(body)
+    return _dumps({"lastUpdateId": last_id, "bids": bids, "asks": asks})
 
 
 def book_ticker_frame(venue: str, uid: int, bid: tuple[str, str], ask: tuple[str, str]) -> str:
@@ -106,7 +112,7 @@ def book_ticker_frame(venue: str, uid: int, bid: tuple[str, str], ask: tuple[str
         data["E"] = 1_700_000_000_000 + uid
     else:
         data = {"u": uid, "s": sym, "b": bid[0], "B": bid[1], "a": ask[0], "A": ask[1]}
-    return json.dumps({"stream": f"{sym.lower()}@bookTicker", "data": data})
+    return _dumps({"stream": f"{sym.lower()}@bookTicker", "data": data})
 
 
 def agg_trade_frame(venue: str, agg_id: int, price: str, qty: str) -> str:
@@ -118,7 +124,7 @@ def agg_trade_frame(venue: str, agg_id: int, price: str, qty: str) -> str:
     else:
         data = {"e": "aggTrade", "E": t, "s": sym, "a": agg_id, "p": price, "q": qty}
         data.update({"f": agg_id * 2, "l": agg_id * 2 + 1, "T": t, "m": False, "M": True})
-    return json.dumps({"stream": f"{sym.lower()}@aggTrade", "data": data})
+    return _dumps({"stream": f"{sym.lower()}@aggTrade", "data": data})
 
 
 def events_over(m: Market, sizes: list[int]) -> list[tuple[int, int, int]]:
