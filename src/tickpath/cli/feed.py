@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from tickpath.errors import ConfigError, ConnectionFailedError, InterruptedRunError, SinkError, SyncError
 from tickpath.feed.config import DEFAULT_SINK, FeedConfig, parse_channels
 from tickpath.feed.run import Feed
+from tickpath.feed.sharding import ShardSpec, parse_shard
 from tickpath.feed.snapshot import FeedSnapshot, FeedSummary
 from tickpath.feed.universe import GRAMMAR_HELP, parse_selection
 from tickpath.runtime import run as run_async
@@ -136,6 +138,24 @@ def register(subparsers: Any) -> None:
         help="live status line on stderr (default: on when stderr is a terminal and not --json)",
     )
     g.add_argument("--json", action="store_true", help="print the exit summary as one JSON object")
+    g = p.add_argument_group("scaling out (docs/deploy.md)")
+    g.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="shard the symbols over N worker processes by a stable hash (CRC-32 of the symbol), each "
+        "with its own connections, books and sink writer, under one supervisor that restarts a dead "
+        "worker; 'auto' = the number of cores (default: 1, one process)",
+    )
+    g.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="run machine I's share of N (same hash; every machine gets the same --symbols), e.g. "
+        "--shard 0/2 on one machine and --shard 1/2 on the other, publishing to NATS",
+    )
     g = p.add_argument_group("connection tuning")
     g.add_argument(
         "--streams-per-connection",
@@ -199,7 +219,28 @@ def build_config(args: argparse.Namespace) -> FeedConfig:
         rollover_after_s=args.rollover_after,
         check_symbols=args.check_symbols,
         status=status,
+        shard=args.shard,
     )
+
+
+def _shard(text: str) -> ShardSpec:
+    try:
+        return parse_shard(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _workers(text: str) -> int:
+    """``--workers``: a positive count, or ``auto`` for the number of cores."""
+    if text.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers (or 'auto')") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} workers: use at least 1")
+    return n
 
 
 def _print_summary(s: FeedSnapshot) -> None:
@@ -243,6 +284,9 @@ def main(args: argparse.Namespace) -> int:
     config = build_config(args)
     if args.json and any(u.strip() in ("jsonl:-", "jsonl") for u in config.sinks):
         raise ConfigError("--json and --sink jsonl:- both write to stdout; send JSON lines to a file")
+    workers = min(args.workers, len(config.symbols)) if config.selection is None else args.workers
+    if workers > 1:
+        return _supervise(config, workers, as_json=args.json)
     feed = Feed(config)
     try:
         with streaming_gc():
@@ -282,3 +326,54 @@ def _report(snap: FeedSnapshot, *, as_json: bool) -> None:
         print(json.dumps(FeedSummary.from_snapshot(snap).to_dict(), default=str), flush=True)
     else:
         _print_summary(snap)
+
+
+def _supervise(config: FeedConfig, workers: int, *, as_json: bool) -> int:
+    """``--workers N``: the supervisor runs the workers; the merged summary says what they did."""
+    from tickpath.feed.supervisor import Supervisor
+
+    sup = Supervisor(config, workers)
+    try:
+        with streaming_gc():
+            run_async(_with_status(sup) if config.status else sup.run())
+    except InterruptedRunError:
+        _report_workers(sup.summary(), as_json=as_json)
+        raise
+    merged = sup.summary()
+    _report_workers(merged, as_json=as_json)
+    if merged.get("dropped"):
+        raise SinkError(f"{merged['dropped']:,} accepted events were dropped by a sink (see the log)")
+    if merged.get("undelivered"):
+        raise SinkError("accepted events not delivered yet: " + "; ".join(merged["undelivered"]))
+    bad = [c for w in merged["workers"] for c in w["exit_codes"][-1:] if c not in (0, 130)]
+    return max(bad) if bad else 0
+
+
+async def _with_status(sup: Any) -> Any:
+    import asyncio
+
+    from tickpath.feed.status import run_workers_status
+
+    status = asyncio.create_task(run_workers_status(sup.summary))
+    try:
+        return await sup.run()
+    finally:
+        status.cancel()
+
+
+def _report_workers(merged: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(merged, default=str), flush=True)
+        return
+    from rich.console import Console
+
+    con = Console(stderr=True)
+    con.print(
+        f"[bold]feed {merged.get('venue')}[/] {len(merged['workers'])} workers: {merged.get('emitted', 0):,} events; "
+        f"resyncs {merged.get('resyncs', 0)}, gaps {merged.get('gaps', 0)}, reconnects {merged.get('reconnects', 0)}, "
+        f"worker restarts {merged['restarts']}"
+    )
+    for w in merged["workers"]:
+        con.print(
+            f"  worker {w['worker']}: {len(w['symbols'])} symbols, restarts {w['restarts']}, exits {w['exit_codes']}"
+        )

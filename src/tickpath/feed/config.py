@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tickpath.errors import ConfigError, UnknownSymbolError
 from tickpath.events import CHANNELS, Channel, Venue
+from tickpath.feed.sharding import ShardSpec
 from tickpath.feed.universe import Selection
 from tickpath.venues.binance.endpoints import VENUES, endpoints, validate_depth_limit
 from tickpath.venues.binance.streams import DEPTH_SPEEDS_MS, TRADE_STREAMS, TradeStream, channel_streams
@@ -58,12 +59,20 @@ class FeedConfig:
     selection: Selection | None = None
     listing_poll_s: float = 60.0
     status: bool = False  # live terminal status line
+    # --shard i/N and --workers: this process's share (tickpath.feed.sharding). With a shard,
+    # ``symbols`` holds only the owned symbols (filtered here, so a replace() re-filters).
+    shard: ShardSpec | None = None
 
     def __post_init__(self) -> None:
         if self.venue not in VENUES:
             raise UnknownSymbolError(f"unknown venue {self.venue!r}: use one of {', '.join(VENUES)}")
         if not self.symbols and self.selection is None:
             raise ConfigError("no symbols given: pass --symbols BTCUSDT,ETHUSDT")
+        if self.shard is not None and not self.shard.trivial:
+            owned = self.shard.select(self.symbols)
+            if not owned and self.selection is None:
+                raise ConfigError(f"shard {self.shard.label()} owns none of {','.join(self.symbols)}")
+            object.__setattr__(self, "symbols", owned)  # frozen: set once, here
         if not self.listing_poll_s > 0:
             raise ConfigError(f"listing poll interval {self.listing_poll_s} must be a positive number of seconds")
         for s in self.symbols:

@@ -15,10 +15,14 @@ clock offset measured at start). The HTTP side is :class:`tickpath.metrics.Metri
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+import aiohttp
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from tickpath import metrics
@@ -125,3 +129,57 @@ class MetricsServer(metrics.MetricsServer):
 
     def __init__(self, snapshot: Callable[[], FeedSnapshot], host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(FeedCollector(snapshot), host, port)
+
+
+class _Families(Collector):
+    """The families of the last scrape of the workers, yielded as they were read."""
+
+    def __init__(self) -> None:
+        self.families: list[Any] = []
+
+    def collect(self) -> Iterator[Any]:
+        yield from self.families
+
+
+class WorkersMetricsServer(metrics.MetricsServer):
+    """One ``/metrics`` for ``feed --workers N``: at each scrape, every live worker's own /metrics
+    (on a loopback port it reported) read and relabelled ``worker="k"``, plus the supervisor's
+    ``tickpath_feed_worker_up{worker}`` and ``tickpath_feed_worker_restarts_total{worker}``. A worker
+    being restarted is simply absent from that scrape (``worker_up`` 0), as Prometheus expects."""
+
+    def __init__(self, supervisor: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._families = _Families()
+        super().__init__(self._families, host, port)
+        self.supervisor = supervisor
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self._families.families = await self._scrape()
+        return await super()._metrics(request)
+
+    async def _scrape(self) -> list[Any]:
+        workers = list(self.supervisor.workers)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as http:
+            texts = await asyncio.gather(*(_read_worker(http, w) for w in workers))
+        merged: dict[str, Metric] = {}
+        for w, text in zip(workers, texts, strict=True):
+            for fam in text_string_to_metric_families(text) if text else ():
+                into = merged.setdefault(fam.name, Metric(fam.name, fam.documentation, fam.type))
+                for smp in fam.samples:
+                    into.samples.append(smp._replace(labels={**smp.labels, "worker": str(w.index)}))
+        up = GaugeMetricFamily(P + "worker_up", "1 while the worker process runs", labels=["worker"])
+        restarts = CounterMetricFamily(P + "worker_restarts", "Worker processes restarted", labels=["worker"])
+        for w in workers:
+            up.add_metric([str(w.index)], 1 if w.up else 0)
+            restarts.add_metric([str(w.index)], w.restarts)
+        return [*merged.values(), up, restarts]
+
+
+async def _read_worker(http: aiohttp.ClientSession, w: Any) -> str:
+    port = (w.last or {}).get("metrics_port") if w.up else None
+    if not port:
+        return ""
+    try:
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            return await resp.text() if resp.status == 200 else ""
+    except (aiohttp.ClientError, TimeoutError):
+        return ""  # died or restarting: absent from this scrape

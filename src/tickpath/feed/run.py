@@ -161,7 +161,7 @@ class Feed:
         assert self.config.selection is not None
         symbols, statuses = await resolve_selection(ExchangeInfoApi(probe), self.config.selection)
         self.config = dataclasses.replace(self.config, symbols=tuple(symbols))
-        self._listed = {s: statuses[s] for s in symbols}
+        self._listed = {s: statuses[s] for s in self.config.symbols}  # only a shard's own
         self._shards = plan_shards(self.config.streams_by_symbol(), self.config.effective_streams_per_connection)
         log_event(log, logging.INFO, "symbols_selected", symbols=len(symbols), listed=len(statuses))
         return self.config
@@ -202,7 +202,9 @@ class Feed:
                     self._tasks.append(asyncio.create_task(r.stop(), name=f"close-shard-{r.shard.index}"))
         if change.added and self.engine is not None:
             first = len(self._shards)
-            plan = plan_shards({s: cfg.streams_for(s) for s in change.added}, cfg.effective_streams_per_connection)
+            owned = set(self.config.symbols)  # a --shard/--workers share keeps only its own listings
+            added = {s: cfg.streams_for(s) for s in change.added if s in owned}
+            plan = plan_shards(added, cfg.effective_streams_per_connection)
             for i, sh in enumerate(plan):
                 shard = Shard(first + i, sh.symbols, sh.streams)
                 self._shards.append(shard)

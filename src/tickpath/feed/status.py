@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -58,3 +59,35 @@ async def run_status(
             line = status_text(snap, (frames - last_frames) / dt, (events - last_events) / dt)
             live.update(Text(extra()) + line if extra is not None else line)
             last_frames, last_events, last_t = frames, events, now
+
+
+def workers_status_text(merged: dict[str, Any], events_per_s: float) -> Text:
+    """The status line of ``feed --workers N`` from the supervisor's merged summary."""
+    workers = merged.get("workers", [])
+    up = sum(1 for w in workers if w["up"])
+    t = Text()
+    t.append(f"{merged.get('venue', '')} workers {up}/{len(workers)} up  ", style="bold")
+    t.append(f"{events_per_s:,.0f} events/s  events {merged.get('emitted', 0):,}  ")
+    for label, value in (
+        ("restarts", merged.get("restarts", 0)),
+        ("resyncs", merged.get("resyncs", 0)),
+        ("gaps", merged.get("gaps", 0)),
+        ("reconnects", merged.get("reconnects", 0)),
+        ("malformed", merged.get("malformed", 0)),
+    ):
+        t.append(f"{label} {value}  ", style="yellow" if value else "")
+    return t
+
+
+async def run_workers_status(summary: Callable[[], dict[str, Any]], *, period_s: float = 1.0) -> None:
+    """Redraw the merged status line every ``period_s`` until cancelled."""
+    con = Console(stderr=True)
+    last, loop = 0, asyncio.get_running_loop()
+    last_t = loop.time()
+    with Live(Text("starting workers..."), console=con, refresh_per_second=4, transient=True) as live:
+        while True:
+            await asyncio.sleep(period_s)
+            merged, now = summary(), loop.time()
+            events = merged.get("emitted", 0) or 0
+            live.update(workers_status_text(merged, (events - last) / max(now - last_t, 1e-9)))
+            last, last_t = events, now
