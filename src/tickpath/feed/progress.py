@@ -4,8 +4,8 @@ With hundreds of symbols the snapshots are what a start waits for (each is paced
 request weight), so "all books synced" can be minutes away; the feed says how far it is: a bar and
 an ETA in the status line on a terminal, a ``sync_progress`` log line every few seconds otherwise,
 one ``all_books_synced`` line when the last one syncs, and ``startup`` in the ``--json`` summary.
-The ETA is the remaining books over the rate of the last ``window_s`` seconds (snapshots are paced
-evenly, so the recent rate is the one that will continue).
+The ETA is the remaining books over the rate of the last ``window_s`` seconds, or over the average
+since start while that is zero (snapshots paced by the minute come in bursts with pauses).
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ class SyncProgress:
             self.all_synced_ns = now
         t0, s0 = self._samples[0]
         rate = (synced - s0) / ((now - t0) / 1e9) if now > t0 and synced > s0 else 0.0
+        if rate <= 0 and synced and now > self.start_ns:  # waiting for the next weight minute: the average
+            rate = synced / ((now - self.start_ns) / 1e9)
         left = max(0, total - synced)
         eta = 0.0 if left == 0 else (left / rate if rate > 0 else None)
         done_s = (self.all_synced_ns - self.start_ns) / 1e9 if self.all_synced_ns is not None else None

@@ -45,7 +45,7 @@ from tickpath.feed.snapshot import (
     latency_figures,
     pipeline_counts,
 )
-from tickpath.feed.snapshots import SnapshotFetcher, measure_clock_offset
+from tickpath.feed.snapshots import SnapshotFetcher, WeightPacer, measure_clock_offset
 from tickpath.feed.symbols import check_symbols
 from tickpath.logs import log_event
 from tickpath.probe.clock_offset import OffsetEstimate
@@ -56,6 +56,7 @@ from tickpath.venues.binance.endpoints import endpoints, venue_of_host
 from tickpath.venues.binance.rest import ExchangeInfoApi, RestClient, RestResponse, tls_connector
 
 log = logging.getLogger(__name__)
+MAX_URL_CHARS = 8000  # aiohttp's and nginx's default request-line limit is 8 kB
 
 
 def capture_url(venue: str, base_url: str, streams: list[str]) -> str:
@@ -110,6 +111,7 @@ class Feed:
         self._tasks: list[asyncio.Task[Any]] = []
         self._listed: dict[str, str] = {}  # symbol -> status at start (a selection's listing)
         self._watcher: ListingWatcher | None = None
+        self._weight_limit: int | None = None  # REQUEST_WEIGHT a minute as exchangeInfo states it
         self._progress = SyncProgress(clock=clock)
         self._http: aiohttp.ClientSession | None = None
         self._backoff = Backoff(config.reconnect_base_s, config.reconnect_max_s)
@@ -159,7 +161,9 @@ class Feed:
     async def _resolve(self, probe: RestClient) -> FeedConfig:
         """``--symbols all``/filters: the symbols exchangeInfo lists now, and their connections."""
         assert self.config.selection is not None
-        symbols, statuses = await resolve_selection(ExchangeInfoApi(probe), self.config.selection)
+        api = ExchangeInfoApi(probe)
+        symbols, statuses = await resolve_selection(api, self.config.selection)
+        self._weight_limit = api.weight_limit
         self.config = dataclasses.replace(self.config, symbols=tuple(symbols))
         self._listed = {s: statuses[s] for s in self.config.symbols}  # only a shard's own
         self._shards = plan_shards(self.config.streams_by_symbol(), self.config.effective_streams_per_connection)
@@ -179,7 +183,8 @@ class Feed:
             backoff=self._backoff,
             clock=self.clock,
             session=self._http,
-            subscribe=cfg.subscribe,
+            # hundreds of streams do not fit in a URL (servers refuse request lines past ~8 kB): SUBSCRIBE
+            subscribe=cfg.subscribe or len(capture_url(cfg.venue, cfg.ws_base, list(shard.streams))) > MAX_URL_CHARS,
             max_messages_per_s=endpoints(cfg.venue).max_incoming_messages_per_s,
             on_lost=self._on_lost,
             on_opened=self._on_opened,
@@ -251,8 +256,11 @@ class Feed:
                         offset_us=self._offset.offset_ns / 1e3,
                         bound_us=self._offset.bound_ns / 1e3,
                     )
+            # the venue's stated weight limit when exchangeInfo was read (a proxy or the simulator may
+            # allow less than Binance documents), else the documented one
+            pacer = WeightPacer(self._weight_limit, clock=self.clock) if self._weight_limit else None
             self._fetcher = SnapshotFetcher(
-                rest, self._on_snapshot, limit=cfg.effective_snapshot_limit, clock=self.clock
+                rest, self._on_snapshot, limit=cfg.effective_snapshot_limit, clock=self.clock, pacer=pacer
             )
             dynamic = cfg.selection is not None and cfg.selection.dynamic
             self.engine = FeedEngine(

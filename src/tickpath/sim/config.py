@@ -79,6 +79,30 @@ class ReplayConfig:
             raise ConfigError(f"replay speed {self.speed} must be >= 0 (0 = as fast as possible)")
 
 
+LISTING_ACTIONS = ("list", "delist", "halt", "resume")
+
+
+@dataclass(frozen=True)
+class ListingEvent:
+    """A change to a ``--universe`` venue's listing ``at_s`` seconds after the start: ``list`` a new
+    symbol, ``delist`` one (gone from exchangeInfo, streams silent), ``halt`` it (status BREAK, no
+    updates) or ``resume`` it (TRADING again)."""
+
+    at_s: float
+    venue: str
+    action: str
+    symbol: str
+
+    def __post_init__(self) -> None:
+        _finite("listing time", self.at_s)
+        if self.at_s < 0:
+            raise ConfigError(f"listing time {self.at_s} must not be negative")
+        if self.action not in LISTING_ACTIONS:
+            raise ConfigError(f"listing action {self.action!r}: use {', '.join(LISTING_ACTIONS)}")
+        if not re.fullmatch(r"[A-Z0-9_]{2,30}", self.symbol):
+            raise UnknownSymbolError(f"listing symbol {self.symbol!r} must be upper case, e.g. NEWUSDT")
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """Everything a :class:`~tickpath.sim.Simulator` needs. ``None`` limits mean Binance's documented values."""
@@ -103,6 +127,11 @@ class SimConfig:
     book_levels: int = 1200  # target levels per side
     history_updates: int = 200_000  # update ids kept for ground truth
     replay: tuple[ReplayConfig, ...] = ()
+    # "binance": the whole exchange's order of magnitude per venue (tickpath.sim.universe), replacing
+    # ``symbols``; ``rate`` is then the mean per symbol, spread heavy-tailed, with 5x bursts
+    universe: str | None = None
+    universe_size: int | None = None  # symbols per venue instead of the universe's (small tests)
+    listings: tuple[ListingEvent, ...] = ()  # listing changes during the run (universe only)
 
     def __post_init__(self) -> None:
         if not self.venues:
@@ -144,6 +173,20 @@ class SimConfig:
             raise ConfigError("weight budget must be at least 1")
         if self.book_levels < 20:
             raise ConfigError("book_levels must be at least 20")
+        self._check_universe()
+
+    def _check_universe(self) -> None:
+        from tickpath.sim.universe import UNIVERSES
+
+        if self.universe is not None and self.universe not in UNIVERSES:
+            raise ConfigError(f"unknown universe {self.universe!r}: use {', '.join(UNIVERSES)}")
+        if self.universe_size is not None and self.universe_size < 1:
+            raise ConfigError(f"universe size {self.universe_size} must be at least 1")
+        if self.listings and self.universe is None:
+            raise ConfigError("listing changes need a universe (--universe binance)")
+        for ev in self.listings:
+            if ev.venue not in self.venues:
+                raise ConfigError(f"listing change for {ev.venue}, which is not simulated ({', '.join(self.venues)})")
 
     @property
     def venue_list(self) -> tuple[Venue, ...]:

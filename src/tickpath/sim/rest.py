@@ -43,11 +43,14 @@ class WeightLedger:
         self.ban_after = ban_after_429
         self.ban_s = ban_s
         self.clients: dict[str, _ClientWeight] = {}
+        self.answered_429 = 0  # over the whole run, every client (tests: "never a 429")
+        self.answered_418 = 0
 
     def charge(self, ip: str, weight: int, now_s: float) -> tuple[int, int, float]:
         """Charge ``weight``; returns (HTTP status to answer, weight used this minute, retry-after s)."""
         st = self.clients.setdefault(ip, _ClientWeight())
         if st.ban_until > now_s:
+            self.answered_418 += 1
             return 418, st.used, st.ban_until - now_s
         minute = int(now_s // 60)
         if minute != st.minute:
@@ -59,7 +62,9 @@ class WeightLedger:
         if st.limited_requests > self.ban_after:
             st.bans += 1
             st.ban_until = now_s + self.ban_s * 2 ** (st.bans - 1)
+            self.answered_418 += 1
             return 418, st.used, st.ban_until - now_s
+        self.answered_429 += 1
         return 429, st.used, (minute + 1) * 60 - now_s
 
     def used(self, ip: str) -> int:
@@ -206,8 +211,27 @@ async def handle_exchange_info(request: web.Request) -> web.Response:
                 ctx.ep.venue, sym, pair[: -len(quote)], quote, tick, step, spec.price_decimals, spec.qty_decimals
             )
         )
+    _universe_fields(ctx, symbols)
     body = payloads.exchange_info(ctx.ep.venue, ctx.exchange_ms(), symbols, ctx.weights.budget)
     return await _reply(request, ctx, 200, body, used)
+
+
+def _universe_fields(ctx: ListenerContext, symbols: list[dict[str, object]]) -> None:
+    """A ``--universe`` hub knows each symbol's status (TRADING/BREAK) and assets: say them."""
+    from tickpath.sim.universe import UniverseHub
+
+    hub = ctx.hub
+    if not isinstance(hub, UniverseHub):
+        return
+    for info in symbols:
+        u = hub.info.get(str(info["symbol"]))
+        if u is None:
+            continue
+        info["status"] = hub.statuses.get(u.symbol, u.status)
+        if "contractStatus" in info:
+            info["contractStatus"] = info["status"]
+        if u.quote:
+            info["baseAsset"], info["quoteAsset"] = u.base, u.quote
 
 
 def _wanted_symbols(query: Mapping[str, str]) -> tuple[list[str] | None, bytes | None]:

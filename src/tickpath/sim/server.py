@@ -130,6 +130,11 @@ class Simulator:
         for venue in cfg.venue_list:
             if venue in self.replays:
                 continue
+            if cfg.universe is not None:  # the whole exchange's symbols instead of cfg.symbols
+                from tickpath.sim.universe import universe_hub
+
+                self.hubs[venue] = universe_hub(venue, cfg, self.clock)
+                continue
             ep = endpoints(venue)  # each venue serves the symbols in its format (BTCUSD_PERP: COIN-M only)
             mine = [s for s in cfg.symbols if ep.valid_symbol(s)]
             if not mine:
@@ -150,6 +155,7 @@ class Simulator:
             v: WeightLedger(cfg.weight_budget or endpoints(v).weight_budget_per_minute, cfg.ban_after_429, cfg.ban_s)
             for v in cfg.venue_list
         }
+        self.weights: dict[Venue, WeightLedger] = ledgers  # REST weight per venue (its 429/418 counters)
         try:
             index = 0
             for zone in cfg.zones:

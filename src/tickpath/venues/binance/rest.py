@@ -211,6 +211,12 @@ class ExchangeInfoApi:
 
     def __init__(self, client: RestClient) -> None:
         self.client = client
+        self._weight_limit: int | None = None
+
+    @property
+    def weight_limit(self) -> int | None:
+        """The REQUEST_WEIGHT limit per minute the last :meth:`listing` stated (``rateLimits``)."""
+        return self._weight_limit
 
     @property
     def weight(self) -> int:
@@ -225,6 +231,7 @@ class ExchangeInfoApi:
         resp = await self.client.get(self.client.endpoints.exchange_info_path)
         try:
             doc = json.loads(resp.body)
+            self._weight_limit = _minute_weight_limit(doc.get("rateLimits"))
             return {
                 str(s["symbol"]): SymbolInfo(
                     str(s["symbol"]),
@@ -261,3 +268,19 @@ class ExchangeInfoApi:
             return {str(s["symbol"]): str(s.get("status") or s.get("contractStatus") or "") for s in doc["symbols"]}
         except (ValueError, KeyError, TypeError) as exc:
             raise ExchangeError("exchangeInfo answered without a symbols list") from exc
+
+
+def _minute_weight_limit(limits: object) -> int | None:
+    """REQUEST_WEIGHT per minute from exchangeInfo's ``rateLimits`` (None when absent)."""
+    if not isinstance(limits, list):
+        return None
+    for rl in limits:
+        if (
+            isinstance(rl, dict)
+            and rl.get("rateLimitType") == "REQUEST_WEIGHT"
+            and rl.get("interval") == "MINUTE"
+            and rl.get("intervalNum", 1) == 1
+            and isinstance(rl.get("limit"), int)
+        ):
+            return int(rl["limit"])
+    return None
