@@ -16,7 +16,7 @@ from tickpath.probe import METHODS, ProbeConfig, ProbeResult, parse_methods
 from tickpath.probe.report import print_warnings, render_table, write_outputs
 from tickpath.probe.runner import ProbeRun
 from tickpath.runtime import run
-from tickpath.venues.binance.endpoints import VENUES
+from tickpath.venues.binance.endpoints import VENUES, endpoints
 
 EPILOG = """\
 methods (--method, comma-separated or repeated; 'full' = all):
@@ -72,9 +72,9 @@ def register(subparsers: Any) -> None:
         "--base-url",
         dest="rest_url",
         metavar="URL",
-        help="REST base URL, e.g. https://fapi.binance.com or http://127.0.0.1:PORT",
+        help=f"REST base URL, e.g. {endpoints('futures').rest_base} or http://127.0.0.1:PORT",
     )
-    p.add_argument("--ws-url", metavar="URL", help="WebSocket base URL, e.g. wss://fstream.binance.com")
+    p.add_argument("--ws-url", metavar="URL", help=f"WebSocket base URL, e.g. {endpoints('futures').ws_base}")
     p.add_argument("--symbol", default="BTCUSDT", help="symbol for streams (default: BTCUSDT)")
     p.add_argument("--samples", "-n", type=int, default=1000, help="measured samples per method (default 1000)")
     p.add_argument(

@@ -80,7 +80,7 @@ class ReplaySource:
         if venue is None:
             raise ConfigError(
                 f"capture {cfg.ws_path}: cannot tell the venue of {cap.url} "
-                f"(expected a production stream URL of one of {KNOWN_VENUES}, e.g. wss://dstream.binance.com)"
+                f"(expected the production stream URL of one of {KNOWN_VENUES}, as venues/binance/endpoints.py lists)"
             )
         self.venue: Venue = venue
         self.url = cap.url
