@@ -14,6 +14,7 @@ from tickpath.errors import ConfigError, TickpathError
 from tickpath.runtime import run
 from tickpath.sim import FaultPlan, ReplayConfig, SimConfig, Simulator, parse_zones
 from tickpath.sim.config import MAX_CLOCK_OFFSET_MS, MAX_RATE
+from tickpath.sim.universe import parse_listing
 from tickpath.venues.binance.endpoints import VENUES
 
 DESCRIPTION = """\
@@ -64,6 +65,22 @@ def register(subparsers: Any) -> None:
         help=f"venues to serve, comma-separated, of {', '.join(VENUES)} (default: spot,futures)",
     )
     g.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="upper-case symbols (default: BTCUSDT,ETHUSDT)")
+    g.add_argument(
+        "--universe",
+        choices=("binance",),
+        help="serve the whole exchange's symbols instead of --symbols: about 2,000 spot, 400 USD-M, 50 "
+        "COIN-M, TRADING and BREAK; --rate is then the mean per symbol, heavy-tailed, with 5x bursts for "
+        "10 s (try --rate 2); see docs/sim.md",
+    )
+    g.add_argument("--universe-size", type=int, metavar="N", help="with --universe: N symbols per venue")
+    g.add_argument(
+        "--listing",
+        action="append",
+        default=[],
+        metavar="AT:ACTION:SYMBOL[@VENUE]",
+        help="with --universe: list, delist, halt or resume a symbol AT seconds in (repeatable), "
+        "e.g. 30:list:NEWUSDT 60:delist:ETHBTC@spot",
+    )
     g.add_argument(
         "--rate", type=float, default=100.0, help="book updates per second per symbol, > 0 and <= 1e6 (default: 100)"
     )
@@ -209,6 +226,9 @@ def build_config(args: argparse.Namespace) -> tuple[SimConfig, FaultPlan]:
         max_lifetime_s=args.max_lifetime,
         weight_budget=args.weight_budget,
         replay=replay,
+        universe=args.universe,
+        universe_size=args.universe_size,
+        listings=tuple(parse_listing(x, venues) for x in args.listing),
     )
     plan = FaultPlan(
         drop_every_s=args.drop_every,
