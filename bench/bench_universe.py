@@ -1,0 +1,95 @@
+"""What `sim --universe binance` costs: start-up, resident memory and CPU of the whole simulated
+exchange (spot, USD-M, COIN-M), idle and at a mean rate per symbol, with and without one
+subscriber per venue taking every depth stream. Figures go to docs/sim.md.
+
+    python -m bench.bench_universe [--seconds 20] [--rate 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import time
+
+import aiohttp
+
+from tickpath.sim import SimConfig, Simulator
+from tickpath.venues.binance.endpoints import VENUES, endpoints
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def _subscribe_all(sim: Simulator, session: aiohttp.ClientSession) -> list[aiohttp.ClientWebSocketResponse]:
+    out = []
+    for venue, hub in sim.hubs.items():
+        names = [f"{s.lower()}@depth@100ms" for s in hub.markets]
+        per_conn = endpoints(venue).max_streams_per_connection
+        for c in range(0, len(names), per_conn):
+            ws = await session.ws_connect(f"{sim.endpoint(venue).ws_url}/stream", max_msg_size=0)
+            mine = names[c : c + per_conn]
+            for i in range(0, len(mine), 200):
+                await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": mine[i : i + 200], "id": i + 1}))
+            out.append(ws)
+    return out
+
+
+async def _drain(ws: aiohttp.ClientWebSocketResponse, counter: list[int]) -> None:
+    async for _ in ws:
+        counter[0] += 1
+
+
+async def measure(seconds: float, rate: float, subscribe: bool) -> dict[str, float]:
+    venues = tuple(v for v in ("spot", "futures", "coinm") if v in VENUES)
+    rss0 = _rss_mb()
+    t0, c0 = time.monotonic(), time.process_time()
+    cfg = SimConfig(venues=venues, universe="binance", rate=rate, book_levels=200, max_incoming_messages_per_s=1000)
+    async with Simulator(cfg) as sim:
+        startup_s = time.monotonic() - t0
+        symbols = sum(len(h.markets) for h in sim.hubs.values())
+        rss_start = _rss_mb()
+        frames = [0]
+        async with aiohttp.ClientSession() as session:
+            socks = await _subscribe_all(sim, session) if subscribe else []
+            drains = [asyncio.create_task(_drain(ws, frames)) for ws in socks]
+            await asyncio.sleep(2.0)  # subscriptions settle
+            events0 = sum(h.events for h in sim.hubs.values())
+            t1, c1 = time.monotonic(), time.process_time()
+            await asyncio.sleep(seconds)
+            wall, cpu = time.monotonic() - t1, time.process_time() - c1
+            events = sum(h.events for h in sim.hubs.values()) - events0
+            for d in drains:
+                d.cancel()
+    return {
+        "symbols": symbols,
+        "rate_mean_per_symbol": rate,
+        "subscribed": subscribe,
+        "startup_s": round(startup_s, 2),
+        "startup_cpu_s": round(c1 - c0, 2),
+        "rss_mb_before": round(rss0, 1),
+        "rss_mb_started": round(rss_start, 1),
+        "rss_mb_end": round(_rss_mb(), 1),
+        "cpu_percent": round(100 * cpu / wall, 1),
+        "updates_per_s": round(events / wall),
+        "frames_received_per_s": round(frames[0] / wall),  # the client's reading shares this process
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--rate", type=float, default=2.0)
+    p.add_argument("--subscribe", action="store_true")
+    a = p.parse_args()
+    print(json.dumps(asyncio.run(measure(a.seconds, a.rate, a.subscribe))))
+
+
+if __name__ == "__main__":
+    main()
