@@ -2,7 +2,8 @@
 exchange (spot, USD-M, COIN-M), idle and at a mean rate per symbol, with and without one
 subscriber per venue taking every depth stream. Figures go to docs/sim.md.
 
-    python -m bench.bench_universe [--seconds 20] [--rate 2]
+    python -m bench.bench_universe [--seconds 20] [--rate 2] [--subscribe]    (one run)
+    python -m bench universe                                                  (the three of docs/sim.md)
 """
 
 from __future__ import annotations
@@ -82,14 +83,22 @@ async def measure(seconds: float, rate: float, subscribe: bool) -> dict[str, flo
     }
 
 
-def main() -> None:
+def main() -> dict[str, object]:
+    """``make bench``: idle, with every depth stream subscribed, and at 5x the mean rate."""
+    runs = {
+        "rate2": asyncio.run(measure(15.0, 2.0, False)),
+        "rate2_subscribed": asyncio.run(measure(15.0, 2.0, True)),
+        "rate10": asyncio.run(measure(15.0, 10.0, False)),
+    }
+    for name, fig in runs.items():
+        print(f"{name}: {json.dumps(fig)}")
+    return runs
+
+
+if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--rate", type=float, default=2.0)
     p.add_argument("--subscribe", action="store_true")
     a = p.parse_args()
     print(json.dumps(asyncio.run(measure(a.seconds, a.rate, a.subscribe))))
-
-
-if __name__ == "__main__":
-    main()
