@@ -9,6 +9,7 @@ from websockets.exceptions import InvalidStatus
 
 from tickpath.cli.main import main
 from tickpath.errors import ConfigError
+from tickpath.probe import ProbeConfig, run_probe
 from tickpath.probe.config import venue_defaults
 from tickpath.sim import SimConfig, Simulator
 
@@ -114,3 +115,35 @@ def test_unknown_venue_on_the_cli_is_one_line(capsys: pytest.CaptureFixture[str]
     assert "\n" not in err and "coinm" in err and "Traceback" not in err
     with pytest.raises(ConfigError, match="coinm"):
         venue_defaults("nope")
+
+
+@pytest.mark.parametrize(("venue", "symbol"), [("coinm", "BTCUSD_PERP"), ("us", "BTCUSDT"), ("tr", "BTCTRY")])
+async def test_probe_runs_against_the_simulated_venue_unchanged(venue: str, symbol: str) -> None:
+    """The probe finds each venue's ping/time paths and streams on the simulator (COIN-M's default
+    symbol is its perpetual), with one-way stream latency for every stream kind it samples."""
+    async with Simulator(small_config(venues=(venue,), symbols=(symbol,), rate=100.0)) as sim:
+        ep = sim.endpoint(venue)
+        cfg = ProbeConfig(
+            venue=venue,
+            methods=("rest", "ws", "stream"),
+            symbol="" if venue == "coinm" else symbol,
+            rest_url=ep.rest_url,
+            ws_url=ep.ws_url,
+            samples=10,
+            rate=20.0,
+            warmup=2,
+            timeout=1.0,
+            offset_samples=5,
+            stream_duration=1.0,
+            imds=False,
+            chrony=False,
+        )
+        result = await run_probe(cfg)
+    assert cfg.symbol == symbol and result.errors == []
+    stream = result.to_dict()["methods"]["stream"]
+    assert stream["messages"] > 5 and set(stream["per_type"]) == set(venue_defaults(venue).streams)
+
+
+def test_probe_refuses_a_symbol_of_another_venue() -> None:
+    with pytest.raises(ConfigError, match="BTCUSD_PERP"):
+        ProbeConfig(venue="coinm", symbol="BTCUSDT")

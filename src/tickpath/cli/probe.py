@@ -75,7 +75,7 @@ def register(subparsers: Any) -> None:
         help=f"REST base URL, e.g. {endpoints('futures').rest_base} or http://127.0.0.1:PORT",
     )
     p.add_argument("--ws-url", metavar="URL", help=f"WebSocket base URL, e.g. {endpoints('futures').ws_base}")
-    p.add_argument("--symbol", default="BTCUSDT", help="symbol for streams (default: BTCUSDT)")
+    p.add_argument("--symbol", default="", help="symbol for streams (default: BTCUSDT; BTCUSD_PERP on coinm)")
     p.add_argument("--samples", "-n", type=int, default=1000, help="measured samples per method (default 1000)")
     p.add_argument(
         "--duration",

@@ -119,7 +119,7 @@ class ProbeConfig:
     host: str | None = None  # overrides the host of both URLs (keeps scheme/port)
     rest_url: str | None = None
     ws_url: str | None = None
-    symbol: str = "BTCUSDT"
+    symbol: str = ""  # "": the venue's default (BTCUSDT; BTCUSD_PERP on coinm)
     samples: int = 1000
     duration: float | None = None  # total seconds, shared by the timed methods (instead of samples)
     rate: float = 50.0  # intended samples per second, per method
@@ -144,8 +144,13 @@ class ProbeConfig:
     def __post_init__(self) -> None:
         venue_defaults(self.venue)
         self._check_numbers()
-        if not self.symbol.isalnum():
-            raise ConfigError(f"bad symbol {self.symbol!r}: letters and digits only, e.g. BTCUSDT")
+        ep = endpoints(self.venue)
+        if not self.symbol:
+            object.__setattr__(self, "symbol", ep.default_symbol)
+        if not ep.valid_symbol(self.symbol):
+            raise ConfigError(
+                f"bad symbol {self.symbol!r} for {self.venue}: symbols there look like {ep.symbol_examples}"
+            )
         bad = [m for m in self.methods if m not in METHODS]
         if bad:
             raise ConfigError(f"unknown probe method(s): {', '.join(bad)}")

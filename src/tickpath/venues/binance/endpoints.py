@@ -103,6 +103,11 @@ class VenueEndpoints:
     label: str = ""  # what users call it
 
     @property
+    def default_symbol(self) -> str:
+        """The symbol a tool uses when told none (the first example): BTCUSDT, COIN-M's BTCUSD_PERP."""
+        return self.symbol_examples.split(",")[0].strip()
+
+    @property
     def depth_default_ms(self) -> int:
         return self.depth_speeds_ms[0]
 
