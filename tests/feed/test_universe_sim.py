@@ -4,6 +4,7 @@ second or two of wall time. Zero 429/418 is read from the simulator's own counte
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tickpath.clock import VirtualClock, run_virtual
@@ -17,10 +18,23 @@ from .helpers import feed_config
 
 
 def _run(
-    clock: VirtualClock, sim_cfg: SimConfig, spec: str, until_s: float, tmp_path: Path, **kw: object
+    clock: VirtualClock,
+    sim_cfg: SimConfig,
+    spec: str,
+    until_s: float,
+    tmp_path: Path,
+    *,
+    drop_at_s: float | None = None,
+    **kw: object,
 ) -> tuple[Feed, Simulator]:
+    async def drop_later(sim: Simulator) -> None:
+        assert drop_at_s is not None
+        await asyncio.sleep(drop_at_s)
+        sim.faults.drop_connections("spot")
+
     async def main() -> tuple[Feed, Simulator]:
         async with Simulator(sim_cfg, clock=clock) as sim:
+            dropper = asyncio.create_task(drop_later(sim)) if drop_at_s is not None else None
             cfg = feed_config(
                 sim.endpoint("spot"),
                 "spot",
@@ -34,6 +48,8 @@ def _run(
             )
             feed = Feed(cfg, clock=clock)
             await feed.run()
+            if dropper is not None:
+                dropper.cancel()
             return feed, sim
 
     return run_virtual(main, clock)
@@ -62,7 +78,9 @@ def test_two_hundred_symbols_sync_within_a_low_weight_budget_with_no_429(tmp_pat
 
 def test_listing_and_delisting_mid_run_are_followed(tmp_path: Path) -> None:
     """A 60-symbol universe; at 40 s the simulator lists NEWUSDT and delists one symbol: the feed's
-    next exchangeInfo poll subscribes and syncs the new one and closes the removed one."""
+    next exchangeInfo poll subscribes and syncs the new one and closes the removed one. At 60 s every
+    connection drops: the reconnect subscribes without the removed symbol (the simulator refuses
+    an unknown stream) and every book resyncs."""
     size = 60
     trading = [u.symbol for u in universe_symbols("binance", "spot", 5, size=size) if u.status == "TRADING"]
     gone = trading[-1]
@@ -76,7 +94,7 @@ def test_listing_and_delisting_mid_run_are_followed(tmp_path: Path) -> None:
         seed=5,
         listings=(ListingEvent(40.0, "spot", "list", "NEWUSDT"), ListingEvent(40.0, "spot", "delist", gone)),
     )
-    feed, sim = _run(VirtualClock(), sim_cfg, "all", 90.0, tmp_path, listing_poll_s=10.0)
+    feed, sim = _run(VirtualClock(), sim_cfg, "all", 90.0, tmp_path, listing_poll_s=10.0, drop_at_s=60.0)
     summary = feed.summary()
     listings = summary.engine["listings"]
     assert listings["added_symbols"] == ["NEWUSDT"] and listings["removed_symbols"] == [gone]
@@ -84,6 +102,9 @@ def test_listing_and_delisting_mid_run_are_followed(tmp_path: Path) -> None:
     assert feed.engine.books["NEWUSDT"].synced
     assert not feed.engine.books[gone].synced  # closed with a reset, not left looking alive
     assert "NEWUSDT" in feed.config.symbols and gone not in feed.config.symbols
+    assert not any(st.startswith(f"{gone.lower()}@") for st in feed.streams)
+    assert summary.reconnects >= 2 and summary.gaps == 0  # each book reset and synced afresh, no gap
+    assert all(feed.engine.books[s].synced for s in feed.config.symbols)  # after the reconnect too
     assert summary.engine["startup"]["synced"] == len(trading)  # the new one in, the removed one out
     weights = sim.weights["spot"]
     assert (weights.answered_429, weights.answered_418) == (0, 0)

@@ -198,13 +198,7 @@ class Feed:
         keep = tuple(s for s in cfg.symbols if s not in gone)
         self.config = dataclasses.replace(cfg, symbols=keep + tuple(s for s in change.added if s not in keep))
         if gone and self.engine is not None:
-            wait = self.engine.reset_symbols(sorted(gone), "delisted")
-            if wait is not None:
-                asyncio.ensure_future(wait)  # noqa: RUF006 - the pipeline's hand-off future owns itself
-            live = set(self.config.symbols)
-            for r in self._runners:
-                if r.shard.symbols and not live.intersection(r.shard.symbols):
-                    self._tasks.append(asyncio.create_task(r.stop(), name=f"close-shard-{r.shard.index}"))
+            self._close_symbols(gone)
         if change.added and self.engine is not None:
             first = len(self._shards)
             owned = set(self.config.symbols)  # a --shard/--workers share keeps only its own listings
@@ -216,6 +210,24 @@ class Feed:
                 runner = self._runner(shard)
                 self._runners.append(runner)
                 self._tasks.append(asyncio.create_task(runner.run(), name=f"shard-{shard.index}"))
+
+    def _close_symbols(self, gone: set[str]) -> None:
+        """Reset the books of delisted symbols and take their streams out of their shards, so a
+        reconnect does not subscribe them again; a shard left with no symbol is stopped."""
+        assert self.engine is not None
+        wait = self.engine.reset_symbols(sorted(gone), "delisted")
+        if wait is not None:
+            asyncio.ensure_future(wait)  # noqa: RUF006 - the pipeline's hand-off future owns itself
+        for r in self._runners:
+            if not gone.intersection(r.shard.symbols):
+                continue
+            syms = tuple(s for s in r.shard.symbols if s not in gone)
+            r.shard = Shard(r.shard.index, syms, tuple(n for s in syms for n in self.config.streams_for(s)))
+            self._shards[r.shard.index] = r.shard
+            for conn in r.connections:  # a connection reconnects by itself, with its own list
+                conn.streams = list(r.shard.streams)
+            if not syms:
+                self._tasks.append(asyncio.create_task(r.stop(), name=f"close-shard-{r.shard.index}"))
 
     def _sync_counts(self) -> tuple[int, int]:
         symbols = self.config.symbols
@@ -381,6 +393,9 @@ class Feed:
         eng = self.engine
         report = eng.summary() if eng is not None else {}
         report["startup"] = self._progress.update(*self._sync_counts()).as_dict()
+        if self._listed and "never_synced" in report:  # a delisted symbol is closed, not failed
+            live = set(self.config.symbols)
+            report["never_synced"] = [x for x in report["never_synced"] if x in live]
         if self._watcher is not None:
             report["listings"] = self._watcher.stats.as_dict()
         return FeedSnapshot(
