@@ -7,12 +7,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tickpath.clock import VirtualClock, run_virtual
+from tickpath.errors import UnknownSymbolError
 from tickpath.feed import Feed
+from tickpath.feed.symbols import check_symbols
 from tickpath.feed.universe import parse_selection
 from tickpath.sim import SimConfig, Simulator
 from tickpath.sim.config import ListingEvent
 from tickpath.sim.universe import universe_symbols
+from tickpath.venues.binance.rest import RestClient
 
 from .helpers import feed_config
 
@@ -108,3 +113,14 @@ def test_listing_and_delisting_mid_run_are_followed(tmp_path: Path) -> None:
     assert summary.engine["startup"]["synced"] == len(trading)  # the new one in, the removed one out
     weights = sim.weights["spot"]
     assert (weights.answered_429, weights.answered_418) == (0, 0)
+
+
+async def test_an_unlisted_name_is_one_line_naming_the_nearest_listed_symbols() -> None:
+    """`feed --symbols BTCUSTD` (no selection): check_symbols asks for the whole list on the error
+    path only, and names the closest spellings."""
+    cfg = SimConfig(venues=("spot",), universe="binance", universe_size=40, rate=0.0)
+    async with Simulator(cfg) as sim, RestClient("spot", sim.endpoint("spot").rest_url) as rest:
+        with pytest.raises(UnknownSymbolError) as err:
+            await check_symbols(rest, ["BTCUSTD", "ETHUSDT"])
+        assert str(err.value).startswith("BTCUSTD (did you mean BTCUSDT or ")
+        assert "\n" not in str(err.value) and "ETHUSDT" not in str(err.value).split(" is not")[0]
