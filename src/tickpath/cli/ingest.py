@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from tickpath.errors import InterruptedRunError
+from tickpath.errors import ConfigError, InterruptedRunError
 from tickpath.ingest import IngestConfig, IngestResult, run_ingest
 from tickpath.runtime import run as run_async
 
@@ -31,8 +31,11 @@ examples:
   tickpath ingest --from nats://127.0.0.1:4222 --to duckdb:x.duckdb --max-messages 1000000 --json
   tickpath ingest --from nats://127.0.0.1:4222 --to duckdb:x.duckdb --metrics-port 9465   # Prometheus
 
-Stop with Ctrl-C: the batch being committed finishes and is acknowledged first. Run one ingest per
-durable name. The source is checked (server reachable, JetStream enabled, stream present) before the
+Stop with Ctrl-C: the batch being committed finishes and is acknowledged first. Several ingest
+processes with the same durable name form a group that shares the stream, each writing its own file;
+`tickpath ingest --merge A.duckdb --merge B.duckdb --to duckdb:all.duckdb` then gives the group's
+exactly-once store (a batch whose ack was lost can be committed again by another member).
+The source is checked (server reachable, JetStream enabled, stream present) before the
 target is opened; a run that fails before its first commit leaves no new file or directory behind
 (a missing parent directory of duckdb:PATH is created, as the duckdb sink does, and removed again).
 Without --idle-exit, ingest waits for a lost server forever (a service); with --idle-exit S, a server
@@ -50,7 +53,15 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--from", dest="source", required=True, metavar="URL", help="nats://... JetStream source")
+    p.add_argument("--from", dest="source", default=None, metavar="URL", help="nats://... JetStream source")
+    p.add_argument(
+        "--merge",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="instead of consuming: merge these group members' DuckDB files into --to duckdb:NEW, one row "
+        "per event key (repeat per member; docs/deploy.md)",
+    )
     p.add_argument("--to", dest="target", required=True, metavar="TARGET", help="duckdb:PATH or parquet:DIR")
     p.add_argument("--batch", type=int, default=5000, help="messages per fetch and commit (default: 5000)")
     p.add_argument(
@@ -120,6 +131,10 @@ def _print_summary(res: IngestResult) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.merge:
+        return _merge(args)
+    if args.source is None:
+        raise ConfigError("ingest needs --from nats://... (or --merge FILE ... to merge a group's files)")
     config = IngestConfig(
         source=args.source,
         target=args.target,
@@ -185,3 +200,19 @@ def _emit(res: IngestResult, as_json: bool, *, interrupted: bool = False) -> Non
         print(json.dumps({**res.as_dict(), **({"interrupted": True} if interrupted else {})}), flush=True)
     else:
         _print_summary(res)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from tickpath.ingest.group import merge_members
+    from tickpath.ingest.store import parse_target
+
+    kind, path = parse_target(args.target)
+    if kind != "duckdb" or args.source is not None:
+        raise ConfigError("--merge takes member DuckDB files and --to duckdb:NEW, no --from")
+    res = merge_members(path, args.merge)
+    if args.json:
+        print(json.dumps({"target": args.target, **res.as_dict()}), flush=True)
+    else:
+        dups = sum(res.duplicates.values())
+        print(f"merged {len(args.merge)} members into {path}: {res.rows} rows, {dups} duplicate rows dropped")
+    return 0
