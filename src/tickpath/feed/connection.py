@@ -2,7 +2,8 @@
 
 - Frames are handed to ``on_frame`` with the receipt time read the moment ``receive()`` returns
   (wall clock for the event, monotonic for latency), before any parsing.
-- Pings from the venue are answered by aiohttp (``autoping``) as soon as they are read.
+- Bytes come through a :class:`tickpath.transports.WsTransport`: aiohttp by default (which answers
+  the venue's pings (``autoping``) as soon as they are read), in memory in tests.
 - A watchdog closes a connection that delivered no frame for ``stale_after_s`` (a silent TCP
   connection looks alive for minutes otherwise); the read loop then reconnects.
 - Reconnects back off exponentially with "equal jitter" (half fixed, half random) so a fleet of
@@ -28,6 +29,7 @@ import aiohttp
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.feed.clocks import clock_readers
 from tickpath.logs import log_event
+from tickpath.transports import AiohttpWsTransport, WsKind, WsSocket, WsTransport
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class FeedConnection:
         *,
         clock: Clock = DEFAULT_CLOCK,
         session: aiohttp.ClientSession | None = None,
+        transport: WsTransport | None = None,
         stale_after_s: float = 30.0,
         backoff: Backoff = Backoff(),
         subscribe: bool = False,
@@ -76,8 +79,9 @@ class FeedConnection:
         self.streams = list(streams)
         self.on_frame = on_frame
         self.clock = clock
-        self._session = session
-        self._own_session = session is None
+        # One transport per connection unless shared: the feed shares its aiohttp session.
+        self._transport = transport or AiohttpWsTransport(session)
+        self._own_transport = transport is None
         self.stale_after_s = stale_after_s
         self.backoff = backoff
         self.subscribe = subscribe
@@ -86,7 +90,7 @@ class FeedConnection:
         self.on_open = on_open
         self.on_close = on_close
         self._rng = random.Random(seed)
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ws: WsSocket | None = None
         self._stopping = False
         self.connected = asyncio.Event()
         self.first_frame = asyncio.Event()
@@ -110,20 +114,14 @@ class FeedConnection:
     def is_open(self) -> bool:
         return self._ws is not None and not self._ws.closed
 
-    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        # max_msg_size=0: snapshots-in-stream and big depth frames must never be refused.
-        return await self._session.ws_connect(self.url, autoping=True, max_msg_size=0, compress=0)
-
-    async def _send_subscriptions(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _send_subscriptions(self, ws: WsSocket) -> None:
         gap_ns = int(1e9 / self.max_messages_per_s) + 1_000_000
         for i in range(0, len(self.streams), self.streams_per_subscribe):
             chunk = self.streams[i : i + self.streams_per_subscribe]
             await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": chunk, "id": i + 1}))
             await self.clock.sleep_until_ns(self.clock.monotonic_ns() + gap_ns)
 
-    async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _watchdog(self, ws: WsSocket) -> None:
         period_ns = max(int(self.stale_after_s * 1e9 / 4), 10_000_000)
         limit_ns = int(self.stale_after_s * 1e9)
         while not ws.closed:
@@ -140,22 +138,23 @@ class FeedConnection:
                 await ws.close()
                 return
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _read(self, ws: WsSocket) -> None:
         on_frame = self.on_frame
         wall_ns, mono_ns = clock_readers(self.clock)
-        text_t, bin_t = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
+        text_t, bin_t = WsKind.TEXT, WsKind.BINARY
         receive = ws.receive
         first: asyncio.Event | None = self.first_frame
         while True:
             msg = await receive()
             mono = mono_ns()
             wall = wall_ns()
-            if msg.type is text_t:
+            kind = msg.type
+            if kind == text_t:
                 data = msg.data
-            elif msg.type is bin_t:
+            elif kind == bin_t:
                 data = msg.data.decode("utf-8", "replace")
             else:
-                if msg.type is aiohttp.WSMsgType.ERROR:
+                if kind == WsKind.ERROR:
                     self.last_error = str(ws.exception() or "websocket error")
                 return  # CLOSE / CLOSING / CLOSED
             self.frames += 1
@@ -173,7 +172,7 @@ class FeedConnection:
         try:
             while not self._stopping:
                 try:
-                    ws = await self._connect()
+                    ws = await self._transport.connect(self.url)
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     self.connect_failures += 1
                     self.last_error = str(exc) or type(exc).__name__
@@ -229,8 +228,8 @@ class FeedConnection:
                 )
                 await self.clock.sleep_until_ns(self.clock.monotonic_ns() + int(delay * 1e9))
         finally:
-            if self._own_session and self._session is not None:
-                await self._session.close()
+            if self._own_transport:
+                await self._transport.close()
 
     async def stop(self) -> None:
         """Close the socket and end :meth:`run` (no reconnect)."""

@@ -25,6 +25,7 @@ import aiohttp
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, ConnectionFailedError, ExchangeError, RateLimitedError
+from tickpath.transports import AiohttpHttpTransport, HttpTransport
 from tickpath.venues.binance.endpoints import Venue, endpoints, validate_depth_limit
 
 WEIGHT_HEADER = "x-mbx-used-weight-1m"
@@ -60,6 +61,7 @@ class RestClient:
         timeout_s: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
         on_response: Callable[[str, int, bytes], None] | None = None,
+        http: HttpTransport | None = None,
     ) -> None:
         self.venue = venue
         self.endpoints = endpoints(venue)
@@ -70,7 +72,7 @@ class RestClient:
         self.on_response = on_response
         self.used_weight: int | None = None  # last x-mbx-used-weight-1m seen
         self.requests = 0
-        self._session: aiohttp.ClientSession | None = None
+        self._http = http or AiohttpHttpTransport(timeout_s, ssl_context)
 
     async def __aenter__(self) -> RestClient:
         return self
@@ -78,17 +80,8 @@ class RestClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _sess(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s), connector=tls_connector(self.ssl_context)
-            )
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     async def get(self, path: str, params: dict[str, Any] | None = None) -> RestResponse:
         """GET ``path``; raises RateLimitedError / ExchangeError / ConnectionFailedError."""
@@ -98,19 +91,17 @@ class RestClient:
         sent = self.clock.monotonic_ns()
         self.requests += 1
         try:
-            async with self._sess().get(url) as resp:
-                body = await resp.read()
-                status = resp.status
-                headers = resp.headers
+            reply = await self._http.get(url)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise ConnectionFailedError(f"GET {url} failed: {exc or type(exc).__name__}") from exc
+        status, headers, body = reply.status, reply.headers, reply.body
         received = self.clock.monotonic_ns()
         wall = self.clock.wall_ns()
         used = headers.get(WEIGHT_HEADER)
         if used is not None and used.isdigit():
             self.used_weight = int(used)
         if status in (429, 418):
-            retry = _retry_after(headers.get("Retry-After"))
+            retry = _retry_after(headers.get("retry-after"))
             what = "rate limited (429)" if status == 429 else "IP banned (418)"
             raise RateLimitedError(f"GET {path}: {what}, retry after {retry:g} s", status=status, retry_after=retry)
         if status >= 400:
