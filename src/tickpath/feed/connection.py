@@ -177,59 +177,50 @@ class FeedConnection:
                     self.connect_failures += 1
                     self.last_error = str(exc) or type(exc).__name__
                     attempt += 1
-                    delay = self.backoff.delay(attempt, self._rng)
-                    log_event(
-                        log,
-                        logging.WARNING,
-                        "connect_failed",
-                        conn=self.conn_id,
-                        error=self.last_error,
-                        retry_in_s=round(delay, 3),
-                    )
-                    await self.clock.sleep_until_ns(self.clock.monotonic_ns() + int(delay * 1e9))
+                    await self._back_off(attempt, "connect_failed", error=self.last_error)
                     continue
-                self._ws = ws
-                self.connects += 1
-                if self.connects > 1:
-                    self.reconnects += 1
-                self.opened_mono_ns = self.last_frame_mono_ns = self.clock.monotonic_ns()
-                self.connected.set()
-                if self.on_open is not None:
-                    self.on_open(self)
-                watchdog = asyncio.create_task(self._watchdog(ws))
-                try:
-                    if self.subscribe:
-                        await self._send_subscriptions(ws)
-                    await self._read(ws)
-                except (aiohttp.ClientError, OSError) as exc:
-                    self.last_error = str(exc) or type(exc).__name__
-                finally:
-                    watchdog.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await watchdog
-                    await ws.close()
-                    self._ws = None
-                    self.connected.clear()
-                    if self.on_close is not None:
-                        self.on_close(self)
+                await self._serve(ws)
                 if self._stopping:
                     break
                 lived_s = (self.clock.monotonic_ns() - self.opened_mono_ns) / 1e9
                 attempt = 1 if lived_s >= self.backoff.reset_after_s else attempt + 1
-                delay = self.backoff.delay(attempt, self._rng)
-                log_event(
-                    log,
-                    logging.WARNING,
-                    "connection_lost",
-                    conn=self.conn_id,
-                    lived_s=round(lived_s, 2),
-                    error=self.last_error or "closed by peer",
-                    retry_in_s=round(delay, 3),
-                )
-                await self.clock.sleep_until_ns(self.clock.monotonic_ns() + int(delay * 1e9))
+                error = self.last_error or "closed by peer"
+                await self._back_off(attempt, "connection_lost", lived_s=round(lived_s, 2), error=error)
         finally:
             if self._own_transport:
                 await self._transport.close()
+
+    async def _serve(self, ws: WsSocket) -> None:
+        """One connection's life: open callbacks, subscribe, read until it closes, close callbacks."""
+        self._ws = ws
+        self.connects += 1
+        if self.connects > 1:
+            self.reconnects += 1
+        self.opened_mono_ns = self.last_frame_mono_ns = self.clock.monotonic_ns()
+        self.connected.set()
+        if self.on_open is not None:
+            self.on_open(self)
+        watchdog = asyncio.create_task(self._watchdog(ws))
+        try:
+            if self.subscribe:
+                await self._send_subscriptions(ws)
+            await self._read(ws)
+        except (aiohttp.ClientError, OSError) as exc:
+            self.last_error = str(exc) or type(exc).__name__
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+            await ws.close()
+            self._ws = None
+            self.connected.clear()
+            if self.on_close is not None:
+                self.on_close(self)
+
+    async def _back_off(self, attempt: int, event: str, **fields: object) -> None:
+        delay = self.backoff.delay(attempt, self._rng)
+        log_event(log, logging.WARNING, event, conn=self.conn_id, **fields, retry_in_s=round(delay, 3))
+        await self.clock.sleep_until_ns(self.clock.monotonic_ns() + int(delay * 1e9))
 
     async def stop(self) -> None:
         """Close the socket and end :meth:`run` (no reconnect)."""
