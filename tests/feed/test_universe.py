@@ -108,3 +108,23 @@ def test_progress_eta_from_the_recent_rate_and_time_to_all_synced() -> None:
     assert p.line() == ""
     clock.advance(5_000_000_000)
     assert p.update(100, 120).all_synced_s == pytest.approx(10.0)  # new listings do not move the start-up figure
+
+
+@pytest.mark.parametrize("venue", ["spot", "futures", "coinm"])
+def test_the_whole_universe_is_split_within_the_venues_streams_per_connection(venue: str) -> None:
+    """Every TRADING symbol of `sim --universe binance`, three streams each: connections of at most
+    the venue's limit, every symbol's streams on one connection, none left out."""
+    from tickpath.feed.config import FeedConfig
+    from tickpath.feed.shards import plan_shards
+    from tickpath.sim.universe import universe_symbols
+    from tickpath.venues.binance.endpoints import VENUES, endpoints
+
+    if venue not in VENUES:
+        pytest.skip(f"venue {venue} is not in this build's venue table")
+    cap = endpoints(venue).max_streams_per_connection  # type: ignore[arg-type]
+    symbols = tuple(u.symbol for u in universe_symbols("binance", venue, 1) if u.status == "TRADING")
+    cfg = FeedConfig(venue=venue, symbols=symbols)  # type: ignore[arg-type]
+    shards = plan_shards(cfg.streams_by_symbol(), cfg.effective_streams_per_connection)
+    assert all(len(sh.streams) <= cap for sh in shards)
+    assert len(shards) == -(-3 * len(symbols) // (cap - cap % 3))  # packed full, whole symbols
+    assert [s for sh in shards for s in sh.symbols] == list(symbols)
