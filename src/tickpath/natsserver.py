@@ -391,58 +391,59 @@ def render_config(
     (host, route port); route credentials protect the cluster port.
     """
 
-    def q(value: str | Path) -> str:
-        return json.dumps(str(value))  # NATS config accepts JSON-style quoted strings
-
-    def tls_block(indent: str, verify: bool) -> list[str]:
-        assert tls_files is not None
-        cert, key, ca = tls_files
-        return [
-            f"{indent}tls {{",
-            f"{indent}  cert_file: {q(cert)}",
-            f"{indent}  key_file: {q(key)}",
-            f"{indent}  ca_file: {q(ca)}",
-            f"{indent}  verify: {str(verify).lower()}",
-            f"{indent}  timeout: 5",
-            f"{indent}}}",
-        ]
-
     out = [
-        f"server_name: {q(name)}",
-        f"listen: {q(f'{host}:{client_port}')}",
+        f"server_name: {_q(name)}",
+        f"listen: {_q(f'{host}:{client_port}')}",
         "max_payload: 8MB",
         'write_deadline: "10s"',
         'ping_interval: "30s"',
     ]
     if http_port is not None:
-        out.append(f"http: {q(f'{http_host}:{http_port}')}")
+        out.append(f"http: {_q(f'{http_host}:{http_port}')}")
     if tls_files is not None:
-        out += tls_block("", verify_clients)
-    if token:
-        out += ["authorization {", f"  token: {q(token)}", "}"]
-    elif nkeys:  # NKey users (public keys), plus the password user if there is one
-        users = [f"    {{ nkey: {q(k)} }}" for k in nkeys]
-        if user:
-            users.append(f"    {{ user: {q(user)}, password: {q(password or '')} }}")
-        out += ["authorization {", "  users: [", *users, "  ]", "}"]
-    elif user:
-        out += ["authorization {", f"  user: {q(user)}", f"  password: {q(password or '')}", "}"]
+        out += _tls_block(tls_files, "", verify_clients)
+    out += _auth_block(token, nkeys, user, password)
     if routes:
         rp = route_password or ""
-        urls = ", ".join(q(f"nats-route://{route_user}:{rp}@{h}:{p}") for h, p in routes)
+        urls = ", ".join(_q(f"nats-route://{route_user}:{rp}@{h}:{p}") for h, p in routes)
         out += [
             "cluster {",
-            f"  name: {q(cluster_name)}",
-            f"  listen: {q(f'{host}:{route_port}')}",
+            f"  name: {_q(cluster_name)}",
+            f"  listen: {_q(f'{host}:{route_port}')}",
             "  authorization {",
-            f"    user: {q(route_user)}",
-            f"    password: {q(rp)}",
+            f"    user: {_q(route_user)}",
+            f"    password: {_q(rp)}",
             "  }",
             f"  routes: [{urls}]",
         ]
         if tls_files is not None:
-            out += tls_block("  ", True)
+            out += _tls_block(tls_files, "  ", True)
         out.append("}")
     if jetstream_dir is not None:
-        out += ["jetstream {", f"  store_dir: {q(jetstream_dir)}", "  max_mem: 256MB", "  max_file: 2GB", "}"]
+        out += ["jetstream {", f"  store_dir: {_q(jetstream_dir)}", "  max_mem: 256MB", "  max_file: 2GB", "}"]
     return "\n".join(out) + "\n"
+
+
+def _q(value: str | Path) -> str:
+    return json.dumps(str(value))  # NATS config accepts JSON-style quoted strings
+
+
+def _tls_block(files: tuple[str | Path, str | Path, str | Path], indent: str, verify: bool) -> list[str]:
+    cert, key, ca = files
+    lines = [f"cert_file: {_q(cert)}", f"key_file: {_q(key)}", f"ca_file: {_q(ca)}"]
+    lines += [f"verify: {str(verify).lower()}", "timeout: 5"]
+    return [f"{indent}tls {{", *(f"{indent}  {line}" for line in lines), f"{indent}}}"]
+
+
+def _auth_block(token: str | None, nkeys: Sequence[str], user: str | None, password: str | None) -> list[str]:
+    """A token, or NKey users (public keys) plus the password user if there is one, or that user."""
+    if token:
+        return ["authorization {", f"  token: {_q(token)}", "}"]
+    if nkeys:
+        users = [f"    {{ nkey: {_q(k)} }}" for k in nkeys]
+        if user:
+            users.append(f"    {{ user: {_q(user)}, password: {_q(password or '')} }}")
+        return ["authorization {", "  users: [", *users, "  ]", "}"]
+    if user:
+        return ["authorization {", f"  user: {_q(user)}", f"  password: {_q(password or '')}", "}"]
+    return []
