@@ -211,11 +211,9 @@ async def probe_zones_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Ste
     Written like a sweep's results (``latency_results.csv``, ``sweep.json``, one probe document per
     zone) so the report and the rest of the demo do not need to know the difference.
     """
-    import csv
-
     from tickpath.probe import ProbeConfig, run_probe
     from tickpath.probe.config import duration_for
-    from tickpath.sweep.ranking import extract_figures, parse_metric, rank
+    from tickpath.sweep.ranking import parse_metric, rank
 
     metric = parse_metric(cfg.sweep_metric)
     t0 = time.monotonic()
@@ -239,16 +237,7 @@ async def probe_zones_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Ste
 
     step.note("no terraform: probing every zone from this process")
     docs = dict(await asyncio.gather(*(one(z.name) for z in cfg.zones)))
-    scores: dict[str, float] = {}
-    figures: dict[str, dict[str, float]] = {}
-    failed: dict[str, str] = {}
-    for zone, doc in docs.items():
-        write_json(run_dir / "probes" / zone / "probe.json", {**doc, "candidate": zone})
-        try:
-            figures[zone] = extract_figures(doc)
-            scores[zone] = metric.evaluate(figures[zone])
-        except TickpathError as exc:
-            failed[zone] = str(exc)
+    scores, figures, failed = _judge_zones(docs, metric, run_dir)
     order = rank(scores)
     if not order:
         raise InfraError(f"no zone could be measured: {failed}")
@@ -256,24 +245,7 @@ async def probe_zones_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Ste
     why = f"{best} has the lowest {metric.text} = {scores[best]:.1f} µs ({metric.explain(figures[best])})"
     if len(order) > 1:
         why += f", {scores[order[1]] - scores[best]:.1f} µs ahead of {order[1]}"
-    keys = sorted({k for f in figures.values() for k in f})
-    with (run_dir / "latency_results.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["rank", "candidate", "status", "failed", "kept", "score_us", *[f"{k}_us" for k in keys], "error"])
-        for zone in [*order, *sorted(failed)]:
-            figs = figures.get(zone, {})
-            w.writerow(
-                [
-                    order.index(zone) + 1 if zone in scores else "",
-                    zone,
-                    "measured" if zone in scores else "failed",
-                    "no" if zone in scores else "yes",
-                    "yes" if zone == best else "no",
-                    f"{scores[zone]:.3f}" if zone in scores else "",
-                    *[f"{figs[k]:.3f}" if k in figs else "" for k in keys],
-                    failed.get(zone, ""),
-                ]
-            )
+    _write_zone_csv(run_dir / "latency_results.csv", order, scores, figures, failed)
     ranking = [{"name": z, "score_us": scores[z]} for z in order]
     write_json(
         run_dir / "sweep.json",
@@ -300,6 +272,56 @@ async def probe_zones_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Ste
         sweep_id="",
         elapsed_s=time.monotonic() - t0,
     )
+
+
+def _judge_zones(
+    docs: dict[str, dict[str, Any]], metric: Any, run_dir: Path
+) -> tuple[dict[str, float], dict[str, dict[str, float]], dict[str, str]]:
+    """Each zone's probe document written as a sweep writes it, and its figures and score (or why not)."""
+    from tickpath.sweep.ranking import extract_figures
+
+    scores: dict[str, float] = {}
+    figures: dict[str, dict[str, float]] = {}
+    failed: dict[str, str] = {}
+    for zone, doc in docs.items():
+        write_json(run_dir / "probes" / zone / "probe.json", {**doc, "candidate": zone})
+        try:
+            figures[zone] = extract_figures(doc)
+            scores[zone] = metric.evaluate(figures[zone])
+        except TickpathError as exc:
+            failed[zone] = str(exc)
+    return scores, figures, failed
+
+
+def _write_zone_csv(
+    path: Path,
+    order: list[str],
+    scores: dict[str, float],
+    figures: dict[str, dict[str, float]],
+    failed: dict[str, str],
+) -> None:
+    """``latency_results.csv`` in the sweep's columns: ranked zones first (the best kept), then failed ones."""
+    import csv
+
+    keys = sorted({k for f in figures.values() for k in f})
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["rank", "candidate", "status", "failed", "kept", "score_us", *[f"{k}_us" for k in keys], "error"])
+        for zone in [*order, *sorted(failed)]:
+            figs = figures.get(zone, {})
+            measured = zone in scores
+            w.writerow(
+                [
+                    order.index(zone) + 1 if measured else "",
+                    zone,
+                    "measured" if measured else "failed",
+                    "no" if measured else "yes",
+                    "yes" if zone == order[0] else "no",
+                    f"{scores[zone]:.3f}" if measured else "",
+                    *[f"{figs[k]:.3f}" if k in figs else "" for k in keys],
+                    failed.get(zone, ""),
+                ]
+            )
 
 
 # -- feed, NATS, ingest ---------------------------------------------------------------------
