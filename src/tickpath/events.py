@@ -28,11 +28,23 @@ from typing import Any, Literal
 import msgspec
 
 Venue = Literal["spot", "futures", "coinm", "us", "tr"]  # the table: venues/binance/endpoints.py
-Channel = Literal["trades", "ticker", "l2"]
+Channel = Literal[
+    "trades", "ticker", "l2", "candles", "ticker24h", "mini_ticker", "mark_price", "open_interest", "liquidations"
+]
 Side = Literal["buy", "sell"]
 Level = tuple[str, str]  # (price, quantity), decimal strings as the exchange sent them
 
-CHANNELS: tuple[Channel, ...] = ("trades", "ticker", "l2")
+CHANNELS: tuple[Channel, ...] = ("trades", "ticker", "l2")  # the default subscription
+# Every stored channel: the three above plus the low-rate ones (venues/binance/channels.py).
+ALL_CHANNELS: tuple[Channel, ...] = (
+    *CHANNELS,
+    "candles",
+    "ticker24h",
+    "mini_ticker",
+    "mark_price",
+    "open_interest",
+    "liquidations",
+)
 SCHEMA_VERSION = 1
 
 
@@ -135,8 +147,178 @@ class BookReset(msgspec.Struct, frozen=True, tag="reset", kw_only=True, gc=False
     channel: Channel = "l2"
 
 
-Event = Trade | Ticker | BookDelta | BookSnapshot | BookReset
-EVENT_TYPES: tuple[type[Event], ...] = (Trade, Ticker, BookDelta, BookSnapshot, BookReset)
+class Candle(msgspec.Struct, frozen=True, tag="candle", kw_only=True, gc=False):
+    """One kline update (``@kline_<interval>``): the candle so far, ``closed`` once it is final.
+
+    Binance pushes the open candle every 1-2 s and then once more with ``x`` true; ``seq`` runs per
+    symbol across intervals. ``quote_volume`` is Binance's ``q`` (on COIN-M it is the base asset volume,
+    as ``volume`` is in contracts there)."""
+
+    session: str
+    venue: Venue
+    symbol: str
+    seq: int
+    event_time_ms: int | None
+    transaction_time_ms: int | None  # None: a kline has no transaction time
+    receipt_ns: int
+    interval: str
+    open_time_ms: int
+    close_time_ms: int
+    first_trade_id: int | None  # -1 on Binance when no trade yet: stored as None
+    last_trade_id: int | None
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    quote_volume: str
+    trades: int
+    taker_buy_volume: str
+    taker_buy_quote_volume: str
+    closed: bool
+
+    channel: Channel = "candles"
+
+
+class DayTicker(msgspec.Struct, frozen=True, tag="ticker24h", kw_only=True, gc=False):
+    """Rolling 24 h statistics (``@ticker``, ``!ticker@arr``); spot adds previous close and the BBO."""
+
+    session: str
+    venue: Venue
+    symbol: str
+    seq: int
+    event_time_ms: int | None
+    transaction_time_ms: int | None
+    receipt_ns: int
+    price_change: str
+    price_change_pct: str
+    weighted_avg_price: str
+    last_price: str
+    last_qty: str
+    open: str
+    high: str
+    low: str
+    volume: str
+    quote_volume: str
+    open_time_ms: int
+    close_time_ms: int
+    first_trade_id: int | None
+    last_trade_id: int | None
+    trades: int
+    prev_close: str | None = None  # spot only
+    bid_price: str | None = None  # spot only
+    bid_qty: str | None = None
+    ask_price: str | None = None
+    ask_qty: str | None = None
+
+    channel: Channel = "ticker24h"
+
+
+class MiniTicker(msgspec.Struct, frozen=True, tag="mini_ticker", kw_only=True, gc=False):
+    """Rolling 24 h open/high/low/close and volumes (``@miniTicker``, ``!miniTicker@arr``)."""
+
+    session: str
+    venue: Venue
+    symbol: str
+    seq: int
+    event_time_ms: int | None
+    transaction_time_ms: int | None
+    receipt_ns: int
+    close: str
+    open: str
+    high: str
+    low: str
+    volume: str
+    quote_volume: str
+
+    channel: Channel = "mini_ticker"
+
+
+class MarkPrice(msgspec.Struct, frozen=True, tag="mark_price", kw_only=True, gc=False):
+    """Mark price, index price and funding (futures ``@markPrice``, ``!markPrice@arr``).
+
+    ``funding_rate``/``next_funding_time_ms`` are None on a delivery contract (Binance: ``""``/0)."""
+
+    session: str
+    venue: Venue
+    symbol: str
+    seq: int
+    event_time_ms: int | None
+    transaction_time_ms: int | None
+    receipt_ns: int
+    mark_price: str
+    index_price: str
+    settle_price: str  # estimated settle price
+    funding_rate: str | None
+    next_funding_time_ms: int | None
+
+    channel: Channel = "mark_price"
+
+
+class OpenInterest(msgspec.Struct, frozen=True, tag="open_interest", kw_only=True, gc=False):
+    """Open interest of one contract, polled over REST (``/fapi/v1/openInterest``); time is Binance's."""
+
+    session: str
+    venue: Venue
+    symbol: str
+    seq: int
+    event_time_ms: int | None
+    transaction_time_ms: int | None
+    receipt_ns: int
+    open_interest: str
+
+    channel: Channel = "open_interest"
+
+
+class Liquidation(msgspec.Struct, frozen=True, tag="liquidation", kw_only=True, gc=False):
+    """A liquidation order (futures ``@forceOrder``, ``!forceOrder@arr``); ``side`` is the order's."""
+
+    session: str
+    venue: Venue
+    symbol: str
+    seq: int
+    event_time_ms: int | None
+    transaction_time_ms: int | None  # the order's trade time ``T``
+    receipt_ns: int
+    side: Side
+    order_type: str
+    time_in_force: str
+    qty: str
+    price: str
+    avg_price: str
+    status: str
+    last_filled_qty: str
+    filled_qty: str
+
+    channel: Channel = "liquidations"
+
+
+Event = (
+    Trade
+    | Ticker
+    | BookDelta
+    | BookSnapshot
+    | BookReset
+    | Candle
+    | DayTicker
+    | MiniTicker
+    | MarkPrice
+    | OpenInterest
+    | Liquidation
+)
+EVENT_TYPES: tuple[type[Event], ...] = (
+    Trade,
+    Ticker,
+    BookDelta,
+    BookSnapshot,
+    BookReset,
+    Candle,
+    DayTicker,
+    MiniTicker,
+    MarkPrice,
+    OpenInterest,
+    Liquidation,
+)
 
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)

@@ -25,9 +25,24 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import pyarrow as pa
 
-from tickpath.events import BookDelta, BookReset, BookSnapshot, Channel, Event, Ticker, Trade
+from tickpath.events import (
+    BookDelta,
+    BookReset,
+    BookSnapshot,
+    Candle,
+    Channel,
+    DayTicker,
+    Event,
+    Liquidation,
+    MarkPrice,
+    MiniTicker,
+    OpenInterest,
+    Ticker,
+    Trade,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -100,8 +115,45 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 
-CHANNEL_TABLE: dict[Channel, str] = {"trades": "trades", "ticker": "tickers", "l2": "l2"}
-EVENT_TABLES = ("trades", "tickers", "l2")
+
+# The low-rate channels (venues/binance/channels.py): one table each, its columns the event's own
+# fields after the common ones, in declaration order, so a row is the event as it is.
+_S, _I, _B = pa.string(), pa.int64(), pa.bool_()
+_CHANNEL_EVENTS: dict[str, type[Event]] = {
+    "candles": Candle,
+    "tickers_24h": DayTicker,
+    "mini_tickers": MiniTicker,
+    "mark_prices": MarkPrice,
+    "open_interest": OpenInterest,
+    "liquidations": Liquidation,
+}
+
+
+def _own_fields(cls: type[Event]) -> list[str]:
+    return [f for f in cls.__struct_fields__ if f not in _COMMON_NAMES and f != "channel"]
+
+
+def _arrow_type(cls: type[Event], name: str) -> pa.DataType:
+    hint = str(msgspec.structs.fields(cls)[cls.__struct_fields__.index(name)].type)
+    return _B if "bool" in hint else _I if "int" in hint else _S
+
+
+_COMMON_NAMES = {n for n, _ in _COMMON}
+for _table, _cls in _CHANNEL_EVENTS.items():
+    SCHEMAS[_table] = pa.schema(_COMMON + [(f, _arrow_type(_cls, f)) for f in _own_fields(_cls)] + _TAIL)
+
+CHANNEL_TABLE: dict[Channel, str] = {
+    "trades": "trades",
+    "ticker": "tickers",
+    "l2": "l2",
+    "candles": "candles",
+    "ticker24h": "tickers_24h",
+    "mini_ticker": "mini_tickers",
+    "mark_price": "mark_prices",
+    "open_interest": "open_interest",
+    "liquidations": "liquidations",
+}
+EVENT_TABLES = ("trades", "tickers", "l2", *_CHANNEL_EVENTS)
 
 
 def table_for(event: Event) -> str:
@@ -166,6 +218,8 @@ def event_row(event: Event, *, publish_ns: int | None = None, ingest_ns: int | N
             reason=None,
             last_good_update_id=None,
         )
+    elif type(event) in _CHANNEL_TYPES:
+        row.update({f: getattr(event, f) for f in _own_fields(type(event))})
     else:
         assert isinstance(event, BookReset)
         row.update(
@@ -195,6 +249,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "tickers": (*_COMMON_FIELDS, "update_id", "bid_price", "bid_qty", "ask_price", "ask_qty"),
     "l2": (*_COMMON_FIELDS, "first_update_id", "final_update_id", "prev_final_update_id", "depth", "bids", "asks"),
 }
+_FIELDS.update({t: (*_COMMON_FIELDS, *_own_fields(cls)) for t, cls in _CHANNEL_EVENTS.items()})
+_CHANNEL_TYPES = frozenset(_CHANNEL_EVENTS.values())
 _GET = {t: attrgetter(*names) for t, names in _FIELDS.items()}
 _ROW_TYPE = {t: pa.struct([SCHEMAS[t].field(n) for n in names]) for t, names in _FIELDS.items()}
 _GET_COMMON = attrgetter(*_COMMON_FIELDS)
@@ -349,6 +405,8 @@ def _duck_type(t: pa.DataType) -> str:
         return "BIGINT"
     if pa.types.is_int32(t):
         return "INTEGER"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
     if pa.types.is_list(t):
         return f"{_duck_type(t.value_type)}[]"
     if pa.types.is_struct(t):

@@ -110,7 +110,7 @@ def test_engine_counts_bad_frames_and_keeps_going() -> None:
     for text in (
         "{not json",
         '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":"x"}}',
-        '{"stream":"btcusdt@markPrice","data":{"e":"markPriceUpdate"}}',
+        '{"stream":"btcusdt@ticker_1h","data":{"e":"1hTicker"}}',  # a stream tickpath does not know
         trade,
         trade,
     ):

@@ -125,7 +125,7 @@ async def test_bad_stream_in_url_is_refused() -> None:
     """An unknown stream, symbol or venue speed in the URL refuses the upgrade with HTTP 400."""
     async with Simulator(small_config(venues=("spot",))) as sim:
         ep = sim.endpoint("spot")
-        for bad in ("btcusdt@depth@0ms", "dogeusdt@trade", "btcusdt@ticker"):
+        for bad in ("btcusdt@depth@0ms", "dogeusdt@trade", "btcusdt@markPrice", "btcusdt@kline_2s"):
             with pytest.raises(websockets.exceptions.InvalidStatus) as exc:
                 await ws_connect(ep.raw_url(bad))
             assert exc.value.response.status_code == 400

@@ -83,9 +83,13 @@ def test_trades_and_tickers_decode() -> None:
 
 
 def test_kline_and_control_replies_are_valid_but_not_market_events() -> None:
-    """Klines and subscription replies decode to their own types (counted, not errors)."""
-    k = decode_frame('{"stream":"x@kline_1m","data":{"e":"kline","E":1,"s":"X","k":{"t":0}}}')
-    assert isinstance(k, Kline) and k.s == "X"
+    """Klines and subscription replies decode to their own types (counted, not errors); a kline without
+    its ``k`` is counted, not stored, and one with a ``k`` short of Binance's fields is off-schema."""
+    k = decode_frame('{"stream":"x@kline_1m","data":{"e":"kline","E":1,"s":"X"}}')
+    assert isinstance(k, Kline) and k.s == "X" and k.k is None
+    with pytest.raises(ParseError) as info:
+        decode_frame('{"stream":"x@kline_1m","data":{"e":"kline","E":1,"s":"X","k":{"t":0}}}')
+    assert info.value.reason == "schema"
     assert isinstance(decode_frame('{"result":null,"id":1}'), ControlReply)
 
 
@@ -98,8 +102,10 @@ def test_kline_and_control_replies_are_valid_but_not_market_events() -> None:
         ('{"stream":"x@depth","data":{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[["1"]],"a":[]}}', "schema"),
         ('{"stream":"x@aggTrade","data":{"e":"aggTrade","E":1}}', "schema"),
         ("[1, 2, 3]", "schema"),
-        ('{"stream":"x@markPrice","data":{"e":"markPriceUpdate","E":1,"s":"X"}}', "unknown_event"),
-        ('{"e":"forceOrder","E":1}', "unknown_event"),
+        ('{"stream":"x@markPrice","data":{"e":"markPriceUpdate","E":1,"s":"X"}}', "schema"),
+        ('{"e":"forceOrder","E":1}', "schema"),
+        ('{"stream":"x@ticker_1h","data":{"e":"1hTicker","E":1,"s":"X"}}', "unknown_event"),
+        ('{"e":"ACCOUNT_UPDATE","E":1}', "unknown_event"),
     ],
 )
 def test_bad_frames_raise_parse_error_with_reason(frame: str, reason: str) -> None:

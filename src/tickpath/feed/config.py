@@ -14,6 +14,7 @@ from tickpath.errors import ConfigError, UnknownSymbolError
 from tickpath.events import CHANNELS, Channel, Venue
 from tickpath.feed.sharding import ShardSpec
 from tickpath.feed.universe import Selection
+from tickpath.venues.binance import channels as channel_names
 from tickpath.venues.binance.endpoints import VENUES, endpoints, validate_depth_limit
 from tickpath.venues.binance.streams import DEPTH_SPEEDS_MS, TRADE_STREAMS, TradeStream, channel_streams
 
@@ -29,7 +30,7 @@ class FeedConfig:
 
     venue: Venue
     symbols: tuple[str, ...]
-    channels: tuple[Channel, ...] = CHANNELS
+    channels: tuple[str, ...] = CHANNELS  # l2/trades/ticker and venues/binance/channels.py's names
     depth: int | None = None  # top-N window; None = full book
     sinks: tuple[str, ...] = (DEFAULT_SINK,)
     base_url: str | None = None  # WebSocket base (default: the venue's production host)
@@ -86,7 +87,7 @@ class FeedConfig:
             raise ConfigError("no channels given: use any of l2, trades, ticker")
         for c in self.channels:
             if c not in CHANNELS:
-                raise ConfigError(f"unknown channel {c!r}: use l2, trades, ticker")
+                channel_names.validate(c, self.venue)  # the low-rate ones: offered by this venue?
         if self.depth is not None and not 1 <= self.depth <= 5000:
             raise ConfigError(f"--depth {self.depth} must be between 1 and 5000")
         if not self.sinks:
@@ -139,12 +140,18 @@ class FeedConfig:
 
     def streams_for(self, symbol: str) -> list[str]:
         """Binance stream names of ``symbol`` for the configured channels."""
-        return channel_streams(
-            symbol, self.venue, self.channels, depth_speed_ms=self.depth_speed_ms, trade_stream=self.trade_stream
+        core: list[Channel] = [c for c in CHANNELS if c in self.channels]
+        streams = channel_streams(
+            symbol, self.venue, core, depth_speed_ms=self.depth_speed_ms, trade_stream=self.trade_stream
         )
+        return streams + channel_names.symbol_streams(symbol, self.channels)
 
     def streams_by_symbol(self) -> dict[str, list[str]]:
-        return {s: self.streams_for(s) for s in self.symbols}
+        """Streams per symbol; the all-market streams (one for every symbol) ride on the first one's."""
+        out = {s: self.streams_for(s) for s in self.symbols}
+        if out:
+            out[next(iter(out))] += channel_names.all_market_streams(self.channels)
+        return out
 
 
 def parse_symbols(text: str) -> tuple[str, ...]:
@@ -152,16 +159,22 @@ def parse_symbols(text: str) -> tuple[str, ...]:
     return tuple(s.strip().upper() for s in text.split(",") if s.strip())
 
 
-def parse_channels(text: str) -> tuple[Channel, ...]:
-    """``"l2,trades"`` -> ``("l2", "trades")``; aliases ``book``/``depth`` = l2, ``bbo`` = ticker."""
+def parse_channels(text: str) -> tuple[str, ...]:
+    """``"l2,trades,kline_1m"`` -> ``("l2", "trades", "kline_1m")``; aliases ``book``/``depth`` = l2,
+    ``bbo`` = ticker. Kline intervals keep their case (``kline_1M`` is a month, ``kline_1m`` a minute);
+    which venue offers a channel is checked by :class:`FeedConfig`."""
     aliases = {"book": "l2", "depth": "l2", "trade": "trades", "bbo": "ticker", "tickers": "ticker"}
-    out: list[Channel] = []
+    known = {n.lower(): n for n in channel_names.SUBSCRIPTIONS}
+    out: list[str] = []
     for raw in text.split(","):
-        name = aliases.get(raw.strip().lower(), raw.strip().lower())
+        low = raw.strip().lower()
+        name = raw.strip() if low.startswith("kline_") else aliases.get(low, known.get(low, low))
         if not name:
             continue
-        if name not in CHANNELS:
-            raise ConfigError(f"unknown channel {raw.strip()!r}: use l2, trades, ticker")
+        if name not in CHANNELS and name not in known.values() and not name.startswith("kline_"):
+            raise ConfigError(
+                f"unknown channel {raw.strip()!r}: use l2, trades, ticker, kline_1m, ... (docs/schema.md)"
+            )
         if name not in out:
-            out.append(name)  # type: ignore[arg-type]
+            out.append(name)
     return tuple(out)

@@ -31,6 +31,7 @@ from tickpath.logs import log_event
 from tickpath.sinks.base import TableBatch
 from tickpath.stats import LatencyRecorder
 from tickpath.venues.binance.processor import (
+    HANDOFF,
     WANTS_SNAPSHOT,
     BookView,
     NativeProcessor,
@@ -177,6 +178,13 @@ class FeedEngine:
         got = self._feed(text, wall_ns)
         if got < 0:
             assert self._columns is not None
+            if got == HANDOFF:  # a low-rate channel's frame: its events take the event path
+                try:
+                    events = self._columns.handoff(text, wall_ns)
+                except ParseError as exc:
+                    self._bad_frame(exc)
+                    return None
+                return self.pipeline.emit(events) if events else None
             self._bad_frame(self._columns.rejection(got, text))
             return None
         if got >= WANTS_SNAPSHOT:

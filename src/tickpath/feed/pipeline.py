@@ -130,7 +130,8 @@ class Pipeline:
             return None
         by = self.stats.by_channel
         for e in events:
-            by[e.channel] += 1
+            ch = e.channel
+            by[ch] = by.get(ch, 0) + 1  # the low-rate channels appear only once subscribed
         self.stats.emitted += len(events)
         self._batch.extend(events)
         if len(self._batch) >= self.batch_size:

@@ -17,6 +17,7 @@ from tickpath.clock import Clock
 from tickpath.errors import UnknownSymbolError
 from tickpath.logs import log_event
 from tickpath.sim import payloads
+from tickpath.sim.channels import ChannelSim
 from tickpath.sim.market import ASK, BID, SymbolMarket, Trade
 from tickpath.venues.binance.endpoints import Venue
 from tickpath.venues.binance.streams import DEPTH_DEFAULT_MS, DEPTH_SPEEDS_MS, StreamName, parse_stream
@@ -89,6 +90,7 @@ class Hub:
         self.events = 0
         self._task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self.channels = ChannelSim(self)  # klines, 24 h tickers, mark price, liquidations, arrays
 
     # ---- time -------------------------------------------------------------------------------------
     def exchange_ms(self) -> int:
@@ -99,10 +101,8 @@ class Hub:
     def validate(self, name: str) -> StreamName:
         """Parse ``name`` and check that this venue simulates it; errors are UnknownSymbolError."""
         s = parse_stream(name, self.venue)
-        if s.symbol_upper not in self.markets:
+        if s.kind != "allMarket" and s.symbol_upper not in self.markets:
             raise UnknownSymbolError(f"invalid stream name {name!r}: symbol {s.symbol_upper} is not simulated")
-        if s.kind == "kline":
-            raise UnknownSymbolError(f"invalid stream name {name!r}: kline streams are not simulated")
         return s
 
     def subscribe(self, sub: Subscriber, name: str) -> None:
@@ -234,7 +234,7 @@ class Hub:
                 self._deliver(names[0], raw)
         if trade is not None:
             self._publish_trade(symbol, names, trade, t_ms)
-        if names[3] in subs:
+        if names[3] in subs or "!bookTicker" in subs:
             bb, ba = m.best
             bids, asks = m.books
             top = (bb, bids.get(bb, 0), ba, asks.get(ba, 0))
@@ -243,14 +243,17 @@ class Hub:
                 values = (m.price(bb), m.qty(top[1]), m.price(ba), m.qty(top[3]))
                 if self._faulty:
                     values = self._frozen(symbol, values)
-                self._publish(
-                    symbol, names[3], payloads.book_ticker(self.venue, symbol, uid, *values, t_ms, t_ms), depth=False
-                )
+                raw = payloads.book_ticker(self.venue, symbol, uid, *values, t_ms, t_ms)
+                self._publish(symbol, names[3], raw, depth=False)
+                self._publish(symbol, "!bookTicker", raw, depth=False)  # futures' all-market stream
         self.events += 1
         return uid
 
     def _publish_trade(self, symbol: str, names: tuple[str, str, str, str], trade: Trade, t_ms: int) -> None:
         m = self.markets[symbol]
+        self.channels.on_trade(
+            symbol, m.price(trade.tick), m.qty(trade.lots), trade.trade_id, not trade.buyer_is_maker, t_ms
+        )
         if names[1] in self.subs:
             self._publish(
                 symbol,
@@ -353,6 +356,7 @@ class Hub:
                         done += due
                 now_ms = self.exchange_ms()
                 self.close_windows(now_ms)
+                self.channels.tick(now_ms)
                 if self._faulty:
                     self.release_stalls()
                     self.refresh_fault_flag()

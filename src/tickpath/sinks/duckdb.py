@@ -23,7 +23,7 @@ import pyarrow as pa
 from tickpath.errors import SinkError
 from tickpath.events import Event, SessionInfo
 from tickpath.sinks.base import Sink, TableBatch
-from tickpath.tables import EVENT_TABLES, duckdb_ddl, events_to_arrow, merge_sessions
+from tickpath.tables import CHANNEL_TABLE, EVENT_TABLES, duckdb_ddl, events_to_arrow, merge_sessions
 
 DEFAULT_PATH = "./data/ticks.duckdb"
 
@@ -32,7 +32,7 @@ def split_by_table(events: Sequence[Event]) -> dict[str, list[Event]]:
     """Events grouped by their storage table, order kept within each table."""
     out: dict[str, list[Event]] = {}
     for e in events:
-        table = "tickers" if e.channel == "ticker" else e.channel
+        table = CHANNEL_TABLE[e.channel]
         lst = out.get(table)
         if lst is None:
             out[table] = lst = []

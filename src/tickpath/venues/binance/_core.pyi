@@ -5,6 +5,7 @@ from typing import Any
 BAD_JSON: int
 BAD_SCHEMA: int
 BAD_UNKNOWN: int
+HANDOFF: int  # a frame of a stream the core does not normalize: the caller decodes it
 WANTS_SNAPSHOT: int
 
 class Core:

@@ -21,10 +21,15 @@ from tickpath.venues.binance.schemas import (
     AggTrade,
     BookTicker,
     ControlReply,
+    DayTickerMsg,
     DepthSnapshot,
     DepthUpdate,
     Envelope,
+    ForceOrderMsg,
     Kline,
+    MarkPriceMsg,
+    MiniTickerMsg,
+    OpenInterestBody,
     RawTrade,
     WireMessage,
 )
@@ -52,6 +57,26 @@ _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "trade": msgspec.json.Decoder(RawTrade),
     "bookTicker": msgspec.json.Decoder(BookTicker),
     "kline": msgspec.json.Decoder(Kline),
+    # the low-rate channels (channels.py); ``...Arr``: the all-market arrays, one frame a second
+    "ticker": msgspec.json.Decoder(DayTickerMsg),
+    "miniTicker": msgspec.json.Decoder(MiniTickerMsg),
+    "markPrice": msgspec.json.Decoder(MarkPriceMsg),
+    "forceOrder": msgspec.json.Decoder(ForceOrderMsg),
+    "tickerArr": msgspec.json.Decoder(list[DayTickerMsg]),
+    "miniTickerArr": msgspec.json.Decoder(list[MiniTickerMsg]),
+    "markPriceArr": msgspec.json.Decoder(list[MarkPriceMsg]),
+}
+# A raw array frame (``/ws/!miniTicker@arr``): its items say what they are by ``e``.
+_raw_array = msgspec.json.Decoder(list[DayTickerMsg | MiniTickerMsg | MarkPriceMsg])
+_open_interest = msgspec.json.Decoder(OpenInterestBody)
+# All-market stream names (after the ``!``) -> stream kind.
+_ALL_MARKET = {
+    "bookTicker": "bookTicker",
+    "miniTicker@arr": "miniTickerArr",
+    "ticker@arr": "tickerArr",
+    "markPrice@arr": "markPriceArr",
+    "markPrice@arr@1s": "markPriceArr",
+    "forceOrder@arr": "forceOrder",
 }
 # The ``e`` of a raw payload -> stream kind.
 _EVENT_KIND = {
@@ -60,6 +85,10 @@ _EVENT_KIND = {
     "trade": "trade",
     "bookTicker": "bookTicker",
     "kline": "kline",
+    "24hrTicker": "ticker",
+    "24hrMiniTicker": "miniTicker",
+    "markPriceUpdate": "markPrice",
+    "forceOrder": "forceOrder",
 }
 _kind_cache: dict[str, str] = {}
 _KIND_CACHE_MAX = 16384  # stream names are few; the cap only guards against a hostile peer
@@ -67,7 +96,8 @@ _KIND_CACHE_MAX = 16384  # stream names are few; the cap only guards against a h
 
 def _data_of(kind_type: Any) -> msgspec.json.Decoder[Any]:
     """A decoder of ``{"stream": ..., "data": <kind_type>}`` that reads only ``data``: one pass."""
-    envelope = msgspec.defstruct(f"{kind_type.__name__}Envelope", [("data", kind_type)], frozen=True)
+    name = getattr(kind_type, "__name__", "List")
+    envelope = msgspec.defstruct(f"{name}Envelope", [("data", kind_type)], frozen=True)
     return msgspec.json.Decoder(envelope)
 
 
@@ -77,7 +107,32 @@ _ENVELOPED: dict[str, msgspec.json.Decoder[Any]] = {
     "trade": _data_of(RawTrade),
     "bookTicker": _data_of(BookTicker),
     "kline": _data_of(Kline),
+    "ticker": _data_of(DayTickerMsg),
+    "miniTicker": _data_of(MiniTickerMsg),
+    "markPrice": _data_of(MarkPriceMsg),
+    "forceOrder": _data_of(ForceOrderMsg),
+    "tickerArr": _data_of(list[DayTickerMsg]),
+    "miniTickerArr": _data_of(list[MiniTickerMsg]),
+    "markPriceArr": _data_of(list[MarkPriceMsg]),
 }
+# The low-rate channels' decoders: the native core hands their frames back only once it has read the
+# whole frame as JSON, so a frame both malformed and off-schema is malformed here too, like there.
+_CHANNEL_KINDS = ("kline", "ticker", "miniTicker", "markPrice", "forceOrder", "tickerArr", "miniTickerArr")
+_WELLFORMED_FIRST = {
+    *(_DECODERS[k] for k in (*_CHANNEL_KINDS, "markPriceArr")),
+    *(_ENVELOPED[k] for k in (*_CHANNEL_KINDS, "markPriceArr")),
+    _raw_array,
+}
+
+
+def _well_formed(raw: bytes | str) -> bool:
+    try:
+        msgspec.json.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return False
+    return True
+
+
 # Stream name as it appears at the start of a frame (bytes or str) -> one-pass decoder (None: unknown).
 _by_prefix: dict[bytes | str, msgspec.json.Decoder[Any] | None] = {}
 _PREFIX_B = b'{"stream":"'
@@ -88,15 +143,20 @@ _PREFIX_LEN = len(_PREFIX_B)
 def stream_kind(stream_name: str) -> str:
     """The kind of a stream name: ``btcusdt@depth@100ms`` -> ``depth``, ``x@kline_1m`` -> ``kline``.
 
-    Kinds: ``depth``, ``trade``, ``aggTrade``, ``bookTicker``, ``kline``; anything else is returned
-    as spelled (e.g. ``markPrice``) and is an unknown event to :func:`decode_frame`.
+    Kinds: ``depth``, ``trade``, ``aggTrade``, ``bookTicker``, ``kline``, ``ticker``, ``miniTicker``,
+    ``markPrice``, ``forceOrder``, and for the all-market streams ``bookTicker`` (``!bookTicker``),
+    ``forceOrder`` (``!forceOrder@arr``) and the arrays ``tickerArr``, ``miniTickerArr``,
+    ``markPriceArr``; anything else is returned as spelled and is an unknown event to :func:`decode_frame`.
     """
     kind = _kind_cache.get(stream_name)
     if kind is None:
-        _, _, rest = stream_name.partition("@")
-        kind = rest.partition("@")[0]
-        if kind.startswith("kline_"):
-            kind = "kline"
+        if stream_name.startswith("!"):
+            kind = _ALL_MARKET.get(stream_name[1:], stream_name[1:])
+        else:
+            _, _, rest = stream_name.partition("@")
+            kind = rest.partition("@")[0]
+            if kind.startswith("kline_"):
+                kind = "kline"
         if len(_kind_cache) < _KIND_CACHE_MAX:
             _kind_cache[stream_name] = kind
     return kind
@@ -133,6 +193,8 @@ def decode_frame(raw: bytes | str) -> WireMessage:
 
 
 def _decode_general(raw: bytes | str) -> WireMessage:
+    if raw.lstrip()[:1] in (b"[", "["):  # a raw all-market array
+        return _decode_with(_raw_array, raw, raw)  # type: ignore[no-any-return]
     try:
         env = _envelope.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
@@ -160,6 +222,8 @@ def _decode_with(decoder: msgspec.json.Decoder[Any], payload: Any, raw: bytes | 
     try:
         return decoder.decode(payload)
     except msgspec.ValidationError as exc:
+        if decoder in _WELLFORMED_FIRST and not _well_formed(raw):
+            raise ParseError("undecodable frame", reason="malformed_json", sample=sample_of(raw)) from None
         raise ParseError(f"frame violates the schema: {exc}", reason="schema", sample=sample_of(raw)) from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # invalid UTF-8 in a kept string
         raise ParseError(f"undecodable frame: {exc}", reason="malformed_json", sample=sample_of(raw)) from None
@@ -168,3 +232,8 @@ def _decode_with(decoder: msgspec.json.Decoder[Any], payload: Any, raw: bytes | 
 def decode_snapshot(body: bytes | str) -> DepthSnapshot:
     """Decode a REST depth snapshot body; raises :class:`ParseError` on bad input."""
     return _decode_with(_snapshot, body, body)  # type: ignore[no-any-return]
+
+
+def decode_open_interest(body: bytes | str) -> OpenInterestBody:
+    """Decode a REST open-interest body; raises :class:`ParseError` on bad input."""
+    return _decode_with(_open_interest, body, body)  # type: ignore[no-any-return]

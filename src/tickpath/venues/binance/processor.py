@@ -19,10 +19,22 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade, Venue
+from tickpath.venues.binance.channels import ChannelNormalizer
 from tickpath.venues.binance.endpoints import futures_rules
 from tickpath.venues.binance.normalize import Normalizer
 from tickpath.venues.binance.parse import ParseError, ParseReason, decode_frame, decode_snapshot, sample_of
-from tickpath.venues.binance.schemas import AggTrade, BookTicker, ControlReply, DepthUpdate, Kline, RawTrade
+from tickpath.venues.binance.schemas import (
+    AggTrade,
+    BookTicker,
+    ControlReply,
+    DayTickerMsg,
+    DepthUpdate,
+    ForceOrderMsg,
+    Kline,
+    MarkPriceMsg,
+    MiniTickerMsg,
+    RawTrade,
+)
 from tickpath.venues.binance.sync import DEFAULT_MAX_BUFFER, SyncStats
 
 try:  # built by the package's own build (setup.py); absent only in a source tree never built
@@ -49,6 +61,23 @@ class ProcessorCounts:
     malformed_json: int = 0
     schema: int = 0
     unknown_event: int = 0
+    channel_frames: int = 0  # 24 h tickers, mark price, liquidations, all-market arrays (channels.py)
+    open_interest_polls: int = 0
+
+    def add_channels(self, channels: ChannelNormalizer, malformed: dict[str, int]) -> ProcessorCounts:
+        """These counts plus the channel decoder's (frames the core handed back)."""
+        cc = channels.counts
+        self.klines += cc.klines
+        self.channel_frames += cc.channel_frames
+        self.open_interest_polls += cc.open_interest_polls
+        self.duplicates += cc.duplicates
+        for reason, n in malformed.items():
+            setattr(self, reason, getattr(self, reason) + n)
+        return self
+
+
+# Wire types the low-rate channel decoder takes (a list: an all-market array).
+_CHANNEL_TYPES = (Kline, DayTickerMsg, MiniTickerMsg, MarkPriceMsg, ForceOrderMsg, list)
 
 
 @dataclass(frozen=True)
@@ -122,6 +151,7 @@ class PureProcessor:
         max_buffer: int = DEFAULT_MAX_BUFFER,
     ) -> None:
         self.normalizer = Normalizer(venue, session=session, depth=depth, symbols=symbols, max_buffer=max_buffer)
+        self.channels = ChannelNormalizer(venue, session=session)
         self._restricted = symbols is not None
         self._counts = ProcessorCounts()
         self._last_trade: dict[str, int] = {}
@@ -160,11 +190,10 @@ class PureProcessor:
             self._last_ticker[ticker.s] = ticker.u
             self.last_event_ms = ticker.E
             return [self.normalizer.ticker(ticker, receipt_ns)]
-        if t is Kline:
-            c.klines += 1
-        elif t is ControlReply:
+        if t is ControlReply:
             c.control += 1
-        return []
+            return []
+        return self.channels.on_message(msg, receipt_ns)  # the low-rate channels
 
     def _depth(self, msg: DepthUpdate, receipt_ns: int) -> list[Event]:
         self._counts.depth += 1
@@ -202,7 +231,7 @@ class PureProcessor:
         return bs.reset(reason, receipt_ns) if bs is not None else []
 
     def counts(self) -> ProcessorCounts:
-        return ProcessorCounts(**vars(self._counts))
+        return ProcessorCounts(**vars(self._counts)).add_channels(self.channels, {})
 
     def book_symbols(self) -> list[str]:
         return list(self.normalizer.books)
@@ -227,6 +256,7 @@ if _core is not None:
     _REASONS = {_core.BAD_JSON: "malformed_json", _core.BAD_SCHEMA: "schema", _core.BAD_UNKNOWN: "unknown_event"}
 _CLASSES = (BookDelta, BookSnapshot, BookReset, Trade, Ticker)
 WANTS_SNAPSHOT = _core.WANTS_SNAPSHOT if _core is not None else 1 << 24
+HANDOFF = _core.HANDOFF if _core is not None else -4  # a frame for the Python channel decoder
 
 
 class NativeProcessor:
@@ -263,6 +293,8 @@ class NativeProcessor:
         # columnar path): the number of events kept, plus WANTS_SNAPSHOT when a book now waits for
         # one; negative for a rejected frame (counted). A direct builtin: no pybind11 dispatch.
         self.feed = self.core.feeder()
+        self.channels = ChannelNormalizer(venue, session=session)
+        self._malformed = {"malformed_json": 0, "schema": 0, "unknown_event": 0}  # of handed-back frames
         if depth is not None and depth < 1:
             from tickpath.errors import ConfigError
 
@@ -281,8 +313,21 @@ class NativeProcessor:
         if n >= WANTS_SNAPSHOT:
             n -= WANTS_SNAPSHOT
         if n < 0:
+            if n == HANDOFF:
+                return self.handoff(raw, receipt_ns)
             raise self.rejection(n, raw)
         return self.core.take_events() if n > 0 else []
+
+    def handoff(self, raw: bytes | str, receipt_ns: int) -> list[Event]:
+        """A frame the core handed back (``HANDOFF``): decoded and normalized as the reference does."""
+        try:
+            msg = decode_frame(raw)
+        except ParseError as exc:
+            self._malformed[exc.reason] += 1
+            raise
+        if not isinstance(msg, _CHANNEL_TYPES):  # the core names these kinds itself; never reached
+            return []
+        return self.channels.on_message(msg, receipt_ns)
 
     def rejection(self, code: int, raw: bytes | str) -> ParseError:
         """The :class:`ParseError` for a negative result of the core (a rejected frame or body)."""
@@ -329,7 +374,7 @@ class NativeProcessor:
         return self.core.take_events() if self.feed_reset(symbol, reason, receipt_ns) > 0 else []
 
     def counts(self) -> ProcessorCounts:
-        return ProcessorCounts(**self.core.stats())
+        return ProcessorCounts(**self.core.stats()).add_channels(self.channels, self._malformed)
 
     def book_symbols(self) -> list[str]:
         return self.core.symbols()

@@ -19,7 +19,8 @@ Field reference (checked against the real captures in ``../shared/data/binance``
   symbol names the contract) and, like every unknown key, is skipped by both decoders.
   https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams/Diff-Book-Depth-Streams
   Binance.US and Binance TR send spot's shapes.
-* ``kline``: valid but not normalized by the feed; decoded only far enough to be recognised.
+* ``kline``, ``24hrTicker``, ``24hrMiniTicker``, ``markPriceUpdate``, ``forceOrder`` and the
+  all-market arrays: the low-rate channels at the end of this module (``channels.py`` normalizes them).
 * REST ``GET /api/v3/depth``, ``GET /fapi/v1/depth`` and ``GET /dapi/v1/depth``: ``lastUpdateId bids
   asks`` (futures also ``E`` and ``T``; COIN-M also ``symbol`` and ``pair``).
 """
@@ -87,11 +88,32 @@ class BookTicker(msgspec.Struct, frozen=True):
     T: Int | None = None
 
 
+class KlineBar(msgspec.Struct, frozen=True):
+    """The ``k`` object of a kline: the candle so far (``x`` true once closed)."""
+
+    t: Int  # open time
+    T: Int  # close time
+    i: str  # interval
+    o: str
+    c: str
+    h: str
+    l: str  # noqa: E741 - Binance's field name
+    v: str  # volume (COIN-M: contracts)
+    n: Int  # number of trades
+    x: bool  # closed
+    q: str  # quote volume (COIN-M: base asset volume)
+    V: str  # taker buy volume
+    Q: str  # taker buy quote volume
+    f: Int = -1  # first trade id (-1: none yet)
+    L: Int = -1  # last trade id
+
+
 class Kline(msgspec.Struct, frozen=True, tag_field="e", tag="kline"):
-    """A candlestick update: recognised and counted, not normalized."""
+    """A candlestick update (``<symbol>@kline_<interval>``); without ``k`` it is counted, not stored."""
 
     E: Int
     s: str
+    k: KlineBar | None = None
 
 
 class ControlReply(msgspec.Struct, frozen=True):
@@ -120,4 +142,96 @@ class Envelope(msgspec.Struct, frozen=True):
     id: int | str | None = None  # set on control replies
 
 
-WireMessage = DepthUpdate | AggTrade | RawTrade | BookTicker | Kline | ControlReply
+# -- the low-rate channels (normalized by channels.py) -----------------------------------------
+# https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams (Individual Symbol
+#   Ticker / Mini Ticker, All Market Mini Tickers, Kline/Candlestick)
+# https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams
+#   (Mark-Price-Stream, Liquidation-Order-Streams, All-Market-Tickers-Streams, Kline-Candlestick-Streams)
+# https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Open-Interest
+
+
+class DayTickerMsg(msgspec.Struct, frozen=True, tag_field="e", tag="24hrTicker"):
+    """``24hrTicker``: spot ``E s p P w x c Q b B a A o h l v q O C F L n``; futures lack ``x b B a A``."""
+
+    E: Int
+    s: str
+    p: str  # price change
+    P: str  # price change percent
+    w: str  # weighted average price
+    c: str  # last price
+    Q: str  # last quantity
+    o: str
+    h: str
+    l: str  # noqa: E741 - Binance's field name
+    v: str
+    q: str
+    O: Int  # noqa: E741 - statistics open time
+    C: Int  # statistics close time
+    F: Int  # first trade id (-1: none)
+    L: Int  # last trade id
+    n: Int  # number of trades
+    x: str | None = None  # spot: previous day's close
+    b: str | None = None  # spot: best bid, bid qty, best ask, ask qty
+    B: str | None = None
+    a: str | None = None
+    A: str | None = None
+
+
+class MiniTickerMsg(msgspec.Struct, frozen=True, tag_field="e", tag="24hrMiniTicker"):
+    """``24hrMiniTicker``: ``E s c o h l v q``."""
+
+    E: Int
+    s: str
+    c: str
+    o: str
+    h: str
+    l: str  # noqa: E741 - Binance's field name
+    v: str
+    q: str
+
+
+class MarkPriceMsg(msgspec.Struct, frozen=True, tag_field="e", tag="markPriceUpdate"):
+    """``markPriceUpdate``: ``E s p i P r T``; COIN-M delivery contracts send ``r`` "" and ``T`` 0."""
+
+    E: Int
+    s: str
+    p: str  # mark price
+    i: str  # index price
+    P: str  # estimated settle price
+    r: str = ""  # funding rate
+    T: Int = 0  # next funding time
+
+
+class ForceOrderBody(msgspec.Struct, frozen=True):
+    """The ``o`` object of a ``forceOrder``."""
+
+    s: str
+    S: str  # side: BUY | SELL
+    o: str  # order type
+    f: str  # time in force
+    q: str  # original quantity
+    p: str  # price
+    ap: str  # average price
+    X: str  # status
+    l: str  # noqa: E741 - last filled quantity
+    z: str  # filled accumulated quantity
+    T: Int  # trade time
+
+
+class ForceOrderMsg(msgspec.Struct, frozen=True, tag_field="e", tag="forceOrder"):
+    """``forceOrder`` (``<symbol>@forceOrder``, ``!forceOrder@arr``): one liquidation order."""
+
+    E: Int
+    o: ForceOrderBody
+
+
+class OpenInterestBody(msgspec.Struct, frozen=True):
+    """REST ``GET /fapi/v1/openInterest`` (and ``/dapi/v1/openInterest``): ``openInterest symbol time``."""
+
+    openInterest: str
+    symbol: str
+    time: Int
+
+
+ChannelMessage = Kline | DayTickerMsg | MiniTickerMsg | MarkPriceMsg | ForceOrderMsg
+WireMessage = DepthUpdate | AggTrade | RawTrade | BookTicker | ControlReply | ChannelMessage | list[ChannelMessage]

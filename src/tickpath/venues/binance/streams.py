@@ -26,14 +26,20 @@ from typing import Literal
 
 from tickpath.errors import UnknownSymbolError
 from tickpath.events import Channel
+from tickpath.venues.binance import channels
 from tickpath.venues.binance.endpoints import VENUES, Venue, endpoints
 
-StreamKind = Literal["depth", "trade", "aggTrade", "bookTicker", "kline"]
+StreamKind = Literal[
+    "depth", "trade", "aggTrade", "bookTicker", "kline", "ticker", "miniTicker", "markPrice", "forceOrder", "allMarket"
+]
+# The low-rate per-symbol kinds (channels.py); markPrice and forceOrder exist on futures-rule venues only.
+_CHANNEL_KINDS = ("ticker", "miniTicker", "markPrice", "forceOrder")
+_FUTURES_KINDS = ("markPrice", "forceOrder")
 
 # Default (suffix-less) depth speed and the accepted explicit speeds, in milliseconds.
 DEPTH_DEFAULT_MS: dict[Venue, int] = {v: endpoints(v).depth_default_ms for v in VENUES}
 DEPTH_SPEEDS_MS: dict[Venue, tuple[int, ...]] = {v: endpoints(v).depth_speeds_ms for v in VENUES}
-KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
+KLINE_INTERVALS = channels.KLINE_INTERVALS  # 1s: spot-rule venues only (channels.intervals)
 
 _SYMBOL_RE = re.compile(r"^[a-z0-9_]{2,30}$")  # "_": COIN-M's btcusd_perp, btcusd_250627
 _SPEED_RE = re.compile(r"^(\d{1,4})ms$")
@@ -48,6 +54,7 @@ class StreamName:
     speed_ms: int | None = None
     interval: str | None = None  # kline only
     explicit_speed: bool = False  # whether the name spelled the speed (keeps format() faithful)
+    all_market: str | None = None  # the whole name of an all-market stream (``!miniTicker@arr``)
 
     @property
     def symbol_upper(self) -> str:
@@ -63,6 +70,10 @@ def format_stream(s: StreamName) -> str:
         return f"{s.symbol}@depth@{s.speed_ms}ms" if s.explicit_speed else f"{s.symbol}@depth"
     if s.kind == "kline":
         return f"{s.symbol}@kline_{s.interval}"
+    if s.kind == "allMarket":
+        return s.all_market or ""
+    if s.kind == "markPrice" and s.explicit_speed:
+        return f"{s.symbol}@markPrice@1s"
     return f"{s.symbol}@{s.kind}"
 
 
@@ -116,7 +127,9 @@ def parse_stream(name: str, venue: Venue) -> StreamName:
 
     Symbols must be lower case, as Binance requires for stream names.
     """
-    endpoints(venue)  # validates the venue
+    rules = endpoints(venue).rules  # validates the venue
+    if name.startswith("!"):
+        return _all_market(name, venue)
     parts = name.split("@")
     if len(parts) < 2 or not _SYMBOL_RE.match(parts[0]):
         raise UnknownSymbolError(f"invalid stream name {name!r}: expected '<lower-case symbol>@<stream>'")
@@ -130,20 +143,49 @@ def parse_stream(name: str, venue: Venue) -> StreamName:
             speeds = ", ".join(f"@depth@{v}ms" for v in DEPTH_SPEEDS_MS[venue])
             raise UnknownSymbolError(f"invalid stream name {name!r}: {venue} depth streams are @depth, {speeds}")
         return StreamName(symbol, "depth", int(m.group(1)), explicit_speed=True)
+    if kind in _FUTURES_KINDS and rules != "futures":
+        raise UnknownSymbolError(f"invalid stream name {name!r}: @{kind} is a futures stream, not on {venue}")
+    if kind == "markPrice" and rest == ["1s"]:
+        return StreamName(symbol, "markPrice", 1000, explicit_speed=True)
     if rest:
         raise UnknownSymbolError(f"invalid stream name {name!r}: unexpected suffix '@{'@'.join(rest)}'")
+    if kind in _CHANNEL_KINDS:
+        return StreamName(symbol, kind, 3000 if kind == "markPrice" else None)  # type: ignore[arg-type]
     if kind in ("trade", "aggTrade", "bookTicker"):
         return StreamName(symbol, kind)  # type: ignore[arg-type]
-    if kind.startswith("kline_") and kind[len("kline_") :] in KLINE_INTERVALS:
+    if kind.startswith("kline_") and kind[len("kline_") :] in channels.intervals(venue):
         return StreamName(symbol, "kline", interval=kind[len("kline_") :])
     raise UnknownSymbolError(
         f"invalid stream name {name!r}: known streams are @depth[@<speed>], @trade, @aggTrade, "
-        "@bookTicker, @kline_<interval>"
+        "@bookTicker, @kline_<interval>, @ticker, @miniTicker and on futures @markPrice[@1s], @forceOrder"
     )
 
 
-# The stored channel each stream kind lands in (klines are not stored).
-_CHANNEL_OF: dict[str, Channel] = {"depth": "l2", "trade": "trades", "aggTrade": "trades", "bookTicker": "ticker"}
+def _all_market(name: str, venue: Venue) -> StreamName:
+    offered = [
+        stream
+        for sub, stream in channels.ALL_MARKET.items()
+        if sub in channels.offered(venue) or (sub == "all_markPrice" and channels.is_derivatives(venue))
+    ]
+    if channels.is_derivatives(venue):
+        offered.append("!markPrice@arr")  # the 3 s spelling of !markPrice@arr@1s
+    if name not in offered:
+        raise UnknownSymbolError(f"invalid stream name {name!r}: {venue}'s all-market streams are {', '.join(offered)}")
+    return StreamName("", "allMarket", all_market=name)
+
+
+# The stored channel each stream kind lands in.
+_CHANNEL_OF: dict[str, Channel] = {
+    "depth": "l2",
+    "trade": "trades",
+    "aggTrade": "trades",
+    "bookTicker": "ticker",
+    "kline": "candles",
+    "ticker": "ticker24h",
+    "miniTicker": "mini_ticker",
+    "markPrice": "mark_price",
+    "forceOrder": "liquidations",
+}
 
 
 @dataclass(frozen=True)
@@ -165,8 +207,8 @@ def stored_stream(name: str, venue: Venue) -> StoredStream | None:
     except UnknownSymbolError:
         return None
     channel = _CHANNEL_OF.get(s.kind)
-    if channel is None:
-        return None
+    if channel is None or channel not in ("l2", "trades", "ticker"):
+        return None  # the low-rate channels have their own dq checks (dq/channels.py); all-market: no symbol
     return StoredStream(s.symbol_upper, channel, s.speed_ms if s.kind == "depth" else None)
 
 

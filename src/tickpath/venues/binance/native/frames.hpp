@@ -50,6 +50,10 @@ struct Frame {
 
 // The stream kind of a stream name: btcusdt@depth@100ms -> depth, x@kline_1m -> kline (parse.stream_kind).
 inline std::string_view stream_kind(std::string_view name) {
+  if (!name.empty() && name[0] == '!') {  // all-market: !bookTicker, !miniTicker@arr (parse.stream_kind)
+    std::string_view all = name.substr(1);
+    return all.substr(0, all.find('@'));
+  }
   size_t at = name.find('@');
   std::string_view rest = at == std::string_view::npos ? std::string_view() : name.substr(at + 1);
   std::string_view kind = rest.substr(0, rest.find('@'));
@@ -62,7 +66,7 @@ inline Kind kind_of_stream(std::string_view k) {
   if (k == "aggTrade") return Kind::AGG_TRADE;
   if (k == "trade") return Kind::TRADE;
   if (k == "bookTicker") return Kind::BOOK_TICKER;
-  if (k == "kline") return Kind::KLINE;
+  // kline, like every other low-rate channel, is UNKNOWN here: read whole as JSON, then handed back
   return Kind::UNKNOWN;
 }
 
@@ -71,8 +75,7 @@ inline Kind kind_of_event(std::string_view e) {  // parse._EVENT_KIND
   if (e == "aggTrade") return Kind::AGG_TRADE;
   if (e == "trade") return Kind::TRADE;
   if (e == "bookTicker") return Kind::BOOK_TICKER;
-  if (e == "kline") return Kind::KLINE;
-  return Kind::UNKNOWN;
+  return Kind::UNKNOWN;  // kline included: see kind_of_stream
 }
 
 class Decoder {
@@ -89,6 +92,12 @@ class Decoder {
       std::string_view name(p + PL, len);
       Kind k = kind_of_stream(stream_kind(name));
       if (k != Kind::UNKNOWN) return enveloped(p, n, k, f);
+    }
+    size_t i = 0;
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
+    if (i < n && p[i] == '[') {  // a raw all-market array (/ws/!miniTicker@arr): not the core's
+      f.kind = Kind::UNKNOWN;
+      return Error::OK;
     }
     return general(p, n, f);
   }

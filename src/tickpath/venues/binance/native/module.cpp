@@ -288,6 +288,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("BAD_JSON") = BAD_JSON;
   m.attr("BAD_SCHEMA") = BAD_SCHEMA;
   m.attr("BAD_UNKNOWN") = BAD_UNKNOWN;
+  m.attr("HANDOFF") = HANDOFF;
   m.attr("WANTS_SNAPSHOT") = WANTS_SNAPSHOT;
   py::class_<PyCore>(m, "Core")
       .def(py::init<bool, std::vector<std::string>, bool, int, size_t, std::string, std::string, py::tuple>(),
