@@ -120,13 +120,17 @@ def test_results_bucket_is_private_and_expires() -> None:
 
 
 def test_instance_role_may_only_put_objects_under_its_sweep_prefix() -> None:
-    """The role's only data permission is s3:PutObject on results/<sweep-id>/* of the results bucket."""
+    """The role's only data permissions: s3:PutObject on results/<sweep-id>/* and s3:GetObject on
+    artifacts/<sweep-id>/* (the wheel) of the results bucket."""
     inline = [b for (t, _), b in SHARED.items() if t == "aws_iam_role_policy"]
     assert len(inline) == 1
     policy = str(inline[0]["policy"])
     actions = re.findall(r"s3:[A-Za-z*]+", policy)
-    assert actions == ["s3:PutObject"]
-    assert "/results/${var.sweep_id}/*" in policy
+    assert actions == ["s3:PutObject", "s3:GetObject"]
+    statements = re.findall(
+        r"s3:(PutObject|GetObject).*?Resource[^\]]*?/(results|artifacts)/\$\{var\.sweep_id\}/\*", policy
+    )
+    assert statements == [("PutObject", "results"), ("GetObject", "artifacts")], policy
     assert '"*"' not in policy and "s3:*" not in policy
     attached = [b for (t, _), b in SHARED.items() if t == "aws_iam_role_policy_attachment"]
     assert [str(a["policy_arn"]).rsplit("/", 1)[-1] for a in attached] == ["AmazonSSMManagedInstanceCore"]
@@ -150,7 +154,9 @@ def test_boot_script_renders_and_arms_the_self_destruct_first(tmp_path: Path) ->
     expr = (
         'templatefile("user_data.sh", {sweep_id="s-1", candidate="apne1-az4.c6in.xlarge", instance_index=0, '
         'bucket="tickpath-s-1", region="ap-northeast-1", ttl_minutes=45, '
-        'probe_cmdline="probe --method tcp,ws --json", install="tickpath==0.1.0", power_off_after=true})'
+        'probe_cmdline="probe --method tcp,ws --json", wheel_key="artifacts/s-1/tickpath-0.1.0-py3-none-any.whl", '
+        'wheel_sha256="00", constraints_key="artifacts/s-1/constraints.txt", constraints_sha256="00", '
+        'python="python3.11", s3_endpoint="", tune=true, power_off_after=true})'
     )
     proc = subprocess.run(
         ["terraform", "console"],
@@ -168,7 +174,9 @@ def test_boot_script_renders_and_arms_the_self_destruct_first(tmp_path: Path) ->
     assert subprocess.run(["bash", "-n", str(tmp_path / "rendered.sh")], capture_output=True).returncode == 0
     lines = script.splitlines()
     first = lambda pattern: next(i for i, ln in enumerate(lines) if re.search(pattern, ln))  # noqa: E731
-    assert first(r"^shutdown -h \+45 ") < first(r"dnf install") < first(r"tickpath tune --apply")
-    assert first(r"tickpath tune --apply") < first(r"tickpath probe --method tcp,ws --json")
+    assert first(r"^trap 'boot_failed ") < first(r"^shutdown -h \+45 ") < first(r"^dnf install")
+    assert first(r"^dnf install") < first(r"sha256sum --check") < first(r"pip\" install") < first(r'tickpath" tune')
+    assert first(r'tickpath" tune --apply') < first(r'tickpath" probe --method tcp,ws --json')
+    assert script.startswith("#!/bin/bash") and "set -Eeuo pipefail" in script and "|| true" not in script
     assert first(r"aws s3 cp .*s3://\$BUCKET/\$KEY") < first(r"shutdown -h now")
     assert 'KEY="results/$SWEEP_ID/$CANDIDATE.json"' in script

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -100,6 +101,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     cfg = load_config(args.config)
+    if args.wheel:
+        cfg = dataclasses.replace(cfg, wheel=Path(args.wheel))
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     t0 = time.monotonic()
     styles = {
@@ -285,6 +288,11 @@ def register(subparsers: Any) -> None:
         "--skip-preflight",
         action="store_true",
         help="aws: skip the credential/AZ/instance-type checks made before creating anything",
+    )
+    r.add_argument(
+        "--wheel",
+        metavar="FILE",
+        help="aws: the tickpath wheel the instances install (default: built from the running source tree)",
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no per-candidate progress lines")
     r.set_defaults(func=_cmd_run)

@@ -78,7 +78,7 @@ class SweepConfig:
     results_dir: Path = Path("results")
     # aws
     prices_usd_per_hour: dict[str, float] = field(default_factory=dict)
-    tickpath_install: str = "tickpath"
+    wheel: Path | None = None  # the tickpath wheel instances install; None: built from the running source
     results_expiry_days: int = 7
     # local
     local_zones: tuple[LocalZone, ...] = ()
@@ -285,17 +285,22 @@ def _aws_zone_fields(sweep: dict[str, Any]) -> dict[str, Any]:
 
 
 def _aws_fields(aws_t: dict[str, Any]) -> dict[str, Any]:
-    """The ``[aws]`` table: prices, how instances install tickpath, result expiry."""
+    """The ``[aws]`` table: prices, the wheel instances install, result expiry."""
     prices_raw = _take(aws_t, "price_usd_per_hour", dict, "aws", {})
     prices: dict[str, float] = {}
     for k, v in prices_raw.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise ConfigError(f"aws.price_usd_per_hour.{k} must be a non-negative number")
         prices[k] = float(v)
-    install = _take(aws_t, "tickpath_install", str, "aws", "tickpath")
+    if "tickpath_install" in aws_t:
+        raise ConfigError(
+            "aws.tickpath_install is gone: instances install the sweep's own tickpath wheel "
+            "(built from the running source tree, or [aws] wheel / --wheel FILE)"
+        )
+    wheel = _take(aws_t, "wheel", str, "aws", "")
     expiry = _take(aws_t, "results_expiry_days", int, "aws", 7)
     _no_leftovers(aws_t, "[aws]")
-    return {"prices_usd_per_hour": prices, "tickpath_install": install, "results_expiry_days": expiry}
+    return {"prices_usd_per_hour": prices, "wheel": Path(wheel) if wheel else None, "results_expiry_days": expiry}
 
 
 def _probe_plan(probe_t: dict[str, Any]) -> ProbePlan:

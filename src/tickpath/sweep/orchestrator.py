@@ -237,7 +237,9 @@ class Orchestrator:
 
     def _unusable(self, inst: InstanceState, doc: dict[str, Any]) -> str | None:
         if doc.get("status") != "ok" or not isinstance(doc.get("probe"), dict):
-            return f"probe failed: {doc.get('error') or 'no probe document'}"
+            # An aws boot script that could not install tickpath says so ("stage": "boot").
+            stage = "boot" if doc.get("stage") == "boot" else "probe"
+            return f"{stage} failed: {doc.get('error') or 'no probe document'}"
         try:
             inst.figures = extract_figures(doc["probe"])
             inst.score = self.cfg.metric.evaluate(inst.figures)

@@ -6,6 +6,7 @@ Layout of ``<state_dir>/<sweep-id>/`` (everything cleanup needs is on disk, noth
     status.json             live status per candidate (rewritten on every change)
     terraformrc, .terraform  empty CLI config, shared provider install (TF_DATA_DIR)
     shared/                 aws only: VPC, results bucket, instance role
+    wheel/                  aws only: the tickpath wheel built for the instances (unless --wheel)
     candidates/<name>/      one Terraform root (module copy, tfvars, state) per candidate
     run/<name>/             local only: agent pid file and log of each instance (agent-N.pid/.log)
     store/results/<id>/     local only: the directory result store
@@ -30,6 +31,7 @@ from tickpath.sweep.config import SweepConfig
 from tickpath.sweep.plan import Candidate, candidates, probe_argv, tags
 from tickpath.sweep.store import DirectoryStore, ResultStore, S3Store
 from tickpath.sweep.terraform import Terraform, find_terraform, prepare_root, state_resources, terraform_env
+from tickpath.sweep.wheel import WheelArtifact, resolve_wheel, upload
 
 MANIFEST = "sweep.json"
 # The resource of each provider's candidate module with one instance per machine (count), so
@@ -127,6 +129,7 @@ class TerraformProvisioner:
         self.python = python
         self.env = terraform_env(self.dir)
         self._shared_outputs: dict[str, Any] = {}
+        self.artifact: WheelArtifact | None = None  # aws: the wheel instances install (prepare())
         self._init_lock = asyncio.Lock()  # candidate inits share one TF_DATA_DIR: one at a time
         self.store: ResultStore = store or (
             DirectoryStore(self.dir / "store") if cfg.provider == "local" else _LazyS3Store(self)
@@ -147,6 +150,8 @@ class TerraformProvisioner:
             prepare_root(probe_root, module_dir("local"), {})
             await self._tf(probe_root).init()
             return
+        # The wheel first: a build that fails must fail before anything is paid for.
+        self.artifact = await asyncio.to_thread(resolve_wheel, self.cfg.wheel, self.dir / "wheel")
         shared = self.dir / "shared"
         prepare_root(
             shared,
@@ -162,6 +167,14 @@ class TerraformProvisioner:
         await tf.init()
         await tf.apply()
         self._shared_outputs = await tf.output()
+        await asyncio.to_thread(self._upload_wheel)
+
+    def _upload_wheel(self) -> None:
+        import boto3
+
+        assert self.artifact is not None
+        client = boto3.client("s3", region_name=self.cfg.region)
+        upload(self.artifact, str(self._shared_outputs.get("results_bucket", "")), self.sweep_id, client)
 
     def _variables(self, c: Candidate) -> dict[str, Any]:
         cfg = self.cfg
@@ -196,7 +209,10 @@ class TerraformProvisioner:
             "market": cfg.market,
             "ttl_minutes": int(cfg.ttl_minutes),
             "probe_cmdline": shlex.join(probe_argv(cfg, c)),
-            "tickpath_install": cfg.tickpath_install,
+            **(self.artifact.boot_variables(self.sweep_id) if self.artifact else {}),
+            # Any candidate may be kept until all are ranked, so none powers off while a winner is
+            # wanted; losers are destroyed by the sweep, and the TTL ends whatever is left.
+            "power_off_after_upload": cfg.keep == 0,
             "results_bucket": out.get("results_bucket", ""),
             "instance_profile": out.get("instance_profile", ""),
             "vpc_id": out.get("vpc_id", ""),

@@ -1,6 +1,7 @@
 # tickpath sweep, provider "aws", one candidate: a subnet in the availability zone chosen by its
 # zone ID (names like ap-northeast-1a map to different physical zones in each account), a
-# placement group, and probe instances that run `tickpath probe`, upload the JSON and power off.
+# placement group, and probe instances that install the sweep's own tickpath wheel (checksummed),
+# run `tickpath probe` and upload the JSON (or the reason the boot failed).
 # Instances require IMDSv2, accept no inbound traffic (SSM for access), terminate when they shut
 # down, and shut themselves down at the TTL even if nobody ever destroys them.
 
@@ -80,15 +81,56 @@ variable "probe_cmdline" {
   description = "Shell-quoted arguments after `tickpath` that run the probe and print JSON."
 }
 
-variable "tickpath_install" {
+variable "wheel_key" {
   type        = string
-  description = "pip requirement that installs tickpath on the instance."
+  description = "Object key of the tickpath wheel the sweep uploaded (artifacts/<sweep-id>/...whl)."
+}
+
+variable "wheel_sha256" {
+  type        = string
+  description = "SHA-256 of the wheel; the boot script refuses any other file."
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.wheel_sha256))
+    error_message = "wheel_sha256 must be 64 lowercase hex digits."
+  }
+}
+
+variable "constraints_key" {
+  type        = string
+  description = "Object key of the pip constraints file pinning the wheel's dependencies."
+}
+
+variable "constraints_sha256" {
+  type        = string
+  description = "SHA-256 of the constraints file."
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.constraints_sha256))
+    error_message = "constraints_sha256 must be 64 lowercase hex digits."
+  }
+}
+
+variable "python" {
+  type        = string
+  description = "Python the wheel is built for, installed with dnf (python3.11 for a cp311 wheel)."
+  default     = "python3.11"
+}
+
+variable "s3_endpoint" {
+  type        = string
+  description = "S3 endpoint override for the boot script (AWS_ENDPOINT_URL); empty for AWS itself."
+  default     = ""
+}
+
+variable "tune_host" {
+  type        = bool
+  description = "Run `tickpath tune --apply` before the probe."
+  default     = true
 }
 
 variable "power_off_after_upload" {
   type        = bool
-  description = "Shut down as soon as the probe JSON is uploaded."
-  default     = true
+  description = "Shut down as soon as the probe JSON is uploaded; only when no winner is kept (keep = 0)."
+  default     = false
 }
 
 variable "results_bucket" {
@@ -202,15 +244,21 @@ resource "aws_instance" "probe" {
   user_data_replace_on_change          = true
 
   user_data = templatefile("${path.module}/user_data.sh", {
-    sweep_id        = var.sweep_id
-    candidate       = var.candidate
-    instance_index  = count.index
-    bucket          = var.results_bucket
-    region          = var.region
-    ttl_minutes     = var.ttl_minutes
-    probe_cmdline   = var.probe_cmdline
-    install         = var.tickpath_install
-    power_off_after = var.power_off_after_upload
+    sweep_id           = var.sweep_id
+    candidate          = var.candidate
+    instance_index     = count.index
+    bucket             = var.results_bucket
+    region             = var.region
+    ttl_minutes        = var.ttl_minutes
+    probe_cmdline      = var.probe_cmdline
+    wheel_key          = var.wheel_key
+    wheel_sha256       = var.wheel_sha256
+    constraints_key    = var.constraints_key
+    constraints_sha256 = var.constraints_sha256
+    python             = var.python
+    s3_endpoint        = var.s3_endpoint
+    tune               = var.tune_host
+    power_off_after    = var.power_off_after_upload
   })
 
   metadata_options {

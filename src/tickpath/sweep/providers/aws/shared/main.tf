@@ -1,6 +1,6 @@
 # tickpath sweep, provider "aws", shared part (one per sweep): the network every candidate's subnet
 # lives in, the private results bucket, and the role probe instances use, which may only put
-# objects under results/<sweep-id>/.
+# objects under results/<sweep-id>/ and get the sweep's wheel under artifacts/<sweep-id>/.
 
 terraform {
   required_version = ">= 1.4.0"
@@ -131,18 +131,25 @@ resource "aws_iam_role" "probe" {
   tags = var.tags
 }
 
-# The only data permission a probe machine has: write its own sweep's results. No read, no list,
-# no other prefix, no other bucket.
+# The only data permissions a probe machine has: write its own sweep's results and read the wheel
+# the sweep uploaded for it. No list, no other prefix, no other bucket.
 resource "aws_iam_role_policy" "results_write" {
   name = "tickpath-results-write"
   role = aws_iam_role.probe.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [{
-      Effect   = "Allow"
-      Action   = ["s3:PutObject"]
-      Resource = ["${aws_s3_bucket.results.arn}/results/${var.sweep_id}/*"]
-    }]
+    Statement = [
+      {
+        Effect   = "Allow"
+        Action   = ["s3:PutObject"]
+        Resource = ["${aws_s3_bucket.results.arn}/results/${var.sweep_id}/*"]
+      },
+      {
+        Effect   = "Allow"
+        Action   = ["s3:GetObject"]
+        Resource = ["${aws_s3_bucket.results.arn}/artifacts/${var.sweep_id}/*"]
+      },
+    ]
   })
 }
 
