@@ -348,6 +348,7 @@ class Feed:
     async def _shutdown(
         self, tasks: list[asyncio.Task[Any]], rest: RestClient | None, http: aiohttp.ClientSession | None
     ) -> None:
+        self._progress.update(*self._sync_counts())  # the last reading of the run, before shutting down
         for r in self._runners:
             with contextlib.suppress(Exception):
                 await r.stop()
@@ -392,7 +393,9 @@ class Feed:
         """Everything this run says about itself now (status line, /metrics and summary read this)."""
         eng = self.engine
         report = eng.summary() if eng is not None else {}
-        report["startup"] = self._progress.update(*self._sync_counts()).as_dict()
+        if not self.ended_ns:  # frozen at the end: the summary says how the run went, not its shutdown
+            self._progress.update(*self._sync_counts())
+        report["startup"] = self._progress.last.as_dict()
         if self._listed and "never_synced" in report:  # a delisted symbol is closed, not failed
             live = set(self.config.symbols)
             report["never_synced"] = [x for x in report["never_synced"] if x in live]
