@@ -128,3 +128,28 @@ def test_the_whole_universe_is_split_within_the_venues_streams_per_connection(ve
     assert all(len(sh.streams) <= cap for sh in shards)
     assert len(shards) == -(-3 * len(symbols) // (cap - cap % 3))  # packed full, whole symbols
     assert [s for sh in shards for s in sh.symbols] == list(symbols)
+
+
+async def test_the_status_line_leads_with_the_progress_bar_until_all_books_synced() -> None:
+    import asyncio
+    import io
+
+    from rich.console import Console
+
+    from tickpath.feed import Feed, FeedConfig
+    from tickpath.feed.status import run_status
+
+    clock = ManualClock()
+    progress = SyncProgress(clock=clock)
+    progress.update(0, 4)
+    clock.advance(2_000_000_000)
+    progress.update(1, 4)
+    feed = Feed(FeedConfig(venue="spot", symbols=("BTCUSDT",)), sinks=[])
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=200)
+    task = asyncio.create_task(run_status(feed.snapshot, console=console, period_s=0.01, extra=progress.line))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert "[#####---------------] 1/4 books synced, ETA 6 s" in out.getvalue()
