@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tickpath.clock import Clock, SystemClock
+from tickpath.dq.channels import channel_results
 from tickpath.dq.checks import CHECKS, CheckResult, Context, Thresholds
 from tickpath.dq.sql import (
     EXTENT,
@@ -202,4 +203,6 @@ def run_dq(
                 t0 = time.perf_counter()
     finally:
         rows.close()  # drops the shared pass even when a judge raised
+    if engine.dialect == "duckdb":  # candles, mark price: only where the store has them
+        results.extend(channel_results(engine.query, window))
     return DqReport(engine.name, window, results, extent, time.perf_counter() - started)
