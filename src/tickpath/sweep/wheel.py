@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -154,7 +155,7 @@ def resolve_wheel(wheel: Path | None, build_dir: Path | None = None) -> WheelArt
             )
         wheel = build_wheel(source, build_dir or Path(tempfile.mkdtemp(prefix="tickpath-wheel-")))
     wheel = Path(wheel)
-    if not wheel.is_file() or not _WHEEL_NAME.match(wheel.name):
+    if not wheel.is_file() or not _WHEEL_NAME.match(wheel.name) or not zipfile.is_zipfile(wheel):
         raise ConfigError(f"--wheel {wheel}: not a tickpath wheel file (tickpath-<version>-<tags>.whl)")
     pins = constraints()
     return WheelArtifact(wheel, sha256_file(wheel), pins, hashlib.sha256(pins).hexdigest())
