@@ -124,3 +124,40 @@ async def test_an_unlisted_name_is_one_line_naming_the_nearest_listed_symbols() 
             await check_symbols(rest, ["BTCUSTD", "ETHUSDT"])
         assert str(err.value).startswith("BTCUSTD (did you mean BTCUSDT or ")
         assert "\n" not in str(err.value) and "ETHUSDT" not in str(err.value).split(" is not")[0]
+
+
+def test_coinm_perpetuals_by_contract_type_plus_one_dated_contract() -> None:
+    """`--symbols contract=PERPETUAL,BTCUSD_<next quarter>` on COIN-M: every perpetual the simulated
+    universe lists and the one dated contract named, all synced."""
+    from tickpath.venues.binance.endpoints import VENUES
+
+    if "coinm" not in VENUES:
+        pytest.skip("COIN-M is not in this build's venue table")
+    clock = VirtualClock()
+    universe = universe_symbols("binance", "coinm", 1)
+    dated = next(u.symbol for u in universe if not u.symbol.endswith("_PERP"))
+    perps = {u.symbol for u in universe if u.symbol.endswith("_PERP")}
+
+    async def main() -> Feed:
+        cfg = SimConfig(venues=("coinm",), universe="binance", rate=1.0, book_levels=40)
+        async with Simulator(cfg, clock=clock) as sim:
+            ep = sim.endpoint("coinm")
+            feed = Feed(
+                feed_config(
+                    ep,
+                    "coinm",
+                    (),
+                    selection=parse_selection(f"contract=PERPETUAL,{dated}"),
+                    sinks=("jsonl:/dev/null",),
+                    snapshot_limit=100,
+                    duration_s=60.0,
+                ),
+                clock=clock,
+            )
+            await feed.run()
+            return feed
+
+    feed = run_virtual(main, clock)
+    assert feed.config.symbols[0] == dated and set(feed.config.symbols[1:]) == perps
+    startup = feed.summary().engine["startup"]
+    assert startup["synced"] == startup["symbols"] == len(perps) + 1
