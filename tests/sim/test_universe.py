@@ -103,3 +103,28 @@ async def test_scheduled_listing_changes_apply_while_running() -> None:
         assert hub.markets["BTCUSDT"].last_uid == before  # halted: no updates
         new = hub.markets["NEWUSDT"]
         assert new.last_uid > new.first_available_uid  # the new symbol trades
+
+
+def test_the_hub_runs_five_times_faster_during_a_burst() -> None:
+    """In virtual time: updates in the 10 s burst are about 5x those in 10 s after it."""
+    from tickpath.clock import VirtualClock, run_virtual
+
+    clock = VirtualClock()
+
+    async def main() -> tuple[int, int]:
+        cfg = SimConfig(venues=("spot",), universe="binance", universe_size=50, rate=2.0, book_levels=20)
+        async with Simulator(cfg, clock=clock) as sim:
+            hub = sim.hubs["spot"]
+            assert isinstance(hub, UniverseHub)
+            await asyncio.sleep(hub.phase_s + 0.5)
+            a = hub.events
+            await asyncio.sleep(9.0)
+            burst = hub.events - a
+            await asyncio.sleep(11.0)
+            b = hub.events
+            await asyncio.sleep(9.0)
+            return burst, hub.events - b
+
+    burst, calm = run_virtual(main, clock)
+    assert calm == pytest.approx(9.0 * 100, rel=0.05)  # 50 symbols x 2 a second
+    assert burst == pytest.approx(5 * calm, rel=0.05)

@@ -1,6 +1,6 @@
 """Streams spread over connections within Binance's per-connection limits.
 
-Spot allows 1024 streams per connection, USD-M futures 200 (``endpoints.py``). All streams of one
+The limit is the venue table's (``endpoints.py``: 1024 on spot and USD-M, 200 on COIN-M). All streams of one
 symbol go on the same connection, so a symbol's depth, trades and ticker share one ordered byte
 stream and a reconnect affects whole symbols. Symbols are packed in the order given, so a plan is
 deterministic and a restart subscribes the same way.
