@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from tickpath.venues.binance.endpoints import Venue, endpoints
+from tickpath.venues.binance.endpoints import VENUES, Venue, endpoints
 
 Level = list[str]
 
@@ -39,6 +39,10 @@ def depth_update_one(symbol: str, e_ms: int, uid: int, price: str, qty: str, bid
         b,
         a,
     )
+
+
+# Venues that send the futures shapes (pu, T, E on tickers), looked up per frame on the hot path.
+_FUTURES_SHAPE: dict[str, bool] = {v: endpoints(v).rules == "futures" for v in VENUES}
 
 
 def _pair(symbol: str) -> str:
@@ -72,7 +76,7 @@ def depth_update(
                 "a": asks,
             }
         )
-    if endpoints(venue).rules == "futures":
+    if _FUTURES_SHAPE[venue]:
         return orjson.dumps(
             {
                 "e": "depthUpdate",
@@ -92,7 +96,7 @@ def depth_update(
 def book_ticker(
     venue: Venue, symbol: str, uid: int, bid: str, bid_qty: str, ask: str, ask_qty: str, e_ms: int, t_ms: int
 ) -> bytes:
-    if endpoints(venue).rules == "futures":
+    if _FUTURES_SHAPE[venue]:
         head: dict[str, Any] = {"e": "bookTicker", "u": uid, "s": symbol}
         if venue == "coinm":
             head["ps"] = _pair(symbol)
@@ -111,7 +115,7 @@ def agg_trade(
     t_ms: int,
     buyer_is_maker: bool,
 ) -> bytes:
-    if endpoints(venue).rules == "futures":  # COIN-M: the same keys, q in contracts
+    if _FUTURES_SHAPE[venue]:  # COIN-M: the same keys, q in contracts
         return orjson.dumps(
             {
                 "e": "aggTrade",
@@ -146,7 +150,7 @@ def agg_trade(
 def trade(
     venue: Venue, symbol: str, trade_id: int, price: str, qty: str, e_ms: int, t_ms: int, buyer_is_maker: bool
 ) -> bytes:
-    if endpoints(venue).rules == "futures":
+    if _FUTURES_SHAPE[venue]:
         return orjson.dumps(
             {
                 "e": "trade",
@@ -196,7 +200,7 @@ def depth_snapshot(
                 "asks": asks,
             }
         )
-    if endpoints(venue).rules == "futures":
+    if _FUTURES_SHAPE[venue]:
         return orjson.dumps({"lastUpdateId": last_update_id, "E": e_ms, "T": t_ms, "bids": bids, "asks": asks})
     return orjson.dumps({"lastUpdateId": last_update_id, "bids": bids, "asks": asks})
 
