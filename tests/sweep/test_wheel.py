@@ -123,7 +123,7 @@ async def test_a_failed_boot_report_is_a_failed_candidate_with_its_reason(tmp_pa
         "status": "failed",
         "stage": "boot",
         "exit_code": 1,
-        "error": 'exit 1 at boot script line 63: echo "$WHEEL_SHA256  $WHEEL" | sha256sum --check --strict',
+        "error": 'exit 1 at boot script line 62: echo "$WHEEL_SHA256  $WHEEL" | sha256sum --check --strict',
         "log_tail": "tickpath.whl: FAILED\nsha256sum: WARNING: 1 computed checksum did NOT match",
         "finished_unix": 1.0,
     }
@@ -131,12 +131,12 @@ async def test_a_failed_boot_report_is_a_failed_candidate_with_its_reason(tmp_pa
     out = await orch.run()
     assert out.ranking == ["b"] and out.winners == ["b"]
     st = orch.states["a"]
-    assert st.failed and (st.error or "").startswith("boot failed: exit 1 at boot script line 63")
+    assert st.failed and (st.error or "").startswith("boot failed: exit 1 at boot script line 62")
     assert prov.destroyed_at["a"] < 2 * S
     doc = summary(cfg, out)
     assert doc["failed"] == ["a"] and "1 candidate(s) failed" in doc["why"]
     md = (write_results(cfg, out, tmp_path / "results") / "summary.md").read_text()
-    assert "FAILED: boot failed: exit 1 at boot script line 63" in md
+    assert "FAILED: boot failed: exit 1 at boot script line 62" in md
 
 
 def test_a_wheel_that_is_not_a_zip_is_refused(tmp_path: Path) -> None:
