@@ -72,13 +72,18 @@ def _view_sql(table: str, parts: Path) -> str | None:
         glob = parts / "venue=*" / f"channel={table}" / "date=*" / "*.parquet"
     if not any(parts.glob(str(glob.relative_to(parts)))):
         return None
-    src = f"read_parquet('{glob}', hive_partitioning = false, union_by_name = true)"
+    src = f"read_parquet('{glob}', hive_partitioning = false, union_by_name = true"
     if table == "feed_sessions":  # written at start and at stop: the stopped row wins
         return (
-            f"SELECT * FROM {src} QUALIFY row_number() OVER "
+            f"SELECT * FROM {src}) QUALIFY row_number() OVER "
             "(PARTITION BY session, venue ORDER BY ended_ns DESC NULLS LAST) = 1"
         )
-    return f"SELECT * FROM {src}"
+    # dq orders rows of equal receipt time by DuckDB's rowid, which a view lacks: the write order
+    # (file names are part-<session>-<pid>-<n>, n zero-padded) then the row within the file stands in.
+    return (
+        f"SELECT * EXCLUDE (filename, file_row_number), row_number() OVER (ORDER BY filename, file_row_number) "
+        f"- 1 AS rowid FROM {src}, filename = true, file_row_number = true)"
+    )
 
 
 def write_views(path: str) -> list[str]:
