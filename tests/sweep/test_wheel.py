@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tickpath.clock import ManualClock
-from tickpath.errors import ConfigError
+from tickpath.errors import ConfigError, InfraError
 from tickpath.sweep.config import parse_config
 from tickpath.sweep.orchestrator import Orchestrator
 from tickpath.sweep.plan import candidates
@@ -144,3 +144,39 @@ def test_a_wheel_that_is_not_a_zip_is_refused(tmp_path: Path) -> None:
     bad.write_bytes(b"truncated download")
     with pytest.raises(ConfigError, match="not a tickpath wheel"):
         resolve_wheel(bad)
+
+
+@pytest.mark.integration
+def test_the_provisioner_uploads_the_wheel_and_constraints_to_its_bucket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the boot script downloads is byte for byte what was checksummed (moto S3 on loopback)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        cfg = parse_config(_aws_raw(state_dir=str(tmp_path)))
+        s3 = boto3.client("s3", region_name=cfg.region)
+        s3.create_bucket(Bucket="tickpath-s-1", CreateBucketConfiguration={"LocationConstraint": cfg.region})
+        prov = TerraformProvisioner(cfg, "s-1", terraform="/bin/true")
+        prov.artifact = resolve_wheel(_fake_wheel(tmp_path))
+        prov._shared_outputs = {"results_bucket": "tickpath-s-1"}
+        prov._upload_wheel()
+        wheel_key, constraints_key = prov.artifact.keys("s-1")
+        body = s3.get_object(Bucket="tickpath-s-1", Key=wheel_key)["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == prov.artifact.sha256
+        pins = s3.get_object(Bucket="tickpath-s-1", Key=constraints_key)["Body"].read()
+        assert hashlib.sha256(pins).hexdigest() == prov.artifact.constraints_sha256
+        # A bucket that is not there is an InfraError naming it, not a traceback.
+        prov._shared_outputs = {"results_bucket": "tickpath-missing"}
+        with pytest.raises(InfraError, match="tickpath-missing"):
+            prov._upload_wheel()
+    finally:
+        server.stop()
