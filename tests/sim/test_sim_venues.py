@@ -3,6 +3,8 @@ shapes, so the feed and probe run against it unchanged."""
 
 from __future__ import annotations
 
+import argparse
+
 import aiohttp
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -147,3 +149,16 @@ async def test_probe_runs_against_the_simulated_venue_unchanged(venue: str, symb
 def test_probe_refuses_a_symbol_of_another_venue() -> None:
     with pytest.raises(ConfigError, match="BTCUSD_PERP"):
         ProbeConfig(venue="coinm", symbol="BTCUSDT")
+
+
+def test_sim_cli_serves_every_venue_with_its_default_symbols() -> None:
+    """``tickpath sim --venue spot,futures,coinm,us,tr`` without --symbols gives each venue symbols in
+    its format (COIN-M its perpetuals); the config the CLI builds says which."""
+    from tickpath.cli.sim import build_config, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["sim", "--venue", "spot,futures,coinm,us,tr"])
+    cfg, _ = build_config(args)
+    assert cfg.symbols == ("BTCUSDT", "ETHUSDT", "BTCUSD_PERP", "ETHUSD_PERP")
+    assert main(["sim", "--venue", "coinm,us", "--json", "--duration", "0.2"]) == 0

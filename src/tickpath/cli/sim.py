@@ -15,7 +15,7 @@ from tickpath.runtime import run
 from tickpath.sim import FaultPlan, ReplayConfig, SimConfig, Simulator, parse_zones
 from tickpath.sim.config import MAX_CLOCK_OFFSET_MS, MAX_RATE
 from tickpath.sim.universe import parse_listing
-from tickpath.venues.binance.endpoints import VENUES
+from tickpath.venues.binance.endpoints import VENUES, endpoints
 
 DESCRIPTION = """\
 Serve Binance's public market data (spot and USD-M futures) on loopback: WebSocket raw
@@ -64,7 +64,11 @@ def register(subparsers: Any) -> None:
         default="spot,futures",
         help=f"venues to serve, comma-separated, of {', '.join(VENUES)} (default: spot,futures)",
     )
-    g.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="upper-case symbols (default: BTCUSDT,ETHUSDT)")
+    g.add_argument(
+        "--symbols",
+        help="upper-case symbols; each venue serves those in its format "
+        "(default: BTCUSDT,ETHUSDT, and BTCUSD_PERP,ETHUSD_PERP for coinm)",
+    )
     g.add_argument(
         "--universe",
         choices=("binance",),
@@ -200,7 +204,10 @@ def build_config(args: argparse.Namespace) -> tuple[SimConfig, FaultPlan]:
     """The frozen configuration and fault plan from parsed arguments; bad values are ConfigError."""
     check_numbers(args)
     venues = tuple(v.strip().lower() for v in args.venue.split(",") if v.strip())
-    symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
+    if args.symbols is None:  # each venue's two default symbols (COIN-M's are perpetuals)
+        symbols = tuple(dict.fromkeys(s for v in venues if v in VENUES for s in endpoints(v).default_symbols))
+    else:
+        symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
     if len(args.replay_http) > len(args.replay):
         raise ConfigError("--replay-http needs a --replay capture to go with it")
     replay = tuple(

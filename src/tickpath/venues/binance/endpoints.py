@@ -108,6 +108,11 @@ class VenueEndpoints:
         return self.symbol_examples.split(",")[0].strip()
 
     @property
+    def default_symbols(self) -> tuple[str, ...]:
+        """Two symbols to serve or read when told none: BTCUSDT, ETHUSDT; COIN-M's perpetuals."""
+        return tuple(s.strip() for s in self.symbol_examples.split(",")[:2])
+
+    @property
     def depth_default_ms(self) -> int:
         return self.depth_speeds_ms[0]
 
