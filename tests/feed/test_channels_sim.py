@@ -11,7 +11,11 @@ import duckdb
 import pytest
 
 from tickpath.feed import Feed
+from tickpath.feed.open_interest import OpenInterestPoller
+from tickpath.feed.snapshots import WeightPacer
 from tickpath.sim import SimConfig, Simulator
+from tickpath.venues.binance.channels import ChannelNormalizer
+from tickpath.venues.binance.rest import RestClient
 
 from .helpers import feed_config, run_until
 
@@ -24,6 +28,7 @@ FUTURES = (
     "miniTicker",
     "markPrice",
     "liquidations",
+    "openInterest",
     "all_miniTicker",
     "all_ticker24h",
     "all_markPrice",
@@ -35,6 +40,7 @@ TABLES = {
     "mini_ticker": "mini_tickers",
     "mark_price": "mark_prices",
     "ticker": "tickers",
+    "open_interest": "open_interest",
 }
 
 
@@ -56,13 +62,17 @@ async def test_every_channel_lands_in_its_table(venue: str, channels: tuple[str,
 
         def enough(f: Feed) -> bool:
             by = f.pipeline.stats.by_channel
-            want = ["candles", "ticker24h", "mini_ticker"] + (["mark_price"] if venue == "futures" else [])
-            return all(by.get(c, 0) >= 8 for c in want) and (venue == "futures" or by.get("candles", 0) >= 12)
+            fut = ["mark_price"] if venue == "futures" else []
+            want = ["candles", "ticker24h", "mini_ticker", *fut]
+            polled = venue == "spot" or by.get("open_interest", 0) >= len(SYMS)
+            return (
+                polled and all(by.get(c, 0) >= 8 for c in want) and (venue == "futures" or by.get("candles", 0) >= 12)
+            )
 
         summary = await run_until(feed, enough, timeout_s=20.0, min_s=2.5)
     assert summary.malformed == 0
     for channel, table in TABLES.items():
-        if channel in ("mark_price", "ticker") and venue == "spot":  # futures only (ticker: !bookTicker)
+        if channel in ("mark_price", "ticker", "open_interest") and venue == "spot":  # futures only
             continue
         per_stream = _rows(db, f"SELECT symbol, count(*), min(seq), max(seq) FROM {table} GROUP BY symbol")
         assert {r[0] for r in per_stream} == set(SYMS), table
@@ -80,3 +90,19 @@ async def test_every_channel_lands_in_its_table(venue: str, channels: tuple[str,
     else:
         marks = _rows(db, "SELECT mark_price, index_price, funding_rate, next_funding_time_ms FROM mark_prices")
         assert marks and all(r[2] is not None and int(r[3]) % (8 * 3_600_000) == 0 for r in marks)  # type: ignore[call-overload]
+
+
+async def test_open_interest_polls_are_paced_by_the_shared_weight_budget() -> None:
+    """Each poll takes weight 1 from the pacer the snapshots use; the simulator's weight header agrees,
+    and a symbol it does not list is an error counted, not a crash."""
+    events: list[object] = []
+    sim_cfg = SimConfig(venues=("futures",), symbols=SYMS, seed=3, rate=20.0, book_levels=20)
+    async with Simulator(sim_cfg) as sim, RestClient("futures", sim.endpoint("futures").rest_url) as rest:
+        pacer = WeightPacer(2400)
+        poller = OpenInterestPoller(
+            rest, lambda: [*SYMS, "NOPEUSDT"], ChannelNormalizer("futures", session="s"), events.extend, pacer=pacer
+        )
+        for s in (*SYMS, "NOPEUSDT"):
+            await poller.poll(s)
+    assert [e.symbol for e in events] == list(SYMS)  # type: ignore[attr-defined]
+    assert pacer.used == 3 and rest.used_weight == 3 and poller.errors == 1

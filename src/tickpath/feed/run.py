@@ -30,6 +30,7 @@ from tickpath.feed.connection import Backoff, FeedConnection
 from tickpath.feed.engine import FeedEngine
 from tickpath.feed.listings import ListingChange, ListingWatcher, resolve_selection
 from tickpath.feed.metrics import MetricsServer
+from tickpath.feed.open_interest import OpenInterestPoller
 from tickpath.feed.pipeline import Pipeline
 from tickpath.feed.progress import SyncProgress, run_progress
 from tickpath.feed.record import FeedRecorder
@@ -149,6 +150,18 @@ class Feed:
         if wait is not None:
             await wait
 
+    def _open_interest(self, rest: RestClient) -> OpenInterestPoller:
+        assert self.engine is not None and self._fetcher is not None
+        listed = self._listed
+        return OpenInterestPoller(
+            rest,
+            lambda: sorted(listed) if listed else self.config.symbols,
+            self.engine.processor.channels,
+            self.pipeline.emit,
+            pacer=self._fetcher.pacer,
+            clock=self.clock,
+        )
+
     async def _housekeeping(self) -> None:
         period = 1_000_000_000
         while True:
@@ -246,7 +259,9 @@ class Feed:
                 cfg = await self._resolve(probe)
         elif cfg.check_symbols:  # before any sink is opened: a typo must not leave an empty store behind
             async with RestClient(cfg.venue, cfg.rest_base, clock=self.clock, ssl_context=tls) as probe:
-                await check_symbols(probe, cfg.symbols)
+                api = ExchangeInfoApi(probe)
+                await check_symbols(probe, cfg.symbols, api)
+                self._weight_limit = api.weight_limit
         await self.pipeline.start()
         try:
             if cfg.record_dir is not None:
@@ -296,6 +311,8 @@ class Feed:
             http = self._http = aiohttp.ClientSession(connector=tls_connector(tls))
             self._runners.extend(self._runner(shard) for shard in self._shards)
             tasks.append(asyncio.create_task(self._fetcher.run(), name="snapshots"))
+            if "openInterest" in cfg.channels:  # REST only: polled within the snapshots' weight budget
+                tasks.append(asyncio.create_task(self._open_interest(rest).run(), name="open-interest"))
             tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
             tasks.extend(asyncio.create_task(r.run(), name=f"shard-{r.shard.index}") for r in self._runners)
             tasks.append(asyncio.create_task(run_progress(self._progress, self._sync_counts), name="progress"))

@@ -262,3 +262,20 @@ def _mark_price(symbol: str, mid: Decimal, now_ms: int) -> dict[str, Any]:
         "r": rate,
         "T": next_funding,
     }
+
+
+def open_interest_body(hub: Hub, symbol: str, now_ms: int) -> bytes | None:
+    """``GET /fapi/v1/openInterest`` (``/dapi/...``) for ``symbol``: contracts open, moving with the
+    traded volume; None for a symbol the hub does not simulate."""
+    m = hub.markets.get(symbol)
+    if m is None:
+        return None
+    d = hub.channels.days.get(symbol)
+    base = Decimal(10_000) + (d.v if d is not None else Decimal(0)) / 10
+    body: dict[str, Any] = {"openInterest": _s(base.quantize(Decimal("0.001"))), "symbol": symbol, "time": now_ms}
+    if "_" in symbol:  # COIN-M adds the pair and contract type
+        body |= {
+            "pair": symbol.split("_")[0],
+            "contractType": "PERPETUAL" if symbol.endswith("_PERP") else "CURRENT_QUARTER",
+        }
+    return orjson.dumps(body)

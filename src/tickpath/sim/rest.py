@@ -18,9 +18,11 @@ import orjson
 from aiohttp import web
 
 from tickpath.sim import payloads
+from tickpath.sim.channels import open_interest_body
 from tickpath.sim.context import CTX, ListenerContext
 from tickpath.sim.latency import sleep_delay
 from tickpath.sim.market import KNOWN_QUOTES, spec_for
+from tickpath.venues.binance.channels import OPEN_INTEREST_WEIGHT, is_derivatives, open_interest_path
 from tickpath.venues.binance.endpoints import validate_depth_limit
 
 _JSON = "application/json;charset=UTF-8"
@@ -255,8 +257,21 @@ def _wanted_symbols(query: Mapping[str, str]) -> tuple[list[str] | None, bytes |
     return wanted, None
 
 
+async def handle_open_interest(request: web.Request) -> web.Response:
+    """Futures open interest (weight 1), from the live market; the replay has none."""
+    ctx, used, limited = await _metered(request, OPEN_INTEREST_WEIGHT)
+    if limited is not None:
+        return limited
+    body = open_interest_body(ctx.hub, request.rel_url.query.get("symbol", ""), ctx.exchange_ms()) if ctx.hub else None
+    if body is None:
+        return await _reply(request, ctx, 400, _err(-1121, "Invalid symbol."), used)
+    return await _reply(request, ctx, 200, body, used)
+
+
 def add_routes(app: web.Application, ctx: ListenerContext) -> None:
     ep = ctx.ep
+    if is_derivatives(ep.venue):
+        app.router.add_get(open_interest_path(ep.venue), handle_open_interest)
     app.router.add_get(ep.depth_path, handle_depth)
     app.router.add_get(ep.time_path, handle_time)
     app.router.add_get(ep.ping_path, handle_ping)

@@ -93,6 +93,7 @@ class FrameProcessor(Protocol):
     """What the feed engine calls; see the module docstring."""
 
     native: bool
+    channels: ChannelNormalizer  # the low-rate channels' events and seq (open interest polls use it too)
 
     @property
     def last_event_ms(self) -> int | None:
