@@ -17,7 +17,7 @@ from tickpath.feed.universe import parse_selection
 from tickpath.sim import SimConfig, Simulator
 from tickpath.sim.config import ListingEvent
 from tickpath.sim.universe import universe_symbols
-from tickpath.venues.binance.rest import RestClient
+from tickpath.venues.binance.rest import ExchangeInfoApi, RestClient
 
 from .helpers import feed_config
 
@@ -118,12 +118,15 @@ def test_listing_and_delisting_mid_run_are_followed(tmp_path: Path) -> None:
 async def test_an_unlisted_name_is_one_line_naming_the_nearest_listed_symbols() -> None:
     """`feed --symbols BTCUSTD` (no selection): check_symbols asks for the whole list on the error
     path only, and names the closest spellings."""
-    cfg = SimConfig(venues=("spot",), universe="binance", universe_size=40, rate=0.0)
+    cfg = SimConfig(venues=("spot",), universe="binance", universe_size=40, rate=0.0, weight_budget=900)
     async with Simulator(cfg) as sim, RestClient("spot", sim.endpoint("spot").rest_url) as rest:
         with pytest.raises(UnknownSymbolError) as err:
             await check_symbols(rest, ["BTCUSTD", "ETHUSDT"])
         assert str(err.value).startswith("BTCUSTD (did you mean BTCUSDT or ")
         assert "\n" not in str(err.value) and "ETHUSDT" not in str(err.value).split(" is not")[0]
+        api = ExchangeInfoApi(rest)  # a list of names: the check also learns the weight limit
+        assert await check_symbols(rest, ["ETHUSDT"], api) == {"ETHUSDT": "TRADING"}
+        assert api.weight_limit == 900
 
 
 def test_coinm_perpetuals_by_contract_type_plus_one_dated_contract() -> None:

@@ -20,20 +20,23 @@ from tickpath.venues.binance.rest import TRADING, ExchangeInfoApi, RestClient
 log = logging.getLogger(__name__)
 
 
-async def check_symbols(rest: RestClient, symbols: Sequence[str]) -> dict[str, str] | None:
+async def check_symbols(
+    rest: RestClient, symbols: Sequence[str], api: ExchangeInfoApi | None = None
+) -> dict[str, str] | None:
     """Raise :class:`UnknownSymbolError` for symbols the venue does not list (naming the nearest
-    listed ones); warn for listed ones not
-    trading (their streams may be silent). Returns each symbol's status, or None when the venue could
-    not be asked."""
+    listed ones); warn for listed ones not trading (their streams may be silent). Returns each
+    symbol's status, or None when the venue could not be asked. ``api`` (default: a new one over
+    ``rest``) keeps what exchangeInfo said, its weight limit included."""
+    api = api or ExchangeInfoApi(rest)
     try:
-        statuses = await ExchangeInfoApi(rest).statuses(symbols)
+        statuses = await api.statuses(symbols)
     except TickpathError as exc:
         log_event(log, logging.WARNING, "symbol_check_skipped", venue=rest.venue, error=str(exc))
         return None
     unknown = [s.upper() for s in symbols if s.upper() not in statuses]
     if unknown:
         try:  # one more request, on the error path only: the whole list, for the nearest names
-            listed: list[str] = list(await ExchangeInfoApi(rest).listing())
+            listed: list[str] = list(await api.listing())
         except TickpathError:
             listed = []
         raise unknown_symbols_error(

@@ -206,7 +206,7 @@ class ExchangeInfoApi:
 
     @property
     def weight_limit(self) -> int | None:
-        """The REQUEST_WEIGHT limit per minute the last :meth:`listing` stated (``rateLimits``)."""
+        """The REQUEST_WEIGHT limit per minute the last answer stated (``rateLimits``), if any."""
         return self._weight_limit
 
     @property
@@ -256,6 +256,7 @@ class ExchangeInfoApi:
         resp = await self.client.get(self.client.endpoints.exchange_info_path, params)
         try:
             doc = json.loads(resp.body)
+            self._weight_limit = _minute_weight_limit(doc.get("rateLimits")) or self._weight_limit
             return {str(s["symbol"]): str(s.get("status") or s.get("contractStatus") or "") for s in doc["symbols"]}
         except (ValueError, KeyError, TypeError) as exc:
             raise ExchangeError("exchangeInfo answered without a symbols list") from exc
