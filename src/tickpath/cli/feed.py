@@ -21,9 +21,10 @@ from tickpath.runtime import streaming_gc
 from tickpath.venues.binance.endpoints import VENUES
 
 DESCRIPTION = """\
-Ingest Binance spot or USD-M futures market data: order books kept in exact sync by Binance's
-documented rules (snapshot + diff stream; any break resyncs that symbol only and publishes an explicit
-reset), trades and best bid/offer, normalized (docs/schema.md) and written to one or more sinks.
+Ingest Binance market data (spot, USD-M futures, COIN-M delivery futures, Binance.US, Binance TR):
+order books kept in exact sync by Binance's documented rules (snapshot + diff stream; any break
+resyncs that symbol only and publishes an explicit reset), trades and best bid/offer, normalized
+(docs/schema.md) and written to one or more sinks.
 With no --sink it writes a DuckDB file under ./data/, so it works with no server at all.
 """
 
@@ -94,7 +95,10 @@ def register(subparsers: Any) -> None:
         help="Binance trade stream to read (default: aggTrade)",
     )
     g.add_argument(
-        "--snapshot-limit", type=int, default=None, help="levels per REST snapshot (default: spot 5000, futures 1000)"
+        "--snapshot-limit",
+        type=int,
+        default=None,
+        help="levels per REST snapshot (default: 5000 on spot, us, tr; 1000 on futures, coinm)",
     )
     g = p.add_argument_group("where")
     g.add_argument(
