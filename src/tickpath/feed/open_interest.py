@@ -18,7 +18,7 @@ from tickpath.events import Event
 from tickpath.feed.snapshots import WeightPacer
 from tickpath.logs import log_event
 from tickpath.venues.binance.channels import OPEN_INTEREST_WEIGHT, ChannelNormalizer, open_interest_path
-from tickpath.venues.binance.parse import ParseError, decode_open_interest
+from tickpath.venues.binance.processor import ParseError
 from tickpath.venues.binance.rest import RestClient
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class OpenInterestPoller:
         await self.pacer.acquire(OPEN_INTEREST_WEIGHT)
         try:
             resp = await self.rest.get(self.path, {"symbol": symbol})
-            events = self.normalizer.open_interest(decode_open_interest(resp.body), resp.receipt_wall_ns)
+            events = self.normalizer.open_interest(resp.body, resp.receipt_wall_ns)
         except RateLimitedError as exc:
             self.pacer.block_for(exc.retry_after)
             self.errors += 1

@@ -40,6 +40,7 @@ from tickpath.events import (
     Venue,
 )
 from tickpath.venues.binance.endpoints import endpoints
+from tickpath.venues.binance.parse import decode_open_interest
 from tickpath.venues.binance.schemas import (
     DayTickerMsg,
     ForceOrderMsg,
@@ -243,8 +244,11 @@ class ChannelNormalizer:
             )
         ]
 
-    def open_interest(self, body: OpenInterestBody, receipt_ns: int) -> list[Event]:
-        """The event of one polled open-interest body (none when Binance's time has not moved)."""
+    def open_interest(self, body: OpenInterestBody | bytes | str, receipt_ns: int) -> list[Event]:
+        """The event of one polled open-interest body (none when Binance's time has not moved); raw
+        bytes are decoded first (:class:`~tickpath.venues.binance.parse.ParseError` when bad)."""
+        if not isinstance(body, OpenInterestBody):
+            body = decode_open_interest(body)
         self.counts.open_interest_polls += 1
         c = self._common("open_interest", body.symbol, (body.time,), receipt_ns)
         if c is None:
