@@ -38,6 +38,7 @@ sinks (--sink, repeatable; all receive every event):
 examples:
   tickpath feed --venue futures --symbols BTCUSDT,ETHUSDT
   tickpath feed --venue spot --symbols BTCUSDT --channels l2 --depth 20 --sink jsonl:- | jq .
+  tickpath feed --venue futures --symbols BTCUSDT --channels kline_1m,kline_1h,markPrice,all_miniTicker
   tickpath feed --venue spot --symbols 'quote=USDT|FDUSD,-USDCUSDT'   # every such TRADING pair, listings followed
   tickpath feed --venue futures --symbols all --sink duckdb:usdm.duckdb
   tickpath feed --venue futures --symbols BTCUSDT --sink duckdb:ticks.duckdb --sink parquet:lake \\
@@ -79,7 +80,10 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "--channels",
         default="l2,trades,ticker",
-        help="any of l2 (order book), trades, ticker (best bid/offer) (default: all three)",
+        help="any of l2 (order book), trades, ticker (best bid/offer) (default: those three), and the "
+        "low-rate ones: kline_<interval> (kline_1m,kline_1h,...; 1s on spot), ticker24h, miniTicker; on futures "
+        "markPrice, liquidations, openInterest; all-market: all_miniTicker, all_ticker24h, all_markPrice, "
+        "all_bookTicker, all_liquidations (docs/schema.md)",
     )
     g.add_argument(
         "--depth",
