@@ -25,7 +25,8 @@ from tests.venues.venue_wire import (
 from tickpath.dq.checks import Thresholds
 from tickpath.dq.duckdb_runner import DuckDBEngine
 from tickpath.dq.run import DqConfig, DqReport, run_dq
-from tickpath.feed import Feed
+from tickpath.errors import UnknownSymbolError
+from tickpath.feed import Feed, FeedConfig
 from tickpath.sim import ReplayConfig, SimConfig, Simulator
 from tickpath.venues.binance.endpoints import endpoints
 
@@ -154,3 +155,11 @@ async def test_replayed_capture_to_duckdb_and_dq_with_zero_gaps(venue: str, tmp_
     assert rows[0]["kind"] == "snapshot" and rows[0]["final_update_id"] == 1_150
     assert rows[-1]["final_update_id"] == last_u and all(r["kind"] != "reset" for r in rows)
     _sequence_ok(_dq(db, since, time.time_ns() + 10**9))
+
+
+@pytest.mark.parametrize(("venue", "symbol"), [("coinm", "BTCUSDT"), ("spot", "BTCUSD_PERP"), ("us", "BTCUSD_PERP")])
+def test_a_symbol_of_another_venues_format_is_one_line(venue: str, symbol: str) -> None:
+    with pytest.raises(UnknownSymbolError) as exc:
+        FeedConfig(venue=venue, symbols=(symbol,))  # type: ignore[arg-type]
+    msg = str(exc.value)
+    assert "\n" not in msg and symbol in msg and venue in msg

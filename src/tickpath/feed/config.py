@@ -81,6 +81,10 @@ class FeedConfig:
                 raise UnknownSymbolError(
                     f"invalid symbol {s!r}: symbols are letters, digits and '_', e.g. BTCUSDT, BTCUSD_PERP"
                 )
+            if not endpoints(self.venue).valid_symbol(s):  # BTCUSDT on coinm, BTCUSD_PERP on spot
+                raise UnknownSymbolError(
+                    f"{s} is not a {self.venue} symbol: they look like {endpoints(self.venue).symbol_examples}"
+                )
         if len(set(self.symbols)) != len(self.symbols):
             raise ConfigError(f"a symbol is listed twice in {','.join(self.symbols)}")
         if not self.channels:
