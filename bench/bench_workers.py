@@ -9,7 +9,13 @@ writes them as the real sinks do (DuckDB: one thread, an INSERT per 131,072 rows
 ``--workers 1``. Figures: rows per second of wall time for the whole set, and the ratio to the
 yardstick; target >= 1.8 for two workers on this 2-core machine.
 
-Environment: TICKPATH_BENCH_WORKERS_ROWS (default 1,200,000 rows per mode).
+Part ``feed`` runs the real thing end to end, ``feed --workers 1`` then ``2`` against the simulator
+in the benchmark's own process, and reports events/s delivered and the simulator's CPU: on a 2-core
+machine the simulator needs most of a core at this load, so this part shows what bounds the
+end-to-end figure here rather than the workers' scaling.
+
+Environment: BENCH_WORKERS_PARTS (writer,feed), TICKPATH_BENCH_WORKERS_ROWS (default 1,200,000 rows
+per writer mode), TICKPATH_BENCH_WORKERS_RATE (default 5,000 updates/s per symbol).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from bench.common import calibration_ns
+from bench.common import calibration_ns, chosen_parts
 from tickpath.tables import SCHEMAS
 
 BATCH = 2000
@@ -36,6 +42,7 @@ TARGET = 1.8
 YARDSTICK = "1 process, 1 DuckDB file (yardstick)"
 PARQUET = "(b) 2 workers, a Parquet file set each"
 REPEATS = 3
+RATE = float(os.environ.get("TICKPATH_BENCH_WORKERS_RATE", "5000"))  # sim updates per second per symbol
 
 
 def _batch(worker: int, start: int) -> pa.Table:
@@ -184,6 +191,16 @@ def _modes(tmp: Path, rows: int) -> dict[str, float]:
 
 
 def main() -> dict[str, Any]:
+    parts = chosen_parts("BENCH_WORKERS_PARTS", ("writer", "feed"))
+    out: dict[str, Any] = {"ok": True}  # figures to report; each ratio against TARGET is in them
+    if "writer" in parts:
+        out["writer"] = writer_part()
+    if "feed" in parts:
+        out["feed"] = feed_part()
+    return out
+
+
+def writer_part() -> dict[str, Any]:
     rows = int(os.environ.get("TICKPATH_BENCH_WORKERS_ROWS", "1200000"))
     with tempfile.TemporaryDirectory(prefix="tickpath-bench-workers-") as tmp:
         rates = _modes(Path(tmp), rows)
@@ -201,7 +218,6 @@ def main() -> dict[str, Any]:
         print(f"{row['mode']:<52} {row['rows_per_s']:>12,} rows/s  x{row['ratio']}")
     best = rates[PARQUET]
     return {
-        "ok": True,  # a figure to report; the ratio against TARGET is in the table
         "rows": rows,
         "repeats": REPEATS,
         "batch_rows": BATCH,
@@ -218,3 +234,46 @@ if __name__ == "__main__":
     import json
 
     print(json.dumps(main(), indent=2))
+
+
+def _feed_rate(workers: int, symbols: tuple[str, ...], rate: float, seconds: float, tmp: Path) -> dict[str, Any]:
+    """End to end: ``tickpath sim`` (this process) -> ``feed --workers N`` -> DuckDB target; events
+    per second delivered, and the CPU the simulator took meanwhile (it shares the two cores)."""
+    import asyncio
+
+    from tickpath.feed.config import FeedConfig
+    from tickpath.feed.supervisor import Supervisor
+    from tickpath.sim import SimConfig, Simulator
+
+    async def go() -> dict[str, Any]:
+        async with Simulator(SimConfig(venues=("spot",), symbols=symbols, rate=rate, book_levels=50)) as sim:
+            ep = sim.endpoint("spot")
+            cfg = FeedConfig(
+                venue="spot",
+                symbols=symbols,
+                sinks=(f"duckdb:{tmp / f'feed{workers}.duckdb'}",),
+                base_url=ep.ws_url,
+                rest_url=ep.rest_url,
+                duration_s=seconds,
+            )
+            c0 = time.process_time()
+            merged = await Supervisor(cfg, workers).run()
+            sim_cpu = time.process_time() - c0
+        written = sum(s.get("written", 0) for s in merged["sinks"].values())
+        return {"events_per_s": round(written / seconds), "sim_cpu_s": round(sim_cpu, 1), "gaps": merged["gaps"]}
+
+    return asyncio.run(go())
+
+
+def feed_part() -> dict[str, Any]:
+    """Workers 1 vs 2 at the same offered load (40 symbols x RATE updates/s), 10 s each."""
+    symbols = tuple(f"S{i:02d}USDT" for i in range(40))
+    with tempfile.TemporaryDirectory(prefix="tickpath-bench-workers-feed-") as tmp:
+        one = _feed_rate(1, symbols, RATE, 10.0, Path(tmp))
+        two = _feed_rate(2, symbols, RATE, 10.0, Path(tmp))
+    return {
+        "offered_updates_per_s": 40 * RATE,
+        "workers_1": one,
+        "workers_2": two,
+        "ratio": round(two["events_per_s"] / max(one["events_per_s"], 1), 2),
+    }

@@ -124,8 +124,9 @@ class Supervisor:
             await asyncio.shield(self._stop_all(tasks))
             if server is not None:
                 await server.stop()
-            for path in duckdb_targets(self.config.sinks):
-                write_views(path)
+            if len(self.workers) > 1:  # one worker writes the DuckDB file itself
+                for path in duckdb_targets(self.config.sinks):
+                    write_views(path)
         return self.summary()
 
     async def _keep(self, w: WorkerState) -> None:

@@ -96,8 +96,11 @@ def write_views(path: str) -> list[str]:
     try:
         for table, schema in SCHEMAS.items():
             sql = _view_sql(table, parts)
-            con.execute(f"DROP VIEW IF EXISTS {table}")
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+            row = con.execute(
+                "SELECT table_type FROM information_schema.tables WHERE table_name = ?", [table]
+            ).fetchone()
+            if row is not None:  # refreshing: the empty table of an earlier call, or the view
+                con.execute(f"DROP {'VIEW' if row[0] == 'VIEW' else 'TABLE'} {table}")
             if sql is None:
                 con.register("_empty", schema.empty_table())
                 con.execute(f"CREATE TABLE {table} AS SELECT * FROM _empty")
