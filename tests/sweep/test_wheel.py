@@ -163,7 +163,7 @@ def test_the_provisioner_uploads_the_wheel_and_constraints_to_its_bucket(
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
         monkeypatch.delenv("AWS_PROFILE", raising=False)
         cfg = parse_config(_aws_raw(state_dir=str(tmp_path)))
-        s3 = boto3.client("s3", region_name=cfg.region)
+        s3 = boto3.session.Session().client("s3", region_name=cfg.region)  # no process-wide default session
         s3.create_bucket(Bucket="tickpath-s-1", CreateBucketConfiguration={"LocationConstraint": cfg.region})
         prov = TerraformProvisioner(cfg, "s-1", terraform="/bin/true")
         prov.artifact = resolve_wheel(_fake_wheel(tmp_path))

@@ -173,7 +173,8 @@ class TerraformProvisioner:
         import boto3
 
         assert self.artifact is not None
-        client = boto3.client("s3", region_name=self.cfg.region)
+        # Its own session: boto3's module-level default caches credentials for the whole process.
+        client = boto3.session.Session().client("s3", region_name=self.cfg.region)
         upload(self.artifact, str(self._shared_outputs.get("results_bucket", "")), self.sweep_id, client)
 
     def _variables(self, c: Candidate) -> dict[str, Any]:
