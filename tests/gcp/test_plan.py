@@ -62,7 +62,9 @@ def test_plan_has_topics_dead_letter_tables_grants_and_subscriptions() -> None:
         "crypto.binance.dead-letter",
     ]
     assert [s.name for s in by_kind["dataset"]] == ["tick-proj.market"]
-    assert {s.name for s in by_kind["table"]} == {f"tick-proj.market.{t}" for t in TICKPATH_TABLES}
+    assert {s.name for s in by_kind["table"]} == {
+        f"tick-proj.market.{t}" for t in ("trades", "tickers", "l2", "feed_sessions")
+    }
     (grant,) = by_kind["dataset_iam"]
     assert grant.spec == {"role": "roles/bigquery.dataEditor", "member": AGENT}
     assert by_kind["topic_iam"][0].spec["role"] == "roles/pubsub.publisher"

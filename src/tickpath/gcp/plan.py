@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from tickpath.errors import ConfigError
+from tickpath.events import CHANNELS
 from tickpath.tables import CHANNEL_TABLE, SCHEMAS
 
 TOPIC_PREFIX = "crypto.binance"
@@ -44,7 +45,7 @@ class GcpConfig:
     project: str
     dataset: str = "tickpath"
     location: str = "US"
-    channels: tuple[str, ...] = tuple(CHANNEL_TABLE)
+    channels: tuple[str, ...] = CHANNELS  # the feed's default three; any of CHANNEL_TABLE may be named
     dead_letter_topic: str = f"{TOPIC_PREFIX}.dead-letter"
     max_delivery_attempts: int = 5
     project_number: str | None = None  # looked up through the API when not given
@@ -128,6 +129,8 @@ def bigquery_type(t: pa.DataType) -> tuple[str, str, list[dict[str, Any]]]:
         return "STRING", "NULLABLE", []
     if pa.types.is_integer(t):
         return "INT64", "NULLABLE", []
+    if pa.types.is_boolean(t):  # a candle's closed flag
+        return "BOOL", "NULLABLE", []
     raise ConfigError(f"no BigQuery type for {t}")  # pragma: no cover - the schema is fixed
 
 
