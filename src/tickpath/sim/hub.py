@@ -292,7 +292,6 @@ class Hub:
     def close_windows(self, now_ms: int) -> None:
         """Emit the aggregated depth event of every window that ended by ``now_ms``."""
         for symbol, wins in self.windows.items():
-            lower = symbol.lower()
             m = self.markets[symbol]
             last = m.last_uid
             for speed, w in wins.items():
@@ -304,21 +303,25 @@ class Hub:
                 w.boundary = (now_ms // speed + 1) * speed
                 if last == w.prev_u:
                     continue  # nothing changed: Binance sends no empty diff
-                names = self._depth_names(lower, speed)
-                if any(n in self.subs for n in names):
-                    latest: dict[tuple[int, int], int] = {}
-                    for side, tick, lots in m.changes(w.prev_u, last):
-                        latest[(side, tick)] = lots
-                    items = sorted(latest.items())
-                    bids = [[m.price(t), m.qty(q)] for (s, t), q in items if s == BID]
-                    asks = [[m.price(t), m.qty(q)] for (s, t), q in items if s == ASK]
-                    raw = payloads.depth_update(
-                        self.venue, symbol, now_ms, self.last_t_ms[symbol], w.prev_u + 1, last, w.prev_u, bids, asks
-                    )
-                    for n in names:
-                        self._publish(symbol, n, raw, depth=True)
-                w.prev_u = last
+                self._emit_window(symbol, m, w, now_ms, last)
             m.pinned_uid = min(w.prev_u for w in wins.values())
+
+    def _emit_window(self, symbol: str, m: SymbolMarket, w: _Window, now_ms: int, last: int) -> None:
+        """One window's aggregated diff (the last size of each changed level), to its subscribers."""
+        names = self._depth_names(symbol.lower(), w.speed_ms)
+        if any(n in self.subs for n in names):
+            latest: dict[tuple[int, int], int] = {}
+            for side, tick, lots in m.changes(w.prev_u, last):
+                latest[(side, tick)] = lots
+            items = sorted(latest.items())
+            bids = [[m.price(t), m.qty(q)] for (s, t), q in items if s == BID]
+            asks = [[m.price(t), m.qty(q)] for (s, t), q in items if s == ASK]
+            raw = payloads.depth_update(
+                self.venue, symbol, now_ms, self.last_t_ms[symbol], w.prev_u + 1, last, w.prev_u, bids, asks
+            )
+            for n in names:
+                self._publish(symbol, n, raw, depth=True)
+        w.prev_u = last
 
     def depth_names(self, symbol: str) -> list[str]:
         """Every depth stream name of ``symbol`` on this venue (both spellings of the default)."""

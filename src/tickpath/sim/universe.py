@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING
 from tickpath.clock import Clock
 from tickpath.errors import ConfigError
 from tickpath.logs import log_event
-from tickpath.sim import payloads
 from tickpath.sim.hub import Hub, StreamFaultState, _Window
-from tickpath.sim.market import ASK, BID, SymbolMarket, spec_for
+from tickpath.sim.market import SymbolMarket, spec_for
 from tickpath.venues.binance.endpoints import Venue
 from tickpath.venues.binance.streams import DEPTH_SPEEDS_MS
 
@@ -263,22 +262,6 @@ class UniverseHub(Hub):
             m.pinned_uid = min(w.prev_u for w in wins.values())
             if m.pinned_uid == last:  # every window caught up: idle until its next update
                 self._active.discard(symbol)
-
-    def _emit_window(self, symbol: str, m: SymbolMarket, w: _Window, now_ms: int, last: int) -> None:
-        names = self._depth_names(symbol.lower(), w.speed_ms)
-        if any(n in self.subs for n in names):
-            latest: dict[tuple[int, int], int] = {}
-            for side, tick, lots in m.changes(w.prev_u, last):
-                latest[(side, tick)] = lots
-            items = sorted(latest.items())
-            bids = [[m.price(t), m.qty(q)] for (s, t), q in items if s == BID]
-            asks = [[m.price(t), m.qty(q)] for (s, t), q in items if s == ASK]
-            raw = payloads.depth_update(
-                self.venue, symbol, now_ms, self.last_t_ms[symbol], w.prev_u + 1, last, w.prev_u, bids, asks
-            )
-            for n in names:
-                self._publish(symbol, n, raw, depth=True)
-        w.prev_u = last
 
     async def run(self) -> None:
         """Generate the venue's traffic (weights, bursts, listing changes) until cancelled."""
