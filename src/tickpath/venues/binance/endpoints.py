@@ -47,7 +47,7 @@ Sources (checked against the docs as of 2024-2025):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from tickpath.errors import UnknownSymbolError
@@ -192,95 +192,45 @@ FUTURES = VenueEndpoints(
     label="Binance USD-M futures",
 )
 
-COINM = VenueEndpoints(
+# The other venues share a base venue's layout and state only what differs from it.
+COINM = replace(
+    FUTURES,
     venue="coinm",
-    rules="futures",
     ws_base="wss://dstream.binance.com",
     rest_base="https://dapi.binance.com",
     depth_path="/dapi/v1/depth",
     time_path="/dapi/v1/time",
     ping_path="/dapi/v1/ping",
     exchange_info_path="/dapi/v1/exchangeInfo",
-    exchange_info_symbols_param=None,
     max_streams_per_connection=200,
-    max_incoming_messages_per_s=10,
-    ping_interval_s=180.0,
-    pong_timeout_s=600.0,
-    max_lifetime_s=24 * 3600.0,
-    depth_limits=(5, 10, 20, 50, 100, 500, 1000),
-    depth_default_limit=500,
-    depth_max_limit=1000,
-    weight_budget_per_minute=2400,
-    time_weight=1,
-    ping_weight=1,
-    exchange_info_weight=1,
-    depth_weight_bands=_FUTURES_WEIGHTS,
     depth_speeds_ms=(250, 500, 100),
-    snapshot_limit=1000,
     symbol_pattern=_COINM_SYMBOL,
     host_prefixes=("dstream.binance.com", "dapi.binance.com"),
-    unsolicited_pong_keeps_alive=True,
     symbol_examples="BTCUSD_PERP, ETHUSD_PERP, BTCUSD_250926 (BASEUSD_PERP or BASEUSD_YYMMDD)",
     label="Binance COIN-M delivery futures",
 )
 
-US = VenueEndpoints(
+US = replace(
+    SPOT,
     venue="us",
-    rules="spot",
     ws_base="wss://stream.binance.us:9443",
     rest_base="https://api.binance.us",
-    depth_path="/api/v3/depth",
-    time_path="/api/v3/time",
-    ping_path="/api/v3/ping",
-    exchange_info_path="/api/v3/exchangeInfo",
-    exchange_info_symbols_param="symbols",
-    max_streams_per_connection=1024,
-    max_incoming_messages_per_s=5,
     ping_interval_s=180.0,
     pong_timeout_s=600.0,
-    max_lifetime_s=24 * 3600.0,
-    depth_limits=(5, 10, 20, 50, 100, 500, 1000, 5000),
-    depth_default_limit=100,
-    depth_max_limit=5000,
     weight_budget_per_minute=1200,
-    time_weight=1,
-    ping_weight=1,
     exchange_info_weight=10,
     depth_weight_bands=((100, 1), (500, 5), (1000, 10), (5000, 50)),
-    depth_speeds_ms=(1000, 100),
-    snapshot_limit=5000,
-    symbol_pattern=_SPOT_SYMBOL,
     host_prefixes=("stream.binance.us", "api.binance.us"),
     unsolicited_pong_keeps_alive=True,
     label="Binance.US spot",
 )
 
-TR = VenueEndpoints(
+TR = replace(
+    SPOT,
     venue="tr",
-    rules="spot",
     ws_base="wss://stream-cloud.binance.tr",
     rest_base="https://api.binance.me",
-    depth_path="/api/v3/depth",
-    time_path="/api/v3/time",
-    ping_path="/api/v3/ping",
-    exchange_info_path="/api/v3/exchangeInfo",
-    exchange_info_symbols_param="symbols",
-    max_streams_per_connection=1024,
-    max_incoming_messages_per_s=5,
-    ping_interval_s=20.0,
-    pong_timeout_s=60.0,
-    max_lifetime_s=24 * 3600.0,
-    depth_limits=(5, 10, 20, 50, 100, 500, 1000, 5000),
-    depth_default_limit=100,
-    depth_max_limit=5000,
     weight_budget_per_minute=1200,
-    time_weight=1,
-    ping_weight=1,
-    exchange_info_weight=20,
-    depth_weight_bands=_SPOT_WEIGHTS,
-    depth_speeds_ms=(1000, 100),
-    snapshot_limit=5000,
-    symbol_pattern=_SPOT_SYMBOL,
     host_prefixes=("stream-cloud.binance.tr", "stream.binance.tr", "api.binance.me", "www.binance.tr"),
     label="Binance TR spot",
 )
