@@ -36,7 +36,7 @@ from typing import Literal
 from tickpath.book.orderbook import InvalidLevelError, OrderBook
 from tickpath.book.topn import TopNWindow
 from tickpath.errors import ConfigError
-from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Venue
+from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Level, Venue
 from tickpath.venues.binance.endpoints import KNOWN_VENUES, VENUES, futures_rules
 from tickpath.venues.binance.schemas import DepthSnapshot, DepthUpdate
 
@@ -191,37 +191,14 @@ class BookSync:
         if not self.needs_snapshot:
             self.stats.ignored_snapshots += 1
             return out
-        last = snap.lastUpdateId
-        futures = self._futures
-        kept: list[tuple[DepthUpdate, int]] = []
-        for item in self._buffer:
-            m = item[0]
-            if (m.u < last) if futures else (m.u <= last):
-                self.stats.dropped_before_sync += 1
-            else:
-                kept.append(item)
-        self._buffer = deque(kept)
-        first_id = kept[0][0].U if kept else None
-        if first_id is not None and first_id > (last if futures else last + 1):
-            self.stats.refetches += 1  # snapshot older than the first buffered event
-            return out
-        try:
-            self.book.load(snap.bids, snap.asks)
-        except InvalidLevelError:
-            self.stats.invalid += 1
-            self.stats.refetches += 1
-            self.book.clear()
-            return out
-        if self.book.is_crossed():
-            self.stats.crossed += 1
-            self.stats.refetches += 1
-            self.book.clear()
+        kept = self._bridge(snap.lastUpdateId)
+        if kept is None or not self._load(snap):
             return out
         self.stats.snapshots += 1
         self.needs_snapshot = False
         self.synced = True
         self._awaiting_first = True
-        self.last_update_id = last
+        self.last_update_id = snap.lastUpdateId
         self._pending = None
         if self._window is not None:
             bids, asks = self._window.reset(self.book)
@@ -237,7 +214,7 @@ class BookSync:
                 event_time_ms=snap.E,
                 transaction_time_ms=snap.T,
                 receipt_ns=receipt_ns,
-                last_update_id=last,
+                last_update_id=snap.lastUpdateId,
                 bids=bids,
                 asks=asks,
                 depth=self.depth,
@@ -250,6 +227,40 @@ class BookSync:
             else:
                 self._buffer_msg(m, r)
         return out
+
+    def _bridge(self, last: int) -> list[tuple[DepthUpdate, int]] | None:
+        """Drop buffered events the snapshot already contains; None (fetch again) when the first
+        one left starts after the snapshot, which is then too old to bridge to the stream."""
+        futures = self._futures
+        kept: list[tuple[DepthUpdate, int]] = []
+        for item in self._buffer:
+            m = item[0]
+            if (m.u < last) if futures else (m.u <= last):
+                self.stats.dropped_before_sync += 1
+            else:
+                kept.append(item)
+        self._buffer = deque(kept)
+        first_id = kept[0][0].U if kept else None
+        if first_id is not None and first_id > (last if futures else last + 1):
+            self.stats.refetches += 1
+            return None
+        return kept
+
+    def _load(self, snap: DepthSnapshot) -> bool:
+        """Load the snapshot's levels; False (fetch again) when they are invalid or crossed."""
+        try:
+            self.book.load(snap.bids, snap.asks)
+        except InvalidLevelError:
+            self.stats.invalid += 1
+            self.stats.refetches += 1
+            self.book.clear()
+            return False
+        if self.book.is_crossed():
+            self.stats.crossed += 1
+            self.stats.refetches += 1
+            self.book.clear()
+            return False
+        return True
 
     def reset(self, reason: str, receipt_ns: int) -> list[Event]:
         """Discard the book on the engine's behalf (e.g. a reconnect lost events); emits a reset if
@@ -299,33 +310,7 @@ class BookSync:
         self.needs_snapshot = True
 
     def _live(self, msg: DepthUpdate, receipt_ns: int, out: list[Event]) -> None:
-        last = self.last_update_id
-        assert last is not None
-        u = msg.u
-        first_id = msg.U
-        if self._awaiting_first:
-            if self._futures:
-                if u < last:
-                    self.stats.dropped_before_sync += 1
-                    return
-                bridged = first_id <= last
-            else:
-                if u <= last:
-                    self.stats.dropped_before_sync += 1
-                    return
-                bridged = first_id <= last + 1
-            if not bridged:  # the snapshot turned out older than the stream: start over
-                self.stats.gaps += 1
-                self._reset("snapshot_too_old", receipt_ns, msg.E, msg.T, out)
-                self._buffer_msg(msg, receipt_ns)
-                return
-        elif u <= last:
-            self.stats.duplicates += 1
-            return
-        elif (msg.pu != last) if self._futures else (first_id != last + 1):
-            self.stats.gaps += 1
-            self._reset("gap", receipt_ns, msg.E, msg.T, out)
-            self._buffer_msg(msg, receipt_ns)
+        if not self._in_sequence(msg, receipt_ns, out):
             return
         book = self.book
         try:
@@ -336,59 +321,84 @@ class BookSync:
             self._reset("invalid_update", receipt_ns, msg.E, msg.T, out)
             return
         self._awaiting_first = False
-        self.last_update_id = u
+        self.last_update_id = msg.u
         if book.is_crossed():
             self.stats.crossed += 1
             self._reset("crossed", receipt_ns, msg.E, msg.T, out)
             return
-        window = self._window
-        if window is None:
-            self._seq += 1
-            self.stats.deltas += 1
-            out.append(
-                BookDelta(
-                    session=self.session,
-                    venue=self.venue,
-                    symbol=self.symbol,
-                    seq=self._seq,
-                    event_time_ms=msg.E,
-                    transaction_time_ms=msg.T,
-                    receipt_ns=receipt_ns,
-                    first_update_id=first_id,
-                    final_update_id=u,
-                    prev_final_update_id=msg.pu,
-                    bids=msg.b,
-                    asks=msg.a,
-                )
-            )
-            return
+        if self._window is None:
+            self._emit_delta(msg, receipt_ns, (msg.U, msg.pu), msg.b, msg.a, None, out)
+        else:
+            self._emit_window(msg, receipt_ns, out)
+
+    def _in_sequence(self, msg: DepthUpdate, receipt_ns: int, out: list[Event]) -> bool:
+        """Binance's rules for the next event: False when it is dropped (stale or duplicate) or
+        when it starts a resync (a gap, or a snapshot older than the stream)."""
+        last = self.last_update_id
+        assert last is not None
+        u, first_id = msg.u, msg.U
+        if self._awaiting_first:
+            if (u < last) if self._futures else (u <= last):
+                self.stats.dropped_before_sync += 1
+                return False
+            if first_id <= (last if self._futures else last + 1):
+                return True
+            self.stats.gaps += 1  # the snapshot turned out older than the stream: start over
+            self._reset("snapshot_too_old", receipt_ns, msg.E, msg.T, out)
+            self._buffer_msg(msg, receipt_ns)
+            return False
+        if u <= last:
+            self.stats.duplicates += 1
+            return False
+        if (msg.pu != last) if self._futures else (first_id != last + 1):
+            self.stats.gaps += 1
+            self._reset("gap", receipt_ns, msg.E, msg.T, out)
+            self._buffer_msg(msg, receipt_ns)
+            return False
+        return True
+
+    def _emit_window(self, msg: DepthUpdate, receipt_ns: int, out: list[Event]) -> None:
+        """A top-N book publishes what changed inside its window; an event that changed nothing
+        visible folds its update-id range into the next delta."""
+        assert self._window is not None
         pending = self._pending
         if pending is None:
-            pending = (first_id, msg.pu)
-        bids, asks = window.diff(book)
+            pending = (msg.U, msg.pu)
+        bids, asks = self._window.diff(self.book)
         if not bids and not asks:
-            self._pending = pending  # nothing visible changed: fold into the next delta's range
+            self._pending = pending
             return
         self._pending = None
+        self._emit_delta(msg, receipt_ns, pending, bids, asks, self.depth, out)
+
+    def _emit_delta(
+        self,
+        msg: DepthUpdate,
+        receipt_ns: int,
+        ids: tuple[int, int | None],
+        bids: list[Level],
+        asks: list[Level],
+        depth: int | None,
+        out: list[Event],
+    ) -> None:
         self._seq += 1
         self.stats.deltas += 1
-        out.append(
-            BookDelta(
-                session=self.session,
-                venue=self.venue,
-                symbol=self.symbol,
-                seq=self._seq,
-                event_time_ms=msg.E,
-                transaction_time_ms=msg.T,
-                receipt_ns=receipt_ns,
-                first_update_id=pending[0],
-                final_update_id=u,
-                prev_final_update_id=pending[1],
-                bids=bids,
-                asks=asks,
-                depth=self.depth,
-            )
+        delta = BookDelta(
+            session=self.session,
+            venue=self.venue,
+            symbol=self.symbol,
+            seq=self._seq,
+            event_time_ms=msg.E,
+            transaction_time_ms=msg.T,
+            receipt_ns=receipt_ns,
+            first_update_id=ids[0],
+            final_update_id=msg.u,
+            prev_final_update_id=ids[1],
+            bids=bids,
+            asks=asks,
+            depth=depth,
         )
+        out.append(delta)
 
     def stats_dict(self) -> dict[str, int]:
         return self.stats.as_dict()
