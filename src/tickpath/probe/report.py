@@ -123,31 +123,7 @@ def render_table(result: ProbeResult, console: Console) -> None:
     for host, edge in t.get("edge", {}).items():
         if edge:
             console.print(f"[yellow]note[/] {host}: {edge['note']} (via {edge['via']})")
-    table = Table(title="round trips and connects (µs, from each sample's intended time)")
-    for col in ("method", "target", "p50", "p90", "p99", "p99.9", "max", "count", "losses"):
-        table.add_column(col, justify="left" if col in ("method", "target") else "right")
-    for method, body in data["methods"].items():
-        if "summary" not in body or method == "stream":
-            continue
-        rows = [("all", body["summary"])] + [(k, v["summary"]) for k, v in body.get("per_ip", {}).items()]
-        if len(rows) == 2:
-            rows = rows[1:]  # one target: the per-IP row says it all
-        for target, s in rows:
-            if not s["count"]:
-                table.add_row(method, target, "-", "-", "-", "-", "-", "0", str(s["losses"]))
-                continue
-            table.add_row(
-                method,
-                target,
-                _fmt(s["p50"]),
-                _fmt(s["p90"]),
-                _fmt(s["p99"]),
-                _fmt(s["p999"]),
-                _fmt(s["max"]),
-                str(s["count"]),
-                str(s["losses"]),
-            )
-    console.print(table)
+    console.print(_methods_table(data["methods"]))
     off = data["clock"].get("offset")
     if off:
         console.print(
@@ -156,32 +132,9 @@ def render_table(result: ProbeResult, console: Console) -> None:
         )
     stream = data["methods"].get("stream")
     if stream and stream.get("per_type"):
-        st = Table(title="one-way stream latency (µs, receipt − exchange event time)")
-        for col in ("type", "field", "raw p50", "corrected p50", "corrected p99", "± bound", "count"):
-            st.add_column(col, justify="left" if col in ("type", "field") else "right")
-        for label, fields in stream["per_type"].items():
-            for fld, s in fields.items():
-                corr = s.get("corrected", {})
-                st.add_row(
-                    label,
-                    fld,
-                    _fmt(s.get("raw_median_signed")),
-                    _fmt(s.get("corrected_median_signed")),
-                    _fmt(corr.get("p99")),
-                    _fmt(s.get("bound_us")),
-                    str(s["count"]),
-                )
-        console.print(st)
+        console.print(_stream_table(stream["per_type"]))
         console.print(f"[dim]{stream['note']}[/]")
-    chrony = data["clock"].get("chrony", {})
-    if chrony.get("available"):
-        console.print(
-            f"local clock: chrony source {chrony.get('source')} stratum {chrony.get('stratum')} "
-            f"offset {chrony.get('system_offset_s', 0) * 1e6:,.1f} µs"
-        )
-    else:
-        console.print(f"local clock: {chrony.get('note', 'unknown')}")
-    console.print(f"PTP hardware clock: {'present' if data['clock'].get('ptp_hardware_clock') else 'absent'}")
+    _print_local_clock(data["clock"], console)
     path = data["methods"].get("path")
     if path:
         _print_path(path, console)
@@ -192,6 +145,57 @@ def render_table(result: ProbeResult, console: Console) -> None:
     for err in data["errors"]:
         where = f" {err['target']}" if err.get("target") else ""
         console.print(f"[red]error[/] {err['method']}{where}: {err['message']}")
+
+
+def _methods_table(methods: dict[str, Any]) -> Table:
+    """Round trips and connects: a row per method, and per IP when it reached several."""
+    table = Table(title="round trips and connects (µs, from each sample's intended time)")
+    for col in ("method", "target", "p50", "p90", "p99", "p99.9", "max", "count", "losses"):
+        table.add_column(col, justify="left" if col in ("method", "target") else "right")
+    for method, body in methods.items():
+        if "summary" not in body or method == "stream":
+            continue
+        rows = [("all", body["summary"])] + [(k, v["summary"]) for k, v in body.get("per_ip", {}).items()]
+        if len(rows) == 2:
+            rows = rows[1:]  # one target: the per-IP row says it all
+        for target, s in rows:
+            if not s["count"]:
+                table.add_row(method, target, "-", "-", "-", "-", "-", "0", str(s["losses"]))
+                continue
+            cells = [_fmt(s[k]) for k in ("p50", "p90", "p99", "p999", "max")]
+            table.add_row(method, target, *cells, str(s["count"]), str(s["losses"]))
+    return table
+
+
+def _stream_table(per_type: dict[str, Any]) -> Table:
+    st = Table(title="one-way stream latency (µs, receipt − exchange event time)")
+    for col in ("type", "field", "raw p50", "corrected p50", "corrected p99", "± bound", "count"):
+        st.add_column(col, justify="left" if col in ("type", "field") else "right")
+    for label, fields in per_type.items():
+        for fld, s in fields.items():
+            corr = s.get("corrected", {})
+            st.add_row(
+                label,
+                fld,
+                _fmt(s.get("raw_median_signed")),
+                _fmt(s.get("corrected_median_signed")),
+                _fmt(corr.get("p99")),
+                _fmt(s.get("bound_us")),
+                str(s["count"]),
+            )
+    return st
+
+
+def _print_local_clock(clock: dict[str, Any], console: Console) -> None:
+    chrony = clock.get("chrony", {})
+    if chrony.get("available"):
+        console.print(
+            f"local clock: chrony source {chrony.get('source')} stratum {chrony.get('stratum')} "
+            f"offset {chrony.get('system_offset_s', 0) * 1e6:,.1f} µs"
+        )
+    else:
+        console.print(f"local clock: {chrony.get('note', 'unknown')}")
+    console.print(f"PTP hardware clock: {'present' if clock.get('ptp_hardware_clock') else 'absent'}")
 
 
 def _path_line(ip: str, entry: dict[str, Any]) -> str:
