@@ -304,6 +304,22 @@ def _bus_runs(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [doc] if "latency_from_intended" in doc else []
 
 
+_BUS_HEAD = [
+    "size (B)",
+    "rate (/s)",
+    "achieved (/s)",
+    "lost",
+    "from",
+    "p50",
+    "p90",
+    "p99",
+    "p99.9",
+    "p99.99",
+    "max",
+    "error",
+]
+
+
 def render_busbench(found: Collection) -> list[Section]:
     """One section per directory of busbench runs: the table of both latencies and one spectrum."""
     by_dir: dict[Path, list[Mapping[str, Any]]] = {}
@@ -322,52 +338,13 @@ def render_busbench(found: Collection) -> list[Section]:
             "“intended” counts from the scheduled send time (no coordinated omission), "
             "“actual” from when the message was really sent.</p>"
         )
-        head = [
-            "size (B)",
-            "rate (/s)",
-            "achieved (/s)",
-            "lost",
-            "from",
-            "p50",
-            "p90",
-            "p99",
-            "p99.9",
-            "p99.99",
-            "max",
-            "error",
-        ]
-        rows = []
-        spectra = []
-        missing = []
+        rows: list[list[Any]] = []
+        spectra: list[plots.Series] = []
+        missing: list[str] = []
         for r in runs:
-            errors = "; ".join(str(e) for e in r.get("errors") or [])
             for key, label in (("latency_from_intended", "intended"), ("latency_from_actual", "actual")):
-                lat = r.get(key) or {}
-                name = f"{r.get('size')} B @ {r.get('target_rate') or 0:g}/s, {label}"
-                # Nothing received: no latency figures (older files wrote 0.0 for them, never real).
-                empty = not lat.get("count")
-                figures = [
-                    NA if empty or lat.get(k) is None else lat.get(k) for k in ("p50", "p90", "p99", "p99.9", "p99.99")
-                ]
-                top = lat.get("p100", lat.get("max"))
-                rows.append(
-                    [
-                        r.get("size"),
-                        r.get("target_rate"),
-                        r.get("achieved_rate"),
-                        r.get("lost"),
-                        Raw(esc(label)),
-                        *figures,
-                        NA if empty or top is None else top,
-                        Raw(f'<span class="fail">{esc(errors)}</span>' if errors else ""),
-                    ]
-                )
-                pts = _spectrum_us(lat.get("histogram")) if not empty else []
-                if pts:
-                    spectra.append((name, pts))
-                else:
-                    missing.append(name)
-        s.add(table(head, rows, left=0))
+                _bus_row(r, key, label, rows, spectra, missing)
+        s.add(table(_BUS_HEAD, rows, left=0))
         if spectra or missing:
             s.add_image(
                 Image(
@@ -378,6 +355,41 @@ def render_busbench(found: Collection) -> list[Section]:
             )
         out.append(s)
     return out
+
+
+def _bus_row(
+    r: Mapping[str, Any],
+    key: str,
+    label: str,
+    rows: list[list[Any]],
+    spectra: list[plots.Series],
+    missing: list[str],
+) -> None:
+    """One run's row for one of its two latencies, and its spectrum (or its name, when empty)."""
+    errors = "; ".join(str(e) for e in r.get("errors") or [])
+    lat = r.get(key) or {}
+    name = f"{r.get('size')} B @ {r.get('target_rate') or 0:g}/s, {label}"
+    # Nothing received: no latency figures (older files wrote 0.0 for them, never real).
+    empty = not lat.get("count")
+    figures = [NA if empty or lat.get(k) is None else lat.get(k) for k in ("p50", "p90", "p99", "p99.9", "p99.99")]
+    top = lat.get("p100", lat.get("max"))
+    rows.append(
+        [
+            r.get("size"),
+            r.get("target_rate"),
+            r.get("achieved_rate"),
+            r.get("lost"),
+            Raw(esc(label)),
+            *figures,
+            NA if empty or top is None else top,
+            Raw(f'<span class="fail">{esc(errors)}</span>' if errors else ""),
+        ]
+    )
+    pts = _spectrum_us(lat.get("histogram")) if not empty else []
+    if pts:
+        spectra.append((name, pts))
+    else:
+        missing.append(name)
 
 
 # -- feed -----------------------------------------------------------------------------------
