@@ -15,7 +15,7 @@ from rich.console import Console
 from tickpath.clock import SystemClock
 from tickpath.dq.checks import CHECKS, Thresholds, check_per_stream, limit_problem
 from tickpath.dq.duckdb_runner import DuckDBEngine
-from tickpath.dq.run import DqConfig, check_names, render_sql, run_dq
+from tickpath.dq.run import DqConfig, Engine, check_names, render_sql, run_dq
 from tickpath.errors import CheckFailedError, ConfigError
 
 DEFAULT_DB = "./data/ticks.duckdb"
@@ -262,42 +262,16 @@ def build_config(args: argparse.Namespace, now_ns: int) -> DqConfig:
 
 def main(args: argparse.Namespace) -> int:
     clock = SystemClock()
-    now_ns = clock.wall_ns()
     err = Console(stderr=True)
-    if args.bigquery:
-        from tickpath.dq.bigquery import BigQueryEngine, parse_dataset
+    if args.print_sql:
+        now_ns = clock.wall_ns()
+        if args.bigquery:
+            from tickpath.dq.bigquery import parse_dataset
 
-        config = build_config(args, now_ns)
-        project, ds = parse_dataset(args.bigquery)
-        if args.print_sql:
-            return _print_sql(config, "bigquery", f"{project}.{ds}")
-        kw = {} if args.max_bytes_billed is None else {"max_bytes_billed": args.max_bytes_billed}
-        engine: BigQueryEngine | DuckDBEngine = BigQueryEngine(args.bigquery, **kw)
-    else:
-        if args.print_sql:
-            return _print_sql(build_config(args, now_ns), "duckdb", None)
-        engine = DuckDBEngine(Path(args.db))
-        snap = engine.snapshot
-        if snap is not None:
-            # A live store: its copy ends at the writer's last checkpoint, so "now" (the default
-            # --until, and what ages like --since 10m count back from) is its newest row, or a
-            # stream would look silent from there to the wall clock.
-            if snap.newest_receipt_ns is None:
-                engine.close()
-                raise ConfigError(
-                    f"{args.db} is being written by {snap.holder}, and its last checkpoint holds "
-                    "no rows yet (a feed checkpoints 10 s after it starts, then every 10 s); "
-                    "try again shortly"
-                )
-            if not args.until:
-                now_ns = snap.newest_receipt_ns + 1
-            err.print(
-                f"tickpath dq: {args.db} is being written by {snap.holder}; checking a copy of its last "
-                f"checkpoint ({snap.size_bytes / 1e6:,.1f} MB)"
-                + ("" if args.until else f", whose newest row ({_iso(now_ns)}) ends the window"),
-                highlight=False,
-            )
-        config = build_config(args, now_ns)
+            project, ds = parse_dataset(args.bigquery)
+            return _print_sql(build_config(args, now_ns), "bigquery", f"{project}.{ds}")
+        return _print_sql(build_config(args, now_ns), "duckdb", None)
+    engine, config = _open_engine(args, clock.wall_ns(), err)
     quiet = args.json or not err.is_terminal
     try:
         with err.status("running checks") as status:
@@ -324,6 +298,38 @@ def main(args: argparse.Namespace) -> int:
     else:
         print_report(report, Console())
     return 0 if report.ok else CheckFailedError.exit_code
+
+
+def _open_engine(args: argparse.Namespace, now_ns: int, err: Console) -> tuple[Engine, DqConfig]:
+    """The store to check and the config whose window ends at ``now_ns`` (a live store's newest row)."""
+    if args.bigquery:
+        from tickpath.dq.bigquery import BigQueryEngine
+
+        config = build_config(args, now_ns)
+        kw = {} if args.max_bytes_billed is None else {"max_bytes_billed": args.max_bytes_billed}
+        return BigQueryEngine(args.bigquery, **kw), config
+    engine = DuckDBEngine(Path(args.db))
+    snap = engine.snapshot
+    if snap is not None:
+        # A live store: its copy ends at the writer's last checkpoint, so "now" (the default
+        # --until, and what ages like --since 10m count back from) is its newest row, or a
+        # stream would look silent from there to the wall clock.
+        if snap.newest_receipt_ns is None:
+            engine.close()
+            raise ConfigError(
+                f"{args.db} is being written by {snap.holder}, and its last checkpoint holds "
+                "no rows yet (a feed checkpoints 10 s after it starts, then every 10 s); "
+                "try again shortly"
+            )
+        if not args.until:
+            now_ns = snap.newest_receipt_ns + 1
+        err.print(
+            f"tickpath dq: {args.db} is being written by {snap.holder}; checking a copy of its last "
+            f"checkpoint ({snap.size_bytes / 1e6:,.1f} MB)"
+            + ("" if args.until else f", whose newest row ({_iso(now_ns)}) ends the window"),
+            highlight=False,
+        )
+    return engine, build_config(args, now_ns)
 
 
 def _iso(ns: int) -> str:
