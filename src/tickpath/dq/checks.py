@@ -198,57 +198,9 @@ def judge_latency(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> C
     metrics: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
     for (venue, symbol, channel), grp in sorted(groups.items()):
-        # The recorder's default range ends at an hour and clamps beyond it; a replayed capture or a
-        # clock years off has latencies far above, so the range reaches the largest bucket here
-        # (a BIGINT, which HdrHistogram tracks) and every percentile stays within 3 digits of truth.
-        top = max(int(r["bucket_ns"]) for r in grp)
-        rec = LatencyRecorder(f"{venue}/{symbol}/{channel}", highest_ns=max(HIGHEST_NS, top))
-        n = negative = 0
-        sum_v = sum_raw = 0.0
-        max_v: int | None = None
-        for r in grp:
-            count = int(r["n"])
-            n += count
-            sum_v += float(r["sum_v"])
-            sum_raw += float(r["sum_raw"])
-            max_v = int(r["max_v"]) if max_v is None else max(max_v, int(r["max_v"]))
-            bucket = int(r["bucket_ns"])
-            if bucket < 0:
-                negative += count
-            # zero or negative values are clamped to 1 ns and counted by the recorder itself
-            rec.record(bucket, count)
-        s = rec.summary()
-        # HdrHistogram reports a bucket's highest equivalent value, which can pass the exact maximum
-        # by up to the bucket's width (0.1 %: days, at years of latency); no percentile does.
-        cap = max_v if max_v is not None and max_v >= 1 else None
-        p50, p99, p999 = (v if cap is None else min(v, cap) for v in (s.p50_ns, s.p99_ns, s.p999_ns))
-        bases = {r["basis"] for r in grp}
-        clock = "corrected" if bases == {"corrected"} else "raw" if bases == {"raw"} else "mixed"
-        row = {
-            "venue": venue,
-            "symbol": symbol,
-            "channel": channel,
-            "clock": clock,
-            "count": n,
-            "mean_ms": _ms(sum_v / n),
-            "p50_ms": _ms(p50),
-            "p99_ms": _ms(p99),
-            "p999_ms": _ms(p999),
-            "max_ms": _ms(max_v),
-            "negative": negative,
-            "raw_mean_ms": _ms(sum_raw / n),
-        }
+        row, p99, p999 = _latency_row(venue, symbol, channel, grp)
         metrics.append(row)
-        problems = []
-        if p99 / 1e6 > th.latency_p99_ms:
-            problems.append(f"p99 {row['p99_ms']} ms{_duration(p99 / 1e6)} > {th.latency_p99_ms} ms")
-        if th.latency_p999_ms is not None and p999 / 1e6 > th.latency_p999_ms:
-            problems.append(f"p99.9 {row['p999_ms']} ms{_duration(p999 / 1e6)} > {th.latency_p999_ms} ms")
-        if negative / n > th.latency_max_negative_ratio:
-            problems.append(
-                f"{negative} of {n} messages received before their event time "
-                f"(clock {clock}); clock offset not measured or wrong"
-            )
+        problems = _latency_problems(row, p99, p999, th)
         if problems:
             findings.append(
                 {
@@ -271,6 +223,68 @@ def judge_latency(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) -> C
         findings,
         {"streams": len(metrics), "failing": len(findings)},
     )
+
+
+def _latency_row(
+    venue: str, symbol: str, channel: str, grp: list[dict[str, Any]]
+) -> tuple[dict[str, Any], float, float]:
+    """One stream's latency figures from its histogram buckets, and its p99 and p99.9 in ns."""
+    # The recorder's default range ends at an hour and clamps beyond it; a replayed capture or a
+    # clock years off has latencies far above, so the range reaches the largest bucket here
+    # (a BIGINT, which HdrHistogram tracks) and every percentile stays within 3 digits of truth.
+    top = max(int(r["bucket_ns"]) for r in grp)
+    rec = LatencyRecorder(f"{venue}/{symbol}/{channel}", highest_ns=max(HIGHEST_NS, top))
+    n = negative = 0
+    sum_v = sum_raw = 0.0
+    max_v: int | None = None
+    for r in grp:
+        count = int(r["n"])
+        n += count
+        sum_v += float(r["sum_v"])
+        sum_raw += float(r["sum_raw"])
+        max_v = int(r["max_v"]) if max_v is None else max(max_v, int(r["max_v"]))
+        bucket = int(r["bucket_ns"])
+        if bucket < 0:
+            negative += count
+        # zero or negative values are clamped to 1 ns and counted by the recorder itself
+        rec.record(bucket, count)
+    s = rec.summary()
+    # HdrHistogram reports a bucket's highest equivalent value, which can pass the exact maximum
+    # by up to the bucket's width (0.1 %: days, at years of latency); no percentile does.
+    cap = max_v if max_v is not None and max_v >= 1 else None
+    p50, p99, p999 = (v if cap is None else min(v, cap) for v in (s.p50_ns, s.p99_ns, s.p999_ns))
+    bases = {r["basis"] for r in grp}
+    clock = "corrected" if bases == {"corrected"} else "raw" if bases == {"raw"} else "mixed"
+    row = {
+        "venue": venue,
+        "symbol": symbol,
+        "channel": channel,
+        "clock": clock,
+        "count": n,
+        "mean_ms": _ms(sum_v / n),
+        "p50_ms": _ms(p50),
+        "p99_ms": _ms(p99),
+        "p999_ms": _ms(p999),
+        "max_ms": _ms(max_v),
+        "negative": negative,
+        "raw_mean_ms": _ms(sum_raw / n),
+    }
+    return row, p99, p999
+
+
+def _latency_problems(row: dict[str, Any], p99: float, p999: float, th: Thresholds) -> list[str]:
+    n, negative = row["count"], row["negative"]
+    problems = []
+    if p99 / 1e6 > th.latency_p99_ms:
+        problems.append(f"p99 {row['p99_ms']} ms{_duration(p99 / 1e6)} > {th.latency_p99_ms} ms")
+    if th.latency_p999_ms is not None and p999 / 1e6 > th.latency_p999_ms:
+        problems.append(f"p99.9 {row['p999_ms']} ms{_duration(p999 / 1e6)} > {th.latency_p999_ms} ms")
+    if negative / n > th.latency_max_negative_ratio:
+        problems.append(
+            f"{negative} of {n} messages received before their event time "
+            f"(clock {row['clock']}); clock offset not measured or wrong"
+        )
+    return problems
 
 
 # --- sequence -------------------------------------------------------------------------------------
@@ -517,38 +531,8 @@ def judge_completeness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds)
     findings: list[dict[str, Any]] = []
     for key, minutes in sorted(per.items()):
         cadence = ctx.depth_cadence_ms.get(key)
-        col = _SLOT_COLUMNS.get(cadence or -1)
-        worst: float | None = None
-        bad = 0
-        for m in minutes:
-            l2 = int(m["l2"])
-            if col is not None and m.get(col) is not None and int(m[col]) >= th.min_active_slots:
-                ratio = l2 / int(m[col])
-                worst = ratio if worst is None else min(worst, ratio)
-                if ratio < th.min_completeness_ratio:
-                    bad += 1
-                    findings.append(
-                        {
-                            "issue": "thin_depth",
-                            "session": key[0],
-                            "venue": key[1],
-                            "symbol": key[2],
-                            "minute_ns": int(m["minute"]) * 60_000_000_000,
-                            "detail": f"{l2} depth messages for {m[col]} active {cadence} ms slots",
-                        }
-                    )
-            if cadence and l2 > th.max_over_delivery * 60_000 / cadence:
-                bad += 1
-                findings.append(
-                    {
-                        "issue": "over_delivery",
-                        "session": key[0],
-                        "venue": key[1],
-                        "symbol": key[2],
-                        "minute_ns": int(m["minute"]) * 60_000_000_000,
-                        "detail": f"{l2} depth messages in a minute; @{cadence}ms allows {60_000 // cadence}",
-                    }
-                )
+        before = len(findings)
+        worst = _judge_minutes(key, minutes, cadence, th, findings)
         n = len(minutes)
         metrics.append(
             {
@@ -561,7 +545,7 @@ def judge_completeness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds)
                 "trades_tickers_per_min": round(sum(int(m["other"]) for m in minutes) / n, 1),
                 "expected_l2_max_per_min": 60_000 // cadence if cadence else None,
                 "worst_ratio": None if worst is None else round(worst, 3),
-                "bad_minutes": bad,
+                "bad_minutes": len(findings) - before,
             }
         )
     ok = not findings
@@ -577,6 +561,30 @@ def judge_completeness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds)
         findings,
         {"bad_minutes": len(findings)},
     )
+
+
+def _judge_minutes(
+    key: StreamKey, minutes: list[dict[str, Any]], cadence: int | None, th: Thresholds, findings: list[dict[str, Any]]
+) -> float | None:
+    """One stream's minutes against its cadence: thin or over-delivered minutes become findings;
+    returns the worst ratio of depth messages to active slots."""
+    col = _SLOT_COLUMNS.get(cadence or -1)
+    worst: float | None = None
+
+    def finding(issue: str, m: dict[str, Any], detail: str) -> None:
+        where = {"session": key[0], "venue": key[1], "symbol": key[2]}
+        findings.append({"issue": issue, **where, "minute_ns": int(m["minute"]) * 60_000_000_000, "detail": detail})
+
+    for m in minutes:
+        l2 = int(m["l2"])
+        if col is not None and m.get(col) is not None and int(m[col]) >= th.min_active_slots:
+            ratio = l2 / int(m[col])
+            worst = ratio if worst is None else min(worst, ratio)
+            if ratio < th.min_completeness_ratio:
+                finding("thin_depth", m, f"{l2} depth messages for {m[col]} active {cadence} ms slots")
+        if cadence and l2 > th.max_over_delivery * 60_000 / cadence:
+            finding("over_delivery", m, f"{l2} depth messages in a minute; @{cadence}ms allows {60_000 // cadence}")
+    return worst
 
 
 CHECKS: dict[str, Check] = {
