@@ -306,7 +306,9 @@ async def test_undecodable_messages_are_counted_and_do_not_block(tmp_path: Path)
 
 
 async def test_missing_stream_is_a_config_error(tmp_path: Path) -> None:
-    """Ingest from a stream that does not exist says so instead of waiting forever."""
+    """With --wait-stream 0, ingest from a stream that does not exist says so instead of waiting."""
     async with nats_cluster() as c:
         with pytest.raises(ConfigError, match="does not exist"):
-            await run_ingest(IngestConfig(f"{c.client_urls[0]}?stream=NOPE", f"duckdb:{tmp_path / 'x.duckdb'}"))
+            await run_ingest(
+                IngestConfig(f"{c.client_urls[0]}?stream=NOPE", f"duckdb:{tmp_path / 'x.duckdb'}", wait_stream_s=0)
+            )

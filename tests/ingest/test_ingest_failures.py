@@ -65,10 +65,11 @@ def test_unreachable_server_leaves_no_target_and_no_directory(tmp_path: Path) ->
 
 @pytest.mark.integration
 async def test_missing_stream_exits_2_and_leaves_no_file(tmp_path: Path) -> None:
-    """A stream that does not exist: exit 2, and no empty .duckdb (or parquet dir) is left behind."""
+    """A stream that does not exist, waited for 0.5 s: exit 2, and no empty .duckdb (or parquet dir) is left."""
     async with nats_cluster(jetstream=True) as c:
         for target in (f"duckdb:{tmp_path / 'x3.duckdb'}", f"parquet:{tmp_path / 'lake'}"):
-            rc, _, err = await ingest_cli("--from", f"{c.client_urls[0]}?stream=NOPE", "--to", target)
+            args = ("--from", f"{c.client_urls[0]}?stream=NOPE", "--to", target, "--wait-stream", "0.5")
+            rc, _, err = await ingest_cli(*args)
             assert rc == 2, err
             assert "does not exist" in err
     assert list(tmp_path.iterdir()) == []
@@ -147,8 +148,8 @@ async def test_refused_login_says_so_and_good_login_reaches_jetstream_check(tmp_
 
 @pytest.mark.integration
 async def test_idle_exit_gives_up_on_a_lost_server_and_keeps_committed_rows(tmp_path: Path) -> None:
-    """With --idle-exit, a killed server ends the run with ConnectionFailedError (not a hang); the
-    rows committed before are in the file."""
+    """With --idle-exit and --wait-stream 1, a killed server ends the run with ConnectionFailedError
+    (not a hang); the rows committed before are in the file."""
     events = make_events(90)
     db = tmp_path / "b.duckdb"
     async with nats_cluster(jetstream=True) as c:
@@ -162,7 +163,12 @@ async def test_idle_exit_gives_up_on_a_lost_server_and_keeps_committed_rows(tmp_
         run = asyncio.create_task(
             run_ingest(
                 IngestConfig(
-                    c.client_urls[0], f"duckdb:{db}", idle_exit_s=1.0, connect_timeout_s=1.0, fetch_timeout_s=0.2
+                    c.client_urls[0],
+                    f"duckdb:{db}",
+                    idle_exit_s=1.0,
+                    connect_timeout_s=1.0,
+                    fetch_timeout_s=0.2,
+                    wait_stream_s=1.0,
                 ),
                 progress=on_commit,
             )

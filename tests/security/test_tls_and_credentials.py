@@ -59,7 +59,7 @@ async def test_nats_clients_refuse_an_unknown_ca_and_accept_it_when_trusted(tmp_
         args = ("ingest", "--from", url, "--to", f"duckdb:{tmp_path / 'x.duckdb'}", "--connect-timeout", "2")
         code, _, err = await _tickpath(*args)
         assert code == 4 and "certificate verify failed" in err, err
-        code, _, err = await _tickpath(*args, env={"SSL_CERT_FILE": str(material.ca)})
+        code, _, err = await _tickpath(*args, "--wait-stream", "0", env={"SSL_CERT_FILE": str(material.ca)})
         assert code == 2 and "stream TICKPATH does not exist" in err, err
 
 

@@ -38,9 +38,13 @@ exactly-once store (a batch whose ack was lost can be committed again by another
 The source is checked (server reachable, JetStream enabled, stream present) before the
 target is opened; a run that fails before its first commit leaves no new file or directory behind
 (a missing parent directory of duckdb:PATH is created, as the duckdb sink does, and removed again).
-Without --idle-exit, ingest waits for a lost server forever (a service); with --idle-exit S, a server
-that is gone or does not answer for max(S, --connect-timeout) seconds ends the run with exit 4, every
-batch committed so far kept. The summary gives messages, rows inserted, duplicates skipped, rejected messages and
+A stream that does not exist yet (ingest started before the feed) or a cluster that does not answer
+(a node killed, a leader re-election) is retried with backoff, one log line per attempt
+(ingest_waiting_for_stream). Without --idle-exit, ingest waits for its stream and a lost server forever
+(a service); with --idle-exit S, a server that is gone or does not answer for max(S, --connect-timeout,
+30) seconds ends the run with exit 4, every batch committed so far kept. --wait-stream S sets that bound
+(0: the old fail-fast, exit 2 for a missing stream). The first connection is bounded by --connect-timeout.
+The summary gives messages, rows inserted, duplicates skipped, rejected messages and
 publish->ingest / receipt->ingest latency percentiles (wall clocks of the two hosts, sampled per batch).
 """
 
@@ -93,6 +97,15 @@ def register(subparsers: Any) -> None:
         help="exit once S seconds pass without messages and the consumer has nothing "
         "left to deliver or re-deliver (default: run until stopped)",
     )
+    p.add_argument(
+        "--wait-stream",
+        type=float,
+        default=None,
+        metavar="S",
+        help="retry a stream that does not exist yet, or a cluster that does not answer (a node lost, a "
+        "re-election), for at most S seconds, then exit 2 or 4; 0 = fail at once (default: forever; with "
+        "--idle-exit at least 30 s)",
+    )
     p.add_argument("--max-messages", type=int, default=None, metavar="N", help="exit after N messages")
     p.add_argument(
         "--metrics-port",
@@ -144,6 +157,7 @@ def main(args: argparse.Namespace) -> int:
         idle_exit_s=args.idle_exit,
         max_messages=args.max_messages,
         connect_timeout_s=args.connect_timeout,
+        wait_stream_s=args.wait_stream,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
     )

@@ -32,21 +32,28 @@ from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, ConnectionFailedError, HandshakeError
 from tickpath.ingest.columns import decode_batch, stamp_ingest_ns
 from tickpath.ingest.metrics import IngestCollector, delivery_facts
+from tickpath.ingest.retry import (
+    ClusterUnansweredError,
+    Silence,
+    StreamMissingError,
+    retrying,
+    running_give_up_s,
+    wait_budget_s,
+)
 from tickpath.ingest.store import Store, open_store, parse_target
 from tickpath.logs import log_event
 from tickpath.metrics import MetricsServer, check_port
-from tickpath.natsproto import (
-    ack_frames,
-    check_name,
-    check_prefix,
-    connect,
+from tickpath.nats.client import connect, jetstream_unavailable
+from tickpath.nats.frames import ack_frames
+from tickpath.nats.internals import (
     flush_frames,
     install_delivery_parser,
-    jetstream_unavailable,
     queue_frames,
     set_direct_handler,
-    split_url,
+    subscription_id,
 )
+from tickpath.nats.provision import check_name, check_prefix
+from tickpath.nats.url import NatsUrl
 from tickpath.stats import LatencyRecorder
 
 log = logging.getLogger(__name__)
@@ -68,6 +75,9 @@ class IngestConfig:
     connect_timeout_s: float = 5.0
     metrics_port: int | None = None  # serve Prometheus /metrics here (0 = any free port)
     metrics_host: str = "127.0.0.1"
+    # How long to retry a stream that is missing or a cluster that does not answer (tickpath.ingest.retry);
+    # None: forever, or at least retry.REELECTION_S with idle_exit_s; 0: fail at once.
+    wait_stream_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -83,6 +93,8 @@ class IngestConfig:
                 raise ConfigError(f"{option} must be a positive number of seconds, not {value}")
         if self.idle_exit_s is not None and not (0 < self.idle_exit_s < float("inf")):
             raise ConfigError(f"--idle-exit must be a positive number of seconds, not {self.idle_exit_s}")
+        if self.wait_stream_s is not None and not (0 <= self.wait_stream_s < float("inf")):
+            raise ConfigError(f"--wait-stream must be zero or a positive number of seconds, not {self.wait_stream_s}")
         if self.max_messages is not None and self.max_messages < 1:
             raise ConfigError(f"--max-messages must be at least 1, not {self.max_messages}")
         parse_target(self.target)
@@ -91,7 +103,8 @@ class IngestConfig:
     def nats(self) -> tuple[list[str], dict[str, str]]:
         """Server URLs (without credentials: they go in messages) and query options (stream,
         durable, prefix) of ``source``."""
-        servers, _, query = split_url(self.source, "an ingest source URL")
+        url = NatsUrl.parse(self.source, "an ingest source URL")
+        servers, query = url.server_urls, url.query
         opts = {"stream": "TICKPATH", "durable": "tickpath-ingest", "prefix": "tickpath"}
         for k, v in parse_qsl(query):
             if k not in opts:
@@ -104,7 +117,7 @@ class IngestConfig:
 
     def credentials(self) -> dict[str, str]:
         """nats-py connect options for ``user:password@`` or ``token@`` in ``source`` (else none)."""
-        return split_url(self.source, "an ingest source URL")[1]
+        return NatsUrl.parse(self.source, "an ingest source URL").credentials.nats_py_options()
 
 
 @dataclass
@@ -166,7 +179,7 @@ class _Puller:
     nats-py's ``fetch`` builds a ``Msg``, parses every header line and passes each message through a
     queue, which caps ingest far below 100k msg/s. Here each pull request gets its own reply subject
     under one inbox; deliveries are collected as ``(ack subject, data, raw headers)`` by the bulk
-    delivery parser (:func:`tickpath.natsproto.install_delivery_parser`) or, for frames it leaves to the fast parser,
+    delivery parser (:func:`tickpath.nats.internals.install_delivery_parser`) or, for frames it leaves to the fast parser,
     a direct handler, and a status (404 no messages, 408 expired, 409) ends a request. Every delivery
     lands in exactly one batch, in delivery order: one that arrives late (after a client timeout, or
     between requests) is kept for the next batch rather than dropped and redelivered after
@@ -201,8 +214,8 @@ class _Puller:
             self._buf.append((reply, data, headers))
             self._delivered()
 
-        set_direct_handler(self._nc, sub._id, on_message)
-        install_delivery_parser(self._nc, sub._id, self._buf, self._delivered)
+        set_direct_handler(self._nc, subscription_id(sub), on_message)
+        install_delivery_parser(self._nc, subscription_id(sub), self._buf, self._delivered)
 
     def interrupt(self) -> None:
         """The link dropped: the request in flight will not be answered, stop waiting for it."""
@@ -279,9 +292,10 @@ async def run_ingest(
 
     The source is checked (connected, JetStream answers, the stream exists) before the target is
     opened, and a target this run created is removed again when the run fails before its first
-    commit. ``progress`` is called after every commit. With ``idle_exit_s``, a server that stops
-    answering (gone, or JetStream without quorum) ends the run with :class:`ConnectionFailedError`
-    after ``max(idle_exit_s, connect_timeout_s)``; without it, ingest waits for the server forever.
+    commit. ``progress`` is called after every commit. A missing stream, or a server that stops
+    answering (gone, or JetStream without quorum), is retried for the budget of
+    :func:`~tickpath.ingest.retry.wait_budget_s` (``wait_stream_s``; forever without it and
+    ``idle_exit_s``), then ends the run with :class:`ConfigError` / :class:`ConnectionFailedError`.
     With ``metrics_port``, ``/metrics`` is served for the whole run (its port is ``metrics_port`` of
     the result, which ``progress`` sees).
     """
@@ -331,21 +345,29 @@ async def _run(
         if store is not None:
             store.close()
         raise
-    started = time.monotonic()
+    started = _seconds(clock)
     owned = store is None
     opened: Store | None = store
+    budget_s = wait_budget_s(config.wait_stream_s, config.idle_exit_s, config.connect_timeout_s)
     try:
         js = nc.jetstream(timeout=config.connect_timeout_s)
-        await _js_call(
-            js.stream_info(opts["stream"]),
-            servers,
-            f"JetStream stream {opts['stream']}",
-            missing=f"JetStream stream {opts['stream']} does not exist (start the feed first, or pass ?stream=NAME)",
+        stream = f"JetStream stream {opts['stream']}"
+        missing = f"{stream} does not exist (start the feed first, or pass ?stream=NAME)"
+        await retrying(
+            lambda: _js_call(js.stream_info(opts["stream"]), servers, stream, missing=missing),
+            what=stream,
+            budget_s=budget_s,
+            clock=clock,
         )
         stop_if_cancelled()
         opened = store = store or open_store(config.target)
         result.target = store.target
-        await _ensure_consumer(js, config, opts, servers)
+        await retrying(
+            lambda: _ensure_consumer(js, config, opts, servers),
+            what=f"JetStream consumer {opts['durable']}",
+            budget_s=budget_s,
+            clock=clock,
+        )
         stop_if_cancelled()
         await _consume(config, nc, js, opts, store, result, clock, progress, stop_if_cancelled, started, wake)
     except BaseException:
@@ -355,7 +377,7 @@ async def _run(
             opened = None
         raise
     finally:
-        result.elapsed_s = time.monotonic() - started
+        result.elapsed_s = _seconds(clock) - started
         try:
             # close() writes the acks still queued; a repeated Ctrl-C must not cut that short.
             closing = asyncio.ensure_future(nc.close())
@@ -416,13 +438,21 @@ async def _js_call(call: Awaitable[Any], servers: list[str], what: str, *, missi
     except NotFoundError as exc:
         if missing is None:
             raise
-        raise ConfigError(missing) from exc
-    except ServiceUnavailableError as exc:  # no responders on $JS.API
-        raise jetstream_unavailable(servers) from exc
+        raise StreamMissingError(missing) from exc
+    except ServiceUnavailableError as exc:
+        if exc.code is None:  # no responders on $JS.API: JetStream is not enabled
+            raise jetstream_unavailable(servers) from exc
+        raise ClusterUnansweredError(
+            f"NATS at {', '.join(servers)}: cannot use {what} now: {exc.description or exc}"
+        ) from exc
     except APIError as exc:  # the server answered with an error (a consumer it will not create, ...)
+        if (exc.code or 0) >= 500:  # 503 "temporarily unavailable", 500 no leader: a cluster electing
+            raise ClusterUnansweredError(
+                f"NATS at {', '.join(servers)}: cannot use {what} now: {exc.description or exc}"
+            ) from exc
         raise ConfigError(f"NATS at {', '.join(servers)} refused {what}: {exc.description or exc}") from exc
     except (TimeoutError, NatsError) as exc:
-        raise ConnectionFailedError(f"NATS at {', '.join(servers)}: cannot use {what}: {exc!r}") from exc
+        raise ClusterUnansweredError(f"NATS at {', '.join(servers)}: cannot use {what}: {exc!r}") from exc
 
 
 async def _ensure_consumer(js: Any, config: IngestConfig, opts: dict[str, str], servers: list[str]) -> None:
@@ -473,10 +503,11 @@ async def _consume(
     await puller.start()
     wake.append(puller.interrupt)
     log_event(log, logging.INFO, "ingest_started", stream=opts["stream"], durable=opts["durable"], target=store.target)
-    last_msg = time.monotonic()
-    last_answer = last_msg  # the last time the server answered anything
-    # With --idle-exit the run must end: a server gone (or not answering) this long ends it.
-    give_up_s = None if config.idle_exit_s is None else max(config.idle_exit_s, config.connect_timeout_s)
+    last_msg = _seconds(clock)
+    # A server gone (or not answering) this long ends the run: with --idle-exit the run must end,
+    # but not during a re-election (tickpath.ingest.retry).
+    budget_s = wait_budget_s(config.wait_stream_s, config.idle_exit_s, config.connect_timeout_s)
+    silence = Silence(running_give_up_s(budget_s, config.idle_exit_s, config.connect_timeout_s), last_msg)
     fetched = 0
     # One batch commits (in a worker thread) while the next one is fetched; commits stay in order
     # and a batch is acknowledged only by its own commit.
@@ -494,25 +525,21 @@ async def _consume(
                 await asyncio.sleep(0.25)
                 msgs, puller.answered = [], False
             stop_if_cancelled()  # the fetched batch is not committed, so it is redelivered
-            now = time.monotonic()
+            now = _seconds(clock)
             if msgs or puller.answered:
-                last_answer = now
+                silence.answered(now)
             if not msgs:
-                if give_up_s is not None and now - last_answer >= give_up_s:
-                    raise ConnectionFailedError(
-                        f"NATS at {', '.join(servers)} has not answered for {now - last_answer:.0f} s "
-                        f"({'disconnected' if not nc.is_connected else 'JetStream requests time out'}); "
-                        f"giving up (--idle-exit); every batch committed so far is kept"
-                    )
+                why = "disconnected" if not nc.is_connected else "JetStream requests time out"
+                silence.check(now, ", ".join(servers), why)
                 if config.idle_exit_s is not None and now - last_msg >= config.idle_exit_s and nc.is_connected:
                     if committing is not None:
                         await asyncio.shield(committing)  # its acks are flushed before we ask
                     drained = await _drained(js, opts, stop_if_cancelled)
                     if drained is not None:
-                        last_answer = time.monotonic()
+                        silence.answered(_seconds(clock))
                     if drained:
                         break
-                    last_msg = time.monotonic()  # outstanding deliveries: wait for them (ack_wait)
+                    last_msg = _seconds(clock)  # outstanding deliveries: wait for them (ack_wait)
                 continue
             last_msg = now
             fetched += len(msgs)
@@ -569,6 +596,10 @@ async def _drained(js: Any, opts: dict[str, str], stop_if_cancelled: Callable[[]
         return True
     log_event(log, logging.INFO, "ingest_consumer_behind_stream", delivered_seq=delivered, stream_last_seq=last)
     return False
+
+
+def _seconds(clock: Clock) -> float:
+    return clock.monotonic_ns() / 1e9
 
 
 async def _despite_cancel(fut: asyncio.Future[Any], timeout_s: float | None = None) -> None:
