@@ -14,13 +14,16 @@ import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tickpath.demo.config import DemoConfig
 from tickpath.demo.progress import Step
 from tickpath.errors import ConfigError, InfraError, TickpathError
 from tickpath.logs import log_event
 from tickpath.sim import Simulator
+
+if TYPE_CHECKING:
+    from tickpath.feed import Feed
 
 log = logging.getLogger("tickpath.demo")
 T = TypeVar("T")
@@ -393,31 +396,9 @@ async def feed_step(
     cfg: DemoConfig, sim: Simulator, zone: str, out: Path, step: Step, nats_url: str | None
 ) -> FeedStepResult:
     """Every venue's feed from ``zone`` into DuckDB; futures also through JetStream + ingest."""
-    from tickpath.feed import Feed, FeedConfig
-
     out.mkdir(parents=True, exist_ok=True)
-    feeds: list[Feed] = []
     result = FeedStepResult(zone=zone, started_ns=time.time_ns(), ended_ns=0)
-    stream = "TICKPATH_DEMO"
-    for venue in cfg.venues:
-        ep = sim.endpoint(venue, zone=zone)
-        db = out / f"{venue}.duckdb"
-        result.databases[venue] = db
-        sinks = [f"duckdb:{db}"]
-        if nats_url is not None and venue == "futures":
-            sinks.append(f"{nats_url}?stream={stream}&spool={out / '.nats' / 'spool'}")
-        feeds.append(
-            Feed(
-                FeedConfig(
-                    venue=venue,  # type: ignore[arg-type]
-                    symbols=cfg.symbols,
-                    sinks=tuple(sinks),
-                    base_url=ep.ws_url,
-                    rest_url=ep.rest_url,
-                    duration_s=cfg.feed_s,
-                )
-            )
-        )
+    feeds = _demo_feeds(cfg, sim, zone, out, nats_url, result)
     done = asyncio.Event()
 
     async def watch() -> None:
@@ -434,19 +415,7 @@ async def feed_step(
     try:
         runs.extend(asyncio.create_task(f.run(), name=f"feed-{f.config.venue}") for f in feeds)
         if nats_url is not None:
-            bus_feed = next(f for f in feeds if f.config.venue == "futures")
-            # The sink creates the stream before the feed connects: ingest can start from then on.
-            await asyncio.wait(
-                [asyncio.create_task(bus_feed.started.wait()), *runs], return_when=asyncio.FIRST_COMPLETED
-            )
-            ingest.append(
-                asyncio.create_task(
-                    _ingest_until_done(
-                        f"{nats_url}?stream={stream}&durable=demo-ingest", f"duckdb:{out / 'bus.duckdb'}", done
-                    ),
-                    name="ingest",
-                )
-            )
+            ingest.append(await _start_ingest(feeds, runs, nats_url, out, done))
         summaries = await asyncio.gather(*runs)
         done.set()
         result.ended_ns = time.time_ns()
@@ -464,6 +433,53 @@ async def feed_step(
         await shielded(settle([watcher, *runs, *ingest]))
     log_event(log, logging.INFO, "demo_feed_done", zone=zone, venues=len(feeds))
     return result
+
+
+_DEMO_STREAM = "TICKPATH_DEMO"
+
+
+def _demo_feeds(
+    cfg: DemoConfig, sim: Simulator, zone: str, out: Path, nats_url: str | None, result: FeedStepResult
+) -> list[Feed]:
+    """A feed per venue into its own DuckDB file; futures also publishes to JetStream."""
+    from tickpath.feed import Feed, FeedConfig
+
+    feeds: list[Feed] = []
+    for venue in cfg.venues:
+        ep = sim.endpoint(venue, zone=zone)
+        db = out / f"{venue}.duckdb"
+        result.databases[venue] = db
+        sinks = [f"duckdb:{db}"]
+        if nats_url is not None and venue == "futures":
+            sinks.append(f"{nats_url}?stream={_DEMO_STREAM}&spool={out / '.nats' / 'spool'}")
+        feeds.append(
+            Feed(
+                FeedConfig(
+                    venue=venue,  # type: ignore[arg-type]
+                    symbols=cfg.symbols,
+                    sinks=tuple(sinks),
+                    base_url=ep.ws_url,
+                    rest_url=ep.rest_url,
+                    duration_s=cfg.feed_s,
+                )
+            )
+        )
+    return feeds
+
+
+async def _start_ingest(
+    feeds: list[Feed], runs: list[asyncio.Task[Any]], nats_url: str, out: Path, done: asyncio.Event
+) -> asyncio.Task[dict[str, Any]]:
+    """Ingest from JetStream into bus.duckdb, started once the futures feed's sink made the stream."""
+    bus_feed = next(f for f in feeds if f.config.venue == "futures")
+    # The sink creates the stream before the feed connects: ingest can start from then on.
+    await asyncio.wait([asyncio.create_task(bus_feed.started.wait()), *runs], return_when=asyncio.FIRST_COMPLETED)
+    return asyncio.create_task(
+        _ingest_until_done(
+            f"{nats_url}?stream={_DEMO_STREAM}&durable=demo-ingest", f"duckdb:{out / 'bus.duckdb'}", done
+        ),
+        name="ingest",
+    )
 
 
 # -- dq -------------------------------------------------------------------------------------
