@@ -12,8 +12,9 @@ import nats
 import pytest
 
 from tickpath.busbench import tls
-from tickpath.busbench.wire import Credentials, NatsConn
+from tickpath.busbench.wire import NatsConn
 from tickpath.errors import ConfigError, ConnectionFailedError, HandshakeError, ToolMissingError
+from tickpath.nats.url import Credentials
 from tickpath.natsserver import NatsCluster
 from tickpath.tlsclient import client_context
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tickpath.busbench.nkeys import UserKey, crc16, read_creds, read_seed
-from tickpath.busbench.wire import Credentials, NatsConn
+from tickpath.busbench.wire import NatsConn
 from tickpath.errors import ConfigError, HandshakeError
+from tickpath.nats.url import Credentials
 from tickpath.natsserver import NatsCluster
 
 # The example pair from the NATS documentation (nk -gen user -pubout).

@@ -7,8 +7,9 @@ import socket
 
 import pytest
 
-from tickpath.busbench.wire import Credentials, NatsConn
+from tickpath.busbench.wire import NatsConn
 from tickpath.errors import ConnectionFailedError, HandshakeError
+from tickpath.nats.url import Credentials
 from tickpath.natsserver import NatsCluster
 
 pytestmark = pytest.mark.integration

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tickpath.busbench.wire import HEADER, PROBE_SEQ, Credentials, MsgParser, NatsUrl, ServerAddress, redact
+from tickpath.busbench.wire import HEADER, PROBE_SEQ, MsgParser, bench_url
 from tickpath.errors import ConfigError
-from tickpath.natsproto import split_url
+from tickpath.nats.url import Credentials, NatsUrl, ServerAddress, redact
+from tickpath.sinks.nats import NatsSinkConfig
 
 
 def test_urls_parse_with_scheme_port_and_userinfo() -> None:
@@ -15,7 +16,7 @@ def test_urls_parse_with_scheme_port_and_userinfo() -> None:
     (a,) = u.servers
     assert (a.host, a.port, a.tls, u.user, u.password, u.token) == ("10.0.0.1", 4333, True, "alice", "s@cret", None)
     assert NatsUrl.parse("nats://example.com").servers[0].port == 4222
-    assert NatsUrl.parse("example.com:4333").servers == (ServerAddress("example.com", 4333, False),)
+    assert bench_url("example.com:4333").servers == (ServerAddress("example.com", 4333, False),)
     assert str(a) == "tls://10.0.0.1:4333" and str(u) == "tls://10.0.0.1:4333"
 
 
@@ -33,10 +34,10 @@ def test_user_with_empty_password_token_and_several_servers() -> None:
         ("::1", 4003, True),
     ]
     assert str(many) == "tls://a:4001,b:4222,[::1]:4003"
-    # The servers are those of tickpath.natsproto.split_url, the one parser the sink and ingest use.
-    servers, creds, _ = split_url("tls://u:p@a:4001,b,[::1]:4003", "x")
-    assert [str(s) for s in many.servers] == list(servers)
-    assert creds == {"user": "u", "password": "p"}
+    # The one parser (tickpath.nats.url) is the sink's and ingest's too: the same servers and user.
+    sink = NatsSinkConfig.from_url("tls://u:p@a:4001,b,[::1]:4003")
+    assert [str(s) for s in many.servers] == list(sink.servers)
+    assert (sink.user, sink.password) == ("u", "p")
 
 
 @pytest.mark.parametrize("url", ["http://x:1", "nats://:4222", "nats://h:notaport", "nats://", "nats://a:1,:2"])

@@ -49,7 +49,7 @@ def test_url_options_parse_into_a_frozen_config() -> None:
 )
 def test_bad_url_options_are_config_errors(url: str, match: str) -> None:
     """Every malformed option fails with a ConfigError naming the problem; stream names and subject
-    prefixes follow the same rule as ``tickpath ingest``'s (natsproto.check_name/check_prefix)."""
+    prefixes follow the same rule as ``tickpath ingest``'s (tickpath.nats.provision.check_name/check_prefix)."""
     with pytest.raises(ConfigError, match=match):
         NatsSinkConfig.from_url(url)
 
@@ -143,7 +143,7 @@ async def test_an_existing_stream_that_does_not_take_the_prefix_is_refused_at_st
 
 def test_covers_follows_nats_wildcards() -> None:
     """A stream filter takes a sink's subjects only if it matches all of <prefix>.>."""
-    from tickpath.natsproto import covers
+    from tickpath.nats.provision import covers
 
     assert covers("tickpath.>", "tickpath") and covers(">", "tickpath") and covers("*.>", "tickpath")
     assert covers("md.*.>", "md.x") and covers("md.>", "md.x")

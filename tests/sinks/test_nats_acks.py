@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from tickpath.natsproto import install_ack_parser, install_fast_parser, set_direct_handler
+from tickpath.nats.internals import install_ack_parser, install_fast_parser, set_direct_handler
 
 pytest.importorskip("nats")
 

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from tickpath.natsproto import install_fast_parser, set_direct_handler
+from tickpath.nats.internals import install_fast_parser, set_direct_handler
 
 pytest.importorskip("nats")
 

@@ -1,6 +1,6 @@
 """A stand-in for nats-py's client: records every callback its protocol parser makes.
 
-Tests of tickpath's fast parsers (:mod:`tickpath.natsproto`) feed it wire bytes without a server.
+Tests of tickpath's fast parsers (:mod:`tickpath.nats.internals`) feed it wire bytes without a server.
 """
 
 from __future__ import annotations

@@ -40,9 +40,10 @@ from itertools import chain, repeat
 from tickpath.busbench.config import BenchConfig
 from tickpath.busbench.netns import in_namespace
 from tickpath.busbench.results import BenchResult, RunCounters, analyse, due_until
-from tickpath.busbench.wire import CRLF, HEADER, PROBE_SEQ, MsgParser, NatsConn, pub_header, redact
+from tickpath.busbench.wire import CRLF, HEADER, PROBE_SEQ, MsgParser, NatsConn, pub_header
 from tickpath.errors import ConnectionFailedError, TickpathError
 from tickpath.logs import log_event
+from tickpath.nats.url import redact
 from tickpath.tlsclient import client_context
 
 log = logging.getLogger(__name__)

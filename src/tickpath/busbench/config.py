@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tickpath.busbench.wire import MIN_PAYLOAD, Credentials, NatsUrl
+from tickpath.busbench.wire import MIN_PAYLOAD, bench_url
 from tickpath.errors import ConfigError
+from tickpath.nats.url import Credentials
 
 # What the original test ran: four sizes at three rates.
 DEFAULT_SIZES = (256, 512, 1024, 4096)
@@ -64,8 +65,8 @@ class BenchConfig:
     netns: str | None = None
 
     def __post_init__(self) -> None:
-        NatsUrl.parse(self.pub_url)
-        NatsUrl.parse(self.sub_url)
+        bench_url(self.pub_url)
+        bench_url(self.sub_url)
         if self.size < MIN_PAYLOAD:
             raise ConfigError(
                 f"payload size must be at least {MIN_PAYLOAD} bytes (sequence + intended send time), not {self.size}"

@@ -24,8 +24,8 @@ from tickpath.busbench import client, tls
 from tickpath.busbench.config import BenchConfig, MatrixConfig, TlsOptions
 from tickpath.busbench.netns import Triangle
 from tickpath.busbench.results import BenchResult
-from tickpath.busbench.wire import Credentials
 from tickpath.errors import ConfigError
+from tickpath.nats.url import Credentials
 from tickpath.natsserver import NatsCluster
 
 RunProgress = Callable[[str, int, int, int], None]  # (label, sent, received, total)

@@ -5,6 +5,7 @@ delivery path through a per-subscription queue and task, which together cost mor
 microseconds being measured. This client speaks just what the benchmark needs (INFO, CONNECT,
 PING/PONG, SUB, PUB, MSG, +OK/-ERR) over a plain or TLS socket, one connection per thread, with
 ``TCP_NODELAY``. Everything protocol-level is here; pacing and accounting live in ``client.py``.
+URLs and credentials are :mod:`tickpath.nats.url`'s, the parser the sink and ``ingest`` use.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ import ssl
 import struct
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 from tickpath.busbench import nkeys
-from tickpath.errors import ConfigError, ConnectionClosedError, ConnectionFailedError, HandshakeError
-from tickpath.natsproto import split_url
+from tickpath.errors import ConnectionClosedError, ConnectionFailedError, HandshakeError
+from tickpath.nats.url import Credentials, NatsUrl
 
 CRLF = b"\r\n"
 # Payload header: sequence number and intended send time (monotonic ns) in the first 16 bytes.
@@ -31,86 +30,9 @@ MIN_PAYLOAD = HEADER.size
 PROBE_SEQ = 0xFFFF_FFFF_FFFF_FFFF  # marks interest probes, never a measured message
 
 
-@dataclass(frozen=True)
-class ServerAddress:
-    """One server of a NATS URL: host, port and whether ``tls://`` asked for TLS."""
-
-    host: str
-    port: int
-    tls: bool
-
-    def __str__(self) -> str:
-        return f"{'tls' if self.tls else 'nats'}://{self.hostport}"
-
-    @property
-    def hostport(self) -> str:
-        """``host:port``, an IPv6 host in brackets."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class NatsUrl:
-    """``nats://[user:password@|token@]host[:port][,host[:port]...]`` (or ``tls://``), split by the
-    one parser the sink and ``ingest`` use (:func:`tickpath.natsproto.split_url`). A URL without a
-    scheme is ``nats://``; percent-escapes in user info are decoded. Servers are tried in order."""
-
-    servers: tuple[ServerAddress, ...]
-    user: str | None = None
-    password: str | None = None
-    token: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> NatsUrl:
-        servers, creds, _query = split_url(url if "://" in url else f"nats://{url}", "a busbench NATS URL")
-        user, token = creds.get("user"), creds.get("token")
-        return cls(
-            tuple(_server(s) for s in servers),
-            unquote(user) if user is not None else None,
-            unquote(creds["password"]) if user is not None else None,
-            unquote(token) if token is not None else None,
-        )
-
-    def __str__(self) -> str:  # no credentials: safe for logs and result files
-        first, *rest = self.servers
-        return ",".join([str(first), *(s.hostport for s in rest)])
-
-
-def _server(url: str) -> ServerAddress:
-    """One credential-free server URL from ``split_url`` (which always adds the port)."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise ConfigError(f"no host in NATS URL {url!r}")
-    try:
-        port = parts.port or 4222
-    except ValueError as exc:
-        raise ConfigError(f"bad port in NATS URL {url!r}") from exc
-    return ServerAddress(parts.hostname, port, parts.scheme == "tls")
-
-
-def redact(url: str) -> str:
-    """The URL with any user info removed, safe for logs and result files (never raises)."""
-    try:
-        return str(NatsUrl.parse(url))
-    except ConfigError:
-        return "<unparsable NATS URL>"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Client authentication: user/password, token, an NKey seed file or a ``.creds`` file
-    (user info in the URL, user/password or token, wins over user/password and token here)."""
-
-    user: str | None = None
-    password: str | None = None
-    token: str | None = None
-    nkey_seed_file: str | None = None
-    creds_file: str | None = None
-
-    def __repr__(self) -> str:  # never print secrets by accident
-        return (
-            f"Credentials(user={self.user!r}, password={'***' if self.password else None}, token=***, "
-            f"nkey_seed_file={self.nkey_seed_file!r}, creds_file={self.creds_file!r})"
-        )
+def bench_url(url: str) -> NatsUrl:
+    """A busbench NATS URL (:class:`~tickpath.nats.url.NatsUrl`; without a scheme it is ``nats://``)."""
+    return NatsUrl.parse(url, "a busbench NATS URL", default_scheme="nats")
 
 
 def pub_header(subject: bytes, size: int) -> bytes:
@@ -129,7 +51,7 @@ class NatsConn:
         name: str = "tickpath-busbench",
         timeout: float = 5.0,
     ) -> None:
-        self.url = NatsUrl.parse(url)
+        self.url = bench_url(url)
         self.addr = self.url.servers[0]  # the server connected to, once connected
         self._ssl = ssl_context
         self._creds = credentials or Credentials()

@@ -215,7 +215,7 @@ def _bench_config(args: argparse.Namespace, pub: str, sub: str) -> Any:
         MatrixConfig,
         TlsOptions,
     )
-    from tickpath.busbench.wire import Credentials
+    from tickpath.nats.url import Credentials
 
     if args.samples and not args.out:
         raise ConfigError("--samples needs --out DIR to write the CSV into")

@@ -50,7 +50,7 @@ from tickpath.events import (
     decode_event,
     decode_session,
 )
-from tickpath.natsproto import PUBLISH_NS_HEADER  # set by the NATS sink
+from tickpath.nats.frames import PUBLISH_NS_HEADER  # set by the NATS sink
 from tickpath.runtime import gc_paused
 from tickpath.tables import CHANNEL_TABLE, events_to_arrow
 

@@ -43,18 +43,17 @@ from tickpath.ingest.retry import (
 from tickpath.ingest.store import Store, open_store, parse_target
 from tickpath.logs import log_event
 from tickpath.metrics import MetricsServer, check_port
-from tickpath.natsproto import (
-    ack_frames,
-    check_name,
-    check_prefix,
-    connect,
+from tickpath.nats.client import connect, jetstream_unavailable
+from tickpath.nats.frames import ack_frames
+from tickpath.nats.internals import (
     flush_frames,
     install_delivery_parser,
-    jetstream_unavailable,
     queue_frames,
     set_direct_handler,
-    split_url,
+    subscription_id,
 )
+from tickpath.nats.provision import check_name, check_prefix
+from tickpath.nats.url import NatsUrl
 from tickpath.stats import LatencyRecorder
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,8 @@ class IngestConfig:
     def nats(self) -> tuple[list[str], dict[str, str]]:
         """Server URLs (without credentials: they go in messages) and query options (stream,
         durable, prefix) of ``source``."""
-        servers, _, query = split_url(self.source, "an ingest source URL")
+        url = NatsUrl.parse(self.source, "an ingest source URL")
+        servers, query = url.server_urls, url.query
         opts = {"stream": "TICKPATH", "durable": "tickpath-ingest", "prefix": "tickpath"}
         for k, v in parse_qsl(query):
             if k not in opts:
@@ -117,7 +117,7 @@ class IngestConfig:
 
     def credentials(self) -> dict[str, str]:
         """nats-py connect options for ``user:password@`` or ``token@`` in ``source`` (else none)."""
-        return split_url(self.source, "an ingest source URL")[1]
+        return NatsUrl.parse(self.source, "an ingest source URL").credentials.nats_py_options()
 
 
 @dataclass
@@ -179,11 +179,11 @@ class _Puller:
     nats-py's ``fetch`` builds a ``Msg``, parses every header line and passes each message through a
     queue, which caps ingest far below 100k msg/s. Here each pull request gets its own reply subject
     under one inbox; deliveries are collected as ``(ack subject, data, raw headers)`` by the bulk
-    delivery parser (:func:`tickpath.natsproto.install_delivery_parser`) or, for frames it leaves to the fast parser,
-    a direct handler, and a status (404 no messages, 408 expired, 409) ends a request. Every delivery
-    lands in exactly one batch, in delivery order: one that arrives late (after a client timeout, or
-    between requests) is kept for the next batch rather than dropped and redelivered after
-    ``ack_wait``.
+    delivery parser (:func:`tickpath.nats.internals.install_delivery_parser`) or, for frames it
+    leaves to the fast parser, a direct handler, and a status (404 no messages, 408 expired, 409)
+    ends a request. Every delivery lands in exactly one batch, in delivery order: one that arrives
+    late (after a client timeout, or between requests) is kept for the next batch rather than
+    dropped and redelivered after ``ack_wait``.
     """
 
     def __init__(self, nc: Any, stream: str, durable: str) -> None:
@@ -214,8 +214,8 @@ class _Puller:
             self._buf.append((reply, data, headers))
             self._delivered()
 
-        set_direct_handler(self._nc, sub._id, on_message)
-        install_delivery_parser(self._nc, sub._id, self._buf, self._delivered)
+        set_direct_handler(self._nc, subscription_id(sub), on_message)
+        install_delivery_parser(self._nc, subscription_id(sub), self._buf, self._delivered)
 
     def interrupt(self) -> None:
         """The link dropped: the request in flight will not be answered, stop waiting for it."""

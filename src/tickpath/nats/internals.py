@@ -1,65 +1,116 @@
-"""The raw NATS protocol client bits tickpath uses on its hot paths, in one place.
+"""The one module that touches nats-py's private attributes, each checked before first use.
 
-Both the JetStream sink (:mod:`tickpath.sinks.nats`: HPUB frames out, acks in) and ``tickpath
-ingest`` (:mod:`tickpath.ingest.consumer`: pull deliveries in, ``+ACK`` frames out) go around parts
-of nats-py that cost a future, a regex or a ``Msg`` per message, which caps them far below 100k
-msg/s:
+The JetStream sink (HPUB frames out, acks in) and ``tickpath ingest`` (pull deliveries in, ``+ACK``
+frames out) go around parts of nats-py that cost a future, a regex or a ``Msg`` per message, which
+caps them far below 100k msg/s:
 
-- :func:`connect` connects with nats-py and installs a fast ``MSG``/``HMSG`` parser;
+- :func:`install_fast_parser` swaps in a parser with a fast ``MSG``/``HMSG`` path;
 - :func:`set_direct_handler` hands one subscription's frames to a plain function, straight from the
   parser (no ``Msg``, queue or task per message);
-- :func:`install_delivery_parser` collects back-to-back JetStream deliveries of one subscription in
-  bulk, with no call per frame;
-- :func:`queue_frames` / :func:`flush_frames` put pre-rendered protocol frames on the client's write
-  buffer, so nats-py's flusher writes them and its reconnect logic replays them like ``publish``;
-- :func:`ack_frames` renders the ``+ACK`` replies of a batch of JetStream deliveries.
+- :func:`install_delivery_parser` / :func:`install_ack_parser` take back-to-back deliveries or
+  publish acks of one subscription in bulk, with no call per frame;
+- :func:`queue_frames` / :func:`flush_frames` put pre-rendered frames on the client's write buffer,
+  so nats-py's flusher writes them and its reconnect logic replays them like ``publish``.
 
-Everything else (PING/PONG, INFO, errors, reconnects, subscriptions) stays nats-py's. These touch
-private attributes of the nats-py version pinned in ``pyproject.toml`` (2.x); the fast parser is
-only installed when the client's parser is the one we know.
+Everything else (PING/PONG, INFO, errors, reconnects, subscriptions) stays nats-py's. The private
+attributes these rely on are those of the nats-py pinned in ``pyproject.toml``; :func:`check_internals`
+(run by :func:`tickpath.nats.client.connect` and the installers) verifies each one exists with the
+shape used here and raises :class:`~tickpath.errors.ToolMissingError` naming the one that moved,
+rather than an ``AttributeError`` deep in a hot path. ``tests/nats/test_internals.py`` pins them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import re
-from collections.abc import Callable, Iterable, Sequence
+import inspect
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
-from tickpath.errors import ConfigError, ConnectionFailedError
-from tickpath.logs import log_event
-
-log = logging.getLogger(__name__)
+from tickpath.errors import ToolMissingError
 
 __all__ = [
-    "PUBLISH_NS_HEADER",
+    "SUPPORTED",
     "AcksHandler",
     "DirectHandler",
-    "ack_frames",
     "buffered_bytes",
-    "check_name",
-    "check_prefix",
-    "connect",
+    "check_internals",
     "flush_frames",
     "install_ack_parser",
     "install_delivery_parser",
     "install_fast_parser",
-    "jetstream_unavailable",
     "queue_frames",
+    "reconnect_forever",
     "set_direct_handler",
-    "split_url",
+    "subscription_id",
+    "verify",
 ]
 
-# Wall-clock ns when the sink sent a message; ``ingest`` stores it as ``publish_ns``.
-PUBLISH_NS_HEADER = "Tickpath-Publish-Ns"
+SUPPORTED = "2.16"  # the nats-py minor version whose internals these are (pyproject.toml pins 2.16.0)
 
 # A direct handler takes (subject, reply, payload, raw headers or None) of one MSG/HMSG, synchronously.
 DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
 # An acks handler takes the subject suffixes and the payloads of a read's run of reply frames.
 AcksHandler = Callable[[list[bytes], list[bytes]], None]
+
+_checked = False
+
+
+def _is_coroutine_method(obj: Any, name: str) -> bool:
+    return inspect.iscoroutinefunction(getattr(obj, name, None))
+
+
+def verify(version: str, parser_module: Any, client: Any, subscription: Any) -> None:
+    """Check every private attribute this module uses on a fresh nats-py ``client`` (not connected),
+    its ``parser_module`` and a ``subscription``; :class:`ToolMissingError` names the first that moved."""
+    ps = getattr(client, "_ps", None)
+    stats = getattr(client, "stats", None)
+    checks: list[tuple[str, Callable[[], bool]]] = [
+        (
+            "nats.protocol.parser.AWAITING_CONTROL_LINE",
+            lambda: isinstance(getattr(parser_module, "AWAITING_CONTROL_LINE", None), int),
+        ),
+        ("nats.protocol.parser.Parser", lambda: _is_coroutine_method(getattr(parser_module, "Parser", None), "parse")),
+        ("Client._ps", lambda: ps is not None and type(ps) is getattr(parser_module, "Parser", None)),
+        ("Parser.buf", lambda: isinstance(getattr(ps, "buf", None), bytearray)),
+        ("Parser.state", lambda: isinstance(getattr(ps, "state", None), int)),
+        ("Parser.nc", lambda: getattr(ps, "nc", None) is client),
+        ("Client._process_msg", lambda: _is_coroutine_method(client, "_process_msg")),
+        ("Client._flush_pending", lambda: _is_coroutine_method(client, "_flush_pending")),
+        ("Client._pending", lambda: isinstance(getattr(client, "_pending", None), list)),
+        ("Client._pending_data_size", lambda: isinstance(getattr(client, "_pending_data_size", None), int)),
+        ("Client.stats['out_msgs']", lambda: isinstance(stats, dict) and isinstance(stats.get("out_msgs"), int)),
+        ("Client.options", lambda: isinstance(getattr(client, "options", None), dict)),
+        ("Subscription._id", lambda: getattr(subscription, "_id", None) == 7),
+    ]
+    for attr, ok in checks:
+        if not ok():
+            raise ToolMissingError(
+                f"nats-py {version} moved {attr}; tickpath supports {SUPPORTED} (pip install 'nats-py=={SUPPORTED}.0')"
+            )
+
+
+def check_internals() -> None:
+    """:func:`verify` the installed nats-py, once per process (cheap after the first call)."""
+    global _checked
+    if _checked:
+        return
+    import nats.aio.client as client_module
+    import nats.protocol.parser as parser_module
+    from nats.aio.subscription import Subscription
+
+    client = client_module.Client()
+    version = str(getattr(client_module, "__version__", "?"))
+    verify(version, parser_module, client, Subscription(client, id=7))
+    _checked = True
+
+
+def subscription_id(sub: Any) -> int:
+    """The sid nats-py gave subscription ``sub`` (what the parser sees in ``MSG`` frames)."""
+    return int(sub._id)
+
+
+def reconnect_forever(nc: Any) -> None:
+    """Once connected, retry a lost link forever (connect took a few attempts only)."""
+    nc.options["max_reconnect_attempts"] = -1
 
 
 def _fast_parser_class() -> Any:
@@ -152,59 +203,10 @@ def set_direct_handler(nc: Any, sid: int, handler: DirectHandler) -> None:
     nc._process_msg = process_msg
 
 
-async def connect(servers: Sequence[str], *, timeout_s: float = 5.0, **options: Any) -> Any:
-    """Connect to NATS: a few quick attempts at start (so a wrong address fails in seconds, with
-    :class:`ConnectionFailedError`), then reconnect forever once the link has been up."""
-    from nats.aio.client import Client
-
-    async def _quiet(exc: Exception) -> None:  # nats-py prints tracebacks by default
-        log_event(log, logging.DEBUG, "nats_client_error", error=repr(exc))
-
-    errors: list[Exception] = []
-    report = options.pop("error_cb", None) or _quiet
-
-    async def remember(exc: Exception) -> None:
-        errors.append(exc)
-        await report(exc)
-
-    attempts = max(1, int(timeout_s))
-    nc: Any = Client()  # nats-py types its timeouts as int; it takes float seconds
-    try:
-        # nats-py never returns from a TLS handshake that failed verification (it reports the error
-        # and waits): bound the whole connect by the attempts it would make.
-        async with asyncio.timeout(attempts * (timeout_s + 0.25) + 1.0):
-            await nc.connect(
-                servers=list(servers),
-                connect_timeout=timeout_s,
-                allow_reconnect=True,
-                max_reconnect_attempts=attempts,
-                reconnect_time_wait=0.25,
-                error_cb=remember,
-                **options,
-            )
-    except Exception as exc:
-        if isinstance(exc, TimeoutError):
-            with contextlib.suppress(Exception):
-                await nc.close()
-        why = exc if not isinstance(exc, TimeoutError) or not errors else errors[-1]
-        raise ConnectionFailedError(f"cannot connect to NATS at {', '.join(servers)}: {why}") from exc
-    nc.options["max_reconnect_attempts"] = -1
-    install_fast_parser(nc)
-    return nc
-
-
-def jetstream_unavailable(servers: Sequence[str]) -> ConnectionFailedError:
-    """The error for a server that answers NATS but not JetStream (``$JS.API`` has no responders:
-    nats-py's ``ServiceUnavailableError``, code None), for the sink and ``ingest`` alike.
-    ``servers`` must not carry credentials."""
-    return ConnectionFailedError(
-        f"JetStream is not enabled on {', '.join(servers)}: start nats-server with -js "
-        f"(or enable JetStream for this account)"
-    )
-
-
 def install_fast_parser(nc: Any) -> bool:
-    """Swap ``nc``'s protocol parser for the fast one; False (left alone) on an unknown nats-py."""
+    """Swap ``nc``'s protocol parser for the fast one; False (left alone) when it is not nats-py's
+    own (already swapped, or a test's). :func:`check_internals` runs first."""
+    check_internals()
     if type(nc._ps).__name__ != "Parser":  # the nats-py version we know (2.16, pinned)
         return False
     fast = _fast_parser_class()(nc)
@@ -358,58 +360,3 @@ def buffered_bytes(nc: Any) -> int:
 async def flush_frames(nc: Any) -> None:
     """Wake ``nc``'s flusher to write the queued frames (does not wait for the server)."""
     await nc._flush_pending()
-
-
-def ack_frames(replies: Iterable[bytes]) -> bytes:
-    """``+ACK`` frames for JetStream deliveries, given their reply (ack) subjects, as one buffer."""
-    return b"".join([b"PUB %s 4\r\n+ACK\r\n" % r for r in replies])
-
-
-def covers(pattern: str, prefix: str) -> bool:
-    """True when the subject filter ``pattern`` (``*`` one token, ``>`` one or more) matches every
-    subject under ``prefix``, i.e. takes all of ``<prefix>.>``: what a stream must bind for a sink."""
-    p, q = pattern.split("."), prefix.split(".")
-    for i, tok in enumerate(p):
-        if tok == ">":
-            return i <= len(q)  # the rest of the prefix and at least one token more
-        if i >= len(q) or (tok != "*" and tok != q[i]):
-            return False  # a narrower filter, or another prefix
-    return False  # without '>' a filter matches subjects of one length only
-
-
-# JetStream stream and consumer names become subject tokens and file names: letters, digits, '-', '_'
-# (no '.', wildcards, spaces or path separators). Subject prefixes are such tokens joined by '.'.
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def check_name(kind: str, name: str) -> str:
-    """``name`` when it is a valid JetStream ``kind`` ("stream", "durable") name, else ConfigError."""
-    if not _NAME_RE.match(name):
-        raise ConfigError(f"{kind}={name!r}: a JetStream {kind} name takes only letters, digits, '-' and '_'")
-    return name
-
-
-def check_prefix(prefix: str) -> str:
-    """``prefix`` when it is '.'-separated tokens of letters, digits, '-' and '_', else ConfigError."""
-    if not all(_NAME_RE.match(t) for t in prefix.split(".")):
-        raise ConfigError(f"prefix={prefix!r}: subject tokens of letters, digits, '-' and '_', separated by '.'")
-    return prefix
-
-
-def split_url(url: str, what: str) -> tuple[tuple[str, ...], dict[str, str], str]:
-    """``nats://[user:password@|token@]host[:port][,host[:port]...][?query]`` (or ``tls://``) as
-    (server URLs without credentials, nats-py's credential options, the query), for the sink and
-    ``ingest`` alike. Credentials stay out of the server URLs, which go into messages."""
-    parts = urlsplit(url)
-    cred, at, netloc = parts.netloc.rpartition("@")
-    shown = f"{parts.scheme}://{netloc}" if at else url  # errors never echo credentials
-    if parts.scheme not in ("nats", "tls"):
-        raise ConfigError(f"{what} starts with nats:// or tls://, not {shown!r}")
-    credentials: dict[str, str] = {}
-    if at:
-        user, sep, password = cred.partition(":")
-        credentials = {"user": user, "password": password} if sep else {"token": cred}
-    servers = tuple(f"{parts.scheme}://{h if ':' in h else h + ':4222'}" for h in netloc.split(",") if h)
-    if not servers:
-        raise ConfigError(f"no NATS server in {shown!r}")
-    return servers, credentials, parts.query
