@@ -4,14 +4,19 @@ without those rows reports exactly the core checks."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from tickpath.dq.channels import channel_results
 from tickpath.dq.duckdb_runner import DuckDBEngine
 from tickpath.dq.run import DqConfig, run_dq
-from tickpath.dq.sql import Window
+from tickpath.dq.sql import Window, to_duckdb
 from tickpath.events import Candle, Event, MarkPrice, SessionInfo, Trade
 from tickpath.sinks.duckdb import DuckDBSink
 
@@ -62,10 +67,10 @@ async def store(path: Path, events: list[Event]) -> None:
 WINDOW = Window((T0 - 1000) * NS, (T0 + 10_000) * NS)
 
 
-def results(path: Path, max_gap_s: float = 10.0) -> dict[str, object]:
+def results(path: Path, max_gap_s: float = 10.0, window: Window = WINDOW) -> dict[str, object]:
     engine = DuckDBEngine(path)
     try:
-        return {r.name: r for r in channel_results(engine.query, WINDOW, max_gap_s=max_gap_s)}
+        return {r.name: r for r in channel_results(engine.query, window, max_gap_s=max_gap_s)}
     finally:
         engine.close()
 
@@ -127,3 +132,72 @@ async def test_run_dq_adds_channel_checks_only_with_their_rows(tmp_path: Path) -
     names = [r.name for r in run_dq(cfg, engine).results]
     engine.close()
     assert names == [*core, "candles"]
+
+
+# -- the same checks on BigQuery -------------------------------------------------------------------
+
+DATASET = "tick-proj.market"
+_TABLES = ("candles", "mark_prices", "feed_sessions")
+
+
+class BigQueryOnDuckDB:
+    """Runs the BigQuery SQL on DuckDB after transpiling it back, against copies of the store's
+    tables that carry the ``event_date`` partition column (as the BigQuery tables do)."""
+
+    def __init__(self, path: Path, *, bus_sessions: bool = False) -> None:
+        self.con = duckdb.connect(str(path))
+        self.con.execute("ATTACH ':memory:' AS \"tick-proj\"")
+        self.con.execute('CREATE SCHEMA "tick-proj".market')
+        for t in ("candles", "mark_prices"):
+            self.con.execute(
+                f'CREATE TABLE "tick-proj".market.{t} AS SELECT *, '
+                f"CAST(to_timestamp(receipt_ns / 1e9) AS DATE) AS event_date FROM {t}"
+            )
+        # A bus-filled sessions table keeps a session's start row (no end) beside its stop row.
+        start_rows = "UNION ALL SELECT * REPLACE (NULL AS ended_ns) FROM feed_sessions" if bus_sessions else ""
+        self.con.execute(f'CREATE TABLE "tick-proj".market.feed_sessions AS SELECT * FROM feed_sessions {start_rows}')
+        self.sql: list[str] = []
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        self.sql.append(sql)
+        cur = self.con.execute(to_duckdb(sql))
+        cols = [d[0] for d in cur.description or []]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _stores() -> dict[str, list[Event]]:
+    marks = [m for m in good_marks() if not 2 <= m.seq <= 7] + [mark(11, T0 + 9500, price="0")]
+    return {
+        "good": good_candles() + good_marks(),
+        "gap": [e for e in good_candles() if not (e.closed and e.open_time_ms == T0 + 4000)],  # type: ignore[attr-defined]
+        "closed_twice": [*good_candles(), candle(99, T0 + 3000, closed=True, c="11.5")],
+        "ohlc": [*good_candles()[:-1], candle(20, T0 + 9000, closed=True, h="10.5")],
+        "marks": marks,
+        "silent_tail": [m for m in good_marks() if m.seq < 3],
+    }
+
+
+@pytest.mark.parametrize("case", list(_stores()))
+async def test_bigquery_sql_judges_exactly_as_duckdb(tmp_path: Path, case: str) -> None:
+    """The channel checks' BigQuery SQL, transpiled back, judges every store as the DuckDB SQL does
+    (also past the session's end, where a bus-filled sessions table must give the stop row's end),
+    and every read of an event table filters its partitions."""
+    db = tmp_path / "t.duckdb"
+    await store(db, _stores()[case])
+    past_end = Window(WINDOW.since_ns, (T0 + 20_000) * NS)
+    for window, bus_sessions in itertools.product((WINDOW, past_end), (False, True)):
+        local = results(db, max_gap_s=5.0, window=window)
+        bq = BigQueryOnDuckDB(db, bus_sessions=bus_sessions)
+        remote = channel_results(bq.query, window, max_gap_s=5.0, dialect="bigquery", dataset=DATASET)
+        assert {r.name: repr(r) for r in remote} == {k: repr(v) for k, v in local.items()}
+        for sql in bq.sql:
+            tables = [t for t in sqlglot.parse_one(sql, read="bigquery").find_all(exp.Table) if t.name in _TABLES]
+            assert tables, sql
+            for t in tables:
+                assert (t.catalog, t.db) == ("tick-proj", "market"), sql
+                if t.name != "feed_sessions":
+                    where = t.find_ancestor(exp.Select).args.get("where")  # type: ignore[union-attr]
+                    assert where is not None and "event_date" in {c.name for c in where.find_all(exp.Column)}, sql
+        bq.con.close()
+    if case == "marks":
+        assert {f["issue"] for f in local["mark_price"].findings} == {"price", "stale"}  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""Checks of the low-rate channels (candles, mark price), run by ``dq`` on a DuckDB store beside the
+"""Checks of the low-rate channels (candles, mark price), run by ``dq`` on DuckDB or BigQuery beside the
 core checks, only when the window holds rows of those tables (so a store without them reports as before).
 
 - ``candles``: every candle's OHLC is sane (low <= open, close <= high; volumes >= 0; open time before
@@ -9,8 +9,9 @@ core checks, only when the window holds rows of those tables (so a store without
   (session, venue, symbol) silent for longer than ``mark_price_max_gap_s`` inside the window, or at its
   end while the session still runs, is stale; a mark or index price <= 0 is a defect.
 
-The queries read the tables directly (``receipt_ns`` bounds the window), in SQL both DuckDB and BigQuery
-understand, and return only defects (capped) plus per-stream figures.
+The queries read the tables directly (``receipt_ns`` bounds the window; on BigQuery also the
+``event_date`` partitions, transpiled by sqlglot as the core checks are), and return only defects
+(capped) plus per-stream figures.
 """
 
 from __future__ import annotations
@@ -18,32 +19,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import sqlglot
+
 from tickpath.dq.checks import CheckResult
-from tickpath.dq.sql import FINDINGS_PER_KIND, Window
+from tickpath.dq.sql import FINDINGS_PER_KIND, Dialect, Window, partition_filter, table_ref
 from tickpath.errors import ConfigError
 
 Query = Callable[[str], list[dict[str, Any]]]
 MARK_PRICE_MAX_GAP_S = 10.0  # three missed 3 s updates
 
-_W = "receipt_ns >= {since} AND receipt_ns < {until}"
-
-CANDLE_BAD = f"""
+# ``{w}`` is the window (plus the partition filter on BigQuery); table names are filled per dialect.
+CANDLE_BAD = """
 SELECT session, venue, symbol, interval, open_time_ms, closed, open, high, low, close, volume
-FROM candles
-WHERE {_W} AND NOT (
+FROM {candles}
+WHERE {w} AND NOT (
   CAST(low AS DOUBLE) <= LEAST(CAST(open AS DOUBLE), CAST(close AS DOUBLE))
   AND GREATEST(CAST(open AS DOUBLE), CAST(close AS DOUBLE)) <= CAST(high AS DOUBLE)
   AND CAST(volume AS DOUBLE) >= 0 AND CAST(quote_volume AS DOUBLE) >= 0 AND open_time_ms < close_time_ms)
 ORDER BY session, venue, symbol, interval, open_time_ms
-LIMIT {{limit}}
+LIMIT {limit}
 """
 
 # One row per closed candle (several closed updates of one candle must agree), then its predecessor.
-CANDLE_GAPS = f"""
+CANDLE_GAPS = """
 WITH closed AS (
   SELECT session, venue, symbol, interval, open_time_ms, MIN(close_time_ms) AS close_time_ms,
     COUNT(DISTINCT open || '/' || high || '/' || low || '/' || close || '/' || volume) AS versions
-  FROM candles WHERE {_W} AND closed
+  FROM {candles} WHERE {w} AND closed
   GROUP BY session, venue, symbol, interval, open_time_ms
 ), ordered AS (
   SELECT *, LAG(close_time_ms) OVER (PARTITION BY session, venue, symbol, interval ORDER BY open_time_ms) AS prev_close
@@ -54,21 +56,21 @@ SELECT session, venue, symbol, interval, open_time_ms, prev_close, versions,
 FROM ordered
 WHERE versions > 1 OR (prev_close IS NOT NULL AND open_time_ms <> prev_close + 1)
 ORDER BY session, venue, symbol, interval, open_time_ms
-LIMIT {{limit}}
+LIMIT {limit}
 """
 
-CANDLE_STREAMS = f"""
+CANDLE_STREAMS = """
 SELECT session, venue, symbol, interval, COUNT(*) AS updates, SUM(CASE WHEN closed THEN 1 ELSE 0 END) AS closed
-FROM candles WHERE {_W}
+FROM {candles} WHERE {w}
 GROUP BY session, venue, symbol, interval
 ORDER BY session, venue, symbol, interval
 """
 
-MARK_GAPS = f"""
+MARK_GAPS = """
 WITH m AS (
   SELECT session, venue, symbol, receipt_ns, mark_price, index_price,
     LAG(receipt_ns) OVER (PARTITION BY session, venue, symbol ORDER BY receipt_ns, seq) AS prev_ns
-  FROM mark_prices WHERE {_W}
+  FROM {mark_prices} WHERE {w}
 )
 SELECT session, venue, symbol, COUNT(*) AS updates,
   MAX(receipt_ns - prev_ns) AS longest_gap_ns, MAX(receipt_ns) AS last_ns,
@@ -78,24 +80,40 @@ GROUP BY session, venue, symbol
 ORDER BY session, venue, symbol
 """
 
-_ENDED = "SELECT session, venue, ended_ns FROM feed_sessions"
+# A table filled from a bus (BigQuery) keeps a session's start and stop rows: the stop row's end wins.
+_ENDED = "SELECT session, venue, MAX(ended_ns) AS ended_ns FROM {feed_sessions} GROUP BY session, venue"
 
 
-def _fill(sql: str, window: Window) -> str:
-    return sql.format(since=int(window.since_ns), until=int(window.until_ns), limit=FINDINGS_PER_KIND)
+class ChannelSql:
+    """Fills the channel queries for one store: its dialect, its dataset (BigQuery) and the window."""
+
+    def __init__(self, window: Window, dialect: Dialect = "duckdb", dataset: str | None = None) -> None:
+        self.window, self.dialect, self.dataset = window, dialect, dataset
+
+    def __call__(self, template: str) -> str:
+        w = self.window
+        cond = f"receipt_ns >= {int(w.since_ns)} AND receipt_ns < {int(w.until_ns)}" + partition_filter(w, self.dialect)
+        names = {t: table_ref(t, self.dialect, self.dataset) for t in ("candles", "mark_prices", "feed_sessions")}
+        sql = template.format(w=cond, limit=FINDINGS_PER_KIND, **names)
+        if self.dialect == "duckdb":
+            return sql
+        try:
+            return sqlglot.transpile(sql, read="duckdb", write="bigquery", pretty=True)[0]
+        except sqlglot.errors.SqlglotError as exc:  # a bug in a check definition, not user input
+            raise ConfigError(f"cannot generate BigQuery SQL: {exc}") from exc
 
 
-def _has_rows(query: Query, table: str, window: Window) -> bool:
+def _has_rows(query: Query, table: str, sql: ChannelSql) -> bool:
     try:
-        return bool(query(_fill(f"SELECT 1 AS x FROM {table} WHERE {_W} LIMIT 1", window)))
+        return bool(query(sql(f"SELECT 1 AS x FROM {{{table}}} WHERE {{w}} LIMIT 1")))
     except ConfigError:  # the table does not exist in this store (older than the channel)
         return False
 
 
-def judge_candles(query: Query, window: Window) -> CheckResult:
-    bad = query(_fill(CANDLE_BAD, window))
-    gaps = query(_fill(CANDLE_GAPS, window))
-    metrics = query(_fill(CANDLE_STREAMS, window))
+def judge_candles(query: Query, sql: ChannelSql) -> CheckResult:
+    bad = query(sql(CANDLE_BAD))
+    gaps = query(sql(CANDLE_GAPS))
+    metrics = query(sql(CANDLE_STREAMS))
     findings = [{"issue": "ohlc", **r} for r in bad] + gaps
     ok = not findings
     summary = f"{len(metrics)} candle streams, {sum(int(m['closed']) for m in metrics)} closed candles" + (
@@ -108,9 +126,10 @@ def judge_candles(query: Query, window: Window) -> CheckResult:
     )
 
 
-def judge_mark_price(query: Query, window: Window, *, max_gap_s: float = MARK_PRICE_MAX_GAP_S) -> CheckResult:
-    rows = query(_fill(MARK_GAPS, window))
-    ended = {(r["session"], r["venue"]): r["ended_ns"] for r in query(_ENDED)}
+def judge_mark_price(query: Query, sql: ChannelSql, *, max_gap_s: float = MARK_PRICE_MAX_GAP_S) -> CheckResult:
+    window = sql.window
+    rows = query(sql(MARK_GAPS))
+    ended = {(r["session"], r["venue"]): r["ended_ns"] for r in query(sql(_ENDED))}
     limit_ns = int(max_gap_s * 1e9)
     findings = []
     for r in rows:
@@ -130,11 +149,19 @@ def judge_mark_price(query: Query, window: Window, *, max_gap_s: float = MARK_PR
     return CheckResult("mark_price", "Mark price freshness", ok, summary, rows, findings, counts)
 
 
-def channel_results(query: Query, window: Window, *, max_gap_s: float = MARK_PRICE_MAX_GAP_S) -> list[CheckResult]:
+def channel_results(
+    query: Query,
+    window: Window,
+    *,
+    max_gap_s: float = MARK_PRICE_MAX_GAP_S,
+    dialect: Dialect = "duckdb",
+    dataset: str | None = None,
+) -> list[CheckResult]:
     """The low-rate channels' checks that have data in the window."""
+    sql = ChannelSql(window, dialect, dataset)
     out = []
-    if _has_rows(query, "candles", window):
-        out.append(judge_candles(query, window))
-    if _has_rows(query, "mark_prices", window):
-        out.append(judge_mark_price(query, window, max_gap_s=max_gap_s))
+    if _has_rows(query, "candles", sql):
+        out.append(judge_candles(query, sql))
+    if _has_rows(query, "mark_prices", sql):
+        out.append(judge_mark_price(query, sql, max_gap_s=max_gap_s))
     return out

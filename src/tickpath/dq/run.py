@@ -203,6 +203,6 @@ def run_dq(
                 t0 = time.perf_counter()
     finally:
         rows.close()  # drops the shared pass even when a judge raised
-    if engine.dialect == "duckdb":  # candles, mark price: only where the store has them
-        results.extend(channel_results(engine.query, window))
+    # candles, mark price: only where the store has them
+    results.extend(channel_results(engine.query, window, dialect=engine.dialect, dataset=engine.dataset))
     return DqReport(engine.name, window, results, extent, time.perf_counter() - started)

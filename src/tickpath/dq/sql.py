@@ -104,13 +104,22 @@ def _iso(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _table_ref(table: str, dialect: Dialect, dataset: str | None) -> str:
+def table_ref(table: str, dialect: Dialect, dataset: str | None) -> str:
     if dialect == "bigquery":
         if not dataset:
             raise ConfigError("BigQuery needs a dataset as PROJECT.DATASET")
         project, _, ds = dataset.partition(".")
         return f'"{project}"."{ds}"."{table}"'
     return f'"{table}"'
+
+
+def partition_filter(window: Window, dialect: Dialect) -> str:
+    """`` AND event_date BETWEEN ...`` on BigQuery (every event table requires a partition filter),
+    covering the window's UTC dates with a day of slack either side; nothing on DuckDB."""
+    if dialect != "bigquery":
+        return ""
+    first, last = window.dates()
+    return f" AND event_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
 
 
 def window_ctes(window: Window, dialect: Dialect, dataset: str | None = None) -> str:
@@ -122,14 +131,14 @@ def window_ctes(window: Window, dialect: Dialect, dataset: str | None = None) ->
     # pruned by row-group min/max on receipt_ns), and materialising w_l2 copies every level list.
     hint = "NOT MATERIALIZED " if dialect == "duckdb" else ""
     if dialect == "bigquery":
-        first, last = window.dates()
-        part_filter = f" AND event_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
+        last = window.dates()[1]
+        part_filter = partition_filter(window, dialect)
         sessions_part = f" AND event_date <= DATE '{last.isoformat()}'"
     for table, cols in WINDOW_COLUMNS.items():
         # DuckDB: the hashed stream key (STREAM_KEY) and the row id that lean windows join back on.
         extra = f", {STREAM_KEY} AS sk, rowid AS rid" if dialect == "duckdb" else ""
         parts.append(
-            f"w_{table} AS {hint}(SELECT {', '.join(cols)}{extra} FROM {_table_ref(table, dialect, dataset)} "
+            f"w_{table} AS {hint}(SELECT {', '.join(cols)}{extra} FROM {table_ref(table, dialect, dataset)} "
             f"WHERE receipt_ns >= {window.since_ns} AND receipt_ns < {window.until_ns}{part_filter})"
         )
     # A feed writes its session row when it starts and again when it stops. DuckDB keeps one row per
@@ -140,7 +149,7 @@ def window_ctes(window: Window, dialect: Dialect, dataset: str | None = None) ->
     parts.append(
         f"w_sessions AS {hint}(SELECT {scols} FROM (SELECT {scols}, ROW_NUMBER() OVER (PARTITION BY session, venue "
         f"ORDER BY CASE WHEN ended_ns IS NULL THEN 1 ELSE 0 END, ended_ns DESC) AS latest "
-        f"FROM {_table_ref('feed_sessions', dialect, dataset)} "
+        f"FROM {table_ref('feed_sessions', dialect, dataset)} "
         f"WHERE started_ns < {window.until_ns}{sessions_part}) AS s "
         f"WHERE latest = 1 AND (ended_ns IS NULL OR ended_ns >= {window.since_ns}))"
     )
