@@ -37,6 +37,7 @@ from tickpath.sweep.provision import (
 )
 from tickpath.sweep.results import write_results
 from tickpath.sweep.terraform import Terraform, find_terraform, state_resources, terraform_env
+from tickpath.sweep.wheel import check_wheel_file
 
 log = logging.getLogger("tickpath.sweep")
 
@@ -196,6 +197,8 @@ async def run_sweep(
     """Run a whole sweep; returns the outcome and the results directory."""
     binary = find_terraform(terraform)
     check_cost(cfg)
+    if cfg.provider == "aws" and cfg.wheel is not None:
+        check_wheel_file(cfg.wheel)  # a bad --wheel leaves no sweep record behind
     if preflight and cfg.provider == "aws":
         await asyncio.to_thread(aws_preflight, cfg)
     sid = validate_sweep_id(sweep_id or new_sweep_id(cfg))

@@ -144,6 +144,13 @@ def constraints(root: str = "tickpath", extras: tuple[str, ...] = EXTRAS) -> byt
     return "".join(f"{n}=={v}\n" for n, v in sorted(pins.items())).encode()
 
 
+def check_wheel_file(wheel: Path) -> Path:
+    """``wheel`` if it is a tickpath wheel file; checked before a sweep records or creates anything."""
+    if not wheel.is_file() or not _WHEEL_NAME.match(wheel.name) or not zipfile.is_zipfile(wheel):
+        raise ConfigError(f"--wheel {wheel}: not a tickpath wheel file (tickpath-<version>-<tags>.whl)")
+    return wheel
+
+
 def resolve_wheel(wheel: Path | None, build_dir: Path | None = None) -> WheelArtifact:
     """The artifact of ``wheel``, or of a wheel built from the running source tree."""
     if wheel is None:
@@ -154,9 +161,7 @@ def resolve_wheel(wheel: Path | None, build_dir: Path | None = None) -> WheelArt
                 "pass --wheel FILE (the tickpath wheel the instances must install)"
             )
         wheel = build_wheel(source, build_dir or Path(tempfile.mkdtemp(prefix="tickpath-wheel-")))
-    wheel = Path(wheel)
-    if not wheel.is_file() or not _WHEEL_NAME.match(wheel.name) or not zipfile.is_zipfile(wheel):
-        raise ConfigError(f"--wheel {wheel}: not a tickpath wheel file (tickpath-<version>-<tags>.whl)")
+    wheel = check_wheel_file(Path(wheel))
     pins = constraints()
     return WheelArtifact(wheel, sha256_file(wheel), pins, hashlib.sha256(pins).hexdigest())
 
