@@ -96,3 +96,25 @@ async def _echo_server() -> tuple[str, int]:
 def test_negative_jump_is_refused() -> None:
     with pytest.raises(ValueError, match="backwards"):
         VirtualClock().jump(-1.0)
+
+
+def test_executor_work_takes_no_virtual_time_while_timers_wait() -> None:
+    """A thread's job (a sink's flush) holds time: a timer due in 1 ms does not fire while a 50 ms job
+    runs, and the job's result comes back at virtual time 0."""
+    clock = VirtualClock()
+    fired: list[int] = []
+
+    async def timer() -> None:
+        while True:
+            await asyncio.sleep(0.001)
+            fired.append(clock.monotonic_ns())
+
+    async def main() -> tuple[int, int]:
+        ticker = asyncio.create_task(timer())
+        await asyncio.sleep(0)
+        await asyncio.to_thread(time.sleep, 0.05)
+        done_at, ticks = clock.monotonic_ns(), len(fired)
+        ticker.cancel()
+        return done_at, ticks
+
+    assert run_virtual(main, clock) == (0, 0)

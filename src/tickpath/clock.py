@@ -14,7 +14,7 @@ import asyncio
 import selectors
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
 
@@ -97,13 +97,20 @@ class VirtualClock:
     because a jump happens only when no task can make progress without it.
 
     Real I/O still works (it is polled before every jump), but it is instantaneous in virtual time;
-    use in-memory transports where the time a byte takes matters. Work in threads
-    (``asyncio.to_thread``) does not hold time back: a jump may pass while a thread runs.
+    use in-memory transports where the time a byte takes matters. Work in the loop's executor
+    (``asyncio.to_thread``, ``run_in_executor``: a DuckDB flush, a DNS lookup) takes no virtual time
+    either: while any is running, time holds and the loop waits for it for real, up to
+    ``thread_hold_s`` of wall time (a thread that itself waits on virtual time would otherwise hang).
+    Without that hold, time ran on while a sink's thread worked: a DuckDB close at the end of a run
+    let the simulator's timers run ~600 virtual seconds, by however long the thread took.
     """
 
-    def __init__(self, start_ns: int = 0, wall_offset_ns: int = 1_700_000_000_000_000_000) -> None:
+    def __init__(
+        self, start_ns: int = 0, wall_offset_ns: int = 1_700_000_000_000_000_000, *, thread_hold_s: float = 30.0
+    ) -> None:
         self._now = start_ns
         self._wall_offset = wall_offset_ns
+        self.thread_hold_s = thread_hold_s
         self.jumps = 0  # how often time moved because every task was blocked
 
     def monotonic_ns(self) -> int:
@@ -142,6 +149,7 @@ class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-ty
     def __init__(self, clock: VirtualClock) -> None:
         super().__init__()
         self._clock = clock
+        self.in_threads = 0  # executor jobs running: their completion wakes the loop for real
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         events: list[tuple[selectors.SelectorKey, int]] = super().select(0)
@@ -149,6 +157,11 @@ class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-ty
             return events
         if timeout is None:
             return list(super().select(None))
+        if self.in_threads:  # a thread's result is the next thing to happen, not the timer
+            events = super().select(self._clock.thread_hold_s)
+            if events:
+                return events
+            # Still running after the hold: let time move (the thread may be waiting on it).
         self._clock.jump(timeout)
         return []
 
@@ -156,10 +169,20 @@ class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-ty
 class _VirtualLoop(asyncio.SelectorEventLoop):
     def __init__(self, clock: VirtualClock) -> None:
         self._virtual = clock
-        super().__init__(_JumpingSelector(clock))
+        self._jumping = _JumpingSelector(clock)
+        super().__init__(self._jumping)
 
     def time(self) -> float:
         return self._virtual.monotonic_ns() / 1e9
+
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:  # type: ignore[override]
+        fut = super().run_in_executor(executor, func, *args)
+        self._jumping.in_threads += 1
+        fut.add_done_callback(self._executor_done)
+        return fut
+
+    def _executor_done(self, _fut: asyncio.Future[Any]) -> None:
+        self._jumping.in_threads -= 1
 
 
 def run_virtual(main: Callable[[], Awaitable[T]], clock: VirtualClock | None = None) -> T:
