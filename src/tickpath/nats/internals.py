@@ -58,9 +58,11 @@ def _is_coroutine_method(obj: Any, name: str) -> bool:
     return inspect.iscoroutinefunction(getattr(obj, name, None))
 
 
-def verify(version: str, parser_module: Any, client: Any, subscription: Any) -> None:
+def verify(version: str, parser_module: Any, client: Any, subscription: Any, *, modules_only: bool = False) -> None:
     """Check every private attribute this module uses on a fresh nats-py ``client`` (not connected),
-    its ``parser_module`` and a ``subscription``; :class:`ToolMissingError` names the first that moved."""
+    its ``parser_module`` and a ``subscription`` made with ``id=7`` (with ``modules_only``, the
+    module's alone);
+    :class:`ToolMissingError` names the first that moved."""
     ps = getattr(client, "_ps", None)
     stats = getattr(client, "stats", None)
     checks: list[tuple[str, Callable[[], bool]]] = [
@@ -81,7 +83,7 @@ def verify(version: str, parser_module: Any, client: Any, subscription: Any) -> 
         ("Client.options", lambda: isinstance(getattr(client, "options", None), dict)),
         ("Subscription._id", lambda: getattr(subscription, "_id", None) == 7),
     ]
-    for attr, ok in checks:
+    for attr, ok in checks[: 2 if modules_only else None]:
         if not ok():
             raise ToolMissingError(
                 f"nats-py {version} moved {attr}; tickpath supports {SUPPORTED} (pip install 'nats-py=={SUPPORTED}.0')"
@@ -97,9 +99,16 @@ def check_internals() -> None:
     import nats.protocol.parser as parser_module
     from nats.aio.subscription import Subscription
 
-    client = client_module.Client()
     version = str(getattr(client_module, "__version__", "?"))
-    verify(version, parser_module, client, Subscription(client, id=7))
+    verify(version, parser_module, None, None, modules_only=True)  # before building anything from them
+    try:
+        client = client_module.Client()
+        sub = Subscription(client, id=7)
+    except Exception as exc:  # a constructor that changed: still the same clear error
+        raise ToolMissingError(
+            f"nats-py {version} changed its Client ({exc!r}); tickpath supports {SUPPORTED}"
+        ) from exc
+    verify(version, parser_module, client, sub)
     _checked = True
 
 
