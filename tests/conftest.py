@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tickpath.clock import VirtualClock
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binance"
 
 
@@ -19,6 +21,12 @@ def shared_captures() -> Path:
     if not (SHARED_DATA / "usdm_futures.ws.txt").exists():
         pytest.skip(f"real Binance captures not found at {SHARED_DATA} (CI keeps ../shared beside the clone)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def virtual_clock() -> VirtualClock:
+    """The clock of a test run in virtual time (see tests/virtual_time.py)."""
+    return VirtualClock()
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,15 +30,18 @@ def feed_config(ep: Endpoint, venue: str, symbols: tuple[str, ...], **kw: Any) -
 
 
 async def run_until(feed: Feed, cond: Callable[[Feed], bool], timeout_s: float = 15.0, min_s: float = 0.0) -> Any:
-    """Run ``feed`` until ``cond(feed)`` holds (after at least ``min_s``), then stop it; returns the summary."""
+    """Run ``feed`` until ``cond(feed)`` holds (after at least ``min_s``), then stop it; returns the summary.
+
+    Seconds are the loop's: virtual ones on a :class:`tickpath.clock.VirtualClock` loop."""
+    loop = asyncio.get_running_loop()
     task = asyncio.create_task(feed.run())
-    start = time.monotonic()
+    start = loop.time()
     try:
         while True:
             await asyncio.sleep(0.05)
             if task.done():
                 return task.result()
-            elapsed = time.monotonic() - start
+            elapsed = loop.time() - start
             if elapsed >= min_s and feed.engine is not None and cond(feed):
                 break
             if elapsed > timeout_s:

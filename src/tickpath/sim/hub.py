@@ -346,7 +346,9 @@ class Hub:
             while True:
                 now = loop.time()
                 if self.rate > 0:
-                    due = int((now - start) * self.rate) - done
+                    # + 1e-6: woken at next_step exactly (virtual time), the product can fall a hair
+                    # short of done + 1 and the loop would spin on sleep(0) with time standing still
+                    due = int((now - start) * self.rate + 1e-6) - done
                     if due > self.rate * 0.25 + 1:  # the loop was starved: skip ahead, do not burst
                         done += due - int(self.rate * 0.25 + 1)
                         due = int(self.rate * 0.25 + 1)
