@@ -7,6 +7,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
 from tickpath.events import SessionInfo
 from tickpath.feed import Feed
 from tickpath.sim import SimConfig, Simulator
@@ -17,10 +19,10 @@ from .helpers import all_synced, assert_books_match_truth, feed_config, l2_rows,
 SYMS = ("BTCUSDT", "ETHUSDT")
 
 
-def _sim(venue: str, **kw: object) -> Simulator:
+def _sim(venue: str, clock: VirtualClock, **kw: object) -> Simulator:
     base: dict[str, object] = dict(venues=(venue,), symbols=SYMS, seed=7, rate=200.0, book_levels=60)
     base.update(kw)
-    return Simulator(SimConfig(**base))  # type: ignore[arg-type]
+    return Simulator(SimConfig(**base), clock=clock)  # type: ignore[arg-type]
 
 
 def _truth(sim: Simulator, venue: str, sym: str):  # type: ignore[no-untyped-def]
@@ -32,12 +34,15 @@ def _truth(sim: Simulator, venue: str, sym: str):  # type: ignore[no-untyped-def
 
 
 @pytest.mark.parametrize("venue", ["spot", "futures"])
-async def test_clean_run_books_and_stored_rows_equal_truth(venue: str, tmp_path: Path) -> None:
+@virtual_time
+async def test_clean_run_books_and_stored_rows_equal_truth(
+    virtual_clock: VirtualClock, venue: str, tmp_path: Path
+) -> None:
     """With no faults every book syncs, and the l2 rows rebuilt from DuckDB equal truth at every step."""
     db = tmp_path / "t.duckdb"
-    async with _sim(venue) as sim:
+    async with _sim(venue, virtual_clock) as sim:
         ep = sim.endpoint(venue)
-        feed = Feed(feed_config(ep, venue, SYMS, sinks=(f"duckdb:{db}",)))
+        feed = Feed(feed_config(ep, venue, SYMS, sinks=(f"duckdb:{db}",)), clock=virtual_clock)
         summary = await run_until(feed, lambda f: all_synced(f) and f.pipeline.stats.by_channel["l2"] > 24)
         assert_books_match_truth(feed, sim)
         assert summary.gaps == 0 and summary.resyncs == 0 and summary.malformed == 0
@@ -54,8 +59,9 @@ async def test_clean_run_books_and_stored_rows_equal_truth(venue: str, tmp_path:
     con.close()
 
 
+@virtual_time
 async def test_session_row_is_written_at_start_and_replaced_at_stop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    virtual_clock: VirtualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The feed hands its session row to the sinks once its connections open (no end yet) and again
     at stop; the store keeps the final one."""
@@ -68,8 +74,8 @@ async def test_session_row_is_written_at_start_and_replaced_at_stop(
         await original(self, session)
 
     monkeypatch.setattr(DuckDBSink, "write_session", record)
-    async with _sim("futures") as sim:
-        feed = Feed(feed_config(sim.endpoint("futures"), "futures", SYMS, sinks=(f"duckdb:{db}",)))
+    async with _sim("futures", virtual_clock) as sim:
+        feed = Feed(feed_config(sim.endpoint("futures"), "futures", SYMS, sinks=(f"duckdb:{db}",)), clock=virtual_clock)
         await run_until(feed, lambda f: bool(written) and all_synced(f))
     assert [r["ended_ns"] is None for r in written] == [True, False]
     assert written[0]["streams"] == written[1]["streams"] and written[0]["streams"]
@@ -79,12 +85,13 @@ async def test_session_row_is_written_at_start_and_replaced_at_stop(
 
 
 @pytest.mark.parametrize("fault", ["gap", "duplicate", "reorder"])
-async def test_sequence_faults_resync_to_exact_books(fault: str, tmp_path: Path) -> None:
+@virtual_time
+async def test_sequence_faults_resync_to_exact_books(virtual_clock: VirtualClock, fault: str, tmp_path: Path) -> None:
     """Gaps and reorders force a reset and resync; duplicates are ignored; books end exact."""
     venue = "futures"
     db = tmp_path / "t.duckdb"
-    async with _sim(venue) as sim:
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{db}",)))
+    async with _sim(venue, virtual_clock) as sim:
+        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{db}",)), clock=virtual_clock)
         state = {"injected": False}
 
         def cond(f: Feed) -> bool:
@@ -111,12 +118,13 @@ async def test_sequence_faults_resync_to_exact_books(fault: str, tmp_path: Path)
         assert summary.dropped == 0
 
 
-async def test_disconnect_resets_and_resyncs(tmp_path: Path) -> None:
+@virtual_time
+async def test_disconnect_resets_and_resyncs(virtual_clock: VirtualClock, tmp_path: Path) -> None:
     """A cut connection reconnects with backoff, publishes resets, and every book resyncs exactly."""
     venue = "spot"
     db = tmp_path / "t.duckdb"
-    async with _sim(venue) as sim:
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{db}",)))
+    async with _sim(venue, virtual_clock) as sim:
+        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{db}",)), clock=virtual_clock)
         state = {"dropped": False}
 
         def cond(f: Feed) -> bool:
@@ -139,12 +147,16 @@ async def test_disconnect_resets_and_resyncs(tmp_path: Path) -> None:
             assert counts["reset"] >= 1
 
 
-async def test_stall_is_detected_as_stale_and_recovers(tmp_path: Path) -> None:
+@virtual_time
+async def test_stall_is_detected_as_stale_and_recovers(virtual_clock: VirtualClock, tmp_path: Path) -> None:
     """A silent connection is closed by the stale watchdog, reconnected, and the book resynced."""
     venue = "futures"
-    async with _sim(venue, symbols=("BTCUSDT",)) as sim:
+    async with _sim(venue, virtual_clock, symbols=("BTCUSDT",)) as sim:
         feed = Feed(
-            feed_config(sim.endpoint(venue), venue, ("BTCUSDT",), sinks=(f"duckdb:{tmp_path}/t.db",), stale_after_s=0.6)
+            feed_config(
+                sim.endpoint(venue), venue, ("BTCUSDT",), sinks=(f"duckdb:{tmp_path}/t.db",), stale_after_s=0.6
+            ),
+            clock=virtual_clock,
         )
         state = {"stalled": False}
 
@@ -165,24 +177,31 @@ async def test_stall_is_detected_as_stale_and_recovers(tmp_path: Path) -> None:
         assert summary.stale_closes >= 1
 
 
-async def test_rate_limits_and_failed_snapshots_are_retried(tmp_path: Path) -> None:
+@virtual_time
+async def test_rate_limits_and_failed_snapshots_are_retried(virtual_clock: VirtualClock, tmp_path: Path) -> None:
     """429 with Retry-After pauses every REST request; HTTP 500 snapshots back off; books still sync."""
     venue = "futures"
-    async with _sim(venue) as sim:
+    async with _sim(venue, virtual_clock) as sim:
         sim.faults.rate_limit(venue, 1.0)
         sim.faults.fail_snapshots(venue, 2)
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{tmp_path}/t.db",), clock_samples=0))
+        feed = Feed(
+            feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{tmp_path}/t.db",), clock_samples=0),
+            clock=virtual_clock,
+        )
         summary = await run_until(feed, all_synced, timeout_s=20)
         assert_books_match_truth(feed, sim)
         assert summary.snapshots["rate_limited"] >= 1
         assert summary.snapshots["errors"] >= 1 or summary.snapshots["rate_limited"] >= 2
 
 
-async def test_malformed_frames_are_counted_never_fatal(tmp_path: Path) -> None:
+@virtual_time
+async def test_malformed_frames_are_counted_never_fatal(virtual_clock: VirtualClock, tmp_path: Path) -> None:
     """Invalid and truncated frames are counted by reason; the feed keeps running and stays exact."""
     venue = "futures"
-    async with _sim(venue) as sim:
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{tmp_path}/t.db",)))
+    async with _sim(venue, virtual_clock) as sim:
+        feed = Feed(
+            feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{tmp_path}/t.db",)), clock=virtual_clock
+        )
         state = {"done": False}
 
         def cond(f: Feed) -> bool:
@@ -200,15 +219,19 @@ async def test_malformed_frames_are_counted_never_fatal(tmp_path: Path) -> None:
         assert_books_match_truth(feed, sim)
 
 
-async def test_rollover_opens_new_connection_first_and_loses_nothing(tmp_path: Path) -> None:
+@virtual_time
+async def test_rollover_opens_new_connection_first_and_loses_nothing(
+    virtual_clock: VirtualClock, tmp_path: Path
+) -> None:
     """With a 2 s connection lifetime the feed rolls over early, overlapping; no gap, no reset, no dup."""
     venue = "futures"
     db = tmp_path / "t.duckdb"
-    async with _sim(venue, max_lifetime_s=2.0) as sim:
+    async with _sim(venue, virtual_clock, max_lifetime_s=2.0) as sim:
         feed = Feed(
             feed_config(
                 sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{db}",), rollover_after_s=0.9, rollover_overlap_s=0.25
-            )
+            ),
+            clock=virtual_clock,
         )
         summary = await run_until(
             feed, lambda f: f.snapshot().connections.rollovers >= 2 and all_synced(f), timeout_s=20
@@ -226,12 +249,16 @@ async def test_rollover_opens_new_connection_first_and_loses_nothing(tmp_path: P
     con.close()
 
 
-async def test_top_n_stream_rebuilds_the_true_top_n(tmp_path: Path) -> None:
+@virtual_time
+async def test_top_n_stream_rebuilds_the_true_top_n(virtual_clock: VirtualClock, tmp_path: Path) -> None:
     """In --depth 5 mode a consumer applying the stored rows holds exactly the true top 5 at every step."""
     venue = "spot"
     db = tmp_path / "t.duckdb"
-    async with _sim(venue) as sim:
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{db}",), depth=5, channels=("l2",)))
+    async with _sim(venue, virtual_clock) as sim:
+        feed = Feed(
+            feed_config(sim.endpoint(venue), venue, SYMS, sinks=(f"duckdb:{db}",), depth=5, channels=("l2",)),
+            clock=virtual_clock,
+        )
         await run_until(feed, lambda f: all_synced(f) and f.pipeline.stats.by_channel["l2"] > 16)
         for sym in SYMS:
             rows = l2_rows(db, sym)
@@ -240,7 +267,8 @@ async def test_top_n_stream_rebuilds_the_true_top_n(tmp_path: Path) -> None:
             assert counts["delta"] > 3
 
 
-async def test_slow_sink_applies_back_pressure_without_loss(tmp_path: Path) -> None:
+@virtual_time
+async def test_slow_sink_applies_back_pressure_without_loss(virtual_clock: VirtualClock, tmp_path: Path) -> None:
     """A sink slower than the market makes the feed wait; every event still arrives, none dropped."""
 
     class SlowSink(DuckDBSink):
@@ -257,9 +285,13 @@ async def test_slow_sink_applies_back_pressure_without_loss(tmp_path: Path) -> N
             await super().write_tables(batch)
 
     venue = "futures"
-    async with _sim(venue, rate=400.0) as sim:
+    async with _sim(venue, virtual_clock, rate=400.0) as sim:
         sink = SlowSink(tmp_path / "t.duckdb")
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, batch_size=5, queue_batches=2), sinks=[sink])
+        feed = Feed(
+            feed_config(sim.endpoint(venue), venue, SYMS, batch_size=5, queue_batches=2),
+            sinks=[sink],
+            clock=virtual_clock,
+        )
         summary = await run_until(
             feed, lambda f: f.pipeline.stats.backpressure_waits >= 3 and all_synced(f), timeout_s=20
         )
@@ -268,10 +300,11 @@ async def test_slow_sink_applies_back_pressure_without_loss(tmp_path: Path) -> N
     assert sink.stats.dropped == 0
 
 
-async def test_sharded_subscribe_connections_answer_pings(tmp_path: Path) -> None:
+@virtual_time
+async def test_sharded_subscribe_connections_answer_pings(virtual_clock: VirtualClock, tmp_path: Path) -> None:
     """Streams split over two SUBSCRIBE-mode connections; venue pings are answered, so none is dropped."""
     venue = "futures"
-    async with _sim(venue, ping_interval_s=0.2, pong_timeout_s=0.6) as sim:
+    async with _sim(venue, virtual_clock, ping_interval_s=0.2, pong_timeout_s=0.6) as sim:
         feed = Feed(
             feed_config(
                 sim.endpoint(venue),
@@ -280,7 +313,8 @@ async def test_sharded_subscribe_connections_answer_pings(tmp_path: Path) -> Non
                 sinks=(f"duckdb:{tmp_path}/t.db",),
                 subscribe=True,
                 streams_per_connection=3,
-            )
+            ),
+            clock=virtual_clock,
         )
         summary = await run_until(feed, lambda f: all_synced(f) and f.pipeline.stats.by_channel["l2"] > 24, min_s=1.5)
         assert_books_match_truth(feed, sim)
