@@ -10,6 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
 from tickpath.feed import Feed
 from tickpath.feed.open_interest import OpenInterestPoller
 from tickpath.feed.snapshots import WeightPacer
@@ -53,11 +55,17 @@ def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 @pytest.mark.parametrize(("venue", "channels"), [("spot", SPOT), ("futures", FUTURES)])
-async def test_every_channel_lands_in_its_table(venue: str, channels: tuple[str, ...], tmp_path: Path) -> None:
+@virtual_time
+async def test_every_channel_lands_in_its_table(
+    virtual_clock: VirtualClock, venue: str, channels: tuple[str, ...], tmp_path: Path
+) -> None:
     db = tmp_path / "t.duckdb"
     cfg = dict(venues=(venue,), symbols=SYMS, seed=3, rate=50.0, book_levels=40)
-    async with Simulator(SimConfig(**cfg)) as sim:  # type: ignore[arg-type]
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS, channels=channels, sinks=(f"duckdb:{db}",)))
+    async with Simulator(SimConfig(**cfg), clock=virtual_clock) as sim:  # type: ignore[arg-type]
+        feed = Feed(
+            feed_config(sim.endpoint(venue), venue, SYMS, channels=channels, sinks=(f"duckdb:{db}",)),
+            clock=virtual_clock,
+        )
         assert feed.engine is None or feed.engine.columnar  # the default path
 
         def enough(f: Feed) -> bool:
@@ -97,7 +105,10 @@ async def test_open_interest_polls_are_paced_by_the_shared_weight_budget() -> No
     and a symbol it does not list is an error counted, not a crash."""
     events: list[object] = []
     sim_cfg = SimConfig(venues=("futures",), symbols=SYMS, seed=3, rate=20.0, book_levels=20)
-    async with Simulator(sim_cfg) as sim, RestClient("futures", sim.endpoint("futures").rest_url) as rest:
+    async with (
+        Simulator(sim_cfg) as sim,
+        RestClient("futures", sim.endpoint("futures").rest_url) as rest,
+    ):
         pacer = WeightPacer(2400)
         poller = OpenInterestPoller(
             rest, lambda: [*SYMS, "NOPEUSDT"], ChannelNormalizer("futures", session="s"), events.extend, pacer=pacer

@@ -44,6 +44,7 @@ def test_unreachable_venue_is_exit_4_with_the_reason(tmp_path: Path, capsys: pyt
     assert "never connected to ws://127.0.0.1:" in err and "nothing was received" in err
 
 
+@pytest.mark.integration  # runs `python -m tickpath.cli.main` as a process of its own
 async def test_a_book_that_never_syncs_is_exit_6_and_said(tmp_path: Path) -> None:
     """Streams arrive but every snapshot request fails: the summary names the symbol whose book never
     synced and the run exits 6 (it used to exit 0 with no l2 at all and a summary that said nothing)."""
@@ -88,6 +89,7 @@ async def test_a_book_that_never_syncs_is_exit_6_and_said(tmp_path: Path) -> Non
     assert "order book never synced" in text and "BTCUSDT" in text and "Traceback" not in text
 
 
+@pytest.mark.integration  # runs `python -m tickpath.cli.main` as a process of its own
 async def test_a_closed_pipe_costs_the_jsonl_sink_only_and_is_exit_7(tmp_path: Path) -> None:
     """`feed --sink jsonl:- --sink duckdb:X | head -1`: the JSON-lines sink says once that its reader went
     away and counts the rest as dropped; DuckDB still gets every event; the exit is 7, not a flood of errors."""
