@@ -22,6 +22,8 @@ from tests.venues.venue_wire import (
     qty_str,
     snapshot_body,
 )
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
 from tickpath.dq.checks import Thresholds
 from tickpath.dq.duckdb_runner import DuckDBEngine
 from tickpath.dq.run import DqConfig, DqReport, run_dq
@@ -59,15 +61,18 @@ def _sequence_ok(report: DqReport) -> None:
 
 
 @pytest.mark.parametrize("venue", NEW_VENUES)
-async def test_live_simulator_to_duckdb_and_dq_with_zero_gaps(venue: str, tmp_path: Path) -> None:
+@virtual_time
+async def test_live_simulator_to_duckdb_and_dq_with_zero_gaps(
+    virtual_clock: VirtualClock, venue: str, tmp_path: Path
+) -> None:
     """The simulator serves the venue under its own paths; the feed, unchanged, syncs every book to
     the simulator's truth, the stored l2 rebuilds to truth at every row, and dq passes."""
     db = tmp_path / "t.duckdb"
     syms = LIVE_SYMBOLS[venue]
-    since = time.time_ns() - 10**9
+    since = virtual_clock.wall_ns() - 10**9
     cfg = SimConfig(venues=(venue,), symbols=syms, seed=5, rate=150.0, book_levels=60)
-    async with Simulator(cfg) as sim:
-        feed = Feed(feed_config(sim.endpoint(venue), venue, syms, sinks=(f"duckdb:{db}",)))
+    async with Simulator(cfg, clock=virtual_clock) as sim:
+        feed = Feed(feed_config(sim.endpoint(venue), venue, syms, sinks=(f"duckdb:{db}",)), clock=virtual_clock)
         summary = await run_until(feed, lambda f: all_synced(f) and f.pipeline.stats.by_channel["l2"] > 40)
         assert_books_match_truth(feed, sim)
         for s in syms:
@@ -79,7 +84,7 @@ async def test_live_simulator_to_duckdb_and_dq_with_zero_gaps(venue: str, tmp_pa
     stored = {r[0] for r in con.execute("SELECT DISTINCT symbol FROM l2").fetchall()}
     con.close()
     assert venues == {venue} and stored == set(syms)
-    report = _dq(db, since, time.time_ns() + 10**9)
+    report = _dq(db, since, virtual_clock.wall_ns() + 10**9)
     _sequence_ok(report)
     assert {r.name for r in report.results if not r.ok} == set(), [r.findings[:3] for r in report.results if not r.ok]
 
