@@ -9,6 +9,8 @@ import json
 import pytest
 
 from tests.sim.helpers import small_config, ws_connect
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
 from tickpath.errors import ConfigError
 from tickpath.sim import Simulator
 
@@ -29,9 +31,10 @@ async def _collect(ws: object, seconds: float) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("venue", ["spot", "futures"])
-async def test_mute_silences_one_stream_while_the_others_go_on(venue: str) -> None:
+@virtual_time
+async def test_mute_silences_one_stream_while_the_others_go_on(virtual_clock: VirtualClock, venue: str) -> None:
     """For the mute, no aggTrade arrives but bookTicker and trade frames do; afterwards aggTrades return."""
-    async with Simulator(small_config(venues=(venue,), rate=300.0)) as sim:
+    async with Simulator(small_config(venues=(venue,), rate=300.0), clock=virtual_clock) as sim:
         url = sim.endpoint(venue).combined_url(["btcusdt@aggTrade", "btcusdt@trade", "btcusdt@bookTicker"])
         ws = await ws_connect(url)
         await _collect(ws, 0.3)
@@ -47,10 +50,11 @@ async def test_mute_silences_one_stream_while_the_others_go_on(venue: str) -> No
     assert [m["stream"] for m in after].count("btcusdt@aggTrade") > 5
 
 
-async def test_freeze_repeats_ticker_values_with_fresh_update_ids() -> None:
+@virtual_time
+async def test_freeze_repeats_ticker_values_with_fresh_update_ids(virtual_clock: VirtualClock) -> None:
     """While frozen, bookTicker frames keep coming with one bid/ask and sizes and rising update ids;
     afterwards the values move again."""
-    async with Simulator(small_config(venues=("futures",), rate=300.0)) as sim:
+    async with Simulator(small_config(venues=("futures",), rate=300.0), clock=virtual_clock) as sim:
         ws = await ws_connect(sim.endpoint("futures").combined_url(["btcusdt@bookTicker"]))
         await _collect(ws, 0.3)
         assert sim.faults.freeze("futures", SYM, 1.0) == 1
@@ -65,9 +69,10 @@ async def test_freeze_repeats_ticker_values_with_fresh_update_ids() -> None:
     assert len({(d["b"], d["B"], d["a"], d["A"]) for d in after}) > 5  # type: ignore[index]
 
 
-async def test_bad_liveness_faults_are_refused() -> None:
+@virtual_time
+async def test_bad_liveness_faults_are_refused(virtual_clock: VirtualClock) -> None:
     """Muting a depth stream, or a non-positive duration: a ConfigError naming the problem."""
-    async with Simulator(small_config(venues=("futures",))) as sim:
+    async with Simulator(small_config(venues=("futures",)), clock=virtual_clock) as sim:
         with pytest.raises(ConfigError, match="can be muted"):
             sim.faults.mute("futures", SYM, "depth", 1.0)
         with pytest.raises(ConfigError, match="positive"):

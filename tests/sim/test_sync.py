@@ -7,6 +7,8 @@ import asyncio
 import aiohttp
 import pytest
 
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
 from tickpath.sim import Simulator
 
 from .helpers import ClientBook, recv_json, small_config, ws_connect
@@ -22,9 +24,10 @@ from .helpers import ClientBook, recv_json, small_config, ws_connect
         ("spot", "btcusdt@depth"),
     ],
 )
-async def test_client_book_matches_ground_truth(venue: str, stream: str) -> None:
+@virtual_time
+async def test_client_book_matches_ground_truth(virtual_clock: VirtualClock, venue: str, stream: str) -> None:
     """A book synced by Binance's rules from snapshot + diffs equals sim.ground_truth at the same update id."""
-    async with Simulator(small_config(venues=(venue,), rate=300.0)) as sim:
+    async with Simulator(small_config(venues=(venue,), rate=300.0), clock=virtual_clock) as sim:
         ep = sim.endpoint(venue)
         ws = await ws_connect(ep.raw_url(stream))
         try:
@@ -47,9 +50,10 @@ async def test_client_book_matches_ground_truth(venue: str, stream: str) -> None
             await ws.close()
 
 
-async def test_ground_truth_is_exact_at_past_update_ids() -> None:
+@virtual_time
+async def test_ground_truth_is_exact_at_past_update_ids(virtual_clock: VirtualClock) -> None:
     """ground_truth(uid) replays history exactly: applying the 0ms diffs to an old truth gives a newer one."""
-    async with Simulator(small_config(venues=("futures",), rate=0.0)) as sim:
+    async with Simulator(small_config(venues=("futures",), rate=0.0), clock=virtual_clock) as sim:
         start = sim.last_update_id("futures", "BTCUSDT")
         before = sim.ground_truth("futures", "BTCUSDT", start)
         ep = sim.endpoint("futures")
