@@ -2,43 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
-import time
 
 import aiohttp
 
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
 from tickpath.sim import LatencyProfile, Simulator, ZoneConfig
 from tickpath.sim.latency import DelaySampler
 
 from .helpers import recv_json, small_config, ws_connect
 
 
-async def _frame_delays(url: str, n: int) -> list[float]:
+async def _frame_delays(clock: VirtualClock, url: str, n: int) -> list[float]:
     ws = await ws_connect(url)
     try:
         out = []
         for _ in range(n):
             data = await recv_json(ws)
-            out.append(time.time() * 1000 - data["E"])
+            out.append((clock.wall_ns() - data["E"] * 1_000_000) / 1e6)
         return out
     finally:
         await ws.close()
 
 
-async def test_zone_delay_measured_on_frames_and_rest() -> None:
-    """Zone a (40 ms) vs zone b (0 ms): frames arrive ~40 ms later, REST round trips ~80 ms longer."""
+@virtual_time
+async def test_zone_delay_measured_on_frames_and_rest(virtual_clock: VirtualClock) -> None:
+    """Zone a (40 ms) vs zone b (0 ms), in virtual time: frames arrive 40 ms later (to the exchange's
+    millisecond timestamps), REST round trips on a kept-alive connection take exactly 80 ms more."""
     zones = (ZoneConfig("a", LatencyProfile(delay_ms=40.0)), ZoneConfig("b"))
-    async with Simulator(small_config(venues=("futures",), rate=400.0, zones=zones)) as sim:
+    loop = asyncio.get_running_loop()
+    cfg = small_config(venues=("futures",), rate=400.0, zones=zones)
+    async with Simulator(cfg, clock=virtual_clock) as sim:
         a, b = sim.endpoint("futures", "a"), sim.endpoint("futures", "b")
-        # A stall of the host only ever adds delay, and one longer than a window (60 frames at 400/s:
-        # 150 ms) once lifted zone b's median to 216 ms in CI; so each zone is measured in three
-        # alternating windows and judged on its least-disturbed one.
-        med: dict[str, list[float]] = {"a": [], "b": []}
-        for _ in range(3):
-            for ep in (a, b):
-                med[ep.zone].append(statistics.median(await _frame_delays(ep.raw_url("btcusdt@depth@0ms"), 60)))
-        da, db = min(med["a"]), min(med["b"])
-        assert 32.0 <= da - db <= 50.0, med
+        delays = {ep.zone: await _frame_delays(virtual_clock, ep.raw_url("btcusdt@depth@0ms"), 60) for ep in (a, b)}
+        assert all(40.0 <= d < 41.0 for d in delays["a"]), delays["a"]  # E is truncated to the millisecond
+        assert all(0.0 <= d < 1.0 for d in delays["b"]), delays["b"]
         rtts: dict[str, list[float]] = {"a": [], "b": []}
         async with aiohttp.ClientSession() as http:
             for ep in (a, b):
@@ -47,14 +47,11 @@ async def test_zone_delay_measured_on_frames_and_rest() -> None:
                 async with http.get(ep.rest_url + "/fapi/v1/time") as r:
                     await r.read()
                 for _ in range(7):
-                    t0 = time.perf_counter()
+                    t0 = loop.time()
                     async with http.get(ep.rest_url + "/fapi/v1/time") as r:
                         await r.read()
-                    rtts[ep.zone].append((time.perf_counter() - t0) * 1000)
-        # The least-disturbed round trip of each zone, as for the frames: a host stall only adds
-        # (a clean-clone CI run once had a median difference of 139.6 ms).
-        diff = min(rtts["a"]) - min(rtts["b"])
-        assert 72.0 <= diff <= 110.0, rtts
+                    rtts[ep.zone].append(round((loop.time() - t0) * 1000, 6))
+    assert rtts == {"a": [80.0] * 7, "b": [0.0] * 7}
 
 
 async def test_jitter_and_spikes_keep_frame_order() -> None:
