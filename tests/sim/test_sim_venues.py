@@ -9,7 +9,9 @@ import aiohttp
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from tests.virtual_time import virtual_time
 from tickpath.cli.main import main
+from tickpath.clock import VirtualClock
 from tickpath.errors import ConfigError
 from tickpath.probe import ProbeConfig, run_probe
 from tickpath.probe.config import venue_defaults
@@ -120,10 +122,13 @@ def test_unknown_venue_on_the_cli_is_one_line(capsys: pytest.CaptureFixture[str]
 
 
 @pytest.mark.parametrize(("venue", "symbol"), [("coinm", "BTCUSD_PERP"), ("us", "BTCUSDT"), ("tr", "BTCTRY")])
-async def test_probe_runs_against_the_simulated_venue_unchanged(venue: str, symbol: str) -> None:
+@virtual_time
+async def test_probe_runs_against_the_simulated_venue_unchanged(
+    virtual_clock: VirtualClock, venue: str, symbol: str
+) -> None:
     """The probe finds each venue's ping/time paths and streams on the simulator (COIN-M's default
     symbol is its perpetual), with one-way stream latency for every stream kind it samples."""
-    async with Simulator(small_config(venues=(venue,), symbols=(symbol,), rate=100.0)) as sim:
+    async with Simulator(small_config(venues=(venue,), symbols=(symbol,), rate=100.0), clock=virtual_clock) as sim:
         ep = sim.endpoint(venue)
         cfg = ProbeConfig(
             venue=venue,
@@ -140,7 +145,7 @@ async def test_probe_runs_against_the_simulated_venue_unchanged(venue: str, symb
             imds=False,
             chrony=False,
         )
-        result = await run_probe(cfg)
+        result = await run_probe(cfg, clock=virtual_clock)
     assert cfg.symbol == symbol and result.errors == []
     stream = result.to_dict()["methods"]["stream"]
     assert stream["messages"] > 5 and set(stream["per_type"]) == set(venue_defaults(venue).streams)
