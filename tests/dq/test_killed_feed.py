@@ -18,6 +18,7 @@ from tickpath.cli.main import main
 from tickpath.sim import SimConfig, Simulator
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration  # a real `tickpath feed` process, killed with SIGKILL
 
 
 async def _feed_then_kill(db: Path, tmp_path: Path) -> None:
