@@ -2,8 +2,9 @@
 
 - Frames are handed to ``on_frame`` with the receipt time read the moment ``receive()`` returns
   (wall clock for the event, monotonic for latency), before any parsing.
-- Bytes come through a :class:`tickpath.transports.WsTransport`: aiohttp by default (which answers
-  the venue's pings (``autoping``) as soon as they are read), in memory in tests.
+- Bytes come through a :class:`tickpath.transports.WsTransport`: tickpath's own framing by default
+  (aiohttp or picows by choice; each answers the venue's pings as soon as they are read), in memory
+  in tests.
 - A watchdog closes a connection that delivered no frame for ``stale_after_s`` (a silent TCP
   connection looks alive for minutes otherwise); the read loop then reconnects.
 - Reconnects back off exponentially with "equal jitter" (half fixed, half random) so a fleet of
@@ -29,7 +30,7 @@ import aiohttp
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.feed.clocks import clock_readers
 from tickpath.logs import log_event
-from tickpath.transports import AiohttpWsTransport, WsKind, WsSocket, WsTransport
+from tickpath.transports import WsKind, WsSocket, WsTransport, make_ws_transport
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,9 @@ class FeedConnection:
         self.streams = list(streams)
         self.on_frame = on_frame
         self.clock = clock
-        # One transport per connection unless shared: the feed shares its aiohttp session.
-        self._transport = transport or AiohttpWsTransport(session)
+        # One transport per connection unless shared; the client is --ws-transport's (TLS context
+        # taken from the feed's aiohttp session), see docs/transports.md.
+        self._transport = transport or make_ws_transport(session=session)
         self._own_transport = transport is None
         self.stale_after_s = stale_after_s
         self.backoff = backoff
