@@ -18,6 +18,8 @@ from tickpath.feed.snapshot import FeedSnapshot, FeedSummary
 from tickpath.feed.universe import GRAMMAR_HELP, parse_selection
 from tickpath.runtime import run as run_async
 from tickpath.runtime import streaming_gc
+from tickpath.transports import DEFAULT_WS_TRANSPORT, WS_TRANSPORTS
+from tickpath.transports import ENV as WS_ENV
 from tickpath.venues.binance.endpoints import VENUES
 
 DESCRIPTION = """\
@@ -121,6 +123,13 @@ def register(subparsers: Any) -> None:
         metavar="PEM",
         help="trust this CA bundle for wss:// and https:// instead of the system's (e.g. the "
         "cafile a `tickpath sim --tls` prints)",
+    )
+    g.add_argument(
+        "--ws-transport",
+        choices=WS_TRANSPORTS,
+        default=None,
+        help=f"WebSocket client (default: ${WS_ENV} or {DEFAULT_WS_TRANSPORT}, the fastest measured; "
+        "docs/transports.md)",
     )
     g.add_argument(
         "--record",
@@ -289,6 +298,8 @@ def _us(ns: float) -> float:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.ws_transport:  # through the environment, so --workers' processes use it as well
+        os.environ[WS_ENV] = args.ws_transport
     config = build_config(args)
     if args.json and any(u.strip() in ("jsonl:-", "jsonl") for u in config.sinks):
         raise ConfigError("--json and --sink jsonl:- both write to stdout; send JSON lines to a file")

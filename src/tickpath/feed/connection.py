@@ -2,9 +2,9 @@
 
 - Frames are handed to ``on_frame`` with the receipt time read the moment ``receive()`` returns
   (wall clock for the event, monotonic for latency), before any parsing.
-- Bytes come through a :class:`tickpath.transports.WsTransport`: tickpath's own framing by default
-  (aiohttp or picows by choice; each answers the venue's pings as soon as they are read), in memory
-  in tests.
+- Bytes come through a :class:`tickpath.transports.WsTransport`: aiohttp by default (tickpath's
+  own framing or picows by ``--ws-transport``; each answers the venue's pings as soon as they are
+  read), in memory in tests.
 - A watchdog closes a connection that delivered no frame for ``stale_after_s`` (a silent TCP
   connection looks alive for minutes otherwise); the read loop then reconnects.
 - Reconnects back off exponentially with "equal jitter" (half fixed, half random) so a fleet of

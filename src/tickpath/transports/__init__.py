@@ -41,8 +41,9 @@ from tickpath.transports.memory import (
 )
 from tickpath.transports.own import OwnWsTransport
 
-WS_TRANSPORTS = ("tickpath", "picows", "aiohttp")
-DEFAULT_WS_TRANSPORT = "tickpath"  # the fastest correct one measured (docs/transports.md)
+WS_TRANSPORTS = ("aiohttp", "tickpath", "picows")
+# The fastest correct one measured (bench/bench_ws.py, docs/transports.md): aiohttp's C reader.
+DEFAULT_WS_TRANSPORT = "aiohttp"
 ENV = "TICKPATH_WS_TRANSPORT"
 
 
@@ -86,6 +87,7 @@ def make_ws_transport(
 
 __all__ = [
     "DEFAULT_WS_TRANSPORT",
+    "ENV",
     "WS_TRANSPORTS",
     "AiohttpHttpTransport",
     "AiohttpWsTransport",
