@@ -10,7 +10,9 @@ Exported (all prefixed ``tickpath_feed_``): ``frames_total{venue,kind}``, ``even
 ``reconnects_total``, ``stale_closes_total``, ``rollovers_total``, ``snapshots_total{result}``,
 ``queue_depth{queue}``, ``sink_events_total{sink,state}``, ``backpressure_waits_total``, and the histogram
 ``receipt_minus_event_seconds`` (frame receipt minus the exchange event time, corrected by the
-clock offset measured at start). The HTTP side is :class:`tickpath.metrics.MetricsServer`.
+clock offset measured at start). Besides, ``tickpath_event_loop_lag_seconds`` (histogram) and
+``tickpath_event_loop_lag_max_seconds`` (gauge): how late a 100 ms tick of the feed's loop ran
+(:mod:`tickpath.feed.looplag`). The HTTP side is :class:`tickpath.metrics.MetricsServer`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from tickpath import metrics
+from tickpath.feed.looplag import LoopLagMonitor
 from tickpath.feed.snapshot import FeedSnapshot
 from tickpath.metrics import recorder_histogram
 from tickpath.sinks.base import SinkStats
@@ -44,11 +47,14 @@ def _counter(name: str, doc: str, venue: str, value: int) -> CounterMetricFamily
 class FeedCollector(Collector):
     """Reads one fresh snapshot of the feed at each scrape."""
 
-    def __init__(self, snapshot: Callable[[], FeedSnapshot]) -> None:
+    def __init__(self, snapshot: Callable[[], FeedSnapshot], loop_lag: LoopLagMonitor | None = None) -> None:
         self.snapshot = snapshot
+        self.loop_lag = loop_lag
 
     def collect(self) -> Iterator[Any]:
         snap = self.snapshot()
+        if self.loop_lag is not None:
+            yield from loop_lag_families(self.loop_lag)
         if not snap.started:
             return
         yield from _frame_families(snap)
@@ -83,6 +89,16 @@ class FeedCollector(Collector):
                 {"venue": venue},
                 BUCKETS_S,
             )
+
+
+def loop_lag_families(mon: LoopLagMonitor) -> tuple[Metric, GaugeMetricFamily]:
+    """The lag histogram (seconds; same buckets as receipt-minus-event) and its maximum."""
+    hist = recorder_histogram(
+        "tickpath_event_loop_lag_seconds", "How late a periodic task of the event loop ran", mon.recorder, {}, BUCKETS_S
+    )
+    mx = GaugeMetricFamily("tickpath_event_loop_lag_max_seconds", "Largest event-loop lag seen this run")
+    mx.add_metric([], mon.max_ns / 1e9)
+    return hist, mx
 
 
 def _frame_families(snap: FeedSnapshot) -> Iterator[CounterMetricFamily]:
@@ -127,8 +143,14 @@ def sink_families(p: str, stats: Mapping[str, SinkStats]) -> tuple[CounterMetric
 class MetricsServer(metrics.MetricsServer):
     """``GET /metrics`` of one feed on ``host:port`` (port 0 = any free port; see :attr:`port`)."""
 
-    def __init__(self, snapshot: Callable[[], FeedSnapshot], host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(FeedCollector(snapshot), host, port)
+    def __init__(
+        self,
+        snapshot: Callable[[], FeedSnapshot],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        loop_lag: LoopLagMonitor | None = None,
+    ) -> None:
+        super().__init__(FeedCollector(snapshot, loop_lag), host, port)
 
 
 class _Families(Collector):

@@ -29,6 +29,7 @@ from tickpath.feed.config import FeedConfig
 from tickpath.feed.connection import Backoff, FeedConnection
 from tickpath.feed.engine import FeedEngine
 from tickpath.feed.listings import ListingChange, ListingWatcher, resolve_selection
+from tickpath.feed.looplag import LoopLagMonitor
 from tickpath.feed.metrics import MetricsServer
 from tickpath.feed.open_interest import OpenInterestPoller
 from tickpath.feed.pipeline import Pipeline
@@ -118,6 +119,7 @@ class Feed:
         self._backoff = Backoff(config.reconnect_base_s, config.reconnect_max_s)
         self._offset: OffsetEstimate | None = None
         self._metrics: MetricsServer | None = None
+        self.loop_lag = LoopLagMonitor(clock)  # event-loop lag (feed/looplag.py): status, --json, /metrics
         self._recorder: FeedRecorder | None = None
         self.started = asyncio.Event()  # set when connections are being opened
         self._stop = asyncio.Event()
@@ -305,7 +307,7 @@ class Feed:
                 columnar=self.pipeline if self.pipeline.columnar else None,
             )
             if cfg.metrics_port is not None:
-                self._metrics = MetricsServer(self.snapshot, cfg.metrics_host, cfg.metrics_port)
+                self._metrics = MetricsServer(self.snapshot, cfg.metrics_host, cfg.metrics_port, self.loop_lag)
                 await self._metrics.start()
                 log_event(log, logging.INFO, "metrics_listening", host=cfg.metrics_host, port=self._metrics.port)
             http = self._http = aiohttp.ClientSession(connector=tls_connector(tls))
@@ -314,6 +316,7 @@ class Feed:
             if "openInterest" in cfg.channels:  # REST only: polled within the snapshots' weight budget
                 tasks.append(asyncio.create_task(self._open_interest(rest).run(), name="open-interest"))
             tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+            tasks.append(asyncio.create_task(self.loop_lag.run(), name="loop-lag"))
             tasks.extend(asyncio.create_task(r.run(), name=f"shard-{r.shard.index}") for r in self._runners)
             tasks.append(asyncio.create_task(run_progress(self._progress, self._sync_counts), name="progress"))
             if dynamic:
@@ -413,6 +416,7 @@ class Feed:
         if not self.ended_ns:  # frozen at the end: the summary says how the run went, not its shutdown
             self._progress.update(*self._sync_counts())
         report["startup"] = self._progress.last.as_dict()
+        report["event_loop_lag"] = self.loop_lag.summary()
         if self._listed and "never_synced" in report:  # a delisted symbol is closed, not failed
             live = set(self.config.symbols)
             report["never_synced"] = [x for x in report["never_synced"] if x in live]

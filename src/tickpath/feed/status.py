@@ -33,6 +33,10 @@ def status_text(snap: FeedSnapshot, frames_per_s: float, events_per_s: float) ->
     ):
         t.append(f"{label} {value}  ", style="yellow" if value else "")
     t.append(f"queued batches {snap.pipeline.queued_batches}  backpressure {snap.pipeline.backpressure_waits}")
+    lag = snap.engine_report.get("event_loop_lag") or {}
+    if lag.get("samples"):
+        slow = lag["max_ms"] >= 100  # a tenth of a second blocked: every stream waited that long
+        t.append(f"  loop lag p99 {lag['p99_ms']:.1f} ms max {lag['max_ms']:.1f} ms", style="yellow" if slow else "")
     return t
 
 

@@ -28,6 +28,7 @@ from tickpath.errors import ConfigError
 from tickpath.logs import log_event
 from tickpath.metrics import MetricsServer
 from tickpath.sim import tls as tls_mod
+from tickpath.sim.chaos import ChaosConfig, ChaosDriver
 from tickpath.sim.config import LatencyProfile, SimConfig
 from tickpath.sim.context import CTX, Limits, ListenerContext
 from tickpath.sim.faults import FaultPlan, Faults, FaultState, run_plan
@@ -89,8 +90,17 @@ class Endpoint:
 class Simulator:
     """Binance-compatible market-data simulator; an async context manager."""
 
-    def __init__(self, config: SimConfig, *, clock: Clock = DEFAULT_CLOCK, fault_plan: FaultPlan | None = None) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        *,
+        clock: Clock = DEFAULT_CLOCK,
+        fault_plan: FaultPlan | None = None,
+        chaos: ChaosConfig | None = None,
+    ) -> None:
         self.config = config
+        self.chaos_config = chaos
+        self.chaos: ChaosDriver | None = None  # seeded random faults (sim/chaos.py), when configured
         self.clock = clock
         self.fault_plan = fault_plan
         self.hubs: dict[str, Hub] = {}
@@ -199,6 +209,10 @@ class Simulator:
         if self.fault_plan is not None and not self.fault_plan.empty:
             targets = [(v, s) for v, h in self.hubs.items() for s in h.markets]
             self._tasks.append(loop.create_task(run_plan(self.fault_plan, self.faults, targets)))
+        if self.chaos_config is not None:
+            targets = [(v, s) for v, h in self.hubs.items() for s in h.markets]
+            self.chaos = ChaosDriver(self.faults, targets, self.chaos_config)
+            self._tasks.append(loop.create_task(self.chaos.run()))
         for t in self._tasks:
             t.add_done_callback(self._report_crash)
         self._started = True
@@ -331,6 +345,7 @@ class Simulator:
             "venues": {v: {"events": h.events, "frames_sent": h.frames_sent} for v, h in self.hubs.items()},
             "replay_frames_sent": {v: r.frames_sent for v, r in self.replays.items()},
             "connections": self.connections(),
+            **({"chaos": dict(self.chaos.counts)} if self.chaos is not None else {}),
         }
 
     def exchange_ms(self) -> int:
