@@ -92,6 +92,7 @@ class ChaosDriver:
     counts: dict[str, int] = field(default_factory=dict)
     _rng: random.Random = field(init=False)
     _first_round: list[str] = field(init=False)
+    stopped: bool = False
 
     def __post_init__(self) -> None:
         if not self.targets:
@@ -137,9 +138,14 @@ class ChaosDriver:
         asyncio.get_running_loop().call_later(2 * seconds, self.faults.snapshot_delay, venue, 0.0)
 
     async def run(self) -> None:
-        while True:
+        while not self.stopped:
             await asyncio.sleep(self._rng.expovariate(1.0 / self.config.mean_interval_s))
-            self.inject()
+            if not self.stopped:
+                self.inject()
+
+    def stop(self) -> None:
+        """No new faults (pending ones still play out; ``Faults.clear()`` cancels them)."""
+        self.stopped = True
 
     @property
     def covered(self) -> bool:
