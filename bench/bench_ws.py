@@ -7,7 +7,7 @@ Sources, each in its own process:
 - ``blast``: a raw local server that upgrades the connection and writes every frame, pre-encoded,
   in one ``sendall``: the server costs next to nothing, so the client is the bound. Yardstick: a
   client that reads the same bytes with an ``asyncio.Protocol`` and does not parse them at all (the
-  event loop's own ceiling); each transport's ratio is to it, in the same run.
+  event loop's own ceiling); each transport's ratio is to it, in the same run; best of 3 interleaved rounds.
 - ``sim``: ``tickpath sim --replay --speed 0``, the frames the feed benchmarks use; here the
   simulator is usually the bound, its CPU seconds are reported next to the client's.
 For each: frames per wall second from first to last frame and the client's CPU-µs per frame
@@ -37,11 +37,13 @@ from typing import Any
 
 from bench.bench_feed import _over_ws, _start_sim, _write_capture
 from bench.common import calibration_ns, chosen_parts, proc_cpu_s
+from tickpath.runtime import streaming_gc
 from tickpath.transports import WS_TRANSPORTS, WsKind, make_ws_transport
 from tickpath.venues.binance.capture import read_ws_capture
 
 MESSAGES = 150_000
 PARTS = ("blast", "sim", "feed")
+ROUNDS = 3  # blast part: best of 3 interleaved rounds per transport
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -122,6 +124,11 @@ async def _raw(port: int, want: int) -> tuple[float, float]:
 async def _receive(name: str, url: str, count: int, server_pid: int | None) -> dict[str, Any]:
     """``count`` messages over transport ``name``: wall and client CPU from the first to the last."""
     gc.collect()
+    with streaming_gc():  # the collector settings the feed runs with
+        return await _receive_counted(name, url, count, server_pid)
+
+
+async def _receive_counted(name: str, url: str, count: int, server_pid: int | None) -> dict[str, Any]:
     transport = make_ws_transport(name)
     ws = await transport.connect(url)
     try:
@@ -166,13 +173,16 @@ async def _part_blast(capture: Path, names: tuple[str, ...]) -> dict[str, Any]:
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        wall, cpu = await _raw(port, want)
+        wall, cpu = min([await _raw(port, want) for _ in range(ROUNDS)], key=lambda wc: wc[1])
         raw = {"frames_per_s": round(len(texts) / wall), "cpu_us_per_frame": round(cpu / len(texts) * 1e6, 2)}
         out: dict[str, Any] = {"frames": len(texts), "raw_read": raw}
+        for _ in range(ROUNDS):  # interleaved rounds, best of each: the machine is shared
+            for name in names:
+                r = await _receive(name, f"ws://127.0.0.1:{port}/", len(texts), proc.pid)
+                if name not in out or r["cpu_us_per_frame"] < out[name]["cpu_us_per_frame"]:
+                    out[name] = r
         for name in names:
-            r = await _receive(name, f"ws://127.0.0.1:{port}/", len(texts), proc.pid)
-            r["ratio_to_raw_read"] = round(r["frames_per_s"] / raw["frames_per_s"], 3)
-            out[name] = r
+            out[name]["ratio_to_raw_read"] = round(out[name]["frames_per_s"] / raw["frames_per_s"], 3)
         return out
     finally:
         proc.kill()

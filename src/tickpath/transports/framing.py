@@ -83,10 +83,19 @@ class FrameParser:
     """Feeds server bytes in, calls ``on_message`` per complete data message and ``on_control``
     per control frame (close, ping, pong). Raises :class:`WsProtocolError`."""
 
-    def __init__(self, on_message: MessageSink, on_control: ControlSink, max_size: int = 0) -> None:
+    def __init__(
+        self,
+        on_message: MessageSink,
+        on_control: ControlSink,
+        max_size: int = 0,
+        on_text: Callable[[str], None] | None = None,
+    ) -> None:
         self.on_message = on_message
         self.on_control = on_control
+        # the steady path's sink for an unfragmented text frame: one call, no opcode argument
+        self.on_text = on_text or (lambda text: on_message(OP_TEXT, text))
         self.max_size = max_size or (1 << 62)  # 0: no limit but the 63-bit length field
+        self.stopped = False  # set by the owner on a close frame: nothing after it is delivered
         self._rest = b""  # bytes of a frame not complete yet
         self._parts: list[bytes] = []  # a fragmented message so far
         self._part_op = -1  # its opcode; -1: no message in progress
@@ -95,9 +104,12 @@ class FrameParser:
 
     def feed(self, data: bytes) -> None:
         buf = self._rest + data if self._rest else data
+        view = memoryview(buf)
         end = len(buf)
         pos = 0
+        count = 0
         max_size = self.max_size
+        on_text = self.on_text
         while end - pos >= 2:
             b0 = buf[pos]
             b1 = buf[pos + 1]
@@ -106,7 +118,7 @@ class FrameParser:
             if length == 126:
                 if end - pos < 4:
                     break
-                length = int.from_bytes(buf[head : head + 2], "big")
+                length = (buf[head] << 8) | buf[head + 1]
                 head += 2
             elif length == 127:
                 if end - pos < 10:
@@ -121,16 +133,19 @@ class FrameParser:
             if stop > end:
                 break
             pos = stop
-            self.frames += 1
+            count += 1
             if b0 == 0x81 and self._part_op < 0:  # the steady path: one final unfragmented text frame
                 try:
-                    text = str(memoryview(buf)[head:stop], "utf-8")
+                    text = str(view[head:stop], "utf-8")
                 except UnicodeDecodeError:
                     raise WsProtocolError(CLOSE_INVALID_TEXT, "invalid UTF-8 in a text message") from None
-                self.on_message(OP_TEXT, text)
+                on_text(text)
             else:
                 self._frame(b0, buf[head:stop])
-        self._rest = buf[pos:] if pos < end else b""
+                if self.stopped:
+                    break
+        self.frames += count
+        self._rest = buf[pos:] if pos < end and not self.stopped else b""
 
     def _frame(self, b0: int, payload: bytes) -> None:
         if b0 & 0x70:

@@ -81,7 +81,11 @@ class OwnWsSocket(asyncio.Protocol):
         self._final: WsMessage | None = None  # what receive() returns once the queue is drained
         self._error: BaseException | None = None
         self.close_code: int | None = None  # the code the server closed with
-        self._parser = FrameParser(self._on_message, self._on_control, owner.max_size)
+        text_kind = WsKind.TEXT
+        append = self._queue.append
+        self._parser = FrameParser(
+            self._on_message, self._on_control, owner.max_size, on_text=lambda t: append(WsMessage(text_kind, t))
+        )
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -91,6 +95,8 @@ class OwnWsSocket(asyncio.Protocol):
         self._transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
+        if self._final is not None:
+            return  # closed (by either side): nothing more is delivered
         if not self._upgraded:
             data = self._handshake_bytes(data)
             if not data:
@@ -174,6 +180,7 @@ class OwnWsSocket(asyncio.Protocol):
             self.close_code = code
             self._send_close(CLOSE_OK if code == CLOSE_NO_STATUS else code)
             self._finish(WsMessage(WsKind.CLOSE, code))
+            self._parser.stopped = True  # frames after a close frame are not delivered
             if transport is not None:
                 transport.close()  # both close frames are out: the TCP connection has no more use
 
