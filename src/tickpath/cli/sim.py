@@ -13,6 +13,7 @@ from typing import Any
 from tickpath.errors import ConfigError, TickpathError
 from tickpath.runtime import run
 from tickpath.sim import FaultPlan, ReplayConfig, SimConfig, Simulator, parse_zones
+from tickpath.sim.chaos import ChaosConfig, parse_chaos
 from tickpath.sim.config import MAX_CLOCK_OFFSET_MS, MAX_RATE
 from tickpath.sim.universe import parse_listing
 from tickpath.venues.binance.endpoints import VENUES, endpoints
@@ -39,6 +40,7 @@ examples:
                --speed 10 --venue spot
   tickpath sim --gap-every 5 --drop-every 30 --snapshot-delay-ms 800   faults on a schedule
   tickpath sim --metrics-port 9466 --gap-every 5   Prometheus /metrics: frames, connections, faults
+  tickpath sim --chaos 42:2                       every fault kind at random, 2 a second, seed 42
 
 A scheduled fault never piles up while nobody listens: each period leaves at most one pending
 fault of its kind (20 s idle with --snapshot-fail-every 1 still means one HTTP 500, then 200).
@@ -149,6 +151,12 @@ def register(subparsers: Any) -> None:
     g.add_argument("--stall-for", type=float, default=2.0, metavar="S", help="stall length (default: 2)")
     g.add_argument("--rate-limit-for", type=float, default=5.0, metavar="S", help="429 period (default: 5)")
     g.add_argument("--snapshot-delay-ms", type=float, default=0.0, help="extra delay of every depth answer")
+    g.add_argument(
+        "--chaos",
+        metavar="SEED[:RATE]",
+        help="every fault kind at random from SEED, RATE faults/s on average (default 1); counts in /metrics "
+        "(tickpath_sim_faults_total{kind}) and the live status",
+    )
     p.add_argument("--duration", type=float, help="stop after this many seconds, > 0 (default: until Ctrl-C)")
     p.add_argument("--json", action="store_true", help="print the endpoints as one JSON line (for machines)")
     p.set_defaults(func=main)
@@ -261,14 +269,17 @@ async def serve(
     as_json: bool,
     duration: float | None,
     metrics: tuple[str, int] | None = None,
+    chaos: ChaosConfig | None = None,
 ) -> int:
-    async with Simulator(cfg, fault_plan=plan) as sim:
+    async with Simulator(cfg, fault_plan=plan, chaos=chaos) as sim:
         extra = {}
         if metrics is not None:
             extra["metrics_url"] = (await sim.serve_metrics(*metrics)).url
         eps = [e.as_dict() for e in sim.endpoints()]
         if as_json:
-            head = {"endpoints": eps, "seed": cfg.seed, "clock_offset_ms": cfg.clock_offset_ms}
+            head: dict[str, Any] = {"endpoints": eps, "seed": cfg.seed, "clock_offset_ms": cfg.clock_offset_ms}
+            if chaos is not None:
+                head["chaos"] = {"seed": chaos.seed, "mean_interval_s": chaos.mean_interval_s}
             print(json.dumps({**head, **extra}), flush=True)
         else:
             _print_table(sim)
@@ -323,11 +334,15 @@ async def _wait(sim: Simulator, duration: float | None, *, live: bool) -> None:
             st = sim.stats()
             events = sum(v["events"] for v in st["venues"].values())
             frames = sum(v["frames_sent"] for v in st["venues"].values()) + sum(st["replay_frames_sent"].values())
-            status.update(f"events {events:,}  frames sent {frames:,}  connections {st['connections']}")
+            line = f"events {events:,}  frames sent {frames:,}  connections {st['connections']}"
+            if "chaos" in st:
+                line += "  chaos " + " ".join(f"{k} {n}" for k, n in sorted(st["chaos"].items()))
+            status.update(line)
             await asyncio.sleep(0.5)
 
 
 def main(args: argparse.Namespace) -> int:
     cfg, plan = build_config(args)
+    chaos = parse_chaos(args.chaos) if args.chaos else None
     metrics = (args.metrics_host, args.metrics_port) if args.metrics_port is not None else None
-    return run(serve(cfg, plan, as_json=args.json, duration=args.duration, metrics=metrics))
+    return run(serve(cfg, plan, as_json=args.json, duration=args.duration, metrics=metrics, chaos=chaos))

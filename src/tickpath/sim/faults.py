@@ -236,6 +236,8 @@ class Faults:
     def snapshot_delay(self, venue: str, seconds: float) -> None:
         if not math.isfinite(seconds):
             raise ConfigError(f"a snapshot delay is a finite number of seconds, got {seconds}")
+        if seconds > 0:
+            self._count("snapshot_delay")
         self.state.snapshot_delay_s[venue] = max(0.0, seconds)
 
     def fail_snapshots(self, venue: str, count: int = 1, *, accumulate: bool = True) -> None:
