@@ -74,3 +74,15 @@ def sim_zones() -> Iterator[dict[str, SimZone]]:
     yield zones
     loop.call_soon_threadsafe(stop[0].set)
     thread.join(30)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_boto3_default_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3's module-level default session resolves credentials once and keeps them: a test that ran
+    the sweep against moto with dummy credentials in the environment made a later "no AWS
+    credentials" test find them. Each test starts without one (and the old one comes back after)."""
+    try:
+        import boto3
+    except ImportError:
+        return
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)

@@ -42,8 +42,10 @@ def client(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], An
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
+    session = boto3.session.Session()  # its own: the process-wide default one caches credentials
+
     def factory(service: str) -> Any:
-        return boto3.client(
+        return session.client(
             service,
             region_name=REGION,
             endpoint_url=moto_url,
