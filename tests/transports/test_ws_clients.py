@@ -205,3 +205,37 @@ def test_the_transport_name_is_checked() -> None:
     assert ws_transport_name() in ("tickpath", "picows", "aiohttp")
     with pytest.raises(ConfigError, match="unknown WebSocket transport"):
         ws_transport_name("curl")
+
+
+async def test_the_stale_watchdog_closes_a_silent_connection_and_the_feed_reconnects(name: str) -> None:
+    async def silent(peer: Peer) -> None:
+        await peer.send(frame(1, b'{"n":1}'))  # then nothing: a connection that looks alive
+
+    received: list[str] = []
+
+    def on_frame(text: str, wall: int, mono: int, conn: FeedConnection) -> None:
+        received.append(text)
+
+    async with ScriptedServer(silent) as srv:
+        transport = _transport(name)
+        conn = FeedConnection(
+            "t", "", [], on_frame, transport=transport, stale_after_s=0.2, backoff=Backoff(0.01, 0.02), seed=1
+        )
+        conn.base_url = srv.url
+        task = asyncio.create_task(conn.run())
+        for _ in range(300):
+            if conn.stale_closes >= 1 and len(received) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        await conn.stop()
+        await asyncio.wait_for(task, 5)
+        await transport.close()
+    assert conn.stale_closes >= 1 and conn.reconnects >= 1 and received[:2] == ['{"n":1}', '{"n":1}']
+
+
+@pytest.mark.parametrize("transport_name", [n for n in NAMES if n != "aiohttp"])
+def test_tls_on_uvloop(transport_name: str) -> None:
+    """The feed's CLI runs on uvloop, whose transports are not asyncio.Transport subclasses."""
+    uvloop = pytest.importorskip("uvloop")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(test_simulator_frames_over_tls_verified_against_its_ca(transport_name))
