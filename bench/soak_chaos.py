@@ -1,0 +1,166 @@
+"""Combined-faults soak (#18.3, long variant; ``make soak``): every simulator fault kind at random from
+a seed, for long, at rate, while an in-process feed's books are compared to the simulator's truth.
+
+    python -m bench.soak_chaos [--duration 600] [--rate 20000] [--symbols 200] [--seed 18003]
+                               [--chaos-rate 1] [--warmup 60] [--duckdb PATH] [--out FILE.json]
+
+Real time (SystemClock): the simulator and the feed share this process and its one event loop (so
+the truth checker reads both sets of books), which also means the lag figures include the
+simulator's own work. Reports faults by kind, resyncs, malformed frames, books unequal to truth
+outside a resync window (target 0), RSS after the warm-up and at the end (target within 5 %),
+event-loop lag p50/p99/max after the warm-up, the achieved depth-update rate, the longest GC pass
+per generation (gc.callbacks) and the interpreter yardstick (bench.common.calibration_ns).
+The fast seeded variant is tests/faults/test_chaos.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import calibration_ns
+from tickpath.feed import Feed, FeedConfig
+from tickpath.sim import SimConfig, Simulator
+from tickpath.sim.chaos import ChaosConfig, ChaosDriver, TruthChecker
+from tickpath.stats import LatencyRecorder
+from tickpath.venues.binance.endpoints import Venue
+
+
+def _rss_mb() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+class GcPauses:
+    """The longest and total time of each collector generation (gc.callbacks start/stop)."""
+
+    def __init__(self) -> None:
+        self.max_ms = [0.0, 0.0, 0.0]
+        self.total_ms = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+            return
+        g, ms = info["generation"], (time.perf_counter() - self._t0) * 1e3
+        self.max_ms[g] = max(self.max_ms[g], ms)
+        self.total_ms[g] += ms
+        self.count[g] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            f"gen{g}": {"count": self.count[g], "max_ms": round(self.max_ms[g], 2), "total_ms": round(self.total_ms[g])}
+            for g in range(3)
+        }
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.soak_chaos")
+    p.add_argument("--duration", type=float, default=600.0, help="seconds of chaos after the warm-up")
+    p.add_argument("--rate", type=float, default=20_000.0, help="depth updates per second, all symbols")
+    p.add_argument("--symbols", type=int, default=200)
+    p.add_argument("--seed", type=int, default=int(os.environ.get("TICKPATH_FAULT_SEED", "18003")))
+    p.add_argument("--chaos-rate", type=float, default=1.0, help="faults per second on average")
+    p.add_argument("--warmup", type=float, default=60.0, help="seconds without faults first (discarded)")
+    p.add_argument("--duckdb", help="the feed's DuckDB file (default: a temporary one, removed after)")
+    p.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after the warm-up")
+    p.add_argument("--out", help="write the figures as JSON here too")
+    return p.parse_args(argv)
+
+
+async def _soak(a: argparse.Namespace) -> dict[str, Any]:
+    venue: Venue = "futures"
+    syms = tuple(f"S{i:03d}USDT" for i in range(a.symbols))
+    cfg = SimConfig(venues=(venue,), symbols=syms, seed=a.seed, rate=a.rate / a.symbols, book_levels=100)
+    chaos = ChaosConfig(seed=a.seed, mean_interval_s=1.0 / a.chaos_rate, max_fault_s=1.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        return await _run(a, venue, syms, cfg, chaos, tmp)
+
+
+async def _run(
+    a: argparse.Namespace, venue: Venue, syms: tuple[str, ...], cfg: SimConfig, chaos: ChaosConfig, tmp: str
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    async with Simulator(cfg) as sim:
+        ep = sim.endpoint(venue)
+        sinks = (f"duckdb:{a.duckdb or Path(tmp) / 'soak.duckdb'}",)
+        fc = FeedConfig(venue=venue, symbols=syms, base_url=ep.ws_url, rest_url=ep.rest_url, sinks=sinks)
+        feed = Feed(fc)
+        checker = TruthChecker(sim, venue)
+        task = asyncio.create_task(feed.run())
+        await asyncio.sleep(a.warmup)
+        if a.gc_freeze:
+            gc.freeze()
+        feed.loop_lag.recorder, feed.loop_lag.max_ns = LatencyRecorder("event_loop_lag"), 0
+        pauses = GcPauses()
+        gc.callbacks.append(pauses)
+        rss0, events0, t0 = _rss_mb(), sim.stats()["venues"][venue]["events"], loop.time()
+        sim.chaos = ChaosDriver(sim.faults, [(venue, s) for s in syms], chaos)
+        chaos_task = asyncio.create_task(sim.chaos.run())
+        rss_series, next_rss = [], t0
+        while loop.time() - t0 < a.duration and not task.done():
+            await asyncio.sleep(1.0)
+            if feed.engine is not None:
+                checker.check(feed.engine.processor)
+            if loop.time() >= next_rss:  # every 30 s: growth that is steady, not a step, is a leak
+                rss_series.append(round(_rss_mb(), 1))
+                next_rss += 30
+        elapsed, events1, rss1 = loop.time() - t0, sim.stats()["venues"][venue]["events"], _rss_mb()
+        lag = feed.loop_lag.summary()
+        sim.chaos.stop()
+        chaos_task.cancel()
+        sim.faults.clear()
+        resync_deadline = loop.time() + 60
+        while feed.engine is not None and loop.time() < resync_deadline:
+            if all(feed.engine.processor.book_state(s).synced for s in syms):  # type: ignore[union-attr]
+                break
+            await asyncio.sleep(0.5)
+        final = checker.check(feed.engine.processor) if feed.engine is not None else -1
+        gc.callbacks.remove(pauses)
+        feed.stop()
+        summary = await task
+    return {
+        "condition": f"shared 2-core machine; sim + feed in one process; {a.symbols} symbols; seed {a.seed}",
+        "duration_s": round(elapsed, 1),
+        "warmup_s": a.warmup,
+        "target_rate": a.rate,
+        "achieved_depth_updates_per_s": round((events1 - events0) / elapsed),
+        "faults": dict(sorted(sim.chaos.counts.items())),
+        "resyncs": summary.resyncs,
+        "gaps": summary.gaps,
+        "reconnects": summary.reconnects,
+        "malformed_frames": summary.malformed,
+        "truth": checker.as_dict(),
+        "violations": len(checker.violations),
+        "final_check_violations": final,
+        "rss_mb_after_warmup": round(rss0, 1),
+        "rss_mb_end": round(rss1, 1),
+        "rss_growth_pct": round(100 * (rss1 - rss0) / rss0, 2),
+        "rss_series_mb": rss_series,
+        "event_loop_lag_ms": lag,
+        "gc": pauses.as_dict(),
+        "gc_frozen": a.gc_freeze,
+        "yardstick_calibration_ns": round(calibration_ns(), 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    a = parse(argv)
+    figures = asyncio.run(_soak(a))
+    if a.out:
+        Path(a.out).write_text(json.dumps(figures, indent=1))
+    return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1:]), indent=1))
