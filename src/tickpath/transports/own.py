@@ -42,6 +42,10 @@ MAX_HANDSHAKE = 65536
 _CLOSED = WsMessage(WsKind.CLOSED, None)
 
 
+def _drop(text: str) -> None:
+    return None
+
+
 class WsHandshakeError(ConnectionError):
     """The server did not upgrade the connection as RFC 6455 requires."""
 
@@ -95,8 +99,6 @@ class OwnWsSocket(asyncio.Protocol):
         self._transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
-        if self._final is not None:
-            return  # closed (by either side): nothing more is delivered
         if not self._upgraded:
             data = self._handshake_bytes(data)
             if not data:
@@ -236,6 +238,7 @@ class OwnWsSocket(asyncio.Protocol):
         """Start the close handshake, wait briefly for the server's end, then drop the connection."""
         if self._final is None:
             self._queue.clear()
+            self._parser.on_text = _drop  # from now on only the server's close frame matters
             self._final = _CLOSED
             self._closed = True
             self._wake()
