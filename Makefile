@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench install sim clean native sanitize fuzz
+.PHONY: demo test lint typecheck unit bench soak install sim clean native sanitize fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -47,6 +47,12 @@ typecheck: $(STAMP)
 bench: $(STAMP) $(NATIVE_SO)
 	./scripts/install-system-deps.sh
 	$(BIN)/python -m bench
+
+# Long runs, minutes each, not in `make test` or `make bench`: every bench/soak_*.py (combined
+# exchange faults for 10 min at 20k msgs/s; node loss and kill -9). SOAK_SECONDS=N shortens each.
+# Figures in bench/soak-last-run.json; docs/reliability.md keeps the current table.
+soak: $(STAMP) $(NATIVE_SO)
+	$(BIN)/python -m bench.soak
 
 # The native core under AddressSanitizer + UBSan (also part of `make test`).
 sanitize: $(NATIVE_SO)
