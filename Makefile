@@ -34,8 +34,11 @@ test: $(STAMP) $(NATIVE_SO)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# Without the integration tests (real nats-server, moto, terraform, processes of tickpath): sockets
+# and the simulator stay, on virtual time (tests/virtual_time.py); two workers (pytest-xdist).
+UNIT_WORKERS ?= 2
 unit: $(STAMP) $(NATIVE_SO)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration" -n $(UNIT_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench fuzz
