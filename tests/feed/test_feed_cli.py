@@ -18,6 +18,7 @@ from tickpath.sim import SimConfig, Simulator
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.integration  # SIGTERM to a real `tickpath feed` process
 async def test_sigterm_flushes_every_sink_and_reports(tmp_path: Path) -> None:
     """SIGTERM mid-run: exit 130 after cleanup, and DuckDB and Parquet hold exactly the accepted events."""
     db = tmp_path / "ticks.duckdb"

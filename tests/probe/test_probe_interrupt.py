@@ -61,6 +61,7 @@ async def _wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.integration  # signals a real `tickpath probe` process
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 async def test_signal_mid_run_writes_partial_results(
     sig: signal.Signals, sim: Simulator, counting_port: CountingPort, tmp_path: Path
