@@ -20,7 +20,7 @@ from tickpath.clock import VirtualClock
 from tickpath.errors import ConfigError
 from tickpath.feed import Feed
 from tickpath.sim import SimConfig, Simulator
-from tickpath.sim.chaos import KINDS, ChaosConfig, TruthChecker, parse_chaos
+from tickpath.sim.chaos import KINDS, ChaosConfig, ChaosDriver, TruthChecker, parse_chaos
 from tickpath.venues.binance.processor import native_available
 
 SEED = int(os.environ.get("TICKPATH_FAULT_SEED", "18003"))
@@ -108,3 +108,21 @@ def test_chaos_flag_parses_seed_and_rate_and_refuses_nonsense() -> None:
     for bad in ("x", "1:0", "1:-2", "1:nan", "1:inf"):
         with pytest.raises(ConfigError):
             parse_chaos(bad)
+
+
+@virtual_time
+async def test_clock_jump_steps_event_times_and_chaos_steps_back(virtual_clock: VirtualClock) -> None:
+    """A jump moves the venue's event clock by exactly the jump; chaos's jump is undone after its length."""
+    async with Simulator(SimConfig(venues=("spot",), symbols=("BTCUSDT",), rate=0.0), clock=virtual_clock) as sim:
+        hub = sim.hubs["spot"]
+        t0 = hub.exchange_ms()
+        sim.faults.clock_jump("spot", -3.0)
+        assert hub.exchange_ms() - t0 == -3000 and sim.faults.injected["clock_jump"] == 1
+        sim.faults.clock_jump("spot", 3.0)
+        with pytest.raises(ConfigError):
+            sim.faults.clock_jump("spot", 0.0)
+        driver = ChaosDriver(sim.faults, [("spot", "BTCUSDT")], ChaosConfig(seed=1, max_fault_s=1.0))
+        driver.inject("clock_jump")
+        assert abs(hub.exchange_ms() - t0) >= 1000  # stepped 1-5 s
+        await asyncio.sleep(1.0)
+        assert hub.exchange_ms() - t0 == 1000  # stepped back: only the second that passed

@@ -3,7 +3,8 @@
 :class:`ChaosDriver` injects one fault at a time through :class:`tickpath.sim.faults.Faults`, at
 exponentially distributed intervals of the loop's clock (``mean_interval_s``). The first round
 applies each kind once in a seeded shuffled order, so a short run still sees every kind; after
-that kinds are drawn uniformly. Same seed, same sequence of (kind, target, size) draws.
+that kinds are drawn uniformly. Same seed, same sequence of (kind, target, size) draws. A clock
+jump steps the venue's event times (``E``/``T``) 1-5 s either way and steps them back later.
 ``counts`` holds injections by kind (``Simulator.stats()["chaos"]``, ``tickpath sim --chaos``).
 
 :class:`TruthChecker` compares every book a client holds with the simulator's own book at the
@@ -47,6 +48,7 @@ KINDS = (
     "fail_snapshots",
     "rate_limit",
     "refuse",
+    "clock_jump",
 )
 
 
@@ -126,6 +128,7 @@ class ChaosDriver:
             "fail_snapshots": lambda: self.faults.fail_snapshots(venue, 1, accumulate=False),
             "rate_limit": lambda: self.faults.rate_limit(venue, seconds),
             "refuse": lambda: self.faults.refuse(venue, "*", seconds),
+            "clock_jump": lambda: self._clock_jump(venue, rng.choice((-1, 1)) * rng.uniform(1.0, 5.0), seconds),
         }
         actions[kind]()
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -136,6 +139,11 @@ class ChaosDriver:
         """Depth answers wait ``seconds`` more, for the next ``2 * seconds`` (then back to none)."""
         self.faults.snapshot_delay(venue, seconds)
         asyncio.get_running_loop().call_later(2 * seconds, self.faults.snapshot_delay, venue, 0.0)
+
+    def _clock_jump(self, venue: str, jump_s: float, back_after_s: float) -> None:
+        """Event times step by ``jump_s`` and step back ``back_after_s`` later (so jumps never add up)."""
+        self.faults.clock_jump(venue, jump_s)
+        asyncio.get_running_loop().call_later(back_after_s, self.faults.clock_jump, venue, -jump_s)
 
     async def run(self) -> None:
         while not self.stopped:

@@ -20,6 +20,8 @@ things it touched (connections, streams), so a test can assert the fault really 
 ``fail_snapshots(venue, n)``    the next ``n`` depth requests answer HTTP 500 (-1001)
 ``rate_limit(venue, seconds)``  every REST request answers 429 with ``Retry-After``
 ``refuse(venue, zone, s)``      new WebSocket upgrades answer HTTP 503 for ``s`` seconds
+``clock_jump(venue, s)``        the venue's event times (``E``/``T``) step by ``s`` seconds (+/-),
+                                for good (an exchange clock stepped by NTP); REST serverTime stays
 ==============================  ==============================================================
 
 Counted faults (``gap``, ``duplicate``, ``reorder``, ``malformed``, ``truncated``,
@@ -232,6 +234,17 @@ class Faults:
         st.frozen_until = max(st.frozen_until, asyncio.get_running_loop().time() + seconds)
         hub.refresh_fault_flag()
         return 1
+
+    def clock_jump(self, venue: str, seconds: float) -> None:
+        """Step the venue's event clock by ``seconds`` (negative: back in time); returns at once."""
+        if not math.isfinite(seconds) or seconds == 0:
+            raise ConfigError(f"a clock jump is a finite, non-zero number of seconds, got {seconds}")
+        hub = self._hubs.get(venue)
+        if hub is None:
+            raise ConfigError(f"venue {venue!r} is not simulated here (replayed or not served)")
+        self._count("clock_jump")
+        hub.offset_ns += int(seconds * 1e9)
+        log_event(log, logging.INFO, "sim_fault_clock_jump", venue=venue, seconds=seconds)
 
     def snapshot_delay(self, venue: str, seconds: float) -> None:
         if not math.isfinite(seconds):
