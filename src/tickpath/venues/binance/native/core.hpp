@@ -103,7 +103,7 @@ class Core {
         break;
       }
       case Kind::CONTROL: stats.control++; return 0;
-      default: return HANDOFF;  // KLINE, UNKNOWN: decoded and counted by the Python side
+      default: return HANDOFF;  // UNKNOWN (klines, every low-rate channel): the Python side decodes and counts it
     }
     return int(log.size() - before);
   }

@@ -21,7 +21,7 @@ using json::Error;
 using json::Reader;
 using json::Str;
 
-enum class Kind : uint8_t { NONE, DEPTH, AGG_TRADE, TRADE, BOOK_TICKER, KLINE, CONTROL, UNKNOWN };
+enum class Kind : uint8_t { NONE, DEPTH, AGG_TRADE, TRADE, BOOK_TICKER, CONTROL, UNKNOWN };
 
 struct Frame {
   Kind kind = Kind::NONE;
@@ -134,7 +134,6 @@ class Decoder {
   bool depth(Reader& r, Frame& f);
   bool trade(Reader& r, Frame& f, bool agg);
   bool ticker(Reader& r, Frame& f);
-  bool kline(Reader& r, Frame& f);
   bool control(Reader& r, Frame& f);
   bool levels(Reader& r, std::vector<LevelUpdate>& out, bool& valid);
   // The tag field `e`: msgspec reads a value of another type to its end before it rejects it.
@@ -172,7 +171,6 @@ inline bool Decoder::payload(Reader& r, Kind k, Frame& f) {
     case Kind::AGG_TRADE: return trade(r, f, true);
     case Kind::TRADE: return trade(r, f, false);
     case Kind::BOOK_TICKER: return ticker(r, f);
-    case Kind::KLINE: return kline(r, f);
     default: return r.fail(Error::SCHEMA);
   }
 }
@@ -291,24 +289,6 @@ inline bool Decoder::ticker(Reader& r, Frame& f) {
   if (r.error) return false;
   if (!(hu && hs && h[0] && h[1] && h[2] && h[3])) return r.fail(Error::SCHEMA);
   f.kind = Kind::BOOK_TICKER;
-  return true;
-}
-
-inline bool Decoder::kline(Reader& r, Frame& f) {
-  if (!r.begin_object()) return false;
-  bool first = true, hE = false, hs = false;
-  while (r.next_key(key_, key_scratch_, first)) {
-    std::string_view k = key_.view;
-    bool ok;
-    if (k == "e") ok = tag(r, "kline");
-    else if (k == "E") ok = r.int64(f.E), hE = true;
-    else if (k == "s") ok = kept(r, f, 0, f.s), hs = true;
-    else ok = r.skip();
-    if (!ok) return false;
-  }
-  if (r.error) return false;
-  if (!(hE && hs)) return r.fail(Error::SCHEMA);
-  f.kind = Kind::KLINE;
   return true;
 }
 
