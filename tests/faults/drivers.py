@@ -108,7 +108,11 @@ class Proc:
 
     def summary(self) -> dict[str, Any]:
         """The ``--json`` summary the process printed on stdout."""
-        out: dict[str, Any] = json.loads(self.stdout.decode().strip().splitlines()[-1])
+        text = self.stdout.decode().strip()
+        try:
+            out: dict[str, Any] = json.loads(text)  # one object, maybe indented
+        except ValueError:
+            out = json.loads(text.splitlines()[-1])  # after other output
         return out
 
 
