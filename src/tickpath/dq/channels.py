@@ -19,10 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import sqlglot
-
 from tickpath.dq.checks import CheckResult
-from tickpath.dq.sql import FINDINGS_PER_KIND, Dialect, Window, partition_filter, table_ref
+from tickpath.dq.sql import FINDINGS_PER_KIND, Dialect, Window, in_dialect, partition_filter, table_ref
 from tickpath.errors import ConfigError
 
 Query = Callable[[str], list[dict[str, Any]]]
@@ -94,13 +92,7 @@ class ChannelSql:
         w = self.window
         cond = f"receipt_ns >= {int(w.since_ns)} AND receipt_ns < {int(w.until_ns)}" + partition_filter(w, self.dialect)
         names = {t: table_ref(t, self.dialect, self.dataset) for t in ("candles", "mark_prices", "feed_sessions")}
-        sql = template.format(w=cond, limit=FINDINGS_PER_KIND, **names)
-        if self.dialect == "duckdb":
-            return sql
-        try:
-            return sqlglot.transpile(sql, read="duckdb", write="bigquery", pretty=True)[0]
-        except sqlglot.errors.SqlglotError as exc:  # a bug in a check definition, not user input
-            raise ConfigError(f"cannot generate BigQuery SQL: {exc}") from exc
+        return in_dialect(template.format(w=cond, limit=FINDINGS_PER_KIND, **names), self.dialect)
 
 
 def _has_rows(query: Query, table: str, sql: ChannelSql) -> bool:

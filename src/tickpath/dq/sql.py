@@ -158,7 +158,11 @@ def window_ctes(window: Window, dialect: Dialect, dataset: str | None = None) ->
 
 def compose(body: str, window: Window, dialect: Dialect = "duckdb", dataset: str | None = None) -> str:
     """A runnable query: the window CTEs, then ``body`` (``name AS (...), ... SELECT ...``)."""
-    sql = f"WITH {window_ctes(window, dialect, dataset)},\n{body}"
+    return in_dialect(f"WITH {window_ctes(window, dialect, dataset)},\n{body}", dialect)
+
+
+def in_dialect(sql: str, dialect: Dialect) -> str:
+    """DuckDB SQL as the engine's dialect: unchanged on DuckDB, transpiled by sqlglot for BigQuery."""
     if dialect == "duckdb":
         return sql
     try:
