@@ -3,8 +3,9 @@ a seed while a feed runs in-process, its books checked against the simulator's t
 checkpoint. Books unequal to truth outside a resync window (see tickpath.sim.chaos) must be 0.
 
 Virtual time: 20 symbols x 100 updates/s (~2k depth msgs/s plus trades and tickers) for 25 s of the
-simulator's clock. TICKPATH_FAULT_SEED overrides the seed; a failure prints it. The long variant is
-bench/soak_chaos.py (make soak)."""
+simulator's clock, connection lifetimes (24 h) compressed to 12 s so the feed rolls over twice.
+TICKPATH_FAULT_SEED overrides the seed; a failure prints it. The long variant is bench/soak_chaos.py
+(make soak)."""
 
 from __future__ import annotations
 
@@ -39,10 +40,12 @@ async def test_every_fault_at_rate_books_equal_truth_outside_resync(
     elif not native_available():
         pytest.skip("native core not built (make native)")
     venue = "futures"
-    cfg = SimConfig(venues=(venue,), symbols=SYMS, seed=SEED, rate=100.0, book_levels=40)
+    # the 24 h connection lifetime compressed to 12 s: the feed rolls over at 8 s, the server cuts at 12
+    cfg = SimConfig(venues=(venue,), symbols=SYMS, seed=SEED, rate=100.0, book_levels=40, max_lifetime_s=12.0)
     chaos = ChaosConfig(seed=SEED, mean_interval_s=0.5, max_fault_s=1.0)
     async with Simulator(cfg, clock=virtual_clock, chaos=chaos) as sim:
-        feed = Feed(feed_config(sim.endpoint(venue), venue, SYMS), clock=virtual_clock)
+        fc = feed_config(sim.endpoint(venue), venue, SYMS, rollover_after_s=8.0, rollover_overlap_s=1.0)
+        feed = Feed(fc, clock=virtual_clock)
         checker = TruthChecker(sim, venue)
         loop = asyncio.get_running_loop()
         task = asyncio.create_task(feed.run())
@@ -65,12 +68,16 @@ async def test_every_fault_at_rate_books_equal_truth_outside_resync(
         summary = await task
         counts = dict(sim.chaos.counts)
         assert sim.stats()["chaos"] == counts and sim.faults.injected["snapshot_delay"] == counts["snapshot_delay"]
-    report = f"{core} core, seed {SEED}: chaos {counts}, checker {checker.as_dict()}, resyncs {summary.resyncs}"
+    report = (
+        f"{core} core, seed {SEED}: chaos {counts}, checker {checker.as_dict()}, "
+        f"resyncs {summary.resyncs}, rollovers {summary.rollovers}"
+    )
     assert set(counts) == set(KINDS), report
     assert all_synced(feed), report
     assert checker.violations == [] and final == 0, report
     assert checker.equal > 20 * 100, report  # a good share of the checkpoints compared real books
     assert checker.resyncing > 0 and summary.resyncs > 0 and summary.malformed > 0, report
+    assert summary.rollovers >= 2, report
     print(report)
 
 
