@@ -10,6 +10,11 @@ of the receipt time, so a partition only ever grows by whole files. Each file is
 temporary name and renamed, so a reader never sees half a file. A feed writes its ``feed_sessions``
 row when it starts and again when it stops; files only grow, so both are there, and the one with
 ``ended_ns`` set is the final one.
+
+Order on disk: a session's first row is written (and renamed into place) by :meth:`write_session`
+itself, before any of that session's events can be, so a process killed at any moment never leaves
+events whose session is unknown. Later rows (the stop row) go after the events of the same flush,
+so a run killed before its last events were written has no stop row either.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class ParquetSink(Sink):
         self.compression = compression
         self._buf: list[Event] = []
         self._sessions: list[dict[str, Any]] = []
+        self._durable: set[str] = set()  # sessions whose first row is on disk
         self._n = 0
         self._lock = asyncio.Lock()
         self.files: list[Path] = []
@@ -70,8 +76,23 @@ class ParquetSink(Sink):
         return len(self._buf)
 
     async def write_session(self, session: SessionInfo) -> None:
-        """Record one ``feed_sessions`` row (written at the next flush)."""
-        self._sessions.append(session.row())
+        """Record one ``feed_sessions`` row: a session's first row is written now (before any of its
+        events can be), later ones at the next flush, after the events accepted before them."""
+        row = session.row()
+        if session.session in self._durable:
+            self._sessions.append(row)
+            return
+        async with self._lock:
+            try:
+                await asyncio.to_thread(self._write_sessions, [row])
+            except (OSError, pa.ArrowException) as exc:
+                self.stats.errors += 1
+                raise SinkError(f"writing the session row under {self.root} failed: {exc}") from exc
+            self._durable.add(session.session)
+
+    def _write_sessions(self, sessions: list[dict[str, Any]]) -> None:
+        arrow = pa.Table.from_pylist(sessions, schema=SCHEMAS["feed_sessions"])
+        self._write_file(self.root / "feed_sessions", str(sessions[0]["session"]), arrow)
 
     def _write_file(self, directory: Path, session: str, table: pa.Table) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -95,8 +116,7 @@ class ParquetSink(Sink):
             directory = self.root / f"venue={venue}" / f"channel={table}" / f"date={_date(day * _NS_PER_DAY)}"
             self._write_file(directory, session, arrow_table(table, evs))
         if sessions:
-            arrow = pa.Table.from_pylist(sessions, schema=SCHEMAS["feed_sessions"])
-            self._write_file(self.root / "feed_sessions", str(sessions[0]["session"]), arrow)
+            self._write_sessions(sessions)
 
     async def flush(self) -> None:
         async with self._lock:
