@@ -247,14 +247,9 @@ def judge_dq(report: Kill9Report, db: Path) -> list[str]:
         f"{m['kind']} {m['session']} {m['symbol']} {m['channel']} judged {m['from_ns']}..{m['to_ns']}, "
         f"past its last row {last[m['session']]}: {m}"
         for m in check["metrics"]
-        # ends are exclusive: a session's judged span ends 1 ns after its last row
-        # (a 'stream' row with no message at all, a feed killed before its snapshot, spans the whole
-        # window: a display row, not a judged silence; left to dq's owner, see docs/reliability.md)
-        if m["session"] in unclosed
-        and m.get("messages") != 0
-        and m.get("to_ns")
-        and m["session"] in last
-        and m["to_ns"] > last[m["session"]] + 1
+        # ends are exclusive: a session's judged span ends 1 ns after its last row (a stream with no
+        # message at all, a feed killed before its first snapshot, included)
+        if m["session"] in unclosed and m.get("to_ns") and m["session"] in last and m["to_ns"] > last[m["session"]] + 1
     ]
     return bad
 

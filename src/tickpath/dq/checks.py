@@ -433,9 +433,13 @@ def judge_freshness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) ->
     metrics: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
+    spans: dict[tuple[str, str], tuple[int, int]] = {}
     for r in rows:
         if r["kind"] == "unclosed":
             notes.append(_unclosed_note(r))
+            continue
+        if r["kind"] == "span":
+            spans[(r["session"], r["venue"])] = (int(r["silent_from"]), int(r["silent_to"]))
             continue
         silent = (int(r["silent_to"]) - int(r["silent_from"])) / 1e9
         if r["kind"] in ("dead", "frozen"):
@@ -451,7 +455,7 @@ def judge_freshness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) ->
         metrics.append(m)
         if why:
             findings.append({"issue": issue, **m, "detail": why})
-    metrics += _unseen_streams(metrics, ctx)
+    metrics += _unseen_streams(metrics, ctx, spans)
     counts = {k: sum(f["issue"] == k for f in findings) for k in ("dead_stream", "frozen_stream")}
     counts = {"stalls": len(findings) - sum(counts.values()), **counts, "unclosed_sessions": len(notes)}
     parts = [f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if v]
@@ -470,26 +474,33 @@ def judge_freshness(rows: list[dict[str, Any]], ctx: Context, th: Thresholds) ->
     )
 
 
-def _unseen_streams(metrics: list[dict[str, Any]], ctx: Context) -> list[dict[str, Any]]:
+def _unseen_streams(
+    metrics: list[dict[str, Any]], ctx: Context, spans: dict[tuple[str, str], tuple[int, int]]
+) -> list[dict[str, Any]]:
     """A row per subscribed stream with no message in the window: a quiet market or a dead stream (the
-    'dead' rows judge which); this just makes it visible."""
+    'dead' rows judge which); this just makes it visible. Its silence is its session's judged span
+    (the SQL's 'span' rows: up to the last row of a session known to be over), so a feed killed before
+    its first depth event is not shown silent up to the moment dq ran."""
     seen = {(m["session"], m["venue"], m["symbol"], m["channel"]) for m in metrics if m["kind"] == "stream"}
-    return [
-        {
-            "kind": "stream",
-            "session": sub[0],
-            "venue": sub[1],
-            "symbol": sub[2],
-            "channel": sub[3],
-            "longest_s": round(ctx.window.seconds, 3),
-            "limit_s": None,
-            "from_ns": ctx.window.since_ns,
-            "to_ns": ctx.window.until_ns,
-            "messages": 0,
-            "busy_s": None,
-        }
-        for sub in sorted(ctx.subscribed - seen)
-    ]
+    out = []
+    for sub in sorted(ctx.subscribed - seen):
+        since, until = spans.get((sub[0], sub[1]), (ctx.window.since_ns, ctx.window.until_ns))
+        out.append(
+            {
+                "kind": "stream",
+                "session": sub[0],
+                "venue": sub[1],
+                "symbol": sub[2],
+                "channel": sub[3],
+                "longest_s": round((until - since) / 1e9, 3),
+                "limit_s": None,
+                "from_ns": since,
+                "to_ns": until,
+                "messages": 0,
+                "busy_s": None,
+            }
+        )
+    return out
 
 
 # --- integrity ------------------------------------------------------------------------------------

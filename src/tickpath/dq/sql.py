@@ -325,6 +325,7 @@ SEQUENCE_L2_ISSUE = f"""CASE
 # window's end, unless it is known to be over: ``{writer_gone}`` (no process can be writing the store)
 # or a later session of its venue that started after its last row (the feed was restarted); then it
 # ends at its last row, and its 'unclosed' row says which. So a dead feed is not a stall up to now.
+# Its 'span' row is that judged span, for the streams it subscribed and never received (checks.py).
 #
 # 'dead': for trades and tickers, of every silence of the stream (edges included, and the whole
 # session for a stream with no message) the one with the most seconds in which the symbol's other
@@ -572,6 +573,9 @@ UNION ALL SELECT 'frozen' AS kind, session, venue, symbol, channel, silent_from,
 UNION ALL SELECT 'unclosed' AS kind, session, venue, '*' AS symbol, '*' AS channel, last_ns AS silent_from,
   {until} AS silent_to, CAST(NULL AS BIGINT) AS n, CAST(NULL AS BIGINT) AS active, CAST(NULL AS BIGINT) AS interval_ns,
   CASE WHEN {writer_gone} = 1 THEN 'writer_gone' WHEN superseded = 1 THEN 'later_session' END AS ended_by FROM opn
+UNION ALL SELECT 'span' AS kind, session, venue, '*' AS symbol, '*' AS channel, start_ns AS silent_from,
+  end_ns AS silent_to, CAST(NULL AS BIGINT) AS n, CAST(NULL AS BIGINT) AS active, CAST(NULL AS BIGINT) AS interval_ns,
+  CAST(NULL AS VARCHAR) AS ended_by FROM ends
 ORDER BY kind, session, venue, symbol, channel
 """
 
