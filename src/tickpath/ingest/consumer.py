@@ -58,7 +58,7 @@ from tickpath.stats import LatencyRecorder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IngestConfig", "IngestResult", "run_ingest"]
+__all__ = ["IngestConfig", "IngestResult", "consumer_config", "run_ingest"]
 
 
 @dataclass(frozen=True)
@@ -455,31 +455,32 @@ async def _js_call(call: Awaitable[Any], servers: list[str], what: str, *, missi
         raise ClusterUnansweredError(f"NATS at {', '.join(servers)}: cannot use {what}: {exc!r}") from exc
 
 
+def consumer_config(config: IngestConfig, durable: str | None = None) -> Any:
+    """The ``ConsumerConfig`` ingest creates its durable with (``durable`` overrides the source's);
+    the benchmark's pull ceiling uses it too, so both ask the server for the same work."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    _, opts = config.nats()
+    return ConsumerConfig(
+        durable_name=durable or opts["durable"],
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        filter_subject=f"{opts['prefix']}.>",
+        ack_wait=config.ack_wait_s,
+        max_ack_pending=max(50_000, config.batch * 4),
+        max_waiting=64,
+    )
+
+
 async def _ensure_consumer(js: Any, config: IngestConfig, opts: dict[str, str], servers: list[str]) -> None:
     """Create the durable consumer unless it exists (an existing one keeps its settings)."""
-    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
     from nats.js.errors import NotFoundError
 
     what = f"JetStream consumer {opts['durable']}"
     try:
         await _js_call(js.consumer_info(opts["stream"], opts["durable"]), servers, what)
     except NotFoundError:
-        await _js_call(
-            js.add_consumer(
-                opts["stream"],
-                ConsumerConfig(
-                    durable_name=opts["durable"],
-                    ack_policy=AckPolicy.EXPLICIT,
-                    deliver_policy=DeliverPolicy.ALL,
-                    filter_subject=f"{opts['prefix']}.>",
-                    ack_wait=config.ack_wait_s,
-                    max_ack_pending=max(50_000, config.batch * 4),
-                    max_waiting=64,
-                ),
-            ),
-            servers,
-            what,
-        )
+        await _js_call(js.add_consumer(opts["stream"], consumer_config(config)), servers, what)
 
 
 async def _consume(
