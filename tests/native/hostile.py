@@ -34,6 +34,8 @@ def hostile_frames() -> list[bytes]:
         b'{"result":null,"id":1.5}',
         b'{"result":null,"id":123456789012345678901234567890}',
         b'{"u":1,"s":"X","b":"1","B":"1","a":"1","A":"1"}  x',
+        b'{"stream":"btcusdt@kline_1m","\x83data":{"e":"klioe","E":1,"s":"BTCUSDT","k":{"t":1}}}',
+        b'{"stream":"!miniTicker@arr","data":[' + b"[" * 5000 + b"]" * 5000 + b"]}",
         b"\x00" * 64,
         bytes(range(256)),
     ]

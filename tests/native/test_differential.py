@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from tests.native.harness import Pair
 from tickpath.venues.binance.capture import HttpRecord, read_http_capture, read_ws_capture, replay_order
+from tickpath.venues.binance.parse import ParseError
 
 CAPTURES = {"futures": "usdm_futures", "spot": "spot"}
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -166,6 +167,11 @@ FOUND_BY_FUZZ = [
     b'{"stream":"btcusdt@trade","data":{"e":{"result"trade","E":1}}',  # a tag value is read to its end
     b'{"stream":"btcu\x9fsdt@kline_1m","E":1,"s":"BTCUSDT","k":{"t":2}}}',  # missing data before trailing bytes
     b'{"stream":"x@aggTrade","data":{"e":"aggTrade","E":1,"s":"X","a":1,"p":"1","q":"1","f":1,"l":1,"T":1,"m":-x}}',
+    # a channel's frame whose only data key is not UTF-8: malformed (the reference checks every key), not schema
+    b'{"stream":"btcusdt@kline_1m","\x83data":{"e":"klioe","E":1,"s":"BTCUSDT","k":{"t":1}}}',
+    b'{"stream":"!miniTicker@arr","data":[{"e":"24hrMiniTicker","E":1,"s":"X","c":"1","o":"1","h":"1","l":"1"}]}',
+    b'{"stream":"!miniTicker@arr","\xffdata":[]}',  # !miniTicker@arr is miniTickerArr, not miniTicker
+    b'{"stream":"!foo@bar","data":{}}',
 ]
 
 
@@ -176,3 +182,17 @@ def test_frames_found_by_fuzzing(venue: str, frame: bytes) -> None:
     pair.frame(frame, 1)
     pair.snapshot("BTCUSDT", frame, 2)
     pair.check_state()
+
+
+@pytest.mark.parametrize(
+    "frame", [b'{"stream":"!foo@bar","data":{}}', b'{"e":"foo@bar","E":1}', b'{"data":{},"stream":"x@kl"}']
+)
+def test_unknown_kinds_are_named_alike(frame: bytes) -> None:
+    """An unknown stream or event kind is named the same by both (all-market names keep their `@` tail)."""
+    pair = Pair.make("futures")
+    messages = []
+    for proc in (pair.pure, pair.native):
+        with pytest.raises(ParseError) as exc:
+            proc.on_frame(frame, 1)
+        messages.append((exc.value.reason, str(exc.value)))
+    assert messages[0] == messages[1] and messages[0][0] == "unknown_event"
