@@ -63,7 +63,7 @@ class _SinkWorker:
                 else:
                     await sink.write(batch)
                 now = clock.monotonic_ns()
-                if now - last_flush >= self.flush_every_ns:
+                if now - last_flush >= self.flush_every_ns and not sink.flushes_itself:
                     last_flush = now
                     await sink.flush()
             except TickpathError as exc:

@@ -83,6 +83,10 @@ class Sink(ABC):
     async def write(self, batch: Sequence[Event]) -> None:
         """Accept a batch, in order (count it in ``stats.accepted``). May await to apply back-pressure."""
 
+    # A sink that flushes on a timer of its own (Parquet's ``flush_s``) sets this: the pipeline then
+    # leaves the timing to it rather than flushing it every second of traffic.
+    flushes_itself: bool = False
+
     # A sink that stores Arrow tables as they are sets this and implements write_tables; when every
     # sink of a feed does, the feed hands them TableBatches instead of events (the columnar path).
     accepts_tables: ClassVar[bool] = False

@@ -11,6 +11,17 @@ temporary name and renamed, so a reader never sees half a file. A feed writes it
 row when it starts and again when it stops; files only grow, so both are there, and the one with
 ``ended_ns`` set is the final one.
 
+When files are written: when ``batch_rows`` rows are buffered, when the oldest buffered row has
+waited ``flush_s`` (default 1 s, on the injected clock, also with no further rows arriving), and at
+close; ``parquet:DIR?flush_s=5&batch_rows=200000`` sets them (``flush_s=off``: rows and close only).
+So a killed process loses at most about ``flush_s`` of accepted rows. The price is file count: a
+flush writes one file per (venue, table, date, session) it holds, so 1 s means up to 86,400 small
+files a day per table and process, each one row group; readers (DuckDB's ``read_parquet``, the
+``--workers`` views) take them as they are, and a longer ``flush_s`` or an offline compaction
+(``COPY (SELECT * FROM read_parquet('DIR/venue=*/channel=l2/date=D/*.parquet')) TO ...``) gives
+fewer, larger ones. No compaction happens at close: replacing files a reader may be reading cannot
+be made atomic, and a kill mid-way would leave rows twice.
+
 Order on disk: a session's first row is written (and renamed into place) by :meth:`write_session`
 itself, before any of that session's events can be, so a process killed at any moment never leaves
 events whose session is unknown. Later rows (the stop row) go after the events of the same flush,
@@ -20,22 +31,29 @@ so a run killed before its last events were written has no stop row either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tickpath.errors import SinkError
+from tickpath.clock import DEFAULT_CLOCK, Clock
+from tickpath.errors import ConfigError, SinkError
 from tickpath.events import Event, SessionInfo
+from tickpath.logs import log_event
 from tickpath.sinks.base import Sink
 from tickpath.sinks.duckdb import arrow_table, split_by_table
 from tickpath.tables import SCHEMAS
 
+log = logging.getLogger(__name__)
 _NS_PER_DAY = 86_400 * 1_000_000_000
+DEFAULT_FLUSH_S = 1.0  # at most about this much accepted data is lost with a killed process
 
 
 def _date(receipt_ns: int) -> str:
@@ -47,29 +65,92 @@ class ParquetSink(Sink):
 
     name = "parquet"
 
-    def __init__(self, root: str | Path, *, batch_rows: int = 50_000, compression: str = "zstd") -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        batch_rows: int = 50_000,
+        compression: str = "zstd",
+        flush_s: float | None = DEFAULT_FLUSH_S,
+        clock: Clock = DEFAULT_CLOCK,
+    ) -> None:
         super().__init__()
+        if flush_s is not None and not 0 < flush_s < float("inf"):
+            raise ConfigError(f"parquet flush_s={flush_s}: use a positive number of seconds (or off)")
         self.root = Path(root)
         self.batch_rows = max(1, batch_rows)
         self.compression = compression
+        self.flush_s = flush_s
+        self.flushes_itself = flush_s is not None  # the pipeline leaves the timing to this sink
+        self.clock = clock
         self._buf: list[Event] = []
+        self._oldest_ns: int | None = None  # monotonic time the oldest buffered row was accepted
         self._sessions: list[dict[str, Any]] = []
         self._durable: set[str] = set()  # sessions whose first row is on disk
         self._n = 0
         self._lock = asyncio.Lock()
+        self._timer: asyncio.Task[None] | None = None
         self.files: list[Path] = []
+
+    @classmethod
+    def from_target(cls, target: str, **options: Any) -> ParquetSink:
+        """``DIR`` or ``DIR?flush_s=5&batch_rows=200000`` (``flush_s=off``: by row count and at close only)."""
+        root, _, query = target.partition("?")
+        for key, values in parse_qs(query, keep_blank_values=True).items():
+            value = values[-1].strip().lower()
+            try:
+                if key == "flush_s":
+                    options["flush_s"] = None if value in ("off", "none", "0") else float(value)
+                elif key == "batch_rows":
+                    options["batch_rows"] = int(value)
+                else:
+                    raise ConfigError(f"parquet:{target}: unknown option {key!r} (use flush_s, batch_rows)")
+            except ValueError:
+                raise ConfigError(f"parquet:{target}: {key}={values[-1]!r} is not a number") from None
+        return cls(root, **options)
 
     async def start(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SinkError(f"cannot create Parquet directory {self.root}: {exc.strerror}") from exc
+        if self.flush_s is not None and self._timer is None:
+            self._timer = asyncio.create_task(self._flush_on_time(), name="parquet-flush")
 
     async def write(self, batch: Sequence[Event]) -> None:
         self.stats.accepted += len(batch)
+        if batch and not self._buf:
+            self._oldest_ns = self.clock.monotonic_ns()
         self._buf.extend(batch)
-        if len(self._buf) >= self.batch_rows:
+        if len(self._buf) >= self.batch_rows or self._due():
             await self.flush()
+
+    def _due(self) -> bool:
+        """True once the oldest buffered row has waited ``flush_s``."""
+        if self.flush_s is None or self._oldest_ns is None:
+            return False
+        return self.clock.monotonic_ns() - self._oldest_ns >= self.flush_s * 1e9
+
+    async def _flush_on_time(self) -> None:
+        """Write what has waited ``flush_s`` even when no more rows come (a quiet market, a stall)."""
+        assert self.flush_s is not None
+        period_ns = int(self.flush_s * 1e9)
+        while True:
+            oldest = self._oldest_ns
+            await self.clock.sleep_until_ns((oldest if oldest is not None else self.clock.monotonic_ns()) + period_ns)
+            if self._due():
+                try:
+                    await self.flush()
+                except SinkError as exc:  # kept buffered: the next period (or close) tries again
+                    log_event(log, logging.ERROR, "parquet_flush_failed", error=exc)
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+            self._timer = None
+        await self.flush()
 
     @property
     def buffered(self) -> int:
@@ -124,11 +205,14 @@ class ParquetSink(Sink):
                 return
             events, self._buf = self._buf, []
             sessions, self._sessions = self._sessions, []
+            oldest, self._oldest_ns = self._oldest_ns, None
             try:
                 await asyncio.to_thread(self._write_all, events, sessions)
             except (OSError, pa.ArrowException) as exc:
                 self.stats.errors += 1
                 self._buf[:0] = events
                 self._sessions[:0] = sessions
+                # retried one period from now, not at once (a full disk must not spin the loop)
+                self._oldest_ns = self.clock.monotonic_ns() if oldest is not None else None
                 raise SinkError(f"writing Parquet under {self.root} failed: {exc}") from exc
             self.stats.written += len(events)

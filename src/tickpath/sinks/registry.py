@@ -59,7 +59,7 @@ def _parquet(url: str, options: dict[str, Any]) -> Sink:
 
     if not _target(url):
         raise ConfigError("parquet sink needs a directory: parquet:DIR")
-    return ParquetSink(_target(url), **options)
+    return ParquetSink.from_target(_target(url), **options)  # DIR?flush_s=S&batch_rows=N
 
 
 def _jsonl(url: str, options: dict[str, Any]) -> Sink:
