@@ -109,6 +109,9 @@ class Supervisor:
         from tickpath.feed.metrics import WorkersMetricsServer
 
         self.started_ns = self.clock.wall_ns()
+        if len(self.workers) > 1:  # one worker writes the DuckDB file itself
+            for path in duckdb_targets(self.config.sinks):
+                await asyncio.to_thread(write_views, path)  # before any worker: readable from the start
         if self.config.duration_s is not None:
             self._deadline = self._now() + self.config.duration_s
         server = None
@@ -124,9 +127,6 @@ class Supervisor:
             await asyncio.shield(self._stop_all(tasks))
             if server is not None:
                 await server.stop()
-            if len(self.workers) > 1:  # one worker writes the DuckDB file itself
-                for path in duckdb_targets(self.config.sinks):
-                    write_views(path)
         return self.summary()
 
     async def _keep(self, w: WorkerState) -> None:

@@ -8,8 +8,9 @@ connections, books and sink writers; SIGTERM flushes its sinks like a single-pro
 
 DuckDB allows one writer per file, so with several workers ``duckdb:PATH`` becomes per-worker Parquet
 files under ``PATH.parts/`` (the Parquet sink's files are named by session, so workers never collide)
-and ``PATH`` itself a DuckDB file of views over them (:func:`write_views`), which ``tickpath dq`` and
-any DuckDB client read as the usual tables. Why Parquet rather than one writer fed by the workers:
+and ``PATH`` itself a DuckDB file of views over them (:func:`write_views`, written as the workers
+start), which ``tickpath dq`` and any DuckDB client read as the usual tables while the feed runs and
+after it stopped or was killed. Why Parquet rather than one writer fed by the workers:
 docs/performance.md, "Feed workers" (measured by bench/bench_workers.py).
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 import duckdb
+import pyarrow.parquet as pq
 
 from tickpath.errors import ConfigError, InterruptedRunError, TickpathError
 from tickpath.feed.config import FeedConfig
@@ -64,14 +66,25 @@ def duckdb_targets(sinks: tuple[str, ...]) -> list[str]:
     return [u.strip().partition(":")[2] for u in sinks if u.strip().lower().startswith("duckdb:")]
 
 
-def _view_sql(table: str, parts: Path) -> str | None:
-    """The view of ``table`` over the Parquet files under ``parts`` (None while it has no file yet)."""
+SCHEMA_FILE = "_schema.parquet"  # the "_" prefix: pyarrow's dataset discovery skips it
+
+
+def _table_dir(parts: Path, table: str) -> Path:
+    return parts / "feed_sessions" if table == "feed_sessions" else parts / "venue=*" / f"channel={table}" / "date=*"
+
+
+def _schema_file(parts: Path, table: str) -> Path:
+    """An empty file of ``table``'s schema that the view's glob matches: DuckDB's ``read_parquet``
+    fails on a glob matching nothing (1.x and 2.0 alike), so every view has one file from the start."""
     if table == "feed_sessions":
-        glob = parts / "feed_sessions" / "*.parquet"
-    else:
-        glob = parts / "venue=*" / f"channel={table}" / "date=*" / "*.parquet"
-    if not any(parts.glob(str(glob.relative_to(parts)))):
-        return None
+        return parts / "feed_sessions" / SCHEMA_FILE
+    return parts / "venue=_schema" / f"channel={table}" / "date=_schema" / SCHEMA_FILE
+
+
+def _view_sql(table: str, parts: Path) -> str:
+    """The view of ``table`` over every Parquet file of it under ``parts`` (read at query time, so
+    files the workers add later are in the next query)."""
+    glob = _table_dir(parts, table) / "*.parquet"
     src = f"read_parquet('{glob}', hive_partitioning = false, union_by_name = true"
     if table == "feed_sessions":  # written at start and at stop: the stopped row wins
         return (
@@ -86,31 +99,44 @@ def _view_sql(table: str, parts: Path) -> str | None:
     )
 
 
+def _rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+    return int(row[0]) if row else 0
+
+
 def write_views(path: str) -> list[str]:
-    """Make ``path`` a DuckDB file whose tables are views over ``PATH.parts/`` (empty tables for a
-    table with no file yet, so a reader sees every table). Returns the tables that are views."""
+    """Make ``path`` a DuckDB file whose tables are views over ``PATH.parts/`` (each with an empty
+    schema file there, so every view answers before any worker wrote a row). Written when the workers
+    start, so a supervisor killed at any moment leaves a readable store. A ``path`` holding tables
+    (a single-process run's store) is refused rather than replaced. Returns the tables."""
     parts = parts_dir(path).resolve()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    views: list[str] = []
-    con = duckdb.connect(path)
+    for table, schema in SCHEMAS.items():
+        f = _schema_file(parts, table)
+        if not f.exists():
+            f.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(schema.empty_table(), f.with_suffix(".tmp"))
+            os.replace(f.with_suffix(".tmp"), f)
     try:
-        for table, schema in SCHEMAS.items():
-            sql = _view_sql(table, parts)
-            row = con.execute(
-                "SELECT table_type FROM information_schema.tables WHERE table_name = ?", [table]
-            ).fetchone()
-            if row is not None:  # refreshing: the empty table of an earlier call, or the view
-                con.execute(f"DROP {'VIEW' if row[0] == 'VIEW' else 'TABLE'} {table}")
-            if sql is None:
-                con.register("_empty", schema.empty_table())
-                con.execute(f"CREATE TABLE {table} AS SELECT * FROM _empty")
-                con.unregister("_empty")
-            else:
-                con.execute(f"CREATE VIEW {table} AS {sql}")
-                views.append(table)
+        con = duckdb.connect(path)
+    except duckdb.Error as exc:
+        raise ConfigError(f"cannot write the views file {path}: {str(exc).splitlines()[0]}") from None
+    try:
+        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal").fetchall()]
+        tables = [(t, _rows(con, t)) for t in names]
+        full = sorted(t for t, rows in tables if rows)
+        if full:
+            raise ConfigError(
+                f"{path} holds tables with rows ({', '.join(full)}), a single-process run's store: give "
+                "--workers a new duckdb: path (its views would replace them)"
+            )
+        for table, _ in tables:  # an earlier version's stand-in for a table with no file yet
+            con.execute(f"DROP TABLE {table}")
+        for table in SCHEMAS:
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS {_view_sql(table, parts)}")
     finally:
         con.close()
-    return views
+    return list(SCHEMAS)
 
 
 def _emit(out: TextIO, kind: str, summary: FeedSummary) -> None:
