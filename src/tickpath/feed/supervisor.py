@@ -27,7 +27,7 @@ from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError
 from tickpath.feed.config import FeedConfig
 from tickpath.feed.sharding import ShardSpec
-from tickpath.feed.workers import duckdb_targets, worker_sinks, write_views
+from tickpath.feed.workers import duckdb_targets, sink_labels, worker_sinks, write_views
 from tickpath.logs import log_event
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,8 @@ class Supervisor:
 
     def summary(self) -> dict[str, Any]:
         """Every worker run's summary merged (counts summed), plus per-worker restarts and exits."""
-        parts = [s for w in self.workers for s in w.summaries()]
+        labels = sink_labels(self.config.sinks)
+        parts = [relabel_sinks(s, labels) for w in self.workers for s in w.summaries()]
         merged = merge_summaries(parts) if parts else {}
         merged["started_ns"] = self.started_ns
         for key in ("symbols", "streams"):  # a restarted worker reports its symbols again
@@ -208,6 +209,16 @@ class Supervisor:
         ]
         merged["restarts"] = sum(w.restarts for w in self.workers)
         return merged
+
+
+def relabel_sinks(summary: dict[str, Any], labels: list[str]) -> dict[str, Any]:
+    """``summary`` with its sinks named as the user's ``--sink`` list names them (by position: a
+    worker has one sink per URL, in order). Without it a ``duckdb:`` target (a Parquet sink in each
+    worker) and a ``parquet:`` sink were both ``parquet#i``, and a ``duckdb`` key was missing."""
+    sinks = summary.get("sinks")
+    if not isinstance(sinks, dict) or len(sinks) != len(labels):
+        return summary
+    return {**summary, "sinks": dict(zip(labels, sinks.values(), strict=True))}
 
 
 _FIRST = ("venue", "clock_offset", "last_error")

@@ -61,6 +61,14 @@ def worker_sinks(sinks: tuple[str, ...], worker: int, workers: int) -> tuple[str
     return tuple(out)
 
 
+def sink_labels(sinks: tuple[str, ...]) -> list[str]:
+    """The name each sink URL has in a one-process feed's summary (its scheme, ``name#i`` when two
+    share one, as :meth:`Pipeline.sink_stats` names them). A worker's ``duckdb:`` is a Parquet sink,
+    so its own names differ; the merged summary uses these, by position."""
+    names = [u.strip().partition(":")[0].lower() for u in sinks]
+    return [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
+
+
 def duckdb_targets(sinks: tuple[str, ...]) -> list[str]:
     """The paths of the ``duckdb:`` sinks (the files that get views over the workers' Parquet)."""
     return [u.strip().partition(":")[2] for u in sinks if u.strip().lower().startswith("duckdb:")]
