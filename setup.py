@@ -27,6 +27,7 @@ setup(
                 "src/tickpath/native/book.hpp",
                 "src/tickpath/native/decimal.hpp",
                 "src/tickpath/native/json.hpp",
+                "src/tickpath/venues/binance/native/batch.hpp",
                 "src/tickpath/venues/binance/native/columns.hpp",
                 "src/tickpath/venues/binance/native/core.hpp",
                 "src/tickpath/venues/binance/native/events.hpp",

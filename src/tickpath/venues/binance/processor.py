@@ -15,6 +15,7 @@ published once and each channel's ``seq`` stays contiguous.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -294,6 +295,9 @@ class NativeProcessor:
         # columnar path): the number of events kept, plus WANTS_SNAPSHOT when a book now waits for
         # one; negative for a rejected frame (counted). A direct builtin: no pybind11 dispatch.
         self.feed = self.core.feeder()
+        # feed_many(frames, receipt_ns, start) -> (done, code, events): feed() over frames[start:] in one
+        # call, without the GIL, stopping after a frame that needs the caller (see feed_batch).
+        self.feed_many = self.core.batcher()
         self.channels = ChannelNormalizer(venue, session=session)
         self._malformed = {"malformed_json": 0, "schema": 0, "unknown_event": 0}  # of handed-back frames
         if depth is not None and depth < 1:
@@ -318,6 +322,29 @@ class NativeProcessor:
                 return self.handoff(raw, receipt_ns)
             raise self.rejection(n, raw)
         return self.core.take_events() if n > 0 else []
+
+    def feed_batch(
+        self,
+        frames: Sequence[bytes | str],
+        receipt_ns: int | Sequence[int] | None,
+        special: Callable[[int, bytes | str, int], object],
+    ) -> int:
+        """:meth:`feed` over every frame, in order, in as few native calls as the frames allow.
+
+        ``receipt_ns``: one time for every frame (the read that delivered them), one per frame, or
+        None for the core to read the system's real-time clock per frame. Each frame whose
+        :meth:`feed` result is not a plain count (rejected, handed back, or a book now waiting for a
+        snapshot) is passed to ``special(result, frame, its receipt time)`` before the next frame
+        runs, so counters, events and decisions are those of single calls. Returns the events kept.
+        """
+        feed_many, n, i, kept = self.feed_many, len(frames), 0, 0
+        while i < n:
+            done, code, got = feed_many(frames, receipt_ns, i)
+            kept += got
+            i += done
+            if code:
+                special(code, frames[i - 1], self.core.last_receipt_ns)
+        return kept
 
     def handoff(self, raw: bytes | str, receipt_ns: int) -> list[Event]:
         """A frame the core handed back (``HANDOFF``): decoded and normalized as the reference does."""

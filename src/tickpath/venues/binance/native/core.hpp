@@ -40,11 +40,13 @@ class Core {
   Frame frame;           // the last decoded frame
   int64_t last_E = NO_INT;  // event time of the last frame that produced events (for latency)
   int32_t wants_snapshot = -1;  // symbol id whose book needs a snapshot after the last frame
+  int64_t last_receipt = 0;     // receipt time of the last frame (a batch may read the clock itself)
 
   // Returns the number of events appended to `log`, or BAD_* when the frame was rejected.
   int on_frame(const char* p, size_t n, int64_t receipt) {
     stats.frames++;
     wants_snapshot = -1;
+    last_receipt = receipt;
     json::Error err = decoder_.decode(p, n, frame);
     if (err != json::OK) {
       stats.malformed[err == json::MALFORMED ? 0 : 1]++;

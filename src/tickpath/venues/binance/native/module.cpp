@@ -6,9 +6,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "batch.hpp"
 #include "columns.hpp"
 #include "core.hpp"
 
@@ -71,23 +75,33 @@ class PyCore {
         trade_(classes[3]),
         ticker_(classes[4]) {}
 
+  // Set while a batch runs without the GIL: any other call on this core from another thread is refused
+  // (the core is not thread-safe; the GIL is released so that other threads run, not this core twice).
+  bool busy = false;
+  void check_idle() const {
+    if (busy) throw std::runtime_error("the native core is in use by another thread (a batch is running)");
+  }
+  Core& core() { return core_; }
+
   int on_frame(py::handle frame, int64_t receipt) {
+    check_idle();
     std::string_view v;
     try {
       v = view_of(frame);
     } catch (py::error_already_set&) {
       PyErr_Clear();
-      core_.stats.frames++;
-      core_.stats.malformed[0]++;
-      return BAD_JSON;
+      FrameView bad{nullptr, 0, true};
+      return on_frames(core_, &bad, 1, Receipts{}).code;
     }
     return core_.on_frame(v.data(), v.size(), receipt);
   }
   int on_snapshot(const std::string& symbol, py::handle body, int64_t receipt, bool create) {
+    check_idle();
     std::string_view v = view_of(body);
     return core_.on_snapshot(symbol, v.data(), v.size(), receipt, create);
   }
   int reset(const std::string& symbol, const std::string& reason, int64_t receipt) {
+    check_idle();
     return core_.reset(symbol, reason, receipt);
   }
   size_t pending() const { return core_.log.size(); }
@@ -97,8 +111,10 @@ class PyCore {
   }
   bool wants_snapshot_now() const { return core_.wants_snapshot >= 0; }
   std::string unknown_kind() const { return core_.frame.unknown_kind; }
+  int64_t last_receipt_ns() const { return core_.last_receipt; }
 
   py::list take_events() {
+    check_idle();
     const EventLog& log = core_.log;
     py::list out(log.size());
     for (size_t i = 0; i < log.size(); ++i) out[i] = event(log, log.events[i]);
@@ -108,6 +124,7 @@ class PyCore {
 
   // The pending events as Arrow-layout buffers per table (see processor.columns_to_tables); clears them.
   py::dict take_columns() {
+    check_idle();
     Columns cols;
     to_columns(core_.log, cols);
     core_.log.clear();
@@ -240,7 +257,7 @@ class PyCore {
 // cost ~70 ns a call, as much as decoding a small frame). Its `self` is a capsule holding the core's
 // pointer; the capsule keeps the Python core object alive.
 constexpr const char* FEEDER = "tickpath.core.feeder";
-constexpr long WANTS_SNAPSHOT = 1L << 24;  // feeder results: events | WANTS_SNAPSHOT when a book waits
+constexpr long WANTS_SNAPSHOT = WANTS_SNAPSHOT_FLAG;  // feeder results: events | WANTS_SNAPSHOT when a book waits
 
 PyObject* feeder_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
@@ -251,6 +268,10 @@ PyObject* feeder_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
   if (core == nullptr) return nullptr;
   long long receipt = PyLong_AsLongLong(args[1]);
   if (receipt == -1 && PyErr_Occurred()) return nullptr;
+  if (core->busy) {
+    PyErr_SetString(PyExc_RuntimeError, "the native core is in use by another thread (a batch is running)");
+    return nullptr;
+  }
   try {
     int n = core->on_frame(py::handle(args[0]), receipt);
     // The snapshot request rides on the result (one bit), saving a property call per frame.
@@ -267,15 +288,137 @@ PyObject* feeder_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
 PyMethodDef FEEDER_DEF = {"feed", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(feeder_call)),
                           METH_FASTCALL, "feed(frame, receipt_ns) -> int: as Core.on_frame."};
 
+// Core.batcher() returns feed_many(frames, receipt_ns, start) -> (done, code, events): frames[start:]
+// (a list or tuple of bytes or str) through the core as by feed() one at a time, stopping after the
+// first frame that needs the caller (see batch.hpp); `code` is that frame's feed() result, 0 when
+// none stopped the batch. receipt_ns: one int for every frame (the read that delivered them), a list
+// of ints (one per frame of `frames`), or None to read CLOCK_REALTIME per frame here. The C++ work
+// runs without the GIL (when the batch is long enough to be worth the release, and holds no
+// bytearray, which another thread could resize); each frame is referenced meanwhile.
+constexpr const char* BATCHER = "tickpath.core.batcher";
+constexpr size_t GIL_RELEASE_MIN = 4;  // frames: below this a release and re-acquire costs more than it frees
+
+struct Held {  // strong references to a batch's frames for as long as it runs
+  std::vector<PyObject*> refs;
+  ~Held() {
+    for (PyObject* o : refs) Py_DECREF(o);
+  }
+};
+
+bool batch_receipts(PyObject* arg, size_t start, size_t total, std::vector<int64_t>& each, Receipts& out) {
+  if (arg == Py_None) {
+    out.realtime = true;
+    return true;
+  }
+  if (PyLong_Check(arg)) {
+    out.all = PyLong_AsLongLong(arg);
+    return !(out.all == -1 && PyErr_Occurred());
+  }
+  PyObject* seq = PySequence_Fast(arg, "receipt_ns: an int, a list of ints or None");
+  if (seq == nullptr) return false;
+  bool ok = size_t(PySequence_Fast_GET_SIZE(seq)) == total;
+  if (!ok) PyErr_SetString(PyExc_ValueError, "receipt_ns: one per frame");
+  for (size_t i = start; ok && i < total; ++i) {
+    long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, Py_ssize_t(i)));
+    ok = !(v == -1 && PyErr_Occurred());
+    each.push_back(v);
+  }
+  Py_DECREF(seq);
+  out.each = each.data();
+  return ok;
+}
+
+// The frames' bytes as views (their objects held in `held`); false with a Python error for a non-frame.
+bool batch_views(PyObject* const* items, size_t n, std::vector<FrameView>& views, Held& held, bool& movable) {
+  views.reserve(n);
+  held.refs.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    PyObject* o = items[i];
+    FrameView v{nullptr, 0, false};
+    if (PyBytes_Check(o)) {
+      v.p = PyBytes_AS_STRING(o), v.n = size_t(PyBytes_GET_SIZE(o));
+    } else if (PyUnicode_Check(o)) {
+      Py_ssize_t len;
+      v.p = PyUnicode_AsUTF8AndSize(o, &len);
+      if (v.p == nullptr) PyErr_Clear(), v.unencodable = true;
+      else v.n = size_t(len);
+    } else if (PyByteArray_Check(o)) {
+      v.p = PyByteArray_AS_STRING(o), v.n = size_t(PyByteArray_GET_SIZE(o));
+      movable = false;
+    } else {
+      PyErr_SetString(PyExc_TypeError, "a frame is bytes or str");
+      return false;
+    }
+    Py_INCREF(o);
+    held.refs.push_back(o);
+    views.push_back(v);
+  }
+  return true;
+}
+
+PyObject* batcher_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "feed_many(frames, receipt_ns, start)");
+    return nullptr;
+  }
+  auto* core = static_cast<PyCore*>(PyCapsule_GetPointer(self, BATCHER));
+  if (core == nullptr) return nullptr;
+  if (core->busy) {
+    PyErr_SetString(PyExc_RuntimeError, "the native core is in use by another thread (a batch is running)");
+    return nullptr;
+  }
+  PyObject* seq = PySequence_Fast(args[0], "frames: a list or tuple");
+  if (seq == nullptr) return nullptr;
+  size_t total = size_t(PySequence_Fast_GET_SIZE(seq));
+  Py_ssize_t start_arg = PyLong_AsSsize_t(args[2]);
+  if (start_arg == -1 && PyErr_Occurred()) return Py_DECREF(seq), nullptr;
+  size_t start = start_arg < 0 ? 0 : std::min(size_t(start_arg), total);
+  std::vector<int64_t> each;
+  std::vector<FrameView> views;
+  Receipts receipts;
+  bool movable = true, ok;
+  BatchResult r;
+  {
+    Held held;
+    ok = batch_receipts(args[1], start, total, each, receipts) &&
+         batch_views(PySequence_Fast_ITEMS(seq) + start, total - start, views, held, movable);
+    bool nomem = false;
+    if (ok && movable && views.size() >= GIL_RELEASE_MIN) {
+      core->busy = true;
+      Py_BEGIN_ALLOW_THREADS
+      try {
+        r = on_frames(core->core(), views.data(), views.size(), receipts);
+      } catch (std::bad_alloc&) {  // nothing may unwind past the GIL's re-acquire
+        nomem = true;
+      }
+      Py_END_ALLOW_THREADS
+      core->busy = false;
+    } else if (ok) {
+      try {
+        r = on_frames(core->core(), views.data(), views.size(), receipts);
+      } catch (std::bad_alloc&) {
+        nomem = true;
+      }
+    }
+    if (nomem) ok = false, PyErr_NoMemory();
+  }
+  Py_DECREF(seq);
+  if (!ok) return nullptr;
+  return Py_BuildValue("(nin)", Py_ssize_t(r.done), r.code, Py_ssize_t(r.events));
+}
+
+PyMethodDef BATCHER_DEF = {"feed_many", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(batcher_call)),
+                           METH_FASTCALL, "feed_many(frames, receipt_ns, start) -> (done, code, events)."};
+
 void release_owner(PyObject* capsule) { Py_XDECREF(static_cast<PyObject*>(PyCapsule_GetContext(capsule))); }
 
-py::object make_feeder(py::object owner) {
+py::object make_builtin(py::object owner, PyMethodDef* def, const char* name) {
   PyCore* core = py::cast<PyCore*>(owner);
-  PyObject* capsule = PyCapsule_New(core, FEEDER, release_owner);
+  PyObject* capsule = PyCapsule_New(core, name, release_owner);
   if (capsule == nullptr) throw py::error_already_set();
   Py_INCREF(owner.ptr());
   PyCapsule_SetContext(capsule, owner.ptr());
-  PyObject* fn = PyCFunction_NewEx(&FEEDER_DEF, capsule, nullptr);
+  PyObject* fn = PyCFunction_NewEx(def, capsule, nullptr);
   Py_DECREF(capsule);
   if (fn == nullptr) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(fn);
@@ -301,7 +444,8 @@ PYBIND11_MODULE(_core, m) {
       .def("pending", &PyCore::pending)
       .def("take_events", &PyCore::take_events)
       .def("take_columns", &PyCore::take_columns)
-      .def("feeder", [](py::object self) { return make_feeder(self); })
+      .def("feeder", [](py::object self) { return make_builtin(self, &FEEDER_DEF, FEEDER); })
+      .def("batcher", [](py::object self) { return make_builtin(self, &BATCHER_DEF, BATCHER); })
       .def("symbol_names", &PyCore::symbol_names)
       .def("reasons", &PyCore::reasons)
       .def("stats", &PyCore::stats)
@@ -311,5 +455,6 @@ PYBIND11_MODULE(_core, m) {
       .def("symbols", &PyCore::symbols)
       .def_property_readonly("last_event_ms", &PyCore::last_event_ms)
       .def_property_readonly("wants_snapshot", &PyCore::wants_snapshot)
-      .def_property_readonly("unknown_kind", &PyCore::unknown_kind);
+      .def_property_readonly("unknown_kind", &PyCore::unknown_kind)
+      .def_property_readonly("last_receipt_ns", &PyCore::last_receipt_ns);
 }
