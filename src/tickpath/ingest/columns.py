@@ -5,22 +5,25 @@ table per storage table. Doing that per row in Python (a dict or a ``getattr`` p
 ``find`` per message, ``pa.Table.from_pylist``) cost more CPU than the JSON decoding and the DuckDB
 insert together. Here:
 
-- the payloads are sorted into their storage table by one byte of the type tag and each group is
-  validated and decoded by msgspec in one call with that table's own decoder (a tagged union costs
-  about twice as much per message), with the cyclic garbage collector paused meanwhile (the level
-  lists and tuples of 10,000 deltas would otherwise trigger dozens of collections);
+- the payloads are sorted into groups by the first 16 bytes of their canonical encoding
+  (``{"type":"<tag>``: one group per storage table, every channel, plus one for the feeds' session
+  rows) and each group is validated and decoded by msgspec in one call with its own decoder (a
+  tagged union costs about twice as much per message), with the cyclic garbage collector paused
+  meanwhile (the level lists and tuples of 10,000 deltas would otherwise trigger dozens of
+  collections);
 - each table is built column-wise by :func:`tickpath.tables.events_to_arrow` (one attrgetter tuple
   per event, converted and transposed by Arrow in one pass), the builder the DuckDB sink uses too;
 - ``publish_ns`` is cut out of the raw header blocks by Arrow string kernels (no header parsing);
   the rare value that is not plain digits is parsed by Python exactly as before;
 - repeats of an event key inside the batch are found by one Arrow group-by per table.
 
-Anything unusual in a batch (a payload that is not an event, a repeat, a payload in a group its tag
-byte does not match) sends the whole batch down the general path (:func:`_decode_general`): one
-union decode, then one message at a time for the bad ones, first occurrence of a key kept. A feed's
-session row (:class:`~tickpath.events.SessionInfo`, two per run) takes that path too and comes back
-in :attr:`Decoded.sessions` instead of being rejected. Both
-paths give the same tables, counts and order; ``tests/ingest/test_columns.py`` pins that.
+Anything unusual costs only its own payload: one without a known tag prefix, or one its group's
+decoder refuses, is decoded on its own as the general path (:func:`_decode_general`) would (an
+event, a session row, or rejected), and a repeat drops only itself (first occurrence kept).
+:attr:`Decoded.fallbacks` counts the payloads decoded one by one. The general path is the
+definition: one union decode, then one message at a time for the bad ones. Both paths give the same
+tables, counts and order; ``tests/ingest/test_columns.py`` and ``test_columns_fast.py`` (hypothesis,
+every channel, damaged payloads) pin that.
 
 The result is what :func:`tickpath.tables.event_row` defines for each event, with ``publish_ns``
 from the headers and ``ingest_ns`` left null until the commit stamps it.
@@ -30,8 +33,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
-from typing import Any
+from itertools import pairwise, repeat
+from operator import attrgetter, itemgetter
+from typing import Any, Union
 
 import msgspec
 import numpy as np
@@ -39,14 +43,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tickpath.events import (
-    BookDelta,
-    BookReset,
-    BookSnapshot,
+    EVENT_TYPES,
     Channel,
     Event,
     SessionInfo,
-    Ticker,
-    Trade,
     decode_event,
     decode_session,
 )
@@ -62,17 +62,44 @@ _KEY = attrgetter("session", "venue", "channel", "symbol", "seq")
 _INT64_MAX = 2**63 - 1
 
 _batch_decoder: msgspec.json.Decoder[list[Event]] = msgspec.json.Decoder(list[Event])
-# One decoder per storage table; a payload's table is told by byte 10 of its canonical encoding,
-# ``{"type":"trade"...`` (r), ``{"type":"ticker"...`` (i), anything else goes to l2. The decoder
-# still validates the tag, so a guess that is wrong fails the group and the general path decides.
-_TABLE_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    "trades": msgspec.json.Decoder(list[Trade]),
-    "tickers": msgspec.json.Decoder(list[Ticker]),
-    "l2": msgspec.json.Decoder(list[BookDelta | BookSnapshot | BookReset]),
-}
-_TABLE_CHANNEL = {"trades": "trades", "tickers": "ticker", "l2": "l2"}
-_TAG_TRADE, _TAG_TICKER = ord("r"), ord("i")
+# What a payload that is not a valid event can raise: msgspec raises UnicodeDecodeError (not a
+# DecodeError) for a string that is not UTF-8, e.g. a payload cut inside a character.
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+
+
+def _channel_of(cls: type[Any]) -> Channel:
+    """The channel every event of type ``cls`` carries (its ``channel`` field's default)."""
+    return next(f.default for f in msgspec.structs.fields(cls) if f.name == "channel")  # type: ignore[no-any-return]
+
+
+# The storage table (or ``session``) of each tag, and the types each table holds (l2: three).
+_GROUP_TYPES: dict[str, list[type[Any]]] = {}
+for _cls in EVENT_TYPES:
+    _GROUP_TYPES.setdefault(CHANNEL_TABLE[_channel_of(_cls)], []).append(_cls)
+_GROUP_TYPES["session"] = [SessionInfo]
+_GROUPS: list[str] = list(_GROUP_TYPES)
+# One decoder per group; a payload's group is told by the first 16 bytes of its canonical encoding,
+# ``{"type":"<tag>``, which tell every tag apart (``ticker"`` from ``ticker2``). The decoder still
+# validates the whole payload, tag included, so a prefix that lies costs only that payload a decode
+# on its own (the general path's).
+_TABLE_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {}
+_ONE_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {}
+_PREFIX_GROUP: dict[bytes, int] = {}
+_PREFIX_LEN = 16
+for _group, _types in _GROUP_TYPES.items():
+    _type: Any = _types[0] if len(_types) == 1 else Union[tuple(_types)]  # noqa: UP007 - built at run time
+    _TABLE_DECODERS[_group] = msgspec.json.Decoder(list[_type])  # type: ignore[valid-type]
+    _ONE_DECODERS[_group] = msgspec.json.Decoder(_type)
+    for _cls in _types:
+        _PREFIX_GROUP[(b'{"type":"%s",' % str(_cls.__struct_config__.tag).encode())[:_PREFIX_LEN]] = _GROUPS.index(
+            _group
+        )
+if len(_PREFIX_GROUP) != len(EVENT_TYPES) + 1:  # pragma: no cover - a new tag sharing those bytes
+    raise AssertionError("two event tags share their first bytes; lengthen _PREFIX_LEN")
+_PREFIX = itemgetter(slice(0, _PREFIX_LEN))
+_TABLE_CHANNEL = {t: c for c, t in CHANNEL_TABLE.items()}
 _CHANNEL = attrgetter("channel")
+_FIRST = itemgetter(0)
 _TABLE_KEY = ["session", "venue", "symbol", "seq"]  # the channel is implied by the table
 
 
@@ -84,6 +111,7 @@ class Decoded:
     rejected: int  # payloads that are neither events nor session rows
     duplicates: int  # repeats of an event key inside the batch (first one kept)
     sessions: list[SessionInfo] = field(default_factory=list)  # feed_sessions rows, in arrival order
+    fallbacks: int = 0  # payloads the fast path decoded one by one (no known tag, or refused by its group)
 
     def column_values(self, column: str) -> np.ndarray:
         """Every non-null value of an int64 ``column`` over the tables, as one numpy array."""
@@ -104,7 +132,7 @@ def _decode_events(payloads: Sequence[bytes]) -> tuple[list[Event | None], int, 
         events: list[Event | None] = list(_batch_decoder.decode(b"[" + b",".join(payloads) + b"]"))
         if len(events) == len(payloads):
             return events, 0, []
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except _DECODE_ERRORS:
         pass
     out: list[Event | None] = []
     rejected = 0
@@ -113,10 +141,10 @@ def _decode_events(payloads: Sequence[bytes]) -> tuple[list[Event | None], int, 
         out.append(None)
         try:
             out[-1] = decode_event(p)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except _DECODE_ERRORS:
             try:
                 sessions.append(decode_session(p))
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except _DECODE_ERRORS:
                 rejected += 1
     return out, rejected, sessions
 
@@ -178,38 +206,98 @@ def decode_batch(payloads: Sequence[bytes], headers: Sequence[bytes | None]) -> 
 
 
 def _decode_grouped(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded | None:
-    """The common batch (every payload a valid event, no key twice): one msgspec call per table.
+    """Any batch, one msgspec call per group of payloads with the same tag (every channel and the
+    session rows); only a payload its group's decoder refuses, or one without a known tag prefix,
+    is decoded on its own, as the general path would (event, session row, or rejected).
 
-    None when anything is unusual; the caller then takes the general path, which defines the result.
+    None only for an event whose ``channel`` is foreign to its type (the general path decides).
     """
-    # Byte 10 of each payload picks its table; list comprehensions, not a Python loop per message.
-    tags = [p[10] if len(p) > 10 else 0 for p in payloads]
-    tag_array = pa.array(tags, pa.uint8())
-    is_trade, is_ticker = pc.equal(tag_array, _TAG_TRADE), pc.equal(tag_array, _TAG_TICKER)
-    groups = {
-        "trades": ([p for p, t in zip(payloads, tags, strict=True) if t == _TAG_TRADE], is_trade),
-        "tickers": ([p for p, t in zip(payloads, tags, strict=True) if t == _TAG_TICKER], is_ticker),
-        "l2": (
-            [p for p, t in zip(payloads, tags, strict=True) if t != _TAG_TRADE and t != _TAG_TICKER],
-            pc.invert(pc.or_(is_trade, is_ticker)),
-        ),
-    }
+    n = len(payloads)
+    codes = np.fromiter(map(_PREFIX_GROUP.get, map(_PREFIX, payloads), repeat(-1)), np.int8, n)
+    per_table: dict[str, tuple[list[Any], list[int]]] = {}
+    sessions: list[tuple[int, SessionInfo]] = []
+    odd: list[int] = np.flatnonzero(codes < 0).tolist()
+    for code in np.unique(codes[codes >= 0]).tolist():
+        idx = np.flatnonzero(codes == code).tolist()
+        table = _GROUPS[code]
+        decoded, refused = _decode_group(table, [payloads[i] for i in idx])
+        if refused:
+            odd += [idx[k] for k in refused]
+            bad = set(refused)
+            idx = [i for k, i in enumerate(idx) if k not in bad]
+        if table == "session":
+            sessions += zip(idx, decoded, strict=True)
+        else:
+            per_table[table] = (decoded, idx)
+    rejected = 0
+    for i in sorted(odd):  # one by one, exactly as the general path takes a bad payload
+        ev, session = _decode_one(payloads[i])
+        if ev is not None:
+            group = per_table.setdefault(CHANNEL_TABLE[ev.channel], ([], []))
+            group[0].append(ev)
+            group[1].append(i)
+        elif session is not None:
+            sessions.append((i, session))
+        else:
+            rejected += 1
     tables: dict[str, pa.Table] = {}
-    for table, (group_payloads, mask) in groups.items():
-        if not group_payloads:
-            continue
+    duplicates = 0
+    for table, (events, idx) in per_table.items():
+        if odd and any(a > b for a, b in pairwise(idx)):  # a late one from the odd: arrival order
+            order = sorted(range(len(idx)), key=idx.__getitem__)
+            events, idx = [events[k] for k in order], [idx[k] for k in order]
+        if set(map(_CHANNEL, events)) != {_TABLE_CHANNEL[table]}:
+            return None  # e.g. a trade whose channel says l2: which table is the general path's call
+        built = _table_of(table, events, idx, pub_all)
+        duplicates += len(events) - built.num_rows
+        tables[table] = built
+    sessions.sort(key=_FIRST)
+    return Decoded(tables, rejected, duplicates, [s for _, s in sessions], fallbacks=len(odd))
+
+
+def _decode_group(table: str, group: list[bytes]) -> tuple[list[Any], list[int]]:
+    """A group's payloads decoded in one call, or one by one if that fails: (what decoded, the
+    positions in ``group`` that did not)."""
+    try:
+        out = _TABLE_DECODERS[table].decode(b"[" + b",".join(group) + b"]")
+        if len(out) == len(group):  # else a payload was not exactly one JSON value
+            return out, []
+    except _DECODE_ERRORS:
+        pass
+    one = _ONE_DECODERS[table]
+    decoded: list[Any] = []
+    refused: list[int] = []
+    for k, p in enumerate(group):
         try:
-            events = _TABLE_DECODERS[table].decode(b"[" + b",".join(group_payloads) + b"]")
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return None
-        # A payload that is not exactly one JSON value, or an event with a foreign ``channel``.
-        if len(events) != len(group_payloads) or set(map(_CHANNEL, events)) != {_TABLE_CHANNEL[table]}:
-            return None
-        arrow = events_to_arrow(table, events, publish_ns=pub_all.filter(mask))
-        if arrow.num_rows > 1 and arrow.group_by(_TABLE_KEY).aggregate([]).num_rows != arrow.num_rows:
-            return None  # a key repeated inside the batch
-        tables[table] = arrow
-    return Decoded(tables, 0, 0)
+            decoded.append(one.decode(p))
+        except _DECODE_ERRORS:
+            refused.append(k)
+    return decoded, refused
+
+
+def _decode_one(payload: bytes) -> tuple[Event | None, SessionInfo | None]:
+    """One payload as the general path reads it: an event, else a session row, else neither."""
+    try:
+        return decode_event(payload), None
+    except _DECODE_ERRORS:
+        try:
+            return None, decode_session(payload)
+        except _DECODE_ERRORS:
+            return None, None
+
+
+def _table_of(table: str, events: list[Any], idx: list[int], pub_all: pa.Array) -> pa.Table:
+    """One table's Arrow rows, the first occurrence of each event key kept (repeats are rare)."""
+    arrow = events_to_arrow(table, events, publish_ns=pub_all.take(pa.array(idx, pa.int64())))
+    if arrow.num_rows < 2 or arrow.group_by(_TABLE_KEY).aggregate([]).num_rows == arrow.num_rows:
+        return arrow
+    seen: set[Any] = set()
+    keep: list[int] = []
+    for k, key in enumerate(map(_KEY, events)):
+        if key not in seen:
+            seen.add(key)
+            keep.append(k)
+    return arrow.take(pa.array(keep, pa.int64()))
 
 
 def _decode_general(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded:
