@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import orjson
 import pytest
 from aiohttp import WSMsgType, web
 
+from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.sim.tls import generate as generate_tls
 
 
@@ -31,7 +32,7 @@ class LocalVenue:
     requests: dict[str, int] = field(default_factory=dict)
 
 
-def make_app(state: LocalVenue) -> web.Application:
+def make_app(state: LocalVenue, clock: Clock = DEFAULT_CLOCK) -> web.Application:
     async def ping(request: web.Request) -> web.Response:
         state.requests["ping"] = state.requests.get("ping", 0) + 1
         if state.stall_s:
@@ -42,7 +43,7 @@ def make_app(state: LocalVenue) -> web.Application:
     async def server_time(request: web.Request) -> web.Response:
         if state.time_status != 200:
             return web.json_response({"code": -1000, "msg": "boom"}, status=state.time_status)
-        return web.json_response({"serverTime": time.time_ns() // 1_000_000 + state.offset_ms})
+        return web.json_response({"serverTime": clock.wall_ns() // 1_000_000 + state.offset_ms})
 
     async def ws(request: web.Request) -> web.StreamResponse:
         if state.ws_refuse:
@@ -54,7 +55,7 @@ def make_app(state: LocalVenue) -> web.Application:
         async def pump() -> None:
             n = 0
             while not sock.closed:
-                now_ms = time.time_ns() // 1_000_000 + state.offset_ms
+                now_ms = clock.wall_ns() // 1_000_000 + state.offset_ms
                 for name in streams:
                     n += 1
                     data = {"e": name.split("@")[1], "E": now_ms, "T": now_ms, "s": "BTCUSDT", "u": n}
@@ -81,11 +82,11 @@ def make_app(state: LocalVenue) -> web.Application:
     return app
 
 
-@pytest.fixture
-async def local_venue() -> AsyncIterator[LocalVenue]:
-    """A Binance-shaped REST + WebSocket server on 127.0.0.1, free port."""
+@asynccontextmanager
+async def serve_local_venue(clock: Clock = DEFAULT_CLOCK) -> AsyncIterator[LocalVenue]:
+    """A Binance-shaped REST + WebSocket server on 127.0.0.1, free port, its times from ``clock``."""
     state = LocalVenue(0, "", "")
-    runner = web.AppRunner(make_app(state))
+    runner = web.AppRunner(make_app(state, clock))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -95,6 +96,13 @@ async def local_venue() -> AsyncIterator[LocalVenue]:
         yield state
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def local_venue() -> AsyncIterator[LocalVenue]:
+    """The local venue on the real clock (tests in virtual time use serve_local_venue in their body)."""
+    async with serve_local_venue() as state:
+        yield state
 
 
 @dataclass(frozen=True)
