@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
 from tickpath.demo import DemoConfig, DemoProgress
 from tickpath.demo.run import sim_config, terraform_available
 from tickpath.demo.steps import probe_zones_step
@@ -22,17 +24,24 @@ def test_missing_terraform_is_detected_with_the_reason(tmp_path: Path, monkeypat
     assert reason is not None and "terraform" in reason and "from this process" in reason
 
 
-async def test_in_process_probes_name_the_fastest_zone_and_write_sweep_results(tmp_path: Path) -> None:
+@virtual_time
+async def test_in_process_probes_name_the_fastest_zone_and_write_sweep_results(
+    tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
     """Without Terraform the zones are still ranked by ws p50: frankfurt wins, CSV and documents written."""
     cfg = DemoConfig.quick(results_dir=tmp_path)
     with DemoProgress(live=False) as ui:
-        async with Simulator(sim_config(cfg)) as sim, ui.step("sweep", "probing", 5.0) as st:
+        async with Simulator(sim_config(cfg), clock=virtual_clock) as sim, ui.step("sweep", "probing", 5.0) as st:
             res = await probe_zones_step(cfg, sim, tmp_path / "sweep", st)
     assert res.winner == "frankfurt" == res.expected_fastest
     assert [r["name"] for r in res.ranking] == ["frankfurt", "virginia", "tokyo"]
     rows = list(csv.DictReader((res.results_dir / "latency_results.csv").open()))
     assert [r["candidate"] for r in rows] == ["frankfurt", "virginia", "tokyo"]
     assert rows[0]["kept"] == "yes" and float(rows[0]["ws.p50_us"]) < float(rows[1]["ws.p50_us"])
+    # In virtual time a ping/pong is exactly the zone's delay both ways plus its jitter: never less.
+    delay_ms = {z.name: z.latency.delay_ms for z in cfg.zones}
+    for r in rows:
+        assert 2_000 * delay_ms[r["candidate"]] <= float(r["ws.p50_us"]) < 2_000 * delay_ms[r["candidate"]] + 2_000
     doc = json.loads((res.results_dir / "sweep.json").read_text())
     assert doc["schema"] == "tickpath.sweep/1" and doc["winner"] == "frankfurt"
     for zone in ("frankfurt", "virginia", "tokyo"):

@@ -236,7 +236,8 @@ async def probe_zones_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Ste
             rate=20.0,
             imds=False,
         )
-        return zone, (await run_probe(pc)).to_dict()
+        # On the simulator's clock: its zone delays are in that time (the real clock outside tests).
+        return zone, (await run_probe(pc, clock=sim.clock)).to_dict()
 
     step.note("no terraform: probing every zone from this process")
     docs = dict(await asyncio.gather(*(one(z.name) for z in cfg.zones)))
