@@ -41,6 +41,8 @@ examples:
   tickpath sim --gap-every 5 --drop-every 30 --snapshot-delay-ms 800   faults on a schedule
   tickpath sim --metrics-port 9466 --gap-every 5   Prometheus /metrics: frames, connections, faults
   tickpath sim --chaos 42:2                       every fault kind at random, 2 a second, seed 42
+  tickpath sim --venue spot,futures,coinm --universe binance --rate 2 --prerender 120
+                                                  the whole exchange rendered once, then sent as bytes
 
 A scheduled fault never piles up while nobody listens: each period leaves at most one pending
 fault of its kind (20 s idle with --snapshot-fail-every 1 still means one HTTP 500, then 200).
@@ -135,6 +137,13 @@ def register(subparsers: Any) -> None:
         help="recorded REST snapshots, paired with --replay in order",
     )
     g.add_argument("--speed", type=float, default=1.0, help="replay speed factor; 0 = as fast as possible")
+    g.add_argument(
+        "--prerender",
+        type=float,
+        metavar="SECONDS",
+        help="render SECONDS of the simulated market up front and play it back as pre-encoded bytes "
+        "(a cheap load generator; --speed scales it, > 0); depth@100ms, trade, aggTrade, bookTicker only",
+    )
     g = p.add_argument_group("faults on a schedule (seconds between occurrences)")
     for flag, what in (
         ("drop", "cut every WebSocket connection"),
@@ -244,6 +253,8 @@ def build_config(args: argparse.Namespace) -> tuple[SimConfig, FaultPlan]:
         universe=args.universe,
         universe_size=args.universe_size,
         listings=tuple(parse_listing(x, venues) for x in args.listing),
+        prerender_s=args.prerender,
+        prerender_speed=args.speed if args.prerender is not None else 1.0,
     )
     plan = FaultPlan(
         drop_every_s=args.drop_every,

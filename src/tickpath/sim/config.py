@@ -132,6 +132,10 @@ class SimConfig:
     universe: str | None = None
     universe_size: int | None = None  # symbols per venue instead of the universe's (small tests)
     listings: tuple[ListingEvent, ...] = ()  # listing changes during the run (universe only)
+    # render this many seconds of every simulated venue up front and play them back as bytes
+    # (tickpath.sim.prerender); prerender_speed scales the playback's timing
+    prerender_s: float | None = None
+    prerender_speed: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.venues:
@@ -174,6 +178,19 @@ class SimConfig:
         if self.book_levels < 20:
             raise ConfigError("book_levels must be at least 20")
         self._check_universe()
+        self._check_prerender()
+
+    def _check_prerender(self) -> None:
+        _finite("prerender speed", self.prerender_speed)
+        if self.prerender_speed <= 0:
+            raise ConfigError(f"prerender speed {self.prerender_speed:g} must be > 0")
+        if self.prerender_s is None:
+            return
+        _finite("prerender seconds", self.prerender_s)
+        if not 0 < self.prerender_s <= 3600:
+            raise ConfigError(f"prerender {self.prerender_s:g} s: use 0 < seconds <= 3600 (it is held in memory)")
+        if self.listings:
+            raise ConfigError("listing changes cannot be pre-rendered: drop --listing or --prerender")
 
     def _check_universe(self) -> None:
         from tickpath.sim.universe import UNIVERSES

@@ -16,6 +16,7 @@ from tickpath.venues.binance.endpoints import VenueEndpoints
 if TYPE_CHECKING:
     from tickpath.sim.faults import FaultState
     from tickpath.sim.hub import Hub
+    from tickpath.sim.prerender import Playback
     from tickpath.sim.replay import ReplaySource
     from tickpath.sim.rest import WeightLedger
 
@@ -54,6 +55,7 @@ class ListenerContext:
     faults: FaultState
     offset_ns: int
     connections: set[Any] = field(default_factory=set)  # WsConnection
+    playback: Playback | None = None  # --prerender: serves the hub's rendered frames
     _seq: itertools.count[int] = field(default_factory=itertools.count)
 
     @property

@@ -164,7 +164,7 @@ async def handle_depth(request: web.Request) -> web.Response:
                 _err(-1001, "Internal error; unable to process your request. Please try again."),
                 used,
             )
-        snap = market.snapshot(limit)
+        snap = market.snapshot(limit, ctx.playback.uid_now(symbol) if ctx.playback is not None else None)
         now_ms = ctx.exchange_ms()
         body = payloads.depth_snapshot(
             ctx.ep.venue, snap.last_update_id, snap.bids, snap.asks, now_ms, now_ms, symbol=market.spec.symbol

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tickpath.clock import DEFAULT_CLOCK, Clock
+from tickpath.clock import DEFAULT_CLOCK, Clock, VirtualClock
 from tickpath.errors import ConfigError
 from tickpath.logs import log_event
 from tickpath.metrics import MetricsServer
@@ -35,6 +35,7 @@ from tickpath.sim.faults import FaultPlan, Faults, FaultState, run_plan
 from tickpath.sim.hub import Hub
 from tickpath.sim.market import BookSnapshot, SymbolMarket, spec_for
 from tickpath.sim.metrics import SimCollector
+from tickpath.sim.prerender import Playback
 from tickpath.sim.replay import ReplaySource
 from tickpath.sim.rest import WeightLedger, add_routes
 from tickpath.sim.ws import WsConnection, handle_ws
@@ -105,6 +106,7 @@ class Simulator:
         self.fault_plan = fault_plan
         self.hubs: dict[str, Hub] = {}
         self.replays: dict[str, ReplaySource] = {}
+        self.playbacks: dict[str, Playback] = {}  # --prerender: venue -> its rendered timeline's playback
         self._fault_state = FaultState()
         self._conns: dict[tuple[str, str], set[WsConnection]] = {}
         self.faults = Faults(self.hubs, self._conns, self._fault_state)
@@ -137,27 +139,18 @@ class Simulator:
                 raise ConfigError(f"two captures for venue {src.venue}; replay one per venue")
             self.replays[src.venue] = src
         offset_ns = int(cfg.clock_offset_ms * 1_000_000)
+        shift_ns: dict[str, int] = {}  # a pre-rendered venue's clock runs from its render's start
+        if cfg.prerender_s is not None and (
+            self.chaos_config is not None or not (self.fault_plan or FaultPlan()).empty
+        ):
+            raise ConfigError("faults and chaos act on the live market: they cannot be used with --prerender")
         for venue in cfg.venue_list:
             if venue in self.replays:
                 continue
-            if cfg.universe is not None:  # the whole exchange's symbols instead of cfg.symbols
-                from tickpath.sim.universe import universe_hub
-
-                self.hubs[venue] = universe_hub(venue, cfg, self.clock)
-                continue
-            ep = endpoints(venue)  # each venue serves the symbols in its format (BTCUSD_PERP: COIN-M only)
-            mine = [s for s in cfg.symbols if ep.valid_symbol(s)]
-            if not mine:
-                raise ConfigError(
-                    f"no symbol for {venue} in {','.join(cfg.symbols)}: add one like {ep.symbol_examples}"
-                )
-            markets = {
-                s: SymbolMarket(
-                    venue, spec_for(venue, s), cfg.seed, levels=cfg.book_levels, history=cfg.history_updates
-                )
-                for s in mine
-            }
-            self.hubs[venue] = Hub(venue, markets, self.clock, rate=cfg.rate, clock_offset_ms=cfg.clock_offset_ms)
+            if cfg.prerender_s is None:
+                self.hubs[venue] = self._make_hub(venue, self.clock)
+            else:
+                shift_ns[venue] = await self._prerender(venue, cfg.prerender_s)
         if cfg.tls:
             self.tls = tls_mod.generate(cfg.host)
         ssl_ctx = self.tls.server_context() if self.tls else None
@@ -181,7 +174,8 @@ class Simulator:
                         replay=self.replays.get(venue),
                         weights=ledgers[venue],
                         faults=self._fault_state,
-                        offset_ns=offset_ns,
+                        offset_ns=offset_ns + shift_ns.get(venue, 0),
+                        playback=self.playbacks.get(venue),
                     )
                     self._conns[(venue, zone.name)] = ctx.connections
                     port = await self._listen(ctx, ssl_ctx, cfg.port + index if cfg.port else 0)
@@ -204,8 +198,9 @@ class Simulator:
             await self.stop()
             raise
         loop = asyncio.get_running_loop()
-        for hub in self.hubs.values():
-            self._tasks.append(loop.create_task(hub.run()))
+        for name, hub in self.hubs.items():
+            playback = self.playbacks.get(name)
+            self._tasks.append(loop.create_task(playback.run() if playback is not None else hub.run()))
         if self.fault_plan is not None and not self.fault_plan.empty:
             targets = [(v, s) for v, h in self.hubs.items() for s in h.markets]
             self._tasks.append(loop.create_task(run_plan(self.fault_plan, self.faults, targets)))
@@ -224,6 +219,49 @@ class Simulator:
             zones=",".join(z.name for z in cfg.zones),
             listeners=len(self._endpoints),
         )
+
+    def _make_hub(self, venue: Venue, clock: Clock, history: int | None = None) -> Hub:
+        """The live market of ``venue`` on ``clock`` (``history``: update ids kept per symbol)."""
+        cfg = self.config
+        if cfg.universe is not None:  # the whole exchange's symbols instead of cfg.symbols
+            from tickpath.sim.universe import universe_hub
+
+            return universe_hub(venue, cfg, clock, **({"history": history} if history else {}))
+        ep = endpoints(venue)  # each venue serves the symbols in its format (BTCUSD_PERP: COIN-M only)
+        mine = [s for s in cfg.symbols if ep.valid_symbol(s)]
+        if not mine:
+            raise ConfigError(f"no symbol for {venue} in {','.join(cfg.symbols)}: add one like {ep.symbol_examples}")
+        markets = {
+            s: SymbolMarket(
+                venue, spec_for(venue, s), cfg.seed, levels=cfg.book_levels, history=history or cfg.history_updates
+            )
+            for s in mine
+        }
+        return Hub(venue, markets, clock, rate=cfg.rate, clock_offset_ms=cfg.clock_offset_ms)
+
+    async def _prerender(self, venue: Venue, seconds: float) -> int:
+        """Render ``seconds`` of ``venue``'s market up front (tickpath.sim.prerender) and set up its
+        playback; returns how far the venue's clock must be set back to agree with the frames."""
+        from tickpath.sim.prerender import Playback, render
+
+        wall0 = self.clock.wall_ns()
+        vclock = VirtualClock(wall_offset_ns=wall0)
+        hub = self._make_hub(venue, vclock, history=1 << 40)  # every update id stays (snapshots at any point)
+        timeline = await asyncio.to_thread(render, hub, vclock, seconds)
+        self.hubs[venue] = hub
+        playback = Playback(hub, timeline, self.config.prerender_speed)
+        playback.started_at = asyncio.get_running_loop().time()
+        self.playbacks[venue] = playback
+        log_event(
+            log,
+            logging.INFO,
+            "sim_prerendered",
+            venue=venue,
+            seconds=seconds,
+            frames=len(timeline.frames),
+            cpu_s=round(timeline.render_cpu_s, 2),
+        )
+        return wall0 - self.clock.wall_ns()
 
     def _report_crash(self, task: asyncio.Task[None]) -> None:
         """A background task that dies is a bug: say so loudly, and let :meth:`wait_failed` return."""

@@ -148,8 +148,10 @@ class UniverseHub(Hub):
         levels: int,
         clock_offset_ms: float,
         listings: Sequence[ListingEvent] = (),
+        history: int = 20_000,
     ) -> None:
         self.seed = seed
+        self._history = history  # update ids kept per symbol (a pre-render keeps all of them)
         self.info = {u.symbol: u for u in symbols}
         self.statuses = {u.symbol: u.status for u in symbols}
         self._levels = levels
@@ -168,7 +170,7 @@ class UniverseHub(Hub):
         levels = self._levels if rank < 20 else 200 if rank < 220 else 50
         key = (spec.typical_lots, levels, spec.price_decimals)
         tables = self._tables.get(key)
-        m = SymbolMarket(venue, spec, self.seed, levels=levels, history=20_000, tables=tables)
+        m = SymbolMarket(venue, spec, self.seed, levels=levels, history=self._history, tables=tables)
         if tables is None:
             self._tables[key] = (m._lot_table, m._dist_table)
         return m
@@ -295,7 +297,7 @@ class UniverseHub(Hub):
             raise
 
 
-def universe_hub(venue: Venue, cfg: SimConfig, clock: Clock) -> UniverseHub:
+def universe_hub(venue: Venue, cfg: SimConfig, clock: Clock, *, history: int = 20_000) -> UniverseHub:
     """The hub of ``venue`` for ``cfg.universe`` (``cfg.symbols`` are not used)."""
     assert cfg.universe is not None
     symbols = universe_symbols(cfg.universe, venue, cfg.seed, size=cfg.universe_size)
@@ -308,6 +310,7 @@ def universe_hub(venue: Venue, cfg: SimConfig, clock: Clock) -> UniverseHub:
         levels=cfg.book_levels,
         clock_offset_ms=cfg.clock_offset_ms,
         listings=cfg.listings,
+        history=history,
     )
 
 

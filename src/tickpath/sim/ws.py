@@ -209,7 +209,7 @@ class WsConnection:
         if not all(isinstance(p, str) for p in params):
             self.send_json(_error(2, "Invalid request: stream names must be strings", req_id))
             return
-        source = self.ctx.hub or self.ctx.replay
+        source = self.ctx.playback or self.ctx.hub or self.ctx.replay
         assert source is not None
         try:
             for name in params:
@@ -258,7 +258,7 @@ def _requested_streams(request: web.Request) -> tuple[list[str], bool]:
 async def handle_ws(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     names, combined = _requested_streams(request)
-    source = ctx.hub or ctx.replay
+    source = ctx.playback or ctx.hub or ctx.replay
     assert source is not None
     try:
         for name in names:
