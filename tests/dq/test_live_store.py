@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CUT_NS = T0_MS * 1_000_000 + 60 * 10**9  # rows received before this are checkpointed, later ones only in the WAL
 SINCE = str(T0_MS / 1000 - 10)
 
+pytestmark = pytest.mark.integration  # a second process holds the store's file lock
+
 WRITER = """
 import sys
 import duckdb

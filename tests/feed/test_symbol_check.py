@@ -55,6 +55,7 @@ async def test_check_names_every_unlisted_symbol(sim: Simulator) -> None:
         assert await check_symbols(rest, ["BTCUSDT"]) == {"BTCUSDT": "TRADING"}
 
 
+@pytest.mark.integration  # runs `tickpath feed` in a process of its own
 async def test_feed_with_an_unlisted_symbol_is_exit_2_and_opens_no_store(sim: Simulator, tmp_path: Path) -> None:
     """`feed --symbols BTCUSDT,FOOBAR` ends at once with exit 2 naming FOOBAR; no DuckDB file is left."""
     ep = sim.endpoint("spot")

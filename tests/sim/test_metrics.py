@@ -65,6 +65,7 @@ async def test_metrics_stop_with_the_simulator() -> None:
         await _scrape(url)
 
 
+@pytest.mark.integration  # runs `tickpath sim` in a process of its own
 async def test_cli_prints_the_metrics_url_and_serves_it() -> None:
     """``tickpath sim --json --metrics-port 0`` prints metrics_url; the scheduled gaps show there."""
     proc = await asyncio.create_subprocess_exec(
