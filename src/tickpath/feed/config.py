@@ -151,9 +151,10 @@ class FeedConfig:
         return streams + channel_names.symbol_streams(symbol, self.channels)
 
     def streams_by_symbol(self) -> dict[str, list[str]]:
-        """Streams per symbol; the all-market streams (one for every symbol) ride on the first one's."""
+        """Streams per symbol; the all-market streams (one for every symbol) ride on the first one's,
+        in the one process of a --shard/--workers run that owns them (stored once)."""
         out = {s: self.streams_for(s) for s in self.symbols}
-        if out:
+        if out and (self.shard is None or self.shard.owns_all_market):
             out[next(iter(out))] += channel_names.all_market_streams(self.channels)
         return out
 

@@ -54,6 +54,7 @@ from tickpath.probe.clock_offset import OffsetEstimate
 from tickpath.sinks.base import Sink
 from tickpath.sinks.registry import open_sink
 from tickpath.tlsclient import client_context
+from tickpath.venues.binance.channels import all_market_streams
 from tickpath.venues.binance.endpoints import endpoints, venue_of_host
 from tickpath.venues.binance.rest import ExchangeInfoApi, RestClient, RestResponse, tls_connector
 
@@ -71,6 +72,17 @@ def capture_url(venue: str, base_url: str, streams: list[str]) -> str:
     host = urlsplit(base_url).hostname or ""
     base = base_url if venue_of_host(host) == venue else endpoints(venue).ws_base  # type: ignore[arg-type]
     return f"{base.rstrip('/')}/stream?streams=" + "/".join(streams)
+
+
+def plan_connections(config: FeedConfig) -> list[Shard]:
+    """The connections of ``config``'s symbols; the all-market streams ride on the first symbol's, or
+    get a connection of their own when this process owns them and has no symbol yet (a --workers
+    share of ``--symbols all`` that the hash gave nothing, waiting for listings)."""
+    shards = plan_shards(config.streams_by_symbol(), config.effective_streams_per_connection)
+    every = all_market_streams(config.channels)
+    if every and not config.symbols and (config.shard is None or config.shard.owns_all_market):
+        shards.append(Shard(len(shards), (), tuple(every)))
+    return shards
 
 
 class Feed:
@@ -105,11 +117,7 @@ class Feed:
         self._fetcher: SnapshotFetcher | None = None
         self._runners: list[ShardRunner] = []
         # A --symbols selection is planned once exchangeInfo has resolved it (in run()).
-        self._shards: list[Shard] = (
-            plan_shards(config.streams_by_symbol(), config.effective_streams_per_connection)
-            if config.selection is None
-            else []
-        )
+        self._shards: list[Shard] = plan_connections(config) if config.selection is None else []
         self._tasks: list[asyncio.Task[Any]] = []
         self._listed: dict[str, str] = {}  # symbol -> status at start (a selection's listing)
         self._watcher: ListingWatcher | None = None
@@ -181,7 +189,7 @@ class Feed:
         self._weight_limit = api.weight_limit
         self.config = dataclasses.replace(self.config, symbols=tuple(symbols))
         self._listed = {s: statuses[s] for s in self.config.symbols}  # only a shard's own
-        self._shards = plan_shards(self.config.streams_by_symbol(), self.config.effective_streams_per_connection)
+        self._shards = plan_connections(self.config)
         log_event(log, logging.INFO, "symbols_selected", symbols=len(symbols), listed=len(statuses))
         return self.config
 
@@ -233,15 +241,17 @@ class Feed:
         wait = self.engine.reset_symbols(sorted(gone), "delisted")
         if wait is not None:
             asyncio.ensure_future(wait)  # noqa: RUF006 - the pipeline's hand-off future owns itself
+        every = set(all_market_streams(self.config.channels))
         for r in self._runners:
             if not gone.intersection(r.shard.symbols):
                 continue
             syms = tuple(s for s in r.shard.symbols if s not in gone)
-            r.shard = Shard(r.shard.index, syms, tuple(n for s in syms for n in self.config.streams_for(s)))
+            kept = tuple(n for n in r.shard.streams if n in every)  # all-market ones stay with it
+            r.shard = Shard(r.shard.index, syms, tuple(n for s in syms for n in self.config.streams_for(s)) + kept)
             self._shards[r.shard.index] = r.shard
             for conn in r.connections:  # a connection reconnects by itself, with its own list
                 conn.streams = list(r.shard.streams)
-            if not syms:
+            if not r.shard.streams:
                 self._tasks.append(asyncio.create_task(r.stop(), name=f"close-shard-{r.shard.index}"))
 
     def _sync_counts(self) -> tuple[int, int]:

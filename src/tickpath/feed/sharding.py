@@ -7,6 +7,10 @@ language (``hash()`` is salted per process), so the same symbol always lands on 
 worker for the same N and W, a restarted worker gets back exactly its symbols, and a listing only
 ever adds a symbol to one place. Using ``h // N`` for the worker keeps the two levels independent:
 with ``h % W`` and N == W every symbol of shard ``i`` would land on worker ``i``.
+
+An all-market stream (``!miniTicker@arr``: one stream carrying every symbol) has exactly one owner,
+so it is stored once: machine shard 0, worker ``all_market_worker`` (0 unless the supervisor says
+otherwise: it picks its first worker that owns a symbol). Every other shard and worker leaves it out.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class ShardSpec:
     count: int = 1
     worker: int = 0
     workers: int = 1
+    all_market_worker: int = 0  # which worker of shard 0 subscribes the all-market streams
 
     def __post_init__(self) -> None:
         if self.count < 1 or not 0 <= self.index < self.count:
@@ -46,6 +51,11 @@ class ShardSpec:
         """True when it owns every symbol (one shard, one worker)."""
         return self.count == 1 and self.workers == 1
 
+    @property
+    def owns_all_market(self) -> bool:
+        """True for the one process that subscribes the all-market streams."""
+        return self.index == 0 and self.worker == self.all_market_worker
+
     def owns(self, symbol: str) -> bool:
         h = symbol_hash(symbol)
         return h % self.count == self.index and (h // self.count) % self.workers == self.worker
@@ -54,8 +64,8 @@ class ShardSpec:
         """The symbols this shard/worker owns, in the order given."""
         return tuple(s for s in symbols if self.owns(s))
 
-    def with_worker(self, worker: int, workers: int) -> ShardSpec:
-        return ShardSpec(self.index, self.count, worker, workers)
+    def with_worker(self, worker: int, workers: int, *, all_market_worker: int = 0) -> ShardSpec:
+        return ShardSpec(self.index, self.count, worker, workers, all_market_worker)
 
     def label(self) -> str:
         machine = f"{self.index}/{self.count}"

@@ -26,7 +26,7 @@ from typing import Any
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError
 from tickpath.feed.config import FeedConfig
-from tickpath.feed.sharding import ShardSpec
+from tickpath.feed.sharding import ShardSpec, plan_workers
 from tickpath.feed.workers import duckdb_targets, sink_labels, worker_sinks, write_views
 from tickpath.logs import log_event
 
@@ -56,20 +56,34 @@ class WorkerState:
         return self.finished + ([self.last] if self.last is not None else [])
 
 
-def worker_configs(config: FeedConfig, workers: int) -> list[FeedConfig]:
-    """The config of each worker: its share of the symbols (same hash inside ``config.shard``), its
-    sinks, no status line, and /metrics on a free loopback port when the supervisor serves one."""
+def worker_configs(config: FeedConfig, workers: int) -> list[tuple[int, FeedConfig]]:
+    """``(k, config)`` of each worker that has work: its share of the symbols (same hash inside
+    ``config.shard``), its sinks, no status line, /metrics on a free loopback port when the supervisor
+    serves one. With an explicit symbol list a worker the hash gives no symbol is left out (the others
+    keep their indices, so placement is unchanged); the first worker that has symbols subscribes the
+    all-market streams. With ``--symbols all``/filters every worker runs (listings may come) and worker
+    0 owns the all-market streams."""
     base = config.shard or ShardSpec()
+    if config.selection is None:
+        plan = plan_workers(config.symbols, base, workers)
+        ks = [k for k in range(workers) if plan[k]]
+    else:
+        ks = list(range(workers))
+    if not ks:
+        raise ConfigError(f"shard {base.label()} owns none of {','.join(config.symbols)}")
     out = []
-    for k in range(workers):
+    for k in ks:
         out.append(
-            dataclasses.replace(
-                config,
-                shard=base.with_worker(k, workers),
-                sinks=worker_sinks(config.sinks, k, workers),
-                status=False,
-                metrics_port=0 if config.metrics_port is not None else None,
-                metrics_host="127.0.0.1",
+            (
+                k,
+                dataclasses.replace(
+                    config,
+                    shard=base.with_worker(k, workers, all_market_worker=ks[0]),
+                    sinks=worker_sinks(config.sinks, k, workers),
+                    status=False,
+                    metrics_port=0 if config.metrics_port is not None else None,
+                    metrics_host="127.0.0.1",
+                ),
             )
         )
     return out
@@ -93,7 +107,8 @@ class Supervisor:
         self.config = config
         self.clock = clock
         self.restart_base_s, self.restart_max_s, self.healthy_after_s = restart_base_s, restart_max_s, healthy_after_s
-        self.workers = [WorkerState(k, c) for k, c in enumerate(worker_configs(config, workers))]
+        self.requested = workers
+        self.workers = [WorkerState(k, c) for k, c in worker_configs(config, workers)]
         self.started_ns = 0
         self._deadline: float | None = None
         self._stopping = False
@@ -109,7 +124,7 @@ class Supervisor:
         from tickpath.feed.metrics import WorkersMetricsServer
 
         self.started_ns = self.clock.wall_ns()
-        if len(self.workers) > 1:  # one worker writes the DuckDB file itself
+        if self.requested > 1:  # workers write Parquet (worker_sinks); one worker writes DuckDB itself
             for path in duckdb_targets(self.config.sinks):
                 await asyncio.to_thread(write_views, path)  # before any worker: readable from the start
         if self.config.duration_s is not None:
