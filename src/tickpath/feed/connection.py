@@ -1,7 +1,11 @@
 """One WebSocket connection to a Binance stream endpoint, kept alive.
 
 - Frames are handed to ``on_frame`` with the receipt time read the moment ``receive()`` returns
-  (wall clock for the event, monotonic for latency), before any parsing.
+  (wall clock for the event, monotonic for latency), before any parsing. With ``on_frames``, the
+  text frames already waiting behind the first (parsed from the same socket reads) are handed over
+  with it in one call, under the same receipt time, taken without awaiting (``take_text`` of the
+  own, picows and memory transports; aiohttp's buffered messages through ``receive()``, which then
+  does not suspend).
 - Bytes come through a :class:`tickpath.transports.WsTransport`: aiohttp by default (tickpath's
   own framing or picows by ``--ws-transport``; each answers the venue's pings as soon as they are
   read), in memory in tests.
@@ -30,7 +34,7 @@ import aiohttp
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.feed.clocks import clock_readers
 from tickpath.logs import log_event
-from tickpath.transports import WsKind, WsSocket, WsTransport, make_ws_transport
+from tickpath.transports import WsKind, WsMessageLike, WsSocket, WsTransport, make_ws_transport, text_taker
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,9 @@ log = logging.getLogger(__name__)
 # feed needs the reader to wait (back-pressure).
 FrameHandler = Callable[[str, int, int, "FeedConnection"], Awaitable[None] | None]
 EventHandler = Callable[["FeedConnection"], None]
+# on_frames(texts, receipt_wall_ns, receipt_mono_ns, connection): frames that arrived together, in order.
+FramesHandler = Callable[[list[str], int, int, "FeedConnection"], Awaitable[None] | None]
+MAX_BATCH = 512  # frames per on_frames call: bounds the time one call keeps the loop
 
 
 @dataclass(frozen=True)
@@ -74,11 +81,13 @@ class FeedConnection:
         on_open: EventHandler | None = None,
         on_close: EventHandler | None = None,
         seed: int | None = None,
+        on_frames: FramesHandler | None = None,
     ) -> None:
         self.conn_id = conn_id
         self.base_url = base_url.rstrip("/")
         self.streams = list(streams)
         self.on_frame = on_frame
+        self.on_frames = on_frames
         self.clock = clock
         # One transport per connection unless shared; the client is --ws-transport's (TLS context
         # taken from the feed's aiohttp session), see docs/transports.md.
@@ -146,8 +155,11 @@ class FeedConnection:
         text_t, bin_t = WsKind.TEXT, WsKind.BINARY
         receive = ws.receive
         first: asyncio.Event | None = self.first_frame
+        take, ready = text_taker(ws) if self.on_frames is not None else (None, None)
+        held: WsMessageLike | None = None  # a message met while draining (aiohttp): the next one read
         while True:
-            msg = await receive()
+            msg = held if held is not None else await receive()
+            held = None
             mono = mono_ns()
             wall = wall_ns()
             kind = msg.type
@@ -164,7 +176,22 @@ class FeedConnection:
             if first is not None:
                 first.set()
                 first = None  # set once per connection: no method call per frame after that
-            wait = on_frame(data, wall, mono, self)
+            more: list[str] | None = None
+            if take is not None:
+                more = take(MAX_BATCH - 1)
+            elif ready is not None and ready():
+                more = []
+                while len(more) < MAX_BATCH - 1 and ready():
+                    m = await receive()  # buffered: returns without suspending
+                    if m.type != text_t:
+                        held = m
+                        break
+                    more.append(m.data)
+            if more:
+                self.frames += len(more)
+                wait = self.on_frames([data, *more], wall, mono, self)  # type: ignore[misc]
+            else:
+                wait = on_frame(data, wall, mono, self)
             if wait is not None:
                 await wait
 

@@ -136,6 +136,7 @@ class FeedEngine:
         self._columns: NativeProcessor | None = None
         self._table_pipeline = columnar
         self._held = 0
+        self._waits: Awaitable[None] | None = None  # the back-pressure of a batch's handed-back frames
         if columnar is not None and isinstance(self.processor, NativeProcessor):
             self._columns = self.processor
             self._feed = self.processor.feed
@@ -203,6 +204,54 @@ class FeedEngine:
             if batch is not None and self._table_pipeline is not None:
                 return self._table_pipeline.emit_tables(batch)
         return None
+
+    def on_frames(self, texts: list[str], wall_ns: int, mono_ns: int, conn: _Conn) -> Awaitable[None] | None:
+        """Frames that arrived together (one socket read), in order: as :meth:`on_frame` on each.
+
+        On the columnar path the core takes them in one call (``feed_batch``); a frame it hands back
+        or rejects, or after which a book waits for a snapshot, is dealt with here before the next
+        runs. Latency is sampled once per call (the first frame's receipt, the last event time).
+        """
+        cols = self._columns
+        if cols is None or self.recorder is not None:
+            wait = None
+            for text in texts:
+                wait = self.on_frame(text, wall_ns, mono_ns, conn) or wait
+            return wait
+        n0 = self._frames
+        self._frames = n0 + len(texts)
+        self._waits = None
+        got = cols.feed_batch(texts, wall_ns, self._special)
+        wait = self._waits
+        if got:
+            self._held += got
+            if self._frames // self.sample_every > n0 // self.sample_every:
+                self._sample(wall_ns, mono_ns, cols.last_event_ms)
+            if self._held >= self._batch_size:
+                batch = self.take_batch()
+                if batch is not None and self._table_pipeline is not None:
+                    wait = self._table_pipeline.emit_tables(batch) or wait
+        return wait
+
+    def _special(self, code: int, text: bytes | str, wall_ns: int) -> None:
+        """A frame of a batch that needs the engine: handed back, rejected, or a book wants a snapshot."""
+        cols = self._columns
+        assert cols is not None
+        if code >= 0:
+            want = cols.wants_snapshot
+            if want is not None and self.snapshots is not None:
+                self.snapshots.request(want)
+            return
+        if code != HANDOFF:
+            self._bad_frame(cols.rejection(code, text))
+            return
+        try:
+            events = cols.handoff(text, wall_ns)
+        except ParseError as exc:
+            self._bad_frame(exc)
+            return
+        if events:
+            self._waits = self.pipeline.emit(events) or self._waits
 
     def _sample(self, wall_ns: int, mono_ns: int, event_ms: int | None) -> None:
         if len(self._lat_enqueue) < LAT_BUFFER_MAX:

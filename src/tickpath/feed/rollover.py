@@ -21,7 +21,7 @@ from collections.abc import Callable
 import aiohttp
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
-from tickpath.feed.connection import Backoff, FeedConnection, FrameHandler
+from tickpath.feed.connection import Backoff, FeedConnection, FrameHandler, FramesHandler
 from tickpath.feed.shards import Shard
 from tickpath.logs import log_event
 
@@ -48,10 +48,12 @@ class ShardRunner:
         on_lost: Callable[[Shard, FeedConnection], None] | None = None,
         on_opened: Callable[[FeedConnection], None] | None = None,
         first_frame_timeout_s: float = 30.0,
+        on_frames: FramesHandler | None = None,
     ) -> None:
         self.shard = shard
         self.base_url = base_url
         self.on_frame = on_frame
+        self.on_frames = on_frames  # frames that arrived together, in one call (see FeedConnection)
         self.rollover_after_s = rollover_after_s
         self.overlap_s = overlap_s
         self.stale_after_s = stale_after_s
@@ -91,6 +93,7 @@ class ShardRunner:
             on_open=self._opened,
             on_close=self._closed,
             seed=self.shard.index * 1000 + self._generation,
+            on_frames=self.on_frames,
         )
         self._tasks[conn] = asyncio.create_task(conn.run(), name=conn.conn_id)
         return conn

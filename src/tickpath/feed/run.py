@@ -211,6 +211,7 @@ class Feed:
             max_messages_per_s=endpoints(cfg.venue).max_incoming_messages_per_s,
             on_lost=self._on_lost,
             on_opened=self._on_opened,
+            on_frames=self.engine.on_frames,
         )
 
     def _on_listing(self, change: ListingChange) -> None:

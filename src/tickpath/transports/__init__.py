@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Callable
 
 import aiohttp
 
 from tickpath.errors import ConfigError
-from tickpath.transports.aiohttp_ws import AiohttpHttpTransport, AiohttpWsTransport
+from tickpath.transports.aiohttp_ws import AiohttpHttpTransport, AiohttpWsTransport, aiohttp_text_ready
 from tickpath.transports.base import (
     HttpReply,
     HttpTransport,
@@ -85,6 +86,19 @@ def make_ws_transport(
     return OwnWsTransport(ctx)
 
 
+def text_taker(ws: WsSocket) -> tuple[Callable[[int], list[str]] | None, Callable[[], bool] | None]:
+    """How to take the text frames already read behind the one just received, without waiting.
+
+    ``(take, None)`` for a socket with ``take_text(limit)`` (own, picows, memory: pops up to ``limit``
+    text frames off its queue), ``(None, ready)`` for aiohttp (``ready()``: its next ``receive()``
+    returns a buffered text frame without suspending), ``(None, None)`` for any other socket.
+    """
+    take = getattr(ws, "take_text", None)
+    if take is not None:
+        return take, None
+    return None, aiohttp_text_ready(ws)
+
+
 __all__ = [
     "DEFAULT_WS_TRANSPORT",
     "ENV",
@@ -105,5 +119,6 @@ __all__ = [
     "WsSocket",
     "WsTransport",
     "make_ws_transport",
+    "text_taker",
     "ws_transport_name",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+from collections import deque
+from collections.abc import Callable
 
 import aiohttp
 
@@ -30,6 +32,21 @@ class AiohttpWsTransport:
     async def close(self) -> None:
         if self._own and self._session is not None:
             await self._session.close()
+
+
+def aiohttp_text_ready(ws: object) -> Callable[[], bool] | None:
+    """For an aiohttp WebSocket: a check that its next ``receive()`` returns a text frame already read
+    (the head of its reader's queue), so the feed can take it without suspending. Reads aiohttp's
+    private queue (``_reader._buffer``, public in its Cython reader too); None for any other layout."""
+    buf = getattr(getattr(ws, "_reader", None), "_buffer", None)
+    if not isinstance(buf, deque):
+        return None
+    text = aiohttp.WSMsgType.TEXT
+
+    def ready() -> bool:
+        return bool(buf) and buf[0][0].type is text
+
+    return ready
 
 
 class AiohttpHttpTransport:

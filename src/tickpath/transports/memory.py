@@ -52,6 +52,15 @@ class _MemoryWsSocket:
                 self._error = ConnectionResetError(str(msg.data))
         return msg
 
+    def take_text(self, limit: int) -> list[str]:
+        """The text frames the peer already sent behind the last one (at most ``limit``), without waiting."""
+        queue = self._peer._to_client
+        waiting = getattr(queue, "_queue", None)  # asyncio.Queue's deque: peeked, never popped directly
+        out: list[str] = []
+        while not self._closed and waiting and len(out) < limit and waiting[0].type == WsKind.TEXT:
+            out.append(queue.get_nowait().data)  # type: ignore[arg-type]
+        return out
+
     async def send_str(self, text: str) -> None:
         if self._closed:
             raise ConnectionResetError("in-memory websocket is closed")

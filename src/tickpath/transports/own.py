@@ -229,6 +229,17 @@ class OwnWsSocket(asyncio.Protocol):
             self._transport.resume_reading()
         return msg
 
+    def take_text(self, limit: int) -> list[str]:
+        """The text frames at the head of the queue (at most ``limit``), popped without waiting."""
+        queue, text = self._queue, WsKind.TEXT
+        out: list[str] = []
+        while queue and len(out) < limit and queue[0].type == text:
+            out.append(queue.popleft().data)  # type: ignore[arg-type]
+        if out and self._paused and len(queue) <= RESUME_AT and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+        return out
+
     async def send_str(self, text: str) -> None:
         if self._closed or self._transport is None or self._transport.is_closing():
             raise ConnectionResetError("websocket is closed")

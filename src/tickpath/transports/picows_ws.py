@@ -145,6 +145,17 @@ class PicowsSocket(picows.WSListener if picows is not None else object):  # type
             self._ws.underlying_transport.resume_reading()
         return msg
 
+    def take_text(self, limit: int) -> list[str]:
+        """The text frames at the head of the queue (at most ``limit``), popped without waiting."""
+        queue, text = self._queue, WsKind.TEXT
+        out: list[str] = []
+        while queue and len(out) < limit and queue[0].type == text:
+            out.append(queue.popleft().data)  # type: ignore[arg-type]
+        if out and self._paused and len(queue) <= RESUME_AT:
+            self._paused = False
+            self._ws.underlying_transport.resume_reading()
+        return out
+
     async def send_str(self, text: str) -> None:
         if self._final is not None or self._ws is None or self._ws.is_disconnected:
             raise ConnectionResetError("websocket is closed")
