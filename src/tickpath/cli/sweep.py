@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,31 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return code
 
 
+_STYLES = {"failed": "red", "destroyed": "dim", "kept": "green bold", "reported": "cyan", "destroy_failed": "red bold"}
+
+
+def _progress_printer(err: Any, quiet: bool) -> Callable[[str, CandidateState], None]:
+    """One line per candidate state change, seconds since the sweep began."""
+    t0 = time.monotonic()
+
+    def progress(status: str, st: CandidateState) -> None:
+        if quiet:
+            return
+        detail = ""
+        if status == "reported":
+            detail = f"score {st.score:.1f} µs ({st.explain})"
+        elif status in ("failed", "destroy_failed"):
+            detail = st.error or ""
+        style = _STYLES.get(status, "")
+        err.print(
+            f"[{time.monotonic() - t0:7.1f}s] {st.name:<28} [{style}]{status}[/{style}] {detail}"
+            if style
+            else f"[{time.monotonic() - t0:7.1f}s] {st.name:<28} {status} {detail}"
+        )
+
+    return progress
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -104,30 +130,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.wheel:
         cfg = dataclasses.replace(cfg, wheel=Path(args.wheel))
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    t0 = time.monotonic()
-    styles = {
-        "failed": "red",
-        "destroyed": "dim",
-        "kept": "green bold",
-        "reported": "cyan",
-        "destroy_failed": "red bold",
-    }
-
-    def progress(status: str, st: CandidateState) -> None:
-        if args.quiet:
-            return
-        detail = ""
-        if status == "reported":
-            detail = f"score {st.score:.1f} µs ({st.explain})"
-        elif status in ("failed", "destroy_failed"):
-            detail = st.error or ""
-        style = styles.get(status, "")
-        err.print(
-            f"[{time.monotonic() - t0:7.1f}s] {st.name:<28} [{style}]{status}[/{style}] {detail}"
-            if style
-            else f"[{time.monotonic() - t0:7.1f}s] {st.name:<28} {status} {detail}"
-        )
-
     sweep_ids: list[str] = []
 
     def started(sid: str) -> None:
@@ -145,26 +147,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 config_path=str(Path(args.config).resolve()),
                 terraform=args.terraform,
                 sweep_id=args.sweep_id,
-                progress=progress,
+                progress=_progress_printer(err, args.quiet),
                 on_start=started,
                 preflight=not args.skip_preflight,
             )
         )
     except InterruptedRunError:
         if args.json:  # the sweep cleaned up before this: say what is left (nothing, or what failed to go)
+            sid = sweep_ids[0] if sweep_ids else None
             _emit_json(
-                {
-                    "interrupted": True,
-                    "sweep_id": sweep_ids[0] if sweep_ids else None,
-                    "status": sweep_status(cfg.state_dir, sweep_ids[0]) if sweep_ids else None,
-                }
+                {"interrupted": True, "sweep_id": sid, "status": sweep_status(cfg.state_dir, sid) if sid else None}
             )
         raise
+    return _report_run(cfg, result, args.json, err)
+
+
+def _report_run(cfg: SweepConfig, result: Any, as_json: bool, err: Any) -> int:
+    """The sweep's summary, as JSON on stdout or as lines on stderr; exit 9 without a winner."""
     from tickpath.sweep.results import summary
 
     doc = summary(cfg, result.outcome)
     doc["results_dir"] = str(result.results_dir)
-    if args.json:
+    if as_json:
         _emit_json(doc)
     else:
         if doc["winner"]:
@@ -252,7 +256,12 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="sweep_command", metavar="ACTION", required=True)
+    _add_plan(sub)
+    _add_run(sub)
+    _add_state_actions(sub)
 
+
+def _add_plan(sub: Any) -> None:
     plan = sub.add_parser(
         "plan",
         help="show candidates, expected cost and resources; creates nothing",
@@ -271,6 +280,8 @@ def register(subparsers: Any) -> None:
     )
     plan.set_defaults(func=_cmd_plan)
 
+
+def _add_run(sub: Any) -> None:
     r = sub.add_parser(
         "run",
         help="run the sweep: apply all, rank, destroy losers, keep winners",
@@ -297,6 +308,9 @@ def register(subparsers: Any) -> None:
     r.add_argument("-q", "--quiet", action="store_true", help="no per-candidate progress lines")
     r.set_defaults(func=_cmd_run)
 
+
+def _add_state_actions(sub: Any) -> None:
+    """status and cleanup: both find a sweep by id under a state directory."""
     for name, fn, text, examples in (
         ("status", _cmd_status, "what a sweep still holds (all sweeps without --sweep-id)", STATUS_EXAMPLES),
         ("cleanup", _cmd_cleanup, "destroy everything of a sweep, then search by its tag", CLEANUP_EXAMPLES),
