@@ -82,6 +82,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=5.0,
         help="seconds to wait for the subscription to cross the route (default 5)",
     )
+    _pacing(g)
+    _output(p)
+
+
+def _pacing(g: Any) -> None:
+    """How the publisher keeps its schedule (and the stall that shows coordinated omission)."""
     g.add_argument(
         "--busy-poll",
         action=argparse.BooleanOptionalAction,
@@ -110,6 +116,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="stall the publisher before measured message N (shows coordinated omission)",
     )
     g.add_argument("--pause-ms", type=float, default=0.0, help="length of that stall in ms")
+
+
+def _output(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("output")
     o.add_argument(
         "--out",
@@ -142,6 +151,12 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="busbench_command", metavar="MODE", required=True)
+    _add_run(sub)
+    _add_local(sub)
+    _add_remote(sub)
+
+
+def _add_run(sub: Any) -> None:
     r = sub.add_parser(
         "run",
         help="measure an existing cluster: publish on --pub, receive on --sub",
@@ -153,6 +168,9 @@ def register(subparsers: Any) -> None:
     _common(r)
     _client_auth(r)
     r.set_defaults(func=cmd_run)
+
+
+def _add_local(sub: Any) -> None:
     loc = sub.add_parser(
         "local",
         help="start a real nats-server cluster here, measure, tear down",
@@ -177,6 +195,9 @@ def register(subparsers: Any) -> None:
     )
     _common(loc)
     loc.set_defaults(func=cmd_local)
+
+
+def _add_remote(sub: Any) -> None:
     rem = sub.add_parser(
         "remote",
         help="provision server A, server B and a client with Terraform, measure, destroy",
