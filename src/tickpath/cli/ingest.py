@@ -67,6 +67,14 @@ def register(subparsers: Any) -> None:
         "per event key (repeat per member; docs/deploy.md)",
     )
     p.add_argument("--to", dest="target", required=True, metavar="TARGET", help="duckdb:PATH or parquet:DIR")
+    _add_timing(p)
+    _add_output(p)
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=main)
+
+
+def _add_timing(p: argparse.ArgumentParser) -> None:
+    """Batching, waits and bounds of the consumer."""
     p.add_argument("--batch", type=int, default=5000, help="messages per fetch and commit (default: 5000)")
     p.add_argument(
         "--fetch-timeout",
@@ -106,6 +114,10 @@ def register(subparsers: Any) -> None:
         "re-election), for at most S seconds, then exit 2 or 4; 0 = fail at once (default: forever; with "
         "--idle-exit at least 30 s)",
     )
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    """When to stop, and what is shown while it runs."""
     p.add_argument("--max-messages", type=int, default=None, metavar="N", help="exit after N messages")
     p.add_argument(
         "--metrics-port",
@@ -122,8 +134,6 @@ def register(subparsers: Any) -> None:
         help="progress on stderr after each commit: a live line on a terminal, else a plain "
         "line at most once a second (default: on when stderr is a terminal and not --json)",
     )
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.set_defaults(func=main)
 
 
 def _print_summary(res: IngestResult) -> None:
