@@ -164,6 +164,63 @@ def _levels(levels: list[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"price": p, "qty": q} for p, q in levels]
 
 
+def _l2_fields(event: BookDelta | BookSnapshot | BookReset) -> dict[str, Any]:
+    """An l2 row's own columns: a delta, a snapshot or a reset share one table."""
+    if isinstance(event, BookReset):
+        return dict(
+            kind="reset",
+            first_update_id=None,
+            final_update_id=None,
+            prev_final_update_id=None,
+            depth=None,
+            bids=[],
+            asks=[],
+            reason=event.reason,
+            last_good_update_id=event.last_good_update_id,
+        )
+    ids: tuple[int | None, int, int | None]
+    if isinstance(event, BookDelta):
+        ids = (event.first_update_id, event.final_update_id, event.prev_final_update_id)
+    else:
+        ids = (None, event.last_update_id, None)
+    return dict(
+        kind="delta" if isinstance(event, BookDelta) else "snapshot",
+        first_update_id=ids[0],
+        final_update_id=ids[1],
+        prev_final_update_id=ids[2],
+        depth=event.depth,
+        bids=_levels(event.bids),
+        asks=_levels(event.asks),
+        reason=None,
+        last_good_update_id=None,
+    )
+
+
+def _own_row_fields(event: Event) -> dict[str, Any]:
+    """The columns of ``event``'s table beyond the common ones."""
+    if isinstance(event, Trade):
+        return dict(
+            trade_id=event.trade_id,
+            first_trade_id=event.first_trade_id,
+            last_trade_id=event.last_trade_id,
+            price=event.price,
+            qty=event.qty,
+            side=event.side,
+        )
+    if isinstance(event, Ticker):
+        return dict(
+            update_id=event.update_id,
+            bid_price=event.bid_price,
+            bid_qty=event.bid_qty,
+            ask_price=event.ask_price,
+            ask_qty=event.ask_qty,
+        )
+    if type(event) in _CHANNEL_TYPES:
+        return {f: getattr(event, f) for f in _own_fields(type(event))}
+    assert isinstance(event, (BookDelta, BookSnapshot, BookReset))
+    return _l2_fields(event)
+
+
 def event_row(event: Event, *, publish_ns: int | None = None, ingest_ns: int | None = None) -> dict[str, Any]:
     """The row of ``event`` in its table, as a dict keyed by column name."""
     row: dict[str, Any] = {
@@ -177,62 +234,7 @@ def event_row(event: Event, *, publish_ns: int | None = None, ingest_ns: int | N
         "publish_ns": publish_ns,
         "ingest_ns": ingest_ns,
     }
-    if isinstance(event, Trade):
-        row.update(
-            trade_id=event.trade_id,
-            first_trade_id=event.first_trade_id,
-            last_trade_id=event.last_trade_id,
-            price=event.price,
-            qty=event.qty,
-            side=event.side,
-        )
-    elif isinstance(event, Ticker):
-        row.update(
-            update_id=event.update_id,
-            bid_price=event.bid_price,
-            bid_qty=event.bid_qty,
-            ask_price=event.ask_price,
-            ask_qty=event.ask_qty,
-        )
-    elif isinstance(event, BookDelta):
-        row.update(
-            kind="delta",
-            first_update_id=event.first_update_id,
-            final_update_id=event.final_update_id,
-            prev_final_update_id=event.prev_final_update_id,
-            depth=event.depth,
-            bids=_levels(event.bids),
-            asks=_levels(event.asks),
-            reason=None,
-            last_good_update_id=None,
-        )
-    elif isinstance(event, BookSnapshot):
-        row.update(
-            kind="snapshot",
-            first_update_id=None,
-            final_update_id=event.last_update_id,
-            prev_final_update_id=None,
-            depth=event.depth,
-            bids=_levels(event.bids),
-            asks=_levels(event.asks),
-            reason=None,
-            last_good_update_id=None,
-        )
-    elif type(event) in _CHANNEL_TYPES:
-        row.update({f: getattr(event, f) for f in _own_fields(type(event))})
-    else:
-        assert isinstance(event, BookReset)
-        row.update(
-            kind="reset",
-            first_update_id=None,
-            final_update_id=None,
-            prev_final_update_id=None,
-            depth=None,
-            bids=[],
-            asks=[],
-            reason=event.reason,
-            last_good_update_id=event.last_good_update_id,
-        )
+    row.update(_own_row_fields(event))
     return row
 
 
