@@ -26,7 +26,11 @@ DEFAULT_INTERVAL_S = 10.0  # Binance updates open interest about every few secon
 
 
 class OpenInterestPoller:
-    """Polls every symbol ``symbols()`` names, one request at a time, each round ``interval_s`` apart."""
+    """Polls every symbol ``symbols()`` names, one request at a time, each round ``interval_s`` apart.
+
+    ``symbols`` is read live, not once: with ``--symbols all`` it is the feed's current set
+    (:mod:`tickpath.feed.listings`), so a new listing is polled from the next round on and a delisted
+    symbol is not polled again, not even later in the round it was delisted in."""
 
     def __init__(
         self,
@@ -48,6 +52,7 @@ class OpenInterestPoller:
         self.interval_ns = int(interval_s * 1e9)
         self.clock = clock
         self.errors = 0
+        self.polled: dict[str, int] = {}  # requests per symbol
 
     async def poll(self, symbol: str) -> None:
         """One request; its event goes to ``emit`` (none when Binance's time has not moved)."""
@@ -73,5 +78,7 @@ class OpenInterestPoller:
         while True:
             start = self.clock.monotonic_ns()
             for symbol in list(self.symbols()):
-                await self.poll(symbol)
+                if symbol in self.symbols():  # still followed (a poll takes time; listings move)
+                    await self.poll(symbol)
+                    self.polled[symbol] = self.polled.get(symbol, 0) + 1
             await self.clock.sleep_until_ns(start + self.interval_ns)

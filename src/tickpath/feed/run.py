@@ -114,6 +114,7 @@ class Feed:
         )
         self.latency_sample_every = latency_sample_every
         self.engine: FeedEngine | None = None
+        self.open_interest: OpenInterestPoller | None = None  # with --channels openInterest
         self._fetcher: SnapshotFetcher | None = None
         self._runners: list[ShardRunner] = []
         # A --symbols selection is planned once exchangeInfo has resolved it (in run()).
@@ -162,15 +163,15 @@ class Feed:
 
     def _open_interest(self, rest: RestClient) -> OpenInterestPoller:
         assert self.engine is not None and self._fetcher is not None
-        listed = self._listed
-        return OpenInterestPoller(
+        self.open_interest = OpenInterestPoller(
             rest,
-            lambda: sorted(listed) if listed else self.config.symbols,
+            lambda: self.config.symbols,  # live: _on_listing replaces the config as listings come and go
             self.engine.processor.channels,
             self.pipeline.emit,
             pacer=self._fetcher.pacer,
             clock=self.clock,
         )
+        return self.open_interest
 
     async def _housekeeping(self) -> None:
         period = 1_000_000_000
@@ -218,7 +219,7 @@ class Feed:
         """New symbols get connections of their own (and sync as their first frames arrive); removed
         ones have their books closed with a reset, and a connection left with no symbol is stopped."""
         cfg = self.config
-        gone = {s for s, _ in change.removed}
+        gone = {s for s, _ in change.removed if s in cfg.symbols}  # another worker's are its to close
         keep = tuple(s for s in cfg.symbols if s not in gone)
         self.config = dataclasses.replace(cfg, symbols=keep + tuple(s for s in change.added if s not in keep))
         if gone and self.engine is not None:
