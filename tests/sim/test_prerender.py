@@ -116,3 +116,16 @@ async def test_a_stream_that_was_not_rendered_is_refused(virtual_clock: VirtualC
             playback.validate("btcusdt@kline_1m")
         with pytest.raises(UnknownSymbolError):
             playback.validate("ethusdt@depth@100ms")
+
+
+@virtual_time
+async def test_a_recorded_stream_that_sent_nothing_can_be_subscribed(virtual_clock: VirtualClock) -> None:
+    """A tail symbol's stream was recorded but carries no frame in a short render: subscribing to it
+    is accepted, as on the live market, so a SUBSCRIBE of 200 streams is not refused for one of them."""
+    cfg = SimConfig(venues=("spot",), universe="binance", universe_size=300, rate=1.0, book_levels=40, prerender_s=2.0)
+    async with Simulator(cfg, clock=virtual_clock) as sim:
+        playback = sim.playbacks["spot"]
+        silent = sorted(playback.tl.recorded - set(playback.tl.names))
+        assert len(silent) > 10
+        for name in silent:
+            playback.validate(name)

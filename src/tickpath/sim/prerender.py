@@ -61,6 +61,7 @@ class Timeline:
     frames: list[bytes] = field(default_factory=list)  # combined-envelope WebSocket frame
     steps: dict[str, array[float]] = field(default_factory=dict)  # symbol -> time of each update id
     base_uid: dict[str, int] = field(default_factory=dict)  # symbol -> last update id before the render
+    recorded: set[str] = field(default_factory=set)  # every stream recorded (some may have sent nothing)
     render_wall_ns: int = 0  # exchange wall time of the render's start, before the venue's offset
     render_cpu_s: float = 0.0
 
@@ -109,6 +110,7 @@ def render(hub: Hub, clock: VirtualClock, seconds: float) -> Timeline:
         for symbol in hub.markets:
             for name in recorded_names(hub, symbol):
                 hub.subscribe(_Recorder(name, tl, now), name)
+                tl.recorded.add(name)
         step = hub.step
 
         def recording_step(symbol: str, now_ms: int | None = None) -> int:
@@ -142,12 +144,11 @@ class Playback:
         self.position = 0.0  # seconds of the timeline played so far
         self.held_s = 0.0  # time the timeline waited for slow readers
         self.sent = 0  # timeline frames played (each to however many subscribers)
-        self._names = set(timeline.names)
         self.started_at: float | None = None  # loop time the timeline's 0 maps to (default: run()'s start)
 
     # ---- the source interface of sim/ws.py ------------------------------------------------------
     def validate(self, name: str) -> None:
-        if name not in self._names:
+        if name not in self.tl.recorded:
             self.hub.validate(name)  # the hub's own error for a malformed or unknown stream
             raise UnknownSymbolError(f"stream {name!r} is not pre-rendered (recorded: {', '.join(RECORDED_KINDS)})")
 
