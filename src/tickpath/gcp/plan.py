@@ -158,22 +158,7 @@ def setup_plan(cfg: GcpConfig, project_number: str) -> list[Step]:
     steps: list[Step] = [Step("topic", cfg.topic(c), {"labels": LABELS}) for c, _ in feeds]
     steps.append(Step("topic", dl, {"labels": LABELS}))
     steps.append(Step("dataset", dataset_id, {"location": cfg.location, "labels": LABELS}))
-    tables = [CHANNEL_TABLE[c] for c in cfg.channels] + ["feed_sessions"]  # type: ignore[index]
-    for t in tables:
-        steps.append(
-            Step(
-                "table",
-                cfg.table_id(t),
-                {
-                    "schema": table_schema(t),
-                    "partition_column": PARTITION_COLUMN,
-                    "clustering": ["symbol", "venue"] if t != "feed_sessions" else ["venue"],
-                    "require_partition_filter": t != "feed_sessions",
-                    "labels": LABELS,
-                },
-                needs=(f"dataset:{dataset_id}",),
-            )
-        )
+    steps += [_table_step(cfg, t, dataset_id) for _, t in feeds]
     steps.append(
         Step(
             "dataset_iam",
@@ -184,31 +169,42 @@ def setup_plan(cfg: GcpConfig, project_number: str) -> list[Step]:
     )
     steps.append(Step("topic_iam", dl, {"role": "roles/pubsub.publisher", "member": agent}, needs=(f"topic:{dl}",)))
     for c, t in feeds:
-        table = cfg.table_id(t)
-        sub = cfg.subscription(c)
-        steps.append(
-            Step(
-                "subscription",
-                sub,
-                {
-                    "topic": cfg.topic(c),
-                    "table": table,
-                    "use_table_schema": True,
-                    "drop_unknown_fields": True,
-                    "write_metadata": False,
-                    "dead_letter_topic": dl,
-                    "max_delivery_attempts": cfg.max_delivery_attempts,
-                    "labels": LABELS,
-                },
-                needs=(f"topic:{cfg.topic(c)}", f"table:{table}", f"dataset_iam:{dataset_id}", f"topic:{dl}"),
-            )
-        )
-        steps.append(
-            Step(
-                "subscription_iam",
-                sub,
-                {"role": "roles/pubsub.subscriber", "member": agent},
-                needs=(f"subscription:{sub}",),
-            )
-        )
+        steps += _subscription_steps(cfg, c, t, dataset_id, agent)
     return steps
+
+
+def _table_step(cfg: GcpConfig, table: str, dataset_id: str) -> Step:
+    """A partitioned, clustered table; event tables refuse queries without a partition filter."""
+    spec = {
+        "schema": table_schema(table),
+        "partition_column": PARTITION_COLUMN,
+        "clustering": ["symbol", "venue"] if table != "feed_sessions" else ["venue"],
+        "require_partition_filter": table != "feed_sessions",
+        "labels": LABELS,
+    }
+    return Step("table", cfg.table_id(table), spec, needs=(f"dataset:{dataset_id}",))
+
+
+def _subscription_steps(cfg: GcpConfig, channel: str, table_name: str, dataset_id: str, agent: str) -> list[Step]:
+    """A BigQuery subscription of one topic into its table, and the agent's right to pull from it."""
+    table, sub, dl = cfg.table_id(table_name), cfg.subscription(channel), cfg.dead_letter_topic
+    spec = {
+        "topic": cfg.topic(channel),
+        "table": table,
+        "use_table_schema": True,
+        "drop_unknown_fields": True,
+        "write_metadata": False,
+        "dead_letter_topic": dl,
+        "max_delivery_attempts": cfg.max_delivery_attempts,
+        "labels": LABELS,
+    }
+    needs = (f"topic:{cfg.topic(channel)}", f"table:{table}", f"dataset_iam:{dataset_id}", f"topic:{dl}")
+    return [
+        Step("subscription", sub, spec, needs=needs),
+        Step(
+            "subscription_iam",
+            sub,
+            {"role": "roles/pubsub.subscriber", "member": agent},
+            needs=(f"subscription:{sub}",),
+        ),
+    ]
