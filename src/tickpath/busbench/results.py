@@ -106,26 +106,6 @@ class BenchResult:
         """JSON-ready figures (latencies in ``unit``), encoded histograms included."""
         scale = {"ns": 1.0, "us": 1e3, "ms": 1e6}[unit]
 
-        def latency(rec: LatencyRecorder) -> dict[str, Any]:
-            # Nothing received: no latency exists, so every figure is null (never a 0.0 that reads
-            # as "instant"); counts, losses and the (empty) histogram stay.
-            out: dict[str, Any] = rec.to_dict(unit)
-            if not rec.count:
-                for key in (*(f"p{p:g}" for p in TABLE_PERCENTILES), *_LATENCY_FIELDS):
-                    out[key] = None
-                return out
-            values = percentiles_ns(rec, TABLE_PERCENTILES)
-            return {**{f"p{p:g}": round(values[p] / scale, 3) for p in TABLE_PERCENTILES}, **out}
-
-        def rtt(v: list[int]) -> dict[str, float]:
-            if not v:
-                return {}
-            return {
-                "min": round(min(v) / scale, 3),
-                "median": round(statistics.median(v) / scale, 3),
-                "max": round(max(v) / scale, 3),
-            }
-
         return {
             "schema": "tickpath.busbench/1",
             "unit": unit,
@@ -157,12 +137,39 @@ class BenchResult:
             "reordered": self.reordered,
             "ok": self.ok,
             "errors": list(self.errors),
-            "latency_from_intended": latency(self.intended),
-            "latency_from_actual": latency(self.actual),
+            "latency_from_intended": _latency(self.intended, unit, scale),
+            "latency_from_actual": _latency(self.actual, unit, scale),
             "send_lag": self.send_lag.summary().to_dict(unit),
-            "rtt_pub": rtt(self.rtt_pub_ns),
-            "rtt_sub": rtt(self.rtt_sub_ns),
+            "rtt_pub": _rtt(self.rtt_pub_ns, scale),
+            "rtt_sub": _rtt(self.rtt_sub_ns, scale),
         }
+
+
+def _latency(rec: LatencyRecorder, unit: str, scale: float) -> dict[str, Any]:
+    # Nothing received: no latency exists, so every figure is null (never a 0.0 that reads as
+    # "instant"); counts, losses and the (empty) histogram stay.
+    out: dict[str, Any] = rec.to_dict(unit)
+    if not rec.count:
+        for key in (*(f"p{p:g}" for p in TABLE_PERCENTILES), *_LATENCY_FIELDS):
+            out[key] = None
+        return out
+    values = percentiles_ns(rec, TABLE_PERCENTILES)
+    return {**{f"p{p:g}": round(values[p] / scale, 3) for p in TABLE_PERCENTILES}, **out}
+
+
+def _rtt(v: list[int], scale: float) -> dict[str, float]:
+    if not v:
+        return {}
+    return {
+        "min": round(min(v) / scale, 3),
+        "median": round(statistics.median(v) / scale, 3),
+        "max": round(max(v) / scale, 3),
+    }
+
+
+def _send_span_ns(t0: int, warmup: int, interval_ns: float, last_sent: int) -> float:
+    """From the first measured intended send to the last actual send, plus one interval (0: none sent)."""
+    return (last_sent - intended_ns(t0, warmup, interval_ns) + interval_ns) if last_sent else 0.0
 
 
 def analyse(
@@ -209,8 +216,7 @@ def analyse(
     measured = total - warmup
     sent = measured - unsent
     last_sent = int(sent_a[m_sent].max()) if sent else 0
-    start = intended_ns(t0, warmup, interval_ns)
-    span = (last_sent - start + interval_ns) if last_sent else 0.0
+    span = _send_span_ns(t0, warmup, interval_ns, last_sent)
     achieved = sent / (span / 1e9) if span > 0 else 0.0
     return {
         "intended": intended,
