@@ -208,39 +208,40 @@ async def sweep_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Step) -> 
     )
 
 
+async def _probe_zone(cfg: DemoConfig, sim: Simulator, zone: str) -> tuple[str, dict[str, Any]]:
+    """One zone's probe document, with the methods and length of the Terraform sweep's probes."""
+    from tickpath.probe import ProbeConfig, run_probe
+    from tickpath.probe.config import duration_for
+
+    ep = sim.endpoint("futures", zone=zone)
+    pc = ProbeConfig(
+        venue="futures",
+        methods=cfg.sweep_methods,
+        rest_url=ep.rest_url,
+        ws_url=ep.ws_url,
+        symbol=cfg.symbols[0],
+        duration=duration_for(cfg.sweep_probe_s, cfg.sweep_methods),  # per method, as in the sweep
+        rate=20.0,
+        imds=False,
+    )
+    # On the simulator's clock: its zone delays are in that time (the real clock outside tests).
+    return zone, (await run_probe(pc, clock=sim.clock)).to_dict()
+
+
 async def probe_zones_step(cfg: DemoConfig, sim: Simulator, out: Path, step: Step) -> SweepStepResult:
     """Without Terraform: the same probe against every zone, from this process, ranked the same way.
 
     Written like a sweep's results (``latency_results.csv``, ``sweep.json``, one probe document per
     zone) so the report and the rest of the demo do not need to know the difference.
     """
-    from tickpath.probe import ProbeConfig, run_probe
-    from tickpath.probe.config import duration_for
     from tickpath.sweep.ranking import parse_metric, rank
 
     metric = parse_metric(cfg.sweep_metric)
     t0 = time.monotonic()
     run_dir = out / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
-    total_s = duration_for(cfg.sweep_probe_s, cfg.sweep_methods)  # per method, as in the Terraform sweep
-
-    async def one(zone: str) -> tuple[str, dict[str, Any]]:
-        ep = sim.endpoint("futures", zone=zone)
-        pc = ProbeConfig(
-            venue="futures",
-            methods=cfg.sweep_methods,
-            rest_url=ep.rest_url,
-            ws_url=ep.ws_url,
-            symbol=cfg.symbols[0],
-            duration=total_s,
-            rate=20.0,
-            imds=False,
-        )
-        # On the simulator's clock: its zone delays are in that time (the real clock outside tests).
-        return zone, (await run_probe(pc, clock=sim.clock)).to_dict()
-
     step.note("no terraform: probing every zone from this process")
-    docs = dict(await asyncio.gather(*(one(z.name) for z in cfg.zones)))
+    docs = dict(await asyncio.gather(*(_probe_zone(cfg, sim, z.name) for z in cfg.zones)))
     scores, figures, failed = _judge_zones(docs, metric, run_dir)
     order = rank(scores)
     if not order:
