@@ -16,6 +16,7 @@ from tickpath.feed.run import Feed
 from tickpath.feed.sharding import ShardSpec, parse_shard
 from tickpath.feed.snapshot import FeedSnapshot, FeedSummary
 from tickpath.feed.universe import GRAMMAR_HELP, parse_selection
+from tickpath.feed.workers import default_workers
 from tickpath.runtime import run as run_async
 from tickpath.runtime import streaming_gc
 from tickpath.transports import DEFAULT_WS_TRANSPORT, WS_TRANSPORTS
@@ -159,11 +160,13 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "--workers",
         type=_workers,
-        default=1,
+        default=None,
         metavar="N",
         help="shard the symbols over N worker processes by a stable hash (CRC-32 of the symbol), each "
         "with its own connections, books and sink writer, under one supervisor that restarts a dead "
-        "worker; 'auto' = the number of cores (default: 1, one process)",
+        "worker; 'auto' = the number of cores (default: auto when every sink is parquet: or pubsub:; 1 "
+        "with duckdb: (it would become views over per-worker Parquet), jsonl: (split per worker), nats: "
+        "(a per-worker spool resumes only under the same count) or --record; never more than symbols)",
     )
     g.add_argument(
         "--shard",
@@ -303,7 +306,8 @@ def main(args: argparse.Namespace) -> int:
     config = build_config(args)
     if args.json and any(u.strip() in ("jsonl:-", "jsonl") for u in config.sinks):
         raise ConfigError("--json and --sink jsonl:- both write to stdout; send JSON lines to a file")
-    workers = min(args.workers, len(config.symbols)) if config.selection is None else args.workers
+    workers = args.workers if args.workers is not None else default_workers(config)[0]
+    workers = min(workers, len(config.symbols)) if config.selection is None else workers
     if workers > 1:
         return _supervise(config, workers, as_json=args.json)
     feed = Feed(config)

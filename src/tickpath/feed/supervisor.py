@@ -80,6 +80,8 @@ def worker_configs(config: FeedConfig, workers: int) -> list[tuple[int, FeedConf
                     config,
                     shard=base.with_worker(k, workers, all_market_worker=ks[0]),
                     sinks=worker_sinks(config.sinks, k, workers),
+                    # capture files are named by connection, which every worker numbers from 0
+                    record_dir=None if config.record_dir is None else config.record_dir / f"w{k}",
                     status=False,
                     metrics_port=0 if config.metrics_port is not None else None,
                     metrics_host="127.0.0.1",

@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import pickle
+import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -35,6 +36,7 @@ from tickpath.runtime import streaming_gc
 from tickpath.tables import SCHEMAS
 
 STATUS_PERIOD_S = 1.0
+_SPOOL_RE = re.compile(r"([?&]spool=)([^&]+)")
 
 
 def parts_dir(duckdb_path: str) -> Path:
@@ -56,9 +58,34 @@ def worker_sinks(sinks: tuple[str, ...], worker: int, workers: int) -> tuple[str
             if rest in ("", "-"):
                 raise ConfigError("--sink jsonl:- needs --workers 1 (several workers cannot share stdout)")
             out.append(f"jsonl:{rest}.w{worker}")
+        elif scheme == "nats" and _SPOOL_RE.search(url):
+            # one spool directory per worker: two processes must not append to and drain one spool;
+            # a restarted worker k resumes its own
+            out.append(_SPOOL_RE.sub(lambda m: f"{m.group(1)}{m.group(2).rstrip('/')}/w{worker}", url, count=1))
         else:  # parquet (files named by session), nats, pubsub: shared safely by every worker
             out.append(url)
     return tuple(out)
+
+
+# Sinks whose store a run of N workers leaves just as one process would (N sessions instead of one):
+# there ``--workers`` defaults to the number of cores. Elsewhere it stays 1, for the reason given.
+NOT_BY_DEFAULT = {
+    "duckdb": "a duckdb: target becomes views over per-worker Parquet (and an existing store is refused)",
+    "jsonl": "jsonl: output is split into one file per worker (and stdout cannot be shared)",
+    "nats": "a NATS spool is per worker, so a run with another worker count would not resume it",
+}
+
+
+def default_workers(config: FeedConfig, cores: int | None = None) -> tuple[int, str]:
+    """``(workers, why)`` for a feed given no ``--workers``: the number of cores when every sink is
+    safe to split (Parquet, Pub/Sub) and nothing is recorded, else ``(1, the reason)``."""
+    for url in config.sinks:
+        why = NOT_BY_DEFAULT.get(url.strip().partition(":")[0].lower())
+        if why is not None:
+            return 1, why
+    if config.record_dir is not None:
+        return 1, "--record writes one capture set per worker"
+    return max(1, cores if cores is not None else os.cpu_count() or 1), ""
 
 
 def sink_labels(sinks: tuple[str, ...]) -> list[str]:
