@@ -126,7 +126,8 @@ class DuckDBEngine:
 
     def _check_tables(self) -> None:
         # the low-rate channels' tables (candles, ...) are younger than some stores: not required
-        missing = [t for t in SCHEMAS if t in _REQUIRED and t not in self._tables()]
+        have = self._tables()
+        missing = [t for t in SCHEMAS if t in _REQUIRED and t not in have]
         if missing and self.snapshot is not None:
             raise ConfigError(
                 f"{self.name}: its last checkpoint has no table {', '.join(missing)} yet "

@@ -14,6 +14,7 @@ The queries return measurements and bounded lists of findings; thresholds are ap
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -166,14 +167,21 @@ def in_dialect(sql: str, dialect: Dialect) -> str:
     if dialect == "duckdb":
         return sql
     try:
-        return sqlglot.transpile(sql, read="duckdb", write="bigquery", pretty=True)[0]
+        return _transpile(sql, "duckdb", "bigquery", pretty=True)
     except sqlglot.errors.SqlglotError as exc:  # a bug in a check definition, not user input
         raise ConfigError(f"cannot generate BigQuery SQL: {exc}") from exc
 
 
 def to_duckdb(bigquery_sql: str) -> str:
     """BigQuery SQL back to DuckDB's dialect (used to prove both dialects compute the same)."""
-    return sqlglot.transpile(bigquery_sql, read="bigquery", write="duckdb")[0]
+    return _transpile(bigquery_sql, "bigquery", "duckdb", pretty=False)
+
+
+@functools.lru_cache(maxsize=512)
+def _transpile(sql: str, read: str, write: str, *, pretty: bool) -> str:
+    # A check's SQL is transpiled once per text: sqlglot takes ~10 ms a query (a dq run on BigQuery
+    # asks for each once; the tests that prove both dialects agree ask for the same ones many times).
+    return str(sqlglot.transpile(sql, read=read, write=write, pretty=pretty)[0])
 
 
 # --- the checks' bodies ---------------------------------------------------------------------------
