@@ -23,6 +23,10 @@ struct LevelUpdate {  // one [price, qty] pair as sent, already parsed
   Decimal price;
   Decimal qty;
   double value;  // the price as a double (0 when invalid)
+  // The pair's spelling in the frame (valid while the frame is), or null: an event then prints the decimals.
+  const char* ps = nullptr;
+  const char* qs = nullptr;
+  uint8_t pn = 0, qn = 0;
   bool valid;
 };
 

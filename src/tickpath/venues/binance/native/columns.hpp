@@ -27,19 +27,6 @@ struct I64Col {  // a nullable int64 column; NO_INT is null
   }
 };
 
-struct StrCol {  // a string column: int32 offsets + UTF-8 data
-  std::vector<int32_t> offsets{0};
-  std::string data;
-  void push(std::string_view s) {
-    data.append(s);
-    offsets.push_back(int32_t(data.size()));
-  }
-  void push(Decimal d) {
-    append_decimal(data, d);
-    offsets.push_back(int32_t(data.size()));
-  }
-};
-
 struct Common {
   std::vector<int32_t> sym;  // index into the core's symbol names
   I64Col seq, E, T, receipt;
@@ -52,16 +39,9 @@ struct Common {
   }
 };
 
-struct LevelsCol {  // list<struct<price: string, qty: string>>
+struct LevelsCol {  // list<struct<price: string, qty: string>>: the list offsets; the children are the log's
   std::vector<int32_t> offsets{0};
-  StrCol price, qty;
-  void push(const EventLog& log, uint32_t off, uint32_t n) {
-    for (uint32_t i = 0; i < n; ++i) {
-      price.push(log.levels[off + i].first);
-      qty.push(log.levels[off + i].second);
-    }
-    offsets.push_back(offsets.back() + int32_t(n));
-  }
+  void push(uint32_t n) { offsets.push_back(offsets.back() + int32_t(n)); }
 };
 
 struct L2Cols {
@@ -110,9 +90,8 @@ inline void to_columns(const EventLog& log, Columns& out) {
         t.depth.push(e.kind != EvKind::RESET && e.depth >= 0 ? e.depth : NO_INT);
         t.reason.push_back(e.kind == EvKind::RESET ? int32_t(e.reason) : -1);
         t.last_good.push(e.kind == EvKind::RESET ? e.x1 : NO_INT);
-        uint32_t nb = e.kind == EvKind::RESET ? 0 : e.nb, na = e.kind == EvKind::RESET ? 0 : e.na;
-        t.bids.push(log, e.off, nb);
-        t.asks.push(log, e.off + nb, na);
+        t.bids.push(e.nb);
+        t.asks.push(e.na);
         break;
       }
       case EvKind::TRADE: {

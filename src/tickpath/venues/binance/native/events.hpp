@@ -26,19 +26,68 @@ struct Ev {
   uint32_t reason = 0;   // reset
   int64_t seq = 0, E = 0, T = 0, receipt = 0;
   int64_t x1 = 0, x2 = 0, x3 = 0;  // delta: U u pu; snapshot: lastUpdateId; reset: last good; trade: id f l; ticker: u
-  uint32_t off = 0, nb = 0, na = 0;  // l2: levels[off..off+nb) bids then na asks; trade/ticker: strs[off..]
+  // l2: bid levels [off, off + nb) and ask levels [off2, off2 + na) of the log's sides; trade/ticker: strs[off..]
+  uint32_t off = 0, off2 = 0, nb = 0, na = 0;
+};
+
+struct StrCol {  // a string column: int32 offsets + UTF-8 data (Arrow's layout)
+  std::vector<int32_t> offsets{0};
+  std::string data;
+  void push(std::string_view s) {
+    data.append(s);
+    offsets.push_back(int32_t(data.size()));
+  }
+  void push(Decimal d) {
+    append_decimal(data, d);
+    offsets.push_back(int32_t(data.size()));
+  }
+  size_t size() const { return offsets.size() - 1; }
+  std::string_view at(size_t i) const {
+    return std::string_view(data).substr(size_t(offsets[i]), size_t(offsets[i + 1] - offsets[i]));
+  }
+  void clear() {
+    offsets.resize(1);
+    data.clear();
+  }
+};
+
+// One side's levels of every pending l2 event, in event order, as the strings they are stored as: the
+// children of the l2 table's list<struct<price, qty>> column, ready as they are.
+struct LevelStrings {
+  StrCol price, qty;
+  size_t size() const { return price.size(); }
+  void clear() {
+    price.clear();
+    qty.clear();
+  }
+  // A level as sent: its spelling straight from the frame when the decoder kept it (the common case), else
+  // printed from the exact decimal (the same string: decimal.hpp keeps the spelling).
+  void push(const LevelUpdate& u) {
+    if (u.ps != nullptr) {
+      price.push(std::string_view(u.ps, u.pn));
+      qty.push(std::string_view(u.qs, u.qn));
+    } else {
+      price.push(u.price);
+      qty.push(u.qty);
+    }
+  }
+  void push(Decimal p, Decimal q) {
+    price.push(p);
+    qty.push(q);
+  }
 };
 
 struct EventLog {
   std::vector<Ev> events;
-  std::vector<std::pair<Decimal, Decimal>> levels;
+  LevelStrings bids, asks;
   std::vector<uint32_t> str_off;  // start of each kept string in `chars` (one extra end offset per string)
   std::string chars;
   std::vector<std::string> reasons{"gap", "snapshot_too_old", "invalid_update", "crossed"};
 
   void clear() {
     events.clear();
-    levels.clear();
+    bids.clear();
+    asks.clear();
     str_off.clear();
     chars.clear();
   }
@@ -63,33 +112,35 @@ struct EventLog {
   }
   void delta(uint32_t sym, int64_t seq, int64_t E, int64_t T, int64_t receipt, int64_t U, int64_t u, int64_t pu,
              const std::vector<LevelUpdate>& b, const std::vector<LevelUpdate>& a, int32_t depth) {
-    Ev& e = push(EvKind::DELTA, sym, seq, E, T, receipt);
+    Ev& e = l2(EvKind::DELTA, sym, seq, E, T, receipt, b.size(), a.size());
     e.x1 = U, e.x2 = u, e.x3 = pu, e.depth = depth;
-    e.off = uint32_t(levels.size()), e.nb = uint32_t(b.size()), e.na = uint32_t(a.size());
-    for (const auto& x : b) levels.emplace_back(x.price, x.qty);
-    for (const auto& x : a) levels.emplace_back(x.price, x.qty);
+    for (const auto& x : b) bids.push(x);
+    for (const auto& x : a) asks.push(x);
   }
   void delta_pairs(uint32_t sym, int64_t seq, int64_t E, int64_t T, int64_t receipt, int64_t U, int64_t u, int64_t pu,
                    const std::vector<std::pair<Decimal, Decimal>>& b, const std::vector<std::pair<Decimal, Decimal>>& a,
                    int32_t depth) {
-    Ev& e = push(EvKind::DELTA, sym, seq, E, T, receipt);
+    Ev& e = l2(EvKind::DELTA, sym, seq, E, T, receipt, b.size(), a.size());
     e.x1 = U, e.x2 = u, e.x3 = pu, e.depth = depth;
-    e.off = uint32_t(levels.size()), e.nb = uint32_t(b.size()), e.na = uint32_t(a.size());
-    levels.insert(levels.end(), b.begin(), b.end());
-    levels.insert(levels.end(), a.begin(), a.end());
+    for (const auto& x : b) bids.push(x.first, x.second);
+    for (const auto& x : a) asks.push(x.first, x.second);
   }
   void snapshot(uint32_t sym, int64_t seq, int64_t E, int64_t T, int64_t receipt, int64_t last,
                 const std::vector<Level>& b, const std::vector<Level>& a, int32_t depth) {
-    Ev& e = push(EvKind::SNAPSHOT, sym, seq, E, T, receipt);
+    Ev& e = l2(EvKind::SNAPSHOT, sym, seq, E, T, receipt, b.size(), a.size());
     e.x1 = last, e.depth = depth;
-    e.off = uint32_t(levels.size()), e.nb = uint32_t(b.size()), e.na = uint32_t(a.size());
-    for (const auto& x : b) levels.emplace_back(x.price, x.qty);
-    for (const auto& x : a) levels.emplace_back(x.price, x.qty);
+    for (const auto& x : b) bids.push(x.price, x.qty);
+    for (const auto& x : a) asks.push(x.price, x.qty);
   }
   void reset(uint32_t sym, int64_t seq, int64_t E, int64_t T, int64_t receipt, uint32_t reason, int64_t last_good) {
-    Ev& e = push(EvKind::RESET, sym, seq, E, T, receipt);
+    Ev& e = l2(EvKind::RESET, sym, seq, E, T, receipt, 0, 0);
     e.reason = reason;
     e.x1 = last_good;
+  }
+  Ev& l2(EvKind k, uint32_t sym, int64_t seq, int64_t E, int64_t T, int64_t receipt, size_t nb, size_t na) {
+    Ev& e = push(k, sym, seq, E, T, receipt);
+    e.off = uint32_t(bids.size()), e.off2 = uint32_t(asks.size()), e.nb = uint32_t(nb), e.na = uint32_t(na);
+    return e;
   }
   void strings(Ev& e, std::initializer_list<std::string_view> ss) {
     e.off = uint32_t(str_off.size());

@@ -207,9 +207,12 @@ inline bool Decoder::levels(Reader& r, std::vector<LevelUpdate>& out, bool& vali
   while (r.next_element(first)) {
     std::string_view fp, fq;
     if (r.decimal_pair(fp, fq)) {
-      LevelUpdate u;
-      if (!make_update(fp.data(), fp.size(), fq.data(), fq.size(), u)) valid = false;
-      out.push_back(u);
+      LevelUpdate& u = out.emplace_back();
+      if (make_update(fp.data(), fp.size(), fq.data(), fq.size(), u)) {
+        u.ps = fp.data(), u.pn = uint8_t(fp.size()), u.qs = fq.data(), u.qn = uint8_t(fq.size());
+      } else {
+        valid = false;
+      }
       continue;
     }
     if (!r.begin_array()) return false;

@@ -53,7 +53,9 @@ py::dict common(const Common& c) {
   return d;
 }
 
-py::tuple levels_col(const LevelsCol& c) { return py::make_tuple(raw(c.offsets), str(c.price), str(c.qty)); }
+py::tuple levels_col(const LevelsCol& c, const LevelStrings& s) {
+  return py::make_tuple(raw(c.offsets), str(s.price), str(s.qty));
+}
 
 py::object opt(int64_t v) { return v == NO_INT ? py::none() : py::object(py::int_(v)); }
 
@@ -127,7 +129,6 @@ class PyCore {
     check_idle();
     Columns cols;
     to_columns(core_.log, cols);
-    core_.log.clear();
     py::dict out;
     if (cols.l2.rows()) {
       const L2Cols& t = cols.l2;
@@ -135,7 +136,7 @@ class PyCore {
       d["rows"] = t.rows(), d["kind"] = raw(t.kind), d["first_update_id"] = i64(t.first);
       d["final_update_id"] = i64(t.final_), d["prev_final_update_id"] = i64(t.prev), d["depth"] = i64(t.depth);
       d["reason"] = raw(t.reason), d["last_good_update_id"] = i64(t.last_good);
-      d["bids"] = levels_col(t.bids), d["asks"] = levels_col(t.asks);
+      d["bids"] = levels_col(t.bids, core_.log.bids), d["asks"] = levels_col(t.asks, core_.log.asks);
       out["l2"] = d;
     }
     if (cols.trades.rows()) {
@@ -152,6 +153,7 @@ class PyCore {
       d["bid_qty"] = str(t.bq), d["ask_price"] = str(t.ap), d["ask_qty"] = str(t.aq);
       out["tickers"] = d;
     }
+    core_.log.clear();  // after the level strings were copied out
     return out;
   }
   std::vector<std::string> symbol_names() const {
@@ -209,11 +211,11 @@ class PyCore {
     }
     return out;
   }
-  static py::list levels(const EventLog& log, uint32_t off, uint32_t n) {
+  static py::list levels(const LevelStrings& side, uint32_t off, uint32_t n) {
     py::list out(n);
     for (uint32_t i = 0; i < n; ++i) {
-      const auto& pq = log.levels[off + i];
-      out[i] = py::make_tuple(dec(pq.first), dec(pq.second));
+      std::string_view p = side.price.at(off + i), q = side.qty.at(off + i);
+      out[i] = py::make_tuple(py::str(p.data(), p.size()), py::str(q.data(), q.size()));
     }
     return out;
   }
@@ -225,12 +227,12 @@ class PyCore {
     switch (e.kind) {
       case EvKind::DELTA:
         kw["first_update_id"] = e.x1, kw["final_update_id"] = e.x2, kw["prev_final_update_id"] = opt(e.x3);
-        kw["bids"] = levels(log, e.off, e.nb), kw["asks"] = levels(log, e.off + e.nb, e.na);
+        kw["bids"] = levels(log.bids, e.off, e.nb), kw["asks"] = levels(log.asks, e.off2, e.na);
         if (e.depth >= 0) kw["depth"] = e.depth;
         return delta_(**kw);
       case EvKind::SNAPSHOT:
         kw["last_update_id"] = e.x1;
-        kw["bids"] = levels(log, e.off, e.nb), kw["asks"] = levels(log, e.off + e.nb, e.na);
+        kw["bids"] = levels(log.bids, e.off, e.nb), kw["asks"] = levels(log.asks, e.off2, e.na);
         kw["depth"] = e.depth >= 0 ? py::object(py::int_(e.depth)) : py::none();
         return snapshot_(**kw);
       case EvKind::RESET:
@@ -305,7 +307,9 @@ struct Held {  // strong references to a batch's frames for as long as it runs
   }
 };
 
-bool batch_receipts(PyObject* arg, size_t start, size_t total, std::vector<int64_t>& each, Receipts& out) {
+// The receipt times of frames [start, end): one for all, CLOCK_REALTIME, or a chunk of a per-frame list.
+bool batch_receipts(PyObject* arg, size_t start, size_t end, size_t total, std::vector<int64_t>& each,
+                    Receipts& out) {
   if (arg == Py_None) {
     out.realtime = true;
     return true;
@@ -318,7 +322,8 @@ bool batch_receipts(PyObject* arg, size_t start, size_t total, std::vector<int64
   if (seq == nullptr) return false;
   bool ok = size_t(PySequence_Fast_GET_SIZE(seq)) == total;
   if (!ok) PyErr_SetString(PyExc_ValueError, "receipt_ns: one per frame");
-  for (size_t i = start; ok && i < total; ++i) {
+  each.clear();
+  for (size_t i = start; ok && i < end; ++i) {
     long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, Py_ssize_t(i)));
     ok = !(v == -1 && PyErr_Occurred());
     each.push_back(v);
@@ -330,8 +335,6 @@ bool batch_receipts(PyObject* arg, size_t start, size_t total, std::vector<int64
 
 // The frames' bytes as views (their objects held in `held`); false with a Python error for a non-frame.
 bool batch_views(PyObject* const* items, size_t n, std::vector<FrameView>& views, Held& held, bool& movable) {
-  views.reserve(n);
-  held.refs.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     PyObject* o = items[i];
     FrameView v{nullptr, 0, false};
@@ -356,6 +359,35 @@ bool batch_views(PyObject* const* items, size_t n, std::vector<FrameView>& views
   return true;
 }
 
+// One chunk of a batch through the core, without the GIL when worth it; false with a Python error.
+bool run_chunk(PyCore* core, const std::vector<FrameView>& views, bool movable, const Receipts& receipts,
+               BatchResult& r) {
+  bool nomem = false;
+  if (movable && views.size() >= GIL_RELEASE_MIN) {
+    core->busy = true;
+    Py_BEGIN_ALLOW_THREADS
+    try {
+      r = on_frames(core->core(), views.data(), views.size(), receipts);
+    } catch (std::bad_alloc&) {  // nothing may unwind past the GIL's re-acquire
+      nomem = true;
+    }
+    Py_END_ALLOW_THREADS
+    core->busy = false;
+  } else {
+    try {
+      r = on_frames(core->core(), views.data(), views.size(), receipts);
+    } catch (std::bad_alloc&) {
+      nomem = true;
+    }
+  }
+  if (nomem) PyErr_NoMemory();
+  return !nomem;
+}
+
+// Frames are viewed, referenced and timed a chunk at a time: a batch that stops early (a handed-back
+// frame) has prepared no more than one chunk beyond it, so a list with many stops stays linear.
+constexpr size_t BATCH_CHUNK = 256;
+
 PyObject* batcher_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 3) {
     PyErr_SetString(PyExc_TypeError, "feed_many(frames, receipt_ns, start)");
@@ -372,39 +404,29 @@ PyObject* batcher_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) 
   size_t total = size_t(PySequence_Fast_GET_SIZE(seq));
   Py_ssize_t start_arg = PyLong_AsSsize_t(args[2]);
   if (start_arg == -1 && PyErr_Occurred()) return Py_DECREF(seq), nullptr;
-  size_t start = start_arg < 0 ? 0 : std::min(size_t(start_arg), total);
+  size_t at = start_arg < 0 ? 0 : std::min(size_t(start_arg), total);
   std::vector<int64_t> each;
   std::vector<FrameView> views;
-  Receipts receipts;
-  bool movable = true, ok;
-  BatchResult r;
-  {
+  views.reserve(std::min(total - at, BATCH_CHUNK));
+  BatchResult all;
+  bool ok = true;
+  while (ok && at < total && all.code == 0) {
+    size_t end = std::min(total, at + BATCH_CHUNK);
     Held held;
-    ok = batch_receipts(args[1], start, total, each, receipts) &&
-         batch_views(PySequence_Fast_ITEMS(seq) + start, total - start, views, held, movable);
-    bool nomem = false;
-    if (ok && movable && views.size() >= GIL_RELEASE_MIN) {
-      core->busy = true;
-      Py_BEGIN_ALLOW_THREADS
-      try {
-        r = on_frames(core->core(), views.data(), views.size(), receipts);
-      } catch (std::bad_alloc&) {  // nothing may unwind past the GIL's re-acquire
-        nomem = true;
-      }
-      Py_END_ALLOW_THREADS
-      core->busy = false;
-    } else if (ok) {
-      try {
-        r = on_frames(core->core(), views.data(), views.size(), receipts);
-      } catch (std::bad_alloc&) {
-        nomem = true;
-      }
-    }
-    if (nomem) ok = false, PyErr_NoMemory();
+    held.refs.reserve(end - at);
+    views.clear();
+    Receipts receipts;
+    bool movable = true;
+    BatchResult r;
+    ok = batch_receipts(args[1], at, end, total, each, receipts) &&
+         batch_views(PySequence_Fast_ITEMS(seq) + at, end - at, views, held, movable) &&
+         run_chunk(core, views, movable, receipts, r);
+    all.done += r.done, all.code = r.code, all.events += r.events;
+    at += r.done;
   }
   Py_DECREF(seq);
   if (!ok) return nullptr;
-  return Py_BuildValue("(nin)", Py_ssize_t(r.done), r.code, Py_ssize_t(r.events));
+  return Py_BuildValue("(nin)", Py_ssize_t(all.done), all.code, Py_ssize_t(all.events));
 }
 
 PyMethodDef BATCHER_DEF = {"feed_many", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(batcher_call)),

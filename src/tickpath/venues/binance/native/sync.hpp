@@ -97,7 +97,9 @@ class BookSync {
       buffer_.pop_front();
       stats.buffer_overflow++;
     }
-    buffer_.push_back(Pending{U, u, pu, E, T, receipt, b, a, valid});
+    Pending& m = buffer_.emplace_back(Pending{U, u, pu, E, T, receipt, b, a, valid});
+    for (auto* side : {&m.b, &m.a})
+      for (auto& x : *side) x.ps = x.qs = nullptr;  // the frame's bytes go away: print from the decimals
   }
   void reset_to(uint32_t reason, int64_t receipt, int64_t E, int64_t T, EventLog& out) {
     out.reset(sym_, ++seq_, E, T, receipt, reason, last);
