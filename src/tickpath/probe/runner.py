@@ -183,7 +183,7 @@ class _Runner:
         self.rest = config.rest_endpoint()
         self.ws = config.ws_endpoint()
         self.ctx = client_context(config.ca_file, verify=config.verify_tls)
-        self.result = ProbeResult(config, time.time())
+        self.result = ProbeResult(config, clock.wall_ns() / 1e9)
 
     def _schedule(self, rate: float | None = None) -> OpenLoopSchedule:
         return OpenLoopSchedule(
@@ -254,7 +254,7 @@ class _Runner:
             raise
         finally:
             r.host, r.clock = await state_task
-            r.finished = time.time()
+            r.finished = self.clock.wall_ns() / 1e9
         return r
 
     def _interrupted(self, method: str) -> None:

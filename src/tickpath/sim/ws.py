@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from typing import Any
 
@@ -286,7 +285,7 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
         conn.streams.append(name)
         source.subscribe(conn, name)
     conn.start_timers()
-    started = time.monotonic()
+    started = ctx.clock.monotonic_ns()
     try:
         await _receive_loop(conn)
     finally:
@@ -301,7 +300,7 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
             "sim_ws_closed",
             peer=conn.peer,
             path=conn.path,
-            seconds=round(time.monotonic() - started, 3),
+            seconds=round((ctx.clock.monotonic_ns() - started) / 1e9, 3),
             code=conn.close_code,
         )
     return ws
