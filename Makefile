@@ -16,7 +16,7 @@ install: $(STAMP)
 
 # The native core (C++, pybind11) is built by the package's build (setup.py) at install time; this
 # rebuilds it in place when a source changed since (an editable install does not rebuild by itself).
-NATIVE_SRC := $(wildcard src/tickpath/native/*.hpp src/tickpath/venues/binance/native/*.[ch]pp) setup.py
+NATIVE_SRC := $(wildcard src/tickpath/native/*.hpp src/tickpath/venues/binance/native/*.[ch]pp src/tickpath/ingest/native/*.[ch]pp) setup.py
 NATIVE_SO := src/tickpath/venues/binance/.core-built
 $(NATIVE_SO): $(STAMP) $(NATIVE_SRC)
 	$(BIN)/python setup.py -q build_ext --inplace
@@ -79,4 +79,4 @@ fuzz: $(NATIVE_SO)
 	done
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache $(NATIVE_SO) src/tickpath/venues/binance/_core*.so
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache $(NATIVE_SO) src/tickpath/venues/binance/_core*.so src/tickpath/ingest/_decode*.so

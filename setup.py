@@ -34,6 +34,15 @@ setup(
                 "src/tickpath/venues/binance/native/frames.hpp",
                 "src/tickpath/venues/binance/native/sync.hpp",
             ],
-        )
+        ),
+        # ingest's decoder of bus payloads into Arrow column buffers (tickpath.ingest.native).
+        Pybind11Extension(
+            "tickpath.ingest._decode",
+            ["src/tickpath/ingest/native/module.cpp"],
+            cxx_std=17,
+            extra_compile_args=_flags,
+            extra_link_args=_link,
+            depends=["src/tickpath/ingest/native/decode.hpp"],
+        ),
     ]
 )

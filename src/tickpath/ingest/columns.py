@@ -50,9 +50,10 @@ from tickpath.events import (
     decode_event,
     decode_session,
 )
+from tickpath.ingest import native
 from tickpath.nats.frames import PUBLISH_NS_HEADER  # set by the NATS sink
 from tickpath.runtime import gc_paused
-from tickpath.tables import CHANNEL_TABLE, events_to_arrow
+from tickpath.tables import CHANNEL_TABLE, SCHEMAS, events_to_arrow
 
 __all__ = ["Decoded", "decode_batch", "publish_ns_array", "stamp_ingest_ns"]
 
@@ -98,6 +99,7 @@ if len(_PREFIX_GROUP) != len(EVENT_TYPES) + 1:  # pragma: no cover - a new tag s
     raise AssertionError("two event tags share their first bytes; lengthen _PREFIX_LEN")
 _PREFIX = itemgetter(slice(0, _PREFIX_LEN))
 _TABLE_CHANNEL = {t: c for c, t in CHANNEL_TABLE.items()}
+_TYPE_CHANNEL: dict[type[Any], Channel] = {cls: _channel_of(cls) for cls in EVENT_TYPES}
 _CHANNEL = attrgetter("channel")
 _FIRST = itemgetter(0)
 _TABLE_KEY = ["session", "venue", "symbol", "seq"]  # the channel is implied by the table
@@ -112,6 +114,7 @@ class Decoded:
     duplicates: int  # repeats of an event key inside the batch (first one kept)
     sessions: list[SessionInfo] = field(default_factory=list)  # feed_sessions rows, in arrival order
     fallbacks: int = 0  # payloads the fast path decoded one by one (no known tag, or refused by its group)
+    native: bool = False  # whether the native decoder made the tables
 
     def column_values(self, column: str) -> np.ndarray:
         """Every non-null value of an int64 ``column`` over the tables, as one numpy array."""
@@ -130,7 +133,7 @@ def _decode_events(payloads: Sequence[bytes]) -> tuple[list[Event | None], int, 
     """
     try:
         events: list[Event | None] = list(_batch_decoder.decode(b"[" + b",".join(payloads) + b"]"))
-        if len(events) == len(payloads):
+        if len(events) == len(payloads) and all(e.channel == _TYPE_CHANNEL[type(e)] for e in events):  # type: ignore[union-attr]
             return events, 0, []
     except _DECODE_ERRORS:
         pass
@@ -138,14 +141,12 @@ def _decode_events(payloads: Sequence[bytes]) -> tuple[list[Event | None], int, 
     rejected = 0
     sessions: list[SessionInfo] = []
     for p in payloads:
-        out.append(None)
-        try:
-            out[-1] = decode_event(p)
-        except _DECODE_ERRORS:
-            try:
-                sessions.append(decode_session(p))
-            except _DECODE_ERRORS:
-                rejected += 1
+        ev, session = _decode_one(p)
+        out.append(ev)
+        if session is not None:
+            sessions.append(session)
+        elif ev is None:
+            rejected += 1
     return out, rejected, sessions
 
 
@@ -201,17 +202,34 @@ def decode_batch(payloads: Sequence[bytes], headers: Sequence[bytes | None]) -> 
     """Decode a fetched batch into one Arrow table per storage table (``ingest_ns`` left null)."""
     with gc_paused():
         pub_all = publish_ns_array(headers)
-        fast = _decode_grouped(payloads, pub_all)
-        return fast if fast is not None else _decode_general(payloads, pub_all)
+        fast = _decode_native(payloads, pub_all) if native.available() else None
+        return fast if fast is not None else _decode_grouped(payloads, pub_all)
 
 
-def _decode_grouped(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded | None:
+def _decode_native(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded | None:
+    """The common batch, decoded by the native decoder (:mod:`tickpath.ingest.native`).
+
+    None (the Python paths decide the whole batch) when it refused a table, found a payload
+    without a known tag (a session row, a damaged message) or a key repeated inside a table.
+    """
+    got = native.decode(payloads)
+    if got.refused or got.odd:
+        return None
+    tables: dict[str, pa.Table] = {}
+    for name, (idx, cols) in got.tables.items():
+        publish = pub_all.take(pa.array(idx))
+        ingest = pa.nulls(len(idx), pa.int64())
+        table = pa.Table.from_arrays([*cols, publish, ingest], schema=SCHEMAS[name])
+        if table.num_rows > 1 and table.group_by(_TABLE_KEY).aggregate([]).num_rows != table.num_rows:
+            return None
+        tables[name] = table
+    return Decoded(tables, 0, 0, native=True)
+
+
+def _decode_grouped(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded:
     """Any batch, one msgspec call per group of payloads with the same tag (every channel and the
     session rows); only a payload its group's decoder refuses, or one without a known tag prefix,
-    is decoded on its own, as the general path would (event, session row, or rejected).
-
-    None only for an event whose ``channel`` is foreign to its type (the general path decides).
-    """
+    is decoded on its own, as the general path would (event, session row, or rejected)."""
     n = len(payloads)
     codes = np.fromiter(map(_PREFIX_GROUP.get, map(_PREFIX, payloads), repeat(-1)), np.int8, n)
     per_table: dict[str, tuple[list[Any], list[int]]] = {}
@@ -243,13 +261,14 @@ def _decode_grouped(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded | N
     tables: dict[str, pa.Table] = {}
     duplicates = 0
     for table, (events, idx) in per_table.items():
+        if not events:
+            continue  # its every payload refused
         if odd and any(a > b for a, b in pairwise(idx)):  # a late one from the odd: arrival order
             order = sorted(range(len(idx)), key=idx.__getitem__)
             events, idx = [events[k] for k in order], [idx[k] for k in order]
-        if set(map(_CHANNEL, events)) != {_TABLE_CHANNEL[table]}:
-            return None  # e.g. a trade whose channel says l2: which table is the general path's call
-        built = _table_of(table, events, idx, pub_all)
-        duplicates += len(events) - built.num_rows
+        built, unstorable = _table_of(table, events, idx, pub_all)
+        rejected += unstorable
+        duplicates += len(events) - unstorable - built.num_rows
         tables[table] = built
     sessions.sort(key=_FIRST)
     return Decoded(tables, rejected, duplicates, [s for _, s in sessions], fallbacks=len(odd))
@@ -258,9 +277,11 @@ def _decode_grouped(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded | N
 def _decode_group(table: str, group: list[bytes]) -> tuple[list[Any], list[int]]:
     """A group's payloads decoded in one call, or one by one if that fails: (what decoded, the
     positions in ``group`` that did not)."""
+    channel = {_TABLE_CHANNEL.get(table)}  # None for session rows, which have no channel
     try:
         out = _TABLE_DECODERS[table].decode(b"[" + b",".join(group) + b"]")
-        if len(out) == len(group):  # else a payload was not exactly one JSON value
+        # Else a payload was not exactly one JSON value, or an event's channel is foreign to its type.
+        if len(out) == len(group) and (table == "session" or set(map(_CHANNEL, out)) == channel):
             return out, []
     except _DECODE_ERRORS:
         pass
@@ -269,8 +290,13 @@ def _decode_group(table: str, group: list[bytes]) -> tuple[list[Any], list[int]]
     refused: list[int] = []
     for k, p in enumerate(group):
         try:
-            decoded.append(one.decode(p))
+            got = one.decode(p)
         except _DECODE_ERRORS:
+            refused.append(k)
+            continue
+        if table == "session" or got.channel in channel:
+            decoded.append(got)
+        else:
             refused.append(k)
     return decoded, refused
 
@@ -278,7 +304,9 @@ def _decode_group(table: str, group: list[bytes]) -> tuple[list[Any], list[int]]
 def _decode_one(payload: bytes) -> tuple[Event | None, SessionInfo | None]:
     """One payload as the general path reads it: an event, else a session row, else neither."""
     try:
-        return decode_event(payload), None
+        ev = decode_event(payload)
+        # An event whose channel is not its type's (a trade saying l2) belongs in no table.
+        return (ev, None) if ev.channel == _TYPE_CHANNEL[type(ev)] else (None, None)
     except _DECODE_ERRORS:
         try:
             return None, decode_session(payload)
@@ -286,18 +314,40 @@ def _decode_one(payload: bytes) -> tuple[Event | None, SessionInfo | None]:
             return None, None
 
 
-def _table_of(table: str, events: list[Any], idx: list[int], pub_all: pa.Array) -> pa.Table:
-    """One table's Arrow rows, the first occurrence of each event key kept (repeats are rare)."""
-    arrow = events_to_arrow(table, events, publish_ns=pub_all.take(pa.array(idx, pa.int64())))
+def _table_of(table: str, events: list[Any], idx: list[int], pub_all: pa.Array) -> tuple[pa.Table, int]:
+    """One table's Arrow rows, the first occurrence of each event key kept (repeats are rare), and
+    how many events could not be stored (see :func:`_to_arrow`)."""
+    arrow, events, unstorable = _to_arrow(table, events, idx, pub_all)
     if arrow.num_rows < 2 or arrow.group_by(_TABLE_KEY).aggregate([]).num_rows == arrow.num_rows:
-        return arrow
+        return arrow, unstorable
     seen: set[Any] = set()
     keep: list[int] = []
     for k, key in enumerate(map(_KEY, events)):
         if key not in seen:
             seen.add(key)
             keep.append(k)
-    return arrow.take(pa.array(keep, pa.int64()))
+    return arrow.take(pa.array(keep, pa.int64())), unstorable
+
+
+def _to_arrow(table: str, events: list[Any], idx: list[int], pub_all: pa.Array) -> tuple[pa.Table, list[Any], int]:
+    """``events_to_arrow`` of a table's events, with the batch's ``publish_ns`` at ``idx``; an event
+    no column can hold (an id beyond int64, a depth beyond int32: valid JSON, valid for msgspec) is
+    dropped and counted rather than failing the batch, which would then be redelivered forever."""
+    try:
+        return events_to_arrow(table, events, publish_ns=pub_all.take(pa.array(idx, pa.int64()))), events, 0
+    except (pa.ArrowInvalid, OverflowError):
+        pass
+    one = pa.array([None], pa.int64())
+    fits = []
+    for k, ev in enumerate(events):
+        try:
+            events_to_arrow(table, [ev], publish_ns=one)
+            fits.append(k)
+        except (pa.ArrowInvalid, OverflowError):
+            pass
+    kept, kept_idx = [events[k] for k in fits], [idx[k] for k in fits]
+    arrow = events_to_arrow(table, kept, publish_ns=pub_all.take(pa.array(kept_idx, pa.int64())))
+    return arrow, kept, len(events) - len(kept)
 
 
 def _decode_general(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded:
@@ -324,12 +374,10 @@ def _decode_general(payloads: Sequence[bytes], pub_all: pa.Array) -> Decoded:
             group = by_table[ev.channel] = ([], [])
         group[0].append(ev)
         group[1].append(i)
-    tables = {
-        CHANNEL_TABLE[channel]: events_to_arrow(
-            CHANNEL_TABLE[channel], evs, publish_ns=pub_all.take(pa.array(idx, pa.int64()))
-        )
-        for channel, (evs, idx) in by_table.items()
-    }
+    tables: dict[str, pa.Table] = {}
+    for channel, (evs, idx) in by_table.items():
+        tables[CHANNEL_TABLE[channel]], _, unstorable = _to_arrow(CHANNEL_TABLE[channel], evs, idx, pub_all)
+        rejected += unstorable
     return Decoded(tables, rejected, duplicates, sessions)
 
 
