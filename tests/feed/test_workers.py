@@ -82,6 +82,7 @@ async def _wait_for(cond, timeout: float = 20.0) -> None:  # type: ignore[no-unt
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.integration  # worker processes under a real supervisor
 async def test_killed_worker_restarts_alone_and_nothing_committed_is_lost(tmp_path: Path) -> None:
     """Two workers into one DuckDB target; worker 0 is SIGKILLed mid-run, is restarted (visible in
     the summary and /metrics), worker 1 keeps its first process; the views hold every written row."""
@@ -130,6 +131,7 @@ async def test_killed_worker_restarts_alone_and_nothing_committed_is_lost(tmp_pa
     assert syms == set(symbols)  # the restarted worker resynced its symbols
 
 
+@pytest.mark.integration  # worker processes under a real supervisor
 async def test_dq_reads_the_views_of_a_workers_run(tmp_path: Path) -> None:
     """``tickpath dq --db PATH`` on a ``--workers 2`` run's DuckDB target: the views are the tables."""
     symbols = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")

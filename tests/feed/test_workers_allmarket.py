@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tickpath.feed.config import FeedConfig
 from tickpath.feed.run import plan_connections
@@ -53,6 +54,7 @@ def test_a_worker_the_hash_gives_no_symbol_is_left_out_and_the_next_owns_all_mar
     assert plan_connections(shares[1][1]) == []
 
 
+@pytest.mark.integration  # worker processes under a real supervisor
 async def test_two_workers_store_each_all_market_row_once(tmp_path: Path) -> None:
     symbols = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")
     db = tmp_path / "ticks.duckdb"
