@@ -15,6 +15,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def _failures(figures: object) -> int:
+    """Checks a soak reports as failed (``failures`` lists, at any depth): its figures still print."""
+    if isinstance(figures, dict):
+        own = figures.get("failures")
+        return (len(own) if isinstance(own, list) else 0) + sum(_failures(v) for v in figures.values())
+    return 0
+
+
 def main(argv: list[str]) -> int:
     names = argv or sorted(p.stem for p in HERE.glob("soak_*.py"))
     extra = ["--duration", os.environ["SOAK_SECONDS"]] if os.environ.get("SOAK_SECONDS") else []
@@ -29,6 +37,7 @@ def main(argv: list[str]) -> int:
             results[name] = {"error": proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]}
         else:
             results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+            failed += _failures(results[name]) > 0
         print(json.dumps(results[name], indent=1), flush=True)
     (HERE / "soak-last-run.json").write_text(json.dumps(results, indent=1))
     return 1 if failed else 0

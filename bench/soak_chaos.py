@@ -2,14 +2,17 @@
 a seed, for long, at rate, while an in-process feed's books are compared to the simulator's truth.
 
     python -m bench.soak_chaos [--duration 600] [--rate 20000] [--symbols 200] [--seed 18003]
-                               [--chaos-rate 1] [--warmup 60] [--duckdb PATH] [--out FILE.json]
+                               [--chaos-rate 1] [--warmup 60] [--history 20000] [--duckdb PATH]
+                               [--out FILE.json]
 
 Real time (SystemClock): the simulator and the feed share this process and its one event loop (so
 the truth checker reads both sets of books), which also means the lag figures include the
 simulator's own work. Reports faults by kind, resyncs, malformed frames, books unequal to truth
 outside a resync window (target 0), RSS after the warm-up and at the end (target within 5 %),
 event-loop lag p50/p99/max after the warm-up, the achieved depth-update rate, the longest GC pass
-per generation (gc.callbacks) and the interpreter yardstick (bench.common.calibration_ns).
+per generation (gc.callbacks), the objects the collector tracks at the end, the longest truth
+check (it runs on the same loop), the process's CPU seconds and the interpreter yardstick
+(bench.common.calibration_ns).
 The fast seeded variant is tests/faults/test_chaos.py.
 """
 
@@ -20,9 +23,11 @@ import asyncio
 import gc
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,18 @@ from tickpath.venues.binance.endpoints import Venue
 def _rss_mb() -> float:
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _tracked_by_type(top: int = 8) -> dict[str, int]:
+    """Objects the collector tracks (what a generation-2 pass walks), in all and the commonest types."""
+    objs = gc.get_objects()
+    counts = Counter(type(o).__name__ for o in objs)
+    return {"all": len(objs), **dict(counts.most_common(top))}
 
 
 class GcPauses:
@@ -72,6 +89,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=int(os.environ.get("TICKPATH_FAULT_SEED", "18003")))
     p.add_argument("--chaos-rate", type=float, default=1.0, help="faults per second on average")
     p.add_argument("--warmup", type=float, default=60.0, help="seconds without faults first (discarded)")
+    # The simulator keeps each symbol's changes for ground truth; its default (200,000 ids, over half an
+    # hour at 100/s) never trims in a 10-minute soak: 200 symbols x 60,000 changes grew RSS by 1.2 GB
+    # and made each generation-2 GC pass seconds long (seed 18003). 5,000 ids are 50 s per symbol, so
+    # the kept history is full within the warm-up and RSS after it compares like with like.
+    p.add_argument("--history", type=int, default=5_000, help="update ids of truth the simulator keeps per symbol")
     p.add_argument("--duckdb", help="the feed's DuckDB file (default: a temporary one, removed after)")
     p.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after the warm-up")
     p.add_argument("--out", help="write the figures as JSON here too")
@@ -81,7 +103,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 async def _soak(a: argparse.Namespace) -> dict[str, Any]:
     venue: Venue = "futures"
     syms = tuple(f"S{i:03d}USDT" for i in range(a.symbols))
-    cfg = SimConfig(venues=(venue,), symbols=syms, seed=a.seed, rate=a.rate / a.symbols, book_levels=100)
+    cfg = SimConfig(
+        venues=(venue,), symbols=syms, seed=a.seed, rate=a.rate / a.symbols, book_levels=100, history_updates=a.history
+    )
     chaos = ChaosConfig(seed=a.seed, mean_interval_s=1.0 / a.chaos_rate, max_fault_s=1.0)
     with tempfile.TemporaryDirectory() as tmp:
         return await _run(a, venue, syms, cfg, chaos, tmp)
@@ -104,19 +128,23 @@ async def _run(
         feed.loop_lag.recorder, feed.loop_lag.max_ns = LatencyRecorder("event_loop_lag"), 0
         pauses = GcPauses()
         gc.callbacks.append(pauses)
-        rss0, events0, t0 = _rss_mb(), sim.stats()["venues"][venue]["events"], loop.time()
+        rss0, events0, t0, cpu0 = _rss_mb(), sim.stats()["venues"][venue]["events"], loop.time(), _cpu_s()
         sim.chaos = ChaosDriver(sim.faults, [(venue, s) for s in syms], chaos)
         chaos_task = asyncio.create_task(sim.chaos.run())
-        rss_series, next_rss = [], t0
+        rss_series, next_rss, check_ms = [], t0, 0.0
         while loop.time() - t0 < a.duration and not task.done():
             await asyncio.sleep(1.0)
             if feed.engine is not None:
-                checker.check(feed.engine.processor)
+                c0 = time.perf_counter()
+                checker.check(feed.engine.processor)  # on the loop: its time is in the lag figures too
+                check_ms = max(check_ms, (time.perf_counter() - c0) * 1e3)
             if loop.time() >= next_rss:  # every 30 s: growth that is steady, not a step, is a leak
                 rss_series.append(round(_rss_mb(), 1))
                 next_rss += 30
         elapsed, events1, rss1 = loop.time() - t0, sim.stats()["venues"][venue]["events"], _rss_mb()
+        cpu = _cpu_s() - cpu0
         lag = feed.loop_lag.summary()
+        tracked = _tracked_by_type()
         sim.chaos.stop()
         chaos_task.cancel()
         sim.faults.clear()
@@ -135,6 +163,9 @@ async def _run(
         "warmup_s": a.warmup,
         "target_rate": a.rate,
         "achieved_depth_updates_per_s": round((events1 - events0) / elapsed),
+        "cpu_s": round(cpu, 1),  # sim + feed (+ DuckDB threads), this process, over the measured span
+        "cpu_share_of_one_core": round(cpu / elapsed, 3),
+        "sim_history_updates": a.history,
         "faults": dict(sorted(sim.chaos.counts.items())),
         "resyncs": summary.resyncs,
         "gaps": summary.gaps,
@@ -149,6 +180,8 @@ async def _run(
         "rss_series_mb": rss_series,
         "event_loop_lag_ms": lag,
         "gc": pauses.as_dict(),
+        "gc_tracked_at_end": tracked,
+        "truth_check_max_ms": round(check_ms, 1),
         "gc_frozen": a.gc_freeze,
         "yardstick_calibration_ns": round(calibration_ns(), 2),
     }

@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import struct
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ class Proc:
     stdout: bytes = b""
     _reader: asyncio.Task[None] | None = None
     _out: asyncio.Task[bytes] | None = None
+    _new_line: asyncio.Event = field(default_factory=asyncio.Event)  # set per line: a kill aimed at one is prompt
 
     @classmethod
     async def start(cls, name: str, *args: str) -> Proc:
@@ -67,6 +70,8 @@ class Proc:
         assert self.proc.stderr is not None
         async for raw in self.proc.stderr:
             self.lines.append(raw.decode(errors="replace").rstrip())
+            self._new_line.set()
+        self._new_line.set()
 
     def seen(self, needle: str, since: int = 0) -> bool:
         return any(needle in ln for ln in self.lines[since:])
@@ -75,12 +80,15 @@ class Proc:
         """The first stderr line (from index ``since``) containing ``needle``."""
         deadline = time.monotonic() + timeout
         while True:
+            self._new_line.clear()  # before the scan: a line read meanwhile sets it again
             for ln in self.lines[since:]:
                 if needle in ln:
                     return ln
+            since = max(since, len(self.lines))
             if self.proc.returncode is not None or time.monotonic() > deadline:
                 raise AssertionError(f"{self.name}: no {needle!r} in {timeout} s; tail: {self.lines[-8:]}")
-            await asyncio.sleep(0.02)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_line.wait(), 0.1)
 
     async def kill9(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -114,6 +122,30 @@ class Proc:
         except ValueError:
             out = json.loads(text.splitlines()[-1])  # after other output
         return out
+
+
+async def scrape(port: int, pattern: str) -> float | None:
+    """The value of the first ``/metrics`` sample on ``port`` matching ``pattern`` (a regex of the
+    sample's name and labels), or None (no such sample, or the process does not answer)."""
+
+    def get() -> float | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=0.5) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        m = re.search(rf"^{pattern} (\S+)$", text, re.M)
+        return float(m[1]) if m else None
+
+    return await asyncio.to_thread(get)
+
+
+async def metrics_port(p: Proc, timeout: float = 30) -> int:
+    """The port a process started with ``--metrics-port 0`` says it listens on."""
+    line = await p.wait_line("metrics_listening", timeout)
+    m = re.search(r"port=(\d+)", line)
+    assert m is not None, line
+    return int(m[1])
 
 
 async def start_sim(rate: float, seed: int, *extra: str) -> tuple[Proc, str, str]:

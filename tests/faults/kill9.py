@@ -2,14 +2,18 @@
 moments and restarted, against ``tickpath sim`` (slow snapshots, so the snapshot phase is wide
 enough to hit) and a real JetStream ``nats-server``.
 
-Phases are aimed with the processes' own signals and named by what was true at the kill:
-feed ``snapshot`` (no ``book_synced`` line yet), ``streaming`` (books synced, publishing),
-``spool_drain`` (the server was killed and restarted, the spool on disk not empty); ingest
-``startup`` (no ``ingest_started`` yet), ``mid_commit`` (its /metrics said a batch was received and
-not acknowledged, scraped just before the kill), ``between_batches``. After every kill: the DuckDB
-file opens and holds no fewer rows than before, none twice; a restarted feed logs a new session and
-``nats_spool_resumed`` with exactly the records the dead one left; at the end the store holds every
-event the stream holds (read back through a consumer of its own), each once.
+Each kill aims at a phase and is named by what was true at the kill: feed ``snapshot`` (no
+``book_synced`` line yet), ``mid_batch`` (its /metrics, scraped just before, had NATS publishes
+awaiting their ack), ``streaming``, ``spool_drain`` (aimed two ways: the server killed and restarted,
+the kill as soon as the feed says ``nats_reconnected``; or a feed resuming a spool, killed once the
+spool's cursor file shows drained batches committed. It counts only if the spool left is not empty,
+no ``nats_spool_drained`` came, and a resumed spool was partly sent); ingest ``startup`` (no
+``ingest_started`` yet), ``mid_commit`` (its /metrics said a batch was received and not
+acknowledged, scraped just before the kill), ``between_batches``. The feed's sink drains 2 records per
+acked round trip, so a drain is wide enough to aim at. After every kill: the DuckDB file opens and
+holds no fewer rows than before, none twice; a restarted feed logs ``nats_spool_resumed`` with exactly
+the records the dead one left (and, unless killed first, a new session); at the end the store holds
+every event the stream holds (read back through a consumer of its own), each once.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ import asyncio
 import random
 import re
 import time
-import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,8 @@ from tests.faults.drivers import (
     feed_args,
     gaps,
     ingest_args,
+    metrics_port,
+    scrape,
     session_rows,
     spool_ids,
     start_sim,
@@ -42,10 +48,17 @@ from tickpath.natsserver import NatsCluster
 @dataclass
 class Kill9Report:
     seed: int
-    feed_kills: Counter[str] = field(default_factory=Counter)
+    feed_aims: Counter[str] = field(default_factory=Counter)  # the phase each feed kill aimed at
+    feed_kills: Counter[str] = field(default_factory=Counter)  # the phase it hit, by what was true then
     ingest_kills: Counter[str] = field(default_factory=Counter)
     sessions: int = 0
     unclosed_sessions: int = 0
+    feeds: int = 0  # feed processes started
+    feeds_started: int = 0  # of which logged feed_started (a new session) before they were killed or stopped
+    # kills aimed at a spool drain, by route (a drain after a NATS outage, or of the spool resumed at
+    # start), and those that hit one (the spool left non-empty, no nats_spool_drained; resumed: partly sent)
+    drain_aims: Counter[str] = field(default_factory=Counter)
+    drain_kills: Counter[str] = field(default_factory=Counter)
     spool_left: list[int] = field(default_factory=list)  # records on disk after each feed kill
     spool_resumed: list[int] = field(default_factory=list)  # what the next feed said it resumed
     spooled_ids: set[str] = field(default_factory=set)
@@ -62,7 +75,10 @@ class Kill9Report:
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k not in ("spooled_ids", "dq")}
-        d["feed_kills"], d["ingest_kills"] = dict(self.feed_kills), dict(self.ingest_kills)
+        d["feed_aims"], d["feed_kills"], d["ingest_kills"] = map(
+            dict, (self.feed_aims, self.feed_kills, self.ingest_kills)
+        )
+        d["drain_aims"], d["drain_kills"] = dict(self.drain_aims), dict(self.drain_kills)
         d["spooled_records"] = len(self.spooled_ids)
         return d
 
@@ -75,84 +91,168 @@ class _Rig:
         self.host = c.client_urls[0].removeprefix("nats://")
         self.spool = work / "spool"
         self.db = work / "ticks.duckdb"
-        self.sink = f"nats://{self.host}?spool={self.spool}&ack_timeout_s=0.5"
+        # drain_batch=2: a drain of a hundred spooled records takes fifty acked round trips, a phase
+        # wide enough to aim a kill at (the default 1,024 sends it in one)
+        self.sink = f"nats://{self.host}?spool={self.spool}&ack_timeout_s=0.5&drain_batch=2"
         self.ws, self.rest = ws, rest
-        self.sessions: list[str] = []
+        self.sessions: list[str] = []  # of feeds that logged feed_started
+        self.feeds = 0
 
-    async def feed(self) -> Proc:
-        p = await Proc.start("feed", *feed_args(self.ws, self.rest, self.sink))
+    async def feed(self, started: bool = True) -> Proc:
+        """A new feed; ``started``: wait until it says so, with a session it has not had before."""
+        # --snapshot-limit 100 (weight 5, not spot's 250): feeds restarted every few seconds would
+        # spend the per-IP 6,000 a minute that every feed's pacer counts from x-mbx-used-weight-1m;
+        # the next one waited for the minute to roll over and dq rightly called its L2, trailing
+        # trades by 8-14 s, a stall (seen in 3 of 5 short soak runs)
+        args = (*feed_args(self.ws, self.rest, self.sink), "--metrics-port", "0", "--snapshot-limit", "100")
+        p = await Proc.start("feed", *args)
+        self.feeds += 1
+        if started:
+            await self.said_started(p)
+        return p
+
+    async def said_started(self, p: Proc) -> None:
         line = await p.wait_line("feed_started", 30)
         session = re.search(r"session=(\w+)", line)
         assert session is not None and session[1] not in self.sessions, line  # a new session, said so
         self.sessions.append(session[1])
-        return p
+
+    def keep_log(self, p: Proc) -> None:
+        """The feed's stderr, in the work directory (feed-N.log), for a run that has to be read after."""
+        (self.work / f"feed-{self.feeds}.log").write_text("\n".join(p.lines) + "\n")
 
     async def ingest(self, *extra: str) -> Proc:
         return await Proc.start("ingest", *ingest_args(self.host, self.db, *extra))
 
 
-async def _feed_round(rig: _Rig, rng: random.Random, report: Kill9Report) -> None:
-    """Start the feed, kill it in a chosen phase, check the spool it leaves."""
-    aim = rng.choice(("snapshot", "streaming", "spool_drain"))
-    feed = await rig.feed()
-    report.spool_resumed.append(_resumed(feed))
+FEED_AIMS = ("snapshot", "mid_batch", "streaming", "spool_drain")
+INGEST_AIMS = ("startup", "mid_commit", "between_batches")
+_INFLIGHT = r'tickpath_feed_sink_pending\{sink="nats",state="inflight"\}'
+_ACKS_PENDING = r"tickpath_ingest_acks_pending\{[^}]*\}"
+
+
+@dataclass
+class _FeedAt:
+    """A feed about to be killed and what the harness knows of the moment."""
+
+    feed: Proc
+    aim: str
+    before: list[str]  # the spool it started with
+    restart: asyncio.Task[None] | None = None  # a NATS restart under way (the reconnect route)
+    drain_from: int = 0  # the line from which a drain of the spool is under way
+    inflight: float = 0.0  # the sink's publishes awaiting their ack, last scraped
+
+
+def aims(rng: random.Random, phases: tuple[str, ...], n: int) -> list[str]:
+    """``n`` phases to aim at: every one once in a seeded shuffled order, then drawn at random (so
+    even a short run aims at each)."""
+    first = rng.sample(phases, len(phases))
+    return (first + [rng.choice(phases) for _ in range(n - len(first))])[:n]
+
+
+async def _feed_round(rig: _Rig, rng: random.Random, report: Kill9Report, aim: str) -> None:
+    """Start the feed, kill it in the phase ``aim``, check the spool it leaves."""
+    report.feed_aims[aim] += 1
+    before = spool_ids(rig.spool)  # what the last feed left: this one drains it first
+    if aim == "spool_drain" and before:
+        # the spool it resumes drains 2 records at a time as soon as it connects, before feed_started
+        report.drain_aims["resume"] += 1
+        at = _FeedAt(await rig.feed(started=False), aim, before)
+        await at.feed.wait_line("nats_spool_resumed", 30)
+        await _cursor_moved(rig.spool, rng.randint(1, 3))
+        return await _kill_feed(rig, at, report)
+    at = _FeedAt(await rig.feed(), aim, before)
+    port = await metrics_port(at.feed)
     if aim == "snapshot":
         await asyncio.sleep(rng.uniform(0.0, 0.5))  # snapshots take 0.8 s (sim --snapshot-delay-ms)
     else:
-        await feed.wait_line("book_synced", 30)
+        await at.feed.wait_line("book_synced", 30)
         await asyncio.sleep(rng.uniform(0.05, 0.8))
-    if aim == "spool_drain":
-        await _outage_then_reconnect(rig, feed, rng)
-    synced = feed.seen("book_synced")
-    await feed.kill9()
+        if aim == "mid_batch":
+            at.inflight = await _scrape_until(port, _INFLIGHT, lambda n: n > 0, rng.uniform(1.0, 3.0))
+        elif aim == "spool_drain":
+            report.drain_aims["reconnect"] += 1
+            at.restart, at.drain_from = await _outage_then_reconnect(rig, at.feed, rng)
+    await _kill_feed(rig, at, report)
+
+
+async def _kill_feed(rig: _Rig, at: _FeedAt, report: Kill9Report) -> None:
+    """SIGKILL the feed, then name the phase it was in by what was true at the kill."""
+    synced, drained = at.feed.seen("book_synced"), at.feed.seen("nats_spool_drained", at.drain_from)
+    await at.feed.kill9()
+    rig.keep_log(at.feed)
+    report.spool_resumed.append(_resumed(at.feed))
+    if at.restart is not None:
+        await at.restart
     left = spool_ids(rig.spool)  # read only once the feed is dead: opening a spool may repair its tail
-    phase = "snapshot" if not synced else ("spool_drain" if aim == "spool_drain" and left else "streaming")
+    sent = len(set(at.before) - set(left))  # of the spool it resumed, what this feed got acknowledged
+    resumed_midway = 0 < sent < len(at.before)
+    if at.aim == "spool_drain" and left and not drained and (at.restart is not None or resumed_midway):
+        phase = "spool_drain"
+        report.drain_kills["reconnect" if at.restart is not None else "resume"] += 1
+    elif not synced:
+        phase = "snapshot"
+    else:
+        phase = "mid_batch" if at.inflight > 0 else "streaming"
     report.feed_kills[phase] += 1
     report.spool_left.append(len(left))
     report.spooled_ids.update(left)
 
 
-async def _outage_then_reconnect(rig: _Rig, feed: Proc, rng: random.Random) -> None:
-    """Kill the server long enough for the feed to spool, start it again, and return just after the
-    feed says it reconnected (its drain of the spool starts then)."""
+async def _cursor_moved(spool: Path, times: int, timeout: float = 5.0) -> None:
+    """Return once the spool's ``cursor`` file (rewritten, by rename, on each commit of a drained
+    batch) has changed ``times`` times: the drain is under way, by the sink's own record of it."""
+    cursor = spool / "cursor"
+
+    def read() -> str:
+        try:
+            return cursor.read_text()
+        except OSError:
+            return ""
+
+    last, deadline = read(), time.monotonic() + timeout
+    while times > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
+        now = read()
+        times -= now != last
+        last = now
+
+
+async def _scrape_until(port: int, pattern: str, want: Callable[[float], bool], budget_s: float) -> float:
+    """Scrape ``pattern`` from /metrics until ``want(value)``, up to ``budget_s``; the last value
+    read (what was true just before a kill that follows at once)."""
+    deadline, value = time.monotonic() + budget_s, 0.0
+    while time.monotonic() < deadline:
+        got = await scrape(port, pattern)
+        value = got if got is not None else value
+        if got is not None and want(got):
+            break
+    return value
+
+
+async def _outage_then_reconnect(rig: _Rig, feed: Proc, rng: random.Random) -> tuple[asyncio.Task[None], int]:
+    """Kill the server long enough for the feed to spool, start it again, and return as soon as the
+    feed says it reconnected (its drain of the spool starts then): the restart (still waiting for
+    the node to be ready) and the index of the line from which the drain runs."""
     await rig.c.kill(0)
     await asyncio.sleep(rng.uniform(1.0, 2.0))  # acks time out (0.5 s): the feed spools
     mark = len(feed.lines)
     restart = asyncio.create_task(rig.c.restart(0))
     await feed.wait_line("nats_reconnected", 30, since=mark)
-    await asyncio.sleep(rng.uniform(0.0, 0.03))
-    await restart
+    return restart, mark
 
 
-async def _scrape_acks_pending(port: int) -> float | None:
-    def get() -> float | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=0.5) as r:
-                text = r.read().decode()
-        except OSError:
-            return None
-        m = re.search(r"^tickpath_ingest_acks_pending\{[^}]*\} (\S+)$", text, re.M)
-        return float(m[1]) if m else None
-
-    return await asyncio.to_thread(get)
-
-
-async def _ingest_round(rig: _Rig, rng: random.Random, report: Kill9Report, before: int) -> int:
+async def _ingest_round(rig: _Rig, rng: random.Random, report: Kill9Report, before: int, aim: str) -> int:
     """Start ingest, kill it in a chosen phase; the store must open with no fewer rows, none twice."""
-    aim = rng.choice(("startup", "mid_commit", "between_batches"))
     ingest = await rig.ingest("--metrics-port", "0")
-    phase = "startup"
     if aim != "startup":
-        line = await ingest.wait_line("metrics_listening", 30)
-        port = int(re.search(r"port=(\d+)", line)[1])  # type: ignore[index]
+        port = await metrics_port(ingest)
         await ingest.wait_line("ingest_started", 30)
-        deadline = time.monotonic() + rng.uniform(0.2, 1.5)
-        phase = "between_batches"
-        while time.monotonic() < deadline:
-            pending = await _scrape_acks_pending(port)
-            if aim == "mid_commit" and pending:
-                phase = "mid_commit"
-                break
+        await asyncio.sleep(rng.uniform(0.0, 0.5))
+        # mid-commit: a batch received and not yet acknowledged (acked only after its DuckDB commit)
+        want: Callable[[float], bool] = (lambda n: n > 0) if aim == "mid_commit" else (lambda n: n == 0)
+        pending = await _scrape_until(port, _ACKS_PENDING, want, rng.uniform(0.2, 1.0))
+        phase = "mid_commit" if pending > 0 else "between_batches"
     else:
         await asyncio.sleep(rng.uniform(0.3, 1.2))
         phase = "startup" if not ingest.seen("ingest_started") else "between_batches"
@@ -197,16 +297,18 @@ async def run_kill9(work: Path, seed: int, feed_kills: int, ingest_kills: int, r
         sim, ws, rest = await start_sim(rate, seed, "--snapshot-delay-ms", "800")
         rig = _Rig(work, c, ws, rest)
         try:
-            for _ in range(feed_kills):
-                await _feed_round(rig, rng, report)
+            for aim in aims(rng, FEED_AIMS, feed_kills):
+                await _feed_round(rig, rng, report, aim)
             feed = await rig.feed()  # a last feed: drains the spool, keeps publishing while ingest dies
             report.spool_resumed.append(_resumed(feed))
+            report.feeds, report.feeds_started = rig.feeds, len(rig.sessions)
             rows = 0
-            for _ in range(ingest_kills):
-                rows = await _ingest_round(rig, rng, report, rows)
+            for aim in aims(rng, INGEST_AIMS, ingest_kills):
+                rows = await _ingest_round(rig, rng, report, rows, aim)
             if report.spool_left and report.spool_left[-1]:
                 await feed.wait_line("nats_spool_drained", 30)
             assert await feed.stop(60) == 130, feed.lines[-10:]
+            rig.keep_log(feed)
             ingest = await rig.ingest("--idle-exit", "2")
             assert await ingest.finish(120) == 0, ingest.lines[-10:]
             report.spool_left.append(len(spool_ids(rig.spool)))

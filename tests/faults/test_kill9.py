@@ -1,5 +1,5 @@
 """kill -9 anywhere, fast variant: 8 SIGKILLs of ``feed`` and 8 of ``ingest`` at seeded random moments
-(snapshot fetch, streaming, spool drain; ingest start-up, mid-commit, between batches), each restarted
+(snapshot fetch, mid-batch, streaming, spool drain; ingest start-up, mid-commit, between batches), each restarted
 (the soak variant, ``bench/soak_faults.py``, does 50 each). Seed: ``TICKPATH_FAULT_SEED``."""
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ async def test_kill9_of_feed_and_ingest_loses_and_duplicates_nothing(tmp_path: P
     why = f"seed {seed} (rerun: TICKPATH_FAULT_SEED={seed}): {r.as_dict()}"
     print(f"kill -9: {r.as_dict()}")
     assert sum(r.feed_kills.values()) == 8 and sum(r.ingest_kills.values()) == 8, why
+    assert r.feed_kills["spool_drain"] >= 1, why  # aimed at (every phase is, once) and hit
     assert r.spool_resumed[1:] == r.spool_left[:-1], why  # each feed resumes exactly what the last one left
     assert r.spool_left[-1] == 0 and r.spooled_missing == 0, why
     assert r.rows_after_ingest_kill == sorted(r.rows_after_ingest_kill), why
     assert r.duplicates == 0 and r.missing == 0 and r.extra == 0 and r.rows == r.stream_events > 0, why
-    assert r.sessions == 9 and r.unclosed_sessions == 8, why  # 8 killed feeds, one stopped cleanly
+    # 8 killed feeds, one stopped cleanly; a feed killed draining the spool it resumed may not have
+    # written its session yet (nor logged feed_started)
+    assert r.feeds == 9 and r.feeds_started <= r.sessions <= 9 and r.unclosed_sessions == r.sessions - 1, why
     assert r.gaps == [], why
     # dq on a store whose feeds died: "ended without its close record", freshness up to each one's last row
     problems = judge_dq(r, tmp_path / "ticks.duckdb")
