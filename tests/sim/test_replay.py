@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import aiohttp
@@ -11,6 +10,8 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
 from tickpath.errors import ConfigError
 from tickpath.sim import ReplayConfig, SimConfig, Simulator
 from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
@@ -49,22 +50,23 @@ async def test_replay_is_byte_identical(shared_captures: Path, venue: str, stem:
                     assert await r.read() == rec.body.encode()
 
 
-async def test_replay_raw_stream_and_speed(shared_captures: Path) -> None:
-    """A raw /ws/<stream> gets that stream's data members only; speed 30 plays 30 s in about 1 s."""
+@virtual_time
+async def test_replay_raw_stream_and_speed(shared_captures: Path, virtual_clock: VirtualClock) -> None:
+    """A raw /ws/<stream> gets that stream's data members only; speed 30 plays 30 s in 1 s."""
     ws_path = shared_captures / "spot.ws.txt"
     cap = read_ws_capture(ws_path)
     wanted = [f for f in cap.frames if f.text.startswith('{"stream":"nknusdt@depth@100ms"')]
     span = (wanted[-1].receipt - cap.frames[0].receipt) / 30.0
     cfg = SimConfig(venues=("spot",), symbols=(), replay=(ReplayConfig(ws_path, None, speed=30.0),))
-    async with Simulator(cfg) as sim:
+    async with Simulator(cfg, clock=virtual_clock) as sim:
         ws = await ws_connect(sim.endpoint("spot").raw_url("nknusdt@depth@100ms"))
-        t0 = time.monotonic()
+        t0 = virtual_clock.monotonic_ns()
         got = await _read_all(ws, len(wanted))
-        elapsed = time.monotonic() - t0
+        elapsed = (virtual_clock.monotonic_ns() - t0) / 1e9
         await ws.close()
     prefix = '{"stream":"nknusdt@depth@100ms","data":'
     assert got == [f.text[len(prefix) : -1] for f in wanted]
-    assert span - 0.15 <= elapsed <= span + 0.5, (elapsed, span)
+    assert elapsed == pytest.approx(span, abs=1e-3), (elapsed, span)  # virtual time: the schedule itself
 
 
 async def test_replay_rejects_streams_not_recorded(shared_captures: Path) -> None:

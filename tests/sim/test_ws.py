@@ -10,6 +10,8 @@ import aiohttp
 import pytest
 import websockets
 
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
 from tickpath.sim import Simulator
 
 from .helpers import recv_json, recv_until, small_config, ws_connect
@@ -171,10 +173,12 @@ async def test_server_pings_and_client_pongs_keep_connection() -> None:
         await ws.close()
 
 
-async def test_client_that_never_pongs_is_disconnected() -> None:
+@virtual_time
+async def test_client_that_never_pongs_is_disconnected(virtual_clock: VirtualClock) -> None:
     """Pings arrive every ping interval; without pongs the server closes after the pong timeout."""
+    cfg = small_config(venues=("spot",), rate=0.0, ping_interval_s=0.1, pong_timeout_s=0.35)
     async with (
-        Simulator(small_config(venues=("spot",), rate=0.0, ping_interval_s=0.1, pong_timeout_s=0.35)) as sim,
+        Simulator(cfg, clock=virtual_clock) as sim,
         aiohttp.ClientSession() as http,
     ):
         ws = await http.ws_connect(sim.endpoint("spot").ws_url + "/ws", autoping=False)
@@ -188,9 +192,11 @@ async def test_client_that_never_pongs_is_disconnected() -> None:
             elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
                 break
         elapsed = loop.time() - t0
-        assert pings >= 2
+        # Pings at 0.1, 0.2, 0.3 s; the liveness check runs every 0.025 s (a quarter of the shorter
+        # interval), so the first to find more than 0.35 s of silence is the one at 0.375 s.
+        assert pings == 3
         assert ws.close_code == 1008
-        assert 0.35 <= elapsed < 1.5
+        assert elapsed == pytest.approx(0.375, abs=1e-6)
 
 
 async def test_connection_lifetime_ends_in_clean_close() -> None:
