@@ -11,6 +11,8 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
 from tickpath.sim import Simulator
 
 from .helpers import recv_json, small_config, ws_connect
@@ -75,24 +77,27 @@ async def test_malformed_and_truncated_frames(kind: str) -> None:
     assert nxt["u"] == good["u"] + 2
 
 
-async def test_stall_holds_then_releases_in_order() -> None:
+@virtual_time
+async def test_stall_holds_then_releases_in_order(virtual_clock: VirtualClock) -> None:
     """stall(): nothing arrives for the stall, then every held event arrives in order, none lost."""
-    async with Simulator(small_config(venues=("futures",), rate=200.0)) as sim:
+    async with Simulator(small_config(venues=("futures",), rate=200.0), clock=virtual_clock) as sim:
         ws = await _futures_0ms(sim)
         last = (await recv_json(ws))["u"]
         sim.faults.stall("futures", SYM, 0.4)
-        t0 = time.monotonic()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
         ids = []
         gaps = []
-        prev_t = time.monotonic()
-        while time.monotonic() - t0 < 0.8:
+        prev_t = t0
+        while loop.time() - t0 < 0.8:
             ev = await recv_json(ws)
-            now = time.monotonic()
+            now = loop.time()
             gaps.append(now - prev_t)
             prev_t = now
             ids.append(ev["u"])
         await ws.close()
-    assert max(gaps) >= 0.3  # the stall is visible as silence
+    # virtual time: the stall is exactly 0.4 s of silence, every other gap the 5 ms of 200/s
+    assert max(gaps) == pytest.approx(0.4, abs=1e-6) and sorted(gaps)[-2] == pytest.approx(0.005, abs=1e-6)
     assert ids[0] >= last + 1 and ids == list(range(ids[0], ids[0] + len(ids)))  # then in order, gapless
 
 

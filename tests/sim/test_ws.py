@@ -199,9 +199,11 @@ async def test_client_that_never_pongs_is_disconnected(virtual_clock: VirtualClo
         assert elapsed == pytest.approx(0.375, abs=1e-6)
 
 
-async def test_connection_lifetime_ends_in_clean_close() -> None:
+@virtual_time
+async def test_connection_lifetime_ends_in_clean_close(virtual_clock: VirtualClock) -> None:
     """At the configured maximum lifetime the server closes with a clean close frame (1000)."""
-    async with Simulator(small_config(venues=("futures",), rate=50.0, max_lifetime_s=0.4)) as sim:
+    cfg = small_config(venues=("futures",), rate=50.0, max_lifetime_s=0.4)
+    async with Simulator(cfg, clock=virtual_clock) as sim:
         ws = await ws_connect(sim.endpoint("futures").raw_url("btcusdt@bookTicker"))
         loop = asyncio.get_running_loop()
         t0 = loop.time()
@@ -209,4 +211,4 @@ async def test_connection_lifetime_ends_in_clean_close() -> None:
             while True:
                 await ws.recv()
         assert exc.value.rcvd is not None and exc.value.rcvd.code == 1000
-        assert 0.3 <= loop.time() - t0 < 2.0
+        assert loop.time() - t0 == pytest.approx(0.4, abs=1e-6)
