@@ -23,62 +23,18 @@ import asyncio
 import gc
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from bench.common import calibration_ns
+from bench.soaklib import GcPauses, StallLog, cpu_s, rss_mb, tracked_by_type
 from tickpath.feed import Feed, FeedConfig
 from tickpath.sim import SimConfig, Simulator
 from tickpath.sim.chaos import ChaosConfig, ChaosDriver, TruthChecker
-from tickpath.stats import LatencyRecorder
 from tickpath.venues.binance.endpoints import Venue
-
-
-def _rss_mb() -> float:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
-
-
-def _cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-def _tracked_by_type(top: int = 8) -> dict[str, int]:
-    """Objects the collector tracks (what a generation-2 pass walks), in all and the commonest types."""
-    objs = gc.get_objects()
-    counts = Counter(type(o).__name__ for o in objs)
-    return {"all": len(objs), **dict(counts.most_common(top))}
-
-
-class GcPauses:
-    """The longest and total time of each collector generation (gc.callbacks start/stop)."""
-
-    def __init__(self) -> None:
-        self.max_ms = [0.0, 0.0, 0.0]
-        self.total_ms = [0.0, 0.0, 0.0]
-        self.count = [0, 0, 0]
-        self._t0 = 0.0
-
-    def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._t0 = time.perf_counter()
-            return
-        g, ms = info["generation"], (time.perf_counter() - self._t0) * 1e3
-        self.max_ms[g] = max(self.max_ms[g], ms)
-        self.total_ms[g] += ms
-        self.count[g] += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            f"gen{g}": {"count": self.count[g], "max_ms": round(self.max_ms[g], 2), "total_ms": round(self.total_ms[g])}
-            for g in range(3)
-        }
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -125,10 +81,10 @@ async def _run(
         await asyncio.sleep(a.warmup)
         if a.gc_freeze:
             gc.freeze()
-        feed.loop_lag.recorder, feed.loop_lag.max_ns = LatencyRecorder("event_loop_lag"), 0
+        stalls = StallLog(feed.loop_lag)
         pauses = GcPauses()
         gc.callbacks.append(pauses)
-        rss0, events0, t0, cpu0 = _rss_mb(), sim.stats()["venues"][venue]["events"], loop.time(), _cpu_s()
+        rss0, events0, t0, cpu0 = rss_mb(), sim.stats()["venues"][venue]["events"], loop.time(), cpu_s()
         sim.chaos = ChaosDriver(sim.faults, [(venue, s) for s in syms], chaos)
         chaos_task = asyncio.create_task(sim.chaos.run())
         rss_series, next_rss, check_ms = [], t0, 0.0
@@ -139,12 +95,12 @@ async def _run(
                 checker.check(feed.engine.processor)  # on the loop: its time is in the lag figures too
                 check_ms = max(check_ms, (time.perf_counter() - c0) * 1e3)
             if loop.time() >= next_rss:  # every 30 s: growth that is steady, not a step, is a leak
-                rss_series.append(round(_rss_mb(), 1))
+                rss_series.append(round(rss_mb(), 1))
                 next_rss += 30
-        elapsed, events1, rss1 = loop.time() - t0, sim.stats()["venues"][venue]["events"], _rss_mb()
-        cpu = _cpu_s() - cpu0
+        elapsed, events1, rss1 = loop.time() - t0, sim.stats()["venues"][venue]["events"], rss_mb()
+        cpu = cpu_s() - cpu0
         lag = feed.loop_lag.summary()
-        tracked = _tracked_by_type()
+        tracked = tracked_by_type()
         sim.chaos.stop()
         chaos_task.cancel()
         sim.faults.clear()
@@ -181,6 +137,7 @@ async def _run(
         "event_loop_lag_ms": lag,
         "gc": pauses.as_dict(),
         "gc_tracked_at_end": tracked,
+        "stalls": stalls.attribute(pauses),
         "truth_check_max_ms": round(check_ms, 1),
         "gc_frozen": a.gc_freeze,
         "yardstick_calibration_ns": round(calibration_ns(), 2),
