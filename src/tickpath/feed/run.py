@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import secrets
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -125,6 +126,7 @@ class Feed:
         self._weight_limit: int | None = None  # REQUEST_WEIGHT a minute as exchangeInfo states it
         self._progress = SyncProgress(clock=clock)
         self._http: aiohttp.ClientSession | None = None
+        self._rest: RestClient | None = None
         self._backoff = Backoff(config.reconnect_base_s, config.reconnect_max_s)
         self._offset: OffsetEstimate | None = None
         self._metrics: MetricsServer | None = None
@@ -262,91 +264,14 @@ class Feed:
         return sum(1 for s in symbols if s in synced), len(symbols)
 
     async def run(self) -> FeedSummary:
-        cfg = self.config
+        tls = client_context(self.config.ca_file) if self.config.ca_file is not None else None
         self.started_ns = self.clock.wall_ns()
-        tasks = self._tasks
-        rest: RestClient | None = None
-        http: aiohttp.ClientSession | None = None
-        tls = client_context(cfg.ca_file) if cfg.ca_file is not None else None
-        if cfg.selection is not None:  # before any sink is opened, like the check below
-            async with RestClient(cfg.venue, cfg.rest_base, clock=self.clock, ssl_context=tls) as probe:
-                cfg = await self._resolve(probe)
-        elif cfg.check_symbols:  # before any sink is opened: a typo must not leave an empty store behind
-            async with RestClient(cfg.venue, cfg.rest_base, clock=self.clock, ssl_context=tls) as probe:
-                api = ExchangeInfoApi(probe)
-                await check_symbols(probe, cfg.symbols, api)
-                self._weight_limit = api.weight_limit
+        cfg = await self._check_symbols(tls)  # before any sink is opened
         await self.pipeline.start()
         try:
-            if cfg.record_dir is not None:
-                self._recorder = FeedRecorder(cfg.record_dir, cfg.venue)
-            rest = RestClient(
-                cfg.venue,
-                cfg.rest_base,
-                clock=self.clock,
-                ssl_context=tls,
-                on_response=self._recorder.http if self._recorder is not None else None,
-            )
-            if cfg.clock_samples > 0:
-                self._offset = await measure_clock_offset(rest, samples=cfg.clock_samples)
-                if self._offset is not None:
-                    log_event(
-                        log,
-                        logging.INFO,
-                        "clock_offset",
-                        offset_us=self._offset.offset_ns / 1e3,
-                        bound_us=self._offset.bound_ns / 1e3,
-                    )
-            # the venue's stated weight limit when exchangeInfo was read (a proxy or the simulator may
-            # allow less than Binance documents), else the documented one
-            pacer = WeightPacer(self._weight_limit, clock=self.clock) if self._weight_limit else None
-            self._fetcher = SnapshotFetcher(
-                rest, self._on_snapshot, limit=cfg.effective_snapshot_limit, clock=self.clock, pacer=pacer
-            )
-            dynamic = cfg.selection is not None and cfg.selection.dynamic
-            self.engine = FeedEngine(
-                cfg.venue,
-                None if dynamic else cfg.symbols,  # unrestricted: books appear as listed symbols' frames do
-                self.pipeline,
-                session=self.session,
-                depth=cfg.depth,
-                clock=self.clock,
-                snapshots=self._fetcher,
-                recorder=self._recorder,
-                latency_sample_every=self.latency_sample_every,
-                clock_offset_ns=self._offset.offset_ns if self._offset is not None else 0,
-                # Every sink takes Arrow tables (DuckDB): the native core's columnar path.
-                columnar=self.pipeline if self.pipeline.columnar else None,
-            )
-            if cfg.metrics_port is not None:
-                self._metrics = MetricsServer(self.snapshot, cfg.metrics_host, cfg.metrics_port, self.loop_lag)
-                await self._metrics.start()
-                log_event(log, logging.INFO, "metrics_listening", host=cfg.metrics_host, port=self._metrics.port)
-            http = self._http = aiohttp.ClientSession(connector=tls_connector(tls))
-            self._runners.extend(self._runner(shard) for shard in self._shards)
-            tasks.append(asyncio.create_task(self._fetcher.run(), name="snapshots"))
-            if "openInterest" in cfg.channels:  # REST only: polled within the snapshots' weight budget
-                tasks.append(asyncio.create_task(self._open_interest(rest).run(), name="open-interest"))
-            tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-            tasks.append(asyncio.create_task(self.loop_lag.run(), name="loop-lag"))
-            tasks.extend(asyncio.create_task(r.run(), name=f"shard-{r.shard.index}") for r in self._runners)
-            tasks.append(asyncio.create_task(run_progress(self._progress, self._sync_counts), name="progress"))
-            if dynamic:
-                assert cfg.selection is not None
-                self._watcher = ListingWatcher(
-                    ExchangeInfoApi(rest),
-                    cfg.selection,
-                    self._listed,
-                    self._on_listing,
-                    interval_s=cfg.listing_poll_s,
-                    pacer=self._fetcher.pacer,
-                    clock=self.clock,
-                )
-                tasks.append(asyncio.create_task(self._watcher.run(), name="listings"))
-            if cfg.status:
-                from tickpath.feed.status import run_status
-
-                tasks.append(asyncio.create_task(run_status(self.snapshot, extra=self._progress.line), name="status"))
+            rest = await self._open_rest(cfg, tls)
+            self._build_engine(cfg, rest)
+            await self._start_tasks(cfg, rest, tls)
             # The session row goes out now (ended_ns unset) and again at shutdown: a long-running feed's
             # store tells dq its subscriptions and clock offset while it runs, not only after it stops.
             await self.pipeline.write_session(self.session_info())
@@ -360,22 +285,123 @@ class Feed:
                 symbols=len(cfg.symbols),
                 connections=len(self._shards),
             )
-            if cfg.duration_s is not None:
-                deadline = self.clock.monotonic_ns() + int(cfg.duration_s * 1e9)
-                timer = asyncio.create_task(self.clock.sleep_until_ns(deadline))
-                stopper = asyncio.create_task(self._stop.wait())
-                try:
-                    await asyncio.wait({timer, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    timer.cancel()
-                    stopper.cancel()
-            else:
-                await self._stop.wait()
+            await self._until_done(cfg)
         finally:
             # Shut down in order: stop reading, then hand everything accepted to the sinks and close them.
             # Each step is shielded from a second cancellation so a repeated signal cannot skip the flush.
-            await asyncio.shield(self._shutdown(tasks, rest, http))
+            await asyncio.shield(self._shutdown(self._tasks, self._rest, self._http))
         return self.summary()
+
+    async def _check_symbols(self, tls: ssl.SSLContext | None) -> FeedConfig:
+        """A selection resolved from exchangeInfo, or the explicit symbols checked against it: before
+        any sink is opened, so a typo does not leave an empty store behind."""
+        cfg = self.config
+        if cfg.selection is not None:
+            async with RestClient(cfg.venue, cfg.rest_base, clock=self.clock, ssl_context=tls) as probe:
+                return await self._resolve(probe)
+        if cfg.check_symbols:
+            async with RestClient(cfg.venue, cfg.rest_base, clock=self.clock, ssl_context=tls) as probe:
+                api = ExchangeInfoApi(probe)
+                await check_symbols(probe, cfg.symbols, api)
+                self._weight_limit = api.weight_limit
+        return cfg
+
+    async def _open_rest(self, cfg: FeedConfig, tls: ssl.SSLContext | None) -> RestClient:
+        """The run's REST client (recording its answers with --record), and the clock offset it measures."""
+        if cfg.record_dir is not None:
+            self._recorder = FeedRecorder(cfg.record_dir, cfg.venue)
+        rest = self._rest = RestClient(
+            cfg.venue,
+            cfg.rest_base,
+            clock=self.clock,
+            ssl_context=tls,
+            on_response=self._recorder.http if self._recorder is not None else None,
+        )
+        if cfg.clock_samples > 0:
+            self._offset = await measure_clock_offset(rest, samples=cfg.clock_samples)
+            if self._offset is not None:
+                log_event(
+                    log,
+                    logging.INFO,
+                    "clock_offset",
+                    offset_us=self._offset.offset_ns / 1e3,
+                    bound_us=self._offset.bound_ns / 1e3,
+                )
+        return rest
+
+    def _build_engine(self, cfg: FeedConfig, rest: RestClient) -> None:
+        # the venue's stated weight limit when exchangeInfo was read (a proxy or the simulator may
+        # allow less than Binance documents), else the documented one
+        pacer = WeightPacer(self._weight_limit, clock=self.clock) if self._weight_limit else None
+        self._fetcher = SnapshotFetcher(
+            rest, self._on_snapshot, limit=cfg.effective_snapshot_limit, clock=self.clock, pacer=pacer
+        )
+        self.engine = FeedEngine(
+            cfg.venue,
+            None if self._dynamic else cfg.symbols,  # unrestricted: books appear as listed symbols' frames do
+            self.pipeline,
+            session=self.session,
+            depth=cfg.depth,
+            clock=self.clock,
+            snapshots=self._fetcher,
+            recorder=self._recorder,
+            latency_sample_every=self.latency_sample_every,
+            clock_offset_ns=self._offset.offset_ns if self._offset is not None else 0,
+            # Every sink takes Arrow tables (DuckDB): the native core's columnar path.
+            columnar=self.pipeline if self.pipeline.columnar else None,
+        )
+
+    @property
+    def _dynamic(self) -> bool:
+        return self.config.selection is not None and self.config.selection.dynamic
+
+    async def _start_tasks(self, cfg: FeedConfig, rest: RestClient, tls: ssl.SSLContext | None) -> None:
+        """/metrics, the connections and every background task of the run (into ``self._tasks``)."""
+        assert self._fetcher is not None
+        tasks = self._tasks
+        if cfg.metrics_port is not None:
+            self._metrics = MetricsServer(self.snapshot, cfg.metrics_host, cfg.metrics_port, self.loop_lag)
+            await self._metrics.start()
+            log_event(log, logging.INFO, "metrics_listening", host=cfg.metrics_host, port=self._metrics.port)
+        self._http = aiohttp.ClientSession(connector=tls_connector(tls))
+        self._runners.extend(self._runner(shard) for shard in self._shards)
+        tasks.append(asyncio.create_task(self._fetcher.run(), name="snapshots"))
+        if "openInterest" in cfg.channels:  # REST only: polled within the snapshots' weight budget
+            tasks.append(asyncio.create_task(self._open_interest(rest).run(), name="open-interest"))
+        tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        tasks.append(asyncio.create_task(self.loop_lag.run(), name="loop-lag"))
+        tasks.extend(asyncio.create_task(r.run(), name=f"shard-{r.shard.index}") for r in self._runners)
+        tasks.append(asyncio.create_task(run_progress(self._progress, self._sync_counts), name="progress"))
+        if self._dynamic:
+            assert cfg.selection is not None
+            self._watcher = ListingWatcher(
+                ExchangeInfoApi(rest),
+                cfg.selection,
+                self._listed,
+                self._on_listing,
+                interval_s=cfg.listing_poll_s,
+                pacer=self._fetcher.pacer,
+                clock=self.clock,
+            )
+            tasks.append(asyncio.create_task(self._watcher.run(), name="listings"))
+        if cfg.status:
+            from tickpath.feed.status import run_status
+
+            tasks.append(asyncio.create_task(run_status(self.snapshot, extra=self._progress.line), name="status"))
+
+    async def _until_done(self, cfg: FeedConfig) -> None:
+        """Until ``duration_s`` passes or :meth:`stop` is called (or the task is cancelled)."""
+        if cfg.duration_s is None:
+            await self._stop.wait()
+            return
+        deadline = self.clock.monotonic_ns() + int(cfg.duration_s * 1e9)
+        timer = asyncio.create_task(self.clock.sleep_until_ns(deadline))
+        stopper = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({timer, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            stopper.cancel()
 
     async def _shutdown(
         self, tasks: list[asyncio.Task[Any]], rest: RestClient | None, http: aiohttp.ClientSession | None
