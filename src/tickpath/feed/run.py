@@ -86,6 +86,11 @@ def plan_connections(config: FeedConfig) -> list[Shard]:
     return shards
 
 
+def _open_sink(url: str, clock: Clock) -> Sink:
+    """The sink ``url`` names, on the feed's clock where it keeps time itself (Parquet's flush_s)."""
+    return open_sink(url, clock=clock) if url.strip().lower().startswith("parquet:") else open_sink(url)
+
+
 class Feed:
     """One feed run for one venue. ``await feed.run()``; :meth:`snapshot` says how it goes meanwhile.
 
@@ -105,7 +110,7 @@ class Feed:
         self.config = config
         self.clock = clock
         self.session = session or secrets.token_hex(4)
-        self.sinks = sinks if sinks is not None else [open_sink(u) for u in config.sinks]
+        self.sinks = sinks if sinks is not None else [_open_sink(u, clock) for u in config.sinks]
         self.pipeline = Pipeline(
             self.sinks,
             batch_size=config.batch_size,
