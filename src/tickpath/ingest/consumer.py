@@ -30,6 +30,7 @@ import orjson
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, ConnectionFailedError, HandshakeError
+from tickpath.ingest import native
 from tickpath.ingest.columns import decode_batch, stamp_ingest_ns
 from tickpath.ingest.metrics import IngestCollector, delivery_facts
 from tickpath.ingest.retry import (
@@ -215,7 +216,7 @@ class _Puller:
             self._delivered()
 
         set_direct_handler(self._nc, subscription_id(sub), on_message)
-        install_delivery_parser(self._nc, subscription_id(sub), self._buf, self._delivered)
+        install_delivery_parser(self._nc, subscription_id(sub), self._buf, self._delivered, native.delivery_splitter())
 
     def interrupt(self) -> None:
         """The link dropped: the request in flight will not be answered, stop waiting for it."""

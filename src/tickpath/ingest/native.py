@@ -10,6 +10,9 @@ table whose payloads it does not fully understand comes back as refused, and pay
 known tag as odd, and :func:`tickpath.ingest.columns.decode_batch` takes those through the
 pure-Python path, which stays the reference (``TICKPATH_PURE=1`` selects it alone).
 ``tests/ingest/test_native_decode.py`` requires identical tables on random and damaged batches.
+
+The same extension splits pull replies into deliveries (:func:`delivery_splitter`, the compiled
+:func:`tickpath.nats.internals.split_deliveries`; ``tests/ingest/test_native_split.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import pyarrow as pa
 from tickpath.events import EVENT_TYPES
 from tickpath.tables import CHANNEL_TABLE, LEVEL, SCHEMAS
 
-__all__ = ["NATIVE_TABLES", "NativeBatch", "available", "decode"]
+__all__ = ["NATIVE_TABLES", "NativeBatch", "available", "decode", "delivery_splitter"]
 
 # Column kinds and value kinds, as decode.hpp numbers them.
 _I64, _I32, _STR, _BOOL, _LEVELS = range(5)
@@ -110,6 +113,11 @@ _decoder: Any = None
 def available() -> bool:
     """Whether batches are decoded natively: the extension is built and ``TICKPATH_PURE`` is not 1."""
     return _decode is not None and os.environ.get("TICKPATH_PURE", "") != "1"
+
+
+def delivery_splitter() -> Any:
+    """The compiled :func:`tickpath.nats.internals.split_deliveries` (None: use that reference)."""
+    return _decode.split_deliveries if available() else None
 
 
 class NativeBatch:

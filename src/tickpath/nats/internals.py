@@ -40,6 +40,7 @@ __all__ = [
     "queue_frames",
     "reconnect_forever",
     "set_direct_handler",
+    "split_deliveries",
     "subscription_id",
     "verify",
 ]
@@ -48,6 +49,8 @@ SUPPORTED = "2.16"  # the nats-py minor version whose internals these are (pypro
 
 # A direct handler takes (subject, reply, payload, raw headers or None) of one MSG/HMSG, synchronously.
 DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
+# A delivery splitter: (parser buffer, sid as ASCII, deliveries list) -> bytes taken (split_deliveries).
+SplitDeliveries = Callable[[bytearray, bytes, list[tuple[bytes, bytes, bytes | None]]], int]
 # An acks handler takes the subject suffixes and the payloads of a read's run of reply frames.
 AcksHandler = Callable[[list[bytes], list[bytes]], None]
 
@@ -226,7 +229,11 @@ def install_fast_parser(nc: Any) -> bool:
 
 
 def install_delivery_parser(
-    nc: Any, sid: int, deliveries: list[tuple[bytes, bytes, bytes | None]], on_read: Callable[[], None]
+    nc: Any,
+    sid: int,
+    deliveries: list[tuple[bytes, bytes, bytes | None]],
+    on_read: Callable[[], None],
+    split: SplitDeliveries | None = None,
 ) -> bool:
     """Collect subscription ``sid``'s deliveries in bulk: ``(reply, payload, raw headers)`` appended
     to ``deliveries``, then ``on_read()`` once per read that added any.
@@ -243,33 +250,45 @@ def install_delivery_parser(
     before. False (nothing changed) when that parser is not tickpath's.
     """
     sid_bytes = str(sid).encode()
+    cut = split or split_deliveries
 
     def take(buf: bytearray) -> None:
-        view = bytes(buf)
-        n, pos = len(view), 0
-        find = view.find
-        append = deliveries.append
-        while view.startswith(b"HMSG ", pos):
-            eol = find(b"\r\n", pos)
-            if eol < 0:
-                break
-            # subject, sid, reply, header bytes, total bytes. A status (404, 408) has no reply:
-            # nats-server writes it with an empty token (two spaces), which stays here as b"".
-            args = view[pos + 5 : eol].split(b" ")
-            if len(args) != 5 or not args[2] or args[1] != sid_bytes:
-                break
-            body = eol + 2
-            end = body + int(args[4])
-            if end + 2 > n:
-                break  # payload not complete yet
-            split = body + int(args[3])
-            append((args[2], view[split:end], view[body:split]))
-            pos = end + 2
+        pos = cut(buf, sid_bytes, deliveries)
         if pos:
             del buf[:pos]
             on_read()
 
     return _extend_fast_parser(nc, take)
+
+
+def split_deliveries(buf: bytearray, sid: bytes, deliveries: list[tuple[bytes, bytes, bytes | None]]) -> int:
+    """The deliveries of subscription ``sid`` (its number as ASCII) at the front of ``buf``, appended
+    to ``deliveries`` as ``(reply, payload, raw headers)``; returns how many bytes they took.
+
+    The reference of :func:`install_delivery_parser`'s step (``split`` there may be a compiled
+    equivalent, e.g. ``tickpath.ingest._decode.split_deliveries``, that must stop where this does).
+    """
+    view = bytes(buf)
+    n, pos = len(view), 0
+    find = view.find
+    append = deliveries.append
+    while view.startswith(b"HMSG ", pos):
+        eol = find(b"\r\n", pos)
+        if eol < 0:
+            break
+        # subject, sid, reply, header bytes, total bytes. A status (404, 408) has no reply:
+        # nats-server writes it with an empty token (two spaces), which stays here as b"".
+        args = view[pos + 5 : eol].split(b" ")
+        if len(args) != 5 or not args[2] or args[1] != sid or not (args[3].isdigit() and args[4].isdigit()):
+            break
+        body = eol + 2
+        end = body + int(args[4])
+        split = body + int(args[3])
+        if end + 2 > n or split > end:
+            break  # payload not complete yet (or sizes no server writes)
+        append((args[2], view[split:end], view[body:split]))
+        pos = end + 2
+    return pos
 
 
 def install_ack_parser(nc: Any, sid: int, subject_prefix: bytes, on_acks: AcksHandler) -> bool:

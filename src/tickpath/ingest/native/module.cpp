@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -123,6 +124,66 @@ struct PyDecoder {
   }
 };
 
+// A plain non-negative decimal token (what nats-server writes for sizes); false otherwise.
+bool size_token(const char* p, const char* e, size_t& out) {
+  if (p == e || e - p > 12) return false;
+  out = 0;
+  for (; p < e; ++p) {
+    if (*p < '0' || *p > '9') return false;
+    out = out * 10 + size_t(*p - '0');
+  }
+  return true;
+}
+
+// The bulk delivery split of tickpath.nats.internals.split_deliveries, in C++: back-to-back
+// ``HMSG <subject> <sid> <reply> <header bytes> <total bytes>`` frames of subscription ``sid`` at
+// the front of ``buf`` appended to ``out`` as (reply, payload, headers); returns the bytes taken.
+// It stops where the reference stops (any other frame, a status's empty reply, an incomplete one).
+Py_ssize_t split_deliveries(py::bytearray buf, py::bytes sid, py::list out) {
+  const char* base = PyByteArray_AS_STRING(buf.ptr());
+  const size_t n = size_t(PyByteArray_GET_SIZE(buf.ptr()));
+  const std::string_view want(PyBytes_AS_STRING(sid.ptr()), size_t(PyBytes_GET_SIZE(sid.ptr())));
+  size_t pos = 0;
+  while (n - pos >= 5 && std::memcmp(base + pos, "HMSG ", 5) == 0) {
+    const char* line = base + pos + 5;
+    const char* eol = static_cast<const char*>(memmem(line, n - pos - 5, "\r\n", 2));
+    if (eol == nullptr) break;
+    std::string_view tok[5];
+    size_t k = 0;
+    const char* t = line;
+    for (const char* c = line;; ++c) {
+      if (c == eol || *c == ' ') {
+        if (k == 5) {
+          k = 6;  // more tokens than a delivery has
+          break;
+        }
+        tok[k++] = std::string_view(t, size_t(c - t));
+        t = c + 1;
+        if (c == eol) break;
+      }
+    }
+    size_t hdr, total;
+    if (k != 5 || tok[2].empty() || tok[1] != want) break;
+    if (!size_token(tok[3].data(), tok[3].data() + tok[3].size(), hdr) ||
+        !size_token(tok[4].data(), tok[4].data() + tok[4].size(), total) || hdr > total)
+      break;  // not what nats-server writes: the protocol parser decides
+    const size_t body = size_t(eol - base) + 2, end = body + total;
+    if (end + 2 > n) break;  // payload not complete yet
+    PyObject* reply = PyBytes_FromStringAndSize(tok[2].data(), Py_ssize_t(tok[2].size()));
+    PyObject* payload = PyBytes_FromStringAndSize(base + body + hdr, Py_ssize_t(total - hdr));
+    PyObject* headers = PyBytes_FromStringAndSize(base + body, Py_ssize_t(hdr));
+    PyObject* item = (reply && payload && headers) ? PyTuple_Pack(3, reply, payload, headers) : nullptr;
+    Py_XDECREF(reply), Py_XDECREF(payload), Py_XDECREF(headers);
+    if (item == nullptr || PyList_Append(out.ptr(), item) != 0) {
+      Py_XDECREF(item);
+      throw py::error_already_set();
+    }
+    Py_DECREF(item);
+    pos = end + 2;
+  }
+  return Py_ssize_t(pos);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_decode, m) {
@@ -131,4 +192,6 @@ PYBIND11_MODULE(_decode, m) {
       .def(py::init<const py::list&, const std::vector<std::vector<int>>&>(), py::arg("tags"), py::arg("tables"))
       .def("decode", &PyDecoder::decode, py::arg("payloads"),
            "(tables, odd): per table None (refused) or (row positions, column buffers); odd positions (int64)");
+  m.def("split_deliveries", &split_deliveries, py::arg("buf"), py::arg("sid"), py::arg("out"),
+        "Append the deliveries of subscription sid at the front of buf to out; the bytes taken");
 }
