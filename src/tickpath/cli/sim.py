@@ -144,6 +144,19 @@ def register(subparsers: Any) -> None:
         help="render SECONDS of the simulated market up front and play it back as pre-encoded bytes "
         "(a cheap load generator; --speed scales it, > 0); depth@100ms, trade, aggTrade, bookTicker only",
     )
+    g.add_argument(
+        "--prerender-wait",
+        action="store_true",
+        help="with --prerender: start the timeline at the first subscription instead of at start-up, "
+        "and again for the next client once it has ended and every client has left",
+    )
+    g.add_argument(
+        "--prerender-warmup",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --prerender: play the timeline's first SECONDS at real time (books sync), then at --speed",
+    )
     g = p.add_argument_group("faults on a schedule (seconds between occurrences)")
     for flag, what in (
         ("drop", "cut every WebSocket connection"),
@@ -255,6 +268,8 @@ def build_config(args: argparse.Namespace) -> tuple[SimConfig, FaultPlan]:
         listings=tuple(parse_listing(x, venues) for x in args.listing),
         prerender_s=args.prerender,
         prerender_speed=args.speed if args.prerender is not None else 1.0,
+        prerender_wait=args.prerender_wait,
+        prerender_warmup_s=args.prerender_warmup,
     )
     plan = FaultPlan(
         drop_every_s=args.drop_every,

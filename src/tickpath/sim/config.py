@@ -136,6 +136,8 @@ class SimConfig:
     # (tickpath.sim.prerender); prerender_speed scales the playback's timing
     prerender_s: float | None = None
     prerender_speed: float = 1.0
+    prerender_wait: bool = False  # the timeline starts at the first subscription, not at start-up
+    prerender_warmup_s: float = 0.0  # the timeline's first seconds play at real time, then at the speed
 
     def __post_init__(self) -> None:
         if not self.venues:
@@ -184,6 +186,9 @@ class SimConfig:
         _finite("prerender speed", self.prerender_speed)
         if self.prerender_speed <= 0:
             raise ConfigError(f"prerender speed {self.prerender_speed:g} must be > 0")
+        _finite("prerender warm-up", self.prerender_warmup_s)
+        if self.prerender_warmup_s < 0:
+            raise ConfigError(f"prerender warm-up {self.prerender_warmup_s:g} s must not be negative")
         if self.prerender_s is None:
             return
         _finite("prerender seconds", self.prerender_s)

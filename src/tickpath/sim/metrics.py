@@ -4,7 +4,9 @@ Exported (all prefixed ``tickpath_sim_``): ``frames_sent_total{venue}`` (WebSock
 simulated or replayed), ``events_total{venue}`` (market updates generated), the gauge
 ``connections{venue,zone}`` (open WebSocket connections) and ``faults_total{kind}`` (fault commands
 applied, on demand or by the schedule: drop, gap, duplicate, reorder, malformed, truncated, stall,
-snapshot_fail, rate_limit, refuse). Read at scrape time from the counters the simulator keeps.
+snapshot_fail, rate_limit, refuse); with ``--prerender`` the gauges ``playback_position_seconds``,
+``playback_length_seconds`` and ``playback_held_seconds`` ``{venue}`` (timeline played, rendered, and
+waited for slow readers). Read at scrape time from the counters the simulator keeps.
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ class SimCollector(Collector):
             for venue in sim.venues:
                 conns.add_metric([venue, zone.name], sim.connections(venue, zone.name))
         yield conns
+        if sim.playbacks:  # --prerender: how far each venue's timeline has played, and waited for readers
+            pos = GaugeMetricFamily(p + "playback_position_seconds", "Timeline played", labels=["venue"])
+            length = GaugeMetricFamily(p + "playback_length_seconds", "Timeline rendered", labels=["venue"])
+            held = GaugeMetricFamily(p + "playback_held_seconds", "Time held for slow readers", labels=["venue"])
+            for name, pb in sim.playbacks.items():
+                pos.add_metric([name], pb.position)
+                length.add_metric([name], pb.tl.times[-1] if pb.tl.times else 0.0)
+                held.add_metric([name], pb.held_s)
+            yield from (pos, length, held)
         faults = CounterMetricFamily(p + "faults", "Fault commands applied, by kind", labels=["kind"])
         for kind, n in sorted(sim.faults.injected.items()):
             faults.add_metric([kind], n)

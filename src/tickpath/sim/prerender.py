@@ -7,7 +7,9 @@ hub (the same code, seed and configuration as the live market) first runs ``SECO
 time on a :class:`~tickpath.clock.VirtualClock` (no waiting) with a recorder subscribed to every
 stream of :data:`RECORDED_KINDS`; each frame is built and framed once. The listener then serves
 that timeline: frame ``i`` goes at ``start + t_i / speed`` to the subscribers of its stream, the
-same bytes to each, with no per-frame work beyond a dict lookup and a write.
+same bytes to each, with no per-frame work beyond a dict lookup and a write. With ``warmup_s`` the
+first seconds play at real time whatever the speed, so a client's books sync as they would against
+the live market before the fast part begins.
 
 What a client sees is what the live market would have sent it at the same moments: the same
 updates, depth windows, trades and tickers (tests/sim/test_prerender.py holds a feed over both to
@@ -15,6 +17,11 @@ that). A REST depth snapshot is the exact book at the update id the playback has
 rendered market keeps its whole history), so books sync by the usual rules. Exchange times in the
 frames run from the render's start, so the venue's clock (``serverTime``, snapshot times) is set
 back by however long the render took, and the two agree.
+
+With ``wait`` (``--prerender-wait``) the timeline starts at the first subscription rather than at
+start-up (a load generator playing faster than real time would otherwise be half through before its
+client has connected), and once it has ended and every subscriber has left, the next subscription
+starts it over: one render serves one client run after another, each from the beginning.
 
 A reader that falls more than :data:`HOLD_BYTES` behind holds the playback instead of being
 disconnected: at a speed above what a client can take, the delivered rate is the client's, and
@@ -43,6 +50,7 @@ from tickpath.logs import log_event
 from tickpath.sim import payloads
 
 if TYPE_CHECKING:
+    from tickpath.sim.context import ListenerContext
     from tickpath.sim.hub import Hub, Subscriber
 
 log = logging.getLogger(__name__)
@@ -137,13 +145,20 @@ def render(hub: Hub, clock: VirtualClock, seconds: float) -> Timeline:
 class Playback:
     """Serves one venue's :class:`Timeline` to the subscribers of its (rendered) hub."""
 
-    def __init__(self, hub: Hub, timeline: Timeline, speed: float = 1.0) -> None:
+    def __init__(
+        self, hub: Hub, timeline: Timeline, speed: float = 1.0, *, wait: bool = False, warmup_s: float = 0.0
+    ) -> None:
         self.hub = hub
         self.tl = timeline
         self.speed = speed
+        self.warmup_s = warmup_s  # the timeline's first seconds play at real time, the rest at speed
+        self.wait = wait  # the timeline starts at the first subscription instead of run()'s start
+        self.contexts: list[ListenerContext] = []  # listeners whose clock follows the timeline
+        self._subscribed = asyncio.Event()
         self.position = 0.0  # seconds of the timeline played so far
         self.held_s = 0.0  # time the timeline waited for slow readers
         self.sent = 0  # timeline frames played (each to however many subscribers)
+        self.plays = 0  # times the timeline started over (``wait`` only)
         self.started_at: float | None = None  # loop time the timeline's 0 maps to (default: run()'s start)
 
     # ---- the source interface of sim/ws.py ------------------------------------------------------
@@ -154,6 +169,7 @@ class Playback:
 
     def subscribe(self, sub: Subscriber, name: str) -> None:
         self.hub.subscribe(sub, name)
+        self._subscribed.set()
 
     def unsubscribe(self, sub: Subscriber, name: str) -> None:
         self.hub.unsubscribe(sub, name)
@@ -170,25 +186,50 @@ class Playback:
 
     # ---- playing --------------------------------------------------------------------------------
     async def run(self) -> None:
+        """Play the timeline (with ``wait``: from each first subscription, again once it has ended
+        and every subscriber has left, so consecutive clients each get the whole of it)."""
         loop = asyncio.get_running_loop()
         start = self.started_at if self.started_at is not None else loop.time()
-        times, n, i = self.tl.times, len(self.tl.times), 0
         try:
-            while i < n:
-                self.position = pos = (loop.time() - start - self.held_s) * self.speed
-                j = bisect_right(times, pos, i)
-                if j > i:
-                    touched = self._deliver(i, j)
-                    i = j
-                    if await self._hold_for(touched):
-                        continue
-                due = times[i] / self.speed + start + self.held_s if i < n else loop.time()
-                await asyncio.sleep(min(max(due - loop.time(), 0.0), _TICK_S))
-            self.position = times[-1] if n else 0.0
+            while True:
+                if self.wait:
+                    await self._subscribed.wait()
+                    for ctx in self.contexts:  # the venue's clock set back by the wait, as by the render
+                        ctx.offset_ns -= int((loop.time() - start) * 1e9)
+                    start = loop.time()
+                await self._play(start)
+                log_event(
+                    log, logging.INFO, "sim_playback_ended", venue=self.hub.venue, frames=self.sent, held_s=self.held_s
+                )
+                if not self.wait:
+                    return
+                while self.hub.subs:  # the clients of this play are still connected
+                    await asyncio.sleep(0.05)
+                self._subscribed.clear()
+                self.position = self.held_s = 0.0
+                self.plays += 1
         except asyncio.CancelledError:
             log_event(log, logging.INFO, "sim_playback_stopped", venue=self.hub.venue, frames=self.sent)
             raise
-        log_event(log, logging.INFO, "sim_playback_ended", venue=self.hub.venue, frames=self.sent, held_s=self.held_s)
+
+    async def _play(self, start: float) -> None:
+        loop = asyncio.get_running_loop()
+        times, n, i = self.tl.times, len(self.tl.times), 0
+        warm, speed = self.warmup_s, self.speed
+        while i < n:
+            elapsed = loop.time() - start - self.held_s
+            self.position = pos = elapsed if elapsed < warm else warm + (elapsed - warm) * speed
+            j = bisect_right(times, pos, i)
+            if j > i:
+                touched = self._deliver(i, j)
+                i = j
+                if await self._hold_for(touched):
+                    continue
+            if i < n:
+                t = times[i]
+                due = start + self.held_s + (t if t < warm else warm + (t - warm) / speed)
+                await asyncio.sleep(min(max(due - loop.time(), 0.0), _TICK_S))
+        self.position = times[-1] if n else 0.0
 
     def _deliver(self, i: int, j: int) -> set[Subscriber]:
         """Frames ``i`` to ``j - 1`` to their streams' subscribers; returns the subscribers written to."""

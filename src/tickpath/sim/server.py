@@ -178,6 +178,8 @@ class Simulator:
                         playback=self.playbacks.get(venue),
                     )
                     self._conns[(venue, zone.name)] = ctx.connections
+                    if ctx.playback is not None:
+                        ctx.playback.contexts.append(ctx)
                     port = await self._listen(ctx, ssl_ctx, cfg.port + index if cfg.port else 0)
                     index += 1
                     scheme_ws, scheme_http = ("wss", "https") if ssl_ctx else ("ws", "http")
@@ -249,7 +251,10 @@ class Simulator:
         hub = self._make_hub(venue, vclock, history=1 << 40)  # every update id stays (snapshots at any point)
         timeline = await asyncio.to_thread(render, hub, vclock, seconds)
         self.hubs[venue] = hub
-        playback = Playback(hub, timeline, self.config.prerender_speed)
+        cfg = self.config
+        playback = Playback(
+            hub, timeline, cfg.prerender_speed, wait=cfg.prerender_wait, warmup_s=cfg.prerender_warmup_s
+        )
         playback.started_at = asyncio.get_running_loop().time()
         self.playbacks[venue] = playback
         log_event(
