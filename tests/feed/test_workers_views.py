@@ -71,7 +71,7 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-async def _until(cond, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+async def _until(cond, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.timeout(timeout):
         while not cond():
             await asyncio.sleep(0.1)
