@@ -10,6 +10,7 @@ import os
 import resource
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +40,25 @@ def tracked_by_type(top: int = 8) -> dict[str, int]:
 
 class GcPauses:
     """The longest and total time of each collector generation (gc.callbacks start/stop), and when
-    each pass of 10 ms or more ran (to set against the loop's stalls)."""
+    each pass of 10 ms or more ran (to set against the loop's stalls). Wall time and the collecting
+    thread's CPU time both: on a machine shared by many, a pass that is descheduled takes far
+    longer than it works."""
 
     def __init__(self) -> None:
         self.max_ms = [0.0, 0.0, 0.0]
+        self.max_cpu_ms = [0.0, 0.0, 0.0]
         self.total_ms = [0.0, 0.0, 0.0]
         self.count = [0, 0, 0]
         self.long: list[tuple[float, float]] = []  # (end, ms) on time.monotonic
-        self._t0 = 0.0
+        self._t0 = self._c0 = 0.0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
-            self._t0 = time.perf_counter()
+            self._t0, self._c0 = time.perf_counter(), time.thread_time()
             return
         g, ms = info["generation"], (time.perf_counter() - self._t0) * 1e3
         self.max_ms[g] = max(self.max_ms[g], ms)
+        self.max_cpu_ms[g] = max(self.max_cpu_ms[g], (time.thread_time() - self._c0) * 1e3)
         self.total_ms[g] += ms
         self.count[g] += 1
         if ms >= 10:
@@ -65,38 +70,86 @@ class GcPauses:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            f"gen{g}": {"count": self.count[g], "max_ms": round(self.max_ms[g], 2), "total_ms": round(self.total_ms[g])}
+            f"gen{g}": {
+                "count": self.count[g],
+                "max_ms": round(self.max_ms[g], 2),
+                "max_cpu_ms": round(self.max_cpu_ms[g], 2),
+                "total_ms": round(self.total_ms[g]),
+            }
             for g in range(3)
         }
 
 
+@dataclass(frozen=True)
+class Stall:
+    at: float  # time.monotonic when the late tick ran
+    lag_ms: float
+    wall_ms: float  # since the tick before it
+    loop_cpu_ms: float  # CPU the loop's thread had in that time
+    process_cpu_ms: float  # CPU all of the process's threads had in it
+
+
 class StallLog:
-    """Resets a feed's loop-lag monitor and keeps every sample of :data:`STALL_MS` or more with the
-    time it was taken, so each stall can be set against the GC passes inside it."""
+    """Resets a feed's loop-lag monitor and keeps every sample of :data:`STALL_MS` or more, with the
+    CPU the loop thread and the whole process had since the tick before, so each stall can be named:
+    the loop busy (our code, or GC, on it), the process starved (the machine's other work), or the
+    loop waiting on the GIL while another thread of ours held it."""
 
     def __init__(self, monitor: LoopLagMonitor) -> None:
         monitor.recorder, monitor.max_ns = LatencyRecorder("event_loop_lag"), 0
         self.monitor = monitor
-        self.stalls: list[tuple[float, float]] = []  # (taken at, lag ms) on time.monotonic
+        self.stalls: list[Stall] = []
         record = monitor.record
+        last = [time.monotonic(), time.thread_time(), time.process_time()]
 
         def keep(lag_ns: int) -> None:
             record(lag_ns)
+            now = [time.monotonic(), time.thread_time(), time.process_time()]
             if lag_ns >= STALL_MS * 1e6:
-                self.stalls.append((time.monotonic(), lag_ns / 1e6))
+                wall, loop, proc = ((b - a) * 1e3 for a, b in zip(last, now, strict=True))
+                self.stalls.append(Stall(now[0], lag_ns / 1e6, wall, loop, proc))
+            last[:] = now
 
         monitor.record = keep  # type: ignore[method-assign]
 
-    def attribute(self, pauses: GcPauses) -> dict[str, Any]:
-        """Stalls, how many a GC pass explains (at least half the lag spent collecting inside the
-        late tick's period), and the five longest with their GC milliseconds."""
-        period_s = self.monitor.period_s
-        rows = [(ms, pauses.within_ms(t - ms / 1e3 - period_s, t)) for t, ms in self.stalls]
-        top = sorted(rows, reverse=True)[:5]
+    def attribute(self, pauses: GcPauses, **spans: list[tuple[float, float]]) -> dict[str, Any]:
+        """Stalls, named by where their time went: ``gc`` (at least half the lag collecting), a name
+        of ``spans`` (work of the harness's own on the loop, (end, ms) on time.monotonic, likewise),
+        ``loop_busy`` (the loop thread had CPU for at least half the wall time), ``starved`` (the
+        whole process had less than a quarter: the machine was busy elsewhere), ``other_thread``
+        (the process ran, the loop did not: another thread held the GIL). The five longest in full."""
+        named: Counter[str] = Counter()
+        rows = []
+        for s in self.stalls:
+            start = s.at - s.wall_ms / 1e3
+            gc_ms = pauses.within_ms(start, s.at)
+            mine = {k: sum(ms for t, ms in v if start <= t <= s.at) for k, v in spans.items()}
+            if gc_ms >= 0.5 * s.lag_ms:
+                why = "gc"
+            elif mine and max(mine.values()) >= 0.5 * s.lag_ms:
+                why = max(mine, key=lambda k: mine[k])
+            elif s.loop_cpu_ms >= 0.5 * s.wall_ms:
+                why = "loop_busy"
+            elif s.process_cpu_ms < 0.25 * s.wall_ms:
+                why = "starved"
+            else:
+                why = "other_thread"
+            named[why] += 1
+            rows.append((s, gc_ms, why))
+        top = sorted(rows, key=lambda r: -r[0].lag_ms)[:5]
         return {
             "stalls": len(rows),
-            "explained_by_gc": sum(g >= 0.5 * ms for ms, g in rows),
-            "stall_ms_total": round(sum(ms for ms, _ in rows)),
-            "gc_ms_in_stalls": round(sum(g for _, g in rows)),
-            "longest": [{"lag_ms": round(ms, 1), "gc_ms": round(g, 1)} for ms, g in top],
+            "by_cause": dict(named),
+            "stall_ms_total": round(sum(s.lag_ms for s, _, _ in rows)),
+            "longest": [
+                {
+                    "lag_ms": round(s.lag_ms, 1),
+                    "gc_ms": round(g, 1),
+                    "loop_cpu_ms": round(s.loop_cpu_ms, 1),
+                    "process_cpu_ms": round(s.process_cpu_ms, 1),
+                    "wall_ms": round(s.wall_ms, 1),
+                    "cause": why,
+                }
+                for s, g, why in top
+            ],
         }
