@@ -1,24 +1,28 @@
 """``--workers`` by default: the number of cores where the workers' store is the one a single process
-writes (Parquet, Pub/Sub), 1 where it is not (duckdb:, jsonl:, nats: spools, --record), said why."""
+writes (Parquet, Pub/Sub) and for a whole-exchange selection into duckdb:, 1 where it is not (an
+explicit list into duckdb:, jsonl:, nats: spools, --record), said why."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from tickpath.cli import feed as feed_cli
 from tickpath.cli.main import main
 from tickpath.feed.config import FeedConfig
 from tickpath.feed.supervisor import worker_configs
-from tickpath.feed.workers import default_workers, worker_sinks
+from tickpath.feed.universe import parse_selection
+from tickpath.feed.workers import default_workers, worker_sinks, write_views
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")
 
 
 def _cfg(*sinks: str, **kw: object) -> FeedConfig:
-    return FeedConfig(venue="spot", symbols=SYMBOLS, sinks=sinks, **kw)  # type: ignore[arg-type]
+    kw.setdefault("symbols", SYMBOLS)
+    return FeedConfig(venue="spot", sinks=sinks, **kw)  # type: ignore[arg-type]
 
 
 def test_default_is_the_core_count_only_where_splitting_is_safe(tmp_path: Path) -> None:
@@ -29,6 +33,24 @@ def test_default_is_the_core_count_only_where_splitting_is_safe(tmp_path: Path) 
         assert n == 1 and why, sinks
     n, why = default_workers(_cfg(f"parquet:{tmp_path}", record_dir=tmp_path / "cap"), cores=4)
     assert n == 1 and "--record" in why
+
+
+def test_a_whole_exchange_selection_splits_a_duckdb_target_unless_a_store_is_there(tmp_path: Path) -> None:
+    """--symbols all (or a filter) into duckdb: is the capture that needs the cores: views over
+    per-worker Parquet, but never over a single-process store already at PATH."""
+    path = tmp_path / "t.duckdb"
+    whole = {"symbols": (), "selection": parse_selection("all")}
+    assert default_workers(_cfg(f"duckdb:{path}", **whole), cores=4) == (4, "")
+    write_views(str(path))  # a workers' views file: still splittable
+    assert default_workers(_cfg(f"duckdb:{path}", **whole), cores=4) == (4, "")
+    single = tmp_path / "single.duckdb"
+    con = duckdb.connect(str(single))
+    con.execute("CREATE TABLE trades AS SELECT 1 AS x")
+    con.close()
+    n, why = default_workers(_cfg(f"duckdb:{single}", **whole), cores=4)
+    assert n == 1 and "single-process store" in why and str(single) in why
+    n, why = default_workers(_cfg(f"duckdb:{path}"), cores=4)  # an explicit list stays one file
+    assert n == 1 and "explicit symbol list" in why
 
 
 def test_nats_spool_and_record_dir_are_per_worker(tmp_path: Path) -> None:

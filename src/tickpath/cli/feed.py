@@ -164,9 +164,11 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="shard the symbols over N worker processes by a stable hash (CRC-32 of the symbol), each "
         "with its own connections, books and sink writer, under one supervisor that restarts a dead "
-        "worker; 'auto' = the number of cores (default: auto when every sink is parquet: or pubsub:; 1 "
-        "with duckdb: (it would become views over per-worker Parquet), jsonl: (split per worker), nats: "
-        "(a per-worker spool resumes only under the same count) or --record; never more than symbols)",
+        "worker; 'auto' = the number of cores (default: auto when every sink is parquet: or pubsub:, and "
+        "into duckdb: for --symbols all or a filter (views over per-worker Parquet; not over a "
+        "single-process store already there); 1 for an explicit list into duckdb: (one DuckDB file), "
+        "jsonl: (split per worker), nats: (a per-worker spool resumes only under the same count) or "
+        "--record; never more than symbols)",
     )
     g.add_argument(
         "--shard",

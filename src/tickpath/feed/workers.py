@@ -70,7 +70,8 @@ def worker_sinks(sinks: tuple[str, ...], worker: int, workers: int) -> tuple[str
 # Sinks whose store a run of N workers leaves just as one process would (N sessions instead of one):
 # there ``--workers`` defaults to the number of cores. Elsewhere it stays 1, for the reason given.
 NOT_BY_DEFAULT = {
-    "duckdb": "a duckdb: target becomes views over per-worker Parquet (and an existing store is refused)",
+    "duckdb": "an explicit symbol list into duckdb: stays one DuckDB file (workers would make it views over "
+    "per-worker Parquet; --symbols all or a filter does, unless PATH already holds a single-process store)",
     "jsonl": "jsonl: output is split into one file per worker (and stdout cannot be shared)",
     "nats": "a NATS spool is per worker, so a run with another worker count would not resume it",
 }
@@ -78,14 +79,39 @@ NOT_BY_DEFAULT = {
 
 def default_workers(config: FeedConfig, cores: int | None = None) -> tuple[int, str]:
     """``(workers, why)`` for a feed given no ``--workers``: the number of cores when every sink is
-    safe to split (Parquet, Pub/Sub) and nothing is recorded, else ``(1, the reason)``."""
+    safe to split (Parquet, Pub/Sub) and nothing is recorded, else ``(1, the reason)``.
+
+    A ``duckdb:`` target is split for a whole-exchange selection (``--symbols all`` or a filter: the
+    capture that needs the cores) into views over per-worker Parquet, unless its path already holds
+    a single-process store, which views would replace; an explicit list stays one DuckDB file."""
     for url in config.sinks:
-        why = NOT_BY_DEFAULT.get(url.strip().partition(":")[0].lower())
+        scheme, _, rest = url.strip().partition(":")
+        why = NOT_BY_DEFAULT.get(scheme.lower())
+        if scheme.lower() == "duckdb" and config.selection is not None:
+            if not _single_process_store(rest):
+                continue
+            why = f"{rest} holds a single-process store (views over per-worker Parquet would replace it)"
         if why is not None:
             return 1, why
     if config.record_dir is not None:
         return 1, "--record writes one capture set per worker"
     return max(1, cores if cores is not None else os.cpu_count() or 1), ""
+
+
+def _single_process_store(path: str) -> bool:
+    """Whether ``path`` is a DuckDB file with tables of rows (not absent, not a workers' views file).
+    A file that cannot be opened (a feed holds its lock) counts as one: it is not ours to replace."""
+    if not path or not Path(path).exists():
+        return False
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error:
+        return True
+    try:
+        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal").fetchall()]
+        return any(_rows(con, t) for t in names)
+    finally:
+        con.close()
 
 
 def sink_labels(sinks: tuple[str, ...]) -> list[str]:
