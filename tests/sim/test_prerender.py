@@ -7,6 +7,7 @@ column for column (receipt times aside, which are the feed's own).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import duckdb
 import pytest
 
 from tests.feed.helpers import feed_config
+from tests.sim.helpers import recv_json, ws_connect
 from tests.virtual_time import virtual_time
 from tickpath.clock import VirtualClock, run_virtual
 from tickpath.errors import ConfigError, UnknownSymbolError
@@ -21,6 +23,7 @@ from tickpath.feed import Feed
 from tickpath.feed.universe import parse_selection
 from tickpath.sim import SimConfig, Simulator
 from tickpath.sim.config import ListingEvent
+from tickpath.sim.metrics import SimCollector
 from tickpath.sim.prerender import Playback
 
 _COLUMNS = {
@@ -129,3 +132,47 @@ async def test_a_recorded_stream_that_sent_nothing_can_be_subscribed(virtual_clo
         assert len(silent) > 10
         for name in silent:
             playback.validate(name)
+
+
+@virtual_time
+async def test_wait_starts_the_timeline_per_client_and_warmup_plays_the_start_at_real_time(
+    virtual_clock: VirtualClock,
+) -> None:
+    """With wait the timeline holds until a client subscribes, plays 1 s at real time then 4x, and
+    starts over for the next client once it has ended and the first has left: both clients get the
+    same depth events, in raw frames, and the same timing."""
+    cfg = SimConfig(
+        venues=("spot",),
+        symbols=("BTCUSDT",),
+        rate=50.0,
+        book_levels=40,
+        prerender_s=2.0,
+        prerender_speed=4.0,
+        prerender_wait=True,
+        prerender_warmup_s=1.0,
+    )
+    async with Simulator(cfg, clock=virtual_clock) as sim:
+        pb = sim.playbacks["spot"]
+        name = "btcusdt@depth@100ms"
+        expected = pb.tl.names.count(name)
+        assert expected >= 15
+        await asyncio.sleep(5.0)
+        assert pb.position == 0.0  # nobody has subscribed: the timeline waits
+        loop = asyncio.get_running_loop()
+        runs = []
+        for _ in range(2):
+            ws = await ws_connect(sim.endpoint("spot").raw_url(name))
+            t0 = loop.time()
+            ids = [(m["U"], m["u"]) for m in [await recv_json(ws) for _ in range(expected)]]
+            runs.append((ids, loop.time() - t0))
+            while pb.position < pb.tl.times[-1]:
+                await asyncio.sleep(0.05)
+            await ws.close()
+            await asyncio.sleep(0.2)
+        assert runs[0][0] == runs[1][0] and len(runs[0][0]) == expected
+        # the last window closes about 2 s into the market: 1 s warm-up + 1 s at 4x = 1.25 s of playback
+        assert 1.1 < runs[0][1] < 1.3 and runs[1][1] == pytest.approx(runs[0][1], abs=0.02)
+        assert pb.plays == 2
+        gauges = {m.name: m.samples[0].value for m in SimCollector(sim).collect() if "playback" in m.name}
+        assert gauges["tickpath_sim_playback_length_seconds"] == pytest.approx(pb.tl.times[-1])
+        assert gauges["tickpath_sim_playback_held_seconds"] == 0.0

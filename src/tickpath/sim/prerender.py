@@ -219,7 +219,7 @@ class Playback:
         while i < n:
             elapsed = loop.time() - start - self.held_s
             self.position = pos = elapsed if elapsed < warm else warm + (elapsed - warm) * speed
-            j = bisect_right(times, pos, i)
+            j = bisect_right(times, pos + 1e-9, i)  # woken at a frame's due time, pos can fall a hair short
             if j > i:
                 touched = self._deliver(i, j)
                 i = j
@@ -228,7 +228,8 @@ class Playback:
             if i < n:
                 t = times[i]
                 due = start + self.held_s + (t if t < warm else warm + (t - warm) / speed)
-                await asyncio.sleep(min(max(due - loop.time(), 0.0), _TICK_S))
+                # never sleep(0) here: in virtual time that spins with time standing still
+                await asyncio.sleep(min(max(due - loop.time(), 1e-4), _TICK_S))
         self.position = times[-1] if n else 0.0
 
     def _deliver(self, i: int, j: int) -> set[Subscriber]:
