@@ -69,7 +69,16 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    g = p.add_argument_group("what")
+    _add_what(p.add_argument_group("what"))
+    _add_where(p.add_argument_group("where"))
+    _add_watching(p.add_argument_group("how long, and watching it"))
+    _add_scaling(p.add_argument_group("scaling out (docs/deploy.md)"))
+    _add_tuning(p.add_argument_group("connection tuning"))
+    p.set_defaults(func=main)
+
+
+def _add_what(g: Any) -> None:
+    """What is captured: venue, symbols, channels, book depth, snapshots."""
     g.add_argument("--venue", required=True, choices=VENUES, help=", ".join(VENUES))
     g.add_argument("--symbols", required=True, help=GRAMMAR_HELP.replace("%", "%%"))
     g.add_argument(
@@ -107,7 +116,10 @@ def register(subparsers: Any) -> None:
         default=None,
         help="levels per REST snapshot (default: 5000 on spot, us, tr; 1000 on futures, coinm)",
     )
-    g = p.add_argument_group("where")
+
+
+def _add_where(g: Any) -> None:
+    """Where from (hosts, TLS, WebSocket client) and where to (sinks, a raw recording)."""
     g.add_argument(
         "--sink",
         action="append",
@@ -139,7 +151,10 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="also write raw frames and snapshots in the capture format (replayable by sim)",
     )
-    g = p.add_argument_group("how long, and watching it")
+
+
+def _add_watching(g: Any) -> None:
+    """How long it runs, and /metrics, the status line and the JSON summary."""
     g.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     g.add_argument(
         "--metrics-port",
@@ -156,7 +171,10 @@ def register(subparsers: Any) -> None:
         help="live status line on stderr (default: on when stderr is a terminal and not --json)",
     )
     g.add_argument("--json", action="store_true", help="print the exit summary as one JSON object")
-    g = p.add_argument_group("scaling out (docs/deploy.md)")
+
+
+def _add_scaling(g: Any) -> None:
+    """Workers on this machine and this machine's shard."""
     g.add_argument(
         "--workers",
         type=_workers,
@@ -178,7 +196,10 @@ def register(subparsers: Any) -> None:
         help="run machine I's share of N (same hash; every machine gets the same --symbols), e.g. "
         "--shard 0/2 on one machine and --shard 1/2 on the other, publishing to NATS",
     )
-    g = p.add_argument_group("connection tuning")
+
+
+def _add_tuning(g: Any) -> None:
+    """Streams per connection, subscription style, liveness and rollover, the symbol check."""
     g.add_argument(
         "--streams-per-connection",
         type=int,
@@ -211,7 +232,6 @@ def register(subparsers: Any) -> None:
         help="skip the exchangeInfo check of --symbols at start (by default a symbol the venue "
         "does not list is an error, exit 2, before anything is opened)",
     )
-    p.set_defaults(func=main)
 
 
 def build_config(args: argparse.Namespace) -> FeedConfig:
