@@ -62,7 +62,18 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    g = p.add_argument_group("market")
+    _add_market(p.add_argument_group("market"))
+    _add_listeners(p.add_argument_group("listeners"))
+    _add_limits(p.add_argument_group("limits (default: Binance's documented values)"))
+    _add_replay(p.add_argument_group("replay"))
+    _add_faults(p.add_argument_group("faults on a schedule (seconds between occurrences)"))
+    p.add_argument("--duration", type=float, help="stop after this many seconds, > 0 (default: until Ctrl-C)")
+    p.add_argument("--json", action="store_true", help="print the endpoints as one JSON line (for machines)")
+    p.set_defaults(func=main)
+
+
+def _add_market(g: Any) -> None:
+    """The market: venues, symbols, rates, book shape, seed, universe."""
     g.add_argument(
         "--venue",
         default="spot,futures",
@@ -99,7 +110,10 @@ def register(subparsers: Any) -> None:
         default=0.0,
         help="exchange clock minus true clock, applied to E/T and serverTime (default: 0)",
     )
-    g = p.add_argument_group("listeners")
+
+
+def _add_listeners(g: Any) -> None:
+    """Where it listens: host, ports, zones, TLS."""
     g.add_argument("--zones", default="local:0ms", help="named listeners with latency (see below)")
     g.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     g.add_argument("--port", type=int, default=0, help="first port; 0 = free ports (default: 0)")
@@ -116,12 +130,18 @@ def register(subparsers: Any) -> None:
         help="serve Prometheus /metrics on 127.0.0.1:P (0 = any free port)",
     )
     g.add_argument("--metrics-host", default="127.0.0.1", help="address for /metrics (default: 127.0.0.1)")
-    g = p.add_argument_group("limits (default: Binance's documented values)")
+
+
+def _add_limits(g: Any) -> None:
+    """Binance's limits (connection, message and weight limits)."""
     g.add_argument("--ping-interval", type=float, help="seconds between server pings (spot 20, futures 180)")
     g.add_argument("--pong-timeout", type=float, help="seconds without pong before disconnect (spot 60, futures 600)")
     g.add_argument("--max-lifetime", type=float, help="connection lifetime in seconds (default 86400)")
     g.add_argument("--weight-budget", type=int, help="REST weight per minute per IP (spot 6000, futures 2400)")
-    g = p.add_argument_group("replay")
+
+
+def _add_replay(g: Any) -> None:
+    """Replaying a capture instead of a live market (and prerendering)."""
     g.add_argument(
         "--replay",
         action="append",
@@ -157,7 +177,10 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="with --prerender: play the timeline's first SECONDS at real time (books sync), then at --speed",
     )
-    g = p.add_argument_group("faults on a schedule (seconds between occurrences)")
+
+
+def _add_faults(g: Any) -> None:
+    """Faults at scheduled intervals."""
     for flag, what in (
         ("drop", "cut every WebSocket connection"),
         ("gap", "skip a depth event (a gap)"),
@@ -179,9 +202,6 @@ def register(subparsers: Any) -> None:
         help="every fault kind at random from SEED, RATE faults/s on average (default 1); counts in /metrics "
         "(tickpath_sim_faults_total{kind}) and the live status",
     )
-    p.add_argument("--duration", type=float, help="stop after this many seconds, > 0 (default: until Ctrl-C)")
-    p.add_argument("--json", action="store_true", help="print the endpoints as one JSON line (for machines)")
-    p.set_defaults(func=main)
 
 
 _FAULT_FLAGS = ("drop", "gap", "dup", "reorder", "malformed", "truncate", "stall", "snapshot-fail", "rate-limit")
