@@ -29,7 +29,7 @@ from tickpath.logs import log_event
 from tickpath.metrics import MetricsServer
 from tickpath.sim import tls as tls_mod
 from tickpath.sim.chaos import ChaosConfig, ChaosDriver
-from tickpath.sim.config import LatencyProfile, SimConfig
+from tickpath.sim.config import LatencyProfile, SimConfig, ZoneConfig
 from tickpath.sim.context import CTX, Limits, ListenerContext
 from tickpath.sim.faults import FaultPlan, Faults, FaultState, run_plan
 from tickpath.sim.hub import Hub
@@ -131,6 +131,34 @@ class Simulator:
     # ---- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config
+        self._load_replays()
+        shift_ns = await self._build_markets()  # a pre-rendered venue's clock runs from its render's start
+        if cfg.tls:
+            self.tls = tls_mod.generate(cfg.host)
+        ssl_ctx = self.tls.server_context() if self.tls else None
+        ledgers = {
+            v: WeightLedger(cfg.weight_budget or endpoints(v).weight_budget_per_minute, cfg.ban_after_429, cfg.ban_s)
+            for v in cfg.venue_list
+        }
+        self.weights: dict[Venue, WeightLedger] = ledgers  # REST weight per venue (its 429/418 counters)
+        try:
+            await self._open_listeners(ssl_ctx, ledgers, shift_ns)
+        except BaseException:
+            await self.stop()
+            raise
+        self._start_tasks()
+        self._started = True
+        log_event(
+            log,
+            logging.INFO,
+            "sim_started",
+            venues=",".join(cfg.venue_list),
+            zones=",".join(z.name for z in cfg.zones),
+            listeners=len(self._endpoints),
+        )
+
+    def _load_replays(self) -> None:
+        cfg = self.config
         for rc in cfg.replay:
             src = ReplaySource(rc)
             if src.venue not in cfg.venues:
@@ -138,8 +166,12 @@ class Simulator:
             if src.venue in self.replays:
                 raise ConfigError(f"two captures for venue {src.venue}; replay one per venue")
             self.replays[src.venue] = src
-        offset_ns = int(cfg.clock_offset_ms * 1_000_000)
-        shift_ns: dict[str, int] = {}  # a pre-rendered venue's clock runs from its render's start
+
+    async def _build_markets(self) -> dict[str, int]:
+        """A live hub per venue not replayed, or its pre-rendered playback; returns each playback's
+        clock shift."""
+        cfg = self.config
+        shift_ns: dict[str, int] = {}
         if cfg.prerender_s is not None and (
             self.chaos_config is not None or not (self.fault_plan or FaultPlan()).empty
         ):
@@ -151,76 +183,68 @@ class Simulator:
                 self.hubs[venue] = self._make_hub(venue, self.clock)
             else:
                 shift_ns[venue] = await self._prerender(venue, cfg.prerender_s)
-        if cfg.tls:
-            self.tls = tls_mod.generate(cfg.host)
-        ssl_ctx = self.tls.server_context() if self.tls else None
-        ledgers = {
-            v: WeightLedger(cfg.weight_budget or endpoints(v).weight_budget_per_minute, cfg.ban_after_429, cfg.ban_s)
-            for v in cfg.venue_list
-        }
-        self.weights: dict[Venue, WeightLedger] = ledgers  # REST weight per venue (its 429/418 counters)
-        try:
-            index = 0
-            for zone in cfg.zones:
-                for venue in cfg.venue_list:
-                    ep = endpoints(venue)
-                    ctx = ListenerContext(
-                        config=cfg,
-                        ep=ep,
-                        zone=zone,
-                        clock=self.clock,
-                        limits=Limits.of(ep, cfg),
-                        hub=self.hubs.get(venue),
-                        replay=self.replays.get(venue),
-                        weights=ledgers[venue],
-                        faults=self._fault_state,
-                        offset_ns=offset_ns + shift_ns.get(venue, 0),
-                        playback=self.playbacks.get(venue),
-                    )
-                    self._conns[(venue, zone.name)] = ctx.connections
-                    if ctx.playback is not None:
-                        ctx.playback.contexts.append(ctx)
-                    port = await self._listen(ctx, ssl_ctx, cfg.port + index if cfg.port else 0)
-                    index += 1
-                    scheme_ws, scheme_http = ("wss", "https") if ssl_ctx else ("ws", "http")
-                    replay = self.replays.get(venue)
-                    self._endpoints[(venue, zone.name)] = Endpoint(
-                        venue=venue,
-                        zone=zone.name,
-                        host=cfg.host,
-                        port=port,
-                        ws_url=f"{scheme_ws}://{cfg.host}:{port}",
-                        rest_url=f"{scheme_http}://{cfg.host}:{port}",
-                        tls=ssl_ctx is not None,
-                        cafile=str(self.tls.cafile) if self.tls else None,
-                        latency=zone.latency,
-                        replay_path=replay.recorded_path if replay else None,
-                    )
-        except BaseException:
-            await self.stop()
-            raise
+        return shift_ns
+
+    async def _open_listeners(
+        self, ssl_ctx: ssl.SSLContext | None, ledgers: dict[Venue, WeightLedger], shift_ns: dict[str, int]
+    ) -> None:
+        """One listener per zone and venue, each with its context and its published endpoint."""
+        cfg = self.config
+        offset_ns = int(cfg.clock_offset_ms * 1_000_000)
+        index = 0
+        for zone in cfg.zones:
+            for venue in cfg.venue_list:
+                ep = endpoints(venue)
+                ctx = ListenerContext(
+                    config=cfg,
+                    ep=ep,
+                    zone=zone,
+                    clock=self.clock,
+                    limits=Limits.of(ep, cfg),
+                    hub=self.hubs.get(venue),
+                    replay=self.replays.get(venue),
+                    weights=ledgers[venue],
+                    faults=self._fault_state,
+                    offset_ns=offset_ns + shift_ns.get(venue, 0),
+                    playback=self.playbacks.get(venue),
+                )
+                self._conns[(venue, zone.name)] = ctx.connections
+                if ctx.playback is not None:
+                    ctx.playback.contexts.append(ctx)
+                port = await self._listen(ctx, ssl_ctx, cfg.port + index if cfg.port else 0)
+                index += 1
+                self._endpoints[(venue, zone.name)] = self._endpoint(venue, zone, port, ssl_ctx is not None)
+
+    def _endpoint(self, venue: Venue, zone: ZoneConfig, port: int, tls: bool) -> Endpoint:
+        host, replay = self.config.host, self.replays.get(venue)
+        scheme_ws, scheme_http = ("wss", "https") if tls else ("ws", "http")
+        return Endpoint(
+            venue=venue,
+            zone=zone.name,
+            host=host,
+            port=port,
+            ws_url=f"{scheme_ws}://{host}:{port}",
+            rest_url=f"{scheme_http}://{host}:{port}",
+            tls=tls,
+            cafile=str(self.tls.cafile) if self.tls else None,
+            latency=zone.latency,
+            replay_path=replay.recorded_path if replay else None,
+        )
+
+    def _start_tasks(self) -> None:
+        """The markets (or playbacks), the fault schedule and chaos, each watched for a crash."""
         loop = asyncio.get_running_loop()
         for name, hub in self.hubs.items():
             playback = self.playbacks.get(name)
             self._tasks.append(loop.create_task(playback.run() if playback is not None else hub.run()))
+        targets = [(v, s) for v, h in self.hubs.items() for s in h.markets]
         if self.fault_plan is not None and not self.fault_plan.empty:
-            targets = [(v, s) for v, h in self.hubs.items() for s in h.markets]
             self._tasks.append(loop.create_task(run_plan(self.fault_plan, self.faults, targets)))
         if self.chaos_config is not None:
-            targets = [(v, s) for v, h in self.hubs.items() for s in h.markets]
             self.chaos = ChaosDriver(self.faults, targets, self.chaos_config)
             self._tasks.append(loop.create_task(self.chaos.run()))
         for t in self._tasks:
             t.add_done_callback(self._report_crash)
-        self._started = True
-        log_event(
-            log,
-            logging.INFO,
-            "sim_started",
-            venues=",".join(cfg.venue_list),
-            zones=",".join(z.name for z in cfg.zones),
-            listeners=len(self._endpoints),
-        )
 
     def _make_hub(self, venue: Venue, clock: Clock, history: int | None = None) -> Hub:
         """The live market of ``venue`` on ``clock`` (``history``: update ids kept per symbol)."""
