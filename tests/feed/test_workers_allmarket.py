@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tickpath.errors import ConfigError
 from tickpath.feed.config import FeedConfig
 from tickpath.feed.run import plan_connections
 from tickpath.feed.sharding import ShardSpec
@@ -52,6 +53,23 @@ def test_a_worker_the_hash_gives_no_symbol_is_left_out_and_the_next_owns_all_mar
     # worker 0 owns the stream even before it has a symbol: a connection of its own
     assert [sh.streams for sh in plan_connections(shares[0][1])] == [(ALL,)]
     assert plan_connections(shares[1][1]) == []
+
+
+def test_machine_shard_0_owning_none_of_the_list_still_runs_for_the_all_market_streams() -> None:
+    """--shard 0/N given none of an explicit list still subscribes the all-market streams (no other
+    machine does); without them, or on another shard, owning none stays a one-line error."""
+    none0 = tuple(s for s in SYMBOLS if not ShardSpec(0, 2).owns(s))
+    alone = FeedConfig(venue="spot", symbols=none0, channels=("l2", "all_miniTicker"), shard=ShardSpec(0, 2))
+    assert alone.symbols == () and [sh.streams for sh in plan_connections(alone)] == [(ALL,)]
+    placed = worker_configs(
+        FeedConfig(venue="spot", symbols=none0, channels=("l2", "all_miniTicker"), shard=ShardSpec(0, 2)), 2
+    )
+    assert [k for k, _ in placed] == [0] and _subscribers([c for _, c in placed]) == [0]
+    with pytest.raises(ConfigError, match="owns none"):
+        FeedConfig(venue="spot", symbols=none0, channels=("l2",), shard=ShardSpec(0, 2))
+    none1 = tuple(s for s in SYMBOLS if not ShardSpec(1, 2).owns(s))
+    with pytest.raises(ConfigError, match="owns none"):
+        FeedConfig(venue="spot", symbols=none1, channels=("l2", "all_miniTicker"), shard=ShardSpec(1, 2))
 
 
 @pytest.mark.integration  # worker processes under a real supervisor

@@ -67,11 +67,18 @@ class FeedConfig:
     def __post_init__(self) -> None:
         if self.venue not in VENUES:
             raise UnknownSymbolError(f"unknown venue {self.venue!r}: use one of {', '.join(VENUES)}")
-        if not self.symbols and self.selection is None:
+        # The one process of a --shard/--workers run that owns the all-market streams runs for them
+        # even when the hash gives it none of an explicit list (they would be captured nowhere else).
+        all_market_only = (
+            self.shard is not None
+            and self.shard.owns_all_market
+            and bool(channel_names.all_market_streams(self.channels))
+        )
+        if not self.symbols and self.selection is None and not all_market_only:
             raise ConfigError("no symbols given: pass --symbols BTCUSDT,ETHUSDT")
         if self.shard is not None and not self.shard.trivial:
             owned = self.shard.select(self.symbols)
-            if not owned and self.selection is None:
+            if not owned and self.selection is None and not all_market_only:
                 raise ConfigError(f"shard {self.shard.label()} owns none of {','.join(self.symbols)}")
             object.__setattr__(self, "symbols", owned)  # frozen: set once, here
         if not self.listing_poll_s > 0:

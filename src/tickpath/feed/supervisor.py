@@ -29,6 +29,7 @@ from tickpath.feed.config import FeedConfig
 from tickpath.feed.sharding import ShardSpec, plan_workers
 from tickpath.feed.workers import duckdb_targets, sink_labels, worker_sinks, write_views
 from tickpath.logs import log_event
+from tickpath.venues.binance.channels import all_market_streams
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ def worker_configs(config: FeedConfig, workers: int) -> list[tuple[int, FeedConf
         ks = [k for k in range(workers) if plan[k]]
     else:
         ks = list(range(workers))
+    if not ks and base.index == 0 and all_market_streams(config.channels):
+        ks = [0]  # machine shard 0 still owns the all-market streams: one worker runs for them
     if not ks:
         raise ConfigError(f"shard {base.label()} owns none of {','.join(config.symbols)}")
     out = []
