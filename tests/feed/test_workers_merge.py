@@ -35,3 +35,14 @@ def test_merged_summary_keeps_a_duckdb_target_apart_from_a_parquet_sink(tmp_path
     assert merged["sinks"]["duckdb"]["accepted"] == 5 + 7 + 11
     assert merged["sinks"]["parquet"]["accepted"] == 5 + 6 + 11
     assert merged["emitted"] == 23 and merged["session"] == "a,b,c"
+
+
+def test_a_workers_share_of_a_duckdb_target_is_named_duckdb_in_its_own_stats(tmp_path: Path) -> None:
+    """A worker's Parquet share of a duckdb: target keeps the target's name (stats, logs, /metrics)."""
+    from tickpath.feed.workers import worker_sinks
+    from tickpath.sinks.registry import open_sink
+
+    urls = worker_sinks((f"duckdb:{tmp_path}/t.duckdb", f"parquet:{tmp_path}/lake"), 0, 2)
+    sinks = [open_sink(u) for u in urls]
+    assert [s.name for s in sinks] == ["duckdb", "parquet"]
+    assert type(sinks[0]).__name__ == "ParquetSink" and str(sinks[0].root).endswith("t.duckdb.parts")  # type: ignore[attr-defined]

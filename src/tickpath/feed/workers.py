@@ -53,7 +53,7 @@ def worker_sinks(sinks: tuple[str, ...], worker: int, workers: int) -> tuple[str
         scheme, _, rest = url.strip().partition(":")
         scheme = scheme.lower()
         if scheme == "duckdb":
-            out.append(f"parquet:{parts_dir(rest)}")
+            out.append(f"parquet:{parts_dir(rest)}?label=duckdb")  # named as the target in stats and /metrics
         elif scheme == "jsonl":
             if rest in ("", "-"):
                 raise ConfigError("--sink jsonl:- needs --workers 1 (several workers cannot share stdout)")

@@ -70,7 +70,7 @@ class TableBatch:
 class Sink(ABC):
     """Where normalized events go. Implementations: DuckDB, Parquet, JSON lines, NATS, Pub/Sub."""
 
-    name: ClassVar[str] = "sink"
+    name: str = "sink"  # the class default; an instance may carry its own (parquet:...?label=)
     stats: SinkStats
 
     def __init__(self) -> None:

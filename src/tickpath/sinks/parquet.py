@@ -94,20 +94,28 @@ class ParquetSink(Sink):
 
     @classmethod
     def from_target(cls, target: str, **options: Any) -> ParquetSink:
-        """``DIR`` or ``DIR?flush_s=5&batch_rows=200000`` (``flush_s=off``: by row count and at close only)."""
+        """``DIR`` or ``DIR?flush_s=5&batch_rows=200000`` (``flush_s=off``: by row count and at close only).
+        ``label=NAME`` names the sink in stats, logs and /metrics (a --workers share of a ``duckdb:``
+        target is a Parquet sink that keeps the target's name)."""
         root, _, query = target.partition("?")
+        label = None
         for key, values in parse_qs(query, keep_blank_values=True).items():
             value = values[-1].strip().lower()
             try:
-                if key == "flush_s":
+                if key == "label":
+                    label = value or None
+                elif key == "flush_s":
                     options["flush_s"] = None if value in ("off", "none", "0") else float(value)
                 elif key == "batch_rows":
                     options["batch_rows"] = int(value)
                 else:
-                    raise ConfigError(f"parquet:{target}: unknown option {key!r} (use flush_s, batch_rows)")
+                    raise ConfigError(f"parquet:{target}: unknown option {key!r} (use flush_s, batch_rows, label)")
             except ValueError:
                 raise ConfigError(f"parquet:{target}: {key}={values[-1]!r} is not a number") from None
-        return cls(root, **options)
+        sink = cls(root, **options)
+        if label is not None:
+            sink.name = label
+        return sink
 
     async def start(self) -> None:
         try:
