@@ -11,10 +11,16 @@ CLI runs it in-process; the feed code is the same). Two scenarios, each with 1 t
   frame than the feed) and plays it at real time: the normal rate and a 5x burst. Figures: events/s
   from 99 % of books synced to the end, the best 10 s (the burst), gaps and resyncs (no fault is
   injected: target 0), start-up, RSS per worker, receipt-to-commit p99, backlog.
-- ``saturated``: the same market played at 25x, paced by the readers (the playback waits for a
-  client more than 4 MB behind): the delivered rate is the feed's own capacity, so the ratio of
+- ``saturated``: the same market (200 s of it) played at real time for a 24 s warm-up (the books
+  sync as they would live), then at 100x, paced by the readers (the playback waits for a client
+  more than 4 MB behind): the delivered rate is the feed's own capacity, so the ratio of
   ``--workers 2`` to ``1`` shows how the feed scales on this machine. Events per feed-CPU-second
   per worker say how much of the ratio is the feed and how much the cores it could get.
+
+Each scenario renders once; ``--prerender-wait`` starts the timeline over for the second run.
+``--sink parquet`` gives the 1-worker run the Parquet files the 2-worker run writes (the same sink
+on both sides), ``--pin`` puts spot's two workers on a core each, ``--full`` runs longer timelines.
+TICKPATH_BENCH_EXCHANGE_KEEP=DIR keeps each run's raw samples.
 
 ``--sim live`` runs the live simulator instead of the pre-rendered one (normal scenario only).
 
@@ -26,8 +32,9 @@ Backlog: receipt minus event time, p99 per second of the run (l2 rows); its larg
 its median (the render shifts the exchange clock by a constant, the median takes it out), and how
 long the playback waited for slow readers (0 = the feed kept up).
 
-    python -m bench.bench_exchange [--scenario normal|saturated|both] [--sim prerender|live] [--full] [--pin]
-    python -m bench exchange                                   (make bench: both scenarios, ~3 min)
+    python -m bench.bench_exchange [--scenario normal|saturated|both] [--sim prerender|live]
+                                   [--sink duckdb|parquet] [--pin] [--full]
+    python -m bench exchange                                   (make bench: both scenarios, ~3.5 min)
 """
 
 from __future__ import annotations
@@ -52,9 +59,9 @@ WEIGHT_BUDGET = 120_000  # REST weight a minute: 2,450 snapshots in seconds, not
 SYNCED_SHARE = 0.99  # the window opens when this share of the books is live (a tail book syncs on
 # its first diff, which at rate 2 can take a minute)
 # (seconds of market rendered, playback speed) per scenario; --full runs longer
-SCENARIOS = {"normal": (46.0, 1.0), "saturated": (160.0, 40.0)}
-FULL = {"normal": (150.0, 1.0), "saturated": (400.0, 40.0)}
-WARMUP_S = 26.0  # saturated: the timeline's first seconds at real time, until the books have synced
+SCENARIOS = {"normal": (46.0, 1.0), "saturated": (200.0, 100.0)}
+FULL = {"normal": (150.0, 1.0), "saturated": (500.0, 100.0)}
+WARMUP_S = 24.0  # saturated: the timeline's first seconds at real time, until the books have synced
 HERE = Path(__file__).resolve().parent
 
 
