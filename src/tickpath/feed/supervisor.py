@@ -57,6 +57,11 @@ class WorkerState:
         return self.finished + ([self.last] if self.last is not None else [])
 
 
+# A worker's status is one JSON line; a whole-exchange share (2,000 symbols, their streams) runs to
+# hundreds of KB, past asyncio's default 64 KiB line limit, which ended the supervisor.
+STATUS_LINE_LIMIT = 64 * 1024 * 1024
+
+
 def worker_configs(config: FeedConfig, workers: int) -> list[tuple[int, FeedConfig]]:
     """``(k, config)`` of each worker that has work: its share of the symbols (same hash inside
     ``config.shard``), its sinks, no status line, /metrics on a free loopback port when the supervisor
@@ -182,6 +187,7 @@ class Supervisor:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             start_new_session=True,  # signals come from the supervisor only
+            limit=STATUS_LINE_LIMIT,
         )
         assert w.proc.stdin is not None and w.proc.stdout is not None
         w.proc.stdin.write(pickle.dumps(cfg))

@@ -35,19 +35,20 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, SinkError
 from tickpath.events import Event, SessionInfo
 from tickpath.logs import log_event
-from tickpath.sinks.base import Sink
+from tickpath.sinks.base import Sink, TableBatch
 from tickpath.sinks.duckdb import arrow_table, split_by_table
 from tickpath.tables import SCHEMAS
 
@@ -60,10 +61,35 @@ def _date(receipt_ns: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(receipt_ns // 1_000_000_000))
 
 
+def _partitions(table: pa.Table) -> Iterator[tuple[tuple[str, int, str], pa.Table]]:
+    """``table``'s rows per (venue, UTC day, session), each in the order given. One batch of a feed
+    is nearly always one of each: then the table goes whole, with no copy."""
+    keys = pa.table(
+        {
+            "venue": table.column("venue"),
+            "day": pc.divide(table.column("receipt_ns"), _NS_PER_DAY),
+            "session": table.column("session"),
+        }
+    )
+    combos = keys.group_by(["venue", "day", "session"], use_threads=False).aggregate([]).to_pylist()
+    if len(combos) == 1:
+        c = combos[0]
+        yield (c["venue"], c["day"], c["session"]), table
+        return
+    for c in combos:
+        mask = pc.and_(
+            pc.and_(pc.equal(keys.column("venue"), c["venue"]), pc.equal(keys.column("day"), c["day"])),
+            pc.equal(keys.column("session"), c["session"]),
+        )
+        yield (c["venue"], c["day"], c["session"]), table.filter(mask)
+
+
 class ParquetSink(Sink):
-    """Writes events as partitioned Parquet files under ``root``."""
+    """Writes events as partitioned Parquet files under ``root``: Python events, or the native core's
+    Arrow tables as they are (``accepts_tables``: the columnar path, no Python object per event)."""
 
     name = "parquet"
+    accepts_tables = True
 
     def __init__(
         self,
@@ -84,6 +110,8 @@ class ParquetSink(Sink):
         self.flushes_itself = flush_s is not None  # the pipeline leaves the timing to this sink
         self.clock = clock
         self._buf: list[Event] = []
+        self._tables: list[tuple[Mapping[str, pa.Table], int]] = []  # columnar batches, not yet written
+        self._table_rows = 0
         self._oldest_ns: int | None = None  # monotonic time the oldest buffered row was accepted
         self._sessions: list[dict[str, Any]] = []
         self._durable: set[str] = set()  # sessions whose first row is on disk
@@ -127,10 +155,20 @@ class ParquetSink(Sink):
 
     async def write(self, batch: Sequence[Event]) -> None:
         self.stats.accepted += len(batch)
-        if batch and not self._buf:
+        if batch and self._oldest_ns is None:
             self._oldest_ns = self.clock.monotonic_ns()
         self._buf.extend(batch)
-        if len(self._buf) >= self.batch_rows or self._due():
+        if self.buffered >= self.batch_rows or self._due():
+            await self.flush()
+
+    async def write_tables(self, batch: TableBatch) -> None:
+        """Rows already in Arrow tables (the native core's columnar path): written as they are."""
+        self.stats.accepted += batch.rows
+        if batch.rows and self._oldest_ns is None:
+            self._oldest_ns = self.clock.monotonic_ns()
+        self._tables.append((batch.tables, batch.rows))
+        self._table_rows += batch.rows
+        if self.buffered >= self.batch_rows or self._due():
             await self.flush()
 
     def _due(self) -> bool:
@@ -162,7 +200,7 @@ class ParquetSink(Sink):
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return len(self._buf) + self._table_rows
 
     async def write_session(self, session: SessionInfo) -> None:
         """Record one ``feed_sessions`` row: a session's first row is written now (before any of its
@@ -202,25 +240,48 @@ class ParquetSink(Sink):
                     parts[key] = lst = []
                 lst.append(e)
         for (venue, table, day, session), evs in parts.items():
-            directory = self.root / f"venue={venue}" / f"channel={table}" / f"date={_date(day * _NS_PER_DAY)}"
-            self._write_file(directory, session, arrow_table(table, evs))
+            self._write_part(venue, table, day, session, arrow_table(table, evs))
         if sessions:
             self._write_sessions(sessions)
 
+    def _write_part(self, venue: str, table: str, day: int, session: str, rows: pa.Table) -> None:
+        directory = self.root / f"venue={venue}" / f"channel={table}" / f"date={_date(day * _NS_PER_DAY)}"
+        self._write_file(directory, session, rows)
+
+    def _write_tables(self, batches: list[tuple[Mapping[str, pa.Table], int]]) -> None:
+        by_table: dict[str, list[pa.Table]] = {}
+        for tables, _ in batches:
+            for name, t in tables.items():
+                if t.num_rows:
+                    by_table.setdefault(name, []).append(t)
+        for name, chunks in by_table.items():
+            for (venue, day, session), rows in _partitions(pa.concat_tables(chunks)):
+                self._write_part(venue, name, day, session, rows)
+
     async def flush(self) -> None:
         async with self._lock:
-            if not self._buf and not self._sessions:
+            if not self._buf and not self._tables and not self._sessions:
                 return
             events, self._buf = self._buf, []
+            batches, self._tables = self._tables, []
             sessions, self._sessions = self._sessions, []
             oldest, self._oldest_ns = self._oldest_ns, None
             try:
-                await asyncio.to_thread(self._write_all, events, sessions)
+                await asyncio.to_thread(self._write_batches, batches, events, sessions)
             except (OSError, pa.ArrowException) as exc:
                 self.stats.errors += 1
                 self._buf[:0] = events
+                self._tables[:0] = batches
                 self._sessions[:0] = sessions
                 # retried one period from now, not at once (a full disk must not spin the loop)
                 self._oldest_ns = self.clock.monotonic_ns() if oldest is not None else None
                 raise SinkError(f"writing Parquet under {self.root} failed: {exc}") from exc
-            self.stats.written += len(events)
+            rows = sum(n for _, n in batches)
+            self._table_rows -= rows
+            self.stats.written += len(events) + rows
+
+    def _write_batches(
+        self, batches: list[tuple[Mapping[str, pa.Table], int]], events: list[Event], sessions: list[dict[str, Any]]
+    ) -> None:
+        self._write_tables(batches)  # before the events' files and the stop row written after them
+        self._write_all(events, sessions)
