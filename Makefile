@@ -67,7 +67,7 @@ sanitize: $(NATIVE_SO)
 # Inputs that crash land in fuzz/crashes/ (turn each into a regression test); the corpus grows in
 # .fuzz-corpus/ (the checked-in seeds are fuzz/corpus/).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := frames capture config nats
+FUZZ_TARGETS := frames capture config nats ingest_native
 fuzz: $(NATIVE_SO)
 	mkdir -p fuzz/crashes
 	set -e; for t in $(FUZZ_TARGETS); do \

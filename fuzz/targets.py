@@ -114,4 +114,31 @@ def nats(data: bytes) -> None:
     decode_batch(payloads, headers)  # bad payloads are counted as rejected, never raised
 
 
-TARGETS: dict[str, Callable[[bytes], None]] = {"frames": frames, "capture": capture, "config": config, "nats": nats}
+def ingest_native(data: bytes) -> None:
+    """ingest's native decoder against the pure-Python reference: payloads split on 0x00 (the
+    fuzzer's bytes, often around a real event's encoding); same tables, counts and session rows."""
+    from tickpath.ingest import columns, native
+
+    payloads = data.split(b"\x00")
+    pub = columns.publish_ns_array([None] * len(payloads))
+    want = columns._decode_grouped(payloads, pub)
+    got = columns._decode_native(payloads, pub) if native.available() else None
+    if got is None:
+        return  # declined: the reference decides, nothing to compare
+    same = (got.rejected, got.duplicates, got.sessions, got.tables.keys()) == (
+        want.rejected,
+        want.duplicates,
+        want.sessions,
+        want.tables.keys(),
+    ) and all(got.tables[t].equals(want.tables[t]) for t in want.tables)
+    if not same:
+        raise AssertionError(f"native != reference on {payloads[:3]!r:.400}")
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "frames": frames,
+    "capture": capture,
+    "config": config,
+    "nats": nats,
+    "ingest_native": ingest_native,
+}
