@@ -53,7 +53,9 @@ def worker_sinks(sinks: tuple[str, ...], worker: int, workers: int) -> tuple[str
         scheme, _, rest = url.strip().partition(":")
         scheme = scheme.lower()
         if scheme == "duckdb":
-            out.append(f"parquet:{parts_dir(rest)}?label=duckdb")  # named as the target in stats and /metrics
+            out.append(
+                f"parquet:{parts_dir(rest.partition('?')[0])}?label=duckdb"
+            )  # named as the target in stats and /metrics
         elif scheme == "jsonl":
             if rest in ("", "-"):
                 raise ConfigError("--sink jsonl:- needs --workers 1 (several workers cannot share stdout)")
@@ -88,9 +90,10 @@ def default_workers(config: FeedConfig, cores: int | None = None) -> tuple[int, 
         scheme, _, rest = url.strip().partition(":")
         why = NOT_BY_DEFAULT.get(scheme.lower())
         if scheme.lower() == "duckdb" and config.selection is not None:
-            if not _single_process_store(rest):
+            path = rest.partition("?")[0]  # the file, without the writer's options
+            if not _single_process_store(path):
                 continue
-            why = f"{rest} holds a single-process store (views over per-worker Parquet would replace it)"
+            why = f"{path} holds a single-process store (views over per-worker Parquet would replace it)"
         if why is not None:
             return 1, why
     if config.record_dir is not None:
@@ -124,7 +127,8 @@ def sink_labels(sinks: tuple[str, ...]) -> list[str]:
 
 def duckdb_targets(sinks: tuple[str, ...]) -> list[str]:
     """The paths of the ``duckdb:`` sinks (the files that get views over the workers' Parquet)."""
-    return [u.strip().partition(":")[2] for u in sinks if u.strip().lower().startswith("duckdb:")]
+    # the DuckDB file itself: the views need no writer's options (?memory_limit=)
+    return [u.strip().partition(":")[2].partition("?")[0] for u in sinks if u.strip().lower().startswith("duckdb:")]
 
 
 SCHEMA_FILE = "_schema.parquet"  # the "_" prefix: pyarrow's dataset discovery skips it
