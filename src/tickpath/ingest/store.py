@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from tickpath.errors import ConfigError, SinkError
 from tickpath.events import SessionInfo
 from tickpath.ingest.keyindex import KeyIndex, Pending
+from tickpath.sinks.duckdb import DEFAULT_MEMORY_LIMIT
 from tickpath.tables import EVENT_TABLES, duckdb_ddl, latest_sessions, merge_sessions
 
 __all__ = ["DuckDBStore", "ParquetStore", "Store", "open_store", "parse_target"]
@@ -136,6 +137,9 @@ class DuckDBStore(Store):
             # CPU-us per row committed on two cores, measured).
             if threads is not None:
                 self._con.execute(f"SET threads = {int(threads)}")
+            # Bounded like the feed's DuckDB sink: a writer otherwise keeps every block it wrote,
+            # so a long ingest's RSS grew with its store (docs/schema.md).
+            self._con.execute("SET memory_limit = ?", [DEFAULT_MEMORY_LIMIT])
             for t in (*EVENT_TABLES, "feed_sessions"):
                 self._con.execute(duckdb_ddl(t))
         except (OSError, duckdb.Error) as exc:
