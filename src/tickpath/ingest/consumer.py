@@ -329,16 +329,7 @@ async def _run(
     result: IngestResult,
 ) -> IngestResult:
     servers, opts = config.nats()
-    # Cancels this task has already been through (and its caller handled) are not a stop request.
-    task = asyncio.current_task()
-    cancels_before = task.cancelling() if task is not None else 0
-
-    def stop_if_cancelled() -> None:
-        # nats-py's requests (stream/consumer info) use ``asyncio.wait_for``, which in Python 3.11 can
-        # swallow a cancel that lands together with the reply: honour it after each awaited call.
-        if task is not None and task.cancelling() > cancels_before:
-            raise asyncio.CancelledError
-
+    stop_if_cancelled = _cancel_check()
     wake: list[Callable[[], None]] = []  # called when the link drops (ends a pull's wait early)
     try:
         nc = await _connect(config, servers, wake)
@@ -352,14 +343,7 @@ async def _run(
     budget_s = wait_budget_s(config.wait_stream_s, config.idle_exit_s, config.connect_timeout_s)
     try:
         js = nc.jetstream(timeout=config.connect_timeout_s)
-        stream = f"JetStream stream {opts['stream']}"
-        missing = f"{stream} does not exist (start the feed first, or pass ?stream=NAME)"
-        await retrying(
-            lambda: _js_call(js.stream_info(opts["stream"]), servers, stream, missing=missing),
-            what=stream,
-            budget_s=budget_s,
-            clock=clock,
-        )
+        await _await_stream(js, opts, servers, budget_s, clock)
         stop_if_cancelled()
         opened = store = store or open_store(config.target)
         result.target = store.target
@@ -380,11 +364,7 @@ async def _run(
     finally:
         result.elapsed_s = _seconds(clock) - started
         try:
-            # close() writes the acks still queued; a repeated Ctrl-C must not cut that short.
-            closing = asyncio.ensure_future(nc.close())
-            await _despite_cancel(closing, timeout_s=config.connect_timeout_s)
-            if closing.done() and not closing.cancelled():
-                closing.exception()  # a failed close after the work is done is not an error
+            await _close_link(nc, config.connect_timeout_s)
         finally:
             if opened is not None:
                 opened.close()
@@ -398,6 +378,43 @@ async def _run(
         rejected=result.rejected,
     )
     return result
+
+
+async def _await_stream(
+    js: Any, opts: dict[str, str], servers: list[str], budget_s: float | None, clock: Clock
+) -> None:
+    """The source stream, retried while it does not exist yet or the cluster does not answer."""
+    stream = f"JetStream stream {opts['stream']}"
+    missing = f"{stream} does not exist (start the feed first, or pass ?stream=NAME)"
+    await retrying(
+        lambda: _js_call(js.stream_info(opts["stream"]), servers, stream, missing=missing),
+        what=stream,
+        budget_s=budget_s,
+        clock=clock,
+    )
+
+
+def _cancel_check() -> Callable[[], None]:
+    """A check that raises CancelledError once the current task is asked to stop. Cancels the task
+    has already been through (and its caller handled) are not a stop request."""
+    task = asyncio.current_task()
+    cancels_before = task.cancelling() if task is not None else 0
+
+    def stop_if_cancelled() -> None:
+        # nats-py's requests (stream/consumer info) use ``asyncio.wait_for``, which in Python 3.11 can
+        # swallow a cancel that lands together with the reply: honour it after each awaited call.
+        if task is not None and task.cancelling() > cancels_before:
+            raise asyncio.CancelledError
+
+    return stop_if_cancelled
+
+
+async def _close_link(nc: Any, timeout_s: float) -> None:
+    # close() writes the acks still queued; a repeated Ctrl-C must not cut that short.
+    closing = asyncio.ensure_future(nc.close())
+    await _despite_cancel(closing, timeout_s=timeout_s)
+    if closing.done() and not closing.cancelled():
+        closing.exception()  # a failed close after the work is done is not an error
 
 
 async def _connect(config: IngestConfig, servers: list[str], wake: list[Callable[[], None]]) -> Any:
@@ -498,8 +515,6 @@ async def _consume(
     wake: list[Callable[[], None]],
 ) -> None:
     """The fetch / commit / ack loop, until the limit, idle exit, a lost server or a cancel."""
-    import nats
-
     servers, _ = config.nats()
     puller = _Puller(nc, opts["stream"], opts["durable"])
     await puller.start()
@@ -520,12 +535,7 @@ async def _consume(
             want = config.batch
             if config.max_messages is not None:
                 want = min(want, config.max_messages - fetched)
-            try:
-                msgs = await puller.fetch(want, config.fetch_timeout_s)
-            except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as exc:
-                log_event(log, logging.WARNING, "ingest_fetch_failed", error=repr(exc))
-                await asyncio.sleep(0.25)
-                msgs, puller.answered = [], False
+            msgs = await _fetch(puller, want, config.fetch_timeout_s)
             stop_if_cancelled()  # the fetched batch is not committed, so it is redelivered
             now = _seconds(clock)
             if msgs or puller.answered:
@@ -536,10 +546,7 @@ async def _consume(
                 if config.idle_exit_s is not None and now - last_msg >= config.idle_exit_s and nc.is_connected:
                     if committing is not None:
                         await asyncio.shield(committing)  # its acks are flushed before we ask
-                    drained = await _drained(js, opts, stop_if_cancelled)
-                    if drained is not None:
-                        silence.answered(_seconds(clock))
-                    if drained:
+                    if await _idle_and_drained(js, opts, stop_if_cancelled, silence, clock):
                         break
                     last_msg = _seconds(clock)  # outstanding deliveries: wait for them (ack_wait)
                 continue
@@ -555,6 +562,29 @@ async def _consume(
             await _despite_cancel(committing)
             if not committing.cancelled() and committing.exception() is not None:
                 raise committing.exception()  # type: ignore[misc]
+
+
+async def _fetch(puller: _Puller, want: int, timeout_s: float) -> list[Any]:
+    """Up to ``want`` deliveries; none (and not answered) when the link failed under the request."""
+    import nats
+
+    try:
+        return await puller.fetch(want, timeout_s)
+    except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as exc:
+        log_event(log, logging.WARNING, "ingest_fetch_failed", error=repr(exc))
+        await asyncio.sleep(0.25)
+        puller.answered = False
+        return []
+
+
+async def _idle_and_drained(
+    js: Any, opts: dict[str, str], stop_if_cancelled: Callable[[], None], silence: Silence, clock: Clock
+) -> bool:
+    """After an idle spell: whether the consumer has nothing left (an answer counts as one)."""
+    drained = await _drained(js, opts, stop_if_cancelled)
+    if drained is not None:
+        silence.answered(_seconds(clock))
+    return bool(drained)
 
 
 async def _drained(js: Any, opts: dict[str, str], stop_if_cancelled: Callable[[], None]) -> bool | None:
