@@ -67,13 +67,7 @@ class FeedConfig:
     def __post_init__(self) -> None:
         if self.venue not in VENUES:
             raise UnknownSymbolError(f"unknown venue {self.venue!r}: use one of {', '.join(VENUES)}")
-        # The one process of a --shard/--workers run that owns the all-market streams runs for them
-        # even when the hash gives it none of an explicit list (they would be captured nowhere else).
-        all_market_only = (
-            self.shard is not None
-            and self.shard.owns_all_market
-            and bool(channel_names.all_market_streams(self.channels))
-        )
+        all_market_only = self._owns_all_market_streams()
         if not self.symbols and self.selection is None and not all_market_only:
             raise ConfigError("no symbols given: pass --symbols BTCUSDT,ETHUSDT")
         if self.shard is not None and not self.shard.trivial:
@@ -156,6 +150,15 @@ class FeedConfig:
             symbol, self.venue, core, depth_speed_ms=self.depth_speed_ms, trade_stream=self.trade_stream
         )
         return streams + channel_names.symbol_streams(symbol, self.channels)
+
+    def _owns_all_market_streams(self) -> bool:
+        # The one process of a --shard/--workers run that owns the all-market streams runs for them
+        # even when the hash gives it none of an explicit list (they would be captured nowhere else).
+        return (
+            self.shard is not None
+            and self.shard.owns_all_market
+            and bool(channel_names.all_market_streams(self.channels))
+        )
 
     def streams_by_symbol(self) -> dict[str, list[str]]:
         """Streams per symbol; the all-market streams (one for every symbol) ride on the first one's,
