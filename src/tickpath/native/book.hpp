@@ -46,69 +46,95 @@ inline bool make_update(const char* p, size_t pn, const char* q, size_t qn, Leve
 class Side {
  public:
   explicit Side(double sign) : sign_(sign) {}
-  std::vector<Level> levels;  // ascending rank: best last
 
-  size_t size() const { return levels.size(); }
-  void clear() { levels.clear(); }
+  size_t size() const { return ranks_.size(); }
+  void clear() {
+    ranks_.clear();
+    vals_.clear();
+  }
   double sign() const { return sign_; }
+  // The i-th level from the worst (index size() - 1 is the best).
+  Level at(size_t i) const { return Level{ranks_[i], vals_[i].price, vals_[i].qty}; }
+  double best_rank() const { return ranks_.back(); }
 
   void set(const LevelUpdate& u) {
     double r = sign_ * u.value;
-    auto it = find(r);
+    size_t i = find(r);
+    bool found = i < ranks_.size() && ranks_[i] == r;
     if (u.qty.is_zero()) {
-      if (it != levels.end() && it->rank == r) levels.erase(it);
+      if (found) {
+        ranks_.erase(ranks_.begin() + std::ptrdiff_t(i));
+        vals_.erase(vals_.begin() + std::ptrdiff_t(i));
+      }
       return;
     }
-    if (it != levels.end() && it->rank == r) {
-      it->price = u.price;
-      it->qty = u.qty;
+    if (found) {
+      vals_[i] = PQ{u.price, u.qty};
     } else {
-      levels.insert(it, Level{r, u.price, u.qty});
+      ranks_.insert(ranks_.begin() + std::ptrdiff_t(i), r);
+      vals_.insert(vals_.begin() + std::ptrdiff_t(i), PQ{u.price, u.qty});
     }
   }
   // A snapshot: replace everything; zero quantities are skipped, a repeated price keeps the last.
   void load(const std::vector<LevelUpdate>& ups) {
-    levels.clear();
+    std::vector<Level> levels;
     levels.reserve(ups.size());
     for (const auto& u : ups)
       if (!u.qty.is_zero()) levels.push_back(Level{sign_ * u.value, u.price, u.qty});
     std::stable_sort(levels.begin(), levels.end(), [](const Level& a, const Level& b) { return a.rank < b.rank; });
     // Duplicates: keep the last occurrence (the reference builds a dict in order).
-    std::vector<Level> out;
-    out.reserve(levels.size());
+    clear();
+    ranks_.reserve(levels.size());
+    vals_.reserve(levels.size());
     for (const auto& l : levels) {
-      if (!out.empty() && out.back().rank == l.rank) out.back() = l;
-      else out.push_back(l);
+      if (!ranks_.empty() && ranks_.back() == l.rank) {
+        vals_.back() = PQ{l.price, l.qty};
+      } else {
+        ranks_.push_back(l.rank);
+        vals_.push_back(PQ{l.price, l.qty});
+      }
     }
-    levels.swap(out);
-    levels.shrink_to_fit();
+    ranks_.shrink_to_fit();
+    vals_.shrink_to_fit();
   }
-  const Level* best() const { return levels.empty() ? nullptr : &levels.back(); }
 
  private:
+  struct PQ {
+    Decimal price, qty;
+  };
   double sign_;
-  // The first level whose rank is >= r. Most updates land near the best level (the end): the last
-  // few levels are scanned first, then a binary search over the rest.
-  std::vector<Level>::iterator find(double r) {
-    size_t n = levels.size();
-    size_t lo = n > 8 ? n - 8 : 0;
-    if (n == 0 || levels[n - 1].rank < r) return levels.end();
-    if (levels[lo].rank < r) {
-      size_t i = n - 1;
-      while (levels[i - 1].rank >= r) --i;
-      return levels.begin() + std::ptrdiff_t(i);
+  // Ranks apart from the decimals (ascending: best last): a search reads 8 bytes a level, so a side of
+  // 1,000 levels is 8 kB of cache lines, not 24 (the search's loads were most of the book's time).
+  std::vector<double> ranks_;
+  std::vector<PQ> vals_;
+
+  // The first index whose rank is >= r, searched from the best level (the end): updates cluster near
+  // the touch (in the USD-M capture 70 % land within 32 levels of it, 97 % within 128, of ~860), so a
+  // gallop back from the end (1, 2, 4, ... levels) brackets the answer in log2(distance) steps, then a
+  // branch-free binary search inside the bracket (a branch per step would be mispredicted half the time).
+  size_t find(double r) const {
+    size_t n = ranks_.size();
+    const double* rk = ranks_.data();
+    if (n == 0 || rk[n - 1] < r) return n;
+    size_t hi = n - 1, lo = 0, step = 1;  // rk[hi] >= r throughout
+    while (step <= hi) {
+      size_t probe = hi - step;
+      if (rk[probe] < r) {
+        lo = probe + 1;
+        break;
+      }
+      hi = probe;
+      step <<= 1;
     }
-    // Branch-free binary search: updates land anywhere in the book, so a branch per step would be
-    // mispredicted half the time (it was half of the book's cost, measured).
-    const Level* base = levels.data();
-    size_t len = lo;
+    const double* base = rk + lo;
+    size_t len = hi - lo + 1;
     while (len > 1) {
       size_t half = len / 2;
-      base = base[half - 1].rank < r ? base + half : base;
+      base = base[half - 1] < r ? base + half : base;
       len -= half;
     }
-    if (len == 1 && base->rank < r) ++base;
-    return levels.begin() + (base - levels.data());
+    if (*base < r) ++base;
+    return size_t(base - rk);
   }
 };
 
@@ -120,7 +146,7 @@ struct Book {
     asks.clear();
   }
   bool crossed() const {
-    return !bids.levels.empty() && !asks.levels.empty() && bids.levels.back().rank >= -asks.levels.back().rank;
+    return bids.size() && asks.size() && bids.best_rank() >= -asks.best_rank();
   }
 };
 
@@ -136,8 +162,8 @@ class Window {
   }
   static void take(const Side& side, size_t n, std::vector<Level>& out) {
     out.clear();
-    const auto& lv = side.levels;
-    for (size_t i = 0; i < n && i < lv.size(); ++i) out.push_back(lv[lv.size() - 1 - i]);
+    size_t k = side.size();
+    for (size_t i = 0; i < n && i < k; ++i) out.push_back(side.at(k - 1 - i));
   }
   // Appends (price, qty) changes of one side to `changes`; updates `old` to the new window.
   static void diff(std::vector<Level>& old, const Side& side, size_t n, std::vector<std::pair<Decimal, Decimal>>& changes,

@@ -387,13 +387,7 @@ class NativeProcessor:
         cols = self.core.take_columns()
         if not cols:
             return {}
-        return columns_to_tables(
-            cols,
-            session=self._session,
-            venue=self._venue,
-            symbols=self.core.symbol_names(),
-            reasons=self.core.reasons(),
-        )
+        return columns_to_tables(cols)
 
     def on_snapshot(self, symbol: str, body: bytes | str, receipt_ns: int) -> list[Event]:
         return self.core.take_events() if self.feed_snapshot(symbol, body, receipt_ns) > 0 else []

@@ -46,9 +46,36 @@ py::tuple i64(const I64Col& c) {  // (values, validity bitmap or None)
 
 py::tuple str(const StrCol& c) { return py::make_tuple(raw(c.offsets), py::bytes(c.data)); }
 
-py::dict common(const Common& c) {
+// A string column of names[idx[i]] (idx < 0: null) as (offsets, data, validity or None): the symbol,
+// kind, reason, side, session and venue columns made here rather than by pyarrow's take per batch.
+template <typename Idx>
+py::tuple lookup(const std::vector<Idx>& idx, const std::vector<std::string>& names) {
+  std::vector<int32_t> offsets;
+  offsets.reserve(idx.size() + 1);
+  offsets.push_back(0);
+  std::string data;
+  std::vector<uint8_t> valid((idx.size() + 7) / 8, 0);
+  bool nulls = false;
+  for (size_t i = 0; i < idx.size(); ++i) {
+    int64_t k = int64_t(idx[i]);
+    if (k < 0) nulls = true;
+    else data.append(names[size_t(k)]), valid[i / 8] |= uint8_t(1u << (i & 7));
+    offsets.push_back(int32_t(data.size()));
+  }
+  return py::make_tuple(raw(offsets), py::bytes(data), nulls ? py::object(raw(valid)) : py::object(py::none()));
+}
+
+py::tuple i32(const I64Col& c) {  // an int64 column narrowed (top-N depth), validity kept
+  std::vector<int32_t> v(c.values.begin(), c.values.end());
+  return py::make_tuple(raw(v), c.nulls ? py::object(raw(c.valid)) : py::object(py::none()));
+}
+
+py::dict common(const Common& c, const std::vector<std::string>& symbols, const std::vector<std::string>& session,
+                const std::vector<std::string>& venue) {
   py::dict d;
-  d["symbol"] = raw(c.sym), d["seq"] = i64(c.seq), d["event_time_ms"] = i64(c.E);
+  std::vector<uint8_t> zeros(c.sym.size(), 0);
+  d["symbol"] = lookup(c.sym, symbols), d["session"] = lookup(zeros, session), d["venue"] = lookup(zeros, venue);
+  d["seq"] = i64(c.seq), d["event_time_ms"] = i64(c.E);
   d["transaction_time_ms"] = i64(c.T), d["receipt_ns"] = i64(c.receipt);
   return d;
 }
@@ -130,25 +157,28 @@ class PyCore {
     Columns cols;
     to_columns(core_.log, cols);
     py::dict out;
+    std::vector<std::string> symbols = symbol_names(), session{std::string(session_)}, venue{std::string(venue_)};
+    static const std::vector<std::string> KINDS{"delta", "snapshot", "reset"}, SIDES{"buy", "sell"};
     if (cols.l2.rows()) {
       const L2Cols& t = cols.l2;
-      py::dict d = common(t.c);
-      d["rows"] = t.rows(), d["kind"] = raw(t.kind), d["first_update_id"] = i64(t.first);
-      d["final_update_id"] = i64(t.final_), d["prev_final_update_id"] = i64(t.prev), d["depth"] = i64(t.depth);
-      d["reason"] = raw(t.reason), d["last_good_update_id"] = i64(t.last_good);
+      py::dict d = common(t.c, symbols, session, venue);
+      d["rows"] = t.rows(), d["kind"] = lookup(t.kind, KINDS), d["first_update_id"] = i64(t.first);
+      d["final_update_id"] = i64(t.final_), d["prev_final_update_id"] = i64(t.prev), d["depth"] = i32(t.depth);
+      d["reason"] = lookup(t.reason, core_.log.reasons), d["last_good_update_id"] = i64(t.last_good);
       d["bids"] = levels_col(t.bids, core_.log.bids), d["asks"] = levels_col(t.asks, core_.log.asks);
       out["l2"] = d;
     }
     if (cols.trades.rows()) {
       const TradeCols& t = cols.trades;
-      py::dict d = common(t.c);
+      py::dict d = common(t.c, symbols, session, venue);
       d["rows"] = t.rows(), d["trade_id"] = i64(t.id), d["first_trade_id"] = i64(t.first);
-      d["last_trade_id"] = i64(t.last), d["price"] = str(t.price), d["qty"] = str(t.qty), d["sell"] = raw(t.sell);
+      d["last_trade_id"] = i64(t.last), d["price"] = str(t.price), d["qty"] = str(t.qty);
+      d["side"] = lookup(t.sell, SIDES);
       out["trades"] = d;
     }
     if (cols.tickers.rows()) {
       const TickerCols& t = cols.tickers;
-      py::dict d = common(t.c);
+      py::dict d = common(t.c, symbols, session, venue);
       d["rows"] = t.rows(), d["update_id"] = i64(t.update_id), d["bid_price"] = str(t.bp);
       d["bid_qty"] = str(t.bq), d["ask_price"] = str(t.ap), d["ask_qty"] = str(t.aq);
       out["tickers"] = d;
@@ -202,11 +232,10 @@ class PyCore {
   py::object delta_, snapshot_, reset_, trade_, ticker_;
 
   static py::list side(const Side& s, int n) {
-    const auto& lv = s.levels;
-    size_t k = n < 0 ? lv.size() : std::min(lv.size(), size_t(n));
+    size_t k = n < 0 ? s.size() : std::min(s.size(), size_t(n));
     py::list out(k);
     for (size_t i = 0; i < k; ++i) {
-      const Level& l = lv[lv.size() - 1 - i];
+      Level l = s.at(s.size() - 1 - i);
       out[i] = py::make_tuple(dec(l.price), dec(l.qty));
     }
     return out;
