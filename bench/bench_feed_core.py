@@ -5,7 +5,9 @@ synced from its real snapshots, untimed warm-up), then its depth frames are repe
 shifted so the ``pu`` chain stays valid, each repetition continuing where the previous ended. Each
 implementation gets the same frames with a receipt timestamp taken per frame, as the engine does:
 
-- ``native``: the compiled core's columnar path (``NativeProcessor.feed``: decode, sync rules, book,
+- ``native_batch``: the batch entry (``NativeProcessor.feed_batch``), 4,096 frames a call, each
+  stamped by the core from CLOCK_REALTIME, the events taken as Arrow tables after each call;
+- ``native``: the compiled core's columnar path one call per frame (``NativeProcessor.feed``: decode, sync rules, book,
   normalized row), the events taken as Arrow tables every 4,096 frames (``take_tables``);
 - ``native_objects``: the compiled core making a Python event per event (``on_frame``);
 - ``pure``: the pure-Python reference (``decode_frame`` -> ``Normalizer.on_message``);
@@ -138,6 +140,10 @@ def _cpu(run: Any, stream: list[bytes]) -> float:
     return time.process_time() - c0
 
 
+def _ignore(code: int, frame: bytes | str, receipt_ns: int) -> None:
+    """A frame the batch hands back (klines of the mix): not the core's work, as in the single path."""
+
+
 def _throughput(depth_only: bool) -> dict[str, Any]:
     norm, frames, snaps = _warm_normalizer()
     stream = _repeated_stream(frames, norm, snaps, MESSAGES, depth_only)
@@ -168,6 +174,19 @@ def _throughput(depth_only: bool) -> dict[str, Any]:
         rows += sum(t.num_rows for t in take().values())
         counts["native"] = rows
 
+    batched = _native_warm(snaps)
+    batch_rows = 0
+
+    def batch(frames_: list[bytes]) -> None:
+        # As the feed delivers a socket read's frames: one call per group (here TAKE_EVERY frames),
+        # each frame stamped by the core from CLOCK_REALTIME, the tables taken after each group.
+        nonlocal batch_rows
+        feed_batch, take = batched.feed_batch, batched.take_tables
+        for i in range(0, len(frames_), TAKE_EVERY):
+            feed_batch(frames_[i : i + TAKE_EVERY], None, _ignore)
+            batch_rows += sum(t.num_rows for t in take().values())
+        counts["native_batch"] = batch_rows
+
     objects = _native_warm(snaps)
 
     def native_objects(frames_: list[bytes]) -> None:
@@ -180,17 +199,20 @@ def _throughput(depth_only: bool) -> dict[str, Any]:
     # feed's: frozen, the cyclic collector stops walking them at every collection of any run below.
     gc.collect()
     gc.freeze()
-    cpu = {"yardstick": _cpu(yardstick, stream), "native": _cpu(columnar, stream)}
+    cpu = {"yardstick": _cpu(yardstick, stream), "native_batch": _cpu(batch, stream), "native": _cpu(columnar, stream)}
     cpu["native_objects"] = _cpu(native_objects, stream)
     cpu["pure"] = _cpu(pure, stream)
     rate = {k: round(len(stream) / v) for k, v in cpu.items()}
-    stats = [native.book_stats(s) for s in snaps] + [b.stats.as_dict() for b in norm.books.values()]
+    stats = [p.book_stats(s) for p in (native, batched) for s in snaps]
+    stats += [b.stats.as_dict() for b in norm.books.values()]
     return {
         "messages": len(stream),
         "events": counts,
         "cpu_s": {k: round(v, 4) for k, v in cpu.items()},
         "msgs_per_cpu_s": rate,
-        "ratio_to_orjson": {k: round(rate[k] / rate["yardstick"], 3) for k in ("native", "native_objects", "pure")},
+        "ratio_to_orjson": {
+            k: round(rate[k] / rate["yardstick"], 3) for k in ("native_batch", "native", "native_objects", "pure")
+        },
         "resets": sum(v["resyncs"] for v in stats),
         "gaps": sum(v["gaps"] for v in stats),
     }
@@ -245,7 +267,8 @@ def _print_rates(label: str, r: dict[str, Any]) -> None:
     rate, ratio = r["msgs_per_cpu_s"], r["ratio_to_orjson"]
     print(
         f"(a) {label}: {r['messages']:,} msgs; orjson.loads alone {rate['yardstick']:,}/CPU-s; "
-        f"native {rate['native']:,} ({ratio['native']:.2f}x, target {TARGET_RATIO:.1f}x); "
+        f"native batch {rate['native_batch']:,} ({ratio['native_batch']:.2f}x, target {TARGET_RATIO:.1f}x); "
+        f"native single calls {rate['native']:,} ({ratio['native']:.2f}x); "
         f"native+objects {rate['native_objects']:,} ({ratio['native_objects']:.2f}x); "
         f"pure {rate['pure']:,} ({ratio['pure']:.2f}x); resets={r['resets']} gaps={r['gaps']}"
     )
@@ -259,7 +282,7 @@ def main() -> dict[str, Any]:
     depth = _throughput(depth_only=True)
     mixed = _throughput(depth_only=False)
     mem = {impl: _memory(impl) for impl in ("native", "pure")}
-    ok_a = all(r["ratio_to_orjson"]["native"] >= TARGET_RATIO and r["resets"] == 0 for r in (depth, mixed))
+    ok_a = all(r["ratio_to_orjson"]["native_batch"] >= TARGET_RATIO and r["resets"] == 0 for r in (depth, mixed))
     ok_d = mem["native"]["rss_mb"] <= TARGET_RSS_MB
     print(f"machine: {calib} CPU-ns per plain loop iteration (compare machines by this figure)")
     _print_rates("depth frames", depth)
