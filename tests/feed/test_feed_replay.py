@@ -10,6 +10,8 @@ from typing import Any
 
 import aiohttp
 
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
 from tickpath.feed import Feed
 from tickpath.feed.status import status_text
 from tickpath.sim import ReplayConfig, SimConfig, Simulator
@@ -98,15 +100,20 @@ async def test_replayed_spot_capture_syncs_with_zero_gaps(shared_captures: Path,
     await _replay("spot", shared_captures, tmp_path)
 
 
-async def test_record_writes_a_replayable_capture_and_metrics_are_served(tmp_path: Path) -> None:
+@virtual_time
+async def test_record_writes_a_replayable_capture_and_metrics_are_served(
+    tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
     """--record writes every frame and snapshot in the capture format; /metrics exports the counters."""
     rec_dir = tmp_path / "rec"
-    async with Simulator(SimConfig(venues=("futures",), symbols=("BTCUSDT",), rate=200.0, book_levels=60)) as sim:
+    cfg = SimConfig(venues=("futures",), symbols=("BTCUSDT",), rate=200.0, book_levels=60)
+    async with Simulator(cfg, clock=virtual_clock) as sim:
         ep = sim.endpoint("futures")
         feed = Feed(
             feed_config(
                 ep, "futures", ("BTCUSDT",), sinks=(f"duckdb:{tmp_path}/t.duckdb",), record_dir=rec_dir, metrics_port=0
-            )
+            ),
+            clock=virtual_clock,
         )
         scraped: dict[str, str] = {}
 

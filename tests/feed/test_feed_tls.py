@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
 from tickpath.errors import ConfigError
 from tickpath.feed import Feed, FeedConfig
 from tickpath.sim import SimConfig, Simulator
@@ -14,16 +16,21 @@ from tickpath.sinks.jsonl import JsonLinesSink
 from .helpers import all_synced, assert_books_match_truth, feed_config, run_until
 
 
-async def test_ca_file_lets_the_feed_sync_over_tls_and_the_system_store_does_not(tmp_path: Path) -> None:
+@virtual_time
+async def test_ca_file_lets_the_feed_sync_over_tls_and_the_system_store_does_not(
+    tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
     """Against a TLS simulator the feed with --ca-file syncs its book exactly (REST snapshot and stream
     both over TLS); without it the same run never connects: the certificate is refused."""
     async with Simulator(
-        SimConfig(venues=("futures",), symbols=("BTCUSDT",), seed=3, rate=200.0, book_levels=40, tls=True)
+        SimConfig(venues=("futures",), symbols=("BTCUSDT",), seed=3, rate=200.0, book_levels=40, tls=True),
+        clock=virtual_clock,
     ) as sim:
         ep = sim.endpoint("futures")
         assert ep.ws_url.startswith("wss://") and ep.rest_url.startswith("https://") and ep.cafile
         feed = Feed(
-            feed_config(ep, "futures", ("BTCUSDT",), ca_file=Path(ep.cafile), sinks=(f"jsonl:{tmp_path / 'a.jsonl'}",))
+            feed_config(ep, "futures", ("BTCUSDT",), ca_file=Path(ep.cafile), sinks=(f"jsonl:{tmp_path / 'a.jsonl'}",)),
+            clock=virtual_clock,
         )
         summary = await run_until(feed, lambda f: all_synced(f) and f.pipeline.stats.by_channel["l2"] > 5)
         assert_books_match_truth(feed, sim)
@@ -37,7 +44,8 @@ async def test_ca_file_lets_the_feed_sync_over_tls_and_the_system_store_does_not
                 duration_s=1.0,
                 check_symbols=False,
                 sinks=(f"jsonl:{tmp_path / 'b.jsonl'}",),
-            )
+            ),
+            clock=virtual_clock,
         )
         refused = await untrusted.run()
         assert refused.connects == 0 and refused.connect_failures > 0

@@ -31,7 +31,7 @@ def test_unreachable_venue_is_exit_4_with_the_reason(tmp_path: Path, capsys: pyt
             "--rest-url",
             f"http://127.0.0.1:{port}",
             "--duration",
-            "1.5",
+            "0.4",
             "--no-status",
             "--json",
             "--sink",

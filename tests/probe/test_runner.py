@@ -33,7 +33,7 @@ def _cfg(v: LocalVenue, methods: tuple[str, ...], **kw: object) -> ProbeConfig:
 # Real clock: the round trips measured here are real ones (in virtual time they would be 0).
 async def test_all_socket_methods_measure_every_sample(local_venue: LocalVenue) -> None:
     """dns, tcp, rest, ws and stream each record their samples with no loss against a healthy venue."""
-    result = await run_probe(_cfg(local_venue, ("dns", "tcp", "rest", "ws", "stream")))
+    result = await run_probe(_cfg(local_venue, ("dns", "tcp", "rest", "ws", "stream"), rate=200.0, stream_duration=0.3))
     assert result.errors == [] and result.exit_code == 0
     data = orjson.loads(result.to_json())
     assert data["schema"] == SCHEMA

@@ -163,9 +163,11 @@ async def test_stream_count_limit() -> None:
         assert exc.value.rcvd is not None and exc.value.rcvd.code == 1008
 
 
-async def test_server_pings_and_client_pongs_keep_connection() -> None:
+@virtual_time
+async def test_server_pings_and_client_pongs_keep_connection(virtual_clock: VirtualClock) -> None:
     """The server pings on its cadence; a client that answers (websockets does) stays connected."""
-    async with Simulator(small_config(venues=("futures",), rate=0.0, ping_interval_s=0.1, pong_timeout_s=0.3)) as sim:
+    cfg = small_config(venues=("futures",), rate=0.0, ping_interval_s=0.1, pong_timeout_s=0.3)
+    async with Simulator(cfg, clock=virtual_clock) as sim:
         ws = await ws_connect(sim.endpoint("futures").ws_url + "/ws", ping_interval=None)
         await asyncio.sleep(0.8)
         await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
