@@ -60,6 +60,30 @@ def test_reconnects_after_refusals_with_the_documented_backoff() -> None:
     second_open = first_open + 5 * NS + int(backoff.delay(4, rng) * NS)
     assert received[1][1] == second_open
     assert conn.reconnects == 1 and "reset by peer" in conn.last_error
+    assert conn.ws_errors == 1  # ended by an error, not a close frame (tickpath_feed_ws_errors_total)
+
+
+def test_a_clean_close_is_a_reconnect_but_not_a_websocket_error() -> None:
+    clock = VirtualClock()
+    received: list[tuple[str, int]] = []
+
+    async def venue(peer: MemoryWsPeer) -> None:
+        await peer.send("x")
+        await peer.close()
+
+    transport = MemoryWsTransport(venue)
+    conn = FeedConnection("c1", "wss://x", ["s"], _frames(received), clock=clock, transport=transport, seed=1)
+
+    async def main() -> None:
+        task = asyncio.create_task(conn.run())
+        while len(received) < 2:
+            await asyncio.sleep(0.01)
+        await conn.stop()
+        await task
+        await transport.close()
+
+    run_virtual(main, clock)
+    assert conn.reconnects >= 1 and conn.ws_errors == 0
 
 
 def test_watchdog_closes_a_silent_connection_after_stale_after_s() -> None:

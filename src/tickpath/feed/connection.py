@@ -110,6 +110,7 @@ class FeedConnection:
         self.connects = 0
         self.reconnects = 0
         self.stale_closes = 0
+        self.ws_errors = 0  # connections ended by a WebSocket error (protocol violation, broken link)
         self.connect_failures = 0
         self.opened_mono_ns = 0
         self.last_frame_mono_ns = 0
@@ -169,6 +170,7 @@ class FeedConnection:
                 data = msg.data.decode("utf-8", "replace")
             else:
                 if kind == WsKind.ERROR:
+                    self.ws_errors += 1
                     self.last_error = str(ws.exception() or "websocket error")
                 return  # CLOSE / CLOSING / CLOSED
             self.frames += 1

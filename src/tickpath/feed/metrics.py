@@ -7,7 +7,7 @@ per message. Served by aiohttp on the feed's own event loop
 
 Exported (all prefixed ``tickpath_feed_``): ``frames_total{venue,kind}``, ``events_total{venue,channel}``,
 ``malformed_total{venue,reason}``, ``resyncs_total``, ``gaps_total``, ``duplicates_total``,
-``reconnects_total``, ``stale_closes_total``, ``rollovers_total``, ``snapshots_total{result}``,
+``reconnects_total``, ``stale_closes_total``, ``ws_errors_total``, ``rollovers_total``, ``snapshots_total{result}``,
 ``queue_depth{queue}``, ``sink_events_total{sink,state}``, ``backpressure_waits_total``, and the histogram
 ``receipt_minus_event_seconds`` (frame receipt minus the exchange event time, corrected by the
 clock offset measured at start). Besides, ``tickpath_event_loop_lag_seconds`` (histogram) and
@@ -65,6 +65,7 @@ class FeedCollector(Collector):
         yield _counter("duplicates", "Events seen twice and ignored", venue, snap.frames.duplicates + books.duplicates)
         yield _counter("reconnects", "Unplanned reconnects", venue, conns.reconnects)
         yield _counter("stale_closes", "Connections closed as stale", venue, conns.stale_closes)
+        yield _counter("ws_errors", "Connections ended by a WebSocket error, not a close frame", venue, conns.ws_errors)
         yield _counter("rollovers", "Planned connection rollovers", venue, conns.rollovers)
         if snap.fetches is not None:
             f = snap.fetches

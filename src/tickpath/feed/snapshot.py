@@ -66,6 +66,7 @@ class ConnectionCounts:
     connect_failures: int = 0
     reconnects: int = 0
     stale_closes: int = 0
+    ws_errors: int = 0  # ended by a WebSocket error rather than a close frame
     rollovers: int = 0
     last_error: str = ""
 
@@ -175,6 +176,7 @@ def connection_counts(planned: int, runners: Sequence[ShardRunner]) -> Connectio
         connect_failures=sum(c.connect_failures for c in conns),
         reconnects=sum(c.reconnects for c in conns),
         stale_closes=sum(c.stale_closes for c in conns),
+        ws_errors=sum(c.ws_errors for c in conns),
         rollovers=sum(r.rollovers for r in runners),
         last_error=next((c.last_error for c in conns if c.last_error), ""),
     )
