@@ -27,6 +27,18 @@ def _frames(received: list[tuple[str, int]]):
     return on_frame
 
 
+async def _until_received(
+    conn: FeedConnection, transport: MemoryWsTransport, received: list[tuple[str, int]], n: int
+) -> None:
+    """Run ``conn`` until ``n`` frames came, then stop it and its transport."""
+    task = asyncio.create_task(conn.run())
+    while len(received) < n:
+        await asyncio.sleep(0.01)
+    await conn.stop()
+    await task
+    await transport.close()
+
+
 def test_reconnects_after_refusals_with_the_documented_backoff() -> None:
     clock = VirtualClock()
     received: list[tuple[str, int]] = []
@@ -42,15 +54,7 @@ def test_reconnects_after_refusals_with_the_documented_backoff() -> None:
         "c1", "wss://x", ["btcusdt@trade"], _frames(received), clock=clock, transport=transport, backoff=backoff, seed=7
     )
 
-    async def main() -> None:
-        task = asyncio.create_task(conn.run())
-        while len(received) < 2:
-            await asyncio.sleep(0.01)
-        await conn.stop()
-        await task
-        await transport.close()
-
-    run_virtual(main, clock)
+    run_virtual(lambda: _until_received(conn, transport, received, 2), clock)
     rng = random.Random(7)
     # three refusals, each followed by its backoff (the connection sleeps whole nanoseconds)
     first_open = sum(int(backoff.delay(attempt, rng) * NS) for attempt in (1, 2, 3))
@@ -74,15 +78,7 @@ def test_a_clean_close_is_a_reconnect_but_not_a_websocket_error() -> None:
     transport = MemoryWsTransport(venue)
     conn = FeedConnection("c1", "wss://x", ["s"], _frames(received), clock=clock, transport=transport, seed=1)
 
-    async def main() -> None:
-        task = asyncio.create_task(conn.run())
-        while len(received) < 2:
-            await asyncio.sleep(0.01)
-        await conn.stop()
-        await task
-        await transport.close()
-
-    run_virtual(main, clock)
+    run_virtual(lambda: _until_received(conn, transport, received, 2), clock)
     assert conn.reconnects >= 1 and conn.ws_errors == 0
 
 

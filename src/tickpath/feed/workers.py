@@ -54,7 +54,7 @@ def worker_sinks(sinks: tuple[str, ...], worker: int, workers: int) -> tuple[str
         scheme = scheme.lower()
         if scheme == "duckdb":
             out.append(
-                f"parquet:{parts_dir(rest.partition('?')[0])}?label=duckdb"
+                f"parquet:{parts_dir(_duckdb_file(rest))}?label=duckdb"
             )  # named as the target in stats and /metrics
         elif scheme == "jsonl":
             if rest in ("", "-"):
@@ -90,7 +90,7 @@ def default_workers(config: FeedConfig, cores: int | None = None) -> tuple[int, 
         scheme, _, rest = url.strip().partition(":")
         why = NOT_BY_DEFAULT.get(scheme.lower())
         if scheme.lower() == "duckdb" and config.selection is not None:
-            path = rest.partition("?")[0]  # the file, without the writer's options
+            path = _duckdb_file(rest)
             if not _single_process_store(path):
                 continue
             why = f"{path} holds a single-process store (views over per-worker Parquet would replace it)"
@@ -111,8 +111,7 @@ def _single_process_store(path: str) -> bool:
     except duckdb.Error:
         return True
     try:
-        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal").fetchall()]
-        return any(_rows(con, t) for t in names)
+        return bool(_tables_with_rows(con)[1])
     finally:
         con.close()
 
@@ -127,8 +126,7 @@ def sink_labels(sinks: tuple[str, ...]) -> list[str]:
 
 def duckdb_targets(sinks: tuple[str, ...]) -> list[str]:
     """The paths of the ``duckdb:`` sinks (the files that get views over the workers' Parquet)."""
-    # the DuckDB file itself: the views need no writer's options (?memory_limit=)
-    return [u.strip().partition(":")[2].partition("?")[0] for u in sinks if u.strip().lower().startswith("duckdb:")]
+    return [_duckdb_file(u.strip().partition(":")[2]) for u in sinks if u.strip().lower().startswith("duckdb:")]
 
 
 SCHEMA_FILE = "_schema.parquet"  # the "_" prefix: pyarrow's dataset discovery skips it
@@ -169,6 +167,17 @@ def _rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _tables_with_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str]]:
+    """The file's tables (not views), and those of them holding rows (a single-process store's)."""
+    names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal").fetchall()]
+    return names, sorted(t for t in names if _rows(con, t))
+
+
+def _duckdb_file(target: str) -> str:
+    """The file of a ``duckdb:`` target, without the writer's options (``?memory_limit=``)."""
+    return target.partition("?")[0]
+
+
 def write_views(path: str) -> list[str]:
     """Make ``path`` a DuckDB file whose tables are views over ``PATH.parts/`` (each with an empty
     schema file there, so every view answers before any worker wrote a row). Written when the workers
@@ -187,15 +196,13 @@ def write_views(path: str) -> list[str]:
     except duckdb.Error as exc:
         raise ConfigError(f"cannot write the views file {path}: {str(exc).splitlines()[0]}") from None
     try:
-        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal").fetchall()]
-        tables = [(t, _rows(con, t)) for t in names]
-        full = sorted(t for t, rows in tables if rows)
+        names, full = _tables_with_rows(con)
         if full:
             raise ConfigError(
                 f"{path} holds tables with rows ({', '.join(full)}), a single-process run's store: give "
                 "--workers a new duckdb: path (its views would replace them)"
             )
-        for table, _ in tables:  # an earlier version's stand-in for a table with no file yet
+        for table in names:  # an earlier version's stand-in for a table with no file yet
             con.execute(f"DROP TABLE {table}")
         for table in SCHEMAS:
             con.execute(f"CREATE OR REPLACE VIEW {table} AS {_view_sql(table, parts)}")
