@@ -12,15 +12,17 @@ when the buffer is full, which is how a slow disk applies back-pressure to the f
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import duckdb
 import pyarrow as pa
 
-from tickpath.errors import SinkError
+from tickpath.errors import ConfigError, SinkError
 from tickpath.events import Event, SessionInfo
 from tickpath.sinks.base import Sink, TableBatch
 from tickpath.tables import CHANNEL_TABLE, EVENT_TABLES, duckdb_ddl, events_to_arrow, merge_sessions
@@ -52,6 +54,7 @@ def arrow_tables(events: Sequence[Event]) -> dict[str, pa.Table]:
     return {t: arrow_table(t, evs) for t, evs in split_by_table(events).items()}
 
 
+_SIZE_RE = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B|B)$", re.IGNORECASE)
 DEFAULT_MEMORY_LIMIT = "128MB"  # DuckDB's buffer pool for a feed's writer (duckdb:PATH?memory_limit=1GB)
 
 
@@ -106,6 +109,22 @@ class DuckDBSink(Sink):
         self._sessions: list[dict[str, Any]] = []
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_target(cls, target: str, **options: Any) -> DuckDBSink:
+        """``PATH`` or ``PATH?memory_limit=512MB`` (``off``: DuckDB's own default, 80 % of RAM)."""
+        path, _, query = target.partition("?")
+        for key, values in parse_qs(query, keep_blank_values=True).items():
+            if key != "memory_limit":
+                raise ConfigError(f"duckdb:{path}: unknown option {key!r} (use memory_limit, e.g. 512MB, or off)")
+            value = values[-1].strip()
+            if value.lower() in ("off", "none", ""):
+                options["memory_limit"] = None
+            elif _SIZE_RE.match(value):
+                options["memory_limit"] = value
+            else:
+                raise ConfigError(f"duckdb:{path}: memory_limit={value!r} is not a size (e.g. 128MB, 2GB) or off")
+        return cls(path, **options)
 
     @property
     def buffered(self) -> int:

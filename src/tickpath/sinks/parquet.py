@@ -154,20 +154,20 @@ class ParquetSink(Sink):
             self._timer = asyncio.create_task(self._flush_on_time(), name="parquet-flush")
 
     async def write(self, batch: Sequence[Event]) -> None:
-        self.stats.accepted += len(batch)
-        if batch and self._oldest_ns is None:
-            self._oldest_ns = self.clock.monotonic_ns()
         self._buf.extend(batch)
-        if self.buffered >= self.batch_rows or self._due():
-            await self.flush()
+        await self._accepted(len(batch))
 
     async def write_tables(self, batch: TableBatch) -> None:
         """Rows already in Arrow tables (the native core's columnar path): written as they are."""
-        self.stats.accepted += batch.rows
-        if batch.rows and self._oldest_ns is None:
-            self._oldest_ns = self.clock.monotonic_ns()
         self._tables.append((batch.tables, batch.rows))
         self._table_rows += batch.rows
+        await self._accepted(batch.rows)
+
+    async def _accepted(self, rows: int) -> None:
+        """Count ``rows`` just buffered; write once ``batch_rows`` are buffered or the oldest is due."""
+        self.stats.accepted += rows
+        if rows and self._oldest_ns is None:
+            self._oldest_ns = self.clock.monotonic_ns()
         if self.buffered >= self.batch_rows or self._due():
             await self.flush()
 

@@ -17,12 +17,10 @@ imports its sink when called, so the feed starts without the dependencies of sin
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
 from tickpath.errors import ConfigError
 from tickpath.sinks.base import Sink
@@ -50,24 +48,10 @@ def _target(url: str) -> str:
     return url.partition(":")[2]
 
 
-_SIZE_RE = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B|B)$", re.IGNORECASE)
-
-
 def _duckdb(url: str, options: dict[str, Any]) -> Sink:
     from tickpath.sinks.duckdb import DEFAULT_PATH, DuckDBSink
 
-    path, _, query = (_target(url) or DEFAULT_PATH).partition("?")
-    for key, values in parse_qs(query, keep_blank_values=True).items():
-        if key != "memory_limit":
-            raise ConfigError(f"duckdb:{path}: unknown option {key!r} (use memory_limit, e.g. 512MB, or off)")
-        value = values[-1].strip()
-        if value.lower() in ("off", "none", ""):
-            options["memory_limit"] = None
-        elif _SIZE_RE.match(value):
-            options["memory_limit"] = value
-        else:
-            raise ConfigError(f"duckdb:{path}: memory_limit={value!r} is not a size (e.g. 128MB, 2GB) or off")
-    return DuckDBSink(path, **options)
+    return DuckDBSink.from_target(_target(url) or DEFAULT_PATH, **options)  # PATH?memory_limit=SIZE
 
 
 def _parquet(url: str, options: dict[str, Any]) -> Sink:
