@@ -6,6 +6,15 @@ only splits WebSocket frames and counts them, so the client is not what is measu
 a futures ``btcusdt@depth@0ms`` event (one update id per frame, generated, serialised and framed by
 the simulator). The first second is warm-up and is discarded; frames are then counted for
 ``SECONDS``; ``u`` of the first and last frame checks that no update id was skipped.
+
+Part *playback* (``sim --prerender``, issue 19): the simulator's CPU per frame when it plays a
+pre-rendered spot universe (``UNIVERSE`` symbols) flat out to two readers paced like feeds
+(``PACES``: one four times slower), each with its share of the streams (SUBSCRIBE), raw sockets that
+only store the bytes; the frames are split and checked after the end (complete, and each stream's
+depth ids in order). The figure is the
+simulator process's CPU from the first subscription to the last byte over the frames received: the
+cost the load generator adds to a client sharing its cores (bench_exchange).
+``BENCH_SIM_PARTS=live,playback`` picks parts.
 """
 
 from __future__ import annotations
@@ -16,28 +25,25 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from urllib.parse import urlsplit
+
+from bench.common import chosen_parts, proc_cpu_s
 
 TARGET_FPS = 50_000
 WARMUP_S = 1.0
 SECONDS = 4.0
+UNIVERSE = 600  # spot symbols pre-rendered for the playback part
+PLAY_S = 40.0  # seconds of market rendered
+# bytes a second each reader takes: a feed worker's pace (~110,000 frames/s), and one four times slower
+PACES = (20e6, 5e6)
 
 
-def _start_sim(rate: float) -> tuple[subprocess.Popen[str], str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "tickpath.cli.main",
-        "sim",
-        "--venue",
-        "futures",
-        "--symbols",
-        "BTCUSDT",
-        "--rate",
-        str(rate),
-        "--json",
-    ]
+def _start_sim(rate: float, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "tickpath.cli.main", "sim", "--rate", str(rate), "--json"]
+    cmd += list(extra) or ["--venue", "futures", "--symbols", "BTCUSDT"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -47,10 +53,11 @@ def _start_sim(rate: float) -> tuple[subprocess.Popen[str], str]:
     return proc, json.loads(line)["endpoints"][0]["ws_url"]
 
 
-def _handshake(ws_url: str, path: str) -> tuple[socket.socket, bytes]:
+def _handshake(ws_url: str, path: str, rcvbuf: int | None = 4 << 20) -> tuple[socket.socket, bytes]:
     u = urlsplit(ws_url)
     sock = socket.create_connection((u.hostname, u.port))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    if rcvbuf is not None:  # None: the kernel's autotuning, as a feed's connection has
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     key = base64.b64encode(os.urandom(16)).decode()
     req = (
         f"GET {path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -100,7 +107,7 @@ def _count_frames(sock: socket.socket, buf: bytes, seconds: float) -> tuple[int,
     return n, first, last, view
 
 
-def main() -> dict[str, object]:
+def live() -> dict[str, object]:
     proc, ws_url = _start_sim(rate=400_000)
     try:
         sock, rest = _handshake(ws_url, "/ws/btcusdt@depth@0ms")
@@ -132,6 +139,122 @@ def main() -> dict[str, object]:
         "target": TARGET_FPS,
         "ok": fps >= TARGET_FPS,
     }
+
+
+def _split(data: bytes) -> tuple[int, bool]:
+    """(text frames, every depth stream's ids in order) of a received byte run; raises if a frame
+    is cut or malformed."""
+    n, pos, size = 0, 0, len(data)
+    last_u: dict[str, int] = {}
+    ordered = True
+    while pos < size:
+        ln, hdr = data[pos + 1] & 0x7F, 2
+        if ln == 126:
+            ln, hdr = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
+        elif ln == 127:
+            ln, hdr = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
+        if pos + hdr + ln > size:
+            raise RuntimeError(f"frame cut at byte {pos} of {size}")
+        if data[pos] & 0x0F == 0x1:
+            msg = json.loads(data[pos + hdr : pos + hdr + ln])
+            if "stream" in msg and "@depth" in msg["stream"]:
+                u = msg["data"]["u"]
+                ordered = ordered and u > last_u.get(msg["stream"], -1)
+                last_u[msg["stream"]] = u
+            n += "stream" in msg
+        pos += hdr + ln
+    return n, ordered
+
+
+def _reader(sock: socket.socket, rest: bytes, out: list[bytes], idle_s: float, pace: float) -> None:
+    """Store everything until ``idle_s`` without a byte, taking at most ``pace`` bytes a second (a
+    feed's pace, not a socket's); out[-1] is the arrival of the last byte."""
+    chunks = [rest]
+    sock.settimeout(idle_s)
+    t0 = last = time.monotonic()
+    got = 0
+    try:
+        while True:
+            b = sock.recv(1 << 16)
+            if not b:
+                break
+            chunks.append(b)
+            last = time.monotonic()
+            got += len(b)
+            ahead = got / pace - (last - t0)
+            if ahead > 0.001:
+                time.sleep(ahead)
+    except TimeoutError:
+        pass
+    out.extend([b"".join(chunks), str(last).encode()])
+
+
+def playback() -> dict[str, object]:
+    """The simulator's CPU per frame playing a pre-rendered universe flat out to readers of PACES."""
+    extra = ("--venue", "spot", "--universe", "binance", "--universe-size", str(UNIVERSE), "--seed", "5")
+    extra += ("--prerender", str(PLAY_S), "--speed", "10000", "--prerender-wait")
+    proc, ws_url = _start_sim(rate=20, extra=extra)
+    try:
+        rest_url = ws_url.replace("ws://", "http://")
+        with urllib.request.urlopen(f"{rest_url}/api/v3/exchangeInfo", timeout=30) as r:
+            symbols = [s["symbol"].lower() for s in json.load(r)["symbols"]]
+        streams = [f"{s}@{k}" for s in symbols for k in ("depth@100ms", "trade", "bookTicker")]
+        socks = [_handshake(ws_url, "/stream", None) for _ in PACES]
+        cpu0, t0 = proc_cpu_s(proc.pid), time.monotonic()
+        outs: list[list[bytes]] = [[] for _ in socks]
+        threads = []
+        for k, ((sock, rest), out) in enumerate(zip(socks, outs, strict=True)):
+            share = streams[k :: len(PACES)]
+            sub = json.dumps({"method": "SUBSCRIBE", "params": share, "id": 1}).encode()
+            sock.sendall(_client_frame(sub))
+            threads.append(threading.Thread(target=_reader, args=(sock, rest, out, 2.0, PACES[k])))
+            threads[-1].start()
+        for t in threads:
+            t.join()
+        cpu = proc_cpu_s(proc.pid) - cpu0 - 2.0 * 0.002  # the idle tail's polls: negligible
+        walls = [float(o[1]) - t0 for o in outs]
+        wall = max(walls)
+        for sock, _ in socks:
+            sock.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    counts = [_split(o[0]) for o in outs]
+    frames = sum(n for n, _ in counts)
+    us = cpu / frames * 1e6 if frames else float("nan")
+    rates = [round(n / w) for (n, _), w in zip(counts, walls, strict=True)]
+    print(
+        f"sim --prerender -> {len(PACES)} readers: {frames:,} frames in {wall:.2f} s, simulator {us:.2f} CPU-us "
+        f"per frame; reader frames/s {rates} (paced at {[f'{p / 1e6:g} MB/s' for p in PACES]}); "
+        f"depth ids in order: {all(o for _, o in counts)}"
+    )
+    return {
+        "frames": frames,
+        "sim_cpu_us_per_frame": round(us, 3),
+        "ordered": all(o for _, o in counts),
+        "per_reader_frames": [n for n, _ in counts],
+        "per_reader_frames_per_s": rates,
+        "fast_over_slow": round(rates[0] / rates[1], 2) if rates[1] else None,
+    }
+
+
+def _client_frame(payload: bytes) -> bytes:
+    """A masked client text frame (mask 0: the payload goes as is)."""
+    n = len(payload)
+    head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0xFE]) + n.to_bytes(2, "big"))
+    if n >= 1 << 16:
+        head = bytes([0x81, 0xFF]) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
+
+
+def main() -> dict[str, object]:
+    parts = chosen_parts("BENCH_SIM_PARTS", ("live", "playback"))
+    out: dict[str, object] = {}
+    if "live" in parts:
+        out.update(live())
+    if "playback" in parts:
+        out["playback"] = playback()
+    return out
 
 
 if __name__ == "__main__":
