@@ -128,11 +128,14 @@ class _Stream:
 
 
 @pytest.mark.parametrize("venue", ["futures", "spot"])
-@pytest.mark.parametrize("depth", [None, 2])
+@pytest.mark.parametrize(("depth", "max_buffer"), [(None, 1_000), (2, 1_000), (None, 3)])
 @SETTINGS
 @given(ops=st.lists(OP, max_size=60))
-def test_random_streams_give_identical_events(venue: str, depth: int | None, ops: list[tuple[Any, ...]]) -> None:
-    pair = Pair.make(venue, depth=depth)
+def test_random_streams_give_identical_events(
+    venue: str, depth: int | None, max_buffer: int, ops: list[tuple[Any, ...]]
+) -> None:
+    """max_buffer=3: buffers overflow, and the buffered levels (kept compact natively) replay alike."""
+    pair = Pair.make(venue, depth=depth, max_buffer=max_buffer)
     stream = _Stream(venue)
     for i, op in enumerate(ops):
         kind = op[0]
@@ -196,3 +199,21 @@ def test_unknown_kinds_are_named_alike(frame: bytes) -> None:
             proc.on_frame(frame, 1)
         messages.append((exc.value.reason, str(exc.value)))
     assert messages[0] == messages[1] and messages[0][0] == "unknown_event"
+
+
+@pytest.mark.parametrize("venue", ["futures", "spot"])
+def test_overflowing_buffer_replays_alike(venue: str) -> None:
+    """Ten events buffered into room for three: the last three replay (trailing zeros keep their keys)."""
+    pair = Pair.make(venue, max_buffer=3)
+    stream = _Stream(venue)
+    for i in range(10):
+        bids = [[f"{100 - i}.{i}0", "1.500"], ["7.6110", str(i)]]
+        pair.frame(stream.depth("AAA", 0, 0, False, bids, [[f"{200 + i}.000", "0.0010"]]), i)
+    assert pair.native.book_stats("AAA")["buffer_overflow"] == 7
+    last_id = stream.last["AAA"] - (2 if venue == "futures" else 3)  # the first kept event bridges it
+    body = {"lastUpdateId": last_id, "bids": [["7.611", "9"]], "asks": [["300", "1"]]}
+    pair.snapshot("AAA", json.dumps(body).encode(), 11)
+    pair.check_state()
+    assert pair.native.book_stats("AAA")["deltas"] == 3  # the three kept events, on top of the snapshot
+    bids, asks = pair.native.book_top("AAA")
+    assert bids[-1] == ("7.6110", "9") and len(bids) == len(asks) == 4

@@ -40,7 +40,11 @@ from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Level, Ve
 from tickpath.venues.binance.endpoints import KNOWN_VENUES, VENUES, futures_rules
 from tickpath.venues.binance.schemas import DepthSnapshot, DepthUpdate
 
-DEFAULT_MAX_BUFFER = 10_000
+# Events buffered per book before its snapshot; the oldest go first (counted). Only the events after the
+# snapshot's lastUpdateId are ever applied, and a snapshot is taken when it is requested, so the buffer
+# need only span one request: 1,000 is 100 s at Binance's fastest diff stream (@100ms, 10 a second) and
+# 10 s at 100 a second. A book waiting minutes for a weight-paced snapshot holds 1,000, not all it saw.
+DEFAULT_MAX_BUFFER = 1_000
 
 
 @dataclass

@@ -21,11 +21,33 @@ struct SyncStats {
           dropped_before_sync = 0, buffer_overflow = 0, crossed = 0, invalid = 0, deltas = 0;
 };
 
+// A buffered event, 64 bytes; its levels are the next nb + na entries of the book's level buffer.
 struct Pending {
   int64_t U, u, pu, E, T, receipt;
-  std::vector<LevelUpdate> b, a;
+  uint32_t nb, na;
   bool valid;
 };
+
+// A buffered level: the two exact decimals (16 bytes; a LevelUpdate is 48). The key is recomputed on
+// replay and the spelling printed from the decimals, as it would be anyway once the frame is gone.
+struct BufferedLevel {
+  Decimal price, qty;
+};
+
+// The price's book key, exactly as make_update computed it: the fraction's trailing zeros are those of
+// the mantissa (parse_decimal counts them from the spelling, which has the same digits).
+inline LevelUpdate unbuffer(const BufferedLevel& x) {
+  ParsedDecimal p{x.price, 0, 0};
+  uint64_t m = x.price.mantissa();
+  if (m != 0)
+    while (p.fraction_zeros < x.price.scale() && m % 10 == 0) m /= 10, p.fraction_zeros++;
+  LevelUpdate u;
+  u.price = x.price;
+  u.qty = x.qty;
+  u.value = to_double(p);
+  u.valid = true;
+  return u;
+}
 
 class BookSync {
  public:
@@ -39,6 +61,7 @@ class BookSync {
   int64_t last = NO_INT;  // u of the last applied event (lastUpdateId after a snapshot)
 
   size_t buffered() const { return buffer_.size(); }
+  size_t buffered_levels() const { return levels_.size(); }
   int64_t seq() const { return seq_; }
 
   void on_depth(const Frame& f, int64_t receipt, EventLog& out) {
@@ -68,7 +91,7 @@ class BookSync {
     if (synced) {
       reset_to(reason, receipt, NO_INT, NO_INT, out);
     } else {
-      buffer_.clear();
+      clear_buffer();
       needs_snapshot = true;
     }
   }
@@ -82,7 +105,11 @@ class BookSync {
   bool has_pending_ = false;
   int64_t pending_U_ = 0, pending_pu_ = NO_INT;
   int64_t seq_ = 0;
+  // Buffered events and their levels in two deques (no allocation per event; blocks freed as drained):
+  // a book waiting for a weight-paced snapshot holds up to max_buffer events.
   std::deque<Pending> buffer_;
+  std::deque<BufferedLevel> levels_;
+  std::vector<LevelUpdate> replay_b_, replay_a_;
   Window window_;
   std::vector<Level> scratch_;
   std::vector<std::pair<Decimal, Decimal>> cb_, ca_;
@@ -94,12 +121,24 @@ class BookSync {
   void buffer(int64_t U, int64_t u, int64_t pu, int64_t E, int64_t T, int64_t receipt,
               const std::vector<LevelUpdate>& b, const std::vector<LevelUpdate>& a, bool valid) {
     if (buffer_.size() >= max_buffer_) {
+      const Pending& old = buffer_.front();
+      levels_.erase(levels_.begin(), levels_.begin() + std::ptrdiff_t(old.nb + old.na));
       buffer_.pop_front();
       stats.buffer_overflow++;
     }
-    Pending& m = buffer_.emplace_back(Pending{U, u, pu, E, T, receipt, b, a, valid});
-    for (auto* side : {&m.b, &m.a})
-      for (auto& x : *side) x.ps = x.qs = nullptr;  // the frame's bytes go away: print from the decimals
+    if (!valid) {  // its levels are never applied (live() resets on it first): keep none
+      buffer_.push_back(Pending{U, u, pu, E, T, receipt, 0, 0, false});
+      return;
+    }
+    buffer_.push_back(Pending{U, u, pu, E, T, receipt, uint32_t(b.size()), uint32_t(a.size()), true});
+    for (const auto& x : b) levels_.push_back(BufferedLevel{x.price, x.qty});
+    for (const auto& x : a) levels_.push_back(BufferedLevel{x.price, x.qty});
+  }
+  void clear_buffer() {
+    // Swapped out, not cleared: a deque keeps its blocks after clear(), and a book that buffered for a
+    // long snapshot wait would hold them for good.
+    std::deque<Pending>().swap(buffer_);
+    std::deque<BufferedLevel>().swap(levels_);
   }
   void reset_to(uint32_t reason, int64_t receipt, int64_t E, int64_t T, EventLog& out) {
     out.reset(sym_, ++seq_, E, T, receipt, reason, last);
@@ -107,7 +146,7 @@ class BookSync {
     book.clear();
     window_.clear();
     has_pending_ = false;
-    buffer_.clear();
+    clear_buffer();
     synced = false;
     awaiting_first_ = false;
     needs_snapshot = true;
@@ -190,11 +229,20 @@ inline void BookSync::on_snapshot(int64_t last_id, const std::vector<LevelUpdate
     return;
   }
   std::deque<Pending> kept;
-  for (auto& m : buffer_) {
-    if (futures_ ? m.u < last_id : m.u <= last_id) stats.dropped_before_sync++;
-    else kept.push_back(std::move(m));
+  std::deque<BufferedLevel> kept_levels;
+  auto lv = levels_.begin();
+  for (const auto& m : buffer_) {
+    auto end = lv + std::ptrdiff_t(m.nb + m.na);
+    if (futures_ ? m.u < last_id : m.u <= last_id) {
+      stats.dropped_before_sync++;
+    } else {
+      kept.push_back(m);
+      kept_levels.insert(kept_levels.end(), lv, end);
+    }
+    lv = end;
   }
   buffer_.swap(kept);
+  levels_.swap(kept_levels);
   if (!buffer_.empty() && buffer_.front().U > (futures_ ? last_id : last_id + 1)) {
     stats.refetches++;  // the snapshot is older than the first buffered event
     return;
@@ -231,10 +279,17 @@ inline void BookSync::on_snapshot(int64_t last_id, const std::vector<LevelUpdate
     out.snapshot(sym_, ++seq_, E, T, receipt, last_id, scratch_, a, -1);
   }
   std::deque<Pending> replay;
+  std::deque<BufferedLevel> replay_levels;
   replay.swap(buffer_);
-  for (auto& m : replay) {
-    if (synced) live(m.U, m.u, m.pu, m.E, m.T, m.receipt, m.b, m.a, m.valid, out);
-    else buffer(m.U, m.u, m.pu, m.E, m.T, m.receipt, m.b, m.a, m.valid);
+  replay_levels.swap(levels_);
+  auto at = replay_levels.begin();
+  for (const auto& m : replay) {
+    replay_b_.clear();
+    replay_a_.clear();
+    for (uint32_t i = 0; i < m.nb; ++i) replay_b_.push_back(unbuffer(*at++));
+    for (uint32_t i = 0; i < m.na; ++i) replay_a_.push_back(unbuffer(*at++));
+    if (synced) live(m.U, m.u, m.pu, m.E, m.T, m.receipt, replay_b_, replay_a_, m.valid, out);
+    else buffer(m.U, m.u, m.pu, m.E, m.T, m.receipt, replay_b_, replay_a_, m.valid);
   }
 }
 
