@@ -10,6 +10,7 @@ import pytest
 from tickpath.errors import TickpathError
 from tickpath.venues.binance.capture import read_http_capture, read_ws_capture
 from tickpath.venues.binance.parse import ParseError, _decode_general, decode_frame, decode_snapshot, stream_kind
+from tickpath.venues.binance.processor import NativeProcessor, PureProcessor
 from tickpath.venues.binance.schemas import (
     AggTrade,
     BookTicker,
@@ -145,3 +146,15 @@ def test_envelope_in_any_key_order_and_raw_payloads_decode_alike() -> None:
     data = json.loads(FUT_DEPTH)["data"]
     reordered = json.dumps({"data": data, "stream": "sushiusdt@depth@100ms"})
     assert decode_frame(reordered) == decode_frame(FUT_DEPTH) == decode_frame(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ['{"e":"\ud800"}', '{"stream":"btcusdt@trade","data":{"e":"trade","s":"\udfff"}}', '{"stream":"\ud800@depth"}'],
+)
+def test_str_frames_with_lone_surrogates_are_malformed(frame: str) -> None:
+    """A str frame that cannot be UTF-8 (a lone surrogate) is malformed JSON, as the native core says."""
+    for proc in (PureProcessor("spot", session="s"), NativeProcessor("spot", session="s")):
+        with pytest.raises(ParseError) as exc:
+            proc.on_frame(frame, 1)
+        assert exc.value.reason == "malformed_json", type(proc).__name__

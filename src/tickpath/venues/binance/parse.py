@@ -128,7 +128,7 @@ _WELLFORMED_FIRST = {
 def _well_formed(raw: bytes | str) -> bool:
     try:
         msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+    except (msgspec.DecodeError, UnicodeError, RecursionError):
         return False
     return True
 
@@ -187,7 +187,7 @@ def decode_frame(raw: bytes | str) -> WireMessage:
         if dec is not None:
             try:  # _decode_with inlined: one Python call fewer per frame on the hot path
                 return dec.decode(raw).data  # type: ignore[no-any-return]
-            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            except (msgspec.DecodeError, UnicodeError, RecursionError):
                 return _decode_with(dec, raw, raw)  # type: ignore[no-any-return]  # raises ParseError
     return _decode_general(raw)
 
@@ -197,7 +197,7 @@ def _decode_general(raw: bytes | str) -> WireMessage:
         return _decode_with(_raw_array, raw, raw)  # type: ignore[no-any-return]
     try:
         env = _envelope.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:
         reason: ParseReason = "schema" if isinstance(exc, msgspec.ValidationError) else "malformed_json"
         raise ParseError(f"undecodable frame: {exc}", reason=reason, sample=sample_of(raw)) from None
     payload: bytes | str | msgspec.Raw
@@ -225,7 +225,11 @@ def _decode_with(decoder: msgspec.json.Decoder[Any], payload: Any, raw: bytes | 
         if decoder in _WELLFORMED_FIRST and not _well_formed(raw):
             raise ParseError("undecodable frame", reason="malformed_json", sample=sample_of(raw)) from None
         raise ParseError(f"frame violates the schema: {exc}", reason="schema", sample=sample_of(raw)) from None
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # invalid UTF-8 in a kept string
+    except (
+        msgspec.DecodeError,
+        UnicodeError,
+        RecursionError,
+    ) as exc:  # bad UTF-8, or a str frame with a lone surrogate
         raise ParseError(f"undecodable frame: {exc}", reason="malformed_json", sample=sample_of(raw)) from None
 
 
