@@ -2,8 +2,9 @@
 a seed while a feed runs in-process, its books checked against the simulator's truth at each
 checkpoint. Books unequal to truth outside a resync window (see tickpath.sim.chaos) must be 0.
 
-Virtual time: 20 symbols x 100 updates/s (~2k depth msgs/s plus trades and tickers) for 25 s of the
-simulator's clock, connection lifetimes (24 h) compressed to 12 s so the feed rolls over twice.
+Virtual time: 20 symbols x 100 updates/s (~2k depth msgs/s plus trades and tickers) for 18 s of the
+simulator's clock (~36 faults: the first 14 are one of each kind), connection lifetimes (24 h)
+compressed to 6 s and the feed's rollover to 3 s, so it rolls over several times under the faults.
 TICKPATH_FAULT_SEED overrides the seed; a failure prints it. The long variant is bench/soak_chaos.py
 (make soak)."""
 
@@ -26,7 +27,7 @@ from tickpath.venues.binance.processor import native_available
 
 SEED = int(os.environ.get("TICKPATH_FAULT_SEED", "18003"))
 SYMS = tuple(f"S{i:02d}USDT" for i in range(20))
-CHAOS_S = 25.0
+CHAOS_S = 18.0
 
 
 @pytest.mark.parametrize("core", ["native", "pure"])
@@ -34,17 +35,22 @@ CHAOS_S = 25.0
 async def test_every_fault_at_rate_books_equal_truth_outside_resync(
     virtual_clock: VirtualClock, core: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both book cores (the C++ one and pure Python) survive 25 s of random faults with 0 violations."""
+    """Both book cores (the C++ one and pure Python) survive 18 s of random faults with 0 violations."""
     if core == "pure":
         monkeypatch.setenv("TICKPATH_PURE", "1")
     elif not native_available():
         pytest.skip("native core not built (make native)")
     venue = "futures"
-    # the 24 h connection lifetime compressed to 12 s: the feed rolls over at 8 s, the server cuts at 12
-    cfg = SimConfig(venues=(venue,), symbols=SYMS, seed=SEED, rate=100.0, book_levels=40, max_lifetime_s=12.0)
+    # The 24 h connection lifetime compressed to 6 s: the feed rolls over at 3 s, the server cuts at 6
+    # (drops come every ~7 s, so a longer rollover rarely came before one). Snapshots of 100 levels
+    # hold the whole 40-level book and weigh 5, not 20 (limit 1000): ~100 resyncs stay inside the
+    # weight budget, where at 1000 they spent it and the books waited idle for the next minute.
+    cfg = SimConfig(venues=(venue,), symbols=SYMS, seed=SEED, rate=100.0, book_levels=40, max_lifetime_s=6.0)
     chaos = ChaosConfig(seed=SEED, mean_interval_s=0.5, max_fault_s=1.0)
     async with Simulator(cfg, clock=virtual_clock, chaos=chaos) as sim:
-        fc = feed_config(sim.endpoint(venue), venue, SYMS, rollover_after_s=8.0, rollover_overlap_s=1.0)
+        fc = feed_config(
+            sim.endpoint(venue), venue, SYMS, rollover_after_s=3.0, rollover_overlap_s=1.0, snapshot_limit=100
+        )
         feed = Feed(fc, clock=virtual_clock)
         checker = TruthChecker(sim, venue)
         loop = asyncio.get_running_loop()
