@@ -6,10 +6,12 @@ shares the cores with the client it drives, that cost sets the rate the client s
 hub (the same code, seed and configuration as the live market) first runs ``SECONDS`` of market
 time on a :class:`~tickpath.clock.VirtualClock` (no waiting) with a recorder subscribed to every
 stream of :data:`RECORDED_KINDS`; each frame is built and framed once. The listener then serves
-that timeline: frame ``i`` goes at ``start + t_i / speed`` to the subscribers of its stream, the
-same bytes to each, with no per-frame work beyond a dict lookup and a write. With ``warmup_s`` the
-first seconds play at real time whatever the speed, so a client's books sync as they would against
-the live market before the fast part begins.
+that timeline: frame ``i`` is due at ``start + t_i / speed`` to the subscribers of its stream, the
+same bytes to each. Each connection reads from a cursor of its own over the frames of its streams
+(their timeline indices merged once per subscription change), and what is due to it goes as one
+write of the frames joined (at most :data:`RUN_BYTES`): no per-frame Python work. With
+``warmup_s`` the first seconds play at real time whatever the speed, so a client's books sync as
+they would against the live market before the fast part begins.
 
 What a client sees is what the live market would have sent it at the same moments: the same
 updates, depth windows, trades and tickers (tests/sim/test_prerender.py holds a feed over both to
@@ -23,10 +25,15 @@ start-up (a load generator playing faster than real time would otherwise be half
 client has connected), and once it has ended and every subscriber has left, the next subscription
 starts it over: one render serves one client run after another, each from the beginning.
 
-A reader that falls more than :data:`HOLD_BYTES` behind holds the playback instead of being
-disconnected: at a speed above what a client can take, the delivered rate is the client's, and
-:attr:`Playback.held_s` says for how long the timeline waited (0 when the client kept up). When the
-timeline ends the streams go quiet (the connections stay open).
+Backpressure is per connection: one whose transport holds more than :data:`HOLD_BYTES` unsent is
+sent nothing more until it drains, rather than being disconnected, and only it waits: the clock
+and every other connection go on. At a speed above what a client can take, each connection is
+sent as fast as its own reader takes it, its frames in timeline order (so each symbol's are in
+order), and :attr:`Playback.held_s` says for how long the most held one waited (0 when every
+reader kept up). A REST snapshot reads the book where the connection carrying the symbol's depth
+stream is, so a held connection's books sync by the usual rules. A new connection starts at the
+clock, as on the live market; a stream subscribed later starts at its connection's position. When
+the timeline ends the streams go quiet (the connections stay open).
 
 Not available with pre-rendering: listing changes, faults and chaos (they act on the live hub),
 kline/ticker/mark-price channels, and depth speeds other than 100 ms.
@@ -42,7 +49,9 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from tickpath.clock import VirtualClock, run_virtual
 from tickpath.errors import UnknownSymbolError
@@ -56,8 +65,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECORDED_KINDS = ("depth@100ms", "trade", "aggTrade", "bookTicker")
-HOLD_BYTES = 4 << 20  # a subscriber this far behind holds the playback
-_TICK_S = 0.005  # longest sleep between two looks at the timeline
+HOLD_BYTES = 4 << 20  # a reader this far behind (its transport's buffer) is sent nothing more until it drains
+RUN_BYTES = 1 << 20  # at most this much of one reader's due frames per write
+_TICK_S = 0.005  # longest sleep between two looks at the timeline (and at held readers)
 
 
 @dataclass
@@ -142,8 +152,32 @@ def render(hub: Hub, clock: VirtualClock, seconds: float) -> Timeline:
     return tl
 
 
+class _Reader:
+    """One subscriber's own cursor over the frames of its streams: ``idx`` are the timeline indices
+    of those frames from ``pos_g`` on, in send order, ``k`` the next one to send."""
+
+    __slots__ = ("cum", "held_s", "held_since", "idx", "k", "pos_g", "sent", "stale", "streams", "sub")
+
+    def __init__(self, sub: Subscriber, pos_g: int) -> None:
+        self.sub = sub
+        self.streams: set[str] = set()
+        self.idx: np.ndarray[Any, np.dtype[np.int64]] = np.zeros(0, np.int64)
+        self.cum: np.ndarray[Any, np.dtype[np.int64]] = np.zeros(0, np.int64)  # bytes up to idx[i]
+        self.k = 0
+        self.pos_g = pos_g  # every frame of its streams before this timeline index is sent (or predates it)
+        self.stale = True  # its streams changed: idx is rebuilt from pos_g before the next write
+        self.held_s = 0.0  # loop time it had due frames it could not take (over HOLD_BYTES behind)
+        self.held_since: float | None = None
+        self.sent = 0  # frames sent to it
+
+    def pending(self, g: int) -> bool:
+        """Frames of its streams due (timeline index below ``g``) and not sent yet."""
+        return self.k < len(self.idx) and int(self.idx[self.k]) < g
+
+
 class Playback:
-    """Serves one venue's :class:`Timeline` to the subscribers of its (rendered) hub."""
+    """Serves one venue's :class:`Timeline` to the subscribers of its (rendered) hub, each
+    connection from a cursor of its own (a slow reader holds only itself)."""
 
     def __init__(
         self, hub: Hub, timeline: Timeline, speed: float = 1.0, *, wait: bool = False, warmup_s: float = 0.0
@@ -155,11 +189,19 @@ class Playback:
         self.wait = wait  # the timeline starts at the first subscription instead of run()'s start
         self.contexts: list[ListenerContext] = []  # listeners whose clock follows the timeline
         self._subscribed = asyncio.Event()
-        self.position = 0.0  # seconds of the timeline played so far
-        self.held_s = 0.0  # time the timeline waited for slow readers
-        self.sent = 0  # timeline frames played (each to however many subscribers)
+        self.due = 0.0  # seconds of the timeline due by the clock
+        self._g = 0  # frames of the timeline due by the clock (index of the first one not due)
+        self.sent = 0  # timeline frames due so far (each sent to its streams' readers)
         self.plays = 0  # times the timeline started over (``wait`` only)
         self.started_at: float | None = None  # loop time the timeline's 0 maps to (default: run()'s start)
+        self._readers: dict[Subscriber, _Reader] = {}
+        self._gone_held = 0.0  # the longest hold of a reader that has left (this play)
+        self._looked = 0.0  # loop time of the last look at the readers
+        self._times = np.frombuffer(timeline.times, dtype=np.float64) if timeline.times else np.zeros(0)
+        self._frames = np.empty(len(timeline.frames), dtype=object)
+        self._frames[:] = timeline.frames
+        self._lens = np.fromiter(map(len, timeline.frames), np.int64, len(timeline.frames))
+        self._of_stream = _index_streams(timeline.names)
 
     # ---- the source interface of sim/ws.py ------------------------------------------------------
     def validate(self, name: str) -> None:
@@ -169,20 +211,65 @@ class Playback:
 
     def subscribe(self, sub: Subscriber, name: str) -> None:
         self.hub.subscribe(sub, name)
+        r = self._readers.get(sub)
+        if r is None:  # a new connection starts where the clock is, as on the live market
+            r = self._readers[sub] = _Reader(sub, self._g)
+        r.streams.add(name)
+        r.stale = True
         self._subscribed.set()
 
     def unsubscribe(self, sub: Subscriber, name: str) -> None:
         self.hub.unsubscribe(sub, name)
+        r = self._readers.get(sub)
+        if r is not None and name in r.streams:
+            r.streams.discard(name)
+            r.stale = True
 
     def drop_subscriber(self, sub: Subscriber) -> None:
         self.hub.drop_subscriber(sub)
+        r = self._readers.pop(sub, None)
+        if r is not None:
+            since = r.held_since
+            self._gone_held = max(self._gone_held, r.held_s + (self._looked - since if since is not None else 0.0))
+
+    # ---- where the readers are ------------------------------------------------------------------
+    def _reader_position(self, r: _Reader) -> float:
+        """Seconds of the timeline this reader has been sent (all of it up to the clock if caught up)."""
+        if r.pending(self._g):
+            return float(self._times[int(r.idx[r.k])]) - 1e-9  # just short of its next unsent frame
+        return self.due
+
+    @property
+    def position(self) -> float:
+        """Seconds of the timeline every reader has been sent (the slowest reader's position)."""
+        return min((self._reader_position(r) for r in self._readers.values()), default=self.due)
+
+    @property
+    def held_s(self) -> float:
+        """The longest time one reader of this play had due frames it could not take (a hold under
+        way counted to the last look)."""
+        now = self._looked
+        held = [r.held_s + (now - r.held_since if r.held_since is not None else 0.0) for r in self._readers.values()]
+        return max([*held, self._gone_held])
+
+    def reader_stats(self, sub: Subscriber) -> tuple[int, int]:
+        """(frames sent, frames of its streams due by the clock) of one connection."""
+        r = self._readers[sub]
+        return r.sent, r.sent + int(np.searchsorted(r.idx, self._g, "left")) - r.k
 
     # ---- REST -----------------------------------------------------------------------------------
     def uid_now(self, symbol: str) -> int:
-        """The symbol's update id at the playback's position (what a live snapshot would read)."""
+        """The symbol's update id where its depth stream's reader is (what a live snapshot would read
+        when its diffs arrive), or at the clock when nobody reads it."""
         steps = self.tl.steps.get(symbol)
         base = self.tl.base_uid.get(symbol, 0)
-        return base + (bisect_right(steps, self.position) if steps is not None else 0)
+        if steps is None:
+            return base
+        lower = symbol.lower()
+        names = self.hub._depth_names(lower, 100) if 100 in self.hub.speeds else ()
+        readers = [self._readers[s] for n in names for s in self.hub.subs.get(n, ()) if s in self._readers]
+        at = max((self._reader_position(r) for r in readers), default=self.due)
+        return base + bisect_right(steps, at)
 
     # ---- playing --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -205,62 +292,101 @@ class Playback:
                     return
                 while self.hub.subs:  # the clients of this play are still connected
                     await asyncio.sleep(0.05)
-                self._subscribed.clear()
-                self.position = self.held_s = 0.0
-                self.plays += 1
+                self._restart()
         except asyncio.CancelledError:
             log_event(log, logging.INFO, "sim_playback_stopped", venue=self.hub.venue, frames=self.sent)
             raise
 
+    def _restart(self) -> None:
+        self._subscribed.clear()
+        self.due, self._g, self._gone_held = 0.0, 0, 0.0
+        for r in self._readers.values():  # connected, with nothing subscribed: from the start again
+            r.pos_g, r.stale, r.held_s, r.held_since, r.sent = 0, True, 0.0, None, 0
+        self.plays += 1
+
     async def _play(self, start: float) -> None:
         loop = asyncio.get_running_loop()
-        times, n, i = self.tl.times, len(self.tl.times), 0
+        times, n = self.tl.times, len(self.tl.times)
         warm, speed = self.warmup_s, self.speed
-        while i < n:
-            elapsed = loop.time() - start - self.held_s
-            self.position = pos = elapsed if elapsed < warm else warm + (elapsed - warm) * speed
-            j = bisect_right(times, pos + 1e-9, i)  # woken at a frame's due time, pos can fall a hair short
-            if j > i:
-                touched = self._deliver(i, j)
-                i = j
-                if await self._hold_for(touched):
-                    continue
-            if i < n:
-                t = times[i]
-                due = start + self.held_s + (t if t < warm else warm + (t - warm) / speed)
-                # never sleep(0) here: in virtual time that spins with time standing still
-                await asyncio.sleep(min(max(due - loop.time(), 1e-4), _TICK_S))
-        self.position = times[-1] if n else 0.0
+        while True:
+            elapsed = loop.time() - start
+            self.due = elapsed if elapsed < warm else warm + (elapsed - warm) * speed
+            if self._g < n:  # woken at a frame's due time, the clock can fall a hair short
+                self._g = bisect_right(times, self.due + 1e-9, self._g)
+                self.sent = self._g
+            waiting = self._serve(loop.time())
+            if self._g >= n:
+                self.due = times[-1] if n else 0.0
+                if not waiting:
+                    return
+            wait = _TICK_S
+            if not waiting and self._g < n:
+                t = times[self._g]
+                due = start + (t if t < warm else warm + (t - warm) / speed)
+                wait = min(due - loop.time(), _TICK_S)
+            # never sleep(0) here: in virtual time that spins with time standing still
+            await asyncio.sleep(max(wait, 1e-4))
 
-    def _deliver(self, i: int, j: int) -> set[Subscriber]:
-        """Frames ``i`` to ``j - 1`` to their streams' subscribers; returns the subscribers written to."""
-        hub, names, frames = self.hub, self.tl.names, self.tl.frames
-        subs_of, dirty = hub.subs, hub.dirty
-        sent = 0
-        for k in range(i, j):
-            subs = subs_of.get(names[k])
-            if not subs:
+    def _serve(self, now: float) -> bool:
+        """Send every reader the frames now due to it, as far as its own backlog allows; True while
+        one of them still has due frames it could not take (it is held; the others are not)."""
+        waiting = False
+        self._looked = now
+        for r in self._readers.values():
+            if r.stale:
+                self._rebuild(r)
+            if not r.pending(self._g):
+                r.pos_g = self._g
                 continue
-            frame = frames[k]
-            for sub in subs:
-                sub.push(frame if sub.combined else _raw(frame, names[k]))
-                dirty.add(sub)
-            sent += len(subs)
-        self.sent += j - i
-        hub.frames_sent += sent
-        touched = hub.dirty
-        hub.flush()  # swaps in a new dirty set
-        return touched
+            while r.pending(self._g) and _backlog(r.sub) <= HOLD_BYTES:
+                self._send_run(r)
+            if r.pending(self._g):
+                waiting = True
+                if r.held_since is None:
+                    r.held_since = now
+            elif r.held_since is not None:
+                r.held_s += now - r.held_since
+                r.held_since = None
+        return waiting
 
-    async def _hold_for(self, subs: set[Subscriber]) -> bool:
-        """Wait while one of ``subs`` has more than HOLD_BYTES unsent; True if the playback waited."""
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        while any(_backlog(s) > HOLD_BYTES for s in subs):
-            await asyncio.sleep(0.001)
-        waited = loop.time() - began
-        self.held_s += waited
-        return waited > 0
+    def _rebuild(self, r: _Reader) -> None:
+        """The reader's frames from ``pos_g`` on: its streams' frame indices merged in send order."""
+        parts = [a[np.searchsorted(a, r.pos_g) :] for name in r.streams if (a := self._of_stream.get(name)) is not None]
+        r.idx = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        r.cum = np.cumsum(self._lens[r.idx])
+        r.k, r.stale = 0, False
+
+    def _send_run(self, r: _Reader) -> None:
+        """The reader's next due frames, at most about RUN_BYTES, as one write."""
+        k = r.k
+        j = int(np.searchsorted(r.idx, self._g, "left"))  # frames with index below _g are due
+        if j - k > 1:
+            budget = (int(r.cum[k - 1]) if k else 0) + RUN_BYTES
+            j = max(k + 1, min(j, int(np.searchsorted(r.cum, budget, "right"))))
+        chosen = r.idx[k:j]
+        frames: list[bytes] = self._frames[chosen].tolist()
+        sub = r.sub
+        if not sub.combined:  # /ws/<stream> readers: the data member cut out, frame by frame
+            names = self.tl.names
+            frames = [_raw(f, names[i]) for f, i in zip(frames, chosen.tolist(), strict=True)]
+        sub.push(b"".join(frames) if len(frames) > 1 else frames[0])
+        sub.flush()
+        self.hub.frames_sent += j - k
+        r.sent += j - k
+        r.k = j
+        r.pos_g = int(chosen[-1]) + 1
+
+
+def _index_streams(names: list[str]) -> dict[str, np.ndarray[Any, np.dtype[np.int64]]]:
+    """Per stream, the timeline indices of its frames (ascending)."""
+    of: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        lst = of.get(name)
+        if lst is None:
+            of[name] = [i]
+        else:
+            lst.append(i)
+    return {name: np.array(lst, dtype=np.int64) for name, lst in of.items()}
 
 
 def _backlog(sub: Subscriber) -> int:

@@ -1,0 +1,182 @@
+"""``sim --prerender``: each connection is played from its own cursor, paced by its own reader.
+
+Virtual time (tests/virtual_time.py) with real sockets: a reader that takes nothing is held at
+its transport's high-water mark while another connection of the same playback is sent its whole
+share at the timeline's pace; both get every frame of their streams, byte for byte and in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import os
+import socket
+from typing import Any
+
+import pytest
+
+from tests.virtual_time import virtual_time
+from tickpath.clock import VirtualClock
+from tickpath.sim import SimConfig, Simulator, payloads
+from tickpath.sim import prerender as prerender_mod
+from tickpath.sim.prerender import Playback, Timeline
+
+_KINDS = ("depth@100ms", "trade", "bookTicker")
+
+
+async def _raw_ws(url: str, path: str, rcvbuf: int | None = None) -> tuple[socket.socket, bytes]:
+    """A WebSocket opened by hand on a bare socket: nothing reads it until the test does (a stream
+    reader would drain it eagerly). Returns the socket and the bytes that came after the upgrade."""
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    sock = socket.socket()
+    if rcvbuf is not None:  # a small fixed receive buffer: the kernel holds little for a reader that stalls
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    await loop.sock_sendall(
+        sock,
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode(),
+    )
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += await loop.sock_recv(sock, 1 << 16)
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    assert b" 101 " in head.split(b"\r\n", 1)[0], head
+    return sock, rest
+
+
+def _split(data: bytes) -> list[bytes]:
+    """Whole frames (header included); fails on a frame cut short."""
+    out, pos = [], 0
+    while pos < len(data):
+        n, head = data[pos + 1] & 0x7F, 2
+        if n == 126:
+            n, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
+        elif n == 127:
+            n, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
+        assert pos + head + n <= len(data), f"frame cut at byte {pos}"
+        out.append(data[pos : pos + head + n])
+        pos += head + n
+    return out
+
+
+def _expected(tl: Timeline, streams: set[str]) -> list[bytes]:
+    return [f for f, name in zip(tl.frames, tl.names, strict=True) if name in streams]
+
+
+async def _read_frames(sock: socket.socket, rest: bytes, nbytes: int) -> list[bytes]:
+    """The text frames of the next ``nbytes`` (``rest`` first)."""
+    chunks, got = [rest], len(rest)
+    while got < nbytes:
+        b = await asyncio.get_running_loop().sock_recv(sock, 1 << 16)
+        assert b, "connection closed"
+        chunks.append(b)
+        got += len(b)
+    return [f for f in _split(b"".join(chunks)) if f[0] & 0x0F == 0x1]
+
+
+def _conn(sim: Simulator, path_part: str) -> Any:
+    return next(c for c in sim._conns[("spot", "local")] if path_part in c.path)
+
+
+@virtual_time
+async def test_a_reader_that_takes_nothing_does_not_hold_another(
+    virtual_clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 50x, one connection's reader stalls: it is held at the high-water mark (sent only part of
+    its share) while the other is sent all of its share by the time the timeline has played, as
+    fast as the clock says, not gated by the stalled one. Then the stalled one reads: it gets the
+    rest, every frame of its streams in order, and its snapshot (taken while held) syncs with them."""
+    monkeypatch.setattr(prerender_mod, "HOLD_BYTES", 16 << 10)
+    monkeypatch.setattr(prerender_mod, "RUN_BYTES", 4 << 10)  # several writes per look
+    cfg = SimConfig(
+        venues=("spot",), universe="binance", universe_size=30, rate=40.0, book_levels=40, seed=3,
+        prerender_s=20.0, prerender_speed=50.0, prerender_wait=True,
+    )  # fmt: skip
+    async with Simulator(cfg, clock=virtual_clock) as sim:
+        pb = sim.playbacks["spot"]
+        symbols = sorted(pb.hub.markets)
+        shares = [{f"{s.lower()}@{k}" for s in symbols[i::2] for k in _KINDS} for i in (0, 1)]
+        expected = [_expected(pb.tl, share) for share in shares]
+        sizes = [sum(map(len, e)) for e in expected]
+        assert min(sizes) > 1 << 20  # far more than the high-water mark and the kernel's buffers
+        ep = sim.endpoint("spot")
+        paths = ["/stream?streams=" + "/".join(sorted(share)) for share in shares]
+        slow, slow_rest = await _raw_ws(ep.ws_url, paths[1], rcvbuf=8192)
+        fast, fast_rest = await _raw_ws(ep.ws_url, paths[0])
+        assert pb.sent == 0  # both subscribed before the first frame was due
+        slow_conn = _conn(sim, paths[1][:60])
+        # small fixed kernel buffers on the stalled path (autotuning would absorb megabytes)
+        slow_conn.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        got_fast = await asyncio.wait_for(_read_frames(fast, fast_rest, sizes[0]), 30.0)
+        took = loop.time() - t0
+        assert got_fast == expected[0]
+        assert took <= pb.tl.times[-1] / 50.0 + 0.05  # at the timeline's pace: the stalled reader held nothing
+        sent, due = pb.reader_stats(slow_conn)
+        assert due == len(expected[1]) and sent < due // 4  # held at the mark: most of its share waits
+        assert pb.held_s > 0 and pb.position < pb.tl.times[-1]
+        symbol = symbols[1]
+        snap_uid = pb.uid_now(symbol)  # what a REST snapshot reads for a symbol of the held reader
+        assert snap_uid < pb.tl.base_uid[symbol] + len(pb.tl.steps[symbol])
+        got_slow = await asyncio.wait_for(_read_frames(slow, slow_rest, sizes[1]), 30.0)
+        assert got_slow == expected[1]
+        await asyncio.sleep(0.05)
+        assert pb.position == pb.tl.times[-1]
+        _assert_syncs(got_slow, symbol.lower(), snap_uid)
+        for sock in (slow, fast):
+            sock.close()
+
+
+def _assert_syncs(frames: list[bytes], lower: str, snap_uid: int) -> None:
+    """A depth diff of ``lower`` on the connection bridges the snapshot (U <= id + 1 <= u)."""
+    import orjson
+
+    diffs = []
+    for f in frames:
+        head = 2 if f[1] & 0x7F < 126 else 4 if f[1] & 0x7F == 126 else 10
+        msg = orjson.loads(f[head:])
+        if msg["stream"] == f"{lower}@depth@100ms":
+            diffs.append((msg["data"]["U"], msg["data"]["u"]))
+    assert any(first <= snap_uid + 1 <= last for first, last in diffs), (snap_uid, diffs[:5])
+    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(diffs))  # in order, no gap
+
+
+@virtual_time
+async def test_a_stream_subscribed_later_starts_where_its_connection_is(virtual_clock: VirtualClock) -> None:
+    """SUBSCRIBE on a connection adds that stream's frames from the connection's own position on,
+    merged in timeline order with what it already reads: the connection's frames stay in order."""
+    cfg = SimConfig(
+        venues=("spot",), universe="binance", universe_size=6, rate=20.0, book_levels=40, seed=4,
+        prerender_s=4.0, prerender_speed=1.0, prerender_wait=True,
+    )  # fmt: skip
+    async with Simulator(cfg, clock=virtual_clock) as sim:
+        pb: Playback = sim.playbacks["spot"]
+        a, b = sorted(pb.hub.markets)[:2]
+        first = {f"{a.lower()}@{k}" for k in _KINDS}
+        later = f"{b.lower()}@depth@100ms"
+        sock, rest = await _raw_ws(sim.endpoint("spot").ws_url, "/stream?streams=" + "/".join(sorted(first)))
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(2.0)
+        at = pb.sent  # frames of the timeline due when the SUBSCRIBE arrives
+        body = b'{"method":"SUBSCRIBE","params":["' + later.encode() + b'"],"id":1}'
+        await loop.sock_sendall(sock, bytes([0x81, 0x80 | len(body)]) + b"\0\0\0\0" + body)  # a zero mask
+        await asyncio.sleep(3.0)
+        want = [
+            f
+            for i, (f, name) in enumerate(zip(pb.tl.frames, pb.tl.names, strict=True))
+            if name in first or (name == later and i >= at)
+        ]
+        reply = payloads.ws_frame(b'{"result":null,"id":1}')
+        data = rest
+        while len(data) < sum(map(len, want)) + len(reply):
+            data += await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), 5.0)
+        got = [f for f in _split(data) if f[0] & 0x0F == 0x1]
+        assert got.count(reply) == 1 and [f for f in got if f != reply] == want
+        assert any(later.encode() in f[:40] for f in want)
+        sock.close()
