@@ -8,6 +8,7 @@ the event time plus ~20 ms (clocks in sync unless ``clock_offset_ms`` is set).
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ import duckdb
 import msgspec
 
 from tickpath import tables
+from tickpath.dq.duckdb_runner import DuckDBEngine
+from tickpath.dq.run import DqConfig, DqReport, run_dq
 from tickpath.events import BookDelta, BookReset, BookSnapshot, Event, Ticker, Trade
 
 T0_MS = 1_700_000_000_000
@@ -318,6 +321,29 @@ def make_store(path: str, seconds: float = 70.0, defects: Defects | None = None)
 
 
 WINDOW = (T0_MS * 1_000_000 - 10_000_000_000, T0_MS * 1_000_000 + 200_000_000_000)
+
+
+def shared_store(defects: Defects | None = None) -> duckdb.DuckDBPyConnection:
+    """The 70 s store of ``defects`` in memory, built once per test process, for tests that only
+    read it: dq's checks only read (their shared l2 pass is a temp table they drop). A test that
+    changes its store builds its own with :func:`make_store`."""
+    return _shared_store(defects or Defects())
+
+
+@functools.cache
+def _shared_store(defects: Defects) -> duckdb.DuckDBPyConnection:
+    return make_store(":memory:", defects=defects)
+
+
+def shared_report(defects: Defects | None = None) -> DqReport:
+    """Every check over :data:`WINDOW` with the default thresholds on :func:`shared_store`, judged
+    once per test process (a report is only read)."""
+    return _shared_report(defects or Defects())
+
+
+@functools.cache
+def _shared_report(defects: Defects) -> DqReport:
+    return run_dq(DqConfig(since_ns=WINDOW[0], until_ns=WINDOW[1]), DuckDBEngine(connection=_shared_store(defects)))
 
 
 KILLED_AT_S = 40.0

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import functools
-
 import duckdb
 import pytest
 
-from tests.dq.market import WINDOW, Defects, make_store
+from tests.dq.market import WINDOW, Defects, shared_report, shared_store
 from tickpath.dq.checks import CHECKS, Thresholds
 from tickpath.dq.duckdb_runner import DuckDBEngine
 from tickpath.dq.run import DqConfig, DqReport, run_dq
 from tickpath.errors import ConfigError
 
 
-@functools.cache
-def _cached(defects: Defects) -> DqReport:
-    con = make_store(":memory:", defects=defects)
-    return run_dq(DqConfig(since_ns=WINDOW[0], until_ns=WINDOW[1]), DuckDBEngine(connection=con))
-
-
 def run(defects: Defects | None = None, **kw: object) -> DqReport:
     if not kw:
-        return _cached(defects or Defects())  # the same store judged the same way: build it once
-    con = make_store(":memory:", defects=defects)
+        return shared_report(defects)  # the same store judged the same way: once per process
+    con = shared_store(defects)
     return run_dq(DqConfig(since_ns=WINDOW[0], until_ns=WINDOW[1], **kw), DuckDBEngine(connection=con))  # type: ignore[arg-type]
 
 
@@ -116,7 +108,7 @@ def test_recorded_clock_offset_corrects_latency() -> None:
 
 def test_latency_counts_messages_not_levels() -> None:
     """Latency counts one value per message: the count equals the rows with an event time."""
-    con = make_store(":memory:")
+    con = shared_store()
     report = run_dq(DqConfig(since_ns=WINDOW[0], until_ns=WINDOW[1], checks=("latency",)), DuckDBEngine(connection=con))
     expected = sum(
         con.execute(q).fetchone()[0]
@@ -147,7 +139,7 @@ def test_quiet_market_is_not_a_stall() -> None:
 
 def test_empty_window_is_an_error_not_a_pass() -> None:
     """A window without rows raises ConfigError naming the window, rather than passing vacuously."""
-    con = make_store(":memory:")
+    con = shared_store()
     with pytest.raises(ConfigError, match="no trades, tickers or l2 rows"):
         run_dq(DqConfig(since_ns=1, until_ns=2), DuckDBEngine(connection=con))
 

@@ -10,7 +10,16 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.dq.market import KILLED_AT_S, T0_MS, WINDOW, Defects, build_events, killed_store, make_store
+from tests.dq.market import (
+    KILLED_AT_S,
+    T0_MS,
+    WINDOW,
+    Defects,
+    build_events,
+    killed_store,
+    shared_report,
+    shared_store,
+)
 from tickpath.dq.checks import CheckResult, Thresholds
 from tickpath.dq.duckdb_runner import DuckDBEngine
 from tickpath.dq.run import DqConfig, DqReport, run_dq
@@ -18,8 +27,18 @@ from tickpath.errors import ConfigError
 
 
 def _run(defects: Defects, th: Thresholds | None = None, engine: DuckDBEngine | None = None) -> DqReport:
-    engine = engine or DuckDBEngine(connection=make_store(":memory:", defects=defects))
+    """Every check (what ``_failing`` and ``report.ok`` need)."""
+    if th is None and engine is None:
+        return shared_report(defects)
+    engine = engine or DuckDBEngine(connection=shared_store(defects))
     return run_dq(DqConfig(since_ns=WINDOW[0], until_ns=WINDOW[1], thresholds=th or Thresholds()), engine)
+
+
+def _fresh(defects: Defects, th: Thresholds | None = None, engine: DuckDBEngine | None = None) -> CheckResult:
+    """The freshness check alone, for assertions on it only (each check's rows are its own query)."""
+    engine = engine or DuckDBEngine(connection=shared_store(defects))
+    config = DqConfig(since_ns=WINDOW[0], until_ns=WINDOW[1], thresholds=th or Thresholds(), checks=("freshness",))
+    return _check(run_dq(config, engine))
 
 
 def _check(report: DqReport, name: str = "freshness") -> CheckResult:
@@ -59,22 +78,22 @@ def test_dead_stream_limits_per_channel_venue_and_cadence() -> None:
     """A venue's own limit overrides the channel's; a limit of many own cadences lets a stream whose
     messages are that sparse be silent that long."""
     defects = Defects(dead_channel="trades", dead_at_s=5)
-    by_venue = _check(_run(defects, Thresholds(dead_after_s={"trades": 60, "futures/trades": 100})))
+    by_venue = _fresh(defects, Thresholds(dead_after_s={"trades": 60, "futures/trades": 100}))
     assert {f["venue"] for f in by_venue.findings} == {"spot"}
     assert {m["venue"]: m["limit_s"] for m in by_venue.metrics if m["kind"] == "dead" and m["channel"] == "trades"} == {
         "futures": 100,
         "spot": 60,
     }
     # trades came every ~0.2 s before they died: 1000 such intervals exceed the 65 s silence
-    assert _check(_run(defects, Thresholds(dead_after_cadences=1000))).ok
-    assert not _check(_run(defects, Thresholds(dead_after_cadences=100))).ok
+    assert _fresh(defects, Thresholds(dead_after_cadences=1000)).ok
+    assert not _fresh(defects, Thresholds(dead_after_cadences=100)).ok
 
 
 def test_a_dead_stream_is_judged_against_the_busy_share() -> None:
     """Busy seconds are evidence: asking for more than the symbol had turns the finding off."""
     defects = Defects(dead_channel="ticker", dead_at_s=5)
-    assert not _check(_run(defects)).ok
-    assert _check(_run(defects, Thresholds(min_busy_share=1.0))).ok  # not *every* second had messages
+    assert not _fresh(defects).ok
+    assert _fresh(defects, Thresholds(min_busy_share=1.0)).ok  # not *every* second had messages
 
 
 def test_a_frozen_ticker_fails_freshness_only() -> None:
@@ -92,11 +111,11 @@ def test_a_frozen_ticker_fails_freshness_only() -> None:
 def test_a_short_freeze_passes_the_default_and_fails_a_stricter_limit() -> None:
     """20 s of unchanged tickers is within the default minute, and over a 10 s limit."""
     defects = Defects(frozen_at_s=20, frozen_s=20)
-    assert _check(_run(defects)).ok
-    strict = _check(_run(defects, Thresholds(frozen_after_s={"ticker": 10})))
+    assert _fresh(defects).ok
+    strict = _fresh(defects, Thresholds(frozen_after_s={"ticker": 10}))
     assert {f["issue"] for f in strict.findings} == {"frozen_stream"}
     assert all(18 <= f["longest_s"] <= 21 for f in strict.findings)
-    assert _check(_run(defects, Thresholds(frozen_after_s={"ticker": 10}, frozen_min_frames=10**6))).ok
+    assert _fresh(defects, Thresholds(frozen_after_s={"ticker": 10}, frozen_min_frames=10**6)).ok
 
 
 @pytest.mark.parametrize(
@@ -143,7 +162,7 @@ def test_an_open_session_that_may_still_run_is_judged_to_the_window_end(tmp_path
     killed_store(str(db))
     engine = DuckDBEngine(connection=duckdb.connect(str(db), read_only=True))
     assert not engine.writer_gone
-    fresh = _check(_run(Defects(), engine=engine))
+    fresh = _fresh(Defects(), engine=engine)
     assert not fresh.ok and "session_silence" in {f["issue"] for f in fresh.findings}
     assert fresh.notes and all("still running, or it died" in n["detail"] for n in fresh.notes)
 
