@@ -11,42 +11,15 @@
 #include <string_view>
 #include <vector>
 
-#include "../../../native/book.hpp"
 #include "../../../native/json.hpp"
-#include "events.hpp"
+#include "fast.hpp"
+#include "frame.hpp"
 
 namespace tp::binance {
 
 using json::Error;
 using json::Reader;
 using json::Str;
-
-enum class Kind : uint8_t { NONE, DEPTH, AGG_TRADE, TRADE, BOOK_TICKER, CONTROL, UNKNOWN };
-
-struct Frame {
-  Kind kind = Kind::NONE;
-  int64_t E = NO_INT, T = NO_INT;
-  std::string_view s;
-  // depth
-  int64_t U = 0, u = 0, pu = NO_INT;
-  std::vector<LevelUpdate> b, a;
-  bool levels_valid = true;
-  // trades (id is `a` of an aggTrade, `t` of a trade) and tickers (`u`, and b B a A as strings)
-  int64_t id = 0, f = NO_INT, l = NO_INT;
-  bool m = false;
-  std::string_view str[4];  // trade: p q; ticker: b B a A
-  std::string own[5];       // unescaped copies: [0] symbol, [1..4] str[0..3]
-  std::string scratch;
-  std::string unknown_kind;  // the kind named by an unknown stream or event type
-
-  void reset() {
-    kind = Kind::NONE;
-    E = T = pu = f = l = NO_INT;
-    b.clear();
-    a.clear();
-    levels_valid = true;
-  }
-};
 
 // The stream kind of a stream name: btcusdt@depth@100ms -> depth, x@kline_1m -> kline (parse.stream_kind).
 // All-market names map by parse._ALL_MARKET (!miniTicker@arr -> miniTickerArr); others as spelled.
@@ -111,7 +84,11 @@ class Decoder {
       std::string_view name(p + PL, len);
       std::string_view kind = stream_kind(name);
       Kind k = kind_of_stream(kind);
-      if (k != Kind::UNKNOWN) return enveloped(p, n, k, f);
+      if (k != Kind::UNKNOWN) {
+        if (q != nullptr && fast::enveloped(p, n, p + PL, q, k, f)) return Error::OK;
+        f.reset();  // what the fast path read is forgotten: the general reader starts from nothing
+        return enveloped(p, n, k, f);
+      }
       if (is_channel_kind(kind)) {  // a kline, ticker, ...: the processor decodes it (HANDOFF)
         f.kind = Kind::UNKNOWN;
         return Error::OK;
@@ -122,6 +99,11 @@ class Decoder {
     if (i < n && p[i] == '[') {  // a raw all-market array (/ws/!miniTicker@arr): not the core's
       f.kind = Kind::UNKNOWN;
       return Error::OK;
+    }
+    static constexpr char RAW[] = "{\"e\":\"";
+    if (n >= sizeof(RAW) - 1 && std::memcmp(p, RAW, sizeof(RAW) - 1) == 0) {
+      if (fast::raw(p, n, f)) return Error::OK;
+      f.reset();
     }
     return general(p, n, f);
   }
