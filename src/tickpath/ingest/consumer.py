@@ -532,10 +532,7 @@ async def _consume(
     try:
         while config.max_messages is None or fetched < config.max_messages:
             stop_if_cancelled()
-            want = config.batch
-            if config.max_messages is not None:
-                want = min(want, config.max_messages - fetched)
-            msgs = await _fetch(puller, want, config.fetch_timeout_s)
+            msgs = await _fetch(puller, _want(config, fetched), config.fetch_timeout_s)
             stop_if_cancelled()  # the fetched batch is not committed, so it is redelivered
             now = _seconds(clock)
             if msgs or puller.answered:
@@ -562,6 +559,11 @@ async def _consume(
             await _despite_cancel(committing)
             if not committing.cancelled() and committing.exception() is not None:
                 raise committing.exception()  # type: ignore[misc]
+
+
+def _want(config: IngestConfig, fetched: int) -> int:
+    """The next fetch's size: a batch, or what is left of --max-messages."""
+    return config.batch if config.max_messages is None else min(config.batch, config.max_messages - fetched)
 
 
 async def _fetch(puller: _Puller, want: int, timeout_s: float) -> list[Any]:
