@@ -57,6 +57,17 @@ async def _feed_run(
     return since, clock.wall_ns() + 10**9
 
 
+_CLEAN: list[tuple[Path, tuple[int, int]]] = []
+
+
+async def _clean_run(clock: VirtualClock, tmp: pytest.TempPathFactory) -> tuple[Path, tuple[int, int]]:
+    """The fault-free run (seeded, in virtual time) that both clean-run tests judge, made once."""
+    if not _CLEAN:
+        db = tmp.mktemp("clean") / "t.duckdb"
+        _CLEAN.append((db, await _feed_run(clock, db)))
+    return _CLEAN[0]
+
+
 def _dq(db: Path, window: tuple[int, int], **limits: object) -> DqReport:
     con = duckdb.connect(str(db), read_only=True)
     # Short runs: judge completeness on any minute with a little activity.
@@ -78,10 +89,12 @@ def _failing(report: DqReport) -> set[str]:
 
 
 @virtual_time
-async def test_clean_simulator_run_passes_every_check(virtual_clock: VirtualClock, tmp_path: Path) -> None:
+async def test_clean_simulator_run_passes_every_check(
+    virtual_clock: VirtualClock, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """A fault-free feed run from the simulator passes all five checks with corrected latency."""
-    window = await _feed_run(virtual_clock, tmp_path / "t.duckdb")
-    report = _dq(tmp_path / "t.duckdb", window)
+    db, window = await _clean_run(virtual_clock, tmp_path_factory)
+    report = _dq(db, window)
     assert _failing(report) == set(), [r.findings[:3] for r in report.results if not r.ok]
     lat = next(r for r in report.results if r.name == "latency")
     assert {m["clock"] for m in lat.metrics} == {"corrected"}
@@ -127,10 +140,12 @@ async def test_simulator_stall_fails_freshness(virtual_clock: VirtualClock, tmp_
 
 
 @virtual_time
-async def test_simulator_short_limits_pass_a_clean_run(virtual_clock: VirtualClock, tmp_path: Path) -> None:
+async def test_simulator_short_limits_pass_a_clean_run(
+    virtual_clock: VirtualClock, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """The second-scale limits the fault tests use find nothing dead or frozen in a clean run."""
-    window = await _feed_run(virtual_clock, tmp_path / "t.duckdb")
-    report = _dq(tmp_path / "t.duckdb", window, **SHORT)
+    db, window = await _clean_run(virtual_clock, tmp_path_factory)
+    report = _dq(db, window, **SHORT)
     assert _failing(report) == set(), [r.findings[:3] for r in report.results if not r.ok]
 
 
