@@ -68,7 +68,8 @@ def test_two_hundred_symbols_sync_within_a_low_weight_budget_with_no_429(tmp_pat
     sim_cfg = SimConfig(
         venues=("spot",), universe="binance", universe_size=200, rate=0.3, book_levels=40, weight_budget=500, seed=3
     )
-    feed, sim = _run(clock, sim_cfg, "all", 160.0, tmp_path, listing_poll_s=600.0)
+    # the wall minutes of the virtual clock open at 40 s and 100 s: the books all sync at ~101 s
+    feed, sim = _run(clock, sim_cfg, "all", 125.0, tmp_path, listing_poll_s=600.0)
     summary = feed.summary()
     startup = summary.engine["startup"]
     trading = [u.symbol for u in universe_symbols("binance", "spot", 3, size=200) if u.status == "TRADING"]
@@ -99,7 +100,7 @@ def test_listing_and_delisting_mid_run_are_followed(tmp_path: Path) -> None:
         seed=5,
         listings=(ListingEvent(40.0, "spot", "list", "NEWUSDT"), ListingEvent(40.0, "spot", "delist", gone)),
     )
-    feed, sim = _run(VirtualClock(), sim_cfg, "all", 90.0, tmp_path, listing_poll_s=10.0, drop_at_s=60.0)
+    feed, sim = _run(VirtualClock(), sim_cfg, "all", 75.0, tmp_path, listing_poll_s=10.0, drop_at_s=60.0)
     summary = feed.summary()
     listings = summary.engine["listings"]
     assert listings["added_symbols"] == ["NEWUSDT"] and listings["removed_symbols"] == [gone]
