@@ -100,7 +100,8 @@ def test_listing_and_delisting_mid_run_are_followed(tmp_path: Path) -> None:
         seed=5,
         listings=(ListingEvent(40.0, "spot", "list", "NEWUSDT"), ListingEvent(40.0, "spot", "delist", gone)),
     )
-    feed, sim = _run(VirtualClock(), sim_cfg, "all", 75.0, tmp_path, listing_poll_s=10.0, drop_at_s=60.0)
+    # after the drop at 60 s the 60 snapshots, one at a time, have every book synced again by ~73 s
+    feed, sim = _run(VirtualClock(), sim_cfg, "all", 85.0, tmp_path, listing_poll_s=10.0, drop_at_s=60.0)
     summary = feed.summary()
     listings = summary.engine["listings"]
     assert listings["added_symbols"] == ["NEWUSDT"] and listings["removed_symbols"] == [gone]
