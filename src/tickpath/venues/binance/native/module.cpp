@@ -111,6 +111,10 @@ class PyCore {
     if (busy) throw std::runtime_error("the native core is in use by another thread (a batch is running)");
   }
   Core& core() { return core_; }
+  // The batch entry's buffers, kept between calls: a call allocates nothing once they have grown.
+  std::vector<FrameView> batch_views;
+  std::vector<int64_t> batch_each;
+  std::vector<PyObject*> batch_refs;
 
   int on_frame(py::handle frame, int64_t receipt) {
     check_idle();
@@ -329,10 +333,12 @@ PyMethodDef FEEDER_DEF = {"feed", reinterpret_cast<PyCFunction>(reinterpret_cast
 constexpr const char* BATCHER = "tickpath.core.batcher";
 constexpr size_t GIL_RELEASE_MIN = 4;  // frames: below this a release and re-acquire costs more than it frees
 
-struct Held {  // strong references to a batch's frames for as long as it runs
-  std::vector<PyObject*> refs;
+struct Held {  // strong references to a batch's frames for as long as it runs (in a reused vector)
+  std::vector<PyObject*>& refs;
+  explicit Held(std::vector<PyObject*>& r) : refs(r) { refs.clear(); }
   ~Held() {
     for (PyObject* o : refs) Py_DECREF(o);
+    refs.clear();
   }
 };
 
@@ -389,11 +395,11 @@ bool batch_views(PyObject* const* items, size_t n, std::vector<FrameView>& views
 }
 
 // One chunk of a batch through the core, without the GIL when worth it; false with a Python error.
+// The caller holds the core busy for the whole call.
 bool run_chunk(PyCore* core, const std::vector<FrameView>& views, bool movable, const Receipts& receipts,
                BatchResult& r) {
   bool nomem = false;
   if (movable && views.size() >= GIL_RELEASE_MIN) {
-    core->busy = true;
     Py_BEGIN_ALLOW_THREADS
     try {
       r = on_frames(core->core(), views.data(), views.size(), receipts);
@@ -401,7 +407,6 @@ bool run_chunk(PyCore* core, const std::vector<FrameView>& views, bool movable, 
       nomem = true;
     }
     Py_END_ALLOW_THREADS
-    core->busy = false;
   } else {
     try {
       r = on_frames(core->core(), views.data(), views.size(), receipts);
@@ -414,8 +419,10 @@ bool run_chunk(PyCore* core, const std::vector<FrameView>& views, bool movable, 
 }
 
 // Frames are viewed, referenced and timed a chunk at a time: a batch that stops early (a handed-back
-// frame) has prepared no more than one chunk beyond it, so a list with many stops stays linear.
-constexpr size_t BATCH_CHUNK = 256;
+// frame) has prepared no more than one chunk beyond it, so a list with many stops stays linear. The
+// first chunk of a call is short and each next one twice as long: a stream with a frame to hand back
+// every few dozen (the capture mix's klines) prepared 256 frames per stop for a few dozen run.
+constexpr size_t BATCH_CHUNK = 256, FIRST_CHUNK = 16;
 
 PyObject* batcher_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 3) {
@@ -434,15 +441,22 @@ PyObject* batcher_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) 
   Py_ssize_t start_arg = PyLong_AsSsize_t(args[2]);
   if (start_arg == -1 && PyErr_Occurred()) return Py_DECREF(seq), nullptr;
   size_t at = start_arg < 0 ? 0 : std::min(size_t(start_arg), total);
-  std::vector<int64_t> each;
-  std::vector<FrameView> views;
-  views.reserve(std::min(total - at, BATCH_CHUNK));
+  // Busy from here to the end, not only while the GIL is released: the core's reused buffers below
+  // must not be re-entered by Python code this call may run (a receipt's __index__, a finalizer).
+  core->busy = true;
+  struct Busy {
+    bool& b;
+    ~Busy() { b = false; }
+  } busy{core->busy};
+  std::vector<int64_t>& each = core->batch_each;
+  std::vector<FrameView>& views = core->batch_views;
   BatchResult all;
   bool ok = true;
+  size_t chunk = FIRST_CHUNK;
   while (ok && at < total && all.code == 0) {
-    size_t end = std::min(total, at + BATCH_CHUNK);
-    Held held;
-    held.refs.reserve(end - at);
+    size_t end = std::min(total, at + chunk);
+    chunk = std::min(chunk * 2, BATCH_CHUNK);
+    Held held(core->batch_refs);
     views.clear();
     Receipts receipts;
     bool movable = true;
