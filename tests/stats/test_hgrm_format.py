@@ -46,8 +46,9 @@ def test_stddev_is_in_the_same_unit_as_mean_and_max(tmp_path: Path, unit: str) -
 
 def test_footer_is_the_standard_one_with_an_integer_total_count() -> None:
     """Non-empty and empty files share the header and footer: ``Total count`` as an integer."""
-    full, empty = _spread().hgrm_text(), LatencyRecorder().hgrm_text()
-    assert _footer(full)["count"] == str(_spread().count)
+    rec = _spread()
+    full, empty = rec.hgrm_text(), LatencyRecorder().hgrm_text()
+    assert _footer(full)["count"] == str(rec.count)
     assert _footer(empty)["count"] == "0"
     assert "TotalCount     =" not in full and "TotalCount     =" not in empty
     assert full.splitlines()[0] == empty.splitlines()[0]
@@ -56,7 +57,9 @@ def test_footer_is_the_standard_one_with_an_integer_total_count() -> None:
 
 def test_body_rows_parse_and_end_at_percentile_one() -> None:
     """The body keeps HdrHistogram's rows (value, percentile, count, 1/(1-p)), the last at 1.0."""
-    rows = [line.split() for line in _spread().hgrm_text().splitlines()[2:] if line and not line.startswith("#")]
-    assert float(rows[-1][1]) == 1.0 and int(rows[-1][2]) == _spread().count
+    rec = _spread()
+    text = rec.hgrm_text()
+    rows = [line.split() for line in text.splitlines()[2:] if line and not line.startswith("#")]
+    assert float(rows[-1][1]) == 1.0 and int(rows[-1][2]) == rec.count
     values = [float(r[0]) for r in rows]
-    assert values == sorted(values) and values[-1] <= float(_footer(_spread().hgrm_text())["max"])
+    assert values == sorted(values) and values[-1] <= float(_footer(text)["max"])
