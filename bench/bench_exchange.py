@@ -11,11 +11,15 @@ CLI runs it in-process; the feed code is the same). Two scenarios, each with 1 t
   frame than the feed) and plays it at real time: the normal rate and a 5x burst. Figures: events/s
   from 99 % of books synced to the end, the best 10 s (the burst), gaps and resyncs (no fault is
   injected: target 0), start-up, RSS per worker, receipt-to-commit p99, backlog.
-- ``saturated``: the same market (200 s of it) played at real time for a 24 s warm-up (the books
-  sync as they would live), then at 100x, paced by the readers (the playback waits for a client
-  more than 4 MB behind): the delivered rate is the feed's own capacity, so the ratio of
-  ``--workers 2`` to ``1`` shows how the feed scales on this machine. Events per feed-CPU-second
-  per worker say how much of the ratio is the feed and how much the cores it could get.
+- ``saturated``: the same market (200 s of it; spot alone unless ``--saturated-venues`` says
+  otherwise) played at real time for a 24 s warm-up (the books sync as they would live), then at
+  100x, each connection paced by its own reader (the playback holds only a connection more than
+  4 MB behind): the delivered rate is the feed's own capacity, so the ratio of ``--workers 2`` to
+  ``1`` shows how the feed scales on this machine. Spot alone by default because with the three
+  venues ``--workers 1`` is already three worker processes on the two cores (USD-M and COIN-M at
+  their 100x rate, a fifth of a core), so it is not a one-worker yardstick. Events per
+  feed-CPU-second per worker say how much of the ratio is the feed and how much the cores it
+  could get.
 
 Each scenario renders once; ``--prerender-wait`` starts the timeline over for the second run.
 ``--sink parquet`` gives the 1-worker run the Parquet files the 2-worker run writes (the same sink
@@ -34,6 +38,7 @@ long the playback waited for slow readers (0 = the feed kept up).
 
     python -m bench.bench_exchange [--scenario normal|saturated|both] [--sim prerender|live]
                                    [--sink duckdb|parquet] [--pin] [--full]
+                                   [--saturated-venues spot|spot,futures,coinm]
     python -m bench exchange                                   (make bench: both scenarios, ~3.5 min)
 """
 
@@ -65,10 +70,12 @@ WARMUP_S = 24.0  # saturated: the timeline's first seconds at real time, until t
 HERE = Path(__file__).resolve().parent
 
 
-def _start_sim(sim: str, timeline: tuple[float, float], tmp: Path) -> tuple[subprocess.Popen[str], Any]:
+def _start_sim(
+    sim: str, timeline: tuple[float, float], tmp: Path, venues: tuple[str, ...] = VENUES
+) -> tuple[subprocess.Popen[str], Any]:
     exe = str(Path(sys.executable).parent / "tickpath")
     cmd = [
-        exe, "sim", "--venue", ",".join(VENUES), "--universe", "binance", "--seed", str(SEED),
+        exe, "sim", "--venue", ",".join(venues), "--universe", "binance", "--seed", str(SEED),
         "--rate", str(RATE), "--weight-budget", str(WEIGHT_BUDGET), "--metrics-port", "0", "--json",
     ]  # fmt: skip
     if sim == "prerender":  # one render for both runs: each starts the timeline over
@@ -90,7 +97,8 @@ def run_scenario(args: argparse.Namespace, scenario: str) -> dict[int, dict[str,
     with tempfile.TemporaryDirectory(prefix=f"tickpath-bench-exchange-{scenario}-") as d:
         tmp = Path(d)
         t0 = time.monotonic()
-        sim, head = _start_sim(args.sim, timeline, tmp)
+        venues = tuple(args.saturated_venues.split(",")) if scenario == "saturated" else VENUES
+        sim, head = _start_sim(args.sim, timeline, tmp, venues)
         ready = {"sim_start_s": round(time.monotonic() - t0, 1), "sim_start_cpu_s": round(proc_cpu_s(sim.pid), 1)}
         try:
             return {
@@ -187,6 +195,11 @@ def window_figures(drive: dict[str, Any], workers: int, warmup: float = 0.0) -> 
         "gaps_by_venue": {v: m.get("gaps") or 0 for v, m in merged.items()},
         "restarts": sum(m.get("restarts") or 0 for m in merged.values()),
         "sim_cpu_s": round(last["sim_cpu_s"] - first["sim_cpu_s"], 1),
+        "sim_cpu_us_per_event": round((last["sim_cpu_s"] - first["sim_cpu_s"]) / emitted * 1e6, 2) if emitted else None,
+        "feed_cpu_us_per_event": round(feed_cpu / emitted * 1e6, 2) if emitted else None,
+        "cores_used": round(
+            (feed_cpu + last["sim_cpu_s"] - first["sim_cpu_s"] + last["driver_cpu_s"] - first["driver_cpu_s"]) / span, 2
+        ),
         "supervisors_cpu_s": round(last["driver_cpu_s"] - first["driver_cpu_s"], 1),
         "feed_cpu_s": round(feed_cpu, 1),
         "events_per_feed_cpu_s": round(emitted / feed_cpu) if feed_cpu > 0 else None,
@@ -280,13 +293,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--full", action="store_true", help="longer timelines (about 2.5 min per run)")
     p.add_argument("--pin", action="store_true", help="pin spot's worker k to core k")
     p.add_argument("--sink", choices=("duckdb", "parquet"), default="duckdb", help="the feeds' target (default duckdb)")
+    p.add_argument(
+        "--saturated-venues",
+        default="spot",
+        help="venues of the saturated scenario (default spot: then --workers 1 is one process; "
+        "spot,futures,coinm for the whole exchange)",
+    )
     args = p.parse_args(argv or [])
     out: dict[str, Any] = {
         "cores": os.cpu_count(),
         "load_avg_1m": os.getloadavg()[0],
         "calibration_ns": calibration_ns(),
     }
-    out["config"] = {"seed": SEED, "rate": RATE, "sim": args.sim, "full": args.full, "pin": args.pin}
+    out["config"] = {
+        "seed": SEED, "rate": RATE, "sim": args.sim, "full": args.full, "pin": args.pin,
+        "saturated_venues": args.saturated_venues,
+    }  # fmt: skip
     scenarios = ("normal", "saturated") if args.scenario == "both" else (args.scenario,)
     ok = True
     for scenario in scenarios:

@@ -217,10 +217,10 @@ def playback() -> dict[str, object]:
         # the window opens once both readers stream (the SUBSCRIBE handling, a one-off, is before it)
         while min(progress) < 1 << 20 and any(t.is_alive() for t in threads):
             time.sleep(0.005)
-        cpu0, from_bytes = proc_cpu_s(proc.pid), list(progress)
+        cpu0, sys0, from_bytes = proc_cpu_s(proc.pid), _sys_cpu_s(proc.pid), list(progress)
         for t in threads:
             t.join()
-        cpu = proc_cpu_s(proc.pid) - cpu0
+        cpu, sys_cpu = proc_cpu_s(proc.pid) - cpu0, _sys_cpu_s(proc.pid) - sys0
         walls = [float(o[1]) - t0 for o in outs]
         wall = max(walls)
         for sock, _ in socks:
@@ -233,19 +233,30 @@ def playback() -> dict[str, object]:
     in_window = sum(_split(o[0], b)[0] for o, b in zip(outs, from_bytes, strict=True))
     us = cpu / in_window * 1e6 if in_window else float("nan")
     rates = [round(n / w) for (n, _), w in zip(counts, walls, strict=True)]
+    sys_share = sys_cpu / cpu if cpu > 0 else float("nan")
     print(
         f"sim --prerender -> {len(PACES)} readers: {frames:,} frames in {wall:.2f} s, simulator {us:.2f} CPU-us "
-        f"per frame; reader frames/s {rates} (paced at {[f'{p / 1e6:g} MB/s' for p in PACES]}); "
-        f"depth ids in order: {all(o for _, o in counts)}"
+        f"per frame ({sys_share:.0%} in the kernel); reader frames/s {rates} "
+        f"(paced at {[p / 1e6 for p in PACES]} MB/s); depth ids in order: {all(o for _, o in counts)}"
     )
     return {
         "frames": frames,
         "sim_cpu_us_per_frame": round(us, 3),
+        "sim_kernel_share": round(sys_share, 2),
         "ordered": all(o for _, o in counts),
         "per_reader_frames": [n for n, _ in counts],
         "per_reader_frames_per_s": rates,
         "fast_over_slow": round(rates[0] / rates[1], 2) if rates[1] else None,
     }
+
+
+def _sys_cpu_s(pid: int) -> float:
+    """System (kernel) CPU seconds of ``pid`` so far, from /proc."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+        return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def _client_frame(payload: bytes) -> bytes:

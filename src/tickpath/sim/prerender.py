@@ -68,6 +68,7 @@ RECORDED_KINDS = ("depth@100ms", "trade", "aggTrade", "bookTicker")
 HOLD_BYTES = 4 << 20  # a reader this far behind (its transport's buffer) is sent nothing more until it drains
 RUN_BYTES = 1 << 20  # at most this much of one reader's due frames per write
 _TICK_S = 0.005  # longest sleep between two looks at the timeline (and at held readers)
+_FAST_BATCH_S = 0.001  # above real time: shortest sleep between two looks
 
 
 @dataclass
@@ -314,40 +315,42 @@ class Playback:
             if self._g < n:  # woken at a frame's due time, the clock can fall a hair short
                 self._g = bisect_right(times, self.due + 1e-9, self._g)
                 self.sent = self._g
-            waiting = self._serve(loop.time())
+            held, caught_up = self._serve(loop.time())
             if self._g >= n:
                 self.due = times[-1] if n else 0.0
-                if not waiting:
+                if not held:
                     return
-            wait = _TICK_S
-            if not waiting and self._g < n:
+            wait = _TICK_S  # held readers are looked at again then (4 MB lasts far longer)
+            if self._g < n and (caught_up or not self._readers):
                 t = times[self._g]
                 due = start + (t if t < warm else warm + (t - warm) / speed)
                 wait = min(due - loop.time(), _TICK_S)
-            # never sleep(0) here: in virtual time that spins with time standing still
-            await asyncio.sleep(max(wait, 1e-4))
+            # never sleep(0) here: in virtual time that spins with time standing still. Faster than
+            # real time, frames due within a millisecond go together (fewer, larger writes).
+            await asyncio.sleep(max(wait, 1e-4 if speed <= 1.0 or self.due < warm else _FAST_BATCH_S))
 
-    def _serve(self, now: float) -> bool:
-        """Send every reader the frames now due to it, as far as its own backlog allows; True while
-        one of them still has due frames it could not take (it is held; the others are not)."""
-        waiting = False
+    def _serve(self, now: float) -> tuple[bool, bool]:
+        """Send every reader the frames now due to it, as far as its own backlog allows. Returns
+        (one of them still has due frames it could not take: it is held, the others are not;
+        one of them has taken everything due, so the next frame's due time matters)."""
+        held = caught_up = False
         self._looked = now
         for r in self._readers.values():
             if r.stale:
                 self._rebuild(r)
-            if not r.pending(self._g):
-                r.pos_g = self._g
-                continue
             while r.pending(self._g) and _backlog(r.sub) <= HOLD_BYTES:
                 self._send_run(r)
             if r.pending(self._g):
-                waiting = True
+                held = True
                 if r.held_since is None:
                     r.held_since = now
-            elif r.held_since is not None:
+                continue
+            caught_up = True
+            r.pos_g = self._g
+            if r.held_since is not None:
                 r.held_s += now - r.held_since
                 r.held_since = None
-        return waiting
+        return held, caught_up
 
     def _rebuild(self, r: _Reader) -> None:
         """The reader's frames from ``pos_g`` on: its streams' frame indices merged in send order."""
