@@ -48,6 +48,7 @@ def test_probe_refuses_an_unwritable_output_before_measuring(capsys: pytest.Capt
     assert "cannot write /proc/x/probe.json" in capsys.readouterr().err
 
 
+@pytest.mark.integration  # runs `python -m tickpath.cli.main` as a process of its own
 def test_a_closed_stdout_is_one_line_not_a_traceback() -> None:
     """`tickpath ... --help | head -1`-style: the reader goes away; no BrokenPipeError traceback."""
     proc = subprocess.Popen(

@@ -127,6 +127,7 @@ def test_help_teaches_the_steps(tmp_path: Path) -> None:
         assert word in out.stdout
 
 
+@pytest.mark.integration  # runs `python -m tickpath.cli.main` as a process of its own
 def test_cli_refuses_a_non_empty_results_dir_without_traceback(tmp_path: Path) -> None:
     """Bad input is one clear line and exit code 2, and the other run's files are left alone."""
     (tmp_path / "keep.txt").write_text("another run")

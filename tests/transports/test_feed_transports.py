@@ -43,6 +43,7 @@ async def test_the_feed_syncs_over_tls_on_each_transport(
         assert summary.connects >= 1 and summary.gaps == 0
 
 
+@pytest.mark.integration  # runs `python -m tickpath.cli.main` as a process of its own
 def test_an_unknown_transport_is_a_usage_error() -> None:
     cmd = [sys.executable, "-m", "tickpath.cli.main", "feed", "--symbols", "BTCUSDT", "--ws-transport", "curl"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
