@@ -5,8 +5,9 @@ simulated or replayed), ``events_total{venue}`` (market updates generated), the 
 ``connections{venue,zone}`` (open WebSocket connections) and ``faults_total{kind}`` (fault commands
 applied, on demand or by the schedule: drop, gap, duplicate, reorder, malformed, truncated, stall,
 snapshot_fail, rate_limit, refuse); with ``--prerender`` the gauges ``playback_position_seconds``,
-``playback_length_seconds`` and ``playback_held_seconds`` ``{venue}`` (timeline played, rendered, and
-waited for slow readers). Read at scrape time from the counters the simulator keeps.
+``playback_length_seconds`` and ``playback_held_seconds`` ``{venue}`` (timeline sent to the slowest
+connection, rendered, and the longest one connection waited for its reader). Read at scrape time
+from the counters the simulator keeps.
 """
 
 from __future__ import annotations
@@ -45,9 +46,13 @@ class SimCollector(Collector):
                 conns.add_metric([venue, zone.name], sim.connections(venue, zone.name))
         yield conns
         if sim.playbacks:  # --prerender: how far each venue's timeline has played, and waited for readers
-            pos = GaugeMetricFamily(p + "playback_position_seconds", "Timeline played", labels=["venue"])
+            pos = GaugeMetricFamily(
+                p + "playback_position_seconds", "Timeline sent to the slowest connection", labels=["venue"]
+            )
             length = GaugeMetricFamily(p + "playback_length_seconds", "Timeline rendered", labels=["venue"])
-            held = GaugeMetricFamily(p + "playback_held_seconds", "Time held for slow readers", labels=["venue"])
+            held = GaugeMetricFamily(
+                p + "playback_held_seconds", "Longest time one connection was held", labels=["venue"]
+            )
             for name, pb in sim.playbacks.items():
                 pos.add_metric([name], pb.position)
                 length.add_metric([name], pb.tl.times[-1] if pb.tl.times else 0.0)
