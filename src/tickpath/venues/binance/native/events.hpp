@@ -1,6 +1,8 @@
 // Normalized events as compact native records, turned into Python objects or Arrow columns on demand.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,24 +32,53 @@ struct Ev {
   uint32_t off = 0, off2 = 0, nb = 0, na = 0;
 };
 
+// Copies n bytes with a few overlapping word moves, never past either end (the level strings are
+// 1-18 bytes: a call to memcpy, or std::string::append's checks, cost more than the copy).
+inline void copy_short(char* dst, const char* src, size_t n) {
+  if (n >= 8 && n <= 16) {
+    uint64_t a, b;
+    std::memcpy(&a, src, 8), std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(dst, &a, 8), std::memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4 && n < 8) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4), std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(dst, &a, 4), std::memcpy(dst + n - 4, &b, 4);
+  } else if (n > 0 && n < 4) {
+    dst[0] = src[0], dst[n / 2] = src[n / 2], dst[n - 1] = src[n - 1];
+  } else if (n > 16) {
+    std::memcpy(dst, src, n);
+  }
+}
+
 struct StrCol {  // a string column: int32 offsets + UTF-8 data (Arrow's layout)
   std::vector<int32_t> offsets{0};
-  std::string data;
   void push(std::string_view s) {
-    data.append(s);
-    offsets.push_back(int32_t(data.size()));
+    char* at = room(s.size());
+    copy_short(at, s.data(), s.size());
+    used_ += s.size();
+    offsets.push_back(int32_t(used_));
   }
   void push(Decimal d) {
-    append_decimal(data, d);
-    offsets.push_back(int32_t(data.size()));
+    std::string s;
+    append_decimal(s, d);
+    push(std::string_view(s));
   }
   size_t size() const { return offsets.size() - 1; }
+  std::string_view bytes() const { return std::string_view(buf_.data(), used_); }  // the data buffer
   std::string_view at(size_t i) const {
-    return std::string_view(data).substr(size_t(offsets[i]), size_t(offsets[i + 1] - offsets[i]));
+    return bytes().substr(size_t(offsets[i]), size_t(offsets[i + 1] - offsets[i]));
   }
   void clear() {
     offsets.resize(1);
-    data.clear();
+    used_ = 0;
+  }
+
+ private:
+  std::string buf_;  // [0, used_) is the data; the rest is room grown ahead (kept across clear())
+  size_t used_ = 0;
+  char* room(size_t n) {
+    if (buf_.size() - used_ < n) buf_.resize(std::max(buf_.size() * 2, used_ + n + 256));
+    return buf_.data() + used_;
   }
 };
 

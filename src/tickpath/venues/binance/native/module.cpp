@@ -44,7 +44,10 @@ py::tuple i64(const I64Col& c) {  // (values, validity bitmap or None)
   return py::make_tuple(raw(c.values), c.nulls ? py::object(raw(c.valid)) : py::object(py::none()));
 }
 
-py::tuple str(const StrCol& c) { return py::make_tuple(raw(c.offsets), py::bytes(c.data)); }
+py::tuple str(const StrCol& c) {
+  std::string_view b = c.bytes();
+  return py::make_tuple(raw(c.offsets), py::bytes(b.data(), b.size()));
+}
 
 // A string column of names[idx[i]] (idx < 0: null) as (offsets, data, validity or None): the symbol,
 // kind, reason, side, session and venue columns made here rather than by pyarrow's take per batch.
