@@ -232,3 +232,25 @@ def test_batch_takes_bytearray_and_refuses_what_is_not_a_frame() -> None:
     assert (done, code & WANTS_SNAPSHOT, events) == (1, WANTS_SNAPSHOT, 0)  # buffered: waits for its snapshot
     assert proc.feed_many([bytearray(_depth(1)), b"{"], 0, 1) == (1, -1, 0)
     assert proc.counts().frames == 2 and proc.counts().malformed_json == 1
+
+
+def test_python_code_run_by_a_batch_cannot_reenter_its_core() -> None:
+    """A receipt's __index__ runs inside feed_many: a call back into the same core is refused, the
+    batch it interrupted completes, and the core works afterwards (its reused buffers were not touched)."""
+    proc = NativeProcessor("futures", session="s")
+    proc.on_snapshot("X", b'{"lastUpdateId":1,"bids":[],"asks":[]}', 0)
+    refused: list[str] = []
+
+    class Receipt:
+        def __index__(self) -> int:
+            try:
+                proc.feed_many([_depth(99)], 0, 0)
+            except RuntimeError as exc:
+                refused.append(str(exc))
+            return 5
+
+    frames = [_depth(i) for i in range(1, 39)]
+    done, code, events = proc.feed_many(frames, [Receipt() for _ in frames], 0)
+    assert (done, code, events) == (38, 0, 38) and len(refused) == 38
+    assert {e.receipt_ns for e in proc.core.take_events()} == {5}
+    assert proc.feed_many([_depth(39)], 7, 0) == (1, 0, 1)
