@@ -1,9 +1,20 @@
 """DuckDB sink: the default, so ``tickpath feed`` works with no server at all.
 
-Events are buffered per batch and inserted through Arrow, one table per channel (``trades``,
-``tickers``, ``l2``) plus ``feed_sessions``, with the layout from :mod:`tickpath.tables`. Inserts run
-in a worker thread so the event loop keeps reading while DuckDB writes; ``write`` awaits the insert
-when the buffer is full, which is how a slow disk applies back-pressure to the feed.
+Events are inserted through Arrow, one table per channel (``trades``, ``tickers``, ``l2``) plus
+``feed_sessions``, with the layout from :mod:`tickpath.tables`. What the sink receives (the native
+core's Arrow tables, or events converted every ``convert_rows``) is held per storage table without a
+copy (:class:`~tickpath.sinks.coalesce.TableBuffer`) and committed in one transaction per insert:
+
+- once a table holds ``batch_rows`` rows (default one DuckDB row group), its rows in whole multiples
+  of ``batch_rows``: DuckDB then writes them straight to the table's blocks rather than through the
+  WAL and again at the checkpoint (about 1.5x less CPU per row); the rest waits;
+- once the oldest row held has waited ``commit_s`` (default 1 s, on the injected clock, also with no
+  further rows arriving), or ``batch_bytes`` are held, or at :meth:`flush` / :meth:`close`: all of it.
+
+A row counts as written only once its transaction committed, and a failed insert keeps every row held
+(a later commit or close retries it), so a crash loses at most the last ``commit_s`` of accepted rows
+and nothing committed. Inserts run in a worker thread so the event loop keeps reading while DuckDB
+writes; ``write`` awaits a due insert, which is how a slow disk applies back-pressure to the feed.
 
 :func:`arrow_tables` (events to one Arrow table per storage table, built column-wise by
 :func:`tickpath.tables.events_to_arrow`, the builder ``ingest`` uses too) is shared with the Parquet sink.
@@ -12,6 +23,8 @@ when the buffer is full, which is how a slow disk applies back-pressure to the f
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -22,12 +35,16 @@ from urllib.parse import parse_qs
 import duckdb
 import pyarrow as pa
 
+from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, SinkError
 from tickpath.events import Event, SessionInfo
+from tickpath.logs import log_event
 from tickpath.sinks.base import Sink, TableBatch
+from tickpath.sinks.coalesce import ROW_GROUP_ROWS, TableBuffer, Take
 from tickpath.tables import CHANNEL_TABLE, EVENT_TABLES, duckdb_ddl, events_to_arrow, merge_sessions
 
 DEFAULT_PATH = "./data/ticks.duckdb"
+log = logging.getLogger(__name__)
 
 
 def split_by_table(events: Sequence[Event]) -> dict[str, list[Event]]:
@@ -65,7 +82,7 @@ class DuckDBSink(Sink):
     and the events themselves released: each buffered event is several GC-tracked objects, and the
     cyclic garbage collector walks every one of them again at each older-generation collection
     (it took about a third of the process's CPU in ``bench_feed`` (b)); Arrow buffers are invisible
-    to it. The tables are inserted every ``batch_rows`` rows or at :meth:`flush`.
+    to it. When the tables are committed: the module docstring.
     """
 
     name = "duckdb"
@@ -75,24 +92,31 @@ class DuckDBSink(Sink):
         self,
         path: str | Path = DEFAULT_PATH,
         *,
-        batch_rows: int = 131_072,
+        batch_rows: int = ROW_GROUP_ROWS,
+        batch_bytes: int = 64 << 20,
+        commit_s: float | None = 1.0,
         threads: int | None = 1,
         convert_rows: int = 4096,
         checkpoint_s: float | None = 10.0,
         memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+        clock: Clock = DEFAULT_CLOCK,
     ) -> None:
         super().__init__()
+        if commit_s is not None and not 0 < commit_s < float("inf"):
+            raise ConfigError(f"duckdb commit_s={commit_s}: use a positive number of seconds (or None)")
         self.path = Path(path)
         # DuckDB's buffer pool may take 80 % of RAM by default, and a writer keeps every block it
         # wrote: the feed's RSS grew with its store (+179 MB for a 179 MB file, measured) and was
         # never flat over a long run. Bounded, RSS stays flat once the pool is full (64 MB: flat at
         # 272 MB over the same 179 MB, ~10 % more insert CPU); None leaves DuckDB's default.
         self.memory_limit = memory_limit
-        # Large inserts cost DuckDB less per row (one INSERT of 100,000 l2 rows took ~30 % less CPU
-        # per row than five of 20,000, measured); a batch of at least one row group (122,880 rows)
-        # can also be written straight to the table's blocks rather than through the WAL. The
-        # pipeline's periodic flush (1 s) still bounds how long a row waits at lower rates.
+        # Large inserts cost DuckDB less per row, whole row groups least (module docstring). The
+        # bytes bound keeps rows with many levels (snapshots) from holding hundreds of MB.
         self.batch_rows = max(1, batch_rows)
+        self.batch_bytes = max(1, batch_bytes)
+        self.commit_s = commit_s
+        self.flushes_itself = commit_s is not None  # the pipeline leaves the timing to this sink
+        self.clock = clock
         self.convert_rows = max(1, convert_rows)
         # One DuckDB thread by default: appends gain little from parallelism, and extra threads would
         # compete with the feed's event loop for cores (measured ~25 % less CPU per row with 1).
@@ -104,11 +128,12 @@ class DuckDBSink(Sink):
         self.checkpoint_s = checkpoint_s
         self._checkpointed = 0.0
         self._buf: list[Event] = []  # accepted, not yet converted
-        self._tables: list[tuple[dict[str, pa.Table], int]] = []  # converted (tables, rows), not inserted
-        self._table_rows = 0
+        self._buf_ns = 0  # when the oldest of them was accepted
+        self._held = TableBuffer()  # converted or received as tables, not yet committed
         self._sessions: list[dict[str, Any]] = []
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = asyncio.Lock()
+        self._timer: asyncio.Task[None] | None = None
 
     @classmethod
     def from_target(cls, target: str, **options: Any) -> DuckDBSink:
@@ -129,7 +154,7 @@ class DuckDBSink(Sink):
     @property
     def buffered(self) -> int:
         """Accepted events not yet written (converted or not)."""
-        return len(self._buf) + self._table_rows
+        return len(self._buf) + self._held.rows
 
     async def start(self) -> None:
         try:
@@ -145,26 +170,27 @@ class DuckDBSink(Sink):
             self._checkpoint()  # the tables exist in the main file from the start
         except (OSError, duckdb.Error) as exc:
             raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+        if self.commit_s is not None and self._timer is None:
+            self._timer = asyncio.create_task(self._commit_on_time(), name="duckdb-commit")
 
     async def write(self, batch: Sequence[Event]) -> None:
         self.stats.accepted += len(batch)
+        if batch and not self._buf:
+            self._buf_ns = self.clock.monotonic_ns()
         self._buf.extend(batch)
         if len(self._buf) >= self.convert_rows:
             async with self._lock:
                 await self._convert(threaded=True)
-        if self._table_rows >= self.batch_rows:
-            await self.flush()
+        await self._commit_due()
 
     async def write_tables(self, batch: TableBatch) -> None:
-        """Events already in Arrow tables (the native core's columnar path): inserted as they are."""
+        """Events already in Arrow tables (the native core's columnar path): held as they are."""
         self.stats.accepted += batch.rows
-        self._tables.append((dict(batch.tables), batch.rows))
-        self._table_rows += batch.rows
-        if self._table_rows >= self.batch_rows:
-            await self.flush()
+        self._held.add(batch.tables, self.clock.monotonic_ns())
+        await self._commit_due()
 
     async def write_session(self, session: SessionInfo) -> None:
-        """Record one ``feed_sessions`` row (written at the next flush)."""
+        """Record one ``feed_sessions`` row (written with the next commit)."""
         self._sessions.append(session.row())
 
     async def _convert(self, *, threaded: bool) -> None:
@@ -178,21 +204,47 @@ class DuckDBSink(Sink):
             self._buf[:0] = events  # ahead of anything accepted meanwhile
             self.stats.errors += 1
             raise SinkError(f"DuckDB sink cannot convert events for {self.path}: {exc}") from exc
-        self._tables.append((tables, len(events)))
-        self._table_rows += len(events)
+        self._held.add(tables, self._buf_ns)
 
-    def _insert(self, parts: list[tuple[dict[str, pa.Table], int]], sessions: list[dict[str, Any]]) -> None:
+    def _due(self) -> bool:
+        """True once the oldest row held (converted or not) has waited ``commit_s``."""
+        if self.commit_s is None:
+            return False
+        oldest = self._held.oldest_ns()
+        if self._buf:
+            oldest = self._buf_ns if oldest is None else min(oldest, self._buf_ns)
+        return oldest is not None and self.clock.monotonic_ns() - oldest >= self.commit_s * 1e9
+
+    async def _commit_due(self) -> None:
+        """Commit what is due: everything (deadline, bytes), else whole ``batch_rows`` of full tables."""
+        if self._held.nbytes >= self.batch_bytes or self._due():
+            await self.flush()
+        elif self._held.largest_table_rows() >= self.batch_rows:
+            await self._commit(self.batch_rows)
+
+    async def _commit_on_time(self) -> None:
+        """Commit what has waited ``commit_s`` even when no more rows come (a quiet market, a stall)."""
+        assert self.commit_s is not None
+        period_ns = int(self.commit_s * 1e9)
+        while True:
+            oldest = self._held.oldest_ns()
+            if self._buf:
+                oldest = self._buf_ns if oldest is None else min(oldest, self._buf_ns)
+            await self.clock.sleep_until_ns((oldest if oldest is not None else self.clock.monotonic_ns()) + period_ns)
+            if self._due():
+                try:
+                    await self.flush()
+                except SinkError as exc:  # kept held: the next period (or close) tries again
+                    log_event(log, logging.ERROR, "duckdb_commit_failed", error=exc)
+
+    def _insert(self, taken: Take, sessions: list[dict[str, Any]]) -> None:
         con = self._con
         assert con is not None
-        by_table: dict[str, list[pa.Table]] = {}
-        for tables, _ in parts:
-            for table, arrow in tables.items():
-                by_table.setdefault(table, []).append(arrow)
         con.execute("BEGIN")
         try:
-            for table, chunks in by_table.items():
-                # One INSERT per table: zero-copy concatenation, DuckDB scans the chunks in turn.
-                con.register("_batch", pa.concat_tables(chunks) if len(chunks) > 1 else chunks[0])
+            for table, arrow in taken.tables.items():
+                # One INSERT per table: the held chunks concatenated without a copy, scanned in turn.
+                con.register("_batch", arrow)
                 con.execute(f"INSERT INTO {table} SELECT * FROM _batch")
                 con.unregister("_batch")
             if sessions:  # one row per (session, venue), the latest
@@ -210,38 +262,35 @@ class DuckDBSink(Sink):
             self._checkpointed = time.monotonic()
 
     async def flush(self) -> None:
+        """Commit everything accepted so far."""
+        await self._commit(None)
+
+    async def _commit(self, multiple: int | None) -> None:
+        """Insert and commit everything held (``multiple`` None) or each table's whole ``multiple``s."""
         async with self._lock:
-            if self._con is None or (not self._buf and not self._tables and not self._sessions):
+            if self._con is None:
                 return
-            await self._convert(threaded=True)
-            parts, self._tables = self._tables, []
+            if multiple is None:
+                await self._convert(threaded=True)
+            taken = self._held.take(multiple)
+            if not taken.rows and not self._sessions:
+                return
             sessions, self._sessions = self._sessions, []
-            rows = sum(n for _, n in parts)
             try:
-                await asyncio.to_thread(self._insert, parts, sessions)
+                await asyncio.to_thread(self._insert, taken, sessions)
             except (duckdb.Error, pa.ArrowException) as exc:
                 self.stats.errors += 1
-                # Keep what was accepted: put it back so a later flush (or close) can retry it.
-                self._tables[:0] = parts
-                self._sessions[:0] = sessions
+                self._sessions[:0] = sessions  # the rows stay held: a later commit (or close) retries
                 raise SinkError(f"DuckDB insert into {self.path} failed: {exc}") from exc
-            self._table_rows -= rows
-            self.stats.written += rows
-
-    def flush_sync(self) -> None:
-        """Flush on the calling thread (benchmarks measure CPU without the thread hop)."""
-        if self._buf:
-            events, self._buf = self._buf, []
-            self._tables.append((arrow_tables(events), len(events)))
-            self._table_rows += len(events)
-        parts, self._tables = self._tables, []
-        sessions, self._sessions = self._sessions, []
-        self._insert(parts, sessions)
-        rows = sum(n for _, n in parts)
-        self._table_rows -= rows
-        self.stats.written += rows
+            self._held.drop(taken)
+            self.stats.written += taken.rows
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+            self._timer = None
         try:
             await self.flush()
         finally:
