@@ -12,6 +12,7 @@ properties (the sweep's bucket and role, the triangle's ports) are in tests/swee
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -61,7 +62,11 @@ def _load(path: Path) -> dict[str, list[Any]]:
     return merged
 
 
-DOCS = {name: _load(path) for name, path in MODULES.items()}
+@functools.cache
+def _doc(name: str) -> dict[str, list[Any]]:
+    """A module's parsed HCL, on first use: parsing them all at import cost every pytest worker
+    ~0.4 CPU-s at collection, also where none of these tests runs."""
+    return _load(MODULES[name])
 
 
 def _named(doc: dict[str, list[Any]], kind: str) -> dict[str, Any]:
@@ -89,7 +94,7 @@ def _plugin_dir() -> Path | None:
 def test_the_modules_without_providers_are_known() -> None:
     """Exactly the local sweep and the bare-metal triangle validate with no provider at all."""
     assert {"sweep/local", "sweep/aws/shared", "sweep/aws/candidate", "busbench/aws"} <= set(MODULES)
-    assert {name for name, doc in DOCS.items() if not _providers(doc)} == BUILTIN_ONLY
+    assert {name for name in MODULES if not _providers(_doc(name))} == BUILTIN_ONLY
 
 
 @pytest.mark.integration
@@ -115,7 +120,7 @@ def test_modules_are_terraform_fmt_canonical(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_module_passes_terraform_validate_offline(name: str, tmp_path: Path) -> None:
     """init -backend=false from a local plugin directory only (empty for built-in modules), then validate."""
-    needed = _providers(DOCS[name])
+    needed = _providers(_doc(name))
     plugins = tmp_path / "no-plugins"
     plugins.mkdir()
     if needed:
@@ -147,7 +152,7 @@ def test_module_passes_terraform_validate_offline(name: str, tmp_path: Path) -> 
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_variables_are_declared_typed_described_and_used(name: str) -> None:
     """Every var.X a module reads is declared; every declared variable has a type, a description, and a use."""
-    doc = DOCS[name]
+    doc = _doc(name)
     declared = _named(doc, "variable")
     text = json.dumps({k: v for k, v in doc.items() if k != "variable"}) + json.dumps(
         [b.get("validation", []) for b in declared.values()]
@@ -163,7 +168,7 @@ def test_variables_are_declared_typed_described_and_used(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_outputs_are_described(name: str) -> None:
     """Every output says what it is and has a value."""
-    for out, body in _named(DOCS[name], "output").items():
+    for out, body in _named(_doc(name), "output").items():
         assert str(body.get("description", "")).strip(), f"output {out} has no description"
         assert "value" in body, out
 
@@ -172,7 +177,7 @@ def test_outputs_are_described(name: str) -> None:
 def test_references_name_declared_resources_data_and_locals(name: str) -> None:
     """What `validate` would catch, without a provider: no reference to an undeclared resource,
     data source or local."""
-    doc = DOCS[name]
+    doc = _doc(name)
     text = json.dumps(doc)
     resources, data = set(_typed(doc, "resource")), set(_typed(doc, "data"))
     types = {t for t, _ in resources} | {t for t, _ in data}
@@ -225,7 +230,7 @@ def _ingress_sources(doc: dict[str, list[Any]]) -> list[tuple[str, Any]]:
 def test_no_inbound_rule_admits_the_whole_internet_by_default(name: str) -> None:
     """No ingress CIDR is 0.0.0.0/0 or ::/0; a CIDR from a variable has no default and a validation
     that refuses the whole internet."""
-    doc = DOCS[name]
+    doc = _doc(name)
     variables = _named(doc, "variable")
     for rule, sources in _ingress_sources(doc):
         text = json.dumps(sources)
