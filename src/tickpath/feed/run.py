@@ -87,8 +87,10 @@ def plan_connections(config: FeedConfig) -> list[Shard]:
 
 
 def _open_sink(url: str, clock: Clock) -> Sink:
-    """The sink ``url`` names, on the feed's clock where it keeps time itself (Parquet's flush_s)."""
-    return open_sink(url, clock=clock) if url.strip().lower().startswith("parquet:") else open_sink(url)
+    """The sink ``url`` names, on the feed's clock where it keeps time itself (Parquet's flush_s,
+    DuckDB's commit_s)."""
+    own_time = url.strip().lower().startswith(("parquet:", "duckdb"))
+    return open_sink(url, clock=clock) if own_time else open_sink(url)
 
 
 class Feed:

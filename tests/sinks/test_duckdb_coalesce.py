@@ -1,0 +1,174 @@
+"""The DuckDB sink's coalescing of Arrow tables: each table's whole batch_rows committed as soon as it
+has them, the rest at the commit deadline, the bytes bound or close; rows exactly as sent, none held
+past the bounds, and a failed insert a SinkError that keeps every row for the next commit."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from tickpath.clock import ManualClock
+from tickpath.errors import SinkError
+from tickpath.events import BookDelta, Trade
+from tickpath.sinks.base import TableBatch
+from tickpath.sinks.coalesce import ROW_GROUP_ROWS, TableBuffer
+from tickpath.sinks.duckdb import DuckDBSink, arrow_tables
+from tickpath.tables import SCHEMAS, duckdb_ddl
+
+C = {"session": "s", "venue": "futures", "symbol": "BTCUSDT", "event_time_ms": 1, "transaction_time_ms": 2}
+
+
+def _batch(start: int, deltas: int, trades: int = 0) -> TableBatch:
+    """``deltas`` l2 rows and ``trades`` trade rows numbered from ``start``, as the core hands them."""
+    events: list[BookDelta | Trade] = [
+        BookDelta(
+            **C,
+            seq=i,
+            receipt_ns=i,
+            first_update_id=i,
+            final_update_id=i,
+            prev_final_update_id=i - 1,
+            bids=[("1.5", str(i))],
+            asks=[("1.6", "0.001")],
+        )
+        for i in range(start, start + deltas)
+    ]
+    events += [Trade(**C, seq=i, receipt_ns=i, trade_id=i, price="2.0", qty="3", side="buy") for i in range(trades)]
+    return TableBatch(arrow_tables(events), len(events))
+
+
+def _count(path: Path, table: str) -> int:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        assert row is not None
+        return int(row[0])
+    finally:
+        con.close()
+
+
+async def test_whole_multiples_are_committed_as_they_fill_and_the_rest_at_close(tmp_path: Path) -> None:
+    """With batch_rows=10, batches of 7 l2 rows commit 10, 20, ... as each multiple fills (never more
+    than 9 held), and close commits the rest: every row once, in order, levels intact."""
+    db = tmp_path / "t.duckdb"
+    sink = DuckDBSink(db, batch_rows=10, commit_s=None)
+    await sink.start()
+    sent = 0
+    for k in range(9):
+        await sink.write_tables(_batch(1 + 7 * k, 7))
+        sent += 7
+        assert sink.stats.written == sent // 10 * 10  # whole multiples only
+        assert sink.buffered == sent % 10 < sink.batch_rows  # the row bound
+    await sink.close()
+    assert sink.stats.accepted == sink.stats.written == 63 and sink.buffered == 0
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("SELECT seq, bids[1].qty, asks[1].price FROM l2 ORDER BY rowid").fetchall()
+    con.close()
+    assert rows == [(i, str(i), "1.6") for i in range(1, 64)]
+
+
+async def test_a_table_below_the_bound_waits_while_a_full_one_commits(tmp_path: Path) -> None:
+    """The cut is per storage table: 12 l2 rows commit 10 of them; the 3 trades stay held until close."""
+    db = tmp_path / "t.duckdb"
+    sink = DuckDBSink(db, batch_rows=10, commit_s=None)
+    await sink.start()
+    await sink.write_tables(_batch(1, 12, trades=3))
+    assert sink.stats.written == 10 and sink.buffered == 5
+    await sink.close()
+    assert (_count(db, "l2"), _count(db, "trades"), sink.stats.written) == (12, 3, 15)
+
+
+async def test_the_bytes_bound_commits_everything_held(tmp_path: Path) -> None:
+    """Far below batch_rows but over batch_bytes, every write commits all it holds."""
+    sink = DuckDBSink(tmp_path / "t.duckdb", batch_bytes=1, commit_s=None)
+    await sink.start()
+    await sink.write_tables(_batch(1, 5, trades=2))
+    assert sink.stats.written == 7 and sink.buffered == 0
+    await sink.close()
+
+
+async def test_rows_are_committed_once_the_oldest_has_waited_commit_s_with_no_more_traffic(tmp_path: Path) -> None:
+    """The sink's own timer (on the injected clock) commits a lone batch at commit_s, with no further write."""
+    clock = ManualClock(autojump=False)
+    sink = DuckDBSink(tmp_path / "t.duckdb", commit_s=1.0, clock=clock)
+    assert sink.flushes_itself  # the pipeline leaves the timing to the sink
+    await sink.start()
+    await sink.write_tables(_batch(1, 5))
+    clock.advance(999_000_000)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert sink.stats.written == 0  # not due yet
+    clock.advance(1_000_000)
+    for _ in range(500):  # the insert runs in a worker thread
+        if sink.stats.written:
+            break
+        await asyncio.sleep(0.01)
+    assert sink.stats.written == 5 and sink.buffered == 0
+    await sink.close()
+
+
+async def test_a_failed_insert_is_a_sink_error_and_rolls_back_and_keeps_every_row(tmp_path: Path) -> None:
+    """l2 missing mid-commit: SinkError, the transaction's trades are rolled back too, nothing counted
+    written, all held; once the table is back, close commits each row exactly once."""
+    db = tmp_path / "t.duckdb"
+    sink = DuckDBSink(db, commit_s=None)
+    await sink.start()
+    assert sink._con is not None
+    await sink.write_tables(_batch(1, 4, trades=2))
+    sink._con.execute("DROP TABLE l2")
+    with pytest.raises(SinkError, match="insert into"):
+        await sink.flush()
+    assert sink.stats.written == 0 and sink.buffered == 6 and sink.stats.errors == 1
+    row = sink._con.execute("SELECT count(*) FROM trades").fetchone()
+    assert row == (0,)  # rolled back with the failed l2 insert
+    sink._con.execute(duckdb_ddl("l2"))
+    await sink.write_tables(_batch(5, 1))
+    await sink.close()
+    assert (_count(db, "l2"), _count(db, "trades"), sink.stats.written) == (5, 2, 7)
+
+
+def test_the_buffer_cuts_inside_a_chunk_and_keeps_the_remainder_and_its_time() -> None:
+    """A cut at 10 over chunks of 4, 4, 4 takes two chunks and 2 rows of the third; the rest (2 rows)
+    keeps the third chunk's acceptance time; chunks added after the cut stay held."""
+    buf = TableBuffer()
+    for t in (1, 2, 3):
+        buf.add(_batch(4 * t, 4).tables, now_ns=t)
+    taken = buf.take(10)
+    assert taken.rows == 10 and taken.tables["l2"].column("seq").to_pylist() == list(range(4, 14))
+    buf.add(_batch(100, 1).tables, now_ns=9)
+    buf.drop(taken)
+    assert buf.rows == 3 and buf.oldest_ns() == 3 and buf.table_rows("l2") == 3
+    assert buf.take().tables["l2"].column("seq").to_pylist() == [14, 15, 100]
+
+
+def _l2_rows(n: int) -> pa.Table:
+    schema = SCHEMAS["l2"]
+    cols = {f.name: pa.nulls(n, f.type) for f in schema}
+    cols["seq"] = pa.array(range(n), pa.int64())
+    cols["bids"] = pa.array([[{"price": f"{i}.5", "qty": "1.25"}] for i in range(n)], schema.field("bids").type)
+    return pa.table(cols, schema=schema)
+
+
+async def test_a_whole_row_group_goes_to_the_table_not_the_wal(tmp_path: Path) -> None:
+    """Why the cut is at row groups: DuckDB writes a commit of 122,880 rows into a non-empty table
+    straight to its blocks (the WAL stays small), while 100,000 rows go through the WAL."""
+    sizes = {}
+    for n in (100_000, ROW_GROUP_ROWS):
+        db = tmp_path / f"{n}.duckdb"
+        sink = DuckDBSink(db, checkpoint_s=None, commit_s=None)
+        await sink.start()
+        assert sink._con is not None
+        sink._con.execute("SET checkpoint_threshold = '1GB'")  # no automatic checkpoint empties the WAL
+        await sink.write_tables(TableBatch({"l2": _l2_rows(10)}, 10))
+        await sink.flush()  # the table is no longer empty (an empty one always takes the direct path)
+        await sink.write_tables(TableBatch({"l2": _l2_rows(n)}, n))
+        await sink.flush()
+        wal = db.with_name(db.name + ".wal")
+        sizes[n] = wal.stat().st_size if wal.exists() else 0
+        assert sink.stats.written == n + 10
+        await sink.close()
+    assert sizes[ROW_GROUP_ROWS] * 4 < sizes[100_000], sizes
