@@ -49,6 +49,10 @@ inline BatchResult on_frames(Core& core, const FrameView* frames, size_t n, cons
   BatchResult out;
   for (size_t i = 0; i < n; ++i) {
     const FrameView& f = frames[i];
+    if (i + 1 < n) {  // the next frame's first lines, fetched while this one is decoded
+      const FrameView& next = frames[i + 1];
+      for (size_t off = 0; off < next.n && off < 512; off += 64) __builtin_prefetch(next.p + off);
+    }
     int r;
     if (f.unencodable) {
       core.stats.frames++;

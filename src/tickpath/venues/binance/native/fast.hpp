@@ -35,7 +35,7 @@ struct Cursor {
   bool done() const { return p == end; }
 
   // 0 or [1-9][0-9]{0,17}: within int64 by construction (the general reader takes the rest).
-  bool id(int64_t& out) {
+  __attribute__((always_inline)) bool id(int64_t& out) {
     uint64_t m = 0;
     unsigned n = 0;
     const char* q = swar::digit_run(p, end, m, n);
@@ -60,7 +60,7 @@ struct Cursor {
   }
   // A decimal by decimal.hpp's grammar, up to its closing quote (not consumed): (mantissa, scale) and
   // its spelling's digit counts. False when it does not match (the general reader then judges it).
-  bool decimal(uint64_t& m, unsigned& int_digits, unsigned& scale) {
+  __attribute__((always_inline)) bool decimal(uint64_t& m, unsigned& int_digits, unsigned& scale) {
     const char* s = p;
     if (swar::short_decimal(s, end, m, int_digits, scale)) {  // up to 7 characters: one load
       if (int_digits == 0 || (int_digits > 1 && *s == '0') || s[int_digits + scale + (scale > 0)] != '"') return false;
