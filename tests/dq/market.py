@@ -324,13 +324,14 @@ WINDOW = (T0_MS * 1_000_000 - 10_000_000_000, T0_MS * 1_000_000 + 200_000_000_00
 
 
 def shared_store(defects: Defects | None = None) -> duckdb.DuckDBPyConnection:
-    """The 70 s store of ``defects`` in memory, built once per test process, for tests that only
-    read it: dq's checks only read (their shared l2 pass is a temp table they drop). A test that
-    changes its store builds its own with :func:`make_store`."""
+    """The 70 s store of ``defects`` in memory, shared by tests that only read it: dq's checks only
+    read (their shared l2 pass is a temp table they drop). A test that changes its store builds its
+    own with :func:`make_store`. The last few are kept (tests of one defect run close together):
+    each holds ~10 MB, and a test process sees some twenty."""
     return _shared_store(defects or Defects())
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4)
 def _shared_store(defects: Defects) -> duckdb.DuckDBPyConnection:
     return make_store(":memory:", defects=defects)
 
