@@ -129,7 +129,8 @@ async def test_record_writes_a_replayable_capture_and_metrics_are_served(
 
         import asyncio
 
-        task = asyncio.create_task(run_until(feed, cond, timeout_s=20))
+        # Stop only once scraped: both loops poll cond, and the feed's /metrics closes when it stops.
+        task = asyncio.create_task(run_until(feed, lambda f: cond(f) and "text" in scraped, timeout_s=20))
         while not (feed.engine is not None and cond(feed)) and not task.done():
             await asyncio.sleep(0.05)
         await scrape_then(feed)

@@ -5,7 +5,9 @@ past the bounds, and a failed insert a SinkError that keeps every row for the ne
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -172,3 +174,31 @@ async def test_a_whole_row_group_goes_to_the_table_not_the_wal(tmp_path: Path) -
         assert sink.stats.written == n + 10
         await sink.close()
     assert sizes[ROW_GROUP_ROWS] * 4 < sizes[100_000], sizes
+
+
+async def test_a_commit_cancelled_midway_is_counted_once_and_not_inserted_again(tmp_path: Path) -> None:
+    """A thread cannot be stopped: a flush cancelled while its insert runs still accounts for the commit
+    before letting go, so close neither re-inserts those rows nor finds the connection busy."""
+    db = tmp_path / "t.duckdb"
+    sink = DuckDBSink(db, commit_s=None)
+    await sink.start()
+    started, release = threading.Event(), threading.Event()
+    real = sink._insert
+
+    def held_back(*args: Any) -> None:
+        started.set()
+        release.wait(10)
+        real(*args)
+
+    sink._insert = held_back  # type: ignore[method-assign]
+    await sink.write_tables(_batch(1, 5))
+    task = asyncio.create_task(sink.flush())
+    await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sink.stats.written == 5 and sink.buffered == 0
+    await sink.close()
+    assert _count(db, "l2") == 5

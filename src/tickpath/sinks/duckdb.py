@@ -27,7 +27,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -73,6 +73,22 @@ def arrow_tables(events: Sequence[Event]) -> dict[str, pa.Table]:
 
 _SIZE_RE = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B|B)$", re.IGNORECASE)
 DEFAULT_MEMORY_LIMIT = "128MB"  # DuckDB's buffer pool for a feed's writer (duckdb:PATH?memory_limit=1GB)
+
+
+async def _to_thread_to_the_end(fn: Callable[..., None], *args: Any) -> tuple[asyncio.Future[None], bool]:
+    """``fn`` in a worker thread, awaited to its end even if the caller is cancelled meanwhile: a
+    thread cannot be stopped, and a commit it made must be counted (and its rows released) before
+    the lock is, or they would be inserted twice. Returns the finished future and whether the
+    caller was cancelled (it re-raises after its accounting)."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        return work, True
+    except BaseException:  # fn's own error: the caller reads it from the future
+        pass
+    return work, False
 
 
 class DuckDBSink(Sink):
@@ -276,18 +292,23 @@ class DuckDBSink(Sink):
             if not taken.rows and not self._sessions:
                 return
             sessions, self._sessions = self._sessions, []
-            try:
-                await asyncio.to_thread(self._insert, taken, sessions)
-            except (duckdb.Error, pa.ArrowException) as exc:
+            work, cancelled = await _to_thread_to_the_end(self._insert, taken, sessions)
+            exc = work.exception()
+            if isinstance(exc, (duckdb.Error, pa.ArrowException)):
                 self.stats.errors += 1
                 self._sessions[:0] = sessions  # the rows stay held: a later commit (or close) retries
                 raise SinkError(f"DuckDB insert into {self.path} failed: {exc}") from exc
+            if exc is not None:
+                raise exc
             self._held.drop(taken)
             self.stats.written += taken.rows
+            if cancelled:
+                raise asyncio.CancelledError
 
     async def close(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
+            async with self._lock:  # a commit the timer has under way finishes first
+                self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
             self._timer = None
