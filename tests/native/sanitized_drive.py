@@ -50,4 +50,18 @@ for venue in ("futures", "spot"):
                 rejected += 1
             if i % 500 == 0:
                 proc.reset("BTCUSDT", "fuzz", i)
+# The fast path's shapes cut at every byte, one call each and through the batch entry: a read past
+# a frame's end by the 8-byte loads would be caught here (each frame its own allocation).
+from tests.native.test_fast_path import BASES  # noqa: E402
+
+cuts = [base[:i] for base in BASES.values() for i in range(len(base) + 1)]
+for venue in ("futures", "spot"):
+    proc = NativeProcessor(venue, session="asan")  # type: ignore[arg-type]
+    for i, raw in enumerate(cuts):
+        try:
+            proc.on_frame(bytes(raw), i)
+            accepted += 1
+        except ParseError:
+            rejected += 1
+    proc.feed_batch([bytes(c) for c in cuts], None, lambda *a: None)
 print(f"accepted={accepted} rejected={rejected}")
