@@ -114,12 +114,11 @@ async def test_duckdb_keeps_the_latest_session_row_per_session_and_venue(tmp_pat
     await sink.write_session(SessionInfo(**row("futures", None, 5)))
     await sink.write_session(SessionInfo(**row("spot", None, 6)))
     await sink.flush()
-    con = duckdb.connect(str(path))
-    assert con.execute("SELECT venue, ended_ns FROM feed_sessions ORDER BY venue").fetchall() == [
+    assert sink._con is not None  # the sink holds its file (ATTACHed): read through its connection
+    assert sink._con.execute("SELECT venue, ended_ns FROM feed_sessions ORDER BY venue").fetchall() == [
         ("futures", None),
         ("spot", None),
     ]
-    con.close()
     await sink.write_session(SessionInfo(**row("futures", 9, 5)))
     await sink.write_session(SessionInfo(**row("futures", 10, 7)))  # two rows in one flush: the later one wins
     await sink.flush()

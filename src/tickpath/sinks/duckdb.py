@@ -5,9 +5,9 @@ Events are inserted through Arrow, one table per channel (``trades``, ``tickers`
 core's Arrow tables, or events converted every ``convert_rows``) is held per storage table without a
 copy (:class:`~tickpath.sinks.coalesce.TableBuffer`) and committed in one transaction per insert:
 
-- once a table holds ``batch_rows`` rows (default one DuckDB row group), its rows in whole multiples
-  of ``batch_rows``: DuckDB then writes them straight to the table's blocks rather than through the
-  WAL and again at the checkpoint (about 1.5x less CPU per row); the rest waits;
+- once a table holds ``batch_rows`` rows (default 122,880), its rows in whole row groups (30,720
+  rows, the file's row group size): DuckDB then writes them straight to the table's blocks rather
+  than through the WAL and again at the checkpoint (about 1.5x less CPU per row); the rest waits;
 - once the oldest row held has waited ``commit_s`` (default 1 s, on the injected clock, also with no
   further rows arriving), or ``batch_bytes`` are held, or at :meth:`flush` / :meth:`close`: all of it.
 
@@ -15,6 +15,8 @@ A row counts as written only once its transaction committed, and a failed insert
 (a later commit or close retries it), so a crash loses at most the last ``commit_s`` of accepted rows
 and nothing committed. Inserts run in a worker thread so the event loop keeps reading while DuckDB
 writes; ``write`` awaits a due insert, which is how a slow disk applies back-pressure to the feed.
+The file is ATTACHed with its own row group size (``row_group_rows``), so while the sink has it open
+no other connection of the same process can open it (``row_group_rows=None``: a plain connect).
 
 :func:`arrow_tables` (events to one Arrow table per storage table, built column-wise by
 :func:`tickpath.tables.events_to_arrow`, the builder ``ingest`` uses too) is shared with the Parquet sink.
@@ -40,7 +42,7 @@ from tickpath.errors import ConfigError, SinkError
 from tickpath.events import Event, SessionInfo
 from tickpath.logs import log_event
 from tickpath.sinks.base import Sink, TableBatch
-from tickpath.sinks.coalesce import ROW_GROUP_ROWS, TableBuffer, Take
+from tickpath.sinks.coalesce import DUCKDB_ROW_GROUP_ROWS, ROW_GROUP_ROWS, TableBuffer, Take
 from tickpath.tables import CHANNEL_TABLE, EVENT_TABLES, duckdb_ddl, events_to_arrow, merge_sessions
 
 DEFAULT_PATH = "./data/ticks.duckdb"
@@ -108,7 +110,8 @@ class DuckDBSink(Sink):
         self,
         path: str | Path = DEFAULT_PATH,
         *,
-        batch_rows: int = ROW_GROUP_ROWS,
+        batch_rows: int = 4 * ROW_GROUP_ROWS,
+        row_group_rows: int | None = ROW_GROUP_ROWS,
         batch_bytes: int = 64 << 20,
         commit_s: float | None = 1.0,
         threads: int | None = 1,
@@ -130,6 +133,9 @@ class DuckDBSink(Sink):
         # bytes bound keeps rows with many levels (snapshots) from holding hundreds of MB.
         self.batch_rows = max(1, batch_rows)
         self.batch_bytes = max(1, batch_bytes)
+        # The file's row group size: None opens it with DuckDB's (122,880), as a plain connect does,
+        # so that other connections of this process can share it (an ATTACHed file cannot be).
+        self.row_group_rows = row_group_rows
         self.commit_s = commit_s
         self.flushes_itself = commit_s is not None  # the pipeline leaves the timing to this sink
         self.clock = clock
@@ -176,7 +182,7 @@ class DuckDBSink(Sink):
         try:
             if str(self.path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(str(self.path))
+            self._con = self._connect()
             if self.threads is not None:
                 self._con.execute(f"SET threads = {int(self.threads)}")
             if self.memory_limit is not None:
@@ -188,6 +194,16 @@ class DuckDBSink(Sink):
             raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
         if self.commit_s is not None and self._timer is None:
             self._timer = asyncio.create_task(self._commit_on_time(), name="duckdb-commit")
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if self.row_group_rows is None:
+            return duckdb.connect(str(self.path))
+        # Only an ATTACHed file's row group size can be chosen (coalesce.py says why it is).
+        con = duckdb.connect()
+        quoted = str(self.path).replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS store (ROW_GROUP_SIZE {int(self.row_group_rows)})")
+        con.execute("USE store")
+        return con
 
     async def write(self, batch: Sequence[Event]) -> None:
         self.stats.accepted += len(batch)
@@ -232,11 +248,11 @@ class DuckDBSink(Sink):
         return oldest is not None and self.clock.monotonic_ns() - oldest >= self.commit_s * 1e9
 
     async def _commit_due(self) -> None:
-        """Commit what is due: everything (deadline, bytes), else whole ``batch_rows`` of full tables."""
+        """Commit what is due: everything (deadline, bytes), else the whole row groups of full tables."""
         if self._held.nbytes >= self.batch_bytes or self._due():
             await self.flush()
         elif self._held.largest_table_rows() >= self.batch_rows:
-            await self._commit(self.batch_rows)
+            await self._commit(min(self.batch_rows, self.row_group_rows or DUCKDB_ROW_GROUP_ROWS))
 
     async def _commit_on_time(self) -> None:
         """Commit what has waited ``commit_s`` even when no more rows come (a quiet market, a stall)."""
