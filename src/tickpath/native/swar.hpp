@@ -52,6 +52,28 @@ inline const char* digit_run(const char* q, const char* end, uint64_t& m, unsign
   }
 }
 
+// A run of 1-15 digits from q read from two loads, both halves converted independently (Binance's
+// ids and times have 9-13); false (nothing read) when the run is longer or q is near the end.
+inline bool short_digits(const char* q, const char* end, uint64_t& m, unsigned& count) {
+  if (end - q < 16) return false;
+  uint64_t v0, v1;
+  std::memcpy(&v0, q, 8), std::memcpy(&v1, q + 8, 8);
+  uint64_t n0 = nondigits(v0);
+  if (n0) {
+    unsigned k = unsigned(__builtin_ctzll(n0)) >> 3;
+    m = k ? digits_value(v0, k) : 0;
+    count = k;
+    return true;
+  }
+  uint64_t n1 = nondigits(v1);
+  if (n1 == 0) return false;
+  unsigned k = unsigned(__builtin_ctzll(n1)) >> 3;
+  uint64_t high = digits_value(v0, 8);
+  m = k ? high * POW10U[k] + digits_value(v1, k) : high;
+  count = 8 + k;
+  return true;
+}
+
 // A decimal of at most 7 characters from s, read from one load: its digits' value (the point
 // dropped), how many precede the point, how many follow it. False (nothing decided) when the 8
 // bytes do not hold all of it, then followed by a non-digit; the caller checks the grammar's rest

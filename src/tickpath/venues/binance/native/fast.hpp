@@ -38,7 +38,7 @@ struct Cursor {
   __attribute__((always_inline)) bool id(int64_t& out) {
     uint64_t m = 0;
     unsigned n = 0;
-    const char* q = swar::digit_run(p, end, m, n);
+    const char* q = swar::short_digits(p, end, m, n) ? p + n : swar::digit_run(p, end, m, n);
     if (n == 0 || n > 18 || (n > 1 && *p == '0')) return false;
     out = int64_t(m);
     p = q;
