@@ -5,7 +5,9 @@ rows in the stored layout and in alternatives, each as frames per CPU-second aga
 The rows come from the native core (``take_tables``) fed the capture's depth stream, as bench_feed's
 part (b) does; each layout is converted with Arrow before the clock starts, so only DuckDB's insert
 and checkpoint are timed (one thread, a new file, one INSERT per batch of 5,000 frames, the native
-core's batch; then 50,000 and all frames in one INSERT, where DuckDB writes row groups directly).
+core's batch; then 50,000 and all frames in one INSERT, where DuckDB writes row groups directly;
+and the stored layout as the DuckDB sink writes it: its 30,720-row row groups, commits of 50,000
+frames or of 122,880 (its batch_rows) with the rest at the end).
 
 The hot path into DuckDB runs the core and the insert on one CPU, so its cost per frame is their sum:
 (b) <= 1 / (1 / core + 1 / insert) in units of orjson. With the core at the 2.0x target, (b) >= 1.0
@@ -32,6 +34,7 @@ import pyarrow.compute as pc
 
 from bench.bench_feed import MESSAGES_B, SYMBOLS, _stream, _yardstick
 from bench.bench_feed_core import _native_warm
+from tickpath.sinks.coalesce import ROW_GROUP_ROWS
 
 BATCH_FRAMES = 5_000
 
@@ -101,9 +104,17 @@ def _flat_levels(table: pa.Table) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def _insert_cpu_s(table: pa.Table, path: Path, frames: int, batch_frames: int = BATCH_FRAMES) -> float:
-    """CPU seconds of DuckDB inserting ``table`` in slices of ``batch_frames`` frames' rows, then a checkpoint."""
-    con = duckdb.connect(str(path))
+def _insert_cpu_s(
+    table: pa.Table, path: Path, frames: int, batch_frames: int = BATCH_FRAMES, row_group: int | None = None
+) -> float:
+    """CPU seconds of DuckDB inserting ``table`` in slices of ``batch_frames`` frames' rows, then a
+    checkpoint; ``row_group``: the file ATTACHed with that row group size (the sink's), else DuckDB's."""
+    if row_group is None:
+        con = duckdb.connect(str(path))
+    else:
+        con = duckdb.connect()
+        con.execute(f"ATTACH '{path}' AS store (ROW_GROUP_SIZE {row_group})")
+        con.execute("USE store")
     con.execute("SET threads = 1")
     step = max(1, len(table) * batch_frames // max(frames, 1))
     con.register("_first", table.slice(0, 0))
@@ -138,13 +149,17 @@ def main() -> dict[str, Any]:
             rate = len(stream) / cpu
             out[name] = {"rows": len(table), "msgs_per_cpu_s": round(rate), "ratio_to_orjson": round(rate / yard, 3)}
             print(f"{name:<18} {rate:>12,.0f} frames/CPU-s  {rate / yard:5.2f}x orjson ({len(table):,} rows)")
-        for name in ("stored", "decimal", "double"):  # in larger INSERTs than the sink's, up to one
-            for batch in (50_000, len(stream)):
-                cpu = _insert_cpu_s(layouts[name], Path(tmp) / f"{name}-{batch}.duckdb", len(stream), batch)
-                rate = len(stream) / cpu
-                key = f"{name}_batch_{batch}"
-                out[key] = {"msgs_per_cpu_s": round(rate), "ratio_to_orjson": round(rate / yard, 3)}
-                print(f"{key:<24} {rate:>12,.0f} frames/CPU-s  {rate / yard:5.2f}x orjson")
+        runs: list[tuple[str, int, int | None]] = [
+            (n, b, None) for n in ("stored", "decimal", "double") for b in (50_000, len(stream))
+        ]
+        # The sink's own pattern: its row groups, a table's whole row groups once it holds 4, the rest at close.
+        runs += [("stored", b, ROW_GROUP_ROWS) for b in (50_000, 4 * ROW_GROUP_ROWS)]
+        for name, batch, rg in runs:
+            cpu = _insert_cpu_s(layouts[name], Path(tmp) / f"{name}-{batch}-{rg}.duckdb", len(stream), batch, rg)
+            rate = len(stream) / cpu
+            key = f"{name}_batch_{batch}" + (f"_rg_{rg}" if rg else "")
+            out[key] = {"msgs_per_cpu_s": round(rate), "ratio_to_orjson": round(rate / yard, 3)}
+            print(f"{key:<32} {rate:>12,.0f} frames/CPU-s  {rate / yard:5.2f}x orjson")
     exact = [v["ratio_to_orjson"] for k, v in out.items() if isinstance(v, dict) and not k.startswith("double")]
     best = max(exact)
     out["best_exact_ratio"] = best
