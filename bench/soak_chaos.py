@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duckdb", help="the feed's DuckDB file (default: a temporary one, removed after)")
     p.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after the warm-up")
     p.add_argument("--out", help="write the figures as JSON here too")
+    p.add_argument(
+        "--trace-memory", action="store_true", help="tracemalloc from the warm-up's end: the top sites still held"
+    )
     return p.parse_args(argv)
 
 
@@ -84,6 +88,8 @@ async def _run(
         stalls = StallLog(feed.loop_lag)
         pauses = GcPauses()
         gc.callbacks.append(pauses)
+        if a.trace_memory:
+            tracemalloc.start(8)
         rss0, events0, t0, cpu0 = rss_mb(), sim.stats()["venues"][venue]["events"], loop.time(), cpu_s()
         sim.chaos = ChaosDriver(sim.faults, [(venue, s) for s in syms], chaos)
         chaos_task = asyncio.create_task(sim.chaos.run())
@@ -101,6 +107,7 @@ async def _run(
         cpu = cpu_s() - cpu0
         lag = feed.loop_lag.summary()
         tracked = tracked_by_type()
+        held = held_sites() if a.trace_memory else None
         sim.chaos.stop()
         chaos_task.cancel()
         sim.faults.clear()
@@ -137,11 +144,27 @@ async def _run(
         "event_loop_lag_ms": lag,
         "gc": pauses.as_dict(),
         "gc_tracked_at_end": tracked,
+        "python_allocations_held": held,
         "stalls": stalls.attribute(pauses, truth_check=checks),
         "truth_check_max_ms": round(max((ms for _, ms in checks), default=0.0), 1),
         "gc_frozen": a.gc_freeze,
         "yardstick_calibration_ns": round(calibration_ns(), 2),
     }
+
+
+def held_sites(top: int = 12) -> dict[str, Any]:
+    """Python allocations made since tracing began and still held, by the innermost tickpath frame."""
+    snap = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    sites: dict[str, int] = {}
+    for stat in snap.statistics("traceback"):
+        frames = [f for f in stat.traceback if "tickpath" in f.filename] or list(stat.traceback)
+        f = frames[-1] if frames else None
+        key = f"{f.filename.rsplit('/src/', 1)[-1]}:{f.lineno}" if f else "?"
+        sites[key] = sites.get(key, 0) + stat.size
+    total = sum(sites.values())
+    best = sorted(sites.items(), key=lambda kv: -kv[1])[:top]
+    return {"total_mb": round(total / 1e6, 1), "sites_mb": {k: round(v / 1e6, 1) for k, v in best}}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

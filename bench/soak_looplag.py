@@ -38,6 +38,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=18005)
     p.add_argument("--warmup", type=float, default=30.0, help="seconds before measuring (books sync)")
     p.add_argument("--out", help="write the figures as JSON here too")
+    p.add_argument("--chaos", metavar="SEED[:RATE]", help="the simulator injects random faults (sim --chaos)")
+    p.add_argument(
+        "--runs", choices=("both", "as-shipped", "frozen"), default="both", help="which runs (default: both)"
+    )
     return p.parse_args(argv)
 
 
@@ -45,6 +49,7 @@ async def _sim(a: argparse.Namespace, syms: tuple[str, ...]) -> tuple[asyncio.su
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "tickpath.cli.main", "sim", "--venue", "futures", "--symbols", ",".join(syms)),
         *("--rate", str(a.rate / a.symbols), "--seed", str(a.seed), "--json"),
+        *(("--chaos", a.chaos) if a.chaos else ()),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
@@ -66,8 +71,11 @@ async def _one(a: argparse.Namespace, syms: tuple[str, ...], ws: str, rest: str,
         gc.callbacks.append(pauses)
         rss0, cpu0, t0 = rss_mb(), cpu_s(), time.monotonic()
         events0 = feed.snapshot().pipeline.emitted
+        rss_series = [round(rss0, 1)]
         try:
-            await asyncio.sleep(a.duration)
+            while (left := a.duration - (time.monotonic() - t0)) > 0:  # RSS every 30 s: a leak is a slope
+                await asyncio.sleep(min(30.0, left))
+                rss_series.append(round(rss_mb(), 1))
         finally:
             gc.callbacks.remove(pauses)
         elapsed, events1 = time.monotonic() - t0, feed.snapshot().pipeline.emitted
@@ -80,6 +88,8 @@ async def _one(a: argparse.Namespace, syms: tuple[str, ...], ws: str, rest: str,
             "gc_tracked_at_end": tracked_by_type(),
             "rss_mb_start": round(rss0, 1),
             "rss_mb_end": round(rss_mb(), 1),
+            "rss_series_mb": rss_series,
+            "feed": _feed_counts(feed, syms),
             "cpu_s": round(cpu_s() - cpu0, 1),
         }
         feed.stop()
@@ -89,11 +99,25 @@ async def _one(a: argparse.Namespace, syms: tuple[str, ...], ws: str, rest: str,
     return figures
 
 
+def _feed_counts(feed: Feed, syms: tuple[str, ...]) -> dict[str, int]:
+    """What the faults did to the feed (all zero without --chaos)."""
+    snap = feed.snapshot()
+    proc = feed.engine.processor if feed.engine is not None else None
+    return {
+        "resyncs": snap.books.resyncs,
+        "refetches": snap.books.refetches,
+        "buffer_overflow": sum(proc.book_stats(s)["buffer_overflow"] for s in syms) if proc is not None else 0,
+        "reconnects": snap.connections.reconnects,
+        "malformed": snap.frames.malformed_total,
+    }
+
+
 async def _run(a: argparse.Namespace) -> dict[str, Any]:
     syms = tuple(f"S{i:03d}USDT" for i in range(a.symbols))
     sim, ws, rest = await _sim(a, syms)
     try:
-        runs = [await _one(a, syms, ws, rest, freeze) for freeze in (False, True)]
+        freezes = {"both": (False, True), "as-shipped": (False,), "frozen": (True,)}[a.runs]
+        runs = [await _one(a, syms, ws, rest, freeze) for freeze in freezes]
     finally:
         with contextlib.suppress(ProcessLookupError):
             sim.kill()
@@ -103,6 +127,7 @@ async def _run(a: argparse.Namespace) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "seed": a.seed,
         "target_rate": a.rate,
+        "chaos": a.chaos,
         "duration_s": a.duration,
         "runs": runs,
         "yardstick_calibration_ns": round(calibration_ns(), 2),
