@@ -25,6 +25,15 @@ from tickpath.feed.connection import Backoff, FeedConnection, FrameHandler, Fram
 from tickpath.feed.shards import Shard
 from tickpath.logs import log_event
 
+_LOGGED_SYMBOLS = 8
+
+
+def symbols_for_log(symbols: tuple[str, ...]) -> str:
+    """A whole-exchange shard has hundreds of symbols: a log line names the first few and counts the rest."""
+    more = len(symbols) - _LOGGED_SYMBOLS
+    return ",".join(symbols[:_LOGGED_SYMBOLS]) + (f",+{more} more" if more > 0 else "")
+
+
 log = logging.getLogger(__name__)
 
 
@@ -107,8 +116,9 @@ class ShardRunner:
             return  # a planned rollover close: the replacement already carries the streams
         if any(c is not conn and c.is_open and c.first_frame.is_set() for c in self._tasks):
             return  # closed during a rollover overlap: the other connection already delivers everything
+        syms = self.shard.symbols
         log_event(
-            log, logging.WARNING, "shard_connection_lost", conn=conn.conn_id, symbols=",".join(self.shard.symbols)
+            log, logging.WARNING, "shard_connection_lost", conn=conn.conn_id, n=len(syms), symbols=symbols_for_log(syms)
         )
         if self.on_lost is not None:
             self.on_lost(self.shard, conn)
