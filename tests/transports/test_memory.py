@@ -67,6 +67,27 @@ def test_reconnects_after_refusals_with_the_documented_backoff() -> None:
     assert conn.ws_errors == 1  # ended by an error, not a close frame (tickpath_feed_ws_errors_total)
 
 
+def test_a_connection_that_lived_reset_after_s_restarts_the_backoff() -> None:
+    """Three refusals, then 12 s of data (>= the default 10 s): the reconnect waits delay(1), not delay(4)."""
+    clock = VirtualClock()
+    received: list[tuple[str, int]] = []
+
+    async def venue(peer: MemoryWsPeer) -> None:
+        await peer.send('{"n":1}')
+        await asyncio.sleep(12)
+        await peer.close(error="reset by peer")
+
+    transport = MemoryWsTransport(venue, refuse=3)
+    backoff = Backoff(base_s=0.1, max_s=30.0)
+    conn = FeedConnection(
+        "c1", "wss://x", ["btcusdt@trade"], _frames(received), clock=clock, transport=transport, backoff=backoff, seed=7
+    )
+    run_virtual(lambda: _until_received(conn, transport, received, 2), clock)
+    rng = random.Random(7)
+    first_open = sum(int(backoff.delay(attempt, rng) * NS) for attempt in (1, 2, 3))
+    assert received[1][1] == first_open + 12 * NS + int(backoff.delay(1, rng) * NS)
+
+
 def test_a_clean_close_is_a_reconnect_but_not_a_websocket_error() -> None:
     clock = VirtualClock()
     received: list[tuple[str, int]] = []

@@ -53,7 +53,9 @@ class Backoff:
 
     base_s: float = 0.1
     max_s: float = 30.0
-    reset_after_s: float = 60.0  # a connection that lived this long resets the attempt counter
+    # A connection that lived this long resets the attempt counter: under brief, frequent faults (a drop, a
+    # 503 for a second) a longer threshold let the delay climb to max_s and kept every stream dark for it.
+    reset_after_s: float = 10.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         cap = min(self.max_s, self.base_s * 2.0 ** max(0, attempt - 1))
