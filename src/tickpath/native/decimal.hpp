@@ -101,8 +101,11 @@ inline double to_double(const ParsedDecimal& p) {
   return s == 0 ? double(m) : double(m) * INV_POW10[s];
 }
 
-inline void append_decimal(std::string& out, Decimal d) {
-  char buf[24];
+constexpr size_t DECIMAL_CHARS = 24;  // room for a spelling: at most MAX_DIGITS digits, a point, a leading zero
+
+// Writes d's spelling to out (room for DECIMAL_CHARS); returns its length.
+inline size_t format_decimal(char* out, Decimal d) {
+  char buf[DECIMAL_CHARS];
   uint64_t m = d.mantissa();
   int s = d.scale();
   int n = 0;
@@ -110,10 +113,17 @@ inline void append_decimal(std::string& out, Decimal d) {
     buf[n++] = char('0' + m % 10);
     m /= 10;
   } while (m || n <= s);  // at least one digit before the point
+  size_t len = 0;
   for (int i = n - 1; i >= 0; --i) {
-    out.push_back(buf[i]);
-    if (i == s && s > 0) out.push_back('.');
+    out[len++] = buf[i];
+    if (i == s && s > 0) out[len++] = '.';
   }
+  return len;
+}
+
+inline void append_decimal(std::string& out, Decimal d) {
+  char buf[DECIMAL_CHARS];
+  out.append(buf, format_decimal(buf, d));
 }
 
 inline std::string decimal_str(Decimal d) {

@@ -59,9 +59,8 @@ struct StrCol {  // a string column: int32 offsets + UTF-8 data (Arrow's layout)
     offsets.push_back(int32_t(used_));
   }
   void push(Decimal d) {
-    std::string s;
-    append_decimal(s, d);
-    push(std::string_view(s));
+    used_ += format_decimal(room(DECIMAL_CHARS), d);
+    offsets.push_back(int32_t(used_));
   }
   size_t size() const { return offsets.size() - 1; }
   std::string_view bytes() const { return std::string_view(buf_.data(), used_); }  // the data buffer
