@@ -1,12 +1,13 @@
-"""The feed side of bench/bench_exchange.py: one supervisor per venue, sampled once a second.
+"""The feed side of bench/bench_exchange.py: one supervisor per venue, sampled every ``sample_s``.
 
     python -m bench.exchange_driver SPEC.json OUT.json
 
 SPEC names the simulator's endpoints, its pid and /metrics URL, the workers per venue, the run's
-length and whether to stop as soon as every pre-rendered timeline has played. Every second the
-driver records each worker's latest status line (events, gaps, resyncs, books synced), its CPU
-seconds and RSS (from /proc), the simulator's CPU and playback gauges, and its own CPU (the three
-supervisors). With ``pin`` the two workers of the busiest venue go to a core each.
+length, the sampling interval (``sample_s``, default 1 s) and whether to stop as soon as every
+pre-rendered timeline has played. Every sample the driver records each worker's latest status line
+(events, gaps, resyncs, books synced, waits for its sink), its CPU seconds and RSS (from /proc),
+the simulator's CPU and playback gauges, and its own CPU (the three supervisors). With ``pin`` the
+two workers of the busiest venue go to a core each.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
     pinned: dict[int, int] = {}
     while not all(r.done() for r in runs):
-        await asyncio.wait(runs, timeout=1.0)
+        await asyncio.wait(runs, timeout=spec.get("sample_s", 1.0))
         sample = await _sample(sups, time.monotonic() - t0, spec)
         samples.append(sample)
         if spec.get("pin"):
@@ -157,6 +158,7 @@ async def _sample(sups: dict[str, Any], t: float, spec: dict[str, Any]) -> dict[
                     "written": min((int(st.get("written", 0)) for st in sinks.values()), default=0),
                     "gaps": last.get("gaps", 0),
                     "resyncs": last.get("resyncs", 0),
+                    "backpressure_waits": last.get("backpressure_waits", 0),
                     "synced_s": startup.get("all_synced_s"),
                     "books": startup.get("symbols") or 0,
                     "synced": startup.get("synced") or 0,
