@@ -18,7 +18,9 @@ from tickpath.venues.binance.endpoints import Venue, endpoints
 
 BID = 0
 ASK = 1
-_CHECKPOINT_EVERY = 10_000
+# A checkpoint every history / 2 ids (500 to 10,000): memory stays near ``history`` ids of changes (a
+# fixed 10,000 kept at least 20,000 per symbol whatever was asked, 400 MB for a 200-symbol soak).
+_CHECKPOINT_MIN, _CHECKPOINT_MAX = 500, 10_000
 _TABLE = 4096
 
 
@@ -130,7 +132,8 @@ class SymbolMarket:
         self.spec = spec
         self.rng = random.Random(f"{seed}/{venue}/{spec.symbol}")
         self.target = levels
-        self.history_limit = max(history, 2 * _CHECKPOINT_EVERY)
+        self._checkpoint_every = max(_CHECKPOINT_MIN, min(_CHECKPOINT_MAX, history // 2))
+        self.history_limit = max(history, 2 * self._checkpoint_every)
         self.books: tuple[dict[int, int], dict[int, int]] = ({}, {})
         mid: int = round(spec.start_price * 10**spec.price_decimals)
         self.best: list[int] = [mid - 1, mid + 1]  # best bid tick, best ask tick
@@ -239,7 +242,7 @@ class SymbolMarket:
         self.last_uid += 1
         change = (side, tick, lots)
         self._hist.append(change)
-        if self.last_uid - self._checkpoints[-1][0] >= _CHECKPOINT_EVERY:
+        if self.last_uid - self._checkpoints[-1][0] >= self._checkpoint_every:
             self._checkpoint()
         return self.last_uid, change, trade
 
