@@ -55,9 +55,9 @@ inline const char* digit_run(const char* q, const char* end, uint64_t& m, unsign
 // A run of 1-15 digits from q read from two loads, both halves converted independently (Binance's
 // ids and times have 9-13); false (nothing read) when the run is longer or q is near the end.
 inline bool short_digits(const char* q, const char* end, uint64_t& m, unsigned& count) {
-  if (end - q < 16) return false;
-  uint64_t v0, v1;
-  std::memcpy(&v0, q, 8), std::memcpy(&v1, q + 8, 8);
+  if (end - q < 8) return false;
+  uint64_t v0, v1 = load8(q + 8, end);
+  std::memcpy(&v0, q, 8);
   uint64_t n0 = nondigits(v0);
   if (n0) {
     unsigned k = unsigned(__builtin_ctzll(n0)) >> 3;

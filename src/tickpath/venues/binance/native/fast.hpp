@@ -137,12 +137,9 @@ inline bool depth_body(Cursor& c, Frame& f) {
 inline bool ticker_body(Cursor& c, Frame& f) {
   c.lit("\"e\":\"bookTicker\",");
   if (!c.lit("\"u\":") || !c.id(f.id) || !c.lit(",\"s\":") || !c.str(f.s)) return false;
-  static constexpr const char* KEYS[4] = {",\"b\":", ",\"B\":", ",\"a\":", ",\"A\":"};
-  for (int i = 0; i < 4; ++i) {
-    if (size_t(c.end - c.p) < 5 || std::memcmp(c.p, KEYS[i], 5) != 0) return false;
-    c.p += 5;
-    if (!c.str(f.str[i])) return false;
-  }
+  if (!c.lit(",\"b\":") || !c.str(f.str[0]) || !c.lit(",\"B\":") || !c.str(f.str[1]) || !c.lit(",\"a\":") ||
+      !c.str(f.str[2]) || !c.lit(",\"A\":") || !c.str(f.str[3]))
+    return false;
   if (c.lit(",\"T\":") && (!c.id(f.T) || !c.lit(",\"E\":") || !c.id(f.E))) return false;
   if (!c.ch('}')) return false;
   f.kind = Kind::BOOK_TICKER;
@@ -179,12 +176,29 @@ inline bool payload(Cursor& c, Kind k, Frame& f) {
   }
 }
 
-// {"stream":"<name>","data":<payload>} with the name at [name, name_end) (its closing quote at
-// name_end) and the payload of kind k.
-inline bool enveloped(const char* p, size_t n, const char* name, const char* name_end, Kind k, Frame& f) {
-  Cursor c{name, p + n};
-  if (swar::plain_string(name, c.end) != name_end) return false;  // an escape or a control byte in it
-  c.p = name_end;
+// The kind of a plain stream name "<symbol>@depth[@<speed>]", "<symbol>@bookTicker" or
+// "<symbol>@aggTrade" (as parse.stream_kind names it), and its closing quote; Kind::NONE for any
+// other name, which the general classification (frames.hpp) then decides.
+inline Kind stream_of(const char* name, const char* end, const char*& close) {
+  close = swar::plain_string(name, end);
+  if (close == nullptr || close == name || *name == '!') return Kind::NONE;
+  const char* at = static_cast<const char*>(std::memchr(name, '@', size_t(close - name)));
+  if (at == nullptr) return Kind::NONE;
+  std::string_view rest(at + 1, size_t(close - at - 1));
+  if (rest == "depth" || rest.substr(0, 6) == "depth@") return Kind::DEPTH;
+  if (rest == "bookTicker") return Kind::BOOK_TICKER;
+  if (rest == "aggTrade") return Kind::AGG_TRADE;
+  return Kind::NONE;
+}
+
+// {"stream":"<name>","data":<payload>} (the caller has seen `{"stream":"`, PL bytes): a name
+// stream_of knows and its payload in Binance's shape.
+inline bool enveloped(const char* p, size_t n, size_t PL, Frame& f) {
+  Cursor c{p + PL, p + n};
+  const char* close;
+  Kind k = stream_of(c.p, c.end, close);
+  if (k == Kind::NONE) return false;
+  c.p = close;
   return c.lit("\",\"data\":") && payload(c, k, f) && c.ch('}') && c.done();
 }
 

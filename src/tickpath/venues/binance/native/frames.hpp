@@ -78,17 +78,15 @@ class Decoder {
     static constexpr char PREFIX[] = "{\"stream\":\"";
     constexpr size_t PL = sizeof(PREFIX) - 1;
     if (n >= PL && std::memcmp(p, PREFIX, PL) == 0) {
+      if (fast::enveloped(p, n, PL, f)) return Error::OK;
+      f.reset();  // what the fast path read is forgotten: the general reader starts from nothing
       const char* q = static_cast<const char*>(std::memchr(p + PL, '"', n - PL));
       // No closing quote: the reference takes raw[PL:-1] (found by make fuzz, an over-read here when n == PL).
       size_t len = q ? size_t(q - p - PL) : (n > PL ? n - PL - 1 : 0);
       std::string_view name(p + PL, len);
       std::string_view kind = stream_kind(name);
       Kind k = kind_of_stream(kind);
-      if (k != Kind::UNKNOWN) {
-        if (q != nullptr && fast::enveloped(p, n, p + PL, q, k, f)) return Error::OK;
-        f.reset();  // what the fast path read is forgotten: the general reader starts from nothing
-        return enveloped(p, n, k, f);
-      }
+      if (k != Kind::UNKNOWN) return enveloped(p, n, k, f);
       if (is_channel_kind(kind)) {  // a kline, ticker, ...: the processor decodes it (HANDOFF)
         f.kind = Kind::UNKNOWN;
         return Error::OK;
