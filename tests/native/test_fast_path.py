@@ -272,3 +272,29 @@ def test_capture_frames_in_their_raw_form(shared_captures: Path) -> None:
             pair.frame(json.dumps(data, separators=(",", ":")).encode(), 1)
         pair.check_state()
         assert pair.native.counts().frames >= 200
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        b"keepusdt@depth",
+        b"keepusdt@depth@",
+        b"keepusdt@depth@500ms",
+        b"keepusdt@depth20@100ms",
+        b"keepusdt@depthx",
+        b"@depth@100ms",
+        b"keep@usdt@depth@100ms",
+        b"keepusdt",
+        b"",
+        b"!bookTicker",
+        b"keepusdt@bookTicker@1s",
+        b"keepusdt@aggTrade",
+        b"keepusdt@trade",
+        b"keepusdt@kline_1m",
+        b"keep\xc3\xa9usdt@depth",
+    ],
+)
+def test_stream_names_are_classified_alike(name: bytes) -> None:
+    # The fast path names the kind of a few plain stream names itself; every other name goes the general way.
+    for data in (DEPTH_DATA, AGG_DATA, TICKER[TICKER.index(b'"data":') + 7 : -1]):
+        _judge([b'{"stream":"%s","data":%s}' % (name, data)])
