@@ -204,3 +204,20 @@ async def test_a_commit_cancelled_midway_is_counted_once_and_not_inserted_again(
     assert sink.stats.written == 5 and sink.buffered == 0
     await sink.close()
     assert _count(db, "l2") == 5
+
+
+async def test_events_not_yet_converted_are_committed_at_the_deadline_too(tmp_path: Path) -> None:
+    """Events (the object path, below convert_rows) wait no longer than commit_s either."""
+    clock = ManualClock(autojump=False)
+    sink = DuckDBSink(tmp_path / "t.duckdb", commit_s=0.5, clock=clock)
+    await sink.start()
+    await sink.write([Trade(**C, seq=i, receipt_ns=i, trade_id=i, price="2.0", qty="3", side="buy") for i in range(3)])
+    assert sink.buffered == 3 and sink.stats.written == 0
+    clock.advance(500_000_000)
+    for _ in range(500):
+        if sink.stats.written:
+            break
+        await asyncio.sleep(0.01)
+    assert sink.stats.written == 3 and sink.buffered == 0
+    await sink.close()
+    assert _count(tmp_path / "t.duckdb", "trades") == 3

@@ -31,7 +31,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import duckdb
@@ -46,6 +46,7 @@ from tickpath.sinks.coalesce import DUCKDB_ROW_GROUP_ROWS, ROW_GROUP_ROWS, Table
 from tickpath.tables import CHANNEL_TABLE, EVENT_TABLES, duckdb_ddl, events_to_arrow, merge_sessions
 
 DEFAULT_PATH = "./data/ticks.duckdb"
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -77,7 +78,7 @@ _SIZE_RE = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B|B)$", re.IGNORECASE)
 DEFAULT_MEMORY_LIMIT = "128MB"  # DuckDB's buffer pool for a feed's writer (duckdb:PATH?memory_limit=1GB)
 
 
-async def _to_thread_to_the_end(fn: Callable[..., None], *args: Any) -> tuple[asyncio.Future[None], bool]:
+async def _to_thread_to_the_end(fn: Callable[..., T], *args: Any) -> tuple[asyncio.Future[T], bool]:
     """``fn`` in a worker thread, awaited to its end even if the caller is cancelled meanwhile: a
     thread cannot be stopped, and a commit it made must be counted (and its rows released) before
     the lock is, or they would be inserted twice. Returns the finished future and whether the
@@ -229,23 +230,36 @@ class DuckDBSink(Sink):
         """Move ``_buf`` into Arrow tables; on failure the events stay buffered (nothing is lost)."""
         if not self._buf:
             return
-        events, self._buf = self._buf, []
+        events, self._buf, since = self._buf, [], self._buf_ns
+        cancelled = False
         try:
-            tables = await asyncio.to_thread(arrow_tables, events) if threaded else arrow_tables(events)
+            if threaded:  # run to its end: the events are no longer in _buf
+                work, cancelled = await _to_thread_to_the_end(arrow_tables, events)
+                tables = work.result()
+            else:
+                tables = arrow_tables(events)
         except pa.ArrowException as exc:
             self._buf[:0] = events  # ahead of anything accepted meanwhile
+            self._buf_ns = since
             self.stats.errors += 1
             raise SinkError(f"DuckDB sink cannot convert events for {self.path}: {exc}") from exc
-        self._held.add(tables, self._buf_ns)
+        self._held.add(tables, since)
+        if cancelled:
+            raise asyncio.CancelledError
 
-    def _due(self) -> bool:
-        """True once the oldest row held (converted or not) has waited ``commit_s``."""
-        if self.commit_s is None:
-            return False
+    def _oldest_ns(self) -> int | None:
+        """When the oldest row held (converted or not) was accepted."""
         oldest = self._held.oldest_ns()
         if self._buf:
             oldest = self._buf_ns if oldest is None else min(oldest, self._buf_ns)
-        return oldest is not None and self.clock.monotonic_ns() - oldest >= self.commit_s * 1e9
+        return oldest
+
+    def _due(self) -> bool:
+        """True once the oldest row held has waited ``commit_s``."""
+        oldest = self._oldest_ns()
+        if self.commit_s is None or oldest is None:
+            return False
+        return self.clock.monotonic_ns() - oldest >= self.commit_s * 1e9
 
     async def _commit_due(self) -> None:
         """Commit what is due: everything (deadline, bytes), else the whole row groups of full tables."""
@@ -259,9 +273,7 @@ class DuckDBSink(Sink):
         assert self.commit_s is not None
         period_ns = int(self.commit_s * 1e9)
         while True:
-            oldest = self._held.oldest_ns()
-            if self._buf:
-                oldest = self._buf_ns if oldest is None else min(oldest, self._buf_ns)
+            oldest = self._oldest_ns()
             await self.clock.sleep_until_ns((oldest if oldest is not None else self.clock.monotonic_ns()) + period_ns)
             if self._due():
                 try:
