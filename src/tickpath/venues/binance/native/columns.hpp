@@ -25,6 +25,11 @@ struct I64Col {  // a nullable int64 column; NO_INT is null
       values.push_back(v);
     }
   }
+  void clear() {
+    values.clear();
+    valid.clear();
+    nulls = 0;
+  }
 };
 
 struct Common {
@@ -37,11 +42,16 @@ struct Common {
     T.push(e.T);
     receipt.push(e.receipt);
   }
+  void clear() {
+    sym.clear();
+    for (I64Col* c : {&seq, &E, &T, &receipt}) c->clear();
+  }
 };
 
 struct LevelsCol {  // list<struct<price: string, qty: string>>: the list offsets; the children are the log's
   std::vector<int32_t> offsets{0};
   void push(uint32_t n) { offsets.push_back(offsets.back() + int32_t(n)); }
+  void clear() { offsets.resize(1); }
 };
 
 struct L2Cols {
@@ -51,6 +61,14 @@ struct L2Cols {
   std::vector<int32_t> reason;  // -1: null
   LevelsCol bids, asks;
   size_t rows() const { return kind.size(); }
+  void clear() {
+    c.clear();
+    kind.clear();
+    for (I64Col* x : {&first, &final_, &prev, &depth, &last_good}) x->clear();
+    reason.clear();
+    bids.clear();
+    asks.clear();
+  }
 };
 
 struct TradeCols {
@@ -59,6 +77,13 @@ struct TradeCols {
   StrCol price, qty;
   std::vector<uint8_t> sell;
   size_t rows() const { return sell.size(); }
+  void clear() {
+    c.clear();
+    for (I64Col* x : {&id, &first, &last}) x->clear();
+    price.clear();
+    qty.clear();
+    sell.clear();
+  }
 };
 
 struct TickerCols {
@@ -66,12 +91,22 @@ struct TickerCols {
   I64Col update_id;
   StrCol bp, bq, ap, aq;
   size_t rows() const { return update_id.values.size(); }
+  void clear() {
+    c.clear();
+    update_id.clear();
+    for (StrCol* x : {&bp, &bq, &ap, &aq}) x->clear();
+  }
 };
 
-struct Columns {
+struct Columns {  // kept by the binding between takes: cleared, its buffers keep their room
   L2Cols l2;
   TradeCols trades;
   TickerCols tickers;
+  void clear() {
+    l2.clear();
+    trades.clear();
+    tickers.clear();
+  }
 };
 
 inline void to_columns(const EventLog& log, Columns& out) {

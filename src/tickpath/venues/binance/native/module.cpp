@@ -49,23 +49,57 @@ py::tuple str(const StrCol& c) {
   return py::make_tuple(raw(c.offsets), py::bytes(b.data(), b.size()));
 }
 
+// A new bytes object of n bytes, filled by the caller through `out` (no intermediate copy).
+py::bytes new_bytes(size_t n, char*& out) {
+  PyObject* o = PyBytes_FromStringAndSize(nullptr, Py_ssize_t(n));
+  if (o == nullptr) throw py::error_already_set();
+  out = PyBytes_AS_STRING(o);
+  return py::reinterpret_steal<py::bytes>(o);
+}
+
 // A string column of names[idx[i]] (idx < 0: null) as (offsets, data, validity or None): the symbol,
-// kind, reason, side, session and venue columns made here rather than by pyarrow's take per batch.
+// kind, reason and side columns made here rather than by pyarrow's take per batch, written straight
+// into the bytes objects.
 template <typename Idx>
 py::tuple lookup(const std::vector<Idx>& idx, const std::vector<std::string>& names) {
-  std::vector<int32_t> offsets;
-  offsets.reserve(idx.size() + 1);
-  offsets.push_back(0);
-  std::string data;
-  std::vector<uint8_t> valid((idx.size() + 7) / 8, 0);
+  size_t n = idx.size();
+  char* offsets_p;
+  py::bytes offsets = new_bytes((n + 1) * sizeof(int32_t), offsets_p);
+  int32_t total = 0;
   bool nulls = false;
-  for (size_t i = 0; i < idx.size(); ++i) {
-    int64_t k = int64_t(idx[i]);
-    if (k < 0) nulls = true;
-    else data.append(names[size_t(k)]), valid[i / 8] |= uint8_t(1u << (i & 7));
-    offsets.push_back(int32_t(data.size()));
+  for (size_t i = 0; i < n; ++i) {
+    std::memcpy(offsets_p + i * sizeof(int32_t), &total, sizeof(int32_t));
+    if (int64_t(idx[i]) < 0) nulls = true;
+    else total += int32_t(names[size_t(idx[i])].size());
   }
-  return py::make_tuple(raw(offsets), py::bytes(data), nulls ? py::object(raw(valid)) : py::object(py::none()));
+  std::memcpy(offsets_p + n * sizeof(int32_t), &total, sizeof(int32_t));
+  char* data_p;
+  py::bytes data = new_bytes(size_t(total), data_p);
+  for (size_t i = 0; i < n; ++i)
+    if (int64_t(idx[i]) >= 0) {
+      const std::string& s = names[size_t(idx[i])];
+      copy_short(data_p, s.data(), s.size());
+      data_p += s.size();
+    }
+  if (!nulls) return py::make_tuple(offsets, data, py::none());
+  std::vector<uint8_t> valid((n + 7) / 8, 0);
+  for (size_t i = 0; i < n; ++i)
+    if (int64_t(idx[i]) >= 0) valid[i / 8] |= uint8_t(1u << (i & 7));
+  return py::make_tuple(offsets, data, raw(valid));
+}
+
+// A string column of n copies of one name (the session, the venue), no nulls.
+py::tuple constant(size_t n, const std::string& name) {
+  char* offsets_p;
+  py::bytes offsets = new_bytes((n + 1) * sizeof(int32_t), offsets_p);
+  for (size_t i = 0; i <= n; ++i) {
+    int32_t at = int32_t(i * name.size());
+    std::memcpy(offsets_p + i * sizeof(int32_t), &at, sizeof(int32_t));
+  }
+  char* data_p;
+  py::bytes data = new_bytes(n * name.size(), data_p);
+  for (size_t i = 0; i < n; ++i) copy_short(data_p + i * name.size(), name.data(), name.size());
+  return py::make_tuple(offsets, data, py::none());
 }
 
 py::tuple i32(const I64Col& c) {  // an int64 column narrowed (top-N depth), validity kept
@@ -73,11 +107,11 @@ py::tuple i32(const I64Col& c) {  // an int64 column narrowed (top-N depth), val
   return py::make_tuple(raw(v), c.nulls ? py::object(raw(c.valid)) : py::object(py::none()));
 }
 
-py::dict common(const Common& c, const std::vector<std::string>& symbols, const std::vector<std::string>& session,
-                const std::vector<std::string>& venue) {
+py::dict common(const Common& c, const std::vector<std::string>& symbols, const std::string& session,
+                const std::string& venue) {
   py::dict d;
-  std::vector<uint8_t> zeros(c.sym.size(), 0);
-  d["symbol"] = lookup(c.sym, symbols), d["session"] = lookup(zeros, session), d["venue"] = lookup(zeros, venue);
+  size_t n = c.sym.size();
+  d["symbol"] = lookup(c.sym, symbols), d["session"] = constant(n, session), d["venue"] = constant(n, venue);
   d["seq"] = i64(c.seq), d["event_time_ms"] = i64(c.E);
   d["transaction_time_ms"] = i64(c.T), d["receipt_ns"] = i64(c.receipt);
   return d;
@@ -118,6 +152,7 @@ class PyCore {
   std::vector<FrameView> batch_views;
   std::vector<int64_t> batch_each;
   std::vector<PyObject*> batch_refs;
+  Columns cols_;  // take_columns' buffers, kept between takes
 
   int on_frame(py::handle frame, int64_t receipt) {
     check_idle();
@@ -161,10 +196,12 @@ class PyCore {
   // The pending events as Arrow-layout buffers per table (see processor.columns_to_tables); clears them.
   py::dict take_columns() {
     check_idle();
-    Columns cols;
+    Columns& cols = cols_;
+    cols.clear();
     to_columns(core_.log, cols);
     py::dict out;
-    std::vector<std::string> symbols = symbol_names(), session{std::string(session_)}, venue{std::string(venue_)};
+    std::vector<std::string> symbols = symbol_names();
+    std::string session(session_), venue(venue_);
     static const std::vector<std::string> KINDS{"delta", "snapshot", "reset"}, SIDES{"buy", "sell"};
     if (cols.l2.rows()) {
       const L2Cols& t = cols.l2;
