@@ -230,6 +230,8 @@ def _worker(a: dict[str, Any], b: dict[str, Any], span: float) -> dict[str, Any]
         "events_per_s": round(n / span),
         "cpu_s": round(cpu, 1),
         "cpu_share": round(cpu / span, 2),
+        # runnable but no core free (other processes, this machine's other sessions): what CPU it lacked
+        "runq_wait_share": round((b.get("runq_wait_s", 0.0) - a.get("runq_wait_s", 0.0)) / span, 2),
         "events_per_cpu_s": round(n / cpu) if cpu > 0 else None,
         "rss_mb": b["rss_mb"],
         "peak_rss_mb": b["peak_rss_mb"],

@@ -5,7 +5,8 @@
 SPEC names the simulator's endpoints, its pid and /metrics URL, the workers per venue, the run's
 length, the sampling interval (``sample_s``, default 1 s) and whether to stop as soon as every
 pre-rendered timeline has played. Every sample the driver records each worker's latest status line
-(events, gaps, resyncs, books synced, waits for its sink), its CPU seconds and RSS (from /proc),
+(events, gaps, resyncs, books synced, waits for its sink), its CPU seconds, its time waiting for a
+core (run queue) and RSS (from /proc),
 the simulator's CPU and playback gauges, and its own CPU (the three supervisors). With ``pin`` the
 two workers of the busiest venue go to a core each.
 """
@@ -36,6 +37,19 @@ def proc_mem_mb(pid: int | None) -> tuple[float, float]:
             elif line.startswith("VmHWM:"):
                 hwm = int(line.split()[1]) / 1024
     return round(rss, 1), round(hwm, 1)
+
+
+def proc_runq_wait_s(pid: int | None) -> float:
+    """Seconds ``pid``'s threads have waited on a run queue (runnable, no core free: the machine's
+    other load), from /proc/PID/task/*/schedstat; NaN where it cannot be read."""
+    total = 0.0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int((task / "schedstat").read_text().split()[1]) / 1e9
+    except OSError:
+        return float("nan")
+    return round(total, 3)
 
 
 def _long_status_lines() -> None:
@@ -152,6 +166,7 @@ async def _sample(sups: dict[str, Any], t: float, spec: dict[str, Any]) -> dict[
                     "worker": w.index,
                     "pid": pid,
                     "cpu_s": proc_cpu_s(pid),
+                    "runq_wait_s": proc_runq_wait_s(pid),
                     "rss_mb": rss,
                     "peak_rss_mb": hwm,
                     "emitted": last.get("emitted", 0),
