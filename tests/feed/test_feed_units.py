@@ -183,6 +183,37 @@ async def test_pipeline_blocks_when_a_sink_is_slow_and_keeps_order() -> None:
     assert p.stats.backpressure_waits >= 1
 
 
+class _BuggySink(_SlowSink):
+    """Raises a plain exception (a bug, not a SinkError) on its 2nd batch, before taking it."""
+
+    name = "buggy"
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        if len(self.batches) == 1 and not self.gate.is_set():
+            self.gate.set()
+            raise RuntimeError("oops")
+        self.stats.accepted += len(batch)
+        self.stats.written += len(batch)
+        self.batches.append(list(batch))
+
+
+async def test_a_sink_that_raises_a_bug_loses_that_batch_loudly_and_the_feed_goes_on() -> None:
+    """Not a hang: the failed batch is counted accepted and dropped, later batches and other sinks go on."""
+    buggy, other = _BuggySink(), _SlowSink()
+    other.gate.set()
+    p = Pipeline([buggy, other], batch_size=2, queue_batches=1, flush_interval_s=10)
+    await p.start()
+    async with asyncio.timeout(5):  # a dead sink worker used to leave emit() waiting for room forever
+        for i in range(1, 9):
+            w = p.emit([_trade(i)])
+            if w is not None:
+                await w
+        await p.close()
+    assert [e.seq for b in buggy.batches for e in b] == [1, 2, 5, 6, 7, 8]
+    assert [e.seq for b in other.batches for e in b] == list(range(1, 9))
+    assert (buggy.stats.accepted, buggy.stats.written, buggy.stats.dropped, buggy.stats.errors) == (8, 6, 2, 1)
+
+
 async def test_rest_client_translates_429_418_and_errors() -> None:
     """429/418 become RateLimitedError with Retry-After; 400 with a code becomes ExchangeError."""
     answers = iter(

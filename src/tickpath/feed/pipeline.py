@@ -57,6 +57,7 @@ class _SinkWorker:
             batch = await queue.get()
             if batch is _STOP:
                 return
+            accepted = sink.stats.accepted
             try:
                 if isinstance(batch, TableBatch):
                     await sink.write_tables(batch)
@@ -66,13 +67,16 @@ class _SinkWorker:
                 if now - last_flush >= self.flush_every_ns and not sink.flushes_itself:
                     last_flush = now
                     await sink.flush()
-            except TickpathError as exc:
+            except Exception as exc:  # a bug in a sink must not end this loop: the feed would hang
                 self.failed_batches += 1
                 sink.stats.errors += 1
+                if sink.stats.accepted == accepted:  # it raised before taking the batch: count it, as lost
+                    sink.stats.accepted += batch.rows if isinstance(batch, TableBatch) else len(batch)
                 # write() counted the batch as accepted; whatever it could not keep is dropped, loudly.
                 lost = max(0, sink.stats.accepted - sink.stats.written - sink.stats.dropped - sink.buffered)
                 sink.stats.dropped += lost
-                log_event(log, logging.ERROR, "sink_write_failed", sink=sink.name, error=exc, dropped=lost)
+                error = exc if isinstance(exc, TickpathError) else f"{type(exc).__name__}: {exc}"
+                log_event(log, logging.ERROR, "sink_write_failed", sink=sink.name, error=error, dropped=lost)
 
 
 class Pipeline:
