@@ -3,7 +3,10 @@ hold exactly the rows the same events written one by one would, partitioned the 
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pyarrow.parquet as pq
@@ -12,7 +15,7 @@ import pytest
 from tests.dq.market import build_events
 from tests.feed.helpers import all_synced, assert_books_match_truth, feed_config, run_until
 from tests.virtual_time import virtual_time
-from tickpath.clock import VirtualClock
+from tickpath.clock import ManualClock, VirtualClock
 from tickpath.events import Event
 from tickpath.feed import Feed
 from tickpath.sim import SimConfig, Simulator
@@ -87,3 +90,30 @@ async def test_a_feed_into_parquet_takes_the_columnar_path(tmp_path: Path, virtu
     files = [f for f in tmp_path.rglob("*.parquet") if f.parent.name != "feed_sessions" and f.name[0] != "_"]
     rows = sum(pq.read_metadata(f).num_rows for f in files)
     assert rows == summary.emitted > 500 and summary.gaps == 0
+
+
+async def test_close_during_a_timed_flush_waits_for_it_and_counts_its_rows(tmp_path: Path) -> None:
+    """close() while the flush timer's write runs in its thread: the write is finished and accounted,
+    not cancelled under way (the thread would go on writing rows the sink no longer counts)."""
+    clock = ManualClock(autojump=False)
+    sink = ParquetSink(tmp_path, flush_s=1.0, clock=clock)
+    started, release = threading.Event(), threading.Event()
+    write = sink._write_batches
+
+    def slow_write(*args: Any) -> None:
+        started.set()
+        release.wait(10)
+        write(*args)
+
+    sink._write_batches = slow_write  # type: ignore[method-assign]
+    await sink.start()
+    events = build_events(2.0)[:300]
+    await sink.write(events)
+    clock.advance(2_000_000_000)  # the oldest row is due: the timer's flush starts its write
+    await asyncio.wait_for(asyncio.to_thread(started.wait, 10), 10)
+    closing = asyncio.create_task(sink.close())
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.wait_for(closing, 10)
+    assert sink.stats.written == sink.stats.accepted == len(events) and sink.buffered == 0
+    assert sum(len(rows) for rows in _files(tmp_path).values()) == len(events)

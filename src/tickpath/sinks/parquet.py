@@ -192,7 +192,8 @@ class ParquetSink(Sink):
 
     async def close(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
+            async with self._lock:  # not mid-write: a cancelled to_thread goes on writing, unaccounted
+                self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
             self._timer = None
