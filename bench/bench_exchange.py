@@ -39,7 +39,7 @@ long the playback waited for slow readers (0 = the feed kept up).
     python -m bench.bench_exchange [--scenario normal|saturated|both] [--sim prerender|live]
                                    [--sink duckdb|parquet] [--pin] [--full]
                                    [--saturated-venues spot|spot,futures,coinm]
-    python -m bench exchange                                   (make bench: both scenarios, ~3.5 min)
+    python -m bench exchange                                   (make bench: both scenarios, ~5 min)
 """
 
 from __future__ import annotations
