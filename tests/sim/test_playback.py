@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import itertools
 import os
 import socket
@@ -228,3 +229,113 @@ async def test_an_unsubscribed_stream_stops_and_the_others_go_on(virtual_clock: 
         assert not any(dropped.encode() in f[:40] for f in got[cut:])  # nothing of it after the answer
         assert sum(dropped.encode() in f[:40] for f in got[:cut]) > 3 and dropped in names
         sock.close()
+
+
+class _Hub:
+    """What Playback asks of a hub, for driving it look by look."""
+
+    venue = "spot"
+    speeds = (100,)
+    frames_sent = 0
+
+    def __init__(self) -> None:
+        self.subs: dict[str, set[Any]] = {}
+
+    def subscribe(self, sub: Any, name: str) -> None:
+        self.subs.setdefault(name, set()).add(sub)
+
+    def unsubscribe(self, sub: Any, name: str) -> None:
+        self.subs.get(name, set()).discard(sub)
+
+    def drop_subscriber(self, sub: Any) -> None:
+        pass
+
+
+class _Sub:
+    combined = True
+    transport = None  # no backlog: only the re-indexing decides what it is sent
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+
+    def push(self, data: bytes) -> None:
+        self.got.append(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def _two_streams() -> Timeline:
+    """40 frames 10 ms apart, ``x@trade`` and ``y@trade`` in turn; each frame is its own bytes."""
+    tl = Timeline()
+    for i in range(40):
+        name = "x@trade" if i % 2 else "y@trade"
+        tl.times.append(i * 0.01)
+        tl.names.append(name)
+        tl.frames.append(f"{name}:{i};".encode())
+    tl.recorded = {"x@trade", "y@trade"}
+    return tl
+
+
+def _look(pb: Playback, t: float) -> None:
+    """One look of the playback with the clock at ``t`` (what Playback._play does per wake-up)."""
+    pb.due = t
+    pb._g = bisect.bisect_right(pb.tl.times, t + 1e-9)
+    pb._serve(t)
+
+
+def _frames_of(tl: Timeline, streams: set[str], lo: int = 0, hi: int | None = None) -> bytes:
+    return b"".join(
+        f
+        for i, (f, n) in enumerate(zip(tl.frames, tl.names, strict=True))
+        if n in streams and lo <= i < (hi or len(tl.frames))
+    )
+
+
+def test_connections_unsubscribing_in_the_same_tick_each_stop_at_once() -> None:
+    """Two connections UNSUBSCRIBE the same stream between two looks: neither is sent one more frame
+    of it (one re-index per look: the one not re-indexed yet is sent nothing until it is), and each
+    still gets every frame of its other stream, in order."""
+    tl = _two_streams()
+    pb = Playback(_Hub(), tl)  # type: ignore[arg-type]
+    a, b = _Sub(), _Sub()
+    for s in (a, b):
+        pb.subscribe(s, "x@trade")
+        pb.subscribe(s, "y@trade")
+    for t in (0.0, 0.0, 0.05, 0.10):
+        _look(pb, t)
+    cut = pb._g  # frames due when the UNSUBSCRIBEs arrive: both have been sent all of them
+    assert [b"".join(s.got) for s in (a, b)] == [_frames_of(tl, {"x@trade", "y@trade"}, hi=cut)] * 2
+    before = [len(a.got), len(b.got)]
+    for s in (b, a):
+        pb.unsubscribe(s, "y@trade")
+    for t in (0.15, 0.16, 0.20, 0.39, 0.39):
+        _look(pb, t)
+    for s, n in zip((a, b), before, strict=True):
+        after = b"".join(s.got[n:])
+        assert b"y@trade" not in after
+        assert after == _frames_of(tl, {"x@trade"}, lo=cut)  # the other stream complete, in order
+
+
+def test_connections_subscribing_in_the_same_tick_each_start_where_they_are() -> None:
+    """Two connections SUBSCRIBE a stream between two looks: each gets it from its own position at
+    the SUBSCRIBE on (the one re-indexed a look later is not moved past that position meanwhile),
+    merged in timeline order with what it already reads."""
+    tl = _two_streams()
+    pb = Playback(_Hub(), tl)  # type: ignore[arg-type]
+    a, b = _Sub(), _Sub()
+    for s in (a, b):
+        pb.subscribe(s, "x@trade")
+    for t in (0.0, 0.0, 0.05, 0.10):
+        _look(pb, t)
+    at = pb._g
+    assert [b"".join(s.got) for s in (a, b)] == [_frames_of(tl, {"x@trade"}, hi=at)] * 2
+    for s in (a, b):
+        pb.subscribe(s, "y@trade")
+    for t in (0.15, 0.16, 0.20, 0.39, 0.39):
+        _look(pb, t)
+    for s in (a, b):
+        want = _frames_of(tl, {"x@trade"}, hi=at) + _frames_of(tl, {"x@trade", "y@trade"}, lo=at)
+        assert b"".join(s.got) == want
+        n = sum(1 for i, name in enumerate(tl.names) if name == "x@trade" or i >= at)
+        assert pb.reader_stats(s) == (n, n)  # every frame of its streams due is sent

@@ -341,7 +341,10 @@ class Playback:
         # six connections subscribing together must not block the loop for all of them at once
         reindex = True
         for r in self._readers.values():
-            if reindex and (r.full or r.added):
+            if r.full or r.added:  # its streams changed: nothing more goes to it before it is re-indexed
+                if not reindex:  # (its old index would send a dropped stream, or move it past the
+                    held = True  # position its new streams start at); it stays put, looked at again soon
+                    continue
                 if r.full:
                     self._rebuild(r)
                 else:
@@ -353,9 +356,6 @@ class Playback:
                 held = True
                 if r.held_since is None:
                     r.held_since = now
-                continue
-            if r.full or r.added:  # not re-indexed yet: it stays where it is (its new streams start there)
-                held = True  # and is looked at again soon
                 continue
             caught_up = True
             r.pos_g = self._g
