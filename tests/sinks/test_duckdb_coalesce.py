@@ -221,3 +221,56 @@ async def test_events_not_yet_converted_are_committed_at_the_deadline_too(tmp_pa
     assert sink.stats.written == 3 and sink.buffered == 0
     await sink.close()
     assert _count(tmp_path / "t.duckdb", "trades") == 3
+
+
+async def test_a_failed_checkpoint_after_the_commit_neither_fails_the_flush_nor_reinserts(tmp_path: Path) -> None:
+    """The checkpoint follows a commit: its failure is counted and logged, and the committed rows are
+    released (before, they stayed held as a failed insert and close inserted them again: 10 of 5)."""
+    db = tmp_path / "t.duckdb"
+    sink = DuckDBSink(db, commit_s=None, checkpoint_s=0.0, row_group_rows=None)
+    await sink.start()
+    real, calls = sink._checkpoint, []
+
+    def fails_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise duckdb.IOException("disk full during checkpoint")
+        real()
+
+    sink._checkpoint = fails_once  # type: ignore[method-assign]
+    await sink.write_tables(_batch(0, 5))
+    await sink.flush()
+    assert (sink.stats.written, sink.buffered, sink.stats.errors, len(calls)) == (5, 0, 1, 1)
+    await sink.close()
+    assert _count(db, "l2") == 5 and sink.stats.written == 5
+
+
+async def test_a_commit_cancelled_twice_midway_still_runs_to_its_end_under_the_lock(tmp_path: Path) -> None:
+    """A second cancel() while the insert thread runs (shutdown escalating, a timeout) must not let
+    go either: the lock stays held until the commit is counted, so close does not insert it again."""
+    db = tmp_path / "t.duckdb"
+    sink = DuckDBSink(db, commit_s=None)
+    await sink.start()
+    started, release = threading.Event(), threading.Event()
+    real = sink._insert
+
+    def held_back(*args: Any) -> None:
+        started.set()
+        release.wait(10)
+        real(*args)
+
+    sink._insert = held_back  # type: ignore[method-assign]
+    await sink.write_tables(_batch(1, 5))
+    task = asyncio.create_task(sink.flush())
+    await asyncio.to_thread(started.wait, 10)
+    for _ in range(2):
+        task.cancel()
+        for _ in range(5):
+            await asyncio.sleep(0)
+    assert not task.done() and sink._lock.locked()  # the thread is still inserting
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sink.stats.written == 5 and sink.buffered == 0 and not sink._lock.locked()
+    await sink.close()
+    assert _count(db, "l2") == 5

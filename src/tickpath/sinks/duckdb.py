@@ -29,9 +29,9 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs
 
 import duckdb
@@ -41,12 +41,12 @@ from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, SinkError
 from tickpath.events import Event, SessionInfo
 from tickpath.logs import log_event
+from tickpath.sinks._threads import to_thread_to_the_end
 from tickpath.sinks.base import Sink, TableBatch
 from tickpath.sinks.coalesce import DUCKDB_ROW_GROUP_ROWS, ROW_GROUP_ROWS, TableBuffer, Take
 from tickpath.tables import CHANNEL_TABLE, EVENT_TABLES, duckdb_ddl, events_to_arrow, merge_sessions
 
 DEFAULT_PATH = "./data/ticks.duckdb"
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -76,22 +76,6 @@ def arrow_tables(events: Sequence[Event]) -> dict[str, pa.Table]:
 
 _SIZE_RE = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B|B)$", re.IGNORECASE)
 DEFAULT_MEMORY_LIMIT = "128MB"  # DuckDB's buffer pool for a feed's writer (duckdb:PATH?memory_limit=1GB)
-
-
-async def _to_thread_to_the_end(fn: Callable[..., T], *args: Any) -> tuple[asyncio.Future[T], bool]:
-    """``fn`` in a worker thread, awaited to its end even if the caller is cancelled meanwhile: a
-    thread cannot be stopped, and a commit it made must be counted (and its rows released) before
-    the lock is, or they would be inserted twice. Returns the finished future and whether the
-    caller was cancelled (it re-raises after its accounting)."""
-    work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-    try:
-        await asyncio.shield(work)
-    except asyncio.CancelledError:
-        await asyncio.wait([work])
-        return work, True
-    except BaseException:  # fn's own error: the caller reads it from the future
-        pass
-    return work, False
 
 
 class DuckDBSink(Sink):
@@ -234,7 +218,7 @@ class DuckDBSink(Sink):
         cancelled = False
         try:
             if threaded:  # run to its end: the events are no longer in _buf
-                work, cancelled = await _to_thread_to_the_end(arrow_tables, events)
+                work, cancelled = await to_thread_to_the_end(arrow_tables, events)
                 tables = work.result()
             else:
                 tables = arrow_tables(events)
@@ -297,13 +281,26 @@ class DuckDBSink(Sink):
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        if self.checkpoint_s is not None and time.monotonic() - self._checkpointed >= self.checkpoint_s:
-            self._checkpoint()
 
     def _checkpoint(self) -> None:
         if self._con is not None and self.checkpoint_s is not None and str(self.path) != ":memory:":
             self._con.execute("CHECKPOINT")
             self._checkpointed = time.monotonic()
+
+    async def _checkpoint_due(self) -> None:
+        """Checkpoint if ``checkpoint_s`` has passed (under the lock, after a commit was accounted). A
+        failure is counted and logged, not raised: the rows are committed (in the WAL), only the
+        main file a reader copies lags; the next try is ``checkpoint_s`` later."""
+        if self.checkpoint_s is None or time.monotonic() - self._checkpointed < self.checkpoint_s:
+            return
+        work, cancelled = await to_thread_to_the_end(self._checkpoint)
+        exc = work.exception()
+        if exc is not None:
+            self._checkpointed = time.monotonic()
+            self.stats.errors += 1
+            log_event(log, logging.ERROR, "duckdb_checkpoint_failed", path=str(self.path), error=exc)
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def flush(self) -> None:
         """Commit everything accepted so far."""
@@ -320,7 +317,7 @@ class DuckDBSink(Sink):
             if not taken.rows and not self._sessions:
                 return
             sessions, self._sessions = self._sessions, []
-            work, cancelled = await _to_thread_to_the_end(self._insert, taken, sessions)
+            work, cancelled = await to_thread_to_the_end(self._insert, taken, sessions)
             exc = work.exception()
             if isinstance(exc, (duckdb.Error, pa.ArrowException)):
                 self.stats.errors += 1
@@ -332,6 +329,7 @@ class DuckDBSink(Sink):
             self.stats.written += taken.rows
             if cancelled:
                 raise asyncio.CancelledError
+            await self._checkpoint_due()
 
     async def close(self) -> None:
         if self._timer is not None:
