@@ -274,3 +274,44 @@ async def test_a_commit_cancelled_twice_midway_still_runs_to_its_end_under_the_l
     assert sink.stats.written == 5 and sink.buffered == 0 and not sink._lock.locked()
     await sink.close()
     assert _count(db, "l2") == 5
+
+
+async def _until(cond: Any, passes: int = 500) -> None:
+    """Let the loop (and the sink's worker threads) run until ``cond()``, a bounded number of passes."""
+    for _ in range(passes):
+        if cond():
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_a_failed_timed_commit_is_retried_one_period_later_not_at_once(tmp_path: Path) -> None:
+    """A full disk: the timer's failed insert keeps the rows and tries again only commit_s later (it
+    retried at once, forever: 3,610 attempts in 0.5 s); the rows are still committed once it heals."""
+    clock = ManualClock(autojump=False)
+    sink = DuckDBSink(tmp_path / "t.duckdb", commit_s=1.0, clock=clock)
+    await sink.start()
+    real, calls = sink._insert, []
+
+    def disk_full(*args: Any) -> None:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise duckdb.IOException("disk full")
+        real(*args)
+
+    sink._insert = disk_full  # type: ignore[method-assign]
+    await sink.write_tables(_batch(1, 5))
+    clock.advance(1_000_000_000)
+    await _until(lambda: sink.stats.errors == 1 and not sink._lock.locked())
+    for _ in range(30):  # room for a spin to show
+        await asyncio.sleep(0.01)
+    assert len(calls) == 1 and sink.buffered == 5
+    clock.advance(999_000_000)
+    for _ in range(30):
+        await asyncio.sleep(0.01)
+    assert len(calls) == 1  # not due yet
+    clock.advance(1_000_000)
+    await _until(lambda: len(calls) == 2 and not sink._lock.locked())
+    clock.advance(1_000_000_000)
+    await _until(lambda: sink.stats.written == 5)
+    assert (len(calls), sink.stats.errors, sink.buffered) == (3, 2, 0)
+    await sink.close()

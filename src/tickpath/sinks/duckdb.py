@@ -141,6 +141,7 @@ class DuckDBSink(Sink):
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
+        self._retry_ns: int | None = None  # after a failed insert: not due again before this
 
     @classmethod
     def from_target(cls, target: str, **options: Any) -> DuckDBSink:
@@ -243,7 +244,10 @@ class DuckDBSink(Sink):
         oldest = self._oldest_ns()
         if self.commit_s is None or oldest is None:
             return False
-        return self.clock.monotonic_ns() - oldest >= self.commit_s * 1e9
+        now = self.clock.monotonic_ns()
+        if self._retry_ns is not None and now < self._retry_ns:
+            return False
+        return now - oldest >= self.commit_s * 1e9
 
     async def _commit_due(self) -> None:
         """Commit what is due: everything (deadline, bytes), else the whole row groups of full tables."""
@@ -258,7 +262,8 @@ class DuckDBSink(Sink):
         period_ns = int(self.commit_s * 1e9)
         while True:
             oldest = self._oldest_ns()
-            await self.clock.sleep_until_ns((oldest if oldest is not None else self.clock.monotonic_ns()) + period_ns)
+            deadline = (oldest if oldest is not None else self.clock.monotonic_ns()) + period_ns
+            await self.clock.sleep_until_ns(max(deadline, self._retry_ns or 0))
             if self._due():
                 try:
                     await self.flush()
@@ -319,17 +324,29 @@ class DuckDBSink(Sink):
             sessions, self._sessions = self._sessions, []
             work, cancelled = await to_thread_to_the_end(self._insert, taken, sessions)
             exc = work.exception()
-            if isinstance(exc, (duckdb.Error, pa.ArrowException)):
-                self.stats.errors += 1
-                self._sessions[:0] = sessions  # the rows stay held: a later commit (or close) retries
-                raise SinkError(f"DuckDB insert into {self.path} failed: {exc}") from exc
             if exc is not None:
-                raise exc
+                self._insert_failed(exc, sessions, cancelled)
+            self._retry_ns = None
             self._held.drop(taken)
             self.stats.written += taken.rows
             if cancelled:
                 raise asyncio.CancelledError
             await self._checkpoint_due()
+
+    def _insert_failed(self, exc: BaseException, sessions: list[dict[str, Any]], cancelled: bool) -> None:
+        """The rows stay held and the sessions kept: a later commit (or close) retries, the timer's
+        one period from now, not at once (a full disk must not spin the loop). Raises."""
+        self._sessions[:0] = sessions
+        if self.commit_s is not None:
+            self._retry_ns = self.clock.monotonic_ns() + int(self.commit_s * 1e9)
+        if not isinstance(exc, (duckdb.Error, pa.ArrowException)):
+            raise exc  # a bug: not a sink failure
+        self.stats.errors += 1
+        error = SinkError(f"DuckDB insert into {self.path} failed: {exc}")
+        if cancelled:  # the caller's cancel wins, the failure is still told
+            log_event(log, logging.ERROR, "duckdb_commit_failed", error=error)
+            raise asyncio.CancelledError
+        raise error from exc
 
     async def close(self) -> None:
         if self._timer is not None:
