@@ -1,14 +1,14 @@
 """The DuckDB sink's staged batching: events converted every convert_rows, inserted every batch_rows,
-none lost on the way, and a bad event keeps its batch buffered with a clear error."""
+none lost on the way, and a batch with a bad event dropped loudly once without holding up the rest."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tickpath.errors import SinkError
 from tickpath.events import BookDelta, Trade
 from tickpath.sinks.duckdb import DuckDBSink
 
@@ -50,9 +50,13 @@ async def test_every_row_lands_across_small_convert_and_batch_sizes(tmp_path: Pa
     assert con.execute("SELECT count(*) FROM trades").fetchone() == (5,)
 
 
-async def test_unconvertible_event_is_a_sink_error_and_keeps_the_batch(tmp_path: Path) -> None:
-    """A level that Arrow cannot take raises SinkError; the accepted events stay buffered, none counted written."""
-    sink = DuckDBSink(tmp_path / "t.duckdb", convert_rows=3, batch_rows=100)
+async def test_an_unconvertible_batch_is_dropped_loudly_once_and_the_rest_still_lands(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A level that Arrow cannot take fails its whole conversion batch every time: it is dropped,
+    counted and logged in one line, not retried (nor kept to poison every later commit and close)."""
+    db = tmp_path / "t.duckdb"
+    sink = DuckDBSink(db, convert_rows=3, batch_rows=100, commit_s=None)
     await sink.start()
     bad = BookDelta(
         **C,
@@ -64,10 +68,16 @@ async def test_unconvertible_event_is_a_sink_error_and_keeps_the_batch(tmp_path:
         bids=[(1.5, "x")],
         asks=[],
     )  # type: ignore[list-item]  # a float where a string belongs
-    with pytest.raises(SinkError):
+    with caplog.at_level(logging.ERROR, logger="tickpath.sinks.duckdb"):
         await sink.write([*_deltas(3), bad])
-    assert sink.stats.written == 0
-    assert sink.buffered == 4  # nothing accepted was thrown away
+        assert (sink.stats.dropped, sink.stats.errors, sink.buffered) == (4, 1, 0)
+        await sink.write(_deltas(3, start=10))
+        await sink.close()
+    assert [r.getMessage().split()[0] for r in caplog.records] == ["duckdb_convert_failed"]
+    assert (sink.stats.accepted, sink.stats.written, sink.stats.dropped) == (7, 3, 4)
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT seq FROM l2 ORDER BY seq").fetchall() == [(10,), (11,), (12,)]
+    con.close()
 
 
 @pytest.mark.parametrize("checkpoint_s", [0.0, None])

@@ -315,3 +315,64 @@ async def test_a_failed_timed_commit_is_retried_one_period_later_not_at_once(tmp
     await _until(lambda: sink.stats.written == 5)
     assert (len(calls), sink.stats.errors, sink.buffered) == (3, 2, 0)
     await sink.close()
+
+
+def _trades(n: int) -> list[Trade]:
+    return [Trade(**C, seq=i, receipt_ns=i, trade_id=i, price="2.0", qty="3", side="buy") for i in range(n)]
+
+
+async def test_an_unconvertible_event_does_not_keep_the_rows_held_from_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,000 rows held as tables and one event whose conversion fails: close commits the 1,000 (it
+    committed nothing), the event is counted dropped, and a later flush does not try it again."""
+    db = tmp_path / "t.duckdb"
+    sink = DuckDBSink(db, commit_s=None)
+    await sink.start()
+    await sink.write_tables(_batch(1, 1000))
+    calls = []
+
+    def bad(events: Any) -> Any:
+        calls.append(len(events))
+        raise pa.ArrowInvalid("one bad event")
+
+    monkeypatch.setattr("tickpath.sinks.duckdb.arrow_tables", bad)
+    await sink.write(_trades(1))
+    await sink.flush()
+    await sink.close()
+    assert calls == [1]
+    assert (sink.stats.accepted, sink.stats.written, sink.stats.dropped, sink.buffered) == (1001, 1000, 1, 0)
+    assert _count(db, "l2") == 1000
+
+
+async def test_events_being_converted_still_count_towards_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events accepted at 0.5 s whose conversion is under way when the timer looks (1.0 s) are in
+    neither _buf nor the held tables: the timer must still wake at 1.5 s for them, not at 2.0 s."""
+    clock = ManualClock(autojump=False)
+    sink = DuckDBSink(tmp_path / "t.duckdb", commit_s=1.0, convert_rows=3, clock=clock)
+    await sink.start()
+    for _ in range(5):
+        await asyncio.sleep(0)  # the timer sleeps until 1.0 s (nothing held at 0)
+    started, release = threading.Event(), threading.Event()
+
+    def slow(events: Any) -> Any:
+        started.set()
+        release.wait(10)
+        return arrow_tables(events)
+
+    monkeypatch.setattr("tickpath.sinks.duckdb.arrow_tables", slow)
+    clock.advance(500_000_000)
+    writer = asyncio.create_task(sink.write(_trades(3)))
+    await asyncio.to_thread(started.wait, 10)
+    clock.advance(500_000_000)
+    for _ in range(20):
+        await asyncio.sleep(0)  # the timer wakes at 1.0 s and picks its next deadline
+    release.set()
+    await writer
+    assert sink.stats.written == 0 and sink.buffered == 3
+    clock.advance(500_000_000)
+    await _until(lambda: sink.stats.written == 3)
+    assert sink.stats.written == 3 and sink.buffered == 0
+    await sink.close()

@@ -12,8 +12,9 @@ copy (:class:`~tickpath.sinks.coalesce.TableBuffer`) and committed in one transa
   further rows arriving), or ``batch_bytes`` are held, or at :meth:`flush` / :meth:`close`: all of it.
 
 A row counts as written only once its transaction committed, and a failed insert keeps every row held
-(a later commit or close retries it), so a crash loses at most the last ``commit_s`` of accepted rows
-and nothing committed. Inserts run in a worker thread so the event loop keeps reading while DuckDB
+(the timer retries it one ``commit_s`` later, a later commit or close too), so a crash loses at most
+the last ``commit_s`` of accepted rows and nothing committed. Events that Arrow cannot take would
+fail every retry: their conversion batch is dropped, counted and logged once. Inserts run in a worker thread so the event loop keeps reading while DuckDB
 writes; ``write`` awaits a due insert, which is how a slow disk applies back-pressure to the feed.
 The file is ATTACHed with its own row group size (``row_group_rows``), so while the sink has it open
 no other connection of the same process can open it (``row_group_rows=None``: a plain connect).
@@ -136,6 +137,7 @@ class DuckDBSink(Sink):
         self._checkpointed = 0.0
         self._buf: list[Event] = []  # accepted, not yet converted
         self._buf_ns = 0  # when the oldest of them was accepted
+        self._converting_ns: int | None = None  # the same for the events a conversion has under way
         self._held = TableBuffer()  # converted or received as tables, not yet committed
         self._sessions: list[dict[str, Any]] = []
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -198,7 +200,7 @@ class DuckDBSink(Sink):
         self._buf.extend(batch)
         if len(self._buf) >= self.convert_rows:
             async with self._lock:
-                await self._convert(threaded=True)
+                await self._convert()
         await self._commit_due()
 
     async def write_tables(self, batch: TableBatch) -> None:
@@ -211,33 +213,35 @@ class DuckDBSink(Sink):
         """Record one ``feed_sessions`` row (written with the next commit)."""
         self._sessions.append(session.row())
 
-    async def _convert(self, *, threaded: bool) -> None:
-        """Move ``_buf`` into Arrow tables; on failure the events stay buffered (nothing is lost)."""
+    async def _convert(self) -> None:
+        """Move ``_buf`` into Arrow tables, in a worker thread. Events that cannot be converted are
+        dropped, counted and logged: bad data would fail every retry, and must not keep the rows
+        held from being committed (nor close from committing them)."""
         if not self._buf:
             return
         events, self._buf, since = self._buf, [], self._buf_ns
-        cancelled = False
-        try:
-            if threaded:  # run to its end: the events are no longer in _buf
-                work, cancelled = await to_thread_to_the_end(arrow_tables, events)
-                tables = work.result()
-            else:
-                tables = arrow_tables(events)
-        except pa.ArrowException as exc:
-            self._buf[:0] = events  # ahead of anything accepted meanwhile
-            self._buf_ns = since
+        self._converting_ns = since  # in neither _buf nor _held meanwhile: the deadline still counts
+        work, cancelled = await to_thread_to_the_end(arrow_tables, events)  # they are no longer in _buf
+        self._converting_ns = None
+        exc = work.exception()
+        if exc is None:
+            self._held.add(work.result(), since)
+        else:
+            self.stats.dropped += len(events)
             self.stats.errors += 1
-            raise SinkError(f"DuckDB sink cannot convert events for {self.path}: {exc}") from exc
-        self._held.add(tables, since)
+            error = f"{type(exc).__name__}: {exc}"
+            log_event(
+                log, logging.ERROR, "duckdb_convert_failed", path=str(self.path), dropped=len(events), error=error
+            )
         if cancelled:
             raise asyncio.CancelledError
 
     def _oldest_ns(self) -> int | None:
         """When the oldest row held (converted or not) was accepted."""
-        oldest = self._held.oldest_ns()
+        times = [t for t in (self._held.oldest_ns(), self._converting_ns) if t is not None]
         if self._buf:
-            oldest = self._buf_ns if oldest is None else min(oldest, self._buf_ns)
-        return oldest
+            times.append(self._buf_ns)
+        return min(times, default=None)
 
     def _due(self) -> bool:
         """True once the oldest row held has waited ``commit_s``."""
@@ -317,7 +321,7 @@ class DuckDBSink(Sink):
             if self._con is None:
                 return
             if multiple is None:
-                await self._convert(threaded=True)
+                await self._convert()
             taken = self._held.take(multiple)
             if not taken.rows and not self._sessions:
                 return
