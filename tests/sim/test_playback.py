@@ -13,6 +13,7 @@ import bisect
 import itertools
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -65,8 +66,42 @@ def _split(data: bytes) -> list[bytes]:
     return out
 
 
-def _expected(tl: Timeline, streams: set[str]) -> list[bytes]:
-    return [f for f, name in zip(tl.frames, tl.names, strict=True) if name in streams]
+def _expected(tl: Timeline, streams: set[str], start: int = 0) -> list[bytes]:
+    """The frames of ``streams`` from timeline index ``start`` on."""
+    return [f for i, (f, name) in enumerate(zip(tl.frames, tl.names, strict=True)) if name in streams and i >= start]
+
+
+def _record_starts(pb: Playback, monkeypatch: pytest.MonkeyPatch) -> dict[Any, int]:
+    """Per connection, the timeline index its cursor starts at (the clock's, at its first stream)."""
+    starts: dict[Any, int] = {}
+    subscribe = pb.subscribe
+
+    def recording(sub: Any, name: str) -> None:
+        starts.setdefault(sub, pb._g)
+        subscribe(sub, name)
+
+    monkeypatch.setattr(pb, "subscribe", recording)
+    return starts
+
+
+async def _until(cond: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Wait (virtual time) until ``cond()``: what comes over loopback can lag the clock's jumps."""
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.001)
+
+
+async def _read_to(pb: Playback, sock: socket.socket, rest: bytes, last: bytes) -> list[bytes]:
+    """The text frames up to ``last`` (read until it has come), then, once the playback has played
+    to its end, whatever else the kernel holds (frames that should not have come)."""
+    data, loop = rest, asyncio.get_running_loop()
+    async with asyncio.timeout(600.0):
+        while not data.endswith(last):
+            b = await loop.sock_recv(sock, 1 << 16)
+            assert b, "connection closed"
+            data += b
+    await _until(lambda: pb.position == pb.tl.times[-1])
+    return [f for f in _split(data + _drain(sock)) if f[0] & 0x0F == 0x1]
 
 
 async def _read_frames(sock: socket.socket, rest: bytes, nbytes: int) -> list[bytes]:
@@ -118,19 +153,26 @@ async def test_a_reader_that_takes_nothing_does_not_hold_another(
     )  # fmt: skip
     async with Simulator(cfg, clock=virtual_clock) as sim:
         pb = sim.playbacks["spot"]
+        starts = _record_starts(pb, monkeypatch)
         symbols = sorted(pb.hub.markets)
         shares = [{f"{s.lower()}@{k}" for s in symbols[i::2] for k in _KINDS} for i in (0, 1)]
-        expected = [_expected(pb.tl, share) for share in shares]
-        sizes = [sum(map(len, e)) for e in expected]
-        assert min(sizes) > 1 << 20  # far more than the high-water mark and the kernel's buffers
         ep = sim.endpoint("spot")
         paths = ["/stream?streams=" + "/".join(sorted(share)) for share in shares]
         slow, slow_rest = await _raw_ws(ep.ws_url, paths[1], rcvbuf=8192)
-        fast, fast_rest = await _raw_ws(ep.ws_url, paths[0])
-        assert pb.sent == 0  # both subscribed before the first frame was due
+        await _until(lambda: len(starts) == 1)  # the 101 goes before the server subscribes it
         slow_conn = _conn(sim, paths[1][:60])
         # small fixed kernel buffers on the stalled path (autotuning would absorb megabytes)
         slow_conn.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        fast, fast_rest = await _raw_ws(ep.ws_url, paths[0])
+        await _until(lambda: len(starts) == 2)
+        fast_conn = _conn(sim, paths[0][:60])
+        # each connection's cursor starts where the clock was at its subscription: the first one at the
+        # timeline's start, the second a little later if the clock moved while it connected (its
+        # frames from there on are its share)
+        assert starts[slow_conn] == 0
+        expected = [_expected(pb.tl, share, starts[c]) for share, c in zip(shares, (fast_conn, slow_conn), strict=True)]
+        sizes = [sum(map(len, e)) for e in expected]
+        assert min(sizes) > 1 << 20  # far more than the high-water mark and the kernel's buffers
         # (a long virtual timeout: on a loaded machine loopback bytes can lag the virtual clock's jumps)
         got_fast = await asyncio.wait_for(_read_frames(fast, fast_rest, sizes[0]), 600.0)
         assert got_fast == expected[0]
@@ -167,7 +209,9 @@ def _assert_syncs(frames: list[bytes], lower: str, snap_uid: int) -> None:
 
 
 @virtual_time
-async def test_a_stream_subscribed_later_starts_where_its_connection_is(virtual_clock: VirtualClock) -> None:
+async def test_a_stream_subscribed_later_starts_where_its_connection_is(
+    virtual_clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SUBSCRIBE on a connection adds that stream's frames from the connection's own position on,
     merged in timeline order with what it already reads: the connection's frames stay in order."""
     cfg = SimConfig(
@@ -179,23 +223,30 @@ async def test_a_stream_subscribed_later_starts_where_its_connection_is(virtual_
         a, b = sorted(pb.hub.markets)[:2]
         first = {f"{a.lower()}@{k}" for k in _KINDS}
         later = f"{b.lower()}@depth@100ms"
+        positions: list[int] = []  # the connection's position when the SUBSCRIBE reaches the playback
+        subscribe = pb.subscribe
+
+        def recording(sub: Any, name: str) -> None:
+            if name == later:
+                positions.append(pb._readers[sub].pos_g)
+            subscribe(sub, name)
+
+        monkeypatch.setattr(pb, "subscribe", recording)
         sock, rest = await _raw_ws(sim.endpoint("spot").ws_url, "/stream?streams=" + "/".join(sorted(first)))
         loop = asyncio.get_running_loop()
         await asyncio.sleep(2.0)
-        at = pb.sent  # frames of the timeline due when the SUBSCRIBE arrives
+        at = pb.sent  # frames of the timeline due when the SUBSCRIBE is sent
         body = b'{"method":"SUBSCRIBE","params":["' + later.encode() + b'"],"id":1}'
         await loop.sock_sendall(sock, bytes([0x81, 0x80 | len(body)]) + b"\0\0\0\0" + body)  # a zero mask
-        await asyncio.sleep(3.0)
-        assert pb.position == pb.tl.times[-1]  # played to the end: everything is in the socket
-        data = rest + _drain(sock)
-        got = [f for f in _split(data) if f[0] & 0x0F == 0x1]
+        await _until(lambda: bool(positions))  # (loopback bytes can lag the clock's jumps)
+        names = pb.tl.names
+        (start,) = positions
+        assert start >= at  # not before the SUBSCRIBE
+        want = [f for i, f in enumerate(pb.tl.frames) if names[i] in first or (names[i] == later and i >= start)]
+        got = await _read_to(pb, sock, rest, want[-1])
         reply = payloads.ws_frame(b'{"result":null,"id":1}')
         assert got.count(reply) == 1
         got.remove(reply)
-        names = pb.tl.names
-        start = next(i for i, f in enumerate(pb.tl.frames) if names[i] == later and f == _first_of(got, later))
-        assert start >= at  # not before the SUBSCRIBE
-        want = [f for i, f in enumerate(pb.tl.frames) if names[i] in first or (names[i] == later and i >= start)]
         assert got == want and sum(names[i] == later for i in range(start, len(names))) > 5
         sock.close()
 
@@ -219,9 +270,7 @@ async def test_an_unsubscribed_stream_stops_and_the_others_go_on(virtual_clock: 
         await asyncio.sleep(2.0)
         body = b'{"method":"UNSUBSCRIBE","params":["' + dropped.encode() + b'"],"id":7}'
         await loop.sock_sendall(sock, bytes([0x81, 0x80 | len(body)]) + b"\0\0\0\0" + body)
-        await asyncio.sleep(3.0)
-        assert pb.position == pb.tl.times[-1]
-        got = [f for f in _split(rest + _drain(sock)) if f[0] & 0x0F == 0x1]
+        got = await _read_to(pb, sock, rest, _expected(pb.tl, keep)[-1])  # (loopback can lag the clock)
         reply = payloads.ws_frame(b'{"result":null,"id":7}')
         cut = got.index(reply)
         names = pb.tl.names
