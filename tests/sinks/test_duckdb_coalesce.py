@@ -15,7 +15,7 @@ import pytest
 
 from tickpath.clock import ManualClock
 from tickpath.errors import SinkError
-from tickpath.events import BookDelta, Trade
+from tickpath.events import BookDelta, SessionInfo, Trade
 from tickpath.sinks.base import TableBatch
 from tickpath.sinks.coalesce import ROW_GROUP_ROWS, TableBuffer
 from tickpath.sinks.duckdb import DuckDBSink, arrow_tables
@@ -376,3 +376,33 @@ async def test_events_being_converted_still_count_towards_the_deadline(
     await _until(lambda: sink.stats.written == 3)
     assert sink.stats.written == 3 and sink.buffered == 0
     await sink.close()
+
+
+async def test_close_commits_and_closes_even_when_the_timer_had_died(tmp_path: Path) -> None:
+    """The timer died of a bug (not a SinkError) mid-commit: close still commits the rows held and the
+    session row kept, closes the file, and only then reports the timer's failure as a SinkError
+    (it re-raised the bug and skipped all of that: rows lost, the file left open)."""
+    db = tmp_path / "t.duckdb"
+    clock = ManualClock(autojump=False)
+    sink = DuckDBSink(db, commit_s=1.0, clock=clock)
+    await sink.start()
+    real, broken = sink._insert, [True]
+
+    def flaky(*args: Any) -> None:
+        if broken[0]:
+            raise RuntimeError("a bug")
+        real(*args)
+
+    sink._insert = flaky  # type: ignore[method-assign]
+    await sink.write_session(SessionInfo(session="s", venue="futures", started_ns=1, symbols=["BTCUSDT"]))
+    await sink.write_tables(_batch(1, 5))
+    clock.advance(1_000_000_000)
+    timer = sink._timer
+    assert timer is not None
+    await _until(timer.done)
+    assert isinstance(timer.exception(), RuntimeError)
+    broken[0] = False
+    with pytest.raises(SinkError, match=r"timer .* had failed: RuntimeError: a bug"):
+        await sink.close()
+    assert sink._con is None and sink.stats.written == 5 and sink.buffered == 0
+    assert (_count(db, "l2"), _count(db, "feed_sessions")) == (5, 1)

@@ -23,3 +23,13 @@ async def to_thread_to_the_end(fn: Callable[..., T], *args: Any) -> tuple[asynci
         except asyncio.CancelledError:
             cancelled = True
     return work, cancelled
+
+
+async def stop_timer(timer: asyncio.Task[None], lock: asyncio.Lock) -> BaseException | None:
+    """Cancel a sink's flush timer between its writes (under the sink's ``lock``: a write it has
+    under way finishes first) and wait for it to end. Returns what it had died of, if anything else
+    than this cancel: the caller still flushes and closes, and reports that after."""
+    async with lock:
+        timer.cancel()
+    await asyncio.wait([timer])
+    return None if timer.cancelled() else timer.exception()

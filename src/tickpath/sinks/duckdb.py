@@ -14,8 +14,9 @@ copy (:class:`~tickpath.sinks.coalesce.TableBuffer`) and committed in one transa
 A row counts as written only once its transaction committed, and a failed insert keeps every row held
 (the timer retries it one ``commit_s`` later, a later commit or close too), so a crash loses at most
 the last ``commit_s`` of accepted rows and nothing committed. Events that Arrow cannot take would
-fail every retry: their conversion batch is dropped, counted and logged once. Inserts run in a worker thread so the event loop keeps reading while DuckDB
-writes; ``write`` awaits a due insert, which is how a slow disk applies back-pressure to the feed.
+fail every retry: their conversion batch is dropped, counted and logged once. Inserts run in a
+worker thread so the event loop keeps reading while DuckDB writes; ``write`` awaits a due insert,
+which is how a slow disk applies back-pressure to the feed.
 The file is ATTACHed with its own row group size (``row_group_rows``), so while the sink has it open
 no other connection of the same process can open it (``row_group_rows=None``: a plain connect).
 
@@ -26,7 +27,6 @@ no other connection of the same process can open it (``row_group_rows=None``: a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -42,7 +42,7 @@ from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, SinkError
 from tickpath.events import Event, SessionInfo
 from tickpath.logs import log_event
-from tickpath.sinks._threads import to_thread_to_the_end
+from tickpath.sinks._threads import stop_timer, to_thread_to_the_end
 from tickpath.sinks.base import Sink, TableBatch
 from tickpath.sinks.coalesce import DUCKDB_ROW_GROUP_ROWS, ROW_GROUP_ROWS, TableBuffer, Take
 from tickpath.tables import CHANNEL_TABLE, EVENT_TABLES, duckdb_ddl, events_to_arrow, merge_sessions
@@ -353,15 +353,14 @@ class DuckDBSink(Sink):
         raise error from exc
 
     async def close(self) -> None:
-        if self._timer is not None:
-            async with self._lock:  # a commit the timer has under way finishes first
-                self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
-            self._timer = None
+        """Commit everything and close the file, also when the timer had died (reported after)."""
+        died = await stop_timer(self._timer, self._lock) if self._timer is not None else None
+        self._timer = None
         try:
             await self.flush()
         finally:
             if self._con is not None:
                 self._con.close()
                 self._con = None
+        if died is not None:
+            raise SinkError(f"DuckDB commit timer for {self.path} had failed: {type(died).__name__}: {died}") from died
