@@ -64,4 +64,32 @@ for venue in ("futures", "spot"):
         except ParseError:
             rejected += 1
     proc.feed_batch([bytes(c) for c in cuts], None, lambda *a: None)
+# A receipt's __index__ that resizes or replaces the frames' or the receipts' list mid-batch: a clean
+# ValueError or the new items read, never a read past a list (each frame its own allocation).
+from tests.native.test_batch import _RESIZE, _depth, _Index  # noqa: E402
+
+for which in ("frames", "receipts"):
+    for how in [*_RESIZE, "replace"]:
+        for at in (1, 20, 37):
+            proc = NativeProcessor("futures", session="asan")
+            proc.on_snapshot("X", b'{"lastUpdateId":1,"bids":[],"asks":[]}', 0)
+            batch = [bytes(_depth(i)) for i in range(1, 39)]
+            receipts: list = []
+            target = batch if which == "frames" else receipts
+
+            fill = bytes(_depth(1)) if which == "frames" else 3
+
+            def act(target: list = target, how: str = how, fill: object = fill) -> None:
+                if how == "replace":
+                    target[:] = [fill for _ in target]
+                else:
+                    _RESIZE[how](target)
+
+            calls = [0]
+            receipts.extend(_Index(calls, at, act) for _ in batch)
+            try:
+                proc.feed_many(batch, receipts, 0)
+                accepted += 1
+            except ValueError:
+                rejected += 1
 print(f"accepted={accepted} rejected={rejected}")

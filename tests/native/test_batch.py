@@ -254,3 +254,128 @@ def test_python_code_run_by_a_batch_cannot_reenter_its_core() -> None:
     assert (done, code, events) == (38, 0, 38) and len(refused) == 38
     assert {e.receipt_ns for e in proc.core.take_events()} == {5}
     assert proc.feed_many([_depth(39)], 7, 0) == (1, 0, 1)
+
+
+def _synced() -> NativeProcessor:
+    proc = NativeProcessor("futures", session="s")
+    proc.on_snapshot("X", b'{"lastUpdateId":1,"bids":[],"asks":[]}', 0)
+    proc.core.take_events()
+    return proc
+
+
+def _singles(frames: list[Any], receipts: list[int]) -> tuple[list[Any], Any]:
+    """The events and counts of the frames one call each, on a fresh synced core."""
+    proc, events = _synced(), []
+    for raw, r in zip(frames, receipts, strict=True):
+        events += proc.on_frame(raw, r)
+    return events, proc.counts()
+
+
+class _Index:
+    """A receipt whose __index__ runs ``act`` on its ``at``-th call (counted across the batch)."""
+
+    def __init__(self, calls: list[int], at: int, act: Any, value: int = 5) -> None:
+        self.calls, self.at, self.act, self.value = calls, at, act, value
+
+    def __index__(self) -> int:
+        self.calls[0] += 1
+        if self.calls[0] == self.at:
+            self.act()
+        return self.value
+
+
+_RESIZE = {
+    "clear": lambda lst: lst.clear(),
+    "extend": lambda lst: lst.extend(list(lst)),
+    "pop": lambda lst: lst.pop(),
+}
+
+
+@pytest.mark.parametrize("which", ["frames", "receipts"])
+@pytest.mark.parametrize("how", sorted(_RESIZE))
+@pytest.mark.parametrize("at", [1, 20])  # in the first chunk (before any frame ran) or the second
+def test_a_receipts_index_that_resizes_a_list_is_a_clean_error(which: str, how: str, at: int) -> None:
+    """__index__ of a receipt clears, extends or shortens the frames' or the receipts' list mid-batch:
+    a ValueError, never a read past the list (this crashed); the frames before it ran as single calls."""
+    proc = _synced()
+    frames = [_depth(i) for i in range(1, 39)]
+    calls = [0]
+    receipts: list[Any] = []
+    target = frames if which == "frames" else receipts
+    receipts.extend(_Index(calls, at, lambda: _RESIZE[how](target)) for _ in frames)
+    with pytest.raises(ValueError, match="changed size during feed_many"):
+        proc.feed_many(frames, receipts, 0)
+    ran = 0 if at == 1 else 16  # the first chunk (16 frames) had run when the second's receipts were read
+    assert proc.counts().frames == ran
+    want, counts = _singles([_depth(i) for i in range(1, 1 + ran)], [5] * ran)
+    assert proc.core.take_events() == want and proc.counts() == counts
+    assert proc.feed_many([_depth(1 + ran)], 7, 0) == (1, 0, 1)  # and the core goes on
+
+
+def _depth_at(i: int, price: str) -> bytes:
+    data = {"e": "depthUpdate", "E": 1, "T": 1, "s": "X", "U": i, "u": i, "pu": i - 1, "b": [[price, "2"]], "a": []}
+    return json.dumps({"stream": "x@depth", "data": data}).encode()
+
+
+def test_a_receipts_index_that_replaces_frames_or_receipts_reads_the_new_ones() -> None:
+    """Items replaced (the lists' sizes kept) by a receipt's __index__ before their frames are viewed:
+    the batch reads the new frames and receipt times, as single calls on the lists as they became."""
+    for at in (1, 20):
+        proc = _synced()
+        frames: list[Any] = [_depth(i) for i in range(1, 39)]
+        new_frames = [_depth_at(i, "3.50") for i in range(1, 39)]
+        calls = [0]
+
+        def swap(frames: list[Any] = frames, new_frames: list[bytes] = new_frames, at: int = at) -> None:
+            frames[at - 1 :] = new_frames[at - 1 :]  # the frames not viewed yet (a fresh chunk from 20 on)
+
+        receipts: list[Any] = [_Index(calls, at, swap) for _ in frames]
+        assert proc.feed_many(frames, receipts, 0) == (38, 0, 38)
+        want, counts = _singles(frames, [5] * 38)
+        assert frames[-1] is new_frames[-1] and proc.core.take_events() == want and proc.counts() == counts
+
+    proc = _synced()
+    frames = [_depth(i) for i in range(1, 39)]
+    calls = [0]
+    receipts = [0] * 38
+
+    def retime() -> None:
+        receipts[1:] = range(100, 137)  # exact ints from here on: read directly
+
+    receipts[0] = _Index(calls, 1, retime)
+    assert proc.feed_many(frames, receipts, 0) == (38, 0, 38)
+    want, counts = _singles(frames, [5, *range(100, 137)])
+    assert proc.core.take_events() == want and proc.counts() == counts
+
+
+class _Bytes(bytes):
+    pass
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    def __index__(self) -> int:  # never called: an int's value is read as it is
+        raise AssertionError("called")
+
+
+def test_batch_takes_bytes_and_str_subclasses_and_int_subclass_receipts() -> None:
+    """Subclasses of bytes and str are frames and of int receipt times, as for single calls."""
+    frames = [_Bytes(_depth(i)) if i % 2 else _Str(_depth(i).decode()) for i in range(1, 39)]
+    receipts = [_Int(100 + i) for i in range(38)]
+    proc = _synced()
+    assert proc.feed_many(frames, receipts, 0) == (38, 0, 38)
+    want, counts = _singles(frames, [100 + i for i in range(38)])
+    assert proc.core.take_events() == want and proc.counts() == counts
+    proc = _synced()
+    assert proc.feed_many(frames, _Int(9), 0) == (38, 0, 38)
+    assert {e.receipt_ns for e in proc.core.take_events()} == {9}
+
+
+def test_a_receipt_that_is_not_an_index_is_a_type_error() -> None:
+    proc = _synced()
+    with pytest.raises(TypeError):
+        proc.feed_many([_depth(1), _depth(2)], [1, "2"], 0)
+    assert proc.counts().frames == 0

@@ -383,13 +383,16 @@ struct Held {  // strong references to a batch's frames for as long as it runs (
 };
 
 // The receipt times of frames [start, end): one for all, CLOCK_REALTIME, or a chunk of a per-frame list.
+// An int item is read without running Python code; any other is converted by its __index__, which may
+// change the list (or the frames' list): the list's size is read again before each item and checked
+// once more at the end, and the caller checks the frames' (see batcher_call).
 bool batch_receipts(PyObject* arg, size_t start, size_t end, size_t total, std::vector<int64_t>& each,
                     Receipts& out) {
   if (arg == Py_None) {
     out.realtime = true;
     return true;
   }
-  if (PyLong_Check(arg)) {
+  if (PyLong_Check(arg)) {  // an int (or a subclass: its value is read, no __index__ runs)
     out.all = PyLong_AsLongLong(arg);
     return !(out.all == -1 && PyErr_Occurred());
   }
@@ -399,9 +402,26 @@ bool batch_receipts(PyObject* arg, size_t start, size_t end, size_t total, std::
   if (!ok) PyErr_SetString(PyExc_ValueError, "receipt_ns: one per frame");
   each.clear();
   for (size_t i = start; ok && i < end; ++i) {
-    long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, Py_ssize_t(i)));
+    if (size_t(PySequence_Fast_GET_SIZE(seq)) <= i) {  // shrunk by an item's __index__
+      PyErr_SetString(PyExc_ValueError, "receipt_ns changed size during feed_many");
+      ok = false;
+      break;
+    }
+    PyObject* item = PySequence_Fast_GET_ITEM(seq, Py_ssize_t(i));
+    long long v;
+    if (PyLong_Check(item)) {
+      v = PyLong_AsLongLong(item);
+    } else {  // Python code runs: the item is held while it does (it may drop the list's reference)
+      Py_INCREF(item);
+      v = PyLong_AsLongLong(item);
+      Py_DECREF(item);
+    }
     ok = !(v == -1 && PyErr_Occurred());
     each.push_back(v);
+  }
+  if (ok && size_t(PySequence_Fast_GET_SIZE(seq)) != total) {
+    PyErr_SetString(PyExc_ValueError, "receipt_ns changed size during feed_many");
+    ok = false;
   }
   Py_DECREF(seq);
   out.each = each.data();
@@ -434,6 +454,13 @@ bool batch_views(PyObject* const* items, size_t n, std::vector<FrameView>& views
     views.push_back(v);
   }
   return true;
+}
+
+// The frames' list still has the size the batch started with (Python code run by the batch may change it).
+bool same_size(PyObject* seq, size_t total) {
+  if (size_t(PySequence_Fast_GET_SIZE(seq)) == total) return true;
+  PyErr_SetString(PyExc_ValueError, "frames changed size during feed_many");
+  return false;
 }
 
 // One chunk of a batch through the core, without the GIL when worth it; false with a Python error.
@@ -477,11 +504,11 @@ PyObject* batcher_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) 
     PyErr_SetString(PyExc_RuntimeError, "the native core is in use by another thread (a batch is running)");
     return nullptr;
   }
+  Py_ssize_t start_arg = PyLong_AsSsize_t(args[2]);  // an int only: runs no Python code
+  if (start_arg == -1 && PyErr_Occurred()) return nullptr;
   PyObject* seq = PySequence_Fast(args[0], "frames: a list or tuple");
   if (seq == nullptr) return nullptr;
   size_t total = size_t(PySequence_Fast_GET_SIZE(seq));
-  Py_ssize_t start_arg = PyLong_AsSsize_t(args[2]);
-  if (start_arg == -1 && PyErr_Occurred()) return Py_DECREF(seq), nullptr;
   size_t at = start_arg < 0 ? 0 : std::min(size_t(start_arg), total);
   // Busy from here to the end, not only while the GIL is released: the core's reused buffers below
   // must not be re-entered by Python code this call may run (a receipt's __index__, a finalizer).
@@ -503,7 +530,10 @@ PyObject* batcher_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) 
     Receipts receipts;
     bool movable = true;
     BatchResult r;
-    ok = batch_receipts(args[1], at, end, total, each, receipts) &&
+    // The receipts first: converting them may run Python code (an item's __index__, a finalizer),
+    // which may change the frames' list. Its size is checked after, and its items read only then: from
+    // the view to the end of the chunk no Python code runs, and each viewed frame is held.
+    ok = batch_receipts(args[1], at, end, total, each, receipts) && same_size(seq, total) &&
          batch_views(PySequence_Fast_ITEMS(seq) + at, end - at, views, held, movable) &&
          run_chunk(core, views, movable, receipts, r);
     all.done += r.done, all.code = r.code, all.events += r.events;
