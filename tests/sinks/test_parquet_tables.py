@@ -16,6 +16,7 @@ from tests.dq.market import build_events
 from tests.feed.helpers import all_synced, assert_books_match_truth, feed_config, run_until
 from tests.virtual_time import virtual_time
 from tickpath.clock import ManualClock, VirtualClock
+from tickpath.errors import SinkError
 from tickpath.events import Event
 from tickpath.feed import Feed
 from tickpath.sim import SimConfig, Simulator
@@ -116,4 +117,66 @@ async def test_close_during_a_timed_flush_waits_for_it_and_counts_its_rows(tmp_p
     release.set()
     await asyncio.wait_for(closing, 10)
     assert sink.stats.written == sink.stats.accepted == len(events) and sink.buffered == 0
+    assert sum(len(rows) for rows in _files(tmp_path).values()) == len(events)
+
+
+async def test_a_flush_cancelled_twice_mid_write_still_finishes_and_counts_it(tmp_path: Path) -> None:
+    """Any cancel of a flush (not only close's of the timer), even repeated, while its thread writes:
+    the write finishes under the lock and is counted, and close writes those rows no second time."""
+    sink = ParquetSink(tmp_path, flush_s=None)
+    started, release = threading.Event(), threading.Event()
+    write = sink._write_batches
+
+    def slow_write(*args: Any) -> None:
+        started.set()
+        release.wait(10)
+        write(*args)
+
+    sink._write_batches = slow_write  # type: ignore[method-assign]
+    await sink.start()
+    events = build_events(2.0)[:300]
+    await sink.write(events)
+    flushing = asyncio.create_task(sink.flush())
+    await asyncio.wait_for(asyncio.to_thread(started.wait, 10), 10)
+    for _ in range(2):
+        flushing.cancel()
+        for _ in range(5):
+            await asyncio.sleep(0)
+    assert not flushing.done() and sink._lock.locked()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    assert sink.stats.written == len(events) and sink.buffered == 0
+    await sink.close()
+    assert sum(len(rows) for rows in _files(tmp_path).values()) == len(events)
+
+
+async def test_close_writes_everything_even_when_the_flush_timer_had_died(tmp_path: Path) -> None:
+    """The timer died of a bug in a write: its rows went back to the buffers, and close still writes
+    them, then reports the timer's failure (it re-raised the bug and wrote nothing)."""
+    clock = ManualClock(autojump=False)
+    sink = ParquetSink(tmp_path, flush_s=1.0, clock=clock)
+    write, broken = sink._write_batches, [True]
+
+    def flaky(*args: Any) -> None:
+        if broken[0]:
+            raise RuntimeError("a bug")
+        write(*args)
+
+    sink._write_batches = flaky  # type: ignore[method-assign]
+    await sink.start()
+    events = build_events(2.0)[:300]
+    await sink.write(events)
+    clock.advance(1_000_000_000)
+    timer = sink._timer
+    assert timer is not None
+    for _ in range(500):
+        if timer.done():
+            break
+        await asyncio.sleep(0.01)
+    assert isinstance(timer.exception(), RuntimeError) and sink.buffered == len(events)
+    broken[0] = False
+    with pytest.raises(SinkError, match=r"timer .* had failed: RuntimeError: a bug"):
+        await sink.close()
+    assert sink.stats.written == len(events) and sink.buffered == 0
     assert sum(len(rows) for rows in _files(tmp_path).values()) == len(events)

@@ -32,7 +32,7 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs
 
 import duckdb
@@ -337,7 +337,7 @@ class DuckDBSink(Sink):
                 raise asyncio.CancelledError
             await self._checkpoint_due()
 
-    def _insert_failed(self, exc: BaseException, sessions: list[dict[str, Any]], cancelled: bool) -> None:
+    def _insert_failed(self, exc: BaseException, sessions: list[dict[str, Any]], cancelled: bool) -> NoReturn:
         """The rows stay held and the sessions kept: a later commit (or close) retries, the timer's
         one period from now, not at once (a full disk must not spin the loop). Raises."""
         self._sessions[:0] = sessions

@@ -31,13 +31,12 @@ so a run killed before its last events were written has no stop row either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs
 
 import pyarrow as pa
@@ -48,6 +47,7 @@ from tickpath.clock import DEFAULT_CLOCK, Clock
 from tickpath.errors import ConfigError, SinkError
 from tickpath.events import Event, SessionInfo
 from tickpath.logs import log_event
+from tickpath.sinks._threads import stop_timer, to_thread_to_the_end
 from tickpath.sinks.base import Sink, TableBatch
 from tickpath.sinks.duckdb import arrow_table, split_by_table
 from tickpath.tables import SCHEMAS
@@ -191,13 +191,12 @@ class ParquetSink(Sink):
                     log_event(log, logging.ERROR, "parquet_flush_failed", error=exc)
 
     async def close(self) -> None:
-        if self._timer is not None:
-            async with self._lock:  # not mid-write: a cancelled to_thread goes on writing, unaccounted
-                self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
-            self._timer = None
+        """Write everything, also when the timer had died (reported after)."""
+        died = await stop_timer(self._timer, self._lock) if self._timer is not None else None
+        self._timer = None
         await self.flush()
+        if died is not None:
+            raise SinkError(f"Parquet flush timer for {self.root} had failed: {type(died).__name__}: {died}") from died
 
     @property
     def buffered(self) -> int:
@@ -211,12 +210,16 @@ class ParquetSink(Sink):
             self._sessions.append(row)
             return
         async with self._lock:
-            try:
-                await asyncio.to_thread(self._write_sessions, [row])
-            except (OSError, pa.ArrowException) as exc:
+            work, cancelled = await to_thread_to_the_end(self._write_sessions, [row])  # a file, maybe
+            exc = work.exception()
+            if isinstance(exc, (OSError, pa.ArrowException)):
                 self.stats.errors += 1
                 raise SinkError(f"writing the session row under {self.root} failed: {exc}") from exc
+            if exc is not None:
+                raise exc
             self._durable.add(session.session)
+            if cancelled:
+                raise asyncio.CancelledError
 
     def _write_sessions(self, sessions: list[dict[str, Any]]) -> None:
         arrow = pa.Table.from_pylist(sessions, schema=SCHEMAS["feed_sessions"])
@@ -267,19 +270,32 @@ class ParquetSink(Sink):
             batches, self._tables = self._tables, []
             sessions, self._sessions = self._sessions, []
             oldest, self._oldest_ns = self._oldest_ns, None
-            try:
-                await asyncio.to_thread(self._write_batches, batches, events, sessions)
-            except (OSError, pa.ArrowException) as exc:
-                self.stats.errors += 1
+            # Run to its end whatever cancels us: the thread writes files the counts must match.
+            work, cancelled = await to_thread_to_the_end(self._write_batches, batches, events, sessions)
+            exc = work.exception()
+            if exc is not None:
                 self._buf[:0] = events
                 self._tables[:0] = batches
                 self._sessions[:0] = sessions
-                # retried one period from now, not at once (a full disk must not spin the loop)
-                self._oldest_ns = self.clock.monotonic_ns() if oldest is not None else None
-                raise SinkError(f"writing Parquet under {self.root} failed: {exc}") from exc
+                if oldest is not None:  # retried one period from now, not at once (a full disk must not spin the loop)
+                    self._oldest_ns = self.clock.monotonic_ns()
+                self._write_failed(exc, cancelled)
             rows = sum(n for _, n in batches)
             self._table_rows -= rows
             self.stats.written += len(events) + rows
+            if cancelled:
+                raise asyncio.CancelledError
+
+    def _write_failed(self, exc: BaseException, cancelled: bool) -> NoReturn:
+        """Raise a failed write's error (its rows are back in the buffers), or the cancel, logging the error."""
+        if not isinstance(exc, (OSError, pa.ArrowException)):
+            raise exc  # a bug: not a sink failure
+        self.stats.errors += 1
+        error = SinkError(f"writing Parquet under {self.root} failed: {exc}")
+        if cancelled:
+            log_event(log, logging.ERROR, "parquet_flush_failed", error=error)
+            raise asyncio.CancelledError
+        raise error from exc
 
     def _write_batches(
         self, batches: list[tuple[Mapping[str, pa.Table], int]], events: list[Event], sessions: list[dict[str, Any]]
