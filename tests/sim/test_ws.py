@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import deque
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -13,6 +15,7 @@ import websockets
 from tests.virtual_time import virtual_time
 from tickpath.clock import VirtualClock
 from tickpath.sim import Simulator
+from tickpath.sim.ws import WsConnection
 
 from .helpers import recv_json, recv_until, small_config, ws_connect
 
@@ -134,15 +137,37 @@ async def test_bad_stream_in_url_is_refused() -> None:
 
 
 async def test_incoming_message_rate_limit_disconnects() -> None:
-    """More than the venue's incoming messages per second (spot: 5) closes the connection with 1008."""
+    """More than the venue's incoming messages per second (spot: 5) closes the connection with 1008:
+    the sixth does."""
     async with Simulator(small_config(venues=("spot",), rate=0.0)) as sim:
         ws = await ws_connect(sim.endpoint("spot").ws_url + "/ws")
-        for i in range(7):
+        for i in range(6):
             await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
         with pytest.raises(websockets.exceptions.ConnectionClosed) as exc:
             for _ in range(20):
                 await recv_json(ws)
         assert exc.value.rcvd is not None and exc.value.rcvd.code == 1008
+
+
+@pytest.mark.parametrize(
+    ("gap_s", "closed_at"),
+    [(0.19, 6), (0.199, 6), (0.2, None), (0.25, None)],  # six within 0.95 s / 0.995 s: closed by the sixth
+)
+def test_incoming_limit_is_any_one_second_window(gap_s: float, closed_at: int | None) -> None:
+    """Binance's rule, exactly: at most 5 messages in any 1 s window (the window is not shortened),
+    counted when the simulator reads them; 0.2 s apart is the fastest a client may go."""
+    now = [0.0]
+    conn = SimpleNamespace(
+        loop=SimpleNamespace(time=lambda: now[0]),
+        incoming=deque(),
+        ctx=SimpleNamespace(limits=SimpleNamespace(max_incoming_per_s=5)),
+    )
+    verdicts = []
+    for i in range(12):
+        now[0] = i * gap_s
+        verdicts.append(WsConnection._count_incoming(conn))  # type: ignore[arg-type]
+    first_refused = next((i + 1 for i, ok in enumerate(verdicts) if not ok), None)
+    assert first_refused == closed_at
 
 
 async def test_stream_count_limit() -> None:
