@@ -32,8 +32,10 @@ sent as fast as its own reader takes it, its frames in timeline order (so each s
 order), and :attr:`Playback.held_s` says for how long the most held one waited (0 when every
 reader kept up). A REST snapshot reads the book where the connection carrying the symbol's depth
 stream is, so a held connection's books sync by the usual rules. A new connection starts at the
-clock, as on the live market; a stream subscribed later starts at its connection's position. When
-the timeline ends the streams go quiet (the connections stay open).
+clock, as on the live market; a stream subscribed later starts at its connection's position, and
+an unsubscribed one stops at once: a connection whose streams changed is sent nothing until it is
+re-indexed (one connection per look at the timeline, so many SUBSCRIBEs at start-up never block the
+loop together). When the timeline ends the streams go quiet (the connections stay open).
 
 Not available with pre-rendering: listing changes, faults and chaos (they act on the live hub),
 kline/ticker/mark-price channels, and depth speeds other than 100 ms.
