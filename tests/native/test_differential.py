@@ -217,3 +217,42 @@ def test_overflowing_buffer_replays_alike(venue: str) -> None:
     assert pair.native.book_stats("AAA")["deltas"] == 3  # the three kept events, on top of the snapshot
     bids, asks = pair.native.book_top("AAA")
     assert bids[-1] == ("7.6110", "9") and len(bids) == len(asks) == 4
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, None])
+def test_max_buffer_below_one_is_refused_alike(bad: Any) -> None:
+    """max_buffer=0 crashed the core (the front of an empty buffer) and raised IndexError in the
+    reference: both refuse it when built, with a ConfigError naming the value; the core refuses it too."""
+    from tickpath.errors import ConfigError
+    from tickpath.venues.binance import _core
+    from tickpath.venues.binance.processor import NativeProcessor, PureProcessor, make_processor
+
+    builds = [
+        lambda: NativeProcessor("futures", session="s", max_buffer=bad),
+        lambda: PureProcessor("futures", session="s", max_buffer=bad),
+        lambda: make_processor("futures", session="s", max_buffer=bad, native=True),
+        lambda: make_processor("futures", session="s", max_buffer=bad, native=False),
+    ]
+    messages = set()
+    for build in builds:
+        with pytest.raises(ConfigError, match="max_buffer") as exc:
+            build()
+        messages.add(str(exc.value))
+    assert messages == {f"max_buffer must be an int of at least 1, got {bad!r}"}
+    if bad == 0:
+        with pytest.raises(ValueError, match="max_buffer must be at least 1"):
+            _core.Core(True, [], False, -1, 0, "s", "futures", (None,) * 5)
+
+
+@pytest.mark.parametrize("venue", ["futures", "spot"])
+def test_a_buffer_of_one_keeps_the_newest_alike(venue: str) -> None:
+    """max_buffer=1, the least allowed: each event replaces the one before; the last replays."""
+    pair = Pair.make(venue, max_buffer=1)
+    stream = _Stream(venue)
+    for i in range(4):
+        pair.frame(stream.depth("AAA", 0, 0, False, [[f"{100 - i}", "1"]], []), i)
+    assert pair.native.book_stats("AAA")["buffer_overflow"] == 3
+    last_id = stream.last["AAA"] - (0 if venue == "futures" else 1)
+    pair.snapshot("AAA", json.dumps({"lastUpdateId": last_id, "bids": [], "asks": [["300", "1"]]}).encode(), 5)
+    pair.check_state()
+    assert pair.native.book_stats("AAA")["deltas"] == 1

@@ -122,6 +122,15 @@ def pure_requested() -> bool:
     return os.environ.get("TICKPATH_PURE", "") == "1"
 
 
+def check_max_buffer(max_buffer: int) -> None:
+    """A book waiting for its snapshot buffers up to ``max_buffer`` events: at least one (with none the
+    native core had nothing to drop for the newest and crashed; the reference raised IndexError)."""
+    if isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 1:
+        from tickpath.errors import ConfigError
+
+        raise ConfigError(f"max_buffer must be an int of at least 1, got {max_buffer!r}")
+
+
 def make_processor(
     venue: Venue,
     *,
@@ -132,6 +141,7 @@ def make_processor(
     native: bool | None = None,
 ) -> FrameProcessor:
     """The processor for one (venue, session): native unless ``TICKPATH_PURE=1`` or ``native=False``."""
+    check_max_buffer(max_buffer)
     use_native = (not pure_requested() and native_available()) if native is None else native
     if use_native:
         return NativeProcessor(venue, session=session, symbols=symbols, depth=depth, max_buffer=max_buffer)
@@ -152,6 +162,7 @@ class PureProcessor:
         depth: int | None = None,
         max_buffer: int = DEFAULT_MAX_BUFFER,
     ) -> None:
+        check_max_buffer(max_buffer)
         self.normalizer = Normalizer(venue, session=session, depth=depth, symbols=symbols, max_buffer=max_buffer)
         self.channels = ChannelNormalizer(venue, session=session)
         self._restricted = symbols is not None
@@ -277,6 +288,7 @@ class NativeProcessor:
     ) -> None:
         if _core is None:  # pragma: no cover
             raise RuntimeError("the native core is not built; reinstall tickpath or set TICKPATH_PURE=1")
+        check_max_buffer(max_buffer)
         names = sorted({s.upper() for s in symbols}) if symbols is not None else []
         self._restricted = symbols is not None
         self._session = session

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -32,6 +33,10 @@ class Core {
  public:
   Core(bool futures, const std::vector<std::string>& symbols, bool restricted, int depth, size_t max_buffer)
       : futures_(futures), restricted_(restricted), depth_(depth), max_buffer_(max_buffer) {
+    // A book waiting for its snapshot keeps at least one event (the oldest is dropped for the newest);
+    // none would leave nothing to drop. The processors refuse it first (a ConfigError); this guards
+    // every other caller.
+    if (max_buffer < 1) throw std::invalid_argument("max_buffer must be at least 1, got 0");
     for (const auto& s : symbols) book_for(sym_id(s));
   }
 
