@@ -5,12 +5,15 @@ else (other key orders, blanks, escapes, extra or repeated keys, nulls, signs, o
 truncation at any byte) must be judged exactly as the pure-Python reference judges it: the same
 events or the same rejection reason, the same counters and books afterwards. Each variant runs on a
 fresh pair of processors whose book was just loaded from a snapshot, so a depth frame that is
-accepted bridges it and shows its decoded levels and ids as events.
+accepted bridges it and shows its decoded levels and ids as events. The core counts the frames its
+fast path decoded whole (``Core.fast_hits``): the base frames must take it and each deviation must
+not (the cases the fast path reads itself are named), or a fast path that always gave up would pass.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -59,14 +62,25 @@ BASES = {
 }
 
 
-def _judge(frames: list[bytes], venue: str = "futures") -> Pair:
-    """Each frame on a fresh pair whose KEEPUSDT book was just loaded; identical steps and state."""
-    for raw in frames:
+def _judge(frames: list[bytes], venue: str = "futures", fast: bool | Sequence[bool | None] | None = False) -> Pair:
+    """Each frame on a fresh pair whose KEEPUSDT book was just loaded; identical steps and state.
+
+    ``fast``: whether the native core's fast path decoded the frame (per frame, or one for all; None:
+    not asserted)."""
+    expected = list(fast) if isinstance(fast, Sequence) else [fast] * len(frames)
+    assert len(expected) == len(frames)
+    for raw, want in zip(frames, expected, strict=True):
         pair = Pair.make(venue)
         pair.snapshot("KEEPUSDT", SNAPSHOT, 1)
         pair.frame(raw, 2)
         pair.check_state()
+        if want is not None:
+            assert _fast_hits(pair) == int(want), f"fast path {'not ' if want else ''}taken: {raw!r:.300}"
     return pair
+
+
+def _fast_hits(pair: Pair) -> int:
+    return int(pair.native.core.fast_hits())  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("name", sorted(BASES))
@@ -77,18 +91,33 @@ def test_binance_shaped_frames_give_events(name: str) -> None:
     pair.frame(BASES[name], 2)
     pair.check_state()
     assert len(pair.events) >= 2  # the snapshot and what the frame made (no rejection)
+    assert _fast_hits(pair) == 1  # and the fast path read it
+
+
+def test_the_batch_entry_takes_the_fast_path_too() -> None:
+    """Every base frame of a venue through feed_batch: each decoded by the fast path."""
+    for venue in ("futures", "spot"):
+        frames = [raw for name, raw in BASES.items() if name.startswith("spot") == (venue == "spot")]
+        pair = Pair.make(venue)
+        pair.native.feed_batch(frames, 2, lambda *a: None)  # type: ignore[attr-defined]
+        assert _fast_hits(pair) == len(frames) == pair.native.counts().frames
 
 
 @pytest.mark.parametrize("name", sorted(BASES))
 def test_truncation_at_every_byte(name: str) -> None:
     base = BASES[name]
-    _judge([base[:i] for i in range(len(base))] + [base + b" ", base + b"}", base + b"x"])
+    venue = "spot" if name.startswith("spot") else "futures"
+    _judge([base[:i] for i in range(len(base))] + [base + b" ", base + b"}", base + b"x"], venue)
 
 
 @pytest.mark.parametrize("name", ["depth", "raw_depth", "ticker", "agg"])
 def test_a_blank_anywhere(name: str) -> None:
     base = BASES[name]
-    _judge([base[:i] + b" " + base[i:] for i in range(1, len(base))][::3] + [b" " + base, base.replace(b":", b": ")])
+    at = list(range(1, len(base)))[::3]
+    frames = [base[:i] + b" " + base[i:] for i in at] + [b" " + base, base.replace(b":", b": ")]
+    # A blank between tokens sends the frame the general way; one inside a string is part of the string
+    # (a symbol "KEEP USDT" is still in the fast path's shape, a price "0.24 60" is not): not asserted.
+    _judge(frames, fast=[None if base[:i].count(b'"') % 2 else False for i in at] + [False, False])
 
 
 def _reordered(data: bytes) -> list[bytes]:
@@ -106,7 +135,11 @@ def test_reordered_keys(stream: str, data: bytes) -> None:
     frames = [b'{"stream":"%s","data":%s}' % (stream.encode(), d) for d in _reordered(data)]
     frames += _reordered(data)  # raw
     frames.append(b'{"data":%s,"stream":"%s"}' % (data, stream.encode()))
-    _judge(frames)
+    # Only Binance's own orders are the fast path's: an aggTrade's "a" and "s" come either way (USD-M, spot).
+    own = [list(json.loads(data)), ["e", "E", "s", "a", "p", "q", "f", "l", "T", "m"]]
+    fast = [list(json.loads(f).get("data", json.loads(f))) in own for f in frames[:-1]]
+    assert any(fast) == (stream == "keepusdt@aggTrade")
+    _judge(frames, fast=[*fast, False])
 
 
 def test_escapes_in_keys_and_values() -> None:
@@ -141,8 +174,6 @@ def test_extra_and_repeated_keys() -> None:
         DEPTH.replace(b"]]}}", b']]},"data":' + DEPTH_DATA + b"}"),
         DEPTH.replace(b"]]}}", b']]},"stream":"x@kline_1m"}'),
         DEPTH.replace(b'"U":95,', b'"U":95,"U":96,'),
-        DEPTH.replace(b'"T":1626992759226,', b""),
-        DEPTH.replace(b'"pu":94,', b""),
         DEPTH.replace(b'"s":"KEEPUSDT",', b""),
         TICKER.replace(b'"A":"297"', b'"A":"297","x":1'),
         TICKER.replace(b'"A":"297"', b'"A":"297","b":"1"'),
@@ -154,6 +185,8 @@ def test_extra_and_repeated_keys() -> None:
         SPOT_AGG.replace(b'"M":true', b'"M":"yes"'),
     ]
     _judge(frames)
+    # The keys the fast path knows to be optional (spot has no T and no pu): still its shape.
+    _judge([DEPTH.replace(b'"T":1626992759226,', b""), DEPTH.replace(b'"pu":94,', b"")], fast=True)
 
 
 ODD_VALUES = [
@@ -217,11 +250,32 @@ ODD_VALUES = [
 ]
 
 
+# The odd values that are still in the fast path's grammar (ids of 1-18 digits, decimals of up to
+# MAX_DIGITS digits, a price of up to MAX_PRICE_SIGNIFICANT significant ones, a zero quantity): it
+# reads them itself; every other one goes the general way.
+FAST_ODD = {
+    (b'"U":95', b'"U":0'),
+    (b'"E":1626992759238', b'"E":999999999999999999'),
+    (b'"0.2460"', b'"0.246000000000000"'),
+    (b'"0.2460"', b'"123456789012345"'),
+    (b'"0.2460"', b'"12345678.1234567"'),
+    (b'"0.2460"', b'"1234567"'),
+    (b'"0.2460"', b'"12345678"'),
+    (b'"10"', b'"0"'),
+    (b'"10"', b'"0.00000000"'),
+    (b'"10"', b'"12345678901234567"'),
+    (b'"10"', b'"1.2345678901234567"'),
+    (b'"10"', b'"10.0000000"'),
+    (b'"10"', b'"10.00000000000000"'),
+}
+assert set(ODD_VALUES) >= FAST_ODD
+
+
 @pytest.mark.parametrize("old,new", ODD_VALUES)
 def test_odd_values(old: bytes, new: bytes) -> None:
     frames = [base.replace(old, new) for base in (DEPTH, DEPTH_DATA) if old in base]
     assert frames and all(f not in (DEPTH, DEPTH_DATA) for f in frames)
-    _judge(frames)
+    _judge(frames, fast=(old, new) in FAST_ODD)
 
 
 def test_odd_trade_and_ticker_values() -> None:
@@ -260,18 +314,22 @@ def test_random_decimals_and_ids_decode_alike(levels: list[tuple[str, str]], ids
         b'"T":1626992759226', b'"T":%d' % ids[1]
     )
     data = data.replace(data[data.index(b'"b":') : -1], b'"b":%s,"a":%s' % (side, side))
-    _judge([b'{"stream":"keepusdt@depth@100ms","data":%s}' % data, data])
+    _judge([b'{"stream":"keepusdt@depth@100ms","data":%s}' % data, data], fast=None if levels else True)
 
 
 def test_capture_frames_in_their_raw_form(shared_captures: Path) -> None:
     # Every capture frame's payload as a raw (/ws/<stream>) frame too: the raw fast path on real bytes.
+    # The fast path takes every real depth and aggTrade frame, raw or enveloped, and bookTicker enveloped.
     for name, venue in (("usdm_futures", "futures"), ("spot", "spot")):
-        pair = Pair.make(venue)
-        for f in read_ws_capture(shared_captures / f"{name}.ws.txt").frames[:400]:
-            data = json.loads(f.text)["data"]
-            pair.frame(json.dumps(data, separators=(",", ":")).encode(), 1)
-        pair.check_state()
-        assert pair.native.counts().frames >= 200
+        for raw in (True, False):
+            pair = Pair.make(venue)
+            for f in read_ws_capture(shared_captures / f"{name}.ws.txt").frames[:400]:
+                data = json.loads(f.text)["data"]
+                pair.frame(json.dumps(data, separators=(",", ":")).encode() if raw else f.text.encode(), 1)
+            pair.check_state()
+            c = pair.native.counts()
+            assert c.frames >= 200 and c.depth > 100
+            assert _fast_hits(pair) == c.depth + c.trades + (0 if raw else c.tickers)
 
 
 @pytest.mark.parametrize(
@@ -296,5 +354,8 @@ def test_capture_frames_in_their_raw_form(shared_captures: Path) -> None:
 )
 def test_stream_names_are_classified_alike(name: bytes) -> None:
     # The fast path names the kind of a few plain stream names itself; every other name goes the general way.
+    # Fast: a plain "<symbol>@depth[@<speed>]" with a depthUpdate, "<symbol>@aggTrade" with an aggTrade.
+    depth = name.partition(b"@")[2] in (b"depth", b"depth@", b"depth@500ms", b"depth@100ms") and name.isascii()
     for data in (DEPTH_DATA, AGG_DATA, TICKER[TICKER.index(b'"data":') + 7 : -1]):
-        _judge([b'{"stream":"%s","data":%s}' % (name, data)])
+        fast = (depth and data is DEPTH_DATA) or (name == b"keepusdt@aggTrade" and data is AGG_DATA)
+        _judge([b'{"stream":"%s","data":%s}' % (name, data)], fast=fast)

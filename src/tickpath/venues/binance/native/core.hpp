@@ -150,6 +150,7 @@ class Core {
     if (it == ids_.end() || it->second >= books_.size()) return nullptr;
     return books_[it->second].get();
   }
+  int64_t fast_hits() const { return decoder_.fast_hits; }  // frames the fast path decoded (frames.hpp)
   const std::string& name(uint32_t sym) const { return names_[sym]; }
   uint32_t symbol_count() const { return uint32_t(names_.size()); }
   std::vector<std::string> book_symbols() const {

@@ -72,13 +72,20 @@ inline Kind kind_of_event(std::string_view e) {  // parse._EVENT_KIND
 
 class Decoder {
  public:
+  // Frames the fast path (fast.hpp) decoded whole: one increment per hit, read by tests and benchmarks
+  // (Core.fast_hits) to show which frames took it; the general reader's decisions never depend on it.
+  int64_t fast_hits = 0;
+
   // Decodes one frame into `f`; returns OK, MALFORMED or SCHEMA, or sets f.kind = UNKNOWN (OK).
   Error decode(const char* p, size_t n, Frame& f) {
     f.reset();
     static constexpr char PREFIX[] = "{\"stream\":\"";
     constexpr size_t PL = sizeof(PREFIX) - 1;
     if (n >= PL && std::memcmp(p, PREFIX, PL) == 0) {
-      if (fast::enveloped(p, n, PL, f)) return Error::OK;
+      if (fast::enveloped(p, n, PL, f)) {
+        ++fast_hits;
+        return Error::OK;
+      }
       f.reset();  // what the fast path read is forgotten: the general reader starts from nothing
       const char* q = static_cast<const char*>(std::memchr(p + PL, '"', n - PL));
       // No closing quote: the reference takes raw[PL:-1] (found by make fuzz, an over-read here when n == PL).
@@ -100,7 +107,10 @@ class Decoder {
     }
     static constexpr char RAW[] = "{\"e\":\"";
     if (n >= sizeof(RAW) - 1 && std::memcmp(p, RAW, sizeof(RAW) - 1) == 0) {
-      if (fast::raw(p, n, f)) return Error::OK;
+      if (fast::raw(p, n, f)) {
+        ++fast_hits;
+        return Error::OK;
+      }
       f.reset();
     }
     return general(p, n, f);

@@ -183,6 +183,7 @@ class PyCore {
   bool wants_snapshot_now() const { return core_.wants_snapshot >= 0; }
   std::string unknown_kind() const { return core_.frame.unknown_kind; }
   int64_t last_receipt_ns() const { return core_.last_receipt; }
+  int64_t fast_hits() const { return core_.fast_hits(); }
 
   py::list take_events() {
     check_idle();
@@ -586,6 +587,7 @@ PYBIND11_MODULE(_core, m) {
       .def("symbol_names", &PyCore::symbol_names)
       .def("reasons", &PyCore::reasons)
       .def("stats", &PyCore::stats)
+      .def("fast_hits", &PyCore::fast_hits)
       .def("book_stats", &PyCore::book_stats)
       .def("book_state", &PyCore::book_state)
       .def("book_top", &PyCore::book_top, py::arg("symbol"), py::arg("n") = -1)
