@@ -12,14 +12,15 @@ import json
 import re
 from typing import Any
 
-from tests.terraform.test_modules import DOCS, _typed
+from tests.terraform.test_modules import MODULES, _doc, _typed
 from tickpath.gcp import GcpConfig, setup_plan
 
 
 def _all(rtype: str) -> dict[tuple[str, str], Any]:
     return {
         (mod, name): body
-        for mod, doc in DOCS.items()
+        for mod in MODULES
+        for doc in (_doc(mod),)
         for (t, name), body in _typed(doc, "resource").items()
         if t == rtype
     }
