@@ -42,6 +42,24 @@ inline int digits10(uint64_t m) {
   return t - (m < POW10U[t]) + 1;
 }
 
+// What the book key needs of a decimal of mantissa m and scale `scale`, as the reference counts it from
+// the spelling (orderbook._check_price): with a point, the zeros ending all the digits (the fraction's
+// and, past its point, the integer's) are not significant, and those in the fraction are removed
+// before converting to double. m's trailing zeros are the spelling's: a spelling adds only leading ones.
+// The one place this rule lives: parse_decimal_t, the fast path's levels and a buffered level's replay.
+inline void price_counts(uint64_t m, int scale, ParsedDecimal& out) {
+  if (m == 0) {
+    out.significant = 0;
+    out.fraction_zeros = 0;
+    return;
+  }
+  int trailing = 0;
+  if (scale > 0)
+    for (uint64_t t = m; t % 10 == 0; t /= 10) ++trailing;  // by a constant: a multiply, not a divide
+  out.significant = digits10(m) - trailing;
+  out.fraction_zeros = trailing < scale ? trailing : scale;
+}
+
 // Parses s[0..n) by the grammar above; false when it does not match. `Full` also counts what the book
 // key needs (significant digits, the fraction's trailing zeros); a quantity needs neither.
 template <bool Full>
@@ -63,18 +81,7 @@ inline bool parse_decimal_t(const char* s, size_t n, ParsedDecimal& out) {
   }
   if (int_digits + size_t(scale) > size_t(MAX_DIGITS)) return false;
   out.d.packed = (m << 5) | uint64_t(scale);
-  if (!Full) return true;
-  if (m == 0) {
-    out.significant = 0;
-    out.fraction_zeros = 0;
-    return true;
-  }
-  int trailing = 0;  // zeros at the end of all the digits (only a fraction's count)
-  if (scale > 0)
-    for (size_t k = n - 1; s[k] == '0' || s[k] == '.'; --k) trailing += s[k] == '0';
-  int nonzero_digits = digits10(m);  // digits of m without leading zeros
-  out.significant = scale > 0 ? nonzero_digits - trailing : nonzero_digits;
-  out.fraction_zeros = trailing < scale ? trailing : scale;
+  if (Full) price_counts(m, scale, out);
   return true;
 }
 

@@ -94,15 +94,11 @@ struct Cursor {
     if (!decimal(qm, qi, qsc)) return false;
     const char* qe = p;
     if (!lit("\"]")) return false;
-    // The price's key as parse_decimal_t counts it: the zeros ending a fractional spelling do not count.
+    // The price's key as parse_decimal_t counts it (decimal.hpp's price_counts).
     ParsedDecimal pd;
     pd.d.packed = (pm << 5) | psc;
-    int trailing = 0;
-    if (psc > 0)
-      for (uint64_t t = pm; t % 10 == 0; t /= 10) ++trailing;
-    pd.significant = digits10(pm) - trailing;
+    price_counts(pm, int(psc), pd);
     if (pd.significant > MAX_PRICE_SIGNIFICANT) return false;
-    pd.fraction_zeros = trailing < int(psc) ? trailing : int(psc);
     u.price = pd.d;
     u.qty.packed = (qm << 5) | qsc;
     u.value = to_double(pd);

@@ -34,13 +34,10 @@ struct BufferedLevel {
   Decimal price, qty;
 };
 
-// The price's book key, exactly as make_update computed it: the fraction's trailing zeros are those of
-// the mantissa (parse_decimal counts them from the spelling, which has the same digits).
+// The price's book key, exactly as make_update computed it (decimal.hpp's price_counts, as parsing does).
 inline LevelUpdate unbuffer(const BufferedLevel& x) {
   ParsedDecimal p{x.price, 0, 0};
-  uint64_t m = x.price.mantissa();
-  if (m != 0)
-    while (p.fraction_zeros < x.price.scale() && m % 10 == 0) m /= 10, p.fraction_zeros++;
+  price_counts(x.price.mantissa(), x.price.scale(), p);
   LevelUpdate u;
   u.price = x.price;
   u.qty = x.qty;
@@ -153,6 +150,8 @@ class BookSync {
   }
   void live(int64_t U, int64_t u, int64_t pu, int64_t E, int64_t T, int64_t receipt,
             const std::vector<LevelUpdate>& b, const std::vector<LevelUpdate>& a, bool valid, EventLog& out);
+  void drop_before_sync(int64_t last_id);
+  void replay_buffer(EventLog& out);
 };
 
 inline void BookSync::live(int64_t U, int64_t u, int64_t pu, int64_t E, int64_t T, int64_t receipt,
@@ -228,21 +227,7 @@ inline void BookSync::on_snapshot(int64_t last_id, const std::vector<LevelUpdate
     stats.ignored_snapshots++;
     return;
   }
-  std::deque<Pending> kept;
-  std::deque<BufferedLevel> kept_levels;
-  auto lv = levels_.begin();
-  for (const auto& m : buffer_) {
-    auto end = lv + std::ptrdiff_t(m.nb + m.na);
-    if (futures_ ? m.u < last_id : m.u <= last_id) {
-      stats.dropped_before_sync++;
-    } else {
-      kept.push_back(m);
-      kept_levels.insert(kept_levels.end(), lv, end);
-    }
-    lv = end;
-  }
-  buffer_.swap(kept);
-  levels_.swap(kept_levels);
+  drop_before_sync(last_id);
   if (!buffer_.empty() && buffer_.front().U > (futures_ ? last_id : last_id + 1)) {
     stats.refetches++;  // the snapshot is older than the first buffered event
     return;
@@ -278,6 +263,32 @@ inline void BookSync::on_snapshot(int64_t last_id, const std::vector<LevelUpdate
     Window::take(book.asks, n, a);
     out.snapshot(sym_, ++seq_, E, T, receipt, last_id, scratch_, a, -1);
   }
+  replay_buffer(out);
+}
+
+// The buffered events a snapshot of last_id already contains (futures: u < lastUpdateId; spot:
+// u <= lastUpdateId) are dropped, with their levels; the rest stay buffered, in order.
+inline void BookSync::drop_before_sync(int64_t last_id) {
+  std::deque<Pending> kept;
+  std::deque<BufferedLevel> kept_levels;
+  auto lv = levels_.begin();
+  for (const auto& m : buffer_) {
+    auto end = lv + std::ptrdiff_t(m.nb + m.na);
+    if (futures_ ? m.u < last_id : m.u <= last_id) {
+      stats.dropped_before_sync++;
+    } else {
+      kept.push_back(m);
+      kept_levels.insert(kept_levels.end(), lv, end);
+    }
+    lv = end;
+  }
+  buffer_.swap(kept);
+  levels_.swap(kept_levels);
+}
+
+// After a snapshot was applied: the buffered events in order, each as it would have been live; one
+// that resets the book (a gap, an invalid or crossing event) puts the rest back in the buffer.
+inline void BookSync::replay_buffer(EventLog& out) {
   std::deque<Pending> replay;
   std::deque<BufferedLevel> replay_levels;
   replay.swap(buffer_);
