@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from tests.support.gate import ThreadGate
 from tickpath.clock import ManualClock
 from tickpath.errors import SinkError
 from tickpath.events import BookDelta, SessionInfo, Trade
@@ -192,21 +193,13 @@ async def test_a_commit_cancelled_midway_is_counted_once_and_not_inserted_again(
     db = tmp_path / "t.duckdb"
     sink = DuckDBSink(db, commit_s=None)
     await sink.start()
-    started, release = threading.Event(), threading.Event()
-    real = sink._insert
-
-    def held_back(*args: Any) -> None:
-        started.set()
-        release.wait(10)
-        real(*args)
-
-    sink._insert = held_back  # type: ignore[method-assign]
+    gate = ThreadGate(sink, "_insert")
     await sink.write_tables(_batch(1, 5))
     task = asyncio.create_task(sink.flush())
-    await asyncio.to_thread(started.wait, 10)
+    await gate.started()
     task.cancel()
     await asyncio.sleep(0)
-    release.set()
+    gate.release()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert sink.stats.written == 5 and sink.buffered == 0
@@ -259,24 +252,16 @@ async def test_a_commit_cancelled_twice_midway_still_runs_to_its_end_under_the_l
     db = tmp_path / "t.duckdb"
     sink = DuckDBSink(db, commit_s=None)
     await sink.start()
-    started, release = threading.Event(), threading.Event()
-    real = sink._insert
-
-    def held_back(*args: Any) -> None:
-        started.set()
-        release.wait(10)
-        real(*args)
-
-    sink._insert = held_back  # type: ignore[method-assign]
+    gate = ThreadGate(sink, "_insert")
     await sink.write_tables(_batch(1, 5))
     task = asyncio.create_task(sink.flush())
-    await asyncio.to_thread(started.wait, 10)
+    await gate.started()
     for _ in range(2):
         task.cancel()
         for _ in range(5):
             await asyncio.sleep(0)
     assert not task.done() and sink._lock.locked()  # the thread is still inserting
-    release.set()
+    gate.release()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert sink.stats.written == 5 and sink.buffered == 0 and not sink._lock.locked()

@@ -4,7 +4,6 @@ hold exactly the rows the same events written one by one would, partitioned the 
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from tests.dq.market import build_events
 from tests.feed.helpers import all_synced, assert_books_match_truth, feed_config, run_until
+from tests.support.gate import ThreadGate
 from tests.virtual_time import virtual_time
 from tickpath.clock import ManualClock, VirtualClock
 from tickpath.errors import SinkError
@@ -98,23 +98,15 @@ async def test_close_during_a_timed_flush_waits_for_it_and_counts_its_rows(tmp_p
     not cancelled under way (the thread would go on writing rows the sink no longer counts)."""
     clock = ManualClock(autojump=False)
     sink = ParquetSink(tmp_path, flush_s=1.0, clock=clock)
-    started, release = threading.Event(), threading.Event()
-    write = sink._write_batches
-
-    def slow_write(*args: Any) -> None:
-        started.set()
-        release.wait(10)
-        write(*args)
-
-    sink._write_batches = slow_write  # type: ignore[method-assign]
+    gate = ThreadGate(sink, "_write_batches")
     await sink.start()
     events = build_events(2.0)[:300]
     await sink.write(events)
     clock.advance(2_000_000_000)  # the oldest row is due: the timer's flush starts its write
-    await asyncio.wait_for(asyncio.to_thread(started.wait, 10), 10)
+    await gate.started()
     closing = asyncio.create_task(sink.close())
     await asyncio.sleep(0.05)
-    release.set()
+    gate.release()
     await asyncio.wait_for(closing, 10)
     assert sink.stats.written == sink.stats.accepted == len(events) and sink.buffered == 0
     assert sum(len(rows) for rows in _files(tmp_path).values()) == len(events)
@@ -124,26 +116,18 @@ async def test_a_flush_cancelled_twice_mid_write_still_finishes_and_counts_it(tm
     """Any cancel of a flush (not only close's of the timer), even repeated, while its thread writes:
     the write finishes under the lock and is counted, and close writes those rows no second time."""
     sink = ParquetSink(tmp_path, flush_s=None)
-    started, release = threading.Event(), threading.Event()
-    write = sink._write_batches
-
-    def slow_write(*args: Any) -> None:
-        started.set()
-        release.wait(10)
-        write(*args)
-
-    sink._write_batches = slow_write  # type: ignore[method-assign]
+    gate = ThreadGate(sink, "_write_batches")
     await sink.start()
     events = build_events(2.0)[:300]
     await sink.write(events)
     flushing = asyncio.create_task(sink.flush())
-    await asyncio.wait_for(asyncio.to_thread(started.wait, 10), 10)
+    await gate.started()
     for _ in range(2):
         flushing.cancel()
         for _ in range(5):
             await asyncio.sleep(0)
     assert not flushing.done() and sink._lock.locked()
-    release.set()
+    gate.release()
     with pytest.raises(asyncio.CancelledError):
         await flushing
     assert sink.stats.written == len(events) and sink.buffered == 0
