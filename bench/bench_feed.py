@@ -14,8 +14,8 @@ untimed replay of the capture that syncs the books. Runs (``BENCH_FEED_B_IMPLS``
 ``native_objects`` (the native core, one Python event per event) and ``pure`` (TICKPATH_PURE=1).
 CPU time is ``time.process_time()`` of the whole process (all threads); the yardsticks are
 ``orjson.loads`` alone on the same frames and DuckDB's insert alone of the same rows, each measured
-before the first run and after every run, a run's ratio taken against the mean of the two beside it; target (#17) native >= 1.0x it (the faster of the
-two columnar runs).
+before the first run and after every run, a run's ratio taken against the mean of the two beside
+it; target (#17) native >= 1.0x it (the faster of the two columnar runs).
 
 (c) Over WebSocket: the stream is written as a capture file and served by ``tickpath sim --replay``
 in a separate process. Throughput: ``--speed 0`` (as fast as the feed reads), messages per wall
