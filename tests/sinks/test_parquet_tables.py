@@ -4,6 +4,7 @@ hold exactly the rows the same events written one by one would, partitioned the 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,40 @@ async def test_close_writes_everything_even_when_the_flush_timer_had_died(tmp_pa
         await sink.close()
     assert sink.stats.written == len(events) and sink.buffered == 0
     assert sum(len(rows) for rows in _files(tmp_path).values()) == len(events)
+
+
+@pytest.mark.parametrize("columnar", [False, True], ids=["events", "tables"])
+async def test_a_flush_failing_partway_leaves_no_file_and_its_retry_writes_each_row_once(
+    tmp_path: Path, columnar: bool
+) -> None:
+    """The day after's partition cannot be created (a file stands where its directory goes: a real
+    OSError): the files of the same flush already written must not stay, or the retry would put
+    their rows on disk twice."""
+    events = build_events(4.0)
+    half = len(events) // 2
+    events = events[:half] + [msgspec.structs.replace(e, receipt_ns=e.receipt_ns + DAY_NS) for e in events[half:]]
+    sink = ParquetSink(tmp_path, flush_s=None)
+    await sink.start()
+    if columnar:
+        await sink.write_tables(TableBatch(arrow_tables(events), len(events)))
+    else:
+        await sink.write(events)
+    day2 = {f"date={_date_of(e.receipt_ns)}" for e in events[half:]}
+    (blocker,) = day2
+    for venue in {e.venue for e in events}:
+        for table in {"l2", "trades", "tickers"}:
+            d = tmp_path / f"venue={venue}" / f"channel={table}"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / blocker).write_text("not a directory")
+    with pytest.raises(SinkError):
+        await sink.flush()
+    assert not list(tmp_path.rglob("*.parquet*")) and not sink.files  # nothing of the failed flush stays
+    assert sink.buffered == len(events) and sink.stats.written == 0
+    for f in tmp_path.rglob(blocker):
+        f.unlink()
+    await sink.close()
+    assert sum(len(rows) for rows in _files(tmp_path).values()) == len(events) == sink.stats.written
+
+
+def _date_of(receipt_ns: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(receipt_ns // 1_000_000_000))

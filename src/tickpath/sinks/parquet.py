@@ -7,7 +7,9 @@ Layout under the directory given by ``parquet:DIR``::
 
 ``channel`` is the storage table name (``trades``, ``tickers``, ``l2``) and ``date`` is the UTC date
 of the receipt time, so a partition only ever grows by whole files. Each file is written under a
-temporary name and renamed, so a reader never sees half a file. A feed writes its ``feed_sessions``
+temporary name and renamed, so a reader never sees half a file; a flush renames its files only once
+all are written, and a flush that fails removes the ones it wrote, so its rows (kept buffered and
+retried) are never on disk twice. A feed writes its ``feed_sessions``
 row when it starts and again when it stops; files only grow, so both are there, and the one with
 ``ended_ns`` set is the final one.
 
@@ -34,7 +36,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qs
@@ -119,6 +121,7 @@ class ParquetSink(Sink):
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
         self.files: list[Path] = []
+        self._pending: list[tuple[Path, Path]] = []  # (temporary, final) names of the flush being written
 
     @classmethod
     def from_target(cls, target: str, **options: Any) -> ParquetSink:
@@ -210,7 +213,7 @@ class ParquetSink(Sink):
             self._sessions.append(row)
             return
         async with self._lock:
-            work, cancelled = await to_thread_to_the_end(self._write_sessions, [row])  # a file, maybe
+            work, cancelled = await to_thread_to_the_end(self._landed, self._write_sessions, [row])
             exc = work.exception()
             if isinstance(exc, (OSError, pa.ArrowException)):
                 self.stats.errors += 1
@@ -226,13 +229,39 @@ class ParquetSink(Sink):
         self._write_file(self.root / "feed_sessions", str(sessions[0]["session"]), arrow)
 
     def _write_file(self, directory: Path, session: str, table: pa.Table) -> None:
+        """Write ``table`` under a temporary name; :meth:`_landed` renames it with the rest of its flush."""
         directory.mkdir(parents=True, exist_ok=True)
         self._n += 1
         final = directory / f"part-{session}-{os.getpid()}-{self._n:06d}.parquet"
         tmp = final.with_suffix(".parquet.tmp")
+        self._pending.append((tmp, final))
         pq.write_table(table, tmp, compression=self.compression)
-        os.replace(tmp, final)
-        self.files.append(final)
+
+    def _landed(self, write: Callable[..., None], *args: Any) -> None:
+        """Run ``write(*args)`` (its files under temporary names), then rename them all into place.
+        If any step fails, none of its files stays, so the retry writes each row once, not twice."""
+        self._pending = []
+        landed: list[Path] = []
+        try:
+            write(*args)
+            for tmp, final in self._pending:
+                os.replace(tmp, final)
+                landed.append(final)
+        except BaseException:
+            self._undo([tmp for tmp, _ in self._pending] + landed)
+            raise
+        self.files.extend(landed)
+
+    def _undo(self, paths: list[Path]) -> None:
+        """Remove a failed flush's files; one that cannot be removed would be read twice after the retry."""
+        stuck = []
+        for path in paths:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                stuck.append(str(path))
+        if stuck:
+            log_event(log, logging.ERROR, "parquet_undo_failed", files=stuck[:8], count=len(stuck))
 
     def _write_all(self, events: list[Event], sessions: list[dict[str, Any]]) -> None:
         parts: dict[tuple[str, str, int, str], list[Event]] = {}
@@ -271,7 +300,7 @@ class ParquetSink(Sink):
             sessions, self._sessions = self._sessions, []
             oldest, self._oldest_ns = self._oldest_ns, None
             # Run to its end whatever cancels us: the thread writes files the counts must match.
-            work, cancelled = await to_thread_to_the_end(self._write_batches, batches, events, sessions)
+            work, cancelled = await to_thread_to_the_end(self._landed, self._write_batches, batches, events, sessions)
             exc = work.exception()
             if exc is not None:
                 self._buf[:0] = events
