@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tickpath.clock import ManualClock
 from tickpath.events import BookDelta, Trade
 from tickpath.sinks.duckdb import DuckDBSink
 
@@ -99,4 +100,31 @@ async def test_checkpoints_put_flushed_rows_in_the_main_file(tmp_path: Path, che
     else:
         assert con.execute("SELECT count(*) FROM l2").fetchone() == (20,)
     con.close()
+    await sink.close()
+
+
+async def test_checkpoints_follow_the_injected_clock(tmp_path: Path) -> None:
+    """checkpoint_s is measured on the sink's clock: no checkpoint before it has passed there, one at
+    the first flush after (a copy of the main file holds the rows only then)."""
+    import shutil
+
+    clock = ManualClock(autojump=False)
+    sink = DuckDBSink(tmp_path / "t.duckdb", checkpoint_s=5.0, commit_s=None, clock=clock)
+    await sink.start()
+
+    def copied_rows() -> int:
+        copy = tmp_path / "copy.duckdb"
+        shutil.copyfile(tmp_path / "t.duckdb", copy)  # the main file only, as a reader beside the writer sees it
+        with duckdb.connect(str(copy), read_only=True) as con:
+            row = con.execute("SELECT count(*) FROM l2").fetchone()
+        copy.unlink()
+        return int(row[0]) if row else -1
+
+    await sink.write(_deltas(20))
+    await sink.flush()
+    assert copied_rows() == 0  # committed, in the WAL: 0 s of the clock's 5 have passed
+    clock.advance(6_000_000_000)
+    await sink.write(_deltas(20, start=21))
+    await sink.flush()
+    assert copied_rows() == 40
     await sink.close()

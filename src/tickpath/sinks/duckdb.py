@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -134,7 +133,7 @@ class DuckDBSink(Sink):
         # until DuckDB's own checkpoint at 16 MB of it). Checkpointing every ``checkpoint_s`` after an
         # insert keeps that copy at most this far behind; None leaves it to DuckDB.
         self.checkpoint_s = checkpoint_s
-        self._checkpointed = 0.0
+        self._checkpointed_ns: int | None = None  # the injected clock's monotonic time of the last checkpoint
         self._buf: list[Event] = []  # accepted, not yet converted
         self._buf_ns = 0  # when the oldest of them was accepted
         self._converting_ns: int | None = None  # the same for the events a conversion has under way
@@ -178,6 +177,7 @@ class DuckDBSink(Sink):
             for t in (*EVENT_TABLES, "feed_sessions"):
                 self._con.execute(duckdb_ddl(t))
             self._checkpoint()  # the tables exist in the main file from the start
+            self._checkpointed_ns = self.clock.monotonic_ns()
         except (OSError, duckdb.Error) as exc:
             raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
         if self.commit_s is not None and self._timer is None:
@@ -294,18 +294,20 @@ class DuckDBSink(Sink):
     def _checkpoint(self) -> None:
         if self._con is not None and self.checkpoint_s is not None and str(self.path) != ":memory:":
             self._con.execute("CHECKPOINT")
-            self._checkpointed = time.monotonic()
 
     async def _checkpoint_due(self) -> None:
         """Checkpoint if ``checkpoint_s`` has passed (under the lock, after a commit was accounted). A
         failure is counted and logged, not raised: the rows are committed (in the WAL), only the
         main file a reader copies lags; the next try is ``checkpoint_s`` later."""
-        if self.checkpoint_s is None or time.monotonic() - self._checkpointed < self.checkpoint_s:
+        now = self.clock.monotonic_ns()
+        if self.checkpoint_s is None or (
+            self._checkpointed_ns is not None and now - self._checkpointed_ns < self.checkpoint_s * 1e9
+        ):
             return
         work, cancelled = await to_thread_to_the_end(self._checkpoint)
+        self._checkpointed_ns = self.clock.monotonic_ns()  # a failed one is tried again checkpoint_s later
         exc = work.exception()
         if exc is not None:
-            self._checkpointed = time.monotonic()
             self.stats.errors += 1
             log_event(log, logging.ERROR, "duckdb_checkpoint_failed", path=str(self.path), error=exc)
         if cancelled:
