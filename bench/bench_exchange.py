@@ -23,7 +23,8 @@ CLI runs it in-process; the feed code is the same). Two scenarios, each with 1 t
 
 Each scenario renders once; ``--prerender-wait`` starts the timeline over for the second run.
 ``--sink parquet`` gives the 1-worker run the Parquet files the 2-worker run writes (the same sink
-on both sides), ``--pin`` puts spot's two workers on a core each, ``--full`` runs longer timelines.
+on both sides), ``--pin`` puts spot's worker k on core k, every thread of it (with one worker, that
+worker on core 0: one core's rate against two cores'), ``--full`` runs longer timelines.
 TICKPATH_BENCH_EXCHANGE_KEEP=DIR keeps each run's raw samples.
 
 ``--sim live`` runs the live simulator instead of the pre-rendered one (normal scenario only).
@@ -316,7 +317,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--scenario", choices=("normal", "saturated", "both"), default="both")
     p.add_argument("--sim", choices=("prerender", "live"), default="prerender")
     p.add_argument("--full", action="store_true", help="longer timelines (about 2.5 min per run)")
-    p.add_argument("--pin", action="store_true", help="pin spot's worker k to core k")
+    p.add_argument("--pin", action="store_true", help="spot's worker k (all its threads) on core k; 1 worker: core 0")
     p.add_argument("--sink", choices=("duckdb", "parquet"), default="duckdb", help="the feeds' target (default duckdb)")
     p.add_argument(
         "--saturated-venues",

@@ -8,7 +8,7 @@ pre-rendered timeline has played. Every sample the driver records each worker's 
 (events, gaps, resyncs, books synced, waits for its sink), its CPU seconds, its time waiting for a
 core (run queue) and RSS (from /proc),
 the simulator's CPU and playback gauges, and its own CPU (the three supervisors). With ``pin`` the
-two workers of the busiest venue go to a core each.
+busiest venue's (spot's) worker k goes to core k, every thread of it.
 """
 
 from __future__ import annotations
@@ -138,16 +138,22 @@ def _idle(samples: list[dict[str, Any]]) -> bool:
 
 
 def _pin(sups: dict[str, Any], pinned: dict[int, int]) -> None:
-    """The busiest venue's (spot's) worker k on core k; every other process stays free to move."""
+    """The busiest venue's (spot's) worker k on core k, every thread of it (a process's affinity is
+    per thread: its DuckDB/Parquet threads, started before the first sample, would stay free), again
+    at every sample for threads started since; every other process stays free to move."""
     sup = sups.get("spot")
-    if sup is None or len(sup.workers) < 2:
+    if sup is None:
         return
-    for w in sup.workers:
+    for w in sup.workers:  # one worker: on core 0, so the yardstick is one core's rate
         pid = w.proc.pid if w.proc is not None else None
-        if pid is not None and pid not in pinned:
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(pid, {w.index % (os.cpu_count() or 1)})
-                pinned[pid] = w.index % (os.cpu_count() or 1)
+        if pid is None:
+            continue
+        core = w.index % (os.cpu_count() or 1)
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError):  # a thread that has just ended
+                    os.sched_setaffinity(int(tid), {core})
+            pinned[pid] = core
 
 
 async def _sample(sups: dict[str, Any], t: float, spec: dict[str, Any]) -> dict[str, Any]:
