@@ -84,6 +84,21 @@ def test_ground_truth_at_any_update_id_and_history_limits() -> None:
         m.book_at(m.first_available_uid - 1)
 
 
+def test_changes_are_the_steps_changes_across_trims() -> None:
+    """changes(a, b) gives back exactly what step() returned for ids a+1..b, also after the history was trimmed."""
+    m = SymbolMarket("futures", spec_for("futures", "BTCUSDT"), 11, levels=100, history=1000)
+    returned = {}
+    for _ in range(6000):
+        uid, change, _ = m.step()
+        m.pinned_uid = uid
+        returned[uid] = change
+    lo = m.first_available_uid
+    assert lo > 1000  # trimmed at least once
+    assert m.changes(lo, m.last_uid) == [returned[u] for u in range(lo + 1, m.last_uid + 1)]
+    with pytest.raises(ConfigError, match="history"):
+        m.changes(lo - 1, m.last_uid)
+
+
 def test_wire_decimals() -> None:
     """Spot prints 8 decimals; futures prints the symbol's precision; integers become exact strings."""
     assert _fixed(761100, 4, 8) == "76.11000000" and _fixed(5, 0, 0) == "5" and _fixed(3, 5, 8) == "0.00003000"

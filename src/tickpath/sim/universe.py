@@ -155,7 +155,7 @@ class UniverseHub(Hub):
         self.info = {u.symbol: u for u in symbols}
         self.statuses = {u.symbol: u.status for u in symbols}
         self._levels = levels
-        self._tables: dict[tuple[int, int, int], tuple[list[int], list[int]]] = {}
+        self._tables: dict[tuple[int, int, int], tuple[tuple[int, ...], tuple[int, ...]]] = {}
         markets = {u.symbol: self._market(venue, u.symbol, rank) for rank, u in enumerate(symbols)}
         super().__init__(venue, markets, clock, rate=rate, clock_offset_ms=clock_offset_ms)
         self.mean_rate = rate
