@@ -98,7 +98,7 @@ async def test_ingest_started_before_its_stream_waits_and_loads_it(
     loads every event once."""
     events = make_events(300)
     db = tmp_path / "t.duckdb"
-    caplog.set_level(logging.INFO, logger="tickpath.ingest.retry")
+    caplog.set_level(logging.INFO, logger="tickpath.nats.retry")
     async with nats_cluster() as c:
         url = c.client_urls[0]
         cfg = IngestConfig(url, f"duckdb:{db}", batch=100, idle_exit_s=0.5, fetch_timeout_s=0.2)

@@ -6,7 +6,9 @@ seq contiguous (a lost ack can make the other member commit a batch again: the m
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -55,6 +57,19 @@ async def _until_consuming(url: str, members: list[asyncio.Task[object]]) -> Non
         await nc.close()
 
 
+async def _until(ok: Callable[[], bool], feeds: list[Feed], tasks: Sequence[asyncio.Task[Any]], what: str) -> None:
+    """Until ``ok()``; a feed that ended is its own failure, and a timeout says where each feed got to."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while not ok():
+        for t in tasks:
+            if t.done():
+                raise AssertionError(f"a feed ended while waiting for {what}: {t.exception() or t.result()!r}")
+        if asyncio.get_running_loop().time() > deadline:
+            state = [(f.engine is not None and all_synced(f), f.pipeline.stats.emitted) for f in feeds]
+            raise AssertionError(f"no {what} after 30 s; (all synced, emitted) per feed: {state}")
+        await asyncio.sleep(0.05)
+
+
 async def test_two_shards_two_ingest_members_one_node_killed(tmp_path: Path) -> None:
     sim = Simulator(SimConfig(venues=("spot",), symbols=SYMBOLS, seed=5, rate=200.0, book_levels=20))
     async with nats_cluster(3) as c, sim:
@@ -74,9 +89,12 @@ async def test_two_shards_two_ingest_members_one_node_killed(tmp_path: Path) -> 
         ]
         assert sorted(s for f in feeds for s in f.config.symbols) == sorted(SYMBOLS)
         feed_tasks = [asyncio.create_task(f.run()) for f in feeds]
-        async with asyncio.timeout(20):
-            while not all(f.engine is not None and all_synced(f) and f.pipeline.stats.emitted > 300 for f in feeds):
-                await asyncio.sleep(0.05)
+        await _until(
+            lambda: all(f.engine is not None and all_synced(f) and f.pipeline.stats.emitted > 300 for f in feeds),
+            feeds,
+            feed_tasks,
+            "synced books and 300 events from each feed",
+        )
         dbs = [tmp_path / f"ingest-{k}.duckdb" for k in range(2)]
         source = f"nats://{hosts}?durable=group"
         members = [
@@ -98,9 +116,12 @@ async def test_two_shards_two_ingest_members_one_node_killed(tmp_path: Path) -> 
         await _until_consuming(c.client_urls[0], members)
         await c.kill(2)
         emitted_at_kill = [f.pipeline.stats.emitted for f in feeds]
-        async with asyncio.timeout(20):
-            while not all(f.pipeline.stats.emitted > e + 300 for f, e in zip(feeds, emitted_at_kill, strict=True)):
-                await asyncio.sleep(0.05)
+        await _until(
+            lambda: all(f.pipeline.stats.emitted > e + 300 for f, e in zip(feeds, emitted_at_kill, strict=True)),
+            feeds,
+            feed_tasks,
+            "300 more events from each feed after the kill",
+        )
         for t in feed_tasks:
             t.cancel()
         summaries = [s for s in await asyncio.gather(*feed_tasks, return_exceptions=True)]

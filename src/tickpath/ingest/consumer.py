@@ -21,7 +21,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,9 +34,7 @@ from tickpath.ingest import native
 from tickpath.ingest.columns import decode_batch, stamp_ingest_ns
 from tickpath.ingest.metrics import IngestCollector, delivery_facts
 from tickpath.ingest.retry import (
-    ClusterUnansweredError,
     Silence,
-    StreamMissingError,
     retrying,
     running_give_up_s,
     wait_budget_s,
@@ -44,7 +42,7 @@ from tickpath.ingest.retry import (
 from tickpath.ingest.store import Store, open_store, parse_target
 from tickpath.logs import log_event
 from tickpath.metrics import MetricsServer, check_port
-from tickpath.nats.client import connect, jetstream_unavailable
+from tickpath.nats.client import connect
 from tickpath.nats.frames import ack_frames
 from tickpath.nats.internals import (
     flush_frames,
@@ -54,6 +52,7 @@ from tickpath.nats.internals import (
     subscription_id,
 )
 from tickpath.nats.provision import check_name, check_prefix
+from tickpath.nats.retry import js_call
 from tickpath.nats.url import NatsUrl
 from tickpath.stats import LatencyRecorder
 
@@ -387,7 +386,7 @@ async def _await_stream(
     stream = f"JetStream stream {opts['stream']}"
     missing = f"{stream} does not exist (start the feed first, or pass ?stream=NAME)"
     await retrying(
-        lambda: _js_call(js.stream_info(opts["stream"]), servers, stream, missing=missing),
+        lambda: js_call(js.stream_info(opts["stream"]), servers, stream, missing=missing),
         what=stream,
         budget_s=budget_s,
         clock=clock,
@@ -446,33 +445,6 @@ async def _connect(config: IngestConfig, servers: list[str], wake: list[Callable
         raise
 
 
-async def _js_call(call: Awaitable[Any], servers: list[str], what: str, *, missing: str | None = None) -> Any:
-    """Await a JetStream API request, translating its failures into tickpath errors."""
-    from nats.errors import Error as NatsError
-    from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
-
-    try:
-        return await call
-    except NotFoundError as exc:
-        if missing is None:
-            raise
-        raise StreamMissingError(missing) from exc
-    except ServiceUnavailableError as exc:
-        if exc.code is None:  # no responders on $JS.API: JetStream is not enabled
-            raise jetstream_unavailable(servers) from exc
-        raise ClusterUnansweredError(
-            f"NATS at {', '.join(servers)}: cannot use {what} now: {exc.description or exc}"
-        ) from exc
-    except APIError as exc:  # the server answered with an error (a consumer it will not create, ...)
-        if (exc.code or 0) >= 500:  # 503 "temporarily unavailable", 500 no leader: a cluster electing
-            raise ClusterUnansweredError(
-                f"NATS at {', '.join(servers)}: cannot use {what} now: {exc.description or exc}"
-            ) from exc
-        raise ConfigError(f"NATS at {', '.join(servers)} refused {what}: {exc.description or exc}") from exc
-    except (TimeoutError, NatsError) as exc:
-        raise ClusterUnansweredError(f"NATS at {', '.join(servers)}: cannot use {what}: {exc!r}") from exc
-
-
 def consumer_config(config: IngestConfig, durable: str | None = None) -> Any:
     """The ``ConsumerConfig`` ingest creates its durable with (``durable`` overrides the source's);
     the benchmark's pull ceiling uses it too, so both ask the server for the same work."""
@@ -496,9 +468,9 @@ async def _ensure_consumer(js: Any, config: IngestConfig, opts: dict[str, str], 
 
     what = f"JetStream consumer {opts['durable']}"
     try:
-        await _js_call(js.consumer_info(opts["stream"], opts["durable"]), servers, what)
+        await js_call(js.consumer_info(opts["stream"], opts["durable"]), servers, what)
     except NotFoundError:
-        await _js_call(js.add_consumer(opts["stream"], consumer_config(config)), servers, what)
+        await js_call(js.add_consumer(opts["stream"], consumer_config(config)), servers, what)
 
 
 async def _consume(

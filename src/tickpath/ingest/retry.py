@@ -12,28 +12,23 @@ that does not answer). Without it, a service (no ``--idle-exit``) waits forever,
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
-from tickpath.clock import Clock
-from tickpath.errors import ConfigError, ConnectionFailedError
 from tickpath.logs import log_event
+from tickpath.nats.retry import ClusterUnansweredError, StreamMissingError, retrying
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+__all__ = [
+    "REELECTION_S",
+    "ClusterUnansweredError",
+    "Silence",
+    "StreamMissingError",
+    "retrying",
+    "running_give_up_s",
+    "wait_budget_s",
+]
 
 REELECTION_S = 30.0  # an --idle-exit run's default wait: a 3-node re-election takes a few seconds
-FIRST_DELAY_S = 0.25
-MAX_DELAY_S = 5.0
-
-
-class StreamMissingError(ConfigError):
-    """The stream does not exist (yet): exit 2 once the wait is over."""
-
-
-class ClusterUnansweredError(ConnectionFailedError):
-    """JetStream timed out or answered "temporarily unavailable" (no leader): exit 4 once the wait is over."""
 
 
 def wait_budget_s(wait_stream_s: float | None, idle_exit_s: float | None, connect_timeout_s: float) -> float | None:
@@ -43,41 +38,6 @@ def wait_budget_s(wait_stream_s: float | None, idle_exit_s: float | None, connec
     if idle_exit_s is not None:  # the run must end, but not during a re-election
         return max(REELECTION_S, idle_exit_s, connect_timeout_s)
     return None
-
-
-async def retrying(attempt: Callable[[], Awaitable[T]], *, what: str, budget_s: float | None, clock: Clock) -> T:
-    """``await attempt()`` until it does not raise a transient error, for at most ``budget_s``.
-
-    The last attempt is made at the end of the budget; its error is the one raised.
-    """
-    started = clock.monotonic_ns()
-    delay = FIRST_DELAY_S
-    tries = 0
-    while True:
-        try:
-            return await attempt()
-        except (StreamMissingError, ClusterUnansweredError) as exc:
-            tries += 1
-            waited = (clock.monotonic_ns() - started) / 1e9
-            left = None if budget_s is None else budget_s - waited
-            if left is not None and left <= 0:
-                if tries > 1:
-                    log_event(log, logging.WARNING, "ingest_stream_wait_over", what=what, waited_s=round(waited, 1))
-                raise
-            pause = delay if left is None else min(delay, left)
-            log_event(
-                log,
-                logging.WARNING if tries == 1 else logging.INFO,
-                "ingest_waiting_for_stream",
-                what=what,
-                reason=str(exc),
-                attempt=tries,
-                waited_s=round(waited, 1),
-                retry_in_s=round(pause, 2),
-                gives_up_in_s="never" if left is None else round(left, 1),
-            )
-            await clock.sleep_until_ns(clock.monotonic_ns() + int(pause * 1e9))
-            delay = min(delay * 2, MAX_DELAY_S)
 
 
 class Silence:

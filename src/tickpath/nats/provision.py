@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tickpath.errors import ConfigError, SinkError
+from tickpath.clock import DEFAULT_CLOCK, Clock
+from tickpath.errors import ConfigError
 from tickpath.logs import log_event
-from tickpath.nats.client import jetstream_unavailable
+from tickpath.nats.retry import StreamMissingError, js_call, retrying
 
 log = logging.getLogger(__name__)
 
@@ -92,25 +93,33 @@ class StreamSpec:
         )
 
 
-async def ensure_stream(js: Any, spec: StreamSpec, servers: Sequence[str]) -> bool:
+async def ensure_stream(
+    js: Any, spec: StreamSpec, servers: Sequence[str], *, wait_s: float | None = 30.0, clock: Clock = DEFAULT_CLOCK
+) -> bool:
     """Create ``spec``'s stream unless it exists (True when created); an existing stream must take
-    ``<prefix>.>``. Errors: ConfigError (a stream that does not take the subjects),
-    ConnectionFailedError (no JetStream on ``servers``, which must carry no credentials) or SinkError."""
-    from nats.js.errors import NotFoundError, ServiceUnavailableError
+    ``<prefix>.>``. A cluster that times out or has no leader yet (just started, a node lost) is
+    waited for, up to ``wait_s``, as ``ingest`` waits (:mod:`tickpath.nats.retry`): shards started
+    together against a new cluster must not exit for an election. Errors: ConfigError (a stream that
+    does not take the subjects, a request refused), ConnectionFailedError (no JetStream on
+    ``servers``, which must carry no credentials; :class:`ClusterUnansweredError` once the wait is over)."""
+    what = f"JetStream stream {spec.name}"
 
-    try:
+    async def attempt() -> tuple[bool, Any]:
         try:
-            info = await js.stream_info(spec.name)
-        except NotFoundError:
-            await js.add_stream(spec.stream_config())
+            return False, await js_call(js.stream_info(spec.name), servers, what, missing=what)
+        except StreamMissingError:
+            pass
+        if await js_call(_create(js, spec), servers, what):
             log_event(
                 log, logging.INFO, "nats_stream_created", stream=spec.name, replicas=spec.replicas, storage=spec.storage
             )
-            return True
-    except ServiceUnavailableError as exc:  # no responders on $JS.API: no JetStream
-        raise jetstream_unavailable(servers) from exc
-    except Exception as exc:
-        raise SinkError(f"cannot create or inspect JetStream stream {spec.name}: {exc}") from exc
+            return True, None
+        # Another publisher created it between our look and our create: read what it made.
+        return False, await js_call(js.stream_info(spec.name), servers, what)
+
+    created, info = await retrying(attempt, what=what, budget_s=wait_s, clock=clock, who="nats_sink")
+    if created:
+        return True
     subjects = list(info.config.subjects or [])
     if not any(covers(s, spec.prefix) for s in subjects):
         # Left alone, as promised, but told: every publish would go unanswered and spool.
@@ -120,3 +129,19 @@ async def ensure_stream(js: Any, spec: StreamSpec, servers: Sequence[str]) -> bo
             f"?prefix= for subjects it takes, or add {spec.prefix}.> to its subjects"
         )
     return False
+
+
+_STREAM_NAME_IN_USE = 10058  # JetStream's err_code for a create that lost a race (or differs)
+
+
+async def _create(js: Any, spec: StreamSpec) -> bool:
+    """Create the stream: True, or False when it exists already (made by a concurrent publisher)."""
+    from nats.js.errors import BadRequestError
+
+    try:
+        await js.add_stream(spec.stream_config())
+    except BadRequestError as exc:
+        if exc.err_code == _STREAM_NAME_IN_USE:
+            return False
+        raise
+    return True

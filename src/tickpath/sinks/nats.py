@@ -72,6 +72,8 @@ class NatsSinkConfig:
     spool_max_mb: float = 512.0
     drain_batch: int = 1024
     connect_timeout_s: float = 5.0
+    # How long start-up waits for a cluster with no JetStream leader yet (just started, a node lost).
+    wait_stream_s: float = 30.0
     close_timeout_s: float = 30.0
     user: str = ""
     password: str = field(default="", repr=False)
@@ -83,6 +85,8 @@ class NatsSinkConfig:
             raise ConfigError("max_inflight and drain_batch must be at least 1")
         if self.ack_timeout_s <= 0 or self.spool_max_mb <= 0:
             raise ConfigError("ack_timeout_s and spool_max_mb must be positive")
+        if not 0 <= self.wait_stream_s < float("inf"):
+            raise ConfigError(f"wait_stream_s must be zero or a positive number of seconds, not {self.wait_stream_s}")
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> NatsSinkConfig:
@@ -194,7 +198,8 @@ class NatsSink(Sink):
             self._remove_empty_spool()
             raise
         try:
-            await ensure_stream(self._nc.jetstream(timeout=cfg.connect_timeout_s), cfg.stream_spec(), cfg.servers)
+            js = self._nc.jetstream(timeout=cfg.connect_timeout_s)
+            await ensure_stream(js, cfg.stream_spec(), cfg.servers, wait_s=cfg.wait_stream_s, clock=self.clock)
             await self._start_publisher()
         except BaseException:
             await self._nc.close()
