@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import calibration_ns
-from bench.soaklib import GcPauses, StallLog, cpu_s, rss_mb, tracked_by_type
+from bench.soaklib import GcPauses, StallLog, cpu_s, memory_mb, rss_mb, tracked_by_type
 from tickpath.feed import Feed, FeedConfig
 from tickpath.sim import SimConfig, Simulator
 from tickpath.sim.chaos import ChaosConfig, ChaosDriver, TruthChecker
@@ -94,6 +94,7 @@ async def _run(
         sim.chaos = ChaosDriver(sim.faults, [(venue, s) for s in syms], chaos)
         chaos_task = asyncio.create_task(sim.chaos.run())
         rss_series, next_rss, checks = [], t0, []
+        memory: list[dict[str, float]] = []
         while loop.time() - t0 < a.duration and not task.done():
             await asyncio.sleep(1.0)
             if feed.engine is not None:
@@ -102,6 +103,7 @@ async def _run(
                 checks.append((time.monotonic(), (time.perf_counter() - c0) * 1e3))
             if loop.time() >= next_rss:  # every 30 s: growth that is steady, not a step, is a leak
                 rss_series.append(round(rss_mb(), 1))
+                memory.append({**memory_mb(), **_history(sim, venue)})
                 next_rss += 30
         elapsed, events1, rss1 = loop.time() - t0, sim.stats()["venues"][venue]["events"], rss_mb()
         cpu = cpu_s() - cpu0
@@ -141,6 +143,8 @@ async def _run(
         "rss_mb_end": round(rss1, 1),
         "rss_growth_pct": round(100 * (rss1 - rss0) / rss0, 2),
         "rss_series_mb": rss_series,
+        "memory_series_mb": memory,
+        "sim_history_at_end": _history(sim, venue),
         "event_loop_lag_ms": lag,
         "gc": pauses.as_dict(),
         "gc_tracked_at_end": tracked,
@@ -149,6 +153,15 @@ async def _run(
         "truth_check_max_ms": round(max((ms for _, ms in checks), default=0.0), 1),
         "gc_frozen": a.gc_freeze,
         "yardstick_calibration_ns": round(calibration_ns(), 2),
+    }
+
+
+def _history(sim: Simulator, venue: Venue) -> dict[str, float]:
+    """The simulator's replay memory: changes and checkpoint levels kept, in thousands."""
+    sizes = [m.history_size() for m in sim.hubs[venue].markets.values()]
+    return {
+        "sim_changes_k": round(sum(c for c, _ in sizes) / 1e3, 1),
+        "sim_ckpt_levels_k": round(sum(k for _, k in sizes) / 1e3, 1),
     }
 
 

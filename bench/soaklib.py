@@ -5,9 +5,11 @@ Not a soak itself (``bench.soak`` runs ``soak_*.py``)."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import resource
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -23,6 +25,30 @@ STALL_MS = 100.0  # a loop-lag sample this late is a stall (the status line turn
 def rss_mb() -> float:
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (n, ctypes.c_size_t)
+        for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
+    ] + [("keepcost", ctypes.c_size_t)]
+
+
+def memory_mb() -> dict[str, float]:
+    """Where the RSS is: glibc malloc's bytes in use (``heap_used``, with its mmapped blocks) and
+    held free (``heap_free``: fragmentation the process keeps), pymalloc's live blocks (count, not
+    bytes), and RSS. A creep in ``heap_used`` is live objects; in ``heap_free`` alone, fragmentation;
+    in neither, memory outside malloc (DuckDB's buffer pool, thread stacks, mapped files)."""
+    out = {"rss": round(rss_mb(), 1), "py_blocks_k": round(sys.getallocatedblocks() / 1e3, 1)}
+    try:
+        f = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):  # not glibc >= 2.33
+        return out
+    f.restype = _Mallinfo2
+    m = f()
+    out["heap_used"] = round((m.uordblks + m.hblkhd) / 1e6, 1)
+    out["heap_free"] = round(m.fordblks / 1e6, 1)
+    return out
 
 
 def cpu_s() -> float:

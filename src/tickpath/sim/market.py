@@ -292,6 +292,10 @@ class SymbolMarket:
         flat = self._hist[3 * lo : 3 * (to_uid - self._hist_base)]
         return list(zip(flat[0::3], flat[1::3], flat[2::3], strict=True))
 
+    def history_size(self) -> tuple[int, int]:
+        """(changes kept, levels in the kept checkpoints): what this market's replay memory holds."""
+        return len(self._hist) // 3, sum(len(b) + len(a) for _, b, a in self._checkpoints)
+
     @property
     def first_available_uid(self) -> int:
         return self._checkpoints[0][0]
