@@ -121,3 +121,19 @@ def test_fast_depth_payload_equals_generic_one() -> None:
         assert payloads.depth_update_one("BTCUSDT", 17, 5, "30000.1", "0.125", bid) == generic
     long = b"x" * 70000
     assert payloads.ws_frame(long)[:2] == b"\x81\x7f" and payloads.ws_frame(b"x" * 300)[:4] == b"\x81\x7e\x01\x2c"
+
+
+def test_wire_strings_are_exact_and_their_cache_is_one_bound_for_all_markets() -> None:
+    """price()/qty() are the specs' formatting; the cache behind them is shared and bounded (it was
+    per market and grew through a whole soak: a partial fill leaves a quantity never seen before)."""
+    from tickpath.sim import market
+
+    ms = [SymbolMarket("futures", spec_for("futures", f"S{i:03d}USDT"), 7, levels=50) for i in range(3)]
+    for m in ms:
+        for v in (1, 7, 10**6 + 3, 123456789):
+            assert m.price(v) == m.spec.fmt_price(v) and m.qty(v) == m.spec.fmt_qty(v)
+    for n in range(market._WIRE_CACHE + 5000):
+        ms[n % 3].qty(n)
+    info = market._wire.cache_info()
+    assert info.maxsize == market._WIRE_CACHE and info.currsize == market._WIRE_CACHE
+    assert not any(hasattr(m, "_qty_str") or hasattr(m, "_price_str") for m in ms)
