@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import calibration_ns
-from bench.soaklib import GcPauses, StallLog, cpu_s, memory_mb, rss_mb, tracked_by_type
+from bench.soaklib import GcPauses, StallLog, cpu_s, malloc_trim, memory_mb, rss_mb, tracked_by_type
 from tickpath.feed import Feed, FeedConfig
 from tickpath.sim import SimConfig, Simulator
 from tickpath.sim.chaos import ChaosConfig, ChaosDriver, TruthChecker
@@ -52,6 +52,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     # the kept history is full within the warm-up and RSS after it compares like with like.
     p.add_argument("--history", type=int, default=5_000, help="update ids of truth the simulator keeps per symbol")
     p.add_argument("--duckdb", help="the feed's DuckDB file (default: a temporary one, removed after)")
+    p.add_argument(
+        "--malloc-trim", action="store_true", help="glibc malloc_trim(0) before each 30 s memory sample (a diagnosis)"
+    )
     p.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after the warm-up")
     p.add_argument("--out", help="write the figures as JSON here too")
     p.add_argument(
@@ -102,8 +105,11 @@ async def _run(
                 checker.check(feed.engine.processor)  # on the loop: its time is in the lag figures too
                 checks.append((time.monotonic(), (time.perf_counter() - c0) * 1e3))
             if loop.time() >= next_rss:  # every 30 s: growth that is steady, not a step, is a leak
+                trim_ms = malloc_trim() if a.malloc_trim else None
                 rss_series.append(round(rss_mb(), 1))
-                memory.append({**memory_mb(), **_history(sim, venue)})
+                memory.append(
+                    {**memory_mb(), **_history(sim, venue), **({"trim_ms": round(trim_ms, 1)} if trim_ms else {})}
+                )
                 next_rss += 30
         elapsed, events1, rss1 = loop.time() - t0, sim.stats()["venues"][venue]["events"], rss_mb()
         cpu = cpu_s() - cpu0
@@ -152,6 +158,7 @@ async def _run(
         "stalls": stalls.attribute(pauses, truth_check=checks),
         "truth_check_max_ms": round(max((ms for _, ms in checks), default=0.0), 1),
         "gc_frozen": a.gc_freeze,
+        "malloc_trim_each_sample": a.malloc_trim,
         "yardstick_calibration_ns": round(calibration_ns(), 2),
     }
 

@@ -51,6 +51,18 @@ def memory_mb() -> dict[str, float]:
     return out
 
 
+def malloc_trim() -> float | None:
+    """glibc's ``malloc_trim(0)``: give the pages malloc holds free back to the system; its ms (None
+    off glibc). RSS that falls after it was retained, not live: fragmentation, not a leak."""
+    try:
+        f = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    t0 = time.perf_counter()
+    f(0)
+    return (time.perf_counter() - t0) * 1e3
+
+
 def cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
