@@ -106,10 +106,11 @@ async def _run(
                 checks.append((time.monotonic(), (time.perf_counter() - c0) * 1e3))
             if loop.time() >= next_rss:  # every 30 s: growth that is steady, not a step, is a leak
                 trim_ms = malloc_trim() if a.malloc_trim else None
-                rss_series.append(round(rss_mb(), 1))
-                memory.append(
-                    {**memory_mb(), **_history(sim, venue), **({"trim_ms": round(trim_ms, 1)} if trim_ms else {})}
-                )
+                sample = {**memory_mb(), **_history(sim, venue)}
+                if trim_ms is not None:
+                    sample["trim_ms"] = round(trim_ms, 1)
+                rss_series.append(sample["rss"])
+                memory.append(sample)
                 next_rss += 30
         elapsed, events1, rss1 = loop.time() - t0, sim.stats()["venues"][venue]["events"], rss_mb()
         cpu = cpu_s() - cpu0

@@ -15,14 +15,8 @@ from tickpath.cli.main import main
 from tickpath.clock import ManualClock
 from tickpath.errors import ConfigError
 from tickpath.ingest import IngestConfig, run_ingest
-from tickpath.ingest.retry import (
-    REELECTION_S,
-    ClusterUnansweredError,
-    StreamMissingError,
-    retrying,
-    running_give_up_s,
-    wait_budget_s,
-)
+from tickpath.ingest.retry import REELECTION_S, running_give_up_s, wait_budget_s
+from tickpath.nats.retry import ClusterUnansweredError, StreamMissingError, retrying
 
 
 async def test_retrying_backs_off_doubling_and_gives_up_at_the_budget() -> None:

@@ -33,12 +33,7 @@ from tickpath.errors import ConfigError, ConnectionFailedError, HandshakeError
 from tickpath.ingest import native
 from tickpath.ingest.columns import decode_batch, stamp_ingest_ns
 from tickpath.ingest.metrics import IngestCollector, delivery_facts
-from tickpath.ingest.retry import (
-    Silence,
-    retrying,
-    running_give_up_s,
-    wait_budget_s,
-)
+from tickpath.ingest.retry import Silence, running_give_up_s, wait_budget_s
 from tickpath.ingest.store import Store, open_store, parse_target
 from tickpath.logs import log_event
 from tickpath.metrics import MetricsServer, check_port
@@ -52,7 +47,7 @@ from tickpath.nats.internals import (
     subscription_id,
 )
 from tickpath.nats.provision import check_name, check_prefix
-from tickpath.nats.retry import js_call
+from tickpath.nats.retry import js_call, retrying
 from tickpath.nats.url import NatsUrl
 from tickpath.stats import LatencyRecorder
 

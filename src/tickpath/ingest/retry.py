@@ -2,8 +2,9 @@
 
 A stream that does not exist yet (ingest started before the feed), or a JetStream cluster that
 does not answer (a node SIGKILLed, a stream or meta leader being elected) is a moment, not a
-configuration mistake: ingest retries with a doubling delay (0.25 s to 5 s) and says so in one log
-line per attempt (``ingest_waiting_for_stream``, a warning the first time). ``--wait-stream S``
+configuration mistake: ingest retries with a doubling delay (0.25 s to 5 s,
+:func:`tickpath.nats.retry.retrying`, shared with the sink) and says so in one log line per attempt
+(``ingest_waiting_for_stream``, a warning the first time). ``--wait-stream S``
 bounds the wait (0 = the first failure is the error: exit 2 for a missing stream, 4 for a cluster
 that does not answer). Without it, a service (no ``--idle-exit``) waits forever, and an
 ``--idle-exit`` run waits at least :data:`REELECTION_S`, long enough for a JetStream re-election.
@@ -14,19 +15,11 @@ from __future__ import annotations
 import logging
 
 from tickpath.logs import log_event
-from tickpath.nats.retry import ClusterUnansweredError, StreamMissingError, retrying
+from tickpath.nats.retry import ClusterUnansweredError
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "REELECTION_S",
-    "ClusterUnansweredError",
-    "Silence",
-    "StreamMissingError",
-    "retrying",
-    "running_give_up_s",
-    "wait_budget_s",
-]
+__all__ = ["REELECTION_S", "Silence", "running_give_up_s", "wait_budget_s"]
 
 REELECTION_S = 30.0  # an --idle-exit run's default wait: a 3-node re-election takes a few seconds
 
