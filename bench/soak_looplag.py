@@ -38,6 +38,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=18005)
     p.add_argument("--warmup", type=float, default=30.0, help="seconds before measuring (books sync)")
     p.add_argument("--out", help="write the figures as JSON here too")
+    p.add_argument(
+        "--trim-memory", type=float, default=60.0, metavar="S", help="the feed's malloc_trim period (0 = off)"
+    )
     p.add_argument("--chaos", metavar="SEED[:RATE]", help="the simulator injects random faults (sim --chaos)")
     p.add_argument(
         "--runs", choices=("both", "as-shipped", "frozen"), default="both", help="which runs (default: both)"
@@ -62,7 +65,10 @@ async def _sim(a: argparse.Namespace, syms: tuple[str, ...]) -> tuple[asyncio.su
 async def _one(a: argparse.Namespace, syms: tuple[str, ...], ws: str, rest: str, freeze: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         sinks = (f"duckdb:{Path(tmp) / 'lag.duckdb'}",)
-        feed = Feed(FeedConfig(venue="futures", symbols=syms, base_url=ws, rest_url=rest, sinks=sinks))
+        cfg = FeedConfig(
+            venue="futures", symbols=syms, base_url=ws, rest_url=rest, sinks=sinks, trim_memory_s=a.trim_memory
+        )
+        feed = Feed(cfg)
         task = asyncio.create_task(feed.run())
         await asyncio.sleep(a.warmup)
         if freeze:
@@ -89,6 +95,7 @@ async def _one(a: argparse.Namespace, syms: tuple[str, ...], ws: str, rest: str,
             "rss_mb_start": round(rss0, 1),
             "rss_mb_end": round(rss_mb(), 1),
             "rss_series_mb": rss_series,
+            "memory": feed.memory.summary(),  # the feed's malloc_trim timer (--trim-memory)
             "feed": _feed_counts(feed, syms),
             "cpu_s": round(cpu_s() - cpu0, 1),
         }

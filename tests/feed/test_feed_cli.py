@@ -92,6 +92,8 @@ async def test_sigterm_flushes_every_sink_and_reports(tmp_path: Path) -> None:
         (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--depth", "0"], "--depth"),
         (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--sink", "kafka://x"], "unknown sink"),
         (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--snapshot-limit", "5000"], "snapshot limit"),
+        (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--trim-memory", "-1"], "--trim-memory -1.0 must be"),
+        (["feed", "--venue", "futures", "--symbols", "BTCUSDT", "--trim-memory", "inf"], "--trim-memory inf must be"),
     ],
 )
 def test_bad_arguments_are_clear_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -76,6 +76,21 @@ def test_merge_sums_counts_and_keeps_latency_per_run() -> None:
     assert m["latency"] == {"per_run": [{"p": 1}, {"p": 9}]}
 
 
+def test_merge_takes_the_worst_workers_loop_lag_and_sums_memory() -> None:
+    """Percentiles are not summed (the worst worker's); RSS and trims are; the trim period is one."""
+    lag = [
+        {"samples": 10, "p50_ms": 1.0, "p99_ms": 8.0, "max_ms": 20.0},
+        {"samples": 5, "p50_ms": 2.0, "p99_ms": 3.0, "max_ms": 9.0},
+    ]
+    mem = [
+        {"rss_mb": 100.0, "trims": 2, "trim_interval_s": 60.0},
+        {"rss_mb": 50.5, "trims": 3, "trim_interval_s": 60.0},
+    ]
+    m = merge_summaries([{"event_loop_lag": lag[0], "memory": mem[0]}, {"event_loop_lag": lag[1], "memory": mem[1]}])
+    assert m["event_loop_lag"] == {"samples": 15, "p50_ms": 2.0, "p99_ms": 8.0, "max_ms": 20.0}
+    assert m["memory"] == {"rss_mb": 150.5, "trims": 5, "trim_interval_s": 60.0}
+
+
 async def _wait_for(cond, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.timeout(timeout):
         while not cond():

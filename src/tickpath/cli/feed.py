@@ -171,6 +171,14 @@ def _add_watching(g: Any) -> None:
         help="live status line on stderr (default: on when stderr is a terminal and not --json)",
     )
     g.add_argument("--json", action="store_true", help="print the exit summary as one JSON object")
+    g.add_argument(
+        "--trim-memory",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="give freed heap pages back to the system (glibc malloc_trim, on a thread) every S seconds, "
+        "so RSS follows what is live rather than the last burst's high-water mark (default 60; 0 = off)",
+    )
 
 
 def _add_scaling(g: Any) -> None:
@@ -243,6 +251,7 @@ def build_config(args: argparse.Namespace) -> FeedConfig:
         symbols=() if selection.dynamic else selection.explicit,
         selection=selection if selection.dynamic else None,
         listing_poll_s=args.listing_poll,
+        trim_memory_s=args.trim_memory,
         channels=parse_channels(args.channels),
         depth=args.depth,
         sinks=tuple(args.sink or (DEFAULT_SINK,)),

@@ -59,6 +59,8 @@ class FeedConfig:
     # empty), and followed every listing_poll_s while running when dynamic (tickpath.feed.universe)
     selection: Selection | None = None
     listing_poll_s: float = 60.0
+    # glibc malloc_trim every trim_memory_s (0 = never): freed heap back to the system (feed/memtrim.py)
+    trim_memory_s: float = 60.0
     status: bool = False  # live terminal status line
     # --shard i/N and --workers: this process's share (tickpath.feed.sharding). With a shard,
     # ``symbols`` holds only the owned symbols (filtered here, so a replace() re-filters).
@@ -77,6 +79,8 @@ class FeedConfig:
             object.__setattr__(self, "symbols", owned)  # frozen: set once, here
         if not self.listing_poll_s > 0:
             raise ConfigError(f"listing poll interval {self.listing_poll_s} must be a positive number of seconds")
+        if not 0 <= self.trim_memory_s < float("inf"):
+            raise ConfigError(f"--trim-memory {self.trim_memory_s} must be 0 (off) or a number of seconds")
         for s in self.symbols:
             if not _SYMBOL_RE.match(s):
                 raise UnknownSymbolError(

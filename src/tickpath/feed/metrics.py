@@ -12,7 +12,9 @@ Exported (all prefixed ``tickpath_feed_``): ``frames_total{venue,kind}``, ``even
 ``receipt_minus_event_seconds`` (frame receipt minus the exchange event time, corrected by the
 clock offset measured at start). Besides, ``tickpath_event_loop_lag_seconds`` (histogram) and
 ``tickpath_event_loop_lag_max_seconds`` (gauge): how late a 100 ms tick of the feed's loop ran
-(:mod:`tickpath.feed.looplag`). The HTTP side is :class:`tickpath.metrics.MetricsServer`.
+(:mod:`tickpath.feed.looplag`); ``tickpath_feed_resident_bytes``, ``malloc_trims_total`` and
+``malloc_trim_released_bytes_total`` (:mod:`tickpath.feed.memtrim`). The HTTP side is
+:class:`tickpath.metrics.MetricsServer`.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class FeedCollector(Collector):
             yield from loop_lag_families(self.loop_lag)
         if not snap.started:
             return
+        yield from _memory_families(snap.engine_report.get("memory") or {})
         yield from _frame_families(snap)
         venue, books, conns = snap.venue, snap.books, snap.connections
         yield _counter("resyncs", "Book resets after a published book", venue, books.resyncs)
@@ -90,6 +93,19 @@ class FeedCollector(Collector):
                 {"venue": venue},
                 BUCKETS_S,
             )
+
+
+def _memory_families(mem: Mapping[str, Any]) -> Iterator[Metric]:
+    """RSS and the malloc_trim timer (feed/memtrim.py): RSS that falls at a trim was retained, not live."""
+    if not mem:
+        return
+    rss = GaugeMetricFamily(P + "resident_bytes", "Resident set size of this feed process")
+    rss.add_metric([], mem["rss_mb"] * 1e6)
+    yield rss
+    yield CounterMetricFamily(P + "malloc_trims", "malloc_trim runs of the memory timer", value=mem["trims"])
+    yield CounterMetricFamily(
+        P + "malloc_trim_released_bytes", "RSS given back by malloc_trim, summed", value=mem["trim_released_mb"] * 1e6
+    )
 
 
 def loop_lag_families(mon: LoopLagMonitor) -> tuple[Metric, GaugeMetricFamily]:

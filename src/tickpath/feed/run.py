@@ -31,6 +31,7 @@ from tickpath.feed.connection import Backoff, FeedConnection
 from tickpath.feed.engine import FeedEngine
 from tickpath.feed.listings import ListingChange, ListingWatcher, resolve_selection
 from tickpath.feed.looplag import LoopLagMonitor
+from tickpath.feed.memtrim import MemoryTrimmer
 from tickpath.feed.metrics import MetricsServer
 from tickpath.feed.open_interest import OpenInterestPoller
 from tickpath.feed.pipeline import Pipeline
@@ -138,6 +139,7 @@ class Feed:
         self._offset: OffsetEstimate | None = None
         self._metrics: MetricsServer | None = None
         self.loop_lag = LoopLagMonitor(clock)  # event-loop lag (feed/looplag.py): status, --json, /metrics
+        self.memory = MemoryTrimmer(config.trim_memory_s, clock)
         self._recorder: FeedRecorder | None = None
         self.started = asyncio.Event()  # set when connections are being opened
         self._stop = asyncio.Event()
@@ -377,6 +379,8 @@ class Feed:
             tasks.append(asyncio.create_task(self._open_interest(rest).run(), name="open-interest"))
         tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         tasks.append(asyncio.create_task(self.loop_lag.run(), name="loop-lag"))
+        if cfg.trim_memory_s > 0:
+            tasks.append(asyncio.create_task(self.memory.run(), name="memory-trim"))
         tasks.extend(asyncio.create_task(r.run(), name=f"shard-{r.shard.index}") for r in self._runners)
         tasks.append(asyncio.create_task(run_progress(self._progress, self._sync_counts), name="progress"))
         if self._dynamic:
@@ -462,6 +466,7 @@ class Feed:
             self._progress.update(*self._sync_counts())
         report["startup"] = self._progress.last.as_dict()
         report["event_loop_lag"] = self.loop_lag.summary()
+        report["memory"] = self.memory.summary()
         if self._listed and "never_synced" in report:  # a delisted symbol is closed, not failed
             live = set(self.config.symbols)
             report["never_synced"] = [x for x in report["never_synced"] if x in live]

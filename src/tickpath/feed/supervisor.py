@@ -247,8 +247,9 @@ def relabel_sinks(summary: dict[str, Any], labels: list[str]) -> dict[str, Any]:
     return {**summary, "sinks": dict(zip(labels, sinks.values(), strict=True))}
 
 
-_FIRST = ("venue", "clock_offset", "last_error")
-_MIN, _MAX = ("started_ns",), ("ended_ns",)
+_FIRST = ("venue", "clock_offset", "last_error", "trim_interval_s")
+# event-loop lag percentiles cannot be summed: the merged figure is the worst worker's
+_MIN, _MAX = ("started_ns",), ("ended_ns", "p50_ms", "p99_ms", "max_ms")
 
 
 def merge_summaries(parts: list[dict[str, Any]]) -> dict[str, Any]:
