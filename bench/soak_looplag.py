@@ -28,6 +28,7 @@ from typing import Any
 from bench.common import calibration_ns
 from bench.soaklib import GcPauses, StallLog, cpu_s, rss_mb, tracked_by_type
 from tickpath.feed import Feed, FeedConfig
+from tickpath.feed.memtrim import DEFAULT_TRIM_INTERVAL_S
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -39,7 +40,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=30.0, help="seconds before measuring (books sync)")
     p.add_argument("--out", help="write the figures as JSON here too")
     p.add_argument(
-        "--trim-memory", type=float, default=60.0, metavar="S", help="the feed's malloc_trim period (0 = off)"
+        "--trim-memory",
+        type=float,
+        default=DEFAULT_TRIM_INTERVAL_S,
+        metavar="S",
+        help="the feed's malloc_trim period (0 = off)",
     )
     p.add_argument("--chaos", metavar="SEED[:RATE]", help="the simulator injects random faults (sim --chaos)")
     p.add_argument(

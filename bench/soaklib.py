@@ -7,24 +7,22 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import os
 import resource
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from tickpath.feed.looplag import LoopLagMonitor
+from tickpath.feed.memtrim import glibc_trim, rss_bytes
 from tickpath.stats import LatencyRecorder
 
 STALL_MS = 100.0  # a loop-lag sample this late is a stall (the status line turns yellow there too)
 
 
 def rss_mb() -> float:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+    return rss_bytes() / 1e6
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -54,12 +52,11 @@ def memory_mb() -> dict[str, float]:
 def malloc_trim() -> float | None:
     """glibc's ``malloc_trim(0)``: give the pages malloc holds free back to the system; its ms (None
     off glibc). RSS that falls after it was retained, not live: fragmentation, not a leak."""
-    try:
-        f = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    trim = glibc_trim()
+    if trim is None:
         return None
     t0 = time.perf_counter()
-    f(0)
+    trim()
     return (time.perf_counter() - t0) * 1e3
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from tickpath.errors import ConfigError, ConnectionFailedError, InterruptedRunError, SinkError, SyncError
 from tickpath.feed.config import DEFAULT_SINK, FeedConfig, parse_channels
+from tickpath.feed.memtrim import DEFAULT_TRIM_INTERVAL_S
 from tickpath.feed.run import Feed
 from tickpath.feed.sharding import ShardSpec, parse_shard
 from tickpath.feed.snapshot import FeedSnapshot, FeedSummary
@@ -174,10 +175,10 @@ def _add_watching(g: Any) -> None:
     g.add_argument(
         "--trim-memory",
         type=float,
-        default=60.0,
+        default=DEFAULT_TRIM_INTERVAL_S,
         metavar="S",
         help="give freed heap pages back to the system (glibc malloc_trim, on a thread) every S seconds, "
-        "so RSS follows what is live rather than the last burst's high-water mark (default 60; 0 = off)",
+        "so RSS follows what is live rather than the last burst's high-water mark (default %(default)g; 0 = off)",
     )
 
 

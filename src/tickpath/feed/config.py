@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tickpath.errors import ConfigError, UnknownSymbolError
 from tickpath.events import CHANNELS, Channel, Venue
+from tickpath.feed.memtrim import DEFAULT_TRIM_INTERVAL_S
 from tickpath.feed.sharding import ShardSpec
 from tickpath.feed.universe import Selection
 from tickpath.venues.binance import channels as channel_names
@@ -60,7 +61,7 @@ class FeedConfig:
     selection: Selection | None = None
     listing_poll_s: float = 60.0
     # glibc malloc_trim every trim_memory_s (0 = never): freed heap back to the system (feed/memtrim.py)
-    trim_memory_s: float = 60.0
+    trim_memory_s: float = DEFAULT_TRIM_INTERVAL_S
     status: bool = False  # live terminal status line
     # --shard i/N and --workers: this process's share (tickpath.feed.sharding). With a shard,
     # ``symbols`` holds only the owned symbols (filtered here, so a replace() re-filters).
